@@ -1,0 +1,3 @@
+module github.com/wardsec/ward
+
+go 1.26
