@@ -1,0 +1,75 @@
+// Package workload says what a workload is: the host, or a container (usually in a pod). It holds
+// the identity that selectors match (namespace, labels, container name, host name) and the kernel
+// identity that enforcement is keyed on. Sources that discover workloads live beside it.
+package workload
+
+// Kind is what sort of workload this is.
+type Kind string
+
+// Kinds.
+const (
+	KindHost      Kind = "host"
+	KindContainer Kind = "container"
+)
+
+// Mode is the per-workload switch KubeArmor users set with the `kubearmor-policy` annotation.
+type Mode string
+
+// Modes. The zero value means Enabled.
+const (
+	ModeEnabled  Mode = ""
+	ModeAudited  Mode = "audited"  // enforcement turns into alerts: Block becomes "Audit (Block)"
+	ModeDisabled Mode = "disabled" // no policy applies
+)
+
+// ParseMode reads the value of the kubearmor-policy annotation. Unknown values mean enabled, as in
+// KubeArmor, and are reported by ok=false so callers can warn.
+func ParseMode(annotation string) (m Mode, ok bool) {
+	switch annotation {
+	case "", "enabled":
+		return ModeEnabled, true
+	case "audited":
+		return ModeAudited, true
+	case "disabled":
+		return ModeDisabled, true
+	}
+	return ModeEnabled, false
+}
+
+// Workload is one thing policies can cover.
+type Workload struct {
+	Kind Kind `json:"kind"`
+	// Hostname is the node's name: the host workload's identity for host policies, and the node a
+	// container runs on.
+	Hostname string `json:"hostname,omitempty"`
+	// Namespace, Pod and Container are empty for the host. Outside Kubernetes a container's
+	// namespace is "container_namespace" as in KubeArmor, unless its labels say otherwise.
+	Namespace   string `json:"namespace,omitempty"`
+	Pod         string `json:"pod,omitempty"`
+	Container   string `json:"container,omitempty"`
+	ContainerID string `json:"containerID,omitempty"`
+	Image       string `json:"image,omitempty"`
+	// Labels are the pod's labels for a container, and the node's labels for the host.
+	Labels map[string]string `json:"labels,omitempty"`
+	Mode   Mode              `json:"mode,omitempty"`
+	// Kernel identity, filled by the workload sources; enforcement is keyed on it.
+	CgroupID uint64 `json:"cgroupID,omitempty"`
+	PidNS    uint32 `json:"pidns,omitempty"`
+	MntNS    uint32 `json:"mntns,omitempty"`
+}
+
+// Host returns the host workload for a node.
+func Host(hostname string, labels map[string]string) Workload {
+	return Workload{Kind: KindHost, Hostname: hostname, Labels: labels}
+}
+
+// ID is a stable key for the workload among all others on a node.
+func (w *Workload) ID() string {
+	if w.Kind == KindHost {
+		return "host"
+	}
+	if w.ContainerID != "" {
+		return w.ContainerID
+	}
+	return w.Namespace + "/" + w.Pod + "/" + w.Container
+}
