@@ -1,0 +1,42 @@
+// Package vmguest lets kernel tests insist on running inside Ward's test VM
+// (tools/vmrun, docs/vm-harness.md).
+//
+// Tests that need the VM live in *_vm_test.go files behind the `vm` build
+// tag and call RequireGuest first. Built with the tag but run on a host, they
+// fail instead of skipping: a kernel test that quietly skips has not shown
+// that anything is enforced.
+package vmguest
+
+import (
+	"os"
+	"testing"
+)
+
+// ProfileEnv is set by the harness's guest init to the boot profile's name
+// (for example "apparmor"). Outside the VM it is absent.
+const ProfileEnv = "WARD_VM_PROFILE"
+
+// Profile returns the boot profile of the VM this process runs in, or "" on
+// a host.
+func Profile() string { return os.Getenv(ProfileEnv) }
+
+// RequireGuest fails the test unless it runs inside the test VM, and returns
+// the boot profile.
+func RequireGuest(t testing.TB) string {
+	t.Helper()
+	p := Profile()
+	if p == "" {
+		t.Fatalf("this test must run inside the Ward test VM (%s is not set): run `make test-vm`, "+
+			"or `go test -tags vm -exec $PWD/bin/vmrun`, not plain `go test -tags vm`", ProfileEnv)
+	}
+	return p
+}
+
+// RequireProfile fails the test unless it runs inside the test VM booted
+// with the named profile.
+func RequireProfile(t testing.TB, name string) {
+	t.Helper()
+	if p := RequireGuest(t); p != name {
+		t.Fatalf("this test needs the %q boot profile, the VM was booted with %q: run it with vmrun -profile %s", name, p, name)
+	}
+}

@@ -1,0 +1,141 @@
+// Command vmrun runs a command, typically a Go test binary, inside a qemu VM
+// booted from Debian's 6.1 kernel with a chosen set of LSMs, and returns the
+// command's exit status, stdout and stderr unchanged. It is meant for
+// `go test -exec vmrun`; see docs/vm-harness.md.
+//
+//	vmrun [flags] [--] command [args...]
+//
+// A command given as a path is a host file copied into the guest (a static
+// binary, such as a Go test built with CGO_ENABLED=0). A bare name is looked
+// up in the guest's PATH (busybox applets, apparmor_parser, aa-exec).
+//
+// Exit status: the command's own, or 124 when the VM timed out, or 125 when
+// the harness or the guest failed (no VM, kernel panic, init error). In the
+// latter two cases the tail of the guest console is printed to stderr.
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"strings"
+	"time"
+)
+
+const (
+	exitTimeout = 124
+	exitHarness = 125
+)
+
+func main() {
+	os.Exit(run(os.Args[1:]))
+}
+
+func run(args []string) int {
+	fs := flag.NewFlagSet("vmrun", flag.ContinueOnError)
+	var cfg config
+	fs.StringVar(&cfg.Profile, "profile", envOr("WARD_VM_BOOT_PROFILE", "apparmor"), "boot profile (kernel command line and LSMs)")
+	fs.StringVar(&cfg.CacheDir, "cache", os.Getenv("WARD_VM_CACHE"), "cache directory for the kernel and initramfs (default: <module root>/.cache/vm)")
+	fs.StringVar(&cfg.KernelPackage, "kernel", os.Getenv("WARD_VM_KERNEL"), "Debian kernel package (default: the newest linux-image-6.1.0-NN-amd64 apt serves)")
+	fs.DurationVar(&cfg.Timeout, "timeout", 0, "kill the VM after this long (default: the test's -test.timeout plus 3m, else 15m; env WARD_VM_TIMEOUT)")
+	fs.BoolVar(&cfg.Verbose, "v", os.Getenv("WARD_VM_VERBOSE") != "", "stream the guest console to stderr")
+	fs.StringVar(&cfg.TimingsFile, "timings", os.Getenv("WARD_VM_TIMINGS"), "append one line of timings per run to this file")
+	fs.IntVar(&cfg.MemoryMB, "m", 1024, "guest memory in MiB")
+	fs.IntVar(&cfg.CPUs, "smp", 2, "guest CPUs")
+	prepareOnly := fs.Bool("prepare", false, "fetch the kernel and build the initramfs, print the kernel package name and exit")
+	fs.Usage = func() {
+		fmt.Fprintln(fs.Output(), "usage: vmrun [flags] [--] command [args...]")
+		fs.PrintDefaults()
+	}
+	// go test -exec passes the test binary first and its -test.* flags after
+	// it, so flag parsing must stop at the first non-flag argument, which the
+	// flag package does.
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	cfg.Command = fs.Args()
+	if *prepareOnly {
+		start := time.Now()
+		prep, err := prepare(cfg)
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "vmrun: %v\n", err)
+			return exitHarness
+		}
+		fmt.Fprintf(os.Stderr, "vmrun: %s %s, initramfs %s (%.1fs)\n", prep.Kernel.Package, prep.Kernel.Version, prep.Initramfs, time.Since(start).Seconds())
+		fmt.Println(prep.Kernel.Package)
+		return 0
+	}
+	if len(cfg.Command) == 0 {
+		fs.Usage()
+		return 2
+	}
+	if cfg.Timeout == 0 {
+		if v := os.Getenv("WARD_VM_TIMEOUT"); v != "" {
+			d, err := time.ParseDuration(v)
+			if err != nil {
+				fmt.Fprintf(os.Stderr, "vmrun: WARD_VM_TIMEOUT: %v\n", err)
+				return 2
+			}
+			cfg.Timeout = d
+		} else {
+			cfg.Timeout = defaultTimeout(cfg.Command[1:])
+		}
+	}
+
+	res, err := runVM(cfg)
+	if res.Timings.Total > 0 && cfg.TimingsFile != "" {
+		if werr := appendTimings(cfg.TimingsFile, cfg, res); werr != nil {
+			fmt.Fprintf(os.Stderr, "vmrun: %v\n", werr)
+		}
+	}
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "vmrun: %v\n", err)
+		if res.ConsoleTail != "" {
+			fmt.Fprintf(os.Stderr, "vmrun: guest console (last lines):\n%s\n", res.ConsoleTail)
+		}
+		if errors.Is(err, errTimeout) {
+			return exitTimeout
+		}
+		return exitHarness
+	}
+	return res.ExitCode
+}
+
+// defaultTimeout gives the VM the test's own timeout plus time to boot and
+// stop, so a hung test is reported by the test binary (with goroutine dumps)
+// before the harness kills the VM.
+func defaultTimeout(args []string) time.Duration {
+	for _, a := range args {
+		for _, p := range []string{"-test.timeout=", "--test.timeout="} {
+			if v, ok := strings.CutPrefix(a, p); ok {
+				if d, err := time.ParseDuration(v); err == nil && d > 0 {
+					return d + 3*time.Minute
+				}
+			}
+		}
+	}
+	return 15 * time.Minute
+}
+
+func envOr(key, def string) string {
+	if v := os.Getenv(key); v != "" {
+		return v
+	}
+	return def
+}
+
+func appendTimings(path string, cfg config, res result) error {
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o644)
+	if err != nil {
+		return fmt.Errorf("write timings: %w", err)
+	}
+	defer f.Close()
+	boot := "-"
+	if res.Timings.BootToStart > 0 {
+		boot = fmt.Sprintf("%.1fs", res.Timings.BootToStart.Seconds())
+	}
+	_, err = fmt.Fprintf(f, "%s\tprofile=%s\tprepare=%.1fs\tboot_to_first_test=%s\ttotal=%.1fs\texit=%d\n",
+		res.Name, cfg.Profile, res.Timings.Prepare.Seconds(), boot, res.Timings.Total.Seconds(), res.ExitCode)
+	return err
+}

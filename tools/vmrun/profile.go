@@ -1,0 +1,93 @@
+package main
+
+import (
+	"fmt"
+	"sort"
+	"strings"
+)
+
+// bootProfile is one way of booting the test VM: the kernel command line, the
+// LSMs that must then be active, and what the guest needs to use them. Adding
+// a profile (selinux, say) means adding a value to profiles; nothing else in
+// the harness knows about a particular LSM.
+type bootProfile struct {
+	Name string
+	// Cmdline is appended to the harness's own kernel arguments.
+	Cmdline []string
+	// LSMs must all appear in /sys/kernel/security/lsm, or the guest stops
+	// before running the test: a profile that silently boots without its LSM
+	// would let every enforcement test pass for the wrong reason.
+	LSMs []string
+	// Tools are host executables copied into the initramfs at the same path,
+	// with the shared libraries ldd reports.
+	Tools []string
+	// Trees are host files or directories copied in as they are
+	// (configuration, policy).
+	Trees []string
+	// Modules are extra kernel modules to load at boot, by name.
+	Modules []string
+	// Setup is shell run by the guest's init after the standard mounts and
+	// before the test (for example: mount selinuxfs and load a policy).
+	Setup string
+}
+
+// profiles lists the boot profiles. A selinux profile would look like:
+//
+//	Cmdline: security=selinux selinux=1 enforcing=0 lsm=landlock,lockdown,yama,selinux,bpf
+//	LSMs:    selinux, bpf
+//	Trees:   /etc/selinux/default (built on the host by selinux-policy-default)
+//	Tools:   the SELinux utilities the backend calls
+//	Setup:   mount -t selinuxfs selinuxfs /sys/fs/selinux
+//	         dd if=/etc/selinux/default/policy/policy.33 of=/sys/fs/selinux/load bs=8M
+//	         (one write: the kernel rejects a policy written in chunks)
+var profiles = map[string]bootProfile{
+	"apparmor": {
+		Name:    "apparmor",
+		Cmdline: []string{"lsm=landlock,lockdown,yama,apparmor,bpf"},
+		LSMs:    []string{"apparmor", "bpf"},
+		Tools:   []string{"/usr/sbin/apparmor_parser", "/usr/bin/aa-exec"},
+		Trees: []string{
+			"/etc/apparmor",
+			// parser.conf pins the policy feature ABI to this file.
+			"/usr/share/apparmor-features",
+			"/etc/apparmor.d/abi",
+			"/etc/apparmor.d/abstractions",
+			"/etc/apparmor.d/tunables",
+		},
+		Setup: "[ -d /sys/kernel/security/apparmor ] || die 'apparmor: /sys/kernel/security/apparmor is missing'",
+	},
+}
+
+func lookupProfile(name string) (bootProfile, error) {
+	p, ok := profiles[name]
+	if !ok {
+		names := make([]string, 0, len(profiles))
+		for n := range profiles {
+			names = append(names, n)
+		}
+		sort.Strings(names)
+		return bootProfile{}, fmt.Errorf("unknown boot profile %q (have: %s)", name, strings.Join(names, ", "))
+	}
+	return p, nil
+}
+
+// guestScript is the profile's part of the guest init: check the LSMs, then
+// run Setup.
+func (p bootProfile) guestScript() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "export WARD_VM_PROFILE=%s\n", shellQuote(p.Name))
+	b.WriteString("lsms=\",$(cat /sys/kernel/security/lsm),\"\n")
+	for _, l := range p.LSMs {
+		fmt.Fprintf(&b, "case \"$lsms\" in *,%s,*) ;; *) die \"profile %s: LSM %s is not active (lsm=$lsms)\" ;; esac\n", l, p.Name, l)
+	}
+	if p.Setup != "" {
+		b.WriteString(p.Setup)
+		b.WriteString("\n")
+	}
+	return b.String()
+}
+
+// shellQuote quotes s for POSIX sh so it stays one word, whatever it holds.
+func shellQuote(s string) string {
+	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
+}

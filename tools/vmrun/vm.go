@@ -1,0 +1,362 @@
+package main
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+)
+
+type config struct {
+	Profile       string
+	CacheDir      string
+	KernelPackage string
+	Timeout       time.Duration
+	Verbose       bool
+	TimingsFile   string
+	MemoryMB      int
+	CPUs          int
+	Command       []string
+}
+
+type timings struct {
+	Prepare     time.Duration // kernel and initramfs from the cache (or fetched)
+	BootToStart time.Duration // qemu launched until the guest starts the command
+	Total       time.Duration
+}
+
+type result struct {
+	Name        string
+	ExitCode    int
+	ConsoleTail string
+	Timings     timings
+}
+
+var errTimeout = errors.New("guest timed out")
+
+const (
+	guestRunDir   = "/run/ward" // the run share: job, command, outputs
+	markerStart   = "ward-vm: start"
+	consoleKeep   = 60
+	runShareTag   = "ward-run"
+	srcShareTag   = "ward-src"
+	guestBinDir   = guestRunDir + "/bin"
+	guestOutDir   = guestRunDir + "/out"
+	forwardPrefix = "WARD_TEST_"
+)
+
+// forwardEnv are host variables passed to the guest command because they
+// change how a Go test binary behaves; WARD_TEST_* are passed too.
+var forwardEnv = []string{"GOTRACEBACK", "GODEBUG", "GOMAXPROCS"}
+
+// kernelTrouble matches console lines that mean the guest kernel broke. A
+// test that passed while the kernel oopsed has not passed.
+var kernelTrouble = regexp.MustCompile(`Kernel panic|BUG: |Oops: |general protection fault|ward-vm: init: `)
+
+// prepared is what a VM boots from.
+type prepared struct {
+	Kernel    kernel
+	Initramfs string
+	Profile   bootProfile
+	ModRoot   string
+}
+
+func prepare(cfg config) (prepared, error) {
+	p, err := lookupProfile(cfg.Profile)
+	if err != nil {
+		return prepared{}, err
+	}
+	wd, err := os.Getwd()
+	if err != nil {
+		return prepared{}, err
+	}
+	modRoot := findModuleRoot(wd)
+	cacheDir := cfg.CacheDir
+	if cacheDir == "" {
+		if modRoot == "" {
+			return prepared{}, errors.New("no cache directory: run inside the module or set -cache / WARD_VM_CACHE")
+		}
+		cacheDir = filepath.Join(modRoot, ".cache", "vm")
+	}
+	logf := func(format string, args ...any) {
+		fmt.Fprintf(os.Stderr, "vmrun: "+format+"\n", args...)
+	}
+	k, err := ensureKernel(cacheDir, cfg.KernelPackage, logf)
+	if err != nil {
+		return prepared{}, fmt.Errorf("kernel: %w", err)
+	}
+	initrd, err := buildInitramfs(cacheDir, k, p)
+	if err != nil {
+		return prepared{}, fmt.Errorf("initramfs: %w", err)
+	}
+	return prepared{Kernel: k, Initramfs: initrd, Profile: p, ModRoot: modRoot}, nil
+}
+
+func runVM(cfg config) (res result, _ error) {
+	start := time.Now()
+	res = result{Name: filepath.Base(cfg.Command[0]), ExitCode: exitHarness}
+	defer func() { res.Timings.Total = time.Since(start) }()
+
+	prep, err := prepare(cfg)
+	if err != nil {
+		return res, err
+	}
+	wd, _ := os.Getwd()
+	guestWD := "/tmp"
+	if prep.ModRoot != "" {
+		if rel, err := filepath.Rel(prep.ModRoot, wd); err == nil && !strings.HasPrefix(rel, "..") {
+			guestWD = wd
+			if rel != "." {
+				res.Name = rel
+			}
+		}
+	}
+
+	runDir, err := os.MkdirTemp("", "ward-vm-")
+	if err != nil {
+		return res, err
+	}
+	defer os.RemoveAll(runDir)
+	for _, d := range []string{"bin", "out"} {
+		if err := os.Mkdir(filepath.Join(runDir, d), 0o755); err != nil {
+			return res, err
+		}
+	}
+	argv := append([]string{}, cfg.Command...)
+	if strings.Contains(argv[0], "/") {
+		dst := filepath.Join(runDir, "bin", filepath.Base(argv[0]))
+		if err := copyFile(argv[0], dst); err != nil {
+			return res, fmt.Errorf("copy command into the run share: %w", err)
+		}
+		argv[0] = guestBinDir + "/" + filepath.Base(argv[0])
+	}
+	job := jobScript(prep.ModRoot, guestWD, argv, os.Environ())
+	if err := os.WriteFile(filepath.Join(runDir, "job.sh"), []byte(job), 0o644); err != nil {
+		return res, err
+	}
+	res.Timings.Prepare = time.Since(start)
+
+	qemuArgs := []string{
+		"-accel", "tcg,thread=multi", // KVM hangs stock kernels on these hosts
+		"-cpu", "max",
+		"-m", strconv.Itoa(cfg.MemoryMB),
+		"-smp", strconv.Itoa(cfg.CPUs),
+		"-nographic", "-no-reboot", "-net", "none",
+		"-kernel", prep.Kernel.Image(),
+		"-initrd", prep.Initramfs,
+		"-append", strings.Join(append([]string{"console=ttyS0", "quiet", "panic=-1"}, prep.Profile.Cmdline...), " "),
+		"-virtfs", "local,path=" + runDir + ",mount_tag=" + runShareTag + ",security_model=none,id=" + runShareTag,
+	}
+	if prep.ModRoot != "" {
+		qemuArgs = append(qemuArgs, "-virtfs", "local,path="+prep.ModRoot+",mount_tag="+srcShareTag+",security_model=none,readonly=on,id="+srcShareTag)
+	}
+	qemu := exec.Command("qemu-system-x86_64", qemuArgs...)
+	pipeR, pipeW, err := os.Pipe()
+	if err != nil {
+		return res, err
+	}
+	qemu.Stdout, qemu.Stderr = pipeW, pipeW
+	qemu.Stdin = nil
+	bootStart := time.Now()
+	if err := qemu.Start(); err != nil {
+		pipeR.Close()
+		pipeW.Close()
+		return res, fmt.Errorf("start qemu: %w", err)
+	}
+	pipeW.Close()
+
+	con := &console{verbose: cfg.Verbose}
+	conDone := make(chan struct{})
+	go func() {
+		con.read(pipeR, bootStart)
+		close(conDone)
+	}()
+	waitErr := make(chan error, 1)
+	go func() { waitErr <- qemu.Wait() }()
+
+	var runErr error
+	timer := time.NewTimer(cfg.Timeout)
+	defer timer.Stop()
+	select {
+	case err := <-waitErr:
+		if err != nil {
+			runErr = fmt.Errorf("qemu: %w", err)
+		}
+	case <-timer.C:
+		_ = qemu.Process.Kill()
+		<-waitErr
+		runErr = fmt.Errorf("%w after %s (set -timeout or WARD_VM_TIMEOUT)", errTimeout, cfg.Timeout)
+	}
+	<-conDone
+	pipeR.Close()
+	res.Timings.BootToStart = con.startedAfter()
+	res.ConsoleTail = con.tail()
+
+	// Whatever happened, hand back what the command wrote: a partial log is
+	// the best clue to a hang.
+	copyOut(filepath.Join(runDir, "out", "stdout"), os.Stdout)
+	copyOut(filepath.Join(runDir, "out", "stderr"), os.Stderr)
+
+	if runErr != nil {
+		return res, runErr
+	}
+	if line := con.trouble(); line != "" {
+		return res, fmt.Errorf("guest kernel or init failed: %q", line)
+	}
+	status, err := os.ReadFile(filepath.Join(runDir, "out", "exit"))
+	if err != nil {
+		return res, errors.New("guest stopped without reporting an exit status")
+	}
+	code, err := strconv.Atoi(strings.TrimSpace(string(status)))
+	if err != nil {
+		return res, fmt.Errorf("guest exit status %q: %w", status, err)
+	}
+	res.ExitCode = code
+	return res, nil
+}
+
+// jobScript is the guest's part that is specific to this run. Every value
+// from the host is quoted, so paths and arguments reach the command as they
+// were given.
+func jobScript(modRoot, wd string, argv, env []string) string {
+	var b strings.Builder
+	if modRoot != "" {
+		q := shellQuote(modRoot)
+		fmt.Fprintf(&b, "mkdir -p %s && mount -t 9p -o trans=virtio,version=9p2000.L,msize=512000,ro %s %s || die 'mount the source share'\n", q, srcShareTag, q)
+	}
+	fmt.Fprintf(&b, "cd %s || die 'cd to the working directory'\n", shellQuote(wd))
+	b.WriteString("export WARD_VM=1\n")
+	for _, kv := range env {
+		k, _, _ := strings.Cut(kv, "=")
+		if strings.HasPrefix(k, forwardPrefix) || contains(forwardEnv, k) {
+			fmt.Fprintf(&b, "export %s\n", shellQuote(kv))
+		}
+	}
+	q := make([]string, len(argv))
+	for i, a := range argv {
+		q[i] = shellQuote(a)
+	}
+	fmt.Fprintf(&b, "%s </dev/null >%s/stdout 2>%s/stderr\n", strings.Join(q, " "), guestOutDir, guestOutDir)
+	// Write the status under another name and rename, so the host never reads
+	// a half-written number.
+	fmt.Fprintf(&b, "echo $? >%s/exit.tmp && mv %s/exit.tmp %s/exit\n", guestOutDir, guestOutDir, guestOutDir)
+	return b.String()
+}
+
+func contains(list []string, s string) bool {
+	for _, v := range list {
+		if v == s {
+			return true
+		}
+	}
+	return false
+}
+
+// console keeps the tail of the guest's serial console and notes when the
+// guest started the command.
+type console struct {
+	verbose bool
+
+	mu        sync.Mutex
+	lines     []string
+	started   time.Duration
+	troubleAt string
+}
+
+func (c *console) read(r io.Reader, boot time.Time) {
+	br := bufio.NewReader(r)
+	for {
+		line, err := br.ReadString('\n')
+		if line != "" {
+			line = strings.TrimRight(line, "\r\n")
+			c.mu.Lock()
+			if strings.Contains(line, markerStart) && c.started == 0 {
+				c.started = time.Since(boot)
+			}
+			if c.troubleAt == "" && kernelTrouble.MatchString(line) {
+				c.troubleAt = line
+			}
+			c.lines = append(c.lines, line)
+			if len(c.lines) > consoleKeep {
+				c.lines = c.lines[len(c.lines)-consoleKeep:]
+			}
+			c.mu.Unlock()
+			if c.verbose {
+				fmt.Fprintf(os.Stderr, "guest: %s\n", line)
+			}
+		}
+		if err != nil {
+			return
+		}
+	}
+}
+
+func (c *console) tail() string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return strings.Join(c.lines, "\n")
+}
+
+func (c *console) startedAfter() time.Duration {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.started
+}
+
+func (c *console) trouble() string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.troubleAt
+}
+
+func copyOut(path string, w io.Writer) {
+	f, err := os.Open(path)
+	if err != nil {
+		return
+	}
+	defer f.Close()
+	_, _ = io.Copy(w, f)
+}
+
+func copyFile(src, dst string) error {
+	// A hard link is free; go test's binaries usually live on the same
+	// file system as the temporary directory.
+	if err := os.Link(src, dst); err == nil {
+		return nil
+	}
+	in, err := os.Open(src)
+	if err != nil {
+		return err
+	}
+	defer in.Close()
+	out, err := os.OpenFile(dst, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o755)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(out, in); err != nil {
+		out.Close()
+		return err
+	}
+	return out.Close()
+}
+
+func findModuleRoot(dir string) string {
+	for {
+		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
+			return dir
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			return ""
+		}
+		dir = parent
+	}
+}
