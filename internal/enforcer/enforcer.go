@@ -1,0 +1,70 @@
+// Package enforcer is the boundary between Ward's meaning of a policy (internal/rules) and the
+// Linux security modules that enforce it. It defines the Backend every module implements, reads
+// which modules the kernel has, and picks the first one in the configured order that really works
+// (listed is not usable: a kernel may list bpf and still refuse LSM programs). Each backend lives
+// in its own sub-package and never imports another.
+package enforcer
+
+import (
+	"context"
+	"errors"
+
+	"github.com/wardsec/ward/internal/rules"
+)
+
+// ErrNotSupported is returned by a backend's probe when the kernel or the machine cannot run it.
+// Any other probe error means the probe itself failed.
+var ErrNotSupported = errors.New("not supported")
+
+// Names of the backends as the `lsm` setting spells them.
+const (
+	BPF      = "bpf"
+	AppArmor = "apparmor"
+	SELinux  = "selinux"
+	None     = "none"
+)
+
+// AlertName is the value of an alert's Enforcer field for a backend, in KubeArmor's vocabulary.
+func AlertName(backend string) string {
+	switch backend {
+	case BPF:
+		return "BPFLSM"
+	case AppArmor:
+		return "AppArmor"
+	case SELinux:
+		return "SELinux"
+	}
+	return "eBPF Monitor"
+}
+
+// Backend enforces rule sets in the kernel.
+type Backend interface {
+	// Name is one of BPF, AppArmor, SELinux, None.
+	Name() string
+	// Apply makes the kernel enforce exactly these sets (one per workload) and nothing else that
+	// this backend loaded before. It must be atomic per workload: on error the previously applied
+	// rules of a workload stay in force, and Apply says which workload and rule failed.
+	Apply(ctx context.Context, sets []*rules.Set) error
+	// Events delivers what the kernel reported: denials and audited accesses. The channel is
+	// closed by Close.
+	Events() <-chan Event
+	// Close stops enforcement this backend set up and releases its kernel objects.
+	Close() error
+}
+
+// Event is one kernel report of an access, before attribution. Access is filled as completely
+// as the module's record allows; rules.Decide on the workload's set names the policy.
+type Event struct {
+	Backend  string
+	Workload string // workload ID, when the backend knows it
+	PID      uint32
+	PPID     uint32
+	UID      uint32
+	Comm     string
+	Access   rules.Access
+	// Errno is 0 when the access was permitted (audit), otherwise the error returned to the
+	// process (EACCES, EPERM).
+	Errno int
+	// Detail is the module's own record, for the alert's Data field.
+	Detail string
+}
