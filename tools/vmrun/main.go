@@ -84,6 +84,12 @@ func run(args []string) int {
 	}
 
 	res, err := runVM(cfg)
+	if err != nil {
+		res.ExitCode = exitHarness
+		if errors.Is(err, errTimeout) {
+			res.ExitCode = exitTimeout
+		}
+	}
 	if res.Timings.Total > 0 && cfg.TimingsFile != "" {
 		if werr := appendTimings(cfg.TimingsFile, cfg, res); werr != nil {
 			fmt.Fprintf(os.Stderr, "vmrun: %v\n", werr)
@@ -94,10 +100,6 @@ func run(args []string) int {
 		if res.ConsoleTail != "" {
 			fmt.Fprintf(os.Stderr, "vmrun: guest console (last lines):\n%s\n", res.ConsoleTail)
 		}
-		if errors.Is(err, errTimeout) {
-			return exitTimeout
-		}
-		return exitHarness
 	}
 	return res.ExitCode
 }
@@ -131,11 +133,14 @@ func appendTimings(path string, cfg config, res result) error {
 		return fmt.Errorf("write timings: %w", err)
 	}
 	defer f.Close()
-	boot := "-"
+	boot, startedAt := "-", "-"
 	if res.Timings.BootToStart > 0 {
 		boot = fmt.Sprintf("%.1fs", res.Timings.BootToStart.Seconds())
+		startedAt = fmt.Sprintf("%.3f", float64(res.Timings.StartedAt.UnixNano())/1e9)
 	}
-	_, err = fmt.Fprintf(f, "%s\tprofile=%s\tprepare=%.1fs\tboot_to_first_test=%s\ttotal=%.1fs\texit=%d\n",
-		res.Name, cfg.Profile, res.Timings.Prepare.Seconds(), boot, res.Timings.Total.Seconds(), res.ExitCode)
+	// One line per VM, tab-separated key=value fields after the name;
+	// scripts/vm/test-vm.sh summarises them.
+	_, err = fmt.Fprintf(f, "%s\tprofile=%s\tprepare=%.1fs\tboot=%s\ttotal=%.1fs\texit=%d\tstarted_unix=%s\n",
+		res.Name, cfg.Profile, res.Timings.Prepare.Seconds(), boot, res.Timings.Total.Seconds(), res.ExitCode, startedAt)
 	return err
 }

@@ -30,6 +30,7 @@ type config struct {
 type timings struct {
 	Prepare     time.Duration // kernel and initramfs from the cache (or fetched)
 	BootToStart time.Duration // qemu launched until the guest starts the command
+	StartedAt   time.Time     // when the guest started the command
 	Total       time.Duration
 }
 
@@ -115,7 +116,7 @@ func runVM(cfg config) (res result, _ error) {
 		if rel, err := filepath.Rel(prep.ModRoot, wd); err == nil && !strings.HasPrefix(rel, "..") {
 			guestWD = wd
 			if rel != "." {
-				res.Name = rel
+				res.Name = rel + ":" + res.Name
 			}
 		}
 	}
@@ -198,6 +199,9 @@ func runVM(cfg config) (res result, _ error) {
 	<-conDone
 	pipeR.Close()
 	res.Timings.BootToStart = con.startedAfter()
+	if res.Timings.BootToStart > 0 {
+		res.Timings.StartedAt = bootStart.Add(res.Timings.BootToStart)
+	}
 	res.ConsoleTail = con.tail()
 
 	// Whatever happened, hand back what the command wrote: a partial log is
