@@ -15,7 +15,15 @@ import (
 
 // maxNodes bounds the work done on one document. Aliases let a small YAML file name the same
 // subtree many times over (the "billion laughs"); counting visited nodes stops that expansion.
-const maxNodes = 1 << 20
+// A large real policy has a few thousand nodes.
+const maxNodes = 100_000
+
+// maxDepth bounds nesting where the Go type does not (values handed to a JSON unmarshaler), so
+// that an anchor inside its own value ("&a [*a]") cannot recurse without end.
+const maxDepth = 100
+
+// maxErrors is how many errors one document reports; past that they are noise.
+const maxErrors = 100
 
 // docState collects what is learnt while decoding one document: its errors and warnings, and
 // the line of every field path, so that later checks can point at the line of a value.
@@ -26,15 +34,42 @@ type docState struct {
 	warns []Warning
 	lines map[string]int
 	nodes int
+	// decoded is set once the walker is done; the fields it reported are in bad, so that the
+	// checks that follow do not report the same mistake again as a missing or empty value.
+	decoded bool
+	bad     map[string]bool
 }
 
 func newDocState(file string, doc int) *docState {
-	return &docState{file: file, doc: doc, lines: map[string]int{}}
+	return &docState{file: file, doc: doc, lines: map[string]int{}, bad: map[string]bool{}}
 }
 
 func (d *docState) errorAt(line int, field, value, format string, args ...any) {
+	if !d.decoded {
+		d.bad[field] = true
+	} else if d.covered(field) {
+		return
+	}
+	if len(d.errs) >= maxErrors {
+		if len(d.errs) == maxErrors {
+			d.errs = append(d.errs, &Error{File: d.file, Line: line, Doc: d.doc,
+				Msg: fmt.Sprintf("too many errors: only the first %d are shown", maxErrors)})
+		}
+		return
+	}
 	d.errs = append(d.errs, &Error{File: d.file, Line: line, Doc: d.doc, Field: field, Value: value,
 		Msg: fmt.Sprintf(format, args...)})
+}
+
+// covered reports whether the walker already reported a problem at field, inside it or around it.
+func (d *docState) covered(field string) bool {
+	for b := range d.bad {
+		if b == field || strings.HasPrefix(b, field+".") || strings.HasPrefix(b, field+"[") ||
+			strings.HasPrefix(field, b+".") || strings.HasPrefix(field, b+"[") {
+			return true
+		}
+	}
+	return false
 }
 
 // errorf reports a problem with the field at path, at the line where that field (or the nearest
@@ -172,7 +207,7 @@ func (d *docState) decode(n *yaml.Node, v reflect.Value, path string) {
 	case reflect.Slice:
 		d.decodeSlice(n, v, path)
 	case reflect.Interface:
-		if g, ok := d.generic(n, path); ok && g != nil {
+		if g, ok := d.generic(n, path, 0); ok && g != nil {
 			v.Set(reflect.ValueOf(g))
 		}
 	default:
@@ -415,7 +450,7 @@ func scalarWant(k reflect.Kind) string {
 // decodeUnmarshaler hands a leaf with its own JSON decoding (metav1.Time and friends) its value
 // as JSON, so that it means exactly what it would mean to the API server.
 func (d *docState) decodeUnmarshaler(n *yaml.Node, v reflect.Value, path string) {
-	g, ok := d.generic(n, path)
+	g, ok := d.generic(n, path, 0)
 	if !ok {
 		return
 	}
@@ -430,9 +465,13 @@ func (d *docState) decodeUnmarshaler(n *yaml.Node, v reflect.Value, path string)
 }
 
 // generic converts a node to the value encoding/json would produce for the same JSON.
-func (d *docState) generic(n *yaml.Node, path string) (any, bool) {
+func (d *docState) generic(n *yaml.Node, path string, depth int) (any, bool) {
 	n = d.resolve(n, path)
 	if n == nil {
+		return nil, false
+	}
+	if depth > maxDepth {
+		d.errorAt(n.Line, path, "", "nested more than %d levels deep", maxDepth)
 		return nil, false
 	}
 	switch n.Kind {
@@ -440,7 +479,7 @@ func (d *docState) generic(n *yaml.Node, path string) (any, bool) {
 		m := make(map[string]any, len(n.Content)/2)
 		ok := true
 		d.mappingKeys(n, path, false, func(key string, line int, val *yaml.Node, kp string) {
-			g, gok := d.generic(val, kp)
+			g, gok := d.generic(val, kp, depth+1)
 			ok = ok && gok
 			m[key] = g
 		})
@@ -448,7 +487,7 @@ func (d *docState) generic(n *yaml.Node, path string) (any, bool) {
 	case yaml.SequenceNode:
 		s := make([]any, len(n.Content))
 		for i, item := range n.Content {
-			g, ok := d.generic(item, fmt.Sprintf("%s[%d]", path, i))
+			g, ok := d.generic(item, fmt.Sprintf("%s[%d]", path, i), depth+1)
 			if !ok {
 				return nil, false
 			}

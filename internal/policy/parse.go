@@ -87,6 +87,21 @@ type rootDoc struct {
 
 var yamlLineErr = regexp.MustCompile(`^yaml: line (\d+): (.*)$`)
 
+// parserErrors are the messages of the YAML parser proper (libyaml's parserc), as opposed to
+// its scanner; see splitDocuments.
+var parserErrors = map[string]bool{
+	"did not find expected <document start>": true,
+	"did not find expected node content":     true,
+	"did not find expected key":              true,
+	"did not find expected '-' indicator":    true,
+	"did not find expected ',' or ']'":       true,
+	"did not find expected ',' or '}'":       true,
+	"found undefined tag handle":             true,
+	"found duplicate %YAML directive":        true,
+	"found incompatible YAML document":       true,
+	"found duplicate %TAG directive":         true,
+}
+
 // splitDocuments cuts a multi-document stream into its documents. A syntax error ends the
 // stream: the YAML decoder cannot resynchronise after one.
 func splitDocuments(file string, data []byte) (docs []rootDoc, errs Errors) {
@@ -102,6 +117,11 @@ func splitDocuments(file string, data []byte) (docs []rootDoc, errs Errors) {
 			if m := yamlLineErr.FindStringSubmatch(err.Error()); m != nil {
 				e.Line, _ = strconv.Atoi(m[1])
 				e.Msg = "invalid YAML: " + m[2]
+			}
+			if parserErrors[strings.TrimPrefix(e.Msg, "invalid YAML: ")] {
+				// The YAML library prints the 0-based line for parser (not scanner) errors, and
+				// none at all for line 0.
+				e.Line++
 			}
 			return docs, append(errs, e)
 		}
@@ -203,11 +223,10 @@ func (d *docState) document(root *yaml.Node, defaultKind Kind) *Policy {
 		d.decode(n, reflect.ValueOf(&o).Elem(), "")
 		v.meta, v.nodeSel, v.spec, v.device = &o.ObjectMeta, &o.Spec.NodeSelector, &o.Spec.RuleSpec, &o.Spec.Device
 	}
-	if len(d.errs) > 0 {
-		// The decoded value is incomplete; checking it would report the same mistakes twice.
-		return nil
-	}
-	d.validate(&v)
+	// Check even a document the walker found faults in, so that one run reports every problem;
+	// covered() keeps the walker's findings from being reported twice.
+	d.decoded = true
+	d.validate(&v, len(d.errs) > 0)
 	if len(d.errs) > 0 {
 		return nil
 	}

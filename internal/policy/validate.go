@@ -23,7 +23,9 @@ const containerNameLabel = "kubearmor.io/container.name"
 
 // validate checks everything the CRDs state (§3 of the compatibility notes) and the cross-field
 // rules they cannot express. Every message names the bad value and what is allowed.
-func (d *docState) validate(v *view) {
+// When the walker already found problems (partial is set), a missing rule may be a misspelt one,
+// so "no rules" is not reported.
+func (d *docState) validate(v *view, partial bool) {
 	d.checkMeta(v)
 	switch v.kind {
 	case KindPolicy, KindClusterPolicy:
@@ -55,7 +57,7 @@ func (d *docState) validate(v *view) {
 	if v.device != nil {
 		d.checkDevice(*v.device)
 	}
-	if countRules(v) == 0 {
+	if countRules(v) == 0 && !partial {
 		sections := "process, file, network, capabilities, syscalls, presets or apparmor"
 		if v.kind == KindHostPolicy {
 			sections = "process, file, network, capabilities, syscalls, device or apparmor"

@@ -1,0 +1,72 @@
+package main
+
+import (
+	"bytes"
+	"errors"
+	"testing"
+)
+
+func runValidate(args ...string) (stdout, stderr string, err error) {
+	var out, errOut bytes.Buffer
+	cmd := newRootCmd()
+	cmd.SetArgs(append([]string{"validate"}, args...))
+	cmd.SetOut(&out)
+	cmd.SetErr(&errOut)
+	err = cmd.Execute()
+	return out.String(), errOut.String(), err
+}
+
+func TestValidateCommand(t *testing.T) {
+	tests := []struct {
+		name           string
+		args           []string
+		stdout, stderr string
+		code           int // 0: success, -1: usage error
+	}{
+		{
+			name:   "valid",
+			args:   []string{"testdata/validate/good.yaml"},
+			stdout: "testdata/validate/good.yaml: ok: 2 policies (KubeArmorHostPolicy block-passwd, KubeArmorPolicy default/web)\n",
+			stderr: `testdata/validate/good.yaml:20: doc 2: spec.capabilities.matchCapabilities[0].capability: warning: "CAP_NET_RAW" read as "net_raw": KubeArmor's CRD accepts only lower-case names without "cap_"` + "\n",
+		},
+		{
+			name: "invalid",
+			args: []string{"testdata/validate/bad.yaml"},
+			stdout: `testdata/validate/bad.yaml:7: doc 1: spec.file.matchPath: unknown field "matchPath"; allowed: matchPaths, matchDirectories, matchPatterns, severity, tags, message, action` + "\n" +
+				"testdata/validate/bad.yaml:11: doc 1: spec.process.matchPaths[0].path: \"bin/sh\" is not an absolute path: must start with \"/\" and not end with \"/\"\n",
+			code: 1,
+		},
+		{
+			name: "missing file and a directory",
+			args: []string{"testdata/validate/missing.yaml", "testdata/validate"},
+			stdout: "testdata/validate/missing.yaml: no such file or directory\n" + `testdata/validate/bad.yaml:7: doc 1: spec.file.matchPath: unknown field "matchPath"; allowed: matchPaths, matchDirectories, matchPatterns, severity, tags, message, action` + "\n" +
+				"testdata/validate/bad.yaml:11: doc 1: spec.process.matchPaths[0].path: \"bin/sh\" is not an absolute path: must start with \"/\" and not end with \"/\"\n",
+			stderr: `testdata/validate/good.yaml:20: doc 2: spec.capabilities.matchCapabilities[0].capability: warning: "CAP_NET_RAW" read as "net_raw": KubeArmor's CRD accepts only lower-case names without "cap_"` + "\n",
+			code:   1,
+		},
+		{name: "no arguments", code: -1},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			stdout, stderr, err := runValidate(tc.args...)
+			var ee exitError
+			switch {
+			case tc.code == 0 && err != nil:
+				t.Errorf("err = %v, want nil", err)
+			case tc.code > 0 && (!errors.As(err, &ee) || ee.code != tc.code):
+				t.Errorf("err = %v, want exit code %d", err, tc.code)
+			case tc.code < 0 && (err == nil || errors.As(err, &ee)):
+				t.Errorf("err = %v, want a usage error (exit 2)", err)
+			}
+			if tc.code < 0 {
+				return
+			}
+			if stdout != tc.stdout {
+				t.Errorf("stdout:\n%s\nwant:\n%s", stdout, tc.stdout)
+			}
+			if stderr != tc.stderr {
+				t.Errorf("stderr:\n%s\nwant:\n%s", stderr, tc.stderr)
+			}
+		})
+	}
+}
