@@ -1,0 +1,164 @@
+package apparmor
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/wardsec/ward/internal/policy"
+	"github.com/wardsec/ward/internal/rules"
+)
+
+// AppArmor mediates socket creation by address family and socket type only: the kernel matches
+// (family, type) and never the protocol, and it has no name for SOCK_DCCP. Policies name
+// protocols. So the network section is computed per (family, type) cell: each cell is asked of
+// rules.Decide for every protocol a socket of that cell can carry, and the cell gets the strictest
+// verdict among them. When they differ, the profile denies more than Decide does and Render
+// warns.
+
+type netCell struct {
+	family, sockType string
+	// protocols are the protocol names (as policies spell them) sockets of this cell carry; ""
+	// stands for a socket whose protocol no policy names.
+	protocols []string
+}
+
+var netCells = []netCell{
+	{"inet", "stream", []string{"tcp"}},
+	{"inet", "dgram", []string{"udp", "icmp"}},
+	{"inet", "seqpacket", []string{"sctp"}},
+	{"inet", "rdm", []string{""}},
+	{"inet", "raw", []string{"", "icmp", "tcp", "udp", "sctp"}},
+	{"inet6", "stream", []string{"tcp"}},
+	{"inet6", "dgram", []string{"udp", "icmpv6"}},
+	{"inet6", "seqpacket", []string{"sctp"}},
+	{"inet6", "rdm", []string{""}},
+	{"inet6", "raw", []string{"", "icmpv6", "tcp", "udp", "sctp"}},
+	{"unix", "stream", []string{""}},
+	{"unix", "dgram", []string{""}},
+	{"unix", "seqpacket", []string{""}},
+	{"packet", "raw", []string{""}},
+	{"packet", "dgram", []string{""}},
+}
+
+// sockTypes are the socket types AppArmor can name; every family not listed in netCells is
+// treated alike (Decide looks at the family only for "packet").
+var sockTypes = []string{"stream", "dgram", "seqpacket", "rdm", "raw", "packet"}
+
+func protoName(p string) string {
+	if p == "" {
+		return "other protocols"
+	}
+	return p
+}
+
+func describe(v rules.Verdict) string {
+	if v.Posture {
+		return fmt.Sprintf("%s (default posture)", v.Action)
+	}
+	if v.Policy == "" {
+		return fmt.Sprintf("%s (no rule)", v.Action)
+	}
+	return fmt.Sprintf("%s (policy %s, %s)", v.Action, v.Policy, v.Rule)
+}
+
+func (r *renderer) network(c *ctx) {
+	b := r.blanketFor(policy.OpNetwork, c)
+	o := Origin{Kind: OriginPosture, RuleID: -1, Source: c.source}
+	r.emit(o, c.indent, "# Network (AppArmor mediates socket family and type, not protocol).")
+	if len(r.set.RulesFor(policy.OpNetwork)) == 0 {
+		if b != blanketNone {
+			r.emit(o, c.indent, "%snetwork,", b.prefix())
+		}
+		return
+	}
+
+	// DCCP sockets have a type AppArmor cannot name: the only way to deny them while permitting
+	// the rest is a blanket listing every type it can name.
+	dccp := worst(
+		r.decideTTY(rules.Access{Op: policy.OpNetwork, Family: "inet", SockType: "dccp", Protocol: "dccp", Source: c.source}),
+		r.decideTTY(rules.Access{Op: policy.OpNetwork, Family: "inet6", SockType: "dccp", Protocol: "dccp", Source: c.source}),
+	)
+	switch {
+	case b == blanketNone:
+		if dccp.Action != policy.ActionBlock {
+			r.warnVerdict(dccp, "AppArmor has no name for DCCP sockets and this profile grants no blanket network rule, so DCCP sockets are denied although the policy says %s", describe(dccp))
+		}
+	case dccp.Action == policy.ActionBlock:
+		for _, t := range sockTypes {
+			r.emit(verdictOrigin(dccp, c), c.indent, "%snetwork %s,", b.prefix(), t)
+		}
+	default:
+		r.emit(o, c.indent, "%snetwork,", b.prefix())
+		if dccp.Action == policy.ActionAudit && b == blanketPermit {
+			// Reports every inet socket; attribution drops the reports Decide does not alert on.
+			r.emit(verdictOrigin(dccp, c), c.indent, "audit network inet,")
+			r.emit(verdictOrigin(dccp, c), c.indent, "audit network inet6,")
+		}
+	}
+
+	for _, cell := range netCells {
+		var vs []rules.Verdict
+		ruled := false
+		for _, p := range cell.protocols {
+			v := r.decideTTY(rules.Access{Op: policy.OpNetwork, Family: cell.family, SockType: cell.sockType, Protocol: p, Source: c.source})
+			vs = append(vs, v)
+			ruled = ruled || v.RuleID >= 0 && !v.Posture
+		}
+		if !ruled {
+			continue // only the blanket decides
+		}
+		w := worst(vs...)
+		if w.Action == policy.ActionBlock {
+			var differ []string
+			for i, v := range vs {
+				if v.Action != policy.ActionBlock {
+					differ = append(differ, fmt.Sprintf("%s is %s", protoName(cell.protocols[i]), describe(v)))
+				}
+			}
+			if len(differ) > 0 {
+				r.warnVerdict(w, "network %s %s: AppArmor cannot tell protocols apart, %s blocks the cell while %s: every %s %s socket is denied",
+					cell.family, cell.sockType, describe(w), strings.Join(differ, ", "), cell.family, cell.sockType)
+			}
+		}
+		line := ""
+		switch w.Action {
+		case policy.ActionBlock:
+			line = "audit deny network %s %s,"
+		case policy.ActionAudit:
+			line = "audit network %s %s,"
+		case policy.ActionAllow:
+			if b != blanketNone {
+				continue // the blanket grants it
+			}
+			line = "network %s %s,"
+		}
+		r.emit(verdictOrigin(w, c), c.indent, line, cell.family, cell.sockType)
+	}
+
+	// Families without a cell of their own (netlink, bluetooth, ...): by type. A Block here
+	// comes from a rule naming the type (or "all"), which blocks the listed families' cells of
+	// that type too, so the family-wide deny never overrides a grant above.
+	for _, t := range sockTypes {
+		v := r.decideTTY(rules.Access{Op: policy.OpNetwork, Family: "netlink", SockType: t, Source: c.source})
+		if v.Posture || v.RuleID < 0 {
+			continue
+		}
+		switch {
+		case v.Action == policy.ActionBlock && b != blanketNone:
+			r.emit(verdictOrigin(v, c), c.indent, "audit deny network %s,", t)
+		case v.Action == policy.ActionAudit:
+			r.emit(verdictOrigin(v, c), c.indent, "audit network %s,", t)
+		case v.Action == policy.ActionAllow && b == blanketNone:
+			r.emit(verdictOrigin(v, c), c.indent, "network %s,", t)
+		}
+	}
+}
+
+// warnVerdict warns about the rule a verdict names, or about the posture.
+func (r *renderer) warnVerdict(v rules.Verdict, format string, args ...any) {
+	if v.RuleID >= 0 && v.RuleID < len(r.set.Rules) && !v.Posture {
+		r.warn(&r.set.Rules[v.RuleID], format, args...)
+		return
+	}
+	r.warn(nil, format, args...)
+}

@@ -1,0 +1,826 @@
+// Package apparmor is Ward's AppArmor backend. Render translates one workload's rules.Set into one
+// AppArmor profile (pure, byte-stable, golden-tested); Loader writes and loads profiles with
+// apparmor_parser (kernel I/O); ParseRecord and Attribute turn the kernel's AppArmor audit records
+// back into accesses and verdicts of rules.Decide.
+//
+// The translation follows rules.Decide. AppArmor gives it most of what it needs: a profile denies
+// whatever it does not grant, `deny` beats every grant whatever the order, and `audit` marks are
+// unioned, so "Block beats Audit beats Allow, whatever their specificity" holds by construction.
+// Where AppArmor cannot tell two accesses apart that Decide treats differently, the profile
+// denies both (fail closed) and Render returns a Warning that says what differs; docs/apparmor.md
+// lists every such case.
+package apparmor
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+
+	"github.com/wardsec/ward/internal/policy"
+	"github.com/wardsec/ward/internal/rules"
+	"github.com/wardsec/ward/internal/workload"
+)
+
+// HeaderPrefix starts the first line of every profile file Ward writes. The loader removes and
+// unloads only files that start with it, so profiles written by people or packages are never
+// touched.
+const HeaderPrefix = "# Managed by Ward: do not edit. ward-profile: "
+
+// Host holds the facts about the machine that change the rendered text. Render reads no files
+// itself: ReadHost fills this from a real parser directory, tests use a fixture.
+type Host struct {
+	// Includes reports whether an include file exists relative to the parser's base directory
+	// (for example "tunables/global" or "abi/3.0"). Nil means none does.
+	Includes func(name string) bool
+}
+
+func (h Host) has(name string) bool { return h.Includes != nil && h.Includes(name) }
+
+// Options change how a profile is rendered.
+type Options struct {
+	Host Host
+	// Attach lists executables that enter the workload's profile when they are executed by an
+	// unconfined process (attachment by path, for host processes). Empty means a process enters
+	// the profile only when started under it: OCI process.apparmorProfile, aa-exec,
+	// change_onexec, or systemd's AppArmorProfile=.
+	Attach []string
+}
+
+// Profile is one rendered profile file.
+type Profile struct {
+	// Name is the top-level profile's name and the file's name in the profile directory.
+	Name string
+	// Text is the whole file.
+	Text []byte
+	// Lines[i] says where line i+1 of Text came from, so that a parser error can name the policy
+	// and rule that caused it.
+	Lines []Origin
+}
+
+// Origin says why a profile line exists.
+type Origin struct {
+	Kind OriginKind
+	// Policy and Rule (a field path such as spec.file.matchPaths[0]) name the rule or the raw
+	// spec.apparmor text behind the line; RuleID is its index in the Set, or -1.
+	Policy string
+	Rule   string
+	RuleID int
+	// Source is the fromSource executable whose child profile holds the line, or "".
+	Source string
+}
+
+// OriginKind classifies profile lines.
+type OriginKind string
+
+// Kinds of lines.
+const (
+	OriginHeader   OriginKind = "header"
+	OriginBaseline OriginKind = "baseline" // what any confined process needs for itself
+	OriginPosture  OriginKind = "posture"  // the category's default (permit, or the posture)
+	OriginRule     OriginKind = "rule"
+	OriginRaw      OriginKind = "raw" // a policy's spec.apparmor text
+)
+
+// Origin returns the origin of a 1-based line number.
+func (p *Profile) Origin(line int) (Origin, bool) {
+	if line < 1 || line > len(p.Lines) {
+		return Origin{}, false
+	}
+	return p.Lines[line-1], true
+}
+
+// Warning reports a rule that the profile cannot express exactly and what Ward does instead.
+type Warning struct {
+	Policy string `json:"policy"`
+	Rule   string `json:"rule"`
+	RuleID int    `json:"ruleID"`
+	// Message says what differs from rules.Decide.
+	Message string `json:"message"`
+}
+
+func (w Warning) String() string {
+	if w.Policy == "" {
+		return w.Message
+	}
+	return fmt.Sprintf("policy %s: %s: %s", w.Policy, w.Rule, w.Message)
+}
+
+// ProfileName is the AppArmor profile name of a workload: "ward-host" for the host, otherwise
+// "ward-" and the namespace, pod and container joined by "_" (a character Kubernetes names cannot
+// hold). A name that needed any character replaced gets a hash of the original parts, so that two
+// workloads never share a profile.
+func ProfileName(w workload.Workload) string {
+	if w.Kind == workload.KindHost {
+		return "ward-host"
+	}
+	parts := []string{w.Namespace, w.Pod, w.Container}
+	if w.Container == "" && w.ContainerID != "" {
+		parts[2] = w.ContainerID
+	}
+	changed := false
+	for i, p := range parts {
+		var b strings.Builder
+		for j := 0; j < len(p); j++ {
+			c := p[j]
+			if c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '.' || c == '-' {
+				b.WriteByte(c)
+			} else {
+				b.WriteByte('_')
+				changed = true
+			}
+		}
+		if b.Len() == 0 {
+			b.WriteByte('-')
+		}
+		parts[i] = b.String()
+	}
+	name := "ward-" + strings.Join(parts, "_")
+	if changed || len(name) > 200 {
+		sum := sha256.Sum256([]byte(w.Namespace + "\x00" + w.Pod + "\x00" + w.Container + "\x00" + w.ContainerID))
+		if len(name) > 180 {
+			name = name[:180]
+		}
+		name += "-" + hex.EncodeToString(sum[:4])
+	}
+	return name
+}
+
+// Permission letters. Decide knows reads and writes; AppArmor splits them finer. Reads are r
+// (open for reading, listing a directory), m (mapping executable code) and k (locking: it does
+// not change the file). Writes are w (write, create, delete, rename, chmod, chown, truncate; w
+// includes append) and l (making a hard link at the path). Executions are x, in process rules only.
+const (
+	permsRead  = "rmk"
+	permsWrite = "wl"
+	permsAll   = "rwlkm"
+)
+
+// ctx is one profile of a workload: the workload's own (source "") or the child profile of one
+// fromSource executable.
+type ctx struct {
+	source string
+	label  string // the kernel's name for it: NAME or NAME//SOURCE
+	indent string
+}
+
+type renderer struct {
+	set      *rules.Set
+	opts     Options
+	name     string
+	sources  []string
+	labels   []string
+	lines    []string
+	origins  []Origin
+	warnings []Warning
+	warned   map[string]bool
+}
+
+// Render translates a workload's rule set into its AppArmor profile. Every profile it returns
+// compiles with apparmor_parser (the tests check each golden file with the real parser). Rules
+// AppArmor cannot enforce exactly come back as warnings, never as a silent allow. The error is
+// for sets that cannot be written at all (a path with control characters, a raw spec.apparmor
+// text that would close the profile).
+func Render(set *rules.Set, opts Options) (Profile, []Warning, error) {
+	if set == nil {
+		return Profile{}, nil, errors.New("render profile: nil rule set")
+	}
+	r := &renderer{set: set, opts: opts, name: ProfileName(set.Workload), warned: map[string]bool{}}
+	if err := r.collectSources(); err != nil {
+		return Profile{}, nil, fmt.Errorf("render profile %s: %w", r.name, err)
+	}
+	if err := r.render(); err != nil {
+		return Profile{}, nil, fmt.Errorf("render profile %s: %w", r.name, err)
+	}
+	text := strings.Join(r.lines, "\n") + "\n"
+	return Profile{Name: r.name, Text: []byte(text), Lines: r.origins}, r.warnings, nil
+}
+
+// collectSources lists the fromSource executables: each gets a child profile.
+func (r *renderer) collectSources() error {
+	seen := map[string]bool{}
+	for _, ru := range r.set.Rules {
+		if ru.Operation == policy.OpSyscall {
+			continue
+		}
+		for _, fs := range ru.FromSource {
+			if fs.Path == "" || seen[fs.Path] {
+				continue
+			}
+			if err := checkPrintable(fs.Path); err != nil {
+				return fmt.Errorf("policy %s: %s: fromSource: %w", ru.PolicyName, ru.Field, err)
+			}
+			if strings.ContainsAny(fs.Path, `"\`) {
+				return fmt.Errorf("policy %s: %s: fromSource %q: a child profile name cannot hold '\"' or '\\'", ru.PolicyName, ru.Field, fs.Path)
+			}
+			seen[fs.Path] = true
+			r.sources = append(r.sources, fs.Path)
+		}
+	}
+	slices.Sort(r.sources)
+	r.labels = []string{r.name}
+	for _, s := range r.sources {
+		r.labels = append(r.labels, r.name+"//"+s)
+	}
+	return nil
+}
+
+func (r *renderer) emit(o Origin, indent, format string, args ...any) {
+	r.lines = append(r.lines, indent+fmt.Sprintf(format, args...))
+	r.origins = append(r.origins, o)
+}
+
+func (r *renderer) warn(ru *rules.Rule, format string, args ...any) {
+	w := Warning{RuleID: -1, Message: fmt.Sprintf(format, args...)}
+	if ru != nil {
+		w.Policy, w.Rule, w.RuleID = ru.PolicyName, ru.Field, ru.ID
+	}
+	key := w.String()
+	if r.warned[key] {
+		return
+	}
+	r.warned[key] = true
+	r.warnings = append(r.warnings, w)
+}
+
+func ruleOrigin(ru *rules.Rule, c *ctx) Origin {
+	return Origin{Kind: OriginRule, Policy: ru.PolicyName, Rule: ru.Field, RuleID: ru.ID, Source: c.source}
+}
+
+// verdictOrigin attributes a line derived from a Decide verdict.
+func verdictOrigin(v rules.Verdict, c *ctx) Origin {
+	if v.RuleID >= 0 && !v.Posture {
+		return Origin{Kind: OriginRule, Policy: v.Policy, Rule: v.Rule, RuleID: v.RuleID, Source: c.source}
+	}
+	return Origin{Kind: OriginPosture, Policy: v.Policy, RuleID: -1, Source: c.source}
+}
+
+func (r *renderer) render() error {
+	h := Origin{Kind: OriginHeader, RuleID: -1}
+	w := r.set.Workload
+	r.emit(h, "", "%s%s", HeaderPrefix, r.name)
+	if w.Kind == workload.KindHost {
+		r.emit(h, "", "# Workload: host %s", w.Hostname)
+	} else {
+		r.emit(h, "", "# Workload: container %s/%s/%s %s", w.Namespace, w.Pod, w.Container, w.ContainerID)
+	}
+	if len(r.set.Policies) == 0 {
+		r.emit(h, "", "# Policies: none")
+	}
+	for _, p := range r.set.Policies {
+		r.emit(h, "", "# Policy: %s", p)
+	}
+	r.emit(h, "", "")
+	if r.opts.Host.has("abi/3.0") {
+		r.emit(h, "", "abi <abi/3.0>,")
+	}
+	if r.opts.Host.has("tunables/global") {
+		r.emit(h, "", "#include <tunables/global>")
+	}
+	r.emit(h, "", "")
+
+	r.warnUnsupported()
+
+	attach := ""
+	if len(r.opts.Attach) > 0 {
+		a, err := attachment(r.opts.Attach)
+		if err != nil {
+			return err
+		}
+		attach = " " + a
+	}
+	// attach_disconnected: paths outside the process's mount namespace (a container's files seen
+	// from a detached mount) still get a name starting at "/" instead of an unconditional denial.
+	r.emit(h, "", "profile %s%s flags=(attach_disconnected) {", quote(r.name), attach)
+	top := &ctx{label: r.name, indent: "  "}
+	if err := r.body(top); err != nil {
+		return err
+	}
+	for _, s := range r.sources {
+		c := &ctx{source: s, label: r.name + "//" + s, indent: "    "}
+		o := Origin{Kind: OriginHeader, RuleID: -1, Source: s}
+		r.emit(o, "", "")
+		r.emit(o, "  ", "# Child profile for fromSource %s: the workload's rules plus the rules limited to it.", s)
+		r.emit(o, "  ", "profile %s flags=(attach_disconnected) {", quote(s))
+		if err := r.body(c); err != nil {
+			return err
+		}
+		r.emit(o, "  ", "}")
+	}
+	r.emit(h, "", "}")
+	return nil
+}
+
+// attachment joins executables into one attachment pattern.
+func attachment(paths []string) (string, error) {
+	var alts []string
+	for _, p := range paths {
+		if err := checkPrintable(p); err != nil {
+			return "", fmt.Errorf("attach: %w", err)
+		}
+		if !strings.HasPrefix(p, "/") {
+			return "", fmt.Errorf("attach: %q is not an absolute path", p)
+		}
+		alts = append(alts, escapeLiteral(p[1:]))
+	}
+	slices.Sort(alts)
+	if len(alts) == 1 {
+		return quote("/" + alts[0]), nil
+	}
+	return quote("/{" + strings.Join(alts, ",") + "}"), nil
+}
+
+// warnUnsupported reports what AppArmor does not enforce at all.
+func (r *renderer) warnUnsupported() {
+	for i := range r.set.Rules {
+		ru := &r.set.Rules[i]
+		switch {
+		case ru.Operation == policy.OpSyscall:
+			r.warn(ru, "syscall rules are audit-only and not AppArmor's: the monitor reports them, the profile has no line for them")
+		case ru.Match == policy.MatchDNSQuery:
+			r.warn(ru, "AppArmor cannot see DNS queries: matchDNSQueries is not enforced by this backend")
+		}
+	}
+	for _, p := range r.set.Presets {
+		r.warn(nil, "policy %s: preset %s is not enforced by the AppArmor backend", p.PolicyName, p.Name)
+	}
+	for _, d := range r.set.Devices {
+		r.warn(nil, "policy %s: %s: device rules are not enforced by the AppArmor backend", d.PolicyName, d.Field)
+	}
+}
+
+// applies reports whether a rule belongs in a profile: unlimited rules go everywhere, rules
+// limited by fromSource only into their executable's child profile.
+func applies(ru *rules.Rule, c *ctx) bool {
+	if len(ru.FromSource) == 0 {
+		return true
+	}
+	for _, fs := range ru.FromSource {
+		if fs.Path != "" && fs.Path == c.source {
+			return true
+		}
+	}
+	return false
+}
+
+// effective is the action a rule has for this workload: a workload in audited mode reports what
+// it would block (rules.Decide step 6).
+func (r *renderer) effective(a policy.Action) policy.Action {
+	if a == policy.ActionBlock && r.set.Workload.Mode == workload.ModeAudited {
+		return policy.ActionAudit
+	}
+	return a
+}
+
+// blanket says how a profile treats the accesses of a category that no rule covers: permit them
+// (not an allow-list), permit and audit (posture audit), or nothing at all, so that AppArmor's
+// implicit denial applies (posture block).
+type blanket int
+
+const (
+	blanketPermit blanket = iota
+	blanketAudit
+	blanketNone
+)
+
+func (r *renderer) blanketFor(op policy.Operation, c *ctx) blanket {
+	global, sources := r.set.AllowList(op)
+	if !global && (c.source == "" || !slices.Contains(sources, c.source)) {
+		return blanketPermit
+	}
+	switch r.effective(r.set.Postures.For(op)) {
+	case policy.ActionBlock:
+		return blanketNone
+	case policy.ActionAudit:
+		return blanketAudit
+	}
+	return blanketPermit
+}
+
+func (b blanket) prefix() string {
+	if b == blanketAudit {
+		return "audit "
+	}
+	return ""
+}
+
+func (r *renderer) body(c *ctx) error {
+	r.baseline(c)
+	if err := r.files(c); err != nil {
+		return err
+	}
+	if err := r.processes(c); err != nil {
+		return err
+	}
+	r.network(c)
+	r.capabilities(c)
+	return r.raw(c)
+}
+
+// baseline grants what any confined process needs for itself and that no policy category
+// covers. Signals between the workload's own processes and threads: the Go runtime preempts its
+// threads with SIGURG and dies without it. Signals from outside: the runtime stops containers
+// with SIGTERM and SIGKILL. ptrace (read) within the workload backs /proc/<pid> reads of its own
+// processes; readby lets host tools such as ps look in. Fine-grained unix socket rules are not a
+// policy category (socket creation is, under the network rules).
+func (r *renderer) baseline(c *ctx) {
+	o := Origin{Kind: OriginBaseline, RuleID: -1, Source: c.source}
+	r.emit(o, c.indent, "# Baseline: what any process needs for itself.")
+	r.emit(o, c.indent, "signal (receive),")
+	for _, l := range r.labels {
+		r.emit(o, c.indent, "signal (send) peer=%s,", quote(l))
+	}
+	for _, l := range r.labels {
+		r.emit(o, c.indent, "ptrace (read, trace, readby, tracedby) peer=%s,", quote(l))
+	}
+	r.emit(o, c.indent, "ptrace (readby),")
+	r.emit(o, c.indent, "unix,")
+}
+
+// permitted is the set of accesses a rule's modifiers describe (rules.Decide step 2), as four
+// cells: read or write, by the file's owner or by another user.
+type cells struct{ ownerRead, ownerWrite, otherRead, otherWrite bool }
+
+func permittedCells(ru *rules.Rule) cells {
+	return cells{
+		ownerRead:  true,
+		ownerWrite: !ru.ReadOnly,
+		otherRead:  !ru.OwnerOnly,
+		otherWrite: !ru.ReadOnly && !ru.OwnerOnly,
+	}
+}
+
+// blockedCells is what a Block rule denies: the accesses outside its permitted set, or every
+// access when neither readOnly nor ownerOnly describes a set (pts and allowedArgs, which AppArmor
+// cannot see, are left out: the Block then denies all, and Render warns).
+func blockedCells(ru *rules.Rule, p cells) cells {
+	if !ru.ReadOnly && !ru.OwnerOnly {
+		return cells{true, true, true, true}
+	}
+	return p.complement()
+}
+
+func (c cells) complement() cells {
+	return cells{!c.ownerRead, !c.ownerWrite, !c.otherRead, !c.otherWrite}
+}
+
+// lines turns cells into (qualifier, perms) pairs: one unqualified line for what owner and
+// others share, then `owner` and `other` lines for the rest. AppArmor's `other` qualifier
+// applies a rule to tasks whose fsuid differs from the file's owner, the exact complement of
+// `owner`.
+func (c cells) lines(read, write string) [][2]string {
+	perms := func(r, w bool) string {
+		s := ""
+		if r {
+			s += read
+		}
+		if w {
+			s += write
+		}
+		return order(s)
+	}
+	common := perms(c.ownerRead && c.otherRead, c.ownerWrite && c.otherWrite)
+	own := perms(c.ownerRead && !c.otherRead, c.ownerWrite && !c.otherWrite)
+	oth := perms(c.otherRead && !c.ownerRead, c.otherWrite && !c.ownerWrite)
+	var out [][2]string
+	if common != "" {
+		out = append(out, [2]string{"", common})
+	}
+	if own != "" {
+		out = append(out, [2]string{"owner ", own})
+	}
+	if oth != "" {
+		out = append(out, [2]string{"other ", oth})
+	}
+	return out
+}
+
+// order writes permissions in AppArmor's customary order.
+func order(s string) string {
+	var b strings.Builder
+	for _, p := range "rwlkmx" {
+		if strings.ContainsRune(s, p) {
+			b.WriteRune(p)
+		}
+	}
+	return b.String()
+}
+
+// modifierWarnings reports pts and allowedArgs, which AppArmor cannot see, and says how the line
+// was made safe: a Block is applied whatever the terminal or arguments (it denies more), an
+// Allow is left out (the posture decides instead), an Audit reports more.
+func (r *renderer) modifierWarnings(ru *rules.Rule, act policy.Action) (skip bool) {
+	var what []string
+	if ru.PTS != nil {
+		what = append(what, "pts (whether the process has a terminal)")
+	}
+	if len(ru.AllowedArgs) > 0 {
+		what = append(what, "allowedArgs (the arguments of an execution)")
+	}
+	if len(what) == 0 {
+		return false
+	}
+	cannot := "AppArmor cannot see " + strings.Join(what, " or ")
+	switch act {
+	case policy.ActionBlock:
+		r.warn(ru, "%s: the Block applies whatever they are, so it also denies accesses the rule permits", cannot)
+	case policy.ActionAllow:
+		r.warn(ru, "%s: the Allow is left out of the profile, so the accesses it permits get the default posture instead", cannot)
+		return true
+	case policy.ActionAudit:
+		r.warn(ru, "%s: the Audit reports every access to the target, and attribution cannot tell them apart either", cannot)
+	}
+	return false
+}
+
+// files renders file rules: the blanket for uncovered accesses, then one group of lines per rule.
+func (r *renderer) files(c *ctx) error {
+	b := r.blanketFor(policy.OpFile, c)
+	o := Origin{Kind: OriginPosture, RuleID: -1, Source: c.source}
+	r.emit(o, c.indent, "# Files.")
+	if b != blanketNone {
+		// Not `file,`: that also grants `ix` on every path, which would let the process rules'
+		// allow-list be bypassed and clash with exec transitions.
+		r.emit(o, c.indent, "%s/{,**} %s,", b.prefix(), permsAll)
+	}
+	for i := range r.set.Rules {
+		ru := &r.set.Rules[i]
+		if ru.Operation != policy.OpFile || !applies(ru, c) {
+			continue
+		}
+		act := r.effective(ru.Action)
+		if r.modifierWarnings(ru, act) {
+			continue
+		}
+		target, err := fileTarget(ru)
+		if err != nil {
+			return fmt.Errorf("policy %s: %s: %w", ru.PolicyName, ru.Field, err)
+		}
+		p := permittedCells(ru)
+		prefix := ""
+		switch act {
+		case policy.ActionBlock:
+			p, prefix = blockedCells(ru, p), "audit deny "
+		case policy.ActionAudit:
+			prefix = "audit "
+		}
+		for _, l := range p.lines(permsRead, permsWrite) {
+			r.emit(ruleOrigin(ru, c), c.indent, "%s%s%s %s,", prefix, l[0], quote(target), l[1])
+		}
+	}
+	return nil
+}
+
+// fileTarget is the AARE a file rule covers. AppArmor names a directory with a trailing slash
+// and a file without, while rules.Decide compares clean paths; so a path also covers itself as a
+// directory, and a directory rule covers the directory itself (as Decide does), its children and
+// (non-recursive) its child directories, or (recursive) everything below.
+func fileTarget(ru *rules.Rule) (string, error) {
+	switch ru.Match {
+	case policy.MatchPath:
+		if err := checkPrintable(ru.Value); err != nil {
+			return "", err
+		}
+		return escapeLiteral(ru.Value) + "{,/}", nil
+	case policy.MatchDirectory:
+		if err := checkPrintable(ru.Value); err != nil {
+			return "", err
+		}
+		if ru.Recursive {
+			return escapeLiteral(ru.Value) + "{,**}", nil
+		}
+		return escapeLiteral(ru.Value) + "{,*,*/}", nil
+	case policy.MatchPattern:
+		g, err := globAARE(ru.Value)
+		if err != nil {
+			return "", err
+		}
+		if strings.HasSuffix(g, "**") || strings.HasSuffix(g, "/") {
+			return g, nil
+		}
+		return g + "{,/}", nil
+	}
+	return "", fmt.Errorf("file rule with match kind %q", ru.Match)
+}
+
+// processTarget is the AARE of the programs a process rule covers.
+func processTarget(ru *rules.Rule) (string, error) {
+	switch ru.Match {
+	case policy.MatchPath:
+		if err := checkPrintable(ru.Value); err != nil {
+			return "", err
+		}
+		return escapeLiteral(ru.Value), nil
+	case policy.MatchExecName:
+		if err := checkPrintable(ru.Value); err != nil {
+			return "", err
+		}
+		return "/{,**/}" + escapeLiteral(ru.Value), nil
+	case policy.MatchDirectory:
+		if err := checkPrintable(ru.Value); err != nil {
+			return "", err
+		}
+		if ru.Recursive {
+			return escapeLiteral(ru.Value) + "**", nil
+		}
+		return escapeLiteral(ru.Value) + "*", nil
+	case policy.MatchPattern:
+		return globAARE(ru.Value)
+	}
+	return "", fmt.Errorf("process rule with match kind %q", ru.Match)
+}
+
+// xmode is the exec mode a grant uses in a profile. AppArmor merges overlapping exec rules only
+// when an exact path overrides patterns, so the modes are chosen to never clash: in the workload
+// profile everything runs `ix` (inheriting the profile) except each fromSource executable, which
+// enters its child profile; in a child profile everything returns to the workload profile, since
+// a program the child starts is no longer the fromSource executable, except the fromSource
+// executables, which enter their own child.
+func (r *renderer) xmode(c *ctx, exact string) string {
+	isSource := exact != "" && slices.Contains(r.sources, exact)
+	switch {
+	case c.source == "" && isSource:
+		return "cx -> " + quote(exact)
+	case c.source == "":
+		return "ix"
+	case isSource:
+		return "px -> " + quote(r.name+"//"+exact)
+	}
+	return "px -> " + quote(r.name)
+}
+
+func (r *renderer) processes(c *ctx) error {
+	b := r.blanketFor(policy.OpProcess, c)
+	o := Origin{Kind: OriginPosture, RuleID: -1, Source: c.source}
+	r.emit(o, c.indent, "# Executions.")
+	if b != blanketNone {
+		r.emit(o, c.indent, "%s/{,**} %s,", b.prefix(), r.xmode(c, ""))
+	}
+	for i := range r.set.Rules {
+		ru := &r.set.Rules[i]
+		if ru.Operation != policy.OpProcess || !applies(ru, c) {
+			continue
+		}
+		act := r.effective(ru.Action)
+		if r.modifierWarnings(ru, act) {
+			continue
+		}
+		target, err := processTarget(ru)
+		if err != nil {
+			return fmt.Errorf("policy %s: %s: %w", ru.PolicyName, ru.Field, err)
+		}
+		// readOnly means nothing for an execution (it writes nothing): only ownerOnly splits the
+		// permitted set.
+		p := permittedCells(ru)
+		p.ownerWrite, p.otherWrite = false, false
+		switch act {
+		case policy.ActionBlock:
+			if ru.ReadOnly && !ru.OwnerOnly {
+				continue // an execution is a read: Block+readOnly denies nothing here
+			}
+			p = blockedCells(ru, p)
+			p.ownerWrite, p.otherWrite = false, false
+			// m as well as x: running a blocked program through the dynamic loader
+			// (ld.so /path/prog) maps it executable instead of executing it.
+			for _, l := range p.lines("mx", "") {
+				r.emit(ruleOrigin(ru, c), c.indent, "audit deny %s%s %s,", l[0], quote(target), l[1])
+			}
+		default:
+			if ru.Match == policy.MatchPath && slices.Contains(r.sources, ru.Value) {
+				continue // granted by the transition lines below, from Decide
+			}
+			prefix := ""
+			if act == policy.ActionAudit {
+				prefix = "audit "
+			}
+			exact := ""
+			if ru.Match == policy.MatchPath {
+				exact = ru.Value
+			}
+			for _, l := range p.lines("x", "") {
+				r.emit(ruleOrigin(ru, c), c.indent, "%s%s%s %s,", prefix, l[0], quote(target), r.xmode(c, exact))
+			}
+		}
+	}
+	r.transitions(c)
+	return nil
+}
+
+// transitions grant the exec of each fromSource executable with the mode that enters its child
+// profile. The grant and the transition are one AppArmor rule, so whether to grant is asked of
+// rules.Decide for this profile's acting executable, for the file's owner and for other users;
+// Block rules add their deny lines on top as everywhere else.
+func (r *renderer) transitions(c *ctx) {
+	for _, s := range r.sources {
+		a := rules.Access{Op: policy.OpProcess, Path: s, Source: c.source}
+		own, oth := r.decideOwner(a)
+		mode := r.xmode(c, s)
+		grant := func(v rules.Verdict, q string) {
+			switch v.Action {
+			case policy.ActionAllow:
+				r.emit(verdictOrigin(v, c), c.indent, "%s%s %s,", q, quote(escapeLiteral(s)), mode)
+			case policy.ActionAudit:
+				r.emit(verdictOrigin(v, c), c.indent, "audit %s%s %s,", q, quote(escapeLiteral(s)), mode)
+			}
+		}
+		if own.Action == oth.Action {
+			grant(own, "")
+			continue
+		}
+		grant(own, "owner ")
+		grant(oth, "other ")
+	}
+}
+
+// decideOwner asks Decide for the owner of the target and for another user, each with and
+// without a terminal (AppArmor sees neither), keeping the stricter verdict.
+func (r *renderer) decideOwner(a rules.Access) (owner, other rules.Verdict) {
+	a.UID, a.Owner = 0, 0
+	owner = r.decideTTY(a)
+	a.UID = 1000
+	other = r.decideTTY(a)
+	return owner, other
+}
+
+func (r *renderer) decideTTY(a rules.Access) rules.Verdict {
+	a.TTY = false
+	v1 := r.set.Decide(a)
+	a.TTY = true
+	v2 := r.set.Decide(a)
+	return worst(v1, v2)
+}
+
+func rank(a policy.Action) int {
+	switch a {
+	case policy.ActionBlock:
+		return 3
+	case policy.ActionAudit:
+		return 2
+	}
+	return 1
+}
+
+func worst(vs ...rules.Verdict) rules.Verdict {
+	w := vs[0]
+	for _, v := range vs[1:] {
+		if rank(v.Action) > rank(w.Action) {
+			w = v
+		}
+	}
+	return w
+}
+
+func (r *renderer) capabilities(c *ctx) {
+	b := r.blanketFor(policy.OpCapabilities, c)
+	o := Origin{Kind: OriginPosture, RuleID: -1, Source: c.source}
+	r.emit(o, c.indent, "# Capabilities.")
+	if b != blanketNone {
+		r.emit(o, c.indent, "%scapability,", b.prefix())
+	}
+	var names []string
+	for _, ru := range r.set.RulesFor(policy.OpCapabilities) {
+		if ru.Match == policy.MatchCapability && !slices.Contains(names, ru.Value) {
+			names = append(names, ru.Value)
+		}
+	}
+	slices.Sort(names)
+	for _, n := range names {
+		v := r.decideTTY(rules.Access{Op: policy.OpCapabilities, Capability: n, Source: c.source})
+		if v.Posture || v.RuleID < 0 {
+			continue // the blanket line says it
+		}
+		switch v.Action {
+		case policy.ActionBlock:
+			r.emit(verdictOrigin(v, c), c.indent, "audit deny capability %s,", n)
+		case policy.ActionAudit:
+			r.emit(verdictOrigin(v, c), c.indent, "audit capability %s,", n)
+		case policy.ActionAllow:
+			if b == blanketNone {
+				r.emit(verdictOrigin(v, c), c.indent, "capability %s,", n)
+			}
+		}
+	}
+}
+
+// raw passes each covering policy's spec.apparmor text through, line by line, into every
+// profile of the workload.
+func (r *renderer) raw(c *ctx) error {
+	for _, ra := range r.set.AppArmor {
+		if strings.Count(ra.Text, "{") != strings.Count(ra.Text, "}") {
+			return fmt.Errorf("policy %s: spec.apparmor: unbalanced braces could end the profile early", ra.PolicyName)
+		}
+		if err := checkPrintable(strings.ReplaceAll(strings.ReplaceAll(ra.Text, "\n", " "), "\t", " ")); err != nil {
+			return fmt.Errorf("policy %s: spec.apparmor: %w", ra.PolicyName, err)
+		}
+		o := Origin{Kind: OriginRaw, Policy: ra.PolicyName, Rule: "spec.apparmor", RuleID: -1, Source: c.source}
+		r.emit(o, c.indent, "# spec.apparmor of policy %s.", ra.PolicyName)
+		for _, l := range strings.Split(strings.TrimRight(ra.Text, "\n"), "\n") {
+			if l = strings.TrimSpace(l); l != "" {
+				r.emit(o, c.indent, "%s", l)
+			}
+		}
+	}
+	return nil
+}
