@@ -162,7 +162,11 @@ func ensureKernel(cacheDir, pkg string, logf func(string, ...any)) (kernel, erro
 		return kernel{}, fmt.Errorf("dpkg-deb -x %s: %w\n%s", deb, err, out)
 	}
 	if err := os.Rename(tmp, k.Dir); err != nil {
-		return kernel{}, fmt.Errorf("install kernel tree: %w", err)
+		// Another vmrun (go test runs packages in parallel) may have
+		// unpacked the same package first; its tree is as good as ours.
+		if _, serr := os.Stat(k.Image()); serr != nil {
+			return kernel{}, fmt.Errorf("install kernel tree: %w", err)
+		}
 	}
 	if _, err := os.Stat(k.Image()); err != nil {
 		return kernel{}, fmt.Errorf("kernel package %s: %w", pkg, err)

@@ -38,7 +38,8 @@ func run(args []string) int {
 	fs.StringVar(&cfg.Profile, "profile", envOr("WARD_VM_BOOT_PROFILE", "apparmor"), "boot profile (kernel command line and LSMs)")
 	fs.StringVar(&cfg.CacheDir, "cache", os.Getenv("WARD_VM_CACHE"), "cache directory for the kernel and initramfs (default: <module root>/.cache/vm)")
 	fs.StringVar(&cfg.KernelPackage, "kernel", os.Getenv("WARD_VM_KERNEL"), "Debian kernel package (default: the newest linux-image-6.1.0-NN-amd64 apt serves)")
-	fs.DurationVar(&cfg.Timeout, "timeout", 0, "kill the VM after this long (default: the test's -test.timeout plus 3m, else 15m; env WARD_VM_TIMEOUT)")
+	fs.DurationVar(&cfg.Timeout, "timeout", 0, "kill the VM when the command has run this long (default: the test's -test.timeout plus 1m, else 15m; env WARD_VM_TIMEOUT)")
+	fs.DurationVar(&cfg.BootTimeout, "boot-timeout", 0, "kill the VM when the guest has not started the command this long after boot (default 5m; env WARD_VM_BOOT_TIMEOUT)")
 	fs.BoolVar(&cfg.Verbose, "v", os.Getenv("WARD_VM_VERBOSE") != "", "stream the guest console to stderr")
 	fs.StringVar(&cfg.TimingsFile, "timings", os.Getenv("WARD_VM_TIMINGS"), "append one line of timings per run to this file")
 	fs.IntVar(&cfg.MemoryMB, "m", 1024, "guest memory in MiB")
@@ -70,16 +71,25 @@ func run(args []string) int {
 		fs.Usage()
 		return 2
 	}
-	if cfg.Timeout == 0 {
-		if v := os.Getenv("WARD_VM_TIMEOUT"); v != "" {
-			d, err := time.ParseDuration(v)
+	for _, d := range []struct {
+		v   *time.Duration
+		env string
+		def time.Duration
+	}{
+		{&cfg.Timeout, "WARD_VM_TIMEOUT", defaultTimeout(cfg.Command[1:])},
+		{&cfg.BootTimeout, "WARD_VM_BOOT_TIMEOUT", 5 * time.Minute},
+	} {
+		if *d.v != 0 {
+			continue
+		}
+		*d.v = d.def
+		if v := os.Getenv(d.env); v != "" {
+			t, err := time.ParseDuration(v)
 			if err != nil {
-				fmt.Fprintf(os.Stderr, "vmrun: WARD_VM_TIMEOUT: %v\n", err)
+				fmt.Fprintf(os.Stderr, "vmrun: %s: %v\n", d.env, err)
 				return 2
 			}
-			cfg.Timeout = d
-		} else {
-			cfg.Timeout = defaultTimeout(cfg.Command[1:])
+			*d.v = t
 		}
 	}
 
@@ -104,15 +114,15 @@ func run(args []string) int {
 	return res.ExitCode
 }
 
-// defaultTimeout gives the VM the test's own timeout plus time to boot and
-// stop, so a hung test is reported by the test binary (with goroutine dumps)
+// defaultTimeout gives the command the test's own timeout and a minute
+// more, so a hung test is reported by the test binary (with goroutine dumps)
 // before the harness kills the VM.
 func defaultTimeout(args []string) time.Duration {
 	for _, a := range args {
 		for _, p := range []string{"-test.timeout=", "--test.timeout="} {
 			if v, ok := strings.CutPrefix(a, p); ok {
 				if d, err := time.ParseDuration(v); err == nil && d > 0 {
-					return d + 3*time.Minute
+					return d + time.Minute
 				}
 			}
 		}

@@ -19,7 +19,8 @@ type config struct {
 	Profile       string
 	CacheDir      string
 	KernelPackage string
-	Timeout       time.Duration
+	Timeout       time.Duration // for the command, from when the guest starts it
+	BootTimeout   time.Duration // from qemu's start until the guest starts the command
 	Verbose       bool
 	TimingsFile   string
 	MemoryMB      int
@@ -174,7 +175,7 @@ func runVM(cfg config) (res result, _ error) {
 	}
 	pipeW.Close()
 
-	con := &console{verbose: cfg.Verbose}
+	con := &console{verbose: cfg.Verbose, startedCh: make(chan struct{})}
 	conDone := make(chan struct{})
 	go func() {
 		con.read(pipeR, bootStart)
@@ -183,18 +184,39 @@ func runVM(cfg config) (res result, _ error) {
 	waitErr := make(chan error, 1)
 	go func() { waitErr <- qemu.Wait() }()
 
+	// Two clocks: booting and running. A busy host can slow a TCG boot
+	// several times over, which must not eat into the test's own time.
 	var runErr error
-	timer := time.NewTimer(cfg.Timeout)
-	defer timer.Stop()
-	select {
-	case err := <-waitErr:
-		if err != nil {
-			runErr = fmt.Errorf("qemu: %w", err)
-		}
-	case <-timer.C:
+	bootTimer := time.NewTimer(cfg.BootTimeout)
+	defer bootTimer.Stop()
+	var runTimeout <-chan time.Time
+	started := con.startedCh
+	kill := func(err error) {
 		_ = qemu.Process.Kill()
 		<-waitErr
-		runErr = fmt.Errorf("%w after %s (set -timeout or WARD_VM_TIMEOUT)", errTimeout, cfg.Timeout)
+		runErr = err
+	}
+wait:
+	for {
+		select {
+		case err := <-waitErr:
+			if err != nil {
+				runErr = fmt.Errorf("qemu: %w", err)
+			}
+			break wait
+		case <-started:
+			started = nil
+			bootTimer.Stop()
+			runTimer := time.NewTimer(cfg.Timeout)
+			defer runTimer.Stop()
+			runTimeout = runTimer.C
+		case <-bootTimer.C:
+			kill(fmt.Errorf("%w: the guest did not start the command within %s of boot (-boot-timeout, WARD_VM_BOOT_TIMEOUT)", errTimeout, cfg.BootTimeout))
+			break wait
+		case <-runTimeout:
+			kill(fmt.Errorf("%w: the command ran longer than %s (-timeout, WARD_VM_TIMEOUT)", errTimeout, cfg.Timeout))
+			break wait
+		}
 	}
 	<-conDone
 	pipeR.Close()
@@ -267,7 +289,8 @@ func contains(list []string, s string) bool {
 // console keeps the tail of the guest's serial console and notes when the
 // guest started the command.
 type console struct {
-	verbose bool
+	verbose   bool
+	startedCh chan struct{} // closed when the start marker is seen
 
 	mu        sync.Mutex
 	lines     []string
@@ -284,6 +307,9 @@ func (c *console) read(r io.Reader, boot time.Time) {
 			c.mu.Lock()
 			if strings.Contains(line, markerStart) && c.started == 0 {
 				c.started = time.Since(boot)
+				if c.startedCh != nil {
+					close(c.startedCh)
+				}
 			}
 			if c.troubleAt == "" && kernelTrouble.MatchString(line) {
 				c.troubleAt = line

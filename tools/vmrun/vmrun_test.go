@@ -103,7 +103,7 @@ func TestDefaultTimeout(t *testing.T) {
 		args []string
 		want time.Duration
 	}{
-		{[]string{"-test.v", "-test.timeout=10m0s"}, 13 * time.Minute},
+		{[]string{"-test.v", "-test.timeout=10m0s"}, 11 * time.Minute},
 		{[]string{"-test.timeout=0s"}, 15 * time.Minute},
 		{nil, 15 * time.Minute},
 	} {
@@ -144,11 +144,16 @@ func TestLookupProfile(t *testing.T) {
 }
 
 func TestConsoleMarkersAndTrouble(t *testing.T) {
-	c := &console{}
+	c := &console{startedCh: make(chan struct{})}
 	in := "SeaBIOS\r\nward-vm: start\r\n[ 3.0] Kernel panic - not syncing: sysrq triggered crash\r\n"
 	c.read(io.Reader(strings.NewReader(in)), time.Now().Add(-time.Second))
 	if c.startedAfter() < time.Second {
 		t.Errorf("start marker not seen: %s", c.startedAfter())
+	}
+	select {
+	case <-c.startedCh:
+	default:
+		t.Error("the start marker did not signal the run clock")
 	}
 	if !strings.Contains(c.trouble(), "Kernel panic") {
 		t.Errorf("panic not noticed: %q", c.trouble())
