@@ -241,3 +241,45 @@ func TestParseObject(t *testing.T) {
 		t.Errorf("ParseObjectKind with another kind: %v", err)
 	}
 }
+
+func TestJSONFile(t *testing.T) {
+	const in = "testdata/hsp.json"
+	data, err := os.ReadFile(in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ps, _, err := Parse(in, data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ps) != 1 || ps[0].Selector.NodeLabels["kubernetes.io/hostname"] != "*" || len(ps[0].Rules) != 1 ||
+		ruleLine(ps[0].Rules[0]) != "spec.process.matchPaths[0]:7 Process path /usr/bin/nc Block sev=0 msg=tabs and \\/ escapes are JSON, not YAML" {
+		t.Errorf("got %+v", ps)
+	}
+}
+
+// TestInvalidFile pins every error reported for a file with many problems.
+func TestInvalidFile(t *testing.T) {
+	const in, golden = "testdata/invalid.yaml", "testdata/invalid.errors"
+	data, err := os.ReadFile(in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, _, err = Parse(in, data)
+	if err == nil {
+		t.Fatal("no error")
+	}
+	got := err.Error() + "\n"
+	if *update {
+		if err := os.WriteFile(golden, []byte(got), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want, err := os.ReadFile(golden)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got != string(want) {
+		t.Errorf("got:\n%s\nwant:\n%s", got, want)
+	}
+}
