@@ -119,6 +119,6 @@ func Select(ctx context.Context, lsms []string, order []string, factories map[st
 		sel.Selected, sel.Backend = name, b
 		return sel
 	}
-	sel.Attempts = append(sel.Attempts, Attempt{LSM: None, OK: true, Reason: "no module could enforce: monitor mode, alerts say what would have been blocked"})
+	sel.Attempts = append(sel.Attempts, Attempt{LSM: None, OK: true, Reason: "no module could enforce: running in monitor mode, without enforcement"})
 	return sel
 }

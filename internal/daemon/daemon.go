@@ -1,0 +1,434 @@
+package daemon
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/fsnotify/fsnotify"
+	"google.golang.org/grpc"
+
+	"github.com/wardsec/ward/api/feeder"
+	"github.com/wardsec/ward/api/policypb"
+	"github.com/wardsec/ward/internal/enforcer"
+	"github.com/wardsec/ward/internal/events"
+	"github.com/wardsec/ward/internal/policy"
+	"github.com/wardsec/ward/internal/rules"
+	"github.com/wardsec/ward/internal/workload"
+)
+
+// Sink receives what the daemon reports. events.JSONLines is one; the gRPC broker is another.
+type Sink interface {
+	WriteAlert(*feeder.Alert) error
+	WriteLog(*feeder.Log) error
+	WriteMessage(*feeder.Message) error
+}
+
+// Options are what Run needs besides the configuration: the backends this build has and the
+// places it reads, so tests can substitute them.
+type Options struct {
+	Config    Config
+	Logger    *slog.Logger
+	Factories map[string]enforcer.Factory
+	// LSMPath is the kernel's list of active modules (enforcer.DefaultLSMPath).
+	LSMPath string
+	Sinks   []Sink
+	// Ready, when set, is called once the first reconcile has finished.
+	Ready func(*Daemon)
+}
+
+// Daemon is a running node agent.
+type Daemon struct {
+	cfg     Config
+	log     *slog.Logger
+	store   *Store
+	builder *events.Builder
+	sinks   []Sink
+	sel     enforcer.Selection
+
+	trigger chan struct{}
+	// sets is the last applied map of workload ID to rule set, read by the event pipeline.
+	sets atomic.Pointer[map[string]*rules.Set]
+
+	grpcAddr net.Addr
+}
+
+// GRPCAddr is the address the gRPC services listen on, or nil.
+func (d *Daemon) GRPCAddr() net.Addr { return d.grpcAddr }
+
+// Selection is the LSM choice the daemon made.
+func (d *Daemon) Selection() enforcer.Selection { return d.sel }
+
+// Sets returns the rule sets in force, by workload ID.
+func (d *Daemon) Sets() map[string]*rules.Set {
+	if m := d.sets.Load(); m != nil {
+		return *m
+	}
+	return nil
+}
+
+// Run starts the daemon and blocks until ctx is done.
+func Run(ctx context.Context, opts Options) error {
+	cfg := opts.Config
+	log := opts.Logger
+	if log == nil {
+		log = slog.New(slog.NewTextHandler(os.Stderr, nil))
+	}
+	if err := os.MkdirAll(cfg.State, 0o700); err != nil {
+		return fmt.Errorf("state directory: %w", err)
+	}
+	if err := os.MkdirAll(cfg.Policies, 0o755); err != nil {
+		return fmt.Errorf("policy directory: %w", err)
+	}
+	d := &Daemon{
+		cfg:     cfg,
+		log:     log,
+		store:   NewStore(cfg.Policies, cfg.State),
+		builder: &events.Builder{Cluster: cfg.Cluster, HostName: cfg.Host},
+		sinks:   opts.Sinks,
+		trigger: make(chan struct{}, 1),
+	}
+
+	order, err := enforcer.ParseOrder(cfg.LSM)
+	if err != nil {
+		return err
+	}
+	lsmPath := opts.LSMPath
+	if lsmPath == "" {
+		lsmPath = enforcer.DefaultLSMPath
+	}
+	lsms, err := ReadActiveLSMs(lsmPath)
+	if err != nil {
+		log.Warn("cannot read the active security modules", "error", err)
+	}
+	d.sel = enforcer.Select(ctx, lsms, order, opts.Factories)
+	for _, a := range d.sel.Attempts {
+		log.Info("lsm attempt", "lsm", a.LSM, "ok", a.OK, "reason", a.Reason)
+	}
+	log.Info("lsm selected", "lsm", d.sel.Selected, "enforcer", enforcer.AlertName(d.sel.Selected))
+	if err := writeJSON(filepath.Join(cfg.State, "probe.json"), d.sel); err != nil {
+		log.Warn("cannot record the LSM selection", "error", err)
+	}
+	if b := d.sel.Backend; b != nil {
+		defer b.Close()
+	}
+	d.message("Info", fmt.Sprintf("ward started: enforcer %s", enforcer.AlertName(d.sel.Selected)))
+
+	for _, err := range d.store.Restore() {
+		log.Error("restore policy", "error", err)
+	}
+
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+
+	if cfg.GRPC != "" {
+		srv, lis, err := d.grpcServer()
+		if err != nil {
+			return err
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			<-ctx.Done()
+			srv.GracefulStop()
+		}()
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := srv.Serve(lis); err != nil && !errors.Is(err, grpc.ErrServerStopped) {
+				log.Error("grpc server", "error", err)
+			}
+		}()
+		d.grpcAddr = lis.Addr()
+		log.Info("grpc listening", "address", lis.Addr().String())
+	}
+
+	watcher, err := d.watch(ctx, &wg)
+	if err != nil {
+		return err
+	}
+	defer watcher.Close()
+
+	if b := d.sel.Backend; b != nil {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			d.pipeEvents(ctx, b)
+		}()
+	}
+
+	d.enqueue()
+	first := true
+	backoff := time.Second
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-d.trigger:
+		}
+		if err := d.reconcile(ctx); err != nil {
+			log.Error("reconcile", "error", err, "retry_in", backoff.String())
+			time.AfterFunc(backoff, d.enqueue)
+			backoff = min(backoff*2, time.Minute)
+		} else {
+			backoff = time.Second
+		}
+		if first && opts.Ready != nil {
+			first = false
+			opts.Ready(d)
+		}
+	}
+}
+
+// ReadActiveLSMs reads the kernel's LSM list, mounting securityfs first when it is absent (it is
+// not mounted at boot on every machine).
+func ReadActiveLSMs(path string) ([]string, error) {
+	lsms, err := enforcer.ReadLSMs(path)
+	if err == nil || path != enforcer.DefaultLSMPath || !errors.Is(err, os.ErrNotExist) {
+		return lsms, err
+	}
+	if merr := syscall.Mount("securityfs", "/sys/kernel/security", "securityfs", 0, ""); merr != nil {
+		return nil, fmt.Errorf("%w (mount securityfs: %v)", err, merr)
+	}
+	return enforcer.ReadLSMs(path)
+}
+
+func (d *Daemon) enqueue() {
+	select {
+	case d.trigger <- struct{}{}:
+	default:
+	}
+}
+
+// reconcile makes the kernel enforce what the accepted policies say: level-triggered, it
+// recomputes every workload's set from scratch and hands the whole wanted state to the backend.
+func (d *Daemon) reconcile(ctx context.Context) error {
+	res := d.store.ReloadDir()
+	for _, w := range res.Warnings {
+		d.log.Warn("policy warning", "warning", w.String())
+	}
+	for _, err := range res.Rejected {
+		// The file's previous policies stay in force; say exactly why the new ones did not.
+		d.log.Error("policy rejected, previous version stays in force", "error", err.Error())
+		d.message("Error", "policy rejected: "+err.Error())
+	}
+	for _, f := range res.Accepted {
+		d.log.Info("policy file accepted", "file", f)
+	}
+	for _, f := range res.Removed {
+		d.log.Info("policy file removed", "file", f)
+	}
+
+	all := d.store.Policies()
+	var enabled []policy.Policy
+	for _, p := range all {
+		switch {
+		case p.Kind == policy.KindHostPolicy && !d.cfg.EnableKubeArmorHostPolicy:
+		case p.Kind != policy.KindHostPolicy && !d.cfg.EnableKubeArmorPolicy:
+		default:
+			enabled = append(enabled, p)
+		}
+	}
+	host := workload.Host(d.cfg.Host, nil)
+	set, err := rules.Compile(enabled, host, d.cfg.HostPostures())
+	if err != nil {
+		return fmt.Errorf("compile host rules: %w", err)
+	}
+	sets := map[string]*rules.Set{host.ID(): set}
+	if b := d.sel.Backend; b != nil {
+		if err := b.Apply(ctx, []*rules.Set{set}); err != nil {
+			return fmt.Errorf("apply to %s: %w", b.Name(), err)
+		}
+	}
+	d.sets.Store(&sets)
+	d.log.Info("rules in force", "workloads", len(sets), "policies", len(set.Policies), "rules", len(set.Rules),
+		"enforcer", enforcer.AlertName(d.sel.Selected))
+	return nil
+}
+
+// pipeEvents attributes each kernel event to its policy with rules.Decide and reports it.
+func (d *Daemon) pipeEvents(ctx context.Context, b enforcer.Backend) {
+	ch := b.Events()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case ev, ok := <-ch:
+			if !ok {
+				return
+			}
+			d.report(ev)
+		}
+	}
+}
+
+func (d *Daemon) report(ev enforcer.Event) {
+	sets := d.Sets()
+	id := ev.Workload
+	if id == "" {
+		id = "host"
+	}
+	set := sets[id]
+	if set == nil {
+		d.log.Warn("event for an unknown workload", "workload", id)
+		return
+	}
+	v := set.Decide(ev.Access)
+	e := &events.Event{
+		Workload:  set.Workload,
+		Process:   events.Process{PID: int32(ev.PID), PPID: int32(ev.PPID), HostPID: int32(ev.PID), HostPPID: int32(ev.PPID), UID: int32(ev.UID), ProcessName: ev.Access.Source},
+		Operation: ev.Access.Op,
+		Source:    ev.Access.Source,
+		Resource:  resourceOf(ev.Access),
+		Data:      ev.Detail,
+		Enforcer:  enforcer.AlertName(ev.Backend),
+		Errno:     syscall.Errno(ev.Errno),
+	}
+	if !v.Alert && ev.Errno != 0 {
+		// The kernel denied something Decide would allow: a backend/meaning mismatch. Report it
+		// rather than hide it.
+		d.log.Error("kernel denial that no policy explains", "resource", e.Resource, "errno", ev.Errno, "backend", ev.Backend)
+	}
+	alert := d.builder.Alert(e, v)
+	for _, s := range d.sinks {
+		if err := s.WriteAlert(alert); err != nil {
+			d.log.Error("write alert", "error", err)
+		}
+	}
+}
+
+func resourceOf(a rules.Access) string {
+	switch a.Op {
+	case policy.OpNetwork:
+		return fmt.Sprintf("domain=%s type=%s protocol=%s", a.Family, a.SockType, a.Protocol)
+	case policy.OpCapabilities:
+		return a.Capability
+	}
+	return a.Path
+}
+
+func (d *Daemon) message(level, text string) {
+	m := d.builder.Message("Message", level, text)
+	for _, s := range d.sinks {
+		if err := s.WriteMessage(m); err != nil {
+			d.log.Error("write message", "error", err)
+		}
+	}
+}
+
+// watch enqueues a reconcile whenever the policy directory (or a directory below it) changes.
+func (d *Daemon) watch(ctx context.Context, wg *sync.WaitGroup) (*fsnotify.Watcher, error) {
+	w, err := fsnotify.NewWatcher()
+	if err != nil {
+		return nil, fmt.Errorf("watch policies: %w", err)
+	}
+	addAll := func() {
+		filepath.WalkDir(d.cfg.Policies, func(p string, e os.DirEntry, err error) error {
+			if err == nil && e.IsDir() {
+				if err := w.Add(p); err != nil {
+					d.log.Warn("watch policy directory", "dir", p, "error", err)
+				}
+			}
+			return nil
+		})
+	}
+	addAll()
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		// Editors write a file in several steps; wait for a quiet moment before reloading.
+		var timer *time.Timer
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case ev, ok := <-w.Events:
+				if !ok {
+					return
+				}
+				if ev.Has(fsnotify.Create) {
+					addAll()
+				}
+				if timer == nil {
+					timer = time.AfterFunc(200*time.Millisecond, d.enqueue)
+				} else {
+					timer.Reset(200 * time.Millisecond)
+				}
+			case err, ok := <-w.Errors:
+				if !ok {
+					return
+				}
+				d.log.Warn("policy watcher", "error", err)
+				d.enqueue()
+			}
+		}
+	}()
+	return w, nil
+}
+
+func (d *Daemon) grpcServer() (*grpc.Server, net.Listener, error) {
+	lis, err := net.Listen("tcp", d.cfg.GRPC)
+	if err != nil {
+		return nil, nil, fmt.Errorf("grpc listen: %w", err)
+	}
+	srv := grpc.NewServer()
+	policypb.RegisterPolicyServiceServer(srv, &policyService{d: d})
+	return srv, lis, nil
+}
+
+// policyService is KubeArmor's policy.PolicyService over the store.
+type policyService struct {
+	policypb.UnimplementedPolicyServiceServer
+	d *Daemon
+}
+
+func (s *policyService) apply(kind policy.Kind, payload []byte) *policypb.Response {
+	st, err := s.d.store.ApplyEvent(kind, payload)
+	if err != nil {
+		s.d.log.Error("policy service", "kind", kind, "status", st.String(), "error", err.Error())
+	} else {
+		s.d.log.Info("policy service", "kind", kind, "status", st.String())
+		s.d.enqueue()
+	}
+	return &policypb.Response{Status: st}
+}
+
+func (s *policyService) ContainerPolicy(_ context.Context, p *policypb.Policy) (*policypb.Response, error) {
+	if !s.d.cfg.EnableKubeArmorPolicy {
+		return &policypb.Response{Status: policypb.PolicyStatus_NotEnabled}, nil
+	}
+	return s.apply(policy.KindPolicy, p.GetPolicy()), nil
+}
+
+func (s *policyService) HostPolicy(_ context.Context, p *policypb.Policy) (*policypb.Response, error) {
+	if !s.d.cfg.EnableKubeArmorHostPolicy {
+		return &policypb.Response{Status: policypb.PolicyStatus_NotEnabled}, nil
+	}
+	return s.apply(policy.KindHostPolicy, p.GetPolicy()), nil
+}
+
+// NetworkPolicy: KubeArmorNetworkPolicy is KubeArmor's nftables firewall, which Ward does not
+// implement; say so instead of pretending to apply it.
+func (s *policyService) NetworkPolicy(context.Context, *policypb.Policy) (*policypb.Response, error) {
+	s.d.log.Warn("policy service: KubeArmorNetworkPolicy is not supported by ward")
+	return &policypb.Response{Status: policypb.PolicyStatus_NotEnabled}, nil
+}
+
+func writeJSON(path string, v any) error {
+	b, err := json.MarshalIndent(v, "", "  ")
+	if err != nil {
+		return err
+	}
+	return writeFileAtomic(path, append(b, '\n'))
+}

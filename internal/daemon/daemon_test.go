@@ -1,0 +1,295 @@
+package daemon
+
+import (
+	"bytes"
+	"context"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+
+	"github.com/wardsec/ward/api/feeder"
+	"github.com/wardsec/ward/api/policypb"
+	"github.com/wardsec/ward/internal/enforcer"
+	"github.com/wardsec/ward/internal/policy"
+	"github.com/wardsec/ward/internal/rules"
+)
+
+// recordingBackend stands in for a kernel backend: it records every Apply and lets the test
+// inject kernel events.
+type recordingBackend struct {
+	applied chan []*rules.Set
+	events  chan enforcer.Event
+}
+
+func newRecordingBackend() *recordingBackend {
+	return &recordingBackend{applied: make(chan []*rules.Set, 64), events: make(chan enforcer.Event, 8)}
+}
+
+func (b *recordingBackend) Name() string { return enforcer.BPF }
+func (b *recordingBackend) Apply(_ context.Context, sets []*rules.Set) error {
+	b.applied <- sets
+	return nil
+}
+func (b *recordingBackend) Events() <-chan enforcer.Event { return b.events }
+func (b *recordingBackend) Close() error                  { return nil }
+
+type memorySink struct {
+	mu     sync.Mutex
+	alerts []*feeder.Alert
+	got    chan struct{}
+}
+
+func (m *memorySink) WriteAlert(a *feeder.Alert) error {
+	m.mu.Lock()
+	m.alerts = append(m.alerts, a)
+	m.mu.Unlock()
+	m.got <- struct{}{}
+	return nil
+}
+func (m *memorySink) WriteLog(*feeder.Log) error         { return nil }
+func (m *memorySink) WriteMessage(*feeder.Message) error { return nil }
+
+const hostPolicyYAML = `apiVersion: security.kubearmor.com/v1
+kind: KubeArmorHostPolicy
+metadata: {name: %s}
+spec:
+  nodeSelector: {matchLabels: {kubearmor.io/hostname: "*"}}
+  file:
+    matchPaths:
+    - path: %s
+  action: Block
+`
+
+func hostPolicyFile(name, path string) string {
+	return strings.Replace(strings.Replace(hostPolicyYAML, "%s", name, 1), "%s", path, 1)
+}
+
+type harness struct {
+	t       *testing.T
+	cfg     Config
+	backend *recordingBackend
+	sink    *memorySink
+	d       *Daemon
+	cancel  context.CancelFunc
+	done    chan error
+	logs    *syncWriter
+	once    sync.Once
+}
+
+func startDaemon(t *testing.T, policies, state string) *harness {
+	t.Helper()
+	lsm := filepath.Join(t.TempDir(), "lsm")
+	if err := os.WriteFile(lsm, []byte("capability,bpf"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := buildConfig(defaults(map[string]string{"policies": policies, "state": state, "gRPC": "127.0.0.1:0", "host": "node1"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := &harness{t: t, cfg: cfg, backend: newRecordingBackend(), sink: &memorySink{got: make(chan struct{}, 8)}, done: make(chan error, 1), logs: &syncWriter{w: &bytes.Buffer{}}}
+	ready := make(chan *Daemon, 1)
+	ctx, cancel := context.WithCancel(context.Background())
+	h.cancel = cancel
+	go func() {
+		h.done <- Run(ctx, Options{
+			Config: cfg, Logger: slog.New(slog.NewTextHandler(h.logs, nil)), LSMPath: lsm,
+			Factories: map[string]enforcer.Factory{enforcer.BPF: func(context.Context) (enforcer.Backend, error) { return h.backend, nil }},
+			Sinks:     []Sink{h.sink},
+			Ready:     func(d *Daemon) { ready <- d },
+		})
+	}()
+	select {
+	case h.d = <-ready:
+	case err := <-h.done:
+		t.Fatalf("daemon stopped: %v", err)
+	case <-time.After(10 * time.Second):
+		t.Fatal("daemon not ready after 10s")
+	}
+	t.Cleanup(h.stop)
+	return h
+}
+
+func (h *harness) stop() { h.once.Do(h.stopOnce) }
+
+func (h *harness) stopOnce() {
+	h.cancel()
+	select {
+	case err := <-h.done:
+		if err != nil {
+			h.t.Errorf("Run returned %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		h.t.Error("daemon did not stop within 10s")
+	}
+}
+
+// waitApplied waits for an Apply whose host set satisfies ok.
+func (h *harness) waitApplied(what string, ok func(*rules.Set) bool) *rules.Set {
+	h.t.Helper()
+	deadline := time.After(10 * time.Second)
+	for {
+		select {
+		case sets := <-h.backend.applied:
+			if len(sets) == 1 && ok(sets[0]) {
+				return sets[0]
+			}
+		case <-deadline:
+			h.t.Fatalf("no Apply with %s within 10s; log:\n%s", what, h.logs.String())
+		}
+	}
+}
+
+func hasPolicy(name string) func(*rules.Set) bool {
+	return func(s *rules.Set) bool {
+		for _, k := range s.Policies {
+			if k == "KubeArmorHostPolicy/"+name {
+				return true
+			}
+		}
+		return false
+	}
+}
+
+func defaults(over map[string]string) map[string]string {
+	v := map[string]string{}
+	for _, s := range settings {
+		v[s.key] = s.def
+	}
+	for k, val := range over {
+		v[k] = val
+	}
+	return v
+}
+
+type syncWriter struct {
+	mu sync.Mutex
+	w  *bytes.Buffer
+}
+
+func (s *syncWriter) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.w.String()
+}
+
+func (s *syncWriter) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.w.Write(p)
+}
+
+func TestDaemonDirectoryPolicies(t *testing.T) {
+	dir := t.TempDir()
+	h := startDaemon(t, dir, t.TempDir())
+	if h.d.Selection().Selected != enforcer.BPF {
+		t.Fatalf("selected %s", h.d.Selection().Selected)
+	}
+	file := filepath.Join(dir, "p.yaml")
+	if err := os.WriteFile(file, []byte(hostPolicyFile("first", "/etc/shadow")), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	set := h.waitApplied("policy first", hasPolicy("first"))
+	if v := set.Decide(rules.Access{Op: policy.OpFile, Path: "/etc/shadow"}); v.Action != policy.ActionBlock {
+		t.Fatalf("applied set does not block /etc/shadow: %+v", v)
+	}
+
+	// An invalid edit is refused and the previous rules stay in force.
+	if err := os.WriteFile(file, []byte(strings.Replace(hostPolicyFile("first", "/etc/gshadow"), "matchPaths", "matchPath", 1)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	set = h.waitApplied("the old policy after a bad edit", func(s *rules.Set) bool {
+		return strings.Contains(h.logs.String(), "previous version stays in force")
+	})
+	if v := set.Decide(rules.Access{Op: policy.OpFile, Path: "/etc/shadow"}); v.Action != policy.ActionBlock || v.Policy != "first" {
+		t.Fatalf("after a rejected edit /etc/shadow is %+v, want still blocked by first", v)
+	}
+	if !strings.Contains(h.logs.String(), `unknown field \"matchPath\"`) {
+		t.Errorf("rejection does not name the field; log:\n%s", h.logs.String())
+	}
+
+	// Removing the file removes its rules.
+	if err := os.Remove(file); err != nil {
+		t.Fatal(err)
+	}
+	h.waitApplied("no policies", func(s *rules.Set) bool { return len(s.Policies) == 0 })
+}
+
+func TestDaemonPolicyServiceAndRestore(t *testing.T) {
+	state := t.TempDir()
+	h := startDaemon(t, t.TempDir(), state)
+	conn, err := grpc.NewClient(h.d.GRPCAddr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	client := policypb.NewPolicyServiceClient(conn)
+	send := func(rpc func(context.Context, *policypb.Policy, ...grpc.CallOption) (*policypb.Response, error), payload string) policypb.PolicyStatus {
+		t.Helper()
+		resp, err := rpc(context.Background(), &policypb.Policy{Policy: []byte(payload)})
+		if err != nil {
+			t.Fatalf("rpc: %v", err)
+		}
+		return resp.GetStatus()
+	}
+	obj := `{"metadata":{"name":"grpc-hsp"},"spec":{"nodeSelector":{"matchLabels":{"kubearmor.io/hostname":"*"}},"file":{"matchPaths":[{"path":"/etc/passwd"}]},"action":"Block"}}`
+	cases := []struct {
+		name    string
+		rpc     func(context.Context, *policypb.Policy, ...grpc.CallOption) (*policypb.Response, error)
+		payload string
+		want    policypb.PolicyStatus
+	}{
+		{"add", client.HostPolicy, `{"type":"ADDED","object":` + obj + `}`, policypb.PolicyStatus_Applied},
+		{"add again", client.HostPolicy, `{"type":"ADDED","object":` + obj + `}`, policypb.PolicyStatus_Modified},
+		{"invalid", client.HostPolicy, `{"type":"ADDED","object":{"metadata":{"name":"bad"},"spec":{"nodeSelector":{"matchLabels":{"a":"b"}},"file":{"matchPaths":[{"path":"etc"}]}}}}`, policypb.PolicyStatus_Invalid},
+		{"not json", client.HostPolicy, `apiVersion: x`, policypb.PolicyStatus_Invalid},
+		{"network policy", client.NetworkPolicy, `{"type":"ADDED","object":{}}`, policypb.PolicyStatus_NotEnabled},
+		{"delete missing", client.ContainerPolicy, `{"type":"DELETED","object":{"metadata":{"name":"nope","namespace":"x"}}}`, policypb.PolicyStatus_NotExist},
+	}
+	for _, c := range cases {
+		if got := send(c.rpc, c.payload); got != c.want {
+			t.Errorf("%s: status %s, want %s", c.name, got, c.want)
+		}
+	}
+	h.waitApplied("the gRPC policy", hasPolicy("grpc-hsp"))
+
+	// A kernel event is attributed to the policy and reported.
+	h.backend.events <- enforcer.Event{Backend: enforcer.BPF, PID: 42, Errno: 1,
+		Access: rules.Access{Op: policy.OpFile, Path: "/etc/passwd", Source: "/usr/bin/cat"}}
+	select {
+	case <-h.sink.got:
+	case <-time.After(5 * time.Second):
+		t.Fatal("no alert for the kernel event")
+	}
+	h.sink.mu.Lock()
+	a := h.sink.alerts[0]
+	h.sink.mu.Unlock()
+	if a.PolicyName != "grpc-hsp" || a.Action != "Block" || a.Resource != "/etc/passwd" || a.Enforcer != "BPFLSM" || a.Type != "MatchedHostPolicy" || a.HostName != "node1" {
+		t.Errorf("alert = %+v", a)
+	}
+
+	// The accepted policy survives a restart.
+	h.stop()
+	h2 := startDaemon(t, t.TempDir(), state)
+	h2.waitApplied("the restored gRPC policy", hasPolicy("grpc-hsp"))
+
+	conn2, err := grpc.NewClient(h2.d.GRPCAddr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn2.Close()
+	resp, err := policypb.NewPolicyServiceClient(conn2).HostPolicy(context.Background(), &policypb.Policy{Policy: []byte(`{"type":"DELETED","object":{"metadata":{"name":"grpc-hsp"}}}`)})
+	if err != nil || resp.GetStatus() != policypb.PolicyStatus_Deleted {
+		t.Fatalf("delete: %v %v", resp.GetStatus(), err)
+	}
+	h2.waitApplied("no policies after delete", func(s *rules.Set) bool { return len(s.Policies) == 0 })
+	if entries, _ := os.ReadDir(filepath.Join(state, "policies")); len(entries) != 0 {
+		t.Errorf("state still holds %d files after delete", len(entries))
+	}
+}
