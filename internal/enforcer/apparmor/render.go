@@ -808,8 +808,8 @@ func (r *renderer) capabilities(c *ctx) {
 // profile of the workload.
 func (r *renderer) raw(c *ctx) error {
 	for _, ra := range r.set.AppArmor {
-		if strings.Count(ra.Text, "{") != strings.Count(ra.Text, "}") {
-			return fmt.Errorf("policy %s: spec.apparmor: unbalanced braces could end the profile early", ra.PolicyName)
+		if !balanced(ra.Text) {
+			return fmt.Errorf("policy %s: spec.apparmor: unbalanced braces would end the profile early", ra.PolicyName)
 		}
 		if err := checkPrintable(strings.ReplaceAll(strings.ReplaceAll(ra.Text, "\n", " "), "\t", " ")); err != nil {
 			return fmt.Errorf("policy %s: spec.apparmor: %w", ra.PolicyName, err)
@@ -823,4 +823,34 @@ func (r *renderer) raw(c *ctx) error {
 		}
 	}
 	return nil
+}
+
+// balanced reports whether raw profile text opens every brace before closing it and closes all it
+// opens, outside quotes, backslash escapes and comments: text that closes the profile could add
+// rules to no profile or start a profile of its own.
+func balanced(text string) bool {
+	depth := 0
+	for _, line := range strings.Split(text, "\n") {
+		quoted := false
+		for i := 0; i < len(line); i++ {
+			c := line[i]
+			switch {
+			case c == '\\':
+				i++
+			case c == '"':
+				quoted = !quoted
+			case quoted:
+			case c == '#' && (i == 0 || line[i-1] == ' ' || line[i-1] == '\t'):
+				i = len(line)
+			case c == '{':
+				depth++
+			case c == '}':
+				depth--
+				if depth < 0 {
+					return false
+				}
+			}
+		}
+	}
+	return depth == 0
 }

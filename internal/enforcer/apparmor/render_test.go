@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -30,8 +31,8 @@ func recursive(r *policy.Rule) { r.Recursive = true }
 func from(exe string) ruleOpt {
 	return func(r *policy.Rule) { r.FromSource = append(r.FromSource, policy.FromSource{Path: exe}) }
 }
-func pts(v bool) ruleOpt          { return func(r *policy.Rule) { r.PTS = &v } }
-func args(a ...string) ruleOpt    { return func(r *policy.Rule) { r.AllowedArgs = a } }
+func pts(v bool) ruleOpt           { return func(r *policy.Rule) { r.PTS = &v } }
+func args(a ...string) ruleOpt     { return func(r *policy.Rule) { r.AllowedArgs = a } }
 func syscalls(s ...string) ruleOpt { return func(r *policy.Rule) { r.Syscalls = s } }
 
 func rule(op policy.Operation, m policy.MatchKind, value string, action policy.Action, opts ...ruleOpt) policy.Rule {
@@ -66,7 +67,7 @@ func hostPolicy(name string, rs ...policy.Rule) policy.Policy {
 			policy.MatchPattern: "matchPatterns", policy.MatchExecName: "matchPaths", policy.MatchProtocol: "matchProtocols",
 			policy.MatchCapability: "matchCapabilities", policy.MatchDNSQuery: "matchDNSQueries", policy.MatchSyscall: "matchSyscalls"}[rs[i].Match]
 		k := "spec." + sec + "." + list
-		rs[i].Field = k + "[" + itoa(count[k]) + "]"
+		rs[i].Field = k + "[" + strconv.Itoa(count[k]) + "]"
 		count[k]++
 	}
 	return policy.Policy{
@@ -75,8 +76,6 @@ func hostPolicy(name string, rs ...policy.Rule) policy.Policy {
 		Rules:    rs,
 	}
 }
-
-func itoa(i int) string { return strings.TrimSpace(strings.Repeat(" ", 0) + string(rune('0'+i))) }
 
 func containerPolicy(ns, name string, rs ...policy.Rule) policy.Policy {
 	p := hostPolicy(name, rs...)
