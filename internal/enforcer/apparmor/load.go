@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -138,29 +137,16 @@ func (l *Loader) Load(ctx context.Context, p Profile) error {
 	if !strings.HasPrefix(string(p.Text), HeaderPrefix+p.Name+"\n") {
 		return fmt.Errorf("load profile %s: text does not start with Ward's header", p.Name)
 	}
-	tmp, err := os.CreateTemp(l.dir, "."+p.Name+".ward-tmp-*")
+	// The temporary file has the profile's own name, in a hidden directory beside the final
+	// one: apparmor_parser -W names its cache entry after the file's base name, so the cache
+	// written now is the one the boot-time load of the final file finds.
+	tmpDir, err := os.MkdirTemp(l.dir, tmpPrefix+"*")
 	if err != nil {
 		return fmt.Errorf("load profile %s: %w", p.Name, err)
 	}
-	tmpName := tmp.Name()
-	renamed := false
-	defer func() {
-		if !renamed {
-			os.Remove(tmpName)
-		}
-	}()
-	if _, err := tmp.Write(p.Text); err != nil {
-		tmp.Close()
-		return fmt.Errorf("load profile %s: %w", p.Name, err)
-	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return fmt.Errorf("load profile %s: %w", p.Name, err)
-	}
-	if err := tmp.Close(); err != nil {
-		return fmt.Errorf("load profile %s: %w", p.Name, err)
-	}
-	if err := os.Chmod(tmpName, 0o644); err != nil {
+	defer os.RemoveAll(tmpDir)
+	tmpName := filepath.Join(tmpDir, p.Name)
+	if err := writeSynced(tmpName, p.Text); err != nil {
 		return fmt.Errorf("load profile %s: %w", p.Name, err)
 	}
 
@@ -181,12 +167,30 @@ func (l *Loader) Load(ctx context.Context, p Profile) error {
 	if err := os.Rename(tmpName, filepath.Join(l.dir, p.Name)); err != nil {
 		return fmt.Errorf("load profile %s: loaded, but keeping it on disk failed: %w", p.Name, err)
 	}
-	renamed = true
 	if d, err := os.Open(l.dir); err == nil {
 		d.Sync() // the rename survives a crash; a failure here loses nothing loaded
 		d.Close()
 	}
 	return nil
+}
+
+// tmpPrefix starts the hidden directories that hold a profile while the kernel checks it.
+const tmpPrefix = ".ward-tmp-"
+
+func writeSynced(path string, b []byte) error {
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
+	if err != nil {
+		return err
+	}
+	if _, err := f.Write(b); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
 }
 
 // checkName keeps a profile name usable as a file name in the profile directory.
@@ -250,16 +254,15 @@ func (l *Loader) Prune(ctx context.Context, keep []string) (removed []string, er
 	}
 	var errs []error
 	for _, e := range entries {
-		if !e.Type().IsRegular() {
+		path := filepath.Join(l.dir, e.Name())
+		if e.IsDir() && strings.HasPrefix(e.Name(), tmpPrefix) {
+			// Left by a load that never finished (Ward was killed during it).
+			if err := os.RemoveAll(path); err != nil {
+				errs = append(errs, err)
+			}
 			continue
 		}
-		path := filepath.Join(l.dir, e.Name())
-		if strings.HasPrefix(e.Name(), ".") && strings.Contains(e.Name(), ".ward-tmp-") {
-			if _, ok, _ := Managed(path); ok {
-				if err := os.Remove(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
-					errs = append(errs, err)
-				}
-			}
+		if !e.Type().IsRegular() {
 			continue
 		}
 		name, ok, err := Managed(path)
