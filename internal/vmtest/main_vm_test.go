@@ -9,6 +9,8 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+
+	"github.com/wardsec/ward/internal/testutil/vmguest"
 )
 
 // helperEnv makes the test binary act as a helper process instead of running
@@ -23,7 +25,7 @@ const (
 func TestMain(m *testing.M) {
 	switch os.Getenv(helperEnv) {
 	case "":
-		os.Exit(m.Run())
+		vmguest.Main(m)
 	case "open":
 		os.Exit(helperOpen())
 	default:
