@@ -9,6 +9,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -51,6 +52,7 @@ type Daemon struct {
 	cfg     Config
 	log     *slog.Logger
 	store   *Store
+	reg     *workload.Registry
 	builder *events.Builder
 	sinks   []Sink
 	sel     enforcer.Selection
@@ -97,6 +99,8 @@ func Run(ctx context.Context, opts Options) error {
 		sinks:   opts.Sinks,
 		trigger: make(chan struct{}, 1),
 	}
+	d.reg = workload.NewRegistry(d.enqueue)
+	d.reg.Upsert(workload.Host(cfg.Host, nil))
 
 	order, err := enforcer.ParseOrder(cfg.LSM)
 	if err != nil {
@@ -240,22 +244,48 @@ func (d *Daemon) reconcile(ctx context.Context) error {
 			enabled = append(enabled, p)
 		}
 	}
-	host := workload.Host(d.cfg.Host, nil)
-	set, err := rules.Compile(enabled, host, d.cfg.HostPostures())
-	if err != nil {
-		return fmt.Errorf("compile host rules: %w", err)
+	workloads := d.reg.List()
+	sets := make(map[string]*rules.Set, len(workloads))
+	list := make([]*rules.Set, 0, len(workloads))
+	nRules := 0
+	for _, w := range workloads {
+		postures := d.cfg.ContainerPostures()
+		if w.Kind == workload.KindHost {
+			postures = d.cfg.HostPostures()
+		} else if d.untracked(w.Namespace) {
+			w.Mode = workload.ModeDisabled
+		}
+		set, err := rules.Compile(enabled, w, postures)
+		if err != nil {
+			return fmt.Errorf("compile rules of %s: %w", w.ID(), err)
+		}
+		sets[w.ID()] = set
+		list = append(list, set)
+		nRules += len(set.Rules)
 	}
-	sets := map[string]*rules.Set{host.ID(): set}
 	if b := d.sel.Backend; b != nil {
-		if err := b.Apply(ctx, []*rules.Set{set}); err != nil {
+		if err := b.Apply(ctx, list); err != nil {
 			return fmt.Errorf("apply to %s: %w", b.Name(), err)
 		}
 	}
 	d.sets.Store(&sets)
-	d.log.Info("rules in force", "workloads", len(sets), "policies", len(set.Policies), "rules", len(set.Rules),
+	d.log.Info("rules in force", "workloads", len(sets), "policies", len(enabled), "rules", nRules,
 		"enforcer", enforcer.AlertName(d.sel.Selected))
 	return nil
 }
+
+// untracked reports whether a namespace gets no enforcement (untrackedNs).
+func (d *Daemon) untracked(ns string) bool {
+	for _, u := range strings.Split(d.cfg.UntrackedNs, ",") {
+		if strings.TrimSpace(u) == ns {
+			return true
+		}
+	}
+	return false
+}
+
+// Workloads is the node's workload registry; workload sources report to it.
+func (d *Daemon) Workloads() *workload.Registry { return d.reg }
 
 // pipeEvents attributes each kernel event to its policy with rules.Decide and reports it.
 func (d *Daemon) pipeEvents(ctx context.Context, b enforcer.Backend) {

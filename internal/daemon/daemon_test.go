@@ -19,6 +19,7 @@ import (
 	"github.com/wardsec/ward/internal/enforcer"
 	"github.com/wardsec/ward/internal/policy"
 	"github.com/wardsec/ward/internal/rules"
+	"github.com/wardsec/ward/internal/workload"
 )
 
 // recordingBackend stands in for a kernel backend: it records every Apply and lets the test
@@ -133,12 +134,19 @@ func (h *harness) stopOnce() {
 // waitApplied waits for an Apply whose host set satisfies ok.
 func (h *harness) waitApplied(what string, ok func(*rules.Set) bool) *rules.Set {
 	h.t.Helper()
+	sets := h.waitAppliedAll(what, func(sets []*rules.Set) bool { return len(sets) == 1 && ok(sets[0]) })
+	return sets[0]
+}
+
+// waitAppliedAll waits for an Apply whose sets satisfy ok.
+func (h *harness) waitAppliedAll(what string, ok func([]*rules.Set) bool) []*rules.Set {
+	h.t.Helper()
 	deadline := time.After(10 * time.Second)
 	for {
 		select {
 		case sets := <-h.backend.applied:
-			if len(sets) == 1 && ok(sets[0]) {
-				return sets[0]
+			if ok(sets) {
+				return sets
 			}
 		case <-deadline:
 			h.t.Fatalf("no Apply with %s within 10s; log:\n%s", what, h.logs.String())
@@ -292,4 +300,43 @@ func TestDaemonPolicyServiceAndRestore(t *testing.T) {
 	if entries, _ := os.ReadDir(filepath.Join(state, "policies")); len(entries) != 0 {
 		t.Errorf("state still holds %d files after delete", len(entries))
 	}
+}
+
+func TestDaemonContainerWorkloads(t *testing.T) {
+	dir := t.TempDir()
+	ksp := `apiVersion: security.kubearmor.com/v1
+kind: KubeArmorPolicy
+metadata: {name: web-block, namespace: web}
+spec:
+  selector: {matchLabels: {app: nginx}}
+  process:
+    matchPaths:
+    - path: /usr/bin/curl
+  action: Block
+`
+	if err := os.WriteFile(filepath.Join(dir, "ksp.yaml"), []byte(ksp), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	h := startDaemon(t, dir, t.TempDir())
+	nginx := workload.Workload{Kind: workload.KindContainer, ContainerID: "c1", Namespace: "web", Container: "nginx", Labels: map[string]string{"app": "nginx"}}
+	sneaky := workload.Workload{Kind: workload.KindContainer, ContainerID: "c2", Namespace: "kube-system", Container: "x", Labels: map[string]string{"app": "nginx"}}
+	h.d.Workloads().Upsert(nginx)
+	h.d.Workloads().Upsert(sneaky)
+	sets := h.waitAppliedAll("three workloads", func(s []*rules.Set) bool { return len(s) == 3 })
+	byID := map[string]*rules.Set{}
+	for _, s := range sets {
+		byID[s.Workload.ID()] = s
+	}
+	exec := rules.Access{Op: policy.OpProcess, Path: "/usr/bin/curl", Source: "/bin/sh"}
+	if v := byID["c1"].Decide(exec); v.Action != policy.ActionBlock || v.Policy != "web-block" {
+		t.Errorf("nginx container: %+v", v)
+	}
+	if v := byID["host"].Decide(exec); v.Action != policy.ActionAllow {
+		t.Errorf("host must not get a container policy: %+v", v)
+	}
+	if v := byID["c2"].Decide(exec); v.Action != policy.ActionAllow || byID["c2"].Workload.Mode != workload.ModeDisabled {
+		t.Errorf("untracked namespace must get no enforcement: %+v", v)
+	}
+	h.d.Workloads().Remove("c1")
+	h.waitAppliedAll("two workloads after the container exits", func(s []*rules.Set) bool { return len(s) == 2 })
 }
