@@ -1,7 +1,6 @@
 package events
 
 import (
-	"bufio"
 	"bytes"
 	"encoding/json"
 	"fmt"
@@ -24,19 +23,19 @@ const (
 // quote an int64. encoding/json on the generated types gives exactly this, because protoc-gen-go
 // tags every field `json:"<proto name>,omitempty"`.
 //
-// Writes are synchronous: the sink never drops, and every line is flushed before Write returns so
-// that a tailing reader sees it at once.
+// Writes are synchronous and unbuffered, one write per line: the sink never drops, a tailing
+// reader sees each line at once, and a failed write does not poison the next one.
 type JSONLines struct {
 	mu     sync.Mutex
 	buf    bytes.Buffer
 	enc    *json.Encoder
-	w      *bufio.Writer
+	w      io.Writer
 	closer io.Closer
 }
 
 // NewJSONLines writes to w.
 func NewJSONLines(w io.Writer) *JSONLines {
-	j := &JSONLines{w: bufio.NewWriterSize(w, 64<<10)}
+	j := &JSONLines{w: w}
 	j.enc = json.NewEncoder(&j.buf)
 	// Paths and arguments are not HTML: keep "<", ">" and "&" readable.
 	j.enc.SetEscapeHTML(false)
@@ -81,23 +80,17 @@ func (j *JSONLines) write(v any) error {
 	if _, err := j.w.Write(j.buf.Bytes()); err != nil {
 		return fmt.Errorf("write event: %w", err)
 	}
-	if err := j.w.Flush(); err != nil {
-		return fmt.Errorf("write event: %w", err)
-	}
 	return nil
 }
 
-// Close flushes and closes the file (never stdout).
+// Close closes the file (never stdout).
 func (j *JSONLines) Close() error {
 	j.mu.Lock()
 	defer j.mu.Unlock()
-	err := j.w.Flush()
-	if j.closer != nil {
-		if cerr := j.closer.Close(); err == nil {
-			err = cerr
-		}
+	if j.closer == nil {
+		return nil
 	}
-	return err
+	return j.closer.Close()
 }
 
 // MarshalLine encodes one event as JSONLines would, without the newline; `ward logs --json` uses

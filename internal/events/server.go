@@ -53,7 +53,7 @@ func (s *Server) Register(g *grpc.Server) { feeder.RegisterLogServiceServer(g, s
 
 // Serve runs LogService on lis and grpc.health.v1 on healthLis until ctx ends. The health service
 // is on its own port, as in KubeArmor, so a probe still answers while watchers saturate the main
-// port; it is also registered on the main port for clients that probe there.
+// port; it is also registered on the main port for clients that probe there. healthLis may be nil.
 func (s *Server) Serve(ctx context.Context, lis, healthLis net.Listener) error {
 	hs := health.NewServer()
 	hs.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
@@ -67,8 +67,11 @@ func (s *Server) Serve(ctx context.Context, lis, healthLis net.Listener) error {
 
 	errs := make(chan error, 2)
 	go func() { errs <- serve(main, lis, "log service") }()
-	go func() { errs <- serve(probe, healthLis, "health service") }()
-	s.log.Info("serving", "addr", lis.Addr().String(), "health_addr", healthLis.Addr().String())
+	if healthLis != nil {
+		go func() { errs <- serve(probe, healthLis, "health service") }()
+		s.log.Info("serving health", "addr", healthLis.Addr().String())
+	}
+	s.log.Info("serving log service", "addr", lis.Addr().String())
 
 	var err error
 	select {
@@ -89,12 +92,15 @@ func serve(g *grpc.Server, lis net.Listener, what string) error {
 	return nil
 }
 
-// ListenAndServe listens on addr and healthAddr and serves until ctx ends.
+// ListenAndServe listens on addr and healthAddr (none when empty) and serves until ctx ends.
 func (s *Server) ListenAndServe(ctx context.Context, addr, healthAddr string) error {
 	var lc net.ListenConfig
 	lis, err := lc.Listen(ctx, "tcp", addr)
 	if err != nil {
 		return fmt.Errorf("listen: %w", err)
+	}
+	if healthAddr == "" {
+		return s.Serve(ctx, lis, nil)
 	}
 	hlis, err := lc.Listen(ctx, "tcp", healthAddr)
 	if err != nil {
