@@ -46,7 +46,7 @@ var sockTypes = []string{"stream", "dgram", "seqpacket", "rdm", "raw", "packet"}
 
 func protoName(p string) string {
 	if p == "" {
-		return "other protocols"
+		return "a socket of another protocol"
 	}
 	return p
 }

@@ -1,0 +1,328 @@
+//go:build vm
+
+package apparmor
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/wardsec/ward/internal/policy"
+	"github.com/wardsec/ward/internal/rules"
+	"github.com/wardsec/ward/internal/testutil/vmguest"
+)
+
+// The test binary doubles as the confined program: with helperEnv set it performs the listed
+// operations and prints one line per operation, instead of running tests.
+const (
+	helperEnv      = "WARD_AA_HELPER"
+	helperChildEnv = "WARD_AA_CHILD_OPS"
+)
+
+func TestMain(m *testing.M) {
+	if ops := os.Getenv(helperEnv); ops != "" {
+		os.Exit(helper(ops))
+	}
+	vmguest.Main(m)
+}
+
+// helper runs operations separated by ";": open:PATH, write:PATH, exec:PATH, udp, chown:PATH,
+// and child (run the helper again, as a new program, with the operations in helperChildEnv).
+func helper(ops string) int {
+	label, _ := os.ReadFile("/proc/self/attr/current")
+	fmt.Printf("label %s\n", strings.TrimSpace(string(label)))
+	result := func(what string, err error) {
+		var errno syscall.Errno
+		switch {
+		case err == nil:
+			fmt.Printf("%s ok\n", what)
+		case errors.As(err, &errno):
+			fmt.Printf("%s errno %d\n", what, int(errno))
+		default:
+			fmt.Printf("%s error %v\n", what, err)
+		}
+	}
+	for _, op := range strings.Split(ops, ";") {
+		kind, arg, _ := strings.Cut(op, ":")
+		switch kind {
+		case "open":
+			f, err := os.Open(arg)
+			if err == nil {
+				f.Close()
+			}
+			result(op, err)
+		case "write":
+			f, err := os.OpenFile(arg, os.O_WRONLY, 0)
+			if err == nil {
+				f.Close()
+			}
+			result(op, err)
+		case "exec":
+			err := exec.Command(arg).Run()
+			var ee *exec.ExitError
+			if errors.As(err, &ee) {
+				err = nil // it ran
+			}
+			result(op, err)
+		case "udp":
+			fd, err := syscall.Socket(syscall.AF_INET, syscall.SOCK_DGRAM, 0)
+			if err == nil {
+				syscall.Close(fd)
+			}
+			result(op, err)
+		case "chown":
+			result(op, os.Chown(arg, 1000, 1000))
+		case "child":
+			self, _ := os.Executable()
+			cmd := exec.Command(self)
+			cmd.Env = append(os.Environ(), helperEnv+"="+os.Getenv(helperChildEnv))
+			out, err := cmd.CombinedOutput()
+			for _, l := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+				fmt.Printf("child: %s\n", l)
+			}
+			result(op, err)
+		default:
+			fmt.Printf("%s unknown\n", op)
+		}
+	}
+	return 0
+}
+
+// TestEnforceAndAttribute renders a profile from real policies, loads it with apparmor_parser
+// through the Loader, runs this binary under it, and checks each access's errno and the kernel's
+// audit record, attributed with rules.Decide to the policy and rule that decided.
+func TestEnforceAndAttribute(t *testing.T) {
+	vmguest.RequireProfile(t, "apparmor")
+	self, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	path := func(n string) string { return filepath.Join(dir, n) }
+	for _, n := range []string{"denied", "readonly", "audited", "allowed", "fromsrc", "owned"} {
+		if err := os.WriteFile(path(n), []byte("x"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	blocked := path("blocked-prog")
+	if out, err := exec.Command("cp", self, blocked).CombinedOutput(); err != nil {
+		t.Fatalf("cp: %v\n%s", err, out)
+	}
+
+	set, err := rules.Compile([]policy.Policy{
+		hostPolicy("files",
+			file(policy.MatchPath, path("denied"), block),
+			file(policy.MatchPath, path("readonly"), block, readOnly),
+			file(policy.MatchPath, path("audited"), audit),
+			file(policy.MatchPath, path("fromsrc"), block, from(self)),
+		),
+		hostPolicy("procs", proc(policy.MatchPath, blocked, block)),
+		hostPolicy("net", netw("udp", block)),
+		hostPolicy("caps", capa("chown", block)),
+	}, host, rules.Postures{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	prof, warns, err := Render(set, Options{Host: ReadHost(DefaultDir)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, w := range warns {
+		t.Logf("warning: %s", w)
+	}
+	loader := NewLoader(t.TempDir(), nil)
+	ctx := context.Background()
+	if err := loader.Load(ctx, prof); err != nil {
+		t.Fatalf("%+v", err)
+	}
+	t.Cleanup(func() {
+		if err := loader.Remove(ctx, prof.Name); err != nil {
+			t.Errorf("remove: %v", err)
+		}
+	})
+	loaded, err := os.ReadFile("/sys/kernel/security/apparmor/profiles")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{prof.Name + " (enforce)", prof.Name + "//" + self + " (enforce)"} {
+		if !strings.Contains(string(loaded), want) {
+			t.Fatalf("%q not loaded; loaded profiles:\n%s", want, loaded)
+		}
+	}
+
+	kmsgStart := kmsgCursor(t)
+	ops := []string{
+		"open:" + path("denied"), "open:" + path("readonly"), "write:" + path("readonly"),
+		"open:" + path("audited"), "open:" + path("allowed"), "open:" + path("fromsrc"),
+		"exec:" + blocked, "udp", "chown:" + path("owned"), "child",
+	}
+	cmd := exec.Command("aa-exec", "-p", prof.Name, "--", self)
+	cmd.Env = append(os.Environ(), helperEnv+"="+strings.Join(ops, ";"),
+		helperChildEnv+"=open:"+path("fromsrc")+";open:"+path("denied")+";open:"+path("allowed"))
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("aa-exec: %v\n%s", err, out)
+	}
+	eacces, eperm := int(syscall.EACCES), int(syscall.EPERM)
+	want := []string{
+		"label " + prof.Name + " (enforce)",
+		fmt.Sprintf("open:%s errno %d", path("denied"), eacces),
+		"open:" + path("readonly") + " ok",
+		fmt.Sprintf("write:%s errno %d", path("readonly"), eacces),
+		"open:" + path("audited") + " ok",
+		"open:" + path("allowed") + " ok",
+		"open:" + path("fromsrc") + " ok", // the fromSource rule is not this program's
+		fmt.Sprintf("exec:%s errno %d", blocked, eacces),
+		fmt.Sprintf("udp errno %d", eacces),
+		fmt.Sprintf("chown:%s errno %d", path("owned"), eperm),
+		"child: label " + prof.Name + "//" + self + " (enforce)",
+		fmt.Sprintf("child: open:%s errno %d", path("fromsrc"), eacces),
+		fmt.Sprintf("child: open:%s errno %d", path("denied"), eacces),
+		"child: open:" + path("allowed") + " ok",
+		"child ok",
+	}
+	if got := strings.TrimSpace(string(out)); got != strings.Join(want, "\n") {
+		t.Fatalf("helper under %s printed:\n%s\nwant:\n%s", prof.Name, got, strings.Join(want, "\n"))
+	}
+
+	// Every denial and audit must reach the kernel log and be attributed to its rule.
+	type expect struct {
+		apparmor, name, policy, rule, source string
+		action                               policy.Action
+		match                                func(Record) bool
+	}
+	byName := func(n string) func(Record) bool { return func(r Record) bool { return r.Name == n } }
+	expects := []expect{
+		{"DENIED", "denied", "files", "spec.file.matchPaths[0]", "", block, byName(path("denied"))},
+		{"DENIED", "readonly write", "files", "spec.file.matchPaths[1]", "", block, byName(path("readonly"))},
+		{"AUDIT", "audited", "files", "spec.file.matchPaths[2]", "", audit, byName(path("audited"))},
+		{"DENIED", "fromsrc in child", "files", "spec.file.matchPaths[3]", self, block, byName(path("fromsrc"))},
+		{"DENIED", "exec", "procs", "spec.process.matchPaths[0]", "", block, func(r Record) bool { return r.Operation == "exec" && r.Name == blocked }},
+		{"DENIED", "udp", "net", "spec.network.matchProtocols[0]", "", block, func(r Record) bool { return r.Family == "inet" && r.SockType == "dgram" }},
+		{"DENIED", "chown", "caps", "spec.capabilities.matchCapabilities[0]", "", block, func(r Record) bool { return r.CapName == "chown" }},
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	var recs []Record
+	for {
+		recs = recs[:0]
+		for _, l := range kmsgSince(t, kmsgStart) {
+			rec, err := ParseRecord(l)
+			if errors.Is(err, ErrNotAppArmor) {
+				continue
+			}
+			if err != nil {
+				t.Errorf("parse %q: %v", l, err)
+				continue
+			}
+			if strings.HasPrefix(rec.Profile, prof.Name) {
+				recs = append(recs, rec)
+			}
+		}
+		missing := 0
+		for _, e := range expects {
+			found := false
+			for _, r := range recs {
+				if r.Apparmor == e.apparmor && r.Source() == e.source && e.match(r) {
+					found = true
+				}
+			}
+			if !found {
+				missing++
+			}
+		}
+		if missing == 0 || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	for _, e := range expects {
+		found := false
+		for _, r := range recs {
+			if r.Apparmor != e.apparmor || r.Source() != e.source || !e.match(r) {
+				continue
+			}
+			found = true
+			_, v := Attribute(set, r)
+			if v.Action != e.action || v.Policy != e.policy || v.Rule != e.rule {
+				t.Errorf("%s: record %+v attributed to %s %s %s, want %s %s %s", e.name, r, v.Action, v.Policy, v.Rule, e.action, e.policy, e.rule)
+			}
+			break
+		}
+		if !found {
+			t.Errorf("%s: no apparmor=%q record in the kernel log", e.name, e.apparmor)
+		}
+	}
+	// No record may be a denial that Decide would allow: that would be a silent difference.
+	for _, r := range recs {
+		if r.Apparmor != "DENIED" {
+			continue
+		}
+		if a, v := Attribute(set, r); a.Op != "" && v.Action != policy.ActionBlock {
+			t.Errorf("kernel denied %+v but rules.Decide says %s (%s %s)", r, v.Action, v.Policy, v.Rule)
+		}
+	}
+	if t.Failed() {
+		for _, r := range recs {
+			t.Logf("record: %+v", r)
+		}
+	}
+}
+
+// kmsgCursor returns the sequence number of the next kernel log record.
+func kmsgCursor(t *testing.T) uint64 {
+	t.Helper()
+	var last uint64
+	for _, raw := range readKmsgRaw(t) {
+		last = kmsgSeq(raw) + 1
+	}
+	return last
+}
+
+func kmsgSince(t *testing.T, seq uint64) []string {
+	t.Helper()
+	var out []string
+	for _, raw := range readKmsgRaw(t) {
+		if kmsgSeq(raw) >= seq {
+			out = append(out, raw)
+		}
+	}
+	return out
+}
+
+// kmsgSeq reads the sequence number of a /dev/kmsg record ("prio,seq,usec,flags;message").
+func kmsgSeq(raw string) uint64 {
+	var prio, seq uint64
+	fmt.Sscanf(raw, "%d,%d,", &prio, &seq)
+	return seq
+}
+
+func readKmsgRaw(t *testing.T) []string {
+	t.Helper()
+	fd, err := syscall.Open("/dev/kmsg", syscall.O_RDONLY|syscall.O_NONBLOCK|syscall.O_CLOEXEC, 0)
+	if err != nil {
+		t.Fatalf("open /dev/kmsg: %v", err)
+	}
+	defer syscall.Close(fd)
+	var recs []string
+	buf := make([]byte, 8192)
+	for {
+		n, err := syscall.Read(fd, buf)
+		switch {
+		case errors.Is(err, syscall.EAGAIN), errors.Is(err, io.EOF):
+			return recs
+		case errors.Is(err, syscall.EPIPE):
+			continue
+		case err != nil:
+			t.Fatalf("read /dev/kmsg: %v", err)
+		}
+		recs = append(recs, string(buf[:n]))
+	}
+}
