@@ -101,6 +101,7 @@ func helper(ops string) int {
 // audit record, attributed with rules.Decide to the policy and rule that decided.
 func TestEnforceAndAttribute(t *testing.T) {
 	vmguest.RequireProfile(t, "apparmor")
+	unlimitKmsg(t)
 	self, err := os.Executable()
 	if err != nil {
 		t.Fatal(err)
@@ -325,4 +326,97 @@ func readKmsgRaw(t *testing.T) []string {
 		}
 		recs = append(recs, string(buf[:n]))
 	}
+}
+
+// TestPostureBlockAllowList confines a Go program with a file allow-list under posture block: the
+// only file rule permits reads everywhere, so every write falls to the posture. The program must
+// still start and run (the baseline's signals), reads pass, a write gets EACCES, and the kernel's
+// record is attributed to DefaultPosture.
+func TestPostureBlockAllowList(t *testing.T) {
+	vmguest.RequireProfile(t, "apparmor")
+	unlimitKmsg(t)
+	self, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	target := filepath.Join(t.TempDir(), "target")
+	if err := os.WriteFile(target, []byte("x"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	set, err := rules.Compile([]policy.Policy{hostPolicy("readonly-host",
+		file(policy.MatchDirectory, "/", allow, recursive, readOnly),
+	)}, host, rules.Postures{File: block, Network: block, Capabilities: block})
+	if err != nil {
+		t.Fatal(err)
+	}
+	prof, _, err := Render(set, Options{Host: ReadHost(DefaultDir)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	loader := NewLoader(t.TempDir(), nil)
+	ctx := context.Background()
+	if err := loader.Load(ctx, prof); err != nil {
+		t.Fatalf("%+v", err)
+	}
+	t.Cleanup(func() {
+		if err := loader.Remove(ctx, prof.Name); err != nil {
+			t.Errorf("remove: %v", err)
+		}
+	})
+
+	start := kmsgCursor(t)
+	cmd := exec.Command("aa-exec", "-p", prof.Name, "--", self)
+	cmd.Env = append(os.Environ(), helperEnv+"=open:"+target+";write:"+target)
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("aa-exec: %v\n%s", err, out)
+	}
+	want := strings.Join([]string{
+		"label " + prof.Name + " (enforce)",
+		"open:" + target + " ok",
+		fmt.Sprintf("write:%s errno %d", target, int(syscall.EACCES)),
+	}, "\n")
+	if got := strings.TrimSpace(string(out)); got != want {
+		t.Fatalf("helper printed:\n%s\nwant:\n%s", got, want)
+	}
+
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		for _, l := range kmsgSince(t, start) {
+			rec, err := ParseRecord(l)
+			if err != nil || rec.Apparmor != "DENIED" || rec.Name != target {
+				continue
+			}
+			a, v := Attribute(set, rec)
+			if !a.Write || v.Action != policy.ActionBlock || v.Policy != rules.DefaultPosturePolicy || !v.Posture {
+				t.Fatalf("record %+v attributed as %+v: %+v, want a write blocked by DefaultPosture", rec, a, v)
+			}
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no DENIED record for %s in the kernel log:\n%s", target, strings.Join(kmsgSince(t, start), ""))
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+// unlimitKmsg lifts the printk rate limit for the test. Without an audit daemon the kernel prints
+// audit records through printk_ratelimit(), which passes 10 records per 5 seconds and drops the
+// rest: a reader of /dev/kmsg loses records (the reason Ward's reader uses the audit netlink
+// socket when no auditd runs).
+func unlimitKmsg(t *testing.T) {
+	t.Helper()
+	const knob = "/proc/sys/kernel/printk_ratelimit_burst"
+	old, err := os.ReadFile(knob)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(knob, []byte("100000"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := os.WriteFile(knob, old, 0o644); err != nil {
+			t.Errorf("restore %s: %v", knob, err)
+		}
+	})
 }
