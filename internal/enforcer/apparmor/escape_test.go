@@ -1,6 +1,7 @@
 package apparmor
 
 import (
+	"strings"
 	"testing"
 
 	"github.com/wardsec/ward/internal/policy"
@@ -164,6 +165,12 @@ func TestRenderErrors(t *testing.T) {
 		t.Error("raw text that reopens the profile was accepted")
 	}
 	set.AppArmor = nil
+	if _, _, err := Render(set, Options{Name: "../x"}); err == nil {
+		t.Error("a name with a slash was accepted")
+	}
+	if p, _, err := Render(set, Options{Name: "ward-shop_web_nginx"}); err != nil || p.Name != "ward-shop_web_nginx" || !strings.Contains(string(p.Text), "profile ward-shop_web_nginx ") {
+		t.Errorf("Options.Name: %v, profile %q", err, p.Name)
+	}
 	if _, _, err := Render(set, Options{Attach: []string{"relative/path"}}); err == nil {
 		t.Error("a relative attachment was accepted")
 	}

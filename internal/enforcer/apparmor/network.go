@@ -20,24 +20,29 @@ type netCell struct {
 	// protocols are the protocol names (as policies spell them) sockets of this cell carry; ""
 	// stands for a socket whose protocol no policy names.
 	protocols []string
+	// unfolded are protocols a socket of this cell can also carry but that are left out of the
+	// cell's verdict, because folding them in would deny far more than the rule asks: a Block
+	// of sctp would block every TCP socket. A Block of them is not enforced in this cell, and
+	// Render warns.
+	unfolded []string
 }
 
 var netCells = []netCell{
-	{"inet", "stream", []string{"tcp"}},
-	{"inet", "dgram", []string{"udp", "icmp"}},
-	{"inet", "seqpacket", []string{"sctp"}},
-	{"inet", "rdm", []string{""}},
-	{"inet", "raw", []string{"", "icmp", "tcp", "udp", "sctp"}},
-	{"inet6", "stream", []string{"tcp"}},
-	{"inet6", "dgram", []string{"udp", "icmpv6"}},
-	{"inet6", "seqpacket", []string{"sctp"}},
-	{"inet6", "rdm", []string{""}},
-	{"inet6", "raw", []string{"", "icmpv6", "tcp", "udp", "sctp"}},
-	{"unix", "stream", []string{""}},
-	{"unix", "dgram", []string{""}},
-	{"unix", "seqpacket", []string{""}},
-	{"packet", "raw", []string{""}},
-	{"packet", "dgram", []string{""}},
+	{"inet", "stream", []string{"tcp"}, []string{"sctp"}},
+	{"inet", "dgram", []string{"udp", "icmp"}, nil},
+	{"inet", "seqpacket", []string{"sctp"}, nil},
+	{"inet", "rdm", []string{""}, nil},
+	{"inet", "raw", []string{"", "icmp", "tcp", "udp", "sctp"}, nil},
+	{"inet6", "stream", []string{"tcp"}, []string{"sctp"}},
+	{"inet6", "dgram", []string{"udp", "icmpv6"}, nil},
+	{"inet6", "seqpacket", []string{"sctp"}, nil},
+	{"inet6", "rdm", []string{""}, nil},
+	{"inet6", "raw", []string{"", "icmpv6", "tcp", "udp", "sctp"}, nil},
+	{"unix", "stream", []string{""}, nil},
+	{"unix", "dgram", []string{""}, nil},
+	{"unix", "seqpacket", []string{""}, nil},
+	{"packet", "raw", []string{""}, nil},
+	{"packet", "dgram", []string{""}, nil},
 }
 
 // sockTypes are the socket types AppArmor can name; every family not listed in netCells is
@@ -104,10 +109,17 @@ func (r *renderer) network(c *ctx) {
 			vs = append(vs, v)
 			ruled = ruled || v.RuleID >= 0 && !v.Posture
 		}
+		w := worst(vs...)
+		for _, p := range cell.unfolded {
+			v := r.decideTTY(rules.Access{Op: policy.OpNetwork, Family: cell.family, SockType: cell.sockType, Protocol: p, Source: c.source})
+			if v.Action == policy.ActionBlock && w.Action != policy.ActionBlock {
+				r.warnVerdict(v, "network %s %s: %s sockets of type %s share the cell with %s, which is %s: AppArmor cannot block them without blocking all of it, so %s %s sockets are NOT blocked",
+					cell.family, cell.sockType, p, cell.sockType, strings.Join(cell.protocols, ", "), describe(w), p, cell.sockType)
+			}
+		}
 		if !ruled {
 			continue // only the blanket decides
 		}
-		w := worst(vs...)
 		if w.Action == policy.ActionBlock {
 			var differ []string
 			for i, v := range vs {

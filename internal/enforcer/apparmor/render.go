@@ -47,6 +47,10 @@ type Options struct {
 	// the profile only when started under it: OCI process.apparmorProfile, aa-exec,
 	// change_onexec, or systemd's AppArmorProfile=.
 	Attach []string
+	// Name overrides ProfileName. Kubernetes users name a profile in the pod template, before
+	// the pod (and its generated name) exists, so the daemon may choose a name that is stable
+	// across a workload's pods, such as one derived from the owner. It must pass checkName.
+	Name string
 }
 
 // Profile is one rendered profile file.
@@ -188,6 +192,12 @@ func Render(set *rules.Set, opts Options) (Profile, []Warning, error) {
 		return Profile{}, nil, errors.New("render profile: nil rule set")
 	}
 	r := &renderer{set: set, opts: opts, name: ProfileName(set.Workload), warned: map[string]bool{}}
+	if opts.Name != "" {
+		if err := checkName(opts.Name); err != nil {
+			return Profile{}, nil, fmt.Errorf("render profile: %w", err)
+		}
+		r.name = opts.Name
+	}
 	if err := r.collectSources(); err != nil {
 		return Profile{}, nil, fmt.Errorf("render profile %s: %w", r.name, err)
 	}
