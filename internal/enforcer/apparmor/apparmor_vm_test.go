@@ -65,15 +65,22 @@ func helper(ops string) int {
 				f.Close()
 			}
 			result(op, err)
+		case "noop":
 		case "exec":
-			err := exec.Command(arg).Run()
+			cmd := exec.Command(arg)
+			cmd.Env = append(os.Environ(), helperEnv+"=noop")
+			err := cmd.Run()
 			var ee *exec.ExitError
 			if errors.As(err, &ee) {
 				err = nil // it ran
 			}
 			result(op, err)
-		case "udp":
-			fd, err := syscall.Socket(syscall.AF_INET, syscall.SOCK_DGRAM, 0)
+		case "udp", "tcp":
+			typ := syscall.SOCK_DGRAM
+			if kind == "tcp" {
+				typ = syscall.SOCK_STREAM
+			}
+			fd, err := syscall.Socket(syscall.AF_INET, typ, 0)
 			if err == nil {
 				syscall.Close(fd)
 			}
