@@ -7,7 +7,11 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"strconv"
+	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/wardsec/ward/api/feeder"
 	"google.golang.org/protobuf/encoding/protojson"
@@ -40,20 +44,26 @@ func TestJSONLinesGoldenAlert(t *testing.T) {
 	if err := j.WriteAlert(a); err != nil {
 		t.Fatal(err)
 	}
+	if out.Len() != 0 {
+		t.Error("line written before the flush delay")
+	}
+	if err := j.Flush(); err != nil {
+		t.Fatal(err)
+	}
 	if bytes.Count(out.Bytes(), []byte("\n")) != 1 {
 		t.Fatalf("want exactly one line, got %q", out.String())
 	}
 	golden(t, "alert.jsonl", out.Bytes())
 }
 
-// TestJSONLinesMatchesProtoJSON checks the choice of encoding/json over protojson: with every field
-// set, and with every field empty, both give the same keys and values, except that protojson
+// TestJSONLinesMatchesProtoJSON checks the choice of encoding/json over protojson: with every
+// field set, and with every field empty, both give the same keys and values, except that protojson
 // quotes the int64 Timestamp.
 func TestJSONLinesMatchesProtoJSON(t *testing.T) {
-	full := fullAlert()
 	for name, m := range map[string]proto.Message{
-		"full alert": full, "empty alert": &feeder.Alert{}, "full log": fullLog(),
-		"message": testBuilder().Message("Start", "Info", "ward started"),
+		"full alert": fullAlert(), "empty alert": &feeder.Alert{}, "full log": fullLog(),
+		"message":     testBuilder().Message("Start", "Info", "ward started"),
+		"built alert": testBuilder().Alert(hostEvent(), blockVerdict()),
 	} {
 		line, err := MarshalLine(m)
 		if err != nil {
@@ -65,23 +75,18 @@ func TestJSONLinesMatchesProtoJSON(t *testing.T) {
 		}
 		var ours, theirs map[string]any
 		if err := json.Unmarshal(line, &ours); err != nil {
-			t.Fatal(err)
+			t.Fatalf("%s: %v: %s", name, err, line)
 		}
 		if err := json.Unmarshal(pj, &theirs); err != nil {
 			t.Fatal(err)
 		}
 		if ts, ok := ours["Timestamp"].(float64); ok {
-			ours["Timestamp"] = json.Number(formatInt(int64(ts))).String()
+			ours["Timestamp"] = strconv.FormatInt(int64(ts), 10)
 		}
 		if !reflect.DeepEqual(ours, theirs) {
-			t.Errorf("%s:\n encoding/json %s\n protojson     %s", name, line, pj)
+			t.Errorf("%s:\n ours      %s\n protojson %s", name, line, pj)
 		}
 	}
-}
-
-func formatInt(n int64) string {
-	b, _ := json.Marshal(n)
-	return string(b)
 }
 
 func TestJSONLinesKeepsPathsReadable(t *testing.T) {
@@ -132,4 +137,46 @@ func fullLog() *feeder.Log {
 	l := &feeder.Log{}
 	fill(l)
 	return l
+}
+
+// lockedBuffer is written by the sink's timer goroutine and read by the test.
+type lockedBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *lockedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *lockedBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+func TestJSONLinesFlushesByItself(t *testing.T) {
+	var out lockedBuffer
+	j := NewJSONLines(&out)
+	if err := j.WriteLog(&feeder.Log{Type: TypeHostLog}); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for out.String() == "" && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond)
+	}
+	if out.String() != "{\"Type\":\"HostLog\"}\n" {
+		t.Errorf("after the flush delay: %q", out.String())
+	}
+
+	// A full buffer is written at once, without waiting.
+	big := &feeder.Log{Data: strings.Repeat("x", FlushSize)}
+	if err := j.WriteLog(big); err != nil {
+		t.Fatal(err)
+	}
+	if n := len(out.String()); n < FlushSize {
+		t.Errorf("a full buffer was not written at once: %d bytes", n)
+	}
 }

@@ -60,11 +60,12 @@ func (p *Pipeline) Message(m *feeder.Message) {
 func (p *Pipeline) sinkResult(err error) {
 	if err == nil {
 		if p.sinkFailing.CompareAndSwap(true, false) {
+			p.Metrics.Drop(DropSinkError, int(p.JSON.TakeLost()))
 			p.Log.Info("log path writable again")
 		}
 		return
 	}
-	p.Metrics.Drop(DropSinkError, 1)
+	p.Metrics.Drop(DropSinkError, int(p.JSON.TakeLost()))
 	if p.sinkFailing.CompareAndSwap(false, true) {
 		p.Log.Error("write log path; dropping lines until it recovers", "err", err)
 	}

@@ -281,7 +281,8 @@ type rawCodec struct{}
 
 func (rawCodec) Marshal(v any) ([]byte, error) { return *v.(*[]byte), nil }
 func (rawCodec) Unmarshal(data []byte, v any) error {
-	*v.(*[]byte) = append([]byte(nil), data...)
+	p := v.(*[]byte)
+	*p = append((*p)[:0], data...)
 	return nil
 }
 func (rawCodec) Name() string { return "proto" }

@@ -82,6 +82,9 @@ func TestPipelineThrottlesAndAnnounces(t *testing.T) {
 	for range 25 {
 		p.Alert(b.Alert(hostEvent(), blockVerdict()))
 	}
+	if err := p.JSON.Flush(); err != nil {
+		t.Fatal(err)
+	}
 	lines := strings.Split(strings.TrimSpace(out.String()), "\n")
 	if len(lines) != 11 {
 		t.Fatalf("%d lines, want 10 alerts and 1 notice", len(lines))
@@ -110,6 +113,9 @@ func TestPipelineThrottlesAndAnnounces(t *testing.T) {
 
 	clk.advance(30 * time.Second)
 	p.Alert(b.Alert(hostEvent(), blockVerdict()))
+	if err := p.JSON.Flush(); err != nil {
+		t.Fatal(err)
+	}
 	if n := strings.Count(out.String(), "\n"); n != 12 {
 		t.Errorf("after the interval: %d lines, want 12", n)
 	}
@@ -135,8 +141,16 @@ func TestPipelineLogsSinkFailureOnce(t *testing.T) {
 	for range 5 {
 		p.LogEvent(testBuilder().Log(hostEvent()))
 	}
-	w.fail = false
+	if err := p.JSON.Flush(); err == nil {
+		t.Fatal("flush to a failing writer succeeded")
+	}
+	p.LogEvent(testBuilder().Log(hostEvent())) // reports the failure
 	p.LogEvent(testBuilder().Log(hostEvent()))
+	w.fail = false
+	if err := p.JSON.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	p.LogEvent(testBuilder().Log(hostEvent())) // reports recovery
 	if n := strings.Count(logs.String(), "disk full"); n != 1 {
 		t.Errorf("error logged %d times:\n%s", n, logs.String())
 	}

@@ -143,7 +143,7 @@ func (p *printer) print(kind string, m proto.Message) {
 	if p.o.JSON {
 		var line []byte
 		if line, err = MarshalLine(m); err == nil {
-			_, err = fmt.Fprintf(p.out, "%s\n", line)
+			_, err = p.out.Write(append(line, '\n'))
 		}
 	} else {
 		_, err = io.WriteString(p.out, Text(kind, m))
