@@ -9,6 +9,7 @@ import (
 	"runtime"
 	"strconv"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -147,12 +148,19 @@ func TestLoad(t *testing.T) {
 			slowStats = st
 		}
 	}
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		t.Fatal(err)
+	}
+	cpu := time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 	lines := countLines(t, path)
 	t.Logf("%d alerts in %v (%.0f/s), publisher busy %v (%.2f µs/alert), fast client done after %v",
 		total, elapsed.Round(time.Millisecond), float64(total)/elapsed.Seconds(), busy.Round(time.Millisecond),
 		float64(busy.Microseconds())/float64(total), drained.Round(time.Millisecond))
 	t.Logf("fast client %d, JSON lines %d, stalled client queued %d dropped %d, max heap in use %.1f MiB",
 		fastGot.Load(), lines, slowStats.Sent, slowStats.Dropped, float64(maxHeap.Load())/(1<<20))
+	t.Logf("test process (daemon side and both clients): CPU %v, max RSS %d MiB",
+		cpu.Round(10*time.Millisecond), ru.Maxrss>>10)
 
 	if lines != total {
 		t.Errorf("JSON sink has %d lines, want %d", lines, total)
