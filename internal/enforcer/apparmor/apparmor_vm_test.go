@@ -427,3 +427,59 @@ func unlimitKmsg(t *testing.T) {
 		}
 	})
 }
+
+// TestBackendEvents drives the Backend as the daemon does: Apply a set, let a confined process
+// hit a Block, and receive the event from the kernel log through Events.
+func TestBackendEvents(t *testing.T) {
+	vmguest.RequireProfile(t, "apparmor")
+	unlimitKmsg(t)
+	self, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	secret := filepath.Join(t.TempDir(), "secret")
+	if err := os.WriteFile(secret, []byte("x"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	set, err := rules.Compile([]policy.Policy{hostPolicy("files", file(policy.MatchPath, secret, block))}, host, rules.Postures{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	b, err := New(ctx, Config{Dir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Apply(ctx, []*rules.Set{set}); err != nil {
+		t.Fatalf("%+v", err)
+	}
+	cmd := exec.Command("aa-exec", "-p", "ward-host", "--", self)
+	cmd.Env = append(os.Environ(), helperEnv+"=open:"+secret)
+	if out, err := cmd.CombinedOutput(); err != nil || !strings.Contains(string(out), fmt.Sprintf("errno %d", int(syscall.EACCES))) {
+		t.Fatalf("aa-exec: %v\n%s", err, out)
+	}
+	select {
+	case ev := <-b.Events():
+		if ev.Workload != "host" || ev.Access.Path != secret || ev.Errno != int(syscall.EACCES) || ev.Backend != "apparmor" {
+			t.Errorf("event = %+v", ev)
+		}
+		if v := set.Decide(ev.Access); v.Policy != "files" || v.Action != policy.ActionBlock {
+			t.Errorf("event attributed to %+v", v)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("no event from the kernel log")
+	}
+	if err := b.Apply(ctx, nil); err != nil {
+		t.Errorf("apply nothing: %v", err)
+	}
+	if loaded, _ := os.ReadFile("/sys/kernel/security/apparmor/profiles"); strings.Contains(string(loaded), "ward-host ") {
+		t.Errorf("ward-host still loaded after an empty Apply:\n%s", loaded)
+	}
+	done := make(chan struct{})
+	go func() { b.Close(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(5 * time.Second):
+		t.Fatal("Close did not stop the kmsg reader")
+	}
+}

@@ -1,0 +1,276 @@
+package apparmor
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/exec"
+	"strings"
+	"sync"
+	"syscall"
+
+	"github.com/wardsec/ward/internal/enforcer"
+	"github.com/wardsec/ward/internal/policy"
+	"github.com/wardsec/ward/internal/rules"
+)
+
+// DefaultSecurityFS is where the kernel shows AppArmor's state when AppArmor is active.
+const DefaultSecurityFS = "/sys/kernel/security/apparmor"
+
+// RecordSource delivers raw audit record lines to emit until ctx ends. KmsgSource is the default.
+type RecordSource func(ctx context.Context, emit func(line string)) error
+
+// Config configures the AppArmor backend. Zero values are the defaults.
+type Config struct {
+	// Dir is the profile directory (DefaultDir).
+	Dir string
+	// Runner runs apparmor_parser (ExecRunner).
+	Runner Runner
+	// Host holds the parser's includes; nil reads them from DefaultDir.
+	Host *Host
+	// SecurityFS is checked to prove AppArmor is active (DefaultSecurityFS).
+	SecurityFS string
+	// Records is where kernel records come from (KmsgSource).
+	Records RecordSource
+	Logger  *slog.Logger
+}
+
+// Backend is the AppArmor implementation of enforcer.Backend: one profile per workload,
+// loaded with apparmor_parser, events from the kernel's audit records.
+type Backend struct {
+	loader *Loader
+	opts   Options
+	log    *slog.Logger
+	events chan enforcer.Event
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+
+	applyMu sync.Mutex
+	mu      sync.Mutex
+	// byName maps a loaded profile to its workload's set, for attribution; byWorkload maps a
+	// workload ID to its profile name; text is what each loaded profile holds.
+	byName     map[string]*rules.Set
+	byWorkload map[string]string
+	text       map[string][]byte
+	warnings   map[string][]Warning
+	logged     map[string]bool
+}
+
+var _ enforcer.Backend = (*Backend)(nil)
+
+// Factory returns the enforcer.Factory that selection calls.
+func Factory(cfg Config) enforcer.Factory {
+	return func(ctx context.Context) (enforcer.Backend, error) { return New(ctx, cfg) }
+}
+
+// New checks that AppArmor is active and the parser is installed, and starts reading records.
+// A machine without either gets an error wrapping enforcer.ErrNotSupported.
+func New(ctx context.Context, cfg Config) (*Backend, error) {
+	if cfg.SecurityFS == "" {
+		cfg.SecurityFS = DefaultSecurityFS
+	}
+	if _, err := os.Stat(cfg.SecurityFS); err != nil {
+		return nil, fmt.Errorf("apparmor: %s: %w (%w)", cfg.SecurityFS, enforcer.ErrNotSupported, err)
+	}
+	if cfg.Runner == nil {
+		if _, err := exec.LookPath("apparmor_parser"); err != nil {
+			return nil, fmt.Errorf("apparmor: apparmor_parser is not installed: %w", enforcer.ErrNotSupported)
+		}
+	}
+	host := ReadHost(DefaultDir)
+	if cfg.Host != nil {
+		host = *cfg.Host
+	}
+	if cfg.Records == nil {
+		cfg.Records = KmsgSource("/dev/kmsg")
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	rctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	b := &Backend{
+		loader: NewLoader(cfg.Dir, cfg.Runner),
+		opts:   Options{Host: host},
+		log:    cfg.Logger,
+		events: make(chan enforcer.Event, 1024),
+		cancel: cancel,
+		byName: map[string]*rules.Set{}, byWorkload: map[string]string{}, text: map[string][]byte{},
+		warnings: map[string][]Warning{}, logged: map[string]bool{},
+	}
+	b.wg.Add(1)
+	go func() {
+		defer b.wg.Done()
+		defer close(b.events)
+		if err := cfg.Records(rctx, func(line string) { b.record(rctx, line) }); err != nil && rctx.Err() == nil {
+			b.log.Error("apparmor records stopped", "error", err)
+		}
+	}()
+	return b, nil
+}
+
+// Name implements enforcer.Backend.
+func (b *Backend) Name() string { return enforcer.AppArmor }
+
+// Events implements enforcer.Backend.
+func (b *Backend) Events() <-chan enforcer.Event { return b.events }
+
+// Warnings returns, per workload ID, what the applied profiles cannot express exactly.
+func (b *Backend) Warnings() map[string][]Warning {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	out := make(map[string][]Warning, len(b.warnings))
+	for k, v := range b.warnings {
+		out[k] = append([]Warning(nil), v...)
+	}
+	return out
+}
+
+// Apply implements enforcer.Backend: it renders and loads one profile per set, leaves a
+// workload's previous profile in force when its new one fails, and unloads Ward's profiles of
+// workloads no longer in sets.
+func (b *Backend) Apply(ctx context.Context, sets []*rules.Set) error {
+	b.applyMu.Lock()
+	defer b.applyMu.Unlock()
+	b.mu.Lock()
+	byName := map[string]*rules.Set{}
+	byWorkload := map[string]string{}
+	warnings := map[string][]Warning{}
+	oldWorkload, oldName, oldWarn := b.byWorkload, b.byName, b.warnings
+	b.mu.Unlock()
+
+	var errs []error
+	var keep []string
+	for _, s := range sets {
+		id := s.Workload.ID()
+		keepOld := func() {
+			if name, ok := oldWorkload[id]; ok {
+				keep = append(keep, name)
+				byName[name], byWorkload[id], warnings[id] = oldName[name], name, oldWarn[id]
+			}
+		}
+		prof, warns, err := Render(s, b.opts)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("workload %s: %w", id, err))
+			keepOld()
+			continue
+		}
+		for _, w := range warns {
+			if key := prof.Name + "\x00" + w.String(); !b.logged[key] {
+				b.logged[key] = true
+				b.log.Warn("apparmor cannot express a rule exactly", "profile", prof.Name, "policy", w.Policy, "rule", w.Rule, "warning", w.Message)
+			}
+		}
+		if !bytes.Equal(b.text[prof.Name], prof.Text) {
+			if err := b.loader.Load(ctx, prof); err != nil {
+				errs = append(errs, fmt.Errorf("workload %s: %w", id, err))
+				keepOld()
+				continue
+			}
+			b.text[prof.Name] = prof.Text
+		}
+		keep = append(keep, prof.Name)
+		byName[prof.Name], byWorkload[id], warnings[id] = s, prof.Name, warns
+	}
+	removed, err := b.loader.Prune(ctx, keep)
+	if err != nil {
+		errs = append(errs, err)
+	}
+	for _, name := range removed {
+		delete(b.text, name)
+	}
+	b.mu.Lock()
+	b.byName, b.byWorkload, b.warnings = byName, byWorkload, warnings
+	b.mu.Unlock()
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("apply apparmor profiles: %w", err)
+	}
+	return nil
+}
+
+// Close stops reading records. Profiles stay loaded and on disk on purpose: they keep running
+// containers confined while Ward restarts, and the next Apply prunes what is no longer wanted.
+func (b *Backend) Close() error {
+	b.cancel()
+	b.wg.Wait()
+	return nil
+}
+
+// record turns one raw record into an event for the workload whose profile produced it.
+func (b *Backend) record(ctx context.Context, line string) {
+	rec, err := ParseRecord(line)
+	if err != nil {
+		return
+	}
+	if rec.Apparmor != "DENIED" && rec.Apparmor != "AUDIT" && rec.Apparmor != "ALLOWED" {
+		return
+	}
+	name, _, _ := strings.Cut(rec.Profile, "//")
+	b.mu.Lock()
+	set := b.byName[name]
+	b.mu.Unlock()
+	if set == nil {
+		return // not one of Ward's profiles
+	}
+	a, _ := Attribute(set, rec)
+	if a.Op == "" {
+		return
+	}
+	ev := enforcer.Event{
+		Backend: enforcer.AppArmor, Workload: set.Workload.ID(),
+		PID: uint32(rec.PID), UID: rec.FSUID, Comm: rec.Comm, Access: a, Detail: strings.TrimSpace(line),
+	}
+	if rec.Apparmor == "DENIED" {
+		ev.Errno = int(syscall.EACCES)
+		if a.Op == policy.OpCapabilities {
+			ev.Errno = int(syscall.EPERM)
+		}
+	}
+	select {
+	case b.events <- ev:
+	case <-ctx.Done():
+	}
+}
+
+// KmsgSource reads records from the kernel log device, starting at its end.
+//
+// Without an audit daemon the kernel prints audit records through printk_ratelimit(), which by
+// default passes 10 records in 5 seconds and drops the rest; a busy node loses records here.
+// Reading the audit netlink socket avoids that and is the planned default (docs/apparmor.md).
+func KmsgSource(path string) RecordSource {
+	return func(ctx context.Context, emit func(string)) error {
+		fd, err := syscall.Open(path, syscall.O_RDONLY|syscall.O_NONBLOCK|syscall.O_CLOEXEC, 0)
+		if err != nil {
+			return fmt.Errorf("open %s: %w", path, err)
+		}
+		// Non-blocking, so the runtime poller owns it and Close ends a pending Read.
+		f := os.NewFile(uintptr(fd), path)
+		if _, err := f.Seek(0, io.SeekEnd); err != nil {
+			f.Close()
+			return fmt.Errorf("seek %s: %w", path, err)
+		}
+		stop := context.AfterFunc(ctx, func() { f.Close() })
+		defer stop()
+		buf := make([]byte, 8192)
+		for {
+			n, err := f.Read(buf)
+			switch {
+			case errors.Is(err, syscall.EPIPE):
+				continue // records were overwritten before we read them
+			case err != nil:
+				if ctx.Err() != nil {
+					return nil
+				}
+				f.Close()
+				return fmt.Errorf("read %s: %w", path, err)
+			}
+			// "prio,seq,usec,flags;message\n continuation lines"
+			if _, msg, ok := strings.Cut(string(buf[:n]), ";"); ok && strings.Contains(msg, "apparmor=") {
+				emit(msg)
+			}
+		}
+	}
+}
