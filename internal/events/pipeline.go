@@ -57,6 +57,16 @@ func (p *Pipeline) Message(m *feeder.Message) {
 	p.Broker.PublishMessage(m)
 }
 
+// WriteAlert, WriteLog and WriteMessage make the Pipeline a sink like JSONLines, so the daemon
+// can hand everything to one. They never fail: the pipeline reports its own trouble.
+func (p *Pipeline) WriteAlert(a *feeder.Alert) error { p.Alert(a); return nil }
+
+// WriteLog is LogEvent as a sink.
+func (p *Pipeline) WriteLog(l *feeder.Log) error { p.LogEvent(l); return nil }
+
+// WriteMessage is Message as a sink.
+func (p *Pipeline) WriteMessage(m *feeder.Message) error { p.Message(m); return nil }
+
 func (p *Pipeline) sinkResult(err error) {
 	if err == nil {
 		if p.sinkFailing.CompareAndSwap(true, false) {

@@ -54,24 +54,22 @@ func (s *Server) Register(g *grpc.Server) { feeder.RegisterLogServiceServer(g, s
 // Serve runs LogService on lis and grpc.health.v1 on healthLis until ctx ends. The health service
 // is on its own port, as in KubeArmor, so a probe still answers while watchers saturate the main
 // port; it is also registered on the main port for clients that probe there. healthLis may be nil.
+// A daemon that serves other services on the same port uses Register and ServeHealth instead.
 func (s *Server) Serve(ctx context.Context, lis, healthLis net.Listener) error {
-	hs := health.NewServer()
-	hs.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
-	hs.SetServingStatus(feeder.LogService_ServiceDesc.ServiceName, healthpb.HealthCheckResponse_SERVING)
-
+	hs := newHealth()
 	main := grpc.NewServer()
 	s.Register(main)
 	healthpb.RegisterHealthServer(main, hs)
-	probe := grpc.NewServer()
-	healthpb.RegisterHealthServer(probe, hs)
 
 	errs := make(chan error, 2)
 	go func() { errs <- serve(main, lis, "log service") }()
+	s.log.Info("serving log service", "addr", lis.Addr().String())
+	hctx, stopHealth := context.WithCancel(ctx)
+	defer stopHealth()
 	if healthLis != nil {
-		go func() { errs <- serve(probe, healthLis, "health service") }()
+		go func() { errs <- ServeHealth(hctx, healthLis) }()
 		s.log.Info("serving health", "addr", healthLis.Addr().String())
 	}
-	s.log.Info("serving log service", "addr", lis.Addr().String())
 
 	var err error
 	select {
@@ -81,8 +79,33 @@ func (s *Server) Serve(ctx context.Context, lis, healthLis net.Listener) error {
 	hs.Shutdown()
 	// Watch streams never end on their own, so a graceful stop would wait forever.
 	main.Stop()
-	probe.Stop()
 	return err
+}
+
+// ServeHealth answers grpc.health.v1 on lis, SERVING for "" and feeder.LogService, until ctx
+// ends.
+func ServeHealth(ctx context.Context, lis net.Listener) error {
+	hs := newHealth()
+	g := grpc.NewServer()
+	healthpb.RegisterHealthServer(g, hs)
+	stopped := make(chan struct{})
+	defer close(stopped)
+	go func() {
+		select {
+		case <-ctx.Done():
+			hs.Shutdown()
+			g.Stop()
+		case <-stopped:
+		}
+	}()
+	return serve(g, lis, "health service")
+}
+
+func newHealth() *health.Server {
+	hs := health.NewServer()
+	hs.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
+	hs.SetServingStatus(feeder.LogService_ServiceDesc.ServiceName, healthpb.HealthCheckResponse_SERVING)
+	return hs
 }
 
 func serve(g *grpc.Server, lis net.Listener, what string) error {

@@ -362,3 +362,27 @@ func TestServeStopsOnCancel(t *testing.T) {
 		t.Error("bad address accepted")
 	}
 }
+
+func TestServeHealthAlone(t *testing.T) {
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- ServeHealth(ctx, lis) }()
+	h, err := healthpb.NewHealthClient(dial(t, lis.Addr().String())).Check(testCtx(t),
+		&healthpb.HealthCheckRequest{Service: "feeder.LogService"})
+	if err != nil || h.Status != healthpb.HealthCheckResponse_SERVING {
+		t.Fatalf("health: %v %v", h, err)
+	}
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("ServeHealth did not return")
+	}
+}

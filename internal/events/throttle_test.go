@@ -161,3 +161,10 @@ func TestPipelineLogsSinkFailureOnce(t *testing.T) {
 		t.Errorf("sink drops = %v, want 5", got)
 	}
 }
+
+// The daemon hands events to anything with these methods; the Pipeline must be one.
+var _ interface {
+	WriteAlert(*feeder.Alert) error
+	WriteLog(*feeder.Log) error
+	WriteMessage(*feeder.Message) error
+} = (*Pipeline)(nil)
