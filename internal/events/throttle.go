@@ -34,11 +34,17 @@ type Throttler struct {
 	cfg ThrottleConfig
 	now func() time.Time
 
-	mu    sync.Mutex
-	state map[string]*throttleState
+	mu        sync.Mutex
+	state     map[string]*throttleState
+	lastSweep time.Time
 }
 
+// sweepEvery is how often Admit forgets workloads that have been quiet for longer than a window
+// and a throttle interval, so the state stays bounded even if nobody calls Forget.
+const sweepEvery = time.Minute
+
 type throttleState struct {
+	last        time.Time // the workload's latest alert
 	windowStart time.Time // start of the current one-second window
 	count       int       // alerts in the window
 	dropUntil   time.Time // dropping while now is before this
@@ -70,11 +76,15 @@ func (t *Throttler) Admit(key string) Admission {
 	now := t.now()
 	t.mu.Lock()
 	defer t.mu.Unlock()
+	if now.Sub(t.lastSweep) >= sweepEvery {
+		t.sweep(now)
+	}
 	s := t.state[key]
 	if s == nil {
-		t.state[key] = &throttleState{windowStart: now, count: 1}
+		t.state[key] = &throttleState{last: now, windowStart: now, count: 1}
 		return Pass
 	}
+	s.last = now
 	if now.Before(s.dropUntil) {
 		return Drop
 	}
@@ -89,6 +99,16 @@ func (t *Throttler) Admit(key string) Admission {
 	// The window restarts when dropping ends.
 	s.windowStart, s.count = s.dropUntil, 0
 	return Announce
+}
+
+func (t *Throttler) sweep(now time.Time) {
+	t.lastSweep = now
+	idle := time.Second + time.Duration(t.cfg.ThrottleSec)*time.Second
+	for k, s := range t.state {
+		if now.Sub(s.last) > idle && !now.Before(s.dropUntil) {
+			delete(t.state, k)
+		}
+	}
 }
 
 // Forget drops the state of a workload that has gone, so the map stays as small as the set of

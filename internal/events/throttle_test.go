@@ -3,6 +3,7 @@ package events
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"log/slog"
 	"strings"
 	"testing"
@@ -50,6 +51,28 @@ func TestThrottlerWindows(t *testing.T) {
 
 	th.Forget("c1")
 	step("c1", Pass)
+}
+
+func TestThrottlerForgetsQuietWorkloads(t *testing.T) {
+	clk := &fakeClock{t: testTime}
+	th := NewThrottler(ThrottleConfig{Enabled: true, MaxAlertsPerSec: 1, ThrottleSec: 30}, clk.now)
+	th.Admit("gone")
+	th.Admit("throttled")
+	if th.Admit("throttled") != Announce {
+		t.Fatal("no announce")
+	}
+	clk.advance(2 * time.Minute)
+	for i := range 1000 {
+		th.Admit(fmt.Sprint("burst-", i))
+	}
+	if _, ok := th.state["gone"]; ok {
+		t.Error("a workload quiet for two minutes is still tracked")
+	}
+	clk.advance(2 * time.Minute)
+	th.Admit("c")
+	if n := len(th.state); n != 1 {
+		t.Errorf("%d workloads tracked, want 1", n)
+	}
 }
 
 func TestThrottlerDisabledAndDefaults(t *testing.T) {
