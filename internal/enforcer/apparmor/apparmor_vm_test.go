@@ -483,3 +483,68 @@ func TestBackendEvents(t *testing.T) {
 		t.Fatal("Close did not stop the kmsg reader")
 	}
 }
+
+// TestNetlinkSourceLosesNothing makes 40 denials in a burst, with the kernel's default printk
+// rate limit in place, and requires a record for every one from the audit netlink group.
+func TestNetlinkSourceLosesNothing(t *testing.T) {
+	vmguest.RequireProfile(t, "apparmor")
+	self, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	set, err := rules.Compile([]policy.Policy{hostPolicy("files", file(policy.MatchDirectory, dir+"/", block))}, host, rules.Postures{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ops []string
+	for i := range 40 {
+		p := filepath.Join(dir, fmt.Sprintf("f%02d", i))
+		if err := os.WriteFile(p, nil, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		ops = append(ops, "open:"+p)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	lines := make(chan string, 1000)
+	done := make(chan error, 1)
+	go func() { done <- NetlinkSource()(ctx, func(l string) { lines <- l }) }()
+	prof, _, err := Render(set, Options{Host: ReadHost(DefaultDir), Name: "ward-burst"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	loader := NewLoader(t.TempDir(), nil)
+	if err := loader.Load(ctx, prof); err != nil {
+		t.Fatalf("%+v", err)
+	}
+	defer loader.Remove(context.Background(), prof.Name)
+	cmd := exec.Command("aa-exec", "-p", prof.Name, "--", self)
+	cmd.Env = append(os.Environ(), helperEnv+"="+strings.Join(ops, ";"))
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("aa-exec: %v\n%s", err, out)
+	}
+	seen := map[string]bool{}
+	deadline := time.After(10 * time.Second)
+	for len(seen) < len(ops) {
+		select {
+		case l := <-lines:
+			rec, err := ParseRecord(l)
+			if err != nil {
+				t.Errorf("parse %q: %v", l, err)
+				continue
+			}
+			if rec.Type != TypeAVC {
+				t.Errorf("record type %d, want %d", rec.Type, TypeAVC)
+			}
+			if rec.Profile == prof.Name && rec.Apparmor == "DENIED" && strings.HasPrefix(rec.Name, dir) {
+				seen[rec.Name] = true
+			}
+		case <-deadline:
+			t.Fatalf("got records for %d of %d denials", len(seen), len(ops))
+		}
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Errorf("NetlinkSource: %v", err)
+	}
+}

@@ -34,7 +34,8 @@ type Config struct {
 	Host *Host
 	// SecurityFS is checked to prove AppArmor is active (DefaultSecurityFS).
 	SecurityFS string
-	// Records is where kernel records come from (KmsgSource).
+	// Records is where kernel records come from: NetlinkSource, or KmsgSource when the audit
+	// netlink group cannot be joined.
 	Records RecordSource
 	Logger  *slog.Logger
 }
@@ -85,11 +86,19 @@ func New(ctx context.Context, cfg Config) (*Backend, error) {
 	if cfg.Host != nil {
 		host = *cfg.Host
 	}
-	if cfg.Records == nil {
-		cfg.Records = KmsgSource("/dev/kmsg")
-	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	if cfg.Records == nil {
+		// The audit netlink group loses nothing to printk's rate limit; /dev/kmsg is the
+		// fallback where the group cannot be joined.
+		cfg.Records = NetlinkSource()
+		if f, err := openAuditMulticast(); err != nil {
+			cfg.Logger.Warn("apparmor records from /dev/kmsg, which the kernel rate-limits", "reason", err)
+			cfg.Records = KmsgSource("/dev/kmsg")
+		} else {
+			f.Close()
+		}
 	}
 	rctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	b := &Backend{
@@ -239,7 +248,7 @@ func (b *Backend) record(ctx context.Context, line string) {
 //
 // Without an audit daemon the kernel prints audit records through printk_ratelimit(), which by
 // default passes 10 records in 5 seconds and drops the rest; a busy node loses records here.
-// Reading the audit netlink socket avoids that and is the planned default (docs/apparmor.md).
+// NetlinkSource does not, and is the default.
 func KmsgSource(path string) RecordSource {
 	return func(ctx context.Context, emit func(string)) error {
 		fd, err := syscall.Open(path, syscall.O_RDONLY|syscall.O_NONBLOCK|syscall.O_CLOEXEC, 0)
