@@ -1,0 +1,374 @@
+package monitor
+
+import (
+	"bytes"
+	"encoding/binary"
+	"fmt"
+	"net/netip"
+	"strconv"
+	"strings"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/wardsec/ward/internal/enforcer"
+	"github.com/wardsec/ward/internal/policy"
+	"github.com/wardsec/ward/internal/rules"
+)
+
+// Event flags, as bpf/monitor.c sets them.
+const (
+	flagOwner     = 1
+	flagTTY       = 2
+	flagSock      = 4
+	flagPathFault = 8
+	flagExec      = 16
+)
+
+const hdrSize = int(unsafe.Sizeof(monitorEvent{}))
+
+// decoder turns ring buffer records into events. It is used by one goroutine only.
+type decoder struct {
+	exes     exeCache
+	workload func(cgroupID uint64, pid uint32) string
+	// Counters of what could not be known for sure, for Stats.
+	unresolved, unverified uint64
+}
+
+// decode turns one record into an Event; ok is false for a record it does not understand.
+func (d *decoder) decode(raw []byte) (ev enforcer.Event, ok bool) {
+	if len(raw) < hdrSize {
+		return ev, false
+	}
+	var h monitorEvent
+	copy(unsafe.Slice((*byte)(unsafe.Pointer(&h)), hdrSize), raw)
+	data := raw[hdrSize:]
+	if int(h.PathLen)+int(h.Path2Len) > len(data) {
+		return ev, false
+	}
+	path1 := cstring(data[:h.PathLen])
+	path2 := cstring(data[h.PathLen : int(h.PathLen)+int(h.Path2Len)])
+	sc := byNr[h.Nr]
+	if sc == nil {
+		return ev, false
+	}
+
+	ev = enforcer.Event{
+		Backend: Name,
+		PID:     h.Tgid,
+		PPID:    h.Ppid,
+		UID:     h.Uid,
+		Comm:    commString(h.Comm),
+	}
+	if d.workload != nil {
+		ev.Workload = d.workload(h.CgroupId, h.Tgid)
+	}
+	if h.Ret < 0 && h.Ret >= -4095 {
+		ev.Errno = int(-h.Ret)
+	}
+	a := rules.Access{Syscall: sc.name, UID: h.Fsuid, Owner: h.Fsuid, TTY: h.Flags&flagTTY != 0}
+
+	var detail strings.Builder
+	detail.WriteString("syscall=SYS_")
+	detail.WriteString(strings.ToUpper(sc.name))
+
+	isExec := sc.kind == kindExec
+	srcIno, srcDev := h.ExeIno, h.ExeDev
+	if isExec {
+		srcIno, srcDev = h.SrcIno, h.SrcDev
+	}
+	src, verified := d.exes.source(h.Tgid, h.Ppid, srcIno, srcDev, isExec)
+	if !verified {
+		d.unverified++
+	}
+	a.Source = src
+	same := d.exes.sameRoot(h.Tgid)
+
+	dirfd := int32(unix.AT_FDCWD)
+	if sc.dirfd >= 0 {
+		dirfd = int32(h.Args[sc.dirfd])
+	}
+	named := path1
+	resolvePath := func(p string, follow bool) string {
+		r, ok := resolve(h.Tgid, h.Pid, dirfd, p, follow, same)
+		if !ok {
+			d.unresolved++
+		}
+		return r
+	}
+
+	switch sc.kind {
+	case kindOpen:
+		var flags uint64
+		switch sc.name {
+		case "open":
+			flags = h.Args[1]
+		case "creat":
+			flags = unix.O_CREAT | unix.O_WRONLY | unix.O_TRUNC
+		case "openat":
+			flags = h.Args[2]
+		case "openat2":
+			flags = h.Aux
+		}
+		a.Op = policy.OpFile
+		a.Path = resolvePath(path1, flags&unix.O_NOFOLLOW == 0)
+		a.Write = isWrite(flags)
+		fmt.Fprintf(&detail, " flags=%s", openFlags(flags))
+	case kindExec:
+		a.Op = policy.OpProcess
+		if h.Flags&flagExec != 0 {
+			// The kernel's own path of the new program, when /proc still shows it.
+			if e := readExe(h.Tgid); e.is(h.ExeIno, h.ExeDev) && same {
+				a.Path = e.path
+				d.exes.put(h.Tgid, e)
+			}
+		}
+		if a.Path == "" {
+			a.Path = resolvePath(path1, true)
+			if h.Flags&flagExec != 0 && a.Path != "" {
+				d.exes.put(h.Tgid, exe{path: a.Path, ino: h.ExeIno, dev: h.ExeDev})
+			}
+		}
+	case kindPath:
+		a.Op, a.Write = policy.OpFile, true
+		a.Path = resolvePath(path1, sc.follow)
+		if sc.name == "unlinkat" && h.Args[2]&unix.AT_REMOVEDIR != 0 {
+			detail.WriteString(" flags=AT_REMOVEDIR")
+		}
+		switch sc.name {
+		case "chmod", "fchmodat", "fchmodat2", "mkdir", "mkdirat":
+			fmt.Fprintf(&detail, " mode=%#o", h.Args[sc.dirfd+2])
+		}
+	case kindFd:
+		a.Op, a.Write = policy.OpFile, true
+		if p, err := fdPath(h.Tgid, int32(h.Args[0])); err == nil {
+			a.Path = p
+		} else {
+			d.unresolved++
+		}
+		fmt.Fprintf(&detail, " fd=%d", int32(h.Args[0]))
+	case kindRename:
+		a.Op, a.Write = policy.OpFile, true
+		a.Path = resolvePath(path1, false)
+		newDirfd := int32(unix.AT_FDCWD)
+		if sc.dirfd >= 0 {
+			newDirfd = int32(h.Args[2])
+		}
+		np, ok := resolve(h.Tgid, h.Pid, newDirfd, path2, false, same)
+		if !ok {
+			d.unresolved++
+		}
+		fmt.Fprintf(&detail, " newpath=%s", np)
+	case kindSocket, kindSockCall:
+		a.Op = policy.OpNetwork
+		family, typ, proto := h.Args[0], h.Args[1]&0xf, h.Args[2]
+		if h.Flags&flagSock != 0 {
+			family, typ, proto = uint64(h.SockFamily), uint64(h.SockType), uint64(h.SockProtocol)
+		} else if sc.kind == kindSockCall {
+			family, typ, proto = 0, 0, 0
+		}
+		a.Family, a.SockType, a.Protocol = netNames(family, typ, proto)
+		fmt.Fprintf(&detail, " domain=%s type=%s protocol=%s", familyConst(family), typeConst(typ), strings.ToUpper(a.Protocol))
+		if sc.kind == kindSockCall {
+			fmt.Fprintf(&detail, " fd=%d", int32(h.Args[0]))
+			if addr := sockaddr(h.Addr[:h.AddrLen]); addr != "" {
+				if sc.name == "bind" {
+					detail.WriteString(" local=" + addr)
+				} else {
+					detail.WriteString(" remote=" + addr)
+				}
+			}
+		}
+	case kindCred:
+		a.Op = policy.OpSyscall
+		n := 1
+		switch sc.name {
+		case "setreuid", "setregid":
+			n = 2
+		case "setresuid", "setresgid":
+			n = 3
+		case "capset":
+			n = 0
+		}
+		for i := range n {
+			fmt.Fprintf(&detail, " arg%d=%d", i, int32(h.Args[i]))
+		}
+	}
+
+	if a.Op == policy.OpFile || a.Op == policy.OpProcess {
+		if h.Flags&flagOwner != 0 {
+			a.Owner = h.Owner
+		} else if a.Path != "" && same {
+			var st unix.Stat_t
+			if unix.Lstat(a.Path, &st) == nil {
+				a.Owner = st.Uid
+			}
+		}
+		if h.Flags&flagPathFault != 0 {
+			detail.WriteString(" path=unreadable")
+			d.unresolved++
+		} else if named != "" && named != a.Path {
+			fmt.Fprintf(&detail, " name=%s", strconv.Quote(named))
+		}
+	}
+	if h.Pid != h.Tgid {
+		fmt.Fprintf(&detail, " tid=%d", h.Pid)
+	}
+	fmt.Fprintf(&detail, " cgroup=%d", h.CgroupId)
+	ev.Access = a
+	ev.Detail = detail.String()
+	return ev, true
+}
+
+func cstring(b []byte) string {
+	if i := bytes.IndexByte(b, 0); i >= 0 {
+		b = b[:i]
+	}
+	return string(b)
+}
+
+func commString(c [16]int8) string {
+	b := make([]byte, 0, len(c))
+	for _, x := range c {
+		if x == 0 {
+			break
+		}
+		b = append(b, byte(x))
+	}
+	return string(b)
+}
+
+// isWrite reports whether open flags allow changing the file.
+func isWrite(flags uint64) bool {
+	return flags&(unix.O_WRONLY|unix.O_RDWR|unix.O_CREAT|unix.O_TRUNC|unix.O_APPEND) != 0
+}
+
+func openFlags(flags uint64) string {
+	var parts []string
+	switch flags & unix.O_ACCMODE {
+	case unix.O_RDONLY:
+		parts = append(parts, "O_RDONLY")
+	case unix.O_WRONLY:
+		parts = append(parts, "O_WRONLY")
+	case unix.O_RDWR:
+		parts = append(parts, "O_RDWR")
+	}
+	for _, f := range []struct {
+		bit  uint64
+		name string
+	}{
+		{unix.O_CREAT, "O_CREAT"}, {unix.O_EXCL, "O_EXCL"}, {unix.O_TRUNC, "O_TRUNC"},
+		{unix.O_APPEND, "O_APPEND"}, {unix.O_NONBLOCK, "O_NONBLOCK"}, {unix.O_DIRECTORY, "O_DIRECTORY"},
+		{unix.O_NOFOLLOW, "O_NOFOLLOW"}, {unix.O_CLOEXEC, "O_CLOEXEC"}, {unix.O_PATH, "O_PATH"},
+	} {
+		if flags&f.bit != 0 {
+			parts = append(parts, f.name)
+		}
+	}
+	return strings.Join(parts, "|")
+}
+
+var protocolNames = map[uint64]string{1: "icmp", 6: "tcp", 17: "udp", 33: "dccp", 58: "icmpv6", 132: "sctp"}
+
+// netNames gives a socket's family, type and protocol in rules.Access's vocabulary.
+func netNames(family, typ, proto uint64) (string, string, string) {
+	var f, t, p string
+	switch family {
+	case unix.AF_UNIX:
+		f = "unix"
+	case unix.AF_INET:
+		f = "inet"
+	case unix.AF_INET6:
+		f = "inet6"
+	case unix.AF_NETLINK:
+		f = "netlink"
+	case unix.AF_PACKET:
+		f = "packet"
+	case 0:
+	default:
+		f = strconv.FormatUint(family, 10)
+	}
+	switch typ {
+	case unix.SOCK_STREAM:
+		t = "stream"
+	case unix.SOCK_DGRAM:
+		t = "dgram"
+	case unix.SOCK_RAW:
+		t = "raw"
+	case unix.SOCK_RDM:
+		t = "rdm"
+	case unix.SOCK_SEQPACKET:
+		t = "seqpacket"
+	case unix.SOCK_DCCP:
+		t = "dccp"
+	}
+	if f == "inet" || f == "inet6" {
+		p = protocolNames[proto]
+		if proto == 0 {
+			// Protocol 0 is the family's default for the type.
+			switch t {
+			case "stream":
+				p = "tcp"
+			case "dgram":
+				p = "udp"
+			}
+		}
+	}
+	return f, t, p
+}
+
+func familyConst(f uint64) string {
+	switch f {
+	case unix.AF_UNIX:
+		return "AF_UNIX"
+	case unix.AF_INET:
+		return "AF_INET"
+	case unix.AF_INET6:
+		return "AF_INET6"
+	case unix.AF_NETLINK:
+		return "AF_NETLINK"
+	case unix.AF_PACKET:
+		return "AF_PACKET"
+	}
+	return strconv.FormatUint(f, 10)
+}
+
+func typeConst(t uint64) string {
+	switch t {
+	case unix.SOCK_STREAM:
+		return "SOCK_STREAM"
+	case unix.SOCK_DGRAM:
+		return "SOCK_DGRAM"
+	case unix.SOCK_RAW:
+		return "SOCK_RAW"
+	case unix.SOCK_RDM:
+		return "SOCK_RDM"
+	case unix.SOCK_SEQPACKET:
+		return "SOCK_SEQPACKET"
+	case unix.SOCK_DCCP:
+		return "SOCK_DCCP"
+	}
+	return strconv.FormatUint(t, 10)
+}
+
+// sockaddr formats an inet or unix socket address copied from the caller.
+func sockaddr(b []byte) string {
+	if len(b) < 2 {
+		return ""
+	}
+	switch binary.NativeEndian.Uint16(b) {
+	case unix.AF_INET:
+		if len(b) >= 8 {
+			ip := netip.AddrFrom4([4]byte(b[4:8]))
+			return netip.AddrPortFrom(ip, binary.BigEndian.Uint16(b[2:4])).String()
+		}
+	case unix.AF_INET6:
+		if len(b) >= 24 {
+			ip := netip.AddrFrom16([16]byte(b[8:24]))
+			return netip.AddrPortFrom(ip, binary.BigEndian.Uint16(b[2:4])).String()
+		}
+	case unix.AF_UNIX:
+		return "unix:" + cstring(b[2:])
+	}
+	return ""
+}

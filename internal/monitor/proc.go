@@ -1,0 +1,179 @@
+package monitor
+
+import (
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+
+	"golang.org/x/sys/unix"
+)
+
+// procRoot is where the monitor reads other processes' state; tests keep the real one.
+const procRoot = "/proc"
+
+// exe is one process's executable: its path and the inode the kernel reported, so that a
+// cached or freshly read path is used only when it is the file the event names.
+type exe struct {
+	path string
+	ino  uint64
+	dev  uint32 // kernel encoding, as the BPF program reads it
+}
+
+func (e exe) is(ino uint64, dev uint32) bool { return e.path != "" && e.ino == ino && e.dev == dev }
+
+// maxCache bounds the executable cache; it is emptied when full rather than tracking exits,
+// which would cost a tracepoint on every process exit.
+const maxCache = 1 << 15
+
+// exeCache maps a tgid to its executable. It is filled at the first event of a process (from
+// /proc/PID/exe) and updated by exec events. Only the reader goroutine uses it.
+type exeCache struct {
+	m     map[uint32]exe
+	roots map[uint32]bool
+	root  unix.Stat_t // the monitor's own root directory
+}
+
+func kernelDev(dev uint64) uint32 { return unix.Major(dev)<<20 | unix.Minor(dev) }
+
+func readExe(pid uint32) exe {
+	p := procRoot + "/" + strconv.FormatUint(uint64(pid), 10) + "/exe"
+	target, err := os.Readlink(p)
+	if err != nil {
+		return exe{}
+	}
+	var st unix.Stat_t
+	if err := unix.Stat(p, &st); err != nil {
+		return exe{}
+	}
+	return exe{path: target, ino: st.Ino, dev: kernelDev(st.Dev)}
+}
+
+func (c *exeCache) put(pid uint32, e exe) {
+	if c.m == nil || len(c.m) >= maxCache {
+		c.m = make(map[uint32]exe)
+	}
+	c.m[pid] = e
+}
+
+// source returns the path of the executable with inode (ino, dev) that process tgid ran (for
+// exec: before the exec). It tries the cache, the process itself, then its parent (a forked
+// child that has not exec'd yet runs its parent's program). verified is false when no
+// candidate had that inode; the path is then the process's current executable, or for exec
+// the parent's (the process already runs the new program).
+func (c *exeCache) source(tgid, ppid uint32, ino uint64, dev uint32, isExec bool) (path string, verified bool) {
+	if ino == 0 {
+		return "", true // a kernel thread or a process without memory
+	}
+	if e, ok := c.m[tgid]; ok && e.is(ino, dev) {
+		return e.path, true
+	}
+	self := readExe(tgid)
+	if self.is(ino, dev) {
+		c.put(tgid, self)
+		return self.path, true
+	}
+	parent, ok := c.m[ppid]
+	if !ok || !parent.is(ino, dev) {
+		parent = readExe(ppid)
+		if parent.path != "" {
+			c.put(ppid, parent)
+		}
+	}
+	if parent.is(ino, dev) {
+		c.put(tgid, parent)
+		return parent.path, true
+	}
+	if isExec || self.path == "" {
+		return parent.path, false
+	}
+	return self.path, false
+}
+
+// resolve makes a path argument absolute and clean, as the process named it: relative paths
+// are joined to the thread's working directory (dirfd is AT_FDCWD) or to the directory
+// dirfd refers to, read from /proc at the time the event is decoded. When the process runs
+// in the monitor's own root, symbolic links are resolved as the call did (the last
+// component only when follow is set), so the path matches what an LSM sees; a process in
+// another root (a container) keeps its lexical path, which is what its policies name.
+// ok is false when a relative path could not be resolved (the process or descriptor is gone).
+func resolve(tgid, tid uint32, dirfd int32, p string, follow, sameRoot bool) (string, bool) {
+	if p == "" {
+		return "", false
+	}
+	if !strings.HasPrefix(p, "/") {
+		base, err := dirOf(tgid, tid, dirfd)
+		if err != nil {
+			return "", false
+		}
+		if !sameRoot {
+			base = stripRoot(tgid, base)
+		}
+		p = base + "/" + p
+	}
+	p = filepath.Clean(p)
+	if !sameRoot {
+		return p, true
+	}
+	if follow {
+		if r, err := filepath.EvalSymlinks(p); err == nil {
+			return r, true
+		}
+	}
+	dir, name := filepath.Split(p)
+	if r, err := filepath.EvalSymlinks(dir); err == nil {
+		return filepath.Join(r, name), true
+	}
+	return p, true
+}
+
+func dirOf(tgid, tid uint32, dirfd int32) (string, error) {
+	pid := procRoot + "/" + strconv.FormatUint(uint64(tgid), 10)
+	if dirfd == unix.AT_FDCWD {
+		// Threads may have their own working directory (unshare(CLONE_FS)).
+		if d, err := os.Readlink(pid + "/task/" + strconv.FormatUint(uint64(tid), 10) + "/cwd"); err == nil {
+			return d, nil
+		}
+		return os.Readlink(pid + "/cwd")
+	}
+	return fdPath(tgid, dirfd)
+}
+
+func fdPath(tgid uint32, fd int32) (string, error) {
+	return os.Readlink(procRoot + "/" + strconv.FormatUint(uint64(tgid), 10) + "/fd/" + strconv.FormatInt(int64(fd), 10))
+}
+
+// stripRoot turns a host path read from /proc into the process's view of it.
+func stripRoot(tgid uint32, p string) string {
+	root, err := os.Readlink(procRoot + "/" + strconv.FormatUint(uint64(tgid), 10) + "/root")
+	if err != nil || root == "/" {
+		return p
+	}
+	if rest, ok := strings.CutPrefix(p, root); ok && (rest == "" || rest[0] == '/') {
+		return "/" + strings.TrimPrefix(rest, "/")
+	}
+	return p
+}
+
+// sameRoot reports whether process tgid has the monitor's root directory, remembered per
+// process (a chroot after the first event is missed, and documented).
+func (c *exeCache) sameRoot(tgid uint32) bool {
+	if same, ok := c.roots[tgid]; ok {
+		return same
+	}
+	if c.root.Ino == 0 {
+		if unix.Stat("/", &c.root) != nil {
+			return true
+		}
+	}
+	var st unix.Stat_t
+	if unix.Stat(procRoot+"/"+strconv.FormatUint(uint64(tgid), 10)+"/root", &st) != nil {
+		return true // gone: nothing better to compare with; not remembered
+	}
+	same := c.root.Dev == st.Dev && c.root.Ino == st.Ino
+	if c.roots == nil || len(c.roots) >= maxCache {
+		c.roots = make(map[uint32]bool)
+	}
+	c.roots[tgid] = same
+	return same
+}
