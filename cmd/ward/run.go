@@ -15,7 +15,6 @@ import (
 
 	"github.com/wardsec/ward/internal/daemon"
 	"github.com/wardsec/ward/internal/enforcer"
-	"github.com/wardsec/ward/internal/events"
 )
 
 // backendFactories lists the enforcement backends compiled into this binary.
@@ -52,18 +51,9 @@ then the file. With no configuration at all, run uses the embedded defaults.`,
 				return exitError{code: 2}
 			}
 			log := slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), nil))
-			var sinks []daemon.Sink
-			if cfg.LogPath != "none" {
-				jl, err := events.OpenJSONLines(cfg.LogPath, cmd.OutOrStdout())
-				if err != nil {
-					return err
-				}
-				defer jl.Close()
-				sinks = append(sinks, jl)
-			}
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
-			return daemon.Run(ctx, daemon.Options{Config: cfg, Logger: log, Factories: backendFactories(), Sinks: sinks})
+			return daemon.Run(ctx, daemon.Options{Config: cfg, Logger: log, Factories: backendFactories(), Stdout: cmd.OutOrStdout()})
 		},
 	}
 	daemon.AddFlags(cmd.Flags())

@@ -5,8 +5,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -42,7 +44,10 @@ type Options struct {
 	Factories map[string]enforcer.Factory
 	// LSMPath is the kernel's list of active modules (enforcer.DefaultLSMPath).
 	LSMPath string
-	Sinks   []Sink
+	// Stdout receives the JSON lines when logPath is stdout.
+	Stdout io.Writer
+	// Sinks receive every alert, log and message besides the event pipeline (tests use it).
+	Sinks []Sink
 	// Ready, when set, is called once the first reconcile has finished.
 	Ready func(*Daemon)
 }
@@ -54,6 +59,7 @@ type Daemon struct {
 	store   *Store
 	reg     *workload.Registry
 	builder *events.Builder
+	metrics *events.Metrics
 	sinks   []Sink
 	sel     enforcer.Selection
 
@@ -95,10 +101,30 @@ func Run(ctx context.Context, opts Options) error {
 		cfg:     cfg,
 		log:     log,
 		store:   NewStore(cfg.Policies, cfg.State),
-		builder: &events.Builder{Cluster: cfg.Cluster, HostName: cfg.Host},
-		sinks:   opts.Sinks,
+		builder: &events.Builder{Cluster: cfg.Cluster, HostName: cfg.Host, Now: time.Now},
+		metrics: events.NewMetrics(),
 		trigger: make(chan struct{}, 1),
 	}
+	// Every alert, log and message goes through the pipeline: throttling per workload, the JSON
+	// lines sink, the gRPC watchers and the metrics.
+	pipe := &events.Pipeline{
+		Builder: d.builder, Broker: events.NewBroker(0, d.metrics), Metrics: d.metrics, Log: log,
+		Throttle: events.NewThrottler(events.ThrottleConfig{Enabled: cfg.AlertThrottling,
+			MaxAlertsPerSec: cfg.MaxAlertPerSec, ThrottleSec: cfg.ThrottleSec}, nil),
+	}
+	if cfg.LogPath != events.LogPathNone && cfg.LogPath != "" {
+		stdout := opts.Stdout
+		if stdout == nil {
+			stdout = os.Stdout
+		}
+		jl, err := events.OpenJSONLines(cfg.LogPath, stdout)
+		if err != nil {
+			return err
+		}
+		defer jl.Close()
+		pipe.JSON = jl
+	}
+	d.sinks = append([]Sink{pipe}, opts.Sinks...)
 	d.reg = workload.NewRegistry(d.enqueue)
 	d.reg.Upsert(workload.Host(cfg.Host, nil))
 
@@ -136,8 +162,42 @@ func Run(ctx context.Context, opts Options) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 
+	if cfg.Health != "" {
+		hl, err := net.Listen("tcp", cfg.Health)
+		if err != nil {
+			return fmt.Errorf("health listen: %w", err)
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := events.ServeHealth(ctx, hl); err != nil {
+				log.Error("health server", "error", err)
+			}
+		}()
+	}
+	if cfg.Metrics != "" {
+		ml, err := net.Listen("tcp", cfg.Metrics)
+		if err != nil {
+			return fmt.Errorf("metrics listen: %w", err)
+		}
+		mux := http.NewServeMux()
+		mux.Handle("/metrics", d.metrics.Handler())
+		hs := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+		wg.Add(2)
+		go func() {
+			defer wg.Done()
+			<-ctx.Done()
+			hs.Close()
+		}()
+		go func() {
+			defer wg.Done()
+			if err := hs.Serve(ml); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				log.Error("metrics server", "error", err)
+			}
+		}()
+	}
 	if cfg.GRPC != "" {
-		srv, lis, err := d.grpcServer()
+		srv, lis, err := d.grpcServer(pipe)
 		if err != nil {
 			return err
 		}
@@ -145,7 +205,14 @@ func Run(ctx context.Context, opts Options) error {
 		go func() {
 			defer wg.Done()
 			<-ctx.Done()
-			srv.GracefulStop()
+			// Watch streams never end on their own: give unary calls a moment, then cut them.
+			stopped := make(chan struct{})
+			go func() { srv.GracefulStop(); close(stopped) }()
+			select {
+			case <-stopped:
+			case <-time.After(2 * time.Second):
+				srv.Stop()
+			}
 		}()
 		wg.Add(1)
 		go func() {
@@ -218,6 +285,7 @@ func (d *Daemon) enqueue() {
 // reconcile makes the kernel enforce what the accepted policies say: level-triggered, it
 // recomputes every workload's set from scratch and hands the whole wanted state to the backend.
 func (d *Daemon) reconcile(ctx context.Context) error {
+	start := time.Now()
 	res := d.store.ReloadDir()
 	for _, w := range res.Warnings {
 		d.log.Warn("policy warning", "warning", w.String())
@@ -269,6 +337,9 @@ func (d *Daemon) reconcile(ctx context.Context) error {
 		}
 	}
 	d.sets.Store(&sets)
+	d.metrics.ObserveApply(time.Since(start))
+	d.metrics.SetWorkloads(len(sets))
+	d.metrics.SetRules(nRules)
 	d.log.Info("rules in force", "workloads", len(sets), "policies", len(enabled), "rules", nRules,
 		"enforcer", enforcer.AlertName(d.sel.Selected))
 	return nil
@@ -407,13 +478,14 @@ func (d *Daemon) watch(ctx context.Context, wg *sync.WaitGroup) (*fsnotify.Watch
 	return w, nil
 }
 
-func (d *Daemon) grpcServer() (*grpc.Server, net.Listener, error) {
+func (d *Daemon) grpcServer(pipe *events.Pipeline) (*grpc.Server, net.Listener, error) {
 	lis, err := net.Listen("tcp", d.cfg.GRPC)
 	if err != nil {
 		return nil, nil, fmt.Errorf("grpc listen: %w", err)
 	}
 	srv := grpc.NewServer()
 	policypb.RegisterPolicyServiceServer(srv, &policyService{d: d})
+	events.NewServer(pipe.Broker, d.builder, d.log).Register(srv)
 	return srv, lis, nil
 }
 

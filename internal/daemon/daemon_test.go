@@ -90,7 +90,7 @@ func startDaemon(t *testing.T, policies, state string) *harness {
 	if err := os.WriteFile(lsm, []byte("capability,bpf"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	cfg, err := buildConfig(defaults(map[string]string{"policies": policies, "state": state, "gRPC": "127.0.0.1:0", "host": "node1"}))
+	cfg, err := buildConfig(defaults(map[string]string{"policies": policies, "state": state, "gRPC": "127.0.0.1:0", "health": "", "logPath": "none", "host": "node1"}))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -267,7 +267,17 @@ func TestDaemonPolicyServiceAndRestore(t *testing.T) {
 	}
 	h.waitApplied("the gRPC policy", hasPolicy("grpc-hsp"))
 
-	// A kernel event is attributed to the policy and reported.
+	// A kernel event is attributed to the policy and reported, to the sinks and to a
+	// KubeArmor LogService client on the same port.
+	watchCtx, stopWatch := context.WithCancel(context.Background())
+	defer stopWatch()
+	stream, err := feeder.NewLogServiceClient(conn).WatchAlerts(watchCtx, &feeder.RequestMessage{Filter: "policy"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := stream.Header(); err != nil { // the server has registered the watcher
+		t.Fatal(err)
+	}
 	h.backend.events <- enforcer.Event{Backend: enforcer.BPF, PID: 42, Errno: 1,
 		Access: rules.Access{Op: policy.OpFile, Path: "/etc/passwd", Source: "/usr/bin/cat"}}
 	select {
@@ -280,6 +290,13 @@ func TestDaemonPolicyServiceAndRestore(t *testing.T) {
 	h.sink.mu.Unlock()
 	if a.PolicyName != "grpc-hsp" || a.Action != "Block" || a.Resource != "/etc/passwd" || a.Enforcer != "BPFLSM" || a.Type != "MatchedHostPolicy" || a.HostName != "node1" {
 		t.Errorf("alert = %+v", a)
+	}
+	got, err := stream.Recv()
+	if err != nil {
+		t.Fatalf("WatchAlerts: %v", err)
+	}
+	if got.GetPolicyName() != "grpc-hsp" || got.GetResult() != "Operation not permitted" {
+		t.Errorf("streamed alert = %+v", got)
 	}
 
 	// The accepted policy survives a restart.
