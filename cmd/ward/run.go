@@ -15,11 +15,13 @@ import (
 
 	"github.com/wardsec/ward/internal/daemon"
 	"github.com/wardsec/ward/internal/enforcer"
+	"github.com/wardsec/ward/internal/enforcer/apparmor"
 )
 
 // backendFactories lists the enforcement backends compiled into this binary.
-func backendFactories() map[string]enforcer.Factory {
+func backendFactories(apparmorDir string, log *slog.Logger) map[string]enforcer.Factory {
 	return map[string]enforcer.Factory{
+		enforcer.AppArmor: apparmor.Factory(apparmor.Config{Dir: apparmorDir, Logger: log}),
 		enforcer.BPF: func(context.Context) (enforcer.Backend, error) {
 			if err := enforcer.ProbeBPFLSM(); err != nil {
 				return nil, err
@@ -53,7 +55,7 @@ then the file. With no configuration at all, run uses the embedded defaults.`,
 			log := slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), nil))
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
-			return daemon.Run(ctx, daemon.Options{Config: cfg, Logger: log, Factories: backendFactories(), Stdout: cmd.OutOrStdout()})
+			return daemon.Run(ctx, daemon.Options{Config: cfg, Logger: log, Factories: backendFactories(cfg.AppArmorDir, log), Stdout: cmd.OutOrStdout()})
 		},
 	}
 	daemon.AddFlags(cmd.Flags())
@@ -80,7 +82,7 @@ func newProbeCmd() *cobra.Command {
 			if err != nil {
 				fmt.Fprintln(cmd.ErrOrStderr(), "ward probe: warning:", err)
 			}
-			sel := enforcer.Select(cmd.Context(), lsms, order, backendFactories())
+			sel := enforcer.Select(cmd.Context(), lsms, order, backendFactories(apparmor.DefaultDir, slog.New(slog.NewTextHandler(io.Discard, nil))))
 			if sel.Backend != nil {
 				defer sel.Backend.Close()
 			}
