@@ -168,7 +168,7 @@ func (d *decoder) decode(raw []byte) (ev enforcer.Event, ok bool) {
 			family, typ, proto = 0, 0, 0
 		}
 		a.Family, a.SockType, a.Protocol = netNames(family, typ, proto)
-		fmt.Fprintf(&detail, " domain=%s type=%s protocol=%s", familyConst(family), typeConst(typ), strings.ToUpper(a.Protocol))
+		fmt.Fprintf(&detail, " domain=%s type=%s protocol=%s", familyConst(family), typeConst(typ), protocolConst(proto, a.Protocol))
 		if sc.kind == kindSockCall {
 			fmt.Fprintf(&detail, " fd=%d", int32(h.Args[0]))
 			if addr := sockaddr(h.Addr[:h.AddrLen]); addr != "" {
@@ -268,7 +268,19 @@ func openFlags(flags uint64) string {
 	return strings.Join(parts, "|")
 }
 
-var protocolNames = map[uint64]string{1: "icmp", 6: "tcp", 17: "udp", 33: "dccp", 58: "icmpv6", 132: "sctp"}
+// protocolNames maps inet protocol numbers to rules.Access names. MPTCP (262) is TCP to a
+// policy: Go 1.24 and later listen with it by default, and its subflows are TCP.
+var protocolNames = map[uint64]string{1: "icmp", 6: "tcp", 17: "udp", 33: "dccp", 58: "icmpv6", 132: "sctp", 262: "tcp"}
+
+func protocolConst(proto uint64, name string) string {
+	if proto == 262 {
+		return "MPTCP"
+	}
+	if name == "" {
+		return strconv.FormatUint(proto, 10)
+	}
+	return strings.ToUpper(name)
+}
 
 // netNames gives a socket's family, type and protocol in rules.Access's vocabulary.
 func netNames(family, typ, proto uint64) (string, string, string) {
