@@ -30,6 +30,7 @@ const hdrSize = int(unsafe.Sizeof(monitorEvent{}))
 // decoder turns ring buffer records into events. It is used by one goroutine only.
 type decoder struct {
 	exes     exeCache
+	dirs     dirCache
 	workload func(cgroupID uint64, pid uint32) string
 	// Counters of what could not be known for sure, for Stats.
 	unresolved, unverified uint64
@@ -81,8 +82,12 @@ func (d *decoder) decode(raw []byte) (ev enforcer.Event, ok bool) {
 	if !verified {
 		d.unverified++
 	}
-	a.Source = src
-	same := d.exes.sameRoot(h.Tgid)
+	if isExec {
+		// A process often changes root (chroot, pivot_root) just before exec.
+		delete(d.exes.roots, h.Tgid)
+	}
+	root := d.exes.root(h.Tgid)
+	a.Source = root.view(src)
 
 	dirfd := int32(unix.AT_FDCWD)
 	if sc.dirfd >= 0 {
@@ -90,7 +95,7 @@ func (d *decoder) decode(raw []byte) (ev enforcer.Event, ok bool) {
 	}
 	named := path1
 	resolvePath := func(p string, follow bool) string {
-		r, ok := resolve(h.Tgid, h.Pid, dirfd, p, follow, same)
+		r, ok := resolve(h.Tgid, h.Pid, dirfd, p, follow, root, &d.dirs)
 		if !ok {
 			d.unresolved++
 		}
@@ -116,17 +121,32 @@ func (d *decoder) decode(raw []byte) (ev enforcer.Event, ok bool) {
 		fmt.Fprintf(&detail, " flags=%s", openFlags(flags))
 	case kindExec:
 		a.Op = policy.OpProcess
+		// The program is the file the caller named (a script, not its interpreter); the
+		// process's executable from now on is what the kernel mapped, which for a script is
+		// the interpreter. Both are known only from /proc for fexecve's /dev/fd/N names.
+		var now exe
 		if h.Flags&flagExec != 0 {
-			// The kernel's own path of the new program, when /proc still shows it.
-			if e := readExe(h.Tgid); e.is(h.ExeIno, h.ExeDev) && same {
-				a.Path = e.path
-				d.exes.put(h.Tgid, e)
+			if e := readExe(h.Tgid); e.is(h.ExeIno, h.ExeDev) {
+				now = e
 			}
 		}
-		if a.Path == "" {
+		if strings.HasPrefix(path1, "/dev/fd/") || path1 == "" {
+			a.Path = root.view(now.path)
+			if a.Path == "" {
+				d.unresolved++
+			}
+		} else {
 			a.Path = resolvePath(path1, true)
-			if h.Flags&flagExec != 0 && a.Path != "" {
-				d.exes.put(h.Tgid, exe{path: a.Path, ino: h.ExeIno, dev: h.ExeDev})
+		}
+		if h.Flags&flagExec != 0 {
+			if now.path == "" && a.Path != "" {
+				now = exe{path: a.Path, ino: h.ExeIno, dev: h.ExeDev}
+			}
+			if now.path != "" {
+				d.exes.put(h.Tgid, now)
+			}
+			if v := root.view(now.path); v != "" && v != a.Path {
+				fmt.Fprintf(&detail, " interpreter=%s", v)
 			}
 		}
 	case kindPath:
@@ -142,7 +162,7 @@ func (d *decoder) decode(raw []byte) (ev enforcer.Event, ok bool) {
 	case kindFd:
 		a.Op, a.Write = policy.OpFile, true
 		if p, err := fdPath(h.Tgid, int32(h.Args[0])); err == nil {
-			a.Path = p
+			a.Path = root.view(p)
 		} else {
 			d.unresolved++
 		}
@@ -154,7 +174,7 @@ func (d *decoder) decode(raw []byte) (ev enforcer.Event, ok bool) {
 		if sc.dirfd >= 0 {
 			newDirfd = int32(h.Args[2])
 		}
-		np, ok := resolve(h.Tgid, h.Pid, newDirfd, path2, false, same)
+		np, ok := resolve(h.Tgid, h.Pid, newDirfd, path2, false, root, &d.dirs)
 		if !ok {
 			d.unresolved++
 		}
@@ -198,7 +218,7 @@ func (d *decoder) decode(raw []byte) (ev enforcer.Event, ok bool) {
 	if a.Op == policy.OpFile || a.Op == policy.OpProcess {
 		if h.Flags&flagOwner != 0 {
 			a.Owner = h.Owner
-		} else if a.Path != "" && same {
+		} else if a.Path != "" && root.same {
 			var st unix.Stat_t
 			if unix.Lstat(a.Path, &st) == nil {
 				a.Owner = st.Uid

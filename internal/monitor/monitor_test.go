@@ -477,3 +477,64 @@ func TestUnknownSyscall(t *testing.T) {
 		t.Fatalf("New with an unknown syscall: %v", err)
 	}
 }
+
+// A process in another root (a chroot here, a container in production) is reported in its
+// own view: paths as it names them, its program as its root holds it, relative paths joined
+// to its working directory seen from inside.
+func TestOtherRoot(t *testing.T) {
+	const busybox = "/bin/busybox" // busybox-static, from scripts/install-deps.sh
+	m := sharedMonitor(t)
+	root := realPath(t, t.TempDir())
+	for _, d := range []string{"bin", "etc"} {
+		if err := os.Mkdir(filepath.Join(root, d), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	bin, err := os.ReadFile(busybox)
+	if err != nil {
+		t.Fatalf("this test needs a static busybox (install busybox-static): %v", err)
+	}
+	if err := os.WriteFile(filepath.Join(root, busybox), bin, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(root, "etc", "x"), []byte("x\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	// The shell opens x relative to its working directory (the redirection), then waits
+	// on stdin so that the directory is still in /proc when the monitor resolves the open.
+	cmd := exec.Command(busybox, "sh", "-c", "/bin/busybox cat /etc/x && cd /etc && read a < x && read b; exit 0")
+	cmd.SysProcAttr = &syscall.SysProcAttr{Chroot: root}
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		stdin.Close()
+		if err := cmd.Wait(); err != nil {
+			t.Errorf("chrooted shell: %v", err)
+		}
+	}()
+	sh := uint32(cmd.Process.Pid)
+	mine := func(ev enforcer.Event) bool { return ev.PID == sh || ev.PPID == sh }
+	execEv := &want{name: "exec in the chroot", match: func(ev enforcer.Event) bool {
+		return ev.PID == sh && ev.Access.Op == policy.OpProcess
+	}}
+	abs := &want{name: "absolute open", match: func(ev enforcer.Event) bool {
+		return mine(ev) && ev.Access.Path == "/etc/x" && !strings.Contains(ev.Detail, "name=")
+	}}
+	rel := &want{name: "relative open", match: func(ev enforcer.Event) bool {
+		return mine(ev) && ev.Access.Path == "/etc/x" && strings.Contains(ev.Detail, `name="x"`)
+	}}
+	expect(t, m, nil, execEv, abs, rel)
+	if ev := execEv.got; ev.Access.Path != busybox || ev.Access.Source != self(t) {
+		t.Errorf("exec %+v: want path %s from %s", ev, busybox, self(t))
+	}
+	for _, w := range []*want{abs, rel} {
+		if w.got.Access.Source != busybox {
+			t.Errorf("%s: %+v, want source %s", w.name, w.got, busybox)
+		}
+	}
+}

@@ -5,12 +5,19 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
 
-// procRoot is where the monitor reads other processes' state; tests keep the real one.
-const procRoot = "/proc"
+// proc is where the monitor reads other processes' state.
+const proc = "/proc"
+
+// procRoot is a process's root directory as the monitor sees it.
+type procRoot struct {
+	same bool   // the monitor's own root
+	path string // the root as a path in the monitor's view, when not the same
+}
 
 // exe is one process's executable: its path and the inode the kernel reported, so that a
 // cached or freshly read path is used only when it is the file the event names.
@@ -30,14 +37,14 @@ const maxCache = 1 << 15
 // /proc/PID/exe) and updated by exec events. Only the reader goroutine uses it.
 type exeCache struct {
 	m     map[uint32]exe
-	roots map[uint32]bool
-	root  unix.Stat_t // the monitor's own root directory
+	roots map[uint32]procRoot
+	self  unix.Stat_t // the monitor's own root directory
 }
 
 func kernelDev(dev uint64) uint32 { return unix.Major(dev)<<20 | unix.Minor(dev) }
 
 func readExe(pid uint32) exe {
-	p := procRoot + "/" + strconv.FormatUint(uint64(pid), 10) + "/exe"
+	p := proc + "/" + strconv.FormatUint(uint64(pid), 10) + "/exe"
 	target, err := os.Readlink(p)
 	if err != nil {
 		return exe{}
@@ -97,7 +104,7 @@ func (c *exeCache) source(tgid, ppid uint32, ino uint64, dev uint32, isExec bool
 // component only when follow is set), so the path matches what an LSM sees; a process in
 // another root (a container) keeps its lexical path, which is what its policies name.
 // ok is false when a relative path could not be resolved (the process or descriptor is gone).
-func resolve(tgid, tid uint32, dirfd int32, p string, follow, sameRoot bool) (string, bool) {
+func resolve(tgid, tid uint32, dirfd int32, p string, follow bool, root procRoot, dirs *dirCache) (string, bool) {
 	if p == "" {
 		return "", false
 	}
@@ -106,29 +113,57 @@ func resolve(tgid, tid uint32, dirfd int32, p string, follow, sameRoot bool) (st
 		if err != nil {
 			return "", false
 		}
-		if !sameRoot {
-			base = stripRoot(tgid, base)
-		}
-		p = base + "/" + p
+		p = root.view(base) + "/" + p
 	}
 	p = filepath.Clean(p)
-	if !sameRoot {
+	if !root.same || p == "/" {
 		return p, true
 	}
 	if follow {
-		if r, err := filepath.EvalSymlinks(p); err == nil {
-			return r, true
+		var st unix.Stat_t
+		if unix.Lstat(p, &st) == nil && st.Mode&unix.S_IFMT == unix.S_IFLNK {
+			if r, err := filepath.EvalSymlinks(p); err == nil {
+				return r, true
+			}
 		}
 	}
 	dir, name := filepath.Split(p)
-	if r, err := filepath.EvalSymlinks(dir); err == nil {
+	if r, ok := dirs.resolve(dir); ok {
 		return filepath.Join(r, name), true
 	}
 	return p, true
 }
 
+// dirCache remembers resolved directories for a second: resolving every component of every
+// path costs one lstat per component, which dominated the monitor's user-space cost. A
+// directory replaced by a symbolic link is seen at most a second late.
+type dirCache struct {
+	m    map[string]string
+	born time.Time
+}
+
+const (
+	dirCacheTTL = time.Second
+	dirCacheMax = 4096
+)
+
+func (c *dirCache) resolve(dir string) (string, bool) {
+	if now := time.Now(); c.m == nil || len(c.m) >= dirCacheMax || now.Sub(c.born) > dirCacheTTL {
+		c.m, c.born = make(map[string]string), now
+	}
+	if r, ok := c.m[dir]; ok {
+		return r, true
+	}
+	r, err := filepath.EvalSymlinks(dir)
+	if err != nil {
+		return "", false
+	}
+	c.m[dir] = r
+	return r, true
+}
+
 func dirOf(tgid, tid uint32, dirfd int32) (string, error) {
-	pid := procRoot + "/" + strconv.FormatUint(uint64(tgid), 10)
+	pid := proc + "/" + strconv.FormatUint(uint64(tgid), 10)
 	if dirfd == unix.AT_FDCWD {
 		// Threads may have their own working directory (unshare(CLONE_FS)).
 		if d, err := os.Readlink(pid + "/task/" + strconv.FormatUint(uint64(tid), 10) + "/cwd"); err == nil {
@@ -140,40 +175,43 @@ func dirOf(tgid, tid uint32, dirfd int32) (string, error) {
 }
 
 func fdPath(tgid uint32, fd int32) (string, error) {
-	return os.Readlink(procRoot + "/" + strconv.FormatUint(uint64(tgid), 10) + "/fd/" + strconv.FormatInt(int64(fd), 10))
+	return os.Readlink(proc + "/" + strconv.FormatUint(uint64(tgid), 10) + "/fd/" + strconv.FormatInt(int64(fd), 10))
 }
 
-// stripRoot turns a host path read from /proc into the process's view of it.
-func stripRoot(tgid uint32, p string) string {
-	root, err := os.Readlink(procRoot + "/" + strconv.FormatUint(uint64(tgid), 10) + "/root")
-	if err != nil || root == "/" {
+// root returns process tgid's root directory, remembered per process (a chroot after the
+// first event is missed, and documented).
+func (c *exeCache) root(tgid uint32) procRoot {
+	if r, ok := c.roots[tgid]; ok {
+		return r
+	}
+	if c.self.Ino == 0 {
+		if unix.Stat("/", &c.self) != nil {
+			return procRoot{same: true}
+		}
+	}
+	dir := proc + "/" + strconv.FormatUint(uint64(tgid), 10) + "/root"
+	var st unix.Stat_t
+	if unix.Stat(dir, &st) != nil {
+		return procRoot{same: true} // gone: nothing better to compare with; not remembered
+	}
+	r := procRoot{same: c.self.Dev == st.Dev && c.self.Ino == st.Ino}
+	if !r.same {
+		r.path, _ = os.Readlink(dir)
+	}
+	if c.roots == nil || len(c.roots) >= maxCache {
+		c.roots = make(map[uint32]procRoot)
+	}
+	c.roots[tgid] = r
+	return r
+}
+
+// view turns a path in the monitor's view (read from /proc) into the process's view.
+func (r procRoot) view(p string) string {
+	if r.same || r.path == "" || r.path == "/" {
 		return p
 	}
-	if rest, ok := strings.CutPrefix(p, root); ok && (rest == "" || rest[0] == '/') {
+	if rest, ok := strings.CutPrefix(p, r.path); ok && (rest == "" || rest[0] == '/') {
 		return "/" + strings.TrimPrefix(rest, "/")
 	}
 	return p
-}
-
-// sameRoot reports whether process tgid has the monitor's root directory, remembered per
-// process (a chroot after the first event is missed, and documented).
-func (c *exeCache) sameRoot(tgid uint32) bool {
-	if same, ok := c.roots[tgid]; ok {
-		return same
-	}
-	if c.root.Ino == 0 {
-		if unix.Stat("/", &c.root) != nil {
-			return true
-		}
-	}
-	var st unix.Stat_t
-	if unix.Stat(procRoot+"/"+strconv.FormatUint(uint64(tgid), 10)+"/root", &st) != nil {
-		return true // gone: nothing better to compare with; not remembered
-	}
-	same := c.root.Dev == st.Dev && c.root.Ino == st.Ino
-	if c.roots == nil || len(c.roots) >= maxCache {
-		c.roots = make(map[uint32]bool)
-	}
-	c.roots[tgid] = same
-	return same
 }

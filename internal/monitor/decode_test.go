@@ -1,0 +1,152 @@
+package monitor
+
+import (
+	"testing"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/wardsec/ward/internal/policy"
+)
+
+func TestNetNames(t *testing.T) {
+	for _, c := range []struct {
+		family, typ, proto uint64
+		f, ty, p           string
+	}{
+		{unix.AF_INET, unix.SOCK_STREAM, 0, "inet", "stream", "tcp"},
+		{unix.AF_INET, unix.SOCK_STREAM, 6, "inet", "stream", "tcp"},
+		{unix.AF_INET, unix.SOCK_STREAM, 262, "inet", "stream", "tcp"}, // MPTCP
+		{unix.AF_INET6, unix.SOCK_DGRAM, 0, "inet6", "dgram", "udp"},
+		{unix.AF_INET, unix.SOCK_DGRAM, 1, "inet", "dgram", "icmp"},
+		{unix.AF_INET6, unix.SOCK_RAW, 58, "inet6", "raw", "icmpv6"},
+		{unix.AF_INET, unix.SOCK_SEQPACKET, 132, "inet", "seqpacket", "sctp"},
+		{unix.AF_UNIX, unix.SOCK_STREAM, 0, "unix", "stream", ""},
+		{unix.AF_PACKET, unix.SOCK_RAW, 768, "packet", "raw", ""},
+	} {
+		f, ty, p := netNames(c.family, c.typ, c.proto)
+		if f != c.f || ty != c.ty || p != c.p {
+			t.Errorf("netNames(%d, %d, %d) = %s %s %s, want %s %s %s", c.family, c.typ, c.proto, f, ty, p, c.f, c.ty, c.p)
+		}
+	}
+}
+
+func TestOpenFlags(t *testing.T) {
+	for _, c := range []struct {
+		flags uint64
+		write bool
+		text  string
+	}{
+		{unix.O_RDONLY | unix.O_CLOEXEC, false, "O_RDONLY|O_CLOEXEC"},
+		{unix.O_WRONLY, true, "O_WRONLY"},
+		{unix.O_RDWR, true, "O_RDWR"},
+		{unix.O_RDONLY | unix.O_CREAT, true, "O_RDONLY|O_CREAT"},
+		{unix.O_RDONLY | unix.O_TRUNC, true, "O_RDONLY|O_TRUNC"},
+		{unix.O_RDONLY | unix.O_APPEND, true, "O_RDONLY|O_APPEND"},
+		{unix.O_PATH | unix.O_DIRECTORY, false, "O_RDONLY|O_DIRECTORY|O_PATH"},
+	} {
+		if w := isWrite(c.flags); w != c.write {
+			t.Errorf("isWrite(%#o) = %v, want %v", c.flags, w, c.write)
+		}
+		if s := openFlags(c.flags); s != c.text {
+			t.Errorf("openFlags(%#o) = %s, want %s", c.flags, s, c.text)
+		}
+	}
+}
+
+func TestSockaddr(t *testing.T) {
+	in4 := []byte{unix.AF_INET, 0, 0x1f, 0x90, 10, 0, 0, 1}
+	if got := sockaddr(in4); got != "10.0.0.1:8080" {
+		t.Errorf("inet: %s", got)
+	}
+	in6 := make([]byte, 24)
+	in6[0], in6[2], in6[3], in6[23] = unix.AF_INET6, 0, 53, 1
+	if got := sockaddr(in6); got != "[::1]:53" {
+		t.Errorf("inet6: %s", got)
+	}
+	un := append([]byte{unix.AF_UNIX, 0}, "/run/x.sock\x00"...)
+	if got := sockaddr(un); got != "unix:/run/x.sock" {
+		t.Errorf("unix: %s", got)
+	}
+	if got := sockaddr([]byte{unix.AF_INET, 0, 1}); got != "" {
+		t.Errorf("short: %q", got)
+	}
+}
+
+// record builds a ring buffer record as bpf/monitor.c lays it out.
+func record(h monitorEvent, paths ...string) []byte {
+	var data []byte
+	for i, p := range paths {
+		data = append(data, p...)
+		data = append(data, 0)
+		if i == 0 {
+			h.PathLen = uint16(len(p) + 1)
+		} else {
+			h.Path2Len = uint16(len(p) + 1)
+		}
+	}
+	b := make([]byte, hdrSize, hdrSize+len(data))
+	copy(b, unsafe.Slice((*byte)(unsafe.Pointer(&h)), hdrSize))
+	return append(b, data...)
+}
+
+// Records of a process that no longer exists decode from their own fields alone.
+func TestDecodeRecord(t *testing.T) {
+	const gone = 1<<22 + 7 // above the default pid_max: never a live process
+	var d decoder
+	h := monitorEvent{Nr: 257, Ret: -int64(unix.EACCES), Tgid: gone, Pid: gone, Ppid: 1, Uid: 1000, Fsuid: 1000, CgroupId: 42}
+	h.Args[0] = uint64(uint32(0xffffff9c)) // AT_FDCWD as the kernel passes an int
+	h.Args[2] = unix.O_RDWR | unix.O_CLOEXEC
+	copy(h.Comm[:], []int8{'c', 'a', 't'})
+	ev, ok := d.decode(record(h, "/etc/../etc/shadow"))
+	if !ok {
+		t.Fatal("record not decoded")
+	}
+	a := ev.Access
+	if ev.PID != gone || ev.UID != 1000 || ev.Comm != "cat" || ev.Errno != int(unix.EACCES) ||
+		a.Op != policy.OpFile || a.Path != "/etc/shadow" || !a.Write || a.Syscall != "openat" || a.UID != 1000 {
+		t.Errorf("decoded %+v", ev)
+	}
+	if want := `syscall=SYS_OPENAT flags=O_RDWR|O_CLOEXEC name="/etc/../etc/shadow" cgroup=42`; ev.Detail != want {
+		t.Errorf("detail %q, want %q", ev.Detail, want)
+	}
+
+	// A relative path of a process that is gone cannot be resolved: no path, counted.
+	before := d.unresolved
+	ev, _ = d.decode(record(h, "shadow"))
+	if ev.Access.Path != "" || d.unresolved != before+1 {
+		t.Errorf("relative path of a gone process: %+v, unresolved %d", ev, d.unresolved)
+	}
+
+	// A rename reports the old path and names the new one.
+	h = monitorEvent{Nr: 82, Tgid: gone, Pid: gone}
+	ev, _ = d.decode(record(h, "/tmp/a", "/tmp/b"))
+	if ev.Access.Path != "/tmp/a" || !ev.Access.Write || ev.Detail != "syscall=SYS_RENAME newpath=/tmp/b cgroup=0" {
+		t.Errorf("rename: %+v", ev)
+	}
+
+	// Truncated and unknown records are refused.
+	if _, ok := d.decode(make([]byte, hdrSize-1)); ok {
+		t.Error("short record decoded")
+	}
+	if _, ok := d.decode(record(monitorEvent{Nr: 0})); ok {
+		t.Error("record of an untraced syscall decoded")
+	}
+}
+
+func TestRootView(t *testing.T) {
+	c := procRoot{path: "/var/lib/c/rootfs"}
+	for in, want := range map[string]string{
+		"/var/lib/c/rootfs/app/x": "/app/x",
+		"/var/lib/c/rootfs":       "/",
+		"/var/lib/c/rootfsx/y":    "/var/lib/c/rootfsx/y", // not under the root
+		"/etc/passwd":             "/etc/passwd",
+	} {
+		if got := c.view(in); got != want {
+			t.Errorf("view(%s) = %s, want %s", in, got, want)
+		}
+	}
+	if got := (procRoot{same: true}).view("/var/lib/c/rootfs/app"); got != "/var/lib/c/rootfs/app" {
+		t.Errorf("same root changed the path: %s", got)
+	}
+}
