@@ -86,7 +86,7 @@ func (d *decoder) decode(raw []byte) (ev enforcer.Event, ok bool) {
 		// A process often changes root (chroot, pivot_root) just before exec.
 		delete(d.exes.roots, h.Tgid)
 	}
-	root := d.exes.root(h.Tgid)
+	root := d.exes.root(h.Tgid, h.Ppid)
 	a.Source = root.view(src)
 
 	dirfd := int32(unix.AT_FDCWD)

@@ -15,6 +15,7 @@ import (
 	"slices"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/link"
@@ -42,6 +43,11 @@ type Options struct {
 	// RingBufferBytes is the size of the kernel ring buffer, a power of two multiple of the
 	// page size; 0 means 4 MiB. Records that do not fit are counted in Stats.Lost.
 	RingBufferBytes int
+	// FlushInterval bounds how long a few events may wait in the ring buffer before the
+	// reader collects them; 0 means 50ms. The kernel wakes the reader early once 64 KiB (or a
+	// quarter of the ring) are waiting, so a busy machine is read in batches and a quiet one
+	// with this delay at most. Negative wakes the reader for every record (costly).
+	FlushInterval time.Duration
 	// Buffer is the capacity of the Events channel; 0 means 1024. When the reader of
 	// Events falls behind, the ring buffer fills and the kernel drops (and counts) records.
 	Buffer int
@@ -71,12 +77,17 @@ type Monitor struct {
 	links   []link.Link
 	enabled []sysInfo // what is attached
 	missing []string  // requested syscalls whose tracepoints this kernel lacks
+	flush   time.Duration
 	rd      *ringbuf.Reader
 	events  chan enforcer.Event
 	done    chan struct{}
 	wg      sync.WaitGroup
 	once    sync.Once
 	dec     decoder
+
+	// discard makes the reader drop records undecoded, so that the overhead benchmark can
+	// tell the kernel's share from the decoder's.
+	discard atomic.Bool
 
 	sent                   atomic.Uint64
 	unresolved, unverified atomic.Uint64
@@ -107,8 +118,19 @@ func New(opts Options) (*Monitor, error) {
 		size = 4 << 20
 	}
 	spec.Maps[monitorMapEvents].MaxEntries = uint32(size)
+	flush := opts.FlushInterval
+	if flush == 0 {
+		flush = 50 * time.Millisecond
+	}
+	var wakeup uint64
+	if flush > 0 {
+		wakeup = min(64<<10, uint64(size)/4)
+	}
+	if err := spec.Variables["wakeup_bytes"].Set(wakeup); err != nil {
+		return nil, fmt.Errorf("set wakeup threshold: %w", err)
+	}
 
-	m := &Monitor{log: log, done: make(chan struct{})}
+	m := &Monitor{log: log, done: make(chan struct{}), flush: flush}
 	if err := spec.LoadAndAssign(&m.objs, nil); err != nil {
 		var ve *ebpf.VerifierError
 		if errors.As(err, &ve) {
@@ -255,6 +277,15 @@ func notSupported(err error) error {
 	return err
 }
 
+// Ignore stops reporting the calls of process pid (a tgid) from now on, such as a helper the
+// daemon starts.
+func (m *Monitor) Ignore(pid uint32) error {
+	if err := m.objs.Ignored.Put(pid, uint8(1)); err != nil {
+		return fmt.Errorf("ignore pid %d: %w", pid, err)
+	}
+	return nil
+}
+
 // Traced returns the syscalls whose tracepoints are attached, and those requested but absent
 // from this kernel.
 func (m *Monitor) Traced() (attached, missing []string) {
@@ -272,11 +303,20 @@ func (m *Monitor) read() {
 	defer close(m.events)
 	var rec ringbuf.Record
 	for {
+		if m.flush > 0 {
+			m.rd.SetDeadline(time.Now().Add(m.flush))
+		}
 		if err := m.rd.ReadInto(&rec); err != nil {
+			if errors.Is(err, os.ErrDeadlineExceeded) {
+				continue // records below the wakeup threshold were read; wait again
+			}
 			if !errors.Is(err, ringbuf.ErrClosed) {
 				m.log.Error("read monitor ring buffer", "error", err)
 			}
 			return
+		}
+		if m.discard.Load() {
+			continue
 		}
 		ev, ok := m.dec.decode(rec.RawSample)
 		m.unresolved.Store(m.dec.unresolved)

@@ -71,6 +71,7 @@ const (
 	monitorProgSysEnter   = "sys_enter"
 	monitorProgSysExit    = "sys_exit"
 	monitorVarUnusedEvent = "unused_event"
+	monitorVarWakeupBytes = "wakeup_bytes"
 )
 
 // loadMonitor returns the embedded CollectionSpec for monitor.
@@ -137,6 +138,7 @@ type monitorMapSpecs struct {
 // It can be passed ebpf.CollectionSpec.Assign.
 type monitorVariableSpecs struct {
 	UnusedEvent *ebpf.VariableSpec `ebpf:"unused_event"`
+	WakeupBytes *ebpf.VariableSpec `ebpf:"wakeup_bytes"`
 }
 
 // monitorObjects contains all objects after they have been loaded into the kernel.
@@ -183,6 +185,7 @@ func (m *monitorMaps) Close() error {
 // It can be passed to loadMonitorObjects or ebpf.CollectionSpec.LoadAndAssign.
 type monitorVariables struct {
 	UnusedEvent *ebpf.Variable `ebpf:"unused_event"`
+	WakeupBytes *ebpf.Variable `ebpf:"wakeup_bytes"`
 }
 
 // monitorPrograms contains all programs after they have been loaded into the kernel.

@@ -179,20 +179,34 @@ func fdPath(tgid uint32, fd int32) (string, error) {
 }
 
 // root returns process tgid's root directory, remembered per process (a chroot after the
-// first event is missed, and documented).
-func (c *exeCache) root(tgid uint32) procRoot {
+// first event is missed, and documented). A process that is already gone is taken to share
+// its parent's root: short-lived programs (cat, true) often exit before their events are
+// decoded, and their parent, usually a shell in the same root, is still there.
+func (c *exeCache) root(tgid, ppid uint32) procRoot {
 	if r, ok := c.roots[tgid]; ok {
 		return r
 	}
+	r, ok := c.lookRoot(tgid)
+	if !ok {
+		if r, ok = c.roots[ppid]; !ok {
+			r, _ = c.lookRoot(ppid)
+		}
+		return r
+	}
+	return r
+}
+
+// lookRoot reads a live process's root; ok is false when the process is gone.
+func (c *exeCache) lookRoot(tgid uint32) (procRoot, bool) {
 	if c.self.Ino == 0 {
 		if unix.Stat("/", &c.self) != nil {
-			return procRoot{same: true}
+			return procRoot{same: true}, true
 		}
 	}
 	dir := proc + "/" + strconv.FormatUint(uint64(tgid), 10) + "/root"
 	var st unix.Stat_t
 	if unix.Stat(dir, &st) != nil {
-		return procRoot{same: true} // gone: nothing better to compare with; not remembered
+		return procRoot{same: true}, false
 	}
 	r := procRoot{same: c.self.Dev == st.Dev && c.self.Ino == st.Ino}
 	if !r.same {
@@ -202,7 +216,7 @@ func (c *exeCache) root(tgid uint32) procRoot {
 		c.roots = make(map[uint32]procRoot)
 	}
 	c.roots[tgid] = r
-	return r
+	return r, true
 }
 
 // view turns a path in the monitor's view (read from /proc) into the process's view.

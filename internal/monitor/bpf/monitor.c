@@ -42,6 +42,13 @@ char LICENSE[] SEC("license") = "GPL";
 #define NR_openat2 437
 #define NR_MAX 512
 
+// Wake the reader only once this much data is waiting; 0 wakes it for every
+// record. Set by the loader. A wakeup per record costs the traced process more
+// than the record itself (the reader then sleeps at once and must be woken
+// again); user space also reads on a timer, which bounds the delay of a few
+// records that stay below the threshold.
+volatile const __u64 wakeup_bytes;
+
 // Event flags.
 #define F_OWNER 1 // owner holds the opened file's uid
 #define F_TTY 2 // the process has a controlling terminal
@@ -98,12 +105,13 @@ struct {
 	__uint(max_entries, 1 << 22); // resized by the loader
 } events SEC(".maps");
 
-// Bounded and evicting: a thread that never reaches exit (killed during the
-// call, or a non-leader thread replaced by exec) leaves an entry behind.
+// The call in flight, per thread. Task storage is found through the task
+// itself (no hashing, no lock) and freed with the task, so a thread killed
+// during a call leaves nothing behind. nr < 0 marks it empty.
 struct {
-	__uint(type, BPF_MAP_TYPE_LRU_HASH);
-	__uint(max_entries, 16384);
-	__type(key, __u64);
+	__uint(type, BPF_MAP_TYPE_TASK_STORAGE);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, int);
 	__type(value, struct inflight);
 } inflight SEC(".maps");
 
@@ -145,13 +153,21 @@ static __always_inline int is_exec(__s64 nr)
 	return nr == NR_execve || nr == NR_execveat;
 }
 
+// Task fields are read through the BTF task pointer: the verifier turns these
+// loads into fault-handled direct loads, much cheaper than one
+// bpf_probe_read_kernel call per pointer as BPF_CORE_READ makes. A NULL on
+// the way (a kernel thread has no mm) reads as 0.
 static __always_inline void exe_id(struct task_struct *t, __u64 *ino, __u32 *dev)
 {
-	struct inode *inode = BPF_CORE_READ(t, mm, exe_file, f_inode);
-	if (!inode)
+	struct mm_struct *mm = t->mm;
+	if (!mm)
 		return;
-	*ino = BPF_CORE_READ(inode, i_ino);
-	*dev = BPF_CORE_READ(inode, i_sb, s_dev);
+	struct file *exe = mm->exe_file;
+	if (!exe)
+		return;
+	struct inode *inode = exe->f_inode;
+	*ino = inode->i_ino;
+	*dev = inode->i_sb->s_dev;
 }
 
 SEC("tracepoint/syscalls/sys_enter")
@@ -168,14 +184,19 @@ int sys_enter(struct trace_event_raw_sys_enter *ctx)
 	if (bpf_map_lookup_elem(&ignored, &tgid))
 		return 0;
 
-	struct inflight in = { .nr = nr };
+	struct task_struct *t = bpf_get_current_task_btf();
+	struct inflight *in = bpf_task_storage_get(&inflight, t, 0, BPF_LOCAL_STORAGE_GET_F_CREATE);
+	if (!in)
+		return 0;
+	in->nr = nr;
 	// One helper read: field by field loads let clang derive pointers from ctx,
 	// which the verifier refuses.
-	bpf_probe_read_kernel(in.args, sizeof(in.args), ctx->args);
+	bpf_probe_read_kernel(in->args, sizeof(in->args), ctx->args);
 	// After a successful exec the caller's executable is gone from the task.
+	in->src_ino = 0;
+	in->src_dev = 0;
 	if (is_exec(nr))
-		exe_id((struct task_struct *)bpf_get_current_task(), &in.src_ino, &in.src_dev);
-	bpf_map_update_elem(&inflight, &id, &in, BPF_ANY);
+		exe_id(t, &in->src_ino, &in->src_dev);
 	return 0;
 }
 
@@ -214,11 +235,11 @@ static __always_inline void fill(struct event *e, struct task_struct *t, __u64 i
 {
 	e->pid = (__u32)id;
 	e->tgid = id >> 32;
-	e->ppid = BPF_CORE_READ(t, real_parent, tgid);
+	e->ppid = t->real_parent->tgid;
 	e->uid = (__u32)bpf_get_current_uid_gid();
-	e->fsuid = BPF_CORE_READ(t, cred, fsuid.val);
+	e->fsuid = t->cred->fsuid.val;
 	e->cgroup_id = bpf_get_current_cgroup_id();
-	if (BPF_CORE_READ(t, signal, tty))
+	if (t->signal->tty)
 		e->flags |= F_TTY;
 	exe_id(t, &e->exe_ino, &e->exe_dev);
 	bpf_get_current_comm(e->comm, sizeof(e->comm));
@@ -244,7 +265,16 @@ static __always_inline void output(void *ctx, struct record *r)
 	__u64 size = sizeof(r->e) + r->e.path_len + r->e.path2_len;
 	if (size > sizeof(*r))
 		size = sizeof(*r);
-	if (bpf_ringbuf_output(&events, r, size, 0) < 0) {
+	// Wake the reader when this record makes the waiting data cross the
+	// threshold, not for every record above it: a reader that falls behind
+	// is already awake, and forced wakeups would then cost every record.
+	__u64 flags = 0;
+	if (wakeup_bytes) {
+		__u64 avail = bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA);
+		flags = avail < wakeup_bytes && avail + size >= wakeup_bytes ?
+				BPF_RB_FORCE_WAKEUP : BPF_RB_NO_WAKEUP;
+	}
+	if (bpf_ringbuf_output(&events, r, size, flags) < 0) {
 		__u32 zero = 0;
 		__u64 *n = bpf_map_lookup_elem(&lost, &zero);
 		if (n)
@@ -252,16 +282,15 @@ static __always_inline void output(void *ctx, struct record *r)
 	}
 }
 
-static __always_inline struct record *start(struct inflight *in, __u64 id)
+static __always_inline struct record *start(struct inflight *in, __s64 nr, __u64 id)
 {
 	__u32 zero = 0;
 	struct record *r = bpf_map_lookup_elem(&scratch, &zero);
 	if (!r)
 		return NULL;
 	__builtin_memset(&r->e, 0, sizeof(r->e));
-	struct task_struct *t = (struct task_struct *)bpf_get_current_task();
-	fill(&r->e, t, id);
-	r->e.nr = in->nr;
+	fill(&r->e, bpf_get_current_task_btf(), id);
+	r->e.nr = nr;
 #pragma unroll
 	for (int i = 0; i < 6; i++)
 		r->e.args[i] = in->args[i];
@@ -273,20 +302,18 @@ static __always_inline struct record *start(struct inflight *in, __u64 id)
 SEC("tracepoint/syscalls/sys_exit")
 int sys_exit(struct trace_event_raw_sys_exit *ctx)
 {
-	__u64 id = bpf_get_current_pid_tgid();
-	struct inflight *in = bpf_map_lookup_elem(&inflight, &id);
-	if (!in)
+	struct inflight *in = bpf_task_storage_get(&inflight, bpf_get_current_task_btf(), 0, 0);
+	if (!in || in->nr < 0)
 		return 0;
+	__u64 id = bpf_get_current_pid_tgid();
 	long ret = ctx->ret;
 	__s64 nr = in->nr;
+	in->nr = -1;
 	// A successful exec was reported by sched_process_exec; its arguments
 	// lived in the memory the exec replaced.
-	if (is_exec(nr) && ret == 0) {
-		bpf_map_delete_elem(&inflight, &id);
+	if (is_exec(nr) && ret == 0)
 		return 0;
-	}
-	struct record *r = start(in, id);
-	bpf_map_delete_elem(&inflight, &id);
+	struct record *r = start(in, nr, id);
 	if (!r)
 		return 0;
 	struct event *e = &r->e;
@@ -390,15 +417,14 @@ int sys_exit(struct trace_event_raw_sys_exit *ctx)
 SEC("tracepoint/sched/sched_process_exec")
 int sched_exec(struct trace_event_raw_sched_process_exec *ctx)
 {
-	__u64 id = bpf_get_current_pid_tgid();
-	// A non-leader thread that calls exec takes over the leader's id: its
-	// saved arguments are under the id it had.
-	__u64 key = (id & 0xffffffff00000000ULL) | (__u32)ctx->old_pid;
-	struct inflight *in = bpf_map_lookup_elem(&inflight, &key);
-	if (!in)
+	// A non-leader thread that calls exec takes over the leader's pid, but it
+	// keeps its task, and so the arguments it saved.
+	struct inflight *in = bpf_task_storage_get(&inflight, bpf_get_current_task_btf(), 0, 0);
+	if (!in || !is_exec(in->nr))
 		return 0;
-	struct record *r = start(in, id);
-	bpf_map_delete_elem(&inflight, &key);
+	__s64 nr = in->nr;
+	in->nr = -1;
+	struct record *r = start(in, nr, bpf_get_current_pid_tgid());
 	if (!r)
 		return 0;
 	r->e.flags |= F_EXEC;
