@@ -136,7 +136,7 @@ func renderCases() []renderCase {
 		)}, warnings: []string{"ownerOnly is enforced as if", "matchPatterns /etc/*.key is not enforced", "pts is ignored",
 			"execname nc is not enforced", "allowedArgs is ignored", "network rules are not enforced", "capabilities rules are not enforced",
 			"a rule on / would relabel"},
-						// The rule on / is not labelled, but Decide still sees it for every path Ward labels.
+			// The rule on / is not labelled, but Decide still sees it for every path Ward labels.
 			types: map[string]string{"/etc/motd": "ward_bbb_t", "/etc/issue": "ward_bbb_t", "/etc/a.key": "ward_bbb_t", "/usr/bin/find": "ward_bbb_t"}},
 	}
 }
