@@ -1,0 +1,364 @@
+package selinux
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"syscall"
+
+	"golang.org/x/sys/unix"
+)
+
+// DefaultStateDir is where the loader remembers the module it installed and every label it
+// changed, with the label the file had before.
+const DefaultStateDir = "/var/lib/ward/selinux"
+
+// xattrName is where the kernel keeps a file's SELinux context.
+const xattrName = "security.selinux"
+
+// Runner runs a command and returns its combined output. The loader runs semodule through it
+// so that tests can stand in for the module store.
+type Runner interface {
+	Run(ctx context.Context, name string, args ...string) ([]byte, error)
+}
+
+// ExecRunner runs commands with os/exec.
+type ExecRunner struct{}
+
+// Run implements Runner.
+func (ExecRunner) Run(ctx context.Context, name string, args ...string) ([]byte, error) {
+	return exec.CommandContext(ctx, name, args...).CombinedOutput()
+}
+
+// Labeler reads and writes files' SELinux contexts, without following symbolic links.
+type Labeler interface {
+	// Get returns the file's context, or "" when it has none.
+	Get(path string) (string, error)
+	// Set writes the context; "" removes it.
+	Set(path, context string) error
+}
+
+// XattrLabeler reads and writes the security.selinux extended attribute, as chcon does.
+type XattrLabeler struct{}
+
+// Get implements Labeler.
+func (XattrLabeler) Get(path string) (string, error) {
+	buf := make([]byte, 256)
+	for {
+		n, err := unix.Lgetxattr(path, xattrName, buf)
+		switch {
+		case errors.Is(err, unix.ERANGE):
+			buf = make([]byte, 2*len(buf))
+			continue
+		case errors.Is(err, unix.ENODATA):
+			return "", nil
+		case err != nil:
+			return "", fmt.Errorf("read label of %s: %w", path, err)
+		}
+		return string(bytes.TrimRight(buf[:n], "\x00")), nil
+	}
+}
+
+// Set implements Labeler.
+func (XattrLabeler) Set(path, ctx string) error {
+	var err error
+	if ctx == "" {
+		err = unix.Lremovexattr(path, xattrName)
+		if errors.Is(err, unix.ENODATA) {
+			err = nil
+		}
+	} else {
+		err = unix.Lsetxattr(path, xattrName, []byte(ctx), 0)
+	}
+	if err != nil {
+		return fmt.Errorf("label %s %q: %w", path, ctx, err)
+	}
+	return nil
+}
+
+// Relabel is what the state file remembers of one file Ward labelled.
+type Relabel struct {
+	// Original is the context the file had before Ward labelled it ("" for none).
+	Original string `json:"original"`
+	// Label is the context Ward gave it.
+	Label string `json:"label"`
+	// Ino and Dev identify the file, so that a file replaced since is not given the old file's
+	// label back, and so that AVC records (which name the inode) find the path.
+	Ino uint64 `json:"ino"`
+	Dev uint64 `json:"dev"`
+}
+
+type state struct {
+	Labels map[string]Relabel `json:"labels"`
+}
+
+// Loader installs Ward's module and labels files, remembering in its state directory what it
+// changed.
+type Loader struct {
+	dir     string
+	runner  Runner
+	labeler Labeler
+
+	mu    sync.Mutex
+	st    state
+	byIno map[uint64]string
+}
+
+// NewLoader returns a loader that keeps its state in dir ("" means DefaultStateDir), runs
+// semodule through r (nil means ExecRunner) and labels through lb (nil means XattrLabeler). It
+// reads the state a previous run left, so that its labels can still be undone.
+func NewLoader(dir string, r Runner, lb Labeler) (*Loader, error) {
+	if dir == "" {
+		dir = DefaultStateDir
+	}
+	if r == nil {
+		r = ExecRunner{}
+	}
+	if lb == nil {
+		lb = XattrLabeler{}
+	}
+	l := &Loader{dir: dir, runner: r, labeler: lb, st: state{Labels: map[string]Relabel{}}}
+	b, err := os.ReadFile(l.statePath())
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+	case err != nil:
+		return nil, fmt.Errorf("read selinux state: %w", err)
+	default:
+		if err := json.Unmarshal(b, &l.st); err != nil {
+			return nil, fmt.Errorf("read selinux state %s: %w", l.statePath(), err)
+		}
+		if l.st.Labels == nil {
+			l.st.Labels = map[string]Relabel{}
+		}
+	}
+	l.index()
+	return l, nil
+}
+
+func (l *Loader) statePath() string  { return filepath.Join(l.dir, "labels.json") }
+func (l *Loader) modulePath() string { return filepath.Join(l.dir, ModuleName+".cil") }
+
+func (l *Loader) index() {
+	l.byIno = map[uint64]string{}
+	for p, r := range l.st.Labels {
+		l.byIno[r.Ino] = p
+	}
+}
+
+// save writes the state atomically: a crash leaves the old or the new file, never half of one.
+func (l *Loader) save() error {
+	if err := os.MkdirAll(l.dir, 0o700); err != nil {
+		return fmt.Errorf("write selinux state: %w", err)
+	}
+	b, err := json.MarshalIndent(l.st, "", "  ")
+	if err != nil {
+		return fmt.Errorf("write selinux state: %w", err)
+	}
+	tmp := l.statePath() + ".tmp"
+	if err := os.WriteFile(tmp, b, 0o600); err != nil {
+		return fmt.Errorf("write selinux state: %w", err)
+	}
+	if err := os.Rename(tmp, l.statePath()); err != nil {
+		return fmt.Errorf("write selinux state: %w", err)
+	}
+	return nil
+}
+
+// Installed returns the module text the loader last installed, or nil.
+func (l *Loader) Installed() []byte {
+	b, _ := os.ReadFile(l.modulePath())
+	return b
+}
+
+// Install installs or updates Ward's module with semodule (which rebuilds the whole policy and
+// loads it), unless the store already holds exactly this text: a rebuild takes seconds.
+func (l *Loader) Install(ctx context.Context, m *Module) error {
+	if bytes.Equal(l.Installed(), m.Text) {
+		return nil
+	}
+	if err := os.MkdirAll(l.dir, 0o700); err != nil {
+		return fmt.Errorf("install selinux module: %w", err)
+	}
+	// semodule names the module after the file, so the file is ward.cil; a copy beside it is
+	// what is handed over, so that ward.cil only ever holds an installed module.
+	stage := filepath.Join(l.dir, "stage")
+	if err := os.MkdirAll(stage, 0o700); err != nil {
+		return fmt.Errorf("install selinux module: %w", err)
+	}
+	p := filepath.Join(stage, ModuleName+".cil")
+	if err := os.WriteFile(p, m.Text, 0o600); err != nil {
+		return fmt.Errorf("install selinux module: %w", err)
+	}
+	if out, err := l.runner.Run(ctx, "semodule", "-i", p); err != nil {
+		return fmt.Errorf("install selinux module: semodule -i: %w: %s", err, strings.TrimSpace(string(out)))
+	}
+	if err := os.WriteFile(l.modulePath(), m.Text, 0o600); err != nil {
+		return fmt.Errorf("install selinux module: %w", err)
+	}
+	return nil
+}
+
+// Uninstall removes Ward's module from the store, when the loader installed one.
+func (l *Loader) Uninstall(ctx context.Context) error {
+	if l.Installed() == nil {
+		return nil
+	}
+	if out, err := l.runner.Run(ctx, "semodule", "-r", ModuleName); err != nil {
+		return fmt.Errorf("remove selinux module: semodule -r: %w: %s", err, strings.TrimSpace(string(out)))
+	}
+	if err := os.Remove(l.modulePath()); err != nil {
+		return fmt.Errorf("remove selinux module: %w", err)
+	}
+	return nil
+}
+
+// Plan walks the module's targets and returns the context every path must get. Paths that do not
+// exist and paths whose signature the module lacks produce warnings.
+func Plan(m *Module) (map[string]string, []Warning) {
+	want := map[string]string{}
+	var warns []Warning
+	add := func(p, named string) {
+		typ, ok := m.TypeFor(named)
+		switch {
+		case !ok:
+			warns = append(warns, Warning{RuleID: -1, Message: fmt.Sprintf("%s: no type in the module for its combination of rules; its label is left alone", named)})
+		case typ != "":
+			want[p] = Label(typ)
+		}
+	}
+	for _, t := range m.Targets {
+		// A rule names a path; the kernel checks the label of the file it resolves to.
+		real, err := filepath.EvalSymlinks(t.Path)
+		if err != nil {
+			warns = append(warns, Warning{RuleID: -1, Message: fmt.Sprintf("%s does not exist: it is not enforced until it exists and the policy is applied again", t.Path)})
+			continue
+		}
+		add(real, t.Path)
+		switch {
+		case t.Tree:
+			filepath.WalkDir(real, func(p string, d fs.DirEntry, err error) error {
+				if err != nil || p == real {
+					return nil
+				}
+				add(p, t.Path+strings.TrimPrefix(p, real))
+				return nil
+			})
+		case t.Children:
+			entries, _ := os.ReadDir(real)
+			for _, e := range entries {
+				add(filepath.Join(real, e.Name()), t.Path+"/"+e.Name())
+			}
+		}
+	}
+	return want, warns
+}
+
+// Label gives every path of want its context and restores the original context of every path
+// Ward labelled before that want no longer names. Each original context is written to the state
+// file before the file is relabelled, so that a crash at any point can be undone.
+func (l *Loader) Label(want map[string]string) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var errs []error
+	paths := make([]string, 0, len(want))
+	for p := range want {
+		paths = append(paths, p)
+	}
+	slices.Sort(paths)
+	for _, p := range paths {
+		ctx := want[p]
+		var st syscall.Stat_t
+		if err := syscall.Lstat(p, &st); err != nil {
+			errs = append(errs, fmt.Errorf("label %s: %w", p, err))
+			continue
+		}
+		old, known := l.st.Labels[p]
+		if known && (old.Ino != st.Ino || old.Dev != st.Dev) {
+			known = false // replaced since: its current label is its own
+		}
+		cur, err := l.labeler.Get(p)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		if known && cur == ctx {
+			continue
+		}
+		r := Relabel{Original: cur, Label: ctx, Ino: st.Ino, Dev: st.Dev}
+		if known {
+			r.Original = old.Original
+		}
+		l.st.Labels[p] = r
+		if err := l.save(); err != nil {
+			return err
+		}
+		if err := l.labeler.Set(p, ctx); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	for p := range l.st.Labels {
+		if _, ok := want[p]; !ok {
+			if err := l.restore(p); err != nil {
+				errs = append(errs, err)
+			}
+		}
+	}
+	l.index()
+	if err := l.save(); err != nil {
+		errs = append(errs, err)
+	}
+	return errors.Join(errs...)
+}
+
+// restore gives one file its original context back and forgets it.
+func (l *Loader) restore(p string) error {
+	r := l.st.Labels[p]
+	var st syscall.Stat_t
+	if err := syscall.Lstat(p, &st); err != nil || st.Ino != r.Ino || st.Dev != r.Dev {
+		delete(l.st.Labels, p) // gone or replaced: nothing of ours to undo
+		return nil
+	}
+	if cur, err := l.labeler.Get(p); err == nil && cur != r.Label {
+		// Someone relabelled it since (restorecon, chcon): theirs wins.
+		delete(l.st.Labels, p)
+		return nil
+	}
+	if err := l.labeler.Set(p, r.Original); err != nil {
+		return fmt.Errorf("restore label: %w", err)
+	}
+	delete(l.st.Labels, p)
+	return nil
+}
+
+// Restore gives every file Ward labelled its original context back.
+func (l *Loader) Restore() error {
+	return l.Label(nil)
+}
+
+// Labels returns what the state file holds.
+func (l *Loader) Labels() map[string]Relabel {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	out := make(map[string]Relabel, len(l.st.Labels))
+	for k, v := range l.st.Labels {
+		out[k] = v
+	}
+	return out
+}
+
+// PathOf returns the path of a file Ward labelled, by inode number (as AVC records name files),
+// or "".
+func (l *Loader) PathOf(ino uint64) string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.byIno[ino]
+}
