@@ -541,3 +541,33 @@ func TestOtherRoot(t *testing.T) {
 		}
 	}
 }
+
+// Records that find the ring buffer full are dropped in the kernel and counted.
+func TestLossCounted(t *testing.T) {
+	// One page of ring (about 15 records) and a channel of one that nobody reads.
+	m := newMonitor(t, Options{Syscalls: []string{"openat"}, RingBufferBytes: os.Getpagesize(), Buffer: 1})
+	path := filepath.Join(t.TempDir(), "f")
+	if err := os.WriteFile(path, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(waitLimit)
+	for {
+		for range 100 {
+			fd, err := unix.Open(path, unix.O_RDONLY|unix.O_CLOEXEC, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			unix.Close(fd)
+		}
+		s, err := m.Stats()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if s.Lost > 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no loss counted with a full ring: %+v", s)
+		}
+	}
+}
