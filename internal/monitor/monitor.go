@@ -52,6 +52,8 @@ type Options struct {
 	// Events falls behind, the ring buffer fills and the kernel drops (and counts) records.
 	Buffer int
 	// Workload names the workload of an event from its cgroup id and pid, for Event.Workload.
+	// It is called for every event, from the monitor's reader goroutine: it must be quick and
+	// safe to call concurrently with the caller's own goroutines.
 	Workload func(cgroupID uint64, pid uint32) string
 	// NoMount stops New from mounting tracefs at /sys/kernel/tracing when it is absent.
 	NoMount bool

@@ -115,8 +115,9 @@ struct {
 	__type(value, struct inflight);
 } inflight SEC(".maps");
 
-// Which syscalls to report, by number. The loader attaches only the enabled
-// ones; the map lets a caller narrow the set without detaching.
+// Which syscalls to report, by number, filled by the loader. The programs are
+// attached only to these calls' tracepoints already; the check also keeps a
+// call user space cannot decode from ever being saved.
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
 	__uint(max_entries, NR_MAX);
