@@ -1,0 +1,217 @@
+package selinux
+
+import (
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"path"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/wardsec/ward/internal/policy"
+	"github.com/wardsec/ward/internal/rules"
+)
+
+// ErrNotAVC is returned by ParseAVC for a line that is not an SELinux AVC record, so that readers
+// of a shared log can skip it.
+var ErrNotAVC = errors.New("not an SELinux AVC record")
+
+// TypeAVC is the audit record type of kernel AVC decisions (AUDIT_AVC).
+const TypeAVC = 1400
+
+// AVC is one SELinux access vector cache record: a denial, or a grant that auditallow asked for.
+type AVC struct {
+	Time   time.Time
+	Serial uint64
+	// Denied is true for "avc: denied", false for "avc: granted".
+	Denied bool
+	Perms  []string
+	PID    int
+	Comm   string
+	// Name is the file's base name (inode checks); Path its full path (checks on an open
+	// file). Either may be empty.
+	Name string
+	Path string
+	Dev  string
+	Ino  uint64
+	// SContext is the acting process's context, TContext the target's.
+	SContext   string
+	TContext   string
+	TClass     string
+	Permissive bool
+}
+
+// SourceType and TargetType are the type fields of the contexts.
+func (a AVC) SourceType() string { return typeOfContext(a.SContext) }
+
+// TargetType is the type of the target's context.
+func (a AVC) TargetType() string { return typeOfContext(a.TContext) }
+
+// hexFields are the strings the audit subsystem writes as hex when they hold a space, a quote or
+// a control character (audit_log_untrustedstring).
+var hexFields = map[string]bool{"comm": true, "name": true, "path": true}
+
+// ParseAVC parses one AVC record in any of the forms the kernel produces:
+//
+//	6,1234,5678901,-;audit: type=1400 audit(1700000000.123:45): avc:  denied  { read } for ...   (/dev/kmsg)
+//	type=AVC msg=audit(1700000000.123:45): avc:  denied  { read } for ...                        (auditd's log)
+//	audit(1700000000.123:45): avc:  granted  { read } for ...                                    (audit netlink)
+func ParseAVC(line string) (AVC, error) {
+	var rec AVC
+	if i := strings.IndexByte(line, '\n'); i >= 0 {
+		line = line[:i]
+	}
+	start := strings.Index(line, "audit(")
+	avc := strings.Index(line, "avc:")
+	if start < 0 || avc < start {
+		return rec, ErrNotAVC
+	}
+	stamp, _, ok := strings.Cut(line[start+len("audit("):], "):")
+	if !ok {
+		return rec, fmt.Errorf("parse avc record: no end of audit(...) in %q", line)
+	}
+	sec, serial, _ := strings.Cut(stamp, ":")
+	secs, frac, _ := strings.Cut(sec, ".")
+	s, err := strconv.ParseInt(secs, 10, 64)
+	if err != nil {
+		return rec, fmt.Errorf("parse avc record: timestamp %q", stamp)
+	}
+	ms, _ := strconv.ParseInt(frac, 10, 64)
+	rec.Time = time.Unix(s, ms*int64(time.Millisecond)).UTC()
+	rec.Serial, _ = strconv.ParseUint(serial, 10, 64)
+
+	rest := strings.TrimLeft(line[avc+len("avc:"):], " ")
+	switch {
+	case strings.HasPrefix(rest, "denied"):
+		rec.Denied = true
+	case strings.HasPrefix(rest, "granted"):
+	default:
+		return rec, ErrNotAVC // "avc: received policyload notice" and the like
+	}
+	lb, rb := strings.IndexByte(rest, '{'), strings.IndexByte(rest, '}')
+	if lb < 0 || rb < lb {
+		return rec, fmt.Errorf("parse avc record: no permission list in %q", line)
+	}
+	rec.Perms = strings.Fields(rest[lb+1 : rb])
+	rest = strings.TrimPrefix(strings.TrimLeft(rest[rb+1:], " "), "for")
+	for _, f := range splitFields(rest) {
+		k, v := f[0], f[1]
+		switch k {
+		case "pid":
+			rec.PID, _ = strconv.Atoi(v)
+		case "comm":
+			rec.Comm = v
+		case "name":
+			rec.Name = v
+		case "path":
+			rec.Path = v
+		case "dev":
+			rec.Dev = v
+		case "ino":
+			rec.Ino, _ = strconv.ParseUint(v, 10, 64)
+		case "scontext":
+			rec.SContext = v
+		case "tcontext":
+			rec.TContext = v
+		case "tclass":
+			rec.TClass = v
+		case "permissive":
+			rec.Permissive = v == "1"
+		}
+	}
+	if rec.SContext == "" || rec.TClass == "" {
+		return rec, fmt.Errorf("parse avc record: no scontext or tclass in %q", line)
+	}
+	return rec, nil
+}
+
+// splitFields splits `k=v k="v w" k=HEX` into pairs, decoding hex-encoded strings.
+func splitFields(s string) [][2]string {
+	var out [][2]string
+	for {
+		s = strings.TrimLeft(s, " ")
+		eq := strings.IndexByte(s, '=')
+		if s == "" || eq <= 0 {
+			return out
+		}
+		k := s[:eq]
+		s = s[eq+1:]
+		var v string
+		if strings.HasPrefix(s, `"`) {
+			end := strings.IndexByte(s[1:], '"')
+			if end < 0 {
+				return append(out, [2]string{k, s[1:]})
+			}
+			v, s = s[1:1+end], s[2+end:]
+		} else {
+			end := strings.IndexByte(s, ' ')
+			if end < 0 {
+				end = len(s)
+			}
+			v, s = s[:end], s[end:]
+			if hexFields[k] && v != "?" && v != "(null)" {
+				if b, err := hex.DecodeString(v); err == nil {
+					v = string(b)
+				}
+			}
+		}
+		out = append(out, [2]string{k, v})
+	}
+}
+
+// execPerms are the permissions of running a program.
+var execPerms = []string{"execute", "execute_no_trans", "entrypoint"}
+
+// Resolver tells Attribute what an AVC record leaves out.
+type Resolver struct {
+	// PathOf returns the path of a labelled file from its inode number, or "".
+	PathOf func(ino uint64) string
+	// SourceOf returns the fromSource executable of a Ward domain type, or "".
+	SourceOf func(domain string) string
+	// Exe returns the acting process's executable (from /proc/PID/exe), or "".
+	Exe func(pid int) string
+}
+
+// Attribute turns an AVC record into the access it describes and asks rules.Decide what the
+// host's policies mean for it. A record that is not about a file or a program (a socket, a
+// capability) gives an Access with an empty Op.
+//
+// SELinux cannot see the file owner or the terminal; the access has UID and Owner 0 and TTY false,
+// so for ownerOnly and pts rules the verdict may name what happened only approximately
+// (docs/selinux.md).
+func Attribute(set *rules.Set, rec AVC, res Resolver) (rules.Access, rules.Verdict) {
+	switch rec.TClass {
+	case "file", "dir", "lnk_file":
+	default:
+		return rules.Access{}, rules.Verdict{RuleID: -1}
+	}
+	a := rules.Access{Op: policy.OpFile}
+	switch {
+	case strings.HasPrefix(rec.Path, "/"):
+		a.Path = path.Clean(rec.Path)
+	case res.PathOf != nil && res.PathOf(rec.Ino) != "":
+		a.Path = res.PathOf(rec.Ino)
+	default:
+		a.Path = rec.Name
+	}
+	if res.SourceOf != nil {
+		a.Source = res.SourceOf(rec.SourceType())
+	}
+	if a.Source == "" && res.Exe != nil {
+		a.Source = res.Exe(rec.PID)
+	}
+	for _, p := range rec.Perms {
+		if slices.Contains(execPerms, p) {
+			a.Op = policy.OpProcess
+		}
+		if writePerms[p] {
+			a.Write = true
+		}
+	}
+	if a.Op == policy.OpProcess {
+		a.Write = false
+	}
+	return a, set.Decide(a)
+}
