@@ -1,0 +1,285 @@
+package selinux
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+
+	"github.com/wardsec/ward/internal/enforcer"
+	"github.com/wardsec/ward/internal/rules"
+	"github.com/wardsec/ward/internal/workload"
+)
+
+// DefaultSELinuxFS is where the kernel shows SELinux's state when SELinux is active.
+const DefaultSELinuxFS = "/sys/fs/selinux"
+
+// RecordSource delivers raw audit record lines to emit until ctx ends.
+type RecordSource func(ctx context.Context, emit func(line string)) error
+
+// Config configures the SELinux backend. Zero values are the defaults.
+type Config struct {
+	// StateDir holds the installed module and the labels Ward changed (DefaultStateDir).
+	StateDir string
+	// Runner runs semodule (ExecRunner); Labeler reads and writes labels (XattrLabeler).
+	Runner  Runner
+	Labeler Labeler
+	// SELinuxFS is checked to prove SELinux is active (DefaultSELinuxFS).
+	SELinuxFS string
+	// Options describe the base policy (refpolicy's names when zero).
+	Options Options
+	// Records is where AVC records come from: NetlinkSource, or KmsgSource when the audit
+	// netlink group cannot be joined.
+	Records RecordSource
+	Logger  *slog.Logger
+}
+
+// Backend is the SELinux implementation of enforcer.Backend. It enforces the host's rule set
+// only: SELinux labels are per file, not per container, so container and pod sets are left to
+// another backend (Apply reports them as warnings), as KubeArmor does.
+type Backend struct {
+	loader *Loader
+	opts   Options
+	log    *slog.Logger
+	events chan enforcer.Event
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+
+	applyMu  sync.Mutex
+	mu       sync.Mutex
+	set      *rules.Set
+	module   *Module
+	warnings map[string][]Warning
+	logged   map[string]bool
+}
+
+var _ enforcer.Backend = (*Backend)(nil)
+
+// Factory returns the enforcer.Factory that selection calls.
+func Factory(cfg Config) enforcer.Factory {
+	return func(ctx context.Context) (enforcer.Backend, error) { return New(ctx, cfg) }
+}
+
+// New checks that SELinux is active and semodule is installed, reads the state a previous run
+// left, and starts reading AVC records. A machine without either gets an error wrapping
+// enforcer.ErrNotSupported.
+func New(ctx context.Context, cfg Config) (*Backend, error) {
+	if cfg.SELinuxFS == "" {
+		cfg.SELinuxFS = DefaultSELinuxFS
+	}
+	if _, err := os.Stat(filepath.Join(cfg.SELinuxFS, "enforce")); err != nil {
+		return nil, fmt.Errorf("selinux: %s is not mounted or SELinux is not active: %w (%w)", cfg.SELinuxFS, enforcer.ErrNotSupported, err)
+	}
+	if cfg.Runner == nil {
+		if _, err := exec.LookPath("semodule"); err != nil {
+			return nil, fmt.Errorf("selinux: semodule is not installed (policycoreutils): %w", enforcer.ErrNotSupported)
+		}
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	loader, err := NewLoader(cfg.StateDir, cfg.Runner, cfg.Labeler)
+	if err != nil {
+		return nil, fmt.Errorf("selinux: %w", err)
+	}
+	if cfg.Records == nil {
+		// The audit netlink group loses nothing to printk's rate limit; /dev/kmsg is the
+		// fallback where the group cannot be joined.
+		cfg.Records = NetlinkSource()
+		if f, err := openAuditMulticast(); err != nil {
+			cfg.Logger.Warn("selinux records from /dev/kmsg, which the kernel rate-limits", "reason", err)
+			cfg.Records = KmsgSource("/dev/kmsg")
+		} else {
+			f.Close()
+		}
+	}
+	rctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	b := &Backend{
+		loader: loader, opts: cfg.Options, log: cfg.Logger,
+		events: make(chan enforcer.Event, 1024), cancel: cancel,
+		warnings: map[string][]Warning{}, logged: map[string]bool{},
+	}
+	b.wg.Add(1)
+	go func() {
+		defer b.wg.Done()
+		defer close(b.events)
+		if err := cfg.Records(rctx, func(line string) { b.record(rctx, line) }); err != nil && rctx.Err() == nil {
+			b.log.Error("selinux records stopped", "error", err)
+		}
+	}()
+	return b, nil
+}
+
+// Name implements enforcer.Backend.
+func (b *Backend) Name() string { return enforcer.SELinux }
+
+// Events implements enforcer.Backend.
+func (b *Backend) Events() <-chan enforcer.Event { return b.events }
+
+// Loader returns the backend's loader (for ward probe and tests).
+func (b *Backend) Loader() *Loader { return b.loader }
+
+// Warnings returns, per workload ID, what the backend cannot express or did not enforce.
+func (b *Backend) Warnings() map[string][]Warning {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	out := make(map[string][]Warning, len(b.warnings))
+	for k, v := range b.warnings {
+		out[k] = append([]Warning(nil), v...)
+	}
+	return out
+}
+
+// Apply implements enforcer.Backend: it renders the host set, installs the module when its text
+// changed, labels what the set names and restores the labels of everything it no longer names.
+// Without a host set every label Ward changed is restored. On a render or install error the
+// previous module and labels stay in force.
+func (b *Backend) Apply(ctx context.Context, sets []*rules.Set) error {
+	b.applyMu.Lock()
+	defer b.applyMu.Unlock()
+	warnings := map[string][]Warning{}
+	var hostSet *rules.Set
+	for _, s := range sets {
+		if s.Workload.Kind == workload.KindHost {
+			hostSet = s
+			continue
+		}
+		warnings[s.Workload.ID()] = []Warning{{RuleID: -1, Message: "the SELinux backend enforces host policies only; this workload's policies are not enforced"}}
+	}
+	if hostSet == nil {
+		hostSet = &rules.Set{Workload: workload.Workload{Kind: workload.KindHost}}
+	}
+	m, warns, err := Render(hostSet, b.opts)
+	if err != nil {
+		return fmt.Errorf("apply selinux policy: %w", err)
+	}
+	if err := b.loader.Install(ctx, m); err != nil {
+		return fmt.Errorf("apply selinux policy: %w", err)
+	}
+	want, planWarns := Plan(m)
+	warns = append(warns, planWarns...)
+	warnings["host"] = warns
+	for id, ws := range warnings {
+		for _, w := range ws {
+			if key := id + "\x00" + w.String(); !b.logged[key] {
+				b.logged[key] = true
+				b.log.Warn("selinux cannot enforce a rule exactly", "workload", id, "policy", w.Policy, "rule", w.Rule, "warning", w.Message)
+			}
+		}
+	}
+	// The module is in force before any file carries one of its types.
+	b.mu.Lock()
+	b.set, b.module, b.warnings = hostSet, m, warnings
+	b.mu.Unlock()
+	if err := b.loader.Label(want); err != nil {
+		return fmt.Errorf("apply selinux labels: %w", err)
+	}
+	return nil
+}
+
+// Close stops reading records. Labels and the module stay on purpose: they keep the host
+// protected while Ward restarts; the next Apply (or Restore) changes what is no longer wanted.
+func (b *Backend) Close() error {
+	b.cancel()
+	b.wg.Wait()
+	return nil
+}
+
+// Restore gives every file Ward labelled its original label back and removes Ward's module: what
+// `ward` does when SELinux enforcement is switched off for good.
+func (b *Backend) Restore(ctx context.Context) error {
+	b.applyMu.Lock()
+	defer b.applyMu.Unlock()
+	return errors.Join(b.loader.Restore(), b.loader.Uninstall(ctx))
+}
+
+// record turns one AVC record about Ward's types or domains into an event.
+func (b *Backend) record(ctx context.Context, line string) {
+	rec, err := ParseAVC(line)
+	if err != nil {
+		return
+	}
+	b.mu.Lock()
+	set, m := b.set, b.module
+	b.mu.Unlock()
+	if set == nil || !(strings.HasPrefix(rec.TargetType(), "ward_") || strings.HasPrefix(rec.SourceType(), "ward_d_")) {
+		return
+	}
+	a, _ := Attribute(set, rec, Resolver{
+		PathOf: b.loader.PathOf,
+		SourceOf: func(d string) string {
+			for i, dom := range m.Domains {
+				if dom == d {
+					return m.Sources[i]
+				}
+			}
+			return ""
+		},
+		Exe: func(pid int) string {
+			exe, _ := os.Readlink("/proc/" + strconv.Itoa(pid) + "/exe")
+			return exe
+		},
+	})
+	if a.Op == "" {
+		return
+	}
+	ev := enforcer.Event{
+		Backend: enforcer.SELinux, Workload: set.Workload.ID(),
+		PID: uint32(rec.PID), Comm: rec.Comm, Access: a, Detail: strings.TrimSpace(line),
+	}
+	if rec.Denied && !rec.Permissive {
+		ev.Errno = int(syscall.EACCES)
+	}
+	select {
+	case b.events <- ev:
+	case <-ctx.Done():
+	}
+}
+
+// KmsgSource reads records from the kernel log device, starting at its end.
+//
+// Without an audit daemon the kernel prints audit records through printk_ratelimit(), which by
+// default passes 10 records in 5 seconds and drops the rest; a busy node loses records here.
+// NetlinkSource does not, and is the default.
+func KmsgSource(path string) RecordSource {
+	return func(ctx context.Context, emit func(string)) error {
+		fd, err := syscall.Open(path, syscall.O_RDONLY|syscall.O_NONBLOCK|syscall.O_CLOEXEC, 0)
+		if err != nil {
+			return fmt.Errorf("open %s: %w", path, err)
+		}
+		// Non-blocking, so the runtime poller owns it and Close ends a pending Read.
+		f := os.NewFile(uintptr(fd), path)
+		if _, err := f.Seek(0, io.SeekEnd); err != nil {
+			f.Close()
+			return fmt.Errorf("seek %s: %w", path, err)
+		}
+		stop := context.AfterFunc(ctx, func() { f.Close() })
+		defer stop()
+		buf := make([]byte, 8192)
+		for {
+			n, err := f.Read(buf)
+			switch {
+			case errors.Is(err, syscall.EPIPE):
+				continue // records were overwritten before we read them
+			case err != nil:
+				if ctx.Err() != nil {
+					return nil
+				}
+				f.Close()
+				return fmt.Errorf("read %s: %w", path, err)
+			}
+			// "prio,seq,usec,flags;message\n continuation lines"
+			if _, msg, ok := strings.Cut(string(buf[:n]), ";"); ok && strings.Contains(msg, "avc:") {
+				emit(msg)
+			}
+		}
+	}
+}
