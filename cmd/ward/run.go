@@ -16,6 +16,7 @@ import (
 	"github.com/wardsec/ward/internal/daemon"
 	"github.com/wardsec/ward/internal/enforcer"
 	"github.com/wardsec/ward/internal/enforcer/apparmor"
+	"github.com/wardsec/ward/internal/monitor"
 )
 
 // backendFactories lists the enforcement backends compiled into this binary.
@@ -55,7 +56,13 @@ then the file. With no configuration at all, run uses the embedded defaults.`,
 			log := slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), nil))
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
-			return daemon.Run(ctx, daemon.Options{Config: cfg, Logger: log, Factories: backendFactories(cfg.AppArmorDir, log), Stdout: cmd.OutOrStdout()})
+			opts := daemon.Options{Config: cfg, Logger: log, Factories: backendFactories(cfg.AppArmorDir, log), Stdout: cmd.OutOrStdout()}
+			if cfg.SystemMonitor {
+				opts.Monitor = func(workloadOf func(uint64, uint32) string) (daemon.EventSource, error) {
+					return monitor.New(monitor.Options{Logger: log, IgnoreSelf: true, Workload: workloadOf})
+				}
+			}
+			return daemon.Run(ctx, opts)
 		},
 	}
 	daemon.AddFlags(cmd.Flags())

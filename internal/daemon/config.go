@@ -46,6 +46,8 @@ type Config struct {
 	EnableKubeArmorHostPolicy bool   `json:"enableKubeArmorHostPolicy"`
 	UntrackedNs               string `json:"untrackedNs"`
 
+	SystemMonitor bool `json:"systemMonitor"`
+
 	AlertThrottling bool `json:"alertThrottling"`
 	MaxAlertPerSec  int  `json:"maxAlertPerSec"`
 	ThrottleSec     int  `json:"throttleSec"`
@@ -78,10 +80,11 @@ var settings = []setting{
 	{"hostDefaultNetworkPosture", "audit", "posture of allow-listed network rules for the host: audit or block"},
 	{"hostDefaultCapabilitiesPosture", "audit", "posture of allow-listed capability rules for the host: audit or block"},
 	{"visibility", "process,file,network,capabilities", "what containers report as logs beyond alerts"},
-	{"hostVisibility", "process,file,network,capabilities", "what the host reports as logs beyond alerts"},
+	{"hostVisibility", "process,network", "what the host reports as logs beyond alerts (every file open of a whole host is a flood)"},
 	{"enableKubeArmorPolicy", "true", "enforce KubeArmorPolicy and KubeArmorClusterPolicy"},
 	{"enableKubeArmorHostPolicy", "true", "enforce KubeArmorHostPolicy"},
 	{"untrackedNs", "kube-system,kubearmor", "namespaces that get no enforcement"},
+	{"systemMonitor", "true", "trace syscalls for logs, syscall-rule alerts and monitor-mode alerts"},
 	{"alertThrottling", "true", "throttle alerts per workload"},
 	{"maxAlertPerSec", "10", "alerts per second per workload before throttling"},
 	{"throttleSec", "30", "seconds of dropping alerts once the threshold is crossed"},
@@ -225,6 +228,7 @@ func buildConfig(v map[string]string) (Config, error) {
 	c.EnableKubeArmorPolicy = boolean("enableKubeArmorPolicy")
 	c.EnableKubeArmorHostPolicy = boolean("enableKubeArmorHostPolicy")
 	c.AlertThrottling = boolean("alertThrottling")
+	c.SystemMonitor = boolean("systemMonitor")
 	integer := func(key string) int {
 		if err != nil {
 			return 0

@@ -48,8 +48,18 @@ type Options struct {
 	Stdout io.Writer
 	// Sinks receive every alert, log and message besides the event pipeline (tests use it).
 	Sinks []Sink
+	// Monitor, when set, starts the system monitor: a source of observed accesses that does not
+	// enforce. Its events become logs, the alerts of syscall rules, and, when no backend
+	// enforces, the "would be blocked" alerts of monitor mode.
+	Monitor func(workloadOf func(cgroupID uint64, pid uint32) string) (EventSource, error)
 	// Ready, when set, is called once the first reconcile has finished.
 	Ready func(*Daemon)
+}
+
+// EventSource is what the system monitor offers the daemon.
+type EventSource interface {
+	Events() <-chan enforcer.Event
+	Close() error
 }
 
 // Daemon is a running node agent.
@@ -235,8 +245,23 @@ func Run(ctx context.Context, opts Options) error {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			d.pipeEvents(ctx, b)
+			d.pipeEvents(ctx, b.Events(), d.report)
 		}()
+	}
+	if opts.Monitor != nil {
+		mon, err := opts.Monitor(d.workloadOf)
+		if err != nil {
+			log.Warn("system monitor unavailable: no logs, and no alerts in monitor mode", "error", err)
+			d.message("Warning", "system monitor unavailable: "+err.Error())
+		} else {
+			defer mon.Close()
+			log.Info("system monitor started")
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				d.pipeEvents(ctx, mon.Events(), d.reportObserved)
+			}()
+		}
 	}
 
 	d.enqueue()
@@ -358,9 +383,17 @@ func (d *Daemon) untracked(ns string) bool {
 // Workloads is the node's workload registry; workload sources report to it.
 func (d *Daemon) Workloads() *workload.Registry { return d.reg }
 
-// pipeEvents attributes each kernel event to its policy with rules.Decide and reports it.
-func (d *Daemon) pipeEvents(ctx context.Context, b enforcer.Backend) {
-	ch := b.Events()
+// workloadOf names the workload of an observed process by its cgroup: a registered container,
+// or else the host.
+func (d *Daemon) workloadOf(cgroupID uint64, _ uint32) string {
+	if w, ok := d.reg.ByCgroup(cgroupID); ok {
+		return w.ID()
+	}
+	return "host"
+}
+
+// pipeEvents hands each event of a source to handle until ctx ends or the source closes.
+func (d *Daemon) pipeEvents(ctx context.Context, ch <-chan enforcer.Event, handle func(enforcer.Event)) {
 	for {
 		select {
 		case <-ctx.Done():
@@ -369,24 +402,83 @@ func (d *Daemon) pipeEvents(ctx context.Context, b enforcer.Backend) {
 			if !ok {
 				return
 			}
-			d.report(ev)
+			handle(ev)
 		}
 	}
 }
 
+// report handles an event of the enforcing backend: the kernel decided, Decide names the policy.
 func (d *Daemon) report(ev enforcer.Event) {
-	sets := d.Sets()
+	set, e := d.eventOf(ev)
+	if set == nil {
+		return
+	}
+	v := set.Decide(ev.Access)
+	if !v.Alert && ev.Errno != 0 {
+		// The kernel denied something Decide would allow: a backend/meaning mismatch. Report it
+		// rather than hide it.
+		d.log.Error("kernel denial that no policy explains", "resource", e.Resource, "errno", ev.Errno, "backend", ev.Backend)
+	}
+	d.emitAlert(e, v)
+}
+
+// reportObserved handles an event of the system monitor, which sees accesses but decides
+// nothing. Alerts for what the enforcing backend handles come from the backend, so the monitor
+// adds only what the backend cannot report (syscall rules) or, in monitor mode, what would have
+// been blocked; everything else is a log, as visibility asks.
+func (d *Daemon) reportObserved(ev enforcer.Event) {
+	set, e := d.eventOf(ev)
+	if set == nil {
+		return
+	}
+	v := set.Decide(ev.Access)
+	enforced := d.sel.Backend != nil && ev.Access.Op != policy.OpSyscall
+	switch {
+	case v.Alert && !enforced:
+		if v.Action == policy.ActionBlock && ev.Errno == 0 {
+			// Nothing enforced it: say it would have been blocked, not that it was.
+			v.Action, v.DisplayAction = policy.ActionAudit, "Audit (Block)"
+		}
+		d.emitAlert(e, v)
+	case v.Alert:
+		// The backend reports it.
+	case d.visible(set.Workload, ev.Access.Op):
+		l := d.builder.Log(e)
+		for _, s := range d.sinks {
+			if err := s.WriteLog(l); err != nil {
+				d.log.Error("write log", "error", err)
+			}
+		}
+	}
+}
+
+// visible applies visibility / hostVisibility to logs of unmatched accesses.
+func (d *Daemon) visible(w workload.Workload, op policy.Operation) bool {
+	list := d.cfg.Visibility
+	if w.Kind == workload.KindHost {
+		list = d.cfg.HostVisibility
+	}
+	want := strings.ToLower(string(op))
+	for _, v := range strings.Split(list, ",") {
+		if strings.TrimSpace(strings.ToLower(v)) == want {
+			return true
+		}
+	}
+	return false
+}
+
+// eventOf finds the event's workload set and builds the alert/log input from the event.
+func (d *Daemon) eventOf(ev enforcer.Event) (*rules.Set, *events.Event) {
 	id := ev.Workload
 	if id == "" {
 		id = "host"
 	}
-	set := sets[id]
+	set := d.Sets()[id]
 	if set == nil {
 		d.log.Warn("event for an unknown workload", "workload", id)
-		return
+		return nil, nil
 	}
-	v := set.Decide(ev.Access)
-	e := &events.Event{
+	return set, &events.Event{
 		Workload:  set.Workload,
 		Process:   events.Process{PID: int32(ev.PID), PPID: int32(ev.PPID), HostPID: int32(ev.PID), HostPPID: int32(ev.PPID), UID: int32(ev.UID), ProcessName: ev.Access.Source},
 		Operation: ev.Access.Op,
@@ -396,11 +488,9 @@ func (d *Daemon) report(ev enforcer.Event) {
 		Enforcer:  enforcer.AlertName(ev.Backend),
 		Errno:     syscall.Errno(ev.Errno),
 	}
-	if !v.Alert && ev.Errno != 0 {
-		// The kernel denied something Decide would allow: a backend/meaning mismatch. Report it
-		// rather than hide it.
-		d.log.Error("kernel denial that no policy explains", "resource", e.Resource, "errno", ev.Errno, "backend", ev.Backend)
-	}
+}
+
+func (d *Daemon) emitAlert(e *events.Event, v rules.Verdict) {
 	alert := d.builder.Alert(e, v)
 	for _, s := range d.sinks {
 		if err := s.WriteAlert(alert); err != nil {

@@ -3,6 +3,7 @@ package daemon
 import (
 	"bytes"
 	"context"
+	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -356,4 +357,76 @@ spec:
 	}
 	h.d.Workloads().Remove("c1")
 	h.waitAppliedAll("two workloads after the container exits", func(s []*rules.Set) bool { return len(s) == 2 })
+}
+
+type fakeMonitor struct{ ch chan enforcer.Event }
+
+func (f *fakeMonitor) Events() <-chan enforcer.Event { return f.ch }
+func (f *fakeMonitor) Close() error                  { return nil }
+
+type recordingSink struct {
+	memorySink
+	logs chan *feeder.Log
+}
+
+func (r *recordingSink) WriteLog(l *feeder.Log) error { r.logs <- l; return nil }
+
+// Observed accesses: in monitor mode a Block verdict is reported as "would be blocked", and an
+// unmatched access becomes a log when visibility asks for it.
+func TestDaemonMonitorMode(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "p.yaml"), []byte(hostPolicyFile("shadow", "/etc/shadow")), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	lsm := filepath.Join(t.TempDir(), "lsm")
+	if err := os.WriteFile(lsm, []byte("capability"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := buildConfig(defaults(map[string]string{"policies": dir, "state": t.TempDir(), "gRPC": "", "health": "", "logPath": "none", "host": "n", "hostVisibility": "file"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	mon := &fakeMonitor{ch: make(chan enforcer.Event, 4)}
+	sink := &recordingSink{memorySink: memorySink{got: make(chan struct{}, 4)}, logs: make(chan *feeder.Log, 4)}
+	ready := make(chan *Daemon, 1)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		done <- Run(ctx, Options{Config: cfg, LSMPath: lsm, Sinks: []Sink{sink}, Ready: func(d *Daemon) { ready <- d },
+			Logger:  slog.New(slog.NewTextHandler(io.Discard, nil)),
+			Monitor: func(func(uint64, uint32) string) (EventSource, error) { return mon, nil }})
+	}()
+	defer func() { cancel(); <-done }()
+	select {
+	case <-ready:
+	case <-time.After(10 * time.Second):
+		t.Fatal("not ready")
+	}
+	mon.ch <- enforcer.Event{Backend: "monitor", PID: 7, Access: rules.Access{Op: policy.OpFile, Path: "/etc/shadow", Source: "/usr/bin/cat"}}
+	select {
+	case <-sink.got:
+	case <-time.After(5 * time.Second):
+		t.Fatal("no monitor-mode alert")
+	}
+	sink.mu.Lock()
+	a := sink.alerts[0]
+	sink.mu.Unlock()
+	if a.Action != "Audit (Block)" || a.Result != "Passed" || a.PolicyName != "shadow" || a.Enforcer != "eBPF Monitor" {
+		t.Errorf("monitor-mode alert = %+v", a)
+	}
+	mon.ch <- enforcer.Event{Backend: "monitor", PID: 8, Access: rules.Access{Op: policy.OpFile, Path: "/etc/hosts", Source: "/usr/bin/cat"}}
+	select {
+	case l := <-sink.logs:
+		if l.Resource != "/etc/hosts" || l.Type != "HostLog" {
+			t.Errorf("log = %+v", l)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("no log for a visible unmatched access")
+	}
+	mon.ch <- enforcer.Event{Backend: "monitor", PID: 9, Access: rules.NetworkAccess("tcp")}
+	select {
+	case l := <-sink.logs:
+		t.Errorf("network is not in hostVisibility, got log %+v", l)
+	case <-time.After(300 * time.Millisecond):
+	}
 }

@@ -49,6 +49,21 @@ func (r *Registry) Get(id string) (Workload, bool) {
 	return w, ok
 }
 
+// ByCgroup returns the workload whose cgroup id is id. The host has none: callers fall back to it.
+func (r *Registry) ByCgroup(id uint64) (Workload, bool) {
+	if id == 0 {
+		return Workload{}, false
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, w := range r.byID {
+		if w.CgroupID == id {
+			return w, true
+		}
+	}
+	return Workload{}, false
+}
+
 // List returns every workload, sorted by ID.
 func (r *Registry) List() []Workload {
 	r.mu.Lock()
