@@ -1,8 +1,6 @@
 package selinux
 
 import (
-	"compress/bzip2"
-	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -14,9 +12,6 @@ import (
 // skipToolsEnv lets a machine without the SELinux tools run the other tests; without it, a
 // missing tool fails the test (.ci/install-selinux-deps.sh installs them).
 const skipToolsEnv = "WARD_SKIP_SELINUX_TOOLS"
-
-// storeDir is the module store of Debian's reference policy (selinux-policy-default).
-const storeDir = "/var/lib/selinux/default/active/modules"
 
 func TestMain(m *testing.M) {
 	code := m.Run()
@@ -32,54 +27,25 @@ var base struct {
 	err  error
 }
 
-// basePolicy writes every enabled module of the installed store, decompressed, into one CIL
-// file, once per test binary.
+// basePolicy writes the installed store's modules into one CIL file, once per test binary.
 func basePolicy(t *testing.T) string {
 	t.Helper()
 	base.once.Do(func() {
+		b, err := StoreCIL(DefaultStore)
+		if err != nil {
+			base.err = err
+			return
+		}
 		dir, err := os.MkdirTemp("", "ward-selinux-base")
 		if err != nil {
 			base.err = err
 			return
 		}
-		out, err := os.Create(filepath.Join(dir, "base.cil"))
-		if err != nil {
-			base.err = err
-			return
-		}
-		defer out.Close()
-		files, _ := filepath.Glob(filepath.Join(storeDir, "[0-9]*", "*", "cil"))
-		if len(files) == 0 {
-			base.err = os.ErrNotExist
-			return
-		}
-		for _, f := range files {
-			name := filepath.Base(filepath.Dir(f))
-			if _, err := os.Stat(filepath.Join(storeDir, "disabled", name)); err == nil {
-				continue
-			}
-			in, err := os.Open(f)
-			if err != nil {
-				base.err = err
-				return
-			}
-			var r io.Reader = in
-			head := make([]byte, 3)
-			if n, _ := in.ReadAt(head, 0); n == 3 && string(head) == "BZh" {
-				r = bzip2.NewReader(in)
-			}
-			_, err = io.Copy(out, r)
-			in.Close()
-			if err != nil {
-				base.err = err
-				return
-			}
-			out.WriteString("\n")
-		}
-		base.path = out.Name()
+		base.path = filepath.Join(dir, "base.cil")
+		base.err = os.WriteFile(base.path, b, 0o644)
 	})
 	if base.err != nil {
-		requireTools(t, "the reference policy store "+storeDir+": "+base.err.Error())
+		requireTools(t, "the reference policy store: "+base.err.Error())
 	}
 	return base.path
 }
