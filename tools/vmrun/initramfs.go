@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"sort"
 	"strings"
 )
 
@@ -64,6 +65,20 @@ func buildInitramfs(cacheDir string, k kernel, p bootProfile) (string, error) {
 	for _, tree := range p.Trees {
 		if err := addTree(a, tree); err != nil {
 			return "", fmt.Errorf("profile %s: %w", p.Name, err)
+		}
+	}
+	if p.Files != nil {
+		files, err := p.Files(cacheDir)
+		if err != nil {
+			return "", fmt.Errorf("profile %s: %w", p.Name, err)
+		}
+		names := make([]string, 0, len(files))
+		for name := range files {
+			names = append(names, name)
+		}
+		sort.Strings(names) // the archive, and so its hash, must not depend on map order
+		for _, name := range names {
+			a.File(name, 0o644, files[name])
 		}
 	}
 

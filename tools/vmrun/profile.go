@@ -29,17 +29,13 @@ type bootProfile struct {
 	// Setup is shell run by the guest's init after the standard mounts and
 	// before the test (for example: mount selinuxfs and load a policy).
 	Setup string
+	// Files builds files on the host (a binary policy, say) and returns them
+	// by their path in the archive. cacheDir is vmrun's cache, for results
+	// too slow to rebuild on every boot.
+	Files func(cacheDir string) (map[string][]byte, error)
 }
 
-// profiles lists the boot profiles. A selinux profile would look like:
-//
-//	Cmdline: security=selinux selinux=1 enforcing=0 lsm=landlock,lockdown,yama,selinux,bpf
-//	LSMs:    selinux, bpf
-//	Trees:   /etc/selinux/default (built on the host by selinux-policy-default)
-//	Tools:   the SELinux utilities the backend calls
-//	Setup:   mount -t selinuxfs selinuxfs /sys/fs/selinux
-//	         dd if=/etc/selinux/default/policy/policy.33 of=/sys/fs/selinux/load bs=8M
-//	         (one write: the kernel rejects a policy written in chunks)
+// profiles lists the boot profiles.
 var profiles = map[string]bootProfile{
 	"apparmor": {
 		Name:    "apparmor",
@@ -55,6 +51,19 @@ var profiles = map[string]bootProfile{
 			"/etc/apparmor.d/tunables",
 		},
 		Setup: "[ -d /sys/kernel/security/apparmor ] || die 'apparmor: /sys/kernel/security/apparmor is missing'",
+	},
+	// selinux boots SELinux (AppArmor cannot be active beside it) with
+	// Debian's reference policy plus Ward's static module, enforcing. See
+	// selinuxFiles and docs/selinux.md.
+	"selinux": {
+		Name:    "selinux",
+		Cmdline: []string{"security=selinux", "selinux=1", "enforcing=0", "lsm=landlock,lockdown,yama,selinux,bpf"},
+		LSMs:    []string{"selinux", "bpf"},
+		// secilc rebuilds the policy in the guest when a test's module has
+		// fromSource domains (selinuxSemodule in the backend's VM tests).
+		Tools: []string{"/usr/bin/secilc"},
+		Files: selinuxFiles,
+		Setup: selinuxSetup,
 	},
 }
 

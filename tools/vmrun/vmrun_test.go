@@ -135,8 +135,10 @@ func TestProfileScriptChecksLSMs(t *testing.T) {
 }
 
 func TestLookupProfile(t *testing.T) {
-	if _, err := lookupProfile("apparmor"); err != nil {
-		t.Fatal(err)
+	for _, name := range []string{"apparmor", "selinux"} {
+		if _, err := lookupProfile(name); err != nil {
+			t.Fatal(err)
+		}
 	}
 	if _, err := lookupProfile("smack"); err == nil || !strings.Contains(err.Error(), "apparmor") {
 		t.Fatalf("unknown profile: err = %v, want one listing the known profiles", err)
