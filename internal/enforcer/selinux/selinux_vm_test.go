@@ -1,0 +1,471 @@
+//go:build vm && selinux
+
+// The SELinux VM suite. It needs the selinux boot profile (tools/vmrun): run it with
+// `make test-vm`, which runs packages with these tags in a second pass booted with
+// WARD_VM_BOOT_PROFILE=selinux, or with
+// `WARD_VM_BOOT_PROFILE=selinux go test -tags 'vm selinux' -exec $PWD/bin/vmrun ./internal/enforcer/selinux`.
+
+package selinux
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/wardsec/ward/internal/enforcer"
+	"github.com/wardsec/ward/internal/policy"
+	"github.com/wardsec/ward/internal/rules"
+	"github.com/wardsec/ward/internal/testutil/vmguest"
+)
+
+// The test binary doubles as the program that performs accesses: with helperEnv set it performs
+// the listed operations and prints one line per operation, instead of running tests.
+const helperEnv = "WARD_SE_HELPER"
+
+func TestMain(m *testing.M) {
+	if ops := os.Getenv(helperEnv); ops != "" {
+		os.Exit(helper(ops))
+	}
+	vmguest.Main(m)
+}
+
+// helper runs operations separated by ";": open:PATH, write:PATH, exec:PATH, noop.
+func helper(ops string) int {
+	label, _ := os.ReadFile("/proc/self/attr/current")
+	fmt.Printf("label %s\n", strings.TrimRight(string(label), "\x00\n"))
+	result := func(what string, err error) {
+		var errno syscall.Errno
+		switch {
+		case err == nil:
+			fmt.Printf("%s ok\n", what)
+		case errors.As(err, &errno):
+			fmt.Printf("%s errno %d\n", what, int(errno))
+		default:
+			fmt.Printf("%s error %v\n", what, err)
+		}
+	}
+	for _, op := range strings.Split(ops, ";") {
+		kind, arg, _ := strings.Cut(op, ":")
+		switch kind {
+		case "open":
+			f, err := os.Open(arg)
+			if err == nil {
+				f.Close()
+			}
+			result(op, err)
+		case "write":
+			f, err := os.OpenFile(arg, os.O_WRONLY, 0)
+			if err == nil {
+				f.Close()
+			}
+			result(op, err)
+		case "noop":
+		case "exec":
+			cmd := exec.Command(arg)
+			cmd.Env = append(os.Environ(), helperEnv+"=noop")
+			err := cmd.Run()
+			var ee *exec.ExitError
+			if errors.As(err, &ee) {
+				err = nil // it ran
+			}
+			var pe *os.PathError
+			if errors.As(err, &pe) {
+				err = pe.Err
+			}
+			result(op, err)
+		default:
+			fmt.Printf("%s unknown\n", op)
+		}
+	}
+	return 0
+}
+
+// guestSemodule stands in for semodule in the guest, which has no module store: it compiles the
+// module with secilc together with the reference policy the selinux profile ships
+// (/etc/ward-vm/selinux/base.cil) and loads the result with one write, as semodule does. It is
+// only called for modules with fromSource domains; the static module is in the boot policy.
+type guestSemodule struct {
+	t     *testing.T
+	calls int
+}
+
+func (g *guestSemodule) Run(ctx context.Context, name string, args ...string) ([]byte, error) {
+	g.calls++
+	if name != "semodule" || len(args) != 2 || args[0] != "-i" {
+		return nil, fmt.Errorf("guestSemodule: unexpected %s %v", name, args)
+	}
+	dir := g.t.TempDir()
+	mod := filepath.Join(dir, "ward.cil")
+	b, err := os.ReadFile(args[1])
+	if err != nil {
+		return nil, err
+	}
+	if err := os.WriteFile(mod, b, 0o644); err != nil {
+		return nil, err
+	}
+	start := time.Now()
+	out, err := exec.CommandContext(ctx, "secilc", "-o", filepath.Join(dir, "policy"), "-f", os.DevNull,
+		"/etc/ward-vm/selinux/base.cil", mod).CombinedOutput()
+	if err != nil {
+		return out, err
+	}
+	g.t.Logf("secilc rebuilt the policy in the guest in %s", time.Since(start).Round(time.Millisecond))
+	policyBytes, err := os.ReadFile(filepath.Join(dir, "policy"))
+	if err != nil {
+		return nil, err
+	}
+	// One write: the kernel rejects a policy written in chunks.
+	f, err := os.OpenFile("/sys/fs/selinux/load", os.O_WRONLY, 0)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	n, err := f.Write(policyBytes)
+	if err == nil && n != len(policyBytes) {
+		err = fmt.Errorf("short write to /sys/fs/selinux/load: %d of %d", n, len(policyBytes))
+	}
+	return nil, err
+}
+
+// eventLog collects a backend's events.
+type eventLog struct {
+	mu  sync.Mutex
+	evs []enforcer.Event
+}
+
+func collect(b *Backend) *eventLog {
+	l := &eventLog{}
+	go func() {
+		for ev := range b.Events() {
+			l.mu.Lock()
+			l.evs = append(l.evs, ev)
+			l.mu.Unlock()
+		}
+	}()
+	return l
+}
+
+func (l *eventLog) dump() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var b strings.Builder
+	for _, ev := range l.evs {
+		fmt.Fprintf(&b, "\n  %+v", ev)
+	}
+	return b.String()
+}
+
+// avcLog returns the kernel log's AVC lines, for failure messages.
+func avcLog() string {
+	out, _ := exec.Command("dmesg").CombinedOutput()
+	var lines []string
+	for _, l := range strings.Split(string(out), "\n") {
+		if strings.Contains(l, "avc:") {
+			lines = append(lines, l)
+		}
+	}
+	return "\n  " + strings.Join(lines, "\n  ")
+}
+
+func (l *eventLog) reset() {
+	l.mu.Lock()
+	l.evs = nil
+	l.mu.Unlock()
+}
+
+// wait returns the events about path once one satisfies ok, or all of them after the timeout.
+func (l *eventLog) wait(path string, timeout time.Duration, ok func(enforcer.Event) bool) ([]enforcer.Event, bool) {
+	deadline := time.Now().Add(timeout)
+	for {
+		l.mu.Lock()
+		var out []enforcer.Event
+		found := false
+		for _, ev := range l.evs {
+			if ev.Access.Path == path {
+				out = append(out, ev)
+				if ok(ev) {
+					found = true
+				}
+			}
+		}
+		l.mu.Unlock()
+		if found || time.Now().After(deadline) {
+			return out, found
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func newBackend(t *testing.T) (*Backend, *eventLog, *guestSemodule) {
+	t.Helper()
+	vmguest.RequireProfile(t, "selinux")
+	if b, err := os.ReadFile("/sys/fs/selinux/enforce"); err != nil || strings.TrimSpace(string(b)) != "1" {
+		t.Fatalf("SELinux is not enforcing: %q %v", b, err)
+	}
+	// The profile records the static module where the loader keeps the installed one.
+	state := t.TempDir()
+	mod, err := os.ReadFile(filepath.Join(DefaultStateDir, ModuleName+".cil"))
+	if err != nil {
+		t.Fatalf("the selinux profile did not record Ward's module: %v", err)
+	}
+	if err := os.WriteFile(filepath.Join(state, ModuleName+".cil"), mod, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	unlimitKmsg(t)
+	g := &guestSemodule{t: t}
+	// Records chosen as in production: the audit netlink group, or /dev/kmsg where it cannot be
+	// joined. In the VM it cannot: refpolicy denies kernel_t the audit_read capability.
+	b, err := New(context.Background(), Config{StateDir: state, Runner: g})
+	if err != nil {
+		t.Fatal(err)
+	}
+	log := collect(b)
+	t.Cleanup(func() {
+		if err := b.Apply(context.Background(), nil); err != nil {
+			t.Errorf("restore labels: %v", err)
+		}
+		if n := len(b.Loader().Labels()); n != 0 {
+			t.Errorf("%d labels left after removing every policy", n)
+		}
+		b.Close()
+	})
+	return b, log, g
+}
+
+// unlimitKmsg lifts printk's rate limit for the test: without auditd, AVC records go through it
+// and all but 10 in 5 seconds are dropped.
+func unlimitKmsg(t *testing.T) {
+	t.Helper()
+	const knob = "/proc/sys/kernel/printk_ratelimit_burst"
+	old, err := os.ReadFile(knob)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(knob, []byte("100000"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := os.WriteFile(knob, old, 0o644); err != nil {
+			t.Errorf("restore %s: %v", knob, err)
+		}
+	})
+}
+
+// run performs operations through a copy of this binary at exe, as uid, and returns the
+// helper's result line for each operation.
+func run(t *testing.T, exe string, uid uint32, ops ...string) []string {
+	t.Helper()
+	cmd := exec.Command(exe)
+	cmd.Env = append(os.Environ(), helperEnv+"="+strings.Join(ops, ";"))
+	if uid != 0 {
+		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uid, Gid: uid}}
+	}
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("%s: %v\n%s", exe, err, out)
+	}
+	lines := strings.Split(strings.TrimSpace(string(out)), "\n")
+	if len(lines) != len(ops)+1 {
+		t.Fatalf("%s printed %q", exe, out)
+	}
+	t.Logf("%s ran as %s", exe, strings.TrimPrefix(lines[0], "label "))
+	return lines[1:]
+}
+
+func copySelf(t *testing.T, dst string) {
+	t.Helper()
+	self, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := exec.Command("cp", self, dst).CombinedOutput(); err != nil {
+		t.Fatalf("cp: %v\n%s", err, out)
+	}
+}
+
+// TestBlockAndReadOnly applies a host policy through the Backend and checks, for real, that a
+// blocked read fails with EACCES and is reported by an AVC record attributed to the policy, that
+// readOnly blocks writes but not reads, that other files are untouched, and that removing the
+// policy gives every file its original label back.
+func TestBlockAndReadOnly(t *testing.T) {
+	b, log, g := newBackend(t)
+	dir := t.TempDir()
+	exe := filepath.Join(dir, "bin", "helper")
+	copySelf(t, exe)
+	secret, config, public := filepath.Join(dir, "secret"), filepath.Join(dir, "config"), filepath.Join(dir, "public")
+	for _, p := range []string{secret, config, public} {
+		if err := os.WriteFile(p, []byte("x"), 0o666); err != nil {
+			t.Fatal(err)
+		}
+	}
+	lb := XattrLabeler{}
+	origSecret, err := lb.Get(secret)
+	if err != nil {
+		t.Fatal(err)
+	}
+	set, err := rules.Compile([]policy.Policy{
+		hostPolicy("block-secret", file(policy.MatchPath, secret, block)),
+		hostPolicy("ro-config", file(policy.MatchPath, config, block, readOnly)),
+	}, host, rules.Postures{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Apply(context.Background(), []*rules.Set{set}); err != nil {
+		t.Fatal(err)
+	}
+	if g.calls != 0 {
+		t.Errorf("Apply rebuilt the policy (%d calls) although the static module is in force", g.calls)
+	}
+	if got, _ := lb.Get(secret); got != Label("ward_bbb_t") {
+		t.Fatalf("secret is labelled %q", got)
+	}
+
+	got := run(t, exe, 0, "open:"+secret, "write:"+secret, "open:"+config, "write:"+config, "open:"+public, "write:"+public)
+	want := []string{
+		fmt.Sprintf("open:%s errno %d", secret, syscall.EACCES),
+		fmt.Sprintf("write:%s errno %d", secret, syscall.EACCES),
+		"open:" + config + " ok",
+		fmt.Sprintf("write:%s errno %d", config, syscall.EACCES),
+		"open:" + public + " ok",
+		"write:" + public + " ok",
+	}
+	for i := range want {
+		if got[i] != want[i] {
+			t.Errorf("got %q, want %q", got[i], want[i])
+		}
+	}
+
+	for _, c := range []struct {
+		path, policy string
+		write        bool
+	}{{secret, "block-secret", false}, {secret, "block-secret", true}, {config, "ro-config", true}} {
+		evs, ok := log.wait(c.path, 5*time.Second, func(ev enforcer.Event) bool {
+			return ev.Access.Write == c.write && ev.Errno == int(syscall.EACCES)
+		})
+		if !ok {
+			t.Errorf("no denial event for %s write=%v: %+v\nall events: %s\nkernel log: %s", c.path, c.write, evs, log.dump(), avcLog())
+			continue
+		}
+		for _, ev := range evs {
+			if ev.Access.Write != c.write {
+				continue
+			}
+			v := set.Decide(ev.Access)
+			if v.Action != block || v.Policy != c.policy || v.Rule != "spec.file.matchPaths[0]" {
+				t.Errorf("event %+v attributed to %s %s %s, want Block by %s", ev.Access, v.Action, v.Policy, v.Rule, c.policy)
+			}
+			t.Logf("AVC: %s", ev.Detail)
+		}
+	}
+	if evs, _ := log.wait(public, 300*time.Millisecond, func(enforcer.Event) bool { return false }); len(evs) != 0 {
+		t.Errorf("events about an unprotected file: %+v", evs)
+	}
+
+	if err := b.Apply(context.Background(), nil); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := lb.Get(secret); got != origSecret {
+		t.Errorf("secret's label after removing the policy: %q, want %q", got, origSecret)
+	}
+	if got := run(t, exe, 0, "open:"+secret); got[0] != "open:"+secret+" ok" {
+		t.Errorf("after removing the policy: %s", got[0])
+	}
+}
+
+// TestAuditGranted checks that an Audit rule lets the access through and that auditallow's
+// "avc: granted" record reaches Events, attributed to the policy.
+func TestAuditGranted(t *testing.T) {
+	b, log, _ := newBackend(t)
+	dir := t.TempDir()
+	exe := filepath.Join(dir, "bin", "helper")
+	copySelf(t, exe)
+	p := filepath.Join(dir, "watched")
+	if err := os.WriteFile(p, []byte("x"), 0o666); err != nil {
+		t.Fatal(err)
+	}
+	set, err := rules.Compile([]policy.Policy{hostPolicy("audit-it", file(policy.MatchPath, p, audit))}, host, rules.Postures{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Apply(context.Background(), []*rules.Set{set}); err != nil {
+		t.Fatal(err)
+	}
+	if got := run(t, exe, 0, "open:"+p); got[0] != "open:"+p+" ok" {
+		t.Errorf("audited read: %s", got[0])
+	}
+	evs, ok := log.wait(p, 5*time.Second, func(ev enforcer.Event) bool { return ev.Errno == 0 })
+	if !ok {
+		t.Fatalf("no granted event: %+v", evs)
+	}
+	if v := set.Decide(evs[0].Access); v.Action != audit || v.Policy != "audit-it" {
+		t.Errorf("granted event attributed to %s %s", v.Action, v.Policy)
+	}
+}
+
+// TestProcessBlockAndFromSource checks exec denial of a blocked program and a fromSource rule:
+// the source runs in its Ward domain (a policy rebuilt in the guest), is denied the file, and
+// every other program still reads it.
+func TestProcessBlockAndFromSource(t *testing.T) {
+	b, log, g := newBackend(t)
+	dir := t.TempDir()
+	reader, other, tool := filepath.Join(dir, "bin", "reader"), filepath.Join(dir, "bin", "other"), filepath.Join(dir, "bin", "tool")
+	for _, p := range []string{reader, other, tool} {
+		copySelf(t, p)
+	}
+	secret := filepath.Join(dir, "secret")
+	if err := os.WriteFile(secret, []byte("x"), 0o666); err != nil {
+		t.Fatal(err)
+	}
+	set, err := rules.Compile([]policy.Policy{
+		hostPolicy("no-tool", proc(policy.MatchPath, tool, block)),
+		hostPolicy("other-not-secret", file(policy.MatchPath, secret, block, from(other))),
+	}, host, rules.Postures{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Apply(context.Background(), []*rules.Set{set}); err != nil {
+		t.Fatalf("%v", err)
+	}
+	if g.calls != 1 {
+		t.Errorf("policy rebuilds: %d, want 1 for the fromSource domain", g.calls)
+	}
+	if got := run(t, reader, 0, "exec:"+tool); got[0] != fmt.Sprintf("exec:%s errno %d", tool, syscall.EACCES) {
+		t.Errorf("blocked exec: %s", got[0])
+	}
+	if got := run(t, reader, 0, "open:"+secret); got[0] != "open:"+secret+" ok" {
+		t.Errorf("reader: %s", got[0])
+	}
+	if got := run(t, other, 0, "open:"+secret); got[0] != fmt.Sprintf("open:%s errno %d", secret, syscall.EACCES) {
+		t.Errorf("other (fromSource): %s", got[0])
+	}
+	for _, c := range []struct{ path, policy, source string }{{tool, "no-tool", ""}, {secret, "other-not-secret", other}} {
+		evs, ok := log.wait(c.path, 5*time.Second, func(ev enforcer.Event) bool { return ev.Errno != 0 })
+		if !ok {
+			t.Errorf("no denial event for %s: %+v", c.path, evs)
+			continue
+		}
+		for _, ev := range evs {
+			if ev.Errno == 0 {
+				continue
+			}
+			if c.source != "" && ev.Access.Source != c.source {
+				t.Errorf("event source %q, want %q", ev.Access.Source, c.source)
+			}
+			if v := set.Decide(ev.Access); v.Action != block || v.Policy != c.policy {
+				t.Errorf("event %+v attributed to %s %s, want Block by %s", ev.Access, v.Action, v.Policy, c.policy)
+			}
+		}
+	}
+	log.reset()
+}
