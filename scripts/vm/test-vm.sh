@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Runs the VM suite (docs/vm-harness.md): every package with vm-tagged tests,
 # each test binary in its own VM through tools/vmrun, then the host-side
-# harness tests (tag vmhost), and prints how long the VMs took.
+# harness tests (tag vmhost), and prints how long the VMs took. Packages whose
+# VM tests carry the selinux tag too run in a second pass booted with the
+# selinux profile.
 #
 # Environment: VM_TESTFLAGS (extra go test flags, e.g. -run), WARD_VM_KERNEL
 # (a Debian kernel package instead of the newest), WARD_VM_BOOT_PROFILE.
@@ -26,8 +28,12 @@ log=$cache/test-vm.log
 
 # Packages with tests behind the vm build tag, found from the build lines
 # rather than from file names so a mis-named file is not silently left out.
+# Files that also need the selinux tag run in a second pass, below, in a VM
+# booted with the selinux profile (SELinux and AppArmor cannot both be active).
 mapfile -t pkgs < <(grep -rlE --include='*_test.go' --exclude-dir=.cache --exclude-dir=.git --exclude-dir=testdata \
-	'^//go:build .*\bvm\b' . | xargs -r -n1 dirname | sort -u)
+	'^//go:build (.*[^!])?\bvm\b' . | xargs -r grep -LE '^//go:build .*\bselinux\b' | xargs -r -n1 dirname | sort -u)
+mapfile -t selinux_pkgs < <(grep -rlE --include='*_test.go' --exclude-dir=.cache --exclude-dir=.git --exclude-dir=testdata \
+	'^//go:build (.*[^!])?\bvm\b' . | xargs -r grep -lE '^//go:build .*\bselinux\b' | xargs -r -n1 dirname | sort -u)
 if [ "${#pkgs[@]}" -eq 0 ]; then
 	echo "test-vm: no packages with vm-tagged tests found" >&2
 	exit 1
@@ -36,6 +42,11 @@ fi
 status=0
 # shellcheck disable=SC2086 # VM_TESTFLAGS is a list of flags
 "$GO" test -count=1 -v -tags vm -exec "$root/bin/vmrun" ${VM_TESTFLAGS:-} "${pkgs[@]}" 2>&1 | tee "$log" || status=1
+if [ "${#selinux_pkgs[@]}" -gt 0 ]; then
+	# shellcheck disable=SC2086 # VM_TESTFLAGS is a list of flags
+	WARD_VM_BOOT_PROFILE=selinux "$GO" test -count=1 -v -timeout 30m -tags 'vm selinux' -exec "$root/bin/vmrun" ${VM_TESTFLAGS:-} \
+		"${selinux_pkgs[@]}" 2>&1 | tee -a "$log" || status=1
+fi
 # A skipped kernel test has shown nothing: the VM suite does not skip.
 if grep -E -- '--- SKIP' "$log"; then
 	echo "test-vm: the tests above skipped inside the VM; VM tests must pass or fail" >&2
