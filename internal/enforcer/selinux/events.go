@@ -178,9 +178,9 @@ type Resolver struct {
 // host's policies mean for it. A record that is not about a file or a program (a socket, a
 // capability) gives an Access with an empty Op.
 //
-// SELinux cannot see the file owner or the terminal; the access has UID and Owner 0 and TTY false,
-// so for ownerOnly and pts rules the verdict may name what happened only approximately
-// (docs/selinux.md).
+// SELinux records neither the file owner nor the terminal: the access has UID and Owner 0 and
+// TTY false unless another of those explains the record (a non-owner for a denial under an
+// ownerOnly rule, docs/selinux.md).
 func Attribute(set *rules.Set, rec AVC, res Resolver) (rules.Access, rules.Verdict) {
 	switch rec.TClass {
 	case "file", "dir", "lnk_file":
@@ -213,5 +213,26 @@ func Attribute(set *rules.Set, rec AVC, res Resolver) (rules.Access, rules.Verdi
 	if a.Op == policy.OpProcess {
 		a.Write = false
 	}
-	return a, set.Decide(a)
+	// The record does not say who owns the file or whether the process has a terminal. The
+	// module was built from the strictest verdict over those (see decide), so the variant that
+	// explains the record is the one whose verdict matches it: Block for a denial, Audit for a
+	// grant. The access is returned as that variant so that Decide on it names the same rule.
+	want := policy.ActionAudit
+	if rec.Denied {
+		want = policy.ActionBlock
+	}
+	first := set.Decide(a)
+	if first.Action == want {
+		return a, first
+	}
+	for _, uid := range []uint32{0, 1} {
+		for _, tty := range []bool{false, true} {
+			va := a
+			va.UID, va.Owner, va.TTY = uid, 0, tty
+			if v := set.Decide(va); v.Action == want {
+				return va, v
+			}
+		}
+	}
+	return a, first
 }

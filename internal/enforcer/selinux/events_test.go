@@ -66,6 +66,7 @@ func TestAttribute(t *testing.T) {
 		file(policy.MatchPath, "/wt/config.txt", block, readOnly),
 		proc(policy.MatchPath, "/wt/bin/tool", block),
 		file(policy.MatchPath, "/wt/other.txt", block, from("/wt/bin/other")),
+		file(policy.MatchPath, "/wt/home.txt", block, ownerOnly),
 	)}, host, rules.Postures{})
 	if err != nil {
 		t.Fatal(err)
@@ -76,7 +77,7 @@ func TestAttribute(t *testing.T) {
 	}
 	res := Resolver{
 		PathOf: func(ino uint64) string {
-			return map[uint64]string{1: "/wt/secret.txt", 2: "/wt/config.txt", 4: "/wt/other.txt"}[ino]
+			return map[uint64]string{1: "/wt/secret.txt", 2: "/wt/config.txt", 4: "/wt/other.txt", 5: "/wt/home.txt"}[ino]
 		},
 		SourceOf: func(d string) string {
 			for i, dom := range m.Domains {
@@ -105,6 +106,9 @@ func TestAttribute(t *testing.T) {
 			policy.OpProcess, "/wt/bin/tool", "", false, block, "spec.process.matchPaths[0]", true},
 		{AVC{Denied: true, Perms: []string{"open", "read"}, Name: "other.txt", Ino: 4, SContext: "system_u:system_r:" + m.Domains[0] + ":s0", TContext: ctx("ward_f_x_t"), TClass: "file"},
 			policy.OpFile, "/wt/other.txt", "/wt/bin/other", false, block, "spec.file.matchPaths[2]", true},
+		// The record does not say who owns the file: the denial is explained by a non-owner.
+		{AVC{Denied: true, Perms: []string{"read"}, Name: "home.txt", Ino: 5, SContext: ctx("kernel_t"), TContext: ctx("ward_bbb_t"), TClass: "file"},
+			policy.OpFile, "/wt/home.txt", "", false, block, "spec.file.matchPaths[3]", true},
 		{AVC{Denied: true, Perms: []string{"create"}, SContext: ctx("kernel_t"), TContext: ctx("kernel_t"), TClass: "tcp_socket"},
 			"", "", "", false, "", "", false},
 	}

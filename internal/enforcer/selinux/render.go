@@ -57,7 +57,6 @@ var DefaultUnconfinedAttributes = []string{
 	"unconfined_domain_type",
 	"kern_unconfined",
 	"devices_unconfined_type",
-	"filesystem_unconfined_type",
 	"corenet_unconfined_type",
 	"storage_unconfined_type",
 	// The base policy's neverallow rules name these: a domain that reads or writes every file
@@ -77,6 +76,10 @@ type Options struct {
 	// ("files_unconfined_type" when empty). A Ward domain under a file or process allow-list
 	// does not get it.
 	FilesUnconfined string
+	// FilesystemUnconfined grants every access to files whose type is a file system's
+	// ("filesystem_unconfined_type" when empty): files on tmpfs, for example. Like
+	// FilesUnconfined it is left out of a Ward domain under an allow-list.
+	FilesystemUnconfined string
 	// FileType is the attribute of every ordinary file type ("file_type" when empty).
 	FileType string
 	// FilesystemType is the attribute of every filesystem type ("filesystem_type" when
@@ -93,6 +96,9 @@ func (o *Options) defaults() {
 	}
 	if o.FilesUnconfined == "" {
 		o.FilesUnconfined = "files_unconfined_type"
+	}
+	if o.FilesystemUnconfined == "" {
+		o.FilesystemUnconfined = "filesystem_unconfined_type"
 	}
 	if o.FileType == "" {
 		o.FileType = "file_type"
@@ -144,6 +150,10 @@ type Module struct {
 
 	set     *rules.Set
 	dynamic map[string]string // signature key -> type of signatures that depend on the source
+	// listed is true when some fromSource executable runs under an allow-list: its domain is
+	// denied what Ward does not label, so a path its Allow rules name must be labelled even
+	// when every verdict is allow.
+	listed bool
 }
 
 // Action letters in type names and signatures.
@@ -237,7 +247,7 @@ func (m *Module) TypeFor(p string) (typ string, ok bool) {
 	isSource := slices.Contains(m.Sources, p)
 	cells := signature(m.set, m.Sources, p)
 	if !isSource && uniform(cells) {
-		if cells[0].allAllow() {
+		if cells[0].allAllow() && !m.listed {
 			return "", true
 		}
 		return StaticType(cells[0]), true
@@ -312,6 +322,32 @@ func (c *cil) grant(subject, typ string, cl cell) {
 	emit(cl[1], "dir", dirWrite)
 	emit(cl[1], "lnk_file", lnkWrite)
 	emit(cl[2], "file", fileExec)
+}
+
+// grantPosture writes what a Ward domain under an allow-list may do with the files Ward does not
+// label: file accesses follow the file posture, running programs the process posture. Mapping
+// code (shared libraries, the dynamic loader) needs "execute" without being a run of a program,
+// so it follows the file posture; running a program is "execute_no_trans".
+func (c *cil) grantPosture(subject, typ string, file, process byte) {
+	c.line("(allow %s %s (file (getattr)))", subject, typ)
+	c.line("(allow %s %s (dir (getattr search)))", subject, typ)
+	c.line("(allow %s %s (lnk_file (getattr)))", subject, typ)
+	emit := func(act byte, class, perms string) {
+		if act == 'b' {
+			return
+		}
+		c.line("(allow %s %s (%s (%s)))", subject, typ, class, perms)
+		if act == 'u' {
+			c.line("(auditallow %s %s (%s (%s)))", subject, typ, class, perms)
+		}
+	}
+	emit(file, "file", fileRead+" execute")
+	emit(file, "dir", dirRead)
+	emit(file, "lnk_file", lnkRead)
+	emit(file, "file", fileWrite)
+	emit(file, "dir", dirWrite)
+	emit(file, "lnk_file", lnkWrite)
+	emit(process, "file", "open read map execute execute_no_trans")
 }
 
 // Render translates the host's rule set into Ward's module and labelling plan.
@@ -393,6 +429,11 @@ func Render(s *rules.Set, opts Options) (*Module, []Warning, error) {
 	slices.Sort(m.Sources)
 	for _, src := range m.Sources {
 		m.Domains = append(m.Domains, domainOf(src))
+		fileGlobal, fileSources := s.AllowList(policy.OpFile)
+		procGlobal, procSources := s.AllowList(policy.OpProcess)
+		if fileGlobal || procGlobal || slices.Contains(fileSources, src) || slices.Contains(procSources, src) {
+			m.listed = true
+		}
 	}
 	for _, t := range targets {
 		m.Targets = append(m.Targets, t)
@@ -463,10 +504,9 @@ func Render(s *rules.Set, opts Options) (*Module, []Warning, error) {
 	for _, r := range "aub" {
 		for _, w := range "aub" {
 			for _, x := range "aub" {
+				// ward_aaa_t is used only under a fromSource allow-list; elsewhere a path whose
+				// accesses are all allowed keeps its own label.
 				cl := cell{byte(r), byte(w), byte(x)}
-				if cl.allAllow() {
-					continue // such a path keeps its own label
-				}
 				t := StaticType(cl)
 				c.line("(type %s)", t)
 				c.line("(roletype object_r %s)", t)
@@ -497,6 +537,7 @@ func Render(s *rules.Set, opts Options) (*Module, []Warning, error) {
 		}
 		if !fileList && !procList {
 			c.line("(typeattributeset %s (%s))", opts.FilesUnconfined, d)
+			c.line("(typeattributeset %s (%s))", opts.FilesystemUnconfined, d)
 		} else {
 			// An allow-list: files Ward does not label follow the posture for this domain.
 			c.line("; An allow-list covers %s: files Ward does not label follow the posture.", src)
@@ -506,8 +547,9 @@ func Render(s *rules.Set, opts Options) (*Module, []Warning, error) {
 				}
 				return letter(s.Postures.For(op))
 			}
-			fa := post(fileList, policy.OpFile)
-			c.grant(d, opts.FileType, cell{fa, fa, post(procList, policy.OpProcess)})
+			for _, typ := range []string{opts.FileType, opts.FilesystemType} {
+				c.grantPosture(d, typ, post(fileList, policy.OpFile), post(procList, policy.OpProcess))
+			}
 		}
 		c.line("(type %s)", x)
 		c.line("(roletype object_r %s)", x)
