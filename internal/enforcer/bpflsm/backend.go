@@ -1,0 +1,424 @@
+// Package bpflsm enforces rule sets with BPF programs on the kernel's LSM hooks
+// (file_open, socket_create, capable). Translation (rules.Set -> map contents,
+// translate.go) is pure; this file loads, attaches and fills the maps.
+// docs/bpflsm.md describes the maps, what is enforced and what is not.
+package bpflsm
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strconv"
+	"sync"
+
+	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/link"
+	"github.com/cilium/ebpf/ringbuf"
+	"golang.org/x/sys/unix"
+
+	"github.com/wardsec/ward/internal/enforcer"
+	"github.com/wardsec/ward/internal/policy"
+	"github.com/wardsec/ward/internal/rules"
+)
+
+// Options configure the backend.
+type Options struct {
+	Logger *slog.Logger
+	// MaxRules is the capacity of the rule map (entries over all workloads,
+	// counting an update's old and new generation together). Default 1<<20.
+	MaxRules uint32
+	// Host answers symlink and inode questions; default OSHost.
+	Host Host
+}
+
+// OSHost is the real filesystem.
+type OSHost struct{}
+
+// EvalSymlinks implements Host.
+func (OSHost) EvalSymlinks(p string) (string, error) { return filepath.EvalSymlinks(p) }
+
+// Inode implements Host.
+func (OSHost) Inode(p string) (uint32, uint64, bool) {
+	var st unix.Stat_t
+	if err := unix.Stat(p, &st); err != nil {
+		return 0, 0, false
+	}
+	// The kernel encodes devices as major<<20|minor, userspace differently.
+	return unix.Major(st.Dev)<<20 | unix.Minor(st.Dev), st.Ino, true
+}
+
+// Backend is the BPF-LSM enforcer.
+type Backend struct {
+	log   *slog.Logger
+	host  Host
+	objs  wardObjects
+	links []link.Link
+	rd    *ringbuf.Reader
+	ev    chan enforcer.Event
+	done  chan struct{}
+	wg    sync.WaitGroup
+
+	mu      sync.Mutex // guards everything below
+	applied map[uint64]*applied
+}
+
+// applied is what is loaded for one workload.
+type applied struct {
+	gen  uint32
+	keys []wardRuleKey
+	tr   *Translation
+	id   string
+}
+
+var _ enforcer.Backend = (*Backend)(nil)
+
+// New loads and attaches the programs. With no rules applied they permit
+// everything after one map lookup.
+func New(opts Options) (*Backend, error) {
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opts.Host == nil {
+		opts.Host = OSHost{}
+	}
+	spec, err := loadWard()
+	if err != nil {
+		return nil, fmt.Errorf("load spec: %w", err)
+	}
+	if opts.MaxRules != 0 {
+		spec.Maps["rules"].MaxEntries = opts.MaxRules
+	}
+	b := &Backend{
+		log:     opts.Logger,
+		host:    opts.Host,
+		ev:      make(chan enforcer.Event, 1024),
+		done:    make(chan struct{}),
+		applied: map[uint64]*applied{},
+	}
+	if err := spec.LoadAndAssign(&b.objs, nil); err != nil {
+		var verr *ebpf.VerifierError
+		if errors.As(err, &verr) {
+			b.log.Error("verifier rejected program", "error", fmt.Sprintf("%+v", verr))
+		}
+		return nil, fmt.Errorf("load programs: %w", err)
+	}
+	for _, p := range []*ebpf.Program{b.objs.WardFileOpen, b.objs.WardSocketCreate, b.objs.WardCapable} {
+		l, err := link.AttachLSM(link.LSMOptions{Program: p})
+		if err != nil {
+			b.closeKernel()
+			return nil, fmt.Errorf("attach %s: %w", p, err)
+		}
+		b.links = append(b.links, l)
+	}
+	b.rd, err = ringbuf.NewReader(b.objs.Events)
+	if err != nil {
+		b.closeKernel()
+		return nil, fmt.Errorf("open ring buffer: %w", err)
+	}
+	b.wg.Add(1)
+	go b.read()
+	return b, nil
+}
+
+// Name implements enforcer.Backend.
+func (b *Backend) Name() string { return enforcer.BPF }
+
+// Events implements enforcer.Backend.
+func (b *Backend) Events() <-chan enforcer.Event { return b.ev }
+
+// Apply implements enforcer.Backend. Every set is translated before the kernel
+// is touched; then, workload by workload, the new generation's entries are
+// written, the workload entry is switched to it in one map update, and the
+// old generation is deleted. At no moment is a workload without its rules.
+func (b *Backend) Apply(ctx context.Context, sets []*rules.Set) error {
+	trs := make(map[uint64]*Translation, len(sets))
+	ids := map[uint64]string{}
+	for _, s := range sets {
+		tr, err := Translate(s, b.host)
+		if err != nil {
+			return fmt.Errorf("workload %s: %w", s.Workload.ID(), err)
+		}
+		for _, w := range tr.Warnings {
+			b.log.Warn("rule not enforced", "workload", s.Workload.ID(), "reason", w)
+		}
+		if _, dup := trs[tr.Workload]; dup {
+			return fmt.Errorf("workload %s: two sets for workload key %d", s.Workload.ID(), tr.Workload)
+		}
+		trs[tr.Workload] = tr
+		ids[tr.Workload] = s.Workload.ID()
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for wk, tr := range trs {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		if err := b.swap(wk, ids[wk], tr); err != nil {
+			return fmt.Errorf("workload %s: %w", ids[wk], err)
+		}
+	}
+	for wk, a := range b.applied {
+		if _, keep := trs[wk]; keep {
+			continue
+		}
+		if err := b.objs.Workloads.Delete(wk); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
+			return fmt.Errorf("workload %s: remove: %w", a.id, err)
+		}
+		b.deleteKeys(a.keys)
+		delete(b.applied, wk)
+	}
+	return nil
+}
+
+func (b *Backend) swap(wk uint64, id string, tr *Translation) error {
+	old := b.applied[wk]
+	gen := uint32(1)
+	if old != nil {
+		gen = old.gen + 1
+	}
+	keys := make([]wardRuleKey, 0, len(tr.Entries))
+	for _, k := range tr.SortedKeys() {
+		v := tr.Entries[k]
+		mk := wardRuleKey{Cgroup: k.Workload, Hash: k.Hash, Src: k.Src, Gen: gen, Op: k.Op, Kind: k.Kind}
+		mv := wardRuleVal{Exact: v.Exact, Direct: v.Direct, Recursive: v.Recursive}
+		if err := b.objs.Rules.Put(&mk, &mv); err != nil {
+			b.deleteKeys(keys)
+			return fmt.Errorf("write rule entry %d of %d: %w", len(keys)+1, len(tr.Entries), err)
+		}
+		keys = append(keys, mk)
+	}
+	audited := uint32(0)
+	if tr.Audited {
+		audited = 1
+	}
+	wv := wardWlVal{Gen: gen, Flags: tr.Flags, Audited: audited}
+	if err := b.objs.Workloads.Put(wk, &wv); err != nil {
+		b.deleteKeys(keys)
+		return fmt.Errorf("switch generation: %w", err)
+	}
+	if old != nil {
+		b.deleteKeys(old.keys)
+	}
+	b.applied[wk] = &applied{gen: gen, keys: keys, tr: tr, id: id}
+	return nil
+}
+
+func (b *Backend) deleteKeys(keys []wardRuleKey) {
+	for i := range keys {
+		if err := b.objs.Rules.Delete(&keys[i]); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
+			b.log.Warn("delete rule entry", "error", err)
+		}
+	}
+}
+
+// Stats are the kernel's counters.
+type Stats struct {
+	// DroppedEvents were lost because the ring buffer was full.
+	DroppedEvents uint64
+	// Unresolved counts accesses denied because their path could not be resolved.
+	Unresolved uint64
+}
+
+// Stats reads the kernel's counters, summed over CPUs.
+func (b *Backend) Stats() (Stats, error) {
+	var st Stats
+	for i, dst := range []*uint64{&st.DroppedEvents, &st.Unresolved} {
+		var per []uint64
+		if err := b.objs.Stats.Lookup(uint32(i), &per); err != nil {
+			return st, fmt.Errorf("read stats: %w", err)
+		}
+		for _, v := range per {
+			*dst += v
+		}
+	}
+	return st, nil
+}
+
+// Close implements enforcer.Backend.
+func (b *Backend) Close() error {
+	close(b.done)
+	var err error
+	if b.rd != nil {
+		err = b.rd.Close()
+	}
+	b.wg.Wait()
+	close(b.ev)
+	return errors.Join(err, b.closeKernel())
+}
+
+func (b *Backend) closeKernel() error {
+	var errs []error
+	for _, l := range b.links {
+		errs = append(errs, l.Close())
+	}
+	b.links = nil
+	errs = append(errs, b.objs.Close())
+	return errors.Join(errs...)
+}
+
+// Event flags (bpf/ward.c EF_*).
+const (
+	efWrite      = 0x01
+	efTTY        = 0x02
+	efUnresolved = 0x04
+	efInode      = 0x08
+	efPosture    = 0x10
+	efAudited    = 0x20
+	efNoSource   = 0x40
+)
+
+func (b *Backend) read() {
+	defer b.wg.Done()
+	for {
+		rec, err := b.rd.Read()
+		if err != nil {
+			if errors.Is(err, ringbuf.ErrClosed) {
+				return
+			}
+			b.log.Warn("read ring buffer", "error", err)
+			continue
+		}
+		var e wardEvent
+		if err := binary.Read(bytes.NewReader(rec.RawSample), binary.LittleEndian, &e); err != nil {
+			b.log.Warn("decode event", "error", err)
+			continue
+		}
+		ev := b.convert(&e)
+		select {
+		case b.ev <- ev:
+		case <-b.done:
+			return
+		}
+	}
+}
+
+func cstr(b []int8) string {
+	n := 0
+	for n < len(b) && b[n] != 0 {
+		n++
+	}
+	out := make([]byte, n)
+	for i := range out {
+		out[i] = byte(b[i])
+	}
+	return string(out)
+}
+
+// convert turns a kernel record into an Event whose Access rules.Decide can
+// attribute.
+func (b *Backend) convert(e *wardEvent) enforcer.Event {
+	b.mu.Lock()
+	a := b.applied[e.Cgroup]
+	b.mu.Unlock()
+	ev := enforcer.Event{
+		Backend: enforcer.BPF,
+		PID:     e.Tgid,
+		PPID:    e.Ppid,
+		UID:     e.Uid,
+		Comm:    cstr(e.Comm[:]),
+		Errno:   int(e.Errno),
+	}
+	if a != nil {
+		ev.Workload = a.id
+	}
+	acc := rules.Access{
+		UID:    e.Uid,
+		Owner:  e.Owner,
+		Write:  e.Flags&efWrite != 0,
+		TTY:    e.Flags&efTTY != 0,
+		Source: cstr(e.Source[:]),
+	}
+	if acc.Source == "" && a != nil {
+		acc.Source = a.tr.Sources[e.Src]
+	}
+	if acc.Source == "" {
+		acc.Source, _ = os.Readlink("/proc/" + strconv.Itoa(int(e.Tgid)) + "/exe")
+	}
+	detail := fmt.Sprintf("action=%d flags=%#x", e.Action, e.Flags)
+	switch uint8(e.Op) {
+	case opFile, opProcess:
+		acc.Op = policy.OpFile
+		if uint8(e.Op) == opProcess {
+			acc.Op = policy.OpProcess
+		}
+		acc.Path = cstr(e.Path[:])
+		if e.Flags&efUnresolved != 0 {
+			detail += fmt.Sprintf(" unresolved path (d_path: %d): denied, fail closed", e.PathLen)
+		}
+		if e.Flags&efInode != 0 && a != nil {
+			// Decided by inode: attribute to the rule's path, keep the opened one.
+			detail += " opened=" + acc.Path
+			for _, p := range a.tr.Inodes {
+				if st, err := os.Stat(acc.Path); err == nil {
+					if st2, err := os.Stat(p); err == nil && os.SameFile(st, st2) {
+						acc.Path = p
+						break
+					}
+				}
+			}
+		}
+	case opNetwork:
+		acc.Op = policy.OpNetwork
+		acc.Family = familyName(e.Family)
+		acc.SockType = typeName(e.Type)
+		acc.Protocol = protoName(e.Family, e.Type, e.Protocol)
+	case opCapabilities:
+		acc.Op = policy.OpCapabilities
+		acc.Capability = capabilityName(e.Cap)
+	}
+	if e.Flags&efNoSource != 0 {
+		detail += " source unresolved"
+	}
+	ev.Access = acc
+	ev.Detail = detail
+	return ev
+}
+
+func familyName(f int32) string {
+	switch f {
+	case afUnix:
+		return "unix"
+	case afInet:
+		return "inet"
+	case afInet6:
+		return "inet6"
+	case afPacket:
+		return "packet"
+	}
+	return strconv.Itoa(int(f))
+}
+
+func typeName(t int32) string {
+	for k, v := range sockTypes {
+		if int32(v) == t && k != "dccp" {
+			return k
+		}
+	}
+	if t == 6 {
+		return "dccp"
+	}
+	return strconv.Itoa(int(t))
+}
+
+func protoName(family, typ, proto int32) string {
+	if proto == 0 && (family == afInet || family == afInet6) {
+		switch typ {
+		case 1:
+			return "tcp"
+		case 2:
+			return "udp"
+		}
+	}
+	for k, v := range protoNumbers {
+		if int32(v) == proto {
+			return k
+		}
+	}
+	return ""
+}
+

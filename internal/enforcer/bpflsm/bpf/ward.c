@@ -1,0 +1,652 @@
+// SPDX-License-Identifier: GPL-2.0
+// Ward's BPF-LSM enforcer. docs/bpflsm.md explains the design; in short:
+//
+//  - Every hook first finds the current task's workload: the cgroup id of the
+//    task in `workloads`, else the host entry (key 0). A workload without
+//    rules of the hook's operation costs one or two hash lookups and nothing
+//    else.
+//  - Paths come from bpf_d_path into a per-CPU buffer (up to PATH_MAX, any
+//    depth). One pass over the string hashes every prefix ending in '/'; each
+//    such directory, the path itself, the path as a directory and the base
+//    name are looked up in `rules`: O(path depth) lookups whatever the number
+//    of rules.
+//  - A rule entry holds, per match kind, which (action, modifier combination)
+//    pairs exist there. The hook works out which modifier combinations permit
+//    this access and reduces the bits to a verdict: Block > Audit > Allow,
+//    then the allow-list posture.
+//  - Rule keys carry the workload's generation: user space writes a new
+//    generation, flips the workload entry in one update, then deletes the old.
+//go:build ignore
+
+#include "vmlinux.h"
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_tracing.h>
+#include <bpf/bpf_core_read.h>
+
+// bpf_d_path is offered to GPL programs only.
+char LICENSE[] SEC("license") = "GPL";
+
+#define EPERM 1
+#define PATH_MAX 4096
+#define FMODE_WRITE 0x2
+#define __FMODE_EXEC 0x20
+#define SOCK_TYPE_MASK 0xf
+
+// Operations, also the index of a workload's per-operation flags byte.
+#define OP_FILE 0
+#define OP_PROCESS 1
+#define OP_NETWORK 2
+#define OP_CAPABILITIES 3
+
+// Per-operation flags (one byte per operation in wl_val.flags).
+#define WF_RULES 0x01         // the workload has rules of this operation
+#define WF_SOURCE_RULES 0x02  // some of them are limited by fromSource
+#define WF_ALLOW_GLOBAL 0x04  // allow-list for every source
+#define WF_ALLOW_SOURCES 0x08 // allow-list for the sources in KIND_SRCALLOW keys
+#define WF_POSTURE_BLOCK 0x10 // the posture is block (else audit)
+#define WF_BLOCK_RULES 0x20   // some rule of this operation blocks
+#define WF_INODES 0x40        // exact paths are also matched by inode
+
+// Key kinds.
+#define KIND_PATH 1     // hash of a path (exact bits) or of a directory with its '/' (dir bits)
+#define KIND_EXECNAME 2 // hash of a base name
+#define KIND_CODE 3     // protocol, socket type, family or capability code
+#define KIND_SRCALLOW 4 // hash 0; src names an allow-listed source
+#define KIND_INODE 5    // hash is (dev << 32 | ino) of a rule's exact path
+
+// Verdicts (event.action).
+#define V_ALLOW 0
+#define V_AUDIT 1
+#define V_BLOCK 2
+
+// Event flags.
+#define EF_WRITE 0x01
+#define EF_TTY 0x02
+#define EF_UNRESOLVED 0x04 // the path could not be resolved: denied, fail closed
+#define EF_INODE 0x08      // decided by inode (hard link, renamed file)
+#define EF_POSTURE 0x10
+#define EF_AUDITED 0x20    // a Block turned into an alert (workload in audited mode)
+#define EF_NO_SOURCE 0x40  // the acting executable could not be resolved
+
+#define FNV_OFFSET 0xcbf29ce484222325ULL
+#define FNV_PRIME 0x100000001b3ULL
+// Marks a source identified by inode rather than by path hash.
+#define SRC_INODE_TAG 0x5a5a000000000000ULL
+
+// Bits of a rule value: 12 modifier combinations per action.
+#define BLOCK_SHIFT 0
+#define AUDIT_SHIFT 16
+#define ALLOW_SHIFT 32
+#define COMBO_MASK 0xfffULL
+
+struct wl_val {
+	__u32 gen;
+	__u32 flags;   // 8 bits per operation
+	__u32 audited; // workload in audited mode: Block becomes an alert
+	__u32 pad;
+};
+
+struct rule_key {
+	__u64 cgroup; // workload: cgroup id, 0 for the host
+	__u64 hash;
+	__u64 src; // FNV-1a of the acting executable's path, 0 for any
+	__u32 gen;
+	__u8 op;
+	__u8 kind;
+	__u16 pad;
+};
+
+struct rule_val {
+	__u64 exact;     // the path itself, the base name, the code, the inode
+	__u64 direct;    // key is a directory: its direct children and itself
+	__u64 recursive; // key is a directory: all its descendants and itself
+};
+
+struct event {
+	__u64 cgroup;
+	__u32 pid;
+	__u32 tgid;
+	__u32 ppid;
+	__u32 uid; // fsuid, the uid ownerOnly compares
+	__u32 owner;
+	__u32 op;
+	__u32 action;
+	__s32 errno_; // 0 permitted, else the positive errno returned
+	__u32 flags;
+	__s32 family;
+	__s32 type;
+	__s32 protocol;
+	__s32 cap;
+	__s32 path_len; // bpf_d_path's result, or -errno
+	__u32 pad;
+	__u64 src; // the source identity used (path hash or tagged inode), 0 if none
+	char comm[16];
+	char path[PATH_MAX];
+	char source[PATH_MAX];
+};
+
+// Keeps struct event in the object's BTF so bpf2go -type can emit it.
+const struct event *unused_event __attribute__((unused));
+const struct rule_key *unused_rule_key __attribute__((unused));
+const struct rule_val *unused_rule_val __attribute__((unused));
+const struct wl_val *unused_wl_val __attribute__((unused));
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 8192);
+	__type(key, __u64);
+	__type(value, struct wl_val);
+} workloads SEC(".maps");
+
+// max_entries is set by the loader (Options.MaxRules).
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(max_entries, 1 << 20);
+	__type(key, struct rule_key);
+	__type(value, struct rule_val);
+} rules SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 1 << 23);
+} events SEC(".maps");
+
+// Counters: 0 events dropped (ring buffer full), 1 unresolved paths denied.
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 2);
+	__type(key, __u32);
+	__type(value, __u64);
+} stats SEC(".maps");
+
+struct scratch {
+	char path[PATH_MAX];
+	char src[PATH_MAX];
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct scratch);
+} scratch SEC(".maps");
+
+static __always_inline void count(__u32 i)
+{
+	__u64 *v = bpf_map_lookup_elem(&stats, &i);
+	if (v)
+		__sync_fetch_and_add(v, 1);
+}
+
+struct wl {
+	__u64 cgroup;
+	__u32 gen;
+	__u32 flags; // this operation's byte
+	__u32 audited;
+};
+
+// find_workload returns 0 when the current task's workload has rules of op.
+static __always_inline int find_workload(__u8 op, struct wl *w)
+{
+	__u64 cg = bpf_get_current_cgroup_id();
+	struct wl_val *v = bpf_map_lookup_elem(&workloads, &cg);
+	if (!v) {
+		cg = 0;
+		v = bpf_map_lookup_elem(&workloads, &cg);
+		if (!v)
+			return -1;
+	}
+	__u32 f = (v->flags >> (op * 8)) & 0xff;
+	if (!(f & WF_RULES))
+		return -1;
+	w->cgroup = cg;
+	w->gen = v->gen;
+	w->flags = f;
+	w->audited = v->audited;
+	return 0;
+}
+
+struct walk {
+	struct scratch *s;
+	__u64 cgroup;
+	__u64 src; // 0 when the workload has no fromSource rules for op
+	__u32 gen;
+	__u8 op;
+	__u64 h;    // FNV-1a of path[0..i]
+	__u64 base; // FNV-1a of the current component
+	__u64 bits; // accumulated action bits
+	__u64 last_direct;
+};
+
+static __always_inline struct rule_val *lookup(struct walk *w, __u8 kind, __u64 hash, __u64 src)
+{
+	struct rule_key k = {
+		.cgroup = w->cgroup,
+		.hash = hash,
+		.src = src,
+		.gen = w->gen,
+		.op = w->op,
+		.kind = kind,
+	};
+	return bpf_map_lookup_elem(&rules, &k);
+}
+
+// lookup_dir adds a directory prefix's bits: recursive ones at once, direct
+// ones only if it turns out to be the parent (the last prefix).
+static __always_inline void lookup_dir(struct walk *w)
+{
+	__u64 direct = 0;
+	struct rule_val *v = lookup(w, KIND_PATH, w->h, 0);
+	if (v) {
+		w->bits |= v->recursive;
+		direct = v->direct;
+	}
+	if (w->src) {
+		v = lookup(w, KIND_PATH, w->h, w->src);
+		if (v) {
+			w->bits |= v->recursive;
+			direct |= v->direct;
+		}
+	}
+	w->last_direct = direct;
+}
+
+static long walk_char(__u64 i, struct walk *w)
+{
+	unsigned char c = w->s->path[i & (PATH_MAX - 1)];
+	if (c == 0)
+		return 1;
+	w->h = (w->h ^ c) * FNV_PRIME;
+	if (c == '/') {
+		lookup_dir(w);
+		w->base = FNV_OFFSET;
+	} else {
+		w->base = (w->base ^ c) * FNV_PRIME;
+	}
+	return 0;
+}
+
+struct hash_ctx {
+	struct scratch *s;
+	__u64 h;
+};
+
+static long hash_char(__u64 i, struct hash_ctx *c)
+{
+	unsigned char ch = c->s->src[i & (PATH_MAX - 1)];
+	if (ch == 0)
+		return 1;
+	c->h = (c->h ^ ch) * FNV_PRIME;
+	return 0;
+}
+
+// permitted returns the modifier combinations (bit readOnly | ownerOnly<<1 |
+// pts<<2, pts 0 unset, 1 true, 2 false) under which this access lies inside
+// the set the rule permits.
+static __always_inline __u64 permitted(bool write, bool owner, bool tty)
+{
+	__u64 m = 0;
+#pragma unroll
+	for (int c = 0; c < 12; c++) {
+		bool ro = c & 1, oo = (c >> 1) & 1;
+		int pts = c >> 2;
+		if (pts == 3)
+			continue;
+		if ((!ro || !write) && (!oo || owner) && (pts == 0 || (pts == 1) == tty))
+			m |= 1ULL << c;
+	}
+	return m;
+}
+
+// verdict reduces rule bits: a Block applies outside its permitted set (an
+// unmodified one always), Audit and Allow inside it.
+static __always_inline int verdict(__u64 bits, __u64 perm)
+{
+	__u64 block = (bits >> BLOCK_SHIFT) & COMBO_MASK;
+	__u64 audit = (bits >> AUDIT_SHIFT) & COMBO_MASK;
+	__u64 allow = (bits >> ALLOW_SHIFT) & COMBO_MASK;
+	if (block & ((~perm & COMBO_MASK) | 1))
+		return V_BLOCK;
+	if (audit & perm)
+		return V_AUDIT;
+	if (allow & perm)
+		return V_ALLOW;
+	return -1;
+}
+
+static __always_inline bool has_tty(struct task_struct *t)
+{
+	return BPF_CORE_READ(t, signal, tty) != NULL;
+}
+
+// source_hash hashes the current executable's path into s->src; 0 when it
+// cannot be resolved.
+static __always_inline __u64 source_hash(struct scratch *s)
+{
+	struct task_struct *t = bpf_get_current_task_btf();
+	struct mm_struct *mm = t->mm;
+	if (!mm)
+		return 0;
+	struct file *exe = mm->exe_file;
+	if (!exe)
+		return 0;
+	long n = bpf_d_path(&exe->f_path, s->src, PATH_MAX);
+	if (n <= 0)
+		return 0;
+	struct hash_ctx c = {.s = s, .h = FNV_OFFSET};
+	bpf_loop(PATH_MAX, hash_char, &c, 0);
+	return c.h;
+}
+
+// source_inode identifies the current executable by its inode, for hooks in
+// which the kernel refuses bpf_d_path (socket_create, capable). User space
+// writes every fromSource key under both identities.
+static __always_inline __u64 source_inode(void)
+{
+	struct task_struct *t = bpf_get_current_task_btf();
+	struct mm_struct *mm = t->mm;
+	if (!mm)
+		return 0;
+	struct file *exe = mm->exe_file;
+	if (!exe)
+		return 0;
+	struct inode *ino = exe->f_inode;
+	return (((__u64)ino->i_sb->s_dev << 32) ^ ino->i_ino) ^ SRC_INODE_TAG;
+}
+
+static __always_inline bool allow_listed(struct walk *w, __u32 flags, __u64 src)
+{
+	if (flags & WF_ALLOW_GLOBAL)
+		return true;
+	if ((flags & WF_ALLOW_SOURCES) && src)
+		return lookup(w, KIND_SRCALLOW, 0, src) != NULL;
+	return false;
+}
+
+static __always_inline int emit(struct walk *w, struct wl *wl, int action, __u32 flags, __u32 owner,
+				struct scratch *s, long path_len, bool in_file_open, int family, int type,
+				int protocol, int cap, __u64 src)
+{
+	int ret = 0;
+	if (action == V_BLOCK) {
+		if (wl->audited) {
+			action = V_AUDIT;
+			flags |= EF_AUDITED;
+		} else {
+			ret = -EPERM;
+		}
+	}
+	struct event *e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
+	if (!e) {
+		count(0);
+		return ret;
+	}
+	struct task_struct *t = bpf_get_current_task_btf();
+	__u64 id = bpf_get_current_pid_tgid();
+	e->cgroup = wl->cgroup;
+	e->pid = (__u32)id;
+	e->tgid = id >> 32;
+	e->ppid = BPF_CORE_READ(t, real_parent, tgid);
+	e->uid = BPF_CORE_READ(t, cred, fsuid.val);
+	e->owner = owner;
+	e->op = w->op;
+	e->action = action;
+	e->errno_ = -ret;
+	e->flags = flags;
+	e->family = family;
+	e->type = type;
+	e->protocol = protocol;
+	e->cap = cap;
+	e->path_len = path_len;
+	bpf_get_current_comm(e->comm, sizeof(e->comm));
+	e->path[0] = 0;
+	e->src = src;
+	if (in_file_open && path_len > 0)
+		bpf_probe_read_kernel_str(e->path, PATH_MAX, s->path);
+	e->source[0] = 0;
+	// bpf_d_path is refused outside a few hooks; elsewhere user space names
+	// the source from e->src or /proc.
+	struct mm_struct *mm = in_file_open ? t->mm : NULL;
+	if (mm) {
+		struct file *exe = mm->exe_file;
+		if (exe && bpf_d_path(&exe->f_path, e->source, PATH_MAX) <= 0)
+			e->source[0] = 0;
+	}
+	bpf_ringbuf_submit(e, 0);
+	return ret;
+}
+
+SEC("lsm/file_open")
+int BPF_PROG(ward_file_open, struct file *file, int ret)
+{
+	// An earlier LSM's denial stands.
+	if (ret != 0)
+		return ret;
+
+	// An open for exec (execve, uselib) is a process access: the acting
+	// executable is the one performing the exec, which is current here.
+	__u8 op = (file->f_flags & __FMODE_EXEC) ? OP_PROCESS : OP_FILE;
+	struct wl wl;
+	if (find_workload(op, &wl))
+		return 0;
+
+	__u32 zero = 0;
+	struct scratch *s = bpf_map_lookup_elem(&scratch, &zero);
+	if (!s)
+		return 0;
+
+	struct walk w = {
+		.s = s,
+		.cgroup = wl.cgroup,
+		.gen = wl.gen,
+		.op = op,
+		.h = FNV_OFFSET,
+		.base = FNV_OFFSET,
+	};
+	struct task_struct *t = bpf_get_current_task_btf();
+	bool write = op == OP_FILE && (file->f_mode & FMODE_WRITE);
+	struct inode *inode = file->f_inode;
+	__u32 owner = inode->i_uid.val;
+	__u32 fsuid = t->cred->fsuid.val;
+	bool tty = has_tty(t);
+	__u32 flags = (write ? EF_WRITE : 0) | (tty ? EF_TTY : 0);
+
+	__u64 src = 0;
+	if (wl.flags & (WF_SOURCE_RULES | WF_ALLOW_SOURCES)) {
+		src = source_hash(s);
+		if (!src)
+			flags |= EF_NO_SOURCE;
+	}
+	if (wl.flags & WF_SOURCE_RULES)
+		w.src = src;
+
+	long n = bpf_d_path(&file->f_path, s->path, PATH_MAX);
+	if (n <= 0) {
+		// Fail closed wherever a Block or an allow-list could apply.
+		if (wl.flags & (WF_BLOCK_RULES | WF_ALLOW_GLOBAL | WF_ALLOW_SOURCES)) {
+			count(1);
+			return emit(&w, &wl, V_BLOCK, flags | EF_UNRESOLVED, owner, s, n, true, 0, 0, 0, -1, src);
+		}
+		return 0;
+	}
+
+	bpf_loop(PATH_MAX, walk_char, &w, 0);
+	// The last prefix was the parent directory: its direct rules apply.
+	w.bits |= w.last_direct;
+	__u64 h = w.h, bits = w.bits;
+	// The path itself.
+	struct rule_val *v = lookup(&w, KIND_PATH, h, 0);
+	if (v)
+		bits |= v->exact;
+	// The path as a directory: directory rules cover the directory itself.
+	__u64 hdir = (h ^ '/') * FNV_PRIME;
+	v = lookup(&w, KIND_PATH, hdir, 0);
+	if (v)
+		bits |= v->direct | v->recursive;
+	if (op == OP_PROCESS) {
+		v = lookup(&w, KIND_EXECNAME, w.base, 0);
+		if (v)
+			bits |= v->exact;
+	}
+	if (w.src) {
+		v = lookup(&w, KIND_PATH, h, w.src);
+		if (v)
+			bits |= v->exact;
+		v = lookup(&w, KIND_PATH, hdir, w.src);
+		if (v)
+			bits |= v->direct | v->recursive;
+		if (op == OP_PROCESS) {
+			v = lookup(&w, KIND_EXECNAME, w.base, w.src);
+			if (v)
+				bits |= v->exact;
+		}
+	}
+	// Hard links and renamed files: exact rules also name their inode.
+	if (wl.flags & WF_INODES) {
+		__u64 ih = ((__u64)inode->i_sb->s_dev << 32) ^ inode->i_ino;
+		__u64 before = bits;
+		v = lookup(&w, KIND_INODE, ih, 0);
+		if (v)
+			bits |= v->exact;
+		if (w.src) {
+			v = lookup(&w, KIND_INODE, ih, w.src);
+			if (v)
+				bits |= v->exact;
+		}
+		if (bits != before)
+			flags |= EF_INODE;
+	}
+
+	int vd = verdict(bits, permitted(write, owner == fsuid, tty));
+	if (vd == V_ALLOW)
+		return 0;
+	if (vd < 0) {
+		if (!allow_listed(&w, wl.flags, src))
+			return 0;
+		vd = (wl.flags & WF_POSTURE_BLOCK) ? V_BLOCK : V_AUDIT;
+		flags |= EF_POSTURE;
+	}
+	return emit(&w, &wl, vd, flags, owner, s, n, true, 0, 0, 0, -1, src);
+}
+
+// code_verdict decides a network or capability access from its codes.
+static __always_inline int code_verdict(struct walk *w, __u64 *codes, int ncodes, __u64 perm)
+{
+	__u64 bits = 0;
+#pragma unroll
+	for (int i = 0; i < 4; i++) {
+		if (i >= ncodes)
+			break;
+		struct rule_val *v = lookup(w, KIND_CODE, codes[i], 0);
+		if (v)
+			bits |= v->exact;
+		if (w->src) {
+			v = lookup(w, KIND_CODE, codes[i], w->src);
+			if (v)
+				bits |= v->exact;
+		}
+	}
+	return verdict(bits, perm);
+}
+
+#define CODE_PROTO(p) ((1ULL << 56) | (__u32)(p))
+#define CODE_TYPE(t) ((2ULL << 56) | (__u32)(t))
+#define CODE_FAMILY(f) ((3ULL << 56) | (__u32)(f))
+#define CODE_ALL (4ULL << 56)
+#define CODE_CAP(c) ((5ULL << 56) | (__u32)(c))
+
+#define AF_INET 2
+#define AF_INET6 10
+#define AF_PACKET 17
+#define SOCK_STREAM 1
+#define SOCK_DGRAM 2
+
+SEC("lsm/socket_create")
+int BPF_PROG(ward_socket_create, int family, int type, int protocol, int kern, int ret)
+{
+	if (ret != 0)
+		return ret;
+	if (kern)
+		return 0;
+	struct wl wl;
+	if (find_workload(OP_NETWORK, &wl))
+		return 0;
+	__u32 zero = 0;
+	struct scratch *s = bpf_map_lookup_elem(&scratch, &zero);
+	if (!s)
+		return 0;
+	struct walk w = {.s = s, .cgroup = wl.cgroup, .gen = wl.gen, .op = OP_NETWORK};
+	struct task_struct *t = bpf_get_current_task_btf();
+	bool tty = has_tty(t);
+	__u32 flags = tty ? EF_TTY : 0;
+	__u64 src = 0;
+	if (wl.flags & (WF_SOURCE_RULES | WF_ALLOW_SOURCES)) {
+		src = source_inode();
+		if (!src)
+			flags |= EF_NO_SOURCE;
+	}
+	if (wl.flags & WF_SOURCE_RULES)
+		w.src = src;
+
+	int st = type & SOCK_TYPE_MASK;
+	int proto = protocol;
+	// The protocol the kernel picks for 0, as policies name it.
+	if (proto == 0 && (family == AF_INET || family == AF_INET6)) {
+		if (st == SOCK_STREAM)
+			proto = 6;
+		else if (st == SOCK_DGRAM)
+			proto = 17;
+	}
+	__u64 codes[4] = {CODE_ALL, CODE_TYPE(st), CODE_PROTO(proto), CODE_FAMILY(family)};
+	// Codes that no rule uses (protocol 0, families other than packet) find
+	// nothing, so all four are looked up for every socket.
+	int vd = code_verdict(&w, codes, 4, permitted(false, true, tty));
+	if (vd == V_ALLOW)
+		return 0;
+	if (vd < 0) {
+		if (!allow_listed(&w, wl.flags, src))
+			return 0;
+		vd = (wl.flags & WF_POSTURE_BLOCK) ? V_BLOCK : V_AUDIT;
+		flags |= EF_POSTURE;
+	}
+	return emit(&w, &wl, vd, flags, 0, s, 0, false, family, st, protocol, -1, src);
+}
+
+SEC("lsm/capable")
+int BPF_PROG(ward_capable, const struct cred *cred, struct user_namespace *ns, int cap, unsigned int opts,
+	     int ret)
+{
+	if (ret != 0)
+		return ret;
+	struct wl wl;
+	if (find_workload(OP_CAPABILITIES, &wl))
+		return 0;
+	__u32 zero = 0;
+	struct scratch *s = bpf_map_lookup_elem(&scratch, &zero);
+	if (!s)
+		return 0;
+	struct walk w = {.s = s, .cgroup = wl.cgroup, .gen = wl.gen, .op = OP_CAPABILITIES};
+	struct task_struct *t = bpf_get_current_task_btf();
+	bool tty = has_tty(t);
+	__u32 flags = tty ? EF_TTY : 0;
+	__u64 src = 0;
+	if (wl.flags & (WF_SOURCE_RULES | WF_ALLOW_SOURCES)) {
+		src = source_inode();
+		if (!src)
+			flags |= EF_NO_SOURCE;
+	}
+	if (wl.flags & WF_SOURCE_RULES)
+		w.src = src;
+	__u64 codes[4] = {CODE_CAP(cap)};
+	int vd = code_verdict(&w, codes, 1, permitted(false, true, tty));
+	if (vd == V_ALLOW)
+		return 0;
+	if (vd < 0) {
+		if (!allow_listed(&w, wl.flags, src))
+			return 0;
+		vd = (wl.flags & WF_POSTURE_BLOCK) ? V_BLOCK : V_AUDIT;
+		flags |= EF_POSTURE;
+	}
+	return emit(&w, &wl, vd, flags, 0, s, 0, false, 0, 0, 0, cap, src);
+}

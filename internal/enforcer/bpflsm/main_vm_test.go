@@ -1,0 +1,117 @@
+//go:build vm
+
+package bpflsm
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+	"syscall"
+	"testing"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/wardsec/ward/internal/rules"
+	"github.com/wardsec/ward/internal/testutil/vmguest"
+)
+
+// helperEnv makes the test binary act as the access helper instead of running
+// tests: copies of it are the acting executables /wt/bin/{reader,writer,other,tool}.
+const helperEnv = "WARD_BPFLSM_HELPER"
+
+func TestMain(m *testing.M) {
+	op := os.Getenv(helperEnv)
+	if op == "" {
+		vmguest.Main(m)
+		return
+	}
+	os.Exit(helper(op))
+}
+
+// helper performs one access and prints "<op> ok" or "<op> errno N" as its
+// last line. Ops: open:P, write:P, exec:P (P runs with the helper op "exit"),
+// execfd:P (exec through an O_PATH-free memfd copy), socket:PROTO, chown:P, exit.
+func helper(op string) int {
+	kind, arg, _ := strings.Cut(op, ":")
+	var err error
+	switch kind {
+	case "exit":
+		return 0
+	case "open":
+		var f *os.File
+		if f, err = os.Open(arg); err == nil {
+			f.Close()
+		}
+	case "write":
+		var f *os.File
+		if f, err = os.OpenFile(arg, os.O_WRONLY, 0); err == nil {
+			f.Close()
+		}
+	case "exec":
+		err = run(arg, nil)
+	case "sh":
+		// An interpreter running a script: sh opens the script as a plain file.
+		err = run("/bin/sh", []string{arg})
+	case "memfd":
+		err = execMemfd(arg)
+	case "socket":
+		a := rules.NetworkAccess(arg)
+		fam := map[string]int{"inet": unix.AF_INET, "inet6": unix.AF_INET6, "packet": unix.AF_PACKET}[a.Family]
+		typ := map[string]int{"stream": unix.SOCK_STREAM, "dgram": unix.SOCK_DGRAM, "raw": unix.SOCK_RAW, "seqpacket": unix.SOCK_SEQPACKET, "dccp": unix.SOCK_DCCP}[a.SockType]
+		proto := map[string]int{"tcp": unix.IPPROTO_TCP, "udp": unix.IPPROTO_UDP, "icmp": unix.IPPROTO_ICMP, "icmpv6": unix.IPPROTO_ICMPV6, "sctp": unix.IPPROTO_SCTP, "dccp": unix.IPPROTO_DCCP}[a.Protocol]
+		var fd int
+		if fd, err = unix.Socket(fam, typ, proto); err == nil {
+			unix.Close(fd)
+		}
+	case "chown":
+		err = os.Chown(arg, 1, 1)
+	default:
+		fmt.Printf("unknown op %q\n", op)
+		return 2
+	}
+	report(op, err)
+	return 0
+}
+
+func run(path string, args []string) error {
+	pid, err := syscall.ForkExec(path, append([]string{path}, args...), &syscall.ProcAttr{
+		Env:   []string{helperEnv + "=exit"},
+		Files: []uintptr{0, 1, 2},
+	})
+	if err != nil {
+		return err
+	}
+	var ws syscall.WaitStatus
+	_, err = syscall.Wait4(pid, &ws, 0, nil)
+	return err
+}
+
+// execMemfd copies a binary into a memfd and executes that (fexecve).
+func execMemfd(path string) error {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return err
+	}
+	fd, err := unix.MemfdCreate("copy", 0)
+	if err != nil {
+		return err
+	}
+	if _, err := unix.Write(fd, data); err != nil {
+		return err
+	}
+	return run(fmt.Sprintf("/proc/self/fd/%d", fd), nil)
+}
+
+func report(op string, err error) {
+	if err == nil {
+		fmt.Printf("%s ok\n", op)
+		return
+	}
+	var errno syscall.Errno
+	if errors.As(err, &errno) {
+		fmt.Printf("%s errno %d\n", op, int(errno))
+		return
+	}
+	fmt.Printf("%s ERROR %v\n", op, err)
+}

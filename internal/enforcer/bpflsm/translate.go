@@ -1,0 +1,421 @@
+package bpflsm
+
+import (
+	"fmt"
+	"hash/fnv"
+	"path/filepath"
+	"sort"
+	"strings"
+
+	"github.com/wardsec/ward/internal/policy"
+	"github.com/wardsec/ward/internal/rules"
+	"github.com/wardsec/ward/internal/workload"
+)
+
+// The constants below mirror bpf/ward.c.
+
+// Operations: the index of a workload's per-operation flags byte.
+const (
+	opFile uint8 = iota
+	opProcess
+	opNetwork
+	opCapabilities
+	numOps
+)
+
+// Per-operation workload flags.
+const (
+	wfRules        = 0x01
+	wfSourceRules  = 0x02
+	wfAllowGlobal  = 0x04
+	wfAllowSources = 0x08
+	wfPostureBlock = 0x10
+	wfBlockRules   = 0x20
+	wfInodes       = 0x40
+)
+
+// Key kinds.
+const (
+	kindPath     uint8 = 1
+	kindExecName uint8 = 2
+	kindCode     uint8 = 3
+	kindSrcAllow uint8 = 4
+	kindInode    uint8 = 5
+)
+
+// Bit shifts of each action's 12 modifier combinations in a rule value.
+const (
+	blockShift = 0
+	auditShift = 16
+	allowShift = 32
+)
+
+// Codes of network and capability keys.
+const (
+	codeProto  = uint64(1) << 56
+	codeType   = uint64(2) << 56
+	codeFamily = uint64(3) << 56
+	codeAll    = uint64(4) << 56
+	codeCap    = uint64(5) << 56
+)
+
+// HostKey is the workload key of the host: every task whose cgroup is not a
+// registered container's.
+const HostKey uint64 = 0
+
+// Host gives the translation the facts it needs about the machine's files:
+// where a rule's path leads when it is a symlink, and which inode it names.
+// Tests pass a fake; the loader passes the real filesystem (OSHost).
+type Host interface {
+	// EvalSymlinks returns the path with every symlink resolved, or an error
+	// when it does not exist.
+	EvalSymlinks(path string) (string, error)
+	// Inode returns the kernel's device number (major<<20|minor) and inode
+	// number of an existing file.
+	Inode(path string) (dev uint32, ino uint64, ok bool)
+}
+
+// Key is a rule map key without its generation, which the loader fills in.
+type Key struct {
+	Workload uint64
+	Op       uint8
+	Kind     uint8
+	Hash     uint64
+	Src      uint64
+}
+
+// Value holds, per match kind, the (action, modifier combination) bits of the
+// rules at a key.
+type Value struct {
+	Exact, Direct, Recursive uint64
+}
+
+// Translation is the map contents for one workload.
+type Translation struct {
+	Workload uint64
+	// Flags hold one byte per operation (wf* bits).
+	Flags   uint32
+	Audited bool
+	Entries map[Key]Value
+	// Inodes names the rule path behind each inode key, so that an event
+	// decided by inode (a hard link, a renamed file) is attributed to the
+	// rule's path.
+	Inodes map[uint64]string
+	// Sources names the executable behind each source identity, for events.
+	Sources map[uint64]string
+	// Warnings list rules or rule parts the kernel cannot enforce.
+	Warnings []string
+}
+
+// Hash is FNV-1a 64 of s, the hash bpf/ward.c computes over paths.
+func Hash(s string) uint64 {
+	h := fnv.New64a()
+	h.Write([]byte(s))
+	return h.Sum64()
+}
+
+// WorkloadKey is the map key of a workload: its cgroup id, or HostKey.
+func WorkloadKey(w *workload.Workload) (uint64, error) {
+	if w.Kind == workload.KindHost {
+		return HostKey, nil
+	}
+	if w.CgroupID == 0 {
+		return 0, fmt.Errorf("workload %s: no cgroup id", w.ID())
+	}
+	return w.CgroupID, nil
+}
+
+func opOf(op policy.Operation) (uint8, bool) {
+	switch op {
+	case policy.OpFile:
+		return opFile, true
+	case policy.OpProcess:
+		return opProcess, true
+	case policy.OpNetwork:
+		return opNetwork, true
+	case policy.OpCapabilities:
+		return opCapabilities, true
+	}
+	return 0, false
+}
+
+// combo is a rule's modifier combination: readOnly | ownerOnly<<1 | pts<<2
+// with pts 0 unset, 1 true, 2 false.
+func combo(r *rules.Rule) uint {
+	c := uint(0)
+	if r.ReadOnly {
+		c |= 1
+	}
+	if r.OwnerOnly {
+		c |= 2
+	}
+	if r.PTS != nil {
+		if *r.PTS {
+			c |= 1 << 2
+		} else {
+			c |= 2 << 2
+		}
+	}
+	return c
+}
+
+func actionBit(r *rules.Rule) (uint64, error) {
+	c := combo(r)
+	switch r.Action {
+	case policy.ActionBlock:
+		return 1 << (blockShift + c), nil
+	case policy.ActionAudit:
+		return 1 << (auditShift + c), nil
+	case policy.ActionAllow:
+		return 1 << (allowShift + c), nil
+	}
+	return 0, fmt.Errorf("unknown action %q", r.Action)
+}
+
+// Translate turns a workload's rule set into map contents. It fails on a rule
+// it cannot enforce rather than dropping it; parts of a policy that this
+// backend does not enforce by design (syscall monitoring, DNS, allowedArgs)
+// are returned as warnings.
+func Translate(set *rules.Set, host Host) (*Translation, error) {
+	wk, err := WorkloadKey(&set.Workload)
+	if err != nil {
+		return nil, err
+	}
+	t := &Translation{
+		Workload: wk,
+		Audited:  set.Workload.Mode == workload.ModeAudited,
+		Entries:  map[Key]Value{},
+		Inodes:   map[uint64]string{},
+		Sources:  map[uint64]string{},
+	}
+	var flags [numOps]uint8
+	add := func(k Key, exact, direct, recursive uint64) {
+		k.Workload = wk
+		v := t.Entries[k]
+		v.Exact |= exact
+		v.Direct |= direct
+		v.Recursive |= recursive
+		t.Entries[k] = v
+	}
+	for i := range set.Rules {
+		r := &set.Rules[i]
+		where := fmt.Sprintf("policy %s: %s", r.PolicyName, r.Field)
+		op, ok := opOf(r.Operation)
+		if !ok {
+			t.Warnings = append(t.Warnings, fmt.Sprintf("%s: %s rules are not enforced by BPF-LSM (monitoring only)", where, r.Operation))
+			continue
+		}
+		if len(r.AllowedArgs) > 0 {
+			t.Warnings = append(t.Warnings, fmt.Sprintf("%s: allowedArgs is not enforced by BPF-LSM; rule skipped", where))
+			continue
+		}
+		if r.Match == policy.MatchDNSQuery {
+			t.Warnings = append(t.Warnings, fmt.Sprintf("%s: DNS rules are not enforced by BPF-LSM", where))
+			continue
+		}
+		bit, err := actionBit(r)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", where, err)
+		}
+		srcs := []uint64{0}
+		if len(r.FromSource) > 0 {
+			srcs = nil
+			for _, fs := range r.FromSource {
+				if fs.Path == "" {
+					return nil, fmt.Errorf("%s: fromSource directory %q is not supported by BPF-LSM", where, fs.Dir)
+				}
+				srcs = append(srcs, t.sources(host, fs.Path)...)
+			}
+			flags[op] |= wfSourceRules
+		}
+		flags[op] |= wfRules
+		if r.Action == policy.ActionBlock {
+			flags[op] |= wfBlockRules
+		}
+		for _, src := range srcs {
+			base := Key{Op: op, Src: src}
+			switch r.Match {
+			case policy.MatchPath:
+				for _, p := range resolved(host, r.Value) {
+					k := base
+					k.Kind, k.Hash = kindPath, Hash(p)
+					add(k, bit, 0, 0)
+				}
+				if op == opFile || op == opProcess {
+					if dev, ino, ok := host.Inode(r.Value); ok {
+						k := base
+						k.Kind, k.Hash = kindInode, uint64(dev)<<32^ino
+						add(k, bit, 0, 0)
+						t.Inodes[k.Hash] = r.Value
+						flags[op] |= wfInodes
+					}
+				}
+			case policy.MatchDirectory:
+				dir := strings.TrimSuffix(r.Value, "/")
+				for _, p := range resolved(host, dir) {
+					k := base
+					k.Kind, k.Hash = kindPath, Hash(strings.TrimSuffix(p, "/")+"/")
+					if r.Recursive {
+						add(k, 0, 0, bit)
+					} else {
+						add(k, 0, bit, 0)
+					}
+				}
+			case policy.MatchExecName:
+				k := base
+				k.Kind, k.Hash = kindExecName, Hash(r.Value)
+				add(k, bit, 0, 0)
+			case policy.MatchProtocol:
+				codes, err := protocolCodes(r.Value)
+				if err != nil {
+					return nil, fmt.Errorf("%s: %w", where, err)
+				}
+				for _, c := range codes {
+					k := base
+					k.Kind, k.Hash = kindCode, c
+					add(k, bit, 0, 0)
+				}
+			case policy.MatchCapability:
+				n, ok := capabilities[r.Value]
+				if !ok {
+					return nil, fmt.Errorf("%s: unknown capability %q", where, r.Value)
+				}
+				k := base
+				k.Kind, k.Hash = kindCode, codeCap|uint64(n)
+				add(k, bit, 0, 0)
+			default:
+				return nil, fmt.Errorf("%s: %s matching is not supported by BPF-LSM", where, r.Match)
+			}
+		}
+	}
+	for _, op := range []policy.Operation{policy.OpFile, policy.OpProcess, policy.OpNetwork, policy.OpCapabilities} {
+		o, _ := opOf(op)
+		global, sources := set.AllowList(op)
+		if global {
+			flags[o] |= wfAllowGlobal
+		}
+		if len(sources) > 0 {
+			flags[o] |= wfAllowSources
+			for _, s := range sources {
+				for _, src := range t.sources(host, s) {
+					add(Key{Op: o, Kind: kindSrcAllow, Src: src}, 0, 0, 0)
+				}
+			}
+		}
+		if (global || len(sources) > 0) && set.Postures.For(op) == policy.ActionBlock {
+			flags[o] |= wfPostureBlock
+		}
+	}
+	for o, f := range flags {
+		t.Flags |= uint32(f) << (8 * o)
+	}
+	return t, nil
+}
+
+// srcInodeTag marks a source identified by inode (bpf/ward.c SRC_INODE_TAG).
+const srcInodeTag = 0x5a5a000000000000
+
+// sources returns the identities of an acting executable: the hash of its
+// path (and of its symlink target), which file_open computes with
+// bpf_d_path, and, when it exists, its inode, which socket_create and capable
+// use because the kernel refuses bpf_d_path there.
+func (t *Translation) sources(host Host, p string) []uint64 {
+	var out []uint64
+	for _, q := range resolved(host, p) {
+		h := Hash(q)
+		t.Sources[h] = p
+		out = append(out, h)
+	}
+	if host != nil {
+		if dev, ino, ok := host.Inode(p); ok {
+			h := (uint64(dev)<<32 ^ ino) ^ srcInodeTag
+			t.Sources[h] = p
+			out = append(out, h)
+		}
+	}
+	return out
+}
+
+// resolved returns the path and, when it differs, where its symlinks lead:
+// the kernel sees the opened file's real path, so a rule on a symlink must
+// name the target too.
+func resolved(host Host, p string) []string {
+	out := []string{p}
+	if host == nil {
+		return out
+	}
+	if r, err := host.EvalSymlinks(p); err == nil && filepath.Clean(r) != filepath.Clean(p) {
+		out = append(out, filepath.Clean(r))
+	}
+	return out
+}
+
+// SortedKeys returns the entries' keys in a stable order, for golden output.
+func (t *Translation) SortedKeys() []Key {
+	keys := make([]Key, 0, len(t.Entries))
+	for k := range t.Entries {
+		keys = append(keys, k)
+	}
+	sort.Slice(keys, func(i, j int) bool {
+		a, b := keys[i], keys[j]
+		if a.Op != b.Op {
+			return a.Op < b.Op
+		}
+		if a.Kind != b.Kind {
+			return a.Kind < b.Kind
+		}
+		if a.Hash != b.Hash {
+			return a.Hash < b.Hash
+		}
+		return a.Src < b.Src
+	})
+	return keys
+}
+
+// Socket numbers, as the kernel passes them to socket_create.
+const (
+	afUnix   = 1
+	afInet   = 2
+	afInet6  = 10
+	afPacket = 17
+)
+
+var protoNumbers = map[string]int{"tcp": 6, "udp": 17, "icmp": 1, "icmpv6": 58, "sctp": 132, "dccp": 33}
+var sockTypes = map[string]int{"stream": 1, "dgram": 2, "raw": 3, "rdm": 4, "seqpacket": 5, "dccp": 6}
+
+func protocolCodes(name string) ([]uint64, error) {
+	switch name {
+	case "all":
+		return []uint64{codeAll}, nil
+	case "packet":
+		return []uint64{codeFamily | afPacket}, nil
+	}
+	if n, ok := protoNumbers[name]; ok {
+		return []uint64{codeProto | uint64(n)}, nil
+	}
+	if n, ok := sockTypes[name]; ok {
+		return []uint64{codeType | uint64(n)}, nil
+	}
+	return nil, fmt.Errorf("unknown protocol %q", name)
+}
+
+// capabilities are the kernel's capability numbers (linux/capability.h).
+var capabilities = map[string]int{
+	"chown": 0, "dac_override": 1, "dac_read_search": 2, "fowner": 3, "fsetid": 4, "kill": 5,
+	"setgid": 6, "setuid": 7, "setpcap": 8, "linux_immutable": 9, "net_bind_service": 10,
+	"net_broadcast": 11, "net_admin": 12, "net_raw": 13, "ipc_lock": 14, "ipc_owner": 15,
+	"sys_module": 16, "sys_rawio": 17, "sys_chroot": 18, "sys_ptrace": 19, "sys_pacct": 20,
+	"sys_admin": 21, "sys_boot": 22, "sys_nice": 23, "sys_resource": 24, "sys_time": 25,
+	"sys_tty_config": 26, "mknod": 27, "lease": 28, "audit_write": 29, "audit_control": 30,
+	"setfcap": 31, "mac_override": 32, "mac_admin": 33, "syslog": 34, "wake_alarm": 35,
+	"block_suspend": 36, "audit_read": 37, "perfmon": 38, "bpf": 39, "checkpoint_restore": 40,
+}
+
+func capabilityName(n int32) string {
+	for k, v := range capabilities {
+		if int32(v) == n {
+			return k
+		}
+	}
+	return fmt.Sprintf("cap_%d", n)
+}
