@@ -421,4 +421,3 @@ func protoName(family, typ, proto int32) string {
 	}
 	return ""
 }
-
