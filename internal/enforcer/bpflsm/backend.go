@@ -69,8 +69,9 @@ type Backend struct {
 
 // applied is what is loaded for one workload.
 type applied struct {
-	gen  uint32
-	keys []wardRuleKey
+	gen   uint32
+	keys  []wardRuleKey
+	globs []wardGlobKey
 	tr   *Translation
 	id   string
 }
@@ -92,6 +93,7 @@ func New(opts Options) (*Backend, error) {
 	}
 	if opts.MaxRules != 0 {
 		spec.Maps["rules"].MaxEntries = opts.MaxRules
+		spec.Maps["globs"].MaxEntries = opts.MaxRules
 	}
 	b := &Backend{
 		log:     opts.Logger,
@@ -169,7 +171,7 @@ func (b *Backend) Apply(ctx context.Context, sets []*rules.Set) error {
 		if err := b.objs.Workloads.Delete(wk); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
 			return fmt.Errorf("workload %s: remove: %w", a.id, err)
 		}
-		b.deleteKeys(a.keys)
+		b.deleteKeys(a.keys, a.globs)
 		delete(b.applied, wk)
 	}
 	return nil
@@ -187,10 +189,20 @@ func (b *Backend) swap(wk uint64, id string, tr *Translation) error {
 		mk := wardRuleKey{Cgroup: k.Workload, Hash: k.Hash, Src: k.Src, Gen: gen, Op: k.Op, Kind: k.Kind}
 		mv := wardRuleVal{Exact: v.Exact, Direct: v.Direct, Recursive: v.Recursive}
 		if err := b.objs.Rules.Put(&mk, &mv); err != nil {
-			b.deleteKeys(keys)
+			b.deleteKeys(keys, nil)
 			return fmt.Errorf("write rule entry %d of %d: %w", len(keys)+1, len(tr.Entries), err)
 		}
 		keys = append(keys, mk)
+	}
+	var globs []wardGlobKey
+	for k, v := range tr.Globs {
+		mk := wardGlobKey{Cgroup: k.Workload, Gen: gen, State: k.State, Op: k.Op, Byte: k.Byte}
+		mv := wardGlobVal{Next: v.Next, Accept: v.Accept}
+		if err := b.objs.Globs.Put(&mk, &mv); err != nil {
+			b.deleteKeys(keys, globs)
+			return fmt.Errorf("write pattern transition %d of %d: %w", len(globs)+1, len(tr.Globs), err)
+		}
+		globs = append(globs, mk)
 	}
 	audited := uint32(0)
 	if tr.Audited {
@@ -198,20 +210,25 @@ func (b *Backend) swap(wk uint64, id string, tr *Translation) error {
 	}
 	wv := wardWlVal{Gen: gen, Flags: tr.Flags, Audited: audited}
 	if err := b.objs.Workloads.Put(wk, &wv); err != nil {
-		b.deleteKeys(keys)
+		b.deleteKeys(keys, globs)
 		return fmt.Errorf("switch generation: %w", err)
 	}
 	if old != nil {
-		b.deleteKeys(old.keys)
+		b.deleteKeys(old.keys, old.globs)
 	}
-	b.applied[wk] = &applied{gen: gen, keys: keys, tr: tr, id: id}
+	b.applied[wk] = &applied{gen: gen, keys: keys, globs: globs, tr: tr, id: id}
 	return nil
 }
 
-func (b *Backend) deleteKeys(keys []wardRuleKey) {
+func (b *Backend) deleteKeys(keys []wardRuleKey, globs []wardGlobKey) {
 	for i := range keys {
 		if err := b.objs.Rules.Delete(&keys[i]); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
 			b.log.Warn("delete rule entry", "error", err)
+		}
+	}
+	for i := range globs {
+		if err := b.objs.Globs.Delete(&globs[i]); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
+			b.log.Warn("delete pattern transition", "error", err)
 		}
 	}
 }

@@ -32,6 +32,7 @@ const (
 	wfPostureBlock = 0x10
 	wfBlockRules   = 0x20
 	wfInodes       = 0x40
+	wfPatterns     = 0x80
 )
 
 // Key kinds.
@@ -75,6 +76,8 @@ type Host interface {
 	Inode(path string) (dev uint32, ino uint64, ok bool)
 }
 
+var opNames = [numOps]string{"file", "process", "network", "capabilities"}
+
 // Key is a rule map key without its generation, which the loader fills in.
 type Key struct {
 	Workload uint64
@@ -97,6 +100,8 @@ type Translation struct {
 	Flags   uint32
 	Audited bool
 	Entries map[Key]Value
+	// Globs are the DFA transitions of the workload's patterns.
+	Globs map[GlobKey]GlobVal
 	// Inodes names the rule path behind each inode key, so that an event
 	// decided by inode (a hard link, a renamed file) is attributed to the
 	// rule's path.
@@ -187,7 +192,9 @@ func Translate(set *rules.Set, host Host) (*Translation, error) {
 		Entries:  map[Key]Value{},
 		Inodes:   map[uint64]string{},
 		Sources:  map[uint64]string{},
+		Globs:    map[GlobKey]GlobVal{},
 	}
+	var patterns [numOps][]globPattern
 	var flags [numOps]uint8
 	add := func(k Key, exact, direct, recursive uint64) {
 		k.Workload = wk
@@ -241,7 +248,7 @@ func Translate(set *rules.Set, host Host) (*Translation, error) {
 					k.Kind, k.Hash = kindPath, Hash(p)
 					add(k, bit, 0, 0)
 				}
-				if op == opFile || op == opProcess {
+				if host != nil && (op == opFile || op == opProcess) {
 					if dev, ino, ok := host.Inode(r.Value); ok {
 						k := base
 						k.Kind, k.Hash = kindInode, uint64(dev)<<32^ino
@@ -283,6 +290,15 @@ func Translate(set *rules.Set, host Host) (*Translation, error) {
 				k := base
 				k.Kind, k.Hash = kindCode, codeCap|uint64(n)
 				add(k, bit, 0, 0)
+			case policy.MatchPattern:
+				if src != 0 {
+					return nil, fmt.Errorf("%s: fromSource on a pattern is not supported by BPF-LSM", where)
+				}
+				toks, err := globTokens(r.Value)
+				if err != nil {
+					return nil, fmt.Errorf("%s: %w", where, err)
+				}
+				patterns[op] = append(patterns[op], globPattern{toks: toks, bits: bit})
 			default:
 				return nil, fmt.Errorf("%s: %s matching is not supported by BPF-LSM", where, r.Match)
 			}
@@ -305,6 +321,21 @@ func Translate(set *rules.Set, host Host) (*Translation, error) {
 		if (global || len(sources) > 0) && set.Postures.For(op) == policy.ActionBlock {
 			flags[o] |= wfPostureBlock
 		}
+	}
+	for o, pats := range patterns {
+		if len(pats) == 0 {
+			continue
+		}
+		dfa, err := buildDFA(pats)
+		if err != nil {
+			return nil, fmt.Errorf("%s patterns: %w", opNames[o], err)
+		}
+		for st, tr := range dfa {
+			for c, v := range tr {
+				t.Globs[GlobKey{Workload: wk, Op: uint8(o), State: st, Byte: c}] = v
+			}
+		}
+		flags[o] |= wfPatterns
 	}
 	for o, f := range flags {
 		t.Flags |= uint32(f) << (8 * o)

@@ -38,6 +38,24 @@ type wardEvent struct {
 	Source   [4096]int8
 }
 
+type wardGlobKey struct {
+	_      structs.HostLayout
+	Cgroup uint64
+	Gen    uint32
+	State  uint32
+	Op     uint8
+	Byte   uint8
+	Pad    uint16
+	Pad2   uint32
+}
+
+type wardGlobVal struct {
+	_      structs.HostLayout
+	Next   uint32
+	Pad    uint32
+	Accept uint64
+}
+
 type wardRuleKey struct {
 	_      structs.HostLayout
 	Cgroup uint64
@@ -75,6 +93,7 @@ type wardWlVal struct {
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
 	wardMapEvents            = "events"
+	wardMapGlobs             = "globs"
 	wardMapRules             = "rules"
 	wardMapScratch           = "scratch"
 	wardMapStats             = "stats"
@@ -83,6 +102,8 @@ const (
 	wardProgWardFileOpen     = "ward_file_open"
 	wardProgWardSocketCreate = "ward_socket_create"
 	wardVarUnusedEvent       = "unused_event"
+	wardVarUnusedGlobKey     = "unused_glob_key"
+	wardVarUnusedGlobVal     = "unused_glob_val"
 	wardVarUnusedRuleKey     = "unused_rule_key"
 	wardVarUnusedRuleVal     = "unused_rule_val"
 	wardVarUnusedWlVal       = "unused_wl_val"
@@ -140,6 +161,7 @@ type wardProgramSpecs struct {
 // It can be passed ebpf.CollectionSpec.Assign.
 type wardMapSpecs struct {
 	Events    *ebpf.MapSpec `ebpf:"events"`
+	Globs     *ebpf.MapSpec `ebpf:"globs"`
 	Rules     *ebpf.MapSpec `ebpf:"rules"`
 	Scratch   *ebpf.MapSpec `ebpf:"scratch"`
 	Stats     *ebpf.MapSpec `ebpf:"stats"`
@@ -151,6 +173,8 @@ type wardMapSpecs struct {
 // It can be passed ebpf.CollectionSpec.Assign.
 type wardVariableSpecs struct {
 	UnusedEvent   *ebpf.VariableSpec `ebpf:"unused_event"`
+	UnusedGlobKey *ebpf.VariableSpec `ebpf:"unused_glob_key"`
+	UnusedGlobVal *ebpf.VariableSpec `ebpf:"unused_glob_val"`
 	UnusedRuleKey *ebpf.VariableSpec `ebpf:"unused_rule_key"`
 	UnusedRuleVal *ebpf.VariableSpec `ebpf:"unused_rule_val"`
 	UnusedWlVal   *ebpf.VariableSpec `ebpf:"unused_wl_val"`
@@ -177,6 +201,7 @@ func (o *wardObjects) Close() error {
 // It can be passed to loadWardObjects or ebpf.CollectionSpec.LoadAndAssign.
 type wardMaps struct {
 	Events    *ebpf.Map `ebpf:"events"`
+	Globs     *ebpf.Map `ebpf:"globs"`
 	Rules     *ebpf.Map `ebpf:"rules"`
 	Scratch   *ebpf.Map `ebpf:"scratch"`
 	Stats     *ebpf.Map `ebpf:"stats"`
@@ -186,6 +211,7 @@ type wardMaps struct {
 func (m *wardMaps) Close() error {
 	return _WardClose(
 		m.Events,
+		m.Globs,
 		m.Rules,
 		m.Scratch,
 		m.Stats,
@@ -198,6 +224,8 @@ func (m *wardMaps) Close() error {
 // It can be passed to loadWardObjects or ebpf.CollectionSpec.LoadAndAssign.
 type wardVariables struct {
 	UnusedEvent   *ebpf.Variable `ebpf:"unused_event"`
+	UnusedGlobKey *ebpf.Variable `ebpf:"unused_glob_key"`
+	UnusedGlobVal *ebpf.Variable `ebpf:"unused_glob_val"`
 	UnusedRuleKey *ebpf.Variable `ebpf:"unused_rule_key"`
 	UnusedRuleVal *ebpf.Variable `ebpf:"unused_rule_val"`
 	UnusedWlVal   *ebpf.Variable `ebpf:"unused_wl_val"`

@@ -46,6 +46,7 @@ char LICENSE[] SEC("license") = "GPL";
 #define WF_POSTURE_BLOCK 0x10 // the posture is block (else audit)
 #define WF_BLOCK_RULES 0x20   // some rule of this operation blocks
 #define WF_INODES 0x40        // exact paths are also matched by inode
+#define WF_PATTERNS 0x80      // glob patterns: step the DFA in `globs`
 
 // Key kinds.
 #define KIND_PATH 1     // hash of a path (exact bits) or of a directory with its '/' (dir bits)
@@ -147,6 +148,35 @@ struct {
 	__type(value, struct rule_val);
 } rules SEC(".maps");
 
+// Glob patterns: one DFA per workload and operation, state 0 the start. A
+// missing transition is the dead state.
+struct glob_key {
+	__u64 cgroup;
+	__u32 gen;
+	__u32 state;
+	__u8 op;
+	__u8 byte;
+	__u16 pad;
+	__u32 pad2;
+};
+
+struct glob_val {
+	__u32 next;
+	__u32 pad;
+	__u64 accept; // action bits when `next` accepts
+};
+
+const struct glob_key *unused_glob_key __attribute__((unused));
+const struct glob_val *unused_glob_val __attribute__((unused));
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(max_entries, 1 << 20);
+	__type(key, struct glob_key);
+	__type(value, struct glob_val);
+} globs SEC(".maps");
+
 struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
 	__uint(max_entries, 1 << 23);
@@ -217,6 +247,9 @@ struct walk {
 	__u64 base; // FNV-1a of the current component
 	__u64 bits; // accumulated action bits
 	__u64 last_direct;
+	__u32 state; // DFA state
+	__u32 dfa;   // the DFA is still alive
+	__u64 accept;
 };
 
 static __always_inline struct rule_val *lookup(struct walk *w, __u8 kind, __u64 hash, __u64 src)
@@ -258,6 +291,16 @@ static long walk_char(__u64 i, struct walk *w)
 	if (c == 0)
 		return 1;
 	w->h = (w->h ^ c) * FNV_PRIME;
+	if (w->dfa) {
+		struct glob_key k = {.cgroup = w->cgroup, .gen = w->gen, .state = w->state, .op = w->op, .byte = c};
+		struct glob_val *g = bpf_map_lookup_elem(&globs, &k);
+		if (g) {
+			w->state = g->next;
+			w->accept = g->accept;
+		} else {
+			w->dfa = 0;
+		}
+	}
 	if (c == '/') {
 		lookup_dir(w);
 		w->base = FNV_OFFSET;
@@ -443,6 +486,7 @@ int BPF_PROG(ward_file_open, struct file *file, int ret)
 		.op = op,
 		.h = FNV_OFFSET,
 		.base = FNV_OFFSET,
+		.dfa = !!(wl.flags & WF_PATTERNS),
 	};
 	struct task_struct *t = bpf_get_current_task_btf();
 	bool write = op == OP_FILE && (file->f_mode & FMODE_WRITE);
@@ -474,6 +518,8 @@ int BPF_PROG(ward_file_open, struct file *file, int ret)
 	bpf_loop(PATH_MAX, walk_char, &w, 0);
 	// The last prefix was the parent directory: its direct rules apply.
 	w.bits |= w.last_direct;
+	if (w.dfa)
+		w.bits |= w.accept;
 	__u64 h = w.h, bits = w.bits;
 	// The path itself.
 	struct rule_val *v = lookup(&w, KIND_PATH, h, 0);

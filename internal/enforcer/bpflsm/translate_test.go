@@ -1,0 +1,342 @@
+package bpflsm
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+
+	"github.com/wardsec/ward/internal/conformance"
+	"github.com/wardsec/ward/internal/glob"
+	"github.com/wardsec/ward/internal/policy"
+	"github.com/wardsec/ward/internal/rules"
+	"github.com/wardsec/ward/internal/workload"
+)
+
+// fakeHost is a filesystem of symlinks and inodes for translation tests.
+type fakeHost struct {
+	links  map[string]string
+	inodes map[string]uint64
+}
+
+func (h fakeHost) EvalSymlinks(p string) (string, error) {
+	if t, ok := h.links[p]; ok {
+		return t, nil
+	}
+	if _, ok := h.inodes[p]; ok {
+		return p, nil
+	}
+	return "", fmt.Errorf("%s: no such file", p)
+}
+
+func (h fakeHost) Inode(p string) (uint32, uint64, bool) {
+	if t, ok := h.links[p]; ok {
+		p = t
+	}
+	ino, ok := h.inodes[p]
+	return 7, ino, ok
+}
+
+func compile(t *testing.T, yaml string, post rules.Postures) *rules.Set {
+	t.Helper()
+	ps, _, err := policy.Parse("t.yaml", []byte(yaml))
+	if err != nil {
+		t.Fatal(err)
+	}
+	set, err := rules.Compile(ps, workload.Host("h", nil), post)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return set
+}
+
+func hostPolicy(body string) string {
+	return `apiVersion: security.kubearmor.com/v1
+kind: KubeArmorHostPolicy
+metadata: {name: p}
+spec:
+  nodeSelector: {matchLabels: {kubearmor.io/hostname: "*"}}
+` + body
+}
+
+func TestTranslateEntries(t *testing.T) {
+	set := compile(t, hostPolicy(`  file:
+    matchPaths:
+    - path: /wt/secret.txt
+    - path: /wt/link
+      readOnly: true
+      ownerOnly: true
+      fromSource: [{path: /wt/bin/other}]
+    matchDirectories:
+    - dir: /wt/flat/
+    - dir: /wt/deep/
+      recursive: true
+      action: Audit
+  action: Block
+`), rules.DefaultPostures())
+	h := fakeHost{links: map[string]string{"/wt/link": "/wt/target"}, inodes: map[string]uint64{"/wt/target": 42, "/wt/bin/other": 9}}
+	tr, err := Translate(set, h)
+	if err != nil {
+		t.Fatal(err)
+	}
+	other := Hash("/wt/bin/other")
+	otherIno := (uint64(7)<<32 ^ 9) ^ srcInodeTag
+	want := map[Key]Value{
+		{Op: opFile, Kind: kindPath, Hash: Hash("/wt/secret.txt")}:               {Exact: 1 << 0},
+		{Op: opFile, Kind: kindPath, Hash: Hash("/wt/link"), Src: other}:         {Exact: 1 << 3},
+		{Op: opFile, Kind: kindPath, Hash: Hash("/wt/target"), Src: other}:       {Exact: 1 << 3},
+		{Op: opFile, Kind: kindInode, Hash: uint64(7)<<32 ^ 42, Src: other}:      {Exact: 1 << 3},
+		{Op: opFile, Kind: kindPath, Hash: Hash("/wt/link"), Src: otherIno}:      {Exact: 1 << 3},
+		{Op: opFile, Kind: kindPath, Hash: Hash("/wt/target"), Src: otherIno}:    {Exact: 1 << 3},
+		{Op: opFile, Kind: kindInode, Hash: uint64(7)<<32 ^ 42, Src: otherIno}:   {Exact: 1 << 3},
+		{Op: opFile, Kind: kindPath, Hash: Hash("/wt/flat/")}:                    {Direct: 1 << 0},
+		{Op: opFile, Kind: kindPath, Hash: Hash("/wt/deep/")}:                    {Recursive: 1 << auditShift},
+	}
+	if len(tr.Entries) != len(want) {
+		for _, k := range tr.SortedKeys() {
+			t.Logf("got %+v = %+v", k, tr.Entries[k])
+		}
+		t.Fatalf("got %d entries, want %d", len(tr.Entries), len(want))
+	}
+	for k, v := range want {
+		if got, ok := tr.Entries[k]; !ok || got != v {
+			t.Errorf("entry %+v = %+v (present %v), want %+v", k, got, ok, v)
+		}
+	}
+	if f := uint8(tr.Flags); f != wfRules|wfSourceRules|wfBlockRules|wfInodes {
+		t.Errorf("file flags %#x", f)
+	}
+	if tr.Flags>>8 != 0 {
+		t.Errorf("flags for other operations: %#x", tr.Flags)
+	}
+	if tr.Inodes[uint64(7)<<32^42] != "/wt/link" {
+		t.Errorf("inode attribution %v", tr.Inodes)
+	}
+}
+
+func TestTranslateRefusesAndWarns(t *testing.T) {
+	// Only syscall rules take a fromSource directory today; refuse it anyway.
+	set := &rules.Set{Workload: workload.Host("h", nil), Rules: []rules.Rule{{Rule: policy.Rule{
+		Field: "spec.file.matchPaths[0]", Operation: policy.OpFile, Match: policy.MatchPath, Value: "/wt/a",
+		Action: policy.ActionBlock, FromSource: []policy.FromSource{{Dir: "/wt/bin/"}},
+	}}}}
+	if _, err := Translate(set, nil); err == nil || !strings.Contains(err.Error(), "fromSource directory") {
+		t.Errorf("fromSource dir: err %v", err)
+	}
+	set = compile(t, hostPolicy(`  process:
+    matchPaths:
+    - path: /bin/ls
+      allowedArgs: [-l]
+  action: Block
+`), rules.DefaultPostures())
+	tr, err := Translate(set, nil)
+	if err != nil || len(tr.Warnings) != 1 {
+		t.Errorf("allowedArgs: err %v warnings %v", err, tr.Warnings)
+	}
+	set.Workload = workload.Workload{Kind: workload.KindContainer, ContainerID: "c"}
+	if _, err := Translate(set, nil); err == nil {
+		t.Error("container without cgroup id translated")
+	}
+}
+
+// simulate is bpf/ward.c's decision in Go, over a Translation: the same
+// prefix hashing, lookups, DFA steps and bit reduction. Comparing it with
+// rules.Decide on the conformance table checks the translation on the host;
+// the VM test checks the kernel against the same table.
+func simulate(tr *Translation, a rules.Access) policy.Action {
+	var op uint8
+	switch a.Op {
+	case policy.OpFile:
+		op = opFile
+	case policy.OpProcess:
+		op = opProcess
+	case policy.OpNetwork:
+		op = opNetwork
+	case policy.OpCapabilities:
+		op = opCapabilities
+	}
+	flags := uint8(tr.Flags >> (8 * op))
+	if flags&wfRules == 0 {
+		return policy.ActionAllow
+	}
+	src := uint64(0)
+	if flags&wfSourceRules != 0 {
+		src = Hash(a.Source)
+	}
+	look := func(kind uint8, h, s uint64) Value {
+		return tr.Entries[Key{Workload: tr.Workload, Op: op, Kind: kind, Hash: h, Src: s}]
+	}
+	var bits uint64
+	both := func(kind uint8, h uint64, f func(Value) uint64) {
+		bits |= f(look(kind, h, 0))
+		if src != 0 {
+			bits |= f(look(kind, h, src))
+		}
+	}
+	switch op {
+	case opFile, opProcess:
+		p := a.Path
+		last := strings.LastIndexByte(p, '/')
+		for i := 0; i <= last; i++ {
+			if p[i] == '/' {
+				both(kindPath, Hash(p[:i+1]), func(v Value) uint64 {
+					if i == last {
+						return v.Recursive | v.Direct
+					}
+					return v.Recursive
+				})
+			}
+		}
+		both(kindPath, Hash(p), func(v Value) uint64 { return v.Exact })
+		both(kindPath, Hash(p+"/"), func(v Value) uint64 { return v.Direct | v.Recursive })
+		if op == opProcess {
+			both(kindExecName, Hash(p[last+1:]), func(v Value) uint64 { return v.Exact })
+		}
+		if flags&wfPatterns != 0 {
+			state, alive, acc := uint32(0), true, uint64(0)
+			for i := 0; i < len(p) && alive; i++ {
+				g, ok := tr.Globs[GlobKey{Workload: tr.Workload, Op: op, State: state, Byte: p[i]}]
+				state, acc, alive = g.Next, g.Accept, ok
+			}
+			if alive {
+				bits |= acc
+			}
+		}
+	case opNetwork:
+		n := rules.NetworkAccess(a.Protocol)
+		if a.Protocol == "" {
+			n = a
+		}
+		codes := []uint64{codeAll}
+		if c, err := protocolCodes(n.Protocol); err == nil && n.Protocol != "" {
+			codes = append(codes, c...)
+		}
+		if c, err := protocolCodes(n.SockType); err == nil && n.SockType != "" {
+			codes = append(codes, c...)
+		}
+		if n.Family == "packet" {
+			codes = append(codes, codeFamily|afPacket)
+		}
+		for _, c := range codes {
+			both(kindCode, c, func(v Value) uint64 { return v.Exact })
+		}
+	case opCapabilities:
+		both(kindCode, codeCap|uint64(capabilities[a.Capability]), func(v Value) uint64 { return v.Exact })
+	}
+	perm := uint64(0)
+	for c := 0; c < 12; c++ {
+		ro, oo, pts := c&1 != 0, c&2 != 0, c>>2
+		if pts == 3 {
+			continue
+		}
+		if (!ro || !a.Write) && (!oo || a.UID == a.Owner) && (pts == 0 || (pts == 1) == a.TTY) {
+			perm |= 1 << c
+		}
+	}
+	const mask = 0xfff
+	switch {
+	case (bits>>blockShift)&mask&(^perm&mask|1) != 0:
+		return policy.ActionBlock
+	case (bits>>auditShift)&mask&perm != 0:
+		return policy.ActionAudit
+	case (bits>>allowShift)&mask&perm != 0:
+		return policy.ActionAllow
+	}
+	listed := flags&wfAllowGlobal != 0
+	if !listed && flags&wfAllowSources != 0 {
+		_, listed = tr.Entries[Key{Workload: tr.Workload, Op: op, Kind: kindSrcAllow, Src: Hash(a.Source)}]
+	}
+	if !listed {
+		return policy.ActionAllow
+	}
+	if flags&wfPostureBlock != 0 {
+		return policy.ActionBlock
+	}
+	return policy.ActionAudit
+}
+
+// TestTranslationAgreesWithDecide runs the conformance table through the
+// translation and the Go model of the kernel's decision.
+func TestTranslationAgreesWithDecide(t *testing.T) {
+	cases, err := conformance.Cases()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range cases {
+		ps, post, err := c.Load()
+		if err != nil {
+			t.Fatal(err)
+		}
+		set, err := rules.Compile(ps, workload.Host("h", nil), post)
+		if err != nil {
+			t.Fatal(err)
+		}
+		tr, err := Translate(set, nil)
+		if err != nil {
+			t.Errorf("%s: %v", c.Name, err)
+			continue
+		}
+		for i, a := range c.Accesses {
+			acc := a.Access()
+			if got, want := simulate(tr, acc), set.Decide(acc).Action; got != want {
+				t.Errorf("%s/%d (%s): kernel model says %s, Decide %s", c.Name, i, a.Describe(), got, want)
+			}
+		}
+	}
+}
+
+// TestDFAMatchesGlob compares the DFA with internal/glob on patterns and paths.
+func TestDFAMatchesGlob(t *testing.T) {
+	patterns := []string{"/wt/keys/*.pem", "/etc/**/*.conf", "/a/?/b", "/x/[a-c]*", "/x/[!a-c]z", "/**", "/d/**/e", "/f/*"}
+	paths := []string{"/wt/keys/a.pem", "/wt/keys/sub/a.pem", "/wt/keys/.pem", "/etc/a.conf", "/etc/x/y/a.conf",
+		"/etc/x/a.confx", "/a/b/b", "/a/bb/b", "/a//b", "/x/abc", "/x/d", "/x/dz", "/x/az", "/x//z", "/d/e", "/d/x/e",
+		"/d//e", "/f/", "/f/g", "/f/g/h", "/", ""}
+	for i, p := range patterns {
+		toks, err := globTokens(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		// Each pattern alone, and all together with its own bit.
+		dfa, err := buildDFA([]globPattern{{toks: toks, bits: 1}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		g, err := glob.Compile(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, path := range paths {
+			state, alive, acc := uint32(0), true, uint64(0)
+			for j := 0; j < len(path) && alive; j++ {
+				v, ok := dfa[state][path[j]]
+				state, acc, alive = v.Next, v.Accept, ok
+			}
+			got := alive && acc&1 != 0 && path != ""
+			if got != g.Match(path) {
+				t.Errorf("pattern %d %q on %q: dfa %v, glob %v", i, p, path, got, g.Match(path))
+			}
+		}
+	}
+	var all []globPattern
+	for i, p := range patterns {
+		toks, _ := globTokens(p)
+		all = append(all, globPattern{toks: toks, bits: 1 << i})
+	}
+	dfa, err := buildDFA(all)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, path := range paths {
+		state, alive, acc := uint32(0), true, uint64(0)
+		for j := 0; j < len(path) && alive; j++ {
+			v, ok := dfa[state][path[j]]
+			state, acc, alive = v.Next, v.Accept, ok
+		}
+		for i, p := range patterns {
+			g, _ := glob.Compile(p)
+			got := alive && path != "" && acc&(1<<i) != 0
+			if got != g.Match(path) {
+				t.Errorf("combined DFA, pattern %q on %q: %v, glob %v", p, path, got, g.Match(path))
+			}
+		}
+	}
+}
