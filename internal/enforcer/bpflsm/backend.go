@@ -72,8 +72,8 @@ type applied struct {
 	gen   uint32
 	keys  []wardRuleKey
 	globs []wardGlobKey
-	tr   *Translation
-	id   string
+	tr    *Translation
+	id    string
 }
 
 var _ enforcer.Backend = (*Backend)(nil)

@@ -81,15 +81,15 @@ func TestTranslateEntries(t *testing.T) {
 	other := Hash("/wt/bin/other")
 	otherIno := (uint64(7)<<32 ^ 9) ^ srcInodeTag
 	want := map[Key]Value{
-		{Op: opFile, Kind: kindPath, Hash: Hash("/wt/secret.txt")}:               {Exact: 1 << 0},
-		{Op: opFile, Kind: kindPath, Hash: Hash("/wt/link"), Src: other}:         {Exact: 1 << 3},
-		{Op: opFile, Kind: kindPath, Hash: Hash("/wt/target"), Src: other}:       {Exact: 1 << 3},
-		{Op: opFile, Kind: kindInode, Hash: uint64(7)<<32 ^ 42, Src: other}:      {Exact: 1 << 3},
-		{Op: opFile, Kind: kindPath, Hash: Hash("/wt/link"), Src: otherIno}:      {Exact: 1 << 3},
-		{Op: opFile, Kind: kindPath, Hash: Hash("/wt/target"), Src: otherIno}:    {Exact: 1 << 3},
-		{Op: opFile, Kind: kindInode, Hash: uint64(7)<<32 ^ 42, Src: otherIno}:   {Exact: 1 << 3},
-		{Op: opFile, Kind: kindPath, Hash: Hash("/wt/flat/")}:                    {Direct: 1 << 0},
-		{Op: opFile, Kind: kindPath, Hash: Hash("/wt/deep/")}:                    {Recursive: 1 << auditShift},
+		{Op: opFile, Kind: kindPath, Hash: Hash("/wt/secret.txt")}:             {Exact: 1 << 0},
+		{Op: opFile, Kind: kindPath, Hash: Hash("/wt/link"), Src: other}:       {Exact: 1 << 3},
+		{Op: opFile, Kind: kindPath, Hash: Hash("/wt/target"), Src: other}:     {Exact: 1 << 3},
+		{Op: opFile, Kind: kindInode, Hash: uint64(7)<<32 ^ 42, Src: other}:    {Exact: 1 << 3},
+		{Op: opFile, Kind: kindPath, Hash: Hash("/wt/link"), Src: otherIno}:    {Exact: 1 << 3},
+		{Op: opFile, Kind: kindPath, Hash: Hash("/wt/target"), Src: otherIno}:  {Exact: 1 << 3},
+		{Op: opFile, Kind: kindInode, Hash: uint64(7)<<32 ^ 42, Src: otherIno}: {Exact: 1 << 3},
+		{Op: opFile, Kind: kindPath, Hash: Hash("/wt/flat/")}:                  {Direct: 1 << 0},
+		{Op: opFile, Kind: kindPath, Hash: Hash("/wt/deep/")}:                  {Recursive: 1 << auditShift},
 	}
 	if len(tr.Entries) != len(want) {
 		for _, k := range tr.SortedKeys() {
