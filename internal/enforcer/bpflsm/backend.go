@@ -109,13 +109,9 @@ func New(opts Options) (*Backend, error) {
 		}
 		return nil, fmt.Errorf("load programs: %w", err)
 	}
-	for _, p := range []*ebpf.Program{b.objs.WardFileOpen, b.objs.WardSocketCreate, b.objs.WardCapable} {
-		l, err := link.AttachLSM(link.LSMOptions{Program: p})
-		if err != nil {
-			b.closeKernel()
-			return nil, fmt.Errorf("attach %s: %w", p, err)
-		}
-		b.links = append(b.links, l)
+	if err := b.attach(); err != nil {
+		b.closeKernel()
+		return nil, err
 	}
 	b.rd, err = ringbuf.NewReader(b.objs.Events)
 	if err != nil {
@@ -125,6 +121,34 @@ func New(opts Options) (*Backend, error) {
 	b.wg.Add(1)
 	go b.read()
 	return b, nil
+}
+
+// attach attaches every program to its hook.
+func (b *Backend) attach() error {
+	for _, p := range []*ebpf.Program{
+		b.objs.WardFileOpen, b.objs.WardSocketCreate, b.objs.WardCapable,
+		b.objs.WardPathUnlink, b.objs.WardPathRmdir, b.objs.WardPathMkdir, b.objs.WardPathMknod,
+		b.objs.WardPathSymlink, b.objs.WardPathLink, b.objs.WardPathRename, b.objs.WardPathChmod,
+		b.objs.WardPathChown, b.objs.WardPathTruncate,
+	} {
+		l, err := link.AttachLSM(link.LSMOptions{Program: p})
+		if err != nil {
+			return fmt.Errorf("attach %s: %w", p, err)
+		}
+		b.links = append(b.links, l)
+	}
+	return nil
+}
+
+// detach removes the programs from their hooks, keeping maps and programs;
+// the benchmark uses it for its no-program baseline.
+func (b *Backend) detach() error {
+	var errs []error
+	for _, l := range b.links {
+		errs = append(errs, l.Close())
+	}
+	b.links = nil
+	return errors.Join(errs...)
 }
 
 // Name implements enforcer.Backend.
@@ -269,13 +293,7 @@ func (b *Backend) Close() error {
 }
 
 func (b *Backend) closeKernel() error {
-	var errs []error
-	for _, l := range b.links {
-		errs = append(errs, l.Close())
-	}
-	b.links = nil
-	errs = append(errs, b.objs.Close())
-	return errors.Join(errs...)
+	return errors.Join(b.detach(), b.objs.Close())
 }
 
 // Event flags (bpf/ward.c EF_*).
@@ -366,6 +384,12 @@ func (b *Backend) convert(e *wardEvent) enforcer.Event {
 		acc.Path = cstr(e.Path[:])
 		if e.Flags&efUnresolved != 0 {
 			detail += fmt.Sprintf(" unresolved path (d_path: %d): denied, fail closed", e.PathLen)
+		}
+		if a != nil {
+			if alias := a.tr.Alias(acc.Path); alias != acc.Path {
+				detail += " opened=" + acc.Path
+				acc.Path = alias
+			}
 		}
 		if e.Flags&efInode != 0 && a != nil {
 			// Decided by inode: attribute to the rule's path, keep the opened one.

@@ -29,7 +29,7 @@ var host = workload.Host("ward-vm", nil)
 // keyed on it reaches the helpers and never the test binary itself (a file
 // allow-list with posture block on the whole VM would deny the test its own
 // files). It returns the cgroup's id and an open fd for clone3.
-func testCgroup(t *testing.T, name string) (uint64, int) {
+func testCgroup(t testing.TB, name string) (uint64, int) {
 	t.Helper()
 	if _, err := os.Stat("/sys/fs/cgroup/cgroup.controllers"); err != nil {
 		if err := os.MkdirAll("/sys/fs/cgroup", 0o755); err != nil {
@@ -153,7 +153,7 @@ func prepareRoot(t *testing.T, self string, c conformance.Case) {
 	})
 }
 
-func mkfile(t *testing.T, p string, owner uint32) {
+func mkfile(t testing.TB, p string, owner uint32) {
 	t.Helper()
 	if err := os.MkdirAll(filepath.Dir(p), 0o777); err != nil {
 		t.Fatal(err)

@@ -6,9 +6,11 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
 	"golang.org/x/sys/unix"
 
@@ -66,6 +68,67 @@ func helper(op string) int {
 		}
 	case "chown":
 		err = os.Chown(arg, 1, 1)
+	case "loop":
+		// loop:N:PATH opens and closes PATH N times and prints ns per open.
+		n, path, _ := strings.Cut(arg, ":")
+		count, _ := strconv.Atoi(n)
+		start := time.Now()
+		for i := 0; i < count && err == nil; i++ {
+			var fd int
+			if fd, err = unix.Open(path, unix.O_RDONLY, 0); err == nil {
+				unix.Close(fd)
+			}
+		}
+		if err == nil {
+			fmt.Printf("%d\n", time.Since(start).Nanoseconds()/int64(count))
+			return 0
+		}
+	case "openrel":
+		// openrel:DIR:FILE opens FILE relative to DIR after chdir.
+		dir, file, _ := strings.Cut(arg, ":")
+		if err = os.Chdir(dir); err == nil {
+			var f *os.File
+			if f, err = os.Open(file); err == nil {
+				f.Close()
+			}
+		}
+	case "create":
+		var f *os.File
+		if f, err = os.OpenFile(arg, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o666); err == nil {
+			f.Close()
+		}
+	case "unlink":
+		err = os.Remove(arg)
+	case "rename":
+		a, b, _ := strings.Cut(arg, ":")
+		err = os.Rename(a, b)
+	case "link":
+		a, b, _ := strings.Cut(arg, ":")
+		err = os.Link(a, b)
+	case "chmod":
+		err = os.Chmod(arg, 0o600)
+	case "truncate":
+		err = os.Truncate(arg, 0)
+	case "openlong":
+		// openlong:DIR:NAME:N descends N levels of NAME below DIR with
+		// O_PATH (no open check) and opens f.txt there: a path longer than
+		// PATH_MAX that no single syscall could name.
+		parts := strings.SplitN(arg, ":", 3)
+		n, _ := strconv.Atoi(parts[2])
+		fd, e := unix.Open(parts[0], unix.O_PATH|unix.O_DIRECTORY, 0)
+		for i := 0; e == nil && i < n; i++ {
+			var next int
+			next, e = unix.Openat(fd, parts[1], unix.O_PATH|unix.O_DIRECTORY, 0)
+			unix.Close(fd)
+			fd = next
+		}
+		if e == nil {
+			var f int
+			if f, e = unix.Openat(fd, "f.txt", unix.O_RDONLY, 0); e == nil {
+				unix.Close(f)
+			}
+		}
+		err = e
 	default:
 		fmt.Printf("unknown op %q\n", op)
 		return 2
@@ -83,8 +146,13 @@ func run(path string, args []string) error {
 		return err
 	}
 	var ws syscall.WaitStatus
-	_, err = syscall.Wait4(pid, &ws, 0, nil)
-	return err
+	if _, err = syscall.Wait4(pid, &ws, 0, nil); err != nil {
+		return err
+	}
+	if ws.ExitStatus() != 0 {
+		return fmt.Errorf("exit %d", ws.ExitStatus())
+	}
+	return nil
 }
 
 // execMemfd copies a binary into a memfd and executes that (fexecve).

@@ -106,6 +106,10 @@ type Translation struct {
 	// decided by inode (a hard link, a renamed file) is attributed to the
 	// rule's path.
 	Inodes map[uint64]string
+	// Aliases maps where a rule's symlinked path (or directory, with its
+	// slash) leads to the path as the rule names it, so that events about
+	// the target are attributed to the rule.
+	Aliases map[string]string
 	// Sources names the executable behind each source identity, for events.
 	Sources map[uint64]string
 	// Warnings list rules or rule parts the kernel cannot enforce.
@@ -192,6 +196,7 @@ func Translate(set *rules.Set, host Host) (*Translation, error) {
 		Entries:  map[Key]Value{},
 		Inodes:   map[uint64]string{},
 		Sources:  map[uint64]string{},
+		Aliases:  map[string]string{},
 		Globs:    map[GlobKey]GlobVal{},
 	}
 	var patterns [numOps][]globPattern
@@ -247,6 +252,9 @@ func Translate(set *rules.Set, host Host) (*Translation, error) {
 					k := base
 					k.Kind, k.Hash = kindPath, Hash(p)
 					add(k, bit, 0, 0)
+					if p != r.Value {
+						t.Aliases[p] = r.Value
+					}
 				}
 				if host != nil && (op == opFile || op == opProcess) {
 					if dev, ino, ok := host.Inode(r.Value); ok {
@@ -262,6 +270,9 @@ func Translate(set *rules.Set, host Host) (*Translation, error) {
 				for _, p := range resolved(host, dir) {
 					k := base
 					k.Kind, k.Hash = kindPath, Hash(strings.TrimSuffix(p, "/")+"/")
+					if p != dir {
+						t.Aliases[strings.TrimSuffix(p, "/")+"/"] = r.Value
+					}
 					if r.Recursive {
 						add(k, 0, 0, bit)
 					} else {
@@ -379,6 +390,24 @@ func resolved(host Host, p string) []string {
 		out = append(out, filepath.Clean(r))
 	}
 	return out
+}
+
+// Alias returns the path as the rules name it for a path the kernel saw:
+// the same path, or, below a rule's symlink target, the symlink's path.
+func (t *Translation) Alias(p string) string {
+	if a, ok := t.Aliases[p]; ok {
+		return a
+	}
+	best := ""
+	for target := range t.Aliases {
+		if strings.HasSuffix(target, "/") && strings.HasPrefix(p, target) && len(target) > len(best) {
+			best = target
+		}
+	}
+	if best != "" {
+		return t.Aliases[best] + p[len(best):]
+	}
+	return p
 }
 
 // SortedKeys returns the entries' keys in a stable order, for golden output.

@@ -108,6 +108,9 @@ func TestTranslateEntries(t *testing.T) {
 	if tr.Flags>>8 != 0 {
 		t.Errorf("flags for other operations: %#x", tr.Flags)
 	}
+	if got := tr.Alias("/wt/target"); got != "/wt/link" {
+		t.Errorf("alias of the symlink target: %q", got)
+	}
 	if tr.Inodes[uint64(7)<<32^42] != "/wt/link" {
 		t.Errorf("inode attribution %v", tr.Inodes)
 	}

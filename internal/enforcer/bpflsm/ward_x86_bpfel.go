@@ -76,7 +76,7 @@ type wardRuleVal struct {
 
 type wardScratch struct {
 	_    structs.HostLayout
-	Path [4096]int8
+	Path [8192]int8
 	Src  [4096]int8
 }
 
@@ -100,6 +100,16 @@ const (
 	wardMapWorkloads         = "workloads"
 	wardProgWardCapable      = "ward_capable"
 	wardProgWardFileOpen     = "ward_file_open"
+	wardProgWardPathChmod    = "ward_path_chmod"
+	wardProgWardPathChown    = "ward_path_chown"
+	wardProgWardPathLink     = "ward_path_link"
+	wardProgWardPathMkdir    = "ward_path_mkdir"
+	wardProgWardPathMknod    = "ward_path_mknod"
+	wardProgWardPathRename   = "ward_path_rename"
+	wardProgWardPathRmdir    = "ward_path_rmdir"
+	wardProgWardPathSymlink  = "ward_path_symlink"
+	wardProgWardPathTruncate = "ward_path_truncate"
+	wardProgWardPathUnlink   = "ward_path_unlink"
 	wardProgWardSocketCreate = "ward_socket_create"
 	wardVarUnusedEvent       = "unused_event"
 	wardVarUnusedGlobKey     = "unused_glob_key"
@@ -153,6 +163,16 @@ type wardSpecs struct {
 type wardProgramSpecs struct {
 	WardCapable      *ebpf.ProgramSpec `ebpf:"ward_capable"`
 	WardFileOpen     *ebpf.ProgramSpec `ebpf:"ward_file_open"`
+	WardPathChmod    *ebpf.ProgramSpec `ebpf:"ward_path_chmod"`
+	WardPathChown    *ebpf.ProgramSpec `ebpf:"ward_path_chown"`
+	WardPathLink     *ebpf.ProgramSpec `ebpf:"ward_path_link"`
+	WardPathMkdir    *ebpf.ProgramSpec `ebpf:"ward_path_mkdir"`
+	WardPathMknod    *ebpf.ProgramSpec `ebpf:"ward_path_mknod"`
+	WardPathRename   *ebpf.ProgramSpec `ebpf:"ward_path_rename"`
+	WardPathRmdir    *ebpf.ProgramSpec `ebpf:"ward_path_rmdir"`
+	WardPathSymlink  *ebpf.ProgramSpec `ebpf:"ward_path_symlink"`
+	WardPathTruncate *ebpf.ProgramSpec `ebpf:"ward_path_truncate"`
+	WardPathUnlink   *ebpf.ProgramSpec `ebpf:"ward_path_unlink"`
 	WardSocketCreate *ebpf.ProgramSpec `ebpf:"ward_socket_create"`
 }
 
@@ -237,6 +257,16 @@ type wardVariables struct {
 type wardPrograms struct {
 	WardCapable      *ebpf.Program `ebpf:"ward_capable"`
 	WardFileOpen     *ebpf.Program `ebpf:"ward_file_open"`
+	WardPathChmod    *ebpf.Program `ebpf:"ward_path_chmod"`
+	WardPathChown    *ebpf.Program `ebpf:"ward_path_chown"`
+	WardPathLink     *ebpf.Program `ebpf:"ward_path_link"`
+	WardPathMkdir    *ebpf.Program `ebpf:"ward_path_mkdir"`
+	WardPathMknod    *ebpf.Program `ebpf:"ward_path_mknod"`
+	WardPathRename   *ebpf.Program `ebpf:"ward_path_rename"`
+	WardPathRmdir    *ebpf.Program `ebpf:"ward_path_rmdir"`
+	WardPathSymlink  *ebpf.Program `ebpf:"ward_path_symlink"`
+	WardPathTruncate *ebpf.Program `ebpf:"ward_path_truncate"`
+	WardPathUnlink   *ebpf.Program `ebpf:"ward_path_unlink"`
 	WardSocketCreate *ebpf.Program `ebpf:"ward_socket_create"`
 }
 
@@ -244,6 +274,16 @@ func (p *wardPrograms) Close() error {
 	return _WardClose(
 		p.WardCapable,
 		p.WardFileOpen,
+		p.WardPathChmod,
+		p.WardPathChown,
+		p.WardPathLink,
+		p.WardPathMkdir,
+		p.WardPathMknod,
+		p.WardPathRename,
+		p.WardPathRmdir,
+		p.WardPathSymlink,
+		p.WardPathTruncate,
+		p.WardPathUnlink,
 		p.WardSocketCreate,
 	)
 }

@@ -190,8 +190,11 @@ struct {
 	__type(value, __u64);
 } stats SEC(".maps");
 
+// path holds either bpf_d_path's result at offset 0, or a path built
+// backwards by walk_dentries ending at PATH_MAX-1; it is twice PATH_MAX so
+// that every masked offset plus a component stays inside.
 struct scratch {
-	char path[PATH_MAX];
+	char path[2 * PATH_MAX];
 	char src[PATH_MAX];
 };
 
@@ -239,6 +242,7 @@ static __always_inline int find_workload(__u8 op, struct wl *w)
 
 struct walk {
 	struct scratch *s;
+	__u32 start; // offset of the path in s->path
 	__u64 cgroup;
 	__u64 src; // 0 when the workload has no fromSource rules for op
 	__u32 gen;
@@ -287,7 +291,7 @@ static __always_inline void lookup_dir(struct walk *w)
 
 static long walk_char(__u64 i, struct walk *w)
 {
-	unsigned char c = w->s->path[i & (PATH_MAX - 1)];
+	unsigned char c = w->s->path[(w->start + i) & (2 * PATH_MAX - 1)];
 	if (c == 0)
 		return 1;
 	w->h = (w->h ^ c) * FNV_PRIME;
@@ -445,8 +449,8 @@ static __always_inline int emit(struct walk *w, struct wl *wl, int action, __u32
 	bpf_get_current_comm(e->comm, sizeof(e->comm));
 	e->path[0] = 0;
 	e->src = src;
-	if (in_file_open && path_len > 0)
-		bpf_probe_read_kernel_str(e->path, PATH_MAX, s->path);
+	if (path_len > 0)
+		bpf_probe_read_kernel_str(e->path, PATH_MAX, &s->path[w->start & (PATH_MAX - 1)]);
 	e->source[0] = 0;
 	// bpf_d_path is refused outside a few hooks; elsewhere user space names
 	// the source from e->src or /proc.
@@ -458,6 +462,111 @@ static __always_inline int emit(struct walk *w, struct wl *wl, int action, __u32
 	}
 	bpf_ringbuf_submit(e, 0);
 	return ret;
+}
+
+// check_path decides a file or process access to the path in s->path at
+// w->start (n: its length, or a negative errno when it could not be resolved).
+// in_file_open says whether bpf_d_path may be used for the source.
+static __always_inline int check_path(struct wl *wl, struct walk *w, struct scratch *s, long n, bool write,
+				      struct inode *inode, bool in_file_open)
+{
+	struct task_struct *t = bpf_get_current_task_btf();
+	__u32 fsuid = t->cred->fsuid.val;
+	// A file about to be created will belong to its creator.
+	__u32 owner = inode ? BPF_CORE_READ(inode, i_uid.val) : fsuid;
+	bool tty = has_tty(t);
+	__u32 flags = (write ? EF_WRITE : 0) | (tty ? EF_TTY : 0);
+
+	__u64 src = 0;
+	if (wl->flags & (WF_SOURCE_RULES | WF_ALLOW_SOURCES)) {
+		src = in_file_open ? source_hash(s) : source_inode();
+		if (!src)
+			flags |= EF_NO_SOURCE;
+	}
+	if (wl->flags & WF_SOURCE_RULES)
+		w->src = src;
+
+	if (n <= 0) {
+		// Fail closed wherever a Block or an allow-list could apply.
+		if (wl->flags & (WF_BLOCK_RULES | WF_ALLOW_GLOBAL | WF_ALLOW_SOURCES)) {
+			count(1);
+			return emit(w, wl, V_BLOCK, flags | EF_UNRESOLVED, owner, s, n, in_file_open, 0, 0, 0, -1, src);
+		}
+		return 0;
+	}
+
+	bpf_loop(PATH_MAX, walk_char, w, 0);
+	// The last prefix was the parent directory: its direct rules apply.
+	w->bits |= w->last_direct;
+	if (w->dfa)
+		w->bits |= w->accept;
+	__u64 h = w->h, bits = w->bits;
+	// The path itself.
+	struct rule_val *v = lookup(w, KIND_PATH, h, 0);
+	if (v)
+		bits |= v->exact;
+	// The path as a directory: directory rules cover the directory itself.
+	__u64 hdir = (h ^ '/') * FNV_PRIME;
+	v = lookup(w, KIND_PATH, hdir, 0);
+	if (v)
+		bits |= v->direct | v->recursive;
+	if (w->op == OP_PROCESS) {
+		v = lookup(w, KIND_EXECNAME, w->base, 0);
+		if (v)
+			bits |= v->exact;
+	}
+	if (w->src) {
+		v = lookup(w, KIND_PATH, h, w->src);
+		if (v)
+			bits |= v->exact;
+		v = lookup(w, KIND_PATH, hdir, w->src);
+		if (v)
+			bits |= v->direct | v->recursive;
+		if (w->op == OP_PROCESS) {
+			v = lookup(w, KIND_EXECNAME, w->base, w->src);
+			if (v)
+				bits |= v->exact;
+		}
+	}
+	// Hard links and renamed files: exact rules also name their inode.
+	if ((wl->flags & WF_INODES) && inode) {
+		__u64 ih = ((__u64)BPF_CORE_READ(inode, i_sb, s_dev) << 32) ^ BPF_CORE_READ(inode, i_ino);
+		__u64 before = bits;
+		v = lookup(w, KIND_INODE, ih, 0);
+		if (v)
+			bits |= v->exact;
+		if (w->src) {
+			v = lookup(w, KIND_INODE, ih, w->src);
+			if (v)
+				bits |= v->exact;
+		}
+		if (bits != before)
+			flags |= EF_INODE;
+	}
+
+	int vd = verdict(bits, permitted(write, owner == fsuid, tty));
+	if (vd == V_ALLOW)
+		return 0;
+	if (vd < 0) {
+		if (!allow_listed(w, wl->flags, src))
+			return 0;
+		vd = (wl->flags & WF_POSTURE_BLOCK) ? V_BLOCK : V_AUDIT;
+		flags |= EF_POSTURE;
+	}
+	return emit(w, wl, vd, flags, owner, s, n, in_file_open, 0, 0, 0, -1, src);
+}
+
+static __always_inline void walk_init(struct walk *w, struct wl *wl, struct scratch *s, __u8 op, __u32 start)
+{
+	__builtin_memset(w, 0, sizeof(*w));
+	w->s = s;
+	w->start = start;
+	w->cgroup = wl->cgroup;
+	w->gen = wl->gen;
+	w->op = op;
+	w->h = FNV_OFFSET;
+	w->base = FNV_OFFSET;
+	w->dfa = !!(wl->flags & WF_PATTERNS);
 }
 
 SEC("lsm/file_open")
@@ -473,107 +582,198 @@ int BPF_PROG(ward_file_open, struct file *file, int ret)
 	struct wl wl;
 	if (find_workload(op, &wl))
 		return 0;
-
 	__u32 zero = 0;
 	struct scratch *s = bpf_map_lookup_elem(&scratch, &zero);
 	if (!s)
 		return 0;
-
-	struct walk w = {
-		.s = s,
-		.cgroup = wl.cgroup,
-		.gen = wl.gen,
-		.op = op,
-		.h = FNV_OFFSET,
-		.base = FNV_OFFSET,
-		.dfa = !!(wl.flags & WF_PATTERNS),
-	};
-	struct task_struct *t = bpf_get_current_task_btf();
-	bool write = op == OP_FILE && (file->f_mode & FMODE_WRITE);
-	struct inode *inode = file->f_inode;
-	__u32 owner = inode->i_uid.val;
-	__u32 fsuid = t->cred->fsuid.val;
-	bool tty = has_tty(t);
-	__u32 flags = (write ? EF_WRITE : 0) | (tty ? EF_TTY : 0);
-
-	__u64 src = 0;
-	if (wl.flags & (WF_SOURCE_RULES | WF_ALLOW_SOURCES)) {
-		src = source_hash(s);
-		if (!src)
-			flags |= EF_NO_SOURCE;
-	}
-	if (wl.flags & WF_SOURCE_RULES)
-		w.src = src;
-
+	struct walk w;
+	walk_init(&w, &wl, s, op, 0);
 	long n = bpf_d_path(&file->f_path, s->path, PATH_MAX);
-	if (n <= 0) {
-		// Fail closed wherever a Block or an allow-list could apply.
-		if (wl.flags & (WF_BLOCK_RULES | WF_ALLOW_GLOBAL | WF_ALLOW_SOURCES)) {
-			count(1);
-			return emit(&w, &wl, V_BLOCK, flags | EF_UNRESOLVED, owner, s, n, true, 0, 0, 0, -1, src);
+	bool write = op == OP_FILE && (file->f_mode & FMODE_WRITE);
+	return check_path(&wl, &w, s, n, write, file->f_inode, true);
+}
+
+// Path operations. bpf_d_path is refused in these hooks, so the path is built
+// by walking dentries and mounts up to the root of the mount tree, backwards
+// into s->path so that it ends at PATH_MAX-1. Any depth fits as long as the
+// whole path fits in PATH_MAX; a longer one is unresolved (fail closed).
+
+struct dwalk {
+	struct scratch *s;
+	__u64 dentry; // struct dentry *, read with bpf_probe_read_kernel
+	__u64 mnt;    // struct mount *
+	__u64 root;   // the mount's root dentry
+	__s32 pos;    // the path starts at s->path[pos]
+	__s32 err;
+	__u32 done;
+};
+
+static long dwalk_step(__u64 i, struct dwalk *w)
+{
+	struct dentry *d = (struct dentry *)w->dentry;
+	struct mount *m = (struct mount *)w->mnt;
+	if (w->dentry == w->root) {
+		struct mount *parent = BPF_CORE_READ(m, mnt_parent);
+		if (parent == m || !parent) {
+			w->done = 1;
+			return 1;
 		}
+		w->dentry = (__u64)BPF_CORE_READ(m, mnt_mountpoint);
+		w->mnt = (__u64)parent;
+		w->root = (__u64)BPF_CORE_READ(parent, mnt.mnt_root);
 		return 0;
 	}
+	struct dentry *p = BPF_CORE_READ(d, d_parent);
+	if (!p || p == d) {
+		w->done = 1;
+		return 1;
+	}
+	__u32 len = BPF_CORE_READ(d, d_name.len);
+	const unsigned char *name = BPF_CORE_READ(d, d_name.name);
+	if (len > 255 || w->pos < (__s32)len + 1) {
+		w->err = -36; // ENAMETOOLONG
+		return 1;
+	}
+	w->pos -= len;
+	bpf_probe_read_kernel(&w->s->path[w->pos & (PATH_MAX - 1)], len & 255, name);
+	w->pos -= 1;
+	w->s->path[w->pos & (PATH_MAX - 1)] = '/';
+	w->dentry = (__u64)p;
+	return 0;
+}
 
-	bpf_loop(PATH_MAX, walk_char, &w, 0);
-	// The last prefix was the parent directory: its direct rules apply.
-	w.bits |= w.last_direct;
-	if (w.dfa)
-		w.bits |= w.accept;
-	__u64 h = w.h, bits = w.bits;
-	// The path itself.
-	struct rule_val *v = lookup(&w, KIND_PATH, h, 0);
-	if (v)
-		bits |= v->exact;
-	// The path as a directory: directory rules cover the directory itself.
-	__u64 hdir = (h ^ '/') * FNV_PRIME;
-	v = lookup(&w, KIND_PATH, hdir, 0);
-	if (v)
-		bits |= v->direct | v->recursive;
-	if (op == OP_PROCESS) {
-		v = lookup(&w, KIND_EXECNAME, w.base, 0);
-		if (v)
-			bits |= v->exact;
+// build_path writes the path of (mnt, dentry) and returns its start in
+// s->path and its length (or a negative errno).
+static __always_inline long build_path(struct scratch *s, struct vfsmount *vmnt, struct dentry *dentry, __u32 *start)
+{
+	struct dwalk w = {
+		.s = s,
+		.dentry = (__u64)dentry,
+		.mnt = (__u64)container_of(vmnt, struct mount, mnt),
+		.root = (__u64)BPF_CORE_READ(vmnt, mnt_root),
+		.pos = PATH_MAX - 1,
+	};
+	s->path[PATH_MAX - 1] = 0;
+	bpf_loop(PATH_MAX, dwalk_step, &w, 0);
+	if (w.err)
+		return w.err;
+	if (!w.done)
+		return -36;
+	if (w.pos == PATH_MAX - 1) {
+		// The root itself.
+		w.pos = PATH_MAX - 2;
+		s->path[PATH_MAX - 2] = '/';
 	}
-	if (w.src) {
-		v = lookup(&w, KIND_PATH, h, w.src);
-		if (v)
-			bits |= v->exact;
-		v = lookup(&w, KIND_PATH, hdir, w.src);
-		if (v)
-			bits |= v->direct | v->recursive;
-		if (op == OP_PROCESS) {
-			v = lookup(&w, KIND_EXECNAME, w.base, w.src);
-			if (v)
-				bits |= v->exact;
-		}
-	}
-	// Hard links and renamed files: exact rules also name their inode.
-	if (wl.flags & WF_INODES) {
-		__u64 ih = ((__u64)inode->i_sb->s_dev << 32) ^ inode->i_ino;
-		__u64 before = bits;
-		v = lookup(&w, KIND_INODE, ih, 0);
-		if (v)
-			bits |= v->exact;
-		if (w.src) {
-			v = lookup(&w, KIND_INODE, ih, w.src);
-			if (v)
-				bits |= v->exact;
-		}
-		if (bits != before)
-			flags |= EF_INODE;
-	}
+	*start = w.pos;
+	return PATH_MAX - 1 - w.pos;
+}
 
-	int vd = verdict(bits, permitted(write, owner == fsuid, tty));
-	if (vd == V_ALLOW)
+// check_write decides a modification of (mnt, dentry).
+static __always_inline int check_write(struct vfsmount *mnt, struct dentry *dentry)
+{
+	struct wl wl;
+	if (find_workload(OP_FILE, &wl))
 		return 0;
-	if (vd < 0) {
-		if (!allow_listed(&w, wl.flags, src))
-			return 0;
-		vd = (wl.flags & WF_POSTURE_BLOCK) ? V_BLOCK : V_AUDIT;
-		flags |= EF_POSTURE;
-	}
-	return emit(&w, &wl, vd, flags, owner, s, n, true, 0, 0, 0, -1, src);
+	__u32 zero = 0;
+	struct scratch *s = bpf_map_lookup_elem(&scratch, &zero);
+	if (!s)
+		return 0;
+	__u32 start = 0;
+	long n = build_path(s, mnt, dentry, &start);
+	struct walk w;
+	walk_init(&w, &wl, s, OP_FILE, start);
+	return check_path(&wl, &w, s, n, true, BPF_CORE_READ(dentry, d_inode), false);
+}
+
+SEC("lsm/path_unlink")
+int BPF_PROG(ward_path_unlink, const struct path *dir, struct dentry *dentry, int ret)
+{
+	if (ret != 0)
+		return ret;
+	return check_write(BPF_CORE_READ(dir, mnt), dentry);
+}
+
+SEC("lsm/path_rmdir")
+int BPF_PROG(ward_path_rmdir, const struct path *dir, struct dentry *dentry, int ret)
+{
+	if (ret != 0)
+		return ret;
+	return check_write(BPF_CORE_READ(dir, mnt), dentry);
+}
+
+SEC("lsm/path_mkdir")
+int BPF_PROG(ward_path_mkdir, const struct path *dir, struct dentry *dentry, umode_t mode, int ret)
+{
+	if (ret != 0)
+		return ret;
+	return check_write(BPF_CORE_READ(dir, mnt), dentry);
+}
+
+// path_mknod also guards open(O_CREAT) of a new file.
+SEC("lsm/path_mknod")
+int BPF_PROG(ward_path_mknod, const struct path *dir, struct dentry *dentry, umode_t mode, unsigned int dev, int ret)
+{
+	if (ret != 0)
+		return ret;
+	return check_write(BPF_CORE_READ(dir, mnt), dentry);
+}
+
+SEC("lsm/path_symlink")
+int BPF_PROG(ward_path_symlink, const struct path *dir, struct dentry *dentry, const char *old_name, int ret)
+{
+	if (ret != 0)
+		return ret;
+	return check_write(BPF_CORE_READ(dir, mnt), dentry);
+}
+
+// A hard link to a protected file would be a new name for it: the link is
+// a modification of the target as well as of the new name.
+SEC("lsm/path_link")
+int BPF_PROG(ward_path_link, struct dentry *old_dentry, const struct path *new_dir, struct dentry *new_dentry, int ret)
+{
+	if (ret != 0)
+		return ret;
+	struct vfsmount *mnt = BPF_CORE_READ(new_dir, mnt);
+	int r = check_write(mnt, old_dentry);
+	if (r)
+		return r;
+	return check_write(mnt, new_dentry);
+}
+
+SEC("lsm/path_rename")
+int BPF_PROG(ward_path_rename, const struct path *old_dir, struct dentry *old_dentry, const struct path *new_dir,
+	     struct dentry *new_dentry, unsigned int flags, int ret)
+{
+	if (ret != 0)
+		return ret;
+	int r = check_write(BPF_CORE_READ(old_dir, mnt), old_dentry);
+	if (r)
+		return r;
+	return check_write(BPF_CORE_READ(new_dir, mnt), new_dentry);
+}
+
+SEC("lsm/path_chmod")
+int BPF_PROG(ward_path_chmod, const struct path *path, umode_t mode, int ret)
+{
+	if (ret != 0)
+		return ret;
+	return check_write(BPF_CORE_READ(path, mnt), BPF_CORE_READ(path, dentry));
+}
+
+SEC("lsm/path_chown")
+int BPF_PROG(ward_path_chown, const struct path *path, __u64 uid, __u64 gid, int ret)
+{
+	if (ret != 0)
+		return ret;
+	return check_write(BPF_CORE_READ(path, mnt), BPF_CORE_READ(path, dentry));
+}
+
+SEC("lsm/path_truncate")
+int BPF_PROG(ward_path_truncate, const struct path *path, int ret)
+{
+	if (ret != 0)
+		return ret;
+	return check_write(BPF_CORE_READ(path, mnt), BPF_CORE_READ(path, dentry));
 }
 
 // code_verdict decides a network or capability access from its codes.
@@ -622,7 +822,8 @@ int BPF_PROG(ward_socket_create, int family, int type, int protocol, int kern, i
 	struct scratch *s = bpf_map_lookup_elem(&scratch, &zero);
 	if (!s)
 		return 0;
-	struct walk w = {.s = s, .cgroup = wl.cgroup, .gen = wl.gen, .op = OP_NETWORK};
+	struct walk w;
+	walk_init(&w, &wl, s, OP_NETWORK, 0);
 	struct task_struct *t = bpf_get_current_task_btf();
 	bool tty = has_tty(t);
 	__u32 flags = tty ? EF_TTY : 0;
@@ -672,7 +873,8 @@ int BPF_PROG(ward_capable, const struct cred *cred, struct user_namespace *ns, i
 	struct scratch *s = bpf_map_lookup_elem(&scratch, &zero);
 	if (!s)
 		return 0;
-	struct walk w = {.s = s, .cgroup = wl.cgroup, .gen = wl.gen, .op = OP_CAPABILITIES};
+	struct walk w;
+	walk_init(&w, &wl, s, OP_CAPABILITIES, 0);
 	struct task_struct *t = bpf_get_current_task_btf();
 	bool tty = has_tty(t);
 	__u32 flags = tty ? EF_TTY : 0;
