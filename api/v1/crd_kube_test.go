@@ -17,15 +17,12 @@ import (
 
 	"go.yaml.in/yaml/v3"
 	corev1 "k8s.io/api/core/v1"
-	apiextv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
-	apiextclient "k8s.io/apiextensions-apiserver/pkg/client/clientset/clientset"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
-	sigsyaml "sigs.k8s.io/yaml"
 
 	v1 "github.com/wardsec/ward/api/v1"
 	"github.com/wardsec/ward/internal/policy"
@@ -60,53 +57,20 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-// setup installs deploy/crds and waits until every CRD is Established, then makes the
-// namespaces the examples use.
+// setup installs deploy/crds and makes the namespaces the examples use.
 func setup(ctx context.Context) error {
-	ext, err := apiextclient.NewForConfig(srv.Config)
-	if err != nil {
-		return err
-	}
 	files, err := filepath.Glob("../../deploy/crds/*.yaml")
 	if err != nil || len(files) != 3 {
 		return fmt.Errorf("want 3 CRD files in deploy/crds, got %d (%v)", len(files), err)
 	}
-	var names []string
-	for _, f := range files {
-		b, err := os.ReadFile(f)
-		if err != nil {
-			return err
-		}
-		var crd apiextv1.CustomResourceDefinition
-		if err := sigsyaml.UnmarshalStrict(b, &crd); err != nil {
-			return fmt.Errorf("%s: %w", f, err)
-		}
-		if _, err := ext.ApiextensionsV1().CustomResourceDefinitions().Create(ctx, &crd, metav1.CreateOptions{FieldValidation: "Strict"}); err != nil {
-			return fmt.Errorf("create %s: %w", f, err)
-		}
-		names = append(names, crd.Name)
-	}
-	for _, n := range names {
-		for {
-			crd, err := ext.ApiextensionsV1().CustomResourceDefinitions().Get(ctx, n, metav1.GetOptions{})
-			if err != nil {
-				return err
-			}
-			if established(crd) {
-				break
-			}
-			select {
-			case <-ctx.Done():
-				return fmt.Errorf("crd %s not established: %+v", n, crd.Status.Conditions)
-			case <-time.After(100 * time.Millisecond):
-			}
-		}
+	if err := srv.InstallCRDs(ctx, files...); err != nil {
+		return err
 	}
 	kc, err := kubernetes.NewForConfig(srv.Config)
 	if err != nil {
 		return err
 	}
-	for _, ns := range []string{"web", "shop", "agree", "default"} {
+	for _, ns := range []string{"web", "shop", "agree"} {
 		_, err := kc.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}, metav1.CreateOptions{})
 		if err != nil && !apierrors.IsAlreadyExists(err) {
 			return err
@@ -114,15 +78,6 @@ func setup(ctx context.Context) error {
 	}
 	dyn, err = dynamic.NewForConfig(srv.Config)
 	return err
-}
-
-func established(crd *apiextv1.CustomResourceDefinition) bool {
-	for _, c := range crd.Status.Conditions {
-		if c.Type == apiextv1.Established && c.Status == apiextv1.ConditionTrue {
-			return true
-		}
-	}
-	return false
 }
 
 var resources = map[string]schema.GroupVersionResource{
