@@ -1,0 +1,441 @@
+package daemon
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/fields"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/dynamic"
+	"k8s.io/client-go/dynamic/dynamicinformer"
+	"k8s.io/client-go/informers"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/cache"
+
+	v1 "github.com/wardsec/ward/api/v1"
+	"github.com/wardsec/ward/internal/policy"
+	"github.com/wardsec/ward/internal/rules"
+	"github.com/wardsec/ward/internal/workload"
+)
+
+// Annotations KubeArmor users put on namespaces (postures, mode) and pods (mode).
+const (
+	annotationPolicy              = "kubearmor-policy"
+	annotationFilePosture         = "kubearmor-file-posture"
+	annotationNetworkPosture      = "kubearmor-network-posture"
+	annotationCapabilitiesPosture = "kubearmor-capabilities-posture"
+)
+
+// StatusApplied is what status.status says of a policy Ward accepted; otherwise it holds
+// Ward's validation error.
+const StatusApplied = "Applied"
+
+// policyResources are the three policy kinds Ward enforces, as the API server serves them.
+var policyResources = []struct {
+	kind string
+	gvr  schema.GroupVersionResource
+}{
+	{v1.KindPolicy, v1.SchemeGroupVersion.WithResource("kubearmorpolicies")},
+	{v1.KindClusterPolicy, v1.SchemeGroupVersion.WithResource("kubearmorclusterpolicies")},
+	{v1.KindHostPolicy, v1.SchemeGroupVersion.WithResource("kubearmorhostpolicies")},
+}
+
+// KubeSource is Kubernetes mode's view of the cluster: the policy objects, the pods on this
+// node, the namespaces and this node. Informers only record what changed and call onChange;
+// the daemon's reconcile loop reads Policies and the registry, so a burst of events costs one
+// reconcile (level-triggered, as everywhere else in the daemon).
+type KubeSource struct {
+	dyn      dynamic.Interface
+	kc       kubernetes.Interface
+	node     string
+	reg      *workload.Registry
+	onChange func()
+	log      *slog.Logger
+
+	mu         sync.Mutex
+	policies   map[string]policy.Policy // by kind/namespace/name
+	namespaces map[string]namespaceInfo
+	pods       map[string][]string // pod key to the workload IDs it registered
+	podObjs    map[string]*corev1.Pod
+}
+
+type namespaceInfo struct {
+	postures rules.Postures // empty fields: the daemon's defaults
+	mode     workload.Mode
+	hasMode  bool
+}
+
+// NewKubeSource connects to the API server as cfg says. node is this node's name (the
+// DaemonSet passes spec.nodeName); reg receives one workload per container of this node's pods
+// and the host workload with the node's labels.
+func NewKubeSource(cfg *rest.Config, node string, reg *workload.Registry, onChange func(), log *slog.Logger) (*KubeSource, error) {
+	if node == "" {
+		return nil, fmt.Errorf("kubernetes mode needs the node name (set NODE_NAME from spec.nodeName)")
+	}
+	dyn, err := dynamic.NewForConfig(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("dynamic client: %w", err)
+	}
+	kc, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("kubernetes client: %w", err)
+	}
+	if onChange == nil {
+		onChange = func() {}
+	}
+	return &KubeSource{
+		dyn: dyn, kc: kc, node: node, reg: reg, onChange: onChange, log: log,
+		policies: map[string]policy.Policy{}, namespaces: map[string]namespaceInfo{},
+		pods: map[string][]string{}, podObjs: map[string]*corev1.Pod{},
+	}, nil
+}
+
+// Run starts the informers, waits until their caches are filled (so that the first reconcile
+// sees the whole cluster, not a prefix of it) and blocks until ctx is done.
+func (k *KubeSource) Run(ctx context.Context, synced func()) error {
+	dynF := dynamicinformer.NewDynamicSharedInformerFactory(k.dyn, 0)
+	var syncs []cache.InformerSynced
+	for _, r := range policyResources {
+		inf := dynF.ForResource(r.gvr).Informer()
+		if _, err := inf.AddEventHandler(cache.ResourceEventHandlerFuncs{
+			AddFunc:    func(o any) { k.policyChanged(ctx, r.kind, r.gvr, o) },
+			UpdateFunc: func(_, o any) { k.policyChanged(ctx, r.kind, r.gvr, o) },
+			DeleteFunc: func(o any) { k.policyDeleted(r.kind, o) },
+		}); err != nil {
+			return err
+		}
+		syncs = append(syncs, inf.HasSynced)
+	}
+	// Pods of this node only: a node agent has no business with the rest of the cluster, and
+	// at 110 pods per node the watch stays small whatever the cluster size.
+	podF := informers.NewSharedInformerFactoryWithOptions(k.kc, 0, informers.WithTweakListOptions(func(o *metav1.ListOptions) {
+		o.FieldSelector = fields.OneTermEqualSelector("spec.nodeName", k.node).String()
+	}))
+	podInf := podF.Core().V1().Pods().Informer()
+	if _, err := podInf.AddEventHandler(cache.ResourceEventHandlerFuncs{
+		AddFunc:    func(o any) { k.podChanged(o) },
+		UpdateFunc: func(_, o any) { k.podChanged(o) },
+		DeleteFunc: func(o any) { k.podDeleted(o) },
+	}); err != nil {
+		return err
+	}
+	nodeF := informers.NewSharedInformerFactoryWithOptions(k.kc, 0, informers.WithTweakListOptions(func(o *metav1.ListOptions) {
+		o.FieldSelector = fields.OneTermEqualSelector("metadata.name", k.node).String()
+	}))
+	nodeInf := nodeF.Core().V1().Nodes().Informer()
+	if _, err := nodeInf.AddEventHandler(cache.ResourceEventHandlerFuncs{
+		AddFunc:    func(o any) { k.nodeChanged(o) },
+		UpdateFunc: func(_, o any) { k.nodeChanged(o) },
+	}); err != nil {
+		return err
+	}
+	nsF := informers.NewSharedInformerFactory(k.kc, 0)
+	nsInf := nsF.Core().V1().Namespaces().Informer()
+	if _, err := nsInf.AddEventHandler(cache.ResourceEventHandlerFuncs{
+		AddFunc:    func(o any) { k.namespaceChanged(o) },
+		UpdateFunc: func(_, o any) { k.namespaceChanged(o) },
+		DeleteFunc: func(o any) { k.namespaceDeleted(o) },
+	}); err != nil {
+		return err
+	}
+	syncs = append(syncs, podInf.HasSynced, nodeInf.HasSynced, nsInf.HasSynced)
+	for _, f := range []interface{ Start(<-chan struct{}) }{dynF, podF, nodeF, nsF} {
+		f.Start(ctx.Done())
+	}
+	if !cache.WaitForCacheSync(ctx.Done(), syncs...) {
+		return fmt.Errorf("kubernetes caches not synced: %w", ctx.Err())
+	}
+	k.onChange()
+	if synced != nil {
+		synced()
+	}
+	<-ctx.Done()
+	dynF.Shutdown()
+	podF.Shutdown()
+	nodeF.Shutdown()
+	nsF.Shutdown()
+	return nil
+}
+
+// Policies returns the accepted policy objects, sorted by key.
+func (k *KubeSource) Policies() []policy.Policy {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	keys := make([]string, 0, len(k.policies))
+	for key := range k.policies {
+		keys = append(keys, key)
+	}
+	sort.Strings(keys)
+	out := make([]policy.Policy, 0, len(keys))
+	for _, key := range keys {
+		out = append(out, k.policies[key])
+	}
+	return out
+}
+
+// Postures returns the namespace's posture annotations over defaults.
+func (k *KubeSource) Postures(namespace string, defaults rules.Postures) rules.Postures {
+	k.mu.Lock()
+	ns := k.namespaces[namespace]
+	k.mu.Unlock()
+	p := defaults
+	if ns.postures.File != "" {
+		p.File = ns.postures.File
+	}
+	if ns.postures.Network != "" {
+		p.Network = ns.postures.Network
+	}
+	if ns.postures.Capabilities != "" {
+		p.Capabilities = ns.postures.Capabilities
+	}
+	return p
+}
+
+func objectKey(kind, ns, name string) string { return kind + "/" + ns + "/" + name }
+
+func (k *KubeSource) policyChanged(ctx context.Context, kind string, gvr schema.GroupVersionResource, o any) {
+	u, ok := o.(*unstructured.Unstructured)
+	if !ok {
+		return
+	}
+	key := objectKey(kind, u.GetNamespace(), u.GetName())
+	// What Ward validates is the object as stored, status and server fields included; they are
+	// part of the object shape Ward's decoder knows.
+	data, err := u.MarshalJSON()
+	status := StatusApplied
+	var p policy.Policy
+	if err == nil {
+		p, _, err = policy.ParseObject(key, data)
+	}
+	k.mu.Lock()
+	if err != nil {
+		// The previous version of the object stops applying: the object in the API server is what
+		// the user asked for, and it is wrong; the status says exactly why.
+		delete(k.policies, key)
+		status = err.Error()
+	} else {
+		k.policies[key] = p
+	}
+	k.mu.Unlock()
+	if err != nil {
+		k.log.Error("policy rejected", "policy", key, "error", status)
+	}
+	k.onChange()
+	old, _, _ := unstructured.NestedString(u.Object, "status", "status")
+	if old != status {
+		k.writeStatus(ctx, gvr, u, status)
+	}
+}
+
+// writeStatus patches status.status. Every node's daemon computes the same text from the same
+// object, so concurrent writers agree; a patch (not an update) keeps it free of conflicts.
+func (k *KubeSource) writeStatus(ctx context.Context, gvr schema.GroupVersionResource, u *unstructured.Unstructured, status string) {
+	patch, _ := json.Marshal(map[string]any{"status": map[string]string{"status": status}})
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	var r dynamic.ResourceInterface = k.dyn.Resource(gvr)
+	if ns := u.GetNamespace(); ns != "" {
+		r = k.dyn.Resource(gvr).Namespace(ns)
+	}
+	if _, err := r.Patch(ctx, u.GetName(), types.MergePatchType, patch, metav1.PatchOptions{}, "status"); err != nil {
+		k.log.Warn("write policy status", "policy", u.GetName(), "error", err.Error())
+	}
+}
+
+func (k *KubeSource) policyDeleted(kind string, o any) {
+	if t, ok := o.(cache.DeletedFinalStateUnknown); ok {
+		o = t.Obj
+	}
+	u, ok := o.(*unstructured.Unstructured)
+	if !ok {
+		return
+	}
+	k.mu.Lock()
+	delete(k.policies, objectKey(kind, u.GetNamespace(), u.GetName()))
+	k.mu.Unlock()
+	k.onChange()
+}
+
+// podWorkloads makes one workload per container. A container that has not started yet has no
+// ID; it is keyed by namespace/pod/container until it has, so its rules exist before its
+// first instruction once the runtime maps it to a cgroup.
+func (k *KubeSource) podWorkloads(pod *corev1.Pod, nsMode workload.Mode, nsHasMode bool) []workload.Workload {
+	mode := workload.ModeEnabled
+	if nsHasMode {
+		mode = nsMode
+	}
+	if a, ok := pod.Annotations[annotationPolicy]; ok {
+		if m, known := workload.ParseMode(a); known {
+			mode = m
+		} else {
+			k.log.Warn("unknown kubearmor-policy annotation, enforcing", "pod", pod.Namespace+"/"+pod.Name, "value", a)
+		}
+	}
+	ids := map[string]string{}
+	images := map[string]string{}
+	for _, st := range append(append([]corev1.ContainerStatus{}, pod.Status.InitContainerStatuses...), pod.Status.ContainerStatuses...) {
+		if _, id, ok := strings.Cut(st.ContainerID, "://"); ok {
+			ids[st.Name] = id
+		}
+		images[st.Name] = st.Image
+	}
+	var out []workload.Workload
+	for _, c := range append(append([]corev1.Container{}, pod.Spec.InitContainers...), pod.Spec.Containers...) {
+		img := images[c.Name]
+		if img == "" {
+			img = c.Image
+		}
+		out = append(out, workload.Workload{
+			Kind: workload.KindContainer, Hostname: k.node,
+			Namespace: pod.Namespace, Pod: pod.Name, Container: c.Name, ContainerID: ids[c.Name],
+			Image: img, Labels: copyLabels(pod.Labels), Mode: mode,
+		})
+	}
+	return out
+}
+
+func copyLabels(l map[string]string) map[string]string {
+	out := make(map[string]string, len(l))
+	for k, v := range l {
+		out[k] = v
+	}
+	return out
+}
+
+func (k *KubeSource) podChanged(o any) {
+	pod, ok := o.(*corev1.Pod)
+	if !ok {
+		return
+	}
+	k.mu.Lock()
+	k.podObjs[pod.Namespace+"/"+pod.Name] = pod
+	k.mu.Unlock()
+	k.syncPod(pod.Namespace + "/" + pod.Name)
+}
+
+// syncPod replaces what the pod registered with what it is now.
+func (k *KubeSource) syncPod(key string) {
+	k.mu.Lock()
+	pod := k.podObjs[key]
+	old := k.pods[key]
+	var ws []workload.Workload
+	if pod != nil && pod.Status.Phase != corev1.PodSucceeded && pod.Status.Phase != corev1.PodFailed {
+		ns := k.namespaces[pod.Namespace]
+		ws = k.podWorkloads(pod, ns.mode, ns.hasMode)
+	}
+	ids := make([]string, 0, len(ws))
+	for _, w := range ws {
+		ids = append(ids, w.ID())
+	}
+	if len(ids) == 0 {
+		delete(k.pods, key)
+	} else {
+		k.pods[key] = ids
+	}
+	k.mu.Unlock()
+	keep := map[string]bool{}
+	for _, w := range ws {
+		keep[w.ID()] = true
+		k.reg.Upsert(w)
+	}
+	for _, id := range old {
+		if !keep[id] {
+			k.reg.Remove(id)
+		}
+	}
+}
+
+func (k *KubeSource) podDeleted(o any) {
+	if t, ok := o.(cache.DeletedFinalStateUnknown); ok {
+		o = t.Obj
+	}
+	pod, ok := o.(*corev1.Pod)
+	if !ok {
+		return
+	}
+	key := pod.Namespace + "/" + pod.Name
+	k.mu.Lock()
+	delete(k.podObjs, key)
+	k.mu.Unlock()
+	k.syncPod(key)
+}
+
+func (k *KubeSource) nodeChanged(o any) {
+	n, ok := o.(*corev1.Node)
+	if !ok || n.Name != k.node {
+		return
+	}
+	h := workload.Host(n.Name, copyLabels(n.Labels))
+	if a, ok := n.Annotations[annotationPolicy]; ok {
+		h.Mode, _ = workload.ParseMode(a)
+	}
+	k.reg.Upsert(h)
+}
+
+func parsePosture(v string) policy.Action {
+	switch strings.ToLower(strings.TrimSpace(v)) {
+	case "block":
+		return policy.ActionBlock
+	case "audit":
+		return policy.ActionAudit
+	}
+	return ""
+}
+
+func (k *KubeSource) namespaceChanged(o any) {
+	ns, ok := o.(*corev1.Namespace)
+	if !ok {
+		return
+	}
+	info := namespaceInfo{postures: rules.Postures{
+		File:         parsePosture(ns.Annotations[annotationFilePosture]),
+		Network:      parsePosture(ns.Annotations[annotationNetworkPosture]),
+		Capabilities: parsePosture(ns.Annotations[annotationCapabilitiesPosture]),
+	}}
+	if a, ok := ns.Annotations[annotationPolicy]; ok {
+		info.mode, _ = workload.ParseMode(a)
+		info.hasMode = true
+	}
+	k.mu.Lock()
+	changed := k.namespaces[ns.Name] != info
+	k.namespaces[ns.Name] = info
+	var pods []string
+	if changed {
+		for key := range k.podObjs {
+			if strings.HasPrefix(key, ns.Name+"/") {
+				pods = append(pods, key)
+			}
+		}
+	}
+	k.mu.Unlock()
+	// A namespace's mode is part of each of its pods' workloads.
+	for _, key := range pods {
+		k.syncPod(key)
+	}
+	if changed {
+		k.onChange()
+	}
+}
+
+func (k *KubeSource) namespaceDeleted(o any) {
+	if t, ok := o.(cache.DeletedFinalStateUnknown); ok {
+		o = t.Obj
+	}
+	if ns, ok := o.(*corev1.Namespace); ok {
+		k.mu.Lock()
+		delete(k.namespaces, ns.Name)
+		k.mu.Unlock()
+		k.onChange()
+	}
+}
