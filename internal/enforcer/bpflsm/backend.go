@@ -63,8 +63,9 @@ type Backend struct {
 	done  chan struct{}
 	wg    sync.WaitGroup
 
-	mu      sync.Mutex // guards everything below
-	applied map[uint64]*applied
+	mu       sync.Mutex // guards everything below
+	applied  map[uint64]*applied
+	warnings []string
 }
 
 // applied is what is loaded for one workload.
@@ -164,6 +165,7 @@ func (b *Backend) Events() <-chan enforcer.Event { return b.ev }
 func (b *Backend) Apply(ctx context.Context, sets []*rules.Set) error {
 	trs := make(map[uint64]*Translation, len(sets))
 	ids := map[uint64]string{}
+	var warnings []string
 	for _, s := range sets {
 		tr, err := Translate(s, b.host)
 		if err != nil {
@@ -171,6 +173,7 @@ func (b *Backend) Apply(ctx context.Context, sets []*rules.Set) error {
 		}
 		for _, w := range tr.Warnings {
 			b.log.Warn("rule not enforced", "workload", s.Workload.ID(), "reason", w)
+			warnings = append(warnings, s.Workload.ID()+": "+w)
 		}
 		if _, dup := trs[tr.Workload]; dup {
 			return fmt.Errorf("workload %s: two sets for workload key %d", s.Workload.ID(), tr.Workload)
@@ -180,6 +183,7 @@ func (b *Backend) Apply(ctx context.Context, sets []*rules.Set) error {
 	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	b.warnings = warnings
 	for wk, tr := range trs {
 		if err := ctx.Err(); err != nil {
 			return err
@@ -255,6 +259,14 @@ func (b *Backend) deleteKeys(keys []wardRuleKey, globs []wardGlobKey) {
 			b.log.Warn("delete pattern transition", "error", err)
 		}
 	}
+}
+
+// Warnings lists what the last Apply could not enforce (allowedArgs, DNS and
+// syscall rules), per workload. They are also logged.
+func (b *Backend) Warnings() []string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return append([]string(nil), b.warnings...)
 }
 
 // Stats are the kernel's counters.

@@ -5,6 +5,7 @@ package bpflsm
 import (
 	"context"
 	"fmt"
+	"os"
 	"os/exec"
 	"sort"
 	"strconv"
@@ -33,7 +34,11 @@ func BenchmarkOpenClose(b *testing.B) {
 	defer be.Close()
 	target := "/wt/bench/a/b/c/d/e/f.txt"
 	mkfile(b, target, 0)
-	if out, err := exec.Command("cp", "/proc/self/exe", "/wt/bench/helper").CombinedOutput(); err != nil {
+	self, err := os.Executable()
+	if err != nil {
+		b.Fatal(err)
+	}
+	if out, err := exec.Command("cp", self, "/wt/bench/helper").CombinedOutput(); err != nil {
 		b.Fatalf("cp: %v %s", err, out)
 	}
 	sets := map[string]*rules.Set{}
