@@ -344,6 +344,9 @@ spec:
 		return nil
 	})
 	t.Logf("%d change notifications", changes.Load())
+	// Leave no cluster-scoped policy behind for the other tests of this package.
+	must(dyn.Resource(policyResources[1].gvr).Delete(ctx, "bad-glob", metav1.DeleteOptions{}))
+	must(dyn.Resource(policyResources[2].gvr).Delete(ctx, "zone-a-shadow", metav1.DeleteOptions{}))
 	cancel()
 	if err := <-done; err != nil {
 		t.Errorf("Run: %v", err)
