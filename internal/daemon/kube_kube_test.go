@@ -353,6 +353,41 @@ spec:
 	}
 }
 
+// TestKubeconfig: outside a cluster the daemon reaches the API server through a kubeconfig file,
+// here one written for the test server with the daemon's token.
+func TestKubeconfig(t *testing.T) {
+	f := filepath.Join(t.TempDir(), "kubeconfig")
+	kc := fmt.Sprintf(`apiVersion: v1
+kind: Config
+clusters: [{name: test, cluster: {server: %q, insecure-skip-tls-verify: true}}]
+users: [{name: ward, user: {token: %q}}]
+contexts: [{name: test, context: {cluster: test, user: ward}}]
+current-context: test
+`, srv.Config.Host, daemonToken)
+	if err := os.WriteFile(f, []byte(kc), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := KubeRESTConfig(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := kubernetes.NewForConfigOrDie(cfg)
+	if _, err := c.CoreV1().Pods("").List(context.Background(), metav1.ListOptions{Limit: 1}); err != nil {
+		t.Errorf("list pods with the daemon's kubeconfig: %v", err)
+	}
+	// The role reads; it must not write pods.
+	_, err = c.CoreV1().Pods("default").Create(context.Background(), &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Name: "nope"},
+		Spec:       corev1.PodSpec{Containers: []corev1.Container{{Name: "c", Image: "x"}}},
+	}, metav1.CreateOptions{DryRun: []string{metav1.DryRunAll}})
+	if err == nil || !strings.Contains(err.Error(), "forbidden") {
+		t.Errorf("create pod with the daemon's role: want forbidden, got %v", err)
+	}
+	if _, err := KubeRESTConfig(""); err == nil && !InCluster() {
+		t.Errorf("in-cluster config outside a pod: want an error")
+	}
+}
+
 // TestDeployManifests: every manifest in deploy/ is accepted by the API server as kubectl apply
 // --dry-run=server would send it (CRDs are installed already, so they are checked for creation
 // by the setup instead).
