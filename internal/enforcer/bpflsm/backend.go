@@ -202,6 +202,17 @@ func (b *Backend) Apply(ctx context.Context, sets []*rules.Set) error {
 		b.deleteKeys(a.keys, a.globs)
 		delete(b.applied, wk)
 	}
+	// After the container entries exist (or are gone): hooks look a
+	// task's cgroup up only while some container is registered.
+	containers := uint32(0)
+	for wk := range b.applied {
+		if wk != HostKey {
+			containers++
+		}
+	}
+	if err := b.objs.WardConfig.Put(uint32(0), containers); err != nil {
+		return fmt.Errorf("count containers: %w", err)
+	}
 	return nil
 }
 
@@ -236,7 +247,7 @@ func (b *Backend) swap(wk uint64, id string, tr *Translation) error {
 	if tr.Audited {
 		audited = 1
 	}
-	wv := wardWlVal{Gen: gen, Flags: tr.Flags, Audited: audited}
+	wv := wardWlVal{Gen: gen, Flags: tr.Flags, Audited: audited, DirDepths: tr.DirDepths, ExactDepths: tr.ExactDepths}
 	if err := b.objs.Workloads.Put(wk, &wv); err != nil {
 		b.deleteKeys(keys, globs)
 		return fmt.Errorf("switch generation: %w", err)

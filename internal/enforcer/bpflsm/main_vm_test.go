@@ -83,6 +83,19 @@ func helper(op string) int {
 			fmt.Printf("%d\n", time.Since(start).Nanoseconds()/int64(count))
 			return 0
 		}
+	case "hammer":
+		// hammer:N:PATH opens PATH N times and prints how many opens succeeded.
+		n, path, _ := strings.Cut(arg, ":")
+		count, _ := strconv.Atoi(n)
+		ok := 0
+		for i := 0; i < count; i++ {
+			if fd, e := unix.Open(path, unix.O_RDONLY, 0); e == nil {
+				unix.Close(fd)
+				ok++
+			}
+		}
+		fmt.Printf("%d\n", ok)
+		return 0
 	case "openrel":
 		// openrel:DIR:FILE opens FILE relative to DIR after chdir.
 		dir, file, _ := strings.Cut(arg, ":")

@@ -100,6 +100,10 @@ type Translation struct {
 	Flags   uint32
 	Audited bool
 	Entries map[Key]Value
+	// DirDepths and ExactDepths have bit d set (d = number of '/', 63 for
+	// 63 and more) when a directory key or an exact path key of that depth
+	// exists, per operation; the kernel skips lookups at other depths.
+	DirDepths, ExactDepths [numOps]uint64
 	// Globs are the DFA transitions of the workload's patterns.
 	Globs map[GlobKey]GlobVal
 	// Inodes names the rule path behind each inode key, so that an event
@@ -252,6 +256,7 @@ func Translate(set *rules.Set, host Host) (*Translation, error) {
 					k := base
 					k.Kind, k.Hash = kindPath, Hash(p)
 					add(k, bit, 0, 0)
+					t.ExactDepths[op] |= depthBit(p)
 					if p != r.Value {
 						t.Aliases[p] = r.Value
 					}
@@ -270,6 +275,7 @@ func Translate(set *rules.Set, host Host) (*Translation, error) {
 				for _, p := range resolved(host, dir) {
 					k := base
 					k.Kind, k.Hash = kindPath, Hash(strings.TrimSuffix(p, "/")+"/")
+					t.DirDepths[op] |= depthBit(strings.TrimSuffix(p, "/") + "/")
 					if p != dir {
 						t.Aliases[strings.TrimSuffix(p, "/")+"/"] = r.Value
 					}
@@ -390,6 +396,11 @@ func resolved(host Host, p string) []string {
 		out = append(out, filepath.Clean(r))
 	}
 	return out
+}
+
+// depthBit is the depth mask bit of a path: its number of '/', capped at 63.
+func depthBit(p string) uint64 {
+	return 1 << min(strings.Count(p, "/"), 63)
 }
 
 // Alias returns the path as the rules name it for a path the kernel saw:

@@ -179,8 +179,13 @@ func simulate(tr *Translation, a rules.Access) policy.Action {
 	case opFile, opProcess:
 		p := a.Path
 		last := strings.LastIndexByte(p, '/')
+		depth := 0
 		for i := 0; i <= last; i++ {
 			if p[i] == '/' {
+				depth++
+				if tr.DirDepths[op]&(1<<min(depth, 63)) == 0 {
+					continue
+				}
 				both(kindPath, Hash(p[:i+1]), func(v Value) uint64 {
 					if i == last {
 						return v.Recursive | v.Direct
@@ -189,8 +194,12 @@ func simulate(tr *Translation, a rules.Access) policy.Action {
 				})
 			}
 		}
-		both(kindPath, Hash(p), func(v Value) uint64 { return v.Exact })
-		both(kindPath, Hash(p+"/"), func(v Value) uint64 { return v.Direct | v.Recursive })
+		if tr.ExactDepths[op]&(1<<min(depth, 63)) != 0 {
+			both(kindPath, Hash(p), func(v Value) uint64 { return v.Exact })
+		}
+		if tr.DirDepths[op]&(1<<min(depth+1, 63)) != 0 {
+			both(kindPath, Hash(p+"/"), func(v Value) uint64 { return v.Direct | v.Recursive })
+		}
 		if op == opProcess {
 			both(kindExecName, Hash(p[last+1:]), func(v Value) uint64 { return v.Exact })
 		}

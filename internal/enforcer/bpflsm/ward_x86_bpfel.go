@@ -81,11 +81,13 @@ type wardScratch struct {
 }
 
 type wardWlVal struct {
-	_       structs.HostLayout
-	Gen     uint32
-	Flags   uint32
-	Audited uint32
-	Pad     uint32
+	_           structs.HostLayout
+	Gen         uint32
+	Flags       uint32
+	Audited     uint32
+	Pad         uint32
+	DirDepths   [4]uint64
+	ExactDepths [4]uint64
 }
 
 // Names of all BPF objects in the ELF.
@@ -97,6 +99,7 @@ const (
 	wardMapRules             = "rules"
 	wardMapScratch           = "scratch"
 	wardMapStats             = "stats"
+	wardMapWardConfig        = "ward_config"
 	wardMapWorkloads         = "workloads"
 	wardProgWardCapable      = "ward_capable"
 	wardProgWardFileOpen     = "ward_file_open"
@@ -180,12 +183,13 @@ type wardProgramSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type wardMapSpecs struct {
-	Events    *ebpf.MapSpec `ebpf:"events"`
-	Globs     *ebpf.MapSpec `ebpf:"globs"`
-	Rules     *ebpf.MapSpec `ebpf:"rules"`
-	Scratch   *ebpf.MapSpec `ebpf:"scratch"`
-	Stats     *ebpf.MapSpec `ebpf:"stats"`
-	Workloads *ebpf.MapSpec `ebpf:"workloads"`
+	Events     *ebpf.MapSpec `ebpf:"events"`
+	Globs      *ebpf.MapSpec `ebpf:"globs"`
+	Rules      *ebpf.MapSpec `ebpf:"rules"`
+	Scratch    *ebpf.MapSpec `ebpf:"scratch"`
+	Stats      *ebpf.MapSpec `ebpf:"stats"`
+	WardConfig *ebpf.MapSpec `ebpf:"ward_config"`
+	Workloads  *ebpf.MapSpec `ebpf:"workloads"`
 }
 
 // wardVariableSpecs contains global variables before they are loaded into the kernel.
@@ -220,12 +224,13 @@ func (o *wardObjects) Close() error {
 //
 // It can be passed to loadWardObjects or ebpf.CollectionSpec.LoadAndAssign.
 type wardMaps struct {
-	Events    *ebpf.Map `ebpf:"events"`
-	Globs     *ebpf.Map `ebpf:"globs"`
-	Rules     *ebpf.Map `ebpf:"rules"`
-	Scratch   *ebpf.Map `ebpf:"scratch"`
-	Stats     *ebpf.Map `ebpf:"stats"`
-	Workloads *ebpf.Map `ebpf:"workloads"`
+	Events     *ebpf.Map `ebpf:"events"`
+	Globs      *ebpf.Map `ebpf:"globs"`
+	Rules      *ebpf.Map `ebpf:"rules"`
+	Scratch    *ebpf.Map `ebpf:"scratch"`
+	Stats      *ebpf.Map `ebpf:"stats"`
+	WardConfig *ebpf.Map `ebpf:"ward_config"`
+	Workloads  *ebpf.Map `ebpf:"workloads"`
 }
 
 func (m *wardMaps) Close() error {
@@ -235,6 +240,7 @@ func (m *wardMaps) Close() error {
 		m.Rules,
 		m.Scratch,
 		m.Stats,
+		m.WardConfig,
 		m.Workloads,
 	)
 }

@@ -85,6 +85,11 @@ struct wl_val {
 	__u32 flags;   // 8 bits per operation
 	__u32 audited; // workload in audited mode: Block becomes an alert
 	__u32 pad;
+	// Per operation, the depths (number of '/', bit 63 for 63 and more) at
+	// which PATH keys exist: directory keys and exact keys. A hook looks a
+	// prefix or the path up only at a depth where some rule could be.
+	__u64 dir_depths[4];
+	__u64 exact_depths[4];
 };
 
 struct rule_key {
@@ -217,13 +222,30 @@ struct wl {
 	__u32 gen;
 	__u32 flags; // this operation's byte
 	__u32 audited;
+	__u64 dir_depths;
+	__u64 exact_depths;
 };
+
+// ward_config[0] counts registered containers: with none, a hook skips the
+// cgroup lookup and goes straight to the host entry.
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u32);
+} ward_config SEC(".maps");
 
 // find_workload returns 0 when the current task's workload has rules of op.
 static __always_inline int find_workload(__u8 op, struct wl *w)
 {
-	__u64 cg = bpf_get_current_cgroup_id();
-	struct wl_val *v = bpf_map_lookup_elem(&workloads, &cg);
+	__u32 zero = 0;
+	__u32 *containers = bpf_map_lookup_elem(&ward_config, &zero);
+	__u64 cg = 0;
+	struct wl_val *v = NULL;
+	if (containers && *containers) {
+		cg = bpf_get_current_cgroup_id();
+		v = bpf_map_lookup_elem(&workloads, &cg);
+	}
 	if (!v) {
 		cg = 0;
 		v = bpf_map_lookup_elem(&workloads, &cg);
@@ -237,7 +259,14 @@ static __always_inline int find_workload(__u8 op, struct wl *w)
 	w->gen = v->gen;
 	w->flags = f;
 	w->audited = v->audited;
+	w->dir_depths = v->dir_depths[op & 3];
+	w->exact_depths = v->exact_depths[op & 3];
 	return 0;
+}
+
+static __always_inline __u64 depth_bit(__u32 d)
+{
+	return 1ULL << (d > 63 ? 63 : d);
 }
 
 struct walk {
@@ -254,6 +283,9 @@ struct walk {
 	__u32 state; // DFA state
 	__u32 dfa;   // the DFA is still alive
 	__u64 accept;
+	__u64 dir_depths;
+	__u32 depth; // '/' seen so far
+	__u32 done;
 };
 
 static __always_inline struct rule_val *lookup(struct walk *w, __u8 kind, __u64 hash, __u64 src)
@@ -289,9 +321,8 @@ static __always_inline void lookup_dir(struct walk *w)
 	w->last_direct = direct;
 }
 
-static long walk_char(__u64 i, struct walk *w)
+static __always_inline int walk_step(struct walk *w, unsigned char c)
 {
-	unsigned char c = w->s->path[(w->start + i) & (2 * PATH_MAX - 1)];
 	if (c == 0)
 		return 1;
 	w->h = (w->h ^ c) * FNV_PRIME;
@@ -306,10 +337,29 @@ static long walk_char(__u64 i, struct walk *w)
 		}
 	}
 	if (c == '/') {
-		lookup_dir(w);
+		w->depth++;
+		if (w->dir_depths & depth_bit(w->depth))
+			lookup_dir(w);
+		else
+			w->last_direct = 0;
 		w->base = FNV_OFFSET;
 	} else {
 		w->base = (w->base ^ c) * FNV_PRIME;
+	}
+	return 0;
+}
+
+// walk_chunk handles 8 bytes per bpf_loop iteration: the callback call is a
+// noticeable part of the per-byte cost.
+static long walk_chunk(__u64 i, struct walk *w)
+{
+	__u32 off = w->start + (__u32)i * 8;
+#pragma unroll
+	for (int j = 0; j < 8; j++) {
+		if (walk_step(w, w->s->path[(off + j) & (2 * PATH_MAX - 1)])) {
+			w->done = 1;
+			return 1;
+		}
 	}
 	return 0;
 }
@@ -495,31 +545,38 @@ static __always_inline int check_path(struct wl *wl, struct walk *w, struct scra
 		return 0;
 	}
 
-	bpf_loop(PATH_MAX, walk_char, w, 0);
+	bpf_loop(PATH_MAX / 8, walk_chunk, w, 0);
 	// The last prefix was the parent directory: its direct rules apply.
 	w->bits |= w->last_direct;
 	if (w->dfa)
 		w->bits |= w->accept;
 	__u64 h = w->h, bits = w->bits;
+	bool exact = wl->exact_depths & depth_bit(w->depth);
+	bool self = wl->dir_depths & depth_bit(w->depth + 1);
+	struct rule_val *v;
 	// The path itself.
-	struct rule_val *v = lookup(w, KIND_PATH, h, 0);
-	if (v)
-		bits |= v->exact;
+	if (exact) {
+		v = lookup(w, KIND_PATH, h, 0);
+		if (v)
+			bits |= v->exact;
+	}
 	// The path as a directory: directory rules cover the directory itself.
 	__u64 hdir = (h ^ '/') * FNV_PRIME;
-	v = lookup(w, KIND_PATH, hdir, 0);
-	if (v)
-		bits |= v->direct | v->recursive;
+	if (self) {
+		v = lookup(w, KIND_PATH, hdir, 0);
+		if (v)
+			bits |= v->direct | v->recursive;
+	}
 	if (w->op == OP_PROCESS) {
 		v = lookup(w, KIND_EXECNAME, w->base, 0);
 		if (v)
 			bits |= v->exact;
 	}
 	if (w->src) {
-		v = lookup(w, KIND_PATH, h, w->src);
+		v = exact ? lookup(w, KIND_PATH, h, w->src) : NULL;
 		if (v)
 			bits |= v->exact;
-		v = lookup(w, KIND_PATH, hdir, w->src);
+		v = self ? lookup(w, KIND_PATH, hdir, w->src) : NULL;
 		if (v)
 			bits |= v->direct | v->recursive;
 		if (w->op == OP_PROCESS) {
@@ -567,6 +624,7 @@ static __always_inline void walk_init(struct walk *w, struct wl *wl, struct scra
 	w->h = FNV_OFFSET;
 	w->base = FNV_OFFSET;
 	w->dfa = !!(wl->flags & WF_PATTERNS);
+	w->dir_depths = wl->dir_depths;
 }
 
 SEC("lsm/file_open")
