@@ -240,6 +240,7 @@ func Run(ctx context.Context, opts Options) error {
 		return err
 	}
 	defer watcher.Close()
+	d.startHooks(ctx, &wg)
 
 	if b := d.sel.Backend; b != nil {
 		wg.Add(1)

@@ -1,0 +1,191 @@
+package daemon
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/wardsec/ward/internal/workload"
+	"github.com/wardsec/ward/internal/workload/hookapi"
+)
+
+// hookWait bounds how long a hook request waits for its reconcile. The hook has its own,
+// shorter, time-out; this one only keeps a wedged backend from piling up goroutines.
+const hookWait = 2 * time.Minute
+
+// hookPoll is how often a waiting hook request looks at the rule sets in force. The reconcile
+// loop has no completion signal to subscribe to; a few milliseconds is small beside a
+// container start.
+const hookPoll = 5 * time.Millisecond
+
+// hookRecord is what the daemon keeps about a container registered by the OCI hook, under
+// <state>/containers, so that a restarted daemon enforces on running containers at its first
+// reconcile instead of forgetting them until they restart.
+type hookRecord struct {
+	Workload workload.Workload `json:"workload"`
+	Pid      int               `json:"pid"`
+}
+
+// startHooks restores the containers registered before a restart and serves the OCI hook
+// socket <state>/ward.sock. A daemon that cannot listen still enforces on the host and the
+// containers it knows; hooks configured to fail closed then keep new containers from starting
+// rather than let them run unprotected, so this is reported and not fatal.
+func (d *Daemon) startHooks(ctx context.Context, wg *sync.WaitGroup) {
+	d.restoreHookWorkloads()
+	path := filepath.Join(d.cfg.State, hookapi.SocketName)
+	// A socket file left by a daemon that did not stop cleanly refuses the bind.
+	if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
+		d.log.Error("oci hook socket", "path", path, "error", err)
+	}
+	l, err := net.Listen("unix", path)
+	if err == nil {
+		// The state directory is 0700 already; the mode says the same on the file itself.
+		err = os.Chmod(path, 0o600)
+	}
+	if err != nil {
+		d.log.Error("oci hook socket: containers cannot register", "path", path, "error", err)
+		d.message("Error", "oci hook socket: "+err.Error())
+		if l != nil {
+			l.Close()
+		}
+		return
+	}
+	d.log.Info("oci hook socket listening", "path", path)
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		hookapi.Serve(ctx, l, d.handleHook, d.log)
+		os.Remove(path)
+	}()
+}
+
+func (d *Daemon) hookDir() string { return filepath.Join(d.cfg.State, "containers") }
+
+// hookFile names a container's record; ids are runtime-chosen, so they must not escape the
+// directory.
+func (d *Daemon) hookFile(id string) (string, error) {
+	if id == "" || id == "." || id == ".." || strings.ContainsAny(id, "/\x00") {
+		return "", fmt.Errorf("container id %q: not usable as a file name", id)
+	}
+	return filepath.Join(d.hookDir(), id+".json"), nil
+}
+
+func (d *Daemon) handleHook(ctx context.Context, req hookapi.Request) hookapi.Response {
+	ctx, cancel := context.WithTimeout(ctx, hookWait)
+	defer cancel()
+	switch req.Op {
+	case hookapi.OpRegister:
+		return d.hookRegister(ctx, req)
+	case hookapi.OpUnregister:
+		return d.hookUnregister(ctx, req.ID)
+	}
+	return hookapi.Response{Error: fmt.Sprintf("unknown op %q; allowed: %s, %s", req.Op, hookapi.OpRegister, hookapi.OpUnregister)}
+}
+
+func (d *Daemon) hookRegister(ctx context.Context, req hookapi.Request) hookapi.Response {
+	w := req.Workload
+	switch {
+	case w.Kind != workload.KindContainer:
+		return hookapi.Response{Error: fmt.Sprintf("workload kind %q: only containers register through the hook", w.Kind)}
+	case w.CgroupID == 0:
+		// Enforcement is keyed on the cgroup: without it the container would run unprotected.
+		return hookapi.Response{Error: fmt.Sprintf("container %s: no cgroup id", w.ContainerID)}
+	}
+	file, err := d.hookFile(w.ContainerID)
+	if err != nil {
+		return hookapi.Response{Error: err.Error()}
+	}
+	w.Hostname = d.cfg.Host
+	err = os.MkdirAll(d.hookDir(), 0o700)
+	if err == nil {
+		err = writeJSON(file, hookRecord{Workload: w, Pid: req.Pid})
+	}
+	if err != nil {
+		// Enforcement works without the record; only a restart would forget the container.
+		d.log.Warn("record hook container", "container", w.ContainerID, "error", err)
+	}
+	d.log.Info("container registered by oci hook", "container", w.ContainerID, "name", w.Container,
+		"namespace", w.Namespace, "cgroup_id", w.CgroupID, "pidns", w.PidNS, "mntns", w.MntNS)
+	d.reg.Upsert(w)
+	// Acknowledge only once a reconcile has applied a set built from this very registration:
+	// the runtime starts the container's first instruction as soon as the hook exits.
+	for {
+		if set := d.Sets()[w.ID()]; set != nil && set.Workload.CgroupID == w.CgroupID &&
+			set.Workload.PidNS == w.PidNS && set.Workload.MntNS == w.MntNS {
+			return hookapi.Response{OK: true, Policies: set.Policies, Rules: len(set.Rules)}
+		}
+		if err := sleepCtx(ctx, hookPoll); err != nil {
+			return hookapi.Response{Error: fmt.Sprintf("container %s: rules not applied: %v", w.ContainerID, err)}
+		}
+	}
+}
+
+func (d *Daemon) hookUnregister(ctx context.Context, id string) hookapi.Response {
+	file, err := d.hookFile(id)
+	if err != nil {
+		return hookapi.Response{Error: err.Error()}
+	}
+	if err := os.Remove(file); err != nil && !errors.Is(err, os.ErrNotExist) {
+		d.log.Warn("remove hook container record", "container", id, "error", err)
+	}
+	d.log.Info("container unregistered by oci hook", "container", id)
+	d.reg.Remove(id)
+	for d.Sets()[id] != nil {
+		if err := sleepCtx(ctx, hookPoll); err != nil {
+			return hookapi.Response{Error: fmt.Sprintf("container %s: rules not removed: %v", id, err)}
+		}
+	}
+	return hookapi.Response{OK: true}
+}
+
+// restoreHookWorkloads registers again the containers recorded before a restart whose init
+// process still runs in the same cgroup. A record whose process is gone, or whose pid now
+// belongs to another cgroup (pids are reused), is dropped: its poststop came while the daemon
+// was down.
+func (d *Daemon) restoreHookWorkloads() {
+	entries, err := os.ReadDir(d.hookDir())
+	if err != nil {
+		if !errors.Is(err, os.ErrNotExist) {
+			d.log.Warn("restore hook containers", "error", err)
+		}
+		return
+	}
+	for _, e := range entries {
+		file := filepath.Join(d.hookDir(), e.Name())
+		var rec hookRecord
+		b, err := os.ReadFile(file)
+		if err == nil {
+			err = json.Unmarshal(b, &rec)
+		}
+		if err != nil {
+			d.log.Warn("restore hook container", "file", file, "error", err)
+			continue
+		}
+		id, err := workload.ReadKernelIdentity("/proc", "/sys/fs/cgroup", rec.Pid)
+		if err != nil || id.CgroupID != rec.Workload.CgroupID {
+			d.log.Info("hook container gone while the daemon was down", "container", rec.Workload.ContainerID)
+			os.Remove(file)
+			continue
+		}
+		d.log.Info("hook container restored", "container", rec.Workload.ContainerID, "cgroup_id", id.CgroupID)
+		d.reg.Upsert(rec.Workload)
+	}
+}
+
+func sleepCtx(ctx context.Context, dur time.Duration) error {
+	t := time.NewTimer(dur)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
+}
