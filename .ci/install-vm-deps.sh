@@ -7,6 +7,7 @@
 #   busybox-static   the guest's init, shell and tools
 #   cpio             checks vmrun's initramfs writer (tools/vmrun tests)
 #   apparmor         apparmor_parser and aa-exec, copied into the guest
+#   runc crun        container runtimes copied into the guest (OCI hook tests)
 #   clang-14 llvm-14 bpf2go's compiler and llvm-strip (make generate-vmtest)
 #   libbpf-dev       bpf_helpers.h and friends for BPF C
 #   bpftool          vmlinux.h from BTF (make update-vmlinux-h)
@@ -14,7 +15,7 @@
 # The kernel itself is not installed: vmrun fetches it with apt-get download
 # into .cache/vm.
 set -eu
-pkgs="qemu-system-x86 busybox-static cpio apparmor clang-14 llvm-14 libbpf-dev bpftool bsdextrautils"
+pkgs="qemu-system-x86 busybox-static cpio apparmor runc crun clang-14 llvm-14 libbpf-dev bpftool bsdextrautils"
 
 missing=""
 for p in $pkgs; do

@@ -26,6 +26,9 @@ mount -t tmpfs -o mode=0755 tmpfs /run || die "mount /run"
 mount -t securityfs securityfs /sys/kernel/security || die "mount securityfs"
 mount -t bpf bpf /sys/fs/bpf || die "mount bpffs"
 mount -t tracefs tracefs /sys/kernel/tracing || die "mount tracefs"
+# The unified cgroup hierarchy, as systemd mounts it: container runtimes put
+# each container in its own cgroup here, and BPF-LSM keys workloads on its id.
+mount -t cgroup2 cgroup2 /sys/fs/cgroup || die "mount cgroup2"
 ip link set lo up || die "bring up lo"
 
 while read -r mod; do

@@ -41,7 +41,9 @@ var profiles = map[string]bootProfile{
 		Name:    "apparmor",
 		Cmdline: []string{"lsm=landlock,lockdown,yama,apparmor,bpf"},
 		LSMs:    []string{"apparmor", "bpf"},
-		Tools:   []string{"/usr/sbin/apparmor_parser", "/usr/bin/aa-exec"},
+		// runc and crun (Debian's) run containers from a busybox rootfs for the
+		// OCI hook tests (docs/containers.md): no image registry is involved.
+		Tools: []string{"/usr/sbin/apparmor_parser", "/usr/bin/aa-exec", "/usr/sbin/runc", "/usr/bin/crun"},
 		Trees: []string{
 			"/etc/apparmor",
 			// parser.conf pins the policy feature ABI to this file.
