@@ -163,6 +163,29 @@ func TestBypasses(t *testing.T) {
 		t.Errorf("unresolved counter did not move: %+v", st)
 	}
 
+	// The per-inode cache must not carry a verdict across a change of path:
+	// a file opened (and cached as unprotected) and then moved into the
+	// blocked directory, and a file opened first through a bind mount.
+	mkfile(t, "/wt/free2.txt", 0)
+	mkfile(t, "/wt/blocked/a/c.txt", 0)
+	for _, step := range []struct{ op, want string }{
+		{"open:/wt/free2.txt", "ok"},
+		{"", ""}, // the test moves the file
+		{"open:/wt/blocked/free2.txt", "errno 1"},
+		{"open:/wt/bound/a/c.txt", "ok"},
+		{"open:/wt/blocked/a/c.txt", "errno 1"},
+		{"open:/wt/bound/a/c.txt", "ok"},
+		{"open:/wt/blocked/a/c.txt", "errno 1"},
+	} {
+		if step.op == "" {
+			must(t, os.Rename("/wt/free2.txt", "/wt/blocked/free2.txt"))
+			continue
+		}
+		if got := helperRun(t, cgfd, "/wt/bin/reader", 0, step.op); got != step.op+" "+step.want {
+			t.Errorf("cache: %q, want %q", got, step.op+" "+step.want)
+		}
+	}
+
 	// Out of scope by design (docs/bpflsm.md): rules name paths, and these
 	// reach the same bytes or directory under another path.
 	must(t, exec.Command("cp", "/wt/bin/tool", "/wt/tool-copy").Run())

@@ -66,6 +66,7 @@ type Backend struct {
 	mu       sync.Mutex // guards everything below
 	applied  map[uint64]*applied
 	warnings []string
+	gen      uint32 // the last generation used
 }
 
 // applied is what is loaded for one workload.
@@ -78,6 +79,22 @@ type applied struct {
 }
 
 var _ enforcer.Backend = (*Backend)(nil)
+
+// Factory returns the enforcer.Factory that LSM selection calls.
+func Factory(opts Options) enforcer.Factory {
+	return func(ctx context.Context) (enforcer.Backend, error) { return New(opts) }
+}
+
+// notSupported marks the kernel's refusals (LSM programs not allowed, the
+// helpers or map types missing) as enforcer.ErrNotSupported, so that
+// selection falls back with the reason.
+func notSupported(err error) error {
+	if errors.Is(err, unix.EPERM) ||
+		errors.Is(err, unix.EOPNOTSUPP) || errors.Is(err, ebpf.ErrNotSupported) {
+		return fmt.Errorf("bpf: %w: %w", enforcer.ErrNotSupported, err)
+	}
+	return err
+}
 
 // New loads and attaches the programs. With no rules applied they permit
 // everything after one map lookup.
@@ -108,11 +125,11 @@ func New(opts Options) (*Backend, error) {
 		if errors.As(err, &verr) {
 			b.log.Error("verifier rejected program", "error", fmt.Sprintf("%+v", verr))
 		}
-		return nil, fmt.Errorf("load programs: %w", err)
+		return nil, notSupported(fmt.Errorf("load programs: %w", err))
 	}
 	if err := b.attach(); err != nil {
 		b.closeKernel()
-		return nil, err
+		return nil, notSupported(err)
 	}
 	b.rd, err = ringbuf.NewReader(b.objs.Events)
 	if err != nil {
@@ -210,7 +227,15 @@ func (b *Backend) Apply(ctx context.Context, sets []*rules.Set) error {
 			containers++
 		}
 	}
-	if err := b.objs.WardConfig.Put(uint32(0), containers); err != nil {
+	// Read-modify-write keeps the kernel's epoch (a concurrent bump lost
+	// here cannot revive a cache entry: every Apply moved every workload to
+	// a generation never used before).
+	var cfg wardConfig
+	if err := b.objs.WardConfig.Lookup(uint32(0), &cfg); err != nil {
+		return fmt.Errorf("read config: %w", err)
+	}
+	cfg.Containers = containers
+	if err := b.objs.WardConfig.Put(uint32(0), &cfg); err != nil {
 		return fmt.Errorf("count containers: %w", err)
 	}
 	return nil
@@ -218,10 +243,10 @@ func (b *Backend) Apply(ctx context.Context, sets []*rules.Set) error {
 
 func (b *Backend) swap(wk uint64, id string, tr *Translation) error {
 	old := b.applied[wk]
-	gen := uint32(1)
-	if old != nil {
-		gen = old.gen + 1
-	}
+	// Generations are never reused, not even by a workload removed and
+	// added again, so per-inode cache entries of an old state never match.
+	b.gen++
+	gen := b.gen
 	keys := make([]wardRuleKey, 0, len(tr.Entries))
 	for _, k := range tr.SortedKeys() {
 		v := tr.Entries[k]

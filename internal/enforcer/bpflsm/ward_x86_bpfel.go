@@ -13,6 +13,12 @@ import (
 	"github.com/cilium/ebpf"
 )
 
+type wardConfig struct {
+	_          structs.HostLayout
+	Containers uint32
+	Epoch      uint32
+}
+
 type wardEvent struct {
 	_        structs.HostLayout
 	Cgroup   uint64
@@ -56,6 +62,18 @@ type wardGlobVal struct {
 	Accept uint64
 }
 
+type wardIcache struct {
+	_      structs.HostLayout
+	Cgroup uint64
+	Mnt    uint64
+	Src    uint64
+	Bits   uint64
+	Gen    uint32
+	Epoch  uint32
+	Flags  uint32
+	Op     uint32
+}
+
 type wardRuleKey struct {
 	_      structs.HostLayout
 	Cgroup uint64
@@ -96,6 +114,7 @@ type wardWlVal struct {
 const (
 	wardMapEvents            = "events"
 	wardMapGlobs             = "globs"
+	wardMapIcache            = "icache"
 	wardMapRules             = "rules"
 	wardMapScratch           = "scratch"
 	wardMapStats             = "stats"
@@ -114,6 +133,7 @@ const (
 	wardProgWardPathTruncate = "ward_path_truncate"
 	wardProgWardPathUnlink   = "ward_path_unlink"
 	wardProgWardSocketCreate = "ward_socket_create"
+	wardVarUnusedConfig      = "unused_config"
 	wardVarUnusedEvent       = "unused_event"
 	wardVarUnusedGlobKey     = "unused_glob_key"
 	wardVarUnusedGlobVal     = "unused_glob_val"
@@ -185,6 +205,7 @@ type wardProgramSpecs struct {
 type wardMapSpecs struct {
 	Events     *ebpf.MapSpec `ebpf:"events"`
 	Globs      *ebpf.MapSpec `ebpf:"globs"`
+	Icache     *ebpf.MapSpec `ebpf:"icache"`
 	Rules      *ebpf.MapSpec `ebpf:"rules"`
 	Scratch    *ebpf.MapSpec `ebpf:"scratch"`
 	Stats      *ebpf.MapSpec `ebpf:"stats"`
@@ -196,6 +217,7 @@ type wardMapSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type wardVariableSpecs struct {
+	UnusedConfig  *ebpf.VariableSpec `ebpf:"unused_config"`
 	UnusedEvent   *ebpf.VariableSpec `ebpf:"unused_event"`
 	UnusedGlobKey *ebpf.VariableSpec `ebpf:"unused_glob_key"`
 	UnusedGlobVal *ebpf.VariableSpec `ebpf:"unused_glob_val"`
@@ -226,6 +248,7 @@ func (o *wardObjects) Close() error {
 type wardMaps struct {
 	Events     *ebpf.Map `ebpf:"events"`
 	Globs      *ebpf.Map `ebpf:"globs"`
+	Icache     *ebpf.Map `ebpf:"icache"`
 	Rules      *ebpf.Map `ebpf:"rules"`
 	Scratch    *ebpf.Map `ebpf:"scratch"`
 	Stats      *ebpf.Map `ebpf:"stats"`
@@ -237,6 +260,7 @@ func (m *wardMaps) Close() error {
 	return _WardClose(
 		m.Events,
 		m.Globs,
+		m.Icache,
 		m.Rules,
 		m.Scratch,
 		m.Stats,
@@ -249,6 +273,7 @@ func (m *wardMaps) Close() error {
 //
 // It can be passed to loadWardObjects or ebpf.CollectionSpec.LoadAndAssign.
 type wardVariables struct {
+	UnusedConfig  *ebpf.Variable `ebpf:"unused_config"`
 	UnusedEvent   *ebpf.Variable `ebpf:"unused_event"`
 	UnusedGlobKey *ebpf.Variable `ebpf:"unused_glob_key"`
 	UnusedGlobVal *ebpf.Variable `ebpf:"unused_glob_val"`

@@ -224,25 +224,58 @@ struct wl {
 	__u32 audited;
 	__u64 dir_depths;
 	__u64 exact_depths;
+	__u32 epoch;
 };
 
-// ward_config[0] counts registered containers: with none, a hook skips the
-// cgroup lookup and goes straight to the host entry.
+// ward_config[0]: containers counts registered containers (with none, a hook
+// skips the cgroup lookup and goes straight to the host entry); epoch is
+// bumped by every rename, link and unlink, which can change the path of an
+// existing inode, and invalidates the per-inode cache.
+struct config {
+	__u32 containers;
+	__u32 epoch;
+};
+
+const struct config *unused_config __attribute__((unused));
+
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
 	__uint(max_entries, 1);
 	__type(key, __u32);
-	__type(value, __u32);
+	__type(value, struct config);
 } ward_config SEC(".maps");
+
+// The per-inode cache of the rule bits found for a file's path, so that a
+// file opened again by the same workload is decided without resolving and
+// hashing its path. An entry is valid only for the same workload
+// generation, operation, source, mount and epoch, and only while the file
+// has one name (i_nlink == 1): a second name could have other rules.
+struct icache {
+	__u64 cgroup;
+	__u64 mnt;
+	__u64 src;
+	__u64 bits;
+	__u32 gen;
+	__u32 epoch;
+	__u32 flags;
+	__u32 op;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_INODE_STORAGE);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, int);
+	__type(value, struct icache);
+} icache SEC(".maps");
 
 // find_workload returns 0 when the current task's workload has rules of op.
 static __always_inline int find_workload(__u8 op, struct wl *w)
 {
 	__u32 zero = 0;
-	__u32 *containers = bpf_map_lookup_elem(&ward_config, &zero);
+	struct config *cfg = bpf_map_lookup_elem(&ward_config, &zero);
 	__u64 cg = 0;
 	struct wl_val *v = NULL;
-	if (containers && *containers) {
+	if (cfg && cfg->containers) {
 		cg = bpf_get_current_cgroup_id();
 		v = bpf_map_lookup_elem(&workloads, &cg);
 	}
@@ -261,6 +294,7 @@ static __always_inline int find_workload(__u8 op, struct wl *w)
 	w->audited = v->audited;
 	w->dir_depths = v->dir_depths[op & 3];
 	w->exact_depths = v->exact_depths[op & 3];
+	w->epoch = cfg ? cfg->epoch : 0;
 	return 0;
 }
 
@@ -518,7 +552,7 @@ static __always_inline int emit(struct walk *w, struct wl *wl, int action, __u32
 // w->start (n: its length, or a negative errno when it could not be resolved).
 // in_file_open says whether bpf_d_path may be used for the source.
 static __always_inline int check_path(struct wl *wl, struct walk *w, struct scratch *s, long n, bool write,
-				      struct inode *inode, bool in_file_open)
+				      struct inode *inode, bool in_file_open, struct file *file)
 {
 	struct task_struct *t = bpf_get_current_task_btf();
 	__u32 fsuid = t->cred->fsuid.val;
@@ -536,6 +570,24 @@ static __always_inline int check_path(struct wl *wl, struct walk *w, struct scra
 	if (wl->flags & WF_SOURCE_RULES)
 		w->src = src;
 
+	__u64 bits = 0;
+	struct icache *c = NULL;
+	if (file) {
+		// file_open: try the per-inode cache before resolving the path.
+		umode_t mode = inode->i_mode;
+		if ((mode & 00170000) == 0100000 && inode->i_nlink == 1)
+			c = bpf_inode_storage_get(&icache, inode, 0, BPF_LOCAL_STORAGE_GET_F_CREATE);
+		__u64 mnt = (__u64)file->f_path.mnt;
+		if (c && c->cgroup == wl->cgroup && c->gen == wl->gen && c->epoch == wl->epoch && c->mnt == mnt &&
+		    c->src == src && c->op == w->op) {
+			bits = c->bits;
+			flags |= c->flags;
+			n = 1; // resolved later, only if an event needs the path
+			goto decide;
+		}
+		n = bpf_d_path(&file->f_path, s->path, PATH_MAX);
+	}
+
 	if (n <= 0) {
 		// Fail closed wherever a Block or an allow-list could apply.
 		if (wl->flags & (WF_BLOCK_RULES | WF_ALLOW_GLOBAL | WF_ALLOW_SOURCES)) {
@@ -550,7 +602,8 @@ static __always_inline int check_path(struct wl *wl, struct walk *w, struct scra
 	w->bits |= w->last_direct;
 	if (w->dfa)
 		w->bits |= w->accept;
-	__u64 h = w->h, bits = w->bits;
+	__u64 h = w->h;
+	bits = w->bits;
 	bool exact = wl->exact_depths & depth_bit(w->depth);
 	bool self = wl->dir_depths & depth_bit(w->depth + 1);
 	struct rule_val *v;
@@ -600,6 +653,21 @@ static __always_inline int check_path(struct wl *wl, struct walk *w, struct scra
 		if (bits != before)
 			flags |= EF_INODE;
 	}
+	if (c) {
+		c->cgroup = wl->cgroup;
+		c->mnt = (__u64)file->f_path.mnt;
+		c->src = src;
+		c->bits = bits;
+		c->gen = wl->gen;
+		c->epoch = wl->epoch;
+		c->flags = flags & EF_INODE;
+		c->op = w->op;
+	}
+	bool cached = false;
+	if (0) {
+decide:
+		cached = true;
+	}
 
 	int vd = verdict(bits, permitted(write, owner == fsuid, tty));
 	if (vd == V_ALLOW)
@@ -609,6 +677,10 @@ static __always_inline int check_path(struct wl *wl, struct walk *w, struct scra
 			return 0;
 		vd = (wl->flags & WF_POSTURE_BLOCK) ? V_BLOCK : V_AUDIT;
 		flags |= EF_POSTURE;
+	}
+	if (cached && file) {
+		w->start = 0;
+		n = bpf_d_path(&file->f_path, s->path, PATH_MAX);
 	}
 	return emit(w, wl, vd, flags, owner, s, n, in_file_open, 0, 0, 0, -1, src);
 }
@@ -646,9 +718,8 @@ int BPF_PROG(ward_file_open, struct file *file, int ret)
 		return 0;
 	struct walk w;
 	walk_init(&w, &wl, s, op, 0);
-	long n = bpf_d_path(&file->f_path, s->path, PATH_MAX);
 	bool write = op == OP_FILE && (file->f_mode & FMODE_WRITE);
-	return check_path(&wl, &w, s, n, write, file->f_inode, true);
+	return check_path(&wl, &w, s, 0, write, file->f_inode, true, file);
 }
 
 // Path operations. bpf_d_path is refused in these hooks, so the path is built
@@ -727,6 +798,16 @@ static __always_inline long build_path(struct scratch *s, struct vfsmount *vmnt,
 }
 
 // check_write decides a modification of (mnt, dentry).
+// bump_epoch invalidates the per-inode cache: called for every rename, link
+// and unlink on the system, whatever the workload.
+static __always_inline void bump_epoch(void)
+{
+	__u32 zero = 0;
+	struct config *cfg = bpf_map_lookup_elem(&ward_config, &zero);
+	if (cfg)
+		__sync_fetch_and_add(&cfg->epoch, 1);
+}
+
 static __always_inline int check_write(struct vfsmount *mnt, struct dentry *dentry)
 {
 	struct wl wl;
@@ -740,7 +821,7 @@ static __always_inline int check_write(struct vfsmount *mnt, struct dentry *dent
 	long n = build_path(s, mnt, dentry, &start);
 	struct walk w;
 	walk_init(&w, &wl, s, OP_FILE, start);
-	return check_path(&wl, &w, s, n, true, BPF_CORE_READ(dentry, d_inode), false);
+	return check_path(&wl, &w, s, n, true, BPF_CORE_READ(dentry, d_inode), false, NULL);
 }
 
 SEC("lsm/path_unlink")
@@ -748,6 +829,7 @@ int BPF_PROG(ward_path_unlink, const struct path *dir, struct dentry *dentry, in
 {
 	if (ret != 0)
 		return ret;
+	bump_epoch();
 	return check_write(BPF_CORE_READ(dir, mnt), dentry);
 }
 
@@ -791,6 +873,7 @@ int BPF_PROG(ward_path_link, struct dentry *old_dentry, const struct path *new_d
 {
 	if (ret != 0)
 		return ret;
+	bump_epoch();
 	struct vfsmount *mnt = BPF_CORE_READ(new_dir, mnt);
 	int r = check_write(mnt, old_dentry);
 	if (r)
@@ -804,6 +887,7 @@ int BPF_PROG(ward_path_rename, const struct path *old_dir, struct dentry *old_de
 {
 	if (ret != 0)
 		return ret;
+	bump_epoch();
 	int r = check_write(BPF_CORE_READ(old_dir, mnt), old_dentry);
 	if (r)
 		return r;
