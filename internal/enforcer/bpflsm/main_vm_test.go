@@ -83,6 +83,27 @@ func helper(op string) int {
 			fmt.Printf("%d\n", time.Since(start).Nanoseconds()/int64(count))
 			return 0
 		}
+	case "cgloop":
+		// cgloop:N:PATH:CG1,CG2,... moves itself into each cgroup in turn
+		// and prints, per cgroup, ns per open+close of PATH over N tries.
+		parts := strings.SplitN(arg, ":", 3)
+		count, _ := strconv.Atoi(parts[0])
+		var res []string
+		for _, cg := range strings.Split(parts[2], ",") {
+			if err := os.WriteFile(cg+"/cgroup.procs", []byte("0"), 0); err != nil {
+				fmt.Printf("move to %s: %v\n", cg, err)
+				return 1
+			}
+			start := time.Now()
+			for i := 0; i < count; i++ {
+				if fd, e := unix.Open(parts[1], unix.O_RDONLY, 0); e == nil {
+					unix.Close(fd)
+				}
+			}
+			res = append(res, strconv.FormatInt(time.Since(start).Nanoseconds()/int64(count), 10))
+		}
+		fmt.Println(strings.Join(res, " "))
+		return 0
 	case "hammer":
 		// hammer:N:PATH opens PATH N times and prints how many opens succeeded.
 		n, path, _ := strings.Cut(arg, ":")
