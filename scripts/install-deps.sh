@@ -5,7 +5,9 @@
 #   apparmor           apparmor_parser: every generated profile is compiled by the real parser
 #   protobuf-compiler  protoc, to check that the generated gRPC code is current
 #   make, git          the build entry points
-# plus the VM suite's packages (.ci/install-vm-deps.sh: qemu, busybox, clang, libbpf, ...).
+# plus the VM suite's packages (.ci/install-vm-deps.sh: qemu, busybox, clang, libbpf, ...), the
+# SELinux tools and reference policy (.ci/install-selinux-deps.sh) and etcd for the real API server
+# tests (.ci/install-k8s-deps.sh).
 set -eu
 here=$(cd "$(dirname "$0")" && pwd)
 pkgs="apparmor protobuf-compiler make git"
@@ -23,3 +25,5 @@ if [ -n "$missing" ]; then
 	apt-get -o DPkg::Lock::Timeout=600 install -y -q --no-install-recommends $missing
 fi
 sh "$here/../.ci/install-vm-deps.sh"
+sh "$here/../.ci/install-selinux-deps.sh"
+sh "$here/../.ci/install-k8s-deps.sh"

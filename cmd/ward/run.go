@@ -1,13 +1,13 @@
 package main
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"syscall"
 	"text/tabwriter"
 
@@ -16,19 +16,17 @@ import (
 	"github.com/wardsec/ward/internal/daemon"
 	"github.com/wardsec/ward/internal/enforcer"
 	"github.com/wardsec/ward/internal/enforcer/apparmor"
+	"github.com/wardsec/ward/internal/enforcer/bpflsm"
+	"github.com/wardsec/ward/internal/enforcer/selinux"
 	"github.com/wardsec/ward/internal/monitor"
 )
 
 // backendFactories lists the enforcement backends compiled into this binary.
-func backendFactories(apparmorDir string, log *slog.Logger) map[string]enforcer.Factory {
+func backendFactories(apparmorDir, stateDir string, log *slog.Logger) map[string]enforcer.Factory {
 	return map[string]enforcer.Factory{
+		enforcer.BPF:      bpflsm.Factory(bpflsm.Options{Logger: log}),
 		enforcer.AppArmor: apparmor.Factory(apparmor.Config{Dir: apparmorDir, Logger: log}),
-		enforcer.BPF: func(context.Context) (enforcer.Backend, error) {
-			if err := enforcer.ProbeBPFLSM(); err != nil {
-				return nil, err
-			}
-			return nil, fmt.Errorf("bpf-lsm works in this kernel, but this build has no BPF-LSM enforcer yet: %w", enforcer.ErrNotSupported)
-		},
+		enforcer.SELinux:  selinux.Factory(selinux.Config{StateDir: filepath.Join(stateDir, "selinux"), Logger: log}),
 	}
 }
 
@@ -56,7 +54,7 @@ then the file. With no configuration at all, run uses the embedded defaults.`,
 			log := slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), nil))
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
-			opts := daemon.Options{Config: cfg, Logger: log, Factories: backendFactories(cfg.AppArmorDir, log), Stdout: cmd.OutOrStdout()}
+			opts := daemon.Options{Config: cfg, Logger: log, Factories: backendFactories(cfg.AppArmorDir, cfg.State, log), Stdout: cmd.OutOrStdout()}
 			if cfg.SystemMonitor {
 				opts.Monitor = func(workloadOf func(uint64, uint32) string) (daemon.EventSource, error) {
 					return monitor.New(monitor.Options{Logger: log, IgnoreSelf: true, Workload: workloadOf})
@@ -89,7 +87,7 @@ func newProbeCmd() *cobra.Command {
 			if err != nil {
 				fmt.Fprintln(cmd.ErrOrStderr(), "ward probe: warning:", err)
 			}
-			sel := enforcer.Select(cmd.Context(), lsms, order, backendFactories(apparmor.DefaultDir, slog.New(slog.NewTextHandler(io.Discard, nil))))
+			sel := enforcer.Select(cmd.Context(), lsms, order, backendFactories(apparmor.DefaultDir, "/var/lib/ward", slog.New(slog.NewTextHandler(io.Discard, nil))))
 			if sel.Backend != nil {
 				defer sel.Backend.Close()
 			}
