@@ -23,6 +23,7 @@ import (
 	"github.com/wardsec/ward/internal/enforcer"
 	"github.com/wardsec/ward/internal/enforcer/bpflsm"
 	"github.com/wardsec/ward/internal/testutil/vmguest"
+	"github.com/wardsec/ward/internal/workload"
 	"github.com/wardsec/ward/internal/workload/hookapi"
 )
 
@@ -219,8 +220,14 @@ func runContainer(t *testing.T, d *daemon.Daemon, runtime, self, socket, id, app
 	if !ok {
 		t.Fatalf("%s not registered", id)
 	}
-	if w.CgroupID != st.Ino || w.Container != app || w.Labels["app"] != app || w.Namespace != "container_namespace" || w.PidNS == 0 || w.MntNS == 0 {
+	if w.CgroupID != st.Ino || w.Container != app || w.Labels["app"] != app || w.Namespace != "container_namespace" {
 		t.Errorf("registered %+v, want cgroup id %d", w, st.Ino)
+	}
+	// The container's own namespaces, not the runtime's or the host's.
+	host, err := workload.ReadKernelIdentity("/proc", "/sys/fs/cgroup", os.Getpid())
+	must(t, err)
+	if w.PidNS == 0 || w.MntNS == 0 || w.PidNS == host.PidNS || w.MntNS == host.MntNS {
+		t.Errorf("registered namespaces pid %d mnt %d; the host's are %d %d", w.PidNS, w.MntNS, host.PidNS, host.MntNS)
 	}
 	t.Logf("%s registered: cgroup id %d (inode of %s), pidns %d, mntns %d, labels %v", id, w.CgroupID, cgroupPath, w.PidNS, w.MntNS, w.Labels)
 	set := d.Sets()[id]
