@@ -12,7 +12,6 @@ import (
 func runHookCmd(t *testing.T, state string, args ...string) (int, string) {
 	t.Helper()
 	root := newRootCmd()
-	root.AddCommand(newOCIHookCmd())
 	var stderr bytes.Buffer
 	root.SetIn(strings.NewReader(state))
 	root.SetErr(&stderr)
