@@ -41,7 +41,7 @@ fi
 
 status=0
 # shellcheck disable=SC2086 # VM_TESTFLAGS is a list of flags
-"$GO" test -count=1 -v -tags vm -exec "$root/bin/vmrun" ${VM_TESTFLAGS:-} "${pkgs[@]}" 2>&1 | tee "$log" || status=1
+"$GO" test -count=1 -v -timeout 30m -tags vm -exec "$root/bin/vmrun" ${VM_TESTFLAGS:-} "${pkgs[@]}" 2>&1 | tee "$log" || status=1
 if [ "${#selinux_pkgs[@]}" -gt 0 ]; then
 	# shellcheck disable=SC2086 # VM_TESTFLAGS is a list of flags
 	WARD_VM_BOOT_PROFILE=selinux "$GO" test -count=1 -v -timeout 30m -tags 'vm selinux' -exec "$root/bin/vmrun" ${VM_TESTFLAGS:-} \
