@@ -48,6 +48,11 @@ type Config struct {
 
 	SystemMonitor bool `json:"systemMonitor"`
 
+	// K8s is "true", "false" or "auto" (Kubernetes mode when running in a pod with a service
+	// account); Kubeconfig points at the API server from outside the cluster.
+	K8s        string `json:"k8s"`
+	Kubeconfig string `json:"kubeconfig"`
+
 	AlertThrottling bool `json:"alertThrottling"`
 	MaxAlertPerSec  int  `json:"maxAlertPerSec"`
 	ThrottleSec     int  `json:"throttleSec"`
@@ -85,6 +90,8 @@ var settings = []setting{
 	{"enableKubeArmorHostPolicy", "true", "enforce KubeArmorHostPolicy"},
 	{"untrackedNs", "kube-system,kubearmor", "namespaces that get no enforcement"},
 	{"systemMonitor", "true", "trace syscalls for logs, syscall-rule alerts and monitor-mode alerts"},
+	{"k8s", "auto", "Kubernetes mode (policies, pods, namespaces and this node from the API server): true, false, or auto (on when running in a pod)"},
+	{"kubeconfig", "", "kubeconfig file for Kubernetes mode outside the cluster (default: the pod's service account)"},
 	{"alertThrottling", "true", "throttle alerts per workload"},
 	{"maxAlertPerSec", "10", "alerts per second per workload before throttling"},
 	{"throttleSec", "30", "seconds of dropping alerts once the threshold is crossed"},
@@ -197,6 +204,7 @@ func buildConfig(v map[string]string) (Config, error) {
 		Metrics: v["metrics"], Cluster: v["cluster"], Host: v["host"], LogPath: v["logPath"],
 		AppArmorDir: v["apparmorDir"], BPFFsPath: v["bpfFsPath"],
 		Visibility: v["visibility"], HostVisibility: v["hostVisibility"], UntrackedNs: v["untrackedNs"],
+		Kubeconfig: v["kubeconfig"],
 	}
 	var err error
 	posture := func(key string) string {
@@ -239,6 +247,14 @@ func buildConfig(v map[string]string) (Config, error) {
 		}
 		return n
 	}
+	switch k := strings.ToLower(strings.TrimSpace(v["k8s"])); k {
+	case "true", "false", "auto":
+		c.K8s = k
+	default:
+		if err == nil {
+			err = fmt.Errorf("k8s: %q is not allowed: allowed are true, false, auto", v["k8s"])
+		}
+	}
 	c.MaxAlertPerSec = integer("maxAlertPerSec")
 	c.ThrottleSec = integer("throttleSec")
 	if err != nil {
@@ -273,4 +289,15 @@ func (c *Config) HostPostures() rules.Postures {
 // ContainerPostures are the postures of containers, before namespace annotations.
 func (c *Config) ContainerPostures() rules.Postures {
 	return rules.Postures{File: toAction(c.DefaultFilePosture), Network: toAction(c.DefaultNetworkPosture), Capabilities: toAction(c.DefaultCapabilitiesPosture)}
+}
+
+// KubernetesMode reports whether the daemon takes policies and workloads from the API server.
+func (c *Config) KubernetesMode() bool {
+	switch c.K8s {
+	case "true":
+		return true
+	case "auto":
+		return c.Kubeconfig != "" || InCluster()
+	}
+	return false
 }

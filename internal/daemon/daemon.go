@@ -78,6 +78,8 @@ type Daemon struct {
 	sets atomic.Pointer[map[string]*rules.Set]
 
 	grpcAddr net.Addr
+	// kube is the cluster view in Kubernetes mode, nil otherwise.
+	kube *KubeSource
 }
 
 // GRPCAddr is the address the gRPC services listen on, or nil.
@@ -265,6 +267,12 @@ func Run(ctx context.Context, opts Options) error {
 		}
 	}
 
+	if cfg.KubernetesMode() {
+		if err := d.startKube(ctx, &wg); err != nil {
+			return err
+		}
+	}
+
 	d.enqueue()
 	first := true
 	backoff := time.Second
@@ -329,6 +337,9 @@ func (d *Daemon) reconcile(ctx context.Context) error {
 	}
 
 	all := d.store.Policies()
+	if d.kube != nil {
+		all = append(all, d.kube.Policies()...)
+	}
 	var enabled []policy.Policy
 	for _, p := range all {
 		switch {
@@ -344,6 +355,9 @@ func (d *Daemon) reconcile(ctx context.Context) error {
 	nRules := 0
 	for _, w := range workloads {
 		postures := d.cfg.ContainerPostures()
+		if d.kube != nil {
+			postures = d.kube.Postures(w.Namespace, postures)
+		}
 		if w.Kind == workload.KindHost {
 			postures = d.cfg.HostPostures()
 		} else if d.untracked(w.Namespace) {
