@@ -10,10 +10,11 @@ all: build
 build:
 	$(GO) build -o bin/ward ./cmd/ward
 
-# Everything: formatting and static checks, host tests, benchmarks once, the VM suite.
+# Everything: formatting and static checks, generated code (bpf2go objects, CRDs, protobuf)
+# regenerated and compared with what is committed, host tests, benchmarks once, the VM suite.
 test: test-host test-vm
 
-test-host: lint unit bench
+test-host: lint check-generated unit bench
 
 lint: fmt-check vet staticcheck
 
