@@ -52,6 +52,12 @@ type Backend interface {
 	Close() error
 }
 
+// WorkloadApplier changes one workload's rules without touching the others'. Safe for concurrent use; calls for different workloads do not wait on each other beyond short critical sections.
+type WorkloadApplier interface {
+	ApplyWorkload(ctx context.Context, set *rules.Set) error // same guarantees as Apply, for one workload (set.Workload); adds or replaces it
+	RemoveWorkload(ctx context.Context, id string) error     // removes the workload's rules (no-op when unknown)
+}
+
 // Event is one kernel report of an access, before attribution. Access is filled as completely
 // as the module's record allows; rules.Decide on the workload's set names the policy.
 type Event struct {
