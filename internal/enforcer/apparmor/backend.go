@@ -50,8 +50,12 @@ type Backend struct {
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 
-	applyMu sync.Mutex
-	mu      sync.Mutex
+	// applyMu lets ApplyWorkload calls run side by side (read lock) while Apply, which replaces
+	// the whole state and prunes, runs alone (write lock).
+	applyMu sync.RWMutex
+	// workloadMu serialises calls for one workload; the map itself is guarded by mu.
+	workloadMu map[string]*sync.Mutex
+	mu         sync.Mutex
 	// byName maps a loaded profile to its workload's set, for attribution; byWorkload maps a
 	// workload ID to its profile name; text is what each loaded profile holds.
 	byName     map[string]*rules.Set
@@ -61,7 +65,10 @@ type Backend struct {
 	logged     map[string]bool
 }
 
-var _ enforcer.Backend = (*Backend)(nil)
+var (
+	_ enforcer.Backend         = (*Backend)(nil)
+	_ enforcer.WorkloadApplier = (*Backend)(nil)
+)
 
 // Factory returns the enforcer.Factory that selection calls.
 func Factory(cfg Config) enforcer.Factory {
@@ -108,7 +115,7 @@ func New(ctx context.Context, cfg Config) (*Backend, error) {
 		events: make(chan enforcer.Event, 1024),
 		cancel: cancel,
 		byName: map[string]*rules.Set{}, byWorkload: map[string]string{}, text: map[string][]byte{},
-		warnings: map[string][]Warning{}, logged: map[string]bool{},
+		warnings: map[string][]Warning{}, logged: map[string]bool{}, workloadMu: map[string]*sync.Mutex{},
 	}
 	b.wg.Add(1)
 	go func() {
@@ -167,19 +174,19 @@ func (b *Backend) Apply(ctx context.Context, sets []*rules.Set) error {
 			keepOld()
 			continue
 		}
-		for _, w := range warns {
-			if key := prof.Name + "\x00" + w.String(); !b.logged[key] {
-				b.logged[key] = true
-				b.log.Warn("apparmor cannot express a rule exactly", "profile", prof.Name, "policy", w.Policy, "rule", w.Rule, "warning", w.Message)
-			}
-		}
-		if !bytes.Equal(b.text[prof.Name], prof.Text) {
+		b.logWarnings(prof.Name, warns)
+		b.mu.Lock()
+		same := bytes.Equal(b.text[prof.Name], prof.Text)
+		b.mu.Unlock()
+		if !same {
 			if err := b.loader.Load(ctx, prof); err != nil {
 				errs = append(errs, fmt.Errorf("workload %s: %w", id, err))
 				keepOld()
 				continue
 			}
+			b.mu.Lock()
 			b.text[prof.Name] = prof.Text
+			b.mu.Unlock()
 		}
 		keep = append(keep, prof.Name)
 		byName[prof.Name], byWorkload[id], warnings[id] = s, prof.Name, warns
@@ -188,15 +195,111 @@ func (b *Backend) Apply(ctx context.Context, sets []*rules.Set) error {
 	if err != nil {
 		errs = append(errs, err)
 	}
+	b.mu.Lock()
 	for _, name := range removed {
 		delete(b.text, name)
 	}
-	b.mu.Lock()
 	b.byName, b.byWorkload, b.warnings = byName, byWorkload, warnings
 	b.mu.Unlock()
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("apply apparmor profiles: %w", err)
 	}
+	return nil
+}
+
+func (b *Backend) logWarnings(profile string, warns []Warning) {
+	for _, w := range warns {
+		key := profile + "\x00" + w.String()
+		b.mu.Lock()
+		seen := b.logged[key]
+		b.logged[key] = true
+		b.mu.Unlock()
+		if !seen {
+			b.log.Warn("apparmor cannot express a rule exactly", "profile", profile, "policy", w.Policy, "rule", w.Rule, "warning", w.Message)
+		}
+	}
+}
+
+// lockWorkload serialises the calls for one workload and keeps out a concurrent Apply.
+func (b *Backend) lockWorkload(id string) func() {
+	b.applyMu.RLock()
+	b.mu.Lock()
+	m := b.workloadMu[id]
+	if m == nil {
+		m = &sync.Mutex{}
+		b.workloadMu[id] = m
+	}
+	b.mu.Unlock()
+	m.Lock()
+	return func() { m.Unlock(); b.applyMu.RUnlock() }
+}
+
+// ApplyWorkload implements enforcer.WorkloadApplier: it loads or replaces the profile of one
+// workload only. apparmor_parser -r replaces a loaded profile in place, so processes confined
+// by it never run unconfined; on error the previous profile stays loaded and on disk.
+func (b *Backend) ApplyWorkload(ctx context.Context, set *rules.Set) error {
+	id := set.Workload.ID()
+	defer b.lockWorkload(id)()
+	prof, warns, err := Render(set, b.opts)
+	if err != nil {
+		return fmt.Errorf("apply apparmor profile of workload %s: %w", id, err)
+	}
+	b.logWarnings(prof.Name, warns)
+	b.mu.Lock()
+	same := bytes.Equal(b.text[prof.Name], prof.Text)
+	old, hadOld := b.byWorkload[id]
+	b.mu.Unlock()
+	if !same {
+		if err := b.loader.Load(ctx, prof); err != nil {
+			return fmt.Errorf("apply apparmor profile of workload %s: %w", id, err)
+		}
+	}
+	b.mu.Lock()
+	b.text[prof.Name] = prof.Text
+	b.byName[prof.Name], b.byWorkload[id], b.warnings[id] = set, prof.Name, warns
+	b.mu.Unlock()
+	if hadOld && old != prof.Name {
+		// The workload's profile was renamed (its identity changed): the new one is in force,
+		// so the old one can go.
+		if err := b.removeProfile(ctx, old); err != nil {
+			return fmt.Errorf("apply apparmor profile of workload %s: %w", id, err)
+		}
+	}
+	return nil
+}
+
+// RemoveWorkload implements enforcer.WorkloadApplier: it unloads and deletes the workload's
+// profile. A workload this backend never loaded is a no-op.
+func (b *Backend) RemoveWorkload(ctx context.Context, id string) error {
+	defer b.lockWorkload(id)()
+	b.mu.Lock()
+	name, ok := b.byWorkload[id]
+	b.mu.Unlock()
+	if !ok {
+		return nil
+	}
+	if err := b.removeProfile(ctx, name); err != nil {
+		return fmt.Errorf("remove apparmor profile of workload %s: %w", id, err)
+	}
+	b.mu.Lock()
+	if b.byWorkload[id] == name {
+		delete(b.byWorkload, id)
+		delete(b.warnings, id)
+	}
+	b.mu.Unlock()
+	return nil
+}
+
+// removeProfile unloads one of Ward's profiles; a file already gone counts as removed.
+func (b *Backend) removeProfile(ctx context.Context, name string) error {
+	err := b.loader.Remove(ctx, name)
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		return err
+	}
+	b.mu.Lock()
+	delete(b.byName, name)
+	delete(b.text, name)
+	b.mu.Unlock()
 	return nil
 }
 

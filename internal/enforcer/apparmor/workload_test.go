@@ -1,0 +1,177 @@
+package apparmor
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/wardsec/ward/internal/policy"
+	"github.com/wardsec/ward/internal/rules"
+)
+
+// gateRunner blocks apparmor_parser -r for one profile until released, and records the rest.
+type gateRunner struct {
+	mu      sync.Mutex
+	calls   []string
+	block   string // base name whose load waits on gate
+	entered chan struct{}
+	gate    chan struct{}
+	fail    string // base name whose load fails
+}
+
+func (g *gateRunner) Run(_ context.Context, _ string, args ...string) ([]byte, error) {
+	base := filepath.Base(args[len(args)-1])
+	g.mu.Lock()
+	g.calls = append(g.calls, args[0]+" "+base)
+	g.mu.Unlock()
+	if args[0] == "-r" && base == g.block {
+		g.entered <- struct{}{}
+		<-g.gate
+	}
+	if args[0] == "-r" && base == g.fail {
+		return []byte("AppArmor parser error at line 3: syntax error\n"), errors.New("exit status 1")
+	}
+	return nil, nil
+}
+
+func newTestBackend(t *testing.T, dir string, r Runner) *Backend {
+	t.Helper()
+	b, err := New(context.Background(), Config{Dir: dir, Runner: r, Host: &Host{}, SecurityFS: t.TempDir(),
+		Records: func(ctx context.Context, _ func(string)) error { <-ctx.Done(); return nil }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { b.Close() })
+	return b
+}
+
+func compileFor(t *testing.T, p policy.Policy, hostOrWeb bool) *rules.Set {
+	t.Helper()
+	w := web
+	if hostOrWeb {
+		w = host
+	}
+	s, err := rules.Compile([]policy.Policy{p}, w, rules.Postures{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+// A load stuck for one workload does not hold back another workload's load.
+func TestApplyWorkloadIndependent(t *testing.T) {
+	dir := t.TempDir()
+	r := &gateRunner{block: "ward-host", entered: make(chan struct{}, 1), gate: make(chan struct{})}
+	b := newTestBackend(t, dir, r)
+	ctx := context.Background()
+	hostDone := make(chan error, 1)
+	go func() {
+		hostDone <- b.ApplyWorkload(ctx, compileFor(t, hostPolicy("h", file(policy.MatchPath, "/etc/shadow", block)), true))
+	}()
+	<-r.entered
+	webDone := make(chan error, 1)
+	go func() {
+		webDone <- b.ApplyWorkload(ctx, compileFor(t, containerPolicy("shop", "w", file(policy.MatchPath, "/secret", block)), false))
+	}()
+	select {
+	case err := <-webDone:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("web's load waited on the host's stuck load")
+	}
+	close(r.gate)
+	if err := <-hostDone; err != nil {
+		t.Fatal(err)
+	}
+	assertOnlyFiles(t, dir, "ward-host", "ward-shop_web-7d9f_nginx")
+
+	// Removing one workload leaves the other, and removing it again is a no-op.
+	if err := b.RemoveWorkload(ctx, web.ID()); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.RemoveWorkload(ctx, web.ID()); err != nil {
+		t.Fatalf("second remove: %v", err)
+	}
+	assertOnlyFiles(t, dir, "ward-host")
+	if !slices.Contains(r.calls, "-R ward-shop_web-7d9f_nginx") {
+		t.Errorf("calls %q: no -R of the web profile", r.calls)
+	}
+}
+
+// A rejected profile leaves the previous one of the same workload in force.
+func TestApplyWorkloadKeepsPreviousOnError(t *testing.T) {
+	dir := t.TempDir()
+	r := &gateRunner{}
+	b := newTestBackend(t, dir, r)
+	ctx := context.Background()
+	good := compileFor(t, hostPolicy("h", file(policy.MatchPath, "/etc/shadow", block)), true)
+	if err := b.ApplyWorkload(ctx, good); err != nil {
+		t.Fatal(err)
+	}
+	before, _ := os.ReadFile(filepath.Join(dir, "ward-host"))
+	r.fail = "ward-host"
+	err := b.ApplyWorkload(ctx, compileFor(t, hostPolicy("h", file(policy.MatchPath, "/etc/gshadow", block)), true))
+	var pe *ParseError
+	if !errors.As(err, &pe) || !strings.Contains(err.Error(), "workload host") {
+		t.Fatalf("err = %v, want a ParseError naming the workload", err)
+	}
+	after, _ := os.ReadFile(filepath.Join(dir, "ward-host"))
+	if string(after) != string(before) || !strings.Contains(string(after), "/etc/shadow") {
+		t.Error("the previous profile file was replaced by a rejected one")
+	}
+	b.mu.Lock()
+	kept := b.byName["ward-host"]
+	b.mu.Unlock()
+	if kept != good {
+		t.Error("events would be attributed to the rejected set")
+	}
+}
+
+func TestUninstall(t *testing.T) {
+	dir, sfs := t.TempDir(), t.TempDir()
+	r := &gateRunner{}
+	b := newTestBackend(t, dir, r)
+	if err := b.ApplyWorkload(context.Background(), compileFor(t, hostPolicy("h", file(policy.MatchPath, "/etc/shadow", block)), true)); err != nil {
+		t.Fatal(err)
+	}
+	foreign := filepath.Join(dir, "usr.bin.man")
+	if err := os.WriteFile(foreign, []byte("profile man {}\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Mkdir(filepath.Join(dir, tmpPrefix+"123"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	// The kernel still holds a Ward profile whose file is gone, a child profile, and someone
+	// else's profile.
+	if err := os.WriteFile(filepath.Join(sfs, "profiles"), []byte("ward-old_x_y (enforce)\nward-old_x_y//null-1 (enforce)\nman (enforce)\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	removed, err := Uninstall(context.Background(), dir, sfs, r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(removed, []string{"ward-host", "ward-old_x_y"}) {
+		t.Errorf("removed %q", removed)
+	}
+	assertOnlyFiles(t, dir, "usr.bin.man")
+	if got, _ := os.ReadFile(filepath.Join(sfs, ".remove")); string(got) != "ward-old_x_y" {
+		t.Errorf(".remove got %q", got)
+	}
+	os.Remove(filepath.Join(sfs, "profiles"))
+	removed, err = Uninstall(context.Background(), dir, sfs, r)
+	if err != nil || len(removed) != 0 {
+		t.Errorf("second Uninstall = %q, %v; want nothing, nil", removed, err)
+	}
+	// Missing directory: nothing to do.
+	if _, err := Uninstall(context.Background(), filepath.Join(dir, "missing"), sfs, r); err != nil {
+		t.Errorf("Uninstall of a missing directory: %v", err)
+	}
+}
