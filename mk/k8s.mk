@@ -20,15 +20,20 @@ check-generated: check-generate-crds
 
 # kube-apiserver from k8s.io/kubernetes (tools/kube-apiserver, its own module), built once per
 # content of that directory: the file name carries a hash of go.mod, go.sum and main.go, so a
-# version bump rebuilds and an unchanged tree reuses the ~170 MB binary (about 4.5 minutes to build
-# on 2 cores). internal/testutil/kubeapi finds it through WARD_KUBE_APISERVER.
+# version bump rebuilds and an unchanged tree reuses the ~170 MB binary (5-10 minutes to build on
+# 2 cores). The cache lives outside the repository so a fresh clone (CI clones afresh on every run)
+# reuses it: $(WARD_CACHE_DIR)/k8s, WARD_CACHE_DIR defaulting to $XDG_CACHE_HOME/ward, else
+# $HOME/.cache/ward. Override the whole path with KUBE_APISERVER=... .
+# internal/testutil/kubeapi finds it through WARD_KUBE_APISERVER.
 KUBE_APISERVER_HASH := $(shell cat tools/kube-apiserver/go.mod tools/kube-apiserver/go.sum tools/kube-apiserver/main.go 2>/dev/null | sha256sum | cut -c1-16)
-KUBE_APISERVER := $(CURDIR)/.cache/k8s/kube-apiserver-$(KUBE_APISERVER_HASH)
+WARD_CACHE_DIR ?= $(if $(XDG_CACHE_HOME),$(XDG_CACHE_HOME),$(HOME)/.cache)/ward
+KUBE_APISERVER ?= $(WARD_CACHE_DIR)/k8s/kube-apiserver-$(KUBE_APISERVER_HASH)
 
+# The .tmp name carries the PID so two concurrent builds (two clones, two engineers) never write
+# the same file; mv is atomic within the directory.
 $(KUBE_APISERVER):
 	@mkdir -p $(dir $@)
-	cd tools/kube-apiserver && $(GO) build -trimpath -ldflags='-s -w' -o $@.tmp .
-	mv $@.tmp $@
+	cd tools/kube-apiserver && $(GO) build -trimpath -ldflags='-s -w' -o $@.tmp.$$$$ . && mv $@.tmp.$$$$ $@
 
 kube-apiserver: $(KUBE_APISERVER)
 

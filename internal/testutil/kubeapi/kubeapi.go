@@ -11,8 +11,10 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
+	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/hex"
 	"encoding/pem"
 	"errors"
 	"fmt"
@@ -30,6 +32,52 @@ import (
 
 // EnvAPIServer names the kube-apiserver binary; make test-kube sets it to the cached build.
 const EnvAPIServer = "WARD_KUBE_APISERVER"
+
+// DefaultAPIServer is where mk/k8s.mk caches the build of this tree's tools/kube-apiserver:
+// $WARD_CACHE_DIR/k8s, else $XDG_CACHE_HOME/ward/k8s, else $HOME/.cache/ward/k8s, named by the
+// hash of that directory's go.mod, go.sum and main.go. It lets `go test -tags kube` run without
+// make once make kube-apiserver has built it; the two must compute the same name.
+func DefaultAPIServer() (string, error) {
+	dir, err := os.Getwd()
+	if err != nil {
+		return "", err
+	}
+	for {
+		if _, err := os.Stat(filepath.Join(dir, "tools", "kube-apiserver", "go.mod")); err == nil {
+			break
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			return "", errors.New("no tools/kube-apiserver above the working directory")
+		}
+		dir = parent
+	}
+	h := sha256.New()
+	for _, f := range []string{"go.mod", "go.sum", "main.go"} {
+		b, err := os.ReadFile(filepath.Join(dir, "tools", "kube-apiserver", f))
+		if err != nil {
+			return "", err
+		}
+		h.Write(b)
+	}
+	cache := os.Getenv("WARD_CACHE_DIR")
+	if cache == "" {
+		base := os.Getenv("XDG_CACHE_HOME")
+		if base == "" {
+			home, err := os.UserHomeDir()
+			if err != nil {
+				return "", err
+			}
+			base = filepath.Join(home, ".cache")
+		}
+		cache = filepath.Join(base, "ward")
+	}
+	bin := filepath.Join(cache, "k8s", "kube-apiserver-"+hex.EncodeToString(h.Sum(nil))[:16])
+	if _, err := os.Stat(bin); err != nil {
+		return "", fmt.Errorf("%w (make kube-apiserver builds it)", err)
+	}
+	return bin, nil
+}
 
 // AdminToken is the bearer token of the system:masters user the server is started with.
 const AdminToken = "ward-test-admin-token"
@@ -60,7 +108,10 @@ type Options struct {
 func Start(ctx context.Context, opt Options) (*Server, error) {
 	bin := os.Getenv(EnvAPIServer)
 	if bin == "" {
-		return nil, fmt.Errorf("%s is not set: run the kube tests with make test-kube, which builds kube-apiserver into .cache/k8s", EnvAPIServer)
+		var err error
+		if bin, err = DefaultAPIServer(); err != nil {
+			return nil, fmt.Errorf("%s is not set and the default build is not found: %w", EnvAPIServer, err)
+		}
 	}
 	if _, err := os.Stat(bin); err != nil {
 		return nil, fmt.Errorf("kube-apiserver binary: %w (make kube-apiserver builds it)", err)
