@@ -218,20 +218,19 @@ func (k *KubeSource) policyChanged(ctx context.Context, kind string, gvr schema.
 	if err == nil {
 		p, _, err = policy.ParseObject(key, data)
 	}
-	k.mu.Lock()
 	if err != nil {
-		// The previous version of the object stops applying: the object in the API server is what
-		// the user asked for, and it is wrong; the status says exactly why.
-		delete(k.policies, key)
+		// An invalid object changes nothing: the version accepted before (if any) stays in force,
+		// as for policy files and the PolicyService, and the status says exactly what is wrong.
+		// Dropping the old version instead would let a typo in an edit lift every rule of the
+		// policy. Only a daemon that starts while the object is invalid has no version to keep.
 		status = err.Error()
+		k.log.Error("policy rejected, previous version (if any) stays in force", "policy", key, "error", status)
 	} else {
+		k.mu.Lock()
 		k.policies[key] = p
+		k.mu.Unlock()
+		k.onChange()
 	}
-	k.mu.Unlock()
-	if err != nil {
-		k.log.Error("policy rejected", "policy", key, "error", status)
-	}
-	k.onChange()
 	old, _, _ := unstructured.NestedString(u.Object, "status", "status")
 	if old != status {
 		k.writeStatus(ctx, gvr, u, status)

@@ -1,0 +1,405 @@
+//go:build kube
+
+package daemon
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/client-go/dynamic"
+	"k8s.io/client-go/kubernetes"
+
+	"github.com/wardsec/ward/internal/rules"
+)
+
+// writeKubeconfig writes a kubeconfig for the test API server with the daemon's token, which is
+// bound to deploy/rbac.yaml's ClusterRole only.
+func writeKubeconfig(t testing.TB) string {
+	t.Helper()
+	f := filepath.Join(t.TempDir(), "kubeconfig")
+	kc := fmt.Sprintf(`apiVersion: v1
+kind: Config
+clusters: [{name: test, cluster: {server: %q, insecure-skip-tls-verify: true}}]
+users: [{name: ward, user: {token: %q}}]
+contexts: [{name: test, context: {cluster: test, user: ward}}]
+current-context: test
+`, srv.Config.Host, daemonToken)
+	if err := os.WriteFile(f, []byte(kc), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return f
+}
+
+// kubeDaemon is `ward run` in Kubernetes mode against the test API server, with lsm=none so it
+// runs on the host: what it compiles is read from d.Sets().
+type kubeDaemon struct {
+	d      *Daemon
+	logs   *syncWriter
+	cancel context.CancelFunc
+	done   chan error
+}
+
+func startKubeDaemon(t testing.TB, node string) *kubeDaemon {
+	t.Helper()
+	cfg, err := buildConfig(defaults(map[string]string{
+		"policies": t.TempDir(), "state": t.TempDir(), "gRPC": "", "health": "", "logPath": "none",
+		"host": node, "lsm": "none", "k8s": "true", "kubeconfig": writeKubeconfig(t),
+	}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !cfg.KubernetesMode() {
+		t.Fatal("k8s=true: KubernetesMode() is false")
+	}
+	kd := &kubeDaemon{logs: &syncWriter{w: &bytes.Buffer{}}, done: make(chan error, 1)}
+	ctx, cancel := context.WithCancel(context.Background())
+	kd.cancel = cancel
+	ready := make(chan *Daemon, 1)
+	go func() {
+		kd.done <- Run(ctx, Options{
+			Config: cfg, Logger: slog.New(slog.NewTextHandler(kd.logs, nil)),
+			LSMPath: filepath.Join(t.TempDir(), "no-lsm-file"),
+			Ready:   func(d *Daemon) { ready <- d },
+		})
+	}()
+	select {
+	case kd.d = <-ready:
+	case err := <-kd.done:
+		t.Fatalf("daemon stopped: %v\n%s", err, kd.logs.String())
+	case <-time.After(2 * time.Minute):
+		t.Fatalf("daemon not ready after 2 minutes\n%s", kd.logs.String())
+	}
+	if kd.d.kube == nil {
+		t.Fatal("daemon ready without its Kubernetes source")
+	}
+	t.Cleanup(kd.stop)
+	return kd
+}
+
+func (kd *kubeDaemon) stop() {
+	if kd.cancel == nil {
+		return
+	}
+	kd.cancel()
+	kd.cancel = nil
+	select {
+	case err := <-kd.done:
+		if err != nil {
+			panic(fmt.Sprintf("Run returned %v", err))
+		}
+	case <-time.After(20 * time.Second):
+		panic("daemon did not stop within 20s")
+	}
+}
+
+// setSummary is what a test compares of a rule set: covering policies, rules, postures, mode
+// and the labels it was compiled for.
+func setSummary(s *rules.Set) string {
+	if s == nil {
+		return "<none>"
+	}
+	var vals []string
+	for _, r := range s.Rules {
+		vals = append(vals, r.PolicyName+":"+r.Value+":"+string(r.Action))
+	}
+	return fmt.Sprintf("policies=%v rules=%v postures=%s/%s/%s mode=%q labels=%v", s.Policies, vals,
+		s.Postures.File, s.Postures.Network, s.Postures.Capabilities, s.Workload.Mode, s.Workload.Labels)
+}
+
+// TestKubeModeDaemon runs the daemon itself in Kubernetes mode and follows the rule sets it
+// compiles as the cluster changes: the first reconcile must already hold the whole cluster's
+// state, and every later change to policies, pod labels, namespace annotations and node labels
+// must reach d.Sets() without a restart.
+func TestKubeModeDaemon(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	kc := kubernetes.NewForConfigOrDie(srv.Config)
+	dyn := dynamic.NewForConfigOrDie(srv.Config)
+	must := func(err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	const node = "km-node"
+	ksp, csp, hsp := policyResources[0].gvr, policyResources[1].gvr, policyResources[2].gvr
+
+	_, err := kc.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{
+		Name: "km-shop", Annotations: map[string]string{"kubearmor-file-posture": "block", "kubearmor-network-posture": "block"}}}, metav1.CreateOptions{})
+	must(err)
+	_, err = kc.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{
+		Name: "km-db", Annotations: map[string]string{"kubearmor-policy": "audited"}}}, metav1.CreateOptions{})
+	must(err)
+	_, err = kc.CoreV1().Nodes().Create(ctx, &corev1.Node{ObjectMeta: metav1.ObjectMeta{
+		Name: node, Labels: map[string]string{"kubernetes.io/hostname": node, "zone": "a"}}}, metav1.CreateOptions{})
+	must(err)
+	mkPod := func(ns, name, nodeName string, labels map[string]string, ids map[string]string) {
+		t.Helper()
+		p, err := kc.CoreV1().Pods(ns).Create(ctx, &corev1.Pod{
+			ObjectMeta: metav1.ObjectMeta{Name: name, Labels: labels},
+			Spec: corev1.PodSpec{NodeName: nodeName, Containers: []corev1.Container{
+				{Name: "main", Image: "nginx:1.27"}, {Name: "sidecar", Image: "busybox:1"}}},
+		}, metav1.CreateOptions{})
+		must(err)
+		p.Status.Phase = corev1.PodRunning
+		for c, id := range ids {
+			p.Status.ContainerStatuses = append(p.Status.ContainerStatuses, corev1.ContainerStatus{Name: c, ContainerID: "containerd://" + id})
+		}
+		_, err = kc.CoreV1().Pods(ns).UpdateStatus(ctx, p, metav1.UpdateOptions{})
+		must(err)
+	}
+	mkPod("km-shop", "web", node, map[string]string{"app": "web"}, map[string]string{"main": "km-web-main"})
+	mkPod("km-db", "db", node, map[string]string{"app": "db"}, nil)
+	mkPod("km-shop", "other-node", "km-node-2", map[string]string{"app": "web"}, map[string]string{"main": "km-other-main"})
+	must(srv.Apply(ctx, false, obj(t, `
+apiVersion: security.kubearmor.com/v1
+kind: KubeArmorPolicy
+metadata: {name: web-no-shell, namespace: km-shop}
+spec:
+  selector: {matchLabels: {app: web}}
+  process: {matchPaths: [{path: /bin/sh}]}
+  action: Block
+`), obj(t, `
+apiVersion: security.kubearmor.com/v1
+kind: KubeArmorClusterPolicy
+metadata: {name: km-db-shadow}
+spec:
+  selector:
+    matchExpressions: [{key: namespace, operator: In, values: [km-db]}]
+  file: {matchPaths: [{path: /etc/shadow}]}
+  action: Block
+`), obj(t, `
+apiVersion: security.kubearmor.com/v1
+kind: KubeArmorHostPolicy
+metadata: {name: km-zone-a}
+spec:
+  nodeSelector: {matchLabels: {zone: a}}
+  file: {matchPaths: [{path: /etc/hosts}]}
+  action: Audit
+`)))
+
+	kd := startKubeDaemon(t, node)
+	d := kd.d
+	const webID, sidecarID, dbID, dbSidecar = "km-web-main", "km-shop/web/sidecar", "km-db/db/main", "km-db/db/sidecar"
+
+	// The first reconcile already has the whole cluster: Ready fires after it, and startKube
+	// waits for the informers' caches before it.
+	want := map[string]string{
+		webID:     "policies=[KubeArmorPolicy/km-shop/web-no-shell] rules=[web-no-shell:/bin/sh:Block] postures=Block/Block/Audit mode=\"\" labels=map[app:web]",
+		sidecarID: "policies=[KubeArmorPolicy/km-shop/web-no-shell] rules=[web-no-shell:/bin/sh:Block] postures=Block/Block/Audit mode=\"\" labels=map[app:web]",
+		dbID:      "policies=[KubeArmorClusterPolicy/km-db-shadow] rules=[km-db-shadow:/etc/shadow:Block] postures=Audit/Audit/Audit mode=\"audited\" labels=map[app:db]",
+		dbSidecar: "policies=[KubeArmorClusterPolicy/km-db-shadow] rules=[km-db-shadow:/etc/shadow:Block] postures=Audit/Audit/Audit mode=\"audited\" labels=map[app:db]",
+		"host":    "policies=[KubeArmorHostPolicy/km-zone-a] rules=[km-zone-a:/etc/hosts:Audit] postures=Audit/Audit/Audit mode=\"\" labels=map[kubernetes.io/hostname:km-node zone:a]",
+	}
+	sets := d.Sets()
+	for id, w := range want {
+		if got := setSummary(sets[id]); got != w {
+			t.Errorf("first reconcile, %s:\n got %s\nwant %s", id, got, w)
+		}
+	}
+	if len(sets) != len(want) {
+		var ids []string
+		for id := range sets {
+			ids = append(ids, id)
+		}
+		slices.Sort(ids)
+		t.Errorf("first reconcile: workloads %v, want this node's four containers and the host", ids)
+	}
+
+	// waitSet polls the daemon's rule sets until workload id's summary satisfies ok.
+	waitSet := func(what, id string, ok func(string) bool) {
+		t.Helper()
+		d := eventually(t, what, func() error {
+			if got := setSummary(d.Sets()[id]); !ok(got) {
+				return fmt.Errorf("%s: %s", id, got)
+			}
+			return nil
+		})
+		t.Logf("%s: %v", what, d.Round(time.Millisecond))
+	}
+	has := func(sub string) func(string) bool { return func(s string) bool { return strings.Contains(s, sub) } }
+	hasNot := func(sub string) func(string) bool { return func(s string) bool { return !strings.Contains(s, sub) } }
+
+	status := func(gvr schema.GroupVersionResource, ns, name string) string {
+		var ri dynamic.ResourceInterface = dyn.Resource(gvr)
+		if ns != "" {
+			ri = dyn.Resource(gvr).Namespace(ns)
+		}
+		u, err := ri.Get(ctx, name, metav1.GetOptions{})
+		if err != nil {
+			return err.Error()
+		}
+		s, _, _ := unstructured.NestedString(u.Object, "status", "status")
+		return s
+	}
+	waitStatus := func(gvr schema.GroupVersionResource, ns, name, want string) {
+		t.Helper()
+		eventually(t, "status of "+name, func() error {
+			if s := status(gvr, ns, name); !strings.Contains(s, want) {
+				return fmt.Errorf("status %q, want %q", s, want)
+			}
+			return nil
+		})
+	}
+	waitStatus(ksp, "km-shop", "web-no-shell", StatusApplied)
+	waitStatus(csp, "", "km-db-shadow", StatusApplied)
+	waitStatus(hsp, "", "km-zone-a", StatusApplied)
+
+	// A new policy reaches the sets it selects, and only those.
+	must(srv.Apply(ctx, false, obj(t, `
+apiVersion: security.kubearmor.com/v1
+kind: KubeArmorPolicy
+metadata: {name: web-sidecar-net, namespace: km-shop}
+spec:
+  selector: {matchLabels: {app: web, kubearmor.io/container.name: "[sidecar]"}}
+  network: {matchProtocols: [{protocol: udp}]}
+  action: Block
+`)))
+	waitSet("new KSP on the sidecar", sidecarID, has("web-sidecar-net"))
+	if got := setSummary(d.Sets()[webID]); strings.Contains(got, "web-sidecar-net") {
+		t.Errorf("container-name selector: main container got the sidecar's policy: %s", got)
+	}
+	waitStatus(ksp, "km-shop", "web-sidecar-net", StatusApplied)
+
+	// An invalid object changes nothing. A new one: rejected with Ward's precise error, in no
+	// set. An edit of an accepted one: the accepted version stays in force.
+	before := map[string]string{}
+	for id, s := range d.Sets() {
+		before[id] = setSummary(s)
+	}
+	must(srv.Apply(ctx, false, obj(t, `
+apiVersion: security.kubearmor.com/v1
+kind: KubeArmorPolicy
+metadata: {name: bad-glob, namespace: km-shop}
+spec:
+  selector: {matchLabels: {app: web}}
+  file: {matchPatterns: [{pattern: "/etc/[a"}]}
+  action: Block
+`)))
+	const globErr = `spec.file.matchPatterns[0].pattern: "/etc/[a" is not a valid pattern`
+	waitStatus(ksp, "km-shop", "bad-glob", globErr)
+	u, err := dyn.Resource(ksp).Namespace("km-shop").Get(ctx, "web-no-shell", metav1.GetOptions{})
+	must(err)
+	must(unstructured.SetNestedSlice(u.Object, []any{map[string]any{"pattern": "/bin/[s"}}, "spec", "process", "matchPatterns"))
+	_, err = dyn.Resource(ksp).Namespace("km-shop").Update(ctx, u, metav1.UpdateOptions{})
+	must(err)
+	waitStatus(ksp, "km-shop", "web-no-shell", `spec.process.matchPatterns[0].pattern: "/bin/[s" is not a valid pattern`)
+	// A valid change after both invalid ones: once it shows, the daemon has reconciled past them.
+	p, err := kc.CoreV1().Pods("km-db").Get(ctx, "db", metav1.GetOptions{})
+	must(err)
+	p.Labels["barrier"] = "1"
+	_, err = kc.CoreV1().Pods("km-db").Update(ctx, p, metav1.UpdateOptions{})
+	must(err)
+	waitSet("barrier label", dbID, has("barrier:1"))
+	for id, s := range d.Sets() {
+		if strings.HasPrefix(id, "km-db/db/") {
+			continue // the barrier's pod
+		}
+		if got := setSummary(s); got != before[id] {
+			t.Errorf("invalid policy objects changed %s:\n got %s\nwant %s", id, got, before[id])
+		}
+	}
+	// Fixing the edit applies the fixed version.
+	u, err = dyn.Resource(ksp).Namespace("km-shop").Get(ctx, "web-no-shell", metav1.GetOptions{})
+	must(err)
+	unstructured.RemoveNestedField(u.Object, "spec", "process", "matchPatterns")
+	must(unstructured.SetNestedSlice(u.Object, []any{map[string]any{"path": "/bin/bash"}}, "spec", "process", "matchPaths"))
+	_, err = dyn.Resource(ksp).Namespace("km-shop").Update(ctx, u, metav1.UpdateOptions{})
+	must(err)
+	waitSet("fixed policy", webID, has("web-no-shell:/bin/bash:Block"))
+	waitStatus(ksp, "km-shop", "web-no-shell", StatusApplied)
+	must(dyn.Resource(ksp).Namespace("km-shop").Delete(ctx, "bad-glob", metav1.DeleteOptions{}))
+
+	// Pod labels: relabelled away from app=web, the pod loses the KSPs; back, it regains them.
+	p, err = kc.CoreV1().Pods("km-shop").Get(ctx, "web", metav1.GetOptions{})
+	must(err)
+	p.Labels = map[string]string{"app": "api"}
+	p, err = kc.CoreV1().Pods("km-shop").Update(ctx, p, metav1.UpdateOptions{})
+	must(err)
+	waitSet("pod relabelled", webID, func(s string) bool { return strings.Contains(s, "policies=[] ") && strings.Contains(s, "app:api") })
+	waitSet("sidecar relabelled", sidecarID, has("policies=[] "))
+	p.Labels = map[string]string{"app": "web"}
+	_, err = kc.CoreV1().Pods("km-shop").Update(ctx, p, metav1.UpdateOptions{})
+	must(err)
+	waitSet("pod labelled back", sidecarID, has("web-sidecar-net"))
+
+	// A container status that names the container id re-keys its workload.
+	p, err = kc.CoreV1().Pods("km-shop").Get(ctx, "web", metav1.GetOptions{})
+	must(err)
+	p.Status.ContainerStatuses = append(p.Status.ContainerStatuses, corev1.ContainerStatus{Name: "sidecar", ContainerID: "containerd://km-web-sidecar"})
+	_, err = kc.CoreV1().Pods("km-shop").UpdateStatus(ctx, p, metav1.UpdateOptions{})
+	must(err)
+	waitSet("sidecar id known", "km-web-sidecar", has("web-sidecar-net"))
+	if s := d.Sets()[sidecarID]; s != nil {
+		t.Errorf("the sidecar's placeholder workload stayed after its id became known: %s", setSummary(s))
+	}
+
+	// Namespace annotations: postures and mode.
+	ns, err := kc.CoreV1().Namespaces().Get(ctx, "km-shop", metav1.GetOptions{})
+	must(err)
+	ns.Annotations["kubearmor-file-posture"] = "audit"
+	ns.Annotations["kubearmor-capabilities-posture"] = "block"
+	_, err = kc.CoreV1().Namespaces().Update(ctx, ns, metav1.UpdateOptions{})
+	must(err)
+	waitSet("namespace postures", webID, has("postures=Audit/Block/Block"))
+	ns, err = kc.CoreV1().Namespaces().Get(ctx, "km-db", metav1.GetOptions{})
+	must(err)
+	delete(ns.Annotations, "kubearmor-policy")
+	_, err = kc.CoreV1().Namespaces().Update(ctx, ns, metav1.UpdateOptions{})
+	must(err)
+	waitSet("namespace mode enabled", dbID, has(`mode=""`))
+	// A pod annotation overrides its namespace's mode.
+	p, err = kc.CoreV1().Pods("km-db").Get(ctx, "db", metav1.GetOptions{})
+	must(err)
+	p.Annotations = map[string]string{"kubearmor-policy": "disabled"}
+	_, err = kc.CoreV1().Pods("km-db").Update(ctx, p, metav1.UpdateOptions{})
+	must(err)
+	waitSet("pod disabled", dbID, has(`policies=[] rules=[] postures=Audit/Audit/Audit mode="disabled"`))
+
+	// Node labels drive host policies.
+	n, err := kc.CoreV1().Nodes().Get(ctx, node, metav1.GetOptions{})
+	must(err)
+	n.Labels["zone"] = "b"
+	_, err = kc.CoreV1().Nodes().Update(ctx, n, metav1.UpdateOptions{})
+	must(err)
+	waitSet("node relabelled", "host", func(s string) bool { return strings.Contains(s, "policies=[] ") && strings.Contains(s, "zone:b") })
+
+	// Deletions: a policy, then a pod, whose workloads and rule sets go.
+	must(dyn.Resource(ksp).Namespace("km-shop").Delete(ctx, "web-sidecar-net", metav1.DeleteOptions{}))
+	waitSet("KSP deleted", "km-web-sidecar", hasNot("web-sidecar-net"))
+	zero := int64(0)
+	must(kc.CoreV1().Pods("km-shop").Delete(ctx, "web", metav1.DeleteOptions{GracePeriodSeconds: &zero}))
+	eventually(t, "pod's workloads gone", func() error {
+		for _, id := range []string{webID, "km-web-sidecar"} {
+			if s := d.Sets()[id]; s != nil {
+				return fmt.Errorf("%s still has a rule set", id)
+			}
+		}
+		return nil
+	})
+	if _, ok := d.Workloads().Get(webID); ok {
+		t.Errorf("%s still registered after its pod was deleted", webID)
+	}
+
+	// Leave no cluster-scoped policy behind for the other tests of this package.
+	must(dyn.Resource(csp).Delete(ctx, "km-db-shadow", metav1.DeleteOptions{}))
+	must(dyn.Resource(hsp).Delete(ctx, "km-zone-a", metav1.DeleteOptions{}))
+	waitSet("CSP deleted", dbID, hasNot("km-db-shadow"))
+	must(dyn.Resource(ksp).Namespace("km-shop").Delete(ctx, "web-no-shell", metav1.DeleteOptions{}))
+	if t.Failed() {
+		t.Logf("daemon log:\n%s", kd.logs.String())
+	}
+	kd.stop()
+}
