@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/wardsec/ward/internal/auditlog"
 	"github.com/wardsec/ward/internal/policy"
 	"github.com/wardsec/ward/internal/rules"
 )
@@ -156,7 +157,7 @@ func TestAuditMessage(t *testing.T) {
 	payload := `audit(1764343200.123:5): apparmor="DENIED" operation="open" profile="ward-host" name="/etc/shadow" pid=1 comm="cat" requested_mask="r" denied_mask="r" fsuid=0 ouid=0`
 	// As the kernel sends it: nlmsg_len counts the payload only; type 1400 little-endian.
 	hdr := []byte{byte(len(payload)), byte(len(payload) >> 8), 0, 0, 0x78, 0x05, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0}
-	typ, data, ok := auditMessage(append(append(hdr, payload...), 0))
+	typ, data, ok := auditlog.Message(append(append(hdr, payload...), 0))
 	if !ok || typ != TypeAVC || string(data) != payload {
 		t.Fatalf("auditMessage = %d %q %v", typ, data, ok)
 	}
@@ -164,7 +165,7 @@ func TestAuditMessage(t *testing.T) {
 	if err != nil || rec.Type != TypeAVC || rec.Name != "/etc/shadow" {
 		t.Errorf("ParseRecord = %+v, %v", rec, err)
 	}
-	if _, _, ok := auditMessage(hdr[:8]); ok {
+	if _, _, ok := auditlog.Message(hdr[:8]); ok {
 		t.Error("short datagram accepted")
 	}
 }

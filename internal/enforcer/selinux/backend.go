@@ -14,6 +14,7 @@ import (
 	"sync"
 	"syscall"
 
+	"github.com/wardsec/ward/internal/auditlog"
 	"github.com/wardsec/ward/internal/enforcer"
 	"github.com/wardsec/ward/internal/rules"
 	"github.com/wardsec/ward/internal/workload"
@@ -23,7 +24,7 @@ import (
 const DefaultSELinuxFS = "/sys/fs/selinux"
 
 // RecordSource delivers raw audit record lines to emit until ctx ends.
-type RecordSource func(ctx context.Context, emit func(line string)) error
+type RecordSource = auditlog.Source
 
 // Config configures the SELinux backend. Zero values are the defaults.
 type Config struct {
@@ -94,11 +95,9 @@ func New(ctx context.Context, cfg Config) (*Backend, error) {
 		// The audit netlink group loses nothing to printk's rate limit; /dev/kmsg is the
 		// fallback where the group cannot be joined.
 		cfg.Records = NetlinkSource()
-		if f, err := openAuditMulticast(); err != nil {
+		if err := auditlog.NetlinkAvailable(); err != nil {
 			cfg.Logger.Warn("selinux records from /dev/kmsg, which the kernel rate-limits", "reason", err)
 			cfg.Records = KmsgSource("/dev/kmsg")
-		} else {
-			f.Close()
 		}
 	}
 	rctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
@@ -244,42 +243,7 @@ func (b *Backend) record(ctx context.Context, line string) {
 	}
 }
 
-// KmsgSource reads records from the kernel log device, starting at its end.
-//
-// Without an audit daemon the kernel prints audit records through printk_ratelimit(), which by
-// default passes 10 records in 5 seconds and drops the rest; a busy node loses records here.
-// NetlinkSource does not, and is the default.
-func KmsgSource(path string) RecordSource {
-	return func(ctx context.Context, emit func(string)) error {
-		fd, err := syscall.Open(path, syscall.O_RDONLY|syscall.O_NONBLOCK|syscall.O_CLOEXEC, 0)
-		if err != nil {
-			return fmt.Errorf("open %s: %w", path, err)
-		}
-		// Non-blocking, so the runtime poller owns it and Close ends a pending Read.
-		f := os.NewFile(uintptr(fd), path)
-		if _, err := f.Seek(0, io.SeekEnd); err != nil {
-			f.Close()
-			return fmt.Errorf("seek %s: %w", path, err)
-		}
-		stop := context.AfterFunc(ctx, func() { f.Close() })
-		defer stop()
-		buf := make([]byte, 8192)
-		for {
-			n, err := f.Read(buf)
-			switch {
-			case errors.Is(err, syscall.EPIPE):
-				continue // records were overwritten before we read them
-			case err != nil:
-				if ctx.Err() != nil {
-					return nil
-				}
-				f.Close()
-				return fmt.Errorf("read %s: %w", path, err)
-			}
-			// "prio,seq,usec,flags;message\n continuation lines"
-			if _, msg, ok := strings.Cut(string(buf[:n]), ";"); ok && strings.Contains(msg, "avc:") {
-				emit(msg)
-			}
-		}
-	}
-}
+// KmsgSource reads records from the kernel log device, starting at its end. Without an audit
+// daemon the kernel rate-limits what it prints there (10 records in 5 seconds by default), so a
+// busy node loses records; NetlinkSource does not, and is the default.
+func KmsgSource(path string) RecordSource { return RecordSource(auditlog.Kmsg(path, "avc:")) }

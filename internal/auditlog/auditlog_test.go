@@ -1,0 +1,17 @@
+package auditlog
+
+import "testing"
+
+func TestMessage(t *testing.T) {
+	payload := `audit(1764343200.123:5): apparmor="DENIED" operation="open" profile="ward-host" name="/etc/shadow"`
+	// As the kernel sends it: nlmsg_len counts the payload only; type 1400 little-endian; a
+	// trailing NUL and newline are not part of the record.
+	hdr := []byte{byte(len(payload)), byte(len(payload) >> 8), 0, 0, 0x78, 0x05, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0}
+	typ, data, ok := Message(append(append(hdr, payload...), '\n', 0))
+	if !ok || typ != TypeAVC || string(data) != payload {
+		t.Fatalf("Message = %d %q %v", typ, data, ok)
+	}
+	if _, _, ok := Message(hdr[:8]); ok {
+		t.Error("short datagram accepted")
+	}
+}
