@@ -34,6 +34,13 @@ type Options struct {
 	MaxRules uint32
 	// Host answers symlink and inode questions; default OSHost.
 	Host Host
+	// PinDir, when set, is a directory on a BPF filesystem (the daemon
+	// passes <bpffs>/ward) where New pins the links and maps, so that
+	// enforcement outlives the process: Close then leaves the programs
+	// attached with the last applied rules, and the next Backend with the
+	// same PinDir takes over without a gap (persist.go). Uninstall(PinDir)
+	// detaches them.
+	PinDir string
 }
 
 // OSHost is the real filesystem.
@@ -58,10 +65,20 @@ type Backend struct {
 	host  Host
 	objs  wardObjects
 	links []link.Link
-	rd    *ringbuf.Reader
-	ev    chan enforcer.Event
-	done  chan struct{}
-	wg    sync.WaitGroup
+	// linkNames[i] is the program name of links[i].
+	linkNames []string
+	// instance is this Backend's pin directory ("" without PinDir);
+	// predecessors are the older instances it retires after its first
+	// successful Apply.
+	instance     string
+	predecessors []string
+	rd           *ringbuf.Reader
+	ev           chan enforcer.Event
+	done         chan struct{}
+	wg           sync.WaitGroup
+
+	closeOnce sync.Once
+	closeErr  error
 
 	mu       sync.Mutex // guards everything below
 	applied  map[uint64]*applied
@@ -105,6 +122,14 @@ func New(opts Options) (*Backend, error) {
 	if opts.Host == nil {
 		opts.Host = OSHost{}
 	}
+	// A wrong PinDir is refused before the (slow) verification.
+	var predecessors []string
+	if opts.PinDir != "" {
+		var err error
+		if predecessors, err = preparePinDir(opts.PinDir); err != nil {
+			return nil, err
+		}
+	}
 	spec, err := loadWard()
 	if err != nil {
 		return nil, fmt.Errorf("load spec: %w", err)
@@ -119,6 +144,8 @@ func New(opts Options) (*Backend, error) {
 		ev:      make(chan enforcer.Event, 1024),
 		done:    make(chan struct{}),
 		applied: map[uint64]*applied{},
+
+		predecessors: predecessors,
 	}
 	if err := spec.LoadAndAssign(&b.objs, nil); err != nil {
 		var verr *ebpf.VerifierError
@@ -130,6 +157,16 @@ func New(opts Options) (*Backend, error) {
 	if err := b.attach(); err != nil {
 		b.closeKernel()
 		return nil, notSupported(err)
+	}
+	if opts.PinDir != "" {
+		b.instance = filepath.Join(opts.PinDir, instanceName())
+		if err := b.pin(b.instance); err != nil {
+			// Nothing of this instance may stay attached: the pins would
+			// outlive the failed New.
+			err = errors.Join(err, os.RemoveAll(b.instance))
+			b.closeKernel()
+			return nil, err
+		}
 	}
 	b.rd, err = ringbuf.NewReader(b.objs.Events)
 	if err != nil {
@@ -143,17 +180,14 @@ func New(opts Options) (*Backend, error) {
 
 // attach attaches every program to its hook.
 func (b *Backend) attach() error {
-	for _, p := range []*ebpf.Program{
-		b.objs.WardFileOpen, b.objs.WardSocketCreate, b.objs.WardCapable,
-		b.objs.WardPathUnlink, b.objs.WardPathRmdir, b.objs.WardPathMkdir, b.objs.WardPathMknod,
-		b.objs.WardPathSymlink, b.objs.WardPathLink, b.objs.WardPathRename, b.objs.WardPathChmod,
-		b.objs.WardPathChown, b.objs.WardPathTruncate,
-	} {
+	names, progs := namedPrograms(&b.objs.wardPrograms)
+	for i, p := range progs {
 		l, err := link.AttachLSM(link.LSMOptions{Program: p})
 		if err != nil {
-			return fmt.Errorf("attach %s: %w", p, err)
+			return fmt.Errorf("attach %s: %w", names[i], err)
 		}
 		b.links = append(b.links, l)
+		b.linkNames = append(b.linkNames, names[i])
 	}
 	return nil
 }
@@ -166,6 +200,7 @@ func (b *Backend) detach() error {
 		errs = append(errs, l.Close())
 	}
 	b.links = nil
+	b.linkNames = nil
 	return errors.Join(errs...)
 }
 
@@ -237,6 +272,13 @@ func (b *Backend) Apply(ctx context.Context, sets []*rules.Set) error {
 	cfg.Containers = containers
 	if err := b.objs.WardConfig.Put(uint32(0), &cfg); err != nil {
 		return fmt.Errorf("count containers: %w", err)
+	}
+	// This instance now enforces the complete state: older pinned
+	// instances may go. Before this point they kept enforcing theirs.
+	if len(b.predecessors) > 0 {
+		if err := b.retire(); err != nil {
+			return fmt.Errorf("rules applied, but: %w", err)
+		}
 	}
 	return nil
 }
@@ -328,16 +370,22 @@ func (b *Backend) Stats() (Stats, error) {
 	return st, nil
 }
 
-// Close implements enforcer.Backend.
+// Close implements enforcer.Backend. Without PinDir it detaches the
+// programs. With PinDir it only releases this process's handles: the pinned
+// links stay attached and the maps keep the last applied rules. Calls after
+// the first return the first's result.
 func (b *Backend) Close() error {
-	close(b.done)
-	var err error
-	if b.rd != nil {
-		err = b.rd.Close()
-	}
-	b.wg.Wait()
-	close(b.ev)
-	return errors.Join(err, b.closeKernel())
+	b.closeOnce.Do(func() {
+		close(b.done)
+		var err error
+		if b.rd != nil {
+			err = b.rd.Close()
+		}
+		b.wg.Wait()
+		close(b.ev)
+		b.closeErr = errors.Join(err, b.closeKernel())
+	})
+	return b.closeErr
 }
 
 func (b *Backend) closeKernel() error {

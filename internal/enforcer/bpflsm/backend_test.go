@@ -2,6 +2,9 @@ package bpflsm
 
 import (
 	"errors"
+	"os"
+	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/wardsec/ward/internal/enforcer"
@@ -23,4 +26,34 @@ func TestNewOnThisKernel(t *testing.T) {
 		t.Fatalf("New: %v, want an error wrapping ErrNotSupported", err)
 	}
 	t.Logf("refused as expected: %v", err)
+}
+
+// TestPinDirRefusals: Uninstall must never remove a tree that is not on a BPF
+// filesystem (a wrong path in a config), and New refuses such a PinDir
+// before loading anything.
+func TestPinDirRefusals(t *testing.T) {
+	dir := t.TempDir()
+	keep := filepath.Join(dir, "keep")
+	if err := os.WriteFile(keep, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := Uninstall(dir); err == nil || !strings.Contains(err.Error(), "not on a BPF filesystem") {
+		t.Errorf("Uninstall(%s): %v, want a refusal", dir, err)
+	}
+	if _, err := os.Stat(keep); err != nil {
+		t.Errorf("Uninstall removed files: %v", err)
+	}
+	if err := Uninstall("relative/dir"); err == nil || !strings.Contains(err.Error(), "not an absolute path") {
+		t.Errorf("Uninstall of a relative path: %v", err)
+	}
+	if err := Uninstall(filepath.Join(dir, "missing")); err != nil {
+		t.Errorf("Uninstall of a missing directory: %v", err)
+	}
+	sub := filepath.Join(dir, "ward")
+	if _, err := New(Options{PinDir: sub}); err == nil || !strings.Contains(err.Error(), "not on a BPF filesystem") {
+		t.Errorf("New with PinDir on %s: %v, want a refusal", sub, err)
+	}
+	if _, err := os.Stat(sub); !os.IsNotExist(err) {
+		t.Errorf("New created %s: %v", sub, err)
+	}
 }

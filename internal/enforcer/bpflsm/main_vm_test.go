@@ -117,6 +117,25 @@ func helper(op string) int {
 		}
 		fmt.Printf("%d\n", ok)
 		return 0
+	case "hammeruntil":
+		// hammeruntil:PATH:STOP opens PATH until the file STOP exists and
+		// prints "<attempts> <successes>".
+		path, stop, _ := strings.Cut(arg, ":")
+		attempts, ok := 0, 0
+		for {
+			if _, e := os.Stat(stop); e == nil {
+				break
+			}
+			for i := 0; i < 50; i++ {
+				attempts++
+				if fd, e := unix.Open(path, unix.O_RDONLY, 0); e == nil {
+					unix.Close(fd)
+					ok++
+				}
+			}
+		}
+		fmt.Printf("%d %d\n", attempts, ok)
+		return 0
 	case "openrel":
 		// openrel:DIR:FILE opens FILE relative to DIR after chdir.
 		dir, file, _ := strings.Cut(arg, ":")
