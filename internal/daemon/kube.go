@@ -66,7 +66,6 @@ type KubeSource struct {
 	mu         sync.Mutex
 	policies   map[string]policy.Policy // by kind/namespace/name
 	namespaces map[string]namespaceInfo
-	pods       map[string][]string // pod key to the workload IDs it registered
 	podObjs    map[string]*corev1.Pod
 }
 
@@ -97,7 +96,7 @@ func NewKubeSource(cfg *rest.Config, node string, reg *workload.Registry, onChan
 	return &KubeSource{
 		dyn: dyn, kc: kc, node: node, reg: reg, onChange: onChange, log: log,
 		policies: map[string]policy.Policy{}, namespaces: map[string]namespaceInfo{},
-		pods: map[string][]string{}, podObjs: map[string]*corev1.Pod{},
+		podObjs: map[string]*corev1.Pod{},
 	}, nil
 }
 
@@ -266,10 +265,11 @@ func (k *KubeSource) policyDeleted(kind string, o any) {
 	k.onChange()
 }
 
-// podWorkloads makes one workload per container. A container that has not started yet has no
-// ID; it is keyed by namespace/pod/container until it has, so its rules exist before its
-// first instruction once the runtime maps it to a cgroup.
-func (k *KubeSource) podWorkloads(pod *corev1.Pod, nsMode workload.Mode, nsHasMode bool) []workload.Workload {
+// podView is the registry's view of a pod: its labels, mode and containers. The registry merges
+// it with the OCI hook's registration of each container (kernel identity); a container the hook
+// has not registered is enforced from this view alone, keyed by its id, or by
+// namespace/pod/container until the kubelet reports one.
+func (k *KubeSource) podView(pod *corev1.Pod, nsMode workload.Mode, nsHasMode bool) workload.Pod {
 	mode := workload.ModeEnabled
 	if nsHasMode {
 		mode = nsMode
@@ -289,19 +289,18 @@ func (k *KubeSource) podWorkloads(pod *corev1.Pod, nsMode workload.Mode, nsHasMo
 		}
 		images[st.Name] = st.Image
 	}
-	var out []workload.Workload
+	v := workload.Pod{
+		Namespace: pod.Namespace, Name: pod.Name, UID: string(pod.UID), Hostname: k.node,
+		Labels: copyLabels(pod.Labels), Mode: mode,
+	}
 	for _, c := range append(append([]corev1.Container{}, pod.Spec.InitContainers...), pod.Spec.Containers...) {
 		img := images[c.Name]
 		if img == "" {
 			img = c.Image
 		}
-		out = append(out, workload.Workload{
-			Kind: workload.KindContainer, Hostname: k.node,
-			Namespace: pod.Namespace, Pod: pod.Name, Container: c.Name, ContainerID: ids[c.Name],
-			Image: img, Labels: copyLabels(pod.Labels), Mode: mode,
-		})
+		v.Containers = append(v.Containers, workload.PodContainer{Name: c.Name, ID: ids[c.Name], Image: img})
 	}
-	return out
+	return v
 }
 
 func copyLabels(l map[string]string) map[string]string {
@@ -323,36 +322,24 @@ func (k *KubeSource) podChanged(o any) {
 	k.syncPod(pod.Namespace + "/" + pod.Name)
 }
 
-// syncPod replaces what the pod registered with what it is now.
+// syncPod hands the registry what the pod is now. A pod that has finished is gone as far as
+// enforcement goes: its containers have exited.
 func (k *KubeSource) syncPod(key string) {
 	k.mu.Lock()
 	pod := k.podObjs[key]
-	old := k.pods[key]
-	var ws []workload.Workload
-	if pod != nil && pod.Status.Phase != corev1.PodSucceeded && pod.Status.Phase != corev1.PodFailed {
+	var v workload.Pod
+	live := pod != nil && pod.Status.Phase != corev1.PodSucceeded && pod.Status.Phase != corev1.PodFailed
+	if live {
 		ns := k.namespaces[pod.Namespace]
-		ws = k.podWorkloads(pod, ns.mode, ns.hasMode)
-	}
-	ids := make([]string, 0, len(ws))
-	for _, w := range ws {
-		ids = append(ids, w.ID())
-	}
-	if len(ids) == 0 {
-		delete(k.pods, key)
-	} else {
-		k.pods[key] = ids
+		v = k.podView(pod, ns.mode, ns.hasMode)
 	}
 	k.mu.Unlock()
-	keep := map[string]bool{}
-	for _, w := range ws {
-		keep[w.ID()] = true
-		k.reg.Upsert(w)
+	if live {
+		k.reg.SetPod(v)
+		return
 	}
-	for _, id := range old {
-		if !keep[id] {
-			k.reg.Remove(id)
-		}
-	}
+	ns, name, _ := strings.Cut(key, "/")
+	k.reg.RemovePod(ns, name)
 }
 
 func (k *KubeSource) podDeleted(o any) {

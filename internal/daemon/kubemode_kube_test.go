@@ -22,6 +22,8 @@ import (
 	"k8s.io/client-go/kubernetes"
 
 	"github.com/wardsec/ward/internal/rules"
+	"github.com/wardsec/ward/internal/workload"
+	"github.com/wardsec/ward/internal/workload/hookapi"
 )
 
 // writeKubeconfig writes a kubeconfig for the test API server with the daemon's token, which is
@@ -402,4 +404,115 @@ spec:
 		t.Logf("daemon log:\n%s", kd.logs.String())
 	}
 	kd.stop()
+}
+
+// TestKubeModeHookMerge: the OCI hook's registration (kernel identity) and the pod informer's
+// view (labels) become one workload in the daemon, in either order. The hook's answer comes once
+// the rules are in force, so when the pod was seen first the answer already names the policy
+// that selects it by label: rules before the container's first instruction.
+func TestKubeModeHookMerge(t *testing.T) {
+	ctx := context.Background()
+	kc := kubernetes.NewForConfigOrDie(srv.Config)
+	const node = "hm-node"
+	_, err := kc.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "hm"}}, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := srv.Apply(ctx, false, obj(t, `
+apiVersion: security.kubearmor.com/v1
+kind: KubeArmorPolicy
+metadata: {name: web-no-shell, namespace: hm}
+spec:
+  selector: {matchLabels: {app: web}}
+  process: {matchPaths: [{path: /bin/sh}]}
+  action: Block
+`)); err != nil {
+		t.Fatal(err)
+	}
+	mkPod := func(name string) *corev1.Pod {
+		t.Helper()
+		p, err := kc.CoreV1().Pods("hm").Create(ctx, &corev1.Pod{
+			ObjectMeta: metav1.ObjectMeta{Name: name, Labels: map[string]string{"app": "web"}},
+			Spec:       corev1.PodSpec{NodeName: node, Containers: []corev1.Container{{Name: "main", Image: "nginx:1.27"}}},
+		}, metav1.CreateOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	kd := startKubeDaemon(t, node)
+	socket := filepath.Join(kd.d.cfg.State, hookapi.SocketName)
+	register := func(id string, p *corev1.Pod, podName string, cgroup uint64) hookapi.Response {
+		t.Helper()
+		w := workload.Workload{Kind: workload.KindContainer, ContainerID: id, Namespace: "hm", Pod: podName,
+			Container: "main", Labels: map[string]string{}, CgroupID: cgroup, PidNS: 1, MntNS: 2}
+		if p != nil {
+			w.PodUID = string(p.UID)
+		}
+		cctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+		defer cancel()
+		resp, err := hookapi.Call(cctx, socket, hookapi.Request{Op: hookapi.OpRegister, Workload: w, Pid: 1})
+		if err != nil || !resp.OK {
+			t.Fatalf("register %s: %+v %v", id, resp, err)
+		}
+		return resp
+	}
+
+	// Pod first: the registration's answer already carries the KSP.
+	p := mkPod("first")
+	eventually(t, "pod seen", func() error {
+		if kd.d.Sets()["hm/first/main"] == nil {
+			return fmt.Errorf("no placeholder workload yet")
+		}
+		return nil
+	})
+	resp := register("c-first", p, "first", 1001)
+	if !slices.Contains(resp.Policies, "KubeArmorPolicy/hm/web-no-shell") || resp.Rules != 1 {
+		t.Errorf("pod first: the hook's answer = %+v, want web-no-shell's rule in force", resp)
+	}
+	if s := kd.d.Sets()["hm/first/main"]; s != nil {
+		t.Errorf("the placeholder stayed beside the registered container: %s", setSummary(s))
+	}
+	if s := kd.d.Sets()["c-first"]; s == nil || s.Workload.CgroupID != 1001 || s.Workload.Labels["app"] != "web" {
+		t.Errorf("merged set: %s", setSummary(s))
+	}
+
+	// Hook first: enforced at once on what the runtime said (no labels, so no KSP), and the
+	// pod's labels follow when the informer delivers the pod.
+	resp = register("c-second", nil, "second", 1002)
+	if len(resp.Policies) != 0 {
+		t.Errorf("hook first: policies %v before the pod's labels are known", resp.Policies)
+	}
+	mkPod("second")
+	eventually(t, "labels merged", func() error {
+		s := kd.d.Sets()["c-second"]
+		if s == nil || s.Workload.CgroupID != 1002 || !slices.Contains(s.Policies, "KubeArmorPolicy/hm/web-no-shell") {
+			return fmt.Errorf("c-second: %s", setSummary(s))
+		}
+		return nil
+	})
+	if s := kd.d.Sets()["hm/second/main"]; s != nil {
+		t.Errorf("a placeholder beside the registered container: %s", setSummary(s))
+	}
+
+	// The pod goes: its registered container and its rules go.
+	zero := int64(0)
+	if err := kc.CoreV1().Pods("hm").Delete(ctx, "first", metav1.DeleteOptions{GracePeriodSeconds: &zero}); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "pod deleted", func() error {
+		if s := kd.d.Sets()["c-first"]; s != nil {
+			return fmt.Errorf("c-first still has a set")
+		}
+		return nil
+	})
+	// The container goes (poststop): so do its rules, while its pod is still there.
+	cctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+	defer cancel()
+	if resp, err := hookapi.Call(cctx, socket, hookapi.Request{Op: hookapi.OpUnregister, ID: "c-second"}); err != nil || !resp.OK {
+		t.Fatalf("unregister: %+v %v", resp, err)
+	}
+	if s := kd.d.Sets()["c-second"]; s != nil {
+		t.Errorf("c-second still has a set after its poststop")
+	}
 }

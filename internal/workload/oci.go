@@ -62,12 +62,24 @@ func ReadOCIConfig(bundle string) (OCIConfig, error) {
 	return c, nil
 }
 
-// Annotations that say who a container is. CRI runtimes (containerd, CRI-O) set the Kubernetes
-// ones; outside Kubernetes users set Ward's with `--annotation` (podman) or in config.json.
+// Annotations that say who a container is. CRI runtimes set the Kubernetes ones: CRI-O copies
+// the kubelet's container labels (io.kubernetes.pod.*, io.kubernetes.container.name), containerd
+// sets its own (io.kubernetes.cri.*). Outside Kubernetes users set Ward's with `--annotation`
+// (podman) or in config.json.
 const (
 	AnnotationPodNamespace  = "io.kubernetes.pod.namespace"
 	AnnotationPodName       = "io.kubernetes.pod.name"
+	AnnotationPodUID        = "io.kubernetes.pod.uid"
 	AnnotationContainerName = "io.kubernetes.container.name"
+	// containerd's CRI plugin.
+	AnnotationCRISandboxNamespace = "io.kubernetes.cri.sandbox-namespace"
+	AnnotationCRISandboxName      = "io.kubernetes.cri.sandbox-name"
+	AnnotationCRISandboxUID       = "io.kubernetes.cri.sandbox-uid"
+	AnnotationCRIContainerName    = "io.kubernetes.cri.container-name"
+	// AnnotationCRIContainerType and AnnotationCRIOContainerType are "sandbox" on a pod's
+	// sandbox (pause) container and "container" on the others (containerd, CRI-O).
+	AnnotationCRIContainerType  = "io.kubernetes.cri.container-type"
+	AnnotationCRIOContainerType = "io.kubernetes.cri-o.ContainerType"
 	// AnnotationCRIOLabels is CRI-O's JSON object of the container's labels.
 	AnnotationCRIOLabels = "io.kubernetes.cri-o.Labels"
 	// AnnotationName names a container outside Kubernetes.
@@ -103,16 +115,17 @@ func FromOCI(st OCIState, cfg OCIConfig) (w Workload, warnings []string) {
 		ann[k] = v
 	}
 	w = Workload{Kind: KindContainer, ContainerID: st.ID, Labels: map[string]string{}}
-	w.Namespace = first(ann, AnnotationPodNamespace, AnnotationNamespace)
+	w.Namespace = first(ann, AnnotationPodNamespace, AnnotationCRISandboxNamespace, AnnotationNamespace)
 	if w.Namespace == "" {
 		w.Namespace = DefaultContainerNamespace
 	}
-	w.Container = first(ann, AnnotationContainerName, AnnotationName)
+	w.Container = first(ann, AnnotationContainerName, AnnotationCRIContainerName, AnnotationName)
 	if w.Container == "" {
 		// Nothing names it: the id is the one name every runtime has.
 		w.Container = st.ID
 	}
-	w.Pod = ann[AnnotationPodName]
+	w.Pod = first(ann, AnnotationPodName, AnnotationCRISandboxName)
+	w.PodUID = first(ann, AnnotationPodUID, AnnotationCRISandboxUID)
 	if w.Pod == "" {
 		// KubeArmor outside Kubernetes reports the container name as the pod name.
 		w.Pod = w.Container
@@ -140,6 +153,17 @@ func FromOCI(st OCIState, cfg OCIConfig) (w Workload, warnings []string) {
 		w.Mode = m
 	}
 	return w, warnings
+}
+
+// IsSandbox says whether the container is a pod's sandbox (the pause container that holds the
+// pod's namespaces). It runs no user code and is not a workload: the pod's containers are.
+func IsSandbox(st OCIState, cfg OCIConfig) bool {
+	for _, m := range []map[string]string{st.Annotations, cfg.Annotations} {
+		if m[AnnotationCRIContainerType] == "sandbox" || m[AnnotationCRIOContainerType] == "sandbox" {
+			return true
+		}
+	}
+	return false
 }
 
 func first(m map[string]string, keys ...string) string {

@@ -88,6 +88,17 @@ func TestFromOCI(t *testing.T) {
 			Image: "docker.io/library/nginx:1.25", Labels: map[string]string{"app": "nginx", "io.kubernetes.pod.namespace": "shop"}},
 		warnings: []string{`annotation kubearmor-policy: unknown value "sometimes", treated as enabled; allowed: enabled, audited, disabled`},
 	}, {
+		// containerd's CRI plugin: its own annotation names, the pod UID included.
+		bundle: "bundle-plain",
+		stateAnn: map[string]string{
+			AnnotationCRIContainerType: "container", "io.kubernetes.cri.sandbox-id": "sb1",
+			AnnotationCRISandboxNamespace: "shop", AnnotationCRISandboxName: "web-7d9f",
+			AnnotationCRISandboxUID: "uid-1", AnnotationCRIContainerName: "nginx",
+			"io.kubernetes.cri.image-name": "docker.io/library/nginx:1.25",
+		},
+		want: Workload{Kind: KindContainer, ContainerID: "id-bundle-plain", Namespace: "shop", Pod: "web-7d9f", PodUID: "uid-1",
+			Container: "nginx", Image: "docker.io/library/nginx:1.25", Labels: map[string]string{}},
+	}, {
 		// Nothing says who it is: the id names it, in KubeArmor's default namespace.
 		bundle: "bundle-plain",
 		want: Workload{Kind: KindContainer, ContainerID: "id-bundle-plain", Namespace: DefaultContainerNamespace,
@@ -106,6 +117,23 @@ func TestFromOCI(t *testing.T) {
 		}
 		if !reflect.DeepEqual(warnings, tt.warnings) {
 			t.Errorf("%s: warnings = %q, want %q", tt.bundle, warnings, tt.warnings)
+		}
+	}
+}
+
+func TestIsSandbox(t *testing.T) {
+	for _, tc := range []struct {
+		state, cfg map[string]string
+		want       bool
+	}{
+		{state: map[string]string{AnnotationCRIContainerType: "sandbox"}, want: true},
+		{cfg: map[string]string{AnnotationCRIOContainerType: "sandbox"}, want: true},
+		{state: map[string]string{AnnotationCRIContainerType: "container"}},
+		{cfg: map[string]string{AnnotationCRIOContainerType: "container"}},
+		{},
+	} {
+		if got := IsSandbox(OCIState{ID: "x", Annotations: tc.state}, OCIConfig{Annotations: tc.cfg}); got != tc.want {
+			t.Errorf("IsSandbox(state %v, config %v) = %v", tc.state, tc.cfg, got)
 		}
 	}
 }

@@ -1,27 +1,70 @@
 package workload
 
 import (
+	"maps"
+	"reflect"
 	"sort"
 	"sync"
 )
 
 // Registry is the set of workloads on this node, as the workload sources report them. It tells
 // subscribers that something changed; readers take a consistent snapshot with List.
+//
+// Two kinds of source report containers, and the registry merges them into one workload each:
+//
+//   - runtime registrations (Upsert): the OCI hook, which knows a container's kernel identity
+//     (cgroup, namespaces) before its first instruction, and from the CRI runtime's annotations
+//     its pod's namespace, name and UID and its own name, but not the pod's labels;
+//   - the pod informer's view (SetPod): labels, the kubearmor-policy mode, the containers by name
+//     and, once the kubelet reports them, their ids, but no kernel identity.
+//
+// A registration belongs to a known pod when namespace and pod name match (and the pod UIDs, when
+// both are known: a pod recreated under the same name is another pod). It is listed with the
+// pod's labels, mode and image over its own, under its container id, so its rules are in place
+// from registration when the pod was seen first, and follow the pod's labels when it is seen
+// later. A pod's container that no registration covers is listed from the view alone (keyed by
+// its id, or by namespace/pod/container before it has one), which is what a node without the
+// hook enforces on.
 type Registry struct {
 	mu       sync.Mutex
-	byID     map[string]Workload
+	byID     map[string]Workload // runtime registrations and the host, by ID
+	pods     map[string]Pod      // by namespace/name
 	onChange func()
 }
+
+// Pod is the pod informer's view of one pod on this node.
+type Pod struct {
+	Namespace string
+	Name      string
+	UID       string
+	Hostname  string
+	Labels    map[string]string
+	Mode      Mode
+	// Containers are the init and app containers, in spec order.
+	Containers []PodContainer
+}
+
+// PodContainer is one container of a Pod as the API server reports it.
+type PodContainer struct {
+	Name string
+	// ID is the runtime's container id from the pod's status, empty until the kubelet has
+	// reported it.
+	ID    string
+	Image string
+}
+
+// Key is the pod's namespace/name.
+func (p *Pod) Key() string { return p.Namespace + "/" + p.Name }
 
 // NewRegistry returns a registry that calls onChange (which must not block) after every change.
 func NewRegistry(onChange func()) *Registry {
 	if onChange == nil {
 		onChange = func() {}
 	}
-	return &Registry{byID: map[string]Workload{}, onChange: onChange}
+	return &Registry{byID: map[string]Workload{}, pods: map[string]Pod{}, onChange: onChange}
 }
 
-// Upsert adds or replaces a workload, keyed by its ID.
+// Upsert adds or replaces a runtime registration (or the host), keyed by its ID.
 func (r *Registry) Upsert(w Workload) {
 	r.mu.Lock()
 	r.byID[w.ID()] = w
@@ -29,8 +72,8 @@ func (r *Registry) Upsert(w Workload) {
 	r.onChange()
 }
 
-// Remove forgets a workload. Removing an unknown ID is not an error: sources may report an exit
-// twice.
+// Remove forgets a runtime registration. Removing an unknown ID is not an error: sources may
+// report an exit twice.
 func (r *Registry) Remove(id string) {
 	r.mu.Lock()
 	_, ok := r.byID[id]
@@ -41,11 +84,114 @@ func (r *Registry) Remove(id string) {
 	}
 }
 
+// SetPod adds or replaces the informer's view of a pod. An update that changes nothing the
+// workloads carry (a status heartbeat) does not notify.
+func (r *Registry) SetPod(p Pod) {
+	p.Labels = maps.Clone(p.Labels)
+	p.Containers = append([]PodContainer(nil), p.Containers...)
+	r.mu.Lock()
+	old, ok := r.pods[p.Key()]
+	same := ok && reflect.DeepEqual(old, p)
+	r.pods[p.Key()] = p
+	r.mu.Unlock()
+	if !same {
+		r.onChange()
+	}
+}
+
+// RemovePod forgets a pod, and with it the runtime registrations of its containers: the API
+// server deletes a pod once its containers are gone, and a registration must not outlive them
+// in case a poststop hook never came (a runtime crash, a daemon that was down).
+func (r *Registry) RemovePod(namespace, name string) {
+	r.mu.Lock()
+	p, ok := r.pods[namespace+"/"+name]
+	delete(r.pods, namespace+"/"+name)
+	if ok {
+		for id, w := range r.byID {
+			if belongs(&w, &p) {
+				delete(r.byID, id)
+			}
+		}
+	}
+	r.mu.Unlock()
+	if ok {
+		r.onChange()
+	}
+}
+
+// belongs says whether a runtime registration is a container of pod p.
+func belongs(w *Workload, p *Pod) bool {
+	return w.Kind == KindContainer && w.Namespace == p.Namespace && w.Pod == p.Name &&
+		(w.PodUID == "" || p.UID == "" || w.PodUID == p.UID)
+}
+
+// merged is a registration completed from its pod's view, when the pod is known.
+func (r *Registry) merged(w Workload) Workload {
+	if w.Kind != KindContainer || w.Pod == "" {
+		return w
+	}
+	p, ok := r.pods[w.Namespace+"/"+w.Pod]
+	if !ok || !belongs(&w, &p) {
+		return w
+	}
+	// The pod's labels are what selectors mean; labels the runtime passed (CRI-O's, Ward's
+	// annotations) stay unless the pod says otherwise.
+	labels := maps.Clone(w.Labels)
+	if labels == nil {
+		labels = map[string]string{}
+	}
+	maps.Copy(labels, p.Labels)
+	w.Labels = labels
+	w.Mode = p.Mode
+	w.PodUID = p.UID
+	for _, c := range p.Containers {
+		if c.Name == w.Container && w.Image == "" {
+			w.Image = c.Image
+		}
+	}
+	return w
+}
+
+// view is every workload, merged, by ID. The caller holds r.mu.
+func (r *Registry) view() map[string]Workload {
+	out := make(map[string]Workload, len(r.byID)+len(r.pods))
+	covered := map[string]bool{} // namespace/pod/container of registrations merged with their pod
+	for id, w := range r.byID {
+		out[id] = r.merged(w)
+		if p, ok := r.pods[w.Namespace+"/"+w.Pod]; ok && belongs(&w, &p) {
+			covered[w.Namespace+"/"+w.Pod+"/"+w.Container] = true
+		}
+	}
+	for _, p := range r.pods {
+		for _, c := range p.Containers {
+			if covered[p.Namespace+"/"+p.Name+"/"+c.Name] {
+				continue
+			}
+			if _, ok := r.byID[c.ID]; ok && c.ID != "" {
+				continue // registered, under names that are not this pod's: the registration wins
+			}
+			w := Workload{
+				Kind: KindContainer, Hostname: p.Hostname, Namespace: p.Namespace, Pod: p.Name,
+				PodUID: p.UID, Container: c.Name, ContainerID: c.ID, Image: c.Image,
+				Labels: maps.Clone(p.Labels), Mode: p.Mode,
+			}
+			if w.Labels == nil {
+				w.Labels = map[string]string{}
+			}
+			out[w.ID()] = w
+		}
+	}
+	return out
+}
+
 // Get returns one workload.
 func (r *Registry) Get(id string) (Workload, bool) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	w, ok := r.byID[id]
+	if w, ok := r.byID[id]; ok {
+		return r.merged(w), true
+	}
+	w, ok := r.view()[id]
 	return w, ok
 }
 
@@ -58,7 +204,7 @@ func (r *Registry) ByCgroup(id uint64) (Workload, bool) {
 	defer r.mu.Unlock()
 	for _, w := range r.byID {
 		if w.CgroupID == id {
-			return w, true
+			return r.merged(w), true
 		}
 	}
 	return Workload{}, false
@@ -67,11 +213,12 @@ func (r *Registry) ByCgroup(id uint64) (Workload, bool) {
 // List returns every workload, sorted by ID.
 func (r *Registry) List() []Workload {
 	r.mu.Lock()
-	out := make([]Workload, 0, len(r.byID))
-	for _, w := range r.byID {
+	v := r.view()
+	r.mu.Unlock()
+	out := make([]Workload, 0, len(v))
+	for _, w := range v {
 		out = append(out, w)
 	}
-	r.mu.Unlock()
 	sort.Slice(out, func(i, j int) bool { return out[i].ID() < out[j].ID() })
 	return out
 }

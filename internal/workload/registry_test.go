@@ -1,6 +1,10 @@
 package workload
 
-import "testing"
+import (
+	"fmt"
+	"strings"
+	"testing"
+)
 
 func TestRegistry(t *testing.T) {
 	changes := 0
@@ -34,5 +38,131 @@ func TestParseMode(t *testing.T) {
 	}
 	if _, ok := ParseMode("off"); ok {
 		t.Error("ParseMode(off) accepted")
+	}
+}
+
+// hookReg is what the OCI hook registers for a pod's container under containerd: names from
+// the CRI annotations, no pod labels, and the kernel identity.
+func hookReg(id, pod, uid, container string, cgroup uint64) Workload {
+	return Workload{Kind: KindContainer, ContainerID: id, Namespace: "shop", Pod: pod, PodUID: uid,
+		Container: container, Labels: map[string]string{}, CgroupID: cgroup, PidNS: 7, MntNS: 8}
+}
+
+func webPod(labels map[string]string, ids ...string) Pod {
+	p := Pod{Namespace: "shop", Name: "web", UID: "u1", Hostname: "n1", Labels: labels, Mode: ModeAudited,
+		Containers: []PodContainer{{Name: "main", Image: "nginx:1"}, {Name: "side", Image: "busybox:1"}}}
+	for i, id := range ids {
+		p.Containers[i].ID = id
+	}
+	return p
+}
+
+// summary lists the registry as id:labels:cgroup:mode, sorted by ID.
+func summary(r *Registry) string {
+	var out []string
+	for _, w := range r.List() {
+		out = append(out, fmt.Sprintf("%s:%s:%d:%s", w.ID(), w.Labels["app"], w.CgroupID, w.Mode))
+	}
+	return strings.Join(out, " ")
+}
+
+// The pod informer's view arrives first (the usual order: the scheduler binds the pod, the
+// kubelet asks the runtime to start it): the hook's registration gets the pod's labels at once,
+// so its first rule set, applied before the container's first instruction, already selects.
+func TestRegistryPodThenHook(t *testing.T) {
+	changes := 0
+	r := NewRegistry(func() { changes++ })
+	r.SetPod(webPod(map[string]string{"app": "web"}))
+	if got, want := summary(r), "shop/web/main:web:0:audited shop/web/side:web:0:audited"; got != want {
+		t.Fatalf("pod only: %q, want %q", got, want)
+	}
+	r.Upsert(hookReg("c1", "web", "u1", "main", 42))
+	if got, want := summary(r), "c1:web:42:audited shop/web/side:web:0:audited"; got != want {
+		t.Fatalf("after the hook: %q, want %q", got, want)
+	}
+	w, ok := r.ByCgroup(42)
+	if !ok || w.Labels["app"] != "web" || w.Image != "nginx:1" || w.Pod != "web" || w.PidNS != 7 {
+		t.Errorf("ByCgroup(42) = %+v %v, want the merged workload", w, ok)
+	}
+	if w, _ := r.Get("c1"); w.Labels["app"] != "web" || w.CgroupID != 42 {
+		t.Errorf("Get(c1) = %+v", w)
+	}
+	// The kubelet then reports the id: still one workload for the container.
+	r.SetPod(webPod(map[string]string{"app": "web"}, "c1"))
+	if got, want := summary(r), "c1:web:42:audited shop/web/side:web:0:audited"; got != want {
+		t.Errorf("after the status: %q, want %q", got, want)
+	}
+	// A relabel reaches the registered container.
+	r.SetPod(webPod(map[string]string{"app": "api"}, "c1"))
+	if got, want := summary(r), "c1:api:42:audited shop/web/side:api:0:audited"; got != want {
+		t.Errorf("after relabel: %q, want %q", got, want)
+	}
+	// A status heartbeat that changes nothing is no change.
+	n := changes
+	r.SetPod(webPod(map[string]string{"app": "api"}, "c1"))
+	if changes != n {
+		t.Errorf("an identical pod notified a change")
+	}
+	// The container exits (poststop) and the pod goes: nothing is left.
+	r.Remove("c1")
+	if got, want := summary(r), "shop/web/side:api:0:audited"; !strings.Contains(got, want) || strings.Contains(got, ":42:") {
+		t.Errorf("after poststop: %q", got)
+	}
+	r.RemovePod("shop", "web")
+	if got := summary(r); got != "" {
+		t.Errorf("after the pod's deletion: %q, want nothing", got)
+	}
+}
+
+// The hook registers before the informer has seen the pod (a slow watch, a daemon that just
+// started): the container is enforced at once on what the runtime said, and gets the pod's
+// labels when the pod arrives.
+func TestRegistryHookThenPod(t *testing.T) {
+	changes := 0
+	r := NewRegistry(func() { changes++ })
+	r.Upsert(hookReg("c1", "web", "u1", "main", 42))
+	if got, want := summary(r), "c1::42:"; got != want {
+		t.Fatalf("hook only: %q, want %q", got, want)
+	}
+	n := changes
+	r.SetPod(webPod(map[string]string{"app": "web"}))
+	if changes == n {
+		t.Error("the pod's arrival notified no change")
+	}
+	if got, want := summary(r), "c1:web:42:audited shop/web/side:web:0:audited"; got != want {
+		t.Fatalf("after the pod: %q, want %q", got, want)
+	}
+	// The pod is deleted (its containers are gone) before any poststop: its registrations go
+	// with it.
+	r.RemovePod("shop", "web")
+	if got := summary(r); got != "" {
+		t.Errorf("after the pod's deletion: %q, want nothing", got)
+	}
+}
+
+// A pod recreated under the same name is another pod: a registration is merged only with the
+// pod whose UID it carries, and the deletion of the old pod does not take the new container.
+func TestRegistryPodUID(t *testing.T) {
+	r := NewRegistry(nil)
+	r.SetPod(webPod(map[string]string{"app": "web"})) // UID u1
+	r.Upsert(hookReg("c2", "web", "u2", "main", 43))  // the new pod's container
+	if got, want := summary(r), "c2::43: shop/web/main:web:0:audited shop/web/side:web:0:audited"; got != want {
+		t.Fatalf("UID mismatch: %q, want %q", got, want)
+	}
+	r.RemovePod("shop", "web")
+	if got, want := summary(r), "c2::43:"; got != want {
+		t.Errorf("after the old pod's deletion: %q, want %q", got, want)
+	}
+}
+
+// Registrations outside Kubernetes (no pod) and the host are untouched by pods.
+func TestRegistryNoPod(t *testing.T) {
+	r := NewRegistry(nil)
+	r.Upsert(Host("n1", map[string]string{"app": "node"}))
+	r.Upsert(Workload{Kind: KindContainer, ContainerID: "p1", Namespace: DefaultContainerNamespace, Pod: "p1", Container: "p1",
+		Labels: map[string]string{"app": "podman"}, CgroupID: 9})
+	r.SetPod(Pod{Namespace: DefaultContainerNamespace, Name: "other", Containers: []PodContainer{{Name: "x"}}})
+	if got, want := summary(r), "container_namespace/other/x::0: host:node:0: p1:podman:9:"; got != want {
+		t.Errorf("%q, want %q", got, want)
 	}
 }

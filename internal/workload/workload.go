@@ -44,9 +44,11 @@ type Workload struct {
 	Hostname string `json:"hostname,omitempty"`
 	// Namespace, Pod and Container are empty for the host. Outside Kubernetes a container's
 	// namespace is "container_namespace" as in KubeArmor, unless its labels say otherwise.
-	Namespace   string `json:"namespace,omitempty"`
-	Pod         string `json:"pod,omitempty"`
-	Container   string `json:"container,omitempty"`
+	Namespace string `json:"namespace,omitempty"`
+	Pod       string `json:"pod,omitempty"`
+	Container string `json:"container,omitempty"`
+	// PodUID tells a pod from a later one of the same name (a StatefulSet's, say).
+	PodUID      string `json:"podUID,omitempty"`
 	ContainerID string `json:"containerID,omitempty"`
 	Image       string `json:"image,omitempty"`
 	// Labels are the pod's labels for a container, and the node's labels for the host.

@@ -98,14 +98,22 @@ func RunHook(ctx context.Context, stdin io.Reader, o HookOptions) error {
 	switch stage {
 	case StageCreateRuntime, StagePrestart:
 		var warnings []string
-		req, warnings, err = registerRequest(st, o)
+		var sandbox bool
+		req, sandbox, warnings, err = registerRequest(st, o)
 		if err != nil {
 			return err
+		}
+		if sandbox {
+			log.Info("pod sandbox container: not a workload, not registered")
+			return nil
 		}
 		for _, w := range warnings {
 			log.Warn("container annotation", "warning", w)
 		}
 	case StagePoststop:
+		if workload.IsSandbox(st, workload.OCIConfig{}) {
+			return nil // never registered
+		}
 		req = Request{Op: OpUnregister, ID: st.ID}
 	default:
 		return fmt.Errorf("stage %q: ward oci-hook runs at createRuntime (or prestart) and poststop", stage)
@@ -132,10 +140,15 @@ func RunHook(ctx context.Context, stdin io.Reader, o HookOptions) error {
 	return nil
 }
 
-func registerRequest(st workload.OCIState, o HookOptions) (Request, []string, error) {
+// registerRequest builds the registration of a container, or reports that it is a pod's
+// sandbox, which is not registered (its poststop then unregisters an unknown id, a no-op).
+func registerRequest(st workload.OCIState, o HookOptions) (req Request, sandbox bool, warnings []string, err error) {
 	cfg, err := workload.ReadOCIConfig(st.Bundle)
 	if err != nil {
-		return Request{}, nil, fmt.Errorf("container %s: %w", st.ID, err)
+		return Request{}, false, nil, fmt.Errorf("container %s: %w", st.ID, err)
+	}
+	if workload.IsSandbox(st, cfg) {
+		return Request{}, true, nil, nil
 	}
 	w, warnings := workload.FromOCI(st, cfg)
 	check := o.CheckCgroupRoot
@@ -143,12 +156,12 @@ func registerRequest(st workload.OCIState, o HookOptions) (Request, []string, er
 		check = workload.CheckCgroup2
 	}
 	if err := check(o.CgroupRoot); err != nil {
-		return Request{}, nil, fmt.Errorf("container %s: %w", st.ID, err)
+		return Request{}, false, nil, fmt.Errorf("container %s: %w", st.ID, err)
 	}
 	id, err := workload.ReadKernelIdentity(o.ProcRoot, o.CgroupRoot, st.Pid)
 	if err != nil {
-		return Request{}, nil, fmt.Errorf("container %s: %w", st.ID, err)
+		return Request{}, false, nil, fmt.Errorf("container %s: %w", st.ID, err)
 	}
 	id.Apply(&w)
-	return Request{Op: OpRegister, Workload: w, Pid: st.Pid}, warnings, nil
+	return Request{Op: OpRegister, Workload: w, Pid: st.Pid}, false, warnings, nil
 }

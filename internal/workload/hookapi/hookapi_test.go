@@ -101,6 +101,35 @@ func TestRunHookRegisters(t *testing.T) {
 	}
 }
 
+// A pod's sandbox (pause) container is no workload: the hook succeeds without asking the
+// daemon, at either stage.
+func TestRunHookSkipsSandbox(t *testing.T) {
+	f := startFake(t, func(Request) Response { return Response{OK: true} })
+	_, cg, _ := fixture(t, "creating")
+	bundle, _ := filepath.Abs("../testdata/oci/bundle-annotated")
+	for _, tc := range []struct{ status, ann string }{
+		{"creating", `"io.kubernetes.cri.container-type":"sandbox"`},
+		{"creating", `"io.kubernetes.cri-o.ContainerType":"sandbox"`},
+		{"stopped", `"io.kubernetes.cri.container-type":"sandbox"`},
+	} {
+		state := fmt.Sprintf(`{"ociVersion":"1.0.2","id":"sb","status":%q,"pid":4242,"bundle":%q,"annotations":{%s}}`, tc.status, bundle, tc.ann)
+		if err := RunHook(context.Background(), strings.NewReader(state), opts(f.socket, cg)); err != nil {
+			t.Errorf("%s %s: %v", tc.status, tc.ann, err)
+		}
+	}
+	if got := f.requests(); len(got) != 0 {
+		t.Errorf("sandbox sent requests: %+v", got)
+	}
+	// The same state as an app container registers: the test above is not passing by accident.
+	state := fmt.Sprintf(`{"ociVersion":"1.0.2","id":"c1","status":"creating","pid":4242,"bundle":%q,"annotations":{"io.kubernetes.cri.container-type":"container"}}`, bundle)
+	if err := RunHook(context.Background(), strings.NewReader(state), opts(f.socket, cg)); err != nil {
+		t.Fatal(err)
+	}
+	if got := f.requests(); len(got) != 1 || got[0].Op != OpRegister {
+		t.Errorf("app container: requests %+v", got)
+	}
+}
+
 func TestRunHookUnregisters(t *testing.T) {
 	f := startFake(t, func(Request) Response { return Response{OK: true} })
 	for _, stage := range []string{"", StagePoststop} {
