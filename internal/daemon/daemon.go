@@ -74,7 +74,12 @@ type Daemon struct {
 	sel     enforcer.Selection
 
 	trigger chan struct{}
-	// sets is the last applied map of workload ID to rule set, read by the event pipeline.
+	// dirDirty asks the next reconcile to read the policy directory again.
+	dirDirty atomic.Bool
+	plan     planner
+	workerState
+	// sets maps each workload ID to the rule set the backend has in force for it, read by the
+	// event pipeline and the OCI hook.
 	sets atomic.Pointer[map[string]*rules.Set]
 
 	grpcAddr net.Addr
@@ -116,7 +121,10 @@ func Run(ctx context.Context, opts Options) error {
 		builder: &events.Builder{Cluster: cfg.Cluster, HostName: cfg.Host, Now: time.Now},
 		metrics: events.NewMetrics(),
 		trigger: make(chan struct{}, 1),
+		plan:    planner{workloads: map[string]*planned{}},
 	}
+	d.workers = map[string]*worker{}
+	d.dirDirty.Store(true)
 	// Every alert, log and message goes through the pipeline: throttling per workload, the JSON
 	// lines sink, the gRPC watchers and the metrics.
 	pipe := &events.Pipeline{
@@ -163,6 +171,8 @@ func Run(ctx context.Context, opts Options) error {
 	if b := d.sel.Backend; b != nil {
 		defer b.Close()
 	}
+	// Workers call the backend: they end (with ctx) before it is closed.
+	defer d.waitWorkers()
 	d.message("Info", fmt.Sprintf("ward started: enforcer %s", enforcer.AlertName(d.sel.Selected)))
 
 	for _, err := range d.store.Restore() {
@@ -276,13 +286,18 @@ func Run(ctx context.Context, opts Options) error {
 	d.enqueue()
 	first := true
 	backoff := time.Second
+	resync := time.NewTicker(fullResyncEvery)
+	defer resync.Stop()
 	for {
+		full := false
 		select {
 		case <-ctx.Done():
 			return nil
 		case <-d.trigger:
+		case <-resync.C:
+			full = true
 		}
-		if err := d.reconcile(ctx); err != nil {
+		if err := d.reconcile(ctx, full); err != nil {
 			log.Error("reconcile", "error", err, "retry_in", backoff.String())
 			time.AfterFunc(backoff, d.enqueue)
 			backoff = min(backoff*2, time.Minute)
@@ -314,75 +329,6 @@ func (d *Daemon) enqueue() {
 	case d.trigger <- struct{}{}:
 	default:
 	}
-}
-
-// reconcile makes the kernel enforce what the accepted policies say: level-triggered, it
-// recomputes every workload's set from scratch and hands the whole wanted state to the backend.
-func (d *Daemon) reconcile(ctx context.Context) error {
-	start := time.Now()
-	res := d.store.ReloadDir()
-	for _, w := range res.Warnings {
-		d.log.Warn("policy warning", "warning", w.String())
-	}
-	for _, err := range res.Rejected {
-		// The file's previous policies stay in force; say exactly why the new ones did not.
-		d.log.Error("policy rejected, previous version stays in force", "error", err.Error())
-		d.message("Error", "policy rejected: "+err.Error())
-	}
-	for _, f := range res.Accepted {
-		d.log.Info("policy file accepted", "file", f)
-	}
-	for _, f := range res.Removed {
-		d.log.Info("policy file removed", "file", f)
-	}
-
-	all := d.store.Policies()
-	if d.kube != nil {
-		all = append(all, d.kube.Policies()...)
-	}
-	var enabled []policy.Policy
-	for _, p := range all {
-		switch {
-		case p.Kind == policy.KindHostPolicy && !d.cfg.EnableKubeArmorHostPolicy:
-		case p.Kind != policy.KindHostPolicy && !d.cfg.EnableKubeArmorPolicy:
-		default:
-			enabled = append(enabled, p)
-		}
-	}
-	workloads := d.reg.List()
-	sets := make(map[string]*rules.Set, len(workloads))
-	list := make([]*rules.Set, 0, len(workloads))
-	nRules := 0
-	for _, w := range workloads {
-		postures := d.cfg.ContainerPostures()
-		if d.kube != nil {
-			postures = d.kube.Postures(w.Namespace, postures)
-		}
-		if w.Kind == workload.KindHost {
-			postures = d.cfg.HostPostures()
-		} else if d.untracked(w.Namespace) {
-			w.Mode = workload.ModeDisabled
-		}
-		set, err := rules.Compile(enabled, w, postures)
-		if err != nil {
-			return fmt.Errorf("compile rules of %s: %w", w.ID(), err)
-		}
-		sets[w.ID()] = set
-		list = append(list, set)
-		nRules += len(set.Rules)
-	}
-	if b := d.sel.Backend; b != nil {
-		if err := b.Apply(ctx, list); err != nil {
-			return fmt.Errorf("apply to %s: %w", b.Name(), err)
-		}
-	}
-	d.sets.Store(&sets)
-	d.metrics.ObserveApply(time.Since(start))
-	d.metrics.SetWorkloads(len(sets))
-	d.metrics.SetRules(nRules)
-	d.log.Info("rules in force", "workloads", len(sets), "policies", len(enabled), "rules", nRules,
-		"enforcer", enforcer.AlertName(d.sel.Selected))
-	return nil
 }
 
 // untracked reports whether a namespace gets no enforcement (untrackedNs).
@@ -533,6 +479,15 @@ func (d *Daemon) message(level, text string) {
 	}
 }
 
+// watchQuiet is how long the policy directory must stay quiet before it is read again: editors
+// write a file in several steps, and a half-written file would be refused with an error.
+const watchQuiet = 100 * time.Millisecond
+
+func (d *Daemon) dirChanged() {
+	d.dirDirty.Store(true)
+	d.enqueue()
+}
+
 // watch enqueues a reconcile whenever the policy directory (or a directory below it) changes.
 func (d *Daemon) watch(ctx context.Context, wg *sync.WaitGroup) (*fsnotify.Watcher, error) {
 	w, err := fsnotify.NewWatcher()
@@ -553,7 +508,6 @@ func (d *Daemon) watch(ctx context.Context, wg *sync.WaitGroup) (*fsnotify.Watch
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		// Editors write a file in several steps; wait for a quiet moment before reloading.
 		var timer *time.Timer
 		for {
 			select {
@@ -567,16 +521,17 @@ func (d *Daemon) watch(ctx context.Context, wg *sync.WaitGroup) (*fsnotify.Watch
 					addAll()
 				}
 				if timer == nil {
-					timer = time.AfterFunc(200*time.Millisecond, d.enqueue)
+					timer = time.AfterFunc(watchQuiet, d.dirChanged)
 				} else {
-					timer.Reset(200 * time.Millisecond)
+					timer.Reset(watchQuiet)
 				}
 			case err, ok := <-w.Errors:
 				if !ok {
 					return
 				}
+				// Events may have been lost (queue overflow): read everything again.
 				d.log.Warn("policy watcher", "error", err)
-				d.enqueue()
+				d.dirChanged()
 			}
 		}
 	}()

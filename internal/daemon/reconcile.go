@@ -1,0 +1,388 @@
+package daemon
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"maps"
+	"reflect"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/wardsec/ward/internal/enforcer"
+	"github.com/wardsec/ward/internal/policy"
+	"github.com/wardsec/ward/internal/rules"
+	"github.com/wardsec/ward/internal/workload"
+)
+
+// fullResyncEvery is the level-triggered safety net: however precise the change tracking, every
+// workload is recompiled from scratch and handed to the backend again this often, which also
+// repairs a kernel state someone changed behind Ward's back.
+const fullResyncEvery = 5 * time.Minute
+
+// Retry delays of a workload whose rules the backend refused.
+const (
+	retryFirst = time.Second
+	retryMax   = time.Minute
+)
+
+// planned is what the reconcile last computed for one workload.
+type planned struct {
+	w        workload.Workload
+	postures rules.Postures
+	set      *rules.Set
+	// stale means the last compile failed: recompile at the next reconcile whatever changed.
+	stale bool
+}
+
+// planner is the reconcile's memory between rounds. Only the Run loop touches it.
+type planner struct {
+	policies  map[string]string // policy key -> version
+	workloads map[string]*planned
+	// synced is set once a whole-state Apply succeeded: from then on a backend that can change
+	// one workload at a time gets only the workloads that changed.
+	synced bool
+	// applyFailed asks the next round to call Apply again even if nothing changed.
+	applyFailed bool
+}
+
+// worker pushes one workload's rule set to the backend, so that a slow or failing call for one
+// workload never delays another. Only the latest wanted state matters: a newer set replaces
+// one still waiting.
+type worker struct {
+	id      string
+	pending *rules.Set // nil with remove
+	remove  bool
+	has     bool
+	wake    chan struct{}
+	running bool
+}
+
+// reconcile makes the kernel enforce what the accepted policies say. It recompiles only the
+// workloads a change concerns: those a changed policy covers before or after the change, and
+// those whose identity or postures changed. With full set, every workload is recompiled and
+// handed to the backend again.
+func (d *Daemon) reconcile(ctx context.Context, full bool) error {
+	start := time.Now()
+	if d.dirDirty.Swap(false) || full {
+		d.reloadDir()
+	}
+	p := &d.plan
+	enabled, versions := d.enabledPolicies()
+	changed := map[string]bool{}
+	for k, v := range versions {
+		if p.policies[k] != v {
+			changed[k] = true
+		}
+	}
+	for k := range p.policies {
+		if _, ok := versions[k]; !ok {
+			changed[k] = true
+		}
+	}
+	byKey := make(map[string]*policy.Policy, len(enabled))
+	for i := range enabled {
+		byKey[enabled[i].Key()] = &enabled[i]
+	}
+
+	workloads := d.reg.List()
+	seen := make(map[string]bool, len(workloads))
+	var errs []error
+	var todo []*planned
+	for _, w := range workloads {
+		id := w.ID()
+		seen[id] = true
+		postures := d.cfg.ContainerPostures()
+		if d.kube != nil {
+			postures = d.kube.Postures(w.Namespace, postures)
+		}
+		if w.Kind == workload.KindHost {
+			postures = d.cfg.HostPostures()
+		} else if d.untracked(w.Namespace) {
+			w.Mode = workload.ModeDisabled
+		}
+		prev := p.workloads[id]
+		if !full && prev != nil && !prev.stale && prev.postures == postures && reflect.DeepEqual(prev.w, w) &&
+			!affected(prev.set, &w, changed, byKey) {
+			continue
+		}
+		set, err := rules.Compile(enabled, w, postures)
+		if err != nil {
+			// The workload keeps what is in force; say why and try again.
+			errs = append(errs, fmt.Errorf("compile rules of %s: %w", id, err))
+			if prev != nil {
+				prev.stale = true
+			} else {
+				p.workloads[id] = &planned{w: w, postures: postures, stale: true}
+			}
+			continue
+		}
+		pl := &planned{w: w, postures: postures, set: set}
+		p.workloads[id] = pl
+		todo = append(todo, pl)
+	}
+	var gone []string
+	for id := range p.workloads {
+		if !seen[id] {
+			gone = append(gone, id)
+			delete(p.workloads, id)
+		}
+	}
+	sort.Strings(gone)
+	p.policies = versions
+
+	wa, incremental := d.sel.Backend.(enforcer.WorkloadApplier)
+	switch {
+	case d.sel.Backend == nil:
+		// Monitor mode: what is "in force" is what the monitor decides with.
+		for _, pl := range todo {
+			d.setInForce(pl.w.ID(), pl.set)
+		}
+		for _, id := range gone {
+			d.setInForce(id, nil)
+		}
+	case incremental && p.synced:
+		for _, pl := range todo {
+			d.push(ctx, wa, pl.w.ID(), pl.set)
+		}
+		for _, id := range gone {
+			d.push(ctx, wa, id, nil)
+		}
+	case len(todo) > 0 || len(gone) > 0 || p.applyFailed || !p.synced:
+		// The whole wanted state in one call: the backend's only way without WorkloadApplier,
+		// and the first round's, which replaces whatever a previous run left in the kernel.
+		list := make([]*rules.Set, 0, len(p.workloads))
+		ids := make([]string, 0, len(p.workloads))
+		for id := range p.workloads {
+			ids = append(ids, id)
+		}
+		sort.Strings(ids)
+		for _, id := range ids {
+			if s := p.workloads[id].set; s != nil {
+				list = append(list, s)
+			}
+		}
+		if err := d.sel.Backend.Apply(ctx, list); err != nil {
+			p.applyFailed = true
+			errs = append(errs, fmt.Errorf("apply to %s: %w", d.sel.Backend.Name(), err))
+			break
+		}
+		p.applyFailed, p.synced = false, true
+		m := make(map[string]*rules.Set, len(list))
+		for _, s := range list {
+			m[s.Workload.ID()] = s
+		}
+		d.replaceInForce(m)
+	}
+	d.metrics.ObserveApply(time.Since(start))
+	if len(todo) > 0 || len(gone) > 0 {
+		d.log.Info("reconciled", "recompiled", len(todo), "removed", len(gone), "workloads", len(p.workloads),
+			"policies", len(enabled), "changed_policies", len(changed), "full", full,
+			"enforcer", enforcer.AlertName(d.sel.Selected), "took", time.Since(start).String())
+	}
+	return errors.Join(errs...)
+}
+
+// affected reports whether a policy change concerns a workload: the policy covered it in the
+// set last compiled, or covers it now.
+func affected(prev *rules.Set, w *workload.Workload, changed map[string]bool, now map[string]*policy.Policy) bool {
+	for k := range changed {
+		if prev != nil {
+			// Compile lists the covering policies sorted by key.
+			if i := sort.SearchStrings(prev.Policies, k); i < len(prev.Policies) && prev.Policies[i] == k {
+				return true
+			}
+		}
+		if p := now[k]; p != nil && rules.Covers(p, w) {
+			return true
+		}
+	}
+	return false
+}
+
+// reloadDir reads the policy directory again and reports what it found.
+func (d *Daemon) reloadDir() {
+	res := d.store.ReloadDir()
+	for _, w := range res.Warnings {
+		d.log.Warn("policy warning", "warning", w.String())
+	}
+	for _, err := range res.Rejected {
+		// The file's previous policies stay in force; say exactly why the new ones did not.
+		d.log.Error("policy rejected, previous version stays in force", "error", err.Error())
+		d.message("Error", "policy rejected: "+err.Error())
+	}
+	for _, f := range res.Accepted {
+		d.log.Info("policy file accepted", "file", f)
+	}
+	for _, f := range res.Removed {
+		d.log.Info("policy file removed", "file", f)
+	}
+}
+
+// enabledPolicies returns the policies to enforce and their versions by key.
+func (d *Daemon) enabledPolicies() ([]policy.Policy, map[string]string) {
+	all := d.store.Versioned()
+	if d.kube != nil {
+		for _, p := range d.kube.Policies() {
+			all = append(all, Versioned{Policy: p, Version: contentVersion(&p)})
+		}
+	}
+	enabled := make([]policy.Policy, 0, len(all))
+	versions := make(map[string]string, len(all))
+	for _, v := range all {
+		switch {
+		case v.Policy.Kind == policy.KindHostPolicy && !d.cfg.EnableKubeArmorHostPolicy:
+		case v.Policy.Kind != policy.KindHostPolicy && !d.cfg.EnableKubeArmorPolicy:
+		default:
+			if _, dup := versions[v.Policy.Key()]; dup {
+				continue // a local policy shadows a cluster one of the same key
+			}
+			enabled = append(enabled, v.Policy)
+			versions[v.Policy.Key()] = v.Version
+		}
+	}
+	return enabled, versions
+}
+
+// contentVersion versions a policy that comes without one (Kubernetes mode) by its content.
+func contentVersion(p *policy.Policy) string {
+	b, err := json.Marshal(p)
+	if err != nil {
+		return "unversioned" // never equal to a hash: recompiled every round, never missed
+	}
+	sum := sha256.Sum256(b)
+	return "kube:" + hex.EncodeToString(sum[:12])
+}
+
+// push hands a workload's wanted set (nil: remove it) to its worker, starting one if needed.
+func (d *Daemon) push(ctx context.Context, wa enforcer.WorkloadApplier, id string, set *rules.Set) {
+	d.wmu.Lock()
+	w := d.workers[id]
+	if w == nil {
+		w = &worker{id: id, wake: make(chan struct{}, 1)}
+		d.workers[id] = w
+	}
+	w.pending, w.remove, w.has = set, set == nil, true
+	start := !w.running
+	w.running = true
+	d.wmu.Unlock()
+	if start {
+		d.workerWG.Add(1)
+		go d.runWorker(ctx, wa, w)
+	}
+	select {
+	case w.wake <- struct{}{}:
+	default:
+	}
+}
+
+// runWorker applies a workload's latest wanted set until none is waiting. A refused set leaves
+// the previous one in force (the backend guarantees it, d.Sets says it) and is tried again with
+// a growing delay, or at once when a newer set arrives.
+func (d *Daemon) runWorker(ctx context.Context, wa enforcer.WorkloadApplier, w *worker) {
+	defer d.workerWG.Done()
+	delay := retryFirst
+	for {
+		d.wmu.Lock()
+		if !w.has {
+			w.running = false
+			if d.workers[w.id] == w && !w.has {
+				delete(d.workers, w.id)
+			}
+			d.wmu.Unlock()
+			return
+		}
+		set, remove := w.pending, w.remove
+		w.has = false
+		d.wmu.Unlock()
+
+		start := time.Now()
+		var err error
+		if remove {
+			err = wa.RemoveWorkload(ctx, w.id)
+		} else {
+			err = wa.ApplyWorkload(ctx, set)
+		}
+		if ctx.Err() != nil {
+			return
+		}
+		if err == nil {
+			d.metrics.ObserveApply(time.Since(start))
+			d.setInForce(w.id, set)
+			delay = retryFirst
+			continue
+		}
+		what := "apply"
+		if remove {
+			what = "remove"
+		}
+		d.log.Error("workload rules not applied, previous rules stay in force", "workload", w.id, "op", what,
+			"error", err.Error(), "retry_in", delay.String())
+		d.message("Error", fmt.Sprintf("workload %s: %s rules: %v (previous rules stay in force; retry in %s)", w.id, what, err, delay))
+		d.wmu.Lock()
+		if !w.has {
+			w.pending, w.remove, w.has = set, remove, true
+		}
+		d.wmu.Unlock()
+		t := time.NewTimer(delay)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return
+		case <-t.C:
+			delay = min(delay*2, retryMax)
+		case <-w.wake:
+			t.Stop()
+		}
+	}
+}
+
+// setInForce records one workload's set as in force (nil: none), for the event pipeline and the
+// hook's acknowledgement.
+func (d *Daemon) setInForce(id string, set *rules.Set) {
+	d.setsMu.Lock()
+	defer d.setsMu.Unlock()
+	var m map[string]*rules.Set
+	if cur := d.sets.Load(); cur != nil {
+		m = maps.Clone(*cur)
+	} else {
+		m = map[string]*rules.Set{}
+	}
+	if set == nil {
+		delete(m, id)
+	} else {
+		m[id] = set
+	}
+	d.storeInForce(m)
+}
+
+func (d *Daemon) replaceInForce(m map[string]*rules.Set) {
+	d.setsMu.Lock()
+	defer d.setsMu.Unlock()
+	d.storeInForce(m)
+}
+
+func (d *Daemon) storeInForce(m map[string]*rules.Set) {
+	d.sets.Store(&m)
+	n := 0
+	for _, s := range m {
+		n += len(s.Rules)
+	}
+	d.metrics.SetWorkloads(len(m))
+	d.metrics.SetRules(n)
+}
+
+// waitWorkers waits for the workers to end (they end with the daemon's context).
+func (d *Daemon) waitWorkers() { d.workerWG.Wait() }
+
+// workerState is kept apart from Daemon's declaration for readability.
+type workerState struct {
+	wmu      sync.Mutex
+	workers  map[string]*worker
+	workerWG sync.WaitGroup
+	setsMu   sync.Mutex
+}

@@ -1,0 +1,243 @@
+package daemon
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/wardsec/ward/internal/enforcer"
+	"github.com/wardsec/ward/internal/policy"
+	"github.com/wardsec/ward/internal/rules"
+	"github.com/wardsec/ward/internal/workload"
+)
+
+// workloadBackend is a fake backend that changes one workload at a time. Calls for the workload
+// named in block wait on gate; calls for the one named in fail return an error until cleared.
+type workloadBackend struct {
+	recordingBackend
+	mu      sync.Mutex
+	calls   map[string]int
+	block   string
+	entered chan string
+	gate    chan struct{}
+	fail    map[string]error
+	got     chan string // every ApplyWorkload/RemoveWorkload, as "apply ID" or "remove ID"
+}
+
+func newWorkloadBackend() *workloadBackend {
+	return &workloadBackend{recordingBackend: *newRecordingBackend(), calls: map[string]int{},
+		entered: make(chan string, 8), gate: make(chan struct{}), fail: map[string]error{}, got: make(chan string, 256)}
+}
+
+func (b *workloadBackend) ApplyWorkload(_ context.Context, set *rules.Set) error {
+	id := set.Workload.ID()
+	b.mu.Lock()
+	b.calls[id]++
+	block, err := b.block == id, b.fail[id]
+	b.mu.Unlock()
+	if block {
+		b.entered <- id
+		<-b.gate
+	}
+	b.got <- "apply " + id
+	return err
+}
+
+func (b *workloadBackend) RemoveWorkload(_ context.Context, id string) error {
+	b.got <- "remove " + id
+	return nil
+}
+
+func (b *workloadBackend) count(id string) int {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.calls[id]
+}
+
+func (b *workloadBackend) waitCall(t *testing.T, want string) {
+	t.Helper()
+	deadline := time.After(10 * time.Second)
+	for {
+		select {
+		case got := <-b.got:
+			if got == want {
+				return
+			}
+		case <-deadline:
+			t.Fatalf("no %q within 10s", want)
+		}
+	}
+}
+
+func startWith(t *testing.T, policies string, backend enforcer.Backend) (*Daemon, *syncWriter) {
+	t.Helper()
+	lsm := filepath.Join(t.TempDir(), "lsm")
+	if err := os.WriteFile(lsm, []byte("bpf"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := buildConfig(defaults(map[string]string{"policies": policies, "state": t.TempDir(), "gRPC": "", "health": "", "logPath": "none", "host": "node1"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	logs := &syncWriter{w: &bytes.Buffer{}}
+	ready := make(chan *Daemon, 1)
+	done := make(chan error, 1)
+	ctx, cancel := context.WithCancel(context.Background())
+	go func() {
+		done <- Run(ctx, Options{Config: cfg, Logger: slog.New(slog.NewTextHandler(logs, nil)), LSMPath: lsm,
+			Factories: map[string]enforcer.Factory{enforcer.BPF: func(context.Context) (enforcer.Backend, error) { return backend, nil }},
+			Ready:     func(d *Daemon) { ready <- d }})
+	}()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Errorf("Run: %v", err)
+			}
+		case <-time.After(10 * time.Second):
+			t.Error("daemon did not stop within 10s")
+		}
+	})
+	select {
+	case d := <-ready:
+		return d, logs
+	case err := <-done:
+		t.Fatalf("daemon stopped: %v", err)
+	case <-time.After(10 * time.Second):
+		t.Fatal("daemon not ready")
+	}
+	return nil, nil
+}
+
+func containerPolicyFile(name, app, path string) string {
+	return fmt.Sprintf(`apiVersion: security.kubearmor.com/v1
+kind: KubeArmorPolicy
+metadata: {name: %s, namespace: shop}
+spec:
+  selector: {matchLabels: {app: %s}}
+  file:
+    matchPaths:
+    - path: %s
+  action: Block
+`, name, app, path)
+}
+
+func shopContainer(id, app string) workload.Workload {
+	return workload.Workload{Kind: workload.KindContainer, ContainerID: id, Namespace: "shop", Container: app,
+		Labels: map[string]string{"app": app}, CgroupID: uint64(len(id)) + 100}
+}
+
+func blocks(d *Daemon, id, path string) bool {
+	s := d.Sets()[id]
+	return s != nil && s.Decide(rules.Access{Op: policy.OpFile, Path: path}).Action == policy.ActionBlock
+}
+
+func waitUntil(t *testing.T, logs *syncWriter, what string, ok func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !ok() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s; log:\n%s", what, logs.String())
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+func writePolicy(t *testing.T, dir, name, text string) {
+	t.Helper()
+	if err := os.WriteFile(filepath.Join(dir, name), []byte(text), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// A policy change reaches only the workloads the policy covers, and a slow backend call for one
+// workload does not delay another's.
+func TestReconcileIncrementalNonBlocking(t *testing.T) {
+	dir := t.TempDir()
+	writePolicy(t, dir, "a.yaml", containerPolicyFile("pa", "a", "/a1"))
+	writePolicy(t, dir, "b.yaml", containerPolicyFile("pb", "b", "/b1"))
+	b := newWorkloadBackend()
+	d, logs := startWith(t, dir, b)
+	d.Workloads().Upsert(shopContainer("ca", "a"))
+	d.Workloads().Upsert(shopContainer("cb", "b"))
+	waitUntil(t, logs, "both containers in force", func() bool { return blocks(d, "ca", "/a1") && blocks(d, "cb", "/b1") })
+	if b.count("host") != 0 {
+		t.Errorf("registering containers pushed the host %d times", b.count("host"))
+	}
+
+	// Changing pb recompiles and pushes cb only.
+	a0 := b.count("ca")
+	writePolicy(t, dir, "b.yaml", containerPolicyFile("pb", "b", "/b2"))
+	waitUntil(t, logs, "pb's change in force", func() bool { return blocks(d, "cb", "/b2") })
+	time.Sleep(300 * time.Millisecond) // time for any wrong push to show
+	if n := b.count("ca") - a0; n != 0 {
+		t.Errorf("a change of pb pushed ca %d times", n)
+	}
+	if n := b.count("host"); n != 0 {
+		t.Errorf("a change of pb pushed the host %d times", n)
+	}
+
+	// ca's call hangs; cb's change still arrives, and ca keeps its previous set in force.
+	b.mu.Lock()
+	b.block = "ca"
+	b.mu.Unlock()
+	writePolicy(t, dir, "a.yaml", containerPolicyFile("pa", "a", "/a2"))
+	select {
+	case <-b.entered:
+	case <-time.After(10 * time.Second):
+		t.Fatalf("no call for ca; log:\n%s", logs.String())
+	}
+	writePolicy(t, dir, "b.yaml", containerPolicyFile("pb", "b", "/b3"))
+	waitUntil(t, logs, "cb's change while ca's call hangs", func() bool { return blocks(d, "cb", "/b3") })
+	if !blocks(d, "ca", "/a1") || blocks(d, "ca", "/a2") {
+		t.Error("while its call hangs, Sets() must show ca's previous set")
+	}
+	close(b.gate)
+	waitUntil(t, logs, "ca's change after the call returns", func() bool { return blocks(d, "ca", "/a2") && !blocks(d, "ca", "/a1") })
+
+	// A container that exits is removed from the backend and from Sets.
+	d.Workloads().Remove("cb")
+	b.waitCall(t, "remove cb")
+	waitUntil(t, logs, "cb gone from Sets", func() bool { return d.Sets()["cb"] == nil })
+	if !strings.Contains(logs.String(), "recompiled=1") {
+		t.Errorf("no reconcile recompiled exactly one workload; log:\n%s", logs.String())
+	}
+}
+
+// A refused set leaves the previous one in force, is reported, and is retried until accepted.
+func TestReconcileRetriesRefusedWorkload(t *testing.T) {
+	dir := t.TempDir()
+	writePolicy(t, dir, "a.yaml", containerPolicyFile("pa", "a", "/a1"))
+	b := newWorkloadBackend()
+	d, logs := startWith(t, dir, b)
+	d.Workloads().Upsert(shopContainer("ca", "a"))
+	waitUntil(t, logs, "ca in force", func() bool { return blocks(d, "ca", "/a1") })
+
+	b.mu.Lock()
+	b.fail["ca"] = errors.New("kernel says no")
+	b.mu.Unlock()
+	writePolicy(t, dir, "a.yaml", containerPolicyFile("pa", "a", "/a2"))
+	waitUntil(t, logs, "the refusal reported", func() bool {
+		return strings.Contains(logs.String(), "kernel says no") && strings.Contains(logs.String(), "previous rules stay in force")
+	})
+	if !blocks(d, "ca", "/a1") || blocks(d, "ca", "/a2") {
+		t.Error("after a refusal Sets() must show ca's previous set")
+	}
+	calls := b.count("ca")
+	b.mu.Lock()
+	delete(b.fail, "ca")
+	b.mu.Unlock()
+	waitUntil(t, logs, "the retry", func() bool { return blocks(d, "ca", "/a2") })
+	if b.count("ca") <= calls {
+		t.Error("in force without a new call")
+	}
+}
