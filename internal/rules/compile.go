@@ -17,6 +17,18 @@ import (
 // Patterns were validated by the policy parser; one that still fails to compile is an error
 // rather than a rule silently dropped.
 func Compile(policies []policy.Policy, w workload.Workload, postures Postures) (*Set, error) {
+	var covering []*policy.Policy
+	for i := range policies {
+		if Covers(&policies[i], &w) {
+			covering = append(covering, &policies[i])
+		}
+	}
+	sort.SliceStable(covering, func(i, j int) bool { return covering[i].Key() < covering[j].Key() })
+	return compileCovering(covering, w, postures)
+}
+
+// compileCovering builds the Set of w from the policies that cover it, in Set order.
+func compileCovering(covering []*policy.Policy, w workload.Workload, postures Postures) (*Set, error) {
 	set := &Set{Workload: w, Postures: postures}
 	if set.Postures.File == "" {
 		set.Postures.File = policy.ActionAudit
@@ -27,14 +39,6 @@ func Compile(policies []policy.Policy, w workload.Workload, postures Postures) (
 	if set.Postures.Capabilities == "" {
 		set.Postures.Capabilities = policy.ActionAudit
 	}
-
-	var covering []*policy.Policy
-	for i := range policies {
-		if Covers(&policies[i], &w) {
-			covering = append(covering, &policies[i])
-		}
-	}
-	sort.SliceStable(covering, func(i, j int) bool { return covering[i].Key() < covering[j].Key() })
 
 	for _, p := range covering {
 		set.Policies = append(set.Policies, p.Key())
