@@ -21,14 +21,19 @@ import (
 	"github.com/wardsec/ward/internal/monitor"
 )
 
-// backendFactories lists the enforcement backends compiled into this binary.
-func backendFactories(apparmorDir, stateDir string, log *slog.Logger) map[string]enforcer.Factory {
+// backendFactories lists the enforcement backends compiled into this binary. pinDir is where
+// BPF-LSM pins its links and maps so that enforcement outlives the daemon; "" (ward probe) pins
+// nothing, so a probe never touches what a running daemon enforces.
+func backendFactories(apparmorDir, stateDir, pinDir string, log *slog.Logger) map[string]enforcer.Factory {
 	return map[string]enforcer.Factory{
-		enforcer.BPF:      bpflsm.Factory(bpflsm.Options{Logger: log}),
+		enforcer.BPF:      bpflsm.Factory(bpflsm.Options{Logger: log, PinDir: pinDir}),
 		enforcer.AppArmor: apparmor.Factory(apparmor.Config{Dir: apparmorDir, Logger: log}),
 		enforcer.SELinux:  selinux.Factory(selinux.Config{StateDir: filepath.Join(stateDir, "selinux"), Logger: log}),
 	}
 }
+
+// bpfPinDir is where the daemon pins BPF-LSM's objects, and where ward uninstall removes them.
+func bpfPinDir(cfg daemon.Config) string { return filepath.Join(cfg.BPFFsPath, "ward") }
 
 func newRunCmd() *cobra.Command {
 	cmd := &cobra.Command{
@@ -54,7 +59,7 @@ then the file. With no configuration at all, run uses the embedded defaults.`,
 			log := slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), nil))
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
-			opts := daemon.Options{Config: cfg, Logger: log, Factories: backendFactories(cfg.AppArmorDir, cfg.State, log), Stdout: cmd.OutOrStdout()}
+			opts := daemon.Options{Config: cfg, Logger: log, Factories: backendFactories(cfg.AppArmorDir, cfg.State, bpfPinDir(cfg), log), Stdout: cmd.OutOrStdout()}
 			if cfg.SystemMonitor {
 				opts.Monitor = func(workloadOf func(uint64, uint32) string) (daemon.EventSource, error) {
 					return monitor.New(monitor.Options{Logger: log, IgnoreSelf: true, Workload: workloadOf})
@@ -87,7 +92,7 @@ func newProbeCmd() *cobra.Command {
 			if err != nil {
 				fmt.Fprintln(cmd.ErrOrStderr(), "ward probe: warning:", err)
 			}
-			sel := enforcer.Select(cmd.Context(), lsms, order, backendFactories(apparmor.DefaultDir, "/var/lib/ward", slog.New(slog.NewTextHandler(io.Discard, nil))))
+			sel := enforcer.Select(cmd.Context(), lsms, order, backendFactories(apparmor.DefaultDir, "/var/lib/ward", "", slog.New(slog.NewTextHandler(io.Discard, nil))))
 			if sel.Backend != nil {
 				defer sel.Backend.Close()
 			}
