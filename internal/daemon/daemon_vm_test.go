@@ -19,7 +19,12 @@ import (
 	"github.com/wardsec/ward/internal/testutil/vmguest"
 )
 
-func TestMain(m *testing.M) { vmguest.Main(m) }
+func TestMain(m *testing.M) {
+	if os.Getenv(helperEnv) == "openloop" {
+		os.Exit(helperOpenLoop())
+	}
+	vmguest.Main(m)
+}
 
 // TestDaemonEnforcesWithAppArmor runs the daemon as `ward run` would in a kernel with AppArmor
 // and BPF-LSM: selection falls back from bpf (no BPF-LSM enforcer in this build) to apparmor,
