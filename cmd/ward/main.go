@@ -24,7 +24,7 @@ reports every audited or blocked action as an alert.`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(newRunCmd(), newProbeCmd(), newValidateCmd(), newSimulateCmd(), newLogsCmd(), newOCIHookCmd(), newVersionCmd())
+	root.AddCommand(newRunCmd(), newProbeCmd(), newValidateCmd(), newSimulateCmd(), newLogsCmd(), newOCIHookCmd(), newUninstallCmd(), newVersionCmd())
 	return root
 }
 
