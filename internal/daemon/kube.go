@@ -11,6 +11,7 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/fields"
@@ -22,6 +23,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/cache"
+	"k8s.io/client-go/util/workqueue"
 
 	v1 "github.com/wardsec/ward/api/v1"
 	"github.com/wardsec/ward/internal/policy"
@@ -63,11 +65,28 @@ type KubeSource struct {
 	onChange func()
 	log      *slog.Logger
 
+	// Status write-back runs on its own workers: a patch is a round trip to the API server, and
+	// the informer's handlers, which deliver every other change, must not wait for 1,000 of
+	// them when the initial list arrives. Keyed by object, so a burst of edits writes once.
+	statusQ workqueue.TypedRateLimitingInterface[string]
+
 	mu         sync.Mutex
+	statuses   map[string]statusWrite   // pending, by kind/namespace/name
 	policies   map[string]policy.Policy // by kind/namespace/name
 	namespaces map[string]namespaceInfo
 	podObjs    map[string]*corev1.Pod
 }
+
+type statusWrite struct {
+	gvr       schema.GroupVersionResource
+	namespace string
+	name      string
+	status    string
+}
+
+// statusWorkers write policy statuses concurrently; a handful keeps the API server's load
+// modest while hiding each patch's latency.
+const statusWorkers = 4
 
 type namespaceInfo struct {
 	postures rules.Postures // empty fields: the daemon's defaults
@@ -96,20 +115,34 @@ func NewKubeSource(cfg *rest.Config, node string, reg *workload.Registry, onChan
 	return &KubeSource{
 		dyn: dyn, kc: kc, node: node, reg: reg, onChange: onChange, log: log,
 		policies: map[string]policy.Policy{}, namespaces: map[string]namespaceInfo{},
-		podObjs: map[string]*corev1.Pod{},
+		podObjs: map[string]*corev1.Pod{}, statuses: map[string]statusWrite{},
+		statusQ: workqueue.NewTypedRateLimitingQueue(workqueue.DefaultTypedControllerRateLimiter[string]()),
 	}, nil
 }
 
 // Run starts the informers, waits until their caches are filled (so that the first reconcile
 // sees the whole cluster, not a prefix of it) and blocks until ctx is done.
 func (k *KubeSource) Run(ctx context.Context, synced func()) error {
+	var workers sync.WaitGroup
+	defer func() {
+		k.statusQ.ShutDown()
+		workers.Wait()
+	}()
+	for range statusWorkers {
+		workers.Add(1)
+		go func() {
+			defer workers.Done()
+			for k.writeNextStatus(ctx) {
+			}
+		}()
+	}
 	dynF := dynamicinformer.NewDynamicSharedInformerFactory(k.dyn, 0)
 	var syncs []cache.InformerSynced
 	for _, r := range policyResources {
 		inf := dynF.ForResource(r.gvr).Informer()
 		if _, err := inf.AddEventHandler(cache.ResourceEventHandlerFuncs{
-			AddFunc:    func(o any) { k.policyChanged(ctx, r.kind, r.gvr, o) },
-			UpdateFunc: func(_, o any) { k.policyChanged(ctx, r.kind, r.gvr, o) },
+			AddFunc:    func(o any) { k.policyChanged(r.kind, r.gvr, o) },
+			UpdateFunc: func(_, o any) { k.policyChanged(r.kind, r.gvr, o) },
 			DeleteFunc: func(o any) { k.policyDeleted(r.kind, o) },
 		}); err != nil {
 			return err
@@ -203,7 +236,7 @@ func (k *KubeSource) Postures(namespace string, defaults rules.Postures) rules.P
 
 func objectKey(kind, ns, name string) string { return kind + "/" + ns + "/" + name }
 
-func (k *KubeSource) policyChanged(ctx context.Context, kind string, gvr schema.GroupVersionResource, o any) {
+func (k *KubeSource) policyChanged(kind string, gvr schema.GroupVersionResource, o any) {
 	u, ok := o.(*unstructured.Unstructured)
 	if !ok {
 		return
@@ -232,23 +265,52 @@ func (k *KubeSource) policyChanged(ctx context.Context, kind string, gvr schema.
 	}
 	old, _, _ := unstructured.NestedString(u.Object, "status", "status")
 	if old != status {
-		k.writeStatus(ctx, gvr, u, status)
+		k.mu.Lock()
+		k.statuses[key] = statusWrite{gvr: gvr, namespace: u.GetNamespace(), name: u.GetName(), status: status}
+		k.mu.Unlock()
+		k.statusQ.Add(key)
 	}
 }
 
-// writeStatus patches status.status. Every node's daemon computes the same text from the same
-// object, so concurrent writers agree; a patch (not an update) keeps it free of conflicts.
-func (k *KubeSource) writeStatus(ctx context.Context, gvr schema.GroupVersionResource, u *unstructured.Unstructured, status string) {
-	patch, _ := json.Marshal(map[string]any{"status": map[string]string{"status": status}})
-	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+// writeNextStatus patches status.status of the next queued policy; false once the queue is shut
+// down. Every node's daemon computes the same text from the same object, so concurrent writers
+// agree; a patch (not an update) keeps it free of conflicts. A failed write is retried with
+// backoff, unless the object is gone.
+func (k *KubeSource) writeNextStatus(ctx context.Context) bool {
+	key, quit := k.statusQ.Get()
+	if quit {
+		return false
+	}
+	defer k.statusQ.Done(key)
+	k.mu.Lock()
+	w, ok := k.statuses[key]
+	delete(k.statuses, key)
+	k.mu.Unlock()
+	if !ok {
+		k.statusQ.Forget(key)
+		return true
+	}
+	patch, _ := json.Marshal(map[string]any{"status": map[string]string{"status": w.status}})
+	pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	var r dynamic.ResourceInterface = k.dyn.Resource(gvr)
-	if ns := u.GetNamespace(); ns != "" {
-		r = k.dyn.Resource(gvr).Namespace(ns)
+	var r dynamic.ResourceInterface = k.dyn.Resource(w.gvr)
+	if w.namespace != "" {
+		r = k.dyn.Resource(w.gvr).Namespace(w.namespace)
 	}
-	if _, err := r.Patch(ctx, u.GetName(), types.MergePatchType, patch, metav1.PatchOptions{}, "status"); err != nil {
-		k.log.Warn("write policy status", "policy", u.GetName(), "error", err.Error())
+	_, err := r.Patch(pctx, w.name, types.MergePatchType, patch, metav1.PatchOptions{}, "status")
+	switch {
+	case err == nil, apierrors.IsNotFound(err), ctx.Err() != nil:
+		k.statusQ.Forget(key)
+	default:
+		k.log.Warn("write policy status, will retry", "policy", key, "error", err.Error())
+		k.mu.Lock()
+		if _, newer := k.statuses[key]; !newer {
+			k.statuses[key] = w
+		}
+		k.mu.Unlock()
+		k.statusQ.AddRateLimited(key)
 	}
+	return true
 }
 
 func (k *KubeSource) policyDeleted(kind string, o any) {
