@@ -20,8 +20,11 @@ import (
 )
 
 func TestMain(m *testing.M) {
-	if os.Getenv(helperEnv) == "openloop" {
+	switch os.Getenv(helperEnv) {
+	case "openloop":
 		os.Exit(helperOpenLoop())
+	case "poll":
+		os.Exit(helperPoll())
 	}
 	vmguest.Main(m)
 }

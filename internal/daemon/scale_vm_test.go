@@ -1,0 +1,261 @@
+//go:build vm
+
+package daemon
+
+import (
+	"bufio"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"sort"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/wardsec/ward/internal/enforcer"
+	"github.com/wardsec/ward/internal/enforcer/bpflsm"
+	"github.com/wardsec/ward/internal/testutil/vmguest"
+	"github.com/wardsec/ward/internal/workload"
+)
+
+// Scale of the measurement: what issue #6 asks the figures for.
+const (
+	scaleContainerPolicies = 900
+	scaleHostPolicies      = 100
+	scaleWorkloads         = 100
+	scaleChanges           = 50
+)
+
+// helperPoll reads paths from stdin; for each it says "ready" once it has opened the file, then
+// opens it in a loop until the kernel denies it and says "denied <unix ns> <attempts>".
+func helperPoll() int {
+	in := bufio.NewScanner(os.Stdin)
+	for in.Scan() {
+		path := in.Text()
+		readySaid := false
+		for n := 1; ; n++ {
+			fd, err := syscall.Open(path, syscall.O_RDONLY, 0)
+			if err == nil {
+				syscall.Close(fd)
+				if !readySaid {
+					fmt.Println("ready")
+					readySaid = true
+				}
+				continue
+			}
+			if err == syscall.EACCES || err == syscall.EPERM {
+				fmt.Printf("denied %d %d\n", time.Now().UnixNano(), n)
+				break
+			}
+			fmt.Printf("error %v\n", err)
+			break
+		}
+	}
+	return 0
+}
+
+func scaleHostPolicy(i int, path string) string {
+	return fmt.Sprintf(`apiVersion: security.kubearmor.com/v1
+kind: KubeArmorHostPolicy
+metadata: {name: host-%d}
+spec:
+  nodeSelector: {matchLabels: {kubearmor.io/hostname: "*"}}
+  file:
+    matchPaths:
+    - path: %s
+  action: Block
+`, i, path)
+}
+
+func scaleContainerPolicy(i int) string {
+	return fmt.Sprintf(`apiVersion: security.kubearmor.com/v1
+kind: KubeArmorPolicy
+metadata: {name: ctr-%d, namespace: scale}
+spec:
+  selector: {matchLabels: {app: w%d}}
+  file:
+    matchPaths:
+    - path: /data/c%d
+  process:
+    matchPaths:
+    - path: /usr/bin/c%d
+  action: Block
+`, i, i%scaleWorkloads, i, i)
+}
+
+func rssKiB(t *testing.T) int {
+	b, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, l := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(l, "VmRSS:"); ok {
+			n, _ := strconv.Atoi(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")))
+			return n
+		}
+	}
+	t.Fatal("no VmRSS")
+	return 0
+}
+
+func heapInuseKiB() uint64 {
+	runtime.GC()
+	var m runtime.MemStats
+	runtime.ReadMemStats(&m)
+	return m.HeapInuse / 1024
+}
+
+// testScale loads 1,000 policies and 100 container workloads, prints the daemon's memory, then
+// changes one host policy file 50 times and prints the latency from the write to the first
+// denied open, as the kernel enforces it.
+func testScale(t *testing.T, c restartCase) {
+	root := t.TempDir()
+	policies, state := t.TempDir(), t.TempDir()
+	for i := 0; i < scaleContainerPolicies; i++ {
+		if err := os.WriteFile(filepath.Join(policies, fmt.Sprintf("ctr-%04d.yaml", i)), []byte(scaleContainerPolicy(i)), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := 0; i < scaleHostPolicies; i++ {
+		if err := os.WriteFile(filepath.Join(policies, fmt.Sprintf("host-%04d.yaml", i)), []byte(scaleHostPolicy(i, fmt.Sprintf("/etc/h%d", i))), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	heap0, rss0 := heapInuseKiB(), rssKiB(t)
+	cfg, err := buildConfig(defaults(map[string]string{"policies": policies, "state": state, "gRPC": "", "health": "",
+		"logPath": "none", "host": "vm", "lsm": c.lsm}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	r := runDaemon(t, cfg, c.factories)
+	defer r.stop(t)
+	if c.cleanup != nil {
+		defer c.cleanup(t)
+	}
+	firstRound := time.Since(start)
+	for i := 0; i < scaleWorkloads; i++ {
+		r.d.Workloads().Upsert(workload.Workload{Kind: workload.KindContainer, ContainerID: fmt.Sprintf("%064x", i+1),
+			Namespace: "scale", Pod: fmt.Sprintf("pod-%d", i), Container: "app", Labels: map[string]string{"app": fmt.Sprintf("w%d", i)},
+			CgroupID: uint64(1_000_000 + i)})
+	}
+	deadline := time.Now().Add(10 * time.Minute)
+	for len(r.d.Sets()) < scaleWorkloads+1 {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d of %d workloads in force after 10 minutes\n%s", len(r.d.Sets()), scaleWorkloads+1, r.logs.String())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	allIn := time.Since(start)
+	nRules := 0
+	for _, s := range r.d.Sets() {
+		nRules += len(s.Rules)
+	}
+	heap1, rss1 := heapInuseKiB(), rssKiB(t)
+	t.Logf("%s: %d policies, %d workloads, %d rules in force; first reconcile %s, all workloads in force %s",
+		c.lsm, scaleContainerPolicies+scaleHostPolicies, len(r.d.Sets()), nRules, firstRound.Round(time.Millisecond), allIn.Round(time.Millisecond))
+	t.Logf("%s: memory: Go heap in use %d KiB (%d KiB before the daemon), process RSS %d KiB (%d KiB before the daemon)",
+		c.lsm, heap1, heap0, rss1, rss0)
+
+	self, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	argv := c.wrap(self)
+	helper := exec.Command(argv[0], argv[1:]...)
+	helper.Env = append(os.Environ(), helperEnv+"=poll")
+	stdin, err := helper.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	stdout, err := helper.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	helper.Stderr = os.Stderr
+	if err := helper.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { stdin.Close(); helper.Process.Kill(); helper.Wait() }()
+	lines := make(chan string, 4)
+	go func() {
+		sc := bufio.NewScanner(stdout)
+		for sc.Scan() {
+			lines <- sc.Text()
+		}
+		close(lines)
+	}()
+	next := func() string {
+		select {
+		case l, ok := <-lines:
+			if !ok {
+				t.Fatal("helper exited")
+			}
+			return l
+		case <-time.After(2 * time.Minute):
+			t.Fatalf("helper silent for 2 minutes\n%s", r.logs.String())
+		}
+		return ""
+	}
+	var lat []time.Duration
+	for i := 0; i < scaleChanges; i++ {
+		target := filepath.Join(root, fmt.Sprintf("target-%d", i))
+		if err := os.WriteFile(target, []byte("x"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		fmt.Fprintln(stdin, target)
+		if l := next(); l != "ready" {
+			t.Fatalf("helper: %q", l)
+		}
+		h := i % scaleHostPolicies
+		file := filepath.Join(policies, fmt.Sprintf("host-%04d.yaml", h))
+		t0 := time.Now()
+		if err := os.WriteFile(file, []byte(scaleHostPolicy(h, target)), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		l := next()
+		var ns int64
+		var attempts int
+		if _, err := fmt.Sscanf(l, "denied %d %d", &ns, &attempts); err != nil {
+			t.Fatalf("helper: %q", l)
+		}
+		lat = append(lat, time.Duration(ns-t0.UnixNano()))
+	}
+	sorted := append([]time.Duration(nil), lat...)
+	sort.Slice(sorted, func(i, j int) bool { return sorted[i] < sorted[j] })
+	pct := func(p float64) time.Duration { return sorted[int(p*float64(len(sorted)-1)+0.5)] }
+	t.Logf("%s: policy file change -> enforced, %d changes with %d policies and %d workloads: p50 %s, p99 %s, min %s, max %s",
+		c.lsm, len(lat), scaleContainerPolicies+scaleHostPolicies, scaleWorkloads+1,
+		pct(0.5).Round(time.Millisecond), pct(0.99).Round(time.Millisecond), sorted[0].Round(time.Millisecond), sorted[len(sorted)-1].Round(time.Millisecond))
+	heap2, rss2 := heapInuseKiB(), rssKiB(t)
+	t.Logf("%s: memory after the changes: Go heap in use %d KiB, process RSS %d KiB", c.lsm, heap2, rss2)
+	if len(lat) != scaleChanges {
+		t.Fatalf("%d measurements, want %d", len(lat), scaleChanges)
+	}
+}
+
+func TestDaemonScaleAppArmor(t *testing.T) {
+	vmguest.RequireProfile(t, "apparmor")
+	profiles := t.TempDir()
+	testScale(t, restartCase{
+		lsm:       enforcer.AppArmor,
+		factories: apparmorOnly(profiles),
+		wrap:      func(argv ...string) []string { return append([]string{"aa-exec", "-p", "ward-host", "--"}, argv...) },
+	})
+}
+
+func TestDaemonScaleBPFLSM(t *testing.T) {
+	vmguest.RequireProfile(t, "apparmor")
+	testScale(t, restartCase{
+		lsm: enforcer.BPF,
+		factories: func(log *slog.Logger) map[string]enforcer.Factory {
+			return map[string]enforcer.Factory{enforcer.BPF: bpflsm.Factory(bpflsm.Options{Logger: log})}
+		},
+		wrap: func(argv ...string) []string { return argv },
+	})
+}
