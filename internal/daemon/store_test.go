@@ -1,0 +1,76 @@
+package daemon
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func versionsOf(s *Store) map[string]string {
+	m := map[string]string{}
+	for _, v := range s.Versioned() {
+		m[v.Policy.Key()] = v.Version
+	}
+	return m
+}
+
+// Only changed files are parsed again; a version changes exactly when a policy may have.
+func TestStoreReloadIncremental(t *testing.T) {
+	dir := t.TempDir()
+	s := NewStore(dir, t.TempDir())
+	writePolicy(t, dir, "a.yaml", hostPolicyFile("a", "/a"))
+	writePolicy(t, dir, "b.yaml", hostPolicyFile("b", "/b"))
+	writePolicy(t, dir, ".hidden.yaml", hostPolicyFile("h", "/h"))
+	writePolicy(t, dir, "notes.txt", "not a policy")
+	res := s.ReloadDir()
+	if len(res.Accepted) != 2 || len(res.Rejected) != 0 {
+		t.Fatalf("first reload: %+v", res)
+	}
+	v1 := versionsOf(s)
+
+	// Unchanged: nothing accepted, same versions.
+	if res := s.ReloadDir(); res.Changed || len(res.Accepted) != 0 {
+		t.Errorf("unchanged reload: %+v", res)
+	}
+	// A trailing comment: other bytes, same policies (and lines), same version.
+	writePolicy(t, dir, "a.yaml", hostPolicyFile("a", "/a")+"# comment\n")
+	if res := s.ReloadDir(); res.Changed {
+		t.Errorf("comment-only change reported as a change: %+v", res)
+	}
+	if got := versionsOf(s); got["KubeArmorHostPolicy/a"] != v1["KubeArmorHostPolicy/a"] {
+		t.Error("comment-only change bumped the version")
+	}
+	// A real change bumps a's version only.
+	writePolicy(t, dir, "a.yaml", hostPolicyFile("a", "/a2"))
+	if res := s.ReloadDir(); !res.Changed || len(res.Accepted) != 1 {
+		t.Errorf("change: %+v", res)
+	}
+	v2 := versionsOf(s)
+	if v2["KubeArmorHostPolicy/a"] == v1["KubeArmorHostPolicy/a"] || v2["KubeArmorHostPolicy/b"] != v1["KubeArmorHostPolicy/b"] {
+		t.Errorf("versions %v -> %v", v1, v2)
+	}
+
+	// A second definition of b is refused and b stays as it was; once the first file is gone,
+	// the second is accepted without being touched.
+	writePolicy(t, dir, "c.yaml", hostPolicyFile("b", "/c"))
+	res = s.ReloadDir()
+	if len(res.Rejected) != 1 || !strings.Contains(res.Rejected[0].Error(), "defined twice (first in "+filepath.Join(dir, "b.yaml")) {
+		t.Fatalf("duplicate: %+v", res.Rejected)
+	}
+	if res := s.ReloadDir(); len(res.Rejected) != 0 {
+		t.Errorf("an unchanged refused file is reported again: %v", res.Rejected)
+	}
+	if err := os.Remove(filepath.Join(dir, "b.yaml")); err != nil {
+		t.Fatal(err)
+	}
+	res = s.ReloadDir()
+	if len(res.Removed) != 1 || len(res.Accepted) != 1 || res.Accepted[0] != filepath.Join(dir, "c.yaml") {
+		t.Errorf("after removing the first definition: %+v", res)
+	}
+	for _, p := range s.Policies() {
+		if p.Name == "b" && p.Rules[0].Value != "/c" {
+			t.Errorf("b = %+v, want c.yaml's", p.Rules[0])
+		}
+	}
+}
