@@ -72,7 +72,7 @@ type KubeSource struct {
 
 	mu         sync.Mutex
 	statuses   map[string]statusWrite   // pending, by kind/namespace/name
-	policies   map[string]policy.Policy // by kind/namespace/name
+	policies   map[string]Versioned // by kind/namespace/name
 	namespaces map[string]namespaceInfo
 	podObjs    map[string]*corev1.Pod
 }
@@ -114,7 +114,7 @@ func NewKubeSource(cfg *rest.Config, node string, reg *workload.Registry, onChan
 	}
 	return &KubeSource{
 		dyn: dyn, kc: kc, node: node, reg: reg, onChange: onChange, log: log,
-		policies: map[string]policy.Policy{}, namespaces: map[string]namespaceInfo{},
+		policies: map[string]Versioned{}, namespaces: map[string]namespaceInfo{},
 		podObjs: map[string]*corev1.Pod{}, statuses: map[string]statusWrite{},
 		statusQ: workqueue.NewTypedRateLimitingQueue(workqueue.DefaultTypedControllerRateLimiter[string]()),
 	}, nil
@@ -202,6 +202,18 @@ func (k *KubeSource) Run(ctx context.Context, synced func()) error {
 
 // Policies returns the accepted policy objects, sorted by key.
 func (k *KubeSource) Policies() []policy.Policy {
+	vs := k.Versioned()
+	out := make([]policy.Policy, 0, len(vs))
+	for _, v := range vs {
+		out = append(out, v.Policy)
+	}
+	return out
+}
+
+// Versioned returns the accepted policy objects with their content versions, sorted by key. The
+// version is computed once per change of the object, not on every reconcile: at 1,000 policies
+// hashing them all again was a quarter of the daemon's CPU.
+func (k *KubeSource) Versioned() []Versioned {
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	keys := make([]string, 0, len(k.policies))
@@ -209,7 +221,7 @@ func (k *KubeSource) Policies() []policy.Policy {
 		keys = append(keys, key)
 	}
 	sort.Strings(keys)
-	out := make([]policy.Policy, 0, len(keys))
+	out := make([]Versioned, 0, len(keys))
 	for _, key := range keys {
 		out = append(out, k.policies[key])
 	}
@@ -258,8 +270,9 @@ func (k *KubeSource) policyChanged(kind string, gvr schema.GroupVersionResource,
 		status = err.Error()
 		k.log.Error("policy rejected, previous version (if any) stays in force", "policy", key, "error", status)
 	} else {
+		v := Versioned{Policy: p, Version: contentVersion(&p)}
 		k.mu.Lock()
-		k.policies[key] = p
+		k.policies[key] = v
 		k.mu.Unlock()
 		k.onChange()
 	}

@@ -88,6 +88,9 @@ func (r *Registry) Remove(id string) {
 // workloads carry (a status heartbeat) does not notify.
 func (r *Registry) SetPod(p Pod) {
 	p.Labels = maps.Clone(p.Labels)
+	if p.Labels == nil {
+		p.Labels = map[string]string{}
+	}
 	p.Containers = append([]PodContainer(nil), p.Containers...)
 	r.mu.Lock()
 	old, ok := r.pods[p.Key()]
@@ -170,13 +173,12 @@ func (r *Registry) view() map[string]Workload {
 			if _, ok := r.byID[c.ID]; ok && c.ID != "" {
 				continue // registered, under names that are not this pod's: the registration wins
 			}
+			// The pod's labels map is shared, not copied: SetPod stored a private copy that is
+			// replaced, never changed, and List's callers read workloads without writing them.
 			w := Workload{
 				Kind: KindContainer, Hostname: p.Hostname, Namespace: p.Namespace, Pod: p.Name,
 				PodUID: p.UID, Container: c.Name, ContainerID: c.ID, Image: c.Image,
-				Labels: maps.Clone(p.Labels), Mode: p.Mode,
-			}
-			if w.Labels == nil {
-				w.Labels = map[string]string{}
+				Labels: p.Labels, Mode: p.Mode,
 			}
 			out[w.ID()] = w
 		}
@@ -215,10 +217,16 @@ func (r *Registry) List() []Workload {
 	r.mu.Lock()
 	v := r.view()
 	r.mu.Unlock()
-	out := make([]Workload, 0, len(v))
-	for _, w := range v {
-		out = append(out, w)
+	// Sorting the keys rather than the workloads: ID() builds a string for a container without
+	// an id, and a sort calls it O(n log n) times.
+	ids := make([]string, 0, len(v))
+	for id := range v {
+		ids = append(ids, id)
 	}
-	sort.Slice(out, func(i, j int) bool { return out[i].ID() < out[j].ID() })
+	sort.Strings(ids)
+	out := make([]Workload, 0, len(v))
+	for _, id := range ids {
+		out = append(out, v[id])
+	}
 	return out
 }
