@@ -71,8 +71,8 @@ type KubeSource struct {
 	statusQ workqueue.TypedRateLimitingInterface[string]
 
 	mu         sync.Mutex
-	statuses   map[string]statusWrite   // pending, by kind/namespace/name
-	policies   map[string]Versioned // by kind/namespace/name
+	statuses   map[string]statusWrite // pending, by kind/namespace/name
+	policies   map[string]Versioned   // by kind/namespace/name
 	namespaces map[string]namespaceInfo
 	podObjs    map[string]*corev1.Pod
 }
