@@ -13,6 +13,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"sort"
 	"strconv"
 	"sync"
 
@@ -80,14 +81,20 @@ type Backend struct {
 	closeOnce sync.Once
 	closeErr  error
 
-	mu       sync.Mutex // guards everything below
-	applied  map[uint64]*applied
-	warnings []string
-	gen      uint32 // the last generation used
+	applyMu sync.Mutex // serializes Apply calls
+
+	mu       sync.Mutex          // guards everything below; held only briefly
+	applied  map[uint64]*applied // by workload key, for events
+	byID     map[string]*applied
+	owner    map[uint64]string // workload key -> id, reserved before writing
+	idLocks  map[string]*sync.Mutex
+	warnings map[string][]string // by workload id
+	gen      uint32              // the last generation used
 }
 
 // applied is what is loaded for one workload.
 type applied struct {
+	key   uint64
 	gen   uint32
 	keys  []wardRuleKey
 	globs []wardGlobKey
@@ -95,7 +102,10 @@ type applied struct {
 	id    string
 }
 
-var _ enforcer.Backend = (*Backend)(nil)
+var (
+	_ enforcer.Backend         = (*Backend)(nil)
+	_ enforcer.WorkloadApplier = (*Backend)(nil)
+)
 
 // Factory returns the enforcer.Factory that LSM selection calls.
 func Factory(opts Options) enforcer.Factory {
@@ -139,11 +149,15 @@ func New(opts Options) (*Backend, error) {
 		spec.Maps["globs"].MaxEntries = opts.MaxRules
 	}
 	b := &Backend{
-		log:     opts.Logger,
-		host:    opts.Host,
-		ev:      make(chan enforcer.Event, 1024),
-		done:    make(chan struct{}),
-		applied: map[uint64]*applied{},
+		log:      opts.Logger,
+		host:     opts.Host,
+		ev:       make(chan enforcer.Event, 1024),
+		done:     make(chan struct{}),
+		applied:  map[uint64]*applied{},
+		byID:     map[string]*applied{},
+		owner:    map[uint64]string{},
+		idLocks:  map[string]*sync.Mutex{},
+		warnings: map[string][]string{},
 
 		predecessors: predecessors,
 	}
@@ -211,67 +225,58 @@ func (b *Backend) Name() string { return enforcer.BPF }
 func (b *Backend) Events() <-chan enforcer.Event { return b.ev }
 
 // Apply implements enforcer.Backend. Every set is translated before the kernel
-// is touched; then, workload by workload, the new generation's entries are
-// written, the workload entry is switched to it in one map update, and the
-// old generation is deleted. At no moment is a workload without its rules.
+// is touched (an error changes nothing); then each workload is replaced as by
+// ApplyWorkload and the workloads absent from sets are removed as by
+// RemoveWorkload. At no moment is a workload without its rules. Calls to
+// Apply are serialized; an ApplyWorkload running meanwhile for a workload
+// absent from sets may be undone by it (Apply states everything).
 func (b *Backend) Apply(ctx context.Context, sets []*rules.Set) error {
-	trs := make(map[uint64]*Translation, len(sets))
-	ids := map[uint64]string{}
-	var warnings []string
-	for _, s := range sets {
-		tr, err := Translate(s, b.host)
-		if err != nil {
-			return fmt.Errorf("workload %s: %w", s.Workload.ID(), err)
-		}
-		for _, w := range tr.Warnings {
-			b.log.Warn("rule not enforced", "workload", s.Workload.ID(), "reason", w)
-			warnings = append(warnings, s.Workload.ID()+": "+w)
-		}
-		if _, dup := trs[tr.Workload]; dup {
-			return fmt.Errorf("workload %s: two sets for workload key %d", s.Workload.ID(), tr.Workload)
-		}
-		trs[tr.Workload] = tr
-		ids[tr.Workload] = s.Workload.ID()
+	type one struct {
+		id    string
+		tr    *Translation
+		warns []string
 	}
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	b.warnings = warnings
-	for wk, tr := range trs {
+	all := make([]one, 0, len(sets))
+	keys := make(map[uint64]string, len(sets))
+	ids := make(map[string]bool, len(sets))
+	for _, s := range sets {
+		id := s.Workload.ID()
+		tr, warns, err := b.translate(s)
+		if err != nil {
+			return err
+		}
+		if other, dup := keys[tr.Workload]; dup {
+			return fmt.Errorf("workload %s: workload key %d is also %s's", id, tr.Workload, other)
+		}
+		if ids[id] {
+			return fmt.Errorf("workload %s: two sets", id)
+		}
+		keys[tr.Workload] = id
+		ids[id] = true
+		all = append(all, one{id, tr, warns})
+	}
+	b.applyMu.Lock()
+	defer b.applyMu.Unlock()
+	for _, o := range all {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		if err := b.swap(wk, ids[wk], tr); err != nil {
-			return fmt.Errorf("workload %s: %w", ids[wk], err)
+		if err := b.applyOne(o.id, o.tr, o.warns); err != nil {
+			return err
 		}
 	}
-	for wk, a := range b.applied {
-		if _, keep := trs[wk]; keep {
-			continue
-		}
-		if err := b.objs.Workloads.Delete(wk); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
-			return fmt.Errorf("workload %s: remove: %w", a.id, err)
-		}
-		b.deleteKeys(a.keys, a.globs)
-		delete(b.applied, wk)
-	}
-	// After the container entries exist (or are gone): hooks look a
-	// task's cgroup up only while some container is registered.
-	containers := uint32(0)
-	for wk := range b.applied {
-		if wk != HostKey {
-			containers++
+	b.mu.Lock()
+	var gone []string
+	for id := range b.byID {
+		if !ids[id] {
+			gone = append(gone, id)
 		}
 	}
-	// Read-modify-write keeps the kernel's epoch (a concurrent bump lost
-	// here cannot revive a cache entry: every Apply moved every workload to
-	// a generation never used before).
-	var cfg wardConfig
-	if err := b.objs.WardConfig.Lookup(uint32(0), &cfg); err != nil {
-		return fmt.Errorf("read config: %w", err)
-	}
-	cfg.Containers = containers
-	if err := b.objs.WardConfig.Put(uint32(0), &cfg); err != nil {
-		return fmt.Errorf("count containers: %w", err)
+	b.mu.Unlock()
+	for _, id := range gone {
+		if err := b.removeOne(id); err != nil {
+			return err
+		}
 	}
 	// This instance now enforces the complete state: older pinned
 	// instances may go. Before this point they kept enforcing theirs.
@@ -283,12 +288,155 @@ func (b *Backend) Apply(ctx context.Context, sets []*rules.Set) error {
 	return nil
 }
 
-func (b *Backend) swap(wk uint64, id string, tr *Translation) error {
-	old := b.applied[wk]
+// ApplyWorkload implements enforcer.WorkloadApplier: it adds or replaces
+// set.Workload's rules with the same guarantees as Apply, leaving the other
+// workloads alone. Calls for different workloads run concurrently (the map
+// writes, the bulk of the work, take no shared lock); calls for the same
+// workload are serialized.
+func (b *Backend) ApplyWorkload(ctx context.Context, set *rules.Set) error {
+	tr, warns, err := b.translate(set)
+	if err != nil {
+		return err
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	return b.applyOne(set.Workload.ID(), tr, warns)
+}
+
+// RemoveWorkload implements enforcer.WorkloadApplier: the workload's rules
+// are removed (its tasks then fall back to the host workload's rules, as
+// any task outside a registered container). Unknown ids are a no-op.
+func (b *Backend) RemoveWorkload(ctx context.Context, id string) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	return b.removeOne(id)
+}
+
+func (b *Backend) translate(s *rules.Set) (*Translation, []string, error) {
+	tr, err := Translate(s, b.host)
+	if err != nil {
+		return nil, nil, fmt.Errorf("workload %s: %w", s.Workload.ID(), err)
+	}
+	var warns []string
+	for _, w := range tr.Warnings {
+		b.log.Warn("rule not enforced", "workload", s.Workload.ID(), "reason", w)
+		warns = append(warns, s.Workload.ID()+": "+w)
+	}
+	return tr, warns, nil
+}
+
+// lockID serializes the operations on one workload.
+func (b *Backend) lockID(id string) func() {
+	b.mu.Lock()
+	l := b.idLocks[id]
+	if l == nil {
+		l = &sync.Mutex{}
+		b.idLocks[id] = l
+	}
+	b.mu.Unlock()
+	l.Lock()
+	return l.Unlock
+}
+
+// applyOne writes a new generation of the workload's entries, switches its
+// workload entry to it in one map update and deletes the old generation. A
+// workload whose key changed (a container in a new cgroup) gets the new key
+// before the old one is removed.
+func (b *Backend) applyOne(id string, tr *Translation, warns []string) error {
+	defer b.lockID(id)()
+	wk := tr.Workload
+	b.mu.Lock()
+	if owner, taken := b.owner[wk]; taken && owner != id {
+		b.mu.Unlock()
+		return fmt.Errorf("workload %s: workload key %d is %s's", id, wk, owner)
+	}
+	b.owner[wk] = id
+	old := b.byID[id]
 	// Generations are never reused, not even by a workload removed and
 	// added again, so per-inode cache entries of an old state never match.
 	b.gen++
 	gen := b.gen
+	b.mu.Unlock()
+
+	a, err := b.write(wk, gen, tr)
+	if err != nil {
+		b.mu.Lock()
+		if old == nil || old.key != wk {
+			delete(b.owner, wk)
+		}
+		b.mu.Unlock()
+		return fmt.Errorf("workload %s: %w", id, err)
+	}
+	a.id = id
+	a.key = wk
+	var errs []error
+	if old != nil {
+		if old.key != wk {
+			if err := b.objs.Workloads.Delete(old.key); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
+				errs = append(errs, fmt.Errorf("workload %s: remove old key %d: %w", id, old.key, err))
+			}
+		}
+		b.deleteKeys(old.keys, old.globs)
+	}
+	b.mu.Lock()
+	if old != nil && old.key != wk {
+		delete(b.applied, old.key)
+		delete(b.owner, old.key)
+	}
+	b.applied[wk] = a
+	b.byID[id] = a
+	b.warnings[id] = warns
+	err = b.countContainers()
+	b.mu.Unlock()
+	return errors.Join(append(errs, err)...)
+}
+
+// removeOne deletes the workload entry first (the hooks stop using the
+// workload), then its rule entries.
+func (b *Backend) removeOne(id string) error {
+	defer b.lockID(id)()
+	b.mu.Lock()
+	a := b.byID[id]
+	b.mu.Unlock()
+	if a == nil {
+		return nil
+	}
+	if err := b.objs.Workloads.Delete(a.key); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
+		return fmt.Errorf("workload %s: remove: %w", id, err)
+	}
+	b.deleteKeys(a.keys, a.globs)
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	delete(b.applied, a.key)
+	delete(b.byID, id)
+	delete(b.owner, a.key)
+	delete(b.warnings, id)
+	return b.countContainers()
+}
+
+// countContainers writes the number of registered containers; called with
+// b.mu held, after the container entries exist (or are gone), so that the
+// writes happen in the order of the changes. Hooks look a task's cgroup up
+// only while some container is registered.
+func (b *Backend) countContainers() error {
+	n := uint32(0)
+	for wk := range b.applied {
+		if wk != HostKey {
+			n++
+		}
+	}
+	if err := b.objs.WardConfig.Put(uint32(0), &wardConfig{Containers: n}); err != nil {
+		return fmt.Errorf("count containers: %w", err)
+	}
+	return nil
+}
+
+// write puts generation gen of a workload's entries and then switches its
+// workload entry to it. On error it removes what it wrote; the workload
+// entry then still names the previous generation.
+func (b *Backend) write(wk uint64, gen uint32, tr *Translation) (*applied, error) {
 	keys := make([]wardRuleKey, 0, len(tr.Entries))
 	for _, k := range tr.SortedKeys() {
 		v := tr.Entries[k]
@@ -296,7 +444,7 @@ func (b *Backend) swap(wk uint64, id string, tr *Translation) error {
 		mv := wardRuleVal{Exact: v.Exact, Direct: v.Direct, Recursive: v.Recursive}
 		if err := b.objs.Rules.Put(&mk, &mv); err != nil {
 			b.deleteKeys(keys, nil)
-			return fmt.Errorf("write rule entry %d of %d: %w", len(keys)+1, len(tr.Entries), err)
+			return nil, fmt.Errorf("write rule entry %d of %d: %w", len(keys)+1, len(tr.Entries), err)
 		}
 		keys = append(keys, mk)
 	}
@@ -306,7 +454,7 @@ func (b *Backend) swap(wk uint64, id string, tr *Translation) error {
 		mv := wardGlobVal{Next: v.Next, Accept: v.Accept}
 		if err := b.objs.Globs.Put(&mk, &mv); err != nil {
 			b.deleteKeys(keys, globs)
-			return fmt.Errorf("write pattern transition %d of %d: %w", len(globs)+1, len(tr.Globs), err)
+			return nil, fmt.Errorf("write pattern transition %d of %d: %w", len(globs)+1, len(tr.Globs), err)
 		}
 		globs = append(globs, mk)
 	}
@@ -317,13 +465,9 @@ func (b *Backend) swap(wk uint64, id string, tr *Translation) error {
 	wv := wardWlVal{Gen: gen, Flags: tr.Flags, Audited: audited, DirDepths: tr.DirDepths, ExactDepths: tr.ExactDepths}
 	if err := b.objs.Workloads.Put(wk, &wv); err != nil {
 		b.deleteKeys(keys, globs)
-		return fmt.Errorf("switch generation: %w", err)
+		return nil, fmt.Errorf("switch generation: %w", err)
 	}
-	if old != nil {
-		b.deleteKeys(old.keys, old.globs)
-	}
-	b.applied[wk] = &applied{gen: gen, keys: keys, globs: globs, tr: tr, id: id}
-	return nil
+	return &applied{gen: gen, keys: keys, globs: globs, tr: tr}, nil
 }
 
 func (b *Backend) deleteKeys(keys []wardRuleKey, globs []wardGlobKey) {
@@ -339,12 +483,17 @@ func (b *Backend) deleteKeys(keys []wardRuleKey, globs []wardGlobKey) {
 	}
 }
 
-// Warnings lists what the last Apply could not enforce (allowedArgs, DNS and
-// syscall rules), per workload. They are also logged.
+// Warnings lists what the applied sets cannot enforce (allowedArgs, DNS and
+// syscall rules), per workload, sorted. They are also logged.
 func (b *Backend) Warnings() []string {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	return append([]string(nil), b.warnings...)
+	var out []string
+	for _, w := range b.warnings {
+		out = append(out, w...)
+	}
+	sort.Strings(out)
+	return out
 }
 
 // Stats are the kernel's counters.
@@ -504,6 +653,9 @@ func (b *Backend) convert(e *wardEvent) enforcer.Event {
 		acc.Family = familyName(e.Family)
 		acc.SockType = typeName(e.Type)
 		acc.Protocol = protoName(e.Family, e.Type, e.Protocol)
+		if int(e.Hook) < len(socketHooks) {
+			detail += " hook=" + socketHooks[e.Hook]
+		}
 	case opCapabilities:
 		acc.Op = policy.OpCapabilities
 		acc.Capability = capabilityName(e.Cap)
@@ -515,6 +667,9 @@ func (b *Backend) convert(e *wardEvent) enforcer.Event {
 	ev.Detail = detail
 	return ev
 }
+
+// socketHooks names bpf/ward.c's HOOK_* values.
+var socketHooks = []string{"socket_create", "socket_connect", "socket_accept", "socket_bind", "socket_listen", "socket_sendmsg", "socket_recvmsg"}
 
 func familyName(f int32) string {
 	switch f {

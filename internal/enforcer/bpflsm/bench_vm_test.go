@@ -35,6 +35,17 @@ import (
 //     so every prefix is looked up (the per-inode cache still applies).
 func BenchmarkOpenClose(b *testing.B) {
 	vmguest.RequireGuest(b)
+	if shared != nil {
+		// The baseline is the kernel without any Ward program.
+		if err := shared.detach(); err != nil {
+			b.Fatal(err)
+		}
+		defer func() {
+			if err := shared.attach(); err != nil {
+				b.Error(err)
+			}
+		}()
+	}
 	be, err := New(Options{})
 	if err != nil {
 		b.Fatalf("%+v", err)

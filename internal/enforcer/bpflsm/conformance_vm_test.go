@@ -62,20 +62,6 @@ func inCgroup(set *rules.Set, cg uint64) *rules.Set {
 	return set
 }
 
-func newBackend(t *testing.T) *Backend {
-	t.Helper()
-	b, err := New(Options{})
-	if err != nil {
-		t.Fatalf("%+v", err)
-	}
-	t.Cleanup(func() {
-		if err := b.Close(); err != nil {
-			t.Errorf("close: %v", err)
-		}
-	})
-	return b
-}
-
 // TestConformance runs the shared case table: every access is performed for
 // real by the named acting executable, as the named user, in the test
 // workload's cgroup; the errno and the ring-buffer event, attributed by

@@ -3,9 +3,12 @@
 package bpflsm
 
 import (
+	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"os"
+	"regexp"
 	"strconv"
 	"strings"
 	"syscall"
@@ -23,12 +26,70 @@ import (
 const helperEnv = "WARD_BPFLSM_HELPER"
 
 func TestMain(m *testing.M) {
-	op := os.Getenv(helperEnv)
-	if op == "" {
-		vmguest.Main(m)
-		return
+	if op := os.Getenv(helperEnv); op != "" {
+		os.Exit(helper(op))
 	}
-	os.Exit(helper(op))
+	flag.Parse()
+	if vmguest.Profile() != "" && runsShared() {
+		// Created before vmguest.Main lists the open BPF objects, so that
+		// they count as the package's own and not as a test's leak; the
+		// process exit releases them (nothing is pinned).
+		shared, sharedErr = New(Options{})
+	}
+	vmguest.Main(m)
+}
+
+// The tests that need no fresh Backend share one: loading and verifying the
+// programs takes most of the package's time under TCG. TestPersistence
+// (pins, closes) and the benchmark (detaches for its baseline) make their own.
+var (
+	shared      *Backend
+	sharedErr   error
+	sharedTests = []string{
+		"TestConformance", "TestBypasses", "TestWorkloadKeys", "TestUpdatesKeepBlocking",
+		"TestAuditedMode", "TestPTS", "TestWorkloadApplier", "TestNetworkExistingSockets",
+	}
+)
+
+// runsShared says whether -test.run selects a test that uses the shared
+// Backend (as go test matches top-level names), so that a narrow run of
+// another test does not pay for loading it.
+func runsShared() bool {
+	pat := flag.Lookup("test.run").Value.String()
+	if pat == "" {
+		return true
+	}
+	re, err := regexp.Compile(strings.Split(pat, "/")[0])
+	if err != nil {
+		return true
+	}
+	for _, name := range sharedTests {
+		if re.MatchString(name) {
+			return true
+		}
+	}
+	return false
+}
+
+// newBackend returns the shared Backend with no rules applied and no pending
+// events; the test's cleanup applies no rules again.
+func newBackend(t *testing.T) *Backend {
+	t.Helper()
+	if shared == nil {
+		if sharedErr == nil {
+			sharedErr = fmt.Errorf("%s is not listed in sharedTests", t.Name())
+		}
+		t.Fatalf("shared backend: %+v", sharedErr)
+	}
+	must(t, shared.Apply(context.Background(), nil))
+	drain(shared)
+	t.Cleanup(func() {
+		if err := shared.Apply(context.Background(), nil); err != nil {
+			t.Errorf("reset the shared backend: %v", err)
+		}
+		drain(shared)
+	})
+	return shared
 }
 
 // helper performs one access and prints "<op> ok" or "<op> errno N" as its
@@ -136,6 +197,46 @@ func helper(op string) int {
 		}
 		fmt.Printf("%d %d\n", attempts, ok)
 		return 0
+	case "udpsend", "send", "connect", "accept", "recvfd":
+		// Uses of an inherited socket (fd N, or for recvfd one received
+		// over the inherited unix socket N): udpsend:N sends a datagram to
+		// 127.0.0.1:9, send:N writes to a connected socket, connect:N:PORT
+		// connects to 127.0.0.1:PORT, accept:N accepts a pending connection.
+		fdArg, port, _ := strings.Cut(arg, ":")
+		fd, _ := strconv.Atoi(fdArg)
+		lo := [4]byte{127, 0, 0, 1}
+		switch kind {
+		case "udpsend":
+			err = unix.Sendto(fd, []byte("x"), 0, &unix.SockaddrInet4{Port: 9, Addr: lo})
+		case "send":
+			_, err = unix.Write(fd, []byte("x"))
+		case "connect":
+			p, _ := strconv.Atoi(port)
+			err = unix.Connect(fd, &unix.SockaddrInet4{Port: p, Addr: lo})
+		case "accept":
+			var nfd int
+			if nfd, _, err = unix.Accept(fd); err == nil {
+				unix.Close(nfd)
+			}
+		case "recvfd":
+			oob := make([]byte, unix.CmsgSpace(4))
+			var oobn int
+			if _, oobn, _, _, err = unix.Recvmsg(fd, make([]byte, 1), oob, 0); err != nil {
+				fmt.Printf("recvmsg: %v\n", err)
+				return 1
+			}
+			msgs, e := unix.ParseSocketControlMessage(oob[:oobn])
+			if e != nil || len(msgs) != 1 {
+				fmt.Printf("control message: %v %d\n", e, len(msgs))
+				return 1
+			}
+			fds, e := unix.ParseUnixRights(&msgs[0])
+			if e != nil || len(fds) != 1 {
+				fmt.Printf("rights: %v %d\n", e, len(fds))
+				return 1
+			}
+			err = unix.Sendto(fds[0], []byte("x"), 0, &unix.SockaddrInet4{Port: 9, Addr: lo})
+		}
 	case "openrel":
 		// openrel:DIR:FILE opens FILE relative to DIR after chdir.
 		dir, file, _ := strings.Cut(arg, ":")

@@ -22,9 +22,22 @@ import (
 
 const testPinDir = "/sys/fs/bpf/ward-test"
 
-// wardLinks lists the attached links whose program is one of Ward's.
+// wardLinks lists the attached links whose program is one of Ward's, other
+// than the shared Backend's (attached for the whole package run when loaded).
 func wardLinks(t *testing.T) []string {
 	t.Helper()
+	own := map[ebpf.ProgramID]bool{}
+	if shared != nil {
+		_, progs := namedPrograms(&shared.objs.wardPrograms)
+		for _, p := range progs {
+			info, err := p.Info()
+			if err != nil {
+				t.Fatal(err)
+			}
+			id, _ := info.ID()
+			own[id] = true
+		}
+	}
 	var found []string
 	it := new(link.Iterator)
 	defer it.Close()
@@ -32,6 +45,9 @@ func wardLinks(t *testing.T) []string {
 		info, err := it.Link.Info()
 		if err != nil {
 			t.Fatalf("link %d info: %v", it.ID, err)
+		}
+		if own[info.Program] {
+			continue
 		}
 		p, err := ebpf.NewProgramFromID(info.Program)
 		if err != nil {

@@ -16,7 +16,7 @@ import (
 type wardConfig struct {
 	_          structs.HostLayout
 	Containers uint32
-	Epoch      uint32
+	Pad        uint32
 }
 
 type wardEvent struct {
@@ -36,7 +36,7 @@ type wardEvent struct {
 	Protocol int32
 	Cap      int32
 	PathLen  int32
-	Pad      uint32
+	Hook     uint32
 	_        [4]byte
 	Src      uint64
 	Comm     [16]int8
@@ -112,34 +112,41 @@ type wardWlVal struct {
 //
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
-	wardMapEvents            = "events"
-	wardMapGlobs             = "globs"
-	wardMapIcache            = "icache"
-	wardMapRules             = "rules"
-	wardMapScratch           = "scratch"
-	wardMapStats             = "stats"
-	wardMapWardConfig        = "ward_config"
-	wardMapWorkloads         = "workloads"
-	wardProgWardCapable      = "ward_capable"
-	wardProgWardFileOpen     = "ward_file_open"
-	wardProgWardPathChmod    = "ward_path_chmod"
-	wardProgWardPathChown    = "ward_path_chown"
-	wardProgWardPathLink     = "ward_path_link"
-	wardProgWardPathMkdir    = "ward_path_mkdir"
-	wardProgWardPathMknod    = "ward_path_mknod"
-	wardProgWardPathRename   = "ward_path_rename"
-	wardProgWardPathRmdir    = "ward_path_rmdir"
-	wardProgWardPathSymlink  = "ward_path_symlink"
-	wardProgWardPathTruncate = "ward_path_truncate"
-	wardProgWardPathUnlink   = "ward_path_unlink"
-	wardProgWardSocketCreate = "ward_socket_create"
-	wardVarUnusedConfig      = "unused_config"
-	wardVarUnusedEvent       = "unused_event"
-	wardVarUnusedGlobKey     = "unused_glob_key"
-	wardVarUnusedGlobVal     = "unused_glob_val"
-	wardVarUnusedRuleKey     = "unused_rule_key"
-	wardVarUnusedRuleVal     = "unused_rule_val"
-	wardVarUnusedWlVal       = "unused_wl_val"
+	wardMapEvents             = "events"
+	wardMapGlobs              = "globs"
+	wardMapIcache             = "icache"
+	wardMapRules              = "rules"
+	wardMapScratch            = "scratch"
+	wardMapStats              = "stats"
+	wardMapWardConfig         = "ward_config"
+	wardMapWardEpoch          = "ward_epoch"
+	wardMapWorkloads          = "workloads"
+	wardProgWardCapable       = "ward_capable"
+	wardProgWardFileOpen      = "ward_file_open"
+	wardProgWardPathChmod     = "ward_path_chmod"
+	wardProgWardPathChown     = "ward_path_chown"
+	wardProgWardPathLink      = "ward_path_link"
+	wardProgWardPathMkdir     = "ward_path_mkdir"
+	wardProgWardPathMknod     = "ward_path_mknod"
+	wardProgWardPathRename    = "ward_path_rename"
+	wardProgWardPathRmdir     = "ward_path_rmdir"
+	wardProgWardPathSymlink   = "ward_path_symlink"
+	wardProgWardPathTruncate  = "ward_path_truncate"
+	wardProgWardPathUnlink    = "ward_path_unlink"
+	wardProgWardSocketAccept  = "ward_socket_accept"
+	wardProgWardSocketBind    = "ward_socket_bind"
+	wardProgWardSocketConnect = "ward_socket_connect"
+	wardProgWardSocketCreate  = "ward_socket_create"
+	wardProgWardSocketListen  = "ward_socket_listen"
+	wardProgWardSocketRecvmsg = "ward_socket_recvmsg"
+	wardProgWardSocketSendmsg = "ward_socket_sendmsg"
+	wardVarUnusedConfig       = "unused_config"
+	wardVarUnusedEvent        = "unused_event"
+	wardVarUnusedGlobKey      = "unused_glob_key"
+	wardVarUnusedGlobVal      = "unused_glob_val"
+	wardVarUnusedRuleKey      = "unused_rule_key"
+	wardVarUnusedRuleVal      = "unused_rule_val"
+	wardVarUnusedWlVal        = "unused_wl_val"
 )
 
 // loadWard returns the embedded CollectionSpec for ward.
@@ -184,19 +191,25 @@ type wardSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type wardProgramSpecs struct {
-	WardCapable      *ebpf.ProgramSpec `ebpf:"ward_capable"`
-	WardFileOpen     *ebpf.ProgramSpec `ebpf:"ward_file_open"`
-	WardPathChmod    *ebpf.ProgramSpec `ebpf:"ward_path_chmod"`
-	WardPathChown    *ebpf.ProgramSpec `ebpf:"ward_path_chown"`
-	WardPathLink     *ebpf.ProgramSpec `ebpf:"ward_path_link"`
-	WardPathMkdir    *ebpf.ProgramSpec `ebpf:"ward_path_mkdir"`
-	WardPathMknod    *ebpf.ProgramSpec `ebpf:"ward_path_mknod"`
-	WardPathRename   *ebpf.ProgramSpec `ebpf:"ward_path_rename"`
-	WardPathRmdir    *ebpf.ProgramSpec `ebpf:"ward_path_rmdir"`
-	WardPathSymlink  *ebpf.ProgramSpec `ebpf:"ward_path_symlink"`
-	WardPathTruncate *ebpf.ProgramSpec `ebpf:"ward_path_truncate"`
-	WardPathUnlink   *ebpf.ProgramSpec `ebpf:"ward_path_unlink"`
-	WardSocketCreate *ebpf.ProgramSpec `ebpf:"ward_socket_create"`
+	WardCapable       *ebpf.ProgramSpec `ebpf:"ward_capable"`
+	WardFileOpen      *ebpf.ProgramSpec `ebpf:"ward_file_open"`
+	WardPathChmod     *ebpf.ProgramSpec `ebpf:"ward_path_chmod"`
+	WardPathChown     *ebpf.ProgramSpec `ebpf:"ward_path_chown"`
+	WardPathLink      *ebpf.ProgramSpec `ebpf:"ward_path_link"`
+	WardPathMkdir     *ebpf.ProgramSpec `ebpf:"ward_path_mkdir"`
+	WardPathMknod     *ebpf.ProgramSpec `ebpf:"ward_path_mknod"`
+	WardPathRename    *ebpf.ProgramSpec `ebpf:"ward_path_rename"`
+	WardPathRmdir     *ebpf.ProgramSpec `ebpf:"ward_path_rmdir"`
+	WardPathSymlink   *ebpf.ProgramSpec `ebpf:"ward_path_symlink"`
+	WardPathTruncate  *ebpf.ProgramSpec `ebpf:"ward_path_truncate"`
+	WardPathUnlink    *ebpf.ProgramSpec `ebpf:"ward_path_unlink"`
+	WardSocketAccept  *ebpf.ProgramSpec `ebpf:"ward_socket_accept"`
+	WardSocketBind    *ebpf.ProgramSpec `ebpf:"ward_socket_bind"`
+	WardSocketConnect *ebpf.ProgramSpec `ebpf:"ward_socket_connect"`
+	WardSocketCreate  *ebpf.ProgramSpec `ebpf:"ward_socket_create"`
+	WardSocketListen  *ebpf.ProgramSpec `ebpf:"ward_socket_listen"`
+	WardSocketRecvmsg *ebpf.ProgramSpec `ebpf:"ward_socket_recvmsg"`
+	WardSocketSendmsg *ebpf.ProgramSpec `ebpf:"ward_socket_sendmsg"`
 }
 
 // wardMapSpecs contains maps before they are loaded into the kernel.
@@ -210,6 +223,7 @@ type wardMapSpecs struct {
 	Scratch    *ebpf.MapSpec `ebpf:"scratch"`
 	Stats      *ebpf.MapSpec `ebpf:"stats"`
 	WardConfig *ebpf.MapSpec `ebpf:"ward_config"`
+	WardEpoch  *ebpf.MapSpec `ebpf:"ward_epoch"`
 	Workloads  *ebpf.MapSpec `ebpf:"workloads"`
 }
 
@@ -253,6 +267,7 @@ type wardMaps struct {
 	Scratch    *ebpf.Map `ebpf:"scratch"`
 	Stats      *ebpf.Map `ebpf:"stats"`
 	WardConfig *ebpf.Map `ebpf:"ward_config"`
+	WardEpoch  *ebpf.Map `ebpf:"ward_epoch"`
 	Workloads  *ebpf.Map `ebpf:"workloads"`
 }
 
@@ -265,6 +280,7 @@ func (m *wardMaps) Close() error {
 		m.Scratch,
 		m.Stats,
 		m.WardConfig,
+		m.WardEpoch,
 		m.Workloads,
 	)
 }
@@ -286,19 +302,25 @@ type wardVariables struct {
 //
 // It can be passed to loadWardObjects or ebpf.CollectionSpec.LoadAndAssign.
 type wardPrograms struct {
-	WardCapable      *ebpf.Program `ebpf:"ward_capable"`
-	WardFileOpen     *ebpf.Program `ebpf:"ward_file_open"`
-	WardPathChmod    *ebpf.Program `ebpf:"ward_path_chmod"`
-	WardPathChown    *ebpf.Program `ebpf:"ward_path_chown"`
-	WardPathLink     *ebpf.Program `ebpf:"ward_path_link"`
-	WardPathMkdir    *ebpf.Program `ebpf:"ward_path_mkdir"`
-	WardPathMknod    *ebpf.Program `ebpf:"ward_path_mknod"`
-	WardPathRename   *ebpf.Program `ebpf:"ward_path_rename"`
-	WardPathRmdir    *ebpf.Program `ebpf:"ward_path_rmdir"`
-	WardPathSymlink  *ebpf.Program `ebpf:"ward_path_symlink"`
-	WardPathTruncate *ebpf.Program `ebpf:"ward_path_truncate"`
-	WardPathUnlink   *ebpf.Program `ebpf:"ward_path_unlink"`
-	WardSocketCreate *ebpf.Program `ebpf:"ward_socket_create"`
+	WardCapable       *ebpf.Program `ebpf:"ward_capable"`
+	WardFileOpen      *ebpf.Program `ebpf:"ward_file_open"`
+	WardPathChmod     *ebpf.Program `ebpf:"ward_path_chmod"`
+	WardPathChown     *ebpf.Program `ebpf:"ward_path_chown"`
+	WardPathLink      *ebpf.Program `ebpf:"ward_path_link"`
+	WardPathMkdir     *ebpf.Program `ebpf:"ward_path_mkdir"`
+	WardPathMknod     *ebpf.Program `ebpf:"ward_path_mknod"`
+	WardPathRename    *ebpf.Program `ebpf:"ward_path_rename"`
+	WardPathRmdir     *ebpf.Program `ebpf:"ward_path_rmdir"`
+	WardPathSymlink   *ebpf.Program `ebpf:"ward_path_symlink"`
+	WardPathTruncate  *ebpf.Program `ebpf:"ward_path_truncate"`
+	WardPathUnlink    *ebpf.Program `ebpf:"ward_path_unlink"`
+	WardSocketAccept  *ebpf.Program `ebpf:"ward_socket_accept"`
+	WardSocketBind    *ebpf.Program `ebpf:"ward_socket_bind"`
+	WardSocketConnect *ebpf.Program `ebpf:"ward_socket_connect"`
+	WardSocketCreate  *ebpf.Program `ebpf:"ward_socket_create"`
+	WardSocketListen  *ebpf.Program `ebpf:"ward_socket_listen"`
+	WardSocketRecvmsg *ebpf.Program `ebpf:"ward_socket_recvmsg"`
+	WardSocketSendmsg *ebpf.Program `ebpf:"ward_socket_sendmsg"`
 }
 
 func (p *wardPrograms) Close() error {
@@ -315,7 +337,13 @@ func (p *wardPrograms) Close() error {
 		p.WardPathSymlink,
 		p.WardPathTruncate,
 		p.WardPathUnlink,
+		p.WardSocketAccept,
+		p.WardSocketBind,
+		p.WardSocketConnect,
 		p.WardSocketCreate,
+		p.WardSocketListen,
+		p.WardSocketRecvmsg,
+		p.WardSocketSendmsg,
 	)
 }
 

@@ -124,7 +124,7 @@ struct event {
 	__s32 protocol;
 	__s32 cap;
 	__s32 path_len; // bpf_d_path's result, or -errno
-	__u32 pad;
+	__u32 hook;     // network: the HOOK_* that decided
 	__u64 src; // the source identity used (path hash or tagged inode), 0 if none
 	char comm[16];
 	char path[PATH_MAX];
@@ -228,12 +228,11 @@ struct wl {
 };
 
 // ward_config[0]: containers counts registered containers (with none, a hook
-// skips the cgroup lookup and goes straight to the host entry); epoch is
-// bumped by every rename, link and unlink, which can change the path of an
-// existing inode, and invalidates the per-inode cache.
+// skips the cgroup lookup and goes straight to the host entry). User space
+// writes it whole.
 struct config {
 	__u32 containers;
-	__u32 epoch;
+	__u32 pad;
 };
 
 const struct config *unused_config __attribute__((unused));
@@ -244,6 +243,17 @@ struct {
 	__type(key, __u32);
 	__type(value, struct config);
 } ward_config SEC(".maps");
+
+// ward_epoch[0] is bumped by every rename, link and unlink, which can change
+// the path of an existing inode, and invalidates the per-inode cache. Only
+// the kernel writes it: kept apart from ward_config so that user space's
+// whole-value writes of the container count can never undo a bump.
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u32);
+} ward_epoch SEC(".maps");
 
 // The per-inode cache of the rule bits found for a file's path, so that a
 // file opened again by the same workload is decided without resolving and
@@ -294,7 +304,8 @@ static __always_inline int find_workload(__u8 op, struct wl *w)
 	w->audited = v->audited;
 	w->dir_depths = v->dir_depths[op & 3];
 	w->exact_depths = v->exact_depths[op & 3];
-	w->epoch = cfg ? cfg->epoch : 0;
+	__u32 *ep = bpf_map_lookup_elem(&ward_epoch, &zero);
+	w->epoch = ep ? *ep : 0;
 	return 0;
 }
 
@@ -497,7 +508,7 @@ static __always_inline bool allow_listed(struct walk *w, __u32 flags, __u64 src)
 
 static __always_inline int emit(struct walk *w, struct wl *wl, int action, __u32 flags, __u32 owner,
 				struct scratch *s, long path_len, bool in_file_open, int family, int type,
-				int protocol, int cap, __u64 src)
+				int protocol, int cap, __u64 src, __u32 hook)
 {
 	int ret = 0;
 	if (action == V_BLOCK) {
@@ -530,6 +541,7 @@ static __always_inline int emit(struct walk *w, struct wl *wl, int action, __u32
 	e->protocol = protocol;
 	e->cap = cap;
 	e->path_len = path_len;
+	e->hook = hook;
 	bpf_get_current_comm(e->comm, sizeof(e->comm));
 	e->path[0] = 0;
 	e->src = src;
@@ -592,7 +604,7 @@ static __always_inline int check_path(struct wl *wl, struct walk *w, struct scra
 		// Fail closed wherever a Block or an allow-list could apply.
 		if (wl->flags & (WF_BLOCK_RULES | WF_ALLOW_GLOBAL | WF_ALLOW_SOURCES)) {
 			count(1);
-			return emit(w, wl, V_BLOCK, flags | EF_UNRESOLVED, owner, s, n, in_file_open, 0, 0, 0, -1, src);
+			return emit(w, wl, V_BLOCK, flags | EF_UNRESOLVED, owner, s, n, in_file_open, 0, 0, 0, -1, src, 0);
 		}
 		return 0;
 	}
@@ -682,7 +694,7 @@ decide:
 		w->start = 0;
 		n = bpf_d_path(&file->f_path, s->path, PATH_MAX);
 	}
-	return emit(w, wl, vd, flags, owner, s, n, in_file_open, 0, 0, 0, -1, src);
+	return emit(w, wl, vd, flags, owner, s, n, in_file_open, 0, 0, 0, -1, src, 0);
 }
 
 static __always_inline void walk_init(struct walk *w, struct wl *wl, struct scratch *s, __u8 op, __u32 start)
@@ -803,9 +815,9 @@ static __always_inline long build_path(struct scratch *s, struct vfsmount *vmnt,
 static __always_inline void bump_epoch(void)
 {
 	__u32 zero = 0;
-	struct config *cfg = bpf_map_lookup_elem(&ward_config, &zero);
-	if (cfg)
-		__sync_fetch_and_add(&cfg->epoch, 1);
+	__u32 *ep = bpf_map_lookup_elem(&ward_epoch, &zero);
+	if (ep)
+		__sync_fetch_and_add(ep, 1);
 }
 
 static __always_inline int check_write(struct vfsmount *mnt, struct dentry *dentry)
@@ -950,13 +962,23 @@ static __always_inline int code_verdict(struct walk *w, __u64 *codes, int ncodes
 #define SOCK_STREAM 1
 #define SOCK_DGRAM 2
 
-SEC("lsm/socket_create")
-int BPF_PROG(ward_socket_create, int family, int type, int protocol, int kern, int ret)
+// Network hooks (event.hook). socket_create decides new sockets; the others
+// decide every later use of a socket, so that a rule also covers sockets
+// created before it, inherited across exec, or received over a unix socket:
+// connect, accept, bind, listen, and sendmsg/recvmsg, through which every
+// send and receive passes (write(2) and read(2) on a socket included).
+#define HOOK_CREATE 0
+#define HOOK_CONNECT 1
+#define HOOK_ACCEPT 2
+#define HOOK_BIND 3
+#define HOOK_LISTEN 4
+#define HOOK_SENDMSG 5
+#define HOOK_RECVMSG 6
+
+// check_socket decides a network access by the socket's family, type and
+// protocol, as policies name them.
+static __always_inline int check_socket(int family, int type, int protocol, __u32 hook)
 {
-	if (ret != 0)
-		return ret;
-	if (kern)
-		return 0;
 	struct wl wl;
 	if (find_workload(OP_NETWORK, &wl))
 		return 0;
@@ -999,7 +1021,78 @@ int BPF_PROG(ward_socket_create, int family, int type, int protocol, int kern, i
 		vd = (wl.flags & WF_POSTURE_BLOCK) ? V_BLOCK : V_AUDIT;
 		flags |= EF_POSTURE;
 	}
-	return emit(&w, &wl, vd, flags, 0, s, 0, false, family, st, protocol, -1, src);
+	return emit(&w, &wl, vd, flags, 0, s, 0, false, family, st, protocol, -1, src, hook);
+}
+
+SEC("lsm/socket_create")
+int BPF_PROG(ward_socket_create, int family, int type, int protocol, int kern, int ret)
+{
+	if (ret != 0)
+		return ret;
+	if (kern)
+		return 0;
+	return check_socket(family, type, protocol, HOOK_CREATE);
+}
+
+// check_sock decides a use of an existing socket. Kernel sockets (used by
+// the kernel on a task's behalf, e.g. a network filesystem) are not the
+// task's own and are left alone, as socket_create's kern does.
+static __always_inline int check_sock(struct socket *sock, __u32 hook)
+{
+	struct sock *sk = sock->sk;
+	if (!sk)
+		return 0;
+	if (BPF_CORE_READ_BITFIELD(sk, sk_kern_sock))
+		return 0;
+	return check_socket(sk->__sk_common.skc_family, sk->sk_type, sk->sk_protocol, hook);
+}
+
+SEC("lsm/socket_connect")
+int BPF_PROG(ward_socket_connect, struct socket *sock, struct sockaddr *address, int addrlen, int ret)
+{
+	if (ret != 0)
+		return ret;
+	return check_sock(sock, HOOK_CONNECT);
+}
+
+SEC("lsm/socket_accept")
+int BPF_PROG(ward_socket_accept, struct socket *sock, struct socket *newsock, int ret)
+{
+	if (ret != 0)
+		return ret;
+	return check_sock(sock, HOOK_ACCEPT);
+}
+
+SEC("lsm/socket_bind")
+int BPF_PROG(ward_socket_bind, struct socket *sock, struct sockaddr *address, int addrlen, int ret)
+{
+	if (ret != 0)
+		return ret;
+	return check_sock(sock, HOOK_BIND);
+}
+
+SEC("lsm/socket_listen")
+int BPF_PROG(ward_socket_listen, struct socket *sock, int backlog, int ret)
+{
+	if (ret != 0)
+		return ret;
+	return check_sock(sock, HOOK_LISTEN);
+}
+
+SEC("lsm/socket_sendmsg")
+int BPF_PROG(ward_socket_sendmsg, struct socket *sock, struct msghdr *msg, int size, int ret)
+{
+	if (ret != 0)
+		return ret;
+	return check_sock(sock, HOOK_SENDMSG);
+}
+
+SEC("lsm/socket_recvmsg")
+int BPF_PROG(ward_socket_recvmsg, struct socket *sock, struct msghdr *msg, int size, int flags, int ret)
+{
+	if (ret != 0)
+		return ret;
+	return check_sock(sock, HOOK_RECVMSG);
 }
 
 SEC("lsm/capable")
@@ -1038,5 +1131,5 @@ int BPF_PROG(ward_capable, const struct cred *cred, struct user_namespace *ns, i
 		vd = (wl.flags & WF_POSTURE_BLOCK) ? V_BLOCK : V_AUDIT;
 		flags |= EF_POSTURE;
 	}
-	return emit(&w, &wl, vd, flags, 0, s, 0, false, 0, 0, 0, cap, src);
+	return emit(&w, &wl, vd, flags, 0, s, 0, false, 0, 0, 0, cap, src, 0);
 }
