@@ -311,7 +311,9 @@ func (d *Daemon) runWorker(ctx context.Context, wa enforcer.WorkloadApplier, w *
 			return
 		}
 		if err == nil {
-			d.metrics.ObserveApply(time.Since(start))
+			took := time.Since(start)
+			d.metrics.ObserveApply(took)
+			d.log.Info("workload rules in force", "workload", w.id, "removed", remove, "took", took.String())
 			d.setInForce(w.id, set)
 			delay = retryFirst
 			continue
