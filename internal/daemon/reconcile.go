@@ -172,13 +172,13 @@ func (d *Daemon) reconcile(ctx context.Context, full bool) error {
 			break
 		}
 		p.applyFailed, p.synced = false, true
+		d.metrics.ObserveApply(time.Since(start))
 		m := make(map[string]*rules.Set, len(list))
 		for _, s := range list {
 			m[s.Workload.ID()] = s
 		}
 		d.replaceInForce(m)
 	}
-	d.metrics.ObserveApply(time.Since(start))
 	if len(todo) > 0 || len(gone) > 0 {
 		d.log.Info("reconciled", "recompiled", len(todo), "removed", len(gone), "workloads", len(p.workloads),
 			"policies", len(enabled), "changed_policies", len(changed), "full", full,
@@ -381,7 +381,7 @@ func (d *Daemon) storeInForce(m map[string]*rules.Set) {
 // waitWorkers waits for the workers to end (they end with the daemon's context).
 func (d *Daemon) waitWorkers() { d.workerWG.Wait() }
 
-// workerState is kept apart from Daemon's declaration for readability.
+// workerState is the bookkeeping of the per-workload workers and of the sets in force.
 type workerState struct {
 	wmu      sync.Mutex
 	workers  map[string]*worker
