@@ -30,6 +30,9 @@ type Registry struct {
 	byID     map[string]Workload // runtime registrations and the host, by ID
 	pods     map[string]Pod      // by namespace/name
 	onChange func()
+	// cgroups is the merged registrations by cgroup id, built on the first ByCgroup after a
+	// change: events look their workload up at event rate, changes come at human rate.
+	cgroups map[uint64]Workload
 }
 
 // Pod is the pod informer's view of one pod on this node.
@@ -68,6 +71,7 @@ func NewRegistry(onChange func()) *Registry {
 func (r *Registry) Upsert(w Workload) {
 	r.mu.Lock()
 	r.byID[w.ID()] = w
+	r.cgroups = nil
 	r.mu.Unlock()
 	r.onChange()
 }
@@ -78,6 +82,7 @@ func (r *Registry) Remove(id string) {
 	r.mu.Lock()
 	_, ok := r.byID[id]
 	delete(r.byID, id)
+	r.cgroups = nil
 	r.mu.Unlock()
 	if ok {
 		r.onChange()
@@ -96,6 +101,7 @@ func (r *Registry) SetPod(p Pod) {
 	old, ok := r.pods[p.Key()]
 	same := ok && reflect.DeepEqual(old, p)
 	r.pods[p.Key()] = p
+	r.cgroups = nil
 	r.mu.Unlock()
 	if !same {
 		r.onChange()
@@ -109,6 +115,7 @@ func (r *Registry) RemovePod(namespace, name string) {
 	r.mu.Lock()
 	p, ok := r.pods[namespace+"/"+name]
 	delete(r.pods, namespace+"/"+name)
+	r.cgroups = nil
 	if ok {
 		for id, w := range r.byID {
 			if belongs(&w, &p) {
@@ -204,12 +211,16 @@ func (r *Registry) ByCgroup(id uint64) (Workload, bool) {
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	for _, w := range r.byID {
-		if w.CgroupID == id {
-			return r.merged(w), true
+	if r.cgroups == nil {
+		r.cgroups = make(map[uint64]Workload, len(r.byID))
+		for _, w := range r.byID {
+			if w.CgroupID != 0 {
+				r.cgroups[w.CgroupID] = r.merged(w)
+			}
 		}
 	}
-	return Workload{}, false
+	w, ok := r.cgroups[id]
+	return w, ok
 }
 
 // List returns every workload, sorted by ID.

@@ -97,6 +97,9 @@ func TestRegistryPodThenHook(t *testing.T) {
 	if got, want := summary(r), "c1:api:42:audited shop/web/side:api:0:audited"; got != want {
 		t.Errorf("after relabel: %q, want %q", got, want)
 	}
+	if w, _ := r.ByCgroup(42); w.Labels["app"] != "api" {
+		t.Errorf("ByCgroup(42) after relabel: labels %v, want the new ones", w.Labels)
+	}
 	// A status heartbeat that changes nothing is no change.
 	n := changes
 	r.SetPod(webPod(map[string]string{"app": "api"}, "c1"))
@@ -107,6 +110,9 @@ func TestRegistryPodThenHook(t *testing.T) {
 	r.Remove("c1")
 	if got, want := summary(r), "shop/web/side:api:0:audited"; !strings.Contains(got, want) || strings.Contains(got, ":42:") {
 		t.Errorf("after poststop: %q", got)
+	}
+	if w, ok := r.ByCgroup(42); ok {
+		t.Errorf("ByCgroup(42) after poststop = %+v", w)
 	}
 	r.RemovePod("shop", "web")
 	if got := summary(r); got != "" {
