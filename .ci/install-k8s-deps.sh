@@ -5,7 +5,9 @@
 #   etcd-server   etcd 3.4, the store kube-apiserver runs against on loopback
 #
 # kube-apiserver itself is not a package: make test-kube builds it from the k8s.io/kubernetes Go
-# module (tools/kube-apiserver) into .cache/k8s.
+# module (tools/kube-apiserver) into ~/.cache/ward/k8s (outside the clone, so CI's fresh clones
+# reuse it; docs/kubernetes.md). kubectl is optional: TestKubectlDryRun uses it when it is on the
+# PATH and client-go's server-side dry run otherwise.
 set -eu
 pkgs="etcd-server"
 
