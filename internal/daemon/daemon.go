@@ -74,8 +74,11 @@ type Daemon struct {
 	sel     enforcer.Selection
 
 	trigger chan struct{}
-	// dirDirty asks the next reconcile to read the policy directory again.
-	dirDirty atomic.Bool
+	// dirMu guards what the watcher saw change: paths to read again, or dirAll to read the
+	// whole policy directory.
+	dirMu    sync.Mutex
+	dirPaths map[string]bool
+	dirAll   bool
 	plan     planner
 	workerState
 	// sets maps each workload ID to the rule set the backend has in force for it, read by the
@@ -124,7 +127,7 @@ func Run(ctx context.Context, opts Options) error {
 		plan:    planner{workloads: map[string]*planned{}},
 	}
 	d.workers = map[string]*worker{}
-	d.dirDirty.Store(true)
+	d.dirAll = true
 	// Every alert, log and message goes through the pipeline: throttling per workload, the JSON
 	// lines sink, the gRPC watchers and the metrics.
 	pipe := &events.Pipeline{
@@ -483,9 +486,33 @@ func (d *Daemon) message(level, text string) {
 // write a file in several steps, and a half-written file would be refused with an error.
 const watchQuiet = 100 * time.Millisecond
 
+// dirChanged asks the next reconcile to read the whole policy directory again.
 func (d *Daemon) dirChanged() {
-	d.dirDirty.Store(true)
+	d.dirMu.Lock()
+	d.dirAll = true
+	d.dirMu.Unlock()
 	d.enqueue()
+}
+
+// pathChanged records a path the watcher reported, for the next reconcile to read again.
+func (d *Daemon) pathChanged(p string) {
+	d.dirMu.Lock()
+	if d.dirPaths == nil {
+		d.dirPaths = map[string]bool{}
+	}
+	d.dirPaths[p] = true
+	d.dirMu.Unlock()
+}
+
+// takeDirChanges returns and forgets what changed in the policy directory.
+func (d *Daemon) takeDirChanges() (paths []string, all bool) {
+	d.dirMu.Lock()
+	defer d.dirMu.Unlock()
+	for p := range d.dirPaths {
+		paths = append(paths, p)
+	}
+	all, d.dirAll, d.dirPaths = d.dirAll, false, nil
+	return paths, all
 }
 
 // watch enqueues a reconcile whenever the policy directory (or a directory below it) changes.
@@ -520,8 +547,9 @@ func (d *Daemon) watch(ctx context.Context, wg *sync.WaitGroup) (*fsnotify.Watch
 				if ev.Has(fsnotify.Create) {
 					addAll()
 				}
+				d.pathChanged(ev.Name)
 				if timer == nil {
-					timer = time.AfterFunc(watchQuiet, d.dirChanged)
+					timer = time.AfterFunc(watchQuiet, d.enqueue)
 				} else {
 					timer.Reset(watchQuiet)
 				}

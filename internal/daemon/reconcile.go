@@ -68,8 +68,14 @@ type worker struct {
 // handed to the backend again.
 func (d *Daemon) reconcile(ctx context.Context, full bool) error {
 	start := time.Now()
-	if d.dirDirty.Swap(false) || full {
-		d.reloadDir()
+	if paths, all := d.takeDirChanges(); all || full {
+		d.reportReload(d.store.ReloadDir())
+	} else if len(paths) > 0 {
+		res, ok := d.store.ReloadPaths(paths)
+		if !ok {
+			res = d.store.ReloadDir()
+		}
+		d.reportReload(res)
 	}
 	p := &d.plan
 	enabled, versions := d.enabledPolicies()
@@ -204,9 +210,8 @@ func affected(prev *rules.Set, w *workload.Workload, changed map[string]bool, no
 	return false
 }
 
-// reloadDir reads the policy directory again and reports what it found.
-func (d *Daemon) reloadDir() {
-	res := d.store.ReloadDir()
+// reportReload says what a reload of the policy directory found.
+func (d *Daemon) reportReload(res ReloadResult) {
 	for _, w := range res.Warnings {
 		d.log.Warn("policy warning", "warning", w.String())
 	}

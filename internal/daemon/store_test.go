@@ -74,3 +74,46 @@ func TestStoreReloadIncremental(t *testing.T) {
 		}
 	}
 }
+
+// ReloadPaths reads only what it is given, and says when only a whole reload can tell.
+func TestStoreReloadPaths(t *testing.T) {
+	dir := t.TempDir()
+	s := NewStore(dir, t.TempDir())
+	writePolicy(t, dir, "a.yaml", hostPolicyFile("a", "/a"))
+	if err := os.MkdirAll(filepath.Join(dir, "sub"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	writePolicy(t, dir, "sub/b.yaml", hostPolicyFile("b", "/b"))
+	s.ReloadDir()
+
+	// Two files change; only one is reported: only that one is read.
+	writePolicy(t, dir, "a.yaml", hostPolicyFile("a", "/a2"))
+	writePolicy(t, dir, "sub/b.yaml", hostPolicyFile("b", "/b2"))
+	res, ok := s.ReloadPaths([]string{filepath.Join(dir, "a.yaml")})
+	if !ok || len(res.Accepted) != 1 || res.Accepted[0] != filepath.Join(dir, "a.yaml") {
+		t.Fatalf("ReloadPaths(a) = %+v, %v", res, ok)
+	}
+	// A directory is walked; its removal removes its files.
+	res, ok = s.ReloadPaths([]string{filepath.Join(dir, "sub")})
+	if !ok || len(res.Accepted) != 1 {
+		t.Fatalf("ReloadPaths(sub) = %+v, %v", res, ok)
+	}
+	if err := os.RemoveAll(filepath.Join(dir, "sub")); err != nil {
+		t.Fatal(err)
+	}
+	res, ok = s.ReloadPaths([]string{filepath.Join(dir, "sub")})
+	if !ok || len(res.Removed) != 1 || len(s.Policies()) != 1 {
+		t.Fatalf("after removing sub: %+v, %v, %d policies", res, ok, len(s.Policies()))
+	}
+	// A hidden entry (a ConfigMap's ..data link) or the directory itself: only ReloadDir knows.
+	for _, p := range []string{filepath.Join(dir, "..data"), dir, filepath.Join(dir, ".x", "c.yaml")} {
+		if _, ok := s.ReloadPaths([]string{p}); ok {
+			t.Errorf("ReloadPaths(%s) claims to know", p)
+		}
+	}
+	// Not a policy file: nothing read, nothing changed.
+	writePolicy(t, dir, "notes.txt", "x")
+	if res, ok := s.ReloadPaths([]string{filepath.Join(dir, "notes.txt")}); !ok || res.Changed {
+		t.Errorf("notes.txt: %+v, %v", res, ok)
+	}
+}
