@@ -35,6 +35,7 @@ func TestMain(m *testing.M) {
 		// they count as the package's own and not as a test's leak; the
 		// process exit releases them (nothing is pinned).
 		shared, sharedErr = New(Options{})
+		loadedInTestMain = func() (*Backend, error) { return shared, sharedErr }
 	}
 	vmguest.Main(m)
 }
@@ -48,6 +49,7 @@ var (
 	sharedTests = []string{
 		"TestConformance", "TestBypasses", "TestWorkloadKeys", "TestUpdatesKeepBlocking",
 		"TestAuditedMode", "TestPTS", "TestWorkloadApplier", "TestNetworkExistingSockets",
+		"TestNewOnThisKernel",
 	}
 )
 
