@@ -1,5 +1,5 @@
 // Package bpflsm enforces rule sets with BPF programs on the kernel's LSM hooks
-// (file_open, socket_create, capable). Translation (rules.Set -> map contents,
+// (file_open, the path hooks, the socket hooks, capable). Translation (rules.Set -> map contents,
 // translate.go) is pure; this file loads, attaches and fills the maps.
 // docs/bpflsm.md describes the maps, what is enforced and what is not.
 package bpflsm
