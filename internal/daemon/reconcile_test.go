@@ -17,6 +17,7 @@ import (
 	"github.com/wardsec/ward/internal/policy"
 	"github.com/wardsec/ward/internal/rules"
 	"github.com/wardsec/ward/internal/workload"
+	"github.com/wardsec/ward/internal/workload/hookapi"
 )
 
 // workloadBackend is a fake backend that changes one workload at a time. Calls for the workload
@@ -239,5 +240,46 @@ func TestReconcileRetriesRefusedWorkload(t *testing.T) {
 	waitUntil(t, logs, "the retry", func() bool { return blocks(d, "ca", "/a2") })
 	if b.count("ca") <= calls {
 		t.Error("in force without a new call")
+	}
+}
+
+// With a per-workload backend, the OCI hook's registration is acknowledged only once the
+// container's own ApplyWorkload returned, and is not held up by another workload's call.
+func TestHookWaitsForWorkloadApply(t *testing.T) {
+	dir := t.TempDir()
+	writePolicy(t, dir, "a.yaml", containerPolicyFile("pa", "a", "/a1"))
+	b := newWorkloadBackend()
+	d, logs := startWith(t, dir, b)
+	b.mu.Lock()
+	b.block = "ca"
+	b.mu.Unlock()
+	ctx := context.Background()
+	ackA := make(chan hookapi.Response, 1)
+	go func() {
+		ackA <- d.handleHook(ctx, hookapi.Request{Op: hookapi.OpRegister, Workload: shopContainer("ca", "a"), Pid: 1})
+	}()
+	select {
+	case <-b.entered:
+	case <-time.After(10 * time.Second):
+		t.Fatalf("no ApplyWorkload for ca; log:\n%s", logs.String())
+	}
+	// Another container registers and is acknowledged while ca's call hangs.
+	resp := d.handleHook(ctx, hookapi.Request{Op: hookapi.OpRegister, Workload: shopContainer("cb", "b"), Pid: 1})
+	if !resp.OK {
+		t.Fatalf("cb: %+v", resp)
+	}
+	select {
+	case r := <-ackA:
+		t.Fatalf("ca acknowledged before its rules were applied: %+v", r)
+	case <-time.After(200 * time.Millisecond):
+	}
+	close(b.gate)
+	select {
+	case r := <-ackA:
+		if !r.OK || len(r.Policies) != 1 || r.Policies[0] != "KubeArmorPolicy/shop/pa" {
+			t.Errorf("ca: %+v", r)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("ca never acknowledged")
 	}
 }
