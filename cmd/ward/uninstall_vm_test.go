@@ -50,8 +50,11 @@ func runDaemonOnce(t *testing.T, args ...string) {
 		t.Logf("daemon enforced with %s", sel)
 	case err := <-done:
 		t.Fatalf("daemon: %v\n%s", err, logs.String())
-	case <-time.After(2 * time.Minute):
-		t.Fatalf("daemon not ready\n%s", logs.String())
+	case <-time.After(10 * time.Minute):
+		// BPF-LSM's programs take minutes through the verifier under TCG.
+		cancel()
+		<-done
+		t.Fatalf("daemon not ready after 10 minutes\n%s", logs.String())
 	}
 	cancel()
 	if err := <-done; err != nil {
