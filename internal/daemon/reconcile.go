@@ -10,7 +10,9 @@ import (
 	"maps"
 	"reflect"
 	"sort"
+	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/wardsec/ward/internal/enforcer"
@@ -232,9 +234,7 @@ func (d *Daemon) reportReload(res ReloadResult) {
 func (d *Daemon) enabledPolicies() ([]policy.Policy, map[string]string) {
 	all := d.store.Versioned()
 	if d.kube != nil {
-		for _, p := range d.kube.Policies() {
-			all = append(all, Versioned{Policy: p, Version: contentVersion(&p)})
-		}
+		all = append(all, d.kube.Versioned()...)
 	}
 	enabled := make([]policy.Policy, 0, len(all))
 	versions := make(map[string]string, len(all))
@@ -253,11 +253,14 @@ func (d *Daemon) enabledPolicies() ([]policy.Policy, map[string]string) {
 	return enabled, versions
 }
 
+var unversioned atomic.Uint64
+
 // contentVersion versions a policy that comes without one (Kubernetes mode) by its content.
 func contentVersion(p *policy.Policy) string {
 	b, err := json.Marshal(p)
 	if err != nil {
-		return "unversioned" // never equal to a hash: recompiled every round, never missed
+		// A version never seen before: the policy counts as changed every round, never missed.
+		return "unversioned:" + strconv.FormatUint(unversioned.Add(1), 10)
 	}
 	sum := sha256.Sum256(b)
 	return "kube:" + hex.EncodeToString(sum[:12])
