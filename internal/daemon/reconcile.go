@@ -101,6 +101,12 @@ func (d *Daemon) reconcile(ctx context.Context, full bool) error {
 	seen := make(map[string]bool, len(workloads))
 	var errs []error
 	var todo []*planned
+	type need struct {
+		w        workload.Workload
+		postures rules.Postures
+		prev     *planned
+	}
+	var needs []need
 	for _, w := range workloads {
 		id := w.ID()
 		seen[id] = true
@@ -118,7 +124,19 @@ func (d *Daemon) reconcile(ctx context.Context, full bool) error {
 			!affected(prev.set, &w, changed, byKey) {
 			continue
 		}
-		set, err := rules.Compile(enabled, w, postures)
+		needs = append(needs, need{w: w, postures: postures, prev: prev})
+	}
+	// One workload: a pass over the policies. More: file them once so that each workload looks
+	// only at the policies that can select it.
+	compile := func(w workload.Workload, postures rules.Postures) (*rules.Set, error) {
+		return rules.Compile(enabled, w, postures)
+	}
+	if len(needs) > 1 {
+		compile = rules.NewIndex(enabled).Compile
+	}
+	for _, n := range needs {
+		w, postures, prev, id := n.w, n.postures, n.prev, n.w.ID()
+		set, err := compile(w, postures)
 		if err != nil {
 			// The workload keeps what is in force; say why and try again.
 			errs = append(errs, fmt.Errorf("compile rules of %s: %w", id, err))
