@@ -15,11 +15,13 @@ import (
 	"path/filepath"
 	"sort"
 	"strconv"
+	"strings"
 	"sync"
 
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/link"
 	"github.com/cilium/ebpf/ringbuf"
+	"github.com/cilium/ebpf/rlimit"
 	"golang.org/x/sys/unix"
 
 	"github.com/wardsec/ward/internal/enforcer"
@@ -115,9 +117,20 @@ func Factory(opts Options) enforcer.Factory {
 // notSupported marks the kernel's refusals (LSM programs not allowed, the
 // helpers or map types missing) as enforcer.ErrNotSupported, so that
 // selection falls back with the reason.
+// permissionError is an EPERM with the message the kernel's refusal deserves.
+type permissionError string
+
+func (e permissionError) Error() string { return string(e) }
+func (e permissionError) Unwrap() error { return unix.EPERM }
+
 func notSupported(err error) error {
-	if errors.Is(err, unix.EPERM) ||
-		errors.Is(err, unix.EOPNOTSUPP) || errors.Is(err, ebpf.ErrNotSupported) {
+	if errors.Is(err, unix.EPERM) {
+		// cilium/ebpf suggests the memlock limit on any EPERM; New has removed it, so the hint
+		// would send the reader the wrong way.
+		msg := strings.Replace(err.Error(), " (MEMLOCK may be too low, consider rlimit.RemoveMemlock)", "", 1)
+		return fmt.Errorf("bpf: %w: the kernel refuses BPF-LSM programs even to this privileged process (lockdown, a security policy or the platform): %w", enforcer.ErrNotSupported, permissionError(msg))
+	}
+	if errors.Is(err, unix.EOPNOTSUPP) || errors.Is(err, ebpf.ErrNotSupported) {
 		return fmt.Errorf("bpf: %w: %w", enforcer.ErrNotSupported, err)
 	}
 	return err
@@ -160,6 +173,11 @@ func New(opts Options) (*Backend, error) {
 		warnings: map[string][]string{},
 
 		predecessors: predecessors,
+	}
+	// Kernels before 5.11 charge BPF memory to RLIMIT_MEMLOCK; later ones ignore it. Removing
+	// the limit also keeps cilium/ebpf from blaming it when a kernel refuses LSM programs.
+	if err := rlimit.RemoveMemlock(); err != nil {
+		return nil, fmt.Errorf("remove memlock limit: %w", err)
 	}
 	if err := spec.LoadAndAssign(&b.objs, nil); err != nil {
 		var verr *ebpf.VerifierError
