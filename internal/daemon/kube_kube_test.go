@@ -356,17 +356,7 @@ spec:
 // TestKubeconfig: outside a cluster the daemon reaches the API server through a kubeconfig file,
 // here one written for the test server with the daemon's token.
 func TestKubeconfig(t *testing.T) {
-	f := filepath.Join(t.TempDir(), "kubeconfig")
-	kc := fmt.Sprintf(`apiVersion: v1
-kind: Config
-clusters: [{name: test, cluster: {server: %q, insecure-skip-tls-verify: true}}]
-users: [{name: ward, user: {token: %q}}]
-contexts: [{name: test, context: {cluster: test, user: ward}}]
-current-context: test
-`, srv.Config.Host, daemonToken)
-	if err := os.WriteFile(f, []byte(kc), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	f := writeKubeconfig(t)
 	cfg, err := KubeRESTConfig(f)
 	if err != nil {
 		t.Fatal(err)
