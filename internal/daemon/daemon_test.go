@@ -5,6 +5,7 @@ import (
 	"context"
 	"io"
 	"log/slog"
+	"maps"
 	"os"
 	"path/filepath"
 	"strings"
@@ -85,25 +86,29 @@ type harness struct {
 	once    sync.Once
 }
 
-func startDaemon(t *testing.T, policies, state string) *harness {
+// launch runs the daemon on backend (offered as BPF-LSM) with settings over the tests' defaults,
+// waits for its first reconcile and stops it at cleanup, or earlier through stop.
+func launch(t *testing.T, settings map[string]string, backend enforcer.Backend, sinks ...Sink) *harness {
 	t.Helper()
 	lsm := filepath.Join(t.TempDir(), "lsm")
 	if err := os.WriteFile(lsm, []byte("capability,bpf"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	cfg, err := buildConfig(defaults(map[string]string{"policies": policies, "state": state, "gRPC": "127.0.0.1:0", "health": "", "logPath": "none", "host": "node1"}))
+	values := map[string]string{"gRPC": "", "health": "", "logPath": "none", "host": "node1"}
+	maps.Copy(values, settings)
+	cfg, err := buildConfig(defaults(values))
 	if err != nil {
 		t.Fatal(err)
 	}
-	h := &harness{t: t, cfg: cfg, backend: newRecordingBackend(), sink: &memorySink{got: make(chan struct{}, 8)}, done: make(chan error, 1), logs: &syncWriter{w: &bytes.Buffer{}}}
+	h := &harness{t: t, cfg: cfg, done: make(chan error, 1), logs: &syncWriter{w: &bytes.Buffer{}}}
 	ready := make(chan *Daemon, 1)
 	ctx, cancel := context.WithCancel(context.Background())
 	h.cancel = cancel
 	go func() {
 		h.done <- Run(ctx, Options{
 			Config: cfg, Logger: slog.New(slog.NewTextHandler(h.logs, nil)), LSMPath: lsm,
-			Factories: map[string]enforcer.Factory{enforcer.BPF: func(context.Context) (enforcer.Backend, error) { return h.backend, nil }},
-			Sinks:     []Sink{h.sink},
+			Factories: map[string]enforcer.Factory{enforcer.BPF: func(context.Context) (enforcer.Backend, error) { return backend, nil }},
+			Sinks:     sinks,
 			Ready:     func(d *Daemon) { ready <- d },
 		})
 	}()
@@ -115,6 +120,15 @@ func startDaemon(t *testing.T, policies, state string) *harness {
 		t.Fatal("daemon not ready after 10s")
 	}
 	t.Cleanup(h.stop)
+	return h
+}
+
+// startDaemon runs the daemon with a gRPC port, a recording backend and a memory sink.
+func startDaemon(t *testing.T, policies, state string) *harness {
+	t.Helper()
+	backend, sink := newRecordingBackend(), &memorySink{got: make(chan struct{}, 8)}
+	h := launch(t, map[string]string{"policies": policies, "state": state, "gRPC": "127.0.0.1:0"}, backend, sink)
+	h.backend, h.sink = backend, sink
 	return h
 }
 

@@ -1,9 +1,7 @@
 package daemon
 
 import (
-	"bytes"
 	"context"
-	"log/slog"
 	"os"
 	"path/filepath"
 	"slices"
@@ -77,47 +75,9 @@ type hookDaemon struct {
 
 func startHookDaemon(t *testing.T, policies, state string) *hookDaemon {
 	t.Helper()
-	lsm := filepath.Join(t.TempDir(), "lsm")
-	if err := os.WriteFile(lsm, []byte("capability,bpf"), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	cfg, err := buildConfig(defaults(map[string]string{"policies": policies, "state": state, "gRPC": "", "health": "", "logPath": "none", "host": "node1"}))
-	if err != nil {
-		t.Fatal(err)
-	}
-	h := &hookDaemon{backend: &gatedBackend{ev: make(chan enforcer.Event)}, socket: filepath.Join(state, hookapi.SocketName),
-		logs: &syncWriter{w: &bytes.Buffer{}}}
-	ready := make(chan *Daemon, 1)
-	done := make(chan error, 1)
-	ctx, cancel := context.WithCancel(context.Background())
-	go func() {
-		done <- Run(ctx, Options{Config: cfg, Logger: slog.New(slog.NewTextHandler(h.logs, nil)), LSMPath: lsm,
-			Factories: map[string]enforcer.Factory{enforcer.BPF: func(context.Context) (enforcer.Backend, error) { return h.backend, nil }},
-			Ready:     func(d *Daemon) { ready <- d }})
-	}()
-	select {
-	case h.d = <-ready:
-	case err := <-done:
-		t.Fatalf("daemon stopped: %v", err)
-	case <-time.After(10 * time.Second):
-		t.Fatal("daemon not ready after 10s")
-	}
-	var once sync.Once
-	h.stop = func() {
-		once.Do(func() {
-			cancel()
-			select {
-			case err := <-done:
-				if err != nil {
-					t.Errorf("Run: %v", err)
-				}
-			case <-time.After(10 * time.Second):
-				t.Error("daemon did not stop within 10s")
-			}
-		})
-	}
-	t.Cleanup(h.stop)
-	return h
+	backend := &gatedBackend{ev: make(chan enforcer.Event)}
+	h := launch(t, map[string]string{"policies": policies, "state": state}, backend)
+	return &hookDaemon{d: h.d, backend: backend, socket: filepath.Join(state, hookapi.SocketName), logs: h.logs, stop: h.stop}
 }
 
 func webContainer(id string, cgroup uint64) workload.Workload {

@@ -1,11 +1,9 @@
 package daemon
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
-	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -80,43 +78,8 @@ func (b *workloadBackend) waitCall(t *testing.T, want string) {
 
 func startWith(t *testing.T, policies string, backend enforcer.Backend) (*Daemon, *syncWriter) {
 	t.Helper()
-	lsm := filepath.Join(t.TempDir(), "lsm")
-	if err := os.WriteFile(lsm, []byte("bpf"), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	cfg, err := buildConfig(defaults(map[string]string{"policies": policies, "state": t.TempDir(), "gRPC": "", "health": "", "logPath": "none", "host": "node1"}))
-	if err != nil {
-		t.Fatal(err)
-	}
-	logs := &syncWriter{w: &bytes.Buffer{}}
-	ready := make(chan *Daemon, 1)
-	done := make(chan error, 1)
-	ctx, cancel := context.WithCancel(context.Background())
-	go func() {
-		done <- Run(ctx, Options{Config: cfg, Logger: slog.New(slog.NewTextHandler(logs, nil)), LSMPath: lsm,
-			Factories: map[string]enforcer.Factory{enforcer.BPF: func(context.Context) (enforcer.Backend, error) { return backend, nil }},
-			Ready:     func(d *Daemon) { ready <- d }})
-	}()
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Errorf("Run: %v", err)
-			}
-		case <-time.After(10 * time.Second):
-			t.Error("daemon did not stop within 10s")
-		}
-	})
-	select {
-	case d := <-ready:
-		return d, logs
-	case err := <-done:
-		t.Fatalf("daemon stopped: %v", err)
-	case <-time.After(10 * time.Second):
-		t.Fatal("daemon not ready")
-	}
-	return nil, nil
+	h := launch(t, map[string]string{"policies": policies, "state": t.TempDir()}, backend)
+	return h.d, h.logs
 }
 
 func containerPolicyFile(name, app, path string) string {
