@@ -57,8 +57,7 @@ type planner struct {
 // one still waiting.
 type worker struct {
 	id      string
-	pending *rules.Set // nil with remove
-	remove  bool
+	pending *rules.Set // nil: remove the workload's rules
 	has     bool
 	wake    chan struct{}
 	running bool
@@ -110,14 +109,15 @@ func (d *Daemon) reconcile(ctx context.Context, full bool) error {
 	for _, w := range workloads {
 		id := w.ID()
 		seen[id] = true
-		postures := d.cfg.ContainerPostures()
-		if d.kube != nil {
-			postures = d.kube.Postures(w.Namespace, postures)
-		}
-		if w.Kind == workload.KindHost {
-			postures = d.cfg.HostPostures()
-		} else if d.untracked(w.Namespace) {
-			w.Mode = workload.ModeDisabled
+		postures := d.cfg.HostPostures()
+		if w.Kind != workload.KindHost {
+			postures = d.cfg.ContainerPostures()
+			if d.kube != nil {
+				postures = d.kube.Postures(w.Namespace, postures)
+			}
+			if d.untracked(w.Namespace) {
+				w.Mode = workload.ModeDisabled
+			}
 		}
 		prev := p.workloads[id]
 		if !full && prev != nil && !prev.stale && prev.postures == postures && reflect.DeepEqual(prev.w, w) &&
@@ -292,7 +292,7 @@ func (d *Daemon) push(ctx context.Context, wa enforcer.WorkloadApplier, id strin
 		w = &worker{id: id, wake: make(chan struct{}, 1)}
 		d.workers[id] = w
 	}
-	w.pending, w.remove, w.has = set, set == nil, true
+	w.pending, w.has = set, true
 	start := !w.running
 	w.running = true
 	d.wmu.Unlock()
@@ -316,13 +316,14 @@ func (d *Daemon) runWorker(ctx context.Context, wa enforcer.WorkloadApplier, w *
 		d.wmu.Lock()
 		if !w.has {
 			w.running = false
-			if d.workers[w.id] == w && !w.has {
+			if d.workers[w.id] == w {
 				delete(d.workers, w.id)
 			}
 			d.wmu.Unlock()
 			return
 		}
-		set, remove := w.pending, w.remove
+		set := w.pending
+		remove := set == nil
 		w.has = false
 		d.wmu.Unlock()
 
@@ -353,7 +354,7 @@ func (d *Daemon) runWorker(ctx context.Context, wa enforcer.WorkloadApplier, w *
 		d.message("Error", fmt.Sprintf("workload %s: %s rules: %v (previous rules stay in force; retry in %s)", w.id, what, err, delay))
 		d.wmu.Lock()
 		if !w.has {
-			w.pending, w.remove, w.has = set, remove, true
+			w.pending, w.has = set, true
 		}
 		d.wmu.Unlock()
 		t := time.NewTimer(delay)
