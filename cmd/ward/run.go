@@ -28,9 +28,13 @@ func backendFactories(apparmorDir, stateDir, pinDir string, log *slog.Logger) ma
 	return map[string]enforcer.Factory{
 		enforcer.BPF:      bpflsm.Factory(bpflsm.Options{Logger: log, PinDir: pinDir}),
 		enforcer.AppArmor: apparmor.Factory(apparmor.Config{Dir: apparmorDir, Logger: log}),
-		enforcer.SELinux:  selinux.Factory(selinux.Config{StateDir: filepath.Join(stateDir, "selinux"), Logger: log}),
+		enforcer.SELinux:  selinux.Factory(selinux.Config{StateDir: selinuxStateDir(stateDir), Logger: log}),
 	}
 }
+
+// selinuxStateDir is where the SELinux backend records the labels it changed, and where ward
+// uninstall reads what to restore.
+func selinuxStateDir(state string) string { return filepath.Join(state, "selinux") }
 
 // bpfPinDir is where the daemon pins BPF-LSM's objects, and where ward uninstall removes them.
 func bpfPinDir(cfg daemon.Config) string { return filepath.Join(cfg.BPFFsPath, "ward") }

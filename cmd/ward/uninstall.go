@@ -56,7 +56,7 @@ is 1.`,
 				fmt.Fprintln(cmd.ErrOrStderr(), "ward uninstall:", err)
 				return exitError{code: 2}
 			}
-			u := uninstaller{apparmorDir: cfg.AppArmorDir, selinuxState: filepath.Join(cfg.State, "selinux"),
+			u := uninstaller{apparmorDir: cfg.AppArmorDir, selinuxState: selinuxStateDir(cfg.State),
 				bpfPinDir: bpfPinDir(cfg), state: cfg.State, purge: purge}
 			if err := u.run(cmd.Context(), cmd.OutOrStdout()); err != nil {
 				fmt.Fprintln(cmd.ErrOrStderr(), "ward uninstall:", err)
