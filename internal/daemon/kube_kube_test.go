@@ -19,6 +19,7 @@ import (
 	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
 
@@ -112,6 +113,21 @@ func obj(t *testing.T, yamlText string) *unstructured.Unstructured {
 		t.Fatalf("test object: %v (%d objects)", err, len(objs))
 	}
 	return objs[0]
+}
+
+// policyStatus reads a policy object's status.status from the API server, or the error of the
+// read.
+func policyStatus(ctx context.Context, dyn dynamic.Interface, gvr schema.GroupVersionResource, ns, name string) string {
+	var ri dynamic.ResourceInterface = dyn.Resource(gvr)
+	if ns != "" {
+		ri = dyn.Resource(gvr).Namespace(ns)
+	}
+	u, err := ri.Get(ctx, name, metav1.GetOptions{})
+	if err != nil {
+		return err.Error()
+	}
+	s, _, _ := unstructured.NestedString(u.Object, "status", "status")
+	return s
 }
 
 func policyKeys(k *KubeSource) string {
@@ -222,16 +238,7 @@ spec:
 				gvr = r.gvr
 			}
 		}
-		var ri dynamic.ResourceInterface = dyn.Resource(gvr)
-		if ns != "" {
-			ri = dyn.Resource(gvr).Namespace(ns)
-		}
-		u, err := ri.Get(ctx, name, metav1.GetOptions{})
-		if err != nil {
-			return err.Error()
-		}
-		s, _, _ := unstructured.NestedString(u.Object, "status", "status")
-		return s
+		return policyStatus(ctx, dyn, gvr, ns, name)
 	}
 	eventually(t, "status of web-no-shell", func() error {
 		if s := status("kubearmorpolicies", "shop", "web-no-shell"); s != StatusApplied {

@@ -234,22 +234,10 @@ spec:
 	has := func(sub string) func(string) bool { return func(s string) bool { return strings.Contains(s, sub) } }
 	hasNot := func(sub string) func(string) bool { return func(s string) bool { return !strings.Contains(s, sub) } }
 
-	status := func(gvr schema.GroupVersionResource, ns, name string) string {
-		var ri dynamic.ResourceInterface = dyn.Resource(gvr)
-		if ns != "" {
-			ri = dyn.Resource(gvr).Namespace(ns)
-		}
-		u, err := ri.Get(ctx, name, metav1.GetOptions{})
-		if err != nil {
-			return err.Error()
-		}
-		s, _, _ := unstructured.NestedString(u.Object, "status", "status")
-		return s
-	}
 	waitStatus := func(gvr schema.GroupVersionResource, ns, name, want string) {
 		t.Helper()
 		eventually(t, "status of "+name, func() error {
-			if s := status(gvr, ns, name); !strings.Contains(s, want) {
+			if s := policyStatus(ctx, dyn, gvr, ns, name); !strings.Contains(s, want) {
 				return fmt.Errorf("status %q, want %q", s, want)
 			}
 			return nil
