@@ -114,15 +114,15 @@ func Factory(opts Options) enforcer.Factory {
 	return func(ctx context.Context) (enforcer.Backend, error) { return New(opts) }
 }
 
-// notSupported marks the kernel's refusals (LSM programs not allowed, the
-// helpers or map types missing) as enforcer.ErrNotSupported, so that
-// selection falls back with the reason.
 // permissionError is an EPERM with the message the kernel's refusal deserves.
 type permissionError string
 
 func (e permissionError) Error() string { return string(e) }
 func (e permissionError) Unwrap() error { return unix.EPERM }
 
+// notSupported marks the kernel's refusals (LSM programs not allowed, the
+// helpers or map types missing) as enforcer.ErrNotSupported, so that
+// selection falls back with the reason.
 func notSupported(err error) error {
 	if errors.Is(err, unix.EPERM) {
 		// cilium/ebpf suggests the memlock limit on any EPERM; New has removed it, so the hint
