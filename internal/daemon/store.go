@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io/fs"
 	"os"
 	"path/filepath"
 	"slices"
@@ -64,41 +63,12 @@ type ReloadResult struct {
 	Warnings []policy.Warning
 }
 
-// policyFiles lists the files of the directory the way policy.LoadFiles reads a directory:
-// recursively, in lexical order, *.yaml, *.yml and *.json, hidden entries skipped (a
-// Kubernetes ConfigMap volume holds each file twice, once under "..<timestamp>/").
+// policyFiles lists the policy files under dir as policy.LoadFiles reads a directory.
 func policyFiles(dir string) ([]string, []error) {
-	var files []string
-	var errs []error
-	err := filepath.WalkDir(dir, func(path string, e fs.DirEntry, err error) error {
-		if err != nil {
-			errs = append(errs, fmt.Errorf("policy directory: %w", err))
-			return nil
-		}
-		if path != dir && strings.HasPrefix(e.Name(), ".") {
-			if e.IsDir() {
-				return filepath.SkipDir
-			}
-			return nil
-		}
-		switch strings.ToLower(filepath.Ext(e.Name())) {
-		case ".yaml", ".yml", ".json":
-		default:
-			return nil
-		}
-		if e.IsDir() {
-			return nil
-		}
-		if e.Type()&fs.ModeSymlink != 0 {
-			if st, err := os.Stat(path); err == nil && st.IsDir() {
-				return nil
-			}
-		}
-		files = append(files, path)
-		return nil
-	})
-	if err != nil {
-		errs = append(errs, fmt.Errorf("policy directory: %w", err))
+	files, perrs := policy.Files(dir)
+	errs := make([]error, len(perrs))
+	for i, e := range perrs {
+		errs[i] = fmt.Errorf("policy directory: %w", e)
 	}
 	return files, errs
 }
@@ -242,7 +212,7 @@ func (s *Store) reload(res ReloadResult, files []string, inScope func(string) bo
 		ps, warns, err := policy.Parse(c.file, c.data)
 		res.Warnings = append(res.Warnings, warns...)
 		if err == nil {
-			err = duplicates(defined, c.file, ps)
+			err = policy.Duplicates(defined, c.file, ps)
 		}
 		if err != nil {
 			s.rejected[c.file] = c.sum
@@ -281,21 +251,6 @@ func (s *Store) definedBy() map[string]policy.Source {
 		}
 	}
 	return m
-}
-
-// duplicates refuses policies another accepted file defines already.
-func duplicates(defined map[string]policy.Source, file string, ps []policy.Policy) error {
-	var errs policy.Errors
-	for _, p := range ps {
-		if first, ok := defined[p.Key()]; ok && first.File != file {
-			errs = append(errs, &policy.Error{File: file, Line: p.Source.Line, Doc: p.Source.Doc, Field: "metadata.name",
-				Value: p.Name, Msg: fmt.Sprintf("policy %s is defined twice (first in %s:%d)", p.Key(), first.File, first.Line)})
-		}
-	}
-	if len(errs) > 0 {
-		return errs
-	}
-	return nil
 }
 
 func samePolicies(a, b []policy.Policy) bool {

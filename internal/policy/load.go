@@ -41,15 +41,8 @@ func LoadFiles(paths ...string) []FileResult {
 		if r.Err != nil {
 			continue
 		}
-		var errs Errors
-		for _, p := range r.Policies {
-			if first, dup := seen[p.Key()]; dup {
-				errs = append(errs, &Error{File: r.File, Line: p.Source.Line, Doc: p.Source.Doc, Field: "metadata.name",
-					Value: p.Name, Msg: fmt.Sprintf("policy %s is defined twice (first in %s:%d)", p.Key(), first.File, first.Line)})
-			}
-		}
-		if len(errs) > 0 {
-			r.Policies, r.Err = nil, errs
+		if err := Duplicates(seen, r.File, r.Policies); err != nil {
+			r.Policies, r.Err = nil, err
 			continue
 		}
 		for _, p := range r.Policies {
@@ -57,6 +50,22 @@ func LoadFiles(paths ...string) []FileResult {
 		}
 	}
 	return results
+}
+
+// Duplicates refuses the policies of file whose key another file in defined (key -> where it is
+// defined) has already: the first definition stays, the second is the error.
+func Duplicates(defined map[string]Source, file string, ps []Policy) error {
+	var errs Errors
+	for _, p := range ps {
+		if first, dup := defined[p.Key()]; dup && first.File != file {
+			errs = append(errs, &Error{File: file, Line: p.Source.Line, Doc: p.Source.Doc, Field: "metadata.name",
+				Value: p.Name, Msg: fmt.Sprintf("policy %s is defined twice (first in %s:%d)", p.Key(), first.File, first.Line)})
+		}
+	}
+	if len(errs) > 0 {
+		return errs
+	}
+	return nil
 }
 
 // Load reads files and directories as LoadFiles does and returns all their policies, or, if any
@@ -92,15 +101,33 @@ func loadPath(p string) []FileResult {
 	if !info.IsDir() {
 		return []FileResult{loadFile(p)}
 	}
-	var results []FileResult
-	err = filepath.WalkDir(p, func(path string, d fs.DirEntry, err error) error {
+	files, errs := Files(p)
+	results := make([]FileResult, 0, len(files)+len(errs))
+	for _, e := range errs {
+		results = append(results, FileResult{File: e.File, Err: Errors{e}})
+	}
+	for _, f := range files {
+		results = append(results, loadFile(f))
+	}
+	if len(results) == 0 {
+		results = append(results, FileResult{File: p, Warnings: []Warning{{File: p, Msg: "no policy files (*.yaml, *.yml, *.json) in this directory"}}})
+	}
+	return results
+}
+
+// Files lists the policy files under dir: recursively, in lexical order, *.yaml, *.yml and
+// *.json, hidden entries skipped. The errors name the entries that could not be read.
+func Files(dir string) ([]string, []*Error) {
+	var files []string
+	var errs []*Error
+	err := filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
 		if err != nil {
-			results = append(results, FileResult{File: path, Err: Errors{fileError(path, err)}})
+			errs = append(errs, fileError(path, err))
 			return nil
 		}
 		// Hidden entries are skipped: a Kubernetes ConfigMap volume holds each file twice, once
 		// through a symlink and once under "..<timestamp>/".
-		if path != p && strings.HasPrefix(d.Name(), ".") {
+		if path != dir && strings.HasPrefix(d.Name(), ".") {
 			if d.IsDir() {
 				return filepath.SkipDir
 			}
@@ -114,16 +141,13 @@ func loadPath(p string) []FileResult {
 				return nil
 			}
 		}
-		results = append(results, loadFile(path))
+		files = append(files, path)
 		return nil
 	})
 	if err != nil {
-		results = append(results, FileResult{File: p, Err: Errors{fileError(p, err)}})
+		errs = append(errs, fileError(dir, err))
 	}
-	if len(results) == 0 {
-		results = append(results, FileResult{File: p, Warnings: []Warning{{File: p, Msg: "no policy files (*.yaml, *.yml, *.json) in this directory"}}})
-	}
-	return results
+	return files, errs
 }
 
 func loadFile(p string) FileResult {
