@@ -97,7 +97,6 @@ type Backend struct {
 // applied is what is loaded for one workload.
 type applied struct {
 	key   uint64
-	gen   uint32
 	keys  []wardRuleKey
 	globs []wardGlobKey
 	tr    *Translation
@@ -485,7 +484,7 @@ func (b *Backend) write(wk uint64, gen uint32, tr *Translation) (*applied, error
 		b.deleteKeys(keys, globs)
 		return nil, fmt.Errorf("switch generation: %w", err)
 	}
-	return &applied{gen: gen, keys: keys, globs: globs, tr: tr}, nil
+	return &applied{keys: keys, globs: globs, tr: tr}, nil
 }
 
 func (b *Backend) deleteKeys(keys []wardRuleKey, globs []wardGlobKey) {
