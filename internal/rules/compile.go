@@ -23,12 +23,13 @@ func Compile(policies []policy.Policy, w workload.Workload, postures Postures) (
 			covering = append(covering, &policies[i])
 		}
 	}
-	sort.SliceStable(covering, func(i, j int) bool { return covering[i].Key() < covering[j].Key() })
 	return compileCovering(covering, w, postures)
 }
 
-// compileCovering builds the Set of w from the policies that cover it, in Set order.
+// compileCovering builds the Set of w from the policies that cover it, given in the order of
+// the policies slice they come from; it puts them in Set order (by key, stable).
 func compileCovering(covering []*policy.Policy, w workload.Workload, postures Postures) (*Set, error) {
+	sort.SliceStable(covering, func(i, j int) bool { return covering[i].Key() < covering[j].Key() })
 	set := &Set{Workload: w, Postures: postures}
 	if set.Postures.File == "" {
 		set.Postures.File = policy.ActionAudit

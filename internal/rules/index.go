@@ -2,7 +2,6 @@ package rules
 
 import (
 	"slices"
-	"sort"
 
 	"github.com/wardsec/ward/internal/policy"
 	"github.com/wardsec/ward/internal/workload"
@@ -137,8 +136,6 @@ func (x *Index) Compile(w workload.Workload, postures Postures) (*Set, error) {
 			covering = append(covering, &x.policies[i])
 		}
 	}
-	// Candidates are in slice order, so this sort is the one Compile does over the same
-	// covering policies.
-	sort.SliceStable(covering, func(i, j int) bool { return covering[i].Key() < covering[j].Key() })
+	// Candidates are in slice order, as Compile's covering policies are, so the two Sets match.
 	return compileCovering(covering, w, postures)
 }
