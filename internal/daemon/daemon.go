@@ -125,9 +125,10 @@ func Run(ctx context.Context, opts Options) error {
 		metrics: events.NewMetrics(),
 		trigger: make(chan struct{}, 1),
 		plan:    planner{workloads: map[string]*planned{}},
+		// The first reconcile reads the whole policy directory.
+		dirAll:      true,
+		workerState: workerState{workers: map[string]*worker{}},
 	}
-	d.workers = map[string]*worker{}
-	d.dirAll = true
 	// Every alert, log and message goes through the pipeline: throttling per workload, the JSON
 	// lines sink, the gRPC watchers and the metrics.
 	pipe := &events.Pipeline{
@@ -175,7 +176,7 @@ func Run(ctx context.Context, opts Options) error {
 		defer b.Close()
 	}
 	// Workers call the backend: they end (with ctx) before it is closed.
-	defer d.waitWorkers()
+	defer d.workerWG.Wait()
 	d.message("Info", fmt.Sprintf("ward started: enforcer %s", enforcer.AlertName(d.sel.Selected)))
 
 	for _, err := range d.store.Restore() {

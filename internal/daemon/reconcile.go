@@ -405,9 +405,6 @@ func (d *Daemon) storeInForce(m map[string]*rules.Set) {
 	d.metrics.SetRules(n)
 }
 
-// waitWorkers waits for the workers to end (they end with the daemon's context).
-func (d *Daemon) waitWorkers() { d.workerWG.Wait() }
-
 // workerState is the bookkeeping of the per-workload workers and of the sets in force.
 type workerState struct {
 	wmu      sync.Mutex
