@@ -100,8 +100,10 @@ func (r *Registry) SetPod(p Pod) {
 	r.mu.Lock()
 	old, ok := r.pods[p.Key()]
 	same := ok && reflect.DeepEqual(old, p)
-	r.pods[p.Key()] = p
-	r.cgroups = nil
+	if !same {
+		r.pods[p.Key()] = p
+		r.cgroups = nil // a heartbeat keeps the lookup table ByCgroup built
+	}
 	r.mu.Unlock()
 	if !same {
 		r.onChange()

@@ -106,6 +106,9 @@ func TestRegistryPodThenHook(t *testing.T) {
 	if changes != n {
 		t.Errorf("an identical pod notified a change")
 	}
+	if r.cgroups == nil {
+		t.Errorf("an identical pod dropped ByCgroup's table")
+	}
 	// The container exits (poststop) and the pod goes: nothing is left.
 	r.Remove("c1")
 	if got, want := summary(r), "shop/web/side:api:0:audited"; !strings.Contains(got, want) || strings.Contains(got, ":42:") {
