@@ -167,28 +167,14 @@ func (b *Backend) Apply(ctx context.Context, sets []*rules.Set) error {
 				byName[name], byWorkload[id], warnings[id] = oldName[name], name, oldWarn[id]
 			}
 		}
-		prof, warns, err := Render(s, b.opts)
+		name, warns, err := b.loadProfile(ctx, s)
 		if err != nil {
 			errs = append(errs, fmt.Errorf("workload %s: %w", id, err))
 			keepOld()
 			continue
 		}
-		b.logWarnings(prof.Name, warns)
-		b.mu.Lock()
-		same := bytes.Equal(b.text[prof.Name], prof.Text)
-		b.mu.Unlock()
-		if !same {
-			if err := b.loader.Load(ctx, prof); err != nil {
-				errs = append(errs, fmt.Errorf("workload %s: %w", id, err))
-				keepOld()
-				continue
-			}
-			b.mu.Lock()
-			b.text[prof.Name] = prof.Text
-			b.mu.Unlock()
-		}
-		keep = append(keep, prof.Name)
-		byName[prof.Name], byWorkload[id], warnings[id] = s, prof.Name, warns
+		keep = append(keep, name)
+		byName[name], byWorkload[id], warnings[id] = s, name, warns
 	}
 	removed, err := b.loader.Prune(ctx, keep)
 	if err != nil {
@@ -204,6 +190,28 @@ func (b *Backend) Apply(ctx context.Context, sets []*rules.Set) error {
 		return fmt.Errorf("apply apparmor profiles: %w", err)
 	}
 	return nil
+}
+
+// loadProfile renders a workload's profile and loads it unless the kernel already holds the same
+// text. On error the workload's previous profile stays in force.
+func (b *Backend) loadProfile(ctx context.Context, set *rules.Set) (string, []Warning, error) {
+	prof, warns, err := Render(set, b.opts)
+	if err != nil {
+		return "", nil, err
+	}
+	b.logWarnings(prof.Name, warns)
+	b.mu.Lock()
+	same := bytes.Equal(b.text[prof.Name], prof.Text)
+	b.mu.Unlock()
+	if !same {
+		if err := b.loader.Load(ctx, prof); err != nil {
+			return "", nil, err
+		}
+		b.mu.Lock()
+		b.text[prof.Name] = prof.Text
+		b.mu.Unlock()
+	}
+	return prof.Name, warns, nil
 }
 
 func (b *Backend) logWarnings(profile string, warns []Warning) {
@@ -239,25 +247,17 @@ func (b *Backend) lockWorkload(id string) func() {
 func (b *Backend) ApplyWorkload(ctx context.Context, set *rules.Set) error {
 	id := set.Workload.ID()
 	defer b.lockWorkload(id)()
-	prof, warns, err := Render(set, b.opts)
+	b.mu.Lock()
+	old, hadOld := b.byWorkload[id]
+	b.mu.Unlock()
+	name, warns, err := b.loadProfile(ctx, set)
 	if err != nil {
 		return fmt.Errorf("apply apparmor profile of workload %s: %w", id, err)
 	}
-	b.logWarnings(prof.Name, warns)
 	b.mu.Lock()
-	same := bytes.Equal(b.text[prof.Name], prof.Text)
-	old, hadOld := b.byWorkload[id]
+	b.byName[name], b.byWorkload[id], b.warnings[id] = set, name, warns
 	b.mu.Unlock()
-	if !same {
-		if err := b.loader.Load(ctx, prof); err != nil {
-			return fmt.Errorf("apply apparmor profile of workload %s: %w", id, err)
-		}
-	}
-	b.mu.Lock()
-	b.text[prof.Name] = prof.Text
-	b.byName[prof.Name], b.byWorkload[id], b.warnings[id] = set, prof.Name, warns
-	b.mu.Unlock()
-	if hadOld && old != prof.Name {
+	if hadOld && old != name {
 		// The workload's profile was renamed (its identity changed): the new one is in force,
 		// so the old one can go.
 		if err := b.removeProfile(ctx, old); err != nil {
