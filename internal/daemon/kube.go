@@ -366,7 +366,7 @@ func (k *KubeSource) podView(pod *corev1.Pod, nsMode workload.Mode, nsHasMode bo
 	}
 	v := workload.Pod{
 		Namespace: pod.Namespace, Name: pod.Name, UID: string(pod.UID), Hostname: k.node,
-		Labels: copyLabels(pod.Labels), Mode: mode,
+		Labels: pod.Labels, Mode: mode, // SetPod keeps its own copy
 	}
 	for _, c := range append(append([]corev1.Container{}, pod.Spec.InitContainers...), pod.Spec.Containers...) {
 		img := images[c.Name]
