@@ -115,6 +115,25 @@ func obj(t *testing.T, yamlText string) *unstructured.Unstructured {
 	return objs[0]
 }
 
+// createRunningPod creates a pod on node and reports it Running with the given container
+// statuses, as the kubelet would.
+func createRunningPod(ctx context.Context, t *testing.T, kc kubernetes.Interface, ns, name, node string,
+	labels map[string]string, containers []corev1.Container, statuses []corev1.ContainerStatus) {
+	t.Helper()
+	p, err := kc.CoreV1().Pods(ns).Create(ctx, &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Name: name, Labels: labels},
+		Spec:       corev1.PodSpec{NodeName: node, Containers: containers},
+	}, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.Status.Phase = corev1.PodRunning
+	p.Status.ContainerStatuses = statuses
+	if _, err := kc.CoreV1().Pods(ns).UpdateStatus(ctx, p, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // policyStatus reads a policy object's status.status from the API server, or the error of the
 // read.
 func policyStatus(ctx context.Context, dyn dynamic.Interface, gvr schema.GroupVersionResource, ns, name string) string {
@@ -160,18 +179,9 @@ func TestKubeSource(t *testing.T) {
 	must(err)
 	mkPod := func(name, node string, labels map[string]string) {
 		t.Helper()
-		p, err := kc.CoreV1().Pods("shop").Create(ctx, &corev1.Pod{
-			ObjectMeta: metav1.ObjectMeta{Name: name, Labels: labels},
-			Spec: corev1.PodSpec{NodeName: node, Containers: []corev1.Container{
-				{Name: "web", Image: "nginx:1.27"}, {Name: "sidecar", Image: "busybox:1"}}},
-		}, metav1.CreateOptions{})
-		must(err)
-		p.Status.Phase = corev1.PodRunning
-		p.Status.ContainerStatuses = []corev1.ContainerStatus{
-			{Name: "web", ContainerID: "containerd://" + name + "-web-id", Image: "docker.io/library/nginx:1.27"},
-		}
-		_, err = kc.CoreV1().Pods("shop").UpdateStatus(ctx, p, metav1.UpdateOptions{})
-		must(err)
+		createRunningPod(ctx, t, kc, "shop", name, node, labels,
+			[]corev1.Container{{Name: "web", Image: "nginx:1.27"}, {Name: "sidecar", Image: "busybox:1"}},
+			[]corev1.ContainerStatus{{Name: "web", ContainerID: "containerd://" + name + "-web-id", Image: "docker.io/library/nginx:1.27"}})
 	}
 	mkPod("web-1", "node1", map[string]string{"app": "web"})
 	mkPod("elsewhere", "node2", map[string]string{"app": "web"})

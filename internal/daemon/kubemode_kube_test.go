@@ -149,18 +149,12 @@ func TestKubeModeDaemon(t *testing.T) {
 	must(err)
 	mkPod := func(ns, name, nodeName string, labels map[string]string, ids map[string]string) {
 		t.Helper()
-		p, err := kc.CoreV1().Pods(ns).Create(ctx, &corev1.Pod{
-			ObjectMeta: metav1.ObjectMeta{Name: name, Labels: labels},
-			Spec: corev1.PodSpec{NodeName: nodeName, Containers: []corev1.Container{
-				{Name: "main", Image: "nginx:1.27"}, {Name: "sidecar", Image: "busybox:1"}}},
-		}, metav1.CreateOptions{})
-		must(err)
-		p.Status.Phase = corev1.PodRunning
+		var statuses []corev1.ContainerStatus
 		for c, id := range ids {
-			p.Status.ContainerStatuses = append(p.Status.ContainerStatuses, corev1.ContainerStatus{Name: c, ContainerID: "containerd://" + id})
+			statuses = append(statuses, corev1.ContainerStatus{Name: c, ContainerID: "containerd://" + id})
 		}
-		_, err = kc.CoreV1().Pods(ns).UpdateStatus(ctx, p, metav1.UpdateOptions{})
-		must(err)
+		createRunningPod(ctx, t, kc, ns, name, nodeName, labels,
+			[]corev1.Container{{Name: "main", Image: "nginx:1.27"}, {Name: "sidecar", Image: "busybox:1"}}, statuses)
 	}
 	mkPod("km-shop", "web", node, map[string]string{"app": "web"}, map[string]string{"main": "km-web-main"})
 	mkPod("km-db", "db", node, map[string]string{"app": "db"}, nil)
