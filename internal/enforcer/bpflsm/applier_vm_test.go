@@ -12,6 +12,8 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/cilium/ebpf"
+
 	"github.com/wardsec/ward/internal/rules"
 	"github.com/wardsec/ward/internal/testutil/vmguest"
 	"github.com/wardsec/ward/internal/workload"
@@ -29,35 +31,29 @@ func ctrSet(t *testing.T, id string, cg uint64, paths ...string) *rules.Set {
 // two ways of reaching the same sets.
 func kernelState(t *testing.T, b *Backend) []string {
 	t.Helper()
-	var out []string
-	var wk uint64
-	var wv wardWlVal
-	it := b.objs.Workloads.Iterate()
-	for it.Next(&wk, &wv) {
-		wv.Gen = 0
-		out = append(out, fmt.Sprintf("workload %d %+v", wk, wv))
-	}
-	must(t, it.Err())
-	var rk wardRuleKey
-	var rv wardRuleVal
-	it = b.objs.Rules.Iterate()
-	for it.Next(&rk, &rv) {
-		rk.Gen = 0
-		out = append(out, fmt.Sprintf("rule %+v %+v", rk, rv))
-	}
-	must(t, it.Err())
-	var gk wardGlobKey
-	var gv wardGlobVal
-	it = b.objs.Globs.Iterate()
-	for it.Next(&gk, &gv) {
-		gk.Gen = 0
-		out = append(out, fmt.Sprintf("glob %+v %+v", gk, gv))
-	}
-	must(t, it.Err())
+	out := mapEntries(t, b.objs.Workloads, "workload", func(_ *uint64, v *wardWlVal) { v.Gen = 0 })
+	out = append(out, mapEntries(t, b.objs.Rules, "rule", func(k *wardRuleKey, _ *wardRuleVal) { k.Gen = 0 })...)
+	out = append(out, mapEntries(t, b.objs.Globs, "glob", func(k *wardGlobKey, _ *wardGlobVal) { k.Gen = 0 })...)
 	var cfg wardConfig
 	must(t, b.objs.WardConfig.Lookup(uint32(0), &cfg))
 	out = append(out, fmt.Sprintf("config %+v", cfg))
 	sort.Strings(out)
+	return out
+}
+
+// mapEntries lists m's entries as "label key value", each after noGen has
+// cleared its generation.
+func mapEntries[K, V any](t *testing.T, m *ebpf.Map, label string, noGen func(*K, *V)) []string {
+	t.Helper()
+	var out []string
+	var k K
+	var v V
+	it := m.Iterate()
+	for it.Next(&k, &v) {
+		noGen(&k, &v)
+		out = append(out, fmt.Sprintf("%s %+v %+v", label, k, v))
+	}
+	must(t, it.Err())
 	return out
 }
 
