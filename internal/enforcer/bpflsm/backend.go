@@ -67,9 +67,7 @@ type Backend struct {
 	log   *slog.Logger
 	host  Host
 	objs  wardObjects
-	links []link.Link
-	// linkNames[i] is the program name of links[i].
-	linkNames []string
+	links []link.Link // in namedPrograms' order
 	// instance is this Backend's pin directory ("" without PinDir);
 	// predecessors are the older instances it retires after its first
 	// successful Apply.
@@ -218,7 +216,6 @@ func (b *Backend) attach() error {
 			return fmt.Errorf("attach %s: %w", names[i], err)
 		}
 		b.links = append(b.links, l)
-		b.linkNames = append(b.linkNames, names[i])
 	}
 	return nil
 }
@@ -231,7 +228,6 @@ func (b *Backend) detach() error {
 		errs = append(errs, l.Close())
 	}
 	b.links = nil
-	b.linkNames = nil
 	return errors.Join(errs...)
 }
 

@@ -86,9 +86,10 @@ func (b *Backend) pin(dir string) error {
 	if err := os.Mkdir(dir, 0o700); err != nil {
 		return fmt.Errorf("create instance directory: %w", err)
 	}
+	names, _ := namedPrograms(&b.objs.wardPrograms)
 	for i, l := range b.links {
-		if err := l.Pin(filepath.Join(dir, "link_"+b.linkNames[i])); err != nil {
-			return fmt.Errorf("pin link %s: %w", b.linkNames[i], err)
+		if err := l.Pin(filepath.Join(dir, "link_"+names[i])); err != nil {
+			return fmt.Errorf("pin link %s: %w", names[i], err)
 		}
 	}
 	for name, m := range namedMaps(&b.objs.wardMaps) {
