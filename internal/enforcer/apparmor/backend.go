@@ -62,8 +62,7 @@ type Backend struct {
 	byName     map[string]*rules.Set
 	byWorkload map[string]string
 	text       map[string][]byte
-	warnings   map[string][]Warning
-	logged     map[string]bool
+	warnings   map[string][]enforcer.Warning
 }
 
 var (
@@ -114,7 +113,7 @@ func New(ctx context.Context, cfg Config) (*Backend, error) {
 		events: make(chan enforcer.Event, 1024),
 		cancel: cancel,
 		byName: map[string]*rules.Set{}, byWorkload: map[string]string{}, text: map[string][]byte{},
-		warnings: map[string][]Warning{}, logged: map[string]bool{}, workloadMu: map[string]*sync.Mutex{},
+		warnings: map[string][]enforcer.Warning{}, workloadMu: map[string]*sync.Mutex{},
 	}
 	b.wg.Add(1)
 	go func() {
@@ -133,15 +132,12 @@ func (b *Backend) Name() string { return enforcer.AppArmor }
 // Events implements enforcer.Backend.
 func (b *Backend) Events() <-chan enforcer.Event { return b.events }
 
-// Warnings returns, per workload ID, what the applied profiles cannot express exactly.
-func (b *Backend) Warnings() map[string][]Warning {
+// Warnings implements enforcer.Warner: what the applied profiles do not enforce as written,
+// for every workload (each warning names its workload).
+func (b *Backend) Warnings() []enforcer.Warning {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	out := make(map[string][]Warning, len(b.warnings))
-	for k, v := range b.warnings {
-		out[k] = append([]Warning(nil), v...)
-	}
-	return out
+	return enforcer.Flatten(b.warnings)
 }
 
 // Apply implements enforcer.Backend: it renders and loads one profile per set, leaves a
@@ -153,7 +149,7 @@ func (b *Backend) Apply(ctx context.Context, sets []*rules.Set) error {
 	b.mu.Lock()
 	byName := map[string]*rules.Set{}
 	byWorkload := map[string]string{}
-	warnings := map[string][]Warning{}
+	warnings := map[string][]enforcer.Warning{}
 	oldWorkload, oldName, oldWarn := b.byWorkload, b.byName, b.warnings
 	b.mu.Unlock()
 
@@ -194,12 +190,11 @@ func (b *Backend) Apply(ctx context.Context, sets []*rules.Set) error {
 
 // loadProfile renders a workload's profile and loads it unless the kernel already holds the same
 // text. On error the workload's previous profile stays in force.
-func (b *Backend) loadProfile(ctx context.Context, set *rules.Set) (string, []Warning, error) {
+func (b *Backend) loadProfile(ctx context.Context, set *rules.Set) (string, []enforcer.Warning, error) {
 	prof, warns, err := Render(set, b.opts)
 	if err != nil {
 		return "", nil, err
 	}
-	b.logWarnings(prof.Name, warns)
 	b.mu.Lock()
 	same := bytes.Equal(b.text[prof.Name], prof.Text)
 	b.mu.Unlock()
@@ -212,19 +207,6 @@ func (b *Backend) loadProfile(ctx context.Context, set *rules.Set) (string, []Wa
 		b.mu.Unlock()
 	}
 	return prof.Name, warns, nil
-}
-
-func (b *Backend) logWarnings(profile string, warns []Warning) {
-	for _, w := range warns {
-		key := profile + "\x00" + w.String()
-		b.mu.Lock()
-		seen := b.logged[key]
-		b.logged[key] = true
-		b.mu.Unlock()
-		if !seen {
-			b.log.Warn("apparmor cannot express a rule exactly", "profile", profile, "policy", w.Policy, "rule", w.Rule, "warning", w.Message)
-		}
-	}
 }
 
 // lockWorkload serialises the calls for one workload and keeps out a concurrent Apply.

@@ -19,6 +19,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/wardsec/ward/internal/enforcer"
 	"github.com/wardsec/ward/internal/policy"
 	"github.com/wardsec/ward/internal/rules"
 	"github.com/wardsec/ward/internal/workload"
@@ -96,22 +97,6 @@ func (p *Profile) Origin(line int) (Origin, bool) {
 	return p.Lines[line-1], true
 }
 
-// Warning reports a rule that the profile cannot express exactly and what Ward does instead.
-type Warning struct {
-	Policy string `json:"policy"`
-	Rule   string `json:"rule"`
-	RuleID int    `json:"ruleID"`
-	// Message says what differs from rules.Decide.
-	Message string `json:"message"`
-}
-
-func (w Warning) String() string {
-	if w.Policy == "" {
-		return w.Message
-	}
-	return fmt.Sprintf("policy %s: %s: %s", w.Policy, w.Rule, w.Message)
-}
-
 // ProfileName is the AppArmor profile name of a workload: "ward-host" for the host, otherwise
 // "ward-" and the namespace, pod and container joined by "_" (a character Kubernetes names cannot
 // hold). A name that needed any character replaced gets a hash of the original parts, so that two
@@ -178,7 +163,7 @@ type renderer struct {
 	labels   []string
 	lines    []string
 	origins  []Origin
-	warnings []Warning
+	warnings []enforcer.Warning
 	warned   map[string]bool
 }
 
@@ -187,7 +172,7 @@ type renderer struct {
 // AppArmor cannot enforce exactly come back as warnings, never as a silent allow. The error is
 // for sets that cannot be written at all (a path with control characters, a raw spec.apparmor
 // text that would close the profile).
-func Render(set *rules.Set, opts Options) (Profile, []Warning, error) {
+func Render(set *rules.Set, opts Options) (Profile, []enforcer.Warning, error) {
 	if set == nil {
 		return Profile{}, nil, errors.New("render profile: nil rule set")
 	}
@@ -243,9 +228,9 @@ func (r *renderer) emit(o Origin, indent, format string, args ...any) {
 }
 
 func (r *renderer) warn(ru *rules.Rule, format string, args ...any) {
-	w := Warning{RuleID: -1, Message: fmt.Sprintf(format, args...)}
+	w := enforcer.Warning{Backend: enforcer.AppArmor, Workload: r.set.Workload.ID(), RuleID: -1, Message: fmt.Sprintf(format, args...)}
 	if ru != nil {
-		w.Policy, w.Rule, w.RuleID = ru.PolicyName, ru.Field, ru.ID
+		w.Policy, w.PolicyKind, w.Namespace, w.Rule, w.RuleID = ru.PolicyName, ru.PolicyKind, ru.Namespace, ru.Field, ru.ID
 	}
 	key := w.String()
 	if r.warned[key] {
@@ -342,22 +327,12 @@ func attachment(paths []string) (string, error) {
 	return quote("/{" + strings.Join(alts, ",") + "}"), nil
 }
 
-// warnUnsupported reports what AppArmor does not enforce at all.
+// warnUnsupported reports what AppArmor does not enforce as written, from the backend-neutral
+// support table (syscall and DNS rules, presets, device rules, pts, allowedArgs).
 func (r *renderer) warnUnsupported() {
-	for i := range r.set.Rules {
-		ru := &r.set.Rules[i]
-		switch {
-		case ru.Operation == policy.OpSyscall:
-			r.warn(ru, "syscall rules are audit-only and not AppArmor's: the monitor reports them, the profile has no line for them")
-		case ru.Match == policy.MatchDNSQuery:
-			r.warn(ru, "AppArmor cannot see DNS queries: matchDNSQueries is not enforced by this backend")
-		}
-	}
-	for _, p := range r.set.Presets {
-		r.warn(nil, "policy %s: preset %s is not enforced by the AppArmor backend", p.PolicyName, p.Name)
-	}
-	for _, d := range r.set.Devices {
-		r.warn(nil, "policy %s: %s: device rules are not enforced by the AppArmor backend", d.PolicyName, d.Field)
+	for _, w := range enforcer.CheckSet(enforcer.AppArmor, r.set) {
+		r.warned[w.String()] = true
+		r.warnings = append(r.warnings, w)
 	}
 }
 
@@ -518,31 +493,12 @@ func order(s string) string {
 	return b.String()
 }
 
-// modifierWarnings reports pts and allowedArgs, which AppArmor cannot see, and says how the line
-// was made safe: a Block is applied whatever the terminal or arguments (it denies more), an
-// Allow is left out (the posture decides instead), an Audit reports more.
-func (r *renderer) modifierWarnings(ru *rules.Rule, act policy.Action) (skip bool) {
-	var what []string
-	if ru.PTS != nil {
-		what = append(what, "pts (whether the process has a terminal)")
-	}
-	if len(ru.AllowedArgs) > 0 {
-		what = append(what, "allowedArgs (the arguments of an execution)")
-	}
-	if len(what) == 0 {
-		return false
-	}
-	cannot := "AppArmor cannot see " + strings.Join(what, " or ")
-	switch act {
-	case policy.ActionBlock:
-		r.warn(ru, "%s: the Block applies whatever they are, so it also denies accesses the rule permits", cannot)
-	case policy.ActionAllow:
-		r.warn(ru, "%s: the Allow is left out of the profile, so the accesses it permits get the default posture instead", cannot)
-		return true
-	case policy.ActionAudit:
-		r.warn(ru, "%s: the Audit reports every access to the target, and attribution cannot tell them apart either", cannot)
-	}
-	return false
+// skipUnseen reports whether a rule's line is left out because it has pts or allowedArgs, which
+// AppArmor cannot see: a Block is applied whatever the terminal or arguments (it denies more),
+// an Audit reports more, and an Allow is left out (the posture decides instead). The support
+// table (enforcer.Support) warns about each.
+func skipUnseen(ru *rules.Rule, act policy.Action) bool {
+	return act == policy.ActionAllow && (ru.PTS != nil || len(ru.AllowedArgs) > 0)
 }
 
 // files renders file rules: the blanket for uncovered accesses, then one group of lines per rule.
@@ -561,7 +517,7 @@ func (r *renderer) files(c *ctx) error {
 			continue
 		}
 		act := r.effective(ru.Action)
-		if r.modifierWarnings(ru, act) {
+		if skipUnseen(ru, act) {
 			continue
 		}
 		target, err := fileTarget(ru)
@@ -674,7 +630,7 @@ func (r *renderer) processes(c *ctx) error {
 			continue
 		}
 		act := r.effective(ru.Action)
-		if r.modifierWarnings(ru, act) {
+		if skipUnseen(ru, act) {
 			continue
 		}
 		target, err := processTarget(ru)

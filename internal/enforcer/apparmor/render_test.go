@@ -10,6 +10,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/wardsec/ward/internal/enforcer"
 	"github.com/wardsec/ward/internal/policy"
 	"github.com/wardsec/ward/internal/rules"
 	"github.com/wardsec/ward/internal/workload"
@@ -220,7 +221,8 @@ func renderCases() []renderCase {
 			)
 			p.Presets = []policy.Preset{{Name: "filelessExec", Action: block}}
 			return p
-		}()}, warnings: []string{"syscall rules", "DNS", "preset filelessExec", "matchPaths[0]: AppArmor cannot see pts", "allowedArgs", "matchPaths[1]: AppArmor cannot see pts"}},
+		}()}, warnings: []string{"the syscall rule is not enforced", "the DNS rule is not enforced", "file.matchPaths[0].pts: pts is not enforced",
+			"process.matchPaths[0].allowedArgs: allowedArgs is not enforced", "process.matchPaths[1].pts: pts is not enforced", "preset filelessExec is not enforced"}},
 		{name: "attach", w: host, opts: Options{Attach: []string{"/usr/sbin/nginx", "/opt/my app/run"}},
 			policies: []policy.Policy{hostPolicy("a", file(policy.MatchPath, "/etc/shadow", block))}},
 	}
@@ -280,7 +282,7 @@ func TestRenderGolden(t *testing.T) {
 	}
 }
 
-func checkWarnings(t *testing.T, got []Warning, want []string) {
+func checkWarnings(t *testing.T, got []enforcer.Warning, want []string) {
 	t.Helper()
 	if len(got) != len(want) {
 		t.Errorf("got %d warnings, want %d:\n%s", len(got), len(want), warningList(got))
@@ -293,7 +295,7 @@ func checkWarnings(t *testing.T, got []Warning, want []string) {
 	}
 }
 
-func warningList(ws []Warning) string {
+func warningList(ws []enforcer.Warning) string {
 	var b strings.Builder
 	for _, w := range ws {
 		b.WriteString("  " + w.String() + "\n")

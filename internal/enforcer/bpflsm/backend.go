@@ -13,7 +13,6 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
-	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -88,8 +87,8 @@ type Backend struct {
 	byID     map[string]*applied
 	owner    map[uint64]string // workload key -> id, reserved before writing
 	idLocks  map[string]*sync.Mutex
-	warnings map[string][]string // by workload id
-	gen      uint32              // the last generation used
+	warnings map[string][]enforcer.Warning // by workload id
+	gen      uint32                        // the last generation used
 }
 
 // applied is what is loaded for one workload.
@@ -167,7 +166,7 @@ func New(opts Options) (*Backend, error) {
 		byID:     map[string]*applied{},
 		owner:    map[uint64]string{},
 		idLocks:  map[string]*sync.Mutex{},
-		warnings: map[string][]string{},
+		warnings: map[string][]enforcer.Warning{},
 
 		predecessors: predecessors,
 	}
@@ -247,7 +246,7 @@ func (b *Backend) Apply(ctx context.Context, sets []*rules.Set) error {
 	type one struct {
 		id    string
 		tr    *Translation
-		warns []string
+		warns []enforcer.Warning
 	}
 	all := make([]one, 0, len(sets))
 	keys := make(map[uint64]string, len(sets))
@@ -327,17 +326,12 @@ func (b *Backend) RemoveWorkload(ctx context.Context, id string) error {
 	return b.removeOne(id)
 }
 
-func (b *Backend) translate(s *rules.Set) (*Translation, []string, error) {
+func (b *Backend) translate(s *rules.Set) (*Translation, []enforcer.Warning, error) {
 	tr, err := Translate(s, b.host)
 	if err != nil {
 		return nil, nil, fmt.Errorf("workload %s: %w", s.Workload.ID(), err)
 	}
-	var warns []string
-	for _, w := range tr.Warnings {
-		b.log.Warn("rule not enforced", "workload", s.Workload.ID(), "reason", w)
-		warns = append(warns, s.Workload.ID()+": "+w)
-	}
-	return tr, warns, nil
+	return tr, tr.Warnings, nil
 }
 
 // lockID serializes the operations on one workload.
@@ -357,7 +351,7 @@ func (b *Backend) lockID(id string) func() {
 // workload entry to it in one map update and deletes the old generation. A
 // workload whose key changed (a container in a new cgroup) gets the new key
 // before the old one is removed.
-func (b *Backend) applyOne(id string, tr *Translation, warns []string) error {
+func (b *Backend) applyOne(id string, tr *Translation, warns []enforcer.Warning) error {
 	defer b.lockID(id)()
 	wk := tr.Workload
 	b.mu.Lock()
@@ -496,17 +490,12 @@ func (b *Backend) deleteKeys(keys []wardRuleKey, globs []wardGlobKey) {
 	}
 }
 
-// Warnings lists what the applied sets cannot enforce (allowedArgs, DNS and
-// syscall rules), per workload, sorted. They are also logged.
-func (b *Backend) Warnings() []string {
+// Warnings implements enforcer.Warner: what the applied sets do not enforce
+// as written (enforcer.Support), for every workload.
+func (b *Backend) Warnings() []enforcer.Warning {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	var out []string
-	for _, w := range b.warnings {
-		out = append(out, w...)
-	}
-	sort.Strings(out)
-	return out
+	return enforcer.Flatten(b.warnings)
 }
 
 // Stats are the kernel's counters.

@@ -7,6 +7,7 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/wardsec/ward/internal/enforcer"
 	"github.com/wardsec/ward/internal/policy"
 	"github.com/wardsec/ward/internal/rules"
 	"github.com/wardsec/ward/internal/workload"
@@ -116,8 +117,8 @@ type Translation struct {
 	Aliases map[string]string
 	// Sources names the executable behind each source identity, for events.
 	Sources map[uint64]string
-	// Warnings list rules or rule parts the kernel cannot enforce.
-	Warnings []string
+	// Warnings list rules or rule parts the kernel cannot enforce (enforcer.Support).
+	Warnings []enforcer.Warning
 }
 
 // Hash is FNV-1a 64 of s, the hash bpf/ward.c computes over paths.
@@ -187,8 +188,9 @@ func actionBit(r *rules.Rule) (uint64, error) {
 
 // Translate turns a workload's rule set into map contents. It fails on a rule
 // it cannot enforce rather than dropping it; parts of a policy that this
-// backend does not enforce by design (syscall monitoring, DNS, allowedArgs)
-// are returned as warnings.
+// backend does not enforce by design (syscall monitoring, DNS, allowedArgs,
+// presets, device rules: enforcer.Support) are skipped and returned as
+// warnings.
 func Translate(set *rules.Set, host Host) (*Translation, error) {
 	wk, err := WorkloadKey(&set.Workload)
 	if err != nil {
@@ -202,6 +204,7 @@ func Translate(set *rules.Set, host Host) (*Translation, error) {
 		Sources:  map[uint64]string{},
 		Aliases:  map[string]string{},
 		Globs:    map[GlobKey]GlobVal{},
+		Warnings: enforcer.CheckSet(enforcer.BPF, set),
 	}
 	var patterns [numOps][]globPattern
 	var flags [numOps]uint8
@@ -217,17 +220,8 @@ func Translate(set *rules.Set, host Host) (*Translation, error) {
 		r := &set.Rules[i]
 		where := fmt.Sprintf("policy %s: %s", r.PolicyName, r.Field)
 		op, ok := opOf(r.Operation)
-		if !ok {
-			t.Warnings = append(t.Warnings, fmt.Sprintf("%s: %s rules are not enforced by BPF-LSM (monitoring only)", where, r.Operation))
-			continue
-		}
-		if len(r.AllowedArgs) > 0 {
-			t.Warnings = append(t.Warnings, fmt.Sprintf("%s: allowedArgs is not enforced by BPF-LSM; rule skipped", where))
-			continue
-		}
-		if r.Match == policy.MatchDNSQuery {
-			t.Warnings = append(t.Warnings, fmt.Sprintf("%s: DNS rules are not enforced by BPF-LSM", where))
-			continue
+		if !ok || len(r.AllowedArgs) > 0 || r.Match == policy.MatchDNSQuery {
+			continue // syscalls, allowedArgs, DNS: in t.Warnings
 		}
 		bit, err := actionBit(r)
 		if err != nil {

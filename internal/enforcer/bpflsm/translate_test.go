@@ -2,6 +2,7 @@ package bpflsm
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 
@@ -131,9 +132,19 @@ func TestTranslateRefusesAndWarns(t *testing.T) {
       allowedArgs: [-l]
   action: Block
 `), rules.DefaultPostures())
+	// Presets and device rules have no translation: they are reported, not dropped silently.
+	set.Presets = []rules.Preset{{Preset: policy.Preset{Name: "protectEnv", Action: policy.ActionBlock}, PolicyName: "p"}}
+	set.Devices = []rules.Device{{DeviceRule: policy.DeviceRule{Field: "spec.device.matchDevice[0]", Class: "MASS-STORAGE", Action: policy.ActionBlock}, PolicyName: "p"}}
 	tr, err := Translate(set, nil)
-	if err != nil || len(tr.Warnings) != 1 {
-		t.Errorf("allowedArgs: err %v warnings %v", err, tr.Warnings)
+	var got []string
+	for _, w := range tr.Warnings {
+		got = append(got, w.Rule)
+	}
+	if want := []string{"spec.process.matchPaths[0].allowedArgs", "spec.presets[0]", "spec.device.matchDevice[0]"}; err != nil || !slices.Equal(got, want) {
+		t.Errorf("err %v warnings at %q, want %q", err, got, want)
+	}
+	if len(tr.Entries) != 0 {
+		t.Errorf("the allowedArgs rule was translated: %v", tr.Entries)
 	}
 	set.Workload = workload.Workload{Kind: workload.KindContainer, ContainerID: "c"}
 	if _, err := Translate(set, nil); err == nil {

@@ -58,8 +58,7 @@ type Backend struct {
 	mu       sync.Mutex
 	set      *rules.Set
 	module   *Module
-	warnings map[string][]Warning
-	logged   map[string]bool
+	warnings map[string][]enforcer.Warning
 }
 
 var _ enforcer.Backend = (*Backend)(nil)
@@ -104,7 +103,7 @@ func New(ctx context.Context, cfg Config) (*Backend, error) {
 	b := &Backend{
 		loader: loader, opts: cfg.Options, log: cfg.Logger,
 		events: make(chan enforcer.Event, 1024), cancel: cancel,
-		warnings: map[string][]Warning{}, logged: map[string]bool{},
+		warnings: map[string][]enforcer.Warning{},
 	}
 	b.wg.Add(1)
 	go func() {
@@ -126,15 +125,12 @@ func (b *Backend) Events() <-chan enforcer.Event { return b.events }
 // Loader returns the backend's loader (for ward probe and tests).
 func (b *Backend) Loader() *Loader { return b.loader }
 
-// Warnings returns, per workload ID, what the backend cannot express or did not enforce.
-func (b *Backend) Warnings() map[string][]Warning {
+// Warnings implements enforcer.Warner: what the backend does not enforce as written, for every
+// workload (each warning names its workload).
+func (b *Backend) Warnings() []enforcer.Warning {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	out := make(map[string][]Warning, len(b.warnings))
-	for k, v := range b.warnings {
-		out[k] = append([]Warning(nil), v...)
-	}
-	return out
+	return enforcer.Flatten(b.warnings)
 }
 
 // Apply implements enforcer.Backend: it renders the host set, installs the module when its text
@@ -144,14 +140,17 @@ func (b *Backend) Warnings() map[string][]Warning {
 func (b *Backend) Apply(ctx context.Context, sets []*rules.Set) error {
 	b.applyMu.Lock()
 	defer b.applyMu.Unlock()
-	warnings := map[string][]Warning{}
+	warnings := map[string][]enforcer.Warning{}
 	var hostSet *rules.Set
 	for _, s := range sets {
 		if s.Workload.Kind == workload.KindHost {
 			hostSet = s
 			continue
 		}
-		warnings[s.Workload.ID()] = []Warning{{RuleID: -1, Message: "the SELinux backend enforces host policies only; this workload's policies are not enforced"}}
+		// Host policies only: the support table reports each of the workload's policies.
+		if ws := enforcer.CheckSet(enforcer.SELinux, s); len(ws) > 0 {
+			warnings[s.Workload.ID()] = ws
+		}
 	}
 	if hostSet == nil {
 		hostSet = &rules.Set{Workload: workload.Workload{Kind: workload.KindHost}}
@@ -165,14 +164,8 @@ func (b *Backend) Apply(ctx context.Context, sets []*rules.Set) error {
 	}
 	want, planWarns := Plan(m)
 	warns = append(warns, planWarns...)
-	warnings["host"] = warns
-	for id, ws := range warnings {
-		for _, w := range ws {
-			if key := id + "\x00" + w.String(); !b.logged[key] {
-				b.logged[key] = true
-				b.log.Warn("selinux cannot enforce a rule exactly", "workload", id, "policy", w.Policy, "rule", w.Rule, "warning", w.Message)
-			}
-		}
+	if len(warns) > 0 {
+		warnings[hostSet.Workload.ID()] = warns
 	}
 	// The module is in force before any file carries one of its types.
 	b.mu.Lock()

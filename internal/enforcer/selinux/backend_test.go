@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -57,7 +58,9 @@ func TestBackendApplyAndEvents(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	container := &rules.Set{Workload: workload.Workload{Kind: workload.KindContainer, ContainerID: "c1"}}
+	container := &rules.Set{Workload: workload.Workload{Kind: workload.KindContainer, ContainerID: "c1"},
+		Rules: []rules.Rule{{Rule: policy.Rule{Field: "spec.file.matchPaths[0]", Operation: policy.OpFile, Match: policy.MatchPath, Value: "/etc/shadow", Action: block},
+			PolicyName: "web", PolicyKind: policy.KindPolicy, Namespace: "shop"}}}
 	if err := b.Apply(context.Background(), []*rules.Set{set, container}); err != nil {
 		t.Fatal(err)
 	}
@@ -70,8 +73,14 @@ func TestBackendApplyAndEvents(t *testing.T) {
 	if _, ok := lb.labels[root+"/public"]; ok {
 		t.Errorf("public was labelled")
 	}
-	if w := b.Warnings()["c1"]; len(w) != 1 {
-		t.Errorf("container warnings %v, want one saying host policies only", w)
+	var cw []enforcer.Warning
+	for _, w := range b.Warnings() {
+		if w.Workload == container.Workload.ID() {
+			cw = append(cw, w)
+		}
+	}
+	if len(cw) != 1 || cw[0].PolicyKey() != "KubeArmorPolicy/shop/web" || !strings.Contains(cw[0].Message, "host policies only") {
+		t.Errorf("container warnings %v, want one saying host policies only", cw)
 	}
 	var st syscall.Stat_t
 	if err := syscall.Stat(root+"/secret", &st); err != nil {

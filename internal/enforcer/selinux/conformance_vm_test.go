@@ -98,7 +98,7 @@ func TestConformance(t *testing.T) {
 			if err := b.Apply(ctx, []*rules.Set{set}); err != nil {
 				t.Fatalf("%+v", err)
 			}
-			for _, w := range b.Warnings()["host"] {
+			for _, w := range b.Warnings() {
 				t.Logf("warning: %s", w)
 			}
 			for i, a := range c.Accesses {

@@ -16,6 +16,8 @@ import (
 	"syscall"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/wardsec/ward/internal/enforcer"
 )
 
 // DefaultStateDir is where the loader remembers the module it installed and every label it
@@ -223,14 +225,21 @@ func (l *Loader) Uninstall(ctx context.Context) error {
 
 // Plan walks the module's targets and returns the context every path must get. Paths that do not
 // exist and paths whose signature the module lacks produce warnings.
-func Plan(m *Module) (map[string]string, []Warning) {
+func Plan(m *Module) (map[string]string, []enforcer.Warning) {
 	want := map[string]string{}
-	var warns []Warning
+	var warns []enforcer.Warning
+	warn := func(format string, args ...any) {
+		w := enforcer.Warning{Backend: enforcer.SELinux, RuleID: -1, Message: fmt.Sprintf(format, args...)}
+		if m.set != nil {
+			w.Workload = m.set.Workload.ID()
+		}
+		warns = append(warns, w)
+	}
 	add := func(p, named string) {
 		typ, ok := m.TypeFor(named)
 		switch {
 		case !ok:
-			warns = append(warns, Warning{RuleID: -1, Message: fmt.Sprintf("%s: no type in the module for its combination of rules; its label is left alone", named)})
+			warn("%s: no type in the module for its combination of rules; its label is left alone", named)
 		case typ != "":
 			want[p] = Label(typ)
 		}
@@ -239,7 +248,7 @@ func Plan(m *Module) (map[string]string, []Warning) {
 		// A rule names a path; the kernel checks the label of the file it resolves to.
 		real, err := filepath.EvalSymlinks(t.Path)
 		if err != nil {
-			warns = append(warns, Warning{RuleID: -1, Message: fmt.Sprintf("%s does not exist: it is not enforced until it exists and the policy is applied again", t.Path)})
+			warn("%s does not exist: it is not enforced until it exists and the policy is applied again", t.Path)
 			continue
 		}
 		add(real, t.Path)

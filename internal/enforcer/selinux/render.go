@@ -38,6 +38,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/wardsec/ward/internal/enforcer"
 	"github.com/wardsec/ward/internal/policy"
 	"github.com/wardsec/ward/internal/rules"
 	"github.com/wardsec/ward/internal/workload"
@@ -109,22 +110,6 @@ func (o *Options) defaults() {
 	if o.Roles == nil {
 		o.Roles = []string{"system_r", "unconfined_r"}
 	}
-}
-
-// Warning reports a rule that SELinux cannot express exactly and what Ward does instead.
-type Warning struct {
-	Policy string `json:"policy"`
-	Rule   string `json:"rule"`
-	RuleID int    `json:"ruleID"`
-	// Message says what differs from rules.Decide.
-	Message string `json:"message"`
-}
-
-func (w Warning) String() string {
-	if w.Policy == "" {
-		return w.Message
-	}
-	return fmt.Sprintf("policy %s: %s: %s", w.Policy, w.Rule, w.Message)
 }
 
 // Target is one place the loader labels.
@@ -351,7 +336,7 @@ func (c *cil) grantPosture(subject, typ string, file, process byte) {
 }
 
 // Render translates the host's rule set into Ward's module and labelling plan.
-func Render(s *rules.Set, opts Options) (*Module, []Warning, error) {
+func Render(s *rules.Set, opts Options) (*Module, []enforcer.Warning, error) {
 	if s == nil {
 		return nil, nil, errors.New("render selinux module: nil rule set")
 	}
@@ -360,11 +345,13 @@ func Render(s *rules.Set, opts Options) (*Module, []Warning, error) {
 	}
 	opts.defaults()
 	m := &Module{set: s, dynamic: map[string]string{}}
-	var warns []Warning
+	// What SELinux does not enforce as written comes from the backend-neutral support table;
+	// the approximations of this translation are added below.
+	warns := enforcer.CheckSet(enforcer.SELinux, s)
 	warn := func(r *rules.Rule, format string, args ...any) {
-		w := Warning{RuleID: -1, Message: fmt.Sprintf(format, args...)}
+		w := enforcer.Warning{Backend: enforcer.SELinux, Workload: s.Workload.ID(), RuleID: -1, Message: fmt.Sprintf(format, args...)}
 		if r != nil {
-			w.Policy, w.Rule, w.RuleID = r.PolicyName, r.Field, r.ID
+			w.Policy, w.PolicyKind, w.Namespace, w.Rule, w.RuleID = r.PolicyName, r.PolicyKind, r.Namespace, r.Field, r.ID
 		}
 		warns = append(warns, w)
 	}
@@ -381,27 +368,13 @@ func Render(s *rules.Set, opts Options) (*Module, []Warning, error) {
 	sourceSet := map[string]bool{}
 	for i := range s.Rules {
 		r := &s.Rules[i]
-		switch r.Operation {
-		case policy.OpFile, policy.OpProcess:
-		default:
-			warn(r, "%s rules are not enforced by the SELinux backend (host file and process rules only); use the bpf backend", strings.ToLower(string(r.Operation)))
-			continue
+		if r.Operation != policy.OpFile && r.Operation != policy.OpProcess {
+			continue // network, capabilities, syscalls: enforcer.Support says so
 		}
 		for _, fs := range r.FromSource {
 			if fs.Path != "" {
 				sourceSet[fs.Path] = true
-			} else {
-				warn(r, "fromSource directory %s cannot be labelled as one executable; only fromSource paths get a domain", fs.Dir)
 			}
-		}
-		if r.OwnerOnly {
-			warn(r, "SELinux cannot compare the file's owner with the process's user: ownerOnly is enforced as if every access came from another user (Block denies the owner too; Allow does not permit the owner; Audit reports everyone)")
-		}
-		if r.PTS != nil {
-			warn(r, "SELinux cannot tell whether a process has a terminal: pts is ignored and the rule applies to every process")
-		}
-		if len(r.AllowedArgs) > 0 {
-			warn(r, "SELinux cannot see a program's arguments: allowedArgs is ignored (Block denies every run; Allow permits none under the posture)")
 		}
 		switch r.Match {
 		case policy.MatchPath:
@@ -416,10 +389,6 @@ func Render(s *rules.Set, opts Options) (*Module, []Warning, error) {
 			if !r.Recursive {
 				warn(r, "files created later in a subdirectory of %s inherit the rule's label from the subdirectory only if it existed when the policy was applied; a subdirectory created later gets the directory's label, so its children are covered too", r.Value)
 			}
-		case policy.MatchPattern:
-			warn(r, "SELinux labels files, not patterns: matchPatterns %s is not enforced on paths that no other rule labels", r.Value)
-		case policy.MatchExecName:
-			warn(r, "SELinux labels files, not names: execname %s is not enforced on paths that no other rule labels", r.Value)
 		}
 	}
 	for src := range sourceSet {

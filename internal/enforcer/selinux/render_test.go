@@ -14,6 +14,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/wardsec/ward/internal/enforcer"
 	"github.com/wardsec/ward/internal/policy"
 	"github.com/wardsec/ward/internal/rules"
 	"github.com/wardsec/ward/internal/workload"
@@ -80,15 +81,16 @@ func renderCases() []renderCase {
 			rule(policy.OpNetwork, policy.MatchProtocol, "udp", block),
 			rule(policy.OpCapabilities, policy.MatchCapability, "net_raw", block),
 			file(policy.MatchDirectory, "/", block, recursive),
-		)}, warnings: []string{"ownerOnly is enforced as if", "matchPatterns /etc/*.key is not enforced", "pts is ignored",
-			"execname nc is not enforced", "allowedArgs is ignored", "network rules are not enforced", "capabilities rules are not enforced",
-			"a rule on / would relabel"},
+		)}, warnings: []string{"matchPaths[0].ownerOnly: ownerOnly is not enforced", "matchPatterns[0]: the pattern is not enforced",
+			"matchPaths[1].pts: pts is not enforced", "process.matchPaths[0]: the execname is not enforced",
+			"process.matchPaths[1].allowedArgs: allowedArgs is not enforced", "the network rule is not enforced",
+			"the capability rule is not enforced", "a rule on / would relabel"},
 			// The rule on / is not labelled, but Decide still sees it for every path Ward labels.
 			types: map[string]string{"/etc/motd": "ward_bbb_t", "/etc/issue": "ward_bbb_t", "/etc/a.key": "ward_bbb_t", "/usr/bin/find": "ward_bbb_t"}},
 	}
 }
 
-func compile(t *testing.T, c renderCase) (*Module, []Warning) {
+func compile(t *testing.T, c renderCase) (*Module, []enforcer.Warning) {
 	t.Helper()
 	set, err := rules.Compile(c.policies, host, c.postures)
 	if err != nil {
@@ -132,7 +134,7 @@ func TestRenderGolden(t *testing.T) {
 				t.Errorf("got %d warnings, want %d: %v", len(warns), len(c.warnings), warns)
 			}
 			for _, w := range c.warnings {
-				if !slices.ContainsFunc(warns, func(x Warning) bool { return strings.Contains(x.String(), w) }) {
+				if !slices.ContainsFunc(warns, func(x enforcer.Warning) bool { return strings.Contains(x.String(), w) }) {
 					t.Errorf("no warning contains %q: %v", w, warns)
 				}
 			}
