@@ -14,8 +14,3 @@ check-generate-bpflsm: generate-bpflsm
 
 generate: generate-bpflsm
 check-generated: check-generate-bpflsm
-
-# The open()+close() micro-benchmark in the VM (docs/bpflsm.md, "Cost").
-.PHONY: bench-vm-bpflsm
-bench-vm-bpflsm: vmrun
-	CGO_ENABLED=0 $(GO) test -count=1 -timeout 30m -tags vm -exec $(VMRUN) -run '^$$' -bench BenchmarkOpenClose -benchtime 1x -v ./internal/enforcer/bpflsm

@@ -5,12 +5,18 @@
 VMRUN := $(CURDIR)/bin/vmrun
 VMTEST_PKG := ./internal/vmtest
 
-.PHONY: test-vm vmrun vm-prepare vet-vm generate-vmtest check-generate-vmtest update-vmlinux-h
+.PHONY: test-vm bench-vm vmrun vm-prepare vet-vm generate-vmtest check-generate-vmtest update-vmlinux-h
 
 # The whole VM suite: guest tests of every package with vm-tagged tests, the
 # harness's own host-side tests, and a timing summary.
 test-vm:
 	GO=$(GO) scripts/vm/test-vm.sh
+
+# The in-VM benchmarks, in VMs whose clock counts instructions; writes docs/performance.md
+# (scripts/vm/bench-vm.sh, docs/performance.md). Not part of make test: test-vm runs each
+# BenchmarkReport once with tiny iteration counts so that it keeps working.
+bench-vm:
+	GO=$(GO) scripts/vm/bench-vm.sh
 
 vmrun:
 	$(GO) build -o $(VMRUN) ./tools/vmrun

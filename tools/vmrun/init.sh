@@ -38,6 +38,15 @@ done </lib/modules/load.list
 mkdir -p /run/ward
 mount -t 9p -o trans=virtio,version=9p2000.L,msize=512000 ward-run /run/ward || die "mount the run share"
 
+# Bench mode (vmrun -bench): no address space randomisation either, so that
+# two boots lay processes out alike; tests read WARD_VM_BENCH.
+case " $(cat /proc/cmdline) " in
+*" ward.bench=1 "*)
+	echo 0 >/proc/sys/kernel/randomize_va_space || die "randomize_va_space"
+	export WARD_VM_BENCH=1
+	;;
+esac
+
 # The boot profile's checks and setup (the LSMs it promises, policy loading).
 . /etc/ward/profile.sh
 

@@ -43,7 +43,8 @@ func run(args []string) int {
 	fs.BoolVar(&cfg.Verbose, "v", os.Getenv("WARD_VM_VERBOSE") != "", "stream the guest console to stderr")
 	fs.StringVar(&cfg.TimingsFile, "timings", os.Getenv("WARD_VM_TIMINGS"), "append one line of timings per run to this file")
 	fs.IntVar(&cfg.MemoryMB, "m", 1024, "guest memory in MiB")
-	fs.IntVar(&cfg.CPUs, "smp", 2, "guest CPUs")
+	fs.IntVar(&cfg.CPUs, "smp", 2, "guest CPUs (bench mode: always 1)")
+	fs.BoolVar(&cfg.Bench, "bench", os.Getenv("WARD_VM_BENCH") != "", "boot for benchmarks: one CPU, guest clock counting instructions (-icount), no address randomisation (env WARD_VM_BENCH)")
 	prepareOnly := fs.Bool("prepare", false, "fetch the kernel and build the initramfs, print the kernel package name and exit")
 	fs.Usage = func() {
 		fmt.Fprintln(fs.Output(), "usage: vmrun [flags] [--] command [args...]")

@@ -25,7 +25,11 @@ type config struct {
 	TimingsFile   string
 	MemoryMB      int
 	CPUs          int
-	Command       []string
+	// Bench boots for measurement: one CPU whose clock counts executed
+	// instructions (icount), so a benchmark timed inside the guest reads the
+	// same figure whatever else runs on the host; see qemuArgs.
+	Bench   bool
+	Command []string
 }
 
 type timings struct {
@@ -146,21 +150,7 @@ func runVM(cfg config) (res result, _ error) {
 	}
 	res.Timings.Prepare = time.Since(start)
 
-	qemuArgs := []string{
-		"-accel", "tcg,thread=multi", // KVM hangs stock kernels on these hosts
-		"-cpu", "max",
-		"-m", strconv.Itoa(cfg.MemoryMB),
-		"-smp", strconv.Itoa(cfg.CPUs),
-		"-nographic", "-no-reboot", "-net", "none",
-		"-kernel", prep.Kernel.Image(),
-		"-initrd", prep.Initramfs,
-		"-append", strings.Join(append([]string{"console=ttyS0", "quiet", "panic=-1"}, prep.Profile.Cmdline...), " "),
-		"-virtfs", "local,path=" + runDir + ",mount_tag=" + runShareTag + ",security_model=none,id=" + runShareTag,
-	}
-	if prep.ModRoot != "" {
-		qemuArgs = append(qemuArgs, "-virtfs", "local,path="+prep.ModRoot+",mount_tag="+srcShareTag+",security_model=none,readonly=on,id="+srcShareTag)
-	}
-	qemu := exec.Command("qemu-system-x86_64", qemuArgs...)
+	qemu := exec.Command("qemu-system-x86_64", qemuArgs(cfg, prep, runDir)...)
 	pipeR, pipeW, err := os.Pipe()
 	if err != nil {
 		return res, err
@@ -247,6 +237,37 @@ wait:
 	}
 	res.ExitCode = code
 	return res, nil
+}
+
+// qemuArgs is qemu's command line. The default is multi-threaded TCG with
+// cfg.CPUs CPUs (the functional suites). Bench mode makes the guest's clock a
+// function of the instructions it executes (-icount shift=0: one instruction
+// is one nanosecond of guest time; sleep=off: an idle guest does not wait for
+// the host's clock), which needs single-threaded TCG and, on these kernels,
+// one CPU (with -smp 2 the kernel does not finish booting under icount).
+// nokaslr and randomize_va_space=0 (set by the guest's init in bench mode)
+// remove the layout randomness that moved figures from one boot to the next.
+func qemuArgs(cfg config, prep prepared, runDir string) []string {
+	accel, cpus := []string{"-accel", "tcg,thread=multi"}, cfg.CPUs // KVM hangs stock kernels on these hosts
+	cmdline := []string{"console=ttyS0", "quiet", "panic=-1"}
+	if cfg.Bench {
+		accel, cpus = []string{"-accel", "tcg", "-icount", "shift=0,sleep=off"}, 1
+		cmdline = append(cmdline, "nokaslr", "ward.bench=1")
+	}
+	args := append(accel,
+		"-cpu", "max",
+		"-m", strconv.Itoa(cfg.MemoryMB),
+		"-smp", strconv.Itoa(cpus),
+		"-nographic", "-no-reboot", "-net", "none",
+		"-kernel", prep.Kernel.Image(),
+		"-initrd", prep.Initramfs,
+		"-append", strings.Join(append(cmdline, prep.Profile.Cmdline...), " "),
+		"-virtfs", "local,path="+runDir+",mount_tag="+runShareTag+",security_model=none,id="+runShareTag,
+	)
+	if prep.ModRoot != "" {
+		args = append(args, "-virtfs", "local,path="+prep.ModRoot+",mount_tag="+srcShareTag+",security_model=none,readonly=on,id="+srcShareTag)
+	}
+	return args
 }
 
 // jobScript is the guest's part that is specific to this run. Every value

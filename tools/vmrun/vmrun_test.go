@@ -164,3 +164,27 @@ func TestConsoleMarkersAndTrouble(t *testing.T) {
 		t.Errorf("console tail keeps carriage returns")
 	}
 }
+
+// TestQemuArgsBench: bench mode boots one CPU with an instruction-counting clock and no
+// layout randomisation; the default stays multi-threaded TCG with the CPUs asked for.
+func TestQemuArgsBench(t *testing.T) {
+	prep := prepared{Profile: bootProfile{Cmdline: []string{"lsm=bpf"}}}
+	def := strings.Join(qemuArgs(config{CPUs: 2, MemoryMB: 1024}, prep, "/run"), " ")
+	for _, want := range []string{"-accel tcg,thread=multi", "-smp 2", "panic=-1 lsm=bpf"} {
+		if !strings.Contains(def, want) {
+			t.Errorf("default args lack %q: %s", want, def)
+		}
+	}
+	if strings.Contains(def, "icount") || strings.Contains(def, "nokaslr") {
+		t.Errorf("default args are bench mode's: %s", def)
+	}
+	bench := strings.Join(qemuArgs(config{CPUs: 2, MemoryMB: 1024, Bench: true}, prep, "/run"), " ")
+	for _, want := range []string{"-accel tcg -icount shift=0,sleep=off", "-smp 1", "nokaslr ward.bench=1 lsm=bpf"} {
+		if !strings.Contains(bench, want) {
+			t.Errorf("bench args lack %q: %s", want, bench)
+		}
+	}
+	if strings.Contains(bench, "thread=multi") {
+		t.Errorf("bench mode with multi-threaded TCG (icount needs one thread): %s", bench)
+	}
+}

@@ -1,0 +1,155 @@
+package vmbench
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+
+	"github.com/wardsec/ward/internal/policy"
+	"github.com/wardsec/ward/internal/rules"
+	"github.com/wardsec/ward/internal/workload"
+)
+
+// The files the report's accesses use, made by Setup.
+const (
+	Cached   = "/wt/bench/a/b/c/d/e/f.txt"
+	Uncached = "/wt/bench/a/b/c/d/e/g.txt" // has a second name, /wt/bench/g-link
+	ExecBin  = "/wt/bench/exec/true"       // a copy of the static busybox: runs `true`
+	HelperAt = "/wt/bench/helper"          // a copy of the test binary: the workload process
+	Rounds   = 5
+)
+
+// Variant is one workload of the report: its rules, as the spec of a host policy.
+type Variant struct {
+	Label string // the report's "rules for the workload"
+	Name  string // short name: cgroups, container ids, profiles
+	Spec  string // the policy's spec body (YAML, indented by two), without selector and action
+}
+
+// Group is one access of the report measured in several variants; the first variant is the
+// workload without rules of the access's operation.
+type Group struct {
+	Label    string
+	Key      string // for b.ReportMetric
+	Access   Access
+	Arg      string
+	N        int // iterations per round (before Iterations scales them)
+	Variants []string
+}
+
+// NoRules is the report's label of a group's first variant.
+const NoRules = "attached, no rules of this operation"
+
+// Baseline is the report's label of the access with no Ward program and no profile.
+const Baseline = "no Ward program"
+
+// Variants are the workloads every backend is measured with. A workload "without rules of an
+// operation" has rules of another, so that it is registered and found: what is measured is the
+// outer check that must return at once.
+//
+// WARD_TEST_BENCH_SCALE scales the rule counts as it scales the iterations (Iterations), so
+// that the run inside the functional suite stays short; the labels say the counts used.
+func Variants() []Variant {
+	n10k, n9900, n100 := Iterations(10000), Iterations(9900), Iterations(100)
+	var file10k, proc10k, net100 strings.Builder
+	file10k.WriteString("  file:\n    matchPaths:\n")
+	for i := 0; i < n9900; i++ {
+		fmt.Fprintf(&file10k, "    - path: /wt/bench/a/b/c/d/e/file%d\n", i)
+	}
+	file10k.WriteString("    matchDirectories:\n")
+	for i := 0; i < n100; i++ {
+		fmt.Fprintf(&file10k, "    - dir: /wt/bench/d%d/\n      recursive: true\n", i)
+	}
+	deep := file10k.String()
+	for _, d := range []string{"/zz/", "/wt/zz/", "/wt/bench/zz/", "/wt/bench/a/zz/", "/wt/bench/a/b/zz/",
+		"/wt/bench/a/b/c/zz/", "/wt/bench/a/b/c/d/zz/"} {
+		deep += fmt.Sprintf("    - dir: %s\n      recursive: true\n", d)
+	}
+	// Process rules beside the executed binary, so that its directory's depth is looked up.
+	proc10k.WriteString("  process:\n    matchPaths:\n")
+	for i := 0; i < n10k; i++ {
+		fmt.Fprintf(&proc10k, "    - path: /wt/bench/exec/prog%d\n", i)
+	}
+	// Distinct network rules: protocols are few, so they differ by source.
+	net100.WriteString("  network:\n    matchProtocols:\n")
+	for i := 0; i < n100; i++ {
+		fmt.Fprintf(&net100, "    - protocol: raw\n      fromSource:\n      - path: /wt/bench/src%d\n", i)
+	}
+	capRule := "  capabilities:\n    matchCapabilities:\n    - capability: net_raw\n"
+	files := thousands(n9900 + n100)
+	return []Variant{
+		{"capability rules only", "caponly", capRule},
+		{"file rules only", "fileonly", "  file:\n    matchPaths:\n    - path: /wt/bench/other.txt\n"},
+		{"1 rule", "file1", "  file:\n    matchPaths:\n    - path: /wt/bench/a/b/c/d/e/other.txt\n"},
+		{files + " rules", "file10k", file10k.String()},
+		{files + " rules + a directory rule at every depth", "file10kdeep", deep},
+		{"1 rule", "proc1", "  process:\n    matchPaths:\n    - path: /wt/bench/exec/other\n"},
+		{thousands(n10k) + " rules", "proc10k", proc10k.String()},
+		{thousands(n100) + " rules (Block raw, each from its own source)", "net100", net100.String()},
+		{"1 rule (Block net_raw)", "cap1", capRule},
+	}
+}
+
+func thousands(n int) string {
+	s := fmt.Sprint(n)
+	for i := len(s) - 3; i > 0; i -= 3 {
+		s = s[:i] + "," + s[i:]
+	}
+	return s
+}
+
+// Groups are the report's accesses, in the report's order.
+func Groups() []Group {
+	open := []string{"caponly", "file1", "file10k", "file10kdeep"}
+	return []Group{
+		{"open+close, cached", "open-cached", Open, Cached, 500, open},
+		// A file with two names is never cached per inode by BPF-LSM: every open of it
+		// resolves, hashes and looks up its path, as the first open of any file does.
+		{"open+close, first open", "open-first", Open, Uncached, 500, open},
+		{"execve (static binary)", "exec", Exec, ExecBin, 10, []string{"caponly", "proc1", "proc10k"}},
+		{"send+recv, connected TCP", "sendrecv", SendRecv, "", 500, []string{"caponly", "net100"}},
+		{"capable() (vhangup)", "capable", Capable, "", 5000, []string{"fileonly", "cap1"}},
+	}
+}
+
+// Set compiles the variant's policy (a KubeArmorPolicy, action Block) for w, a container
+// workload: Set puts it in the policy's namespace and gives it the selected label.
+func (v Variant) Set(w workload.Workload) (*rules.Set, error) {
+	doc := "apiVersion: security.kubearmor.com/v1\nkind: KubeArmorPolicy\nmetadata: {name: bench-" + v.Name + ", namespace: bench}\n" +
+		"spec:\n  selector: {matchLabels: {bench: \"" + v.Name + "\"}}\n" + v.Spec + "  action: Block\n"
+	ps, _, err := policy.Parse("bench-"+v.Name+".yaml", []byte(doc))
+	if err != nil {
+		return nil, err
+	}
+	w.Namespace, w.Labels = "bench", map[string]string{"bench": v.Name}
+	return rules.Compile(ps, w, rules.DefaultPostures())
+}
+
+// Setup makes the files the accesses use and copies self to HelperAt.
+func Setup(self string) error {
+	for _, p := range []string{Cached, Uncached} {
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			return err
+		}
+		if err := os.WriteFile(p, []byte("x"), 0o644); err != nil {
+			return err
+		}
+	}
+	if err := os.Link(Uncached, "/wt/bench/g-link"); err != nil && !os.IsExist(err) {
+		return err
+	}
+	if err := os.MkdirAll(filepath.Dir(ExecBin), 0o755); err != nil {
+		return err
+	}
+	for src, dst := range map[string]string{"/bin/busybox": ExecBin, self: HelperAt} {
+		if out, err := exec.Command("cp", src, dst).CombinedOutput(); err != nil {
+			return fmt.Errorf("cp %s %s: %w: %s", src, dst, err, out)
+		}
+		if err := os.Chmod(dst, 0o755); err != nil {
+			return err
+		}
+	}
+	return nil
+}

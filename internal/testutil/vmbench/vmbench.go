@@ -1,0 +1,311 @@
+// Package vmbench is the workload's side of the in-VM benchmarks (`make bench-vm`,
+// docs/performance.md): a process that moves itself into a workload's cgroup, performs one
+// access in a loop and reports guest nanoseconds per access, and the report lines the
+// benchmarks print for tools/benchreport.
+//
+// The VM of `make bench-vm` is booted with `vmrun -bench`: one CPU whose clock counts executed
+// instructions, so a figure timed here is the same whatever else runs on the host. What is left
+// to vary is the guest's own work; the loop removes what it can: the Go collector is off in the
+// helper, a warm-up round runs first in every cgroup (page faults, the dcache, lazily created
+// kernel state such as per-inode storage), and the median of several rounds is reported.
+package vmbench
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"slices"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// Access is one measured operation.
+type Access string
+
+// The accesses of the report. Each iteration of Open is open()+close() of Arg; Exec is
+// fork+execve+wait of the static binary Arg (run without arguments); SendRecv writes one byte
+// on a connected loopback TCP socket and reads it at the other end (the sendmsg and recvmsg
+// hooks); Capable is vhangup(2), which is a capable(CAP_SYS_TTY_CONFIG) check and, for a
+// process without a controlling terminal, almost nothing else.
+const (
+	Open     Access = "open"
+	Exec     Access = "exec"
+	SendRecv Access = "sendrecv"
+	Capable  Access = "capable"
+)
+
+// Job is what the helper process is asked to do: for each cgroup in turn, move there, run one
+// warm-up round and Rounds rounds of N accesses.
+type Job struct {
+	Access  Access
+	Arg     string
+	N       int
+	Rounds  int
+	Cgroups []string // cgroup v2 directories; "" stays where it is
+}
+
+// Encode gives the job as one string for the helper's environment.
+func (j Job) Encode() string {
+	return strings.Join([]string{string(j.Access), strconv.Itoa(j.N), strconv.Itoa(j.Rounds), j.Arg, strings.Join(j.Cgroups, ",")}, "\x1f")
+}
+
+// Decode is Encode's inverse.
+func Decode(s string) (Job, error) {
+	f := strings.Split(s, "\x1f")
+	if len(f) != 5 {
+		return Job{}, fmt.Errorf("vmbench job %q: want 5 fields, have %d", s, len(f))
+	}
+	n, err := strconv.Atoi(f[1])
+	if err != nil || n <= 0 {
+		return Job{}, fmt.Errorf("vmbench job: iterations %q", f[1])
+	}
+	r, err := strconv.Atoi(f[2])
+	if err != nil || r <= 0 {
+		return Job{}, fmt.Errorf("vmbench job: rounds %q", f[2])
+	}
+	return Job{Access: Access(f[0]), N: n, Rounds: r, Arg: f[3], Cgroups: strings.Split(f[4], ",")}, nil
+}
+
+// Helper runs the job in this process and prints one line per cgroup: the rounds' ns per
+// access, space-separated. It is the body of the helper process (a re-executed test binary).
+func Helper(job Job) error {
+	loop, closer, err := prepare(job)
+	if err != nil {
+		return err
+	}
+	defer closer()
+	for _, cg := range job.Cgroups {
+		if cg != "" {
+			if err := os.WriteFile(cg+"/cgroup.procs", []byte("0"), 0); err != nil {
+				return fmt.Errorf("move to %s: %w", cg, err)
+			}
+		}
+		if err := loop(job.N); err != nil { // warm-up
+			return fmt.Errorf("%s in %s: %w", job.Access, cg, err)
+		}
+		var res []string
+		for r := 0; r < job.Rounds; r++ {
+			start := time.Now()
+			if err := loop(job.N); err != nil {
+				return fmt.Errorf("%s in %s: %w", job.Access, cg, err)
+			}
+			res = append(res, strconv.FormatInt(time.Since(start).Nanoseconds()/int64(job.N), 10))
+		}
+		fmt.Println(strings.Join(res, " "))
+	}
+	return nil
+}
+
+func prepare(job Job) (loop func(n int) error, closer func(), _ error) {
+	closer = func() {}
+	switch job.Access {
+	case Open:
+		path := job.Arg
+		return func(n int) error {
+			for i := 0; i < n; i++ {
+				fd, err := unix.Open(path, unix.O_RDONLY, 0)
+				if err != nil {
+					return err
+				}
+				unix.Close(fd)
+			}
+			return nil
+		}, closer, nil
+	case Exec:
+		argv := []string{job.Arg}
+		attr := &syscall.ProcAttr{Env: []string{}}
+		return func(n int) error {
+			for i := 0; i < n; i++ {
+				pid, err := syscall.ForkExec(argv[0], argv, attr)
+				if err != nil {
+					return err
+				}
+				var ws syscall.WaitStatus
+				if _, err := syscall.Wait4(pid, &ws, 0, nil); err != nil {
+					return err
+				}
+				if ws.ExitStatus() != 0 {
+					return fmt.Errorf("%s: exit %d", argv[0], ws.ExitStatus())
+				}
+			}
+			return nil
+		}, closer, nil
+	case SendRecv:
+		a, b, err := tcpPair()
+		if err != nil {
+			return nil, nil, err
+		}
+		buf := []byte{1}
+		return func(n int) error {
+				for i := 0; i < n; i++ {
+					if _, err := unix.Write(a, buf); err != nil {
+						return fmt.Errorf("send: %w", err)
+					}
+					if _, err := unix.Read(b, buf); err != nil {
+						return fmt.Errorf("recv: %w", err)
+					}
+				}
+				return nil
+			}, func() {
+				unix.Close(a)
+				unix.Close(b)
+			}, nil
+	case Capable:
+		return func(n int) error {
+			for i := 0; i < n; i++ {
+				if _, _, e := unix.RawSyscall(unix.SYS_VHANGUP, 0, 0, 0); e != 0 {
+					return fmt.Errorf("vhangup: %w", e)
+				}
+			}
+			return nil
+		}, closer, nil
+	}
+	return nil, nil, fmt.Errorf("unknown access %q", job.Access)
+}
+
+// tcpPair returns the two ends of a loopback TCP connection as blocking fds, made before the
+// helper moves into a workload's cgroup (as a long-lived connection would be).
+func tcpPair() (int, int, error) {
+	l, err := net.Listen("tcp4", "127.0.0.1:0")
+	if err != nil {
+		return 0, 0, err
+	}
+	defer l.Close()
+	c, err := net.Dial("tcp4", l.Addr().String())
+	if err != nil {
+		return 0, 0, err
+	}
+	defer c.Close()
+	s, err := l.Accept()
+	if err != nil {
+		return 0, 0, err
+	}
+	defer s.Close()
+	a, err := dupFD(c.(*net.TCPConn))
+	if err != nil {
+		return 0, 0, err
+	}
+	b, err := dupFD(s.(*net.TCPConn))
+	if err != nil {
+		unix.Close(a)
+		return 0, 0, err
+	}
+	if err := unix.SetsockoptInt(a, unix.IPPROTO_TCP, unix.TCP_NODELAY, 1); err != nil {
+		return 0, 0, err
+	}
+	return a, b, nil
+}
+
+// dupFD returns a blocking duplicate of the connection's descriptor.
+func dupFD(c *net.TCPConn) (int, error) {
+	f, err := c.File() // a blocking duplicate
+	if err != nil {
+		return 0, err
+	}
+	defer f.Close()
+	return unix.Dup(int(f.Fd()))
+}
+
+// Command returns the helper process: self re-executed with env=job, the collector off, in a
+// new session (no controlling terminal, so vhangup hangs nothing up), started in the cgroup of
+// startFD (-1: where the caller is). The caller adds its own wrapper (aa-exec) through wrap.
+func Command(self string, job Job, startFD int, wrap ...string) *exec.Cmd {
+	argv := append(slices.Clone(wrap), self)
+	cmd := exec.Command(argv[0], argv[1:]...)
+	cmd.Env = []string{JobEnv + "=" + job.Encode(), "GOGC=off", "GOMAXPROCS=1"}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	if startFD >= 0 {
+		cmd.SysProcAttr.UseCgroupFD = true
+		cmd.SysProcAttr.CgroupFD = startFD
+	}
+	return cmd
+}
+
+// Run starts the helper and returns, per cgroup of the job, the median ns per access over
+// the rounds.
+func Run(cmd *exec.Cmd, job Job) ([]float64, error) {
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		return nil, fmt.Errorf("helper %s: %w: %s", job.Access, err, out)
+	}
+	lines := strings.Split(strings.TrimSpace(string(out)), "\n")
+	if len(lines) != len(job.Cgroups) {
+		return nil, fmt.Errorf("helper %s printed %d lines for %d cgroups: %s", job.Access, len(lines), len(job.Cgroups), out)
+	}
+	var med []float64
+	for _, l := range lines {
+		var xs []float64
+		for _, f := range strings.Fields(l) {
+			x, err := strconv.ParseFloat(f, 64)
+			if err != nil {
+				return nil, fmt.Errorf("helper %s printed %q", job.Access, out)
+			}
+			xs = append(xs, x)
+		}
+		if len(xs) == 0 {
+			return nil, errors.New("helper printed an empty line")
+		}
+		med = append(med, Median(xs))
+	}
+	return med, nil
+}
+
+// Median of xs (the upper one of an even count).
+func Median(xs []float64) float64 {
+	s := slices.Clone(xs)
+	slices.Sort(s)
+	return s[len(s)/2]
+}
+
+// Row is one line of the report: a backend's cost of one access under one rule variant, as
+// guest ns per access and as the ratio against the same access in the same boot with no
+// Ward program and no profile.
+type Row struct {
+	Backend string // bpflsm, apparmor
+	Access  string // e.g. "open+close, cached"
+	Variant string // e.g. "10,000 rules"
+	NS      float64
+	Ratio   float64
+}
+
+// rowPrefix starts every report line in the benchmark's output; tools/benchreport reads
+// them from `go test -v` output.
+const rowPrefix = "ward-bench-row"
+
+// String is the line tools/benchreport parses: tab-separated.
+func (r Row) String() string {
+	return fmt.Sprintf("%s\t%s\t%s\t%s\t%.0f\t%.4f", rowPrefix, r.Backend, r.Access, r.Variant, r.NS, r.Ratio)
+}
+
+// Iterations scales a benchmark's loop by WARD_TEST_BENCH_SCALE (default 1): `make test`
+// runs the VM benchmarks with a small scale so they keep working, `make bench-vm` with the
+// full one.
+func Iterations(n int) int {
+	if v, err := strconv.ParseFloat(os.Getenv("WARD_TEST_BENCH_SCALE"), 64); err == nil && v > 0 {
+		n = int(float64(n) * v)
+	}
+	return max(n, 1)
+}
+
+// JobEnv carries an encoded Job to the helper process; a benchmark package's TestMain calls
+// Main when it is set.
+const JobEnv = "WARD_VMBENCH_JOB"
+
+// Main is the helper process: it runs the job in JobEnv and returns the exit status.
+func Main() int {
+	job, err := Decode(os.Getenv(JobEnv))
+	if err == nil {
+		err = Helper(job)
+	}
+	if err != nil {
+		fmt.Println(err)
+		return 1
+	}
+	return 0
+}

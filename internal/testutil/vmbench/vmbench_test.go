@@ -1,0 +1,51 @@
+package vmbench
+
+import (
+	"os"
+	"testing"
+
+	"github.com/wardsec/ward/internal/workload"
+)
+
+// TestVariantsCompile catches on the host what would fail a bench-vm run minutes into its VM:
+// every variant's policy parses and compiles to the rules it is named for.
+func TestVariantsCompile(t *testing.T) {
+	files := Iterations(9900) + Iterations(100)
+	want := map[string]int{"caponly": 1, "fileonly": 1, "file1": 1, "file10k": files, "file10kdeep": files + 7,
+		"proc1": 1, "proc10k": Iterations(10000), "net100": Iterations(100), "cap1": 1}
+	names := map[string]bool{}
+	if files != 10000 && os.Getenv("WARD_TEST_BENCH_SCALE") == "" {
+		t.Errorf("%d file rules at scale 1, want 10,000", files)
+	}
+	for _, v := range Variants() {
+		names[v.Name] = true
+		set, err := v.Set(workload.Workload{Kind: workload.KindContainer, ContainerID: "bench-" + v.Name})
+		if err != nil {
+			t.Fatalf("%s: %v", v.Name, err)
+		}
+		if len(set.Rules) != want[v.Name] {
+			t.Errorf("%s: %d rules, want %d", v.Name, len(set.Rules), want[v.Name])
+		}
+	}
+	for _, g := range Groups() {
+		for _, v := range g.Variants {
+			if !names[v] {
+				t.Errorf("group %s names variant %s, which does not exist", g.Key, v)
+			}
+		}
+	}
+}
+
+func TestJobRoundTrip(t *testing.T) {
+	j := Job{Access: Open, Arg: "/a b", N: 3, Rounds: 2, Cgroups: []string{"/sys/fs/cgroup/x", ""}}
+	got, err := Decode(j.Encode())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Access != j.Access || got.Arg != j.Arg || got.N != j.N || got.Rounds != j.Rounds || len(got.Cgroups) != 2 || got.Cgroups[0] != j.Cgroups[0] || got.Cgroups[1] != "" {
+		t.Errorf("round trip: %+v, want %+v", got, j)
+	}
+	if _, err := Decode("open\x1f0\x1f1\x1f\x1f"); err == nil {
+		t.Error("zero iterations accepted")
+	}
+}

@@ -1,0 +1,285 @@
+// Command benchreport writes docs/performance.md from the output of the in-VM benchmarks
+// (`make bench-vm`): the report lines (vmbench.Row) that the benchmarks print, one output file
+// per run. Every figure comes from the first run; the others are only compared with it, so
+// that the page shows how far two runs of the same commit apart.
+//
+//	benchreport -o docs/performance.md -command 'make bench-vm' run1.txt run2.txt
+package main
+
+import (
+	"bufio"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"math"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+)
+
+const rowPrefix = "ward-bench-row" // vmbench.rowPrefix
+
+type key struct{ backend, access, variant string }
+
+type figure struct {
+	ns, ratio float64
+}
+
+type run struct {
+	order []key
+	rows  map[key]figure
+}
+
+func main() {
+	out := flag.String("o", "docs/performance.md", "file to write")
+	command := flag.String("command", "make bench-vm", "the command that produced the runs, for the page")
+	kernel := flag.String("kernel", "", "the guest kernel package, for the page")
+	flag.Parse()
+	if err := write(*out, *command, *kernel, flag.Args()); err != nil {
+		fmt.Fprintf(os.Stderr, "benchreport: %v\n", err)
+		os.Exit(1)
+	}
+}
+
+func write(out, command, kernel string, files []string) error {
+	if len(files) == 0 {
+		return errors.New("no benchmark output files given")
+	}
+	var runs []run
+	for _, f := range files {
+		r, err := readRun(f)
+		if err != nil {
+			return err
+		}
+		runs = append(runs, r)
+	}
+	for i, r := range runs[1:] {
+		for _, k := range runs[0].order {
+			if _, ok := r.rows[k]; !ok {
+				return fmt.Errorf("%s lacks %s / %s / %s, which %s has", files[i+1], k.backend, k.access, k.variant, files[0])
+			}
+		}
+	}
+	commit, err := commitLine()
+	if err != nil {
+		return err
+	}
+	page := render(runs, command, kernel, commit)
+	return os.WriteFile(out, []byte(page), 0o644)
+}
+
+func readRun(path string) (run, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return run{}, err
+	}
+	defer f.Close()
+	return parse(path, f)
+}
+
+func parse(name string, r io.Reader) (run, error) {
+	res := run{rows: map[key]figure{}}
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	line := 0
+	for sc.Scan() {
+		line++
+		i := strings.Index(sc.Text(), rowPrefix+"\t")
+		if i < 0 {
+			continue
+		}
+		f := strings.Split(sc.Text()[i:], "\t")
+		if len(f) != 6 {
+			return run{}, fmt.Errorf("%s:%d: report line with %d fields, want 6", name, line, len(f))
+		}
+		ns, err1 := strconv.ParseFloat(f[4], 64)
+		ratio, err2 := strconv.ParseFloat(f[5], 64)
+		if err := errors.Join(err1, err2); err != nil {
+			return run{}, fmt.Errorf("%s:%d: %w", name, line, err)
+		}
+		k := key{f[1], f[2], f[3]}
+		if _, dup := res.rows[k]; dup {
+			return run{}, fmt.Errorf("%s:%d: %s / %s / %s reported twice", name, line, k.backend, k.access, k.variant)
+		}
+		res.order = append(res.order, k)
+		res.rows[k] = figure{ns, ratio}
+	}
+	if err := sc.Err(); err != nil {
+		return run{}, fmt.Errorf("%s: %w", name, err)
+	}
+	if len(res.order) == 0 {
+		return run{}, fmt.Errorf("%s: no report lines (%q): did the benchmarks run?", name, rowPrefix)
+	}
+	return res, nil
+}
+
+// commitLine names the commit measured, and says so when the tree had other changes than
+// this page.
+func commitLine() (string, error) {
+	out, err := exec.Command("git", "log", "-1", "--format=%H %s").Output()
+	if err != nil {
+		return "", fmt.Errorf("git log: %w", err)
+	}
+	c := strings.TrimSpace(string(out))
+	st, err := exec.Command("git", "status", "--porcelain", "--untracked-files=no", "--", ".", ":!docs/performance.md").Output()
+	if err != nil {
+		return "", fmt.Errorf("git status: %w", err)
+	}
+	if len(strings.TrimSpace(string(st))) > 0 {
+		c += " (with uncommitted changes)"
+	}
+	return c, nil
+}
+
+// measured explains the rows; internal/testutil/vmbench defines them.
+const measured = `
+Each access is performed in a loop by a process of a workload (internal/testutil/vmbench):
+
+- open+close: open(2) and close(2) of /wt/bench/a/b/c/d/e/f.txt ("cached": a file with one name, which
+  BPF-LSM's per-inode cache decides after the first open) or of g.txt in the same directory ("first
+  open": a file with a second name, never cached, so every open resolves, hashes and looks up its path
+  as the first open of any file does). Rules: one exact path in the target's directory; 9,900 exact
+  paths there and 100 recursive directories elsewhere; the same plus a directory rule at every depth
+  of the target's path.
+- execve: fork, execve and wait of a copy of the static busybox (runs ` + "`true`" + `); 1 or 10,000 process
+  rules on other binaries in the same directory.
+- send+recv: one byte written on a connected loopback TCP socket and read at the other end (the
+  sendmsg and recvmsg hooks); 100 network rules (Block raw, each from another source).
+- capable(): vhangup(2), a capable(CAP_SYS_TTY_CONFIG) check and little else for a process without a
+  terminal; 1 capability rule (Block net_raw).
+- "attached, no rules of this operation": the workload is registered with rules of another
+  operation only, so its entry is found and the hook must return at once.
+
+All rules are Block rules on other objects than the one accessed: the access is permitted, and what is
+measured is the cost of deciding so.
+`
+
+var backendNames = map[string]string{"bpflsm": "BPF-LSM", "apparmor": "AppArmor"}
+
+func render(runs []run, command, kernel, commit string) string {
+	var b strings.Builder
+	first := runs[0]
+	b.WriteString("# Performance\n\n")
+	b.WriteString("<!-- Generated by `make bench-vm` (tools/benchreport); edit the benchmarks, not this page. -->\n\n")
+	fmt.Fprintf(&b, "- Command: `%s`\n", command)
+	fmt.Fprintf(&b, "- Commit: %s\n", commit)
+	if kernel != "" {
+		fmt.Fprintf(&b, "- Guest kernel: %s\n", kernel)
+	}
+	b.WriteString("- VM: `vmrun -bench`: qemu TCG with `-icount shift=0,sleep=off -smp 1`, `nokaslr`, no address space\n" +
+		"  randomisation. The guest's clock counts executed instructions (one per nanosecond), so the figures\n" +
+		"  are guest time, the same whatever else runs on the host; they are not the wall time of real hardware.\n")
+	b.WriteString("- Ratio: the access in a process of a workload, against the same access in the same boot with no\n" +
+		"  Ward program attached and no profile loaded. Each figure is the median of 5 rounds after a warm-up round.\n")
+	if len(runs) > 1 {
+		worst, where := 0.0, key{}
+		for _, k := range first.order {
+			for _, r := range runs[1:] {
+				if d := relDiff(first.rows[k].ns, r.rows[k].ns); d > worst {
+					worst, where = d, k
+				}
+			}
+		}
+		fmt.Fprintf(&b, "- Repeatability: %d runs (each its own boot); the largest difference of any figure between them is "+
+			"%.2f %% (%s, %s, %s). Columns \"run 2\" give the other run's ratio.\n", len(runs), 100*worst,
+			backendNames[where.backend], where.access, where.variant)
+	}
+	b.WriteString(measured)
+	var backends []string
+	for _, k := range first.order {
+		if len(backends) == 0 || backends[len(backends)-1] != k.backend {
+			if !contains(backends, k.backend) {
+				backends = append(backends, k.backend)
+			}
+		}
+	}
+	for _, be := range backends {
+		name := backendNames[be]
+		if name == "" {
+			name = be
+		}
+		fmt.Fprintf(&b, "\n## %s\n\n", name)
+		b.WriteString("| access | rules for the workload | guest ns per access | ratio |")
+		if len(runs) > 1 {
+			b.WriteString(" run 2 ratio | difference |")
+		}
+		b.WriteString("\n|---|---|---:|---:|")
+		if len(runs) > 1 {
+			b.WriteString("---:|---:|")
+		}
+		b.WriteString("\n")
+		last := ""
+		for _, k := range first.order {
+			if k.backend != be {
+				continue
+			}
+			f := first.rows[k]
+			access := k.access
+			if access == last {
+				access = ""
+			}
+			last = k.access
+			fmt.Fprintf(&b, "| %s | %s | %s | %.3f |", access, k.variant, thousands(f.ns), f.ratio)
+			if len(runs) > 1 {
+				g := runs[1].rows[k]
+				fmt.Fprintf(&b, " %.3f | %.2f %% |", g.ratio, 100*relDiff(f.ns, g.ns))
+			}
+			b.WriteString("\n")
+		}
+	}
+	if len(backends) > 1 {
+		b.WriteString("\n## Side by side\n\nRatios against the kernel with no Ward program and no profile, same boot per backend.\n\n| access | rules for the workload |")
+		for _, be := range backends {
+			fmt.Fprintf(&b, " %s |", backendNames[be])
+		}
+		b.WriteString("\n|---|---|" + strings.Repeat("---:|", len(backends)) + "\n")
+		seen := map[[2]string]bool{}
+		for _, k := range first.order {
+			rk := [2]string{k.access, k.variant}
+			if seen[rk] || k.variant == "no Ward program" {
+				continue
+			}
+			seen[rk] = true
+			fmt.Fprintf(&b, "| %s | %s |", k.access, k.variant)
+			for _, be := range backends {
+				if f, ok := first.rows[key{be, k.access, k.variant}]; ok {
+					fmt.Fprintf(&b, " %.3f |", f.ratio)
+				} else {
+					b.WriteString(" - |")
+				}
+			}
+			b.WriteString("\n")
+		}
+	}
+	return b.String()
+}
+
+func relDiff(a, b float64) float64 {
+	if a == 0 && b == 0 {
+		return 0
+	}
+	return math.Abs(a-b) / math.Max(math.Abs(a), math.Abs(b))
+}
+
+func thousands(x float64) string {
+	s := strconv.FormatInt(int64(math.Round(x)), 10)
+	var out []byte
+	for i := range s {
+		if i > 0 && (len(s)-i)%3 == 0 {
+			out = append(out, ',')
+		}
+		out = append(out, s[i])
+	}
+	return string(out)
+}
+
+func contains(xs []string, s string) bool {
+	for _, x := range xs {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}

@@ -1,0 +1,50 @@
+package main
+
+import (
+	"strings"
+	"testing"
+)
+
+const run1 = `=== RUN   BenchmarkReport
+ward-bench-row	bpflsm	open+close, cached	no Ward program	10000	1.0000
+ward-bench-row	bpflsm	open+close, cached	1 rule	10500	1.0500
+ward-bench-row	apparmor	open+close, cached	no Ward program	10000	1.0000
+ward-bench-row	apparmor	open+close, cached	1 rule	11000	1.1000
+ok
+`
+
+func TestParseAndRender(t *testing.T) {
+	a, err := parse("run1", strings.NewReader(run1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := parse("run2", strings.NewReader(strings.Replace(run1, "10500\t1.0500", "10550\t1.0550", 1)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	page := render([]run{a, b}, "make bench-vm", "linux-image-x", "abc subject")
+	for _, want := range []string{
+		"## BPF-LSM\n", "## AppArmor\n", "## Side by side",
+		"|  | 1 rule | 10,500 | 1.050 | 1.055 | 0.47 % |",
+		"largest difference of any figure between them is 0.47 % (BPF-LSM, open+close, cached, 1 rule)",
+		"| open+close, cached | 1 rule | 1.050 | 1.100 |",
+		"- Commit: abc subject",
+	} {
+		if !strings.Contains(page, want) {
+			t.Errorf("page lacks %q:\n%s", want, page)
+		}
+	}
+}
+
+func TestParseErrors(t *testing.T) {
+	for name, in := range map[string]string{
+		"nothing":   "ok\n",
+		"fields":    "ward-bench-row\tbpflsm\topen\n",
+		"number":    "ward-bench-row\tbpflsm\topen\t1 rule\tx\t1\n",
+		"duplicate": "ward-bench-row\tb\ta\tv\t1\t1\nward-bench-row\tb\ta\tv\t1\t1\n",
+	} {
+		if _, err := parse(name, strings.NewReader(in)); err == nil {
+			t.Errorf("%s: no error", name)
+		}
+	}
+}
