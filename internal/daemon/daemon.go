@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/fsnotify/fsnotify"
+	"github.com/google/renameio/v2"
 	"google.golang.org/grpc"
 
 	"github.com/wardsec/ward/api/feeder"
@@ -25,6 +26,7 @@ import (
 	"github.com/wardsec/ward/internal/enforcer"
 	"github.com/wardsec/ward/internal/events"
 	"github.com/wardsec/ward/internal/policy"
+	"github.com/wardsec/ward/internal/policystore"
 	"github.com/wardsec/ward/internal/rules"
 	"github.com/wardsec/ward/internal/workload"
 )
@@ -66,7 +68,7 @@ type EventSource interface {
 type Daemon struct {
 	cfg     Config
 	log     *slog.Logger
-	store   *Store
+	store   *policystore.Store
 	reg     *workload.Registry
 	builder *events.Builder
 	metrics *events.Metrics
@@ -120,7 +122,7 @@ func Run(ctx context.Context, opts Options) error {
 	d := &Daemon{
 		cfg:     cfg,
 		log:     log,
-		store:   NewStore(cfg.Policies, cfg.State),
+		store:   policystore.New(cfg.Policies, cfg.State),
 		builder: &events.Builder{Cluster: cfg.Cluster, HostName: cfg.Host, Now: time.Now},
 		metrics: events.NewMetrics(),
 		trigger: make(chan struct{}, 1),
@@ -621,5 +623,5 @@ func writeJSON(path string, v any) error {
 	if err != nil {
 		return err
 	}
-	return writeFileAtomic(path, append(b, '\n'))
+	return renameio.WriteFile(path, append(b, '\n'), 0o600)
 }

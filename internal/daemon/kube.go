@@ -27,6 +27,7 @@ import (
 
 	v1 "github.com/wardsec/ward/api/v1"
 	"github.com/wardsec/ward/internal/policy"
+	"github.com/wardsec/ward/internal/policystore"
 	"github.com/wardsec/ward/internal/rules"
 	"github.com/wardsec/ward/internal/workload"
 )
@@ -72,7 +73,7 @@ type KubeSource struct {
 
 	mu         sync.Mutex
 	statuses   map[string]statusWrite // pending, by kind/namespace/name
-	policies   map[string]Versioned   // by kind/namespace/name
+	policies   map[string]policystore.Versioned   // by kind/namespace/name
 	namespaces map[string]namespaceInfo
 	podObjs    map[string]*corev1.Pod
 }
@@ -114,7 +115,7 @@ func NewKubeSource(cfg *rest.Config, node string, reg *workload.Registry, onChan
 	}
 	return &KubeSource{
 		dyn: dyn, kc: kc, node: node, reg: reg, onChange: onChange, log: log,
-		policies: map[string]Versioned{}, namespaces: map[string]namespaceInfo{},
+		policies: map[string]policystore.Versioned{}, namespaces: map[string]namespaceInfo{},
 		podObjs: map[string]*corev1.Pod{}, statuses: map[string]statusWrite{},
 		statusQ: workqueue.NewTypedRateLimitingQueue(workqueue.DefaultTypedControllerRateLimiter[string]()),
 	}, nil
@@ -213,7 +214,7 @@ func (k *KubeSource) Policies() []policy.Policy {
 // Versioned returns the accepted policy objects with their content versions, sorted by key. The
 // version is computed once per change of the object, not on every reconcile: at 1,000 policies
 // hashing them all again was a quarter of the daemon's CPU.
-func (k *KubeSource) Versioned() []Versioned {
+func (k *KubeSource) Versioned() []policystore.Versioned {
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	keys := make([]string, 0, len(k.policies))
@@ -221,7 +222,7 @@ func (k *KubeSource) Versioned() []Versioned {
 		keys = append(keys, key)
 	}
 	sort.Strings(keys)
-	out := make([]Versioned, 0, len(keys))
+	out := make([]policystore.Versioned, 0, len(keys))
 	for _, key := range keys {
 		out = append(out, k.policies[key])
 	}
@@ -270,7 +271,7 @@ func (k *KubeSource) policyChanged(kind string, gvr schema.GroupVersionResource,
 		status = err.Error()
 		k.log.Error("policy rejected, previous version (if any) stays in force", "policy", key, "error", status)
 	} else {
-		v := Versioned{Policy: p, Version: contentVersion(&p)}
+		v := policystore.Versioned{Policy: p, Version: contentVersion(&p)}
 		k.mu.Lock()
 		k.policies[key] = v
 		k.mu.Unlock()

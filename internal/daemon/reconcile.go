@@ -17,6 +17,7 @@ import (
 
 	"github.com/wardsec/ward/internal/enforcer"
 	"github.com/wardsec/ward/internal/policy"
+	"github.com/wardsec/ward/internal/policystore"
 	"github.com/wardsec/ward/internal/rules"
 	"github.com/wardsec/ward/internal/workload"
 )
@@ -231,7 +232,7 @@ func affected(prev *rules.Set, w *workload.Workload, changed map[string]bool, no
 }
 
 // reportReload says what a reload of the policy directory found.
-func (d *Daemon) reportReload(res ReloadResult) {
+func (d *Daemon) reportReload(res policystore.ReloadResult) {
 	for _, w := range res.Warnings {
 		d.log.Warn("policy warning", "warning", w.String())
 	}

@@ -1,6 +1,7 @@
-package daemon
+package policystore
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -18,7 +19,7 @@ func versionsOf(s *Store) map[string]string {
 // Only changed files are parsed again; a version changes exactly when a policy may have.
 func TestStoreReloadIncremental(t *testing.T) {
 	dir := t.TempDir()
-	s := NewStore(dir, t.TempDir())
+	s := New(dir, t.TempDir())
 	writePolicy(t, dir, "a.yaml", hostPolicyFile("a", "/a"))
 	writePolicy(t, dir, "b.yaml", hostPolicyFile("b", "/b"))
 	writePolicy(t, dir, ".hidden.yaml", hostPolicyFile("h", "/h"))
@@ -78,7 +79,7 @@ func TestStoreReloadIncremental(t *testing.T) {
 // ReloadPaths reads only what it is given, and says when only a whole reload can tell.
 func TestStoreReloadPaths(t *testing.T) {
 	dir := t.TempDir()
-	s := NewStore(dir, t.TempDir())
+	s := New(dir, t.TempDir())
 	writePolicy(t, dir, "a.yaml", hostPolicyFile("a", "/a"))
 	if err := os.MkdirAll(filepath.Join(dir, "sub"), 0o755); err != nil {
 		t.Fatal(err)
@@ -115,5 +116,26 @@ func TestStoreReloadPaths(t *testing.T) {
 	writePolicy(t, dir, "notes.txt", "x")
 	if res, ok := s.ReloadPaths([]string{filepath.Join(dir, "notes.txt")}); !ok || res.Changed {
 		t.Errorf("notes.txt: %+v, %v", res, ok)
+	}
+}
+
+// hostPolicyFile is a host policy that blocks path.
+func hostPolicyFile(name, path string) string {
+	return fmt.Sprintf(`apiVersion: security.kubearmor.com/v1
+kind: KubeArmorHostPolicy
+metadata: {name: %s}
+spec:
+  nodeSelector: {matchLabels: {kubearmor.io/hostname: "*"}}
+  file:
+    matchPaths:
+    - path: %s
+  action: Block
+`, name, path)
+}
+
+func writePolicy(t *testing.T, dir, name, text string) {
+	t.Helper()
+	if err := os.WriteFile(filepath.Join(dir, name), []byte(text), 0o644); err != nil {
+		t.Fatal(err)
 	}
 }

@@ -1,4 +1,8 @@
-package daemon
+// Package policystore holds the accepted policies of standalone mode: those of the watched
+// policy directory and those applied through the gRPC PolicyService (kept in the state
+// directory across restarts). Each carries a version, so the reconcile recompiles only what a
+// change concerns.
+package policystore
 
 import (
 	"crypto/sha256"
@@ -12,6 +16,8 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+
+	"github.com/google/renameio/v2"
 
 	"github.com/wardsec/ward/api/policypb"
 	"github.com/wardsec/ward/internal/policy"
@@ -48,8 +54,8 @@ type Versioned struct {
 	Version string
 }
 
-// NewStore returns a store reading dir and keeping gRPC-applied policies under stateDir.
-func NewStore(dir, stateDir string) *Store {
+// New returns a store reading dir and keeping gRPC-applied policies under stateDir.
+func New(dir, stateDir string) *Store {
 	return &Store{dir: dir, stateDir: stateDir, files: map[string]storedFile{},
 		rejected: map[string][sha256.Size]byte{}, rpc: map[string]Versioned{}}
 }
@@ -404,8 +410,12 @@ func (s *Store) ApplyEvent(kind policy.Kind, payload []byte) (policypb.PolicySta
 	if err != nil {
 		return policypb.PolicyStatus_Failure, err
 	}
-	if err := writeFileAtomic(path, b); err != nil {
-		return policypb.PolicyStatus_Failure, err
+	if err := os.MkdirAll(s.rpcDir(), 0o700); err != nil {
+		return policypb.PolicyStatus_Failure, fmt.Errorf("write state: %w", err)
+	}
+	// A temporary file and a rename: a crash never leaves half a policy in the state directory.
+	if err := renameio.WriteFile(path, b, 0o600); err != nil {
+		return policypb.PolicyStatus_Failure, fmt.Errorf("write state: %w", err)
 	}
 	s.gen++
 	s.rpc[key] = Versioned{Policy: p, Version: "rpc:" + strconv.FormatUint(s.gen, 10)}
@@ -434,32 +444,4 @@ func identityOnly(kind policy.Kind, obj []byte) (policy.Policy, error) {
 		ns = ""
 	}
 	return policy.Policy{Kind: kind, Name: m.Metadata.Name, Namespace: ns}, nil
-}
-
-// writeFileAtomic writes via a temporary file and a rename, so a crash never leaves half a
-// policy in the state directory.
-func writeFileAtomic(path string, data []byte) error {
-	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
-		return fmt.Errorf("write state: %w", err)
-	}
-	tmp, err := os.CreateTemp(filepath.Dir(path), ".tmp-*")
-	if err != nil {
-		return fmt.Errorf("write state: %w", err)
-	}
-	defer os.Remove(tmp.Name())
-	if _, err := tmp.Write(data); err != nil {
-		tmp.Close()
-		return fmt.Errorf("write state: %w", err)
-	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return fmt.Errorf("write state: %w", err)
-	}
-	if err := tmp.Close(); err != nil {
-		return fmt.Errorf("write state: %w", err)
-	}
-	if err := os.Rename(tmp.Name(), path); err != nil {
-		return fmt.Errorf("write state: %w", err)
-	}
-	return nil
 }
