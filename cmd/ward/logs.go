@@ -10,10 +10,11 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/wardsec/ward/internal/events"
+	"github.com/wardsec/ward/internal/logclient"
 )
 
 func newLogsCmd() *cobra.Command {
-	o := events.WatchOptions{GRPC: events.DefaultWatchAddr, LogFilter: events.FilterPolicy}
+	o := logclient.Options{GRPC: logclient.DefaultAddr, LogFilter: events.FilterPolicy}
 	cmd := &cobra.Command{
 		Use:   "logs",
 		Short: "Stream alerts and logs from a Ward (or KubeArmor) LogService",
@@ -26,7 +27,7 @@ labels; --limit stops after that many events.`,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
-			return events.Watch(ctx, o, cmd.OutOrStdout())
+			return logclient.Watch(ctx, o, cmd.OutOrStdout())
 		},
 	}
 	f := cmd.Flags()

@@ -1,4 +1,6 @@
-package events
+// Package logclient is `ward logs`: a client of the gRPC LogService (Ward's or KubeArmor's) that
+// prints the alerts and logs passing karmor's filters, as text blocks or JSON lines.
+package logclient
 
 import (
 	"context"
@@ -11,6 +13,7 @@ import (
 	"sync"
 
 	"github.com/wardsec/ward/api/feeder"
+	"github.com/wardsec/ward/internal/events"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
@@ -19,8 +22,8 @@ import (
 	"google.golang.org/protobuf/reflect/protoreflect"
 )
 
-// WatchOptions are `ward logs` flags, named as karmor's.
-type WatchOptions struct {
+// Options are `ward logs` flags, named as karmor's.
+type Options struct {
 	GRPC      string // host:port of the LogService
 	LogFilter string // policy (alerts), system (logs) or all
 	JSON      bool   // print JSON lines instead of text blocks
@@ -36,13 +39,13 @@ type WatchOptions struct {
 	Limit     int    // stop after this many events; 0 means never
 }
 
-// DefaultWatchAddr is where `ward logs` looks for the LogService.
-const DefaultWatchAddr = "localhost:32767"
+// DefaultAddr is where `ward logs` looks for the LogService.
+const DefaultAddr = "localhost:32767"
 
 // Validate checks the options before connecting.
-func (o *WatchOptions) Validate() error {
+func (o *Options) Validate() error {
 	switch o.LogFilter {
-	case FilterAll, FilterPolicy, FilterSystem:
+	case events.FilterAll, events.FilterPolicy, events.FilterSystem:
 	default:
 		return fmt.Errorf("logFilter %q: want policy, system or all", o.LogFilter)
 	}
@@ -57,7 +60,7 @@ func (o *WatchOptions) Validate() error {
 
 // Watch streams alerts and/or logs from the LogService at o.GRPC and prints those that pass the
 // filters, until ctx ends, o.Limit events are printed, or the stream fails.
-func Watch(ctx context.Context, o WatchOptions, out io.Writer) error {
+func Watch(ctx context.Context, o Options, out io.Writer) error {
 	if err := o.Validate(); err != nil {
 		return err
 	}
@@ -76,15 +79,15 @@ func Watch(ctx context.Context, o WatchOptions, out io.Writer) error {
 
 	var wg sync.WaitGroup
 	errs := make(chan error, 2)
-	if o.LogFilter != FilterSystem {
-		st, err := client.WatchAlerts(ctx, &feeder.RequestMessage{Filter: FilterPolicy})
+	if o.LogFilter != events.FilterSystem {
+		st, err := client.WatchAlerts(ctx, &feeder.RequestMessage{Filter: events.FilterPolicy})
 		if err != nil {
 			return fmt.Errorf("watch alerts on %s: %w", o.GRPC, err)
 		}
 		wg.Go(func() { errs <- recvAll(st, "Alert", p) })
 	}
-	if o.LogFilter != FilterPolicy {
-		st, err := client.WatchLogs(ctx, &feeder.RequestMessage{Filter: FilterSystem})
+	if o.LogFilter != events.FilterPolicy {
+		st, err := client.WatchLogs(ctx, &feeder.RequestMessage{Filter: events.FilterSystem})
 		if err != nil {
 			return fmt.Errorf("watch logs on %s: %w", o.GRPC, err)
 		}
@@ -119,7 +122,7 @@ func recvAll[T any, PT interface {
 }
 
 type printer struct {
-	o      *WatchOptions
+	o      *Options
 	labels map[string]string
 	out    io.Writer
 	done   func()
@@ -142,7 +145,7 @@ func (p *printer) print(kind string, m proto.Message) {
 	var err error
 	if p.o.JSON {
 		var line []byte
-		if line, err = MarshalLine(m); err == nil {
+		if line, err = events.MarshalLine(m); err == nil {
 			_, err = p.out.Write(append(line, '\n'))
 		}
 	} else {
