@@ -16,6 +16,7 @@ import (
 	"github.com/wardsec/ward/internal/enforcer"
 	"github.com/wardsec/ward/internal/policy"
 	"github.com/wardsec/ward/internal/rules"
+	"github.com/wardsec/ward/internal/workload/kube"
 )
 
 // Config is the daemon's configuration. Keys use KubeArmor's names where KubeArmor has one
@@ -297,7 +298,7 @@ func (c *Config) KubernetesMode() bool {
 	case "true":
 		return true
 	case "auto":
-		return c.Kubeconfig != "" || InCluster()
+		return c.Kubeconfig != "" || kube.InCluster()
 	}
 	return false
 }

@@ -29,6 +29,7 @@ import (
 	"github.com/wardsec/ward/internal/policystore"
 	"github.com/wardsec/ward/internal/rules"
 	"github.com/wardsec/ward/internal/workload"
+	"github.com/wardsec/ward/internal/workload/kube"
 )
 
 // Sink receives what the daemon reports. events.JSONLines is one; the gRPC broker is another.
@@ -89,7 +90,7 @@ type Daemon struct {
 
 	grpcAddr net.Addr
 	// kube is the cluster view in Kubernetes mode, nil otherwise.
-	kube *KubeSource
+	kube *kube.Source
 }
 
 // GRPCAddr is the address the gRPC services listen on, or nil.

@@ -101,3 +101,42 @@ func kustomizationObjects(t *testing.T) []*unstructured.Unstructured {
 	}
 	return objs
 }
+
+// TestDeployManifests: every manifest in deploy/ is accepted by the API server as kubectl apply
+// --dry-run=server would send it (CRDs are installed already, so they are checked for creation
+// by the setup instead).
+func TestDeployManifests(t *testing.T) {
+	files, _ := filepath.Glob(filepath.Join(kubeapi.DeployDir(), "*.yaml"))
+	var objs []*unstructured.Unstructured
+	for _, f := range files {
+		if filepath.Base(f) == "kustomization.yaml" {
+			continue
+		}
+		o, err := kubeapi.Documents(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		objs = append(objs, o...)
+	}
+	if len(objs) < 6 {
+		t.Fatalf("found %d objects in deploy/*.yaml", len(objs))
+	}
+	ctx := context.Background()
+	// The namespace must exist for a dry run of what goes in it.
+	for _, o := range objs {
+		if o.GetKind() == "Namespace" {
+			if err := srv.Apply(ctx, false, o); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	for _, o := range objs {
+		if o.GetKind() == "Namespace" {
+			continue
+		}
+		if err := srv.Apply(ctx, true, o); err != nil {
+			t.Errorf("dry run: %v", err)
+		}
+	}
+	t.Logf("%d objects accepted", len(objs))
+}

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"sync"
 	"time"
+
+	"github.com/wardsec/ward/internal/workload/kube"
 )
 
 // kubeSyncWait bounds how long the first reconcile waits for the informers' caches: long enough
@@ -16,11 +18,11 @@ const kubeSyncWait = 30 * time.Second
 // pods, namespaces and this node's labels then reach the reconcile loop through the registry and
 // d.enqueue. It returns once the caches are filled or kubeSyncWait has passed.
 func (d *Daemon) startKube(ctx context.Context, wg *sync.WaitGroup) error {
-	rc, err := KubeRESTConfig(d.cfg.Kubeconfig)
+	rc, err := kube.RESTConfig(d.cfg.Kubeconfig)
 	if err != nil {
 		return fmt.Errorf("kubernetes mode: %w", err)
 	}
-	k, err := NewKubeSource(rc, d.cfg.Host, d.reg, d.enqueue, d.log)
+	k, err := kube.NewSource(rc, d.cfg.Host, d.reg, d.enqueue, d.log)
 	if err != nil {
 		return fmt.Errorf("kubernetes mode: %w", err)
 	}

@@ -7,7 +7,6 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -22,27 +21,11 @@ import (
 	"k8s.io/client-go/kubernetes"
 
 	"github.com/wardsec/ward/internal/rules"
+	"github.com/wardsec/ward/internal/testutil/kubeapi"
 	"github.com/wardsec/ward/internal/workload"
 	"github.com/wardsec/ward/internal/workload/hookapi"
+	"github.com/wardsec/ward/internal/workload/kube"
 )
-
-// writeKubeconfig writes a kubeconfig for the test API server with the daemon's token, which is
-// bound to deploy/rbac.yaml's ClusterRole only.
-func writeKubeconfig(t testing.TB) string {
-	t.Helper()
-	f := filepath.Join(t.TempDir(), "kubeconfig")
-	kc := fmt.Sprintf(`apiVersion: v1
-kind: Config
-clusters: [{name: test, cluster: {server: %q, insecure-skip-tls-verify: true}}]
-users: [{name: ward, user: {token: %q}}]
-contexts: [{name: test, context: {cluster: test, user: ward}}]
-current-context: test
-`, srv.Config.Host, daemonToken)
-	if err := os.WriteFile(f, []byte(kc), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return f
-}
 
 // kubeDaemon is `ward run` in Kubernetes mode against the test API server, with lsm=none so it
 // runs on the host: what it compiles is read from d.Sets().
@@ -57,7 +40,7 @@ func startKubeDaemon(t testing.TB, node string) *kubeDaemon {
 	t.Helper()
 	cfg, err := buildConfig(defaults(map[string]string{
 		"policies": t.TempDir(), "state": t.TempDir(), "gRPC": "", "health": "", "logPath": "none",
-		"host": node, "lsm": "none", "k8s": "true", "kubeconfig": writeKubeconfig(t),
+		"host": node, "lsm": "none", "k8s": "true", "kubeconfig": srv.WriteKubeconfig(t),
 	}))
 	if err != nil {
 		t.Fatal(err)
@@ -136,7 +119,7 @@ func TestKubeModeDaemon(t *testing.T) {
 		}
 	}
 	const node = "km-node"
-	ksp, csp, hsp := policyResources[0].gvr, policyResources[1].gvr, policyResources[2].gvr
+	ksp, csp, hsp := kube.PolicyResources[0].GVR, kube.PolicyResources[1].GVR, kube.PolicyResources[2].GVR
 
 	_, err := kc.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{
 		Name: "km-shop", Annotations: map[string]string{"kubearmor-file-posture": "block", "kubearmor-network-posture": "block"}}}, metav1.CreateOptions{})
@@ -153,13 +136,13 @@ func TestKubeModeDaemon(t *testing.T) {
 		for c, id := range ids {
 			statuses = append(statuses, corev1.ContainerStatus{Name: c, ContainerID: "containerd://" + id})
 		}
-		createRunningPod(ctx, t, kc, ns, name, nodeName, labels,
+		kubeapi.CreateRunningPod(ctx, t, kc, ns, name, nodeName, labels,
 			[]corev1.Container{{Name: "main", Image: "nginx:1.27"}, {Name: "sidecar", Image: "busybox:1"}}, statuses)
 	}
 	mkPod("km-shop", "web", node, map[string]string{"app": "web"}, map[string]string{"main": "km-web-main"})
 	mkPod("km-db", "db", node, map[string]string{"app": "db"}, nil)
 	mkPod("km-shop", "other-node", "km-node-2", map[string]string{"app": "web"}, map[string]string{"main": "km-other-main"})
-	must(srv.Apply(ctx, false, obj(t, `
+	must(srv.Apply(ctx, false, kubeapi.Object(t, `
 apiVersion: security.kubearmor.com/v1
 kind: KubeArmorPolicy
 metadata: {name: web-no-shell, namespace: km-shop}
@@ -167,7 +150,7 @@ spec:
   selector: {matchLabels: {app: web}}
   process: {matchPaths: [{path: /bin/sh}]}
   action: Block
-`), obj(t, `
+`), kubeapi.Object(t, `
 apiVersion: security.kubearmor.com/v1
 kind: KubeArmorClusterPolicy
 metadata: {name: km-db-shadow}
@@ -176,7 +159,7 @@ spec:
     matchExpressions: [{key: namespace, operator: In, values: [km-db]}]
   file: {matchPaths: [{path: /etc/shadow}]}
   action: Block
-`), obj(t, `
+`), kubeapi.Object(t, `
 apiVersion: security.kubearmor.com/v1
 kind: KubeArmorHostPolicy
 metadata: {name: km-zone-a}
@@ -217,7 +200,7 @@ spec:
 	// waitSet polls the daemon's rule sets until workload id's summary satisfies ok.
 	waitSet := func(what, id string, ok func(string) bool) {
 		t.Helper()
-		d := eventually(t, what, func() error {
+		d := kubeapi.Eventually(t, what, func() error {
 			if got := setSummary(d.Sets()[id]); !ok(got) {
 				return fmt.Errorf("%s: %s", id, got)
 			}
@@ -230,19 +213,19 @@ spec:
 
 	waitStatus := func(gvr schema.GroupVersionResource, ns, name, want string) {
 		t.Helper()
-		eventually(t, "status of "+name, func() error {
-			if s := policyStatus(ctx, dyn, gvr, ns, name); !strings.Contains(s, want) {
+		kubeapi.Eventually(t, "status of "+name, func() error {
+			if s := kubeapi.PolicyStatus(ctx, dyn, gvr, ns, name); !strings.Contains(s, want) {
 				return fmt.Errorf("status %q, want %q", s, want)
 			}
 			return nil
 		})
 	}
-	waitStatus(ksp, "km-shop", "web-no-shell", StatusApplied)
-	waitStatus(csp, "", "km-db-shadow", StatusApplied)
-	waitStatus(hsp, "", "km-zone-a", StatusApplied)
+	waitStatus(ksp, "km-shop", "web-no-shell", kube.StatusApplied)
+	waitStatus(csp, "", "km-db-shadow", kube.StatusApplied)
+	waitStatus(hsp, "", "km-zone-a", kube.StatusApplied)
 
 	// A new policy reaches the sets it selects, and only those.
-	must(srv.Apply(ctx, false, obj(t, `
+	must(srv.Apply(ctx, false, kubeapi.Object(t, `
 apiVersion: security.kubearmor.com/v1
 kind: KubeArmorPolicy
 metadata: {name: web-sidecar-net, namespace: km-shop}
@@ -255,7 +238,7 @@ spec:
 	if got := setSummary(d.Sets()[webID]); strings.Contains(got, "web-sidecar-net") {
 		t.Errorf("container-name selector: main container got the sidecar's policy: %s", got)
 	}
-	waitStatus(ksp, "km-shop", "web-sidecar-net", StatusApplied)
+	waitStatus(ksp, "km-shop", "web-sidecar-net", kube.StatusApplied)
 
 	// An invalid object changes nothing. A new one: rejected with Ward's precise error, in no
 	// set. An edit of an accepted one: the accepted version stays in force.
@@ -263,7 +246,7 @@ spec:
 	for id, s := range d.Sets() {
 		before[id] = setSummary(s)
 	}
-	must(srv.Apply(ctx, false, obj(t, `
+	must(srv.Apply(ctx, false, kubeapi.Object(t, `
 apiVersion: security.kubearmor.com/v1
 kind: KubeArmorPolicy
 metadata: {name: bad-glob, namespace: km-shop}
@@ -303,7 +286,7 @@ spec:
 	_, err = dyn.Resource(ksp).Namespace("km-shop").Update(ctx, u, metav1.UpdateOptions{})
 	must(err)
 	waitSet("fixed policy", webID, has("web-no-shell:/bin/bash:Block"))
-	waitStatus(ksp, "km-shop", "web-no-shell", StatusApplied)
+	waitStatus(ksp, "km-shop", "web-no-shell", kube.StatusApplied)
 	must(dyn.Resource(ksp).Namespace("km-shop").Delete(ctx, "bad-glob", metav1.DeleteOptions{}))
 
 	// Pod labels: relabelled away from app=web, the pod loses the KSPs; back, it regains them.
@@ -365,7 +348,7 @@ spec:
 	waitSet("KSP deleted", "km-web-sidecar", hasNot("web-sidecar-net"))
 	zero := int64(0)
 	must(kc.CoreV1().Pods("km-shop").Delete(ctx, "web", metav1.DeleteOptions{GracePeriodSeconds: &zero}))
-	eventually(t, "pod's workloads gone", func() error {
+	kubeapi.Eventually(t, "pod's workloads gone", func() error {
 		for _, id := range []string{webID, "km-web-sidecar"} {
 			if s := d.Sets()[id]; s != nil {
 				return fmt.Errorf("%s still has a rule set", id)
@@ -400,7 +383,7 @@ func TestKubeModeHookMerge(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := srv.Apply(ctx, false, obj(t, `
+	if err := srv.Apply(ctx, false, kubeapi.Object(t, `
 apiVersion: security.kubearmor.com/v1
 kind: KubeArmorPolicy
 metadata: {name: web-no-shell, namespace: hm}
@@ -442,7 +425,7 @@ spec:
 
 	// Pod first: the registration's answer already carries the KSP.
 	p := mkPod("first")
-	eventually(t, "pod seen", func() error {
+	kubeapi.Eventually(t, "pod seen", func() error {
 		if kd.d.Sets()["hm/first/main"] == nil {
 			return fmt.Errorf("no placeholder workload yet")
 		}
@@ -466,7 +449,7 @@ spec:
 		t.Errorf("hook first: policies %v before the pod's labels are known", resp.Policies)
 	}
 	mkPod("second")
-	eventually(t, "labels merged", func() error {
+	kubeapi.Eventually(t, "labels merged", func() error {
 		s := kd.d.Sets()["c-second"]
 		if s == nil || s.Workload.CgroupID != 1002 || !slices.Contains(s.Policies, "KubeArmorPolicy/hm/web-no-shell") {
 			return fmt.Errorf("c-second: %s", setSummary(s))
@@ -482,7 +465,7 @@ spec:
 	if err := kc.CoreV1().Pods("hm").Delete(ctx, "first", metav1.DeleteOptions{GracePeriodSeconds: &zero}); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "pod deleted", func() error {
+	kubeapi.Eventually(t, "pod deleted", func() error {
 		if s := kd.d.Sets()["c-first"]; s != nil {
 			return fmt.Errorf("c-first still has a set")
 		}

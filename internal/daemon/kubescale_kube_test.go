@@ -5,6 +5,7 @@ package daemon
 import (
 	"context"
 	"fmt"
+	"github.com/wardsec/ward/internal/workload/kube"
 	"os"
 	"runtime"
 	"slices"
@@ -47,7 +48,7 @@ func TestKubeScale(t *testing.T) {
 		}, metav1.CreateOptions{})
 		return err
 	})
-	ksp := policyResources[0].gvr
+	ksp := kube.PolicyResources[0].GVR
 	parallel(t, nPolicies, func(i int) error {
 		_, err := dyn.Resource(ksp).Namespace("scale").Create(ctx, scalePolicy(i, "/etc/passwd"), metav1.CreateOptions{})
 		return err
@@ -74,7 +75,7 @@ func TestKubeScale(t *testing.T) {
 				return err
 			}
 			for _, u := range l.Items {
-				if s, _, _ := unstructured.NestedString(u.Object, "status", "status"); s != StatusApplied {
+				if s, _, _ := unstructured.NestedString(u.Object, "status", "status"); s != kube.StatusApplied {
 					return fmt.Errorf("%s: status %q", u.GetName(), s)
 				}
 			}

@@ -2,17 +2,12 @@ package daemon
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"maps"
 	"reflect"
 	"sort"
-	"strconv"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/wardsec/ward/internal/enforcer"
@@ -20,6 +15,7 @@ import (
 	"github.com/wardsec/ward/internal/policystore"
 	"github.com/wardsec/ward/internal/rules"
 	"github.com/wardsec/ward/internal/workload"
+	"github.com/wardsec/ward/internal/workload/kube"
 )
 
 // fullResyncEvery is the level-triggered safety net: however precise the change tracking, every
@@ -114,7 +110,7 @@ func (d *Daemon) reconcile(ctx context.Context, full bool) error {
 		if w.Kind != workload.KindHost {
 			postures = d.cfg.ContainerPostures()
 			if d.kube != nil {
-				postures = d.kube.Postures(w.Namespace, postures)
+				postures = overPostures(postures, d.kube.Postures(w.Namespace))
 			}
 			if d.untracked(w.Namespace) {
 				w.Mode = workload.ModeDisabled
@@ -231,6 +227,20 @@ func affected(prev *rules.Set, w *workload.Workload, changed map[string]bool, no
 	return false
 }
 
+// overPostures applies a namespace's posture annotations over the daemon's defaults.
+func overPostures(p rules.Postures, ns kube.Postures) rules.Postures {
+	if ns.File != "" {
+		p.File = ns.File
+	}
+	if ns.Network != "" {
+		p.Network = ns.Network
+	}
+	if ns.Capabilities != "" {
+		p.Capabilities = ns.Capabilities
+	}
+	return p
+}
+
 // reportReload says what a reload of the policy directory found.
 func (d *Daemon) reportReload(res policystore.ReloadResult) {
 	for _, w := range res.Warnings {
@@ -270,19 +280,6 @@ func (d *Daemon) enabledPolicies() ([]policy.Policy, map[string]string) {
 		}
 	}
 	return enabled, versions
-}
-
-var unversioned atomic.Uint64
-
-// contentVersion versions a policy that comes without one (Kubernetes mode) by its content.
-func contentVersion(p *policy.Policy) string {
-	b, err := json.Marshal(p)
-	if err != nil {
-		// A version never seen before: the policy counts as changed every round, never missed.
-		return "unversioned:" + strconv.FormatUint(unversioned.Add(1), 10)
-	}
-	sum := sha256.Sum256(b)
-	return "kube:" + hex.EncodeToString(sum[:12])
 }
 
 // push hands a workload's wanted set (nil: remove it) to its worker, starting one if needed.

@@ -1,13 +1,20 @@
-package daemon
+// Package kube is Kubernetes mode's workload and policy source: client-go informers on the
+// policy CRDs, this node's pods, the namespaces and this node, feeding the workload registry
+// and the policies the daemon's reconcile loop reads. It writes each policy's status back.
+package kube
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"log/slog"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -28,7 +35,6 @@ import (
 	v1 "github.com/wardsec/ward/api/v1"
 	"github.com/wardsec/ward/internal/policy"
 	"github.com/wardsec/ward/internal/policystore"
-	"github.com/wardsec/ward/internal/rules"
 	"github.com/wardsec/ward/internal/workload"
 )
 
@@ -44,21 +50,21 @@ const (
 // Ward's validation error.
 const StatusApplied = "Applied"
 
-// policyResources are the three policy kinds Ward enforces, as the API server serves them.
-var policyResources = []struct {
-	kind string
-	gvr  schema.GroupVersionResource
+// PolicyResources are the three policy kinds Ward enforces, as the API server serves them.
+var PolicyResources = []struct {
+	Kind string
+	GVR  schema.GroupVersionResource
 }{
 	{v1.KindPolicy, v1.SchemeGroupVersion.WithResource("kubearmorpolicies")},
 	{v1.KindClusterPolicy, v1.SchemeGroupVersion.WithResource("kubearmorclusterpolicies")},
 	{v1.KindHostPolicy, v1.SchemeGroupVersion.WithResource("kubearmorhostpolicies")},
 }
 
-// KubeSource is Kubernetes mode's view of the cluster: the policy objects, the pods on this
+// Source is Kubernetes mode's view of the cluster: the policy objects, the pods on this
 // node, the namespaces and this node. Informers only record what changed and call onChange;
 // the daemon's reconcile loop reads Policies and the registry, so a burst of events costs one
 // reconcile (level-triggered, as everywhere else in the daemon).
-type KubeSource struct {
+type Source struct {
 	dyn      dynamic.Interface
 	kc       kubernetes.Interface
 	node     string
@@ -72,8 +78,8 @@ type KubeSource struct {
 	statusQ workqueue.TypedRateLimitingInterface[string]
 
 	mu         sync.Mutex
-	statuses   map[string]statusWrite // pending, by kind/namespace/name
-	policies   map[string]policystore.Versioned   // by kind/namespace/name
+	statuses   map[string]statusWrite           // pending, by kind/namespace/name
+	policies   map[string]policystore.Versioned // by kind/namespace/name
 	namespaces map[string]namespaceInfo
 	podObjs    map[string]*corev1.Pod
 }
@@ -90,15 +96,15 @@ type statusWrite struct {
 const statusWorkers = 4
 
 type namespaceInfo struct {
-	postures rules.Postures // empty fields: the daemon's defaults
+	postures Postures
 	mode     workload.Mode
 	hasMode  bool
 }
 
-// NewKubeSource connects to the API server as cfg says. node is this node's name (the
+// NewSource connects to the API server as cfg says. node is this node's name (the
 // DaemonSet passes spec.nodeName); reg receives one workload per container of this node's pods
 // and the host workload with the node's labels.
-func NewKubeSource(cfg *rest.Config, node string, reg *workload.Registry, onChange func(), log *slog.Logger) (*KubeSource, error) {
+func NewSource(cfg *rest.Config, node string, reg *workload.Registry, onChange func(), log *slog.Logger) (*Source, error) {
 	if node == "" {
 		return nil, fmt.Errorf("kubernetes mode needs the node name (set NODE_NAME from spec.nodeName)")
 	}
@@ -113,7 +119,7 @@ func NewKubeSource(cfg *rest.Config, node string, reg *workload.Registry, onChan
 	if onChange == nil {
 		onChange = func() {}
 	}
-	return &KubeSource{
+	return &Source{
 		dyn: dyn, kc: kc, node: node, reg: reg, onChange: onChange, log: log,
 		policies: map[string]policystore.Versioned{}, namespaces: map[string]namespaceInfo{},
 		podObjs: map[string]*corev1.Pod{}, statuses: map[string]statusWrite{},
@@ -123,7 +129,7 @@ func NewKubeSource(cfg *rest.Config, node string, reg *workload.Registry, onChan
 
 // Run starts the informers, waits until their caches are filled (so that the first reconcile
 // sees the whole cluster, not a prefix of it) and blocks until ctx is done.
-func (k *KubeSource) Run(ctx context.Context, synced func()) error {
+func (k *Source) Run(ctx context.Context, synced func()) error {
 	var workers sync.WaitGroup
 	defer func() {
 		k.statusQ.ShutDown()
@@ -139,12 +145,12 @@ func (k *KubeSource) Run(ctx context.Context, synced func()) error {
 	}
 	dynF := dynamicinformer.NewDynamicSharedInformerFactory(k.dyn, 0)
 	var syncs []cache.InformerSynced
-	for _, r := range policyResources {
-		inf := dynF.ForResource(r.gvr).Informer()
+	for _, r := range PolicyResources {
+		inf := dynF.ForResource(r.GVR).Informer()
 		if _, err := inf.AddEventHandler(cache.ResourceEventHandlerFuncs{
-			AddFunc:    func(o any) { k.policyChanged(r.kind, r.gvr, o) },
-			UpdateFunc: func(_, o any) { k.policyChanged(r.kind, r.gvr, o) },
-			DeleteFunc: func(o any) { k.policyDeleted(r.kind, o) },
+			AddFunc:    func(o any) { k.policyChanged(r.Kind, r.GVR, o) },
+			UpdateFunc: func(_, o any) { k.policyChanged(r.Kind, r.GVR, o) },
+			DeleteFunc: func(o any) { k.policyDeleted(r.Kind, o) },
 		}); err != nil {
 			return err
 		}
@@ -202,7 +208,7 @@ func (k *KubeSource) Run(ctx context.Context, synced func()) error {
 }
 
 // Policies returns the accepted policy objects, sorted by key.
-func (k *KubeSource) Policies() []policy.Policy {
+func (k *Source) Policies() []policy.Policy {
 	vs := k.Versioned()
 	out := make([]policy.Policy, 0, len(vs))
 	for _, v := range vs {
@@ -214,7 +220,7 @@ func (k *KubeSource) Policies() []policy.Policy {
 // Versioned returns the accepted policy objects with their content versions, sorted by key. The
 // version is computed once per change of the object, not on every reconcile: at 1,000 policies
 // hashing them all again was a quarter of the daemon's CPU.
-func (k *KubeSource) Versioned() []policystore.Versioned {
+func (k *Source) Versioned() []policystore.Versioned {
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	keys := make([]string, 0, len(k.policies))
@@ -229,27 +235,22 @@ func (k *KubeSource) Versioned() []policystore.Versioned {
 	return out
 }
 
-// Postures returns the namespace's posture annotations over defaults.
-func (k *KubeSource) Postures(namespace string, defaults rules.Postures) rules.Postures {
+// Postures are a namespace's posture annotations; an empty field means the annotation is absent
+// and the daemon's default applies.
+type Postures struct {
+	File, Network, Capabilities policy.Action
+}
+
+// Postures returns the namespace's posture annotations.
+func (k *Source) Postures(namespace string) Postures {
 	k.mu.Lock()
-	ns := k.namespaces[namespace]
-	k.mu.Unlock()
-	p := defaults
-	if ns.postures.File != "" {
-		p.File = ns.postures.File
-	}
-	if ns.postures.Network != "" {
-		p.Network = ns.postures.Network
-	}
-	if ns.postures.Capabilities != "" {
-		p.Capabilities = ns.postures.Capabilities
-	}
-	return p
+	defer k.mu.Unlock()
+	return k.namespaces[namespace].postures
 }
 
 func objectKey(kind, ns, name string) string { return kind + "/" + ns + "/" + name }
 
-func (k *KubeSource) policyChanged(kind string, gvr schema.GroupVersionResource, o any) {
+func (k *Source) policyChanged(kind string, gvr schema.GroupVersionResource, o any) {
 	u, ok := o.(*unstructured.Unstructured)
 	if !ok {
 		return
@@ -290,7 +291,7 @@ func (k *KubeSource) policyChanged(kind string, gvr schema.GroupVersionResource,
 // down. Every node's daemon computes the same text from the same object, so concurrent writers
 // agree; a patch (not an update) keeps it free of conflicts. A failed write is retried with
 // backoff, unless the object is gone.
-func (k *KubeSource) writeNextStatus(ctx context.Context) bool {
+func (k *Source) writeNextStatus(ctx context.Context) bool {
 	key, quit := k.statusQ.Get()
 	if quit {
 		return false
@@ -327,7 +328,7 @@ func (k *KubeSource) writeNextStatus(ctx context.Context) bool {
 	return true
 }
 
-func (k *KubeSource) policyDeleted(kind string, o any) {
+func (k *Source) policyDeleted(kind string, o any) {
 	if t, ok := o.(cache.DeletedFinalStateUnknown); ok {
 		o = t.Obj
 	}
@@ -345,7 +346,7 @@ func (k *KubeSource) policyDeleted(kind string, o any) {
 // it with the OCI hook's registration of each container (kernel identity); a container the hook
 // has not registered is enforced from this view alone, keyed by its id, or by
 // namespace/pod/container until the kubelet reports one.
-func (k *KubeSource) podView(pod *corev1.Pod, nsMode workload.Mode, nsHasMode bool) workload.Pod {
+func (k *Source) podView(pod *corev1.Pod, nsMode workload.Mode, nsHasMode bool) workload.Pod {
 	mode := workload.ModeEnabled
 	if nsHasMode {
 		mode = nsMode
@@ -387,7 +388,7 @@ func copyLabels(l map[string]string) map[string]string {
 	return out
 }
 
-func (k *KubeSource) podChanged(o any) {
+func (k *Source) podChanged(o any) {
 	pod, ok := o.(*corev1.Pod)
 	if !ok {
 		return
@@ -400,7 +401,7 @@ func (k *KubeSource) podChanged(o any) {
 
 // syncPod hands the registry what the pod is now. A pod that has finished is gone as far as
 // enforcement goes: its containers have exited.
-func (k *KubeSource) syncPod(key string) {
+func (k *Source) syncPod(key string) {
 	k.mu.Lock()
 	pod := k.podObjs[key]
 	var v workload.Pod
@@ -418,7 +419,7 @@ func (k *KubeSource) syncPod(key string) {
 	k.reg.RemovePod(ns, name)
 }
 
-func (k *KubeSource) podDeleted(o any) {
+func (k *Source) podDeleted(o any) {
 	if t, ok := o.(cache.DeletedFinalStateUnknown); ok {
 		o = t.Obj
 	}
@@ -433,7 +434,7 @@ func (k *KubeSource) podDeleted(o any) {
 	k.syncPod(key)
 }
 
-func (k *KubeSource) nodeChanged(o any) {
+func (k *Source) nodeChanged(o any) {
 	n, ok := o.(*corev1.Node)
 	if !ok || n.Name != k.node {
 		return
@@ -455,12 +456,12 @@ func parsePosture(v string) policy.Action {
 	return ""
 }
 
-func (k *KubeSource) namespaceChanged(o any) {
+func (k *Source) namespaceChanged(o any) {
 	ns, ok := o.(*corev1.Namespace)
 	if !ok {
 		return
 	}
-	info := namespaceInfo{postures: rules.Postures{
+	info := namespaceInfo{postures: Postures{
 		File:         parsePosture(ns.Annotations[annotationFilePosture]),
 		Network:      parsePosture(ns.Annotations[annotationNetworkPosture]),
 		Capabilities: parsePosture(ns.Annotations[annotationCapabilitiesPosture]),
@@ -490,7 +491,7 @@ func (k *KubeSource) namespaceChanged(o any) {
 	}
 }
 
-func (k *KubeSource) namespaceDeleted(o any) {
+func (k *Source) namespaceDeleted(o any) {
 	if t, ok := o.(cache.DeletedFinalStateUnknown); ok {
 		o = t.Obj
 	}
@@ -500,4 +501,17 @@ func (k *KubeSource) namespaceDeleted(o any) {
 		k.mu.Unlock()
 		k.onChange()
 	}
+}
+
+var unversioned atomic.Uint64
+
+// contentVersion versions a policy object, which comes without a version of Ward's, by its content.
+func contentVersion(p *policy.Policy) string {
+	b, err := json.Marshal(p)
+	if err != nil {
+		// A version never seen before: the policy counts as changed every round, never missed.
+		return "unversioned:" + strconv.FormatUint(unversioned.Add(1), 10)
+	}
+	sum := sha256.Sum256(b)
+	return "kube:" + hex.EncodeToString(sum[:12])
 }

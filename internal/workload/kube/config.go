@@ -1,4 +1,4 @@
-package daemon
+package kube
 
 import (
 	"fmt"
@@ -18,9 +18,9 @@ func InCluster() bool {
 	return err == nil
 }
 
-// KubeRESTConfig returns how to reach the API server: the kubeconfig file when one is named
+// RESTConfig returns how to reach the API server: the kubeconfig file when one is named
 // (running outside the cluster), else the pod's service account.
-func KubeRESTConfig(kubeconfig string) (*rest.Config, error) {
+func RESTConfig(kubeconfig string) (*rest.Config, error) {
 	var c *rest.Config
 	var err error
 	if kubeconfig != "" {
