@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"runtime"
 	"testing"
 	"time"
 
@@ -22,10 +21,18 @@ import (
 // that use it also prove that role is enough.
 const DaemonToken = "ward-daemon-token"
 
-// DeployDir is the repository's deploy/ directory.
+// DeployDir is the repository's deploy/ directory, found from the test's working directory (its
+// package directory) upwards.
 func DeployDir() string {
-	_, file, _, _ := runtime.Caller(0)
-	return filepath.Join(filepath.Dir(file), "..", "..", "..", "deploy")
+	dir, _ := os.Getwd()
+	for d := dir; ; d = filepath.Dir(d) {
+		if _, err := os.Stat(filepath.Join(d, "go.mod")); err == nil {
+			return filepath.Join(d, "deploy")
+		}
+		if filepath.Dir(d) == d {
+			return filepath.Join(dir, "deploy")
+		}
+	}
 }
 
 // Main runs a kube test package: it starts an API server with Ward's CRDs and the daemon's role
