@@ -68,11 +68,11 @@ func compileCovering(covering []*policy.Policy, w workload.Workload, postures Po
 	return set, nil
 }
 
-// build fills the indexes and allow-list scopes from set.Rules.
+// build fills the indexes and allow-list flags from set.Rules.
 func (s *Set) build() error {
 	for i := range s.index {
 		s.index[i] = opIndex{}
-		s.allow[i] = allowList{}
+		s.allow[i] = false
 	}
 	for i := range s.Rules {
 		r := &s.Rules[i]
@@ -83,35 +83,13 @@ func (s *Set) build() error {
 		if err := s.index[oi].add(r); err != nil {
 			return fmt.Errorf("policy %s: %s: %w", r.PolicyName, r.Field, err)
 		}
+		// Any Allow rule, with or without fromSource, turns its operation into an allow-list
+		// for the whole workload, as KubeArmor's AppArmor and BPF-LSM backends do.
 		if r.Action == policy.ActionAllow && r.Operation != policy.OpSyscall {
-			s.allow[oi].add(r)
+			s.allow[oi] = true
 		}
 	}
 	return nil
-}
-
-// allowList records where Allow rules turn a category into an allow-list: everywhere, or only
-// for the acting executables their fromSource names.
-type allowList struct {
-	global  bool
-	sources map[string]bool
-}
-
-func (a *allowList) add(r *Rule) {
-	if len(r.FromSource) == 0 {
-		a.global = true
-		return
-	}
-	if a.sources == nil {
-		a.sources = map[string]bool{}
-	}
-	for _, fs := range r.FromSource {
-		a.sources[fs.Path] = true
-	}
-}
-
-func (a *allowList) covers(source string) bool {
-	return a.global || a.sources[source]
 }
 
 // Operations that Decide knows, as dense indexes.

@@ -12,18 +12,20 @@ import (
 //
 //  1. Only rules of the access's operation whose target, fromSource and (for syscalls) syscall
 //     match are considered.
-//  2. readOnly, ownerOnly, pts and allowedArgs describe the accesses a rule permits. A Block rule
-//     applies to the accesses outside that set (all of them when it has none of these); Allow and
-//     Audit rules apply to the accesses inside it.
-//  3. Among the applying rules Block beats Audit beats Allow, whatever their specificity: a deny
-//     can be enforced by every backend regardless of rule order, an override of it cannot.
-//  4. Among rules with the same action the most specific names the verdict: exact path, then
-//     execname, then the deepest directory (direct-children before recursive), then the longest
-//     pattern; a rule limited by fromSource before an unlimited one; then the earlier rule.
-//  5. When no rule applies and the operation's category is an allow-list for the acting
-//     executable (some Allow rule of that operation, unlimited or with this fromSource), the
-//     posture decides under the policy name DefaultPosture; otherwise the access is allowed
-//     without an alert.
+//  2. readOnly, ownerOnly, pts and allowedArgs describe the accesses a rule permits. An Allow rule
+//     applies to the accesses inside that set. A Block rule applies to the accesses outside it
+//     (all of them when it has none of these), and so does an Audit rule: Audit is a dry run of
+//     Block, reporting exactly what Block would deny.
+//  3. Specific before general: a rule limited by fromSource to the acting executable decides
+//     before every rule without fromSource (KubeArmor's BPF-LSM checks the (path, source) rules
+//     first, its AppArmor backend leaves the general deny out of a program's own profile). Among
+//     rules of equal specificity Block beats Audit beats Allow, whatever their targets.
+//  4. Among rules with the same specificity and action the most specific target names the
+//     verdict: exact path, then execname, then the deepest directory (direct-children before
+//     recursive), then the longest pattern; then the earlier rule.
+//  5. When no rule applies and the operation's category is an allow-list (some Allow rule of that
+//     operation in the Set, with or without fromSource), the posture decides under the policy
+//     name DefaultPosture; otherwise the access is allowed without an alert.
 //  6. A workload in audited mode has every Block turned into an alert: "Audit (Block)".
 //
 // Decide does not allocate and looks only at rules indexed under the access's own path, its
@@ -72,7 +74,7 @@ func (s *Set) Decide(a Access) Verdict {
 			Rule: r.Field, RuleID: r.ID,
 			Severity: r.Severity, Tags: r.Tags, Message: r.Message,
 		}
-	case oi != opSyscall && s.allow[oi].covers(a.Source):
+	case oi != opSyscall && s.allow[oi]:
 		v = Verdict{Action: s.Postures.For(a.Op), Alert: true, Policy: DefaultPosturePolicy, Posture: true, RuleID: -1}
 	default:
 		v = Verdict{Action: policy.ActionAllow, RuleID: -1}
@@ -119,6 +121,9 @@ func (b *best) beats(r *Rule, level int) bool {
 	if b.rule == nil {
 		return true
 	}
+	if scoped := len(r.FromSource) > 0; scoped != b.scoped {
+		return scoped
+	}
 	if ra, ba := actionRank(r.Action), actionRank(b.rule.Action); ra != ba {
 		return ra > ba
 	}
@@ -130,9 +135,6 @@ func (b *best) beats(r *Rule, level int) bool {
 	}
 	if r.Recursive != b.recursive {
 		return !r.Recursive
-	}
-	if scoped := len(r.FromSource) > 0; scoped != b.scoped {
-		return scoped
 	}
 	return r.ID < b.rule.ID
 }
@@ -207,10 +209,11 @@ func applies(r *Rule, a *Access) bool {
 		(!r.OwnerOnly || a.UID == a.Owner) &&
 		(r.PTS == nil || *r.PTS == a.TTY) &&
 		argsAllowed(r.AllowedArgs, a.Args)
-	if r.Action == policy.ActionBlock {
-		return !permitted
+	if r.Action == policy.ActionAllow {
+		return permitted
 	}
-	return permitted
+	// Block denies what lies outside the permitted set; Audit reports the same accesses.
+	return !permitted
 }
 
 func sourceMatches(sources []policy.FromSource, exe string) bool {

@@ -178,11 +178,22 @@ func TestDecideModifiers(t *testing.T) {
 		{"allow readOnly write to posture", p(allow, readOnly), blockPostures, wr(0, 0), postured(block)},
 		{"allow ownerOnly other to posture", p(allow, ownerOnly), auditPostures, read(1, 0), postured(audit)},
 		{"allow ownerOnly owner", p(allow, ownerOnly), auditPostures, read(3, 3), allowedBy("p", "r")},
-		// Audit reports the accesses inside the set and nothing else.
-		{"audit ownerOnly owner reported", p(audit, ownerOnly), auditPostures, read(7, 7), audited("p", "r")},
-		{"audit ownerOnly other unreported", p(audit, ownerOnly), auditPostures, read(8, 7), allowed},
-		{"audit readOnly read reported", p(audit, readOnly), auditPostures, read(0, 0), audited("p", "r")},
-		{"audit readOnly write unreported", p(audit, readOnly), auditPostures, wr(0, 0), allowed},
+		// Audit is a dry run of Block: it reports exactly the accesses Block would deny, and
+		// permits them.
+		{"audit readOnly read unreported", p(audit, readOnly), auditPostures, read(0, 0), allowed},
+		{"audit readOnly write reported", p(audit, readOnly), auditPostures, wr(0, 0), audited("p", "r")},
+		{"audit ownerOnly owner read unreported", p(audit, ownerOnly), auditPostures, read(7, 7), allowed},
+		{"audit ownerOnly owner write unreported", p(audit, ownerOnly), auditPostures, wr(7, 7), allowed},
+		{"audit ownerOnly other read reported", p(audit, ownerOnly), auditPostures, read(8, 7), audited("p", "r")},
+		{"audit ownerOnly other write reported", p(audit, ownerOnly), auditPostures, wr(8, 7), audited("p", "r")},
+		{"audit both owner read unreported", p(audit, readOnly, ownerOnly), auditPostures, read(5, 5), allowed},
+		{"audit both owner write reported", p(audit, readOnly, ownerOnly), auditPostures, wr(5, 5), audited("p", "r")},
+		{"audit both other read reported", p(audit, readOnly, ownerOnly), auditPostures, read(6, 5), audited("p", "r")},
+		{"audit both other write reported", p(audit, readOnly, ownerOnly), auditPostures, wr(6, 5), audited("p", "r")},
+		{"audit pts=false with terminal reported", p(audit, pts(false)), auditPostures, fileAccess("/data/f", tty), audited("p", "r")},
+		{"audit pts=false without terminal unreported", p(audit, pts(false)), auditPostures, fileAccess("/data/f"), allowed},
+		// A dry run never opens an allow-list: the posture stays out of it.
+		{"audit readOnly read under block posture", p(audit, readOnly), blockPostures, read(0, 0), allowed},
 		// pts: the value says whether terminal access is inside the permitted set.
 		{"block pts=false with terminal", p(block, pts(false)), auditPostures, fileAccess("/data/f", tty), blocked("p", "r")},
 		{"block pts=false without terminal", p(block, pts(false)), auditPostures, fileAccess("/data/f"), allowed},
@@ -283,16 +294,110 @@ func TestDecidePrecedence(t *testing.T) {
 		{"allow readOnly with a write, block posture",
 			[]policy.Policy{hp("p", f(policy.MatchPath, "/cfg", allow, "ro", readOnly))},
 			blockPostures, fileAccess("/cfg", write), postured(block)},
-		{"fromSource allow makes an allow-list only for that program",
-			[]policy.Policy{hp("p", f(policy.MatchDirectory, "/secrets/", allow, "cat-only", recursive, from("/usr/bin/cat")))},
-			blockPostures, fileAccess("/etc/hosts", source("/usr/bin/cat")), postured(block)},
-		{"fromSource allow: other programs are not restricted",
-			[]policy.Policy{hp("p", f(policy.MatchDirectory, "/secrets/", allow, "cat-only", recursive, from("/usr/bin/cat")))},
-			blockPostures, fileAccess("/etc/hosts", source("/usr/bin/less")), allowed},
 		{"fromSource scoped rule names the verdict over an unscoped one",
 			[]policy.Policy{hp("p", f(policy.MatchPath, "/x", audit, "any"), f(policy.MatchPath, "/x", audit, "cat", from("/usr/bin/cat")))},
 			auditPostures, fileAccess("/x"), audited("p", "cat")},
 	})
+}
+
+// TestDecideSpecificBeforeGeneral: a rule limited by fromSource decides before the rules without
+// one; among rules of equal specificity Block beats Audit beats Allow.
+func TestDecideSpecificBeforeGeneral(t *testing.T) {
+	const sa = "/run/secrets/kubernetes.io/serviceaccount/"
+	const token = sa + "token"
+	hp := func(name string, rs ...policy.Rule) policy.Policy { return hostPolicy(name, rs...) }
+	f := func(m policy.MatchKind, v string, a policy.Action, fld string, opts ...ruleOpt) policy.Rule {
+		return rule(policy.OpFile, m, v, a, append([]ruleOpt{field(fld)}, opts...)...)
+	}
+	// The service-account case: a general Block of the directory, and an Allow of it for cat.
+	lenient := []policy.Policy{
+		hp("block-sa", f(policy.MatchDirectory, sa, block, "dir", recursive)),
+		hp("allow-cat", f(policy.MatchDirectory, sa, allow, "cat", recursive, from("/bin/cat"))),
+	}
+	readOnlyCat := []policy.Policy{hp("p",
+		f(policy.MatchDirectory, sa, block, "dir", recursive),
+		f(policy.MatchDirectory, sa, allow, "cat", recursive, readOnly, from("/bin/cat")))}
+	runDecideCases(t, []decideCase{
+		{"the named program may read what the general rule blocks", lenient, auditPostures,
+			fileAccess(token, source("/bin/cat")), allowedBy("allow-cat", "cat")},
+		{"the named program may write it too", lenient, auditPostures,
+			fileAccess(token, source("/bin/cat"), write), allowedBy("allow-cat", "cat")},
+		{"every other program is blocked", lenient, auditPostures,
+			fileAccess(token, source("/bin/head")), blocked("block-sa", "dir")},
+		{"scoped allow readOnly: the program's write falls to the general block", readOnlyCat, auditPostures,
+			fileAccess(token, source("/bin/cat"), write), blocked("p", "dir")},
+		{"scoped allow readOnly: the program's read is allowed", readOnlyCat, auditPostures,
+			fileAccess(token, source("/bin/cat")), allowedBy("p", "cat")},
+		{"a scoped audit decides before a general block",
+			[]policy.Policy{hp("p", f(policy.MatchPath, "/x", block, "all"), f(policy.MatchPath, "/x", audit, "cat", from("/bin/cat")))},
+			auditPostures, fileAccess("/x", source("/bin/cat")), audited("p", "cat")},
+		{"scoped on a directory decides before general on the exact path",
+			[]policy.Policy{hp("p", f(policy.MatchPath, "/d/x", block, "path"), f(policy.MatchDirectory, "/d/", allow, "cat", from("/bin/cat")))},
+			auditPostures, fileAccess("/d/x", source("/bin/cat")), allowedBy("p", "cat")},
+		{"two scoped rules: block beats allow",
+			[]policy.Policy{hp("p", f(policy.MatchPath, "/x", allow, "allow", from("/bin/cat")), f(policy.MatchDirectory, "/", block, "block", recursive, from("/bin/cat")))},
+			auditPostures, fileAccess("/x", source("/bin/cat")), blocked("p", "block")},
+		{"two scoped rules: audit beats allow",
+			[]policy.Policy{hp("p", f(policy.MatchPath, "/x", allow, "allow", from("/bin/cat")), f(policy.MatchPath, "/x", audit, "audit", from("/bin/cat")))},
+			auditPostures, fileAccess("/x", source("/bin/cat")), audited("p", "audit")},
+		{"two general rules: block beats audit",
+			[]policy.Policy{hp("p", f(policy.MatchPath, "/x", audit, "audit"), f(policy.MatchDirectory, "/", block, "block", recursive))},
+			auditPostures, fileAccess("/x"), blocked("p", "block")},
+		{"a scoped rule of another program does not apply",
+			[]policy.Policy{hp("p", f(policy.MatchPath, "/x", block, "all"), f(policy.MatchPath, "/x", allow, "cat", from("/bin/cat")))},
+			auditPostures, fileAccess("/x", source("/bin/less")), blocked("p", "all")},
+		{"process: the named parent may run what the general rule blocks",
+			[]policy.Policy{hp("p",
+				rule(policy.OpProcess, policy.MatchPath, "/usr/bin/curl", block, field("all")),
+				rule(policy.OpProcess, policy.MatchPath, "/usr/bin/curl", allow, field("bash"), from("/bin/bash")))},
+			auditPostures, execAccess("/usr/bin/curl", "/bin/bash"), allowedBy("p", "bash")},
+		{"process: other parents are blocked",
+			[]policy.Policy{hp("p",
+				rule(policy.OpProcess, policy.MatchPath, "/usr/bin/curl", block, field("all")),
+				rule(policy.OpProcess, policy.MatchPath, "/usr/bin/curl", allow, field("bash"), from("/bin/bash")))},
+			auditPostures, execAccess("/usr/bin/curl", "/bin/sh"), blocked("p", "all")},
+		{"network: the named program may open what the general rule blocks",
+			[]policy.Policy{hp("p",
+				rule(policy.OpNetwork, policy.MatchProtocol, "tcp", block, field("all")),
+				rule(policy.OpNetwork, policy.MatchProtocol, "tcp", allow, field("curl"), from("/usr/bin/curl")))},
+			auditPostures, withSource(NetworkAccess("tcp"), "/usr/bin/curl"), allowedBy("p", "curl")},
+	})
+}
+
+// TestDecideScopedAllowList: an Allow rule limited by fromSource still makes its operation an
+// allow-list for the whole workload; every program falls to the posture outside the Allow rules.
+func TestDecideScopedAllowList(t *testing.T) {
+	hp := func(name string, rs ...policy.Rule) policy.Policy { return hostPolicy(name, rs...) }
+	catSecrets := []policy.Policy{hp("p", rule(policy.OpFile, policy.MatchDirectory, "/secrets/", allow, field("cat-only"), recursive, from("/usr/bin/cat")))}
+	runDecideCases(t, []decideCase{
+		{"the named program inside its rule is allowed", catSecrets, blockPostures,
+			fileAccess("/secrets/a", source("/usr/bin/cat")), allowedBy("p", "cat-only")},
+		{"the named program outside its rule gets the posture", catSecrets, blockPostures,
+			fileAccess("/etc/hosts", source("/usr/bin/cat")), postured(block)},
+		{"another program gets the posture", catSecrets, blockPostures,
+			fileAccess("/etc/hosts", source("/usr/bin/less")), postured(block)},
+		{"another program inside the rule's target gets the posture", catSecrets, blockPostures,
+			fileAccess("/secrets/a", source("/usr/bin/less")), postured(block)},
+		{"audit posture: another program is reported", catSecrets, auditPostures,
+			fileAccess("/etc/hosts", source("/usr/bin/less")), postured(audit)},
+		{"process: another parent gets the posture",
+			[]policy.Policy{hp("p", rule(policy.OpProcess, policy.MatchPath, "/usr/bin/curl", allow, field("bash"), from("/bin/bash")))},
+			blockPostures, execAccess("/usr/bin/wget", "/bin/sh"), postured(block)},
+		{"network: another program gets the network posture",
+			[]policy.Policy{hp("p", rule(policy.OpNetwork, policy.MatchProtocol, "tcp", allow, field("curl"), from("/usr/bin/curl")))},
+			Postures{File: audit, Network: block, Capabilities: audit}, withSource(NetworkAccess("udp"), "/usr/bin/wget"), postured(block)},
+		{"capabilities: another program gets the capabilities posture",
+			[]policy.Policy{hp("p", rule(policy.OpCapabilities, policy.MatchCapability, "net_raw", allow, field("ping"), from("/bin/ping")))},
+			Postures{File: audit, Network: audit, Capabilities: block},
+			Access{Op: policy.OpCapabilities, Capability: "net_raw", Source: "/bin/sh"}, postured(block)},
+		{"a scoped file allow leaves process execution alone", catSecrets, blockPostures,
+			execAccess("/usr/bin/ls", "/bin/sh"), allowed},
+	})
+}
+
+func withSource(a Access, src string) Access {
+	a.Source = src
+	return a
 }
 
 func TestDecideNetworkAndCapabilities(t *testing.T) {
@@ -398,8 +503,9 @@ func TestAllowListReport(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if g, src := set.AllowList(policy.OpFile); g || len(src) != 2 || src[0] != "/bin/a" || src[1] != "/bin/b" {
-		t.Errorf("file allow-list = %v %v, want scoped to [/bin/a /bin/b]", g, src)
+	// Allow rules limited by fromSource make the category an allow-list for every program.
+	if g, src := set.AllowList(policy.OpFile); !g || len(src) != 0 {
+		t.Errorf("file allow-list = %v %v, want global", g, src)
 	}
 	if g, _ := set.AllowList(policy.OpNetwork); !g {
 		t.Error("network allow-list should be global")

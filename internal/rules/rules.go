@@ -7,8 +7,6 @@
 package rules
 
 import (
-	"slices"
-
 	"github.com/wardsec/ward/internal/policy"
 	"github.com/wardsec/ward/internal/workload"
 )
@@ -71,7 +69,7 @@ type Set struct {
 	// AppArmor holds each covering policy's raw spec.apparmor text, for the AppArmor backend.
 	AppArmor []RawAppArmor `json:"apparmor,omitempty"`
 
-	allow [numOps]allowList
+	allow [numOps]bool
 	index [numOps]opIndex
 }
 
@@ -93,20 +91,17 @@ type RawAppArmor struct {
 	Text       string `json:"text"`
 }
 
-// AllowList reports whether an operation category is an allow-list: for every acting executable
-// (Global) or only for the listed ones (Sources, from Allow rules limited by fromSource). Backends
-// use it to decide where the posture replaces the default "permit".
+// AllowList reports whether an operation category is an allow-list, where the posture replaces
+// the default "permit" for accesses no rule covers. Any Allow rule of the operation makes it one
+// for every acting executable of the workload, also when the rule is limited by fromSource
+// (KubeArmor does the same), so global is the whole answer and sources is always empty; it is kept
+// for the backends that still read it.
 func (s *Set) AllowList(op policy.Operation) (global bool, sources []string) {
 	i, ok := opIndexOf(op)
 	if !ok {
 		return false, nil
 	}
-	al := &s.allow[i]
-	for src := range al.sources {
-		sources = append(sources, src)
-	}
-	slices.Sort(sources)
-	return al.global, sources
+	return s.allow[i], nil
 }
 
 // RulesFor returns the rules of one operation, in Set order.

@@ -117,7 +117,8 @@ func TestAttribute(t *testing.T) {
 			policy.OpFile, block, "files", "spec.file.matchPaths[0]", false, ""},
 		{`apparmor="DENIED" operation="open" class="file" profile="ward-host" name="/home/user/key" pid=1 comm="cat" requested_mask="r" denied_mask="r" fsuid=1000 ouid=0`,
 			policy.OpFile, block, "files", "spec.file.matchPaths[1]", false, ""},
-		{`apparmor="AUDIT" operation="open" class="file" profile="ward-host" name="/var/log/syslog" pid=1 comm="cat" requested_mask="r" fsuid=0 ouid=0`,
+		// Audit+readOnly is a dry run of Block+readOnly: a write is what it reports.
+		{`apparmor="AUDIT" operation="open" class="file" profile="ward-host" name="/var/log/syslog" pid=1 comm="cat" requested_mask="w" fsuid=0 ouid=0`,
 			policy.OpFile, audit, "files", "spec.file.matchDirectories[0]", false, ""},
 		{`apparmor="DENIED" operation="open" class="file" profile="ward-host///usr/bin/cat" name="/secret/a/b" pid=1 comm="cat" requested_mask="r" denied_mask="r" fsuid=0 ouid=0`,
 			policy.OpFile, block, "files", "spec.file.matchDirectories[1]", false, "/usr/bin/cat"},

@@ -300,8 +300,14 @@ func TestTranslationAgreesWithDecide(t *testing.T) {
 		}
 		for i, a := range c.Accesses {
 			acc := a.Access()
-			if got, want := simulate(tr, acc), set.Decide(acc).Action; got != want {
-				t.Errorf("%s/%d (%s): kernel model says %s, Decide %s", c.Name, i, a.Describe(), got, want)
+			key := fmt.Sprintf("%s/%d", c.Name, i)
+			got, want := simulate(tr, acc), set.Decide(acc).Action
+			reason, known := knownDifferences[key]
+			switch {
+			case got != want && !known:
+				t.Errorf("%s (%s): kernel model says %s, Decide %s", key, a.Describe(), got, want)
+			case got == want && known:
+				t.Errorf("%s (%s): listed as a known difference (%s) but the kernel model agrees with Decide now", key, a.Describe(), reason)
 			}
 		}
 	}

@@ -30,6 +30,15 @@ var knownDifferences = map[string]string{
 	"file-allowlist-posture-block/3": "an allow-list for every executable cannot reach files Ward does not label: the base policy keeps granting them to unconfined domains",
 	"file-allowlist-posture-audit/1": "as above: a file Ward does not label is not reported by the audit posture",
 	"process-execname-audit/0":       "SELinux labels files, not names: an execname rule labels nothing, so the run is not reported",
+	// Issue 13: the allow-list an Allow rule with fromSource makes holds for every executable,
+	// which SELinux cannot extend to files and programs Ward does not label.
+	"process-allowlist-posture-block/2":        "an allow-list for every executable cannot reach programs Ward does not label: the writer runs /wt/bin/other unhindered",
+	"fromsource-allow-before-general-block/2":  "as file-allowlist-posture-audit/1: a file Ward does not label is not reported by the audit posture",
+	"fromsource-allow-is-workload-allowlist/1": "as file-allowlist-posture-block/3: a file Ward does not label is not reached by the block posture",
+	"fromsource-allow-is-workload-allowlist/2": "as above",
+	"audit-owneronly-dry-run/0":                "SELinux cannot compare the file owner with the process user: ownerOnly is enforced as if every access came from another user, so the owner's read is reported too",
+	"audit-owneronly-dry-run/1":                "as above: the owner's write is reported too",
+	"audit-readonly-owneronly-dry-run/0":       "as above: the owner's read is reported too",
 }
 
 // notEnforced lists the cases of operations the SELinux backend does not enforce (it warns when

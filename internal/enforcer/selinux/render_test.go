@@ -50,7 +50,7 @@ func renderCases() []renderCase {
 			file(policy.MatchPath, "/etc/passwd", audit),
 			file(policy.MatchPath, "/etc/group", audit, readOnly),
 			file(policy.MatchDirectory, "/home/", audit, recursive),
-		)}, types: map[string]string{"/etc/passwd": "ward_uua_t", "/etc/group": "ward_uaa_t", "/home/u/x": "ward_uua_t"}},
+		)}, types: map[string]string{"/etc/passwd": "ward_uua_t", "/etc/group": "ward_aua_t", "/home/u/x": "ward_uua_t"}},
 		{name: "file_allow_posture_block", postures: blockAll, policies: []policy.Policy{hostPolicy("allowlist",
 			file(policy.MatchDirectory, "/srv/data/", allow, recursive),
 			file(policy.MatchDirectory, "/srv/conf/", allow, recursive, readOnly),
@@ -71,7 +71,9 @@ func renderCases() []renderCase {
 		{name: "from_source_allowlist", postures: blockAll, policies: []policy.Policy{hostPolicy("sources",
 			file(policy.MatchDirectory, "/srv/app/", allow, recursive, from("/srv/app/bin/server")),
 			proc(policy.MatchPath, "/usr/bin/id", allow, from("/srv/app/bin/server")),
-		)}},
+			// Allow rules limited by fromSource make both categories allow-lists for every
+			// executable (rules.Set.AllowList).
+		)}, warnings: []string{"the file category is an allow-list for every executable", "the process category is an allow-list for every executable"}},
 		{name: "unsupported", policies: []policy.Policy{hostPolicy("odd",
 			file(policy.MatchPath, "/etc/motd", block, ownerOnly),
 			file(policy.MatchPattern, "/etc/*.key", block),
