@@ -53,6 +53,9 @@ type Config struct {
 	// account); Kubeconfig points at the API server from outside the cluster.
 	K8s        string `json:"k8s"`
 	Kubeconfig string `json:"kubeconfig"`
+	// NRI is the container runtime's NRI socket Ward registers containers through: "auto"
+	// (nri.DefaultSocket, waited for while absent), "off", or a socket path.
+	NRI string `json:"nri"`
 
 	AlertThrottling bool `json:"alertThrottling"`
 	MaxAlertPerSec  int  `json:"maxAlertPerSec"`
@@ -97,6 +100,7 @@ var settings = []setting{
 	{"systemMonitor", "true", "trace syscalls for logs, syscall-rule alerts and monitor-mode alerts"},
 	{"k8s", "auto", "Kubernetes mode (policies, pods, namespaces and this node from the API server): true, false, or auto (on when running in a pod)"},
 	{"kubeconfig", "", "kubeconfig file for Kubernetes mode outside the cluster (default: the pod's service account)"},
+	{"nri", "auto", "register containers as an NRI plugin of the container runtime (containerd 2.x, CRI-O): auto (the socket /var/run/nri/nri.sock, used once it exists), off, or the socket's path"},
 	{"alertThrottling", "true", "throttle alerts per workload"},
 	{"maxAlertPerSec", "10", "alerts per second per workload before throttling"},
 	{"throttleSec", "30", "seconds of dropping alerts once the threshold is crossed"},
@@ -209,7 +213,7 @@ func buildConfig(v map[string]string) (Config, error) {
 		Metrics: v["metrics"], Cluster: v["cluster"], Host: v["host"], LogPath: v["logPath"],
 		AppArmorDir: v["apparmorDir"], BPFFsPath: v["bpfFsPath"],
 		Visibility: v["visibility"], HostVisibility: v["hostVisibility"], UntrackedNs: v["untrackedNs"],
-		Kubeconfig: v["kubeconfig"],
+		Kubeconfig: v["kubeconfig"], NRI: strings.TrimSpace(v["nri"]),
 	}
 	var err error
 	posture := func(key string) string {
@@ -259,6 +263,9 @@ func buildConfig(v map[string]string) (Config, error) {
 		if err == nil {
 			err = fmt.Errorf("k8s: %q is not allowed: allowed are true, false, auto", v["k8s"])
 		}
+	}
+	if c.NRI != "auto" && c.NRI != "off" && !strings.HasPrefix(c.NRI, "/") && err == nil {
+		err = fmt.Errorf("nri: %q is not allowed: allowed are auto, off, or an absolute socket path", v["nri"])
 	}
 	c.MaxAlertPerSec = integer("maxAlertPerSec")
 	c.ThrottleSec = integer("throttleSec")

@@ -260,6 +260,7 @@ func Run(ctx context.Context, opts Options) error {
 	}
 	defer watcher.Close()
 	d.startHooks(ctx, &wg)
+	d.startNRI(ctx, &wg)
 
 	if b := d.sel.Backend; b != nil {
 		wg.Add(1)

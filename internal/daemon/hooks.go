@@ -14,6 +14,7 @@ import (
 
 	"github.com/wardsec/ward/internal/workload"
 	"github.com/wardsec/ward/internal/workload/hookapi"
+	"github.com/wardsec/ward/internal/workload/nri"
 )
 
 // hookWait bounds how long a hook request waits for its reconcile. The hook has its own,
@@ -66,6 +67,34 @@ func (d *Daemon) startHooks(ctx context.Context, wg *sync.WaitGroup) {
 	}()
 }
 
+// startNRI runs Ward's NRI plugin (internal/workload/nri), which registers containers through
+// the same handler as the OCI hook's socket. It needs no runtime configuration: containerd 2.x and
+// CRI-O listen on their NRI socket by default. With "auto" the plugin waits for the default
+// socket to appear, so a node without NRI only logs it once.
+func (d *Daemon) startNRI(ctx context.Context, wg *sync.WaitGroup) {
+	if d.cfg.NRI == "off" {
+		return
+	}
+	sock := d.cfg.NRI
+	if sock == "auto" {
+		sock = nri.DefaultSocket
+	}
+	p, err := nri.New(nri.Options{Socket: sock, Handler: d.handleHook, Hostname: d.cfg.Host,
+		Retry: nriRetry, Logger: d.log})
+	if err != nil {
+		d.log.Error("nri plugin", "error", err)
+		return
+	}
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		p.Run(ctx)
+	}()
+}
+
+// nriRetry is how often the NRI plugin tries to reach a runtime that is not (or no longer) there.
+const nriRetry = 2 * time.Second
+
 func (d *Daemon) hookDir() string { return filepath.Join(d.cfg.State, "containers") }
 
 // hookFile names a container's record; ids are runtime-chosen, so they must not escape the
@@ -83,10 +112,12 @@ func (d *Daemon) handleHook(ctx context.Context, req hookapi.Request) hookapi.Re
 	switch req.Op {
 	case hookapi.OpRegister:
 		return d.hookRegister(ctx, req)
+	case hookapi.OpPrepare:
+		return d.hookPrepare(ctx, req)
 	case hookapi.OpUnregister:
 		return d.hookUnregister(ctx, req.ID)
 	}
-	return hookapi.Response{Error: fmt.Sprintf("unknown op %q; allowed: %s, %s", req.Op, hookapi.OpRegister, hookapi.OpUnregister)}
+	return hookapi.Response{Error: fmt.Sprintf("unknown op %q; allowed: %s, %s, %s", req.Op, hookapi.OpRegister, hookapi.OpPrepare, hookapi.OpUnregister)}
 }
 
 func (d *Daemon) hookRegister(ctx context.Context, req hookapi.Request) hookapi.Response {
@@ -119,6 +150,35 @@ func (d *Daemon) hookRegister(ctx context.Context, req hookapi.Request) hookapi.
 	for {
 		if set := d.Sets()[w.ID()]; set != nil && set.Workload.CgroupID == w.CgroupID &&
 			set.Workload.PidNS == w.PidNS && set.Workload.MntNS == w.MntNS {
+			return hookapi.Response{OK: true, Policies: set.Policies, Rules: len(set.Rules)}
+		}
+		if err := sleepCtx(ctx, hookPoll); err != nil {
+			return hookapi.Response{Error: fmt.Sprintf("container %s: rules not applied: %v", w.ContainerID, err)}
+		}
+	}
+}
+
+// hookPrepare registers a container before the runtime creates it (NRI's CreateContainer): no
+// kernel identity and no record (no process to check after a restart), and an answer once a set
+// built from this registration is applied, so that the AppArmor profile the runtime is about to
+// attach is loaded.
+func (d *Daemon) hookPrepare(ctx context.Context, req hookapi.Request) hookapi.Response {
+	w := req.Workload
+	switch {
+	case w.Kind != workload.KindContainer:
+		return hookapi.Response{Error: fmt.Sprintf("workload kind %q: only containers register through the hook", w.Kind)}
+	case w.CgroupID != 0 || w.PidNS != 0 || w.MntNS != 0:
+		return hookapi.Response{Error: fmt.Sprintf("container %s: prepare carries no kernel identity; use register", w.ContainerID)}
+	}
+	if _, err := d.hookFile(w.ContainerID); err != nil {
+		return hookapi.Response{Error: err.Error()}
+	}
+	w.Hostname = d.cfg.Host
+	d.log.Info("container prepared by nri", "container", w.ContainerID, "name", w.Container,
+		"namespace", w.Namespace, "pod", w.Pod, "apparmor_profile", w.AppArmorProfile)
+	d.reg.Upsert(w)
+	for {
+		if set := d.Sets()[w.ID()]; set != nil && set.Workload.AppArmorProfile == w.AppArmorProfile {
 			return hookapi.Response{OK: true, Policies: set.Policies, Rules: len(set.Rules)}
 		}
 		if err := sleepCtx(ctx, hookPoll); err != nil {

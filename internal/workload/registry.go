@@ -54,6 +54,9 @@ type PodContainer struct {
 	// reported it.
 	ID    string
 	Image string
+	// AppArmorProfile is the Localhost AppArmor profile the pod's spec names for the container
+	// (container securityContext over the pod's), when it is one of Ward's.
+	AppArmorProfile string
 }
 
 // Key is the pod's namespace/name.
@@ -157,8 +160,15 @@ func (r *Registry) merged(w Workload) Workload {
 	w.Mode = p.Mode
 	w.PodUID = p.UID
 	for _, c := range p.Containers {
-		if c.Name == w.Container && w.Image == "" {
+		if c.Name != w.Container {
+			continue
+		}
+		if w.Image == "" {
 			w.Image = c.Image
+		}
+		if w.AppArmorProfile == "" {
+			// What the runtime said wins: it is what the container was created with.
+			w.AppArmorProfile = c.AppArmorProfile
 		}
 	}
 	return w
@@ -187,7 +197,7 @@ func (r *Registry) view() map[string]Workload {
 			w := Workload{
 				Kind: KindContainer, Hostname: p.Hostname, Namespace: p.Namespace, Pod: p.Name,
 				PodUID: p.UID, Container: c.Name, ContainerID: c.ID, Image: c.Image,
-				Labels: p.Labels, Mode: p.Mode,
+				Labels: p.Labels, Mode: p.Mode, AppArmorProfile: c.AppArmorProfile,
 			}
 			out[w.ID()] = w
 		}

@@ -36,6 +36,12 @@ func ParseMode(annotation string) (m Mode, ok bool) {
 	return ModeEnabled, false
 }
 
+// AnnotationAppArmorPrefix names the pod annotation apparmor.ward.io/<container>, which holds the
+// Ward AppArmor profile the container runs under. Ward's admission webhook sets it beside
+// securityContext.appArmorProfile (internal/workload/attach), because the runtime tells NRI
+// plugins a pod's annotations but not a container's AppArmor profile.
+const AnnotationAppArmorPrefix = "apparmor.ward.io/"
+
 // Workload is one thing policies can cover.
 type Workload struct {
 	Kind Kind `json:"kind"`
@@ -54,6 +60,12 @@ type Workload struct {
 	// Labels are the pod's labels for a container, and the node's labels for the host.
 	Labels map[string]string `json:"labels,omitempty"`
 	Mode   Mode              `json:"mode,omitempty"`
+	// AppArmorProfile is the AppArmor profile the runtime attaches to the container when it is
+	// one of Ward's (a "ward-" name the pod chose, usually through Ward's admission webhook):
+	// the AppArmor backend then loads the workload's rules under this name. Empty means the
+	// backend names the profile itself (ProfileName), and the container is confined only if
+	// something attaches it.
+	AppArmorProfile string `json:"apparmorProfile,omitempty"`
 	// Kernel identity, filled by the workload sources; enforcement is keyed on it.
 	CgroupID uint64 `json:"cgroupID,omitempty"`
 	PidNS    uint32 `json:"pidns,omitempty"`

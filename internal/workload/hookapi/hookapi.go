@@ -29,6 +29,11 @@ const SocketName = "ward.sock"
 const (
 	OpRegister   = "register"
 	OpUnregister = "unregister"
+	// OpPrepare registers a container that the runtime has not created yet, so it has no kernel
+	// identity: the NRI plugin sends it from CreateContainer, so that rules that need none (the
+	// AppArmor profile the runtime attaches at create) are loaded in time. OpRegister with the
+	// kernel identity follows before the container starts. The OCI hook never sends it.
+	OpPrepare = "prepare"
 )
 
 // Request is what the hook asks.
