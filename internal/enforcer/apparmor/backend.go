@@ -191,7 +191,14 @@ func (b *Backend) Apply(ctx context.Context, sets []*rules.Set) error {
 // loadProfile renders a workload's profile and loads it unless the kernel already holds the same
 // text. On error the workload's previous profile stays in force.
 func (b *Backend) loadProfile(ctx context.Context, set *rules.Set) (string, []enforcer.Warning, error) {
-	prof, warns, err := Render(set, b.opts)
+	opts := b.opts
+	if n := set.Workload.AppArmorProfile; strings.HasPrefix(n, "ward-") {
+		// The runtime attaches the profile the pod names (Ward's admission webhook chose it,
+		// stable across the pods of one workload): load the rules under that name. Names that
+		// are not Ward's are never written, so no other profile is replaced.
+		opts.Name = n
+	}
+	prof, warns, err := Render(set, opts)
 	if err != nil {
 		return "", nil, err
 	}
@@ -239,7 +246,7 @@ func (b *Backend) ApplyWorkload(ctx context.Context, set *rules.Set) error {
 	b.mu.Lock()
 	b.byName[name], b.byWorkload[id], b.warnings[id] = set, name, warns
 	b.mu.Unlock()
-	if hadOld && old != name {
+	if hadOld && old != name && !b.shared(old, id) {
 		// The workload's profile was renamed (its identity changed): the new one is in force,
 		// so the old one can go.
 		if err := b.removeProfile(ctx, old); err != nil {
@@ -259,6 +266,15 @@ func (b *Backend) RemoveWorkload(ctx context.Context, id string) error {
 	if !ok {
 		return nil
 	}
+	if b.shared(name, id) {
+		// Another workload (a pod of the same Deployment on this node) runs under the same
+		// profile: unloading it would leave that one unconfined.
+		b.mu.Lock()
+		delete(b.byWorkload, id)
+		delete(b.warnings, id)
+		b.mu.Unlock()
+		return nil
+	}
 	if err := b.removeProfile(ctx, name); err != nil {
 		return fmt.Errorf("remove apparmor profile of workload %s: %w", id, err)
 	}
@@ -269,6 +285,18 @@ func (b *Backend) RemoveWorkload(ctx context.Context, id string) error {
 	}
 	b.mu.Unlock()
 	return nil
+}
+
+// shared says whether a workload other than id has the profile name.
+func (b *Backend) shared(name, id string) bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for w, n := range b.byWorkload {
+		if n == name && w != id {
+			return true
+		}
+	}
+	return false
 }
 
 // removeProfile unloads one of Ward's profiles; a file already gone counts as removed.

@@ -175,3 +175,45 @@ func TestUninstall(t *testing.T) {
 		t.Errorf("Uninstall of a missing directory: %v", err)
 	}
 }
+
+// A workload whose pod names one of Ward's profiles (the admission webhook's stable name) is
+// loaded under that name; two pods sharing it keep it loaded until the last one goes, and a
+// name that is not Ward's is never written.
+func TestApplyWorkloadNamedProfile(t *testing.T) {
+	dir := t.TempDir()
+	r := &gateRunner{}
+	b := newTestBackend(t, dir, r)
+	ctx := context.Background()
+	pol := containerPolicy("shop", "w", file(policy.MatchPath, "/secret", block))
+	a := compileFor(t, pol, false)
+	a.Workload.ContainerID, a.Workload.AppArmorProfile = "aaa", "ward-shop_web_nginx"
+	c := compileFor(t, pol, false)
+	c.Workload.ContainerID, c.Workload.Pod, c.Workload.AppArmorProfile = "ccc", "web-7d9f-other", "ward-shop_web_nginx"
+	for _, s := range []*rules.Set{a, c} {
+		if err := b.ApplyWorkload(ctx, s); err != nil {
+			t.Fatal(err)
+		}
+	}
+	assertOnlyFiles(t, dir, "ward-shop_web_nginx")
+	if err := b.RemoveWorkload(ctx, "aaa"); err != nil {
+		t.Fatal(err)
+	}
+	assertOnlyFiles(t, dir, "ward-shop_web_nginx")
+	if slices.Contains(r.calls, "-R ward-shop_web_nginx") {
+		t.Errorf("calls %q: the shared profile was unloaded while pod ccc runs under it", r.calls)
+	}
+	if err := b.RemoveWorkload(ctx, "ccc"); err != nil {
+		t.Fatal(err)
+	}
+	assertOnlyFiles(t, dir)
+	if !slices.Contains(r.calls, "-R ward-shop_web_nginx") {
+		t.Errorf("calls %q: no -R once the last pod went", r.calls)
+	}
+
+	other := compileFor(t, pol, false)
+	other.Workload.AppArmorProfile = "docker-default"
+	if err := b.ApplyWorkload(ctx, other); err != nil {
+		t.Fatal(err)
+	}
+	assertOnlyFiles(t, dir, "ward-shop_web-7d9f_nginx")
+}
