@@ -15,6 +15,20 @@ die() {
 	sleep 60
 }
 
+# A profile that runs a container runtime wants a root runc can pivot_root
+# out of, which the initramfs's rootfs is not: copy it into a tmpfs and start
+# again from there (switch_root empties the old root and execs /init anew).
+if [ -e /etc/ward/tmpfs-root ] && [ ! -e /.ward-tmpfs-root ]; then
+	echo "ward-vm: copying the root to a tmpfs"
+	mkdir -p /newroot
+	mount -t tmpfs -o mode=0755 tmpfs /newroot || die "mount the tmpfs root"
+	for f in /*; do
+		[ "$f" = /newroot ] || cp -a "$f" /newroot/ || die "copy $f to the tmpfs root"
+	done
+	: >/newroot/.ward-tmpfs-root
+	exec switch_root /newroot /init
+fi
+
 mount -t proc proc /proc || die "mount proc"
 mount -t sysfs sysfs /sys || die "mount sysfs"
 mount -t devtmpfs devtmpfs /dev || die "mount devtmpfs"

@@ -39,6 +39,10 @@ func buildInitramfs(cacheDir string, k kernel, p bootProfile) (string, error) {
 	a.CharDev("dev/null", 0o666, 1, 3)
 	a.File("init", 0o755, initScript)
 	a.File("etc/ward/profile.sh", 0o644, []byte(p.guestScript()))
+	if p.TmpfsRoot {
+		// init.sh looks for this before its first mount.
+		a.File("etc/ward/tmpfs-root", 0o644, nil)
+	}
 	a.File("etc/passwd", 0o644, []byte("root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\n"))
 	a.File("etc/group", 0o644, []byte("root:x:0:\nnogroup:x:65534:\n"))
 

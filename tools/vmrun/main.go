@@ -19,6 +19,7 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"path/filepath"
 	"strings"
 	"time"
 )
@@ -45,6 +46,22 @@ func run(args []string) int {
 	fs.IntVar(&cfg.MemoryMB, "m", 1024, "guest memory in MiB")
 	fs.IntVar(&cfg.CPUs, "smp", 2, "guest CPUs (bench mode: always 1)")
 	fs.BoolVar(&cfg.Bench, "bench", os.Getenv("WARD_VM_BENCH") != "", "boot for benchmarks: one CPU, guest clock counting instructions (-icount), no address randomisation (env WARD_VM_BENCH)")
+	fs.Func("hostfwd", "forward a host port into the guest, as qemu's hostfwd (tcp:127.0.0.1:10250-:10250); repeatable; needs a profile with networking", func(v string) error {
+		cfg.HostFwd = append(cfg.HostFwd, v)
+		return nil
+	})
+	fs.Func("share", "share a host directory at the same path in the guest, read-only, or writable as DIR:rw; repeatable", func(v string) error {
+		dir, rw := strings.CutSuffix(v, ":rw")
+		if !filepath.IsAbs(dir) {
+			return fmt.Errorf("-share %s: not an absolute path", v)
+		}
+		cfg.Shares = append(cfg.Shares, share{Dir: filepath.Clean(dir), Writable: rw})
+		return nil
+	})
+	fs.Func("append", "more kernel arguments, after the profile's (loglevel=7 to see the boot); repeatable", func(v string) error {
+		cfg.Append = append(cfg.Append, strings.Fields(v)...)
+		return nil
+	})
 	prepareOnly := fs.Bool("prepare", false, "fetch the kernel and build the initramfs, print the kernel package name and exit")
 	fs.Usage = func() {
 		fmt.Fprintln(fs.Output(), "usage: vmrun [flags] [--] command [args...]")

@@ -33,6 +33,14 @@ type bootProfile struct {
 	// by their path in the archive. cacheDir is vmrun's cache, for results
 	// too slow to rebuild on every boot.
 	Files func(cacheDir string) (map[string][]byte, error)
+	// TmpfsRoot copies the initramfs into a tmpfs and switch_roots into it
+	// before anything else: runc's pivot_root cannot leave an initramfs
+	// root, so a guest that runs a container runtime unmodified needs it.
+	TmpfsRoot bool
+	// Network gives the guest a virtio NIC on qemu's user network (guest
+	// 10.0.2.15, host 10.0.2.2) instead of none; vmrun's -hostfwd flags
+	// forward host ports into it.
+	Network bool
 }
 
 // profiles lists the boot profiles.
@@ -44,15 +52,27 @@ var profiles = map[string]bootProfile{
 		// runc and crun (Debian's) run containers from a busybox rootfs for the
 		// OCI hook tests (docs/containers.md): no image registry is involved.
 		Tools: []string{"/usr/sbin/apparmor_parser", "/usr/bin/aa-exec", "/usr/sbin/runc", "/usr/bin/crun"},
-		Trees: []string{
-			"/etc/apparmor",
-			// parser.conf pins the policy feature ABI to this file.
-			"/usr/share/apparmor-features",
-			"/etc/apparmor.d/abi",
-			"/etc/apparmor.d/abstractions",
-			"/etc/apparmor.d/tunables",
-		},
+		Trees: apparmorTrees,
 		Setup: "[ -d /sys/kernel/security/apparmor ] || die 'apparmor: /sys/kernel/security/apparmor is missing'",
+	},
+	// node boots a Kubernetes node (docs/kubernetes.md, "A real node"): AppArmor
+	// and BPF-LSM both active, so one boot serves Ward's lsm=bpf and
+	// lsm=apparmor, a writable tmpfs root that runc can pivot_root out of,
+	// cgroup v2 with the controllers the kubelet asks for, shared mount
+	// propagation, and the modules containerd and the CNI bridge use. The
+	// container runtime and the kubelet come from the job (the host test
+	// shares them in); runc and apparmor_parser (containerd loads its default
+	// profile with it) are Debian's.
+	"node": {
+		Name:      "node",
+		Cmdline:   []string{"lsm=landlock,lockdown,yama,apparmor,bpf", "no_timer_check"},
+		LSMs:      []string{"apparmor", "bpf"},
+		Tools:     []string{"/usr/sbin/apparmor_parser", "/usr/sbin/runc"},
+		Trees:     apparmorTrees,
+		Modules:   []string{"virtio_net", "overlay", "veth", "bridge", "br_netfilter"},
+		TmpfsRoot: true,
+		Network:   true,
+		Setup:     nodeSetup,
 	},
 	// selinux boots SELinux (AppArmor cannot be active beside it) with
 	// Debian's reference policy plus Ward's static module, enforcing. See
@@ -68,6 +88,33 @@ var profiles = map[string]bootProfile{
 		Setup: selinuxSetup,
 	},
 }
+
+// apparmorTrees is what apparmor_parser reads besides the profile it is given.
+var apparmorTrees = []string{
+	"/etc/apparmor",
+	// parser.conf pins the policy feature ABI to this file.
+	"/usr/share/apparmor-features",
+	"/etc/apparmor.d/abi",
+	"/etc/apparmor.d/abstractions",
+	"/etc/apparmor.d/tunables",
+}
+
+// nodeSetup prepares the node profile's guest for containerd and the kubelet.
+const nodeSetup = `[ -d /sys/kernel/security/apparmor ] || die 'node: /sys/kernel/security/apparmor is missing'
+# The kubelet puts pods under the root cgroup and expects these controllers
+# there; a busybox init enables none.
+for c in cpuset cpu io memory hugetlb pids; do
+	echo "+$c" >/sys/fs/cgroup/cgroup.subtree_control || die "node: enable cgroup controller $c"
+done
+# A busybox init leaves mounts private; the kubelet refuses Bidirectional
+# host paths then, and HostToContainer ones see nothing new.
+mount --make-rshared / || die 'node: mount --make-rshared /'
+ip link set eth0 up || die 'node: no eth0'
+ip addr add 10.0.2.15/24 dev eth0 || die 'node: address eth0'
+ip route add default via 10.0.2.2 || die 'node: default route'
+echo 1 >/proc/sys/net/ipv4/ip_forward || die 'node: ip_forward'
+mkdir -p /var/lib /var/log /etc/kubernetes /opt/cni/bin /etc/cni/net.d
+`
 
 func lookupProfile(name string) (bootProfile, error) {
 	p, ok := profiles[name]

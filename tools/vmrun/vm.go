@@ -28,8 +28,21 @@ type config struct {
 	// Bench boots for measurement: one CPU whose clock counts executed
 	// instructions (icount), so a benchmark timed inside the guest reads the
 	// same figure whatever else runs on the host; see qemuArgs.
-	Bench   bool
+	Bench bool
+	// HostFwd are qemu user-network forwards (tcp:127.0.0.1:10250-:10250);
+	// they need a profile with Network.
+	HostFwd []string
+	// Shares are more host directories, mounted in the guest at the same
+	// absolute path.
+	Shares []share
+	// Append are more kernel arguments.
+	Append  []string
 	Command []string
+}
+
+type share struct {
+	Dir      string
+	Writable bool
 }
 
 type timings struct {
@@ -144,7 +157,10 @@ func runVM(cfg config) (res result, _ error) {
 		}
 		argv[0] = guestBinDir + "/" + filepath.Base(argv[0])
 	}
-	job := jobScript(prep.ModRoot, guestWD, argv, os.Environ())
+	if len(cfg.HostFwd) > 0 && !prep.Profile.Network {
+		return res, fmt.Errorf("-hostfwd needs a boot profile with networking (profile %s has none)", prep.Profile.Name)
+	}
+	job := jobScript(prep.ModRoot, guestWD, cfg.Shares, argv, os.Environ())
 	if err := os.WriteFile(filepath.Join(runDir, "job.sh"), []byte(job), 0o644); err != nil {
 		return res, err
 	}
@@ -258,12 +274,29 @@ func qemuArgs(cfg config, prep prepared, runDir string) []string {
 		"-cpu", "max",
 		"-m", strconv.Itoa(cfg.MemoryMB),
 		"-smp", strconv.Itoa(cpus),
-		"-nographic", "-no-reboot", "-net", "none",
+		"-nographic", "-no-reboot",
 		"-kernel", prep.Kernel.Image(),
 		"-initrd", prep.Initramfs,
-		"-append", strings.Join(append(cmdline, prep.Profile.Cmdline...), " "),
+		"-append", strings.Join(append(append(cmdline, prep.Profile.Cmdline...), cfg.Append...), " "),
 		"-virtfs", "local,path="+runDir+",mount_tag="+runShareTag+",security_model=none,id="+runShareTag,
 	)
+	if prep.Profile.Network {
+		netdev := "user,id=net0"
+		for _, f := range cfg.HostFwd {
+			netdev += ",hostfwd=" + f
+		}
+		args = append(args, "-netdev", netdev, "-device", "virtio-net-pci,netdev=net0,romfile=")
+	} else {
+		args = append(args, "-net", "none")
+	}
+	for i, sh := range cfg.Shares {
+		tag := shareTag(i)
+		arg := "local,path=" + sh.Dir + ",mount_tag=" + tag + ",security_model=none,id=" + tag
+		if !sh.Writable {
+			arg += ",readonly=on"
+		}
+		args = append(args, "-virtfs", arg)
+	}
 	if prep.ModRoot != "" {
 		args = append(args, "-virtfs", "local,path="+prep.ModRoot+",mount_tag="+srcShareTag+",security_model=none,readonly=on,id="+srcShareTag)
 	}
@@ -273,11 +306,19 @@ func qemuArgs(cfg config, prep prepared, runDir string) []string {
 // jobScript is the guest's part that is specific to this run. Every value
 // from the host is quoted, so paths and arguments reach the command as they
 // were given.
-func jobScript(modRoot, wd string, argv, env []string) string {
+func jobScript(modRoot, wd string, shares []share, argv, env []string) string {
 	var b strings.Builder
 	if modRoot != "" {
 		q := shellQuote(modRoot)
 		fmt.Fprintf(&b, "mkdir -p %s && mount -t 9p -o trans=virtio,version=9p2000.L,msize=512000,ro %s %s || die 'mount the source share'\n", q, srcShareTag, q)
+	}
+	for i, sh := range shares {
+		q := shellQuote(sh.Dir)
+		opt := "trans=virtio,version=9p2000.L,msize=512000"
+		if !sh.Writable {
+			opt += ",ro"
+		}
+		fmt.Fprintf(&b, "mkdir -p %s && mount -t 9p -o %s %s %s || die %s\n", q, opt, shareTag(i), q, shellQuote("mount the share "+sh.Dir))
 	}
 	fmt.Fprintf(&b, "cd %s || die 'cd to the working directory'\n", shellQuote(wd))
 	b.WriteString("export WARD_VM=1\n")
@@ -297,6 +338,9 @@ func jobScript(modRoot, wd string, argv, env []string) string {
 	fmt.Fprintf(&b, "echo $? >%s/exit.tmp && mv %s/exit.tmp %s/exit\n", guestOutDir, guestOutDir, guestOutDir)
 	return b.String()
 }
+
+// shareTag names the i-th -share directory's 9p mount tag.
+func shareTag(i int) string { return "ward-share" + strconv.Itoa(i) }
 
 func contains(list []string, s string) bool {
 	for _, v := range list {

@@ -75,7 +75,7 @@ func TestJobScriptQuoting(t *testing.T) {
 	dir := t.TempDir()
 	args := []string{"sh", "-c", `printf '%s|' "$@" >` + filepath.Join(dir, "args") + `; exit 3`, "sh", "a b", "it's", "$HOME", "`id`", ""}
 	env := []string{"WARD_TEST_X=one two", "HOME=/nowhere", "GOTRACEBACK=all"}
-	job := jobScript("", dir, args, env)
+	job := jobScript("", dir, nil, args, env)
 	if strings.Contains(job, "HOME=/nowhere") {
 		t.Errorf("the job forwards HOME, which is the guest's own:\n%s", job)
 	}

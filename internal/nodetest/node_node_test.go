@@ -1,0 +1,573 @@
+//go:build node
+
+package nodetest
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
+// editRuns is how many policy edits the timing step makes (docs/kubernetes.md reports p50/p99).
+var editRuns = 50
+
+const (
+	ns         = "e2e"
+	secretText = "ward-e2e-secret" // /secret in the busybox image (tools/nodeimages)
+)
+
+// TestNode is the whole suite on one cluster, in order: booting a node costs minutes, so the
+// cases share it, and each install of Ward is undone before the next.
+func TestNode(t *testing.T) {
+	c := startCluster(t)
+	timing("node Ready after qemu start: %.1fs", c.ReadyIn.Seconds())
+	c.mustKubectl(t, "create", "namespace", ns)
+	c.waitDefaultServiceAccount(t, ns)
+	c.podStartTimes(t, "without Ward", 5)
+	for _, lsm := range []string{"bpf", "apparmor"} {
+		ok := t.Run("lsm="+lsm, func(t *testing.T) {
+			overlay := c.install(t, lsm)
+			if lsm == "bpf" {
+				c.podStartTimes(t, "with Ward (lsm=bpf)", 5)
+			}
+			web := c.runPod(t, "web-"+lsm, map[string]string{"app": "web"}, "sleep 1000000")
+			db := c.runPod(t, "db-"+lsm, map[string]string{"app": "db"}, "sleep 1000000")
+			steps := []struct {
+				name string
+				run  func(t *testing.T)
+			}{
+				{"block", func(t *testing.T) { c.caseBlock(t, web, db) }},
+				{"edit", func(t *testing.T) { c.caseEdit(t, web, db) }},
+				{"first-instruction", func(t *testing.T) { c.caseFirstInstruction(t, lsm) }},
+				{"no-window", func(t *testing.T) { c.caseNoWindow(t, lsm) }},
+				{"host-policy", func(t *testing.T) { c.caseHostPolicy(t) }},
+				{"edit-timing", func(t *testing.T) { c.measureEdits(t, web, db, lsm, editRuns) }},
+				{"uninstall", func(t *testing.T) { c.uninstall(t, overlay) }},
+			}
+			for _, s := range steps {
+				if !t.Run(s.name, s.run) {
+					return
+				}
+			}
+		})
+		if !ok {
+			return
+		}
+	}
+}
+
+func timing(format string, args ...any) {
+	fmt.Fprintf(os.Stderr, "node-timing: "+format+"\n", args...)
+}
+
+// waitDefaultServiceAccount waits for the controller-manager to create the namespace's default
+// ServiceAccount, without which the admission plugin refuses pods.
+func (c *cluster) waitDefaultServiceAccount(t *testing.T, namespace string) {
+	t.Helper()
+	deadline := time.Now().Add(2 * time.Minute)
+	for time.Now().Before(deadline) {
+		if _, err := c.Client.CoreV1().ServiceAccounts(namespace).Get(context.Background(), "default", metav1.GetOptions{}); err == nil {
+			return
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+	t.Fatalf("no default ServiceAccount in %s after 2m", namespace)
+}
+
+// install applies deploy/ through a kustomize overlay that only points the image at the one
+// loaded into the node and chooses the LSM, and waits for the DaemonSet to be ready.
+func (c *cluster) install(t *testing.T, lsm string) string {
+	t.Helper()
+	overlay := c.overlay(t, "install-"+lsm, "../../deploy", "DaemonSet", "ward", fmt.Sprintf(`
+- op: replace
+  path: /spec/template/spec/containers/0/image
+  value: %s
+- op: add
+  path: /spec/template/spec/containers/0/imagePullPolicy
+  value: Never
+- op: add
+  path: /spec/template/spec/containers/0/env/-
+  value: {name: WARD_LSM, value: %s}
+`, c.WardImage, lsm))
+	start := time.Now()
+	c.mustKubectl(t, "apply", "-k", overlay)
+	c.waitRollout(t, "kubearmor", "ds/ward")
+	timing("ward (lsm=%s) ready %.1fs after kubectl apply -k", lsm, time.Since(start).Seconds())
+	t.Cleanup(func() { c.mustKubectl(t, "delete", "--ignore-not-found", "--wait=true", "-k", overlay) })
+	return overlay
+}
+
+// overlay writes a kustomization over base (relative to this package) with one JSON patch on
+// one object, and returns its directory.
+func (c *cluster) overlay(t *testing.T, name, base, kind, obj, patch string) string {
+	t.Helper()
+	abs, err := filepath.Abs(base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := filepath.Join(c.dir, name)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	rel, err := filepath.Rel(dir, abs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	indented := strings.ReplaceAll(strings.TrimPrefix(patch, "\n"), "\n", "\n    ")
+	k := fmt.Sprintf("apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources:\n- %s\npatches:\n- target: {kind: %s, name: %s}\n  patch: |-\n    %s\n",
+		rel, kind, obj, strings.TrimRight(indented, " \n"))
+	if err := os.WriteFile(filepath.Join(dir, "kustomization.yaml"), []byte(k), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
+
+func (c *cluster) waitRollout(t *testing.T, namespace, obj string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 6*time.Minute)
+	defer cancel()
+	if out, err := c.kubectl(ctx, "-n", namespace, "rollout", "status", obj, "--timeout=5m"); err != nil {
+		pods, _ := c.kubectl(context.Background(), "-n", namespace, "describe", "pods")
+		logs, _ := c.kubectl(context.Background(), "-n", namespace, "logs", obj, "--all-containers", "--tail=60")
+		t.Fatalf("%s/%s not ready: %v\n%s\n%s\n%s\n%s", namespace, obj, err, out, pods, logs, c.nodeLogs())
+	}
+}
+
+// runPod creates a busybox pod running script and waits until it runs.
+func (c *cluster) runPod(t *testing.T, name string, labels map[string]string, script string) string {
+	t.Helper()
+	c.createPod(t, name, labels, script, corev1.RestartPolicyAlways)
+	c.waitPod(t, name, func(p *corev1.Pod) bool { return podReady(p) }, 3*time.Minute)
+	t.Cleanup(func() { c.deletePod(t, name) })
+	return name
+}
+
+func (c *cluster) createPod(t *testing.T, name string, labels map[string]string, script string, restart corev1.RestartPolicy) {
+	t.Helper()
+	grace := int64(0)
+	pod := &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns, Labels: labels},
+		Spec: corev1.PodSpec{
+			RestartPolicy:                 restart,
+			TerminationGracePeriodSeconds: &grace,
+			AutomountServiceAccountToken:  new(bool),
+			Containers: []corev1.Container{{
+				Name: "main", Image: busybox, ImagePullPolicy: corev1.PullNever,
+				Command: []string{"/bin/sh", "-c", script},
+			}},
+		},
+	}
+	if _, err := c.Client.CoreV1().Pods(ns).Create(context.Background(), pod, metav1.CreateOptions{}); err != nil {
+		t.Fatalf("create pod %s: %v", name, err)
+	}
+}
+
+func (c *cluster) deletePod(t *testing.T, name string) {
+	err := c.Client.CoreV1().Pods(ns).Delete(context.Background(), name, metav1.DeleteOptions{})
+	if err != nil && !apierrors.IsNotFound(err) {
+		t.Errorf("delete pod %s: %v", name, err)
+	}
+}
+
+func podReady(p *corev1.Pod) bool {
+	for _, cond := range p.Status.Conditions {
+		if cond.Type == corev1.PodReady && cond.Status == corev1.ConditionTrue {
+			return true
+		}
+	}
+	return false
+}
+
+func (c *cluster) waitPod(t *testing.T, name string, done func(*corev1.Pod) bool, limit time.Duration) *corev1.Pod {
+	t.Helper()
+	deadline := time.Now().Add(limit)
+	var last *corev1.Pod
+	for time.Now().Before(deadline) {
+		p, err := c.Client.CoreV1().Pods(ns).Get(context.Background(), name, metav1.GetOptions{})
+		if err == nil {
+			last = p
+			if done(p) {
+				return p
+			}
+		}
+		time.Sleep(250 * time.Millisecond)
+	}
+	desc, _ := c.kubectl(context.Background(), "-n", ns, "describe", "pod", name)
+	t.Fatalf("pod %s: condition not reached in %v (phase %v)\n%s\n%s", name, limit, phase(last), desc, c.nodeLogs())
+	return nil
+}
+
+func phase(p *corev1.Pod) corev1.PodPhase {
+	if p == nil {
+		return "<none>"
+	}
+	return p.Status.Phase
+}
+
+// podStartTimes creates n pods one after another and reports the time from create to Ready.
+func (c *cluster) podStartTimes(t *testing.T, what string, n int) {
+	t.Helper()
+	var ds []time.Duration
+	for i := range n {
+		name := fmt.Sprintf("start-%d-%d", time.Now().UnixNano()%1e6, i)
+		start := time.Now()
+		c.createPod(t, name, map[string]string{"app": "start"}, "sleep 1000000", corev1.RestartPolicyAlways)
+		c.waitPod(t, name, podReady, 3*time.Minute)
+		ds = append(ds, time.Since(start))
+		c.deletePod(t, name)
+	}
+	sort.Slice(ds, func(i, j int) bool { return ds[i] < ds[j] })
+	timing("pod create to Ready %s: median %.2fs, min %.2fs, max %.2fs over %d pods", what,
+		ds[len(ds)/2].Seconds(), ds[0].Seconds(), ds[len(ds)-1].Seconds(), len(ds))
+}
+
+// exec runs a command in a pod's container and returns its output and whether it succeeded.
+func (c *cluster) exec(t *testing.T, pod string, cmd ...string) (string, bool) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	out, err := c.kubectl(ctx, append([]string{"-n", ns, "exec", pod, "--"}, cmd...)...)
+	return out, err == nil
+}
+
+// denied reports whether output is the error of a file access an LSM refused.
+func denied(out string) bool {
+	return strings.Contains(out, "Permission denied") || strings.Contains(out, "Operation not permitted")
+}
+
+// readSecret runs cat /secret in pod: "read" when the secret came back, "denied" when the LSM
+// refused, and fails the test on anything else (exec broken, pod gone).
+func (c *cluster) readSecret(t *testing.T, pod string) string {
+	t.Helper()
+	out, ok := c.exec(t, pod, "cat", "/secret")
+	switch {
+	case ok && strings.Contains(out, secretText):
+		return "read"
+	case !ok && denied(out):
+		return "denied"
+	}
+	t.Fatalf("kubectl exec %s -- cat /secret: ok=%v, neither the secret nor a denial:\n%s", pod, ok, out)
+	return ""
+}
+
+// waitSecret polls pod until cat /secret gives want, and returns how long that took.
+func (c *cluster) waitSecret(t *testing.T, pod, want string, limit time.Duration) time.Duration {
+	t.Helper()
+	start := time.Now()
+	for {
+		got := c.readSecret(t, pod)
+		if got == want {
+			return time.Since(start)
+		}
+		if time.Since(start) > limit {
+			t.Fatalf("cat /secret in %s: still %s after %v, want %s\n%s", pod, got, limit, want, c.wardLogs())
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+func (c *cluster) wardLogs() string {
+	out, _ := c.kubectl(context.Background(), "-n", "kubearmor", "logs", "ds/ward", "--tail=40")
+	return "ward's log:\n" + out
+}
+
+// applyPolicy applies a manifest with kubectl.
+func (c *cluster) applyManifest(t *testing.T, manifest string) {
+	t.Helper()
+	f := filepath.Join(c.dir, fmt.Sprintf("manifest-%d.yaml", time.Now().UnixNano()))
+	if err := os.WriteFile(f, []byte(manifest), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	c.mustKubectl(t, "apply", "-f", f)
+}
+
+func blockPolicy(name, app string) string {
+	return fmt.Sprintf(`apiVersion: security.kubearmor.com/v1
+kind: KubeArmorPolicy
+metadata:
+  name: %s
+  namespace: %s
+spec:
+  selector:
+    matchLabels:
+      app: %s
+  file:
+    matchPaths:
+    - path: /secret
+  action: Block
+`, name, ns, app)
+}
+
+// caseBlock: a KubeArmorPolicy selecting app=web blocks cat /secret in the web pod, the same
+// command works in the db pod, and the Block alert with the pod's fields reaches a LogService
+// client.
+func (c *cluster) caseBlock(t *testing.T, web, db string) {
+	alerts := c.watchAlerts(t)
+	if got := c.readSecret(t, web); got != "read" {
+		t.Fatalf("before any policy, cat /secret in %s: %s", web, got)
+	}
+	c.applyManifest(t, blockPolicy("block-secret", "web"))
+	t.Cleanup(func() {
+		c.mustKubectl(t, "-n", ns, "delete", "--ignore-not-found", "kubearmorpolicy", "block-secret")
+	})
+	took := c.waitSecret(t, web, "denied", 2*time.Minute)
+	t.Logf("policy enforced in %s %.1fs after apply", web, took.Seconds())
+	if got := c.readSecret(t, db); got != "read" {
+		t.Errorf("cat /secret in %s (app=db, not selected): %s, want read", db, got)
+	}
+	a := alerts.wait(t, 90*time.Second, func(a alert) bool {
+		return a.PodName == web && a.Action == "Block" && strings.Contains(a.Resource, "/secret")
+	})
+	if a.NamespaceName != ns || a.ContainerName != "main" || a.ContainerID == "" ||
+		!strings.Contains(a.Labels, "app=web") || a.OwnerName != web || a.OwnerKind != "Pod" || a.OwnerNamespace != ns {
+		t.Errorf("alert lacks the pod's fields: %+v", a)
+	}
+	out := c.mustKubectl(t, "-n", ns, "get", "kubearmorpolicy", "block-secret", "-o", "jsonpath={.status.status}")
+	if out != "Applied" {
+		t.Errorf("block-secret status %q, want Applied", out)
+	}
+}
+
+// caseEdit: editing the policy (its selector moves to app=db), deleting it and a namespace
+// posture annotation take effect on running pods, and the policy's status says Applied.
+func (c *cluster) caseEdit(t *testing.T, web, db string) {
+	c.applyManifest(t, blockPolicy("edit-secret", "web"))
+	t.Cleanup(func() {
+		c.mustKubectl(t, "-n", ns, "delete", "--ignore-not-found", "kubearmorpolicy", "edit-secret")
+	})
+	c.waitSecret(t, web, "denied", 2*time.Minute)
+	c.applyManifest(t, blockPolicy("edit-secret", "db"))
+	c.waitSecret(t, db, "denied", 2*time.Minute)
+	c.waitSecret(t, web, "read", 2*time.Minute)
+	desc := c.mustKubectl(t, "-n", ns, "describe", "kubearmorpolicy", "edit-secret")
+	if !strings.Contains(desc, "Applied") {
+		t.Errorf("kubectl describe kubearmorpolicy edit-secret does not show the status Applied:\n%s", desc)
+	}
+	c.mustKubectl(t, "-n", ns, "delete", "kubearmorpolicy", "edit-secret")
+	c.waitSecret(t, db, "read", 2*time.Minute)
+
+	// Posture: an allow list for web's files that leaves /secret out. Under the namespace's
+	// kubearmor-file-posture=audit the read is only reported; under block it is refused.
+	c.applyManifest(t, fmt.Sprintf(`apiVersion: security.kubearmor.com/v1
+kind: KubeArmorPolicy
+metadata:
+  name: allow-list
+  namespace: %s
+spec:
+  selector:
+    matchLabels:
+      app: web
+  file:
+    matchDirectories:
+    - {dir: /bin/, recursive: true}
+    - {dir: /dev/, recursive: true}
+    - {dir: /proc/, recursive: true}
+    - {dir: /sys/, recursive: true}
+    - {dir: /etc/, recursive: true}
+    - {dir: /tmp/, recursive: true}
+  action: Allow
+`, ns))
+	t.Cleanup(func() {
+		c.mustKubectl(t, "-n", ns, "delete", "--ignore-not-found", "kubearmorpolicy", "allow-list")
+		c.mustKubectl(t, "annotate", "--overwrite", "namespace", ns, "kubearmor-file-posture-")
+	})
+	c.mustKubectl(t, "annotate", "--overwrite", "namespace", ns, "kubearmor-file-posture=audit")
+	// Give the allow list time to land before judging that audit lets the read through.
+	time.Sleep(5 * time.Second)
+	if got := c.readSecret(t, web); got != "read" {
+		t.Fatalf("allow list with posture audit: cat /secret in %s %s, want read", web, got)
+	}
+	c.mustKubectl(t, "annotate", "--overwrite", "namespace", ns, "kubearmor-file-posture=block")
+	c.waitSecret(t, web, "denied", 2*time.Minute)
+	c.mustKubectl(t, "annotate", "--overwrite", "namespace", ns, "kubearmor-file-posture=audit")
+	c.waitSecret(t, web, "read", 2*time.Minute)
+}
+
+// caseFirstInstruction: a pod created while a Block policy exists is confined from its first
+// instruction: its command is the blocked read itself.
+func (c *cluster) caseFirstInstruction(t *testing.T, lsm string) {
+	c.applyManifest(t, blockPolicy("first-secret", "first"))
+	t.Cleanup(func() {
+		c.mustKubectl(t, "-n", ns, "delete", "--ignore-not-found", "kubearmorpolicy", "first-secret")
+	})
+	// The policy is in force once a running pod it selects is confined.
+	probe := c.runPod(t, "first-probe-"+lsm, map[string]string{"app": "first"}, "sleep 1000000")
+	c.waitSecret(t, probe, "denied", 2*time.Minute)
+	name := "first-" + lsm
+	c.createPod(t, name, map[string]string{"app": "first"}, "cat /secret", corev1.RestartPolicyNever)
+	t.Cleanup(func() { c.deletePod(t, name) })
+	p := c.waitPod(t, name, func(p *corev1.Pod) bool {
+		return p.Status.Phase == corev1.PodSucceeded || p.Status.Phase == corev1.PodFailed
+	}, 3*time.Minute)
+	logs := c.mustKubectlAllowFail(t, "-n", ns, "logs", name)
+	if p.Status.Phase != corev1.PodFailed || !denied(logs) || strings.Contains(logs, secretText) {
+		t.Fatalf("a pod whose first command reads /secret under a Block policy: phase %s, log:\n%s", p.Status.Phase, logs)
+	}
+}
+
+func (c *cluster) mustKubectlAllowFail(t *testing.T, args ...string) string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	out, _ := c.kubectl(ctx, args...)
+	return out
+}
+
+// caseNoWindow: deleting Ward's pod (the DaemonSet starts another) and a rolling update of the
+// DaemonSet leave no moment in which the blocked read succeeds. A loop in a confined pod tries
+// it five times a second throughout and logs every result.
+func (c *cluster) caseNoWindow(t *testing.T, lsm string) {
+	c.applyManifest(t, blockPolicy("window-secret", "window"))
+	t.Cleanup(func() {
+		c.mustKubectl(t, "-n", ns, "delete", "--ignore-not-found", "kubearmorpolicy", "window-secret")
+	})
+	probe := c.runPod(t, "window-probe-"+lsm, map[string]string{"app": "window"}, "sleep 1000000")
+	c.waitSecret(t, probe, "denied", 2*time.Minute)
+	loop := c.runPod(t, "window-loop-"+lsm, map[string]string{"app": "window"},
+		`while :; do if cat /secret >/dev/null 2>&1; then echo LEAK; else echo denied; fi; sleep 0.2; done`)
+	time.Sleep(3 * time.Second)
+
+	old := c.wardPod(t)
+	c.mustKubectl(t, "-n", "kubearmor", "delete", "pod", old, "--wait=true")
+	c.waitRollout(t, "kubearmor", "ds/ward")
+	if now := c.wardPod(t); now == old {
+		t.Fatalf("ward pod %s still there after deletion", old)
+	}
+	c.mustKubectl(t, "-n", "kubearmor", "rollout", "restart", "ds/ward")
+	c.waitRollout(t, "kubearmor", "ds/ward")
+	time.Sleep(3 * time.Second)
+
+	logs := c.mustKubectl(t, "-n", ns, "logs", loop)
+	leaks, denials := strings.Count(logs, "LEAK"), strings.Count(logs, "denied")
+	timing("lsm=%s ward pod deletion and rolling update: %d reads tried, %d succeeded", lsm, leaks+denials, leaks)
+	if leaks > 0 || denials < 20 {
+		t.Fatalf("loop in %s across the restart and the rolling update: %d reads succeeded, %d denied (want 0 and at least 20)", loop, leaks, denials)
+	}
+}
+
+func (c *cluster) wardPod(t *testing.T) string {
+	t.Helper()
+	pods, err := c.Client.CoreV1().Pods("kubearmor").List(context.Background(), metav1.ListOptions{LabelSelector: "app.kubernetes.io/name=ward"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, p := range pods.Items {
+		if p.DeletionTimestamp == nil {
+			names = append(names, p.Name)
+		}
+	}
+	if len(names) != 1 {
+		t.Fatalf("want one ward pod, have %v", names)
+	}
+	return names[0]
+}
+
+// measureEdits toggles a Block policy's selector between app=web and app=db n times and reports
+// how long each edit took to show in the running pod, as one kubectl exec sees it (so each
+// figure includes up to one exec round trip).
+func (c *cluster) measureEdits(t *testing.T, web, db, lsm string, n int) {
+	c.applyManifest(t, blockPolicy("timed-secret", "web"))
+	t.Cleanup(func() {
+		c.mustKubectl(t, "-n", ns, "delete", "--ignore-not-found", "kubearmorpolicy", "timed-secret")
+	})
+	c.waitSecret(t, web, "denied", 2*time.Minute)
+	var ds []time.Duration
+	for i := range n {
+		target, other := db, web
+		app := "db"
+		if i%2 == 1 {
+			target, other, app = web, db, "web"
+		}
+		c.applyManifest(t, blockPolicy("timed-secret", app))
+		ds = append(ds, c.waitSecret(t, target, "denied", 2*time.Minute))
+		if got := c.readSecret(t, other); got != "read" {
+			t.Fatalf("edit %d: the pod the policy left (%s) still %s", i, other, got)
+		}
+	}
+	sort.Slice(ds, func(i, j int) bool { return ds[i] < ds[j] })
+	p99 := ds[(len(ds)*99+99)/100-1]
+	timing("lsm=%s policy edit to enforced in a running pod over %d edits: p50 %.2fs, p99 %.2fs, max %.2fs",
+		lsm, n, ds[len(ds)/2].Seconds(), p99.Seconds(), ds[len(ds)-1].Seconds())
+}
+
+// caseHostPolicy: a KubeArmorHostPolicy selecting this node blocks a node file for a process on
+// the node, outside any pod (testdata/node.sh runs it).
+func (c *cluster) caseHostPolicy(t *testing.T) {
+	if out, rc := c.onNode(t, "echo node-secret >/etc/ward-host-secret && cat /etc/ward-host-secret", time.Minute); rc != 0 {
+		t.Fatalf("on the node, before the policy: status %d\n%s", rc, out)
+	}
+	c.applyManifest(t, `apiVersion: security.kubearmor.com/v1
+kind: KubeArmorHostPolicy
+metadata:
+  name: host-secret
+spec:
+  nodeSelector:
+    matchLabels:
+      kubernetes.io/hostname: `+nodeName+`
+  file:
+    matchPaths:
+    - path: /etc/ward-host-secret
+  action: Block
+`)
+	t.Cleanup(func() { c.mustKubectl(t, "delete", "--ignore-not-found", "kubearmorhostpolicy", "host-secret") })
+	deadline := time.Now().Add(2 * time.Minute)
+	for {
+		out, rc := c.onNode(t, "cat /etc/ward-host-secret", time.Minute)
+		if rc != 0 && denied(out) {
+			break
+		}
+		if rc != 0 || time.Now().After(deadline) {
+			t.Fatalf("on the node under a host Block policy, cat /etc/ward-host-secret: status %d\n%s\n%s", rc, out, c.wardLogs())
+		}
+		time.Sleep(time.Second)
+	}
+	c.mustKubectl(t, "delete", "kubearmorhostpolicy", "host-secret")
+	deadline = time.Now().Add(2 * time.Minute)
+	for {
+		out, rc := c.onNode(t, "cat /etc/ward-host-secret", time.Minute)
+		if rc == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("host policy deleted, cat /etc/ward-host-secret still fails: %d\n%s", rc, out)
+		}
+		time.Sleep(time.Second)
+	}
+}
+
+// uninstall deletes deploy/ and runs deploy/uninstall, then checks the node holds none of Ward's
+// AppArmor profiles, BPF-LSM programs, pins or state.
+func (c *cluster) uninstall(t *testing.T, installOverlay string) {
+	c.mustKubectl(t, "delete", "--wait=true", "-k", installOverlay)
+	overlay := c.overlay(t, "uninstall", "../../deploy/uninstall", "DaemonSet", "ward-uninstall", fmt.Sprintf(`
+- op: replace
+  path: /spec/template/spec/initContainers/0/image
+  value: %s
+- op: add
+  path: /spec/template/spec/initContainers/0/imagePullPolicy
+  value: Never
+`, c.WardImage))
+	c.mustKubectl(t, "apply", "-k", overlay)
+	c.waitRollout(t, "kube-system", "ds/ward-uninstall")
+	c.mustKubectl(t, "delete", "--wait=true", "-k", overlay)
+
+	out, rc := c.onNode(t, `set -u
+grep -i ward /sys/kernel/security/apparmor/profiles && echo "LEFT: apparmor profiles"
+ls -R /sys/fs/bpf | grep -i ward && echo "LEFT: bpffs pins"
+[ -e /var/lib/ward ] && echo "LEFT: /var/lib/ward"
+WARD_NODE_LISTBPF=lsm /usr/local/bin/nodetest.test | grep . && echo "LEFT: BPF LSM programs"
+exit 0`, 2*time.Minute)
+	if rc != 0 || strings.Contains(out, "LEFT:") {
+		t.Fatalf("after kubectl delete -k and deploy/uninstall the node still holds Ward's state (status %d):\n%s", rc, out)
+	}
+}
