@@ -21,7 +21,6 @@ import (
 	"github.com/google/renameio/v2"
 	"google.golang.org/grpc"
 
-	"github.com/wardsec/ward/api/feeder"
 	"github.com/wardsec/ward/api/policypb"
 	"github.com/wardsec/ward/internal/enforcer"
 	"github.com/wardsec/ward/internal/events"
@@ -31,13 +30,6 @@ import (
 	"github.com/wardsec/ward/internal/workload"
 	"github.com/wardsec/ward/internal/workload/kube"
 )
-
-// Sink receives what the daemon reports. events.JSONLines is one; the gRPC broker is another.
-type Sink interface {
-	WriteAlert(*feeder.Alert) error
-	WriteLog(*feeder.Log) error
-	WriteMessage(*feeder.Message) error
-}
 
 // Options are what Run needs besides the configuration: the backends this build has and the
 // places it reads, so tests can substitute them.
@@ -50,7 +42,7 @@ type Options struct {
 	// Stdout receives the JSON lines when logPath is stdout.
 	Stdout io.Writer
 	// Sinks receive every alert, log and message besides the event pipeline (tests use it).
-	Sinks []Sink
+	Sinks []events.Sink
 	// Monitor, when set, starts the system monitor: a source of observed accesses that does not
 	// enforce. Its events become logs, the alerts of syscall rules, and, when no backend
 	// enforces, the "would be blocked" alerts of monitor mode.
@@ -73,7 +65,7 @@ type Daemon struct {
 	reg     *workload.Registry
 	builder *events.Builder
 	metrics *events.Metrics
-	sinks   []Sink
+	attr    *events.Attributor
 	sel     enforcer.Selection
 
 	trigger chan struct{}
@@ -151,7 +143,8 @@ func Run(ctx context.Context, opts Options) error {
 		defer jl.Close()
 		pipe.JSON = jl
 	}
-	d.sinks = append([]Sink{pipe}, opts.Sinks...)
+	d.attr = &events.Attributor{Sets: d.Sets, Builder: d.builder, Sinks: append([]events.Sink{pipe}, opts.Sinks...),
+		Log: log, Visibility: cfg.Visibility, HostVisibility: cfg.HostVisibility}
 	d.reg = workload.NewRegistry(d.enqueue)
 	d.reg.Upsert(workload.Host(cfg.Host, nil))
 
@@ -168,6 +161,7 @@ func Run(ctx context.Context, opts Options) error {
 		log.Warn("cannot read the active security modules", "error", err)
 	}
 	d.sel = enforcer.Select(ctx, lsms, order, opts.Factories)
+	d.attr.Enforcing = d.sel.Backend != nil
 	for _, a := range d.sel.Attempts {
 		log.Info("lsm attempt", "lsm", a.LSM, "ok", a.OK, "reason", a.Reason)
 	}
@@ -266,7 +260,7 @@ func Run(ctx context.Context, opts Options) error {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			d.pipeEvents(ctx, b.Events(), d.report)
+			d.pipeEvents(ctx, b.Events(), d.attr.Report)
 		}()
 	}
 	if opts.Monitor != nil {
@@ -280,7 +274,7 @@ func Run(ctx context.Context, opts Options) error {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				d.pipeEvents(ctx, mon.Events(), d.reportObserved)
+				d.pipeEvents(ctx, mon.Events(), d.attr.ReportObserved)
 			}()
 		}
 	}
@@ -376,116 +370,7 @@ func (d *Daemon) pipeEvents(ctx context.Context, ch <-chan enforcer.Event, handl
 	}
 }
 
-// report handles an event of the enforcing backend: the kernel decided, Decide names the policy.
-func (d *Daemon) report(ev enforcer.Event) {
-	set, e := d.eventOf(ev)
-	if set == nil {
-		return
-	}
-	v := set.Decide(ev.Access)
-	if !v.Alert && ev.Errno != 0 {
-		// The kernel denied something Decide would allow: a backend/meaning mismatch. Report it
-		// rather than hide it.
-		d.log.Error("kernel denial that no policy explains", "resource", e.Resource, "errno", ev.Errno, "backend", ev.Backend)
-	}
-	d.emitAlert(e, v)
-}
-
-// reportObserved handles an event of the system monitor, which sees accesses but decides
-// nothing. Alerts for what the enforcing backend handles come from the backend, so the monitor
-// adds only what the backend cannot report (syscall rules) or, in monitor mode, what would have
-// been blocked; everything else is a log, as visibility asks.
-func (d *Daemon) reportObserved(ev enforcer.Event) {
-	set, e := d.eventOf(ev)
-	if set == nil {
-		return
-	}
-	v := set.Decide(ev.Access)
-	enforced := d.sel.Backend != nil && ev.Access.Op != policy.OpSyscall
-	switch {
-	case v.Alert && !enforced:
-		if v.Action == policy.ActionBlock && ev.Errno == 0 {
-			// Nothing enforced it: say it would have been blocked, not that it was.
-			v.Action, v.DisplayAction = policy.ActionAudit, "Audit (Block)"
-		}
-		d.emitAlert(e, v)
-	case v.Alert:
-		// The backend reports it.
-	case d.visible(set.Workload, ev.Access.Op):
-		l := d.builder.Log(e)
-		for _, s := range d.sinks {
-			if err := s.WriteLog(l); err != nil {
-				d.log.Error("write log", "error", err)
-			}
-		}
-	}
-}
-
-// visible applies visibility / hostVisibility to logs of unmatched accesses.
-func (d *Daemon) visible(w workload.Workload, op policy.Operation) bool {
-	list := d.cfg.Visibility
-	if w.Kind == workload.KindHost {
-		list = d.cfg.HostVisibility
-	}
-	want := strings.ToLower(string(op))
-	for _, v := range strings.Split(list, ",") {
-		if strings.TrimSpace(strings.ToLower(v)) == want {
-			return true
-		}
-	}
-	return false
-}
-
-// eventOf finds the event's workload set and builds the alert/log input from the event.
-func (d *Daemon) eventOf(ev enforcer.Event) (*rules.Set, *events.Event) {
-	id := ev.Workload
-	if id == "" {
-		id = "host"
-	}
-	set := d.Sets()[id]
-	if set == nil {
-		d.log.Warn("event for an unknown workload", "workload", id)
-		return nil, nil
-	}
-	return set, &events.Event{
-		Workload:  set.Workload,
-		Process:   events.Process{PID: int32(ev.PID), PPID: int32(ev.PPID), HostPID: int32(ev.PID), HostPPID: int32(ev.PPID), UID: int32(ev.UID), ProcessName: ev.Access.Source},
-		Operation: ev.Access.Op,
-		Source:    ev.Access.Source,
-		Resource:  resourceOf(ev.Access),
-		Data:      ev.Detail,
-		Enforcer:  enforcer.AlertName(ev.Backend),
-		Errno:     syscall.Errno(ev.Errno),
-	}
-}
-
-func (d *Daemon) emitAlert(e *events.Event, v rules.Verdict) {
-	alert := d.builder.Alert(e, v)
-	for _, s := range d.sinks {
-		if err := s.WriteAlert(alert); err != nil {
-			d.log.Error("write alert", "error", err)
-		}
-	}
-}
-
-func resourceOf(a rules.Access) string {
-	switch a.Op {
-	case policy.OpNetwork:
-		return fmt.Sprintf("domain=%s type=%s protocol=%s", a.Family, a.SockType, a.Protocol)
-	case policy.OpCapabilities:
-		return a.Capability
-	}
-	return a.Path
-}
-
-func (d *Daemon) message(level, text string) {
-	m := d.builder.Message("Message", level, text)
-	for _, s := range d.sinks {
-		if err := s.WriteMessage(m); err != nil {
-			d.log.Error("write message", "error", err)
-		}
-	}
-}
+func (d *Daemon) message(level, text string) { d.attr.Message(level, text) }
 
 // watchQuiet is how long the policy directory must stay quiet before it is read again: editors
 // write a file in several steps, and a half-written file would be refused with an error.

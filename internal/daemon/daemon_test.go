@@ -19,6 +19,7 @@ import (
 	"github.com/wardsec/ward/api/feeder"
 	"github.com/wardsec/ward/api/policypb"
 	"github.com/wardsec/ward/internal/enforcer"
+	"github.com/wardsec/ward/internal/events"
 	"github.com/wardsec/ward/internal/policy"
 	"github.com/wardsec/ward/internal/rules"
 	"github.com/wardsec/ward/internal/workload"
@@ -88,7 +89,7 @@ type harness struct {
 
 // launch runs the daemon on backend (offered as BPF-LSM) with settings over the tests' defaults,
 // waits for its first reconcile and stops it at cleanup, or earlier through stop.
-func launch(t *testing.T, settings map[string]string, backend enforcer.Backend, sinks ...Sink) *harness {
+func launch(t *testing.T, settings map[string]string, backend enforcer.Backend, sinks ...events.Sink) *harness {
 	t.Helper()
 	lsm := filepath.Join(t.TempDir(), "lsm")
 	if err := os.WriteFile(lsm, []byte("capability,bpf"), 0o644); err != nil {
@@ -417,7 +418,7 @@ func TestDaemonMonitorMode(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() {
-		done <- Run(ctx, Options{Config: cfg, LSMPath: lsm, Sinks: []Sink{sink}, Ready: func(d *Daemon) { ready <- d },
+		done <- Run(ctx, Options{Config: cfg, LSMPath: lsm, Sinks: []events.Sink{sink}, Ready: func(d *Daemon) { ready <- d },
 			Logger:  slog.New(slog.NewTextHandler(io.Discard, nil)),
 			Monitor: func(func(uint64, uint32) string) (EventSource, error) { return mon, nil }})
 	}()

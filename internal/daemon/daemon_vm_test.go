@@ -16,6 +16,7 @@ import (
 	"github.com/wardsec/ward/api/feeder"
 	"github.com/wardsec/ward/internal/enforcer"
 	"github.com/wardsec/ward/internal/enforcer/apparmor"
+	"github.com/wardsec/ward/internal/events"
 	"github.com/wardsec/ward/internal/testutil/vmguest"
 )
 
@@ -56,7 +57,7 @@ func TestDaemonEnforcesWithAppArmor(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() {
-		done <- Run(ctx, Options{Config: cfg, Logger: log, Sinks: []Sink{sink}, Ready: func(d *Daemon) { ready <- d },
+		done <- Run(ctx, Options{Config: cfg, Logger: log, Sinks: []events.Sink{sink}, Ready: func(d *Daemon) { ready <- d },
 			Factories: map[string]enforcer.Factory{
 				enforcer.BPF: func(context.Context) (enforcer.Backend, error) {
 					if err := enforcer.ProbeBPFLSM(); err != nil {

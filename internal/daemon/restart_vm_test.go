@@ -19,6 +19,7 @@ import (
 	"github.com/wardsec/ward/internal/enforcer"
 	"github.com/wardsec/ward/internal/enforcer/apparmor"
 	"github.com/wardsec/ward/internal/enforcer/bpflsm"
+	"github.com/wardsec/ward/internal/events"
 	"github.com/wardsec/ward/internal/testutil/vmguest"
 )
 
@@ -88,7 +89,7 @@ func runDaemon(t *testing.T, cfg Config, factories func(*slog.Logger) map[string
 	ctx, cancel := context.WithCancel(context.Background())
 	r.cancel = cancel
 	go func() {
-		r.done <- Run(ctx, Options{Config: cfg, Logger: log, Sinks: []Sink{r.sink}, Factories: factories(log),
+		r.done <- Run(ctx, Options{Config: cfg, Logger: log, Sinks: []events.Sink{r.sink}, Factories: factories(log),
 			Ready: func(d *Daemon) { ready <- d }})
 	}()
 	select {

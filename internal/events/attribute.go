@@ -1,0 +1,151 @@
+package events
+
+import (
+	"fmt"
+	"log/slog"
+	"strings"
+	"syscall"
+
+	"github.com/wardsec/ward/api/feeder"
+	"github.com/wardsec/ward/internal/enforcer"
+	"github.com/wardsec/ward/internal/policy"
+	"github.com/wardsec/ward/internal/rules"
+	"github.com/wardsec/ward/internal/workload"
+)
+
+// Sink receives alerts, logs and messages. The Pipeline is one; JSONLines is another.
+type Sink interface {
+	WriteAlert(*feeder.Alert) error
+	WriteLog(*feeder.Log) error
+	WriteMessage(*feeder.Message) error
+}
+
+// Attributor turns what the kernel reported (an enforcer.Event, before attribution) into alerts
+// and logs: it finds the workload's rule set in force, lets rules.Decide name the policy, builds
+// the alert or log and hands it to the sinks. A kernel event goes backend → Attributor → sinks,
+// one way; the daemon only connects them.
+type Attributor struct {
+	// Sets returns the rule sets in force, by workload ID.
+	Sets    func() map[string]*rules.Set
+	Builder *Builder
+	Sinks   []Sink
+	Log     *slog.Logger
+	// Enforcing is set when a backend enforces: the monitor then adds only what the backend
+	// cannot report.
+	Enforcing bool
+	// Visibility and HostVisibility list the operations whose unmatched accesses become logs
+	// (comma-separated, KubeArmor's visibility and hostVisibility).
+	Visibility, HostVisibility string
+}
+
+// Report handles an event of the enforcing backend: the kernel decided, Decide names the policy.
+func (a *Attributor) Report(ev enforcer.Event) {
+	set, e := a.eventOf(ev)
+	if set == nil {
+		return
+	}
+	v := set.Decide(ev.Access)
+	if !v.Alert && ev.Errno != 0 {
+		// The kernel denied something Decide would allow: a backend/meaning mismatch. Report it
+		// rather than hide it.
+		a.Log.Error("kernel denial that no policy explains", "resource", e.Resource, "errno", ev.Errno, "backend", ev.Backend)
+	}
+	a.alert(e, v)
+}
+
+// ReportObserved handles an event of the system monitor, which sees accesses but decides
+// nothing. Alerts for what the enforcing backend handles come from the backend, so the monitor
+// adds only what the backend cannot report (syscall rules) or, in monitor mode, what would have
+// been blocked; everything else is a log, as visibility asks.
+func (a *Attributor) ReportObserved(ev enforcer.Event) {
+	set, e := a.eventOf(ev)
+	if set == nil {
+		return
+	}
+	v := set.Decide(ev.Access)
+	enforced := a.Enforcing && ev.Access.Op != policy.OpSyscall
+	switch {
+	case v.Alert && !enforced:
+		if v.Action == policy.ActionBlock && ev.Errno == 0 {
+			// Nothing enforced it: say it would have been blocked, not that it was.
+			v.Action, v.DisplayAction = policy.ActionAudit, "Audit (Block)"
+		}
+		a.alert(e, v)
+	case v.Alert:
+		// The backend reports it.
+	case a.visible(set.Workload, ev.Access.Op):
+		l := a.Builder.Log(e)
+		for _, s := range a.Sinks {
+			if err := s.WriteLog(l); err != nil {
+				a.Log.Error("write log", "error", err)
+			}
+		}
+	}
+}
+
+// Message hands a daemon message to the sinks.
+func (a *Attributor) Message(level, text string) {
+	m := a.Builder.Message("Message", level, text)
+	for _, s := range a.Sinks {
+		if err := s.WriteMessage(m); err != nil {
+			a.Log.Error("write message", "error", err)
+		}
+	}
+}
+
+// visible applies visibility / hostVisibility to logs of unmatched accesses.
+func (a *Attributor) visible(w workload.Workload, op policy.Operation) bool {
+	list := a.Visibility
+	if w.Kind == workload.KindHost {
+		list = a.HostVisibility
+	}
+	want := strings.ToLower(string(op))
+	for _, v := range strings.Split(list, ",") {
+		if strings.TrimSpace(strings.ToLower(v)) == want {
+			return true
+		}
+	}
+	return false
+}
+
+// eventOf finds the event's workload set and builds the alert/log input from the event.
+func (a *Attributor) eventOf(ev enforcer.Event) (*rules.Set, *Event) {
+	id := ev.Workload
+	if id == "" {
+		id = "host"
+	}
+	set := a.Sets()[id]
+	if set == nil {
+		a.Log.Warn("event for an unknown workload", "workload", id)
+		return nil, nil
+	}
+	return set, &Event{
+		Workload:  set.Workload,
+		Process:   Process{PID: int32(ev.PID), PPID: int32(ev.PPID), HostPID: int32(ev.PID), HostPPID: int32(ev.PPID), UID: int32(ev.UID), ProcessName: ev.Access.Source},
+		Operation: ev.Access.Op,
+		Source:    ev.Access.Source,
+		Resource:  resourceOf(ev.Access),
+		Data:      ev.Detail,
+		Enforcer:  enforcer.AlertName(ev.Backend),
+		Errno:     syscall.Errno(ev.Errno),
+	}
+}
+
+func (a *Attributor) alert(e *Event, v rules.Verdict) {
+	alert := a.Builder.Alert(e, v)
+	for _, s := range a.Sinks {
+		if err := s.WriteAlert(alert); err != nil {
+			a.Log.Error("write alert", "error", err)
+		}
+	}
+}
+
+func resourceOf(acc rules.Access) string {
+	switch acc.Op {
+	case policy.OpNetwork:
+		return fmt.Sprintf("domain=%s type=%s protocol=%s", acc.Family, acc.SockType, acc.Protocol)
+	case policy.OpCapabilities:
+		return acc.Capability
+	}
+	return acc.Path
+}
