@@ -138,7 +138,7 @@ func TestLoad(t *testing.T) {
 		t0 := time.Now()
 		for ; sent < due; sent++ {
 			ev.Process.PID = int32(sent)
-			p.Alert(b.Alert(ev, v))
+			p.WriteAlert(b.Alert(ev, v))
 		}
 		busy += time.Since(t0)
 		time.Sleep(200 * time.Microsecond)

@@ -24,13 +24,14 @@ type Pipeline struct {
 	sinkFailing atomic.Bool
 }
 
-// Alert delivers one alert, unless its workload is being throttled.
-func (p *Pipeline) Alert(a *feeder.Alert) {
+// WriteAlert delivers one alert, unless its workload is being throttled. The Pipeline is a Sink:
+// its Write methods never fail, it reports its own trouble.
+func (p *Pipeline) WriteAlert(a *feeder.Alert) error {
 	if p.Throttle != nil && a.Type != TypeSystemEvent {
 		switch p.Throttle.Admit(throttleKey(a)) {
 		case Drop:
 			p.Metrics.Drop(DropThrottled, 1)
-			return
+			return nil
 		case Announce:
 			p.Metrics.Drop(DropThrottled, 1)
 			a = p.thresholdAlert(a)
@@ -41,31 +42,24 @@ func (p *Pipeline) Alert(a *feeder.Alert) {
 		p.sinkResult(p.JSON.WriteAlert(a))
 	}
 	p.Broker.Publish(a)
+	return nil
 }
 
-// LogEvent delivers one log. Logs are not throttled: visibility is switched per workload instead.
-func (p *Pipeline) LogEvent(l *feeder.Log) {
+// WriteLog delivers one log. Logs are not throttled: visibility is switched per workload instead.
+func (p *Pipeline) WriteLog(l *feeder.Log) error {
 	p.Metrics.Event(l.Type, "", "")
 	if p.JSON != nil {
 		p.sinkResult(p.JSON.WriteLog(l))
 	}
 	p.Broker.PublishLog(l)
+	return nil
 }
 
-// Message delivers a daemon message to the message watchers.
-func (p *Pipeline) Message(m *feeder.Message) {
+// WriteMessage delivers a daemon message to the message watchers.
+func (p *Pipeline) WriteMessage(m *feeder.Message) error {
 	p.Broker.PublishMessage(m)
+	return nil
 }
-
-// WriteAlert, WriteLog and WriteMessage make the Pipeline a sink like JSONLines, so the daemon
-// can hand everything to one. They never fail: the pipeline reports its own trouble.
-func (p *Pipeline) WriteAlert(a *feeder.Alert) error { p.Alert(a); return nil }
-
-// WriteLog is LogEvent as a sink.
-func (p *Pipeline) WriteLog(l *feeder.Log) error { p.LogEvent(l); return nil }
-
-// WriteMessage is Message as a sink.
-func (p *Pipeline) WriteMessage(m *feeder.Message) error { p.Message(m); return nil }
 
 func (p *Pipeline) sinkResult(err error) {
 	if err == nil {

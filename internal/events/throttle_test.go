@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"github.com/wardsec/ward/internal/enforcer"
 	"log/slog"
 	"strings"
 	"testing"
@@ -103,7 +104,7 @@ func TestPipelineThrottlesAndAnnounces(t *testing.T) {
 	defer sub.Close()
 
 	for range 25 {
-		p.Alert(b.Alert(hostEvent(), blockVerdict()))
+		p.WriteAlert(b.Alert(hostEvent(), blockVerdict()))
 	}
 	if err := p.JSON.Flush(); err != nil {
 		t.Fatal(err)
@@ -127,7 +128,7 @@ func TestPipelineThrottlesAndAnnounces(t *testing.T) {
 	if got := testutil.ToFloat64(m.drops.WithLabelValues(DropThrottled)); got != 15 {
 		t.Errorf("throttled drops = %v, want 15", got)
 	}
-	if got := testutil.ToFloat64(m.events.WithLabelValues(TypeMatchedHostPolicy, "Block", EnforcerBPFLSM)); got != 10 {
+	if got := testutil.ToFloat64(m.events.WithLabelValues(TypeMatchedHostPolicy, "Block", enforcer.AlertName(enforcer.BPF))); got != 10 {
 		t.Errorf("events = %v, want 10", got)
 	}
 	if got := testutil.ToFloat64(m.events.WithLabelValues(TypeSystemEvent, "none", "")); got != 1 {
@@ -135,7 +136,7 @@ func TestPipelineThrottlesAndAnnounces(t *testing.T) {
 	}
 
 	clk.advance(30 * time.Second)
-	p.Alert(b.Alert(hostEvent(), blockVerdict()))
+	p.WriteAlert(b.Alert(hostEvent(), blockVerdict()))
 	if err := p.JSON.Flush(); err != nil {
 		t.Fatal(err)
 	}
@@ -162,18 +163,18 @@ func TestPipelineLogsSinkFailureOnce(t *testing.T) {
 	p := &Pipeline{Builder: testBuilder(), Broker: NewBroker(0, nil), JSON: NewJSONLines(w), Metrics: m,
 		Log: slog.New(slog.NewTextHandler(&logs, nil))}
 	for range 5 {
-		p.LogEvent(testBuilder().Log(hostEvent()))
+		p.WriteLog(testBuilder().Log(hostEvent()))
 	}
 	if err := p.JSON.Flush(); err == nil {
 		t.Fatal("flush to a failing writer succeeded")
 	}
-	p.LogEvent(testBuilder().Log(hostEvent())) // reports the failure
-	p.LogEvent(testBuilder().Log(hostEvent()))
+	p.WriteLog(testBuilder().Log(hostEvent())) // reports the failure
+	p.WriteLog(testBuilder().Log(hostEvent()))
 	w.fail = false
 	if err := p.JSON.Flush(); err != nil {
 		t.Fatal(err)
 	}
-	p.LogEvent(testBuilder().Log(hostEvent())) // reports recovery
+	p.WriteLog(testBuilder().Log(hostEvent())) // reports recovery
 	if n := strings.Count(logs.String(), "disk full"); n != 1 {
 		t.Errorf("error logged %d times:\n%s", n, logs.String())
 	}
@@ -185,9 +186,5 @@ func TestPipelineLogsSinkFailureOnce(t *testing.T) {
 	}
 }
 
-// The daemon hands events to anything with these methods; the Pipeline must be one.
-var _ interface {
-	WriteAlert(*feeder.Alert) error
-	WriteLog(*feeder.Log) error
-	WriteMessage(*feeder.Message) error
-} = (*Pipeline)(nil)
+// The Attributor hands events to sinks; the Pipeline must be one.
+var _ Sink = (*Pipeline)(nil)
