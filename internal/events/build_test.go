@@ -1,6 +1,7 @@
 package events
 
 import (
+	"github.com/wardsec/ward/internal/enforcer"
 	"syscall"
 	"testing"
 	"time"
@@ -28,7 +29,7 @@ func hostEvent() *Event {
 		Operation: policy.OpFile,
 		Resource:  "/etc/passwd",
 		Data:      "lsm=FILE_OPEN flags=O_RDONLY",
-		Enforcer:  EnforcerBPFLSM,
+		Enforcer:  enforcer.AlertName(enforcer.BPF),
 		Errno:     syscall.EACCES,
 	}
 }

@@ -1,6 +1,7 @@
 package events
 
 import (
+	"github.com/wardsec/ward/internal/enforcer"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -18,8 +19,8 @@ func dropCount(t *testing.T, m *Metrics, reason string) float64 {
 
 func TestMetricsSetters(t *testing.T) {
 	m := NewMetrics()
-	m.Event(TypeMatchedPolicy, "Block", EnforcerAppArmor)
-	m.Event(TypeMatchedPolicy, "Block", EnforcerAppArmor)
+	m.Event(TypeMatchedPolicy, "Block", enforcer.AlertName(enforcer.AppArmor))
+	m.Event(TypeMatchedPolicy, "Block", enforcer.AlertName(enforcer.AppArmor))
 	m.Event(TypeContainerLog, "", "")
 	m.Drop(DropThrottled, 3)
 	m.Drop(DropThrottled, 0)
@@ -99,7 +100,7 @@ func TestWatcherGaugeAndHandler(t *testing.T) {
 		t.Errorf("alert watchers after close = %v", got)
 	}
 
-	m.Event(TypeMatchedHostPolicy, "Audit", EnforcerBPFLSM)
+	m.Event(TypeMatchedHostPolicy, "Audit", enforcer.AlertName(enforcer.BPF))
 	srv := httptest.NewServer(m.Handler())
 	defer srv.Close()
 	resp, err := http.Get(srv.URL)

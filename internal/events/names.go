@@ -9,14 +9,6 @@ const (
 	TypeHostLog           = "HostLog"
 )
 
-// Enforcer names as alerts carry them.
-const (
-	EnforcerBPFLSM   = "BPFLSM"
-	EnforcerAppArmor = "AppArmor"
-	EnforcerSELinux  = "SELinux"
-	EnforcerMonitor  = "eBPF Monitor"
-)
-
 // OpAlertThreshold is the Operation of the SystemEvent alert that announces throttling.
 const OpAlertThreshold = "AlertThreshold"
 

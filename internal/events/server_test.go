@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/wardsec/ward/internal/enforcer"
 	"io"
 	"log/slog"
 	"net"
@@ -152,7 +153,7 @@ func TestWatchFansOut(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if a.PolicyName != "block-etc-passwd-read" || a.Enforcer != EnforcerBPFLSM {
+		if a.PolicyName != "block-etc-passwd-read" || a.Enforcer != enforcer.AlertName(enforcer.BPF) {
 			t.Errorf("watcher %d got %v", i, a)
 		}
 	}
