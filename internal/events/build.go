@@ -32,7 +32,8 @@ type Process struct {
 	ProcessHash, ParentHash, HashAlgo string
 }
 
-// Event is one access as an enforcer or the monitor saw it, before attribution to a policy.
+// Event is what the Builder renders: an access with its workload and process filled in by the
+// Attributor (the kernel's report before attribution is enforcer.Event).
 type Event struct {
 	Workload workload.Workload
 	// Owner is the pod's owning object, when known.
