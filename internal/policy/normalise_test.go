@@ -122,6 +122,11 @@ var normaliseCases = []struct {
 				t.Errorf("node labels = %s", got)
 			}
 		}},
+	// KubeArmor's hsp-audit-network-protocol.yaml: fromSource is optional in host policies too.
+	{name: "host network and capability rules without fromSource",
+		in: hsp("  network:", "    matchProtocols:", "    - protocol: icmp", "  capabilities:", "    matchCapabilities:", "    - capability: net_raw", "  action: Audit"),
+		rules: []string{"spec.network.matchProtocols[0]:11 Network protocol icmp Audit sev=0",
+			"spec.capabilities.matchCapabilities[0]:14 Capabilities capability net_raw Audit sev=0"}},
 	{name: "presets inherit the spec action", in: ksp("  action: Audit", "  presets:", "  - name: exec", "  - name: anonymousMapExec", "    action: block"),
 		check: func(t *testing.T, p Policy) {
 			if got := fmt.Sprint(p.Presets); got != "[{exec Audit} {anonymousMapExec Block}]" {

@@ -41,8 +41,10 @@ func (d *docState) validate(v *view, partial bool) {
 	d.checkSMTA("spec", s.SMTA)
 	d.checkProcess(s.Process)
 	d.checkFile(s.File)
-	d.checkNetwork(s.Network, v.kind == KindHostPolicy)
-	d.checkCapabilities(s.Capabilities, v.kind == KindHostPolicy)
+	// fromSource is optional for network and capability rules of host policies too, as in
+	// KubeArmor (tests/nonk8s_env/host_policy/res/hsp-audit-network-protocol.yaml has none).
+	d.checkNetwork(s.Network)
+	d.checkCapabilities(s.Capabilities)
 	d.checkSyscalls(s.Syscalls)
 	for i, p := range v.presets {
 		f := fmt.Sprintf("spec.presets[%d]", i)
@@ -350,7 +352,7 @@ func (d *docState) checkList(f, s, what, example string, check func(string) bool
 	}
 }
 
-func (d *docState) checkNetwork(n v1.NetworkType, host bool) {
+func (d *docState) checkNetwork(n v1.NetworkType) {
 	d.checkSMTA("spec.network", n.SMTA)
 	for i, m := range n.MatchProtocols {
 		f := fmt.Sprintf("spec.network.matchProtocols[%d]", i)
@@ -362,9 +364,6 @@ func (d *docState) checkNetwork(n v1.NetworkType, host bool) {
 			}
 			return true
 		})
-		if host && len(m.FromSource) == 0 {
-			d.errorf(f+".fromSource", "", "required in a KubeArmorHostPolicy: name the executables the rule applies to")
-		}
 		d.checkFromSource(f+".fromSource", m.FromSource)
 		d.checkSMTA(f, m.SMTA)
 	}
@@ -382,7 +381,7 @@ func (d *docState) checkNetwork(n v1.NetworkType, host bool) {
 	}
 }
 
-func (d *docState) checkCapabilities(c v1.CapabilitiesType, host bool) {
+func (d *docState) checkCapabilities(c v1.CapabilitiesType) {
 	d.checkSMTA("spec.capabilities", c.SMTA)
 	for i, m := range c.MatchCapabilities {
 		f := fmt.Sprintf("spec.capabilities.matchCapabilities[%d]", i)
@@ -393,9 +392,6 @@ func (d *docState) checkCapabilities(c v1.CapabilitiesType, host bool) {
 			}
 			return true
 		})
-		if host && len(m.FromSource) == 0 {
-			d.errorf(f+".fromSource", "", "required in a KubeArmorHostPolicy: name the executables the rule applies to")
-		}
 		d.checkFromSource(f+".fromSource", m.FromSource)
 		d.checkSMTA(f, m.SMTA)
 	}

@@ -158,10 +158,6 @@ var validationCases = []struct {
 		`t.yaml:8: doc 1: spec.capabilities.matchCapabilities[0].capability: "net_rawx" is not a capability: must be one of chown, dac_override, dac_read_search, fowner, fsetid, kill, setgid, setuid, setpcap, linux_immutable, net_bind_service, net_broadcast, net_admin, net_raw, ipc_lock, ipc_owner, sys_module, sys_rawio, sys_chroot, sys_ptrace, sys_pacct, sys_admin, sys_boot, sys_nice, sys_resource, sys_time, sys_tty_config, mknod, lease, audit_write, audit_control, setfcap, mac_override, mac_admin, syslog, wake_alarm, block_suspend, audit_read, perfmon, bpf, checkpoint_restore`},
 	{"capability missing", ksp("  capabilities:", "    matchCapabilities:", "    - action: Block"),
 		`t.yaml:8: doc 1: spec.capabilities.matchCapabilities[0].capability: required: a capability such as net_raw`},
-	{"host protocol needs fromSource", hsp("  network:", "    matchProtocols:", "    - protocol: raw"),
-		`t.yaml:11: doc 1: spec.network.matchProtocols[0].fromSource: required in a KubeArmorHostPolicy: name the executables the rule applies to`},
-	{"host capability needs fromSource", hsp("  capabilities:", "    matchCapabilities:", "    - capability: net_raw"),
-		`t.yaml:11: doc 1: spec.capabilities.matchCapabilities[0].fromSource: required in a KubeArmorHostPolicy: name the executables the rule applies to`},
 
 	// Syscalls.
 	{"syscall unknown", ksp("  syscalls:", "    matchSyscalls:", "    - syscall: [unlink, unlnkat]"),

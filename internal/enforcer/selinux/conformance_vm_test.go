@@ -44,9 +44,10 @@ var knownDifferences = map[string]string{
 // notEnforced lists the cases of operations the SELinux backend does not enforce (it warns when
 // a policy has them): docs/selinux.md.
 var notEnforced = map[string]string{
-	"network-protocol-block":          "network rules are left to the bpf backend",
-	"network-allowlist-posture-block": "network rules are left to the bpf backend",
-	"capability-block":                "capability rules are left to the bpf backend",
+	"network-protocol-block":                     "network rules are left to the bpf backend",
+	"network-allowlist-posture-block":            "network rules are left to the bpf backend",
+	"capability-block":                           "capability rules are left to the bpf backend",
+	"host-network-capability-without-fromsource": "network and capability rules are left to the bpf backend",
 }
 
 // TestConformance runs the shared case table (internal/conformance) under SELinux through the
