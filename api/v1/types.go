@@ -76,7 +76,7 @@ type ProcessPathType struct {
 
 // ProcessDirectoryType is one entry of process.matchDirectories.
 type ProcessDirectoryType struct {
-	// +kubebuilder:validation:Pattern=`^\/([^\p{Cc}]*\/)?$`
+	// +kubebuilder:validation:Pattern=`^\/[^\p{Cc}]*$`
 	Directory  string            `json:"dir"`
 	Recursive  bool              `json:"recursive,omitempty"`
 	OwnerOnly  bool              `json:"ownerOnly,omitempty"`
@@ -115,7 +115,7 @@ type FilePathType struct {
 
 // FileDirectoryType is one entry of file.matchDirectories.
 type FileDirectoryType struct {
-	// +kubebuilder:validation:Pattern=`^\/([^\p{Cc}]*\/)?$`
+	// +kubebuilder:validation:Pattern=`^\/[^\p{Cc}]*$`
 	Directory  string            `json:"dir"`
 	Recursive  bool              `json:"recursive,omitempty"`
 	ReadOnly   bool              `json:"readOnly,omitempty"`
@@ -187,7 +187,7 @@ type SyscallFromSourceType struct {
 	// +kubebuilder:validation:Pattern=`^\/+[^\p{Cc}]*[^\/\p{Cc}]$`
 	// +kubebuilder:validation:MaxLength=200
 	Path string `json:"path,omitempty"`
-	// +kubebuilder:validation:Pattern=`^\/([^\p{Cc}]*\/)?$`
+	// +kubebuilder:validation:Pattern=`^\/[^\p{Cc}]*$`
 	Directory string `json:"dir,omitempty"`
 	Recursive bool   `json:"recursive,omitempty"`
 }

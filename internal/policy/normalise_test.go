@@ -122,6 +122,17 @@ var normaliseCases = []struct {
 				t.Errorf("node labels = %s", got)
 			}
 		}},
+	// KubeArmor's own tests write dir: /usr/bin and syscalls fromSource dir: /bin.
+	{name: "dir without trailing slash",
+		in: hsp("  process:", "    matchDirectories:", "    - dir: /usr/bin", "      recursive: true",
+			"  file:", "    matchDirectories:", "    - dir: /etc/ssl",
+			"  syscalls:", "    matchSyscalls:", "    - syscall: [unlink]", "      fromSource:", "      - dir: /bin"),
+		rules: []string{"spec.process.matchDirectories[0]:11 Process directory /usr/bin/ recursive Block sev=0",
+			"spec.file.matchDirectories[0]:15 File directory /etc/ssl/ Block sev=0",
+			"spec.syscalls.matchSyscalls[0]:18 Syscall syscall  syscalls=unlink from=/bin/ Audit sev=0"},
+		warnings: []string{`t.yaml:11: doc 1: spec.process.matchDirectories[0].dir: warning: "/usr/bin" is read as the directory "/usr/bin/": end a directory with "/" (KubeArmor's CRD requires it)`,
+			`t.yaml:15: doc 1: spec.file.matchDirectories[0].dir: warning: "/etc/ssl" is read as the directory "/etc/ssl/": end a directory with "/" (KubeArmor's CRD requires it)`,
+			`t.yaml:20: doc 1: spec.syscalls.matchSyscalls[0].fromSource[0].dir: warning: "/bin" is read as the directory "/bin/": end a directory with "/" (KubeArmor's CRD requires it)`}},
 	// KubeArmor's hsp-audit-network-protocol.yaml: fromSource is optional in host policies too.
 	{name: "host network and capability rules without fromSource",
 		in: hsp("  network:", "    matchProtocols:", "    - protocol: icmp", "  capabilities:", "    matchCapabilities:", "    - capability: net_raw", "  action: Audit"),

@@ -235,15 +235,20 @@ func (d *docState) checkFilePath(f, p, example string) {
 	}
 }
 
-// checkDir enforces ^\/$|^\/.*\/$.
-func (d *docState) checkDir(f, p string) {
+// checkDir enforces an absolute directory path. KubeArmor's CRD pattern (^\/$|^\/.*\/$) wants
+// the trailing slash, but its daemon and its own tests take "dir: /usr/bin" as the directory
+// /usr/bin/; so does Ward: the value is normalised in place, with a warning naming the field.
+func (d *docState) checkDir(f string, p *string) {
 	switch {
-	case p == "":
+	case *p == "":
 		d.errorf(f, "", "required: an absolute directory path ending in \"/\", such as /etc/")
-	case !strings.HasPrefix(p, "/") || !strings.HasSuffix(p, "/"):
-		d.errorf(f, p, "%q is not a directory: must start and end with \"/\"", p)
-	case hasControl(p):
-		d.errorf(f, p, "%q contains a control character: a path must be printable", p)
+	case !strings.HasPrefix(*p, "/"):
+		d.errorf(f, *p, "%q is not a directory: must be an absolute path ending in \"/\", such as /etc/", *p)
+	case hasControl(*p):
+		d.errorf(f, *p, "%q contains a control character: a path must be printable", *p)
+	case !strings.HasSuffix(*p, "/"):
+		d.warnf(f, *p, "%q is read as the directory %q: end a directory with \"/\" (KubeArmor's CRD requires it)", *p, *p+"/")
+		*p += "/"
 	}
 }
 
@@ -289,7 +294,7 @@ func (d *docState) checkProcess(p v1.ProcessType) {
 	}
 	for i, m := range p.MatchDirectories {
 		f := fmt.Sprintf("spec.process.matchDirectories[%d]", i)
-		d.checkDir(f+".dir", m.Directory)
+		d.checkDir(f+".dir", &p.MatchDirectories[i].Directory)
 		d.checkFromSource(f+".fromSource", m.FromSource)
 		d.checkSMTA(f, m.SMTA)
 	}
@@ -310,7 +315,7 @@ func (d *docState) checkFile(p v1.FileType) {
 	}
 	for i, m := range p.MatchDirectories {
 		f := fmt.Sprintf("spec.file.matchDirectories[%d]", i)
-		d.checkDir(f+".dir", m.Directory)
+		d.checkDir(f+".dir", &p.MatchDirectories[i].Directory)
 		d.checkFromSource(f+".fromSource", m.FromSource)
 		d.checkSMTA(f, m.SMTA)
 	}
@@ -426,7 +431,7 @@ func (d *docState) checkSyscallSources(f string, srcs []v1.SyscallFromSourceType
 				d.errorf(sf+".recursive", "", "applies only to dir")
 			}
 		case s.Directory != "":
-			d.checkDir(sf+".dir", s.Directory)
+			d.checkDir(sf+".dir", &srcs[i].Directory)
 		default:
 			d.errorf(sf, "", "path or dir is required")
 		}
