@@ -24,12 +24,8 @@ import (
 // rules.Decide, keyed "case/index", with the reason (docs/apparmor.md keeps the same list). An
 // unlisted difference fails the test, and so does a listed one that no longer differs.
 var knownDifferences = map[string]string{
-	"audit-readonly-dry-run/0":                auditDryRun,
 	"audit-readonly-dry-run/1":                auditDryRun,
-	"audit-owneronly-dry-run/0":               auditDryRun,
-	"audit-owneronly-dry-run/1":               auditDryRun,
 	"audit-owneronly-dry-run/2":               auditDryRun,
-	"audit-readonly-owneronly-dry-run/0":      auditDryRun,
 	"audit-readonly-owneronly-dry-run/1":      auditDryRun,
 	"audit-readonly-owneronly-dry-run/2":      auditDryRun,
 	"fromsource-allow-before-general-block/0": "the child profile of a fromSource executable keeps the general deny, which overrides its allow (issue 13, item 2)",
