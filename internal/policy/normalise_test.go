@@ -115,6 +115,23 @@ var normaliseCases = []struct {
 				t.Errorf("selector, namespace = %s", got)
 			}
 		}},
+	// KubeArmor's multicontainer e2e tests: "" and "[]" mean every container of the pod.
+	{name: "container name empty list",
+		in:    ksp(with([]string{"  selector:", "    matchLabels:", "      app: web", `      kubearmor.io/container.name: "[]"`}, fileRule...)...),
+		rules: []string{"spec.file.matchPaths[0]:12 File path /etc/passwd Block sev=0"},
+		check: func(t *testing.T, p Policy) {
+			if got := fmt.Sprintf("%v %d", p.Selector.MatchLabels, len(p.Selector.Containers)); got != "map[app:web] 0" {
+				t.Errorf("selector = %s", got)
+			}
+		}},
+	{name: "container name empty string",
+		in:    ksp(with([]string{"  selector:", "    matchLabels:", `      kubearmor.io/container.name: ""`}, fileRule...)...),
+		rules: []string{"spec.file.matchPaths[0]:11 File path /etc/passwd Block sev=0"},
+		check: func(t *testing.T, p Policy) {
+			if got := fmt.Sprintf("%v %d", p.Selector.MatchLabels, len(p.Selector.Containers)); got != "map[] 0" {
+				t.Errorf("selector = %s", got)
+			}
+		}},
 	{name: "host node labels", in: hsp(fileRule...),
 		rules: []string{"spec.file.matchPaths[0]:11 File path /etc/passwd Block sev=0"},
 		check: func(t *testing.T, p Policy) {

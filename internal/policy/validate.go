@@ -113,12 +113,8 @@ func (d *docState) checkSelector(v *view) {
 			"with key namespace or label (for example key: label, operator: In, values: [app=nginx])")
 	}
 	d.checkLabelKeys("spec.selector.matchLabels", sel.MatchLabels)
-	if c, ok := sel.MatchLabels[containerNameLabel]; ok && v.kind == KindPolicy {
-		if len(containerNames(c)) == 0 {
-			d.errorf("spec.selector.matchLabels["+containerNameLabel+"]", c,
-				"%q names no container: write \"[name]\" or \"[a,b]\"", c)
-		}
-	}
+	// kubearmor.io/container.name: "" or "[]" names no container, which KubeArmor (and its
+	// multicontainer e2e tests) read as every container of the selected pods.
 	keys := "label"
 	if v.kind == KindClusterPolicy {
 		keys = "namespace or label"

@@ -206,8 +206,6 @@ var validationCases = []struct {
 		`t.yaml:7: doc 1: spec.selector.matchLabels: not used by KubeArmorClusterPolicy: use matchExpressions with key namespace or label (for example key: label, operator: In, values: [app=nginx])`},
 	{"label key invalid", ksp(with([]string{"  selector:", "    matchLabels:", "      -app: nginx"}, fileRule...)...),
 		`t.yaml:8: doc 1: spec.selector.matchLabels[-app]: "-app" is not a label key: must be a name of at most 63 letters, digits, "-", "_" and "." (starting and ending with a letter or digit), optionally after a DNS subdomain prefix and "/", such as app.kubernetes.io/name`},
-	{"container names empty", ksp(with([]string{"  selector:", "    matchLabels:", `      kubearmor.io/container.name: "[]"`}, fileRule...)...),
-		`t.yaml:8: doc 1: spec.selector.matchLabels[kubearmor.io/container.name]: "[]" names no container: write "[name]" or "[a,b]"`},
 	{"host nodeSelector missing", strings.Replace(hsp(fileRule...), "  nodeSelector:\n    matchLabels:\n      kubernetes.io/hostname: node1\n", "", 1),
 		`t.yaml:5: doc 1: spec.nodeSelector.matchLabels: required: a KubeArmorHostPolicy selects nodes by label, for example kubernetes.io/hostname: node1`},
 	{"host nodeSelector empty", strings.Replace(hsp(fileRule...), "    matchLabels:\n      kubernetes.io/hostname: node1\n", "    matchLabels: {}\n", 1),
