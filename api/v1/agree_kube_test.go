@@ -49,6 +49,8 @@ func agreeCases() map[string]agreeCase {
 		"severity-10": {ksp, fileRule + "severity: 10", true, ""},
 		"severity-0":  {ksp, fileRule + "severity: 0", false, ""},
 		"severity-11": {ksp, fileRule + "severity: 11", false, ""},
+		// A key with no value: the API server prunes the null, Ward treats it as not set.
+		"severity-null": {ksp, fileRule + "severity: null", true, ""},
 		// Paths and directories.
 		"path-200":                    {ksp, "file: {matchPaths: [{path: " + path200 + "}]}", true, ""},
 		"path-201":                    {ksp, "file: {matchPaths: [{path: " + path201 + "}]}", false, ""},

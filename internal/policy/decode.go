@@ -321,9 +321,25 @@ func (d *docState) decodeStruct(n *yaml.Node, v reflect.Value, path string) {
 			d.errorAt(line, kp, key, "unknown field %q; allowed: %s", key, si.names)
 			return
 		}
+		if r := d.resolveAlias(val); r != nil && isNull(r) {
+			// A key with no value is an absent key, as the API server treats it (public
+			// KubeArmor templates carry "severity:" with nothing after it). Recording no line
+			// keeps the checks from reading it as a written zero.
+			d.warns = append(d.warns, Warning{File: d.file, Line: line, Doc: d.doc, Field: kp,
+				Msg: "no value: treated as not set (inherited or defaulted); remove the key or give it a value"})
+			return
+		}
 		d.lines[kp] = line
 		d.decode(val, v.FieldByIndex(si.fields[i].index), kp)
 	})
+}
+
+// resolveAlias follows aliases without charging the node budget.
+func (d *docState) resolveAlias(n *yaml.Node) *yaml.Node {
+	for n != nil && n.Kind == yaml.AliasNode {
+		n = n.Alias
+	}
+	return n
 }
 
 func (d *docState) decodeMap(n *yaml.Node, v reflect.Value, path string) {

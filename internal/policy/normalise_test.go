@@ -115,6 +115,13 @@ var normaliseCases = []struct {
 				t.Errorf("selector, namespace = %s", got)
 			}
 		}},
+	// A key with no value is absent (public KubeArmor templates write "severity:" alone).
+	{name: "null severity is inherited",
+		in: ksp("  severity: 4", "  file:", "    severity:", "    matchPaths:", "    - path: /etc/passwd", "      severity:", "      action:"),
+		rules: []string{"spec.file.matchPaths[0]:10 File path /etc/passwd Block sev=4"},
+		warnings: []string{`t.yaml:8: doc 1: spec.file.severity: warning: no value: treated as not set (inherited or defaulted); remove the key or give it a value`,
+			`t.yaml:11: doc 1: spec.file.matchPaths[0].severity: warning: no value: treated as not set (inherited or defaulted); remove the key or give it a value`,
+			`t.yaml:12: doc 1: spec.file.matchPaths[0].action: warning: no value: treated as not set (inherited or defaulted); remove the key or give it a value`}},
 	// KubeArmor's multicontainer e2e tests: "" and "[]" mean every container of the pod.
 	{name: "container name empty list",
 		in:    ksp(with([]string{"  selector:", "    matchLabels:", "      app: web", `      kubearmor.io/container.name: "[]"`}, fileRule...)...),

@@ -18,6 +18,13 @@ const maxPathLen = 200
 // maxAllowedArgs is KubeArmor's limit on process.matchPaths[].allowedArgs.
 const maxAllowedArgs = 20
 
+// The numeric ranges the CRDs state too (TestBoundsAgreeWithCRDs walks both side by side).
+const (
+	minSeverity, maxSeverity = 1, 10
+	// minDeviceNumber and maxDeviceNumber bound a USB subClass, protocol and level.
+	minDeviceNumber, maxDeviceNumber = 0, 255
+)
+
 // containerNameLabel restricts a KubeArmorPolicy to some containers of the selected pods.
 const containerNameLabel = "kubearmor.io/container.name"
 
@@ -183,8 +190,8 @@ func (d *docState) checkSMTA(f string, s v1.SMTA) {
 }
 
 func (d *docState) checkSeverity(f string, s v1.Severity) {
-	if (s != 0 || d.written(f)) && (s < 1 || s > 10) {
-		d.errorf(f, fmt.Sprint(int(s)), "%d is out of range: must be 1..10", s)
+	if (s != 0 || d.written(f)) && (s < minSeverity || s > maxSeverity) {
+		d.errorf(f, fmt.Sprint(int(s)), "%d is out of range: must be %d..%d", s, minSeverity, maxSeverity)
 	}
 }
 
@@ -477,8 +484,8 @@ func (d *docState) checkDevice(dev v1.DeviceType) {
 			name string
 			v    *int32
 		}{{"subClass", m.SubClass}, {"protocol", m.Protocol}, {"level", m.Level}} {
-			if x.v != nil && (*x.v < 0 || *x.v > 255) {
-				d.errorf(f+"."+x.name, fmt.Sprint(*x.v), "%d is out of range: must be 0..255", *x.v)
+			if x.v != nil && (*x.v < minDeviceNumber || *x.v > maxDeviceNumber) {
+				d.errorf(f+"."+x.name, fmt.Sprint(*x.v), "%d is out of range: must be %d..%d", *x.v, minDeviceNumber, maxDeviceNumber)
 			}
 		}
 		d.checkSMTA(f, m.SMTA)
