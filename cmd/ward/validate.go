@@ -54,7 +54,7 @@ Warnings go to standard error either way.`,
 	}
 }
 
-// summary reads "2 policies (KubeArmorHostPolicy block-passwd, KubeArmorPolicy default/web)".
+// summary reads "2 policies (KubeArmorHostPolicy block-passwd, KubeArmorPolicy container_namespace/web)".
 func summary(ps []policy.Policy) string {
 	noun := "policies"
 	if len(ps) == 1 {

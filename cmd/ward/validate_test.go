@@ -26,7 +26,7 @@ func TestValidateCommand(t *testing.T) {
 		{
 			name:   "valid",
 			args:   []string{"testdata/validate/good.yaml"},
-			stdout: "testdata/validate/good.yaml: ok: 2 policies (KubeArmorHostPolicy block-passwd, KubeArmorPolicy default/web)\n",
+			stdout: "testdata/validate/good.yaml: ok: 2 policies (KubeArmorHostPolicy block-passwd, KubeArmorPolicy container_namespace/web)\n",
 			stderr: `testdata/validate/good.yaml:20: doc 2: spec.capabilities.matchCapabilities[0].capability: warning: "CAP_NET_RAW" read as "net_raw": KubeArmor's CRD accepts only lower-case names without "cap_"` + "\n",
 		},
 		{

@@ -40,7 +40,7 @@ func TestLoad(t *testing.T) {
 	for _, p := range ps {
 		names = append(names, p.Key())
 	}
-	if got := strings.Join(names, " "); got != "KubeArmorPolicy/default/u KubeArmorPolicy/default/t KubeArmorClusterPolicy/j" {
+	if got := strings.Join(names, " "); got != "KubeArmorPolicy/container_namespace/u KubeArmorPolicy/container_namespace/t KubeArmorClusterPolicy/j" {
 		t.Errorf("policies in order: %s", got)
 	}
 	if len(ws) != 0 {
@@ -61,7 +61,7 @@ func TestLoad(t *testing.T) {
 	// The same policy in two files is an error in the second.
 	dup := writeFiles(t, map[string]string{"a.yaml": good, "b.yaml": good})
 	_, _, err = Load(dup)
-	want := filepath.Join(dup, "b.yaml") + ":1: doc 1: metadata.name: policy KubeArmorPolicy/default/t is defined twice (first in " + filepath.Join(dup, "a.yaml") + ":1)"
+	want := filepath.Join(dup, "b.yaml") + ":1: doc 1: metadata.name: policy KubeArmorPolicy/container_namespace/t is defined twice (first in " + filepath.Join(dup, "a.yaml") + ":1)"
 	if err == nil || err.Error() != want {
 		t.Errorf("duplicate across files: %v\nwant %s", err, want)
 	}

@@ -155,3 +155,9 @@ func (p *Policy) Key() string {
 	}
 	return string(p.Kind) + "/" + p.Namespace + "/" + p.Name
 }
+
+// DefaultNamespace is the namespace of a KubeArmorPolicy written without metadata.namespace.
+// Outside Kubernetes KubeArmor (and Ward's OCI hook, workload.DefaultContainerNamespace) puts
+// plain containers in "container_namespace", so that `karmor vm policy add` of a namespace-less
+// policy protects them; in Kubernetes the API server always sets the namespace.
+const DefaultNamespace = "container_namespace"

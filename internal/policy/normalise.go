@@ -83,7 +83,7 @@ func (d *docState) normalise(v *view) *Policy {
 	case KindPolicy:
 		p.Namespace = v.meta.Namespace
 		if p.Namespace == "" {
-			p.Namespace = "default"
+			p.Namespace = DefaultNamespace
 		}
 		p.Selector = d.selector(v.selector, true)
 	case KindClusterPolicy:

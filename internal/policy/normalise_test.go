@@ -111,7 +111,7 @@ var normaliseCases = []struct {
 		in:    ksp(with([]string{"  selector:", "    matchLabels:", "      app: web", `      kubearmor.io/container.name: "[nginx, envoy]"`}, fileRule...)...),
 		rules: []string{"spec.file.matchPaths[0]:12 File path /etc/passwd Block sev=0"},
 		check: func(t *testing.T, p Policy) {
-			if got := fmt.Sprintf("%v %v %s", p.Selector.MatchLabels, p.Selector.Containers, p.Namespace); got != "map[app:web] [nginx envoy] default" {
+			if got := fmt.Sprintf("%v %v %s", p.Selector.MatchLabels, p.Selector.Containers, p.Namespace); got != "map[app:web] [nginx envoy] container_namespace" {
 				t.Errorf("selector, namespace = %s", got)
 			}
 		}},

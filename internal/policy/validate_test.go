@@ -219,7 +219,7 @@ var validationCases = []struct {
 	{"no spec", "apiVersion: security.kubearmor.com/v1\nkind: KubeArmorPolicy\nmetadata:\n  name: t\n",
 		`t.yaml:1: doc 1: spec: no rules: set at least one of process, file, network, capabilities, syscalls, presets or apparmor`},
 	{"defined twice", ksp(fileRule...) + "---\n" + ksp(fileRule...),
-		`t.yaml:10: doc 2: metadata.name: policy KubeArmorPolicy/default/t is defined twice (first in doc 1, line 1)`},
+		`t.yaml:10: doc 2: metadata.name: policy KubeArmorPolicy/container_namespace/t is defined twice (first in doc 1, line 1)`},
 	{"errors in two documents", ksp("  file:", "    matchPaths:", "    - path: a") + "---\n" + ksp("  file:", "    matchPaths:", "    - path: b"),
 		"t.yaml:8: doc 1: spec.file.matchPaths[0].path: \"a\" is not an absolute path: must start with \"/\" and not end with \"/\"\n" +
 			"t.yaml:17: doc 2: spec.file.matchPaths[0].path: \"b\" is not an absolute path: must start with \"/\" and not end with \"/\""},

@@ -438,7 +438,7 @@ func identityOnly(kind policy.Kind, obj []byte) (policy.Policy, error) {
 	}
 	ns := m.Metadata.Namespace
 	if kind == policy.KindPolicy && ns == "" {
-		ns = "default"
+		ns = policy.DefaultNamespace
 	}
 	if kind != policy.KindPolicy {
 		ns = ""

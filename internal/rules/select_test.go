@@ -83,3 +83,30 @@ func TestCovers(t *testing.T) {
 		t.Error("a disabled workload must not be covered")
 	}
 }
+
+// TestNamespacelessPolicyCoversPlainContainers: outside Kubernetes a KubeArmorPolicy without
+// metadata.namespace lands in the namespace where the OCI hook puts plain containers.
+func TestNamespacelessPolicyCoversPlainContainers(t *testing.T) {
+	if policy.DefaultNamespace != workload.DefaultContainerNamespace {
+		t.Fatalf("policy.DefaultNamespace %q != workload.DefaultContainerNamespace %q", policy.DefaultNamespace, workload.DefaultContainerNamespace)
+	}
+	ps, _, err := policy.Parse("ksp.yaml", []byte(`apiVersion: security.kubearmor.com/v1
+kind: KubeArmorPolicy
+metadata: {name: no-ns}
+spec:
+  selector: {matchLabels: {app: web}}
+  file: {matchPaths: [{path: /etc/shadow}]}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	plain := workload.Workload{Kind: workload.KindContainer, Namespace: workload.DefaultContainerNamespace, Container: "web", Labels: map[string]string{"app": "web"}}
+	if !Covers(&ps[0], &plain) {
+		t.Errorf("namespace-less KSP (namespace %q) does not cover a plain container in %q", ps[0].Namespace, plain.Namespace)
+	}
+	inDefault := plain
+	inDefault.Namespace = "default"
+	if Covers(&ps[0], &inDefault) {
+		t.Error("namespace-less KSP covers a container in namespace default")
+	}
+}
