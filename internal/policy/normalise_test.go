@@ -117,7 +117,7 @@ var normaliseCases = []struct {
 		}},
 	// A key with no value is absent (public KubeArmor templates write "severity:" alone).
 	{name: "null severity is inherited",
-		in: ksp("  severity: 4", "  file:", "    severity:", "    matchPaths:", "    - path: /etc/passwd", "      severity:", "      action:"),
+		in:    ksp("  severity: 4", "  file:", "    severity:", "    matchPaths:", "    - path: /etc/passwd", "      severity:", "      action:"),
 		rules: []string{"spec.file.matchPaths[0]:10 File path /etc/passwd Block sev=4"},
 		warnings: []string{`t.yaml:8: doc 1: spec.file.severity: warning: no value: treated as not set (inherited or defaulted); remove the key or give it a value`,
 			`t.yaml:11: doc 1: spec.file.matchPaths[0].severity: warning: no value: treated as not set (inherited or defaulted); remove the key or give it a value`,
