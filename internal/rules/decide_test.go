@@ -514,3 +514,25 @@ func TestAllowListReport(t *testing.T) {
 		t.Errorf("capabilities allow-list = %v %v, want none", g, src)
 	}
 }
+
+// TestDecideKubeArmorVerdicts: verdicts KubeArmor's own end-to-end tests assert, written here as
+// Ward cases (policies reduced to the rule that matters).
+func TestDecideKubeArmorVerdicts(t *testing.T) {
+	hp := func(name string, rs ...policy.Rule) []policy.Policy { return []policy.Policy{hostPolicy(name, rs...)} }
+	shm := hp("audit-shm-readonly", rule(policy.OpFile, policy.MatchDirectory, "/dev/shm/", audit, field("d"), readOnly))
+	usrBin := hp("block-usr-bin", rule(policy.OpProcess, policy.MatchDirectory, "/usr/bin/", block, field("d"), recursive))
+	udp := hp("audit-udp", rule(policy.OpNetwork, policy.MatchProtocol, "udp", audit, field("n")))
+	runDecideCases(t, []decideCase{
+		// multiubuntu: "it can audit access to a dir except readonly access is allowed".
+		{"audit readOnly dir: touch is reported", shm, auditPostures,
+			fileAccess("/dev/shm/new", source("/usr/bin/touch"), write), audited("audit-shm-readonly", "d")},
+		{"audit readOnly dir: cat passes unreported", shm, auditPostures,
+			fileAccess("/dev/shm/new", source("/usr/bin/cat")), allowed},
+		// nonk8s host policy with dir: /usr/bin (no slash, normalised by internal/policy).
+		{"block /usr/bin recursively: ls is denied", usrBin, auditPostures,
+			execAccess("/usr/bin/ls", "/bin/bash"), blocked("block-usr-bin", "d")},
+		// nonk8s hsp-audit-network-protocol: no fromSource, every program is audited.
+		{"audit udp without fromSource", udp, auditPostures,
+			withSource(NetworkAccess("udp"), "/usr/bin/dig"), audited("audit-udp", "n")},
+	})
+}
