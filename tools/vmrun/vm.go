@@ -64,7 +64,7 @@ var errTimeout = errors.New("guest timed out")
 const (
 	guestRunDir   = "/run/ward" // the run share: job, command, outputs
 	markerStart   = "ward-vm: start"
-	consoleKeep   = 60
+	consoleKeep   = 300
 	runShareTag   = "ward-run"
 	srcShareTag   = "ward-src"
 	guestBinDir   = guestRunDir + "/bin"
@@ -265,7 +265,15 @@ wait:
 // remove the layout randomness that moved figures from one boot to the next.
 func qemuArgs(cfg config, prep prepared, runDir string) []string {
 	accel, cpus := []string{"-accel", "tcg,thread=multi"}, cfg.CPUs // KVM hangs stock kernels on these hosts
-	cmdline := []string{"console=ttyS0", "quiet", "panic=-1"}
+	// A guest kernel that locks up (seen once in CI: both CPUs stuck in the
+	// test binary for 26 minutes until the host-side timeout) panics after a
+	// minute instead, with every CPU's backtrace on the console: loglevel=5
+	// lets the traces (printed at the default level, which quiet hides)
+	// through, while the audit records (notice) stay off the serial line.
+	// watchdog_thresh=30 (60 s without scheduling) keeps a host that starves
+	// a vCPU for a few seconds from passing for a lockup.
+	cmdline := []string{"console=ttyS0", "loglevel=5", "panic=-1",
+		"softlockup_panic=1", "softlockup_all_cpu_backtrace=1", "watchdog_thresh=30"}
 	if cfg.Bench {
 		accel, cpus = []string{"-accel", "tcg", "-icount", "shift=0,sleep=off"}, 1
 		cmdline = append(cmdline, "nokaslr", "ward.bench=1")

@@ -170,7 +170,7 @@ func TestConsoleMarkersAndTrouble(t *testing.T) {
 func TestQemuArgsBench(t *testing.T) {
 	prep := prepared{Profile: bootProfile{Cmdline: []string{"lsm=bpf"}}}
 	def := strings.Join(qemuArgs(config{CPUs: 2, MemoryMB: 1024}, prep, "/run"), " ")
-	for _, want := range []string{"-accel tcg,thread=multi", "-smp 2", "panic=-1 lsm=bpf"} {
+	for _, want := range []string{"-accel tcg,thread=multi", "-smp 2", "softlockup_panic=1", "watchdog_thresh=30 lsm=bpf"} {
 		if !strings.Contains(def, want) {
 			t.Errorf("default args lack %q: %s", want, def)
 		}
