@@ -1,6 +1,9 @@
 package monitor
 
 import (
+	"fmt"
+	"os/exec"
+	"path/filepath"
 	"testing"
 	"unsafe"
 
@@ -148,5 +151,42 @@ func TestRootView(t *testing.T) {
 	}
 	if got := (procRoot{same: true}).view("/var/lib/c/rootfs/app"); got != "/var/lib/c/rootfs/app" {
 		t.Errorf("same root changed the path: %s", got)
+	}
+}
+
+// /proc/self and /proc/thread-self are resolved in the acting process's /proc directory, never
+// in the monitor's own; when that process is gone the name is reported as given.
+func TestResolveProcSelf(t *testing.T) {
+	cmd := exec.Command("/bin/sleep", "30")
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { cmd.Process.Kill(); cmd.Wait() }()
+	pid := uint32(cmd.Process.Pid)
+	sleep, err := filepath.EvalSymlinks("/bin/sleep")
+	if err != nil {
+		t.Fatal(err)
+	}
+	same := procRoot{same: true}
+	for _, c := range []struct {
+		path   string
+		follow bool
+		want   string
+	}{
+		{"/proc/self/exe", true, sleep},
+		{"/proc/thread-self/exe", true, sleep},
+		{"/proc/self/exe", false, fmt.Sprintf("/proc/%d/exe", pid)},
+		{"/proc/self/status", true, fmt.Sprintf("/proc/%d/status", pid)},
+		{"/proc/selfish", true, "/proc/selfish"},
+	} {
+		got, ok := resolve(pid, pid, unix.AT_FDCWD, c.path, c.follow, same, &dirCache{})
+		if !ok || got != c.want {
+			t.Errorf("resolve(%s, follow %v) = %q, %v; want %q", c.path, c.follow, got, ok, c.want)
+		}
+	}
+	cmd.Process.Kill()
+	cmd.Wait()
+	if got, _ := resolve(pid, pid, unix.AT_FDCWD, "/proc/self/exe", true, same, &dirCache{}); got != "/proc/self/exe" {
+		t.Errorf("a process that is gone: resolve = %q, want the name as given", got)
 	}
 }

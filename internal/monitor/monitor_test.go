@@ -542,6 +542,28 @@ func TestOtherRoot(t *testing.T) {
 	}
 }
 
+// A program that runs /proc/self/exe runs itself again (busybox applets do): the exec is
+// reported as its own program, not as the monitor's, which reads /proc/self as itself.
+func TestProcSelfExec(t *testing.T) {
+	const busybox = "/bin/busybox" // busybox-static, from scripts/install-deps.sh
+	m := sharedMonitor(t)
+	// The shell re-executes busybox as the sleep applet, which keeps the process (and its
+	// /proc directory) alive while the monitor decodes the exec.
+	cmd := exec.Command(busybox, "sh", "-c", "exec -a sleep /proc/self/exe 3")
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer cmd.Wait()
+	sh := uint32(cmd.Process.Pid)
+	reexec := &want{name: "exec of /proc/self/exe", match: func(ev enforcer.Event) bool {
+		return ev.PID == sh && ev.Access.Op == policy.OpProcess && strings.Contains(ev.Detail, `name="/proc/self/exe"`)
+	}}
+	expect(t, m, nil, reexec)
+	if ev := reexec.got; ev.Access.Path != realPath(t, busybox) || ev.Access.Source != realPath(t, busybox) {
+		t.Errorf("exec %+v (%s): want path and source %s, not the monitor's own program %s", ev.Access, ev.Detail, realPath(t, busybox), self(t))
+	}
+}
+
 // Records that find the ring buffer full are dropped in the kernel and counted.
 func TestLossCounted(t *testing.T) {
 	// One page of ring (about 15 records) and a channel of one that nobody reads.

@@ -119,6 +119,22 @@ func resolve(tgid, tid uint32, dirfd int32, p string, follow bool, root procRoot
 	if !root.same || p == "/" {
 		return p, true
 	}
+	// /proc/self and /proc/thread-self name whoever reads them: read here they would be the
+	// monitor's own (a busybox applet re-executing /proc/self/exe would run Ward). They are
+	// resolved in the acting process's /proc directory, or reported as named when it is gone.
+	if own, ok := procSelf(p, tgid, tid); ok {
+		r, err := filepath.EvalSymlinks(own)
+		if !follow {
+			dir, name := filepath.Split(own)
+			if r, err = filepath.EvalSymlinks(dir); err == nil {
+				r = filepath.Join(r, name)
+			}
+		}
+		if err != nil {
+			return p, true
+		}
+		return r, true
+	}
 	if follow {
 		var st unix.Stat_t
 		if unix.Lstat(p, &st) == nil && st.Mode&unix.S_IFMT == unix.S_IFLNK {
@@ -132,6 +148,21 @@ func resolve(tgid, tid uint32, dirfd int32, p string, follow bool, root procRoot
 		return filepath.Join(r, name), true
 	}
 	return p, true
+}
+
+// procSelf rewrites a path under /proc/self or /proc/thread-self to the same path under the
+// /proc directory of process tgid (thread tid); ok is false for any other path.
+func procSelf(p string, tgid, tid uint32) (string, bool) {
+	pid := proc + "/" + strconv.FormatUint(uint64(tgid), 10)
+	for _, link := range []struct{ name, dir string }{
+		{"/proc/self", pid},
+		{"/proc/thread-self", pid + "/task/" + strconv.FormatUint(uint64(tid), 10)},
+	} {
+		if rest, ok := strings.CutPrefix(p, link.name); ok && (rest == "" || rest[0] == '/') {
+			return link.dir + rest, true
+		}
+	}
+	return "", false
 }
 
 // dirCache remembers resolved directories for a second: resolving every component of every
