@@ -118,7 +118,7 @@ func (d *decoder) decode(raw []byte) (ev enforcer.Event, ok bool) {
 		a.Op = policy.OpFile
 		a.Path = resolvePath(path1, flags&unix.O_NOFOLLOW == 0)
 		a.Write = isWrite(flags)
-		fmt.Fprintf(&detail, " flags=%s", openFlags(flags))
+		fmt.Fprintf(&detail, " flags=%s", enforcer.OpenFlags(flags))
 	case kindExec:
 		a.Op = policy.OpProcess
 		// The program is the file the caller named (a script, not its interpreter); the
@@ -261,31 +261,6 @@ func commString(c [16]int8) string {
 // isWrite reports whether open flags allow changing the file.
 func isWrite(flags uint64) bool {
 	return flags&(unix.O_WRONLY|unix.O_RDWR|unix.O_CREAT|unix.O_TRUNC|unix.O_APPEND) != 0
-}
-
-func openFlags(flags uint64) string {
-	var parts []string
-	switch flags & unix.O_ACCMODE {
-	case unix.O_RDONLY:
-		parts = append(parts, "O_RDONLY")
-	case unix.O_WRONLY:
-		parts = append(parts, "O_WRONLY")
-	case unix.O_RDWR:
-		parts = append(parts, "O_RDWR")
-	}
-	for _, f := range []struct {
-		bit  uint64
-		name string
-	}{
-		{unix.O_CREAT, "O_CREAT"}, {unix.O_EXCL, "O_EXCL"}, {unix.O_TRUNC, "O_TRUNC"},
-		{unix.O_APPEND, "O_APPEND"}, {unix.O_NONBLOCK, "O_NONBLOCK"}, {unix.O_DIRECTORY, "O_DIRECTORY"},
-		{unix.O_NOFOLLOW, "O_NOFOLLOW"}, {unix.O_CLOEXEC, "O_CLOEXEC"}, {unix.O_PATH, "O_PATH"},
-	} {
-		if flags&f.bit != 0 {
-			parts = append(parts, f.name)
-		}
-	}
-	return strings.Join(parts, "|")
 }
 
 // protocolNames maps inet protocol numbers to rules.Access names. MPTCP (262) is TCP to a

@@ -9,6 +9,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/wardsec/ward/internal/enforcer"
 	"github.com/wardsec/ward/internal/policy"
 )
 
@@ -51,8 +52,8 @@ func TestOpenFlags(t *testing.T) {
 		if w := isWrite(c.flags); w != c.write {
 			t.Errorf("isWrite(%#o) = %v, want %v", c.flags, w, c.write)
 		}
-		if s := openFlags(c.flags); s != c.text {
-			t.Errorf("openFlags(%#o) = %s, want %s", c.flags, s, c.text)
+		if s := enforcer.OpenFlags(c.flags); s != c.text {
+			t.Errorf("OpenFlags(%#o) = %s, want %s", c.flags, s, c.text)
 		}
 	}
 }

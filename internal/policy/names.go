@@ -4,6 +4,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 )
 
 // protocols are the network.matchProtocols values KubeArmor's CRD lists, in lower case.
@@ -34,6 +35,20 @@ func SyscallNumber(name string) (int, bool) {
 	n, ok := syscallNumbers[name]
 	return n, ok
 }
+
+// SyscallName returns the name of an x86_64 system call number.
+func SyscallName(nr int) (string, bool) {
+	name, ok := syscallsByNumber()[nr]
+	return name, ok
+}
+
+var syscallsByNumber = sync.OnceValue(func() map[int]string {
+	m := make(map[int]string, len(syscallNumbers))
+	for name, nr := range syscallNumbers {
+		m[nr] = name
+	}
+	return m
+})
 
 func capabilityList() string {
 	names := make([]string, 0, len(capabilityNumbers))

@@ -633,7 +633,8 @@ func (b *Backend) convert(e *wardEvent) enforcer.Event {
 	if acc.Source == "" {
 		acc.Source, _ = os.Readlink("/proc/" + strconv.Itoa(int(e.Tgid)) + "/exe")
 	}
-	detail := fmt.Sprintf("action=%d flags=%#x", e.Action, e.Flags)
+	// KubeArmor's Data names the system call and its flags; what Ward adds follows.
+	detail := enforcer.SyscallData(e.Syscall, e.Args)
 	switch uint8(e.Op) {
 	case opFile, opProcess:
 		acc.Op = policy.OpFile
@@ -678,7 +679,7 @@ func (b *Backend) convert(e *wardEvent) enforcer.Event {
 		detail += " source unresolved"
 	}
 	ev.Access = acc
-	ev.Detail = detail
+	ev.Detail = strings.TrimSpace(detail)
 	return ev
 }
 

@@ -49,7 +49,7 @@ var (
 	sharedTests = []string{
 		"TestConformance", "TestBypasses", "TestWorkloadKeys", "TestUpdatesKeepBlocking",
 		"TestAuditedMode", "TestPTS", "TestWorkloadApplier", "TestNetworkExistingSockets",
-		"TestNewOnThisKernel",
+		"TestNewOnThisKernel", "TestAlertData",
 	}
 )
 

@@ -39,6 +39,8 @@ type wardEvent struct {
 	Hook     uint32
 	_        [4]byte
 	Src      uint64
+	Syscall  int64
+	Args     [3]uint64
 	Comm     [16]int8
 	Path     [4096]int8
 	Source   [4096]int8

@@ -126,6 +126,8 @@ struct event {
 	__s32 path_len; // bpf_d_path's result, or -errno
 	__u32 hook;     // network: the HOOK_* that decided
 	__u64 src; // the source identity used (path hash or tagged inode), 0 if none
+	__s64 syscall;  // the system call being served (orig_ax), -1 when none
+	__u64 args[3];  // its first three arguments, for the alert's Data
 	char comm[16];
 	char path[PATH_MAX];
 	char source[PATH_MAX];
@@ -542,6 +544,12 @@ static __always_inline int emit(struct walk *w, struct wl *wl, int action, __u32
 	e->cap = cap;
 	e->path_len = path_len;
 	e->hook = hook;
+	// The system call the hook runs in, for KubeArmor's Data ("syscall=SYS_OPENAT ...").
+	struct pt_regs *regs = (struct pt_regs *)bpf_task_pt_regs(t);
+	e->syscall = BPF_CORE_READ(regs, orig_ax);
+	e->args[0] = BPF_CORE_READ(regs, di);
+	e->args[1] = BPF_CORE_READ(regs, si);
+	e->args[2] = BPF_CORE_READ(regs, dx);
 	bpf_get_current_comm(e->comm, sizeof(e->comm));
 	e->path[0] = 0;
 	e->src = src;
