@@ -9,6 +9,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/wardsec/ward/internal/enforcer"
 	"github.com/wardsec/ward/internal/policy"
 	"github.com/wardsec/ward/internal/rules"
 	"github.com/wardsec/ward/internal/workload"
@@ -34,6 +35,7 @@ type simulateFlags struct {
 	args       []string
 	posture    string
 	audited    bool
+	lsm        string
 }
 
 // simulateOutput is the verdict as `ward simulate` prints it: the fields users script against
@@ -53,6 +55,9 @@ type simulateOutput struct {
 	Workload      string         `json:"workload"`
 	Postures      rules.Postures `json:"postures"`
 	Policies      []string       `json:"coveringPolicies"`
+	// NotEnforced lists, with --lsm, what that module does not enforce as written of the
+	// covering policies.
+	NotEnforced []enforcer.Warning `json:"notEnforced,omitempty"`
 }
 
 func newSimulateCmd() *cobra.Command {
@@ -93,6 +98,7 @@ It is the same decision function every enforcement backend is tested against.`,
 	fl.StringSliceVar(&f.args, "args", nil, "arguments of the executed program (for allowedArgs)")
 	fl.StringVar(&f.posture, "posture", "", "default postures, e.g. file=block,network=audit,capabilities=block (default: audit)")
 	fl.BoolVar(&f.audited, "audited", false, "the workload is in audited mode (kubearmor-policy: audited)")
+	fl.StringVar(&f.lsm, "lsm", "", "also say what this module (bpf, apparmor, selinux, none) does not enforce as written of the covering policies")
 	return cmd
 }
 
@@ -116,6 +122,10 @@ func runSimulate(cmd *cobra.Command, f simulateFlags, extra []string) error {
 	var postures rules.Postures
 	if err == nil {
 		postures, err = parsePostures(f.posture)
+	}
+	lsm := ""
+	if err == nil && f.lsm != "" {
+		lsm, err = simulatedLSM(f.lsm)
 	}
 	if err != nil {
 		fmt.Fprintf(cmd.ErrOrStderr(), "ward simulate: %v\nRun 'ward simulate --help' for usage.\n", err)
@@ -147,9 +157,29 @@ func runSimulate(cmd *cobra.Command, f simulateFlags, extra []string) error {
 	if out.Policies == nil {
 		out.Policies = []string{}
 	}
+	if lsm != "" {
+		out.NotEnforced = enforcer.CheckSet(lsm, set)
+		for _, w := range out.NotEnforced {
+			fmt.Fprintln(cmd.ErrOrStderr(), "warning: "+w.String())
+		}
+	}
 	enc := json.NewEncoder(cmd.OutOrStdout())
 	enc.SetIndent("", "  ")
 	return enc.Encode(out)
+}
+
+// simulatedLSM reads --lsm: one module, as the lsm setting spells it.
+func simulatedLSM(s string) (string, error) {
+	order, err := enforcer.ParseOrder(s)
+	switch {
+	case err != nil:
+		return "", usagef("--lsm: %v", err)
+	case len(order) == 0:
+		return enforcer.None, nil
+	case len(order) > 1:
+		return "", usagef("--lsm %q: name one module", s)
+	}
+	return order[0], nil
 }
 
 func simulatedWorkload(f simulateFlags) (workload.Workload, error) {

@@ -117,3 +117,68 @@ func writeFile(t *testing.T, path, content string) {
 		t.Fatal(err)
 	}
 }
+
+// --lsm says what the module does not enforce as written of the covering policies: in the
+// JSON output and on standard error.
+func TestSimulateLSMNotEnforced(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.WriteFile(dir+"/p.yaml", []byte(`apiVersion: security.kubearmor.com/v1
+kind: KubeArmorPolicy
+metadata: {name: pa, namespace: shop}
+spec:
+  selector: {matchLabels: {app: a}}
+  file:
+    matchPaths:
+    - path: /secret
+  network:
+    matchDNSQueries:
+    - domain: example.com
+  presets:
+  - name: protectEnv
+  action: Block
+`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	base := []string{"simulate", "--policies", dir, "--namespace", "shop", "--labels", "app=a", "--op", "file", "--path", "/secret"}
+	for _, c := range []struct {
+		lsm   string
+		rules []string
+	}{
+		{"bpf", []string{"spec.network.matchDNSQueries[0]", "spec.presets[0]"}},
+		{"apparmor", []string{"spec.network.matchDNSQueries[0]", "spec.presets[0]"}},
+		{"selinux", []string{"spec"}},
+		{"", nil},
+	} {
+		args := base
+		if c.lsm != "" {
+			args = append(append([]string{}, base...), "--lsm", c.lsm)
+		}
+		out, errOut, code := runWard(t, args...)
+		if code != 0 {
+			t.Fatalf("--lsm %s: exit %d: %s", c.lsm, code, errOut)
+		}
+		var got struct {
+			Action      string
+			NotEnforced []struct{ Backend, Policy, Rule, Message string }
+		}
+		if err := json.Unmarshal([]byte(out), &got); err != nil {
+			t.Fatalf("--lsm %s: %v\n%s", c.lsm, err, out)
+		}
+		var rules []string
+		for _, w := range got.NotEnforced {
+			rules = append(rules, w.Rule)
+			if w.Backend != c.lsm || w.Policy != "pa" || w.Message == "" {
+				t.Errorf("--lsm %s: warning %+v", c.lsm, w)
+			}
+			if !strings.Contains(errOut, "warning: policy pa: "+w.Rule+": ") {
+				t.Errorf("--lsm %s: standard error does not name %s:\n%s", c.lsm, w.Rule, errOut)
+			}
+		}
+		if strings.Join(rules, ",") != strings.Join(c.rules, ",") || got.Action != "Block" {
+			t.Errorf("--lsm %s: action %s, not enforced %q, want %q", c.lsm, got.Action, rules, c.rules)
+		}
+	}
+	if _, errOut, code := runWard(t, append(append([]string{}, base...), "--lsm", "smack")...); code != 2 || !strings.Contains(errOut, "--lsm") {
+		t.Errorf("--lsm smack: exit %d: %s", code, errOut)
+	}
+}

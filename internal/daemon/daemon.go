@@ -79,6 +79,8 @@ type Daemon struct {
 	// sets maps each workload ID to the rule set the backend has in force for it, read by the
 	// event pipeline and the OCI hook.
 	sets atomic.Pointer[map[string]*rules.Set]
+	// unenforced is what the backend does not enforce as written of those sets (setsMu).
+	unenforced unenforced
 
 	grpcAddr net.Addr
 	// kube is the cluster view in Kubernetes mode, nil otherwise.

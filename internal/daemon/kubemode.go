@@ -6,6 +6,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/wardsec/ward/internal/enforcer"
+	"github.com/wardsec/ward/internal/policy"
 	"github.com/wardsec/ward/internal/workload/kube"
 )
 
@@ -25,6 +27,9 @@ func (d *Daemon) startKube(ctx context.Context, wg *sync.WaitGroup) error {
 	k, err := kube.NewSource(rc, d.cfg.Host, d.reg, d.enqueue, d.log)
 	if err != nil {
 		return fmt.Errorf("kubernetes mode: %w", err)
+	}
+	k.PolicyStatus = func(p *policy.Policy, old string) string {
+		return statusWith(old, d.sel.Selected, enforcer.Check(d.sel.Selected, p))
 	}
 	d.kube = k
 	synced := make(chan struct{})

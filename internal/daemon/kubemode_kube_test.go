@@ -220,7 +220,8 @@ spec:
 			return nil
 		})
 	}
-	waitStatus(ksp, "km-shop", "web-no-shell", kube.StatusApplied)
+	// lsm=none: the status says the Block is reported, not enforced, on this node.
+	waitStatus(ksp, "km-shop", "web-no-shell", kube.StatusApplied+"; not enforced by eBPF Monitor: spec")
 	waitStatus(csp, "", "km-db-shadow", kube.StatusApplied)
 	waitStatus(hsp, "", "km-zone-a", kube.StatusApplied)
 

@@ -395,6 +395,7 @@ func (d *Daemon) replaceInForce(m map[string]*rules.Set) {
 
 func (d *Daemon) storeInForce(m map[string]*rules.Set) {
 	d.sets.Store(&m)
+	d.noteUnenforced(m)
 	n := 0
 	for _, s := range m {
 		n += len(s.Rules)

@@ -363,6 +363,8 @@ func (c *checker) extras(base Warning, presets []policy.Preset, devices []policy
 type Warner interface {
 	// Warnings returns the warnings of every workload currently applied.
 	Warnings() []Warning
+	// WorkloadWarnings returns the warnings of one workload's applied set.
+	WorkloadWarnings(id string) []Warning
 }
 
 // Flatten lists per-workload warnings in workload order, for Warner implementations.

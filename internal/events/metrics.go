@@ -26,6 +26,7 @@ type Metrics struct {
 	workloads prometheus.Gauge
 	rules     prometheus.Gauge
 	clients   *prometheus.GaugeVec
+	unenf     *prometheus.GaugeVec
 }
 
 // NewMetrics registers Ward's metrics, plus the Go runtime and process collectors.
@@ -57,10 +58,23 @@ func NewMetrics() *Metrics {
 			Name: "ward_grpc_watchers",
 			Help: "Connected LogService watchers, by stream (alerts, logs, messages).",
 		}, []string{"stream"}),
+		unenf: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "ward_rules_not_enforced",
+			Help: "Parts of the policies in force that the enforcer does not enforce as written (one per policy, field path and reason), by enforcer.",
+		}, []string{"enforcer"}),
 	}
-	m.Registry.MustRegister(m.events, m.drops, m.apply, m.workloads, m.rules, m.clients,
+	m.Registry.MustRegister(m.events, m.drops, m.apply, m.workloads, m.rules, m.clients, m.unenf,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
+}
+
+// SetNotEnforced sets how many parts of the policies in force the enforcer does not enforce as
+// written.
+func (m *Metrics) SetNotEnforced(enforcer string, n int) {
+	if m == nil {
+		return
+	}
+	m.unenf.WithLabelValues(enforcer).Set(float64(n))
 }
 
 // Handler serves the registry, for the daemon's /metrics.

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"os"
 	"os/exec"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -138,6 +139,13 @@ func (b *Backend) Warnings() []enforcer.Warning {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return enforcer.Flatten(b.warnings)
+}
+
+// WorkloadWarnings implements enforcer.Warner for one workload.
+func (b *Backend) WorkloadWarnings(id string) []enforcer.Warning {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return slices.Clone(b.warnings[id])
 }
 
 // Apply implements enforcer.Backend: it renders and loads one profile per set, leaves a

@@ -13,6 +13,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -508,6 +509,13 @@ func (b *Backend) Warnings() []enforcer.Warning {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return enforcer.Flatten(b.warnings)
+}
+
+// WorkloadWarnings implements enforcer.Warner for one workload.
+func (b *Backend) WorkloadWarnings(id string) []enforcer.Warning {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return slices.Clone(b.warnings[id])
 }
 
 // Stats are the kernel's counters.

@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -131,6 +132,13 @@ func (b *Backend) Warnings() []enforcer.Warning {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return enforcer.Flatten(b.warnings)
+}
+
+// WorkloadWarnings implements enforcer.Warner for one workload.
+func (b *Backend) WorkloadWarnings(id string) []enforcer.Warning {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return slices.Clone(b.warnings[id])
 }
 
 // Apply implements enforcer.Backend: it renders the host set, installs the module when its text

@@ -71,6 +71,10 @@ type Source struct {
 	reg      *workload.Registry
 	onChange func()
 	log      *slog.Logger
+	// PolicyStatus, when set, is status.status of an accepted policy, given the status the
+	// object holds now (the daemon says there what its enforcer does not enforce); nil means
+	// StatusApplied. Set it before Run.
+	PolicyStatus func(p *policy.Policy, old string) string
 
 	// Status write-back runs on its own workers: a patch is a round trip to the API server, and
 	// the informer's handlers, which deliver every other change, must not wait for 1,000 of
@@ -272,14 +276,16 @@ func (k *Source) policyChanged(kind string, gvr schema.GroupVersionResource, o a
 		status = err.Error()
 		k.log.Error("policy rejected, previous version (if any) stays in force", "policy", key, "error", status)
 	} else {
+		if k.PolicyStatus != nil {
+			status = k.PolicyStatus(&p, oldStatus(u))
+		}
 		v := policystore.Versioned{Policy: p, Version: contentVersion(&p)}
 		k.mu.Lock()
 		k.policies[key] = v
 		k.mu.Unlock()
 		k.onChange()
 	}
-	old, _, _ := unstructured.NestedString(u.Object, "status", "status")
-	if old != status {
+	if old := oldStatus(u); old != status {
 		k.mu.Lock()
 		k.statuses[key] = statusWrite{gvr: gvr, namespace: u.GetNamespace(), name: u.GetName(), status: status}
 		k.mu.Unlock()
@@ -287,9 +293,14 @@ func (k *Source) policyChanged(kind string, gvr schema.GroupVersionResource, o a
 	}
 }
 
+func oldStatus(u *unstructured.Unstructured) string {
+	s, _, _ := unstructured.NestedString(u.Object, "status", "status")
+	return s
+}
+
 // writeNextStatus patches status.status of the next queued policy; false once the queue is shut
-// down. Every node's daemon computes the same text from the same object, so concurrent writers
-// agree; a patch (not an update) keeps it free of conflicts. A failed write is retried with
+// down. Every node's daemon computes the same text from the same object (nodes with different
+// enforcers keep each other's part of it: PolicyStatus), so concurrent writers agree; a patch (not an update) keeps it free of conflicts. A failed write is retried with
 // backoff, unless the object is gone.
 func (k *Source) writeNextStatus(ctx context.Context) bool {
 	key, quit := k.statusQ.Get()

@@ -1,0 +1,135 @@
+package daemon
+
+import (
+	"slices"
+	"strings"
+
+	"github.com/wardsec/ward/internal/enforcer"
+	"github.com/wardsec/ward/internal/rules"
+	"github.com/wardsec/ward/internal/workload/kube"
+)
+
+// unenforced tracks what the enforcing backend does not enforce as written of the sets in force:
+// the support table's entries (enforcer.CheckSet) and, for a backend that reports them
+// (enforcer.Warner), its translation's approximations. A warning is keyed by backend, policy,
+// field path and text, not by workload, so that a policy covering a thousand pods is logged
+// once; it is logged when it first appears and counted while some workload has it.
+type unenforced struct {
+	sets  map[string]*rules.Set       // the set each workload's warnings come from
+	keys  map[string][]string         // workload ID -> its warning keys
+	refs  map[string]int              // warning key -> workloads that have it
+	first map[string]enforcer.Warning // warning key -> the warning as first seen
+}
+
+func warningKey(w enforcer.Warning) string {
+	return strings.Join([]string{w.Backend, w.PolicyKey(), w.Rule, w.What, w.Message}, "\x00")
+}
+
+// noteUnenforced brings the warnings up to date with the sets now in force; the caller holds
+// setsMu. Only workloads whose set changed are looked at again.
+func (d *Daemon) noteUnenforced(m map[string]*rules.Set) {
+	u := &d.unenforced
+	if u.sets == nil {
+		u.sets, u.keys, u.refs, u.first = map[string]*rules.Set{}, map[string][]string{}, map[string]int{}, map[string]enforcer.Warning{}
+	}
+	for id, s := range m {
+		if old, ok := u.sets[id]; ok && old == s {
+			continue
+		}
+		u.sets[id] = s
+		d.setWarnings(id, d.warningsOf(id, s))
+	}
+	for id := range u.sets {
+		if _, ok := m[id]; !ok {
+			delete(u.sets, id)
+			d.setWarnings(id, nil)
+		}
+	}
+	d.metrics.SetNotEnforced(d.sel.Selected, len(u.refs))
+}
+
+// warningsOf asks the backend for what it does not enforce of a workload's set, or the support
+// table when the backend does not say (and in monitor mode, where there is no backend).
+func (d *Daemon) warningsOf(id string, s *rules.Set) []enforcer.Warning {
+	if w, ok := d.sel.Backend.(enforcer.Warner); ok {
+		return w.WorkloadWarnings(id)
+	}
+	return enforcer.CheckSet(d.sel.Selected, s)
+}
+
+func (d *Daemon) setWarnings(id string, ws []enforcer.Warning) {
+	u := &d.unenforced
+	for _, k := range u.keys[id] {
+		if u.refs[k]--; u.refs[k] <= 0 {
+			delete(u.refs, k)
+			delete(u.first, k)
+		}
+	}
+	delete(u.keys, id)
+	var keys []string
+	for _, w := range ws {
+		k := warningKey(w)
+		if slices.Contains(keys, k) {
+			continue
+		}
+		keys = append(keys, k)
+		if u.refs[k]++; u.refs[k] == 1 {
+			u.first[k] = w
+			args := []any{"backend", enforcer.AlertName(w.Backend), "policy", w.PolicyKey(), "rule", w.Rule, "what", w.What, "reason", w.Message}
+			if w.Policy == "" {
+				args = append(args, "workload", id)
+			}
+			d.log.Warn("not enforced as written", args...)
+		}
+	}
+	if len(keys) > 0 {
+		u.keys[id] = keys
+	}
+}
+
+// Unenforced returns what the enforcing backend does not enforce as written of the sets in
+// force, one warning per backend, policy, field path and reason (the workload of the first
+// that had it), sorted.
+func (d *Daemon) Unenforced() []enforcer.Warning {
+	d.setsMu.Lock()
+	defer d.setsMu.Unlock()
+	out := make([]enforcer.Warning, 0, len(d.unenforced.first))
+	for _, w := range d.unenforced.first {
+		out = append(out, w)
+	}
+	slices.SortFunc(out, func(a, b enforcer.Warning) int { return strings.Compare(warningKey(a), warningKey(b)) })
+	return out
+}
+
+// notEnforcedBy starts each enforcer's part of a status that names what it does not enforce.
+const notEnforcedBy = "; not enforced by "
+
+// statusWith is status.status of an accepted policy: Applied, then for each enforcer that does
+// not enforce part of it the field paths ("Applied; not enforced by BPFLSM: spec.presets[0]").
+// This node replaces its own enforcer's part and keeps the parts other nodes wrote for theirs,
+// so nodes with different enforcers agree on one text instead of overwriting each other.
+func statusWith(old, backend string, ws []enforcer.Warning) string {
+	name := enforcer.AlertName(backend)
+	var parts []string
+	if rest, ok := strings.CutPrefix(old, kube.StatusApplied+notEnforcedBy); ok {
+		for _, part := range strings.Split(rest, notEnforcedBy) {
+			if !strings.HasPrefix(part, name+": ") {
+				parts = append(parts, part)
+			}
+		}
+	}
+	var paths []string
+	for _, w := range ws {
+		if !slices.Contains(paths, w.Rule) {
+			paths = append(paths, w.Rule)
+		}
+	}
+	if len(paths) > 0 {
+		parts = append(parts, name+": "+strings.Join(paths, ", "))
+	}
+	slices.Sort(parts)
+	if len(parts) == 0 {
+		return kube.StatusApplied
+	}
+	return kube.StatusApplied + notEnforcedBy + strings.Join(parts, notEnforcedBy)
+}
