@@ -2,13 +2,11 @@ package daemon
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
 	"os"
 	"path/filepath"
-	"strings"
 	"sync"
 	"time"
 
@@ -26,20 +24,14 @@ const hookWait = 2 * time.Minute
 // container start.
 const hookPoll = 5 * time.Millisecond
 
-// hookRecord is what the daemon keeps about a container registered by the OCI hook, under
-// <state>/containers, so that a restarted daemon enforces on running containers at its first
-// reconcile instead of forgetting them until they restart.
-type hookRecord struct {
-	Workload workload.Workload `json:"workload"`
-	Pid      int               `json:"pid"`
-}
-
 // startHooks restores the containers registered before a restart and serves the OCI hook
 // socket <state>/ward.sock. A daemon that cannot listen still enforces on the host and the
 // containers it knows; hooks configured to fail closed then keep new containers from starting
 // rather than let them run unprotected, so this is reported and not fatal.
 func (d *Daemon) startHooks(ctx context.Context, wg *sync.WaitGroup) {
-	d.restoreHookWorkloads()
+	for _, w := range d.hookRecords().Restore(d.log) {
+		d.reg.Upsert(w)
+	}
 	path := filepath.Join(d.cfg.State, hookapi.SocketName)
 	// A socket file left by a daemon that did not stop cleanly refuses the bind.
 	if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
@@ -95,15 +87,9 @@ func (d *Daemon) startNRI(ctx context.Context, wg *sync.WaitGroup) {
 // nriRetry is how often the NRI plugin tries to reach a runtime that is not (or no longer) there.
 const nriRetry = 2 * time.Second
 
-func (d *Daemon) hookDir() string { return filepath.Join(d.cfg.State, "containers") }
-
-// hookFile names a container's record; ids are runtime-chosen, so they must not escape the
-// directory.
-func (d *Daemon) hookFile(id string) (string, error) {
-	if id == "" || id == "." || id == ".." || strings.ContainsAny(id, "/\x00") {
-		return "", fmt.Errorf("container id %q: not usable as a file name", id)
-	}
-	return filepath.Join(d.hookDir(), id+".json"), nil
+// hookRecords are the containers the hook registered, kept under <state>/containers.
+func (d *Daemon) hookRecords() workload.Records {
+	return workload.Records{Dir: filepath.Join(d.cfg.State, "containers")}
 }
 
 func (d *Daemon) handleHook(ctx context.Context, req hookapi.Request) hookapi.Response {
@@ -129,16 +115,12 @@ func (d *Daemon) hookRegister(ctx context.Context, req hookapi.Request) hookapi.
 		// Enforcement is keyed on the cgroup: without it the container would run unprotected.
 		return hookapi.Response{Error: fmt.Sprintf("container %s: no cgroup id", w.ContainerID)}
 	}
-	file, err := d.hookFile(w.ContainerID)
-	if err != nil {
+	recs := d.hookRecords()
+	if _, err := recs.File(w.ContainerID); err != nil {
 		return hookapi.Response{Error: err.Error()}
 	}
 	w.Hostname = d.cfg.Host
-	err = os.MkdirAll(d.hookDir(), 0o700)
-	if err == nil {
-		err = writeJSON(file, hookRecord{Workload: w, Pid: req.Pid})
-	}
-	if err != nil {
+	if err := recs.Save(w, req.Pid); err != nil {
 		// Enforcement works without the record; only a restart would forget the container.
 		d.log.Warn("record hook container", "container", w.ContainerID, "error", err)
 	}
@@ -170,7 +152,7 @@ func (d *Daemon) hookPrepare(ctx context.Context, req hookapi.Request) hookapi.R
 	case w.CgroupID != 0 || w.PidNS != 0 || w.MntNS != 0:
 		return hookapi.Response{Error: fmt.Sprintf("container %s: prepare carries no kernel identity; use register", w.ContainerID)}
 	}
-	if _, err := d.hookFile(w.ContainerID); err != nil {
+	if _, err := d.hookRecords().File(w.ContainerID); err != nil {
 		return hookapi.Response{Error: err.Error()}
 	}
 	w.Hostname = d.cfg.Host
@@ -188,11 +170,11 @@ func (d *Daemon) hookPrepare(ctx context.Context, req hookapi.Request) hookapi.R
 }
 
 func (d *Daemon) hookUnregister(ctx context.Context, id string) hookapi.Response {
-	file, err := d.hookFile(id)
-	if err != nil {
+	recs := d.hookRecords()
+	if _, err := recs.File(id); err != nil {
 		return hookapi.Response{Error: err.Error()}
 	}
-	if err := os.Remove(file); err != nil && !errors.Is(err, os.ErrNotExist) {
+	if err := recs.Remove(id); err != nil {
 		d.log.Warn("remove hook container record", "container", id, "error", err)
 	}
 	d.log.Info("container unregistered by oci hook", "container", id)
@@ -203,40 +185,6 @@ func (d *Daemon) hookUnregister(ctx context.Context, id string) hookapi.Response
 		}
 	}
 	return hookapi.Response{OK: true}
-}
-
-// restoreHookWorkloads registers again the containers recorded before a restart whose init
-// process still runs in the same cgroup. A record whose process is gone, or whose pid now
-// belongs to another cgroup (pids are reused), is dropped: its poststop came while the daemon
-// was down.
-func (d *Daemon) restoreHookWorkloads() {
-	entries, err := os.ReadDir(d.hookDir())
-	if err != nil {
-		if !errors.Is(err, os.ErrNotExist) {
-			d.log.Warn("restore hook containers", "error", err)
-		}
-		return
-	}
-	for _, e := range entries {
-		file := filepath.Join(d.hookDir(), e.Name())
-		var rec hookRecord
-		b, err := os.ReadFile(file)
-		if err == nil {
-			err = json.Unmarshal(b, &rec)
-		}
-		if err != nil {
-			d.log.Warn("restore hook container", "file", file, "error", err)
-			continue
-		}
-		id, err := workload.ReadKernelIdentity("/proc", "/sys/fs/cgroup", rec.Pid)
-		if err != nil || id.CgroupID != rec.Workload.CgroupID {
-			d.log.Info("hook container gone while the daemon was down", "container", rec.Workload.ContainerID)
-			os.Remove(file)
-			continue
-		}
-		d.log.Info("hook container restored", "container", rec.Workload.ContainerID, "cgroup_id", id.CgroupID)
-		d.reg.Upsert(rec.Workload)
-	}
 }
 
 func sleepCtx(ctx context.Context, dur time.Duration) error {
