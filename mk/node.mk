@@ -55,9 +55,8 @@ $(CONTAINERD_BIN)/.done:
 
 containerd-bins: $(CONTAINERD_BIN)/.done
 
-# The pause and busybox images (tools/nodeimages), and the nodeimages tool itself, which the test
-# uses to package a Ward image until `make image` exists. Keyed by the tool's sources and the
-# busybox it packs.
+# The pause and busybox images (tools/nodeimages), keyed by the tool's sources and the busybox it
+# packs.
 NODE_IMAGES_HASH := $(shell cat tools/nodeimages/go.mod tools/nodeimages/go.sum tools/nodeimages/*.go tools/nodeimages/pause/*.go /bin/busybox 2>/dev/null | sha256sum | cut -c1-16)
 NODE_IMAGES ?= $(WARD_CACHE_DIR)/k8s/images-$(NODE_IMAGES_HASH)
 
@@ -73,18 +72,15 @@ node-images: $(NODE_IMAGES)/.done
 # Everything the node suite needs besides kube-apiserver and the Ward image.
 node-deps: $(K8S_NODE_BIN)/.done $(CONTAINERD_BIN)/.done $(NODE_IMAGES)/.done
 
-# The Ward image the suite installs: `make image`'s when it exists, else a minimal one packaged by
-# nodeimages from bin/ward (the static binary plus apparmor_parser).
-NODE_WARD_IMAGE ?= bin/ward-node-image.tar
-NODE_WARD_REF ?= ward.test/ward:e2e
-
-$(NODE_WARD_IMAGE): build $(NODE_IMAGES)/.done
-	$(NODE_IMAGES)/nodeimages -ward bin/ward -name $(NODE_WARD_REF) -o $@
+# The Ward image the suite installs: what `make image` writes (mk/image.mk), named as deploy/
+# names it.
+NODE_WARD_IMAGE ?= $(IMAGE_ARCHIVE)
+NODE_WARD_REF ?= $(IMAGE)
 
 .PHONY: test-node
 # The end-to-end suite on a real node (internal/nodetest, build tag node). Fails, never skips,
 # when a binary is missing. vmrun boots the node; WARD_VM_CACHE is passed through.
-test-node: $(KUBE_APISERVER) node-deps $(NODE_WARD_IMAGE) vmrun
+test-node: $(KUBE_APISERVER) node-deps image vmrun
 	WARD_KUBE_APISERVER=$(KUBE_APISERVER) WARD_NODE_K8S=$(K8S_NODE_BIN) \
 	WARD_NODE_CONTAINERD=$(CONTAINERD_BIN) WARD_NODE_IMAGES=$(NODE_IMAGES) \
 	WARD_NODE_WARD_IMAGE=$(abspath $(NODE_WARD_IMAGE)) WARD_NODE_WARD_REF=$(NODE_WARD_REF) \

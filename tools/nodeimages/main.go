@@ -6,9 +6,6 @@
 //	    DIR/pause.tar    registry.k8s.io/pause:3.10, the sandbox image (PATH is tools/nodeimages/pause)
 //	    DIR/busybox.tar  ward.test/busybox:1, the host's static busybox with its applets linked,
 //	                     and /secret
-//	nodeimages -ward PATH -name NAME -o FILE
-//	    a Ward image: the static ward binary as /ward plus apparmor_parser with its libraries
-//	    and configuration, for a test run before `make image` exists
 //
 // The images are reproducible: file times are zero and the config has no creation time, so the
 // same inputs give the same digests.
@@ -21,11 +18,9 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"regexp"
 	"sort"
 	"strings"
 	"time"
@@ -56,31 +51,10 @@ func run(args []string) error {
 	pause := fs.String("pause", "", "the pause binary (static)")
 	out := fs.String("out", "", "directory for pause.tar and busybox.tar")
 	busybox := fs.String("busybox", "/bin/busybox", "a static busybox")
-	ward := fs.String("ward", "", "the ward binary (static), for a Ward image")
-	imgName := fs.String("name", "", "the Ward image's name")
-	o := fs.String("o", "", "the Ward image's file")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
 	switch {
-	case *ward != "":
-		if *imgName == "" || *o == "" {
-			return errors.New("-ward needs -name and -o")
-		}
-		l := newLayer()
-		if err := l.file("/ward", *ward, 0o755); err != nil {
-			return err
-		}
-		if err := l.executable("/usr/sbin/apparmor_parser"); err != nil {
-			return err
-		}
-		for _, t := range []string{"/etc/apparmor", "/usr/share/apparmor-features"} {
-			if err := l.tree(t); err != nil {
-				return err
-			}
-		}
-		l.dir("/tmp", 0o1777)
-		return write(*o, *imgName, l, []string{"/ward"}, nil)
 	case *pause != "" && *out != "":
 		l := newLayer()
 		if err := l.file("/pause", *pause, 0o755); err != nil {
@@ -108,7 +82,7 @@ func run(args []string) error {
 		return write(filepath.Join(*out, "busybox.tar"), BusyboxName, l, []string{"/bin/sh"}, nil)
 	default:
 		fs.Usage()
-		return errors.New("give -pause and -out, or -ward, -name and -o")
+		return errors.New("give -pause and -out")
 	}
 }
 
@@ -157,54 +131,6 @@ func (l *layer) file(p, src string, mode int64) error {
 	}
 	l.bytes(p, data, mode)
 	return nil
-}
-
-var lddLine = regexp.MustCompile(`(?:=>\s*)?(/\S+)\s+\(0x[0-9a-f]+\)`)
-
-// executable copies a host executable and the libraries ldd names to the same paths.
-func (l *layer) executable(p string) error {
-	if err := l.file(p, p, 0o755); err != nil {
-		return err
-	}
-	out, err := exec.Command("ldd", p).CombinedOutput()
-	if err != nil {
-		if strings.Contains(string(out), "not a dynamic executable") {
-			return nil
-		}
-		return fmt.Errorf("ldd %s: %w\n%s", p, err, out)
-	}
-	for _, m := range lddLine.FindAllStringSubmatch(string(out), -1) {
-		if err := l.file(m[1], m[1], 0o755); err != nil {
-			return fmt.Errorf("library of %s: %w", p, err)
-		}
-	}
-	return nil
-}
-
-// tree copies a host directory, symlinks as symlinks.
-func (l *layer) tree(root string) error {
-	return filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		info, err := d.Info()
-		if err != nil {
-			return err
-		}
-		switch {
-		case d.IsDir():
-			l.dir(p, int64(info.Mode().Perm()))
-		case info.Mode()&fs.ModeSymlink != 0:
-			target, err := os.Readlink(p)
-			if err != nil {
-				return err
-			}
-			l.symlink(p, target)
-		case info.Mode().IsRegular():
-			return l.file(p, p, int64(info.Mode().Perm()))
-		}
-		return nil
-	})
 }
 
 func (l *layer) tar() ([]byte, error) {
