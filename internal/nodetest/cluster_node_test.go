@@ -343,7 +343,8 @@ func (c *cluster) startVM(t *testing.T) {
 		"-hostfwd", fwd,
 		"-share", c.nodeDir + ":rw",
 		"-share", c.dirs[envK8sBin], "-share", c.dirs[envContainerd], "-share", c.dirs[envImages],
-		"--", script, c.nodeDir, c.dirs[envK8sBin], c.dirs[envContainerd], c.dirs[envImages]}
+		// The script is read from the module share, which the guest mounts at the same path.
+		"--", "sh", script, c.nodeDir, c.dirs[envK8sBin], c.dirs[envContainerd], c.dirs[envImages]}
 	c.vmStart = time.Now()
 	c.start(t, "vmrun", c.bin["vmrun"], args...)
 }

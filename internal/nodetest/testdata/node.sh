@@ -20,6 +20,10 @@ fail() {
 }
 . "$node/env" || fail "read env"
 
+# containerd copies the node's /etc/hosts into every sandbox.
+printf '127.0.0.1\tlocalhost\n::1\tlocalhost\n' >/etc/hosts
+: >/etc/resolv.conf
+
 # Binaries on the tmpfs root rather than run from 9p: containerd re-executes its shim for every
 # container.
 cp "$k8s/kubelet" "$ctrd/containerd" "$ctrd/containerd-shim-runc-v2" "$ctrd/ctr" /usr/local/bin/ || fail "copy binaries"
