@@ -30,6 +30,23 @@ func CapabilityNumber(name string) (int, bool) {
 	return n, ok
 }
 
+// CapabilityName returns the normalised name of a capability number, or cap_N for a number
+// newer than this table.
+func CapabilityName(n int) string {
+	if name, ok := capabilitiesByNumber()[n]; ok {
+		return name
+	}
+	return "cap_" + strconv.Itoa(n)
+}
+
+var capabilitiesByNumber = sync.OnceValue(func() map[int]string {
+	m := make(map[int]string, len(capabilityNumbers))
+	for name, n := range capabilityNumbers {
+		m[n] = name
+	}
+	return m
+})
+
 // SyscallNumber returns the x86_64 number of a system call name.
 func SyscallNumber(name string) (int, bool) {
 	n, ok := syscallNumbers[name]

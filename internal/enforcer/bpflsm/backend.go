@@ -681,7 +681,7 @@ func (b *Backend) convert(e *wardEvent) enforcer.Event {
 		}
 	case opCapabilities:
 		acc.Op = policy.OpCapabilities
-		acc.Capability = capabilityName(e.Cap)
+		acc.Capability = policy.CapabilityName(int(e.Cap))
 	}
 	if e.Flags&efNoSource != 0 {
 		detail += " source unresolved"
