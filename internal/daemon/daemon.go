@@ -229,20 +229,7 @@ func Run(ctx context.Context, opts Options) error {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			<-ctx.Done()
-			// Watch streams never end on their own: give unary calls a moment, then cut them.
-			stopped := make(chan struct{})
-			go func() { srv.GracefulStop(); close(stopped) }()
-			select {
-			case <-stopped:
-			case <-time.After(2 * time.Second):
-				srv.Stop()
-			}
-		}()
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			if err := srv.Serve(lis); err != nil && !errors.Is(err, grpc.ErrServerStopped) {
+			if err := events.ServeGRPC(ctx, srv, lis); err != nil {
 				log.Error("grpc server", "error", err)
 			}
 		}()

@@ -60,9 +60,6 @@ func TestDaemonEnforcesWithAppArmor(t *testing.T) {
 		done <- Run(ctx, Options{Config: cfg, Logger: log, Sinks: []events.Sink{sink}, Ready: func(d *Daemon) { ready <- d },
 			Factories: map[string]enforcer.Factory{
 				enforcer.BPF: func(context.Context) (enforcer.Backend, error) {
-					if err := enforcer.ProbeBPFLSM(); err != nil {
-						return nil, err
-					}
 					return nil, enforcer.ErrNotSupported
 				},
 				enforcer.AppArmor: apparmor.Factory(apparmor.Config{Dir: profiles, Logger: log}),

@@ -48,38 +48,34 @@ func NewServer(b *Broker, builder *Builder, log *slog.Logger) *Server {
 	return &Server{broker: b, builder: builder, log: log}
 }
 
-// Register adds LogService to g, so the daemon can serve it beside other services on one port.
-func (s *Server) Register(g *grpc.Server) { feeder.RegisterLogServiceServer(g, s) }
+// Register adds LogService to g, with grpc.health.v1 for clients that probe the main port, so
+// the daemon serves them beside its other services on one port. The health service also has a
+// port of its own (ServeHealth), as in KubeArmor, so a probe still answers while watchers
+// saturate the main port.
+func (s *Server) Register(g *grpc.Server) {
+	feeder.RegisterLogServiceServer(g, s)
+	healthpb.RegisterHealthServer(g, newHealth())
+}
 
-// Serve runs LogService on lis and grpc.health.v1 on healthLis until ctx ends. The health service
-// is on its own port, as in KubeArmor, so a probe still answers while watchers saturate the main
-// port; it is also registered on the main port for clients that probe there. healthLis may be nil.
-// A daemon that serves other services on the same port uses Register and ServeHealth instead.
-func (s *Server) Serve(ctx context.Context, lis, healthLis net.Listener) error {
-	hs := newHealth()
-	main := grpc.NewServer()
-	s.Register(main)
-	healthpb.RegisterHealthServer(main, hs)
-
-	errs := make(chan error, 2)
-	go func() { errs <- serve(main, lis, "log service") }()
-	s.log.Info("serving log service", "addr", lis.Addr().String())
-	hctx, stopHealth := context.WithCancel(ctx)
-	defer stopHealth()
-	if healthLis != nil {
-		go func() { errs <- ServeHealth(hctx, healthLis) }()
-		s.log.Info("serving health", "addr", healthLis.Addr().String())
-	}
-
-	var err error
+// ServeGRPC serves g on lis until ctx ends. Watch streams never end on their own, so a graceful
+// stop would wait forever: unary calls get a moment to finish, then every stream is cut.
+func ServeGRPC(ctx context.Context, g *grpc.Server, lis net.Listener) error {
+	served := make(chan error, 1)
+	go func() { served <- serve(g, lis, "grpc") }()
 	select {
+	case err := <-served:
+		return err
 	case <-ctx.Done():
-	case err = <-errs:
 	}
-	hs.Shutdown()
-	// Watch streams never end on their own, so a graceful stop would wait forever.
-	main.Stop()
-	return err
+	graceful := make(chan struct{})
+	go func() { g.GracefulStop(); close(graceful) }()
+	select {
+	case <-graceful:
+	case <-time.After(2 * time.Second):
+		g.Stop()
+		<-graceful
+	}
+	return <-served
 }
 
 // ServeHealth answers grpc.health.v1 on lis, SERVING for "" and feeder.LogService, until ctx
@@ -113,24 +109,6 @@ func serve(g *grpc.Server, lis net.Listener, what string) error {
 		return fmt.Errorf("%s: %w", what, err)
 	}
 	return nil
-}
-
-// ListenAndServe listens on addr and healthAddr (none when empty) and serves until ctx ends.
-func (s *Server) ListenAndServe(ctx context.Context, addr, healthAddr string) error {
-	var lc net.ListenConfig
-	lis, err := lc.Listen(ctx, "tcp", addr)
-	if err != nil {
-		return fmt.Errorf("listen: %w", err)
-	}
-	if healthAddr == "" {
-		return s.Serve(ctx, lis, nil)
-	}
-	hlis, err := lc.Listen(ctx, "tcp", healthAddr)
-	if err != nil {
-		lis.Close()
-		return fmt.Errorf("listen: %w", err)
-	}
-	return s.Serve(ctx, lis, hlis)
 }
 
 // HealthCheck echoes the nonce, as KubeArmor does.

@@ -2,10 +2,8 @@ package events
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"github.com/wardsec/ward/internal/enforcer"
-	"io"
 	"log/slog"
 	"net"
 	"sync/atomic"
@@ -39,18 +37,23 @@ func startServer(t *testing.T, queueLen int, m *Metrics) *testServer {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	srv := NewServer(b, testBuilder(), slog.New(slog.DiscardHandler))
-	go func() { done <- srv.Serve(ctx, lis, hlis) }()
+	// As the daemon serves it: LogService registered on a server of its own, health on its port.
+	g := grpc.NewServer()
+	NewServer(b, testBuilder(), slog.New(slog.DiscardHandler)).Register(g)
+	done := make(chan error, 2)
+	go func() { done <- ServeGRPC(ctx, g, lis) }()
+	go func() { done <- ServeHealth(ctx, hlis) }()
 	t.Cleanup(func() {
 		cancel()
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Errorf("serve: %v", err)
+		for range 2 {
+			select {
+			case err := <-done:
+				if err != nil {
+					t.Errorf("serve: %v", err)
+				}
+			case <-time.After(10 * time.Second):
+				t.Error("server did not stop")
 			}
-		case <-time.After(10 * time.Second):
-			t.Error("server did not stop")
 		}
 	})
 	return &testServer{broker: b, addr: lis.Addr().String(), health: hlis.Addr().String()}
@@ -351,24 +354,36 @@ func TestStreamDecodesByFieldNumbers(t *testing.T) {
 	}
 }
 
+// TestServeStopsOnCancel: a watcher's stream never ends on its own, yet ServeGRPC returns soon
+// after its context ends, without an error.
 func TestServeStopsOnCancel(t *testing.T) {
 	b := NewBroker(0, nil)
-	srv := NewServer(b, testBuilder(), slog.New(slog.DiscardHandler))
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := grpc.NewServer()
+	NewServer(b, testBuilder(), slog.New(slog.DiscardHandler)).Register(g)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- srv.ListenAndServe(ctx, "127.0.0.1:0", "127.0.0.1:0") }()
-	time.Sleep(50 * time.Millisecond)
+	go func() { done <- ServeGRPC(ctx, g, lis) }()
+	conn := dial(t, lis.Addr().String())
+	stream, err := feeder.NewLogServiceClient(conn).WatchAlerts(context.Background(), &feeder.RequestMessage{Filter: FilterAll})
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitWatchers(t, b, 1)
 	cancel()
 	select {
 	case err := <-done:
-		if err != nil && !errors.Is(err, io.EOF) {
+		if err != nil {
 			t.Fatal(err)
 		}
 	case <-time.After(10 * time.Second):
-		t.Fatal("ListenAndServe did not return")
+		t.Fatal("ServeGRPC did not return with a watcher connected")
 	}
-	if err := srv.ListenAndServe(context.Background(), "127.0.0.1:-1", "127.0.0.1:0"); err == nil {
-		t.Error("bad address accepted")
+	if _, err := stream.Recv(); err == nil {
+		t.Error("the watch stream still delivers after the server stopped")
 	}
 }
 
@@ -394,4 +409,15 @@ func TestServeHealthAlone(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("ServeHealth did not return")
 	}
+}
+
+// waitWatchers waits until the broker has n watchers: the stream is open on the server's side.
+func waitWatchers(t *testing.T, b *Broker, n int) {
+	t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+		if len(b.Stats()) >= n {
+			return
+		}
+	}
+	t.Fatalf("broker has %d watchers after 10s, want %d", len(b.Stats()), n)
 }

@@ -2,7 +2,6 @@ package selinux
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -191,14 +190,6 @@ func (b *Backend) Close() error {
 	b.cancel()
 	b.wg.Wait()
 	return nil
-}
-
-// Restore gives every file Ward labelled its original label back and removes Ward's module: what
-// `ward` does when SELinux enforcement is switched off for good.
-func (b *Backend) Restore(ctx context.Context) error {
-	b.applyMu.Lock()
-	defer b.applyMu.Unlock()
-	return errors.Join(b.loader.Restore(), b.loader.Uninstall(ctx))
 }
 
 // record turns one AVC record about Ward's types or domains into an event.
