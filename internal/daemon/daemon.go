@@ -65,6 +65,7 @@ type Daemon struct {
 	reg     *workload.Registry
 	builder *events.Builder
 	metrics *events.Metrics
+	health  *events.Health
 	attr    *events.Attributor
 	sel     enforcer.Selection
 
@@ -101,38 +102,89 @@ func (d *Daemon) Sets() map[string]*rules.Set {
 	return nil
 }
 
-// Run starts the daemon and blocks until ctx is done.
+// Run starts the daemon and blocks until ctx is done: the health port first (a first load of
+// BPF programs or profiles can take minutes on a slow node, and must not pass for a hung daemon),
+// then the enforcer, the other servers, the sources of workloads, policies and events, and the
+// reconcile loop. Each phase is its own method; their order here is the shutdown order reversed.
 func Run(ctx context.Context, opts Options) error {
+	d, pipe, closeLog, err := newDaemon(opts)
+	if err != nil {
+		return err
+	}
+	defer closeLog()
+
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	if err := d.startHealth(ctx, &wg); err != nil {
+		return err
+	}
+
+	if err := d.selectEnforcer(ctx, opts.LSMPath, opts.Factories); err != nil {
+		return err
+	}
+	if b := d.sel.Backend; b != nil {
+		defer b.Close()
+	}
+	// Workers call the backend: they end (with sctx) before it is closed, and the servers and
+	// sources end before that.
+	defer d.workerWG.Wait()
+	var swg sync.WaitGroup
+	defer swg.Wait()
+	sctx, stop := context.WithCancel(ctx)
+	defer stop()
+	d.message("Info", fmt.Sprintf("ward started: enforcer %s", enforcer.AlertName(d.sel.Selected)))
+	for _, err := range d.store.Restore() {
+		d.log.Error("restore policy", "error", err)
+	}
+
+	if err := d.startServers(sctx, &swg, pipe); err != nil {
+		return err
+	}
+	closeSources, err := d.startSources(sctx, &swg, opts.Monitor)
+	defer closeSources()
+	if err != nil {
+		return err
+	}
+	d.loop(sctx, opts.Ready)
+	return nil
+}
+
+// newDaemon makes the state and policy directories and the daemon with its event pipeline:
+// throttling per workload, the JSON lines sink (closed by closeLog), the gRPC watchers and the
+// metrics, with the attribution of kernel events in front of it.
+func newDaemon(opts Options) (d *Daemon, pipe *events.Pipeline, closeLog func(), err error) {
 	cfg := opts.Config
 	log := opts.Logger
 	if log == nil {
 		log = slog.New(slog.NewTextHandler(os.Stderr, nil))
 	}
 	if err := os.MkdirAll(cfg.State, 0o700); err != nil {
-		return fmt.Errorf("state directory: %w", err)
+		return nil, nil, nil, fmt.Errorf("state directory: %w", err)
 	}
 	if err := os.MkdirAll(cfg.Policies, 0o755); err != nil {
-		return fmt.Errorf("policy directory: %w", err)
+		return nil, nil, nil, fmt.Errorf("policy directory: %w", err)
 	}
-	d := &Daemon{
+	d = &Daemon{
 		cfg:     cfg,
 		log:     log,
 		store:   policystore.New(cfg.Policies, cfg.State),
 		builder: &events.Builder{Cluster: cfg.Cluster, HostName: cfg.Host, Now: time.Now},
 		metrics: events.NewMetrics(),
+		health:  events.NewHealth(),
 		trigger: make(chan struct{}, 1),
 		plan:    planner{workloads: map[string]*planned{}},
 		// The first reconcile reads the whole policy directory.
 		dirAll:      true,
 		workerState: workerState{workers: map[string]*worker{}},
 	}
-	// Every alert, log and message goes through the pipeline: throttling per workload, the JSON
-	// lines sink, the gRPC watchers and the metrics.
-	pipe := &events.Pipeline{
+	pipe = &events.Pipeline{
 		Builder: d.builder, Broker: events.NewBroker(0, d.metrics), Metrics: d.metrics, Log: log,
 		Throttle: events.NewThrottler(events.ThrottleConfig{Enabled: cfg.AlertThrottling,
 			MaxAlertsPerSec: cfg.MaxAlertPerSec, ThrottleSec: cfg.ThrottleSec}, nil),
 	}
+	closeLog = func() {}
 	if cfg.LogPath != events.LogPathNone && cfg.LogPath != "" {
 		stdout := opts.Stdout
 		if stdout == nil {
@@ -140,68 +192,70 @@ func Run(ctx context.Context, opts Options) error {
 		}
 		jl, err := events.OpenJSONLines(cfg.LogPath, stdout)
 		if err != nil {
-			return err
+			return nil, nil, nil, err
 		}
-		defer jl.Close()
+		closeLog = func() { jl.Close() }
 		pipe.JSON = jl
 	}
 	d.attr = &events.Attributor{Sets: d.Sets, Builder: d.builder, Sinks: append([]events.Sink{pipe}, opts.Sinks...),
 		Log: log, Visibility: cfg.Visibility, HostVisibility: cfg.HostVisibility}
 	d.reg = workload.NewRegistry(d.enqueue)
 	d.reg.Upsert(workload.Host(cfg.Host, nil))
+	return d, pipe, closeLog, nil
+}
 
-	order, err := enforcer.ParseOrder(cfg.LSM)
+// startHealth serves grpc.health.v1 on its own port, as KubeArmor does, so a probe still answers
+// while watchers saturate the main port. Liveness ("") answers SERVING from now on, readiness
+// (events.ReadyService) once the first round of rules is in force.
+func (d *Daemon) startHealth(ctx context.Context, wg *sync.WaitGroup) error {
+	if d.cfg.Health == "" {
+		return nil
+	}
+	hl, err := net.Listen("tcp", d.cfg.Health)
+	if err != nil {
+		return fmt.Errorf("health listen: %w", err)
+	}
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		if err := d.health.Serve(ctx, hl); err != nil {
+			d.log.Error("health server", "error", err)
+		}
+	}()
+	return nil
+}
+
+// selectEnforcer picks the first backend of the configured order that works here, logs every
+// attempt and records the choice in the state directory for `ward probe` and operators.
+func (d *Daemon) selectEnforcer(ctx context.Context, lsmPath string, factories map[string]enforcer.Factory) error {
+	order, err := enforcer.ParseOrder(d.cfg.LSM)
 	if err != nil {
 		return err
 	}
-	lsmPath := opts.LSMPath
 	if lsmPath == "" {
 		lsmPath = enforcer.DefaultLSMPath
 	}
 	lsms, err := ReadActiveLSMs(lsmPath)
 	if err != nil {
-		log.Warn("cannot read the active security modules", "error", err)
+		d.log.Warn("cannot read the active security modules", "error", err)
 	}
-	d.sel = enforcer.Select(ctx, lsms, order, opts.Factories)
+	d.sel = enforcer.Select(ctx, lsms, order, factories)
 	d.attr.Enforcing = d.sel.Backend != nil
 	for _, a := range d.sel.Attempts {
-		log.Info("lsm attempt", "lsm", a.LSM, "ok", a.OK, "reason", a.Reason)
+		d.log.Info("lsm attempt", "lsm", a.LSM, "ok", a.OK, "reason", a.Reason)
 	}
-	log.Info("lsm selected", "lsm", d.sel.Selected, "enforcer", enforcer.AlertName(d.sel.Selected))
-	if err := writeJSON(filepath.Join(cfg.State, "probe.json"), d.sel); err != nil {
-		log.Warn("cannot record the LSM selection", "error", err)
+	d.log.Info("lsm selected", "lsm", d.sel.Selected, "enforcer", enforcer.AlertName(d.sel.Selected))
+	if err := writeJSON(filepath.Join(d.cfg.State, "probe.json"), d.sel); err != nil {
+		d.log.Warn("cannot record the LSM selection", "error", err)
 	}
-	if b := d.sel.Backend; b != nil {
-		defer b.Close()
-	}
-	// Workers call the backend: they end (with ctx) before it is closed.
-	defer d.workerWG.Wait()
-	d.message("Info", fmt.Sprintf("ward started: enforcer %s", enforcer.AlertName(d.sel.Selected)))
+	return nil
+}
 
-	for _, err := range d.store.Restore() {
-		log.Error("restore policy", "error", err)
-	}
-
-	var wg sync.WaitGroup
-	defer wg.Wait()
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-
-	if cfg.Health != "" {
-		hl, err := net.Listen("tcp", cfg.Health)
-		if err != nil {
-			return fmt.Errorf("health listen: %w", err)
-		}
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			if err := events.ServeHealth(ctx, hl); err != nil {
-				log.Error("health server", "error", err)
-			}
-		}()
-	}
-	if cfg.Metrics != "" {
-		ml, err := net.Listen("tcp", cfg.Metrics)
+// startServers starts the metrics endpoint and the gRPC services (KubeArmor's LogService and
+// PolicyService, and health on the main port too), each until ctx ends.
+func (d *Daemon) startServers(ctx context.Context, wg *sync.WaitGroup, pipe *events.Pipeline) error {
+	if d.cfg.Metrics != "" {
+		ml, err := net.Listen("tcp", d.cfg.Metrics)
 		if err != nil {
 			return fmt.Errorf("metrics listen: %w", err)
 		}
@@ -217,11 +271,11 @@ func Run(ctx context.Context, opts Options) error {
 		go func() {
 			defer wg.Done()
 			if err := hs.Serve(ml); err != nil && !errors.Is(err, http.ErrServerClosed) {
-				log.Error("metrics server", "error", err)
+				d.log.Error("metrics server", "error", err)
 			}
 		}()
 	}
-	if cfg.GRPC != "" {
+	if d.cfg.GRPC != "" {
 		srv, lis, err := d.grpcServer(pipe)
 		if err != nil {
 			return err
@@ -230,20 +284,33 @@ func Run(ctx context.Context, opts Options) error {
 		go func() {
 			defer wg.Done()
 			if err := events.ServeGRPC(ctx, srv, lis); err != nil {
-				log.Error("grpc server", "error", err)
+				d.log.Error("grpc server", "error", err)
 			}
 		}()
 		d.grpcAddr = lis.Addr()
-		log.Info("grpc listening", "address", lis.Addr().String())
+		d.log.Info("grpc listening", "address", lis.Addr().String())
 	}
+	return nil
+}
 
-	watcher, err := d.watch(ctx, &wg)
-	if err != nil {
-		return err
+// startSources starts what feeds the daemon: the policy directory watcher, the OCI hook and NRI
+// registrations, the backend's and the monitor's events, and in Kubernetes mode the cluster
+// view. closeSources releases what they hold and is safe to call whatever err is.
+func (d *Daemon) startSources(ctx context.Context, wg *sync.WaitGroup,
+	monitor func(workloadOf func(cgroupID uint64, pid uint32) string) (EventSource, error)) (closeSources func(), err error) {
+	var closers []io.Closer
+	closeSources = func() {
+		for i := len(closers) - 1; i >= 0; i-- {
+			closers[i].Close()
+		}
 	}
-	defer watcher.Close()
-	d.startHooks(ctx, &wg)
-	d.startNRI(ctx, &wg)
+	watcher, err := d.watch(ctx, wg)
+	if err != nil {
+		return closeSources, err
+	}
+	closers = append(closers, watcher)
+	d.startHooks(ctx, wg)
+	d.startNRI(ctx, wg)
 
 	if b := d.sel.Backend; b != nil {
 		wg.Add(1)
@@ -252,14 +319,14 @@ func Run(ctx context.Context, opts Options) error {
 			d.pipeEvents(ctx, b.Events(), d.attr.Report)
 		}()
 	}
-	if opts.Monitor != nil {
-		mon, err := opts.Monitor(d.workloadOf)
+	if monitor != nil {
+		mon, err := monitor(d.workloadOf)
 		if err != nil {
-			log.Warn("system monitor unavailable: no logs, and no alerts in monitor mode", "error", err)
+			d.log.Warn("system monitor unavailable: no logs, and no alerts in monitor mode", "error", err)
 			d.message("Warning", "system monitor unavailable: "+err.Error())
 		} else {
-			defer mon.Close()
-			log.Info("system monitor started")
+			closers = append(closers, mon)
+			d.log.Info("system monitor started")
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
@@ -267,13 +334,17 @@ func Run(ctx context.Context, opts Options) error {
 			}()
 		}
 	}
-
-	if cfg.KubernetesMode() {
-		if err := d.startKube(ctx, &wg); err != nil {
-			return err
+	if d.cfg.KubernetesMode() {
+		if err := d.startKube(ctx, wg); err != nil {
+			return closeSources, err
 		}
 	}
+	return closeSources, nil
+}
 
+// loop reconciles on every trigger and every fullResyncEvery until ctx ends. A failed round is
+// retried with backoff; the first round that leaves the rules in force makes the daemon ready.
+func (d *Daemon) loop(ctx context.Context, ready func(*Daemon)) {
 	d.enqueue()
 	first := true
 	backoff := time.Second
@@ -283,21 +354,24 @@ func Run(ctx context.Context, opts Options) error {
 		full := false
 		select {
 		case <-ctx.Done():
-			return nil
+			return
 		case <-d.trigger:
 		case <-resync.C:
 			full = true
 		}
 		if err := d.reconcile(ctx, full); err != nil {
-			log.Error("reconcile", "error", err, "retry_in", backoff.String())
+			d.log.Error("reconcile", "error", err, "retry_in", backoff.String())
 			time.AfterFunc(backoff, d.enqueue)
 			backoff = min(backoff*2, time.Minute)
 		} else {
 			backoff = time.Second
 		}
-		if first && opts.Ready != nil {
+		if d.sel.Backend == nil || d.plan.synced {
+			d.health.SetReady()
+		}
+		if first && ready != nil {
 			first = false
-			opts.Ready(d)
+			ready(d)
 		}
 	}
 }
@@ -453,6 +527,7 @@ func (d *Daemon) grpcServer(pipe *events.Pipeline) (*grpc.Server, net.Listener, 
 	srv := grpc.NewServer()
 	policypb.RegisterPolicyServiceServer(srv, &policyService{d: d})
 	events.NewServer(pipe.Broker, d.builder, d.log).Register(srv)
+	d.health.Register(srv)
 	return srv, lis, nil
 }
 

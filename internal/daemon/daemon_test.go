@@ -3,6 +3,7 @@ package daemon
 import (
 	"bytes"
 	"context"
+	"errors"
 	"io"
 	"log/slog"
 	"maps"
@@ -454,5 +455,39 @@ func TestDaemonMonitorMode(t *testing.T) {
 	case l := <-sink.logs:
 		t.Errorf("network is not in hostVisibility, got log %+v", l)
 	case <-time.After(300 * time.Millisecond):
+	}
+}
+
+// refusingBackend refuses every Apply until accept is closed.
+type refusingBackend struct {
+	recordingBackend
+	accept chan struct{}
+}
+
+func (b *refusingBackend) Apply(ctx context.Context, sets []*rules.Set) error {
+	select {
+	case <-b.accept:
+		return b.recordingBackend.Apply(ctx, sets)
+	default:
+		return errors.New("refused")
+	}
+}
+
+// TestReadyOnlyWhenRulesInForce: the daemon is alive from the start but ready (the readiness
+// probe's service) only once a round has put the rules in force; a refused first Apply keeps it
+// unready until a retry succeeds.
+func TestReadyOnlyWhenRulesInForce(t *testing.T) {
+	b := &refusingBackend{recordingBackend: *newRecordingBackend(), accept: make(chan struct{})}
+	h := launch(t, map[string]string{"policies": t.TempDir(), "state": t.TempDir()}, b)
+	if h.d.health.Ready() {
+		t.Fatal("ready after a refused Apply")
+	}
+	close(b.accept)
+	deadline := time.Now().Add(15 * time.Second)
+	for !h.d.health.Ready() {
+		if time.Now().After(deadline) {
+			t.Fatalf("not ready 15s after the backend accepts; log:\n%s", h.logs.String())
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 }

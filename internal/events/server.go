@@ -48,14 +48,8 @@ func NewServer(b *Broker, builder *Builder, log *slog.Logger) *Server {
 	return &Server{broker: b, builder: builder, log: log}
 }
 
-// Register adds LogService to g, with grpc.health.v1 for clients that probe the main port, so
-// the daemon serves them beside its other services on one port. The health service also has a
-// port of its own (ServeHealth), as in KubeArmor, so a probe still answers while watchers
-// saturate the main port.
-func (s *Server) Register(g *grpc.Server) {
-	feeder.RegisterLogServiceServer(g, s)
-	healthpb.RegisterHealthServer(g, newHealth())
-}
+// Register adds LogService to g, so the daemon can serve it beside other services on one port.
+func (s *Server) Register(g *grpc.Server) { feeder.RegisterLogServiceServer(g, s) }
 
 // ServeGRPC serves g on lis until ctx ends. Watch streams never end on their own, so a graceful
 // stop would wait forever: unary calls get a moment to finish, then every stream is cut.
@@ -78,30 +72,54 @@ func ServeGRPC(ctx context.Context, g *grpc.Server, lis net.Listener) error {
 	return <-served
 }
 
-// ServeHealth answers grpc.health.v1 on lis, SERVING for "" and feeder.LogService, until ctx
-// ends.
-func ServeHealth(ctx context.Context, lis net.Listener) error {
-	hs := newHealth()
+// ReadyService is the grpc.health.v1 service that answers SERVING once the daemon's first round
+// of rules is in force; deploy/'s readiness probe asks for it. Liveness asks for "", SERVING
+// from the start, so that a first load of BPF programs or profiles that takes minutes on a slow
+// node is not taken for a hung daemon and killed.
+const ReadyService = "ward.Ready"
+
+// Health is the daemon's grpc.health.v1: "" and LogService SERVING from the start,
+// ReadyService after SetReady.
+type Health struct{ hs *health.Server }
+
+// NewHealth starts alive and not ready.
+func NewHealth() *Health {
+	hs := health.NewServer()
+	hs.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
+	hs.SetServingStatus(feeder.LogService_ServiceDesc.ServiceName, healthpb.HealthCheckResponse_SERVING)
+	hs.SetServingStatus(ReadyService, healthpb.HealthCheckResponse_NOT_SERVING)
+	return &Health{hs: hs}
+}
+
+// SetReady makes ReadyService answer SERVING.
+func (h *Health) SetReady() {
+	h.hs.SetServingStatus(ReadyService, healthpb.HealthCheckResponse_SERVING)
+}
+
+// Ready reports whether SetReady was called.
+func (h *Health) Ready() bool {
+	r, err := h.hs.Check(context.Background(), &healthpb.HealthCheckRequest{Service: ReadyService})
+	return err == nil && r.Status == healthpb.HealthCheckResponse_SERVING
+}
+
+// Register adds the health service to g, for clients that probe the main port.
+func (h *Health) Register(g *grpc.Server) { healthpb.RegisterHealthServer(g, h.hs) }
+
+// Serve answers on lis, on a server of its own, until ctx ends.
+func (h *Health) Serve(ctx context.Context, lis net.Listener) error {
 	g := grpc.NewServer()
-	healthpb.RegisterHealthServer(g, hs)
+	h.Register(g)
 	stopped := make(chan struct{})
 	defer close(stopped)
 	go func() {
 		select {
 		case <-ctx.Done():
-			hs.Shutdown()
+			h.hs.Shutdown()
 			g.Stop()
 		case <-stopped:
 		}
 	}()
 	return serve(g, lis, "health service")
-}
-
-func newHealth() *health.Server {
-	hs := health.NewServer()
-	hs.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
-	hs.SetServingStatus(feeder.LogService_ServiceDesc.ServiceName, healthpb.HealthCheckResponse_SERVING)
-	return hs
 }
 
 func serve(g *grpc.Server, lis net.Listener, what string) error {

@@ -40,9 +40,11 @@ func startServer(t *testing.T, queueLen int, m *Metrics) *testServer {
 	// As the daemon serves it: LogService registered on a server of its own, health on its port.
 	g := grpc.NewServer()
 	NewServer(b, testBuilder(), slog.New(slog.DiscardHandler)).Register(g)
+	h := NewHealth()
+	h.Register(g)
 	done := make(chan error, 2)
 	go func() { done <- ServeGRPC(ctx, g, lis) }()
-	go func() { done <- ServeHealth(ctx, hlis) }()
+	go func() { done <- h.Serve(ctx, hlis) }()
 	t.Cleanup(func() {
 		cancel()
 		for range 2 {
@@ -387,19 +389,31 @@ func TestServeStopsOnCancel(t *testing.T) {
 	}
 }
 
-func TestServeHealthAlone(t *testing.T) {
+// TestHealthLiveThenReady: on its own port, health answers SERVING for liveness ("") and
+// LogService from the start, NOT_SERVING for ReadyService until SetReady, and Serve returns
+// when its context ends.
+func TestHealthLiveThenReady(t *testing.T) {
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- ServeHealth(ctx, lis) }()
-	h, err := healthpb.NewHealthClient(dial(t, lis.Addr().String())).Check(testCtx(t),
-		&healthpb.HealthCheckRequest{Service: "feeder.LogService"})
-	if err != nil || h.Status != healthpb.HealthCheckResponse_SERVING {
-		t.Fatalf("health: %v %v", h, err)
+	h := NewHealth()
+	go func() { done <- h.Serve(ctx, lis) }()
+	client := healthpb.NewHealthClient(dial(t, lis.Addr().String()))
+	check := func(service string, want healthpb.HealthCheckResponse_ServingStatus) {
+		t.Helper()
+		got, err := client.Check(testCtx(t), &healthpb.HealthCheckRequest{Service: service})
+		if err != nil || got.Status != want {
+			t.Fatalf("health of %q: %v %v, want %v", service, got, err, want)
+		}
 	}
+	check("", healthpb.HealthCheckResponse_SERVING)
+	check("feeder.LogService", healthpb.HealthCheckResponse_SERVING)
+	check(ReadyService, healthpb.HealthCheckResponse_NOT_SERVING)
+	h.SetReady()
+	check(ReadyService, healthpb.HealthCheckResponse_SERVING)
 	cancel()
 	select {
 	case err := <-done:
@@ -407,7 +421,7 @@ func TestServeHealthAlone(t *testing.T) {
 			t.Fatal(err)
 		}
 	case <-time.After(10 * time.Second):
-		t.Fatal("ServeHealth did not return")
+		t.Fatal("Health.Serve did not return")
 	}
 }
 
