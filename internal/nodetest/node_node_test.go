@@ -137,8 +137,16 @@ func (c *cluster) waitRollout(t *testing.T, namespace, obj string) {
 	defer cancel()
 	if out, err := c.kubectl(ctx, "-n", namespace, "rollout", "status", obj, "--timeout=5m"); err != nil {
 		pods, _ := c.kubectl(context.Background(), "-n", namespace, "describe", "pods")
-		logs, _ := c.kubectl(context.Background(), "-n", namespace, "logs", obj, "--all-containers", "--tail=60")
-		t.Fatalf("%s/%s not ready: %v\n%s\n%s\n%s\n%s", namespace, obj, err, out, pods, logs, c.nodeLogs())
+		// Each pod's log, and its previous container's when it was restarted (a probe killed it).
+		var logs strings.Builder
+		names, _ := c.kubectl(context.Background(), "-n", namespace, "get", "pods", "-o", "name")
+		for _, pod := range strings.Fields(names) {
+			for _, prev := range []string{"--previous=false", "--previous=true"} {
+				out, err := c.kubectl(context.Background(), "-n", namespace, "logs", pod, "--all-containers", "--tail=80", prev)
+				fmt.Fprintf(&logs, "== logs %s %s (%v)\n%s\n", pod, prev, err, out)
+			}
+		}
+		t.Fatalf("%s/%s not ready: %v\n%s\n%s\n%s\n%s", namespace, obj, err, out, pods, logs.String(), c.nodeLogs())
 	}
 }
 
