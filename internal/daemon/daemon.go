@@ -20,6 +20,7 @@ import (
 	"github.com/fsnotify/fsnotify"
 	"github.com/google/renameio/v2"
 	"google.golang.org/grpc"
+	"k8s.io/client-go/util/workqueue"
 
 	"github.com/wardsec/ward/api/policypb"
 	"github.com/wardsec/ward/internal/enforcer"
@@ -69,7 +70,8 @@ type Daemon struct {
 	attr    *events.Attributor
 	sel     enforcer.Selection
 
-	trigger chan struct{}
+	// rounds queues the reconcile rounds (newRoundQueue); enqueue asks for one.
+	rounds workqueue.TypedRateLimitingInterface[string]
 	// dirMu guards what the watcher saw change: paths to read again, or dirAll to read the
 	// whole policy directory.
 	dirMu    sync.Mutex
@@ -173,11 +175,11 @@ func newDaemon(opts Options) (d *Daemon, pipe *events.Pipeline, closeLog func(),
 		builder: &events.Builder{Cluster: cfg.Cluster, HostName: cfg.Host, Now: time.Now},
 		metrics: events.NewMetrics(),
 		health:  events.NewHealth(),
-		trigger: make(chan struct{}, 1),
+		rounds:  newRoundQueue(),
 		plan:    planner{workloads: map[string]*planned{}},
 		// The first reconcile reads the whole policy directory.
 		dirAll:      true,
-		workerState: workerState{workers: map[string]*worker{}},
+		workerState: workerState{inForceChanged: make(chan struct{})},
 	}
 	pipe = &events.Pipeline{
 		Builder: d.builder, Broker: events.NewBroker(0, d.metrics), Metrics: d.metrics, Log: log,
@@ -342,30 +344,53 @@ func (d *Daemon) startSources(ctx context.Context, wg *sync.WaitGroup,
 	return closeSources, nil
 }
 
-// loop reconciles on every trigger and every fullResyncEvery until ctx ends. A failed round is
-// retried with backoff; the first round that leaves the rules in force makes the daemon ready.
+// Keys of the rounds queue: a round after changes, and the periodic full resync.
+const (
+	changesRound = "changes"
+	fullRound    = "full"
+)
+
+// newRoundQueue is the queue of reconcile rounds: client-go's workqueue runs at most one round
+// at a time, folds the changes that arrive meanwhile into one more round, and retries a failed
+// round with exponential backoff, or at once when new changes arrive.
+func newRoundQueue() workqueue.TypedRateLimitingInterface[string] {
+	return workqueue.NewTypedRateLimitingQueueWithConfig(
+		workqueue.NewTypedItemExponentialFailureRateLimiter[string](retryFirst, retryMax),
+		workqueue.TypedRateLimitingQueueConfig[string]{Name: "ward-reconcile"})
+}
+
+// loop reconciles on every change and every fullResyncEvery until ctx ends; the first round
+// that leaves the rules in force makes the daemon ready.
 func (d *Daemon) loop(ctx context.Context, ready func(*Daemon)) {
+	go func() {
+		resync := time.NewTicker(fullResyncEvery)
+		defer resync.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				d.rounds.ShutDown()
+				return
+			case <-resync.C:
+				d.rounds.Add(fullRound)
+			}
+		}
+	}()
 	d.enqueue()
 	first := true
-	backoff := time.Second
-	resync := time.NewTicker(fullResyncEvery)
-	defer resync.Stop()
 	for {
-		full := false
-		select {
-		case <-ctx.Done():
+		key, shutdown := d.rounds.Get()
+		if shutdown {
 			return
-		case <-d.trigger:
-		case <-resync.C:
-			full = true
 		}
-		if err := d.reconcile(ctx, full); err != nil {
-			d.log.Error("reconcile", "error", err, "retry_in", backoff.String())
-			time.AfterFunc(backoff, d.enqueue)
-			backoff = min(backoff*2, time.Minute)
+		if err := d.reconcile(ctx, key == fullRound); err != nil && ctx.Err() == nil {
+			// The limiter's next delay for this round, as AddRateLimited takes it.
+			delay := min(retryFirst<<min(d.rounds.NumRequeues(key), 6), retryMax)
+			d.log.Error("reconcile", "error", err, "retry_in", delay.String())
+			d.rounds.AddRateLimited(key)
 		} else {
-			backoff = time.Second
+			d.rounds.Forget(key)
 		}
+		d.rounds.Done(key)
 		if d.sel.Backend == nil || d.plan.synced {
 			d.health.SetReady()
 		}
@@ -389,12 +414,7 @@ func ReadActiveLSMs(path string) ([]string, error) {
 	return enforcer.ReadLSMs(path)
 }
 
-func (d *Daemon) enqueue() {
-	select {
-	case d.trigger <- struct{}{}:
-	default:
-	}
-}
+func (d *Daemon) enqueue() { d.rounds.Add(changesRound) }
 
 // untracked reports whether a namespace gets no enforcement (untrackedNs).
 func (d *Daemon) untracked(ns string) bool {

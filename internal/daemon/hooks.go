@@ -10,6 +10,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/wardsec/ward/internal/rules"
 	"github.com/wardsec/ward/internal/workload"
 	"github.com/wardsec/ward/internal/workload/hookapi"
 	"github.com/wardsec/ward/internal/workload/nri"
@@ -18,11 +19,6 @@ import (
 // hookWait bounds how long a hook request waits for its reconcile. The hook has its own,
 // shorter, time-out; this one only keeps a wedged backend from piling up goroutines.
 const hookWait = 2 * time.Minute
-
-// hookPoll is how often a waiting hook request looks at the rule sets in force. The reconcile
-// loop has no completion signal to subscribe to; a few milliseconds is small beside a
-// container start.
-const hookPoll = 5 * time.Millisecond
 
 // startHooks restores the containers registered before a restart and serves the OCI hook
 // socket <state>/ward.sock. A daemon that cannot listen still enforces on the host and the
@@ -129,15 +125,15 @@ func (d *Daemon) hookRegister(ctx context.Context, req hookapi.Request) hookapi.
 	d.reg.Upsert(w)
 	// Acknowledge only once a reconcile has applied a set built from this very registration:
 	// the runtime starts the container's first instruction as soon as the hook exits.
-	for {
-		if set := d.Sets()[w.ID()]; set != nil && set.Workload.CgroupID == w.CgroupID &&
-			set.Workload.PidNS == w.PidNS && set.Workload.MntNS == w.MntNS {
-			return hookapi.Response{OK: true, Policies: set.Policies, Rules: len(set.Rules)}
-		}
-		if err := sleepCtx(ctx, hookPoll); err != nil {
-			return hookapi.Response{Error: fmt.Sprintf("container %s: rules not applied: %v", w.ContainerID, err)}
-		}
+	var set *rules.Set
+	err := d.waitInForce(ctx, func(m map[string]*rules.Set) bool {
+		set = m[w.ID()]
+		return set != nil && set.Workload.CgroupID == w.CgroupID && set.Workload.PidNS == w.PidNS && set.Workload.MntNS == w.MntNS
+	})
+	if err != nil {
+		return hookapi.Response{Error: fmt.Sprintf("container %s: rules not applied: %v", w.ContainerID, err)}
 	}
+	return hookapi.Response{OK: true, Policies: set.Policies, Rules: len(set.Rules)}
 }
 
 // hookPrepare registers a container before the runtime creates it (NRI's CreateContainer): no
@@ -159,14 +155,15 @@ func (d *Daemon) hookPrepare(ctx context.Context, req hookapi.Request) hookapi.R
 	d.log.Info("container prepared by nri", "container", w.ContainerID, "name", w.Container,
 		"namespace", w.Namespace, "pod", w.Pod, "apparmor_profile", w.AppArmorProfile)
 	d.reg.Upsert(w)
-	for {
-		if set := d.Sets()[w.ID()]; set != nil && set.Workload.AppArmorProfile == w.AppArmorProfile {
-			return hookapi.Response{OK: true, Policies: set.Policies, Rules: len(set.Rules)}
-		}
-		if err := sleepCtx(ctx, hookPoll); err != nil {
-			return hookapi.Response{Error: fmt.Sprintf("container %s: rules not applied: %v", w.ContainerID, err)}
-		}
+	var set *rules.Set
+	err := d.waitInForce(ctx, func(m map[string]*rules.Set) bool {
+		set = m[w.ID()]
+		return set != nil && set.Workload.AppArmorProfile == w.AppArmorProfile
+	})
+	if err != nil {
+		return hookapi.Response{Error: fmt.Sprintf("container %s: rules not applied: %v", w.ContainerID, err)}
 	}
+	return hookapi.Response{OK: true, Policies: set.Policies, Rules: len(set.Rules)}
 }
 
 func (d *Daemon) hookUnregister(ctx context.Context, id string) hookapi.Response {
@@ -179,21 +176,8 @@ func (d *Daemon) hookUnregister(ctx context.Context, id string) hookapi.Response
 	}
 	d.log.Info("container unregistered by oci hook", "container", id)
 	d.reg.Remove(id)
-	for d.Sets()[id] != nil {
-		if err := sleepCtx(ctx, hookPoll); err != nil {
-			return hookapi.Response{Error: fmt.Sprintf("container %s: rules not removed: %v", id, err)}
-		}
+	if err := d.waitInForce(ctx, func(m map[string]*rules.Set) bool { return m[id] == nil }); err != nil {
+		return hookapi.Response{Error: fmt.Sprintf("container %s: rules not removed: %v", id, err)}
 	}
 	return hookapi.Response{OK: true}
-}
-
-func sleepCtx(ctx context.Context, dur time.Duration) error {
-	t := time.NewTimer(dur)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
-	}
 }

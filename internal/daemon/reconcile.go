@@ -10,6 +10,8 @@ import (
 	"sync"
 	"time"
 
+	"k8s.io/client-go/util/workqueue"
+
 	"github.com/wardsec/ward/internal/enforcer"
 	"github.com/wardsec/ward/internal/policy"
 	"github.com/wardsec/ward/internal/policystore"
@@ -47,17 +49,6 @@ type planner struct {
 	synced bool
 	// applyFailed asks the next round to call Apply again even if nothing changed.
 	applyFailed bool
-}
-
-// worker pushes one workload's rule set to the backend, so that a slow or failing call for one
-// workload never delays another. Only the latest wanted state matters: a newer set replaces
-// one still waiting.
-type worker struct {
-	id      string
-	pending *rules.Set // nil: remove the workload's rules
-	has     bool
-	wake    chan struct{}
-	running bool
 }
 
 // reconcile makes the kernel enforce what the accepted policies say. It recompiles only the
@@ -282,90 +273,103 @@ func (d *Daemon) enabledPolicies() ([]policy.Policy, map[string]string) {
 	return enabled, versions
 }
 
-// push hands a workload's wanted set (nil: remove it) to its worker, starting one if needed.
-func (d *Daemon) push(ctx context.Context, wa enforcer.WorkloadApplier, id string, set *rules.Set) {
-	d.wmu.Lock()
-	w := d.workers[id]
-	if w == nil {
-		w = &worker{id: id, wake: make(chan struct{}, 1)}
-		d.workers[id] = w
-	}
-	w.pending, w.has = set, true
-	start := !w.running
-	w.running = true
-	d.wmu.Unlock()
-	if start {
-		d.workerWG.Add(1)
-		go d.runWorker(ctx, wa, w)
-	}
-	select {
-	case w.wake <- struct{}{}:
-	default:
-	}
+// applyWorkers is how many workloads' sets the backend is given at once: a slow or failing call
+// for one workload holds one of them and never delays the others.
+const applyWorkers = 4
+
+// applyQueue hands workloads' wanted sets to a backend that changes one workload at a time.
+// client-go's workqueue does the bookkeeping: a workload that changes again while queued is
+// queued once, no two workers handle the same workload, and a refused set is retried with
+// per-workload exponential backoff, or at once when a newer set arrives.
+type applyQueue struct {
+	once sync.Once
+	q    workqueue.TypedRateLimitingInterface[string]
+	mu   sync.Mutex
+	want map[string]*rules.Set // latest wanted set per workload; nil removes its rules
 }
 
-// runWorker applies a workload's latest wanted set until none is waiting. A refused set leaves
-// the previous one in force (the backend guarantees it, d.Sets says it) and is tried again with
-// a growing delay, or at once when a newer set arrives.
-func (d *Daemon) runWorker(ctx context.Context, wa enforcer.WorkloadApplier, w *worker) {
-	defer d.workerWG.Done()
-	delay := retryFirst
-	for {
-		d.wmu.Lock()
-		if !w.has {
-			w.running = false
-			if d.workers[w.id] == w {
-				delete(d.workers, w.id)
-			}
-			d.wmu.Unlock()
-			return
+// push hands a workload's wanted set (nil: remove it) to the apply queue, starting its workers
+// on first use; they stop when ctx ends.
+func (d *Daemon) push(ctx context.Context, wa enforcer.WorkloadApplier, id string, set *rules.Set) {
+	aq := &d.applyQ
+	aq.once.Do(func() {
+		aq.q = workqueue.NewTypedRateLimitingQueueWithConfig(
+			workqueue.NewTypedItemExponentialFailureRateLimiter[string](retryFirst, retryMax),
+			workqueue.TypedRateLimitingQueueConfig[string]{Name: "ward-apply"})
+		aq.want = map[string]*rules.Set{}
+		d.workerWG.Add(applyWorkers + 1)
+		go func() {
+			defer d.workerWG.Done()
+			<-ctx.Done()
+			aq.q.ShutDown()
+		}()
+		for range applyWorkers {
+			go func() {
+				defer d.workerWG.Done()
+				for {
+					id, shutdown := aq.q.Get()
+					if shutdown {
+						return
+					}
+					d.applyOne(ctx, wa, id)
+					aq.q.Done(id)
+				}
+			}()
 		}
-		set := w.pending
-		remove := set == nil
-		w.has = false
-		d.wmu.Unlock()
+	})
+	aq.mu.Lock()
+	aq.want[id] = set
+	aq.mu.Unlock()
+	aq.q.Add(id)
+}
 
-		start := time.Now()
-		var err error
-		if remove {
-			err = wa.RemoveWorkload(ctx, w.id)
-		} else {
-			err = wa.ApplyWorkload(ctx, set)
-		}
-		if ctx.Err() != nil {
-			return
-		}
-		if err == nil {
-			took := time.Since(start)
-			d.metrics.ObserveApply(took)
-			d.log.Info("workload rules in force", "workload", w.id, "removed", remove, "took", took.String())
-			d.setInForce(w.id, set)
-			delay = retryFirst
-			continue
-		}
-		what := "apply"
-		if remove {
-			what = "remove"
-		}
-		d.log.Error("workload rules not applied, previous rules stay in force", "workload", w.id, "op", what,
-			"error", err.Error(), "retry_in", delay.String())
-		d.message("Error", fmt.Sprintf("workload %s: %s rules: %v (previous rules stay in force; retry in %s)", w.id, what, err, delay))
-		d.wmu.Lock()
-		if !w.has {
-			w.pending, w.has = set, true
-		}
-		d.wmu.Unlock()
-		t := time.NewTimer(delay)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return
-		case <-t.C:
-			delay = min(delay*2, retryMax)
-		case <-w.wake:
-			t.Stop()
-		}
+// applyOne gives the backend a workload's latest wanted set. A refused set leaves the previous
+// one in force (the backend guarantees it, d.Sets says it) and is queued again after a delay.
+func (d *Daemon) applyOne(ctx context.Context, wa enforcer.WorkloadApplier, id string) {
+	aq := &d.applyQ
+	aq.mu.Lock()
+	set, wanted := aq.want[id]
+	aq.mu.Unlock()
+	if !wanted {
+		// Applied already: a delayed retry that a newer set overtook.
+		aq.q.Forget(id)
+		return
 	}
+	remove := set == nil
+	start := time.Now()
+	var err error
+	if remove {
+		err = wa.RemoveWorkload(ctx, id)
+	} else {
+		err = wa.ApplyWorkload(ctx, set)
+	}
+	if ctx.Err() != nil {
+		return
+	}
+	if err == nil {
+		aq.mu.Lock()
+		if cur, ok := aq.want[id]; ok && cur == set {
+			delete(aq.want, id)
+		}
+		aq.mu.Unlock()
+		aq.q.Forget(id)
+		took := time.Since(start)
+		d.metrics.ObserveApply(took)
+		d.log.Info("workload rules in force", "workload", id, "removed", remove, "took", took.String())
+		d.setInForce(id, set)
+		return
+	}
+	what := "apply"
+	if remove {
+		what = "remove"
+	}
+	// The limiter's next delay for this workload, as AddRateLimited would take it.
+	delay := retryFirst << min(aq.q.NumRequeues(id), 6)
+	delay = min(delay, retryMax)
+	d.log.Error("workload rules not applied, previous rules stay in force", "workload", id, "op", what,
+		"error", err.Error(), "retry_in", delay.String())
+	d.message("Error", fmt.Sprintf("workload %s: %s rules: %v (previous rules stay in force; retry in %s)", id, what, err, delay))
+	aq.q.AddRateLimited(id)
 }
 
 // setInForce records one workload's set as in force (nil: none), for the event pipeline and the
@@ -395,6 +399,8 @@ func (d *Daemon) replaceInForce(m map[string]*rules.Set) {
 
 func (d *Daemon) storeInForce(m map[string]*rules.Set) {
 	d.sets.Store(&m)
+	close(d.inForceChanged)
+	d.inForceChanged = make(chan struct{})
 	d.noteUnenforced(m)
 	n := 0
 	for _, s := range m {
@@ -404,10 +410,29 @@ func (d *Daemon) storeInForce(m map[string]*rules.Set) {
 	d.metrics.SetRules(n)
 }
 
-// workerState is the bookkeeping of the per-workload workers and of the sets in force.
+// workerState is the bookkeeping of the apply queue's workers and of the sets in force.
 type workerState struct {
-	wmu      sync.Mutex
-	workers  map[string]*worker
+	applyQ   applyQueue
 	workerWG sync.WaitGroup
 	setsMu   sync.Mutex
+	// inForceChanged is closed (and replaced) whenever the sets in force change (setsMu), so a
+	// hook request waiting for its container's set wakes on the change instead of polling.
+	inForceChanged chan struct{}
+}
+
+// waitInForce waits until ok holds of the sets in force, or ctx ends.
+func (d *Daemon) waitInForce(ctx context.Context, ok func(map[string]*rules.Set) bool) error {
+	for {
+		d.setsMu.Lock()
+		changed := d.inForceChanged
+		d.setsMu.Unlock()
+		if ok(d.Sets()) {
+			return nil
+		}
+		select {
+		case <-changed:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
 }
