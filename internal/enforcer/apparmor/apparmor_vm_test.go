@@ -15,92 +15,17 @@ import (
 	"testing"
 	"time"
 
+	"github.com/wardsec/ward/internal/conformance/trigger"
 	"github.com/wardsec/ward/internal/policy"
 	"github.com/wardsec/ward/internal/rules"
 	"github.com/wardsec/ward/internal/testutil/vmguest"
 )
 
-// The test binary doubles as the confined program: with helperEnv set it performs the listed
-// operations and prints one line per operation, instead of running tests.
-const (
-	helperEnv      = "WARD_AA_HELPER"
-	helperChildEnv = "WARD_AA_CHILD_OPS"
-)
-
+// TestMain makes the test binary the trigger program (package trigger) when it runs as a
+// confined program.
 func TestMain(m *testing.M) {
-	if ops := os.Getenv(helperEnv); ops != "" {
-		os.Exit(helper(ops))
-	}
+	trigger.Main()
 	vmguest.Main(m)
-}
-
-// helper runs operations separated by ";": open:PATH, write:PATH, exec:PATH, udp, chown:PATH,
-// and child (run the helper again, as a new program, with the operations in helperChildEnv).
-func helper(ops string) int {
-	label, _ := os.ReadFile("/proc/self/attr/current")
-	fmt.Printf("label %s\n", strings.TrimSpace(string(label)))
-	result := func(what string, err error) {
-		var errno syscall.Errno
-		switch {
-		case err == nil:
-			fmt.Printf("%s ok\n", what)
-		case errors.As(err, &errno):
-			fmt.Printf("%s errno %d\n", what, int(errno))
-		default:
-			fmt.Printf("%s error %v\n", what, err)
-		}
-	}
-	for _, op := range strings.Split(ops, ";") {
-		kind, arg, _ := strings.Cut(op, ":")
-		switch kind {
-		case "open":
-			f, err := os.Open(arg)
-			if err == nil {
-				f.Close()
-			}
-			result(op, err)
-		case "write":
-			f, err := os.OpenFile(arg, os.O_WRONLY, 0)
-			if err == nil {
-				f.Close()
-			}
-			result(op, err)
-		case "noop":
-		case "exec":
-			cmd := exec.Command(arg)
-			cmd.Env = append(os.Environ(), helperEnv+"=noop")
-			err := cmd.Run()
-			var ee *exec.ExitError
-			if errors.As(err, &ee) {
-				err = nil // it ran
-			}
-			result(op, err)
-		case "udp", "tcp":
-			typ := syscall.SOCK_DGRAM
-			if kind == "tcp" {
-				typ = syscall.SOCK_STREAM
-			}
-			fd, err := syscall.Socket(syscall.AF_INET, typ, 0)
-			if err == nil {
-				syscall.Close(fd)
-			}
-			result(op, err)
-		case "chown":
-			result(op, os.Chown(arg, 1000, 1000))
-		case "child":
-			self, _ := os.Executable()
-			cmd := exec.Command(self)
-			cmd.Env = append(os.Environ(), helperEnv+"="+os.Getenv(helperChildEnv))
-			out, err := cmd.CombinedOutput()
-			for _, l := range strings.Split(strings.TrimSpace(string(out)), "\n") {
-				fmt.Printf("child: %s\n", l)
-			}
-			result(op, err)
-		default:
-			fmt.Printf("%s unknown\n", op)
-		}
-	}
-	return 0
 }
 
 // TestEnforceAndAttribute renders a profile from real policies, loads it with apparmor_parser
@@ -168,13 +93,13 @@ func TestEnforceAndAttribute(t *testing.T) {
 
 	kmsgStart := kmsgCursor(t)
 	ops := []string{
-		"open:" + path("denied"), "open:" + path("readonly"), "write:" + path("readonly"),
+		"label", "open:" + path("denied"), "open:" + path("readonly"), "write:" + path("readonly"),
 		"open:" + path("audited"), "open:" + path("allowed"), "open:" + path("fromsrc"),
-		"exec:" + blocked, "udp", "chown:" + path("owned"), "child",
+		"exec:" + blocked, "socket:udp", "chown:" + path("owned"), "child",
 	}
 	cmd := exec.Command("aa-exec", "-p", prof.Name, "--", self)
-	cmd.Env = append(os.Environ(), helperEnv+"="+strings.Join(ops, ";"),
-		helperChildEnv+"=open:"+path("fromsrc")+";open:"+path("denied")+";open:"+path("allowed"))
+	cmd.Env = append(os.Environ(), trigger.Command(ops...),
+		trigger.ChildEnv+"=label;open:"+path("fromsrc")+";open:"+path("denied")+";open:"+path("allowed"))
 	out, err := cmd.CombinedOutput()
 	if err != nil {
 		t.Fatalf("aa-exec: %v\n%s", err, out)
@@ -189,7 +114,7 @@ func TestEnforceAndAttribute(t *testing.T) {
 		"open:" + path("allowed") + " ok",
 		"open:" + path("fromsrc") + " ok", // the fromSource rule is not this program's
 		fmt.Sprintf("exec:%s errno %d", blocked, eacces),
-		fmt.Sprintf("udp errno %d", eacces),
+		fmt.Sprintf("socket:udp errno %d", eacces),
 		fmt.Sprintf("chown:%s errno %d", path("owned"), eperm),
 		"child: label " + prof.Name + "//" + self + " (enforce)",
 		fmt.Sprintf("child: open:%s errno %d", path("fromsrc"), eacces),
@@ -373,7 +298,7 @@ func TestPostureBlockAllowList(t *testing.T) {
 
 	start := kmsgCursor(t)
 	cmd := exec.Command("aa-exec", "-p", prof.Name, "--", self)
-	cmd.Env = append(os.Environ(), helperEnv+"=open:"+target+";write:"+target)
+	cmd.Env = append(os.Environ(), trigger.Command("label", "open:"+target, "write:"+target))
 	out, err := cmd.CombinedOutput()
 	if err != nil {
 		t.Fatalf("aa-exec: %v\n%s", err, out)
@@ -454,7 +379,7 @@ func TestBackendEvents(t *testing.T) {
 		t.Fatalf("%+v", err)
 	}
 	cmd := exec.Command("aa-exec", "-p", "ward-host", "--", self)
-	cmd.Env = append(os.Environ(), helperEnv+"=open:"+secret)
+	cmd.Env = append(os.Environ(), trigger.Command("open:"+secret))
 	if out, err := cmd.CombinedOutput(); err != nil || !strings.Contains(string(out), fmt.Sprintf("errno %d", int(syscall.EACCES))) {
 		t.Fatalf("aa-exec: %v\n%s", err, out)
 	}
@@ -519,7 +444,7 @@ func TestNetlinkSourceLosesNothing(t *testing.T) {
 	}
 	defer loader.Remove(context.Background(), prof.Name)
 	cmd := exec.Command("aa-exec", "-p", prof.Name, "--", self)
-	cmd.Env = append(os.Environ(), helperEnv+"="+strings.Join(ops, ";"))
+	cmd.Env = append(os.Environ(), trigger.Command(ops...))
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("aa-exec: %v\n%s", err, out)
 	}

@@ -132,7 +132,7 @@ func TestBypasses(t *testing.T) {
 		want := fmt.Sprintf("%s errno %d", c.op, int(syscall.EPERM))
 		if strings.HasPrefix(c.op, "sh:") {
 			// sh reports the failed open itself and exits non-zero.
-			want = c.op + " ERROR exit 2"
+			want = c.op + " error exit 2"
 		}
 		if got != want {
 			t.Errorf("%s: helper printed %q, want %q", c.name, got, want)

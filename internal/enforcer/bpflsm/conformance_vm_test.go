@@ -7,15 +7,14 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
-	"time"
 
 	"golang.org/x/sys/unix"
 
 	"github.com/wardsec/ward/internal/conformance"
+	"github.com/wardsec/ward/internal/conformance/trigger"
 	"github.com/wardsec/ward/internal/enforcer"
 	"github.com/wardsec/ward/internal/policy"
 	"github.com/wardsec/ward/internal/rules"
@@ -62,120 +61,52 @@ func inCgroup(set *rules.Set, cg uint64) *rules.Set {
 	return set
 }
 
-// TestConformance runs the shared case table: every access is performed for
-// real by the named acting executable, as the named user, in the test
-// workload's cgroup; the errno and the ring-buffer event, attributed by
-// rules.Decide, must match the table, apart from knownDifferences.
+// TestConformance runs the shared case table through the conformance runner:
+// every access is performed for real by the named acting executable, as the
+// named user, in the test workload's cgroup; the errno and the ring-buffer
+// event, attributed by rules.Decide, must match the table.
 func TestConformance(t *testing.T) {
 	vmguest.RequireGuest(t)
-	cases, err := conformance.Cases()
-	if err != nil {
-		t.Fatal(err)
-	}
-	self, err := os.Executable()
-	if err != nil {
-		t.Fatal(err)
-	}
 	cg, cgfd := testCgroup(t, "ward-conformance")
-	b := newBackend(t)
-	seen := map[string]bool{}
-	for _, c := range cases {
-		t.Run(c.Name, func(t *testing.T) {
-			ps, postures, err := c.Load()
-			if err != nil {
-				t.Fatal(err)
-			}
-			set, err := rules.Compile(ps, host, postures)
-			if err != nil {
-				t.Fatal(err)
-			}
-			prepareRoot(t, self, c)
-			// Translated after /wt exists: symlinks and inodes are resolved then.
-			if err := b.Apply(context.Background(), []*rules.Set{inCgroup(set, cg)}); err != nil {
-				t.Fatal(err)
-			}
-			defer func() {
-				if err := b.Apply(context.Background(), nil); err != nil {
-					t.Errorf("clear: %v", err)
-				}
-			}()
-			for i, a := range c.Accesses {
-				key := fmt.Sprintf("%s/%d", c.Name, i)
-				seen[key] = true
-				d := runAccess(t, b, set, cgfd, a)
-				reason, known := knownDifferences[key]
-				switch {
-				case d != "" && !known:
-					t.Errorf("%s (%s): %s", key, a.Describe(), d)
-				case d == "" && known:
-					t.Errorf("%s (%s): listed as a known difference (%s) but BPF-LSM agrees with Decide now", key, a.Describe(), reason)
-				case d != "":
-					t.Logf("%s (%s): known difference: %s (%s)", key, a.Describe(), d, reason)
-				default:
-					t.Logf("%s (%s): %s as expected", key, a.Describe(), a.Want.Action)
-				}
-			}
-		})
-	}
-	for k := range knownDifferences {
-		if !seen[k] {
-			t.Errorf("known difference %s names no access of the table", k)
-		}
-	}
+	conformance.Run(t, &driver{b: newBackend(t), cg: cg, cgfd: cgfd}, knownDifferences)
 }
 
-// prepareRoot rebuilds /wt: the helper binaries and every file the accesses
-// name, owned by the access's owner and open to everyone.
-func prepareRoot(t *testing.T, self string, c conformance.Case) {
-	t.Helper()
-	if err := os.RemoveAll("/wt"); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.MkdirAll("/wt/bin", 0o777); err != nil {
-		t.Fatal(err)
-	}
-	for _, b := range []string{"reader", "writer", "other", "tool"} {
-		if out, err := exec.Command("cp", self, "/wt/bin/"+b).CombinedOutput(); err != nil {
-			t.Fatalf("cp: %v\n%s", err, out)
+// driver is the BPF-LSM backend as the conformance runner sees it: the case's
+// set applied to the test cgroup, the accesses started in that cgroup.
+type driver struct {
+	b    *Backend
+	cg   uint64
+	cgfd int
+}
+
+func (d *driver) Name() string                         { return enforcer.BPF }
+func (d *driver) Reset(*testing.T)                     {}
+func (d *driver) Events() <-chan enforcer.Event        { return d.b.Events() }
+func (d *driver) Errno(policy.Operation) syscall.Errno { return syscall.EPERM }
+
+func (d *driver) Apply(t *testing.T, set *rules.Set) error {
+	t.Cleanup(func() {
+		if err := d.b.Apply(context.Background(), nil); err != nil {
+			t.Errorf("clear: %v", err)
 		}
-		os.Chmod("/wt/bin/"+b, 0o755)
-	}
-	for _, a := range c.Accesses {
-		if a.Op == "file" {
-			mkfile(t, a.Path, a.Owner)
-		}
-	}
-	mkfile(t, "/wt/chown-target", 0)
-	filepath.Walk("/wt", func(p string, info os.FileInfo, err error) error {
-		if err == nil && info.IsDir() {
-			os.Chmod(p, 0o777)
-		}
-		return nil
 	})
+	return d.b.Apply(context.Background(), []*rules.Set{inCgroup(set, d.cg)})
 }
 
-func mkfile(t testing.TB, p string, owner uint32) {
-	t.Helper()
-	if err := os.MkdirAll(filepath.Dir(p), 0o777); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(p, []byte("x"), 0o666); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Chmod(p, 0o666); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Chown(p, int(owner), int(owner)); err != nil {
-		t.Fatal(err)
-	}
+func (d *driver) Command(_ *testing.T, _ *rules.Set, exe string) *exec.Cmd {
+	cmd := exec.Command(exe)
+	cmd.SysProcAttr = &syscall.SysProcAttr{UseCgroupFD: true, CgroupFD: d.cgfd}
+	return cmd
 }
+
+func mkfile(t testing.TB, p string, owner uint32) { conformance.MakeFile(t, p, owner) }
 
 // helperRun runs an acting executable in the cgroup as uid and returns the
 // helper's last line.
 func helperRun(t *testing.T, cgfd int, source string, uid uint32, op string) string {
 	t.Helper()
 	cmd := exec.Command(source)
-	cmd.Env = []string{helperEnv + "=" + op}
+	cmd.Env = []string{trigger.Command(op)}
 	cmd.SysProcAttr = &syscall.SysProcAttr{UseCgroupFD: true, CgroupFD: cgfd}
 	if uid != 0 {
 		cmd.SysProcAttr.Credential = &syscall.Credential{Uid: uid, Gid: uid}
@@ -188,45 +119,6 @@ func helperRun(t *testing.T, cgfd int, source string, uid uint32, op string) str
 	return lines[len(lines)-1]
 }
 
-// accessOp is the helper op that performs a table access.
-func accessOp(t *testing.T, a conformance.AccessCase) string {
-	switch a.Op {
-	case "file":
-		if a.Write {
-			return "write:" + a.Path
-		}
-		return "open:" + a.Path
-	case "process":
-		return "exec:" + a.Path
-	case "network":
-		return "socket:" + a.Protocol
-	case "capabilities":
-		if a.Capability != "chown" {
-			t.Fatalf("no trigger for capability %s", a.Capability)
-		}
-		return "chown:/wt/chown-target"
-	}
-	t.Fatalf("unknown op %q", a.Op)
-	return ""
-}
-
-// matches says whether an event is about the access.
-func matches(a conformance.AccessCase, ev enforcer.Event) bool {
-	acc := a.Access()
-	if ev.Access.Op != acc.Op {
-		return false
-	}
-	switch acc.Op {
-	case policy.OpFile, policy.OpProcess:
-		return ev.Access.Path == acc.Path
-	case policy.OpNetwork:
-		return ev.Access.Protocol == acc.Protocol && ev.Access.SockType == acc.SockType
-	case policy.OpCapabilities:
-		return ev.Access.Capability == acc.Capability
-	}
-	return false
-}
-
 func drain(b *Backend) {
 	for {
 		select {
@@ -235,71 +127,4 @@ func drain(b *Backend) {
 			return
 		}
 	}
-}
-
-// runAccess performs one access and returns "" when errno and events agree
-// with the table, or what differs.
-func runAccess(t *testing.T, b *Backend, set *rules.Set, cgfd int, a conformance.AccessCase) string {
-	t.Helper()
-	source := a.Source
-	if source == "" {
-		source = conformance.DefaultSource
-	}
-	op := accessOp(t, a)
-	drain(b)
-	got := helperRun(t, cgfd, source, a.UID, op)
-	want := op + " ok"
-	if a.Want.Action == policy.ActionBlock {
-		want = fmt.Sprintf("%s errno %d", op, int(syscall.EPERM))
-	}
-	var diffs []string
-	if got != want {
-		diffs = append(diffs, fmt.Sprintf("helper printed %q, want %q", got, want))
-	}
-	diffs = append(diffs, checkEvents(b, set, a, a.Want)...)
-	return strings.Join(diffs, "; ")
-}
-
-// checkEvents waits for the events about an access: Block and Audit need one
-// that rules.Decide attributes as the table says, with the right errno;
-// Allow must produce none.
-func checkEvents(b *Backend, set *rules.Set, a conformance.AccessCase, w conformance.Want) []string {
-	var diffs []string
-	wait := 3 * time.Second
-	if w.Action == policy.ActionAllow {
-		wait = 300 * time.Millisecond
-	}
-	deadline := time.After(wait)
-	found := false
-	for !found {
-		select {
-		case ev := <-b.Events():
-			if !matches(a, ev) {
-				continue
-			}
-			if w.Action == policy.ActionAllow {
-				diffs = append(diffs, fmt.Sprintf("unexpected event %+v", ev.Access))
-				continue
-			}
-			v := set.Decide(ev.Access)
-			if err := w.Check(v); err != nil {
-				diffs = append(diffs, fmt.Sprintf("event %+v (%s): %v", ev.Access, ev.Detail, err))
-				continue
-			}
-			wantErrno := 0
-			if w.Action == policy.ActionBlock {
-				wantErrno = int(syscall.EPERM)
-			}
-			if ev.Errno != wantErrno {
-				diffs = append(diffs, fmt.Sprintf("event errno %d, want %d", ev.Errno, wantErrno))
-			}
-			found = true
-		case <-deadline:
-			if w.Action != policy.ActionAllow {
-				diffs = append(diffs, "no event")
-			}
-			return diffs
-		}
-	}
-	return diffs
 }

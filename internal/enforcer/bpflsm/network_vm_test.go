@@ -13,6 +13,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/wardsec/ward/internal/conformance/trigger"
 	"github.com/wardsec/ward/internal/enforcer"
 	"github.com/wardsec/ward/internal/policy"
 	"github.com/wardsec/ward/internal/rules"
@@ -23,7 +24,7 @@ import (
 func helperRunFiles(t *testing.T, cgfd int, source string, op string, files ...*os.File) string {
 	t.Helper()
 	cmd := exec.Command(source)
-	cmd.Env = []string{helperEnv + "=" + op}
+	cmd.Env = []string{trigger.Command(op)}
 	cmd.ExtraFiles = files
 	cmd.SysProcAttr = &syscall.SysProcAttr{UseCgroupFD: true, CgroupFD: cgfd}
 	out, err := cmd.CombinedOutput()

@@ -13,6 +13,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/wardsec/ward/internal/conformance/trigger"
 	"github.com/wardsec/ward/internal/enforcer"
 	"github.com/wardsec/ward/internal/policy"
 	"github.com/wardsec/ward/internal/rules"
@@ -60,7 +61,7 @@ spec:
 	must(t, err)
 	defer pts.Close()
 	cmd := exec.Command("/wt/bin/reader")
-	cmd.Env = []string{helperEnv + "=open:/wt/secret.txt"}
+	cmd.Env = []string{trigger.Command("open:/wt/secret.txt")}
 	cmd.Stdin = pts
 	cmd.SysProcAttr = &syscall.SysProcAttr{UseCgroupFD: true, CgroupFD: cgfd, Setsid: true, Setctty: true, Ctty: 0}
 	out, err := cmd.CombinedOutput()

@@ -4,15 +4,10 @@ package selinux
 
 import (
 	"context"
-	"fmt"
 	"os"
 	"os/exec"
-	"path/filepath"
-	"slices"
-	"strings"
 	"syscall"
 	"testing"
-	"time"
 
 	"github.com/wardsec/ward/internal/conformance"
 	"github.com/wardsec/ward/internal/enforcer"
@@ -21,8 +16,9 @@ import (
 )
 
 // knownDifferences lists the conformance accesses whose outcome under SELinux differs from
-// rules.Decide, keyed "case/index", with the reason (docs/selinux.md keeps the same list). An
-// unlisted difference fails the test, and so does a listed one that no longer differs.
+// rules.Decide, keyed "case/index", and the cases of operations the SELinux backend does not
+// enforce (it warns when a policy has them), keyed by case (conformance.Run). docs/selinux.md
+// keeps the same list.
 var knownDifferences = map[string]string{
 	"file-owneronly-block/0":         "SELinux cannot compare the file owner with the process user: ownerOnly is enforced as if every access came from another user, so the owner's read is denied too",
 	"file-owneronly-block/1":         "as above: the owner's write is denied too",
@@ -40,11 +36,7 @@ var knownDifferences = map[string]string{
 	"audit-owneronly-dry-run/0":                "SELinux cannot compare the file owner with the process user: ownerOnly is enforced as if every access came from another user, so the owner's read is reported too",
 	"audit-owneronly-dry-run/1":                "as above: the owner's write is reported too",
 	"audit-readonly-owneronly-dry-run/0":       "as above: the owner's read is reported too",
-}
 
-// notEnforced lists the cases of operations the SELinux backend does not enforce (it warns when
-// a policy has them): docs/selinux.md.
-var notEnforced = map[string]string{
 	"network-protocol-block":                     "network rules are left to the bpf backend",
 	"network-allowlist-posture-block":            "network rules are left to the bpf backend",
 	"capability-block":                           "capability rules are left to the bpf backend",
@@ -52,208 +44,55 @@ var notEnforced = map[string]string{
 }
 
 // TestConformance runs the shared case table (internal/conformance) under SELinux through the
-// Backend: for every case it applies the case's policies, performs each access for real as the
-// case's acting executable and user, and checks the errno and the kernel's AVC record,
-// attributed by Attribute, against the verdict the table expects. Cases with fromSource rebuild
-// the policy in the guest (secilc, tens of seconds under emulation), so they run last.
+// Backend: Apply labels the case's files and loads its domains, each access runs as the case's
+// acting executable and user, and the backend's Events deliver the kernel's AVC records. Cases
+// with fromSource rebuild the policy in the guest (secilc, tens of seconds under emulation); the
+// runner runs them last.
 func TestConformance(t *testing.T) {
 	b, log, _ := newBackend(t)
-	cases, err := conformance.Cases()
-	if err != nil {
-		t.Fatal(err)
-	}
-	self, err := os.Executable()
-	if err != nil {
-		t.Fatal(err)
-	}
-	hasSource := func(c conformance.Case) bool { return strings.Contains(c.Policies, "fromSource") }
-	slices.SortStableFunc(cases, func(a, b conformance.Case) int {
-		switch {
-		case hasSource(a) == hasSource(b):
-			return 0
-		case hasSource(b):
-			return -1
-		}
-		return 1
-	})
-	seen := map[string]bool{}
-	ran := map[string]bool{}
-	for _, c := range cases {
-		if reason, ok := notEnforced[c.Name]; ok {
-			t.Logf("%s: not run: %s", c.Name, reason)
-			ran[c.Name] = true
-			for i, a := range c.Accesses {
-				if a.Op == "file" || a.Op == "process" {
-					t.Errorf("%s/%d is a %s access in a case listed as not enforced", c.Name, i, a.Op)
-				}
-			}
-			continue
-		}
-		ran[c.Name] = true
-		t.Run(c.Name, func(t *testing.T) {
-			ps, postures, err := c.Load()
-			if err != nil {
-				t.Fatal(err)
-			}
-			set, err := rules.Compile(ps, host, postures)
-			if err != nil {
-				t.Fatal(err)
-			}
-			// Labels of the previous case go first: a file labelled by a Block rule cannot be
-			// deleted.
-			if err := b.Loader().Restore(); err != nil {
-				t.Fatal(err)
-			}
-			prepareRoot(t, self, c)
-			ctx := context.Background()
-			if err := b.Apply(ctx, []*rules.Set{set}); err != nil {
-				t.Fatalf("%+v", err)
-			}
-			for _, w := range b.Warnings() {
-				t.Logf("warning: %s", w)
-			}
-			for i, a := range c.Accesses {
-				key := fmt.Sprintf("%s/%d", c.Name, i)
-				seen[key] = true
-				log.reset()
-				diff := runAccess(t, set, log, a)
-				reason, known := knownDifferences[key]
-				switch {
-				case diff != "" && !known:
-					t.Errorf("%s (%s): SELinux differs from rules.Decide: %s", key, a.Describe(), diff)
-				case diff == "" && known:
-					t.Errorf("%s (%s): listed as a known difference (%s) but SELinux agrees with Decide now", key, a.Describe(), reason)
-				case diff != "":
-					t.Logf("%s (%s): known difference: %s (%s)", key, a.Describe(), diff, reason)
-				}
-			}
-		})
-	}
+	conformance.Run(t, &driver{b: b, log: log}, knownDifferences)
 	if err := b.Loader().Restore(); err != nil {
 		t.Error(err)
 	}
-	for k := range knownDifferences {
-		if !seen[k] {
-			t.Errorf("known difference %s names no access of the table", k)
-		}
-	}
-	for k := range notEnforced {
-		if !ran[k] {
-			t.Errorf("notEnforced names %s, which is not in the table", k)
-		}
-	}
 }
 
-// prepareRoot rebuilds /wt for a case: the helper binaries and every file the accesses name,
-// owned by the access's owner and open to everyone, so that only SELinux can say no.
-func prepareRoot(t *testing.T, self string, c conformance.Case) {
-	t.Helper()
-	// A tmpfs, as on a real host's /tmp: the initramfs's rootfs is root_t, which refpolicy does
-	// not let any file type but its own be associated with (docs/selinux.md).
-	if err := os.MkdirAll("/wt", 0o777); err != nil {
+// driver is the SELinux backend as the conformance runner sees it.
+type driver struct {
+	b   *Backend
+	log *eventLog
+}
+
+func (d *driver) Name() string                         { return enforcer.SELinux }
+func (d *driver) Events() <-chan enforcer.Event        { return d.log.ch }
+func (d *driver) Errno(policy.Operation) syscall.Errno { return syscall.EACCES }
+
+// Reset gives the previous case's files their labels back (a file labelled by a Block rule
+// cannot be deleted) and mounts a fresh tmpfs on the root, as on a real host's /tmp: the
+// initramfs's rootfs is root_t, which refpolicy does not let any file type but its own be
+// associated with (docs/selinux.md).
+func (d *driver) Reset(t *testing.T) {
+	if err := d.b.Loader().Restore(); err != nil {
 		t.Fatal(err)
 	}
-	syscall.Unmount("/wt", syscall.MNT_DETACH)
-	if err := syscall.Mount("tmpfs", "/wt", "tmpfs", 0, "mode=0777"); err != nil {
+	if err := os.MkdirAll(conformance.Root, 0o777); err != nil {
 		t.Fatal(err)
 	}
-	for _, b := range []string{"reader", "writer", "other", "tool"} {
-		copySelf(t, "/wt/bin/"+b)
+	syscall.Unmount(conformance.Root, syscall.MNT_DETACH)
+	if err := syscall.Mount("tmpfs", conformance.Root, "tmpfs", 0, "mode=0777"); err != nil {
+		t.Fatal(err)
 	}
-	for _, a := range c.Accesses {
-		if a.Op != "file" {
-			continue
-		}
-		if err := os.MkdirAll(filepath.Dir(a.Path), 0o777); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(a.Path, []byte("x"), 0o666); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.Chmod(a.Path, 0o666); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.Chown(a.Path, int(a.Owner), int(a.Owner)); err != nil {
-			t.Fatal(err)
-		}
-	}
-	filepath.Walk("/wt", func(p string, info os.FileInfo, err error) error {
-		if err == nil && info.IsDir() {
-			os.Chmod(p, 0o777)
-		}
-		return nil
-	})
 }
 
-// runAccess performs one access and returns "" when errno and records agree with the expected
-// verdict, or what differs.
-func runAccess(t *testing.T, set *rules.Set, log *eventLog, a conformance.AccessCase) string {
-	t.Helper()
-	source := a.Source
-	if source == "" {
-		source = conformance.DefaultSource
+func (d *driver) Apply(t *testing.T, set *rules.Set) error {
+	err := d.b.Apply(context.Background(), []*rules.Set{set})
+	for _, w := range d.b.Warnings() {
+		t.Logf("warning: %s", w)
 	}
-	var op string
-	switch a.Op {
-	case "file":
-		op = "open:" + a.Path
-		if a.Write {
-			op = "write:" + a.Path
-		}
-	case "process":
-		op = "exec:" + a.Path
-	default:
-		t.Fatalf("no trigger for op %q", a.Op)
-	}
-	cmd := exec.Command(source)
-	cmd.Env = append(os.Environ(), helperEnv+"="+op)
-	if a.UID != 0 {
-		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: a.UID, Gid: a.UID}}
-	}
-	out, err := cmd.CombinedOutput()
-	if err != nil {
-		return fmt.Sprintf("%s: %v: %s\nkernel log: %s", source, err, out, avcLog())
-	}
-	lines := strings.Split(strings.TrimSpace(string(out)), "\n")
-	got := lines[len(lines)-1]
-	want := op + " ok"
-	if a.Want.Action == policy.ActionBlock {
-		want = fmt.Sprintf("%s errno %d", op, int(syscall.EACCES))
-	}
-	var diffs []string
-	if got != want {
-		diffs = append(diffs, fmt.Sprintf("helper printed %q (%s), want %q", got, strings.Join(lines[:len(lines)-1], "; "), want))
-	}
-
-	// The kernel's records about this access, attributed.
-	denied := a.Want.Action == policy.ActionBlock
-	expectRecord := a.Want.Action != policy.ActionAllow
-	wait := 3 * time.Second
-	if !expectRecord {
-		wait = 300 * time.Millisecond
-	}
-	evs, found := log.wait(a.Path, wait, func(ev enforcer.Event) bool {
-		return (ev.Errno != 0) == denied && ev.Access.Op == policy.Operation(cases(a.Op)) && ev.Access.Write == a.Write
-	})
-	for _, ev := range evs {
-		if ev.Access.Op != policy.Operation(cases(a.Op)) || ev.Access.Write != a.Write {
-			continue
-		}
-		if !expectRecord {
-			diffs = append(diffs, fmt.Sprintf("unexpected record: %s", ev.Detail))
-			continue
-		}
-		if err := a.Want.Check(set.Decide(ev.Access)); err != nil {
-			diffs = append(diffs, fmt.Sprintf("record %q: %v", ev.Detail, err))
-		}
-	}
-	if expectRecord && !found {
-		diffs = append(diffs, fmt.Sprintf("no %s record", map[bool]string{true: "avc: denied", false: "avc: granted"}[denied]))
-	}
-	return strings.Join(diffs, "; ")
+	return err
 }
 
-// cases maps the table's op names to policy operations.
-func cases(op string) string {
-	return map[string]string{"file": string(policy.OpFile), "process": string(policy.OpProcess)}[op]
+func (d *driver) Command(_ *testing.T, _ *rules.Set, exe string) *exec.Cmd {
+	cmd := exec.Command(exe)
+	cmd.Env = os.Environ()
+	return cmd
 }

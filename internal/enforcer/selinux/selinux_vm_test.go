@@ -9,7 +9,6 @@ package selinux
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -20,72 +19,18 @@ import (
 	"testing"
 	"time"
 
+	"github.com/wardsec/ward/internal/conformance/trigger"
 	"github.com/wardsec/ward/internal/enforcer"
 	"github.com/wardsec/ward/internal/policy"
 	"github.com/wardsec/ward/internal/rules"
 	"github.com/wardsec/ward/internal/testutil/vmguest"
 )
 
-// The test binary doubles as the program that performs accesses: with helperEnv set it performs
-// the listed operations and prints one line per operation, instead of running tests.
-const helperEnv = "WARD_SE_HELPER"
-
+// TestMain makes the test binary the trigger program (package trigger) when it runs as an
+// acting executable.
 func TestMain(m *testing.M) {
-	if ops := os.Getenv(helperEnv); ops != "" {
-		os.Exit(helper(ops))
-	}
+	trigger.Main()
 	vmguest.Main(m)
-}
-
-// helper runs operations separated by ";": open:PATH, write:PATH, exec:PATH, noop.
-func helper(ops string) int {
-	label, _ := os.ReadFile("/proc/self/attr/current")
-	fmt.Printf("label %s\n", strings.TrimRight(string(label), "\x00\n"))
-	result := func(what string, err error) {
-		var errno syscall.Errno
-		switch {
-		case err == nil:
-			fmt.Printf("%s ok\n", what)
-		case errors.As(err, &errno):
-			fmt.Printf("%s errno %d\n", what, int(errno))
-		default:
-			fmt.Printf("%s error %v\n", what, err)
-		}
-	}
-	for _, op := range strings.Split(ops, ";") {
-		kind, arg, _ := strings.Cut(op, ":")
-		switch kind {
-		case "open":
-			f, err := os.Open(arg)
-			if err == nil {
-				f.Close()
-			}
-			result(op, err)
-		case "write":
-			f, err := os.OpenFile(arg, os.O_WRONLY, 0)
-			if err == nil {
-				f.Close()
-			}
-			result(op, err)
-		case "noop":
-		case "exec":
-			cmd := exec.Command(arg)
-			cmd.Env = append(os.Environ(), helperEnv+"=noop")
-			err := cmd.Run()
-			var ee *exec.ExitError
-			if errors.As(err, &ee) {
-				err = nil // it ran
-			}
-			var pe *os.PathError
-			if errors.As(err, &pe) {
-				err = pe.Err
-			}
-			result(op, err)
-		default:
-			fmt.Printf("%s unknown\n", op)
-		}
-	}
-	return 0
 }
 
 // guestSemodule stands in for semodule in the guest, which has no module store: it compiles the
@@ -135,19 +80,24 @@ func (g *guestSemodule) Run(ctx context.Context, name string, args ...string) ([
 	return nil, err
 }
 
-// eventLog collects a backend's events.
+// eventLog collects a backend's events, and passes them on to ch for the conformance runner.
 type eventLog struct {
 	mu  sync.Mutex
 	evs []enforcer.Event
+	ch  chan enforcer.Event
 }
 
 func collect(b *Backend) *eventLog {
-	l := &eventLog{}
+	l := &eventLog{ch: make(chan enforcer.Event, 1024)}
 	go func() {
 		for ev := range b.Events() {
 			l.mu.Lock()
 			l.evs = append(l.evs, ev)
 			l.mu.Unlock()
+			select {
+			case l.ch <- ev:
+			default:
+			}
 		}
 	}()
 	return l
@@ -264,7 +214,7 @@ func unlimitKmsg(t *testing.T) {
 func run(t *testing.T, exe string, uid uint32, ops ...string) []string {
 	t.Helper()
 	cmd := exec.Command(exe)
-	cmd.Env = append(os.Environ(), helperEnv+"="+strings.Join(ops, ";"))
+	cmd.Env = append(os.Environ(), trigger.Command(append([]string{"label"}, ops...)...))
 	if uid != 0 {
 		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uid, Gid: uid}}
 	}
