@@ -179,11 +179,13 @@ func simulate(tr *Translation, a rules.Access) policy.Action {
 	look := func(kind uint8, h, s uint64) Value {
 		return tr.Entries[Key{Workload: tr.Workload, Op: op, Kind: kind, Hash: h, Src: s}]
 	}
-	var bits uint64
+	// bits of rules for any source; sbits of rules limited to this one,
+	// which decide first.
+	var bits, sbits uint64
 	both := func(kind uint8, h uint64, f func(Value) uint64) {
 		bits |= f(look(kind, h, 0))
 		if src != 0 {
-			bits |= f(look(kind, h, src))
+			sbits |= f(look(kind, h, src))
 		}
 	}
 	switch op {
@@ -256,13 +258,23 @@ func simulate(tr *Translation, a rules.Access) policy.Action {
 		}
 	}
 	const mask = 0xfff
-	switch {
-	case (bits>>blockShift)&mask&(^perm&mask|1) != 0:
-		return policy.ActionBlock
-	case (bits>>auditShift)&mask&perm != 0:
-		return policy.ActionAudit
-	case (bits>>allowShift)&mask&perm != 0:
-		return policy.ActionAllow
+	verdict := func(bits uint64) (policy.Action, bool) {
+		outside := ^perm&mask | 1
+		switch {
+		case (bits>>blockShift)&mask&outside != 0:
+			return policy.ActionBlock, true
+		case (bits>>auditShift)&mask&outside != 0:
+			return policy.ActionAudit, true
+		case (bits>>allowShift)&mask&perm != 0:
+			return policy.ActionAllow, true
+		}
+		return "", false
+	}
+	if v, ok := verdict(sbits); ok {
+		return v
+	}
+	if v, ok := verdict(bits); ok {
+		return v
 	}
 	listed := flags&wfAllowGlobal != 0
 	if !listed && flags&wfAllowSources != 0 {

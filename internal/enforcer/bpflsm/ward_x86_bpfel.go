@@ -70,6 +70,7 @@ type wardIcache struct {
 	Mnt    uint64
 	Src    uint64
 	Bits   uint64
+	Sbits  uint64
 	Gen    uint32
 	Epoch  uint32
 	Flags  uint32

@@ -12,8 +12,9 @@
 //    of rules.
 //  - A rule entry holds, per match kind, which (action, modifier combination)
 //    pairs exist there. The hook works out which modifier combinations permit
-//    this access and reduces the bits to a verdict: Block > Audit > Allow,
-//    then the allow-list posture.
+//    this access and reduces the bits to a verdict: the bits of rules limited
+//    to the acting executable (fromSource) first, then the others, each
+//    Block > Audit > Allow; then the allow-list posture.
 //  - Rule keys carry the workload's generation: user space writes a new
 //    generation, flips the workload entry in one update, then deletes the old.
 //go:build ignore
@@ -267,6 +268,7 @@ struct icache {
 	__u64 mnt;
 	__u64 src;
 	__u64 bits;
+	__u64 sbits;
 	__u32 gen;
 	__u32 epoch;
 	__u32 flags;
@@ -325,8 +327,10 @@ struct walk {
 	__u8 op;
 	__u64 h;    // FNV-1a of path[0..i]
 	__u64 base; // FNV-1a of the current component
-	__u64 bits; // accumulated action bits
+	__u64 bits;  // accumulated action bits of rules for any source
+	__u64 sbits; // and of rules limited to this source, which decide first
 	__u64 last_direct;
+	__u64 last_sdirect;
 	__u32 state; // DFA state
 	__u32 dfa;   // the DFA is still alive
 	__u64 accept;
@@ -352,7 +356,7 @@ static __always_inline struct rule_val *lookup(struct walk *w, __u8 kind, __u64 
 // ones only if it turns out to be the parent (the last prefix).
 static __always_inline void lookup_dir(struct walk *w)
 {
-	__u64 direct = 0;
+	__u64 direct = 0, sdirect = 0;
 	struct rule_val *v = lookup(w, KIND_PATH, w->h, 0);
 	if (v) {
 		w->bits |= v->recursive;
@@ -361,11 +365,12 @@ static __always_inline void lookup_dir(struct walk *w)
 	if (w->src) {
 		v = lookup(w, KIND_PATH, w->h, w->src);
 		if (v) {
-			w->bits |= v->recursive;
-			direct |= v->direct;
+			w->sbits |= v->recursive;
+			sdirect = v->direct;
 		}
 	}
 	w->last_direct = direct;
+	w->last_sdirect = sdirect;
 }
 
 static __always_inline int walk_step(struct walk *w, unsigned char c)
@@ -388,7 +393,7 @@ static __always_inline int walk_step(struct walk *w, unsigned char c)
 		if (w->dir_depths & depth_bit(w->depth))
 			lookup_dir(w);
 		else
-			w->last_direct = 0;
+			w->last_direct = w->last_sdirect = 0;
 		w->base = FNV_OFFSET;
 	} else {
 		w->base = (w->base ^ c) * FNV_PRIME;
@@ -444,15 +449,17 @@ static __always_inline __u64 permitted(bool write, bool owner, bool tty)
 }
 
 // verdict reduces rule bits: a Block applies outside its permitted set (an
-// unmodified one always), Audit and Allow inside it.
+// unmodified one always), and so does an Audit (a dry run of the Block);
+// an Allow applies inside it.
 static __always_inline int verdict(__u64 bits, __u64 perm)
 {
 	__u64 block = (bits >> BLOCK_SHIFT) & COMBO_MASK;
 	__u64 audit = (bits >> AUDIT_SHIFT) & COMBO_MASK;
 	__u64 allow = (bits >> ALLOW_SHIFT) & COMBO_MASK;
-	if (block & ((~perm & COMBO_MASK) | 1))
+	__u64 outside = (~perm & COMBO_MASK) | 1;
+	if (block & outside)
 		return V_BLOCK;
-	if (audit & perm)
+	if (audit & outside)
 		return V_AUDIT;
 	if (allow & perm)
 		return V_ALLOW;
@@ -590,7 +597,7 @@ static __always_inline int check_path(struct wl *wl, struct walk *w, struct scra
 	if (wl->flags & WF_SOURCE_RULES)
 		w->src = src;
 
-	__u64 bits = 0;
+	__u64 bits = 0, sbits = 0;
 	struct icache *c = NULL;
 	if (file) {
 		// file_open: try the per-inode cache before resolving the path.
@@ -601,6 +608,7 @@ static __always_inline int check_path(struct wl *wl, struct walk *w, struct scra
 		if (c && c->cgroup == wl->cgroup && c->gen == wl->gen && c->epoch == wl->epoch && c->mnt == mnt &&
 		    c->src == src && c->op == w->op) {
 			bits = c->bits;
+			sbits = c->sbits;
 			flags |= c->flags;
 			n = 1; // resolved later, only if an event needs the path
 			goto decide;
@@ -620,10 +628,12 @@ static __always_inline int check_path(struct wl *wl, struct walk *w, struct scra
 	bpf_loop(PATH_MAX / 8, walk_chunk, w, 0);
 	// The last prefix was the parent directory: its direct rules apply.
 	w->bits |= w->last_direct;
+	w->sbits |= w->last_sdirect;
 	if (w->dfa)
 		w->bits |= w->accept;
 	__u64 h = w->h;
 	bits = w->bits;
+	sbits = w->sbits;
 	bool exact = wl->exact_depths & depth_bit(w->depth);
 	bool self = wl->dir_depths & depth_bit(w->depth + 1);
 	struct rule_val *v;
@@ -648,29 +658,29 @@ static __always_inline int check_path(struct wl *wl, struct walk *w, struct scra
 	if (w->src) {
 		v = exact ? lookup(w, KIND_PATH, h, w->src) : NULL;
 		if (v)
-			bits |= v->exact;
+			sbits |= v->exact;
 		v = self ? lookup(w, KIND_PATH, hdir, w->src) : NULL;
 		if (v)
-			bits |= v->direct | v->recursive;
+			sbits |= v->direct | v->recursive;
 		if (w->op == OP_PROCESS) {
 			v = lookup(w, KIND_EXECNAME, w->base, w->src);
 			if (v)
-				bits |= v->exact;
+				sbits |= v->exact;
 		}
 	}
 	// Hard links and renamed files: exact rules also name their inode.
 	if ((wl->flags & WF_INODES) && inode) {
 		__u64 ih = ((__u64)BPF_CORE_READ(inode, i_sb, s_dev) << 32) ^ BPF_CORE_READ(inode, i_ino);
-		__u64 before = bits;
+		__u64 before = bits, sbefore = sbits;
 		v = lookup(w, KIND_INODE, ih, 0);
 		if (v)
 			bits |= v->exact;
 		if (w->src) {
 			v = lookup(w, KIND_INODE, ih, w->src);
 			if (v)
-				bits |= v->exact;
+				sbits |= v->exact;
 		}
-		if (bits != before)
+		if (bits != before || sbits != sbefore)
 			flags |= EF_INODE;
 	}
 	if (c) {
@@ -678,6 +688,7 @@ static __always_inline int check_path(struct wl *wl, struct walk *w, struct scra
 		c->mnt = (__u64)file->f_path.mnt;
 		c->src = src;
 		c->bits = bits;
+		c->sbits = sbits;
 		c->gen = wl->gen;
 		c->epoch = wl->epoch;
 		c->flags = flags & EF_INODE;
@@ -689,7 +700,11 @@ decide:
 		cached = true;
 	}
 
-	int vd = verdict(bits, permitted(write, owner == fsuid, tty));
+	__u64 perm = permitted(write, owner == fsuid, tty);
+	// Specific before general: the rules limited to this source decide first.
+	int vd = verdict(sbits, perm);
+	if (vd < 0)
+		vd = verdict(bits, perm);
 	if (vd == V_ALLOW)
 		return 0;
 	if (vd < 0) {
@@ -938,10 +953,11 @@ int BPF_PROG(ward_path_truncate, const struct path *path, int ret)
 	return check_write(BPF_CORE_READ(path, mnt), BPF_CORE_READ(path, dentry));
 }
 
-// code_verdict decides a network or capability access from its codes.
+// code_verdict decides a network or capability access from its codes: the
+// rules limited to the acting executable first, then the others.
 static __always_inline int code_verdict(struct walk *w, __u64 *codes, int ncodes, __u64 perm)
 {
-	__u64 bits = 0;
+	__u64 bits = 0, sbits = 0;
 #pragma unroll
 	for (int i = 0; i < 4; i++) {
 		if (i >= ncodes)
@@ -952,10 +968,11 @@ static __always_inline int code_verdict(struct walk *w, __u64 *codes, int ncodes
 		if (w->src) {
 			v = lookup(w, KIND_CODE, codes[i], w->src);
 			if (v)
-				bits |= v->exact;
+				sbits |= v->exact;
 		}
 	}
-	return verdict(bits, perm);
+	int vd = verdict(sbits, perm);
+	return vd < 0 ? verdict(bits, perm) : vd;
 }
 
 #define CODE_PROTO(p) ((1ULL << 56) | (__u32)(p))
