@@ -5,7 +5,10 @@
 //
 // The translation follows rules.Decide. AppArmor gives it most of what it needs: a profile denies
 // whatever it does not grant, `deny` beats every grant whatever the order, and `audit` marks are
-// unioned, so "Block beats Audit beats Allow, whatever their specificity" holds by construction.
+// unioned, so "Block beats Audit beats Allow among rules of equal specificity" holds by
+// construction. Rules limited by fromSource decide before the others for their executable: they
+// live in its child profile, which leaves out, for the same target, the accesses of the general
+// rules that a fromSource rule decides (as KubeArmor's checkIfGlobalRuleToBeAdded does).
 // Where AppArmor cannot tell two accesses apart that Decide treats differently, the profile
 // denies both (fail closed) and Render returns a Warning that says what differs; docs/apparmor.md
 // lists every such case.
@@ -437,9 +440,10 @@ func permittedCells(ru *rules.Rule) cells {
 	}
 }
 
-// blockedCells is what a Block rule denies: the accesses outside its permitted set, or every
-// access when neither readOnly nor ownerOnly describes a set (pts and allowedArgs, which AppArmor
-// cannot see, are left out: the Block then denies all, and Render warns).
+// blockedCells is what a Block rule denies, and what an Audit rule (a dry run of the Block)
+// reports: the accesses outside its permitted set, or every access when neither readOnly nor
+// ownerOnly describes a set (pts and allowedArgs, which AppArmor cannot see, are left out: the
+// Block then denies all, and Render warns).
 func blockedCells(ru *rules.Rule, p cells) cells {
 	if !ru.ReadOnly && !ru.OwnerOnly {
 		return cells{true, true, true, true}
@@ -449,6 +453,74 @@ func blockedCells(ru *rules.Rule, p cells) cells {
 
 func (c cells) complement() cells {
 	return cells{!c.ownerRead, !c.ownerWrite, !c.otherRead, !c.otherWrite}
+}
+
+func (c cells) minus(d cells) cells {
+	return cells{c.ownerRead && !d.ownerRead, c.ownerWrite && !d.ownerWrite, c.otherRead && !d.otherRead, c.otherWrite && !d.otherWrite}
+}
+
+// appliedCells are the accesses a rule applies to (rules.Decide step 2): an Allow's permitted set,
+// the complement for a Block or an Audit.
+func (r *renderer) appliedCells(ru *rules.Rule) cells {
+	p := permittedCells(ru)
+	if r.effective(ru.Action) == policy.ActionAllow {
+		return p
+	}
+	return blockedCells(ru, p)
+}
+
+// sameTarget reports whether two rules of an operation cover the same paths.
+func sameTarget(a, b *rules.Rule) bool {
+	return a.Operation == b.Operation && a.Match == b.Match && a.Value == b.Value && a.Recursive == b.Recursive
+}
+
+// overlaps reports whether two rules' targets may share a path without being the same: a path or
+// directory inside the other's directory. Patterns are taken to overlap whatever they are.
+func overlaps(a, b *rules.Rule) bool {
+	if sameTarget(a, b) {
+		return false
+	}
+	if a.Match == policy.MatchPattern || b.Match == policy.MatchPattern || a.Match == policy.MatchExecName || b.Match == policy.MatchExecName {
+		return true
+	}
+	inside := func(x, dir *rules.Rule) bool {
+		if dir.Match != policy.MatchDirectory {
+			return x.Value == dir.Value
+		}
+		d := strings.TrimSuffix(dir.Value, "/") + "/"
+		v := strings.TrimSuffix(x.Value, "/")
+		if !strings.HasPrefix(v+"/", d) {
+			return false
+		}
+		return dir.Recursive || !strings.Contains(strings.TrimPrefix(v, d), "/")
+	}
+	return inside(a, b) || inside(b, a)
+}
+
+// specificFirst removes from a general rule's cells, in a fromSource child profile, the accesses
+// that a rule limited to that executable decides on the same target (rules.Decide step 3). A
+// fromSource rule on an overlapping but different target cannot be carved out of the general
+// rule's line (AppArmor's deny beats every grant and audit marks are unioned): Render warns.
+func (r *renderer) specificFirst(ru *rules.Rule, c *ctx, p cells) cells {
+	if c.source == "" || len(ru.FromSource) > 0 {
+		return p
+	}
+	for i := range r.set.Rules {
+		sr := &r.set.Rules[i]
+		if sr.Operation != ru.Operation || len(sr.FromSource) == 0 || !applies(sr, c) {
+			continue
+		}
+		switch {
+		case sameTarget(sr, ru):
+			p = p.minus(r.appliedCells(sr))
+		case overlaps(sr, ru) && rank(r.effective(ru.Action)) > rank(r.effective(sr.Action)):
+			// A stricter general line wins in AppArmor (deny over grant, audit marks unioned);
+			// a stricter fromSource line wins anyway, as Decide wants.
+			r.warn(ru, "AppArmor cannot let the %s rule %s of policy %s (fromSource %s) decide before this rule where their targets overlap: in that program's child profile this rule's %s still applies there",
+				sr.Action, sr.Field, sr.PolicyName, c.source, strings.ToLower(string(r.effective(ru.Action))))
+		}
+	}
+	return p
 }
 
 // lines turns cells into (qualifier, perms) pairs: one unqualified line for what owner and
@@ -524,11 +596,11 @@ func (r *renderer) files(c *ctx) error {
 		if err != nil {
 			return fmt.Errorf("policy %s: %s: %w", ru.PolicyName, ru.Field, err)
 		}
-		p := permittedCells(ru)
+		p := r.specificFirst(ru, c, r.appliedCells(ru))
 		prefix := ""
 		switch act {
 		case policy.ActionBlock:
-			p, prefix = blockedCells(ru, p), "audit deny "
+			prefix = "audit deny "
 		case policy.ActionAudit:
 			prefix = "audit "
 		}
@@ -638,16 +710,11 @@ func (r *renderer) processes(c *ctx) error {
 			return fmt.Errorf("policy %s: %s: %w", ru.PolicyName, ru.Field, err)
 		}
 		// readOnly means nothing for an execution (it writes nothing): only ownerOnly splits the
-		// permitted set.
-		p := permittedCells(ru)
+		// permitted set, and Block+readOnly or Audit+readOnly cover no execution.
+		p := r.specificFirst(ru, c, r.appliedCells(ru))
 		p.ownerWrite, p.otherWrite = false, false
 		switch act {
 		case policy.ActionBlock:
-			if ru.ReadOnly && !ru.OwnerOnly {
-				continue // an execution is a read: Block+readOnly denies nothing here
-			}
-			p = blockedCells(ru, p)
-			p.ownerWrite, p.otherWrite = false, false
 			// m as well as x: running a blocked program through the dynamic loader
 			// (ld.so /path/prog) maps it executable instead of executing it.
 			for _, l := range p.lines("mx", "") {

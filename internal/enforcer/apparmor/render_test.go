@@ -193,6 +193,22 @@ func renderCases() []renderCase {
 			netw("tcp", allow, from("/usr/bin/curl")),
 			capa("net_raw", block, from("/usr/bin/ping")),
 		)}, warnings: []string{"network inet stream: sctp", "network inet raw", "network inet6 stream: sctp", "network inet6 raw"}},
+		// Specific before general (issue 13 item 2): cat's child profile leaves out the general
+		// Block of the directory cat may read, keeps its writes denied (the Allow is readOnly),
+		// and keeps the Block of a directory holding a file cat may read (warned: AppArmor's
+		// deny wins there).
+		{name: "from_source_specific", w: host, policies: []policy.Policy{
+			hostPolicy("block-secrets",
+				file(policy.MatchDirectory, "/run/secrets/", block, recursive),
+				file(policy.MatchDirectory, "/var/log/", block, recursive),
+				proc(policy.MatchPath, "/usr/bin/curl", block),
+			),
+			hostPolicy("cat-secrets",
+				file(policy.MatchDirectory, "/run/secrets/", allow, recursive, readOnly, from("/usr/bin/cat")),
+				file(policy.MatchPath, "/var/log/auth.log", allow, from("/usr/bin/cat")),
+				proc(policy.MatchPath, "/usr/bin/curl", allow, from("/usr/bin/cat")),
+			),
+		}, warnings: []string{"spec.file.matchDirectories[1]: AppArmor cannot let the Allow rule spec.file.matchPaths[0] of policy cat-secrets (fromSource /usr/bin/cat) decide before this rule"}},
 		{name: "escaping", w: host, policies: []policy.Policy{hostPolicy("odd",
 			file(policy.MatchPath, "/data/My Files/{a,b}[1]*?^\"x\\y@{HOME}#!", block),
 			file(policy.MatchDirectory, "/srv/a,b/", block, recursive),
