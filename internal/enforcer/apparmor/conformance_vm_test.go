@@ -20,15 +20,8 @@ import (
 // knownDifferences lists the conformance accesses whose outcome under AppArmor differs from
 // rules.Decide (conformance.Run); docs/apparmor.md keeps the same list.
 var knownDifferences = map[string]string{
-	"audit-readonly-dry-run/1":                auditDryRun,
-	"audit-owneronly-dry-run/2":               auditDryRun,
-	"audit-readonly-owneronly-dry-run/1":      auditDryRun,
-	"audit-readonly-owneronly-dry-run/2":      auditDryRun,
-	"fromsource-allow-before-general-block/0": "the child profile of a fromSource executable keeps the general deny, which overrides its allow (issue 13, item 2)",
-	"file-allowlist-posture-audit/0":          "under posture audit the blanket audit line also reports the access an Allow rule permits (AppArmor unions audit marks); attribution makes no alert of it and the pipeline drops it",
+	"file-allowlist-posture-audit/0": "under posture audit the blanket audit line also reports the access an Allow rule permits (AppArmor unions audit marks); attribution makes no alert of it and the pipeline drops it",
 }
-
-const auditDryRun = "the profile audits the accesses inside an Audit rule's readOnly/ownerOnly set, not the ones Block would deny (issue 13, item 1)"
 
 // TestConformance runs the shared case table (internal/conformance) under AppArmor through the
 // Backend, as the daemon drives it: Apply loads the host workload's profile, each access runs
