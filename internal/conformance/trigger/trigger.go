@@ -79,12 +79,14 @@ func one(op string) int {
 		b, _ := os.ReadFile("/proc/self/attr/current")
 		fmt.Printf("label %s\n", strings.TrimRight(string(b), "\x00\n"))
 		return -1
+	// open, write and create open as Go's os.Open and os.OpenFile do (O_CLOEXEC): the alert
+	// Data tests compare the flags with KubeArmor's for a Go program.
 	case "open":
-		err = closeFD(unix.Open(arg, unix.O_RDONLY, 0))
+		err = closeFD(unix.Open(arg, unix.O_RDONLY|unix.O_CLOEXEC, 0))
 	case "write":
-		err = closeFD(unix.Open(arg, unix.O_WRONLY, 0))
+		err = closeFD(unix.Open(arg, unix.O_WRONLY|unix.O_CLOEXEC, 0))
 	case "create":
-		err = closeFD(unix.Open(arg, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL, 0o666))
+		err = closeFD(unix.Open(arg, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL|unix.O_CLOEXEC, 0o666))
 	case "unlink":
 		err = os.Remove(arg)
 	case "chmod":
