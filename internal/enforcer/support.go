@@ -77,6 +77,9 @@ const (
 	FeaturePatterns     Feature = "matchPatterns"
 	FeatureExecName     Feature = "execname"
 	FeatureSourceDir    Feature = "fromSource.dir"
+	// FeatureAllowList is a file or process Allow rule: it makes its category an allow-list
+	// for every executable of the workload, where the posture decides what no rule names.
+	FeatureAllowList Feature = "allow-list"
 	// FeatureContainers is every policy of a container or pod workload (a KubeArmorPolicy or
 	// KubeArmorClusterPolicy).
 	FeatureContainers Feature = "containers"
@@ -124,6 +127,10 @@ var Support = map[string]map[Feature]string{
 		FeaturePatterns:    "SELinux labels files, not patterns: the pattern is enforced only on paths another rule of the workload labels",
 		FeatureExecName:    "SELinux labels files, not names: the name is enforced only on paths another rule of the workload labels",
 		FeatureSourceDir:   "a directory of executables cannot be labelled as one domain; only fromSource paths are",
+		FeatureAllowList: "the Allow rule makes its category an allow-list for every executable, but SELinux applies the posture " +
+			"only to the paths Ward labels (files and programs no rule names keep their access), and a fromSource program " +
+			"that the file posture keeps others from reading stays readable by every program that may run it (the kernel " +
+			"checks read on the program an exec runs)",
 	},
 	None: {
 		FeatureBlocking: "no security module enforces on this node: Block rules and block postures are reported as alerts " +
@@ -149,6 +156,7 @@ var featureWhat = map[Feature]string{
 	FeaturePatterns:     "the pattern",
 	FeatureExecName:     "the execname",
 	FeatureSourceDir:    "fromSource dir",
+	FeatureAllowList:    "the allow-list",
 }
 
 // ruleFeatures lists the features of one rule, with the field path that holds each.
@@ -174,6 +182,9 @@ func ruleFeatures(r *policy.Rule) []struct {
 		out = append(out, ff{FeaturePatterns, r.Field})
 	case r.Match == policy.MatchExecName:
 		out = append(out, ff{FeatureExecName, r.Field})
+	}
+	if r.Action == policy.ActionAllow && (r.Operation == policy.OpFile || r.Operation == policy.OpProcess) {
+		out = append(out, ff{FeatureAllowList, r.Field})
 	}
 	if len(r.AllowedArgs) > 0 {
 		out = append(out, ff{FeatureAllowedArgs, r.Field + ".allowedArgs"})

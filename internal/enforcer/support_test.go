@@ -154,3 +154,29 @@ func TestWarningString(t *testing.T) {
 		t.Errorf("String() = %q", got)
 	}
 }
+
+// TestCheckAllowList: a file or process Allow rule makes its category an allow-list for every
+// executable, which SELinux enforces only on the paths Ward labels; the other backends enforce
+// it as Decide does. An Allow rule of another category and a Block rule get no such warning.
+func TestCheckAllowList(t *testing.T) {
+	p := policy.Policy{Kind: policy.KindHostPolicy, Name: "list", Rules: []policy.Rule{
+		{Field: "spec.file.matchDirectories[0]", Operation: policy.OpFile, Match: policy.MatchDirectory, Value: "/srv/data/",
+			FromSource: []policy.FromSource{{Path: "/srv/bin/reader"}}, Action: policy.ActionAllow},
+		{Field: "spec.process.matchPaths[0]", Operation: policy.OpProcess, Match: policy.MatchPath, Value: "/bin/ls", Action: policy.ActionAllow},
+		{Field: "spec.file.matchPaths[0]", Operation: policy.OpFile, Match: policy.MatchPath, Value: "/etc/shadow", Action: policy.ActionBlock},
+	}}
+	ws := Check(SELinux, &p)
+	if got, want := paths(ws), []string{"spec.file.matchDirectories[0]", "spec.process.matchPaths[0]"}; !slices.Equal(got, want) {
+		t.Fatalf("SELinux warnings at %q, want %q", got, want)
+	}
+	for _, w := range ws {
+		if w.What != "the allow-list" || !strings.Contains(w.Message, "checks read on the program an exec runs") {
+			t.Errorf("warning %+v", w)
+		}
+	}
+	for _, b := range []string{BPF, AppArmor} {
+		if ws := Check(b, &p); len(ws) != 0 {
+			t.Errorf("%s: %v", b, ws)
+		}
+	}
+}

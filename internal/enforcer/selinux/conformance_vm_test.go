@@ -30,7 +30,6 @@ var knownDifferences = map[string]string{
 	// which SELinux cannot extend to files and programs Ward does not label.
 	"process-allowlist-posture-block/2":        "an allow-list for every executable cannot reach programs Ward does not label: the writer runs /wt/bin/other unhindered",
 	"fromsource-allow-before-general-block/2":  "as file-allowlist-posture-audit/1: a file Ward does not label is not reported by the audit posture",
-	"fromsource-allow-is-workload-allowlist/0": "over-enforcement, seen in the VM: with the allow-list global, the acting program /wt/bin/reader itself can no longer be executed (fork/exec: permission denied); to be fixed with the kernel side of issue 13",
 	"fromsource-allow-is-workload-allowlist/1": "as file-allowlist-posture-block/3: a file Ward does not label is not reached by the block posture",
 	"fromsource-allow-is-workload-allowlist/2": "as above",
 	"audit-owneronly-dry-run/0":                "SELinux cannot compare the file owner with the process user: ownerOnly is enforced as if every access came from another user, so the owner's read is reported too",

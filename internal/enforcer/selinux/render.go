@@ -181,9 +181,24 @@ func decide(s *rules.Set, op policy.Operation, p, source string, write bool) pol
 	return act
 }
 
+// postureBlocksRead reports whether only the file posture blocks reads of p by source: every
+// variant decide looks at that blocks is the posture's, none a rule's.
+func postureBlocksRead(s *rules.Set, p, source string) bool {
+	for _, uid := range []uint32{0, 1} {
+		for _, tty := range []bool{false, true} {
+			v := s.Decide(rules.Access{Op: policy.OpFile, Path: p, Source: source, UID: uid, Owner: 0, TTY: tty})
+			if v.Action == policy.ActionBlock && !v.Posture {
+				return false
+			}
+		}
+	}
+	return true
+}
+
 // signature computes the cells of a path: index 0 for any executable that is not a fromSource
 // one, then one per source.
 func signature(s *rules.Set, sources []string, p string) []cell {
+	isSource := slices.Contains(sources, p)
 	cells := make([]cell, 1+len(sources))
 	for i := range cells {
 		src := ""
@@ -192,14 +207,38 @@ func signature(s *rules.Set, sources []string, p string) []cell {
 		}
 		read := decide(s, policy.OpFile, p, src, false)
 		// The kernel checks read and open on the program it executes, so a grant to execute
-		// is a grant to read: a file whose reads are blocked cannot be executed either.
+		// is a grant to read: a file whose reads are blocked cannot be executed either. The
+		// exception is a fromSource program whose reads only the file posture blocks (an Allow
+		// rule made the file category an allow-list): running it follows the process rules,
+		// or its own rules could never apply, and reading it is granted with the run
+		// (readableSources warns).
 		exec := decide(s, policy.OpProcess, p, src, false)
-		if read == policy.ActionBlock {
+		if read == policy.ActionBlock && (!isSource || !postureBlocksRead(s, p, src)) {
 			exec = policy.ActionBlock
 		}
 		cells[i] = cell{letter(read), letter(decide(s, policy.OpFile, p, src, true)), letter(exec)}
 	}
 	return cells
+}
+
+// readableSources lists the fromSource programs that some executable may run although the file
+// posture blocks its reads of them: SELinux grants those reads with the run (signature).
+func readableSources(s *rules.Set, sources []string) []string {
+	var out []string
+	for _, src := range sources {
+		for i := 0; i <= len(sources); i++ {
+			by := ""
+			if i > 0 {
+				by = sources[i-1]
+			}
+			if decide(s, policy.OpFile, src, by, false) == policy.ActionBlock &&
+				decide(s, policy.OpProcess, src, by, false) != policy.ActionBlock && postureBlocksRead(s, src, by) {
+				out = append(out, src)
+				break
+			}
+		}
+	}
+	return out
 }
 
 func sigKey(cells []cell, entry string) string {
@@ -408,11 +447,10 @@ func Render(s *rules.Set, opts Options) (*Module, []enforcer.Warning, error) {
 		m.Targets = append(m.Targets, t)
 	}
 	slices.SortFunc(m.Targets, func(a, b Target) int { return strings.Compare(a.Path, b.Path) })
-	if global, _ := s.AllowList(policy.OpFile); global {
-		warn(nil, "the file category is an allow-list for every executable: SELinux cannot apply the %s posture to files Ward does not label, so only the paths of the rules follow it", s.Postures.For(policy.OpFile))
-	}
-	if global, _ := s.AllowList(policy.OpProcess); global {
-		warn(nil, "the process category is an allow-list for every executable: SELinux cannot apply the %s posture to programs Ward does not label, so only the paths of the rules follow it", s.Postures.For(policy.OpProcess))
+	// An allow-list for every executable reaches only the paths Ward labels: the support
+	// table (enforcer.FeatureAllowList) warns about each Allow rule; this names the programs.
+	for _, src := range readableSources(s, m.Sources) {
+		warn(nil, "SELinux checks read on the program an exec runs: %s may run as the process rules say, so every program that may run it may also read it, although the %s file posture blocks that read", src, s.Postures.For(policy.OpFile))
 	}
 
 	// Representative paths: every target, a child of every directory target and a grandchild of

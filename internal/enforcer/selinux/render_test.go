@@ -55,7 +55,7 @@ func renderCases() []renderCase {
 			file(policy.MatchDirectory, "/srv/data/", allow, recursive),
 			file(policy.MatchDirectory, "/srv/conf/", allow, recursive, readOnly),
 			file(policy.MatchPath, "/srv/conf/secret", block),
-		)}, warnings: []string{"the file category is an allow-list for every executable"},
+		)}, warnings: []string{"matchDirectories[0]: the allow-list is not enforced", "matchDirectories[1]: the allow-list is not enforced"},
 			// Exec is a process access: the process category is no allow-list, so it stays allowed.
 			types: map[string]string{"/srv/data/x": "", "/srv/conf/a": "ward_aba_t", "/srv/conf/secret": "ward_bbb_t"}},
 		{name: "process_block", policies: []policy.Policy{hostPolicy("procs",
@@ -73,7 +73,14 @@ func renderCases() []renderCase {
 			proc(policy.MatchPath, "/usr/bin/id", allow, from("/srv/app/bin/server")),
 			// Allow rules limited by fromSource make both categories allow-lists for every
 			// executable (rules.Set.AllowList).
-		)}, warnings: []string{"the file category is an allow-list for every executable", "the process category is an allow-list for every executable"}},
+		)}, warnings: []string{"file.matchDirectories[0]: the allow-list is not enforced", "process.matchPaths[0]: the allow-list is not enforced"}},
+		// Issue 13: an Allow rule from reader makes files an allow-list for every program, but
+		// running reader is a process access, which no rule limits: its entry type must let
+		// everyone run it (and so read it, which Render warns about).
+		{name: "from_source_file_allowlist", postures: blockAll, policies: []policy.Policy{hostPolicy("reader-data",
+			file(policy.MatchDirectory, "/srv/data/", allow, recursive, from("/srv/bin/reader")),
+		)}, warnings: []string{"file.matchDirectories[0]: the allow-list is not enforced",
+			"SELinux checks read on the program an exec runs: /srv/bin/reader may run"}},
 		{name: "unsupported", policies: []policy.Policy{hostPolicy("odd",
 			file(policy.MatchPath, "/etc/motd", block, ownerOnly),
 			file(policy.MatchPattern, "/etc/*.key", block),
@@ -208,5 +215,41 @@ func TestFromSourceTypes(t *testing.T) {
 	}
 	if typ, ok := m.TypeFor("/etc/ssl/x"); !ok || typ != "ward_bbb_t" {
 		t.Errorf("TypeFor(/etc/ssl/x) = %q, %v; want ward_bbb_t", typ, ok)
+	}
+}
+
+// TestFromSourceRunsUnderFileAllowList: under a file allow-list made by an Allow rule with
+// fromSource, the posture blocks every other program's reads of the fromSource program, yet
+// Decide lets them run it (a process access, which no rule limits). SELinux checks read on an
+// exec, so the entry type grants the run (with its read) to every domain instead of blocking
+// both; without the process allow-list nothing else may block it.
+func TestFromSourceRunsUnderFileAllowList(t *testing.T) {
+	var c renderCase
+	for _, rc := range renderCases() {
+		if rc.name == "from_source_file_allowlist" {
+			c = rc
+		}
+	}
+	m, _ := compile(t, c)
+	x := entryOf("/srv/bin/reader")
+	if typ, ok := m.TypeFor("/srv/bin/reader"); !ok || typ != x {
+		t.Fatalf("TypeFor(/srv/bin/reader) = %q, %v; want %s", typ, ok, x)
+	}
+	for _, subject := range []string{"ward_others", domainOf("/srv/bin/reader")} {
+		want := "(allow " + subject + " " + x + " (file (" + fileExec + ")))"
+		if !strings.Contains(string(m.Text), want) {
+			t.Errorf("module lacks %s:\n%s", want, m.Text)
+		}
+	}
+	// A rule's Block of reading the program still blocks running it: only the posture yields.
+	c.policies = append(c.policies, hostPolicy("no-read", file(policy.MatchPath, "/srv/bin/reader", block)))
+	m, warns := compile(t, c)
+	if strings.Contains(string(m.Text), "(allow ward_others "+x+" (file (open") {
+		t.Errorf("a Block rule on reading /srv/bin/reader still lets others run it:\n%s", m.Text)
+	}
+	for _, w := range warns {
+		if strings.Contains(w.Message, "may run as the process rules say") {
+			t.Errorf("unexpected warning %s", w)
+		}
 	}
 }
