@@ -105,9 +105,12 @@ func blocks(d *Daemon, id, path string) bool {
 	return s != nil && s.Decide(rules.Access{Op: policy.OpFile, Path: path}).Action == policy.ActionBlock
 }
 
+// waitUntil is the daemon tests' one way to wait: for a condition on a fact the daemon exposes
+// (its sets in force, a message, a status), never for a log line, with the log in the failure.
+// 30 s is generous on the host and enough in a VM under load.
 func waitUntil(t *testing.T, logs *syncWriter, what string, ok func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
+	deadline := time.Now().Add(30 * time.Second)
 	for !ok() {
 		if time.Now().After(deadline) {
 			t.Fatalf("timed out waiting for %s; log:\n%s", what, logs.String())
@@ -182,7 +185,9 @@ func TestReconcileRetriesRefusedWorkload(t *testing.T) {
 	dir := t.TempDir()
 	writePolicy(t, dir, "a.yaml", containerPolicyFile("pa", "a", "/a1"))
 	b := newWorkloadBackend()
-	d, logs := startWith(t, dir, b)
+	sink := &memorySink{got: make(chan struct{}, 8)}
+	h := launch(t, map[string]string{"policies": dir, "state": t.TempDir()}, b, sink)
+	d, logs := h.d, h.logs
 	d.Workloads().Upsert(shopContainer("ca", "a"))
 	waitUntil(t, logs, "ca in force", func() bool { return blocks(d, "ca", "/a1") })
 
@@ -190,8 +195,8 @@ func TestReconcileRetriesRefusedWorkload(t *testing.T) {
 	b.fail["ca"] = errors.New("kernel says no")
 	b.mu.Unlock()
 	writePolicy(t, dir, "a.yaml", containerPolicyFile("pa", "a", "/a2"))
-	waitUntil(t, logs, "the refusal reported", func() bool {
-		return strings.Contains(logs.String(), "kernel says no") && strings.Contains(logs.String(), "previous rules stay in force")
+	waitUntil(t, logs, "the refusal's message", func() bool {
+		return sink.hasMessage("Error", "workload ca", "kernel says no", "previous rules stay in force")
 	})
 	if !blocks(d, "ca", "/a1") || blocks(d, "ca", "/a2") {
 		t.Error("after a refusal Sets() must show ca's previous set")
