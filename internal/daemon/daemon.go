@@ -123,6 +123,8 @@ func Run(ctx context.Context, opts Options) error {
 		return err
 	}
 
+	// Loading the first backend can take minutes on a slow node: say what is going on.
+	d.log.Info("selecting the enforcer", "order", d.cfg.LSM, "policies", d.cfg.Policies, "state", d.cfg.State)
 	if err := d.selectEnforcer(ctx, opts.LSMPath, opts.Factories); err != nil {
 		return err
 	}

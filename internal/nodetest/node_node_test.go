@@ -133,9 +133,11 @@ func (c *cluster) overlay(t *testing.T, name, base, kind, obj, patch string) str
 
 func (c *cluster) waitRollout(t *testing.T, namespace, obj string) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 6*time.Minute)
+	// Ward loads its BPF programs or profiles before it is ready: minutes under TCG on a busy
+	// machine.
+	ctx, cancel := context.WithTimeout(context.Background(), 11*time.Minute)
 	defer cancel()
-	if out, err := c.kubectl(ctx, "-n", namespace, "rollout", "status", obj, "--timeout=5m"); err != nil {
+	if out, err := c.kubectl(ctx, "-n", namespace, "rollout", "status", obj, "--timeout=10m"); err != nil {
 		pods, _ := c.kubectl(context.Background(), "-n", namespace, "describe", "pods")
 		// Each pod's log, and its previous container's when it was restarted (a probe killed it).
 		var logs strings.Builder
