@@ -54,6 +54,17 @@ type Event struct {
 	EventData    map[string]string
 }
 
+// owner is the Owner the alert or log carries: the event's own, else the workload's.
+func (ev *Event) owner() *feeder.Podowner {
+	if ev.Owner != nil {
+		return ev.Owner
+	}
+	if o := ev.Workload.Owner; o != nil {
+		return &feeder.Podowner{Ref: o.Kind, Name: o.Name, Namespace: o.Namespace}
+	}
+	return nil
+}
+
 // Builder makes alerts, logs and messages for one node. Its clock is injected so that tests and
 // replays produce byte-stable output.
 type Builder struct {
@@ -92,7 +103,7 @@ func (b *Builder) Alert(ev *Event, v rules.Verdict) *feeder.Alert {
 		ContainerName:     w.Container,
 		ContainerImage:    w.Image,
 		Labels:            labelString(w),
-		Owner:             ev.Owner,
+		Owner:             ev.owner(),
 		HostPID:           p.HostPID,
 		HostPPID:          p.HostPPID,
 		PPID:              p.PPID,
@@ -141,7 +152,7 @@ func (b *Builder) Log(ev *Event) *feeder.Log {
 		ContainerName:     w.Container,
 		ContainerImage:    w.Image,
 		Labels:            labelString(w),
-		Owner:             ev.Owner,
+		Owner:             ev.owner(),
 		HostPID:           p.HostPID,
 		HostPPID:          p.HostPPID,
 		PPID:              p.PPID,

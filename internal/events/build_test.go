@@ -94,6 +94,22 @@ func TestAlertFromContainerEvent(t *testing.T) {
 	}
 }
 
+// The pod's owner reaches the alert from the workload the informer described, as KubeArmor's
+// Owner (Ref, Name, Namespace).
+func TestAlertOwnerFromWorkload(t *testing.T) {
+	ev := hostEvent()
+	ev.Workload = workload.Workload{Kind: workload.KindContainer, Namespace: "shop", Pod: "web-5d9c-x",
+		Container: "nginx", Owner: &workload.Owner{Kind: "Deployment", Name: "web", Namespace: "shop"}}
+	a := testBuilder().Alert(ev, blockVerdict())
+	if a.Owner.GetRef() != "Deployment" || a.Owner.GetName() != "web" || a.Owner.GetNamespace() != "shop" {
+		t.Errorf("Owner = %v, want Deployment web in shop", a.Owner)
+	}
+	ev.Workload.Owner = nil
+	if a := testBuilder().Alert(ev, blockVerdict()); a.Owner != nil {
+		t.Errorf("Owner without one known = %v, want none", a.Owner)
+	}
+}
+
 func TestAlertCopiesTags(t *testing.T) {
 	v := blockVerdict()
 	a := testBuilder().Alert(hostEvent(), v)

@@ -43,6 +43,8 @@ type Pod struct {
 	Hostname  string
 	Labels    map[string]string
 	Mode      Mode
+	// Owner is the pod's owning object (see Workload.Owner).
+	Owner *Owner
 	// Containers are the init and app containers, in spec order.
 	Containers []PodContainer
 }
@@ -159,6 +161,7 @@ func (r *Registry) merged(w Workload) Workload {
 	w.Labels = labels
 	w.Mode = p.Mode
 	w.PodUID = p.UID
+	w.Owner = p.Owner
 	for _, c := range p.Containers {
 		if c.Name != w.Container {
 			continue
@@ -197,7 +200,7 @@ func (r *Registry) view() map[string]Workload {
 			w := Workload{
 				Kind: KindContainer, Hostname: p.Hostname, Namespace: p.Namespace, Pod: p.Name,
 				PodUID: p.UID, Container: c.Name, ContainerID: c.ID, Image: c.Image,
-				Labels: p.Labels, Mode: p.Mode, AppArmorProfile: c.AppArmorProfile,
+				Labels: p.Labels, Mode: p.Mode, AppArmorProfile: c.AppArmorProfile, Owner: p.Owner,
 			}
 			out[w.ID()] = w
 		}

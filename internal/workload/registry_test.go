@@ -50,6 +50,7 @@ func hookReg(id, pod, uid, container string, cgroup uint64) Workload {
 
 func webPod(labels map[string]string, ids ...string) Pod {
 	p := Pod{Namespace: "shop", Name: "web", UID: "u1", Hostname: "n1", Labels: labels, Mode: ModeAudited,
+		Owner:      &Owner{Kind: "Deployment", Name: "web", Namespace: "shop"},
 		Containers: []PodContainer{{Name: "main", Image: "nginx:1"}, {Name: "side", Image: "busybox:1"}}}
 	for i, id := range ids {
 		p.Containers[i].ID = id
@@ -81,8 +82,14 @@ func TestRegistryPodThenHook(t *testing.T) {
 		t.Fatalf("after the hook: %q, want %q", got, want)
 	}
 	w, ok := r.ByCgroup(42)
-	if !ok || w.Labels["app"] != "web" || w.Image != "nginx:1" || w.Pod != "web" || w.PidNS != 7 {
-		t.Errorf("ByCgroup(42) = %+v %v, want the merged workload", w, ok)
+	if !ok || w.Labels["app"] != "web" || w.Image != "nginx:1" || w.Pod != "web" || w.PidNS != 7 ||
+		w.Owner == nil || *w.Owner != (Owner{Kind: "Deployment", Name: "web", Namespace: "shop"}) {
+		t.Errorf("ByCgroup(42) = %+v %v, want the merged workload with its pod's owner", w, ok)
+	}
+	for _, w := range r.List() {
+		if w.Container == "side" && (w.Owner == nil || w.Owner.Name != "web") {
+			t.Errorf("pod-only container %+v has no owner", w)
+		}
 	}
 	if w, _ := r.Get("c1"); w.Labels["app"] != "web" || w.CgroupID != 42 {
 		t.Errorf("Get(c1) = %+v", w)

@@ -66,10 +66,20 @@ type Workload struct {
 	// backend names the profile itself (ProfileName), and the container is confined only if
 	// something attaches it.
 	AppArmorProfile string `json:"apparmorProfile,omitempty"`
+	// Owner is the object that owns the container's pod (a Deployment for a ReplicaSet's pod), as
+	// the pod informer reports it; alerts carry it. Nil outside Kubernetes.
+	Owner *Owner `json:"owner,omitempty"`
 	// Kernel identity, filled by the workload sources; enforcement is keyed on it.
 	CgroupID uint64 `json:"cgroupID,omitempty"`
 	PidNS    uint32 `json:"pidns,omitempty"`
 	MntNS    uint32 `json:"mntns,omitempty"`
+}
+
+// Owner is a pod's owning object, as KubeArmor's alerts name it (Owner.Ref, Name, Namespace).
+type Owner struct {
+	Kind      string `json:"kind"`
+	Name      string `json:"name"`
+	Namespace string `json:"namespace"`
 }
 
 // Host returns the host workload for a node.

@@ -380,6 +380,7 @@ func (k *Source) podView(pod *corev1.Pod, nsMode workload.Mode, nsHasMode bool) 
 	v := workload.Pod{
 		Namespace: pod.Namespace, Name: pod.Name, UID: string(pod.UID), Hostname: k.node,
 		Labels: pod.Labels, Mode: mode, // SetPod keeps its own copy
+		Owner: podOwner(pod),
 	}
 	for _, c := range append(append([]corev1.Container{}, pod.Spec.InitContainers...), pod.Spec.Containers...) {
 		img := images[c.Name]
@@ -389,6 +390,24 @@ func (k *Source) podView(pod *corev1.Pod, nsMode workload.Mode, nsHasMode bool) 
 		v.Containers = append(v.Containers, workload.PodContainer{Name: c.Name, ID: ids[c.Name], Image: img})
 	}
 	return v
+}
+
+// podOwner is the object alerts name as the pod's owner, as KubeArmor reports it: the
+// controller that owns the pod, except that a ReplicaSet a Deployment made (its name is the
+// Deployment's plus the pod-template-hash) is reported as that Deployment; a pod without a
+// controller owns itself.
+func podOwner(pod *corev1.Pod) *workload.Owner {
+	ref := metav1.GetControllerOf(pod)
+	if ref == nil {
+		return &workload.Owner{Kind: "Pod", Name: pod.Name, Namespace: pod.Namespace}
+	}
+	o := &workload.Owner{Kind: ref.Kind, Name: ref.Name, Namespace: pod.Namespace}
+	if hash := pod.Labels["pod-template-hash"]; ref.Kind == "ReplicaSet" && hash != "" {
+		if name, ok := strings.CutSuffix(ref.Name, "-"+hash); ok {
+			o.Kind, o.Name = "Deployment", name
+		}
+	}
+	return o
 }
 
 func copyLabels(l map[string]string) map[string]string {
