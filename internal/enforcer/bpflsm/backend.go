@@ -408,7 +408,7 @@ func (b *Backend) applyOne(id string, tr *Translation, warns []enforcer.Warning)
 	b.applied[wk] = a
 	b.byID[id] = a
 	b.warnings[id] = warns
-	err = b.countContainers()
+	err = b.writeConfig()
 	b.mu.Unlock()
 	return errors.Join(append(errs, err)...)
 }
@@ -433,22 +433,28 @@ func (b *Backend) removeOne(id string) error {
 	delete(b.byID, id)
 	delete(b.owner, a.key)
 	delete(b.warnings, id)
-	return b.countContainers()
+	return b.writeConfig()
 }
 
-// countContainers writes the number of registered containers; called with
-// b.mu held, after the container entries exist (or are gone), so that the
-// writes happen in the order of the changes. Hooks look a task's cgroup up
-// only while some container is registered.
-func (b *Backend) countContainers() error {
-	n := uint32(0)
-	for wk := range b.applied {
+// writeConfig writes ward_config: the number of registered containers, the
+// operations some workload has rules of and the host workload's flags;
+// called with b.mu held, after the workload entries exist (or are gone), so
+// that the writes happen in the order of the changes. Hooks look a task's
+// cgroup up only while some container is registered, return at once for an
+// operation no workload has rules of, and look the host entry up only when
+// it has rules of the hook's operation.
+func (b *Backend) writeConfig() error {
+	var cfg wardConfig
+	for wk, a := range b.applied {
 		if wk != HostKey {
-			n++
+			cfg.Containers++
+		} else {
+			cfg.HostFlags = a.tr.Flags
 		}
+		cfg.Ops |= a.tr.Flags & (wfRules * 0x01010101)
 	}
-	if err := b.objs.WardConfig.Put(uint32(0), &wardConfig{Containers: n}); err != nil {
-		return fmt.Errorf("count containers: %w", err)
+	if err := b.objs.WardConfig.Put(uint32(0), &cfg); err != nil {
+		return fmt.Errorf("write config: %w", err)
 	}
 	return nil
 }

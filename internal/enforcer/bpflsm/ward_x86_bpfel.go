@@ -16,6 +16,8 @@ import (
 type wardConfig struct {
 	_          structs.HostLayout
 	Containers uint32
+	Ops        uint32
+	HostFlags  uint32
 	Pad        uint32
 }
 

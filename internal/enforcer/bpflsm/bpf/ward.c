@@ -227,14 +227,19 @@ struct wl {
 	__u32 audited;
 	__u64 dir_depths;
 	__u64 exact_depths;
-	__u32 epoch;
 };
 
-// ward_config[0]: containers counts registered containers (with none, a hook
-// skips the cgroup lookup and goes straight to the host entry). User space
-// writes it whole.
+// ward_config[0], written whole by user space after the workload entries it
+// describes: containers counts registered containers (with none, a hook skips
+// the cgroup lookup); ops has WF_RULES in the byte of every operation that
+// some workload has rules of, host_flags is the host workload's flags (0
+// without a host entry). A hook of an operation nobody has rules of returns
+// after this one array read, and a task outside the containers costs a host
+// lookup only when the host has rules of the operation.
 struct config {
 	__u32 containers;
+	__u32 ops;
+	__u32 host_flags;
 	__u32 pad;
 };
 
@@ -287,13 +292,20 @@ static __always_inline int find_workload(__u8 op, struct wl *w)
 {
 	__u32 zero = 0;
 	struct config *cfg = bpf_map_lookup_elem(&ward_config, &zero);
+	if (!cfg)
+		return -1;
+	__u32 bit = WF_RULES << (op * 8);
+	if (!(cfg->ops & bit))
+		return -1;
 	__u64 cg = 0;
 	struct wl_val *v = NULL;
-	if (cfg && cfg->containers) {
+	if (cfg->containers) {
 		cg = bpf_get_current_cgroup_id();
 		v = bpf_map_lookup_elem(&workloads, &cg);
 	}
 	if (!v) {
+		if (!(cfg->host_flags & bit))
+			return -1;
 		cg = 0;
 		v = bpf_map_lookup_elem(&workloads, &cg);
 		if (!v)
@@ -308,8 +320,6 @@ static __always_inline int find_workload(__u8 op, struct wl *w)
 	w->audited = v->audited;
 	w->dir_depths = v->dir_depths[op & 3];
 	w->exact_depths = v->exact_depths[op & 3];
-	__u32 *ep = bpf_map_lookup_elem(&ward_epoch, &zero);
-	w->epoch = ep ? *ep : 0;
 	return 0;
 }
 
@@ -599,13 +609,19 @@ static __always_inline int check_path(struct wl *wl, struct walk *w, struct scra
 
 	__u64 bits = 0, sbits = 0;
 	struct icache *c = NULL;
+	__u32 epoch = 0;
 	if (file) {
-		// file_open: try the per-inode cache before resolving the path.
+		// file_open: try the per-inode cache before resolving the path. The
+		// epoch is read first: a rename after this read makes the entry
+		// written below stale at once.
+		__u32 zero = 0;
+		__u32 *ep = bpf_map_lookup_elem(&ward_epoch, &zero);
+		epoch = ep ? *ep : 0;
 		umode_t mode = inode->i_mode;
 		if ((mode & 00170000) == 0100000 && inode->i_nlink == 1)
 			c = bpf_inode_storage_get(&icache, inode, 0, BPF_LOCAL_STORAGE_GET_F_CREATE);
 		__u64 mnt = (__u64)file->f_path.mnt;
-		if (c && c->cgroup == wl->cgroup && c->gen == wl->gen && c->epoch == wl->epoch && c->mnt == mnt &&
+		if (c && c->cgroup == wl->cgroup && c->gen == wl->gen && c->epoch == epoch && c->mnt == mnt &&
 		    c->src == src && c->op == w->op) {
 			bits = c->bits;
 			sbits = c->sbits;
@@ -690,7 +706,7 @@ static __always_inline int check_path(struct wl *wl, struct walk *w, struct scra
 		c->bits = bits;
 		c->sbits = sbits;
 		c->gen = wl->gen;
-		c->epoch = wl->epoch;
+		c->epoch = epoch;
 		c->flags = flags & EF_INODE;
 		c->op = w->op;
 	}
