@@ -150,7 +150,13 @@ func New(opts Options) (*Backend, error) {
 	// A wrong PinDir is refused before the (slow) verification.
 	var predecessors []string
 	if opts.PinDir != "" {
-		var err error
+		mounted, err := MountBPFFS(filepath.Dir(opts.PinDir))
+		if err != nil {
+			return nil, err
+		}
+		if mounted {
+			opts.Logger.Info("mounted a BPF filesystem for the pins", "path", filepath.Dir(opts.PinDir))
+		}
 		if predecessors, err = preparePinDir(opts.PinDir); err != nil {
 			return nil, err
 		}

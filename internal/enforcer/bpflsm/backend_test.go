@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/wardsec/ward/internal/enforcer"
 )
 
@@ -72,5 +74,33 @@ func TestPinDirRefusals(t *testing.T) {
 	}
 	if _, err := os.Stat(sub); !os.IsNotExist(err) {
 		t.Errorf("New created %s: %v", sub, err)
+	}
+}
+
+// TestMountBPFFS: an empty or missing directory gets a BPF filesystem (as /sys/fs/bpf on a host
+// that did not mount it at boot); one already mounted, or a directory with files, is left alone.
+func TestMountBPFFS(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "bpf")
+	mounted, err := MountBPFFS(dir)
+	if err != nil || !mounted {
+		t.Fatalf("MountBPFFS(%s) = %v, %v; want a mount", dir, mounted, err)
+	}
+	t.Cleanup(func() {
+		if err := unix.Unmount(dir, 0); err != nil {
+			t.Error(err)
+		}
+	})
+	if err := checkBPFFS(dir); err != nil {
+		t.Fatal(err)
+	}
+	if again, err := MountBPFFS(dir); err != nil || again {
+		t.Errorf("second MountBPFFS = %v, %v; want nothing to do", again, err)
+	}
+	full := t.TempDir()
+	if err := os.WriteFile(filepath.Join(full, "keep"), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if m, err := MountBPFFS(full); err != nil || m {
+		t.Errorf("MountBPFFS over files = %v, %v; want it left alone", m, err)
 	}
 }

@@ -54,6 +54,28 @@ func checkBPFFS(dir string) error {
 	return nil
 }
 
+// MountBPFFS mounts a BPF filesystem at dir, creating dir, unless one is there already: a
+// node agent mounts what it needs, as Cilium and KubeArmor do, instead of failing on a host
+// that did not mount /sys/fs/bpf at boot. A directory that holds anything is left alone (a
+// wrong path in a config must not hide a tree), and checkBPFFS then refuses it. It reports
+// whether it mounted one.
+func MountBPFFS(dir string) (bool, error) {
+	var st unix.Statfs_t
+	if err := unix.Statfs(dir, &st); err == nil && uint32(st.Type) == unix.BPF_FS_MAGIC {
+		return false, nil
+	}
+	if ents, err := os.ReadDir(dir); err == nil && len(ents) > 0 {
+		return false, nil
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return false, fmt.Errorf("mount bpf filesystem: %w", err)
+	}
+	if err := unix.Mount("bpf", dir, "bpf", 0, "mode=0700"); err != nil {
+		return false, fmt.Errorf("mount -t bpf bpf %s: %w", dir, err)
+	}
+	return true, nil
+}
+
 // preparePinDir creates pinDir (on a BPF filesystem) and returns the
 // instances already pinned there, oldest first.
 func preparePinDir(pinDir string) ([]string, error) {
