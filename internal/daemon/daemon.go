@@ -84,6 +84,9 @@ type Daemon struct {
 	sets atomic.Pointer[map[string]*rules.Set]
 	// unenforced is what the backend does not enforce as written of those sets (setsMu).
 	unenforced unenforced
+	// wanted maps each workload ID to the set last compiled for it, in force or not: events of
+	// a workload whose set the backend has not (yet) taken are attributed with it.
+	wanted atomic.Pointer[map[string]*rules.Set]
 
 	grpcAddr net.Addr
 	// kube is the cluster view in Kubernetes mode, nil otherwise.
@@ -95,6 +98,14 @@ func (d *Daemon) GRPCAddr() net.Addr { return d.grpcAddr }
 
 // Selection is the LSM choice the daemon made.
 func (d *Daemon) Selection() enforcer.Selection { return d.sel }
+
+// wantedSets returns the sets last compiled, in force or not, by workload ID.
+func (d *Daemon) wantedSets() map[string]*rules.Set {
+	if m := d.wanted.Load(); m != nil {
+		return *m
+	}
+	return nil
+}
 
 // Sets returns the rule sets in force, by workload ID.
 func (d *Daemon) Sets() map[string]*rules.Set {
@@ -201,7 +212,7 @@ func newDaemon(opts Options) (d *Daemon, pipe *events.Pipeline, closeLog func(),
 		closeLog = func() { jl.Close() }
 		pipe.JSON = jl
 	}
-	d.attr = &events.Attributor{Sets: d.Sets, Builder: d.builder, Sinks: append([]events.Sink{pipe}, opts.Sinks...),
+	d.attr = &events.Attributor{Sets: d.Sets, Wanted: d.wantedSets, Builder: d.builder, Sinks: append([]events.Sink{pipe}, opts.Sinks...),
 		Log: log, Visibility: cfg.Visibility, HostVisibility: cfg.HostVisibility}
 	d.reg = workload.NewRegistry(d.enqueue)
 	d.reg.Upsert(workload.Host(cfg.Host, nil))

@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -502,4 +503,75 @@ func TestReadyOnlyWhenRulesInForce(t *testing.T) {
 	}
 	close(b.accept)
 	waitUntil(t, h.logs, "ready once the backend accepts", h.d.health.Ready)
+}
+
+// A round whose Apply was refused is not "reconciled". A workload whose set the backend refused
+// is still known: the kernel's denials are attributed
+// to the policy, and what the monitor sees is reported as not enforced, never dropped as an
+// event of an unknown workload.
+func TestDaemonEventsWhileApplyFails(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "p.yaml"), []byte(hostPolicyFile("shadow", "/etc/shadow")), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	lsm := filepath.Join(t.TempDir(), "lsm")
+	if err := os.WriteFile(lsm, []byte("capability,bpf"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := buildConfig(defaults(map[string]string{"policies": dir, "state": t.TempDir(), "gRPC": "", "health": "", "logPath": "none", "host": "n"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	backend := &refusingBackend{recordingBackend: *newRecordingBackend(), accept: make(chan struct{})}
+	mon := &fakeMonitor{ch: make(chan enforcer.Event, 4)}
+	sink := &memorySink{got: make(chan struct{}, 4)}
+	logs := &syncWriter{w: &bytes.Buffer{}}
+	ready := make(chan *Daemon, 1)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		done <- Run(ctx, Options{Config: cfg, LSMPath: lsm, Sinks: []events.Sink{sink}, Ready: func(d *Daemon) { ready <- d },
+			Logger:    slog.New(slog.NewTextHandler(logs, nil)),
+			Factories: map[string]enforcer.Factory{enforcer.BPF: func(context.Context) (enforcer.Backend, error) { return backend, nil }},
+			Monitor:   func(func(uint64, uint32) string) (EventSource, error) { return mon, nil }})
+	}()
+	defer func() { cancel(); <-done }()
+	var d *Daemon
+	select {
+	case d = <-ready:
+	case <-time.After(10 * time.Second):
+		t.Fatal("not ready")
+	}
+	if s := d.Sets()["host"]; s != nil {
+		t.Fatalf("a refused set is in force: %+v", s)
+	}
+	if strings.Contains(logs.String(), "msg=reconciled") {
+		t.Errorf("a round whose Apply was refused is logged as reconciled:\n%s", logs.String())
+	}
+	next := func(what string) *feeder.Alert {
+		t.Helper()
+		select {
+		case <-sink.got:
+		case <-time.After(5 * time.Second):
+			t.Fatalf("no alert for %s\n%s", what, logs.String())
+		}
+		sink.mu.Lock()
+		defer sink.mu.Unlock()
+		return sink.alerts[len(sink.alerts)-1]
+	}
+	// Events of a workload nobody registered are dropped, and said once; the monitor's events
+	// are handled in order, so both are done once the next event's alert is out.
+	mon.ch <- enforcer.Event{Backend: "monitor", Workload: "gone", Access: rules.Access{Op: policy.OpFile, Path: "/etc/shadow"}}
+	mon.ch <- enforcer.Event{Backend: "monitor", Workload: "gone", Access: rules.Access{Op: policy.OpFile, Path: "/etc/shadow"}}
+	mon.ch <- enforcer.Event{Backend: "monitor", PID: 7, Access: rules.Access{Op: policy.OpFile, Path: "/etc/shadow", Source: "/usr/bin/cat"}}
+	if a := next("the observed access"); a.Action != "Audit (Block)" || a.Result != "Passed" || a.PolicyName != "shadow" {
+		t.Errorf("observed access while the set is not in force: %+v", a)
+	}
+	backend.events <- enforcer.Event{Backend: enforcer.BPF, PID: 8, Errno: int(syscall.EPERM), Access: rules.Access{Op: policy.OpFile, Path: "/etc/shadow", Source: "/usr/bin/cat"}}
+	if a := next("the kernel denial"); a.Action != "Block" || a.PolicyName != "shadow" {
+		t.Errorf("kernel denial while the set is not in force: %+v", a)
+	}
+	if n := strings.Count(logs.String(), "unknown workload"); n != 1 {
+		t.Errorf("%d unknown-workload warnings, want 1 (for gone, once)\n%s", n, logs.String())
+	}
 }

@@ -148,8 +148,18 @@ func (d *Daemon) reconcile(ctx context.Context, full bool) error {
 	}
 	sort.Strings(gone)
 	p.policies = versions
+	if len(todo) > 0 || len(gone) > 0 {
+		wanted := make(map[string]*rules.Set, len(p.workloads))
+		for id, pl := range p.workloads {
+			if pl.set != nil {
+				wanted[id] = pl.set
+			}
+		}
+		d.wanted.Store(&wanted)
+	}
 
 	wa, incremental := d.sel.Backend.(enforcer.WorkloadApplier)
+	applied := true
 	switch {
 	case d.sel.Backend == nil:
 		// Monitor mode: what is "in force" is what the monitor decides with.
@@ -181,7 +191,7 @@ func (d *Daemon) reconcile(ctx context.Context, full bool) error {
 			}
 		}
 		if err := d.sel.Backend.Apply(ctx, list); err != nil {
-			p.applyFailed = true
+			p.applyFailed, applied = true, false
 			errs = append(errs, fmt.Errorf("apply to %s: %w", d.sel.Backend.Name(), err))
 			break
 		}
@@ -193,7 +203,10 @@ func (d *Daemon) reconcile(ctx context.Context, full bool) error {
 		}
 		d.replaceInForce(m)
 	}
-	if len(todo) > 0 || len(gone) > 0 {
+	// Only a round whose sets are in force (or handed to the per-workload workers, which say
+	// "workload rules in force" themselves) is "reconciled"; a refused Apply is logged as the
+	// round's error instead.
+	if applied && (len(todo) > 0 || len(gone) > 0) {
 		d.log.Info("reconciled", "recompiled", len(todo), "removed", len(gone), "workloads", len(p.workloads),
 			"policies", len(enabled), "changed_policies", len(changed), "full", full,
 			"enforcer", enforcer.AlertName(d.sel.Selected), "took", time.Since(start).String())

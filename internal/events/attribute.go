@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"log/slog"
 	"strings"
+	"sync"
 	"syscall"
 
 	"github.com/wardsec/ward/api/feeder"
@@ -26,7 +27,12 @@ type Sink interface {
 // one way; the daemon only connects them.
 type Attributor struct {
 	// Sets returns the rule sets in force, by workload ID.
-	Sets    func() map[string]*rules.Set
+	Sets func() map[string]*rules.Set
+	// Wanted returns the sets last compiled, in force or not, by workload ID (nil: none). A
+	// workload whose set the backend has not taken (its first apply is running, or was
+	// refused) is still known: its events are attributed with this set, the monitor's as
+	// not enforced.
+	Wanted  func() map[string]*rules.Set
 	Builder *Builder
 	Sinks   []Sink
 	Log     *slog.Logger
@@ -36,11 +42,15 @@ type Attributor struct {
 	// Visibility and HostVisibility list the operations whose unmatched accesses become logs
 	// (comma-separated, KubeArmor's visibility and hostVisibility).
 	Visibility, HostVisibility string
+
+	// unknownMu guards unknown, the workload IDs already reported as unknown (once each).
+	unknownMu sync.Mutex
+	unknown   map[string]bool
 }
 
 // Report handles an event of the enforcing backend: the kernel decided, Decide names the policy.
 func (a *Attributor) Report(ev enforcer.Event) {
-	set, e := a.eventOf(ev)
+	set, e, _ := a.eventOf(ev)
 	if set == nil {
 		return
 	}
@@ -58,12 +68,14 @@ func (a *Attributor) Report(ev enforcer.Event) {
 // adds only what the backend cannot report (syscall rules) or, in monitor mode, what would have
 // been blocked; everything else is a log, as visibility asks.
 func (a *Attributor) ReportObserved(ev enforcer.Event) {
-	set, e := a.eventOf(ev)
+	set, e, inForce := a.eventOf(ev)
 	if set == nil {
 		return
 	}
 	v := set.Decide(ev.Access)
-	enforced := a.Enforcing && ev.Access.Op != policy.OpSyscall
+	// A workload whose set the backend has not taken (the first apply is still running, or it
+	// was refused) is not enforced: the monitor says what would have been blocked.
+	enforced := a.Enforcing && inForce && ev.Access.Op != policy.OpSyscall
 	switch {
 	case v.Alert && !enforced:
 		if v.Action == policy.ActionBlock && ev.Errno == 0 {
@@ -108,16 +120,32 @@ func (a *Attributor) visible(w workload.Workload, op policy.Operation) bool {
 	return false
 }
 
-// eventOf finds the event's workload set and builds the alert/log input from the event.
-func (a *Attributor) eventOf(ev enforcer.Event) (*rules.Set, *Event) {
+// eventOf finds the event's workload set and builds the alert/log input from the event. The set
+// is the one in force, or else the one last compiled for the workload (inForce false): until
+// the first apply finishes, or after one was refused, the workload is known and its events are
+// still attributed. A workload with neither is reported once.
+func (a *Attributor) eventOf(ev enforcer.Event) (set *rules.Set, e *Event, inForce bool) {
 	id := ev.Workload
 	if id == "" {
 		id = "host"
 	}
-	set := a.Sets()[id]
+	set = a.Sets()[id]
+	inForce = set != nil
+	if set == nil && a.Wanted != nil {
+		set = a.Wanted()[id]
+	}
 	if set == nil {
-		a.Log.Warn("event for an unknown workload", "workload", id)
-		return nil, nil
+		a.unknownMu.Lock()
+		seen := a.unknown[id]
+		if a.unknown == nil {
+			a.unknown = map[string]bool{}
+		}
+		a.unknown[id] = true
+		a.unknownMu.Unlock()
+		if !seen {
+			a.Log.Warn("event for an unknown workload, dropped (said once per workload)", "workload", id)
+		}
+		return nil, nil, false
 	}
 	return set, &Event{
 		Workload:  set.Workload,
@@ -128,7 +156,7 @@ func (a *Attributor) eventOf(ev enforcer.Event) (*rules.Set, *Event) {
 		Data:      ev.Detail,
 		Enforcer:  enforcer.AlertName(ev.Backend),
 		Errno:     syscall.Errno(ev.Errno),
-	}
+	}, inForce
 }
 
 func (a *Attributor) alert(e *Event, v rules.Verdict) {

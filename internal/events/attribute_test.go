@@ -1,0 +1,77 @@
+package events
+
+import (
+	"bytes"
+	"log/slog"
+	"strings"
+	"syscall"
+	"testing"
+
+	"github.com/wardsec/ward/api/feeder"
+	"github.com/wardsec/ward/internal/enforcer"
+	"github.com/wardsec/ward/internal/policy"
+	"github.com/wardsec/ward/internal/rules"
+	"github.com/wardsec/ward/internal/workload"
+)
+
+type alertSink struct{ alerts []*feeder.Alert }
+
+func (s *alertSink) WriteAlert(a *feeder.Alert) error   { s.alerts = append(s.alerts, a); return nil }
+func (s *alertSink) WriteLog(*feeder.Log) error         { return nil }
+func (s *alertSink) WriteMessage(*feeder.Message) error { return nil }
+
+const shadowPolicy = `apiVersion: security.kubearmor.com/v1
+kind: KubeArmorHostPolicy
+metadata:
+  name: shadow
+spec:
+  nodeSelector:
+    matchLabels:
+      kubernetes.io/hostname: node1
+  file:
+    matchPaths:
+    - path: /etc/shadow
+  action: Block
+`
+
+// A workload whose set the backend has not taken (its first apply is running, or was refused)
+// is known through Wanted: the kernel's denials are attributed to the policy, what the monitor
+// saw is an "Audit (Block)" that passed, and only a workload that neither map holds is said to
+// be unknown, once.
+func TestAttributorSetNotInForce(t *testing.T) {
+	ps, _, err := policy.Parse("shadow.yaml", []byte(shadowPolicy))
+	if err != nil {
+		t.Fatal(err)
+	}
+	set, err := rules.Compile(ps, workload.Host("node1", map[string]string{"kubernetes.io/hostname": "node1"}), rules.Postures{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var logs bytes.Buffer
+	sink := &alertSink{}
+	a := &Attributor{
+		Sets:      func() map[string]*rules.Set { return nil },
+		Wanted:    func() map[string]*rules.Set { return map[string]*rules.Set{"host": set} },
+		Builder:   testBuilder(),
+		Sinks:     []Sink{sink},
+		Log:       slog.New(slog.NewTextHandler(&logs, nil)),
+		Enforcing: true,
+	}
+	shadow := rules.Access{Op: policy.OpFile, Path: "/etc/shadow", Source: "/usr/bin/cat"}
+	a.ReportObserved(enforcer.Event{Backend: "monitor", Workload: "gone", Access: shadow})
+	a.ReportObserved(enforcer.Event{Backend: "monitor", Workload: "gone", Access: shadow})
+	a.ReportObserved(enforcer.Event{Backend: "monitor", PID: 7, Access: shadow})
+	a.Report(enforcer.Event{Backend: enforcer.BPF, PID: 8, Errno: int(syscall.EPERM), Access: shadow})
+	if len(sink.alerts) != 2 {
+		t.Fatalf("%d alerts, want 2: %v\n%s", len(sink.alerts), sink.alerts, logs.String())
+	}
+	if got := sink.alerts[0]; got.Action != "Audit (Block)" || got.Result != "Passed" || got.PolicyName != "shadow" {
+		t.Errorf("observed access while the set is not in force: %v", got)
+	}
+	if got := sink.alerts[1]; got.Action != "Block" || got.PolicyName != "shadow" {
+		t.Errorf("kernel denial while the set is not in force: %v", got)
+	}
+	if n := strings.Count(logs.String(), "unknown workload"); n != 1 {
+		t.Errorf("%d unknown-workload warnings, want 1 (for gone, once)\n%s", n, logs.String())
+	}
+}
