@@ -6,6 +6,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"os"
@@ -20,7 +21,26 @@ import (
 	"github.com/wardsec/ward/internal/testutil/vmguest"
 )
 
-func TestMain(m *testing.M) { vmguest.Main(m) }
+// asWardEnv makes the test binary act as the ward binary ("run": its main) or report the
+// AppArmor label it runs under ("label"), for black-box tests that start Ward as a process.
+const asWardEnv = "WARD_TEST_AS_WARD"
+
+func TestMain(m *testing.M) {
+	switch os.Getenv(asWardEnv) {
+	case "run":
+		main()
+		os.Exit(0)
+	case "label":
+		b, err := os.ReadFile("/proc/self/attr/current")
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+		os.Stdout.Write(b)
+		os.Exit(0)
+	}
+	vmguest.Main(m)
+}
 
 // runDaemonOnce runs `ward run`'s daemon with the binary's own backends until its first
 // reconcile has put the policies in force, then stops it: what stays behind is what uninstall
