@@ -102,7 +102,7 @@ func TestHostPolicyConfinesNewShellAppArmor(t *testing.T) {
 	}()
 
 	deadline := time.Now().Add(2 * time.Minute)
-	for !strings.Contains(stderr.String(), "workload=host") || !loaded("ward-host") {
+	for !strings.Contains(stderr.String(), "msg=reconciled") || !loaded("ward-host") {
 		if time.Now().After(deadline) {
 			t.Fatalf("ward-host not loaded after 2 minutes\n%s", stderr.String())
 		}

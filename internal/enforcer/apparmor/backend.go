@@ -18,6 +18,7 @@ import (
 	"github.com/wardsec/ward/internal/enforcer"
 	"github.com/wardsec/ward/internal/policy"
 	"github.com/wardsec/ward/internal/rules"
+	"github.com/wardsec/ward/internal/workload"
 )
 
 // DefaultSecurityFS is where the kernel shows AppArmor's state when AppArmor is active.
@@ -25,6 +26,19 @@ const DefaultSecurityFS = "/sys/kernel/security/apparmor"
 
 // RecordSource delivers raw audit record lines to emit until ctx ends. KmsgSource is the default.
 type RecordSource = auditlog.Source
+
+// HostAttach says which host processes enter the host profile by themselves.
+type HostAttach string
+
+const (
+	// HostAttachAll (the default): every program that an unconfined process starts after the
+	// host profile is loaded enters it, and its children inherit it. Programs with a profile of
+	// their own keep it, and Ward's own executables stay unconfined (ExemptProfile).
+	HostAttachAll HostAttach = "all"
+	// HostAttachNone: only processes started in the profile (aa-exec, systemd's
+	// AppArmorProfile=) are confined.
+	HostAttachNone HostAttach = "none"
+)
 
 // Config configures the AppArmor backend. Zero values are the defaults.
 type Config struct {
@@ -39,7 +53,12 @@ type Config struct {
 	// Records is where kernel records come from: NetlinkSource, or KmsgSource when the audit
 	// netlink group cannot be joined.
 	Records RecordSource
-	Logger  *slog.Logger
+	// HostAttach is HostAttachAll when empty.
+	HostAttach HostAttach
+	// ProcRoot is where processes are listed, to report those the host profile cannot reach
+	// ("/proc").
+	ProcRoot string
+	Logger   *slog.Logger
 }
 
 // Backend is the AppArmor implementation of enforcer.Backend: one profile per workload,
@@ -47,10 +66,18 @@ type Config struct {
 type Backend struct {
 	loader *Loader
 	opts   Options
-	log    *slog.Logger
-	events chan enforcer.Event
-	cancel context.CancelFunc
-	wg     sync.WaitGroup
+	// hostOpts renders the host profile: opts plus the attachment and the exempt executables.
+	hostOpts Options
+	// exempt is ExemptProfile, loaded before the host profile when that attaches to every
+	// program.
+	exempt   Profile
+	procRoot string
+	// unreached reports, once, the host processes that predate the host profile.
+	unreached sync.Once
+	log       *slog.Logger
+	events    chan enforcer.Event
+	cancel    context.CancelFunc
+	wg        sync.WaitGroup
 
 	// applyMu lets ApplyWorkload calls run side by side (read lock) while Apply, which replaces
 	// the whole state and prunes, runs alone (write lock).
@@ -94,6 +121,16 @@ func New(ctx context.Context, cfg Config) (*Backend, error) {
 	if cfg.Host != nil {
 		host = *cfg.Host
 	}
+	if !host.has(ABI) {
+		return nil, fmt.Errorf("apparmor: the parser's %s is missing from %s: Ward's profiles pin it so that their network rules are compiled, not dropped (install the apparmor package's %s/abi): %w",
+			ABI, DefaultDir, DefaultDir, enforcer.ErrNotSupported)
+	}
+	if cfg.Dir == "" {
+		cfg.Dir = DefaultDir
+	}
+	if err := os.MkdirAll(cfg.Dir, 0o755); err != nil {
+		return nil, fmt.Errorf("apparmor: profile directory: %w", err)
+	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
@@ -106,10 +143,29 @@ func New(ctx context.Context, cfg Config) (*Backend, error) {
 			cfg.Records = KmsgSource("/dev/kmsg")
 		}
 	}
+	hostOpts := Options{Host: host}
+	switch cfg.HostAttach {
+	case "", HostAttachAll:
+		hostOpts.AttachAll = true
+	case HostAttachNone:
+	default:
+		return nil, fmt.Errorf("apparmor: host attach %q: want %q or %q", cfg.HostAttach, HostAttachAll, HostAttachNone)
+	}
+	if cfg.ProcRoot == "" {
+		cfg.ProcRoot = "/proc"
+	}
+	var exempt Profile
+	if hostOpts.AttachAll {
+		var err error
+		if exempt, err = RenderExempt(exemptExecutables()); err != nil {
+			return nil, fmt.Errorf("apparmor: %w", err)
+		}
+	}
 	rctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	b := &Backend{
+		exempt: exempt,
 		loader: NewLoader(cfg.Dir, cfg.Runner),
-		opts:   Options{Host: host},
+		opts:   Options{Host: host}, hostOpts: hostOpts, procRoot: cfg.ProcRoot,
 		log:    cfg.Logger,
 		events: make(chan enforcer.Event, 1024),
 		cancel: cancel,
@@ -180,6 +236,9 @@ func (b *Backend) Apply(ctx context.Context, sets []*rules.Set) error {
 		keep = append(keep, name)
 		byName[name], byWorkload[id], warnings[id] = s, name, warns
 	}
+	if b.hostOpts.AttachAll {
+		keep = append(keep, ExemptProfile)
+	}
 	removed, err := b.loader.Prune(ctx, keep)
 	if err != nil {
 		errs = append(errs, err)
@@ -200,28 +259,51 @@ func (b *Backend) Apply(ctx context.Context, sets []*rules.Set) error {
 // text. On error the workload's previous profile stays in force.
 func (b *Backend) loadProfile(ctx context.Context, set *rules.Set) (string, []enforcer.Warning, error) {
 	opts := b.opts
-	if n := set.Workload.AppArmorProfile; strings.HasPrefix(n, "ward-") {
+	host := set.Workload.Kind == workload.KindHost
+	switch n := set.Workload.AppArmorProfile; {
+	case host:
+		opts = b.hostOpts
+	case strings.HasPrefix(n, "ward-") && n != ProfileName(workload.Host("", nil)) && n != ExemptProfile:
 		// The runtime attaches the profile the pod names (Ward's admission webhook chose it,
 		// stable across the pods of one workload): load the rules under that name. Names that
-		// are not Ward's are never written, so no other profile is replaced.
+		// are not Ward's are never written, so no other profile is replaced, and neither are
+		// the host's and the exemption's.
 		opts.Name = n
 	}
 	prof, warns, err := Render(set, opts)
 	if err != nil {
 		return "", nil, err
 	}
+	if host && opts.AttachAll {
+		// Ward and its parser must be exempt before the attachment can reach them.
+		if err := b.loadText(ctx, b.exempt); err != nil {
+			return "", nil, err
+		}
+	}
+	if err := b.loadText(ctx, prof); err != nil {
+		return "", nil, err
+	}
+	if host && opts.AttachAll {
+		b.unreached.Do(b.reportUnreached)
+	}
+	return prof.Name, warns, nil
+}
+
+// loadText loads a profile unless the kernel already holds the same text.
+func (b *Backend) loadText(ctx context.Context, prof Profile) error {
 	b.mu.Lock()
 	same := bytes.Equal(b.text[prof.Name], prof.Text)
 	b.mu.Unlock()
-	if !same {
-		if err := b.loader.Load(ctx, prof); err != nil {
-			return "", nil, err
-		}
-		b.mu.Lock()
-		b.text[prof.Name] = prof.Text
-		b.mu.Unlock()
+	if same {
+		return nil
 	}
-	return prof.Name, warns, nil
+	if err := b.loader.Load(ctx, prof); err != nil {
+		return err
+	}
+	b.mu.Lock()
+	b.text[prof.Name] = prof.Text
+	b.mu.Unlock()
+	return nil
 }
 
 // lockWorkload serialises the calls for one workload and keeps out a concurrent Apply.

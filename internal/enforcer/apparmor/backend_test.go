@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -22,12 +23,21 @@ func TestNewNotSupported(t *testing.T) {
 	}
 }
 
+// A parser without the abi Ward pins would refuse every profile (or, with no abi pinned, drop
+// network rules): the backend is refused so that the selection falls back.
+func TestNewWithoutABI(t *testing.T) {
+	_, err := New(context.Background(), Config{Dir: t.TempDir(), Runner: &fakeRunner{}, Host: &Host{}, SecurityFS: t.TempDir()})
+	if !errors.Is(err, enforcer.ErrNotSupported) || !strings.Contains(err.Error(), "abi/3.0 is missing") {
+		t.Errorf("New without abi/3.0 = %v, want ErrNotSupported naming the abi", err)
+	}
+}
+
 func TestBackendApplyAndEvents(t *testing.T) {
 	dir := t.TempDir()
 	lines := make(chan string)
 	r := &fakeRunner{}
 	b, err := New(context.Background(), Config{
-		Dir: dir, Runner: r, Host: &Host{}, SecurityFS: t.TempDir(),
+		Dir: dir, Runner: r, Host: &fixtureHost, SecurityFS: t.TempDir(),
 		Records: func(ctx context.Context, emit func(string)) error {
 			for {
 				select {
@@ -56,7 +66,28 @@ func TestBackendApplyAndEvents(t *testing.T) {
 	if err := b.Apply(ctx, []*rules.Set{hostSet, webSet}); err != nil {
 		t.Fatal(err)
 	}
-	assertOnlyFiles(t, dir, "ward-host", "ward-shop_web-7d9f_nginx")
+	assertOnlyFiles(t, dir, "ward-exempt", "ward-host", "ward-shop_web-7d9f_nginx")
+	// By default the host profile attaches to every program, and the test binary (Ward here)
+	// is exempt.
+	self, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	hostText, err := os.ReadFile(filepath.Join(dir, "ward-host"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	exemptText, err := os.ReadFile(filepath.Join(dir, "ward-exempt"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(hostText), "profile ward-host /** ") || !strings.Contains(string(exemptText), "profile ward-exempt ") ||
+		!strings.Contains(string(exemptText), escapeLiteral(self[1:])) || !strings.Contains(string(exemptText), "flags=(unconfined)") {
+		t.Errorf("host profile without the attachment, or no exemption of %s:\n%s\n%s", self, hostText, exemptText)
+	}
+	if webText, _ := os.ReadFile(filepath.Join(dir, "ward-shop_web-7d9f_nginx")); strings.Contains(string(webText), "/** flags") || strings.Contains(string(webText), "ward-exempt {") {
+		t.Errorf("container profile attached:\n%s", webText)
+	}
 	if w := b.Warnings(); !slices.ContainsFunc(w, func(w enforcer.Warning) bool { return w.Workload == web.ID() }) {
 		t.Error("no warnings kept for the udp Block (icmp shares its cell)")
 	}
@@ -99,7 +130,7 @@ func TestBackendApplyAndEvents(t *testing.T) {
 	if err == nil {
 		t.Fatal("Apply of an unrenderable set succeeded")
 	}
-	assertOnlyFiles(t, dir, "ward-host")
+	assertOnlyFiles(t, dir, "ward-exempt", "ward-host")
 	if got, _ := os.ReadFile(filepath.Join(dir, "ward-host")); len(got) == 0 {
 		t.Error("previous host profile lost")
 	}

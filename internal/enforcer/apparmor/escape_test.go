@@ -107,7 +107,7 @@ func TestLineOrigins(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	set.AppArmor = []rules.RawAppArmor{{PolicyName: "p", Text: "mount,"}}
+	set.AppArmor = []rules.RawAppArmor{{PolicyName: "p", Text: "rlimit nofile <= 1024,"}}
 	prof, _, err := Render(set, Options{})
 	if err != nil {
 		t.Fatal(err)
@@ -123,8 +123,8 @@ func TestLineOrigins(t *testing.T) {
 	for line, want := range map[string]Origin{
 		"  audit deny /etc/shadow{,/} wl,":        {Kind: OriginRule, Policy: "p", Rule: "spec.file.matchPaths[1]", RuleID: 1},
 		"  audit deny other /etc/shadow{,/} rkm,": {Kind: OriginRule, Policy: "p", Rule: "spec.file.matchPaths[1]", RuleID: 1},
-		"  mount,":            {Kind: OriginRaw, Policy: "p", Rule: "spec.apparmor", RuleID: -1},
-		"  signal (receive),": {Kind: OriginBaseline, RuleID: -1},
+		"  rlimit nofile <= 1024,":                {Kind: OriginRaw, Policy: "p", Rule: "spec.apparmor", RuleID: -1},
+		"  signal,":                               {Kind: OriginBaseline, RuleID: -1},
 	} {
 		got, ok := found[line]
 		if !ok {

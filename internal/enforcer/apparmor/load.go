@@ -2,6 +2,7 @@ package apparmor
 
 import (
 	"bufio"
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -247,11 +248,23 @@ func (l *Loader) Remove(ctx context.Context, name string) error {
 
 // Prune unloads and deletes every profile file of Ward's that is not in keep, and the temporary
 // files of loads that never finished. Files without Ward's header are left alone.
+func boolInt(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
+
 func (l *Loader) Prune(ctx context.Context, keep []string) (removed []string, err error) {
 	entries, err := os.ReadDir(l.dir)
 	if err != nil {
 		return nil, fmt.Errorf("prune profiles: %w", err)
 	}
+	// The exempt profile goes last: the parser that removes the others may be running in it,
+	// and the kernel refuses a policy change from a task whose own profile changed meanwhile.
+	slices.SortStableFunc(entries, func(a, b os.DirEntry) int {
+		return cmp.Compare(boolInt(a.Name() == ExemptProfile), boolInt(b.Name() == ExemptProfile))
+	})
 	var errs []error
 	for _, e := range entries {
 		path := filepath.Join(l.dir, e.Name())

@@ -33,6 +33,14 @@ import (
 // touched.
 const HeaderPrefix = "# Managed by Ward: do not edit. ward-profile: "
 
+// ABI is the AppArmor policy abi every profile pins (an include of the parser's base directory).
+const ABI = "abi/3.0"
+
+// ExemptProfile is the profile that keeps Ward's own executables unconfined when the host
+// profile attaches to every program (RenderExempt). A container profile's name always holds
+// "_", so it cannot clash with one.
+const ExemptProfile = "ward-exempt"
+
 // Host holds the facts about the machine that change the rendered text. Render reads no files
 // itself: ReadHost fills this from a real parser directory, tests use a fixture.
 type Host struct {
@@ -51,6 +59,11 @@ type Options struct {
 	// the profile only when started under it: OCI process.apparmorProfile, aa-exec,
 	// change_onexec, or systemd's AppArmorProfile=.
 	Attach []string
+	// AttachAll makes the profile attach to every executable ("/**"): whatever program an
+	// unconfined process starts enters the profile, and its children inherit it. A profile with
+	// a more specific attachment still wins for its own program (AppArmor's longest-left-match
+	// rule), so other profiles keep their programs. The daemon sets it for the host profile.
+	AttachAll bool
 	// Name overrides ProfileName. Kubernetes users name a profile in the pod template, before
 	// the pod (and its generated name) exists, so the daemon may choose a name that is stable
 	// across a workload's pods, such as one derived from the owner. It must pass checkName.
@@ -271,9 +284,10 @@ func (r *renderer) render() error {
 		r.emit(h, "", "# Policy: %s", p)
 	}
 	r.emit(h, "", "")
-	if r.opts.Host.has("abi/3.0") {
-		r.emit(h, "", "abi <abi/3.0>,")
-	}
+	// The abi is pinned: without it the parser compiles for whatever feature set it defaults to,
+	// and one without network mediation drops every network rule with no more than a warning.
+	// New refuses a parser that lacks this abi, so the selection falls back instead.
+	r.emit(h, "", "abi <%s>,", ABI)
 	if r.opts.Host.has("tunables/global") {
 		r.emit(h, "", "#include <tunables/global>")
 	}
@@ -282,6 +296,12 @@ func (r *renderer) render() error {
 	r.warnUnsupported()
 
 	attach := ""
+	if r.opts.AttachAll {
+		if len(r.opts.Attach) > 0 {
+			return errors.New("attach: AttachAll and Attach exclude each other")
+		}
+		attach = " /**"
+	}
 	if len(r.opts.Attach) > 0 {
 		a, err := attachment(r.opts.Attach)
 		if err != nil {
@@ -309,6 +329,28 @@ func (r *renderer) render() error {
 	}
 	r.emit(h, "", "}")
 	return nil
+}
+
+// RenderExempt renders ExemptProfile: the executables listed (Ward itself, and the
+// apparmor_parser it runs) stay unconfined when an unconfined process starts them, so that a
+// profile attached to every program (Options.AttachAll) never confines Ward. It lives in a file
+// of its own, loaded before the attached profile and removed after it: the kernel refuses a
+// policy change from a task whose own profile was replaced or removed during the same request.
+func RenderExempt(paths []string) (Profile, error) {
+	a, err := attachment(paths)
+	if err != nil {
+		return Profile{}, fmt.Errorf("render profile %s: %w", ExemptProfile, err)
+	}
+	h := Origin{Kind: OriginHeader, RuleID: -1}
+	r := &renderer{}
+	r.emit(h, "", "%s%s", HeaderPrefix, ExemptProfile)
+	r.emit(h, "", "# Ward's own executables stay unconfined when an unconfined process starts them.")
+	r.emit(h, "", "")
+	r.emit(h, "", "abi <%s>,", ABI)
+	r.emit(h, "", "")
+	r.emit(h, "", "profile %s %s flags=(unconfined) {", ExemptProfile, a)
+	r.emit(h, "", "}")
+	return Profile{Name: ExemptProfile, Text: []byte(strings.Join(r.lines, "\n") + "\n"), Lines: r.origins}, nil
 }
 
 // attachment joins executables into one attachment pattern.
@@ -415,6 +457,10 @@ func (r *renderer) body(c *ctx) error {
 // policy category (socket creation is, under the network rules).
 func (r *renderer) baseline(c *ctx) {
 	o := Origin{Kind: OriginBaseline, RuleID: -1, Source: c.source}
+	if r.set.Workload.Kind == workload.KindHost {
+		r.hostBaseline(c, o)
+		return
+	}
 	r.emit(o, c.indent, "# Baseline: what any process needs for itself.")
 	r.emit(o, c.indent, "signal (receive),")
 	for _, l := range r.labels {
@@ -425,6 +471,20 @@ func (r *renderer) baseline(c *ctx) {
 	}
 	r.emit(o, c.indent, "ptrace (readby),")
 	r.emit(o, c.indent, "unix,")
+}
+
+// hostBaseline grants a host process everything that no policy category covers: with the
+// profile attached to every program, it is what services, shells and container runtimes started
+// after Ward run under, and they signal, trace, mount and change profiles (runc puts a container
+// in its own profile) as they did unconfined. Changing to unconfined, to the exempt profile or
+// into another policy namespace would leave the host profile behind, so those are denied.
+func (r *renderer) hostBaseline(c *ctx, o Origin) {
+	r.emit(o, c.indent, "# Baseline: a host process keeps whatever no policy category covers.")
+	for _, l := range []string{"signal,", "ptrace,", "unix,", "dbus,", "mount,", "remount,", "umount,", "pivot_root,",
+		"change_profile -> **,", "audit deny change_profile -> unconfined,",
+		"audit deny change_profile -> " + ExemptProfile + ",", "audit deny change_profile -> :*:**,"} {
+		r.emit(o, c.indent, "%s", l)
+	}
 }
 
 // permitted is the set of accesses a rule's modifiers describe (rules.Decide step 2), as four

@@ -241,6 +241,8 @@ func renderCases() []renderCase {
 			"process.matchPaths[0].allowedArgs: allowedArgs is not enforced", "process.matchPaths[1].pts: pts is not enforced", "preset filelessExec is not enforced"}},
 		{name: "attach", w: host, opts: Options{Attach: []string{"/usr/sbin/nginx", "/opt/my app/run"}},
 			policies: []policy.Policy{hostPolicy("a", file(policy.MatchPath, "/etc/shadow", block))}},
+		{name: "attach_all", w: host, opts: Options{AttachAll: true},
+			policies: []policy.Policy{hostPolicy("a", file(policy.MatchPath, "/etc/shadow", block))}},
 	}
 }
 

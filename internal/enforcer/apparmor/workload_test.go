@@ -42,7 +42,7 @@ func (g *gateRunner) Run(_ context.Context, _ string, args ...string) ([]byte, e
 
 func newTestBackend(t *testing.T, dir string, r Runner) *Backend {
 	t.Helper()
-	b, err := New(context.Background(), Config{Dir: dir, Runner: r, Host: &Host{}, SecurityFS: t.TempDir(),
+	b, err := New(context.Background(), Config{Dir: dir, Runner: r, Host: &fixtureHost, SecurityFS: t.TempDir(),
 		Records: func(ctx context.Context, _ func(string)) error { <-ctx.Done(); return nil }})
 	if err != nil {
 		t.Fatal(err)
@@ -91,7 +91,7 @@ func TestApplyWorkloadIndependent(t *testing.T) {
 	if err := <-hostDone; err != nil {
 		t.Fatal(err)
 	}
-	assertOnlyFiles(t, dir, "ward-host", "ward-shop_web-7d9f_nginx")
+	assertOnlyFiles(t, dir, "ward-exempt", "ward-host", "ward-shop_web-7d9f_nginx")
 
 	// Removing one workload leaves the other, and removing it again is a no-op.
 	if err := b.RemoveWorkload(ctx, web.ID()); err != nil {
@@ -100,7 +100,7 @@ func TestApplyWorkloadIndependent(t *testing.T) {
 	if err := b.RemoveWorkload(ctx, web.ID()); err != nil {
 		t.Fatalf("second remove: %v", err)
 	}
-	assertOnlyFiles(t, dir, "ward-host")
+	assertOnlyFiles(t, dir, "ward-exempt", "ward-host")
 	if !slices.Contains(r.calls, "-R ward-shop_web-7d9f_nginx") {
 		t.Errorf("calls %q: no -R of the web profile", r.calls)
 	}
@@ -158,7 +158,8 @@ func TestUninstall(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !slices.Equal(removed, []string{"ward-host", "ward-old_x_y"}) {
+	// The exempt profile goes after the profiles a parser running in it removes.
+	if !slices.Equal(removed, []string{"ward-host", "ward-exempt", "ward-old_x_y"}) {
 		t.Errorf("removed %q", removed)
 	}
 	assertOnlyFiles(t, dir, "usr.bin.man")
@@ -178,7 +179,7 @@ func TestUninstall(t *testing.T) {
 
 // A workload whose pod names one of Ward's profiles (the admission webhook's stable name) is
 // loaded under that name; two pods sharing it keep it loaded until the last one goes, and a
-// name that is not Ward's is never written.
+// name that is not Ward's, or is the host's or the exemption's, is never written.
 func TestApplyWorkloadNamedProfile(t *testing.T) {
 	dir := t.TempDir()
 	r := &gateRunner{}
@@ -210,10 +211,13 @@ func TestApplyWorkloadNamedProfile(t *testing.T) {
 		t.Errorf("calls %q: no -R once the last pod went", r.calls)
 	}
 
-	other := compileFor(t, pol, false)
-	other.Workload.AppArmorProfile = "docker-default"
-	if err := b.ApplyWorkload(ctx, other); err != nil {
-		t.Fatal(err)
+	// Neither a name that is not Ward's nor the host's or the exemption's is taken.
+	for _, n := range []string{"docker-default", "ward-host", ExemptProfile} {
+		other := compileFor(t, pol, false)
+		other.Workload.AppArmorProfile = n
+		if err := b.ApplyWorkload(ctx, other); err != nil {
+			t.Fatal(err)
+		}
+		assertOnlyFiles(t, dir, "ward-shop_web-7d9f_nginx")
 	}
-	assertOnlyFiles(t, dir, "ward-shop_web-7d9f_nginx")
 }
