@@ -76,7 +76,9 @@ func TestDaemonEnforcesWithAppArmor(t *testing.T) {
 	case d = <-ready:
 	case err := <-done:
 		t.Fatalf("daemon stopped: %v\n%s", err, logs.String())
-	case <-time.After(60 * time.Second):
+	case <-time.After(3 * time.Minute):
+		// The first round runs apparmor_parser twice (ward-exempt, then ward-host), each up to
+		// half a minute under TCG on a loaded machine.
 		t.Fatalf("daemon not ready\n%s", logs.String())
 	}
 	sel := d.Selection()
