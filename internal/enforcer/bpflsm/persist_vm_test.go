@@ -14,6 +14,7 @@ import (
 
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/link"
+	"golang.org/x/sys/unix"
 
 	"github.com/wardsec/ward/internal/enforcer"
 	"github.com/wardsec/ward/internal/rules"
@@ -186,4 +187,53 @@ func TestPersistence(t *testing.T) {
 	if got := helperRun(t, cgfd, "/wt/bin/reader", 0, "open:/wt/secret.txt"); got != "open:/wt/secret.txt ok" {
 		t.Errorf("(c) open after Uninstall: %q", got)
 	}
+}
+
+// TestNewMountsBPFFS: a pin directory whose parent is no BPF filesystem (a host that did not
+// mount /sys/fs/bpf at boot) gets one mounted by New, and the Block rule pinned there is
+// enforced: the helper's open fails with EPERM and the backend reports it.
+func TestNewMountsBPFFS(t *testing.T) {
+	vmguest.RequireGuest(t)
+	root := filepath.Join(t.TempDir(), "bpf")
+	pinDir := filepath.Join(root, "ward")
+	var st unix.Statfs_t
+	if err := unix.Statfs(filepath.Dir(root), &st); err != nil || uint32(st.Type) == unix.BPF_FS_MAGIC {
+		t.Fatalf("statfs %s: %v, type %#x: the test needs a parent that is no BPF filesystem", filepath.Dir(root), err, st.Type)
+	}
+	must(t, os.RemoveAll("/wt"))
+	copySelf(t, "/wt/bin/reader")
+	mkfile(t, "/wt/secret.txt", 0)
+	cg, cgfd := testCgroup(t, "ward-mountbpffs")
+	b, err := New(Options{PinDir: pinDir})
+	if err != nil {
+		t.Fatalf("%+v", err)
+	}
+	t.Cleanup(func() {
+		if err := Uninstall(pinDir); err != nil {
+			t.Errorf("cleanup: %v", err)
+		}
+		if err := unix.Unmount(root, 0); err != nil {
+			t.Errorf("cleanup: unmount %s: %v", root, err)
+		}
+	})
+	defer b.Close()
+	if err := unix.Statfs(root, &st); err != nil || uint32(st.Type) != unix.BPF_FS_MAGIC {
+		t.Fatalf("statfs %s after New: %v, type %#x, want a BPF filesystem", root, err, st.Type)
+	}
+	set := inCgroup(blockSet(t, "mounted", "/wt/secret.txt"), cg)
+	must(t, b.Apply(context.Background(), []*rules.Set{set}))
+	drain(b)
+	if got := helperRun(t, cgfd, "/wt/bin/reader", 0, "open:/wt/secret.txt"); got != "open:/wt/secret.txt errno 1" {
+		t.Fatalf("blocked open with the pins on the mounted filesystem: %q, want EPERM", got)
+	}
+	if ev, found := waitEvent(b, func(ev enforcer.Event) bool { return ev.Access.Path == "/wt/secret.txt" }); !found {
+		t.Error("no event for the blocked open")
+	} else if v := set.Decide(ev.Access); v.Policy != "mounted" || ev.Errno != 1 {
+		t.Errorf("event errno %d, verdict %+v", ev.Errno, v)
+	}
+	ents, err := os.ReadDir(pinDir)
+	if err != nil || len(ents) != 1 {
+		t.Errorf("pin directory %s: %v, %v; want one instance", pinDir, ents, err)
+	}
+	must(t, b.Close())
 }
