@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"maps"
 	"reflect"
+	"slices"
 	"sort"
 	"sync"
 	"time"
@@ -49,14 +50,43 @@ type planner struct {
 	synced bool
 	// applyFailed asks the next round to call Apply again even if nothing changed.
 	applyFailed bool
+	// seen holds the IDs of the workloads the registry listed in this round.
+	seen map[string]bool
 }
 
 // reconcile makes the kernel enforce what the accepted policies say. It recompiles only the
 // workloads a change concerns: those a changed policy covers before or after the change, and
 // those whose identity or postures changed. With full set, every workload is recompiled and
-// handed to the backend again.
+// handed to the backend again. The phases: read what changed in the policy directory, find the
+// workloads to recompile, compile them, forget the workloads that are gone, hand the result to
+// the backend.
 func (d *Daemon) reconcile(ctx context.Context, full bool) error {
 	start := time.Now()
+	d.reloadPolicies(full)
+	p := &d.plan
+	enabled, versions := d.enabledPolicies()
+	changed := changedPolicies(p.policies, versions)
+	needs := d.needsRecompile(full, enabled, changed)
+	todo, errs := d.compile(enabled, needs)
+	gone := d.dropGone()
+	p.policies = versions
+	if len(todo) > 0 || len(gone) > 0 {
+		d.storeWanted()
+	}
+	// Only a round whose sets are in force (or handed to the apply queue, whose workers say
+	// "workload rules in force" themselves) is "reconciled"; a refused Apply is the round's error.
+	if err := d.applyPlan(ctx, todo, gone, start); err != nil {
+		errs = append(errs, err)
+	} else if len(todo) > 0 || len(gone) > 0 {
+		d.log.Info("reconciled", "recompiled", len(todo), "removed", len(gone), "workloads", len(p.workloads),
+			"policies", len(enabled), "changed_policies", len(changed), "full", full,
+			"enforcer", enforcer.AlertName(d.sel.Selected), "took", time.Since(start).String())
+	}
+	return errors.Join(errs...)
+}
+
+// reloadPolicies reads again what the watcher saw change in the policy directory, or all of it.
+func (d *Daemon) reloadPolicies(full bool) {
 	if paths, all := d.takeDirChanges(); all || full {
 		d.reportReload(d.store.ReloadDir())
 	} else if len(paths) > 0 {
@@ -66,37 +96,45 @@ func (d *Daemon) reconcile(ctx context.Context, full bool) error {
 		}
 		d.reportReload(res)
 	}
-	p := &d.plan
-	enabled, versions := d.enabledPolicies()
+}
+
+// changedPolicies are the keys of the policies added, changed or removed since the last round.
+func changedPolicies(before, now map[string]string) map[string]bool {
 	changed := map[string]bool{}
-	for k, v := range versions {
-		if p.policies[k] != v {
+	for k, v := range now {
+		if before[k] != v {
 			changed[k] = true
 		}
 	}
-	for k := range p.policies {
-		if _, ok := versions[k]; !ok {
+	for k := range before {
+		if _, ok := now[k]; !ok {
 			changed[k] = true
 		}
 	}
+	return changed
+}
+
+// need is a workload to recompile, with the postures it gets and what was planned for it.
+type need struct {
+	w        workload.Workload
+	postures rules.Postures
+	prev     *planned
+}
+
+// needsRecompile lists the workloads whose identity, postures or covering policies changed
+// (every workload when full). It also marks which workloads are still there (planned.seen).
+func (d *Daemon) needsRecompile(full bool, enabled []policy.Policy, changed map[string]bool) []need {
+	p := &d.plan
 	byKey := make(map[string]*policy.Policy, len(enabled))
 	for i := range enabled {
 		byKey[enabled[i].Key()] = &enabled[i]
 	}
-
 	workloads := d.reg.List()
-	seen := make(map[string]bool, len(workloads))
-	var errs []error
-	var todo []*planned
-	type need struct {
-		w        workload.Workload
-		postures rules.Postures
-		prev     *planned
-	}
+	p.seen = make(map[string]bool, len(workloads))
 	var needs []need
 	for _, w := range workloads {
 		id := w.ID()
-		seen[id] = true
+		p.seen[id] = true
 		postures := d.cfg.HostPostures()
 		if w.Kind != workload.KindHost {
 			postures = d.cfg.ContainerPostures()
@@ -114,6 +152,13 @@ func (d *Daemon) reconcile(ctx context.Context, full bool) error {
 		}
 		needs = append(needs, need{w: w, postures: postures, prev: prev})
 	}
+	return needs
+}
+
+// compile builds the rule set of each workload that needs one. A workload whose rules do not
+// compile keeps what is in force, is marked stale and is tried again next round.
+func (d *Daemon) compile(enabled []policy.Policy, needs []need) ([]*planned, []error) {
+	p := &d.plan
 	// One workload: a pass over the policies. More: file them once so that each workload looks
 	// only at the policies that can select it.
 	compile := func(w workload.Workload, postures rules.Postures) (*rules.Set, error) {
@@ -122,11 +167,12 @@ func (d *Daemon) reconcile(ctx context.Context, full bool) error {
 	if len(needs) > 1 {
 		compile = rules.NewIndex(enabled).Compile
 	}
+	var todo []*planned
+	var errs []error
 	for _, n := range needs {
 		w, postures, prev, id := n.w, n.postures, n.prev, n.w.ID()
 		set, err := compile(w, postures)
 		if err != nil {
-			// The workload keeps what is in force; say why and try again.
 			errs = append(errs, fmt.Errorf("compile rules of %s: %w", id, err))
 			if prev != nil {
 				prev.stale = true
@@ -139,27 +185,29 @@ func (d *Daemon) reconcile(ctx context.Context, full bool) error {
 		p.workloads[id] = pl
 		todo = append(todo, pl)
 	}
+	return todo, errs
+}
+
+// dropGone forgets the workloads the registry no longer lists, and returns their IDs, sorted.
+func (d *Daemon) dropGone() []string {
+	p := &d.plan
 	var gone []string
 	for id := range p.workloads {
-		if !seen[id] {
+		if !p.seen[id] {
 			gone = append(gone, id)
 			delete(p.workloads, id)
 		}
 	}
 	sort.Strings(gone)
-	p.policies = versions
-	if len(todo) > 0 || len(gone) > 0 {
-		wanted := make(map[string]*rules.Set, len(p.workloads))
-		for id, pl := range p.workloads {
-			if pl.set != nil {
-				wanted[id] = pl.set
-			}
-		}
-		d.wanted.Store(&wanted)
-	}
+	return gone
+}
 
+// applyPlan hands the round's result to the backend: nothing to the kernel in monitor mode,
+// changed workloads one by one to a backend that can take them so once it is synced, else the
+// whole wanted state in one Apply.
+func (d *Daemon) applyPlan(ctx context.Context, todo []*planned, gone []string, start time.Time) error {
+	p := &d.plan
 	wa, incremental := d.sel.Backend.(enforcer.WorkloadApplier)
-	applied := true
 	switch {
 	case d.sel.Backend == nil:
 		// Monitor mode: what is "in force" is what the monitor decides with.
@@ -179,21 +227,16 @@ func (d *Daemon) reconcile(ctx context.Context, full bool) error {
 	case len(todo) > 0 || len(gone) > 0 || p.applyFailed || !p.synced:
 		// The whole wanted state in one call: the backend's only way without WorkloadApplier,
 		// and the first round's, which replaces whatever a previous run left in the kernel.
-		list := make([]*rules.Set, 0, len(p.workloads))
-		ids := make([]string, 0, len(p.workloads))
-		for id := range p.workloads {
-			ids = append(ids, id)
-		}
-		sort.Strings(ids)
+		ids := slices.Sorted(maps.Keys(p.workloads))
+		list := make([]*rules.Set, 0, len(ids))
 		for _, id := range ids {
 			if s := p.workloads[id].set; s != nil {
 				list = append(list, s)
 			}
 		}
 		if err := d.sel.Backend.Apply(ctx, list); err != nil {
-			p.applyFailed, applied = true, false
-			errs = append(errs, fmt.Errorf("apply to %s: %w", d.sel.Backend.Name(), err))
-			break
+			p.applyFailed = true
+			return fmt.Errorf("apply to %s: %w", d.sel.Backend.Name(), err)
 		}
 		p.applyFailed, p.synced = false, true
 		d.metrics.ObserveApply(time.Since(start))
@@ -203,15 +246,19 @@ func (d *Daemon) reconcile(ctx context.Context, full bool) error {
 		}
 		d.replaceInForce(m)
 	}
-	// Only a round whose sets are in force (or handed to the per-workload workers, which say
-	// "workload rules in force" themselves) is "reconciled"; a refused Apply is logged as the
-	// round's error instead.
-	if applied && (len(todo) > 0 || len(gone) > 0) {
-		d.log.Info("reconciled", "recompiled", len(todo), "removed", len(gone), "workloads", len(p.workloads),
-			"policies", len(enabled), "changed_policies", len(changed), "full", full,
-			"enforcer", enforcer.AlertName(d.sel.Selected), "took", time.Since(start).String())
+	return nil
+}
+
+// storeWanted records every workload's last compiled set, in force or not: events of a workload
+// whose set the backend has not (yet) taken are attributed with it.
+func (d *Daemon) storeWanted() {
+	wanted := make(map[string]*rules.Set, len(d.plan.workloads))
+	for id, pl := range d.plan.workloads {
+		if pl.set != nil {
+			wanted[id] = pl.set
+		}
 	}
-	return errors.Join(errs...)
+	d.wanted.Store(&wanted)
 }
 
 // affected reports whether a policy change concerns a workload: the policy covered it in the
