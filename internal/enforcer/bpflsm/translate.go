@@ -1,6 +1,7 @@
 package bpflsm
 
 import (
+	"errors"
 	"fmt"
 	"hash/fnv"
 	"path/filepath"
@@ -190,13 +191,14 @@ func actionBit(r *rules.Rule) (uint64, error) {
 // it cannot enforce rather than dropping it; parts of a policy that this
 // backend does not enforce by design (syscall monitoring, DNS, allowedArgs,
 // presets, device rules: enforcer.Support) are skipped and returned as
-// warnings.
+// warnings. The phases: each rule's entries, the allow-list flags of each
+// operation, the patterns' automata, then the workload's flag word.
 func Translate(set *rules.Set, host Host) (*Translation, error) {
 	wk, err := WorkloadKey(&set.Workload)
 	if err != nil {
 		return nil, err
 	}
-	t := &Translation{
+	tr := &translator{host: host, t: &Translation{
 		Workload: wk,
 		Audited:  set.Workload.Mode == workload.ModeAudited,
 		Entries:  map[Key]Value{},
@@ -205,153 +207,189 @@ func Translate(set *rules.Set, host Host) (*Translation, error) {
 		Aliases:  map[string]string{},
 		Globs:    map[GlobKey]GlobVal{},
 		Warnings: enforcer.CheckSet(enforcer.BPF, set),
-	}
-	var patterns [numOps][]globPattern
-	var flags [numOps]uint8
-	add := func(k Key, exact, direct, recursive uint64) {
-		k.Workload = wk
-		v := t.Entries[k]
-		v.Exact |= exact
-		v.Direct |= direct
-		v.Recursive |= recursive
-		t.Entries[k] = v
-	}
+	}}
 	for i := range set.Rules {
-		r := &set.Rules[i]
-		where := fmt.Sprintf("policy %s: %s", r.PolicyName, r.Field)
-		op, ok := opOf(r.Operation)
-		if !ok || len(r.AllowedArgs) > 0 || r.Match == policy.MatchDNSQuery {
-			continue // syscalls, allowedArgs, DNS: in t.Warnings
-		}
-		bit, err := actionBit(r)
-		if err != nil {
-			return nil, fmt.Errorf("%s: %w", where, err)
-		}
-		srcs := []uint64{0}
-		if len(r.FromSource) > 0 {
-			srcs = nil
-			for _, fs := range r.FromSource {
-				if fs.Path == "" {
-					return nil, fmt.Errorf("%s: fromSource directory %q is not supported by BPF-LSM", where, fs.Dir)
-				}
-				srcs = append(srcs, t.sources(host, fs.Path)...)
-			}
-			flags[op] |= wfSourceRules
-		}
-		flags[op] |= wfRules
-		if r.Action == policy.ActionBlock {
-			flags[op] |= wfBlockRules
-		}
-		for _, src := range srcs {
-			base := Key{Op: op, Src: src}
-			switch r.Match {
-			case policy.MatchPath:
-				for _, p := range resolved(host, r.Value) {
-					k := base
-					k.Kind, k.Hash = kindPath, Hash(p)
-					add(k, bit, 0, 0)
-					t.ExactDepths[op] |= depthBit(p)
-					if p != r.Value {
-						t.Aliases[p] = r.Value
-					}
-				}
-				if host != nil && (op == opFile || op == opProcess) {
-					if dev, ino, ok := host.Inode(r.Value); ok {
-						k := base
-						k.Kind, k.Hash = kindInode, uint64(dev)<<32^ino
-						add(k, bit, 0, 0)
-						t.Inodes[k.Hash] = r.Value
-						flags[op] |= wfInodes
-					}
-				}
-			case policy.MatchDirectory:
-				dir := strings.TrimSuffix(r.Value, "/")
-				for _, p := range resolved(host, dir) {
-					k := base
-					k.Kind, k.Hash = kindPath, Hash(strings.TrimSuffix(p, "/")+"/")
-					t.DirDepths[op] |= depthBit(strings.TrimSuffix(p, "/") + "/")
-					if p != dir {
-						t.Aliases[strings.TrimSuffix(p, "/")+"/"] = r.Value
-					}
-					if r.Recursive {
-						add(k, 0, 0, bit)
-					} else {
-						add(k, 0, bit, 0)
-					}
-				}
-			case policy.MatchExecName:
-				k := base
-				k.Kind, k.Hash = kindExecName, Hash(r.Value)
-				add(k, bit, 0, 0)
-			case policy.MatchProtocol:
-				codes, err := protocolCodes(r.Value)
-				if err != nil {
-					return nil, fmt.Errorf("%s: %w", where, err)
-				}
-				for _, c := range codes {
-					k := base
-					k.Kind, k.Hash = kindCode, c
-					add(k, bit, 0, 0)
-				}
-			case policy.MatchCapability:
-				n, ok := policy.CapabilityNumber(r.Value)
-				if !ok {
-					return nil, fmt.Errorf("%s: unknown capability %q", where, r.Value)
-				}
-				k := base
-				k.Kind, k.Hash = kindCode, codeCap|uint64(n)
-				add(k, bit, 0, 0)
-			case policy.MatchPattern:
-				if src != 0 {
-					return nil, fmt.Errorf("%s: fromSource on a pattern is not supported by BPF-LSM", where)
-				}
-				toks, err := globTokens(r.Value)
-				if err != nil {
-					return nil, fmt.Errorf("%s: %w", where, err)
-				}
-				patterns[op] = append(patterns[op], globPattern{toks: toks, bits: bit})
-			default:
-				return nil, fmt.Errorf("%s: %s matching is not supported by BPF-LSM", where, r.Match)
-			}
+		if err := tr.rule(&set.Rules[i]); err != nil {
+			return nil, err
 		}
 	}
+	tr.allowLists(set)
+	if err := tr.automata(); err != nil {
+		return nil, err
+	}
+	for o, f := range tr.flags {
+		tr.t.Flags |= uint32(f) << (8 * o)
+	}
+	return tr.t, nil
+}
+
+// translator is Translate's state while it goes through a set's rules.
+type translator struct {
+	t        *Translation
+	host     Host
+	patterns [numOps][]globPattern
+	flags    [numOps]uint8
+}
+
+func (tr *translator) add(k Key, exact, direct, recursive uint64) {
+	k.Workload = tr.t.Workload
+	v := tr.t.Entries[k]
+	v.Exact |= exact
+	v.Direct |= direct
+	v.Recursive |= recursive
+	tr.t.Entries[k] = v
+}
+
+// rule adds one rule's entries, once per acting executable it is limited to (or once for all).
+func (tr *translator) rule(r *rules.Rule) error {
+	where := fmt.Sprintf("policy %s: %s", r.PolicyName, r.Field)
+	op, ok := opOf(r.Operation)
+	if !ok || len(r.AllowedArgs) > 0 || r.Match == policy.MatchDNSQuery {
+		return nil // syscalls, allowedArgs, DNS: in t.Warnings
+	}
+	bit, err := actionBit(r)
+	if err != nil {
+		return fmt.Errorf("%s: %w", where, err)
+	}
+	srcs := []uint64{0}
+	if len(r.FromSource) > 0 {
+		srcs = nil
+		for _, fs := range r.FromSource {
+			if fs.Path == "" {
+				return fmt.Errorf("%s: fromSource directory %q is not supported by BPF-LSM", where, fs.Dir)
+			}
+			srcs = append(srcs, tr.t.sources(tr.host, fs.Path)...)
+		}
+		tr.flags[op] |= wfSourceRules
+	}
+	tr.flags[op] |= wfRules
+	if r.Action == policy.ActionBlock {
+		tr.flags[op] |= wfBlockRules
+	}
+	for _, src := range srcs {
+		if err := tr.match(r, op, Key{Op: op, Src: src}, bit); err != nil {
+			return fmt.Errorf("%s: %w", where, err)
+		}
+	}
+	return nil
+}
+
+// match adds the entries of one rule's target for one acting executable (base.Src).
+func (tr *translator) match(r *rules.Rule, op uint8, base Key, bit uint64) error {
+	t, host := tr.t, tr.host
+	switch r.Match {
+	case policy.MatchPath:
+		for _, p := range resolved(host, r.Value) {
+			k := base
+			k.Kind, k.Hash = kindPath, Hash(p)
+			tr.add(k, bit, 0, 0)
+			t.ExactDepths[op] |= depthBit(p)
+			if p != r.Value {
+				t.Aliases[p] = r.Value
+			}
+		}
+		if host != nil && (op == opFile || op == opProcess) {
+			if dev, ino, ok := host.Inode(r.Value); ok {
+				k := base
+				k.Kind, k.Hash = kindInode, uint64(dev)<<32^ino
+				tr.add(k, bit, 0, 0)
+				t.Inodes[k.Hash] = r.Value
+				tr.flags[op] |= wfInodes
+			}
+		}
+	case policy.MatchDirectory:
+		dir := strings.TrimSuffix(r.Value, "/")
+		for _, p := range resolved(host, dir) {
+			k := base
+			k.Kind, k.Hash = kindPath, Hash(strings.TrimSuffix(p, "/")+"/")
+			t.DirDepths[op] |= depthBit(strings.TrimSuffix(p, "/") + "/")
+			if p != dir {
+				t.Aliases[strings.TrimSuffix(p, "/")+"/"] = r.Value
+			}
+			if r.Recursive {
+				tr.add(k, 0, 0, bit)
+			} else {
+				tr.add(k, 0, bit, 0)
+			}
+		}
+	case policy.MatchExecName:
+		k := base
+		k.Kind, k.Hash = kindExecName, Hash(r.Value)
+		tr.add(k, bit, 0, 0)
+	case policy.MatchProtocol:
+		codes, err := protocolCodes(r.Value)
+		if err != nil {
+			return err
+		}
+		for _, c := range codes {
+			k := base
+			k.Kind, k.Hash = kindCode, c
+			tr.add(k, bit, 0, 0)
+		}
+	case policy.MatchCapability:
+		n, ok := policy.CapabilityNumber(r.Value)
+		if !ok {
+			return fmt.Errorf("unknown capability %q", r.Value)
+		}
+		k := base
+		k.Kind, k.Hash = kindCode, codeCap|uint64(n)
+		tr.add(k, bit, 0, 0)
+	case policy.MatchPattern:
+		if base.Src != 0 {
+			return errors.New("fromSource on a pattern is not supported by BPF-LSM")
+		}
+		toks, err := globTokens(r.Value)
+		if err != nil {
+			return err
+		}
+		tr.patterns[op] = append(tr.patterns[op], globPattern{toks: toks, bits: bit})
+	default:
+		return fmt.Errorf("%s matching is not supported by BPF-LSM", r.Match)
+	}
+	return nil
+}
+
+// allowLists sets each operation's allow-list flags: global, per acting executable, and whether
+// the default posture blocks what the list leaves out.
+func (tr *translator) allowLists(set *rules.Set) {
 	for _, op := range []policy.Operation{policy.OpFile, policy.OpProcess, policy.OpNetwork, policy.OpCapabilities} {
 		o, _ := opOf(op)
 		global, sources := set.AllowList(op)
 		if global {
-			flags[o] |= wfAllowGlobal
+			tr.flags[o] |= wfAllowGlobal
 		}
 		if len(sources) > 0 {
-			flags[o] |= wfAllowSources
+			tr.flags[o] |= wfAllowSources
 			for _, s := range sources {
-				for _, src := range t.sources(host, s) {
-					add(Key{Op: o, Kind: kindSrcAllow, Src: src}, 0, 0, 0)
+				for _, src := range tr.t.sources(tr.host, s) {
+					tr.add(Key{Op: o, Kind: kindSrcAllow, Src: src}, 0, 0, 0)
 				}
 			}
 		}
 		if (global || len(sources) > 0) && set.Postures.For(op) == policy.ActionBlock {
-			flags[o] |= wfPostureBlock
+			tr.flags[o] |= wfPostureBlock
 		}
 	}
-	for o, pats := range patterns {
+}
+
+// automata compiles each operation's patterns into one DFA in the glob map.
+func (tr *translator) automata() error {
+	for o, pats := range tr.patterns {
 		if len(pats) == 0 {
 			continue
 		}
 		dfa, err := buildDFA(pats)
 		if err != nil {
-			return nil, fmt.Errorf("%s patterns: %w", opNames[o], err)
+			return fmt.Errorf("%s patterns: %w", opNames[o], err)
 		}
-		for st, tr := range dfa {
-			for c, v := range tr {
-				t.Globs[GlobKey{Workload: wk, Op: uint8(o), State: st, Byte: c}] = v
+		for st, row := range dfa {
+			for c, v := range row {
+				tr.t.Globs[GlobKey{Workload: tr.t.Workload, Op: uint8(o), State: st, Byte: c}] = v
 			}
 		}
-		flags[o] |= wfPatterns
+		tr.flags[o] |= wfPatterns
 	}
-	for o, f := range flags {
-		t.Flags |= uint32(f) << (8 * o)
-	}
-	return t, nil
+	return nil
 }
 
 // srcInodeTag marks a source identified by inode (bpf/ward.c SRC_INODE_TAG).
