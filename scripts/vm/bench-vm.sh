@@ -2,8 +2,8 @@
 # Runs the in-VM benchmarks and writes docs/performance.md (make bench-vm). Every package with a
 # BenchmarkReport in a vm-tagged test file runs it in a VM booted with `vmrun -bench` (one CPU,
 # guest clock counting instructions: figures independent of the host's load), BENCH_VM_RUNS
-# times, each run its own boots, side by side; tools/benchreport then writes the page from the runs' report
-# lines, the first run's figures with the others' differences beside them.
+# times, each run its own boots, all side by side; tools/benchreport then writes the page from
+# the runs' report lines, the first run's figures with the others' differences beside them.
 #
 # Environment: BENCH_VM_RUNS (default 2), WARD_TEST_BENCH_SCALE (iterations, default 1),
 # BENCH_VM_OUT (default docs/performance.md), WARD_VM_KERNEL.
@@ -27,24 +27,33 @@ if [ "${#pkgs[@]}" -eq 0 ]; then
 	echo "bench-vm: no vm-tagged BenchmarkReport found" >&2
 	exit 1
 fi
-# The runs go side by side: guest time does not depend on what else the host runs, which the
-# page's comparison of the runs then shows too.
-files=()
+# Every (run, package) pair is its own go test, all side by side (one go test runs the
+# benchmarks of its packages one after the other): guest time does not depend on what else the
+# host runs, which the page's comparison of the runs then shows too.
+rm -f "$cache"/bench-vm-*.txt
 pids=()
+outs=()
 for i in $(seq 1 "$runs"); do
-	f=$cache/bench-vm-$i.txt
-	files+=("$f")
-	echo "bench-vm: run $i of $runs: ${pkgs[*]} (output: $f)"
-	"$GO" test -count=1 -timeout 60m -tags vm -exec "$root/bin/vmrun" -run '^$' -bench '^BenchmarkReport$' -benchtime 1x -v \
-		"${pkgs[@]}" >"$f" 2>&1 &
-	pids+=($!)
+	for p in "${pkgs[@]}"; do
+		f=$cache/bench-vm-$i-$(echo "${p#./}" | tr / -).txt
+		outs+=("$f")
+		echo "bench-vm: run $i of $runs, $p (output: $f)"
+		"$GO" test -count=1 -timeout 60m -tags vm -exec "$root/bin/vmrun" -run '^$' -bench '^BenchmarkReport$' -benchtime 1x -v \
+			"$p" >"$f" 2>&1 &
+		pids+=($!)
+	done
 done
-for i in "${!pids[@]}"; do
-	if ! wait "${pids[$i]}"; then
-		cat "${files[$i]}"
-		echo "bench-vm: run $((i + 1)) failed" >&2
+for j in "${!pids[@]}"; do
+	if ! wait "${pids[$j]}"; then
+		cat "${outs[$j]}"
+		echo "bench-vm: ${outs[$j]} failed" >&2
 		exit 1
 	fi
+done
+files=()
+for i in $(seq 1 "$runs"); do
+	cat "$cache"/bench-vm-"$i"-*.txt >"$cache/bench-vm-$i.txt"
+	files+=("$cache/bench-vm-$i.txt")
 done
 "$GO" run ./tools/benchreport -o "$out" -command "make bench-vm" -kernel "$WARD_VM_KERNEL" "${files[@]}"
 echo "bench-vm: wrote $out"
