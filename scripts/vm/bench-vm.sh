@@ -6,7 +6,8 @@
 # the runs' report lines, the first run's figures with the others' differences beside them.
 #
 # Environment: BENCH_VM_RUNS (default 2), WARD_TEST_BENCH_SCALE (iterations, default 1),
-# BENCH_VM_OUT (default docs/performance.md), WARD_VM_KERNEL.
+# BENCH_VM_OUT (default docs/performance.md), BENCH_VM_PKGS (the packages, default every one
+# with a BenchmarkReport), WARD_VM_KERNEL.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
 cd "$root"
@@ -23,6 +24,9 @@ mkdir -p "$cache"
 
 mapfile -t pkgs < <(grep -rlE --include='*_test.go' --exclude-dir=.cache --exclude-dir=.git --exclude-dir=testdata \
 	'^func BenchmarkReport\(' . | xargs -r grep -lE '^//go:build (.*[^!])?\bvm\b' | xargs -r -n1 dirname | sort -u)
+if [ -n "${BENCH_VM_PKGS:-}" ]; then
+	read -r -a pkgs <<<"$BENCH_VM_PKGS"
+fi
 if [ "${#pkgs[@]}" -eq 0 ]; then
 	echo "bench-vm: no vm-tagged BenchmarkReport found" >&2
 	exit 1

@@ -172,7 +172,9 @@ func render(runs []run, command, kernel, commit string) string {
 		"  randomisation. The guest's clock counts executed instructions (one per nanosecond), so the figures\n" +
 		"  are guest time, the same whatever else runs on the host; they are not the wall time of real hardware.\n")
 	b.WriteString("- Ratio: the access in a process of a workload, against the same access in the same boot with no\n" +
-		"  Ward program attached and no profile loaded. Each figure is the median of 5 rounds after a warm-up round.\n")
+		"  Ward program attached and no profile loaded. Each figure is the fastest of 5\n" +
+		"  rounds, after a settling pause and a warm-up round in the workload's cgroup (internal/testutil/vmbench\n" +
+		"  says why).\n")
 	if len(runs) > 1 {
 		worst, where := 0.0, key{}
 		for _, k := range first.order {
