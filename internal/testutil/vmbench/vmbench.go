@@ -91,7 +91,10 @@ func Helper(job Job) error {
 		// after the cgroup move, after the benchmark attached or detached programs or
 		// freed map entries): on the one CPU it would otherwise run inside a round. Under
 		// icount with sleep=off an idle guest's sleep costs no host time.
-		time.Sleep(settle)
+		// Only in bench mode: the functional suite's run keeps its time.
+		if os.Getenv("WARD_VM_BENCH") != "" {
+			time.Sleep(settle)
+		}
 		if err := loop(job.N); err != nil { // warm-up
 			return fmt.Errorf("%s in %s: %w", job.Access, cg, err)
 		}
@@ -224,7 +227,7 @@ func dupFD(c *net.TCPConn) (int, error) {
 func Command(self string, job Job, startFD int, wrap ...string) *exec.Cmd {
 	argv := append(slices.Clone(wrap), self)
 	cmd := exec.Command(argv[0], argv[1:]...)
-	cmd.Env = []string{JobEnv + "=" + job.Encode(), "GOGC=off", "GOMAXPROCS=1"}
+	cmd.Env = []string{JobEnv + "=" + job.Encode(), "GOGC=off", "GOMAXPROCS=1", "WARD_VM_BENCH=" + os.Getenv("WARD_VM_BENCH")}
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
 	if startFD >= 0 {
 		cmd.SysProcAttr.UseCgroupFD = true
