@@ -22,6 +22,8 @@
 //	memfd:P               copy P into a memfd and execute that
 //	socket:PROTO          create a socket as a policy's protocol names it (tcp, udp, icmp, raw, ...)
 //	udpsend:FD, send:FD, connect:FD:PORT, accept:FD, recvfd:FD   use an inherited socket
+//	cgroup:NAME           move into the cgroup NAME (a relative path, made if missing) below the
+//	                      task's own cgroup v2, as a container's process may
 //	child                 run this program again with the operations in ChildEnv, its lines
 //	                      prefixed "child: "
 //	hammer:N:P            open P N times, print the successes
@@ -118,6 +120,8 @@ func one(op string) int {
 		err = socket(arg)
 	case "udpsend", "send", "connect", "accept", "recvfd":
 		err = useSocket(kind, arg)
+	case "cgroup":
+		err = moveCgroup(arg)
 	case "child":
 		err = child()
 	case "hammer", "hammeruntil":
@@ -128,6 +132,23 @@ func one(op string) int {
 	}
 	report(op, err)
 	return -1
+}
+
+// moveCgroup moves the task into the cgroup name below its own (cgroup v2).
+func moveCgroup(name string) error {
+	self, err := os.ReadFile("/proc/self/cgroup")
+	if err != nil {
+		return err
+	}
+	own, ok := strings.CutPrefix(strings.TrimSpace(string(self)), "0::")
+	if !ok {
+		return fmt.Errorf("own cgroup %q: not cgroup v2", self)
+	}
+	dir := "/sys/fs/cgroup" + own + "/" + name
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	return os.WriteFile(dir+"/cgroup.procs", []byte("0"), 0)
 }
 
 func closeFD(fd int, err error) error {

@@ -95,6 +95,37 @@ func TestWorkloadKeys(t *testing.T) {
 	}
 }
 
+// TestChildCgroupKeepsWorkload: a container's process that moves itself into
+// a cgroup it makes below the container's (one level, then two) keeps the
+// container's rules: the open is denied with EPERM and the event names the
+// container. A sibling cgroup that is no container's gets the host's rules.
+func TestChildCgroupKeepsWorkload(t *testing.T) {
+	vmguest.RequireGuest(t)
+	must(t, os.RemoveAll("/wt"))
+	copySelf(t, "/wt/bin/reader")
+	mkfile(t, "/wt/ctr-secret", 0)
+	cg, cgfd := testCgroup(t, "ward-nest")
+	_, otherfd := testCgroup(t, "ward-nest-other")
+	b := newBackend(t)
+	ctrSet := inCgroup(blockSet(t, "ctr-guard", "/wt/ctr-secret"), cg)
+	must(t, b.Apply(context.Background(), []*rules.Set{ctrSet}))
+	for _, child := range []string{"sub", "sub/deeper"} {
+		drain(b)
+		got := helperRun(t, cgfd, "/wt/bin/reader", 0, "cgroup:"+child+";open:/wt/ctr-secret")
+		if got != "open:/wt/ctr-secret errno 1" {
+			t.Errorf("container task in its child cgroup %s: %q, want EPERM", child, got)
+			continue
+		}
+		ev, ok := waitEvent(b, func(ev enforcer.Event) bool { return ev.Access.Path == "/wt/ctr-secret" })
+		if !ok || ev.Workload != ctrSet.Workload.ID() || ev.Errno != 1 {
+			t.Errorf("event from the child cgroup %s: %v %+v, want workload %s", child, ok, ev, ctrSet.Workload.ID())
+		}
+	}
+	if got := helperRun(t, otherfd, "/wt/bin/reader", 0, "cgroup:sub;open:/wt/ctr-secret"); got != "open:/wt/ctr-secret ok" {
+		t.Errorf("task below a cgroup that is no container's: %q, want the host's rules (none)", got)
+	}
+}
+
 func errorsIs(err error, errno syscall.Errno) bool {
 	var e syscall.Errno
 	for err != nil {

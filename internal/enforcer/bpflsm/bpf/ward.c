@@ -2,7 +2,8 @@
 // Ward's BPF-LSM enforcer. docs/bpflsm.md explains the design; in short:
 //
 //  - Every hook first finds the current task's workload: the cgroup id of the
-//    task in `workloads`, else the host entry (key 0). A workload without
+//    task in `workloads`, else of its nearest registered cgroup ancestor, else
+//    the host entry (key 0). A workload without
 //    rules of the hook's operation costs one or two hash lookups and nothing
 //    else.
 //  - Paths come from bpf_d_path into a per-CPU buffer (up to PATH_MAX, any
@@ -287,7 +288,35 @@ struct {
 	__type(value, struct icache);
 } icache SEC(".maps");
 
-// find_workload returns 0 when the current task's workload has rules of op.
+// CG_WALK bounds how many cgroup ancestors find_ancestor looks up.
+#define CG_WALK 16
+
+// find_ancestor finds the nearest registered ancestor of the current task's
+// cgroup (cgroup v2), so that a process a container moved into a cgroup it
+// made below its own keeps the container's rules. It sets *cg to that
+// ancestor's id. A task in no container's subtree costs one lookup per level
+// above its cgroup, up to CG_WALK; the root (level 0) is never a workload.
+static __always_inline struct wl_val *find_ancestor(__u64 *cg)
+{
+	struct task_struct *t = bpf_get_current_task_btf();
+	int level = BPF_CORE_READ(t, cgroups, dfl_cgrp, level);
+	for (int i = 1; i <= CG_WALK; i++) {
+		int l = level - i;
+		if (l < 1)
+			break;
+		__u64 id = bpf_get_current_ancestor_cgroup_id(l);
+		struct wl_val *v = bpf_map_lookup_elem(&workloads, &id);
+		if (v) {
+			*cg = id;
+			return v;
+		}
+	}
+	return NULL;
+}
+
+// find_workload returns 0 when the current task's workload has rules of op:
+// the workload of its cgroup, else of the nearest registered ancestor, else
+// the host's.
 static __always_inline int find_workload(__u8 op, struct wl *w)
 {
 	__u32 zero = 0;
@@ -302,6 +331,8 @@ static __always_inline int find_workload(__u8 op, struct wl *w)
 	if (cfg->containers) {
 		cg = bpf_get_current_cgroup_id();
 		v = bpf_map_lookup_elem(&workloads, &cg);
+		if (!v)
+			v = find_ancestor(&cg);
 	}
 	if (!v) {
 		if (!(cfg->host_flags & bit))
