@@ -283,9 +283,8 @@ state = "/run/containerd"
   [plugins."io.containerd.cri.v1.runtime".cni]
     bin_dirs = ["/opt/cni/bin"]
     conf_dir = "/etc/cni/net.d"
-# The emulated node runs 10-50 times slower than hardware: NRI's default 2 s per request is
-# less than one reconcile round takes here, so every CreateContainer failed closed with
-# "rules not applied: context deadline exceeded". Real nodes keep containerd's default.
+# The emulated node runs 10-50 times slower than hardware, and a reconcile round can take more
+# than NRI's default 2 s per request here. Real nodes keep containerd's default.
 [plugins."io.containerd.nri.v1.nri"]
   plugin_request_timeout = "20s"
 `,

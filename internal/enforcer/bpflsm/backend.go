@@ -27,6 +27,7 @@ import (
 	"github.com/wardsec/ward/internal/enforcer"
 	"github.com/wardsec/ward/internal/policy"
 	"github.com/wardsec/ward/internal/rules"
+	"github.com/wardsec/ward/internal/workload"
 )
 
 // Options configure the backend.
@@ -271,6 +272,9 @@ func (b *Backend) Apply(ctx context.Context, sets []*rules.Set) error {
 	keys := make(map[uint64]string, len(sets))
 	ids := make(map[string]bool, len(sets))
 	for _, s := range sets {
+		if awaitingCgroup(&s.Workload) {
+			continue
+		}
 		id := s.Workload.ID()
 		tr, warns, err := b.translate(s)
 		if err != nil {
@@ -325,6 +329,9 @@ func (b *Backend) Apply(ctx context.Context, sets []*rules.Set) error {
 // writes, the bulk of the work, take no shared lock); calls for the same
 // workload are serialized.
 func (b *Backend) ApplyWorkload(ctx context.Context, set *rules.Set) error {
+	if awaitingCgroup(&set.Workload) {
+		return nil
+	}
 	tr, warns, err := b.translate(set)
 	if err != nil {
 		return err
@@ -343,6 +350,15 @@ func (b *Backend) RemoveWorkload(ctx context.Context, id string) error {
 		return err
 	}
 	return b.removeOne(id)
+}
+
+// awaitingCgroup reports a container registered before the runtime created it (NRI's
+// CreateContainer): it has no cgroup, so no process of it can run and there is nothing to load
+// yet. Its rules go in when the registration with its cgroup arrives (StartContainer), which the
+// runtime waits for before the first instruction. Refusing it instead failed every pod's
+// CreateContainer on a real node.
+func awaitingCgroup(w *workload.Workload) bool {
+	return w.Kind == workload.KindContainer && w.CgroupID == 0
 }
 
 func (b *Backend) translate(s *rules.Set) (*Translation, []enforcer.Warning, error) {

@@ -199,3 +199,27 @@ func TestAuditedMode(t *testing.T) {
 		t.Errorf("event errno %d, verdict %+v", ev.Errno, v)
 	}
 }
+
+// TestContainerAwaitingCgroup: a container registered before the runtime created it (NRI's
+// CreateContainer) has no cgroup yet. ApplyWorkload and Apply accept its set with nothing to
+// load, and the other workloads' rules are enforced as usual; refusing it failed every pod's
+// creation on a real node.
+func TestContainerAwaitingCgroup(t *testing.T) {
+	vmguest.RequireGuest(t)
+	must(t, os.RemoveAll("/wt"))
+	mkfile(t, "/wt/host-secret", 0)
+	b := newBackend(t)
+	pending := blockSet(t, "pending-guard", "/wt/ctr-secret")
+	pending.Workload = workload.Workload{Kind: workload.KindContainer, ContainerID: "created-not-started"}
+	if err := b.ApplyWorkload(context.Background(), pending); err != nil {
+		t.Fatalf("ApplyWorkload of a container without a cgroup: %v, want nothing to load", err)
+	}
+	hostSet := blockSet(t, "host-guard", "/wt/host-secret")
+	if err := b.Apply(context.Background(), []*rules.Set{hostSet, pending}); err != nil {
+		t.Fatalf("Apply with a container without a cgroup: %v", err)
+	}
+	defer b.Apply(context.Background(), nil)
+	if _, err := os.ReadFile("/wt/host-secret"); !errorsIs(err, syscall.EPERM) {
+		t.Errorf("host-blocked file beside a pending container: %v, want EPERM", err)
+	}
+}
