@@ -188,8 +188,10 @@ func newDaemon(opts Options) (d *Daemon, pipe *events.Pipeline, closeLog func(),
 		builder: &events.Builder{Cluster: cfg.Cluster, HostName: cfg.Host, Now: time.Now},
 		metrics: events.NewMetrics(),
 		health:  events.NewHealth(),
-		rounds:  newRoundQueue(),
-		plan:    planner{workloads: map[string]*planned{}},
+		// At most one round at a time; changes arriving meanwhile fold into one more round, and a
+		// failed round is retried with backoff, or at once when new changes arrive.
+		rounds: newRetryQueue("ward-reconcile"),
+		plan:   planner{workloads: map[string]*planned{}},
 		// The first reconcile reads the whole policy directory.
 		dirAll:      true,
 		workerState: workerState{inForceChanged: make(chan struct{})},
@@ -363,15 +365,6 @@ const (
 	fullRound    = "full"
 )
 
-// newRoundQueue is the queue of reconcile rounds: client-go's workqueue runs at most one round
-// at a time, folds the changes that arrive meanwhile into one more round, and retries a failed
-// round with exponential backoff, or at once when new changes arrive.
-func newRoundQueue() workqueue.TypedRateLimitingInterface[string] {
-	return workqueue.NewTypedRateLimitingQueueWithConfig(
-		workqueue.NewTypedItemExponentialFailureRateLimiter[string](retryFirst, retryMax),
-		workqueue.TypedRateLimitingQueueConfig[string]{Name: "ward-reconcile"})
-}
-
 // loop reconciles on every change and every fullResyncEvery until ctx ends; the first round
 // that leaves the rules in force makes the daemon ready.
 func (d *Daemon) loop(ctx context.Context, ready func(*Daemon)) {
@@ -396,9 +389,7 @@ func (d *Daemon) loop(ctx context.Context, ready func(*Daemon)) {
 			return
 		}
 		if err := d.reconcile(ctx, key == fullRound); err != nil && ctx.Err() == nil {
-			// The limiter's next delay for this round, as AddRateLimited takes it.
-			delay := min(retryFirst<<min(d.rounds.NumRequeues(key), 6), retryMax)
-			d.log.Error("reconcile", "error", err, "retry_in", delay.String())
+			d.log.Error("reconcile", "error", err, "retry_in", retryIn(d.rounds.NumRequeues(key)).String())
 			d.rounds.AddRateLimited(key)
 		} else {
 			d.rounds.Forget(key)

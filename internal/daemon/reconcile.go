@@ -26,11 +26,22 @@ import (
 // repairs a kernel state someone changed behind Ward's back.
 const fullResyncEvery = 5 * time.Minute
 
-// Retry delays of a workload whose rules the backend refused.
+// Retry delays of a refused workload set or a failed round.
 const (
 	retryFirst = time.Second
 	retryMax   = time.Minute
 )
+
+// newRetryQueue is a client-go workqueue whose items are retried after retryFirst, doubling to
+// retryMax (the apply queue's and the rounds').
+func newRetryQueue(name string) workqueue.TypedRateLimitingInterface[string] {
+	return workqueue.NewTypedRateLimitingQueueWithConfig(
+		workqueue.NewTypedItemExponentialFailureRateLimiter[string](retryFirst, retryMax),
+		workqueue.TypedRateLimitingQueueConfig[string]{Name: name})
+}
+
+// retryIn is the delay AddRateLimited gives an item that was requeued n times, for the logs.
+func retryIn(n int) time.Duration { return min(retryFirst<<min(n, 6), retryMax) }
 
 // planned is what the reconcile last computed for one workload.
 type planned struct {
@@ -353,9 +364,7 @@ type applyQueue struct {
 func (d *Daemon) push(ctx context.Context, wa enforcer.WorkloadApplier, id string, set *rules.Set) {
 	aq := &d.applyQ
 	aq.once.Do(func() {
-		aq.q = workqueue.NewTypedRateLimitingQueueWithConfig(
-			workqueue.NewTypedItemExponentialFailureRateLimiter[string](retryFirst, retryMax),
-			workqueue.TypedRateLimitingQueueConfig[string]{Name: "ward-apply"})
+		aq.q = newRetryQueue("ward-apply")
 		aq.want = map[string]*rules.Set{}
 		d.workerWG.Add(applyWorkers + 1)
 		go func() {
@@ -423,9 +432,7 @@ func (d *Daemon) applyOne(ctx context.Context, wa enforcer.WorkloadApplier, id s
 	if remove {
 		what = "remove"
 	}
-	// The limiter's next delay for this workload, as AddRateLimited would take it.
-	delay := retryFirst << min(aq.q.NumRequeues(id), 6)
-	delay = min(delay, retryMax)
+	delay := retryIn(aq.q.NumRequeues(id))
 	d.log.Error("workload rules not applied, previous rules stay in force", "workload", id, "op", what,
 		"error", err.Error(), "retry_in", delay.String())
 	d.message("Error", fmt.Sprintf("workload %s: %s rules: %v (previous rules stay in force; retry in %s)", id, what, err, delay))
