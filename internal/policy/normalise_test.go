@@ -154,9 +154,9 @@ var normaliseCases = []struct {
 		rules: []string{"spec.process.matchDirectories[0]:11 Process directory /usr/bin/ recursive Block sev=0",
 			"spec.file.matchDirectories[0]:15 File directory /etc/ssl/ Block sev=0",
 			"spec.syscalls.matchSyscalls[0]:18 Syscall syscall  syscalls=unlink from=/bin/ Audit sev=0"},
-		warnings: []string{`t.yaml:11: doc 1: spec.process.matchDirectories[0].dir: warning: "/usr/bin" is read as the directory "/usr/bin/": end a directory with "/" (KubeArmor's CRD requires it)`,
-			`t.yaml:15: doc 1: spec.file.matchDirectories[0].dir: warning: "/etc/ssl" is read as the directory "/etc/ssl/": end a directory with "/" (KubeArmor's CRD requires it)`,
-			`t.yaml:20: doc 1: spec.syscalls.matchSyscalls[0].fromSource[0].dir: warning: "/bin" is read as the directory "/bin/": end a directory with "/" (KubeArmor's CRD requires it)`}},
+		warnings: []string{`t.yaml:11: doc 1: spec.process.matchDirectories[0].dir: warning: "/usr/bin" is read as the directory "/usr/bin/": end a directory with "/" (KubeArmor's CRD requires it here: a KubeArmor API server refuses the value without it)`,
+			`t.yaml:15: doc 1: spec.file.matchDirectories[0].dir: warning: "/etc/ssl" is read as the directory "/etc/ssl/": end a directory with "/" (KubeArmor's CRD requires it here: a KubeArmor API server refuses the value without it)`,
+			`t.yaml:20: doc 1: spec.syscalls.matchSyscalls[0].fromSource[0].dir: warning: "/bin" is read as the directory "/bin/": end a directory with "/" (so that it cannot be mistaken for a file)`}},
 	// KubeArmor's hsp-audit-network-protocol.yaml: fromSource is optional in host policies too.
 	{name: "host network and capability rules without fromSource",
 		in: hsp("  network:", "    matchProtocols:", "    - protocol: icmp", "  capabilities:", "    matchCapabilities:", "    - capability: net_raw", "  action: Audit"),

@@ -238,10 +238,13 @@ func (d *docState) checkFilePath(f, p, example string) {
 	}
 }
 
-// checkDir enforces an absolute directory path. KubeArmor's CRD pattern (^\/$|^\/.*\/$) wants
-// the trailing slash, but its daemon and its own tests take "dir: /usr/bin" as the directory
-// /usr/bin/; so does Ward: the value is normalised in place, with a warning naming the field.
-func (d *docState) checkDir(f string, p *string) {
+// checkDir enforces an absolute directory path. A value without the trailing slash is read as
+// the directory it names (KubeArmor's daemon and its own tests take "dir: /usr/bin" so), and
+// normalised in place with a warning naming the field. The warning says what KubeArmor's CRD
+// says of the field: process and file matchDirectories[].dir carry the pattern ^\/$|^\/.*\/$, so
+// a KubeArmor API server refuses the value there (crdSlash); syscalls...fromSource[].dir is a
+// plain string in that CRD, so there the slash is only the clearer spelling.
+func (d *docState) checkDir(f string, p *string, crdSlash bool) {
 	switch {
 	case *p == "":
 		d.errorf(f, "", "required: an absolute directory path ending in \"/\", such as /etc/")
@@ -250,7 +253,11 @@ func (d *docState) checkDir(f string, p *string) {
 	case hasControl(*p):
 		d.errorf(f, *p, "%q contains a control character: a path must be printable", *p)
 	case !strings.HasSuffix(*p, "/"):
-		d.warnf(f, *p, "%q is read as the directory %q: end a directory with \"/\" (KubeArmor's CRD requires it)", *p, *p+"/")
+		why := "so that it cannot be mistaken for a file"
+		if crdSlash {
+			why = "KubeArmor's CRD requires it here: a KubeArmor API server refuses the value without it"
+		}
+		d.warnf(f, *p, "%q is read as the directory %q: end a directory with \"/\" (%s)", *p, *p+"/", why)
 		*p += "/"
 	}
 }
@@ -297,7 +304,7 @@ func (d *docState) checkProcess(p v1.ProcessType) {
 	}
 	for i, m := range p.MatchDirectories {
 		f := fmt.Sprintf("spec.process.matchDirectories[%d]", i)
-		d.checkDir(f+".dir", &p.MatchDirectories[i].Directory)
+		d.checkDir(f+".dir", &p.MatchDirectories[i].Directory, true)
 		d.checkFromSource(f+".fromSource", m.FromSource)
 		d.checkSMTA(f, m.SMTA)
 	}
@@ -318,7 +325,7 @@ func (d *docState) checkFile(p v1.FileType) {
 	}
 	for i, m := range p.MatchDirectories {
 		f := fmt.Sprintf("spec.file.matchDirectories[%d]", i)
-		d.checkDir(f+".dir", &p.MatchDirectories[i].Directory)
+		d.checkDir(f+".dir", &p.MatchDirectories[i].Directory, true)
 		d.checkFromSource(f+".fromSource", m.FromSource)
 		d.checkSMTA(f, m.SMTA)
 	}
@@ -434,7 +441,7 @@ func (d *docState) checkSyscallSources(f string, srcs []v1.SyscallFromSourceType
 				d.errorf(sf+".recursive", "", "applies only to dir")
 			}
 		case s.Directory != "":
-			d.checkDir(sf+".dir", &srcs[i].Directory)
+			d.checkDir(sf+".dir", &srcs[i].Directory, false)
 		default:
 			d.errorf(sf, "", "path or dir is required")
 		}
