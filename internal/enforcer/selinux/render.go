@@ -325,27 +325,36 @@ func (c *cil) line(format string, args ...any) {
 	c.b.WriteByte('\n')
 }
 
-// grant writes the rules that make subject's accesses to typ follow one cell.
-func (c *cil) grant(subject, typ string, cl cell) {
+// classGrant is what one class of objects may do under one action letter: a grant, a grant
+// with auditallow, or nothing (Block: the kernel denies and logs avc: denied).
+type classGrant struct {
+	act          byte
+	class, perms string
+}
+
+// allow writes subject's rules on typ: getattr (and search on directories) always, then each
+// grant as its action letter says.
+func (c *cil) allow(subject, typ string, grants ...classGrant) {
 	c.line("(allow %s %s (file (getattr)))", subject, typ)
 	c.line("(allow %s %s (dir (getattr search)))", subject, typ)
 	c.line("(allow %s %s (lnk_file (getattr)))", subject, typ)
-	emit := func(act byte, class, perms string) {
-		if act == 'b' {
-			return // not granted: the kernel denies it and logs avc: denied
+	for _, g := range grants {
+		if g.act == 'b' {
+			continue // not granted: the kernel denies it and logs avc: denied
 		}
-		c.line("(allow %s %s (%s (%s)))", subject, typ, class, perms)
-		if act == 'u' {
-			c.line("(auditallow %s %s (%s (%s)))", subject, typ, class, perms)
+		c.line("(allow %s %s (%s (%s)))", subject, typ, g.class, g.perms)
+		if g.act == 'u' {
+			c.line("(auditallow %s %s (%s (%s)))", subject, typ, g.class, g.perms)
 		}
 	}
-	emit(cl[0], "file", fileRead)
-	emit(cl[0], "dir", dirRead)
-	emit(cl[0], "lnk_file", lnkRead)
-	emit(cl[1], "file", fileWrite)
-	emit(cl[1], "dir", dirWrite)
-	emit(cl[1], "lnk_file", lnkWrite)
-	emit(cl[2], "file", fileExec)
+}
+
+// grant writes the rules that make subject's accesses to typ follow one cell.
+func (c *cil) grant(subject, typ string, cl cell) {
+	c.allow(subject, typ,
+		classGrant{cl[0], "file", fileRead}, classGrant{cl[0], "dir", dirRead}, classGrant{cl[0], "lnk_file", lnkRead},
+		classGrant{cl[1], "file", fileWrite}, classGrant{cl[1], "dir", dirWrite}, classGrant{cl[1], "lnk_file", lnkWrite},
+		classGrant{cl[2], "file", fileExec})
 }
 
 // grantPosture writes what a Ward domain under an allow-list may do with the files Ward does not
@@ -353,28 +362,16 @@ func (c *cil) grant(subject, typ string, cl cell) {
 // code (shared libraries, the dynamic loader) needs "execute" without being a run of a program,
 // so it follows the file posture; running a program is "execute_no_trans".
 func (c *cil) grantPosture(subject, typ string, file, process byte) {
-	c.line("(allow %s %s (file (getattr)))", subject, typ)
-	c.line("(allow %s %s (dir (getattr search)))", subject, typ)
-	c.line("(allow %s %s (lnk_file (getattr)))", subject, typ)
-	emit := func(act byte, class, perms string) {
-		if act == 'b' {
-			return
-		}
-		c.line("(allow %s %s (%s (%s)))", subject, typ, class, perms)
-		if act == 'u' {
-			c.line("(auditallow %s %s (%s (%s)))", subject, typ, class, perms)
-		}
-	}
-	emit(file, "file", fileRead+" execute")
-	emit(file, "dir", dirRead)
-	emit(file, "lnk_file", lnkRead)
-	emit(file, "file", fileWrite)
-	emit(file, "dir", dirWrite)
-	emit(file, "lnk_file", lnkWrite)
-	emit(process, "file", "open read map execute execute_no_trans")
+	c.allow(subject, typ,
+		classGrant{file, "file", fileRead + " execute"}, classGrant{file, "dir", dirRead}, classGrant{file, "lnk_file", lnkRead},
+		classGrant{file, "file", fileWrite}, classGrant{file, "dir", dirWrite}, classGrant{file, "lnk_file", lnkWrite},
+		classGrant{process, "file", "open read map execute execute_no_trans"})
 }
 
-// Render translates the host's rule set into Ward's module and labelling plan.
+// Render translates the host's rule set into Ward's module and labelling plan, in phases: the
+// labelling plan (targets and fromSource executables), the signatures that need a type of their
+// own, then the module text (header, fixed types, a domain per fromSource executable, the
+// source-dependent types).
 func Render(s *rules.Set, opts Options) (*Module, []enforcer.Warning, error) {
 	if s == nil {
 		return nil, nil, errors.New("render selinux module: nil rule set")
@@ -383,19 +380,54 @@ func Render(s *rules.Set, opts Options) (*Module, []enforcer.Warning, error) {
 		return nil, nil, fmt.Errorf("render selinux module: workload %s: the SELinux backend enforces host policies only", s.Workload.ID())
 	}
 	opts.defaults()
-	m := &Module{set: s, dynamic: map[string]string{}}
-	// What SELinux does not enforce as written comes from the backend-neutral support table;
-	// the approximations of this translation are added below.
-	warns := enforcer.CheckSet(enforcer.SELinux, s)
-	warn := func(r *rules.Rule, format string, args ...any) {
-		w := enforcer.Warning{Backend: enforcer.SELinux, Workload: s.Workload.ID(), RuleID: -1, Message: fmt.Sprintf(format, args...)}
-		if r != nil {
-			w.Policy, w.PolicyKind, w.Namespace, w.Rule, w.RuleID = r.PolicyName, r.PolicyKind, r.Namespace, r.Field, r.ID
-		}
-		warns = append(warns, w)
+	r := &renderer{
+		set: s, opts: opts, m: &Module{set: s, dynamic: map[string]string{}},
+		// What SELinux does not enforce as written comes from the backend-neutral support
+		// table; the approximations of this translation are added by warn.
+		warns: enforcer.CheckSet(enforcer.SELinux, s),
 	}
+	r.plan()
+	dyns := r.dynamicSignatures()
+	r.header()
+	r.staticTypes()
+	for i := range r.m.Sources {
+		r.sourceDomain(i)
+	}
+	r.dynamicTypes(dyns)
+	r.m.Text = []byte(r.c.b.String())
+	return r.m, r.warns, nil
+}
 
-	// Targets, sources and what cannot be expressed.
+// renderer holds what Render's phases share.
+type renderer struct {
+	set   *rules.Set
+	opts  Options
+	m     *Module
+	warns []enforcer.Warning
+	c     cil
+}
+
+// warn records an approximation of this translation, about rule r or (nil) the workload.
+func (r *renderer) warn(rule *rules.Rule, format string, args ...any) {
+	w := enforcer.Warning{Backend: enforcer.SELinux, Workload: r.set.Workload.ID(), RuleID: -1, Message: fmt.Sprintf(format, args...)}
+	if rule != nil {
+		w.Policy, w.PolicyKind, w.Namespace, w.Rule, w.RuleID = rule.PolicyName, rule.PolicyKind, rule.Namespace, rule.Field, rule.ID
+	}
+	r.warns = append(r.warns, w)
+}
+
+// allowLists reports whether a file and a process allow-list reach the fromSource executable
+// src (an allow-list for every executable reaches it too).
+func (r *renderer) allowLists(src string) (file, process bool) {
+	fileGlobal, fileSources := r.set.AllowList(policy.OpFile)
+	procGlobal, procSources := r.set.AllowList(policy.OpProcess)
+	return fileGlobal || slices.Contains(fileSources, src), procGlobal || slices.Contains(procSources, src)
+}
+
+// plan fills the labelling plan: the targets, the fromSource executables and their domains, and
+// warns about what cannot be expressed.
+func (r *renderer) plan() {
+	s, m := r.set, r.m
 	targets := map[string]Target{}
 	addTarget := func(t Target) {
 		old := targets[t.Path]
@@ -406,27 +438,27 @@ func Render(s *rules.Set, opts Options) (*Module, []enforcer.Warning, error) {
 	}
 	sourceSet := map[string]bool{}
 	for i := range s.Rules {
-		r := &s.Rules[i]
-		if r.Operation != policy.OpFile && r.Operation != policy.OpProcess {
+		rule := &s.Rules[i]
+		if rule.Operation != policy.OpFile && rule.Operation != policy.OpProcess {
 			continue // network, capabilities, syscalls: enforcer.Support says so
 		}
-		for _, fs := range r.FromSource {
+		for _, fs := range rule.FromSource {
 			if fs.Path != "" {
 				sourceSet[fs.Path] = true
 			}
 		}
-		switch r.Match {
+		switch rule.Match {
 		case policy.MatchPath:
-			addTarget(Target{Path: r.Value})
+			addTarget(Target{Path: rule.Value})
 		case policy.MatchDirectory:
-			dir := strings.TrimSuffix(r.Value, "/")
+			dir := strings.TrimSuffix(rule.Value, "/")
 			if dir == "" {
-				warn(r, "a rule on / would relabel the whole file system; it is not enforced")
+				r.warn(rule, "a rule on / would relabel the whole file system; it is not enforced")
 				continue
 			}
-			addTarget(Target{Path: dir, Children: !r.Recursive, Tree: r.Recursive})
-			if !r.Recursive {
-				warn(r, "files created later in a subdirectory of %s inherit the rule's label from the subdirectory only if it existed when the policy was applied; a subdirectory created later gets the directory's label, so its children are covered too", r.Value)
+			addTarget(Target{Path: dir, Children: !rule.Recursive, Tree: rule.Recursive})
+			if !rule.Recursive {
+				r.warn(rule, "files created later in a subdirectory of %s inherit the rule's label from the subdirectory only if it existed when the policy was applied; a subdirectory created later gets the directory's label, so its children are covered too", rule.Value)
 			}
 		}
 	}
@@ -437,9 +469,7 @@ func Render(s *rules.Set, opts Options) (*Module, []enforcer.Warning, error) {
 	slices.Sort(m.Sources)
 	for _, src := range m.Sources {
 		m.Domains = append(m.Domains, domainOf(src))
-		fileGlobal, fileSources := s.AllowList(policy.OpFile)
-		procGlobal, procSources := s.AllowList(policy.OpProcess)
-		if fileGlobal || procGlobal || slices.Contains(fileSources, src) || slices.Contains(procSources, src) {
+		if file, process := r.allowLists(src); file || process {
 			m.listed = true
 		}
 	}
@@ -450,22 +480,28 @@ func Render(s *rules.Set, opts Options) (*Module, []enforcer.Warning, error) {
 	// An allow-list for every executable reaches only the paths Ward labels: the support
 	// table (enforcer.FeatureAllowList) warns about each Allow rule; this names the programs.
 	for _, src := range readableSources(s, m.Sources) {
-		warn(nil, "SELinux checks read on the program an exec runs: %s may run as the process rules say, so every program that may run it may also read it, although the %s file posture blocks that read", src, s.Postures.For(policy.OpFile))
+		r.warn(nil, "SELinux checks read on the program an exec runs: %s may run as the process rules say, so every program that may run it may also read it, although the %s file posture blocks that read", src, s.Postures.For(policy.OpFile))
 	}
+}
 
-	// Representative paths: every target, a child of every directory target and a grandchild of
-	// every tree. "\x01" is a name no rule names, so the representatives stand for every other
-	// path below the target. The loader computes the same signatures for the real paths.
-	type dyn struct {
-		key   string
-		cells []cell
-		entry string
-	}
+// dyn is a signature that depends on the acting executable, or the signature of a fromSource
+// executable itself (entry is its path): each gets a type of its own.
+type dyn struct {
+	key   string
+	cells []cell
+	entry string
+}
+
+// dynamicSignatures lists the signatures that need a type of their own, sorted by key. The
+// representative paths are every target, a child of every directory target and a grandchild
+// of every tree. "\x01" is a name no rule names, so the representatives stand for every other
+// path below the target. The loader computes the same signatures for the real paths.
+func (r *renderer) dynamicSignatures() []dyn {
 	var dyns []dyn
 	seen := map[string]bool{}
 	consider := func(p string) {
-		isSource := slices.Contains(m.Sources, p)
-		cells := signature(s, m.Sources, p)
+		isSource := slices.Contains(r.m.Sources, p)
+		cells := signature(r.set, r.m.Sources, p)
 		if !isSource && uniform(cells) {
 			return // a static type
 		}
@@ -479,7 +515,7 @@ func Render(s *rules.Set, opts Options) (*Module, []enforcer.Warning, error) {
 			dyns = append(dyns, dyn{key: k, cells: cells, entry: entry})
 		}
 	}
-	for _, t := range m.Targets {
+	for _, t := range r.m.Targets {
 		consider(t.Path)
 		if t.Children || t.Tree {
 			consider(t.Path + "/\x01")
@@ -489,8 +525,12 @@ func Render(s *rules.Set, opts Options) (*Module, []enforcer.Warning, error) {
 		}
 	}
 	slices.SortFunc(dyns, func(a, b dyn) int { return strings.Compare(a.key, b.key) })
+	return dyns
+}
 
-	var c cil
+// header writes the module's header and the attributes every Ward type and domain carries.
+func (r *renderer) header() {
+	c, opts := &r.c, r.opts
 	c.line("%s%s", HeaderPrefix, ModuleName)
 	c.line("; Ward's file types carry no %s attribute, so no base-policy rule reaches them:", opts.FileType)
 	c.line("; every access to a file Ward labels is decided by the rules below.")
@@ -505,15 +545,20 @@ func Render(s *rules.Set, opts Options) (*Module, []enforcer.Warning, error) {
 	for _, cls := range []string{"file", "dir", "lnk_file"} {
 		c.line("(allow %s ward_file_type (%s (getattr relabelfrom relabelto)))", opts.FilesUnconfined, cls)
 	}
+}
+
+// staticTypes writes the 27 fixed types, one per verdict of a read, a write and an exec.
+func (r *renderer) staticTypes() {
+	c := &r.c
 	c.line("")
 	c.line("; Fixed types: the verdict of a read, a write and an exec for every executable")
 	c.line("; (letters a=allow, u=audit, b=block).")
-	for _, r := range "aub" {
+	for _, rd := range "aub" {
 		for _, w := range "aub" {
 			for _, x := range "aub" {
 				// ward_aaa_t is used only under a fromSource allow-list; elsewhere a path whose
 				// accesses are all allowed keeps its own label.
-				cl := cell{byte(r), byte(w), byte(x)}
+				cl := cell{byte(rd), byte(w), byte(x)}
 				t := StaticType(cl)
 				c.line("(type %s)", t)
 				c.line("(roletype object_r %s)", t)
@@ -522,52 +567,54 @@ func Render(s *rules.Set, opts Options) (*Module, []enforcer.Warning, error) {
 			}
 		}
 	}
+}
 
-	for i, src := range m.Sources {
-		d := m.Domains[i]
-		x := entryOf(src)
-		c.line("")
-		c.line("; fromSource %s runs in %s, entered by executing %s.", src, d, x)
-		c.line("(type %s)", d)
-		for _, role := range opts.Roles {
-			c.line("(roletype %s %s)", role, d)
-		}
-		c.line("(typeattributeset ward_source_domain (%s))", d)
-		fileList, _ := s.AllowList(policy.OpFile)
-		procList, _ := s.AllowList(policy.OpProcess)
-		_, fileSources := s.AllowList(policy.OpFile)
-		_, procSources := s.AllowList(policy.OpProcess)
-		fileList = fileList || slices.Contains(fileSources, src)
-		procList = procList || slices.Contains(procSources, src)
-		for _, a := range opts.UnconfinedAttributes {
-			c.line("(typeattributeset %s (%s))", a, d)
-		}
-		if !fileList && !procList {
-			c.line("(typeattributeset %s (%s))", opts.FilesUnconfined, d)
-			c.line("(typeattributeset %s (%s))", opts.FilesystemUnconfined, d)
-		} else {
-			// An allow-list: files Ward does not label follow the posture for this domain.
-			c.line("; An allow-list covers %s: files Ward does not label follow the posture.", src)
-			post := func(list bool, op policy.Operation) byte {
-				if !list {
-					return 'a'
-				}
-				return letter(s.Postures.For(op))
-			}
-			for _, typ := range []string{opts.FileType, opts.FilesystemType} {
-				c.grantPosture(d, typ, post(fileList, policy.OpFile), post(procList, policy.OpProcess))
-			}
-		}
-		c.line("(type %s)", x)
-		c.line("(roletype object_r %s)", x)
-		c.line("(typeattributeset ward_file_type (%s))", x)
-		c.line("(typetransition domain %s process %s)", x, d)
-		c.line("(allow domain %s (process (transition)))", d)
-		c.line("(allow %s %s (file (entrypoint open read map execute getattr)))", d, x)
-		c.line("(allow %s domain (process (sigchld)))", d)
-		c.line("(allow %s domain (fd (use)))", d)
+// sourceDomain writes the domain of the i-th fromSource executable and its entry type.
+func (r *renderer) sourceDomain(i int) {
+	c, opts, s := &r.c, r.opts, r.set
+	src, d := r.m.Sources[i], r.m.Domains[i]
+	x := entryOf(src)
+	c.line("")
+	c.line("; fromSource %s runs in %s, entered by executing %s.", src, d, x)
+	c.line("(type %s)", d)
+	for _, role := range opts.Roles {
+		c.line("(roletype %s %s)", role, d)
 	}
+	c.line("(typeattributeset ward_source_domain (%s))", d)
+	fileList, procList := r.allowLists(src)
+	for _, a := range opts.UnconfinedAttributes {
+		c.line("(typeattributeset %s (%s))", a, d)
+	}
+	if !fileList && !procList {
+		c.line("(typeattributeset %s (%s))", opts.FilesUnconfined, d)
+		c.line("(typeattributeset %s (%s))", opts.FilesystemUnconfined, d)
+	} else {
+		// An allow-list: files Ward does not label follow the posture for this domain.
+		c.line("; An allow-list covers %s: files Ward does not label follow the posture.", src)
+		post := func(list bool, op policy.Operation) byte {
+			if !list {
+				return 'a'
+			}
+			return letter(s.Postures.For(op))
+		}
+		for _, typ := range []string{opts.FileType, opts.FilesystemType} {
+			c.grantPosture(d, typ, post(fileList, policy.OpFile), post(procList, policy.OpProcess))
+		}
+	}
+	c.line("(type %s)", x)
+	c.line("(roletype object_r %s)", x)
+	c.line("(typeattributeset ward_file_type (%s))", x)
+	c.line("(typetransition domain %s process %s)", x, d)
+	c.line("(allow domain %s (process (transition)))", d)
+	c.line("(allow %s %s (file (entrypoint open read map execute getattr)))", d, x)
+	c.line("(allow %s domain (process (sigchld)))", d)
+	c.line("(allow %s domain (fd (use)))", d)
+}
 
+// dynamicTypes writes a type per source-dependent signature (a fromSource executable's own is
+// its entry type), with each domain's rules on it, and records them in the module.
+func (r *renderer) dynamicTypes(dyns []dyn) {
+	c, m := &r.c, r.m
 	for _, d := range dyns {
 		typ := "ward_f_" + shortHash(d.key) + "_t"
 		if d.entry != "" {
@@ -586,8 +633,6 @@ func Render(s *rules.Set, opts Options) (*Module, []enforcer.Warning, error) {
 			c.grant(m.Domains[i], typ, cl)
 		}
 	}
-	m.Text = []byte(c.b.String())
-	return m, warns, nil
 }
 
 // Label is a full SELinux file context for a Ward type.
