@@ -127,5 +127,13 @@ func printSelection(w io.Writer, sel enforcer.Selection, asJSON bool) error {
 	}
 	tw.Flush()
 	fmt.Fprintf(w, "\nSelected: %s (alerts say Enforcer=%q)\n", sel.Selected, enforcer.AlertName(sel.Selected))
+	for _, a := range sel.Attempts {
+		if a.OK && len(a.Limitations) > 0 {
+			fmt.Fprintf(w, "\nLimitations of %s (ways around a rule that the module cannot close):\n", a.LSM)
+			for _, l := range a.Limitations {
+				fmt.Fprintf(w, "  - %s\n", l)
+			}
+		}
+	}
 	return nil
 }

@@ -260,6 +260,9 @@ func (d *Daemon) selectEnforcer(ctx context.Context, lsmPath string, factories m
 	d.attr.Enforcing = d.sel.Backend != nil
 	for _, a := range d.sel.Attempts {
 		d.log.Info("lsm attempt", "lsm", a.LSM, "ok", a.OK, "reason", a.Reason)
+		for _, l := range a.Limitations {
+			d.log.Warn("enforcement limitation", "lsm", a.LSM, "limitation", l)
+		}
 	}
 	d.log.Info("lsm selected", "lsm", d.sel.Selected, "enforcer", enforcer.AlertName(d.sel.Selected))
 	if err := writeJSON(filepath.Join(d.cfg.State, "probe.json"), d.sel); err != nil {

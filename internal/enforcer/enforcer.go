@@ -8,6 +8,10 @@ package enforcer
 import (
 	"context"
 	"errors"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
 
 	"github.com/wardsec/ward/internal/rules"
 )
@@ -52,6 +56,13 @@ type Backend interface {
 	Close() error
 }
 
+// Limiter is a backend that knows ways around its rules that a kernel module cannot close
+// (issue 17). Select records them with the attempt, so that ward run logs them at start and
+// ward probe prints them.
+type Limiter interface {
+	Limitations() []string
+}
+
 // WorkloadApplier changes one workload's rules without touching the others'. Safe for concurrent use; calls for different workloads do not wait on each other beyond short critical sections.
 type WorkloadApplier interface {
 	ApplyWorkload(ctx context.Context, set *rules.Set) error // same guarantees as Apply, for one workload (set.Workload); adds or replaces it
@@ -73,4 +84,32 @@ type Event struct {
 	Errno int
 	// Detail is the module's own record, for the alert's Data field.
 	Detail string
+}
+
+// ProcPPID reads the parent of process pid from procRoot (/proc when ""), for the backends whose
+// kernel records carry no parent (AppArmor's and SELinux's audit records): 0 when the process is
+// gone. Read when the record arrives, it names the parent the process had then.
+func ProcPPID(procRoot string, pid int) uint32 {
+	if procRoot == "" {
+		procRoot = "/proc"
+	}
+	b, err := os.ReadFile(filepath.Join(procRoot, strconv.Itoa(pid), "stat"))
+	if err != nil {
+		return 0
+	}
+	// pid (comm) state ppid ...; comm may hold spaces and parentheses.
+	s := string(b)
+	i := strings.LastIndexByte(s, ')')
+	if i < 0 {
+		return 0
+	}
+	f := strings.Fields(s[i+1:])
+	if len(f) < 2 {
+		return 0
+	}
+	n, err := strconv.ParseUint(f[1], 10, 32)
+	if err != nil {
+		return 0
+	}
+	return uint32(n)
 }

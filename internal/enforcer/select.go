@@ -69,6 +69,8 @@ type Attempt struct {
 	LSM    string `json:"lsm"`
 	OK     bool   `json:"ok"`
 	Reason string `json:"reason"`
+	// Limitations are what the selected backend cannot enforce (Limiter).
+	Limitations []string `json:"limitations,omitempty"`
 }
 
 // Selection is the outcome of Select: the active LSMs, every attempt in order and the choice.
@@ -115,7 +117,11 @@ func Select(ctx context.Context, lsms []string, order []string, factories map[st
 			sel.Attempts = append(sel.Attempts, Attempt{LSM: name, Reason: reason})
 			continue
 		}
-		sel.Attempts = append(sel.Attempts, Attempt{LSM: name, OK: true, Reason: "initialised"})
+		a := Attempt{LSM: name, OK: true, Reason: "initialised"}
+		if l, ok := b.(Limiter); ok {
+			a.Limitations = l.Limitations()
+		}
+		sel.Attempts = append(sel.Attempts, a)
 		sel.Selected, sel.Backend = name, b
 		return sel
 	}

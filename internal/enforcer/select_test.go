@@ -101,3 +101,40 @@ func TestSelectFallsBack(t *testing.T) {
 		t.Errorf("missing backend: %+v", sel.Attempts)
 	}
 }
+
+type limitedBackend struct{ fakeBackend }
+
+func (limitedBackend) Limitations() []string { return []string{"hard links made before Ward"} }
+
+// TestSelectRecordsLimitations: what the selected backend cannot close travels with its attempt,
+// for ward run's log and ward probe's output.
+func TestSelectRecordsLimitations(t *testing.T) {
+	sel := Select(context.Background(), []string{"bpf"}, []string{BPF}, map[string]Factory{
+		BPF: func(context.Context) (Backend, error) { return &limitedBackend{fakeBackend{BPF}}, nil },
+	})
+	if len(sel.Attempts) != 1 || !reflect.DeepEqual(sel.Attempts[0].Limitations, []string{"hard links made before Ward"}) {
+		t.Errorf("attempts %+v, want the backend's limitations", sel.Attempts)
+	}
+}
+
+func TestProcPPID(t *testing.T) {
+	root := t.TempDir()
+	must := func(err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	must(os.MkdirAll(filepath.Join(root, "42"), 0o755))
+	// A comm with a space and a parenthesis, as the kernel writes it.
+	must(os.WriteFile(filepath.Join(root, "42", "stat"), []byte("42 (a b) c) S 7 42 42 0 -1\n"), 0o644))
+	if got := ProcPPID(root, 42); got != 7 {
+		t.Errorf("ProcPPID = %d, want 7", got)
+	}
+	if got := ProcPPID(root, 43); got != 0 {
+		t.Errorf("ProcPPID of a gone process = %d, want 0", got)
+	}
+	if got := ProcPPID("", os.Getpid()); got != uint32(os.Getppid()) {
+		t.Errorf("ProcPPID(self) = %d, want %d", got, os.Getppid())
+	}
+}

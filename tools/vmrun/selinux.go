@@ -36,6 +36,10 @@ rm -f /run/ward/probe`
 const harnessCIL = `(allow unlabeled_t unlabeled_t (filesystem (associate)))
 `
 
+// vmAdminDomain is the domain Ward runs in, in the guest: every process
+// the initramfs starts is kernel_t, and refpolicy lets it enter no other.
+const vmAdminDomain = "kernel_t"
+
 // selinuxFiles builds, on the host, the binary policy the selinux profile
 // boots with: every module of Debian's reference policy store
 // (selinux-policy-default, .ci/install-selinux-deps.sh) plus Ward's static
@@ -48,7 +52,7 @@ func selinuxFiles(cacheDir string) (map[string][]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("selinux profile: %w", err)
 	}
-	mod := selinux.StaticModule()
+	mod := selinux.StaticModule(vmAdminDomain)
 	h := sha256.New()
 	h.Write(base)
 	h.Write([]byte{0})

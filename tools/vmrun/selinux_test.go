@@ -29,7 +29,7 @@ func TestSelinuxFiles(t *testing.T) {
 		t.Errorf("base.cil lacks the harness rules")
 	}
 	rec := strings.TrimPrefix(filepath.Join(selinux.DefaultStateDir, selinux.ModuleName+".cil"), "/")
-	if !bytes.Equal(files[rec], selinux.StaticModule()) {
+	if !bytes.Equal(files[rec], selinux.StaticModule(vmAdminDomain)) {
 		t.Errorf("the module record %s is not the static module", rec)
 	}
 	cached, _ := filepath.Glob(filepath.Join(cache, "selinux", "*.policy"))

@@ -15,6 +15,11 @@
 //	create:P              create P (O_CREAT|O_EXCL)
 //	unlink:P, chmod:P, truncate:P, chown:P (to uid and gid 1)
 //	rename:A:B, link:A:B
+//	mapexec:P             open P for reading and map it executable, as the dynamic loader
+//	                      does with the program of "ld.so P"
+//	readfd:N, writefd:N   read or write a byte through the inherited descriptor N
+//	chroot:DIR            chroot to DIR (the later operations run inside it)
+//	relabel:P:CONTEXT     set P's SELinux context (what chcon does)
 //	openrel:DIR:FILE      chdir to DIR, open FILE
 //	openlong:DIR:NAME:N   descend N levels of NAME below DIR with O_PATH, open f.txt there
 //	exec:P                execute P (with Env=exit); a non-zero exit is "error exit N"
@@ -103,6 +108,22 @@ func one(op string) int {
 	case "link":
 		a, b, _ := strings.Cut(arg, ":")
 		err = os.Link(a, b)
+	case "mapexec":
+		err = mapExec(arg)
+	case "readfd":
+		n, _ := strconv.Atoi(arg)
+		var b [1]byte
+		_, err = unix.Read(n, b[:])
+	case "writefd":
+		n, _ := strconv.Atoi(arg)
+		_, err = unix.Write(n, []byte("x"))
+	case "chroot":
+		if err = unix.Chroot(arg); err == nil {
+			err = unix.Chdir("/")
+		}
+	case "relabel":
+		p, ctx, _ := strings.Cut(arg, ":")
+		err = unix.Lsetxattr(p, "security.selinux", []byte(ctx), 0)
 	case "openrel":
 		dir, file, _ := strings.Cut(arg, ":")
 		if err = os.Chdir(dir); err == nil {
@@ -132,6 +153,20 @@ func one(op string) int {
 	}
 	report(op, err)
 	return -1
+}
+
+// mapExec maps the first page of path executable, as ld.so maps a program.
+func mapExec(path string) error {
+	fd, err := unix.Open(path, unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return err
+	}
+	defer unix.Close(fd)
+	b, err := unix.Mmap(fd, 0, 4096, unix.PROT_READ|unix.PROT_EXEC, unix.MAP_PRIVATE)
+	if err != nil {
+		return err
+	}
+	return unix.Munmap(b)
 }
 
 // moveCgroup moves the task into the cgroup name below its own (cgroup v2).

@@ -432,7 +432,7 @@ func (b *Backend) record(ctx context.Context, line string) {
 	}
 	ev := enforcer.Event{
 		Backend: enforcer.AppArmor, Workload: set.Workload.ID(),
-		PID: uint32(rec.PID), UID: rec.FSUID, Comm: rec.Comm, Access: a, Detail: strings.TrimSpace(line),
+		PID: uint32(rec.PID), PPID: enforcer.ProcPPID(b.procRoot, rec.PID), UID: rec.FSUID, Comm: rec.Comm, Access: a, Detail: strings.TrimSpace(line),
 	}
 	if rec.Apparmor == "DENIED" {
 		ev.Errno = int(syscall.EACCES)

@@ -1,6 +1,7 @@
 package selinux
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -35,8 +36,15 @@ type Config struct {
 	Labeler Labeler
 	// SELinuxFS is checked to prove SELinux is active (DefaultSELinuxFS).
 	SELinuxFS string
-	// Options describe the base policy (refpolicy's names when zero).
+	// Options describe the base policy (refpolicy's names when zero). Options.Admin, when
+	// empty, is the domain Ward runs in (/proc/self/attr/current).
 	Options Options
+	// ProcRoot is where /proc is ("/proc").
+	ProcRoot string
+
+	// For tests: the access computation and the contexts the start-up check asks about.
+	allowed                  func(selinuxfs, scon, tcon, class string, perms ...string) (bool, error)
+	targetContext, fsContext string
 	// Records is where AVC records come from: NetlinkSource, or KmsgSource when the audit
 	// netlink group cannot be joined.
 	Records RecordSource
@@ -59,6 +67,8 @@ type Backend struct {
 	set      *rules.Set
 	module   *Module
 	warnings map[string][]enforcer.Warning
+	domain   Domain
+	procRoot string
 }
 
 var _ enforcer.Backend = (*Backend)(nil)
@@ -90,6 +100,10 @@ func New(ctx context.Context, cfg Config) (*Backend, error) {
 	if err != nil {
 		return nil, fmt.Errorf("selinux: %w", err)
 	}
+	dom, err := checkSelf(&cfg, loader)
+	if err != nil {
+		return nil, err
+	}
 	if cfg.Records == nil {
 		// The audit netlink group loses nothing to printk's rate limit; /dev/kmsg is the
 		// fallback where the group cannot be joined.
@@ -103,7 +117,7 @@ func New(ctx context.Context, cfg Config) (*Backend, error) {
 	b := &Backend{
 		loader: loader, opts: cfg.Options, log: cfg.Logger,
 		events: make(chan enforcer.Event, 1024), cancel: cancel,
-		warnings: map[string][]enforcer.Warning{},
+		warnings: map[string][]enforcer.Warning{}, domain: dom, procRoot: cfg.ProcRoot,
 	}
 	b.wg.Add(1)
 	go func() {
@@ -114,6 +128,72 @@ func New(ctx context.Context, cfg Config) (*Backend, error) {
 		}
 	}()
 	return b, nil
+}
+
+// checkSelf finds the domain Ward runs in (Options.Admin when given) and asks the kernel whether
+// it may relabel files and load a policy. It says so in the log, and refuses (so that the
+// selection falls back) a domain that may not relabel, or that may not load a policy while
+// the module in force is not the one this domain needs.
+func checkSelf(cfg *Config, loader *Loader) (Domain, error) {
+	if cfg.ProcRoot == "" {
+		cfg.ProcRoot = "/proc"
+	}
+	ctx := ""
+	if cfg.Options.Admin == "" {
+		c, err := selfContext(cfg.ProcRoot)
+		if err != nil {
+			return Domain{}, fmt.Errorf("selinux: %w", err)
+		}
+		ctx = c
+		cfg.Options.Admin = typeOfContext(c)
+	} else {
+		ctx = "system_u:system_r:" + cfg.Options.Admin + ":s0"
+	}
+	target, fsCtx := cfg.targetContext, cfg.fsContext
+	if target == "" {
+		target, _ = XattrLabeler{}.Get("/etc")
+	}
+	if fsCtx == "" {
+		fsCtx, _ = XattrLabeler{}.Get(cfg.SELinuxFS)
+	}
+	if cfg.allowed == nil {
+		cfg.allowed = allowed
+	}
+	d := checkDomain(cfg.allowed, cfg.SELinuxFS, ctx, target, fsCtx)
+	cfg.Logger.Info("selinux domain", "domain", d.Type, "context", d.Context, "relabel", d.Relabel, "load_policy", d.LoadPolicy, "why", d.Why)
+	if d.Relabel == No {
+		return d, fmt.Errorf("selinux: ward runs in domain %s, which may not relabel files (%s): run it in a domain that may, such as unconfined_service_t: %w",
+			d.Type, d.Why, enforcer.ErrNotSupported)
+	}
+	if d.LoadPolicy == No {
+		m, _, err := Render(&rules.Set{Workload: workload.Workload{Kind: workload.KindHost}}, cfg.Options)
+		if err != nil {
+			return d, fmt.Errorf("selinux: %w", err)
+		}
+		if !bytes.Equal(loader.Installed(), m.Text) {
+			return d, fmt.Errorf("selinux: ward runs in domain %s, which may not load a policy (%s), and Ward's module for this domain is not installed: %w",
+				d.Type, d.Why, enforcer.ErrNotSupported)
+		}
+	}
+	return d, nil
+}
+
+// Domain returns what the start-up check found about Ward's own domain.
+func (b *Backend) Domain() Domain { return b.domain }
+
+// Limitations implements enforcer.Limiter: what this backend cannot close, said at start and by
+// ward probe.
+func (b *Backend) Limitations() []string {
+	out := []string{
+		fmt.Sprintf("only Ward's domain (%s) may relabel or list what Ward protects; every other process in %s may too, so run Ward in a domain of its own", b.domain.Type, b.domain.Type),
+		"a domain that may load a policy (semodule -r) or mount a file system with context= can undo Ward's labels: SELinux cannot protect against its own administrator",
+		"a file moved into a protected directory keeps its own label; a file created there later gets the directory's",
+		"container and pod policies are not enforced: SELinux labels files, not containers",
+	}
+	if b.domain.LoadPolicy == No {
+		out = append(out, fmt.Sprintf("domain %s may not load a policy: fromSource rules (which change the module) cannot be applied", b.domain.Type))
+	}
+	return out
 }
 
 // Name implements enforcer.Backend.
@@ -167,9 +247,22 @@ func (b *Backend) Apply(ctx context.Context, sets []*rules.Set) error {
 		return fmt.Errorf("apply selinux policy: %w", err)
 	}
 	if err := b.loader.Install(ctx, m); err != nil {
+		// The previous module and labels stay in force, and so does what a previous run left:
+		// its denials are still reported, attributed with the set in force (or, on the first
+		// apply, the one wanted).
+		b.mu.Lock()
+		if b.set == nil {
+			b.set = hostSet
+		}
+		b.mu.Unlock()
 		return fmt.Errorf("apply selinux policy: %w", err)
 	}
-	want, planWarns := Plan(m)
+	known := make([]string, 0)
+	for p := range b.loader.Labels() {
+		known = append(known, p)
+	}
+	slices.Sort(known)
+	want, planWarns := Plan(m, known)
 	warns = append(warns, planWarns...)
 	if len(warns) > 0 {
 		warnings[hostSet.Workload.ID()] = warns
@@ -207,6 +300,9 @@ func (b *Backend) record(ctx context.Context, line string) {
 	a, _ := Attribute(set, rec, Resolver{
 		PathOf: b.loader.PathOf,
 		SourceOf: func(d string) string {
+			if m == nil {
+				return ""
+			}
 			for i, dom := range m.Domains {
 				if dom == d {
 					return m.Sources[i]
@@ -224,7 +320,7 @@ func (b *Backend) record(ctx context.Context, line string) {
 	}
 	ev := enforcer.Event{
 		Backend: enforcer.SELinux, Workload: set.Workload.ID(),
-		PID: uint32(rec.PID), Comm: rec.Comm, Access: a, Detail: strings.TrimSpace(line),
+		PID: uint32(rec.PID), PPID: enforcer.ProcPPID(b.procRoot, rec.PID), Comm: rec.Comm, Access: a, Detail: strings.TrimSpace(line),
 	}
 	if rec.Denied && !rec.Permissive {
 		ev.Errno = int(syscall.EACCES)

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -37,7 +38,7 @@ func TestBackendApplyAndEvents(t *testing.T) {
 	r := &fakeRunner{}
 	lb := &fakeLabeler{labels: map[string]string{}}
 	b, err := New(context.Background(), Config{
-		StateDir: t.TempDir(), Runner: r, Labeler: lb, SELinuxFS: fs,
+		StateDir: t.TempDir(), Runner: r, Labeler: lb, SELinuxFS: fs, Options: testOpts,
 		Records: func(ctx context.Context, emit func(string)) error {
 			for {
 				select {
@@ -110,5 +111,98 @@ func TestBackendApplyAndEvents(t *testing.T) {
 	}
 	if len(r.calls) != 1 {
 		t.Errorf("semodule calls %v: without fromSource the module never changes, so it is installed once", r.calls)
+	}
+}
+
+// TestEventsAfterFailedApply: an apply whose module cannot be installed leaves what is in force
+// (a previous run's labels) enforcing, and its denials must still be reported (issue 17: after
+// one failed apply no alert was emitted at all).
+func TestEventsAfterFailedApply(t *testing.T) {
+	root := t.TempDir()
+	mkfiles(t, root, "secret", "tool")
+	fs := t.TempDir()
+	if err := os.WriteFile(filepath.Join(fs, "enforce"), []byte("1"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	lines := make(chan string)
+	b, err := New(context.Background(), Config{
+		StateDir: t.TempDir(), Runner: &fakeRunner{err: errors.New("exit status 1")}, Labeler: &fakeLabeler{labels: map[string]string{}},
+		SELinuxFS: fs, Options: testOpts,
+		Records: func(ctx context.Context, emit func(string)) error {
+			for {
+				select {
+				case <-ctx.Done():
+					return nil
+				case l := <-lines:
+					emit(l)
+				}
+			}
+		},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	set, err := rules.Compile([]policy.Policy{hostPolicy("block-secret", file(policy.MatchPath, root+"/secret", block, from(root+"/tool")))},
+		workload.Host("node1", nil), rules.Postures{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Apply(context.Background(), []*rules.Set{set}); err == nil {
+		t.Fatal("Apply succeeded although semodule failed")
+	}
+	lines <- `audit: type=1400 audit(1764345600.123:78): avc:  denied  { read } for  pid=1 comm="x" path="` + root +
+		`/secret" dev="tmpfs" ino=1 scontext=system_u:system_r:kernel_t:s0 tcontext=system_u:object_r:ward_bbb_t:s0 tclass=file permissive=0`
+	select {
+	case ev := <-b.Events():
+		if ev.Access.Path != root+"/secret" || ev.Errno != int(syscall.EACCES) {
+			t.Errorf("event %+v", ev)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("no event after a failed apply")
+	}
+}
+
+// TestNewRefusesDomainThatCannotRelabel: the start-up check asks the kernel (selinuxfs access)
+// whether Ward's domain may relabel; when it may not, the attempt fails so that the selection
+// falls back (issue 17 item 6), and the reason names the domain.
+func TestNewRefusesDomainThatCannotRelabel(t *testing.T) {
+	fs := t.TempDir()
+	if err := os.WriteFile(filepath.Join(fs, "enforce"), []byte("1"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cfg := func(relabel, load bool) Config {
+		return Config{StateDir: t.TempDir(), Runner: &fakeRunner{}, Labeler: &fakeLabeler{labels: map[string]string{}},
+			SELinuxFS: fs, Options: testOpts, Records: func(context.Context, func(string)) error { return nil },
+			targetContext: "system_u:object_r:etc_t:s0", fsContext: "system_u:object_r:security_t:s0",
+			allowed: func(_, _, _, class string, perms ...string) (bool, error) {
+				switch {
+				case class == "security":
+					return load, nil
+				case slices.Contains(perms, "relabelfrom"):
+					return relabel, nil
+				}
+				return true, nil
+			}}
+	}
+	_, err := New(context.Background(), cfg(false, true))
+	if !errors.Is(err, enforcer.ErrNotSupported) || !strings.Contains(err.Error(), "kernel_t") || !strings.Contains(err.Error(), "may not relabel") {
+		t.Fatalf("New = %v, want ErrNotSupported naming kernel_t and relabel", err)
+	}
+	// May relabel, may not load a policy, and Ward's module is not installed: refused too.
+	_, err = New(context.Background(), cfg(true, false))
+	if !errors.Is(err, enforcer.ErrNotSupported) || !strings.Contains(err.Error(), "may not load a policy") {
+		t.Fatalf("New = %v, want ErrNotSupported saying it may not load a policy", err)
+	}
+	b, err := New(context.Background(), cfg(true, true))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	if d := b.Domain(); d.Type != "kernel_t" || d.Relabel != Yes || d.LoadPolicy != Yes {
+		t.Errorf("domain %+v", d)
+	}
+	if l := b.Limitations(); len(l) == 0 || !strings.Contains(l[0], "kernel_t") {
+		t.Errorf("limitations %v, want the first to name the domain", l)
 	}
 }

@@ -71,7 +71,7 @@ func TestAttribute(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	m, _, err := Render(set, Options{})
+	m, _, err := Render(set, testOpts)
 	if err != nil {
 		t.Fatal(err)
 	}

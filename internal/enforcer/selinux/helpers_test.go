@@ -62,6 +62,9 @@ func hostPolicy(name string, rs ...policy.Rule) policy.Policy {
 	}
 }
 
+// testOpts renders for Ward running as kernel_t, as in the VM.
+var testOpts = Options{Admin: "kernel_t"}
+
 var host = workload.Host("node1", nil)
 
 var blockAll = rules.Postures{File: block, Network: block, Capabilities: block}

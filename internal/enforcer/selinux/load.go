@@ -223,9 +223,18 @@ func (l *Loader) Uninstall(ctx context.Context) error {
 	return nil
 }
 
+// walkDir and readDir list directories for Plan (tests make them fail).
+var (
+	walkDir = filepath.WalkDir
+	readDir = os.ReadDir
+)
+
 // Plan walks the module's targets and returns the context every path must get. Paths that do not
-// exist and paths whose signature the module lacks produce warnings.
-func Plan(m *Module) (map[string]string, []enforcer.Warning) {
+// exist and paths whose signature the module lacks produce warnings. known lists the paths Ward
+// labelled before (Loader.Labels): below a directory the walk cannot read, they keep their
+// place in the plan, so that a tree Ward protects never loses its labels because Ward could not
+// list it (the module lets Ward's domain list Ward's types; this is the second line).
+func Plan(m *Module, known []string) (map[string]string, []enforcer.Warning) {
 	want := map[string]string{}
 	var warns []enforcer.Warning
 	warn := func(format string, args ...any) {
@@ -244,6 +253,15 @@ func Plan(m *Module) (map[string]string, []enforcer.Warning) {
 			want[p] = Label(typ)
 		}
 	}
+	// keep adds the known paths below dir, which could not be read.
+	keep := func(real, named, dir string, err error) {
+		warn("cannot list %s (%v): the files Ward labelled there before keep their labels", dir, err)
+		for _, k := range known {
+			if strings.HasPrefix(k, dir+"/") {
+				add(k, named+strings.TrimPrefix(k, real))
+			}
+		}
+	}
 	for _, t := range m.Targets {
 		// A rule names a path; the kernel checks the label of the file it resolves to.
 		real, err := filepath.EvalSymlinks(t.Path)
@@ -254,15 +272,29 @@ func Plan(m *Module) (map[string]string, []enforcer.Warning) {
 		add(real, t.Path)
 		switch {
 		case t.Tree:
-			filepath.WalkDir(real, func(p string, d fs.DirEntry, err error) error {
-				if err != nil || p == real {
+			walkDir(real, func(p string, d fs.DirEntry, err error) error {
+				if err != nil {
+					if d == nil || d.IsDir() {
+						keep(real, t.Path, p, err)
+					}
+					return nil
+				}
+				if p == real {
 					return nil
 				}
 				add(p, t.Path+strings.TrimPrefix(p, real))
 				return nil
 			})
 		case t.Children:
-			entries, _ := os.ReadDir(real)
+			entries, err := readDir(real)
+			if err != nil {
+				for _, k := range known {
+					if filepath.Dir(k) == real {
+						add(k, t.Path+"/"+filepath.Base(k))
+					}
+				}
+				warn("cannot list %s (%v): the files Ward labelled there before keep their labels", real, err)
+			}
 			for _, e := range entries {
 				add(filepath.Join(real, e.Name()), t.Path+"/"+e.Name())
 			}
@@ -302,7 +334,7 @@ func (l *Loader) Label(want map[string]string) error {
 		if known && cur == ctx {
 			continue
 		}
-		r := Relabel{Original: cur, Label: ctx, Ino: st.Ino, Dev: st.Dev}
+		r := Relabel{Original: l.original(p, cur), Label: ctx, Ino: st.Ino, Dev: st.Dev}
 		if known {
 			r.Original = old.Original
 		}
@@ -326,6 +358,30 @@ func (l *Loader) Label(want map[string]string) error {
 		errs = append(errs, err)
 	}
 	return errors.Join(errs...)
+}
+
+// isWard reports whether a context carries one of Ward's types.
+func isWard(ctx string) bool { return strings.HasPrefix(typeOfContext(ctx), "ward_") }
+
+// original is the context to restore p to, given its current context. A file created in a
+// directory Ward labelled inherits the directory's Ward type; restoring that would keep it
+// protected (and unreadable) for ever, so it gets what it would have inherited without Ward: the
+// original of the nearest ancestor Ward labelled, or the nearest ancestor's own context.
+func (l *Loader) original(p, cur string) string {
+	if !isWard(cur) {
+		return cur
+	}
+	for dir := filepath.Dir(p); ; dir = filepath.Dir(dir) {
+		if r, ok := l.st.Labels[dir]; ok && !isWard(r.Original) {
+			return r.Original
+		}
+		if c, err := l.labeler.Get(dir); err == nil && c != "" && !isWard(c) {
+			return c
+		}
+		if dir == "/" || dir == "." {
+			return cur
+		}
+	}
 }
 
 // restore gives one file its original context back and forgets it.

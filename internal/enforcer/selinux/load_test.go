@@ -5,10 +5,12 @@ package selinux
 import (
 	"context"
 	"errors"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/wardsec/ward/internal/policy"
@@ -58,7 +60,7 @@ func moduleFor(t *testing.T, ps ...policy.Policy) *Module {
 	if err != nil {
 		t.Fatal(err)
 	}
-	m, _, err := Render(set, Options{})
+	m, _, err := Render(set, testOpts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -97,7 +99,7 @@ func TestPlanWalksTargets(t *testing.T) {
 		file(policy.MatchPath, root+"/link", block, readOnly),
 		file(policy.MatchPath, root+"/missing", block),
 	))
-	want, warns := Plan(m)
+	want, warns := Plan(m, nil)
 	bbb, aba := Label("ward_bbb_t"), Label("ward_aba_t")
 	expect := map[string]string{
 		root + "/secret": bbb, root + "/flat": bbb, root + "/flat/a": bbb, root + "/flat/sub": bbb,
@@ -278,5 +280,74 @@ func TestXattrLabelerRoundTrip(t *testing.T) {
 	}
 	if got, _ := lb.Get(p); got != orig {
 		t.Errorf("Get after restore = %q, want %q", got, orig)
+	}
+}
+
+// TestPlanKeepsWhatItCannotList: a protected directory Ward cannot list (before the module let
+// Ward's domain list its types, every labelled tree was one) keeps the labels Ward gave its
+// files; without this, the next apply restored them all (issue 17).
+func TestPlanKeepsWhatItCannotList(t *testing.T) {
+	root := t.TempDir()
+	mkfiles(t, root, "tree/a", "tree/sub/b", "flat/c")
+	m := moduleFor(t, hostPolicy("p",
+		file(policy.MatchDirectory, root+"/tree/", block, recursive),
+		file(policy.MatchDirectory, root+"/flat/", block),
+	))
+	known := []string{root + "/tree/a", root + "/tree/sub", root + "/tree/sub/b", root + "/tree/gone", root + "/flat/c", root + "/flat/old"}
+	// Listing fails as it does for a directory whose type Ward's domain may not read.
+	denied := &fs.PathError{Op: "open", Err: syscall.EACCES}
+	walkDir = func(root string, fn fs.WalkDirFunc) error {
+		denied.Path = root
+		return fn(root, nil, denied)
+	}
+	readDir = func(string) ([]os.DirEntry, error) { return nil, denied }
+	t.Cleanup(func() { walkDir, readDir = filepath.WalkDir, os.ReadDir })
+	want, warns := Plan(m, known)
+	bbb := Label("ward_bbb_t")
+	for _, p := range known {
+		if want[p] != bbb {
+			t.Errorf("plan[%s] = %q, want %q (labelled before, below a directory Ward cannot list)", p, want[p], bbb)
+		}
+	}
+	n := 0
+	for _, w := range warns {
+		if strings.Contains(w.Message, "cannot list") {
+			n++
+		}
+	}
+	if n != 2 {
+		t.Errorf("warnings %v, want one 'cannot list' per directory", warns)
+	}
+}
+
+// TestInheritedLabelRestoredToParentOriginal: a file created in a directory Ward labelled
+// inherits the directory's Ward type. Restoring that would keep it protected for ever; it gets
+// the directory's original label instead.
+func TestInheritedLabelRestoredToParentOriginal(t *testing.T) {
+	root := t.TempDir()
+	mkfiles(t, root, "tree/a")
+	lb := &fakeLabeler{labels: map[string]string{root + "/tree": "system_u:object_r:dir_t:s0"}}
+	l, err := NewLoader(t.TempDir(), &fakeRunner{}, lb)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bbb := Label("ward_bbb_t")
+	if err := l.Label(map[string]string{root + "/tree": bbb}); err != nil {
+		t.Fatal(err)
+	}
+	// Created after labelling: the kernel gave it the directory's type.
+	mkfiles(t, root, "tree/new")
+	lb.labels[root+"/tree/new"] = bbb
+	if err := l.Label(map[string]string{root + "/tree": bbb, root + "/tree/new": bbb}); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Restore(); err != nil {
+		t.Fatal(err)
+	}
+	if got := lb.labels[root+"/tree/new"]; got != "system_u:object_r:dir_t:s0" {
+		t.Errorf("new file restored to %q, want the directory's original label", got)
+	}
+	if got := lb.labels[root+"/tree"]; got != "system_u:object_r:dir_t:s0" {
+		t.Errorf("directory restored to %q", got)
 	}
 }

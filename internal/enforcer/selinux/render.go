@@ -89,6 +89,11 @@ type Options struct {
 	// Role is the role of processes Ward's domains run under (system_r and unconfined_r when
 	// empty).
 	Roles []string
+	// Admin is the domain Ward runs in (the type of /proc/self/attr/current), required. Only it
+	// may relabel files that carry Ward's types and list the directories Ward protects: an
+	// unconfined domain that could relabel a protected file could give it back its readable
+	// label, and Ward must read a protected tree to label it again at every apply.
+	Admin string
 }
 
 func (o *Options) defaults() {
@@ -310,7 +315,9 @@ var (
 var writePerms = map[string]bool{}
 
 func init() {
-	for _, s := range []string{fileWrite, dirWrite, lnkWrite} {
+	// Changing a file's label is changing the file: a relabel denied on a protected file is a
+	// write the rule blocked (Ward's own domain is the only one the module lets relabel).
+	for _, s := range []string{fileWrite, dirWrite, lnkWrite, "relabelfrom relabelto"} {
 		for _, p := range strings.Fields(s) {
 			writePerms[p] = true
 		}
@@ -380,6 +387,9 @@ func Render(s *rules.Set, opts Options) (*Module, []enforcer.Warning, error) {
 		return nil, nil, fmt.Errorf("render selinux module: workload %s: the SELinux backend enforces host policies only", s.Workload.ID())
 	}
 	opts.defaults()
+	if opts.Admin == "" {
+		return nil, nil, errors.New("render selinux module: no admin domain (Options.Admin, the domain Ward runs in)")
+	}
 	r := &renderer{
 		set: s, opts: opts, m: &Module{set: s, dynamic: map[string]string{}},
 		// What SELinux does not enforce as written comes from the backend-neutral support
@@ -539,12 +549,17 @@ func (r *renderer) header() {
 	c.line("; Every domain that is not one of Ward's fromSource domains.")
 	c.line("(typeattribute ward_others)")
 	c.line("(typeattributeset ward_others (and domain (not ward_source_domain)))")
-	c.line("; Ward's types live on any file system, and the domains that may relabel any file may")
-	c.line("; relabel Ward's (Ward itself runs in one of them, and restores the original labels).")
+	c.line("; Ward's types live on any file system. Only the domain Ward runs in may relabel a file")
+	c.line("; that carries one (no unconfined domain may give a protected file its readable label")
+	c.line("; back) and list a directory that carries one (Ward walks a protected tree at every")
+	c.line("; apply; without this the walk would fail and the tree would lose its labels).")
 	c.line("(allow ward_file_type %s (filesystem (associate)))", opts.FilesystemType)
+	c.line("(typeattribute ward_admin)")
+	c.line("(typeattributeset ward_admin (%s))", opts.Admin)
 	for _, cls := range []string{"file", "dir", "lnk_file"} {
-		c.line("(allow %s ward_file_type (%s (getattr relabelfrom relabelto)))", opts.FilesUnconfined, cls)
+		c.line("(allow ward_admin ward_file_type (%s (getattr relabelfrom relabelto)))", cls)
 	}
+	c.line("(allow ward_admin ward_file_type (dir (getattr search open read)))")
 }
 
 // staticTypes writes the 27 fixed types, one per verdict of a read, a write and an exec.

@@ -105,7 +105,7 @@ func compile(t *testing.T, c renderCase) (*Module, []enforcer.Warning) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	m, warns, err := Render(set, Options{})
+	m, warns, err := Render(set, testOpts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -187,7 +187,7 @@ func TestRenderRejectsContainers(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, _, err := Render(set, Options{}); err == nil || !strings.Contains(err.Error(), "host policies only") {
+	if _, _, err := Render(set, testOpts); err == nil || !strings.Contains(err.Error(), "host policies only") {
 		t.Fatalf("Render(container) = %v, want an error about host policies", err)
 	}
 }

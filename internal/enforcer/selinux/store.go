@@ -50,11 +50,11 @@ func StoreCIL(store string) ([]byte, error) {
 
 // StaticModule is the module of a host without fromSource rules: the same text whatever the
 // paths and actions, since such policies change only labels. The VM harness builds it into the
-// policy its selinux profile boots with.
-func StaticModule() []byte {
-	m, _, err := Render(&rules.Set{Workload: workload.Workload{Kind: workload.KindHost}}, Options{})
+// policy its selinux profile boots with, for Ward running in admin (kernel_t there).
+func StaticModule(admin string) []byte {
+	m, _, err := Render(&rules.Set{Workload: workload.Workload{Kind: workload.KindHost}}, Options{Admin: admin})
 	if err != nil {
-		panic(err) // an empty host set always renders
+		panic(err) // an empty host set with an admin domain always renders
 	}
 	return m.Text
 }
