@@ -7,11 +7,13 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/wardsec/ward/internal/enforcer"
 	"github.com/wardsec/ward/internal/policy"
 )
 
 func newValidateCmd() *cobra.Command {
-	return &cobra.Command{
+	var lsm string
+	cmd := &cobra.Command{
 		Use:   "validate PATH...",
 		Short: "Check KubeArmor policy files without applying them",
 		Long: `Validate parses, checks and normalises every policy in the given files and
@@ -19,9 +21,19 @@ directories (*.yaml, *.yml and *.json, recursively) exactly as the daemon would.
 
 When everything is valid it prints one line per file and exits 0. Otherwise it
 prints one line per problem, FILE:LINE: doc N: FIELD: message, and exits 1.
-Warnings go to standard error either way.`,
+Warnings go to standard error either way. With --lsm, a warning also names every
+part of a valid policy that module does not enforce as written (allowedArgs on
+bpf, for example), FILE: policy NAME: FIELD: what is not enforced by whom: why.`,
 		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			module := ""
+			if lsm != "" {
+				m, err := simulatedLSM(lsm)
+				if err != nil {
+					return err
+				}
+				module = m
+			}
 			results := policy.LoadFiles(args...)
 			failed := false
 			for _, r := range results {
@@ -48,10 +60,20 @@ Warnings go to standard error either way.`,
 			}
 			for _, r := range results {
 				fmt.Fprintf(out, "%s: ok: %s\n", r.File, summary(r.Policies))
+				if module == "" {
+					continue
+				}
+				for i := range r.Policies {
+					for _, w := range enforcer.Check(module, &r.Policies[i]) {
+						fmt.Fprintf(cmd.ErrOrStderr(), "%s: warning: %s\n", r.File, w)
+					}
+				}
 			}
 			return nil
 		},
 	}
+	cmd.Flags().StringVar(&lsm, "lsm", "", "also say what this module (bpf, apparmor, selinux, none) does not enforce as written")
+	return cmd
 }
 
 // summary reads "2 policies (KubeArmorHostPolicy block-passwd, KubeArmorPolicy container_namespace/web)".

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"errors"
+	"strings"
 	"testing"
 )
 
@@ -68,5 +69,25 @@ func TestValidateCommand(t *testing.T) {
 				t.Errorf("stderr:\n%s\nwant:\n%s", stderr, tc.stderr)
 			}
 		})
+	}
+}
+
+// TestValidateLSMAllowedArgs: BPF-LSM does not enforce allowedArgs (issue 17 item 4), and
+// `ward validate --lsm bpf` says so for the policy and field; AppArmor's reading differs.
+func TestValidateLSMAllowedArgs(t *testing.T) {
+	stdout, stderr, err := runValidate("--lsm", "bpf", "testdata/validate-args/args.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if stdout != "testdata/validate-args/args.yaml: ok: 1 policy (KubeArmorHostPolicy ls-only-l)\n" {
+		t.Errorf("stdout %q", stdout)
+	}
+	want := "testdata/validate-args/args.yaml: warning: policy ls-only-l: spec.process.matchPaths[0].allowedArgs: allowedArgs is not enforced by BPFLSM: "
+	if !strings.HasPrefix(stderr, want) || !strings.Contains(stderr, "the rule is skipped") {
+		t.Errorf("stderr %q, want it to start with %q and say the rule is skipped", stderr, want)
+	}
+	// Without --lsm nothing is said about modules.
+	if _, stderr, _ := runValidate("testdata/validate-args/args.yaml"); stderr != "" {
+		t.Errorf("without --lsm: stderr %q", stderr)
 	}
 }
