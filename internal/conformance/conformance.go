@@ -13,6 +13,7 @@ import (
 
 	"github.com/wardsec/ward/internal/policy"
 	"github.com/wardsec/ward/internal/rules"
+	"github.com/wardsec/ward/internal/workload"
 )
 
 //go:embed cases.yaml
@@ -23,7 +24,81 @@ type Case struct {
 	Name     string            `json:"name"`
 	Postures map[string]string `json:"postures,omitempty"`
 	Policies string            `json:"policies"`
-	Accesses []AccessCase      `json:"accesses"`
+	// Workloads are the containers the accesses run in, for cases about container policies
+	// (which policies select which container). Without them every access runs in the host
+	// workload.
+	Workloads []WorkloadCase `json:"workloads,omitempty"`
+	Accesses  []AccessCase   `json:"accesses"`
+}
+
+// WorkloadCase is a container an access runs in.
+type WorkloadCase struct {
+	// Name is what accesses call it; it also makes the container's ID ("conformance-" + Name).
+	Name      string            `json:"name"`
+	Namespace string            `json:"namespace"`
+	Pod       string            `json:"pod,omitempty"`
+	Container string            `json:"container"`
+	Labels    map[string]string `json:"labels,omitempty"`
+}
+
+// Workload is the container the case describes. Its cgroup is the driver's to make.
+func (w *WorkloadCase) Workload() workload.Workload {
+	return workload.Workload{
+		Kind: workload.KindContainer, Hostname: Hostname, ContainerID: "conformance-" + w.Name,
+		Namespace: w.Namespace, Pod: w.Pod, Container: w.Container, Labels: w.Labels,
+	}
+}
+
+// Hostname is the node the cases run on.
+const Hostname = "ward-vm"
+
+// Compile builds the rule set of each workload of the case from its policies, in the order of
+// Workloads (one set, the host's, when the case has none), as the daemon would: each workload
+// gets the policies that select it.
+func (c *Case) Compile(ps []policy.Policy, post rules.Postures) ([]*rules.Set, error) {
+	if len(c.Workloads) == 0 {
+		set, err := rules.Compile(ps, workload.Host(Hostname, nil), post)
+		if err != nil {
+			return nil, fmt.Errorf("case %s: %w", c.Name, err)
+		}
+		return []*rules.Set{set}, nil
+	}
+	sets := make([]*rules.Set, len(c.Workloads))
+	for i := range c.Workloads {
+		set, err := rules.Compile(ps, c.Workloads[i].Workload(), post)
+		if err != nil {
+			return nil, fmt.Errorf("case %s: workload %s: %w", c.Name, c.Workloads[i].Name, err)
+		}
+		sets[i] = set
+	}
+	return sets, nil
+}
+
+// WorkloadIndex is the index, in Workloads and in Compile's sets, of the workload an access
+// runs in: the one it names, or the first.
+func (c *Case) WorkloadIndex(a *AccessCase) (int, error) {
+	if a.Workload == "" {
+		return 0, nil
+	}
+	for i, w := range c.Workloads {
+		if w.Name == a.Workload {
+			return i, nil
+		}
+	}
+	return 0, fmt.Errorf("case %s: access %s names workload %q, which the case does not list", c.Name, a.Describe(), a.Workload)
+}
+
+// WantWorkload is where the alert about an access must say it happened: the namespace and
+// container name of the access's workload ("" for the host).
+func (c *Case) WantWorkload(a *AccessCase) (namespace, container string, err error) {
+	if len(c.Workloads) == 0 {
+		return "", "", nil
+	}
+	i, err := c.WorkloadIndex(a)
+	if err != nil {
+		return "", "", err
+	}
+	return c.Workloads[i].Namespace, c.Workloads[i].Container, nil
 }
 
 // AccessCase is one access and its expected verdict.
@@ -36,7 +111,9 @@ type AccessCase struct {
 	Owner      uint32 `json:"owner,omitempty"`
 	Protocol   string `json:"protocol,omitempty"`
 	Capability string `json:"capability,omitempty"`
-	Want       Want   `json:"want"`
+	// Workload names the case's workload the access runs in (default: the first).
+	Workload string `json:"workload,omitempty"`
+	Want     Want   `json:"want"`
 }
 
 // Want is the expected verdict.
@@ -123,6 +200,9 @@ func (a *AccessCase) Describe() string {
 	}
 	if a.UID != 0 || a.Owner != 0 {
 		s += fmt.Sprintf(" uid=%d owner=%d", a.UID, a.Owner)
+	}
+	if a.Workload != "" {
+		s += " in " + a.Workload
 	}
 	return s
 }

@@ -2,9 +2,6 @@ package conformance
 
 import (
 	"testing"
-
-	"github.com/wardsec/ward/internal/rules"
-	"github.com/wardsec/ward/internal/workload"
 )
 
 // TestDecide runs the shared table through rules.Decide: the reference every backend matches.
@@ -22,7 +19,7 @@ func TestDecide(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			set, err := rules.Compile(ps, workload.Host("vm", nil), post)
+			sets, err := c.Compile(ps, post)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -30,7 +27,11 @@ func TestDecide(t *testing.T) {
 				t.Fatal("case has no accesses")
 			}
 			for _, a := range c.Accesses {
-				if err := a.Want.Check(set.Decide(a.Access())); err != nil {
+				i, err := c.WorkloadIndex(&a)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if err := a.Want.Check(sets[i].Decide(a.Access())); err != nil {
 					t.Errorf("%s: %v", a.Describe(), err)
 				}
 			}

@@ -34,10 +34,12 @@ type Driver interface {
 	// Reset runs before a case's files are made: it undoes what the previous case left on them
 	// (SELinux labels) and may mount a fresh file system on Root.
 	Reset(t *testing.T)
-	// Apply makes the backend enforce set, and only set, through the backend's production
-	// entry point (Backend.Apply). The driver may change set.Workload to the workload its
-	// accesses run in; the runner attributes events with the same set.
-	Apply(t *testing.T, set *rules.Set) error
+	// Apply makes the backend enforce sets, and only them, through the backend's production
+	// entry point (Backend.Apply): one set per workload of the case (the host's, or the
+	// containers the case lists). The driver may change a host set's Workload to the workload
+	// its accesses run in (a container holding the test's helpers); the runner attributes
+	// events with the same sets.
+	Apply(t *testing.T, sets []*rules.Set) error
 	// Command returns the command that runs exe as a process of the set's workload, as
 	// production confines it (in the workload's cgroup, under its profile). The runner adds the
 	// trigger's environment and the user.
@@ -50,7 +52,9 @@ type Driver interface {
 
 // Run performs every access of the table under the driver's backend, for real, as the access's
 // acting executable and user, and checks the trigger's errno and the backend's event, attributed
-// by rules.Decide and made into an alert, against the table.
+// by rules.Decide and made into an alert, against the table. A case with workloads runs each
+// access in the container it names; the event must come from that container's set and the
+// alert must carry its namespace and container name.
 //
 // known lists the accesses whose outcome under this backend differs from rules.Decide, keyed
 // "case/index", with the reason (the backend's docs page keeps the same list), and the cases the
@@ -81,20 +85,20 @@ func Run(t *testing.T, d Driver, known map[string]string) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			set, err := rules.Compile(ps, workload.Host("ward-vm", nil), postures)
+			sets, err := c.Compile(ps, postures)
 			if err != nil {
 				t.Fatal(err)
 			}
 			d.Reset(t)
 			prepareRoot(t, self, c)
 			// Applied after the files exist: backends resolve paths (inodes, labels) then.
-			if err := d.Apply(t, set); err != nil {
+			if err := d.Apply(t, sets); err != nil {
 				t.Fatalf("%+v", err)
 			}
 			for i, a := range c.Accesses {
 				key := fmt.Sprintf("%s/%d", c.Name, i)
 				seen[key] = true
-				diff := runAccess(t, d, set, a)
+				diff := runAccess(t, d, &c, sets, a)
 				reason, isKnown := known[key]
 				switch {
 				case diff != "" && !isKnown:
@@ -212,9 +216,18 @@ func (a *AccessCase) TriggerOp() (string, error) {
 
 // runAccess performs one access and returns "" when the errno, the event and the alert agree
 // with the table, or what differs.
-func runAccess(t *testing.T, d Driver, set *rules.Set, a AccessCase) string {
+func runAccess(t *testing.T, d Driver, c *Case, sets []*rules.Set, a AccessCase) string {
 	t.Helper()
 	op, err := a.TriggerOp()
+	if err != nil {
+		t.Fatal(err)
+	}
+	wi, err := c.WorkloadIndex(&a)
+	if err != nil {
+		t.Fatal(err)
+	}
+	set := sets[wi]
+	ns, ctr, err := c.WantWorkload(&a)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -247,7 +260,7 @@ func runAccess(t *testing.T, d Driver, set *rules.Set, a AccessCase) string {
 	if got != want {
 		diffs = append(diffs, fmt.Sprintf("trigger printed %q, want %q", got, want))
 	}
-	return strings.Join(append(diffs, checkEvents(d, set, a, errno)...), "; ")
+	return strings.Join(append(diffs, checkEvents(d, sets, set, a, errno, ns, ctr)...), "; ")
 }
 
 func drain(ch <-chan enforcer.Event) {
@@ -281,8 +294,10 @@ func about(a AccessCase, ev enforcer.Event) bool {
 
 // checkEvents waits for the backend's events about an access. Block and Audit need one whose
 // errno is the access's and whose alert, attributed by rules.Decide, carries the table's action
-// and policy (KubeArmor's Action and PolicyName values); Allow must produce none.
-func checkEvents(d Driver, set *rules.Set, a AccessCase, errno syscall.Errno) []string {
+// and policy (KubeArmor's Action and PolicyName values) and the namespace and container of the
+// access's workload; Allow must produce none. An event names the workload it came from when the
+// backend knows it: that workload's set attributes it, as in production.
+func checkEvents(d Driver, sets []*rules.Set, set *rules.Set, a AccessCase, errno syscall.Errno, ns, ctr string) []string {
 	var diffs []string
 	w := a.Want
 	wait := 3 * time.Second
@@ -300,7 +315,7 @@ func checkEvents(d Driver, set *rules.Set, a AccessCase, errno syscall.Errno) []
 				diffs = append(diffs, fmt.Sprintf("unexpected event %+v (%s)", ev.Access, ev.Detail))
 				continue
 			}
-			if diff := checkEvent(set, w, ev, errno); diff != "" {
+			if diff := checkEvent(eventSet(sets, set, ev), w, ev, errno, ns, ctr); diff != "" {
 				diffs = append(diffs, diff)
 				continue
 			}
@@ -314,9 +329,24 @@ func checkEvents(d Driver, set *rules.Set, a AccessCase, errno syscall.Errno) []
 	}
 }
 
+// eventSet is the set of the workload an event names, or def when the event names none.
+// An event naming a workload the case did not apply gets a set of its own with no rules, so
+// that it is reported as coming from elsewhere.
+func eventSet(sets []*rules.Set, def *rules.Set, ev enforcer.Event) *rules.Set {
+	if ev.Workload == "" {
+		return def
+	}
+	for _, s := range sets {
+		if s.Workload.ID() == ev.Workload {
+			return s
+		}
+	}
+	return &rules.Set{Workload: workload.Workload{Kind: workload.KindContainer, ContainerID: ev.Workload}}
+}
+
 // checkEvent attributes an event as production does and compares the verdict and the alert
 // made from it with the table.
-func checkEvent(set *rules.Set, w Want, ev enforcer.Event, errno syscall.Errno) string {
+func checkEvent(set *rules.Set, w Want, ev enforcer.Event, errno syscall.Errno, ns, ctr string) string {
 	v := set.Decide(ev.Access)
 	if err := w.Check(v); err != nil {
 		return fmt.Sprintf("event %+v (%s): %v", ev.Access, ev.Detail, err)
@@ -329,6 +359,10 @@ func checkEvent(set *rules.Set, w Want, ev enforcer.Event, errno syscall.Errno) 
 	if alert.Action != string(w.Action) || alert.PolicyName != w.Policy || alert.Result != events.ResultText(errno) {
 		return fmt.Sprintf("alert Action=%q PolicyName=%q Result=%q, want %q %q %q",
 			alert.Action, alert.PolicyName, alert.Result, w.Action, w.Policy, events.ResultText(errno))
+	}
+	if alert.NamespaceName != ns || alert.ContainerName != ctr {
+		return fmt.Sprintf("alert NamespaceName=%q ContainerName=%q (workload %q), want %q %q",
+			alert.NamespaceName, alert.ContainerName, ev.Workload, ns, ctr)
 	}
 	return ""
 }

@@ -58,21 +58,22 @@ func (d *driver) Errno(op policy.Operation) syscall.Errno {
 	return syscall.EACCES
 }
 
-func (d *driver) Apply(t *testing.T, set *rules.Set) error {
+func (d *driver) Apply(t *testing.T, sets []*rules.Set) error {
 	t.Cleanup(func() {
 		if err := d.b.Apply(context.Background(), nil); err != nil {
 			t.Errorf("clear: %v", err)
 		}
 	})
-	err := d.b.Apply(context.Background(), []*rules.Set{set})
+	err := d.b.Apply(context.Background(), sets)
 	for _, w := range d.b.Warnings() {
 		t.Logf("warning: %s", w)
 	}
 	return err
 }
 
-// Command starts exe under the workload's profile, or under its child profile when exe is a
-// fromSource executable: the profile an exec of exe from inside the workload transitions to.
+// Command starts exe under the workload's profile (the host's, or a container's, as the runtime
+// attaches it), or under its child profile when exe is a fromSource executable: the profile an
+// exec of exe from inside the workload transitions to.
 func (d *driver) Command(_ *testing.T, set *rules.Set, exe string) *exec.Cmd {
 	label := ProfileName(set.Workload)
 	var sources []string

@@ -71,12 +71,15 @@ func TestConformance(t *testing.T) {
 	conformance.Run(t, &driver{b: newBackend(t), cg: cg, cgfd: cgfd}, knownDifferences)
 }
 
-// driver is the BPF-LSM backend as the conformance runner sees it: the case's
-// set applied to the test cgroup, the accesses started in that cgroup.
+// driver is the BPF-LSM backend as the conformance runner sees it: a host set
+// applied to the test cgroup, a container set to a cgroup of its own, each
+// access started in its workload's cgroup.
 type driver struct {
 	b    *Backend
 	cg   uint64
 	cgfd int
+	// fds holds the cgroup of each container workload of the running case.
+	fds map[string]int
 }
 
 func (d *driver) Name() string                         { return enforcer.BPF }
@@ -84,18 +87,35 @@ func (d *driver) Reset(*testing.T)                     {}
 func (d *driver) Events() <-chan enforcer.Event        { return d.b.Events() }
 func (d *driver) Errno(policy.Operation) syscall.Errno { return syscall.EPERM }
 
-func (d *driver) Apply(t *testing.T, set *rules.Set) error {
+func (d *driver) Apply(t *testing.T, sets []*rules.Set) error {
 	t.Cleanup(func() {
 		if err := d.b.Apply(context.Background(), nil); err != nil {
 			t.Errorf("clear: %v", err)
 		}
 	})
-	return d.b.Apply(context.Background(), []*rules.Set{inCgroup(set, d.cg)})
+	d.fds = map[string]int{}
+	for _, set := range sets {
+		if set.Workload.Kind == workload.KindHost {
+			inCgroup(set, d.cg)
+			continue
+		}
+		// A container keeps its identity (namespace, pod, container, labels: what
+		// selected its policies and what its alerts carry) and gets a cgroup, as
+		// the OCI hook and NRI register one.
+		cg, fd := testCgroup(t, "ward-conformance-"+set.Workload.ContainerID)
+		set.Workload.CgroupID = cg
+		d.fds[set.Workload.ID()] = fd
+	}
+	return d.b.Apply(context.Background(), sets)
 }
 
-func (d *driver) Command(_ *testing.T, _ *rules.Set, exe string) *exec.Cmd {
+func (d *driver) Command(_ *testing.T, set *rules.Set, exe string) *exec.Cmd {
+	fd := d.cgfd
+	if f, ok := d.fds[set.Workload.ID()]; ok {
+		fd = f
+	}
 	cmd := exec.Command(exe)
-	cmd.SysProcAttr = &syscall.SysProcAttr{UseCgroupFD: true, CgroupFD: d.cgfd}
+	cmd.SysProcAttr = &syscall.SysProcAttr{UseCgroupFD: true, CgroupFD: fd}
 	return cmd
 }
 

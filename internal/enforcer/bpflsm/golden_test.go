@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/wardsec/ward/internal/conformance"
+	"github.com/wardsec/ward/internal/policy"
 	"github.com/wardsec/ward/internal/rules"
 	"github.com/wardsec/ward/internal/workload"
 )
@@ -58,15 +59,21 @@ func TestGolden(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		set, err := rules.Compile(ps, workload.Host("h", nil), post)
+		sets, err := caseSets(&c, ps, post)
 		if err != nil {
 			t.Fatal(err)
 		}
-		tr, err := Translate(set, nil)
-		if err != nil {
-			t.Fatal(err)
+		var got string
+		for _, set := range sets {
+			tr, err := Translate(set, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(sets) > 1 {
+				got += fmt.Sprintf("== workload %s\n", set.Workload.ID())
+			}
+			got += render(tr)
 		}
-		got := render(tr)
 		path := filepath.Join("testdata", c.Name+".golden")
 		if *update {
 			if err := os.MkdirAll("testdata", 0o755); err != nil {
@@ -85,4 +92,19 @@ func TestGolden(t *testing.T) {
 			t.Errorf("%s: translation changed:\n%s\nwant:\n%s", c.Name, got, want)
 		}
 	}
+}
+
+// caseSets compiles a conformance case's sets; a container gets a cgroup id of its own, as the
+// VM driver gives it a cgroup.
+func caseSets(c *conformance.Case, ps []policy.Policy, post rules.Postures) ([]*rules.Set, error) {
+	sets, err := c.Compile(ps, post)
+	if err != nil {
+		return nil, err
+	}
+	for i, set := range sets {
+		if set.Workload.Kind == workload.KindContainer {
+			set.Workload.CgroupID = uint64(1000 + i)
+		}
+	}
+	return sets, nil
 }

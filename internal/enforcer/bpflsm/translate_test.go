@@ -301,16 +301,22 @@ func TestTranslationAgreesWithDecide(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		set, err := rules.Compile(ps, workload.Host("h", nil), post)
+		sets, err := caseSets(&c, ps, post)
 		if err != nil {
 			t.Fatal(err)
 		}
-		tr, err := Translate(set, nil)
-		if err != nil {
-			t.Errorf("%s: %v", c.Name, err)
-			continue
+		trs := make([]*Translation, len(sets))
+		for i, set := range sets {
+			if trs[i], err = Translate(set, nil); err != nil {
+				t.Fatalf("%s: %v", c.Name, err)
+			}
 		}
 		for i, a := range c.Accesses {
+			wi, err := c.WorkloadIndex(&a)
+			if err != nil {
+				t.Fatal(err)
+			}
+			set, tr := sets[wi], trs[wi]
 			acc := a.Access()
 			key := fmt.Sprintf("%s/%d", c.Name, i)
 			got, want := simulate(tr, acc), set.Decide(acc).Action

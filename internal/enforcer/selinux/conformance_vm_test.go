@@ -40,7 +40,14 @@ var knownDifferences = map[string]string{
 	"network-allowlist-posture-block":            "network rules are left to the bpf backend",
 	"capability-block":                           "capability rules are left to the bpf backend",
 	"host-network-capability-without-fromsource": "network and capability rules are left to the bpf backend",
+
+	// Issue 13 items 4 and 5 select containers: SELinux labels files, not containers, so the
+	// backend enforces host policies only and reports container sets as not enforced.
+	"container-ksp-without-namespace":            containerSets,
+	"container-name-empty-means-every-container": containerSets,
 }
+
+const containerSets = "container policies are left to another backend: SELinux labels belong to files, not to containers, so there is no per-container domain to confine a container with (Apply reports container sets as not enforced)"
 
 // TestConformance runs the shared case table (internal/conformance) under SELinux through the
 // Backend: Apply labels the case's files and loads its domains, each access runs as the case's
@@ -82,8 +89,8 @@ func (d *driver) Reset(t *testing.T) {
 	}
 }
 
-func (d *driver) Apply(t *testing.T, set *rules.Set) error {
-	err := d.b.Apply(context.Background(), []*rules.Set{set})
+func (d *driver) Apply(t *testing.T, sets []*rules.Set) error {
+	err := d.b.Apply(context.Background(), sets)
 	for _, w := range d.b.Warnings() {
 		t.Logf("warning: %s", w)
 	}
