@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"sync"
 
 	"github.com/wardsec/ward/internal/policy"
 	"github.com/wardsec/ward/internal/rules"
@@ -378,16 +379,58 @@ type Warner interface {
 	WorkloadWarnings(id string) []Warning
 }
 
-// Flatten lists per-workload warnings in workload order, for Warner implementations.
-func Flatten(byWorkload map[string][]Warning) []Warning {
-	ids := make([]string, 0, len(byWorkload))
-	for id := range byWorkload {
+// WarningBook holds a backend's warnings by workload and implements Warner; backends embed it.
+// It is safe for concurrent use. The zero value is empty and ready.
+type WarningBook struct {
+	mu         sync.Mutex
+	byWorkload map[string][]Warning
+}
+
+var _ Warner = (*WarningBook)(nil)
+
+// Warnings implements Warner: every workload's warnings, in workload order.
+func (w *WarningBook) Warnings() []Warning {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	ids := make([]string, 0, len(w.byWorkload))
+	for id := range w.byWorkload {
 		ids = append(ids, id)
 	}
 	slices.Sort(ids)
 	var out []Warning
 	for _, id := range ids {
-		out = append(out, byWorkload[id]...)
+		out = append(out, w.byWorkload[id]...)
 	}
 	return out
+}
+
+// WorkloadWarnings implements Warner for one workload.
+func (w *WarningBook) WorkloadWarnings(id string) []Warning {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return slices.Clone(w.byWorkload[id])
+}
+
+// SetWarnings replaces one workload's warnings.
+func (w *WarningBook) SetWarnings(id string, ws []Warning) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.byWorkload == nil {
+		w.byWorkload = map[string][]Warning{}
+	}
+	w.byWorkload[id] = ws
+}
+
+// DropWarnings forgets one workload's warnings.
+func (w *WarningBook) DropWarnings(id string) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	delete(w.byWorkload, id)
+}
+
+// ReplaceWarnings replaces every workload's warnings (after an Apply of the whole state).
+func (w *WarningBook) ReplaceWarnings(byWorkload map[string][]Warning) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.byWorkload = byWorkload
 }

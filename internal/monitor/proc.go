@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/wardsec/ward/internal/enforcer"
 )
 
 // proc is where the monitor reads other processes' state.
@@ -44,7 +46,7 @@ type exeCache struct {
 func kernelDev(dev uint64) uint32 { return unix.Major(dev)<<20 | unix.Minor(dev) }
 
 func readExe(pid uint32) exe {
-	p := proc + "/" + strconv.FormatUint(uint64(pid), 10) + "/exe"
+	p := enforcer.ExeLink(pid)
 	target, err := os.Readlink(p)
 	if err != nil {
 		return exe{}

@@ -9,7 +9,6 @@ import (
 	"log/slog"
 	"os"
 	"os/exec"
-	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -75,9 +74,7 @@ type Backend struct {
 	// unreached reports, once, the host processes that predate the host profile.
 	unreached sync.Once
 	log       *slog.Logger
-	events    chan enforcer.Event
-	cancel    context.CancelFunc
-	wg        sync.WaitGroup
+	records   *auditlog.Reader[enforcer.Event]
 
 	// applyMu lets ApplyWorkload calls run side by side (read lock) while Apply, which replaces
 	// the whole state and prunes, runs alone (write lock).
@@ -90,7 +87,9 @@ type Backend struct {
 	byName     map[string]*rules.Set
 	byWorkload map[string]string
 	text       map[string][]byte
-	warnings   map[string][]enforcer.Warning
+	// WarningBook holds what the applied profiles do not enforce as written, for every
+	// workload (each warning names its workload): it implements enforcer.Warner.
+	enforcer.WarningBook
 }
 
 var (
@@ -135,13 +134,7 @@ func New(ctx context.Context, cfg Config) (*Backend, error) {
 		cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
 	if cfg.Records == nil {
-		// The audit netlink group loses nothing to printk's rate limit; /dev/kmsg is the
-		// fallback where the group cannot be joined.
-		cfg.Records = NetlinkSource()
-		if err := auditlog.NetlinkAvailable(); err != nil {
-			cfg.Logger.Warn("apparmor records from /dev/kmsg, which the kernel rate-limits", "reason", err)
-			cfg.Records = KmsgSource("/dev/kmsg")
-		}
+		cfg.Records = auditlog.Default(cfg.Logger, "apparmor", NetlinkSource(), KmsgSource("/dev/kmsg"))
 	}
 	hostOpts := Options{Host: host}
 	switch cfg.HostAttach {
@@ -161,25 +154,15 @@ func New(ctx context.Context, cfg Config) (*Backend, error) {
 			return nil, fmt.Errorf("apparmor: %w", err)
 		}
 	}
-	rctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	b := &Backend{
 		exempt: exempt,
 		loader: NewLoader(cfg.Dir, cfg.Runner),
 		opts:   Options{Host: host}, hostOpts: hostOpts, procRoot: cfg.ProcRoot,
 		log:    cfg.Logger,
-		events: make(chan enforcer.Event, 1024),
-		cancel: cancel,
 		byName: map[string]*rules.Set{}, byWorkload: map[string]string{}, text: map[string][]byte{},
-		warnings: map[string][]enforcer.Warning{}, workloadMu: map[string]*sync.Mutex{},
+		workloadMu: map[string]*sync.Mutex{},
 	}
-	b.wg.Add(1)
-	go func() {
-		defer b.wg.Done()
-		defer close(b.events)
-		if err := cfg.Records(rctx, func(line string) { b.record(rctx, line) }); err != nil && rctx.Err() == nil {
-			b.log.Error("apparmor records stopped", "error", err)
-		}
-	}()
+	b.records = auditlog.Start(ctx, b.log, "apparmor", cfg.Records, b.record)
 	return b, nil
 }
 
@@ -187,22 +170,7 @@ func New(ctx context.Context, cfg Config) (*Backend, error) {
 func (b *Backend) Name() string { return enforcer.AppArmor }
 
 // Events implements enforcer.Backend.
-func (b *Backend) Events() <-chan enforcer.Event { return b.events }
-
-// Warnings implements enforcer.Warner: what the applied profiles do not enforce as written,
-// for every workload (each warning names its workload).
-func (b *Backend) Warnings() []enforcer.Warning {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return enforcer.Flatten(b.warnings)
-}
-
-// WorkloadWarnings implements enforcer.Warner for one workload.
-func (b *Backend) WorkloadWarnings(id string) []enforcer.Warning {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return slices.Clone(b.warnings[id])
-}
+func (b *Backend) Events() <-chan enforcer.Event { return b.records.Events() }
 
 // Apply implements enforcer.Backend: it renders and loads one profile per set, leaves a
 // workload's previous profile in force when its new one fails, and unloads Ward's profiles of
@@ -214,7 +182,7 @@ func (b *Backend) Apply(ctx context.Context, sets []*rules.Set) error {
 	byName := map[string]*rules.Set{}
 	byWorkload := map[string]string{}
 	warnings := map[string][]enforcer.Warning{}
-	oldWorkload, oldName, oldWarn := b.byWorkload, b.byName, b.warnings
+	oldWorkload, oldName := b.byWorkload, b.byName
 	b.mu.Unlock()
 
 	var errs []error
@@ -224,7 +192,7 @@ func (b *Backend) Apply(ctx context.Context, sets []*rules.Set) error {
 		keepOld := func() {
 			if name, ok := oldWorkload[id]; ok {
 				keep = append(keep, name)
-				byName[name], byWorkload[id], warnings[id] = oldName[name], name, oldWarn[id]
+				byName[name], byWorkload[id], warnings[id] = oldName[name], name, b.WorkloadWarnings(id)
 			}
 		}
 		name, warns, err := b.loadProfile(ctx, s)
@@ -247,7 +215,8 @@ func (b *Backend) Apply(ctx context.Context, sets []*rules.Set) error {
 	for _, name := range removed {
 		delete(b.text, name)
 	}
-	b.byName, b.byWorkload, b.warnings = byName, byWorkload, warnings
+	b.byName, b.byWorkload = byName, byWorkload
+	b.ReplaceWarnings(warnings)
 	b.mu.Unlock()
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("apply apparmor profiles: %w", err)
@@ -334,7 +303,8 @@ func (b *Backend) ApplyWorkload(ctx context.Context, set *rules.Set) error {
 		return fmt.Errorf("apply apparmor profile of workload %s: %w", id, err)
 	}
 	b.mu.Lock()
-	b.byName[name], b.byWorkload[id], b.warnings[id] = set, name, warns
+	b.byName[name], b.byWorkload[id] = set, name
+	b.SetWarnings(id, warns)
 	b.mu.Unlock()
 	if hadOld && old != name && !b.shared(old, id) {
 		// The workload's profile was renamed (its identity changed): the new one is in force,
@@ -361,7 +331,7 @@ func (b *Backend) RemoveWorkload(ctx context.Context, id string) error {
 		// profile: unloading it would leave that one unconfined.
 		b.mu.Lock()
 		delete(b.byWorkload, id)
-		delete(b.warnings, id)
+		b.DropWarnings(id)
 		b.mu.Unlock()
 		return nil
 	}
@@ -371,7 +341,7 @@ func (b *Backend) RemoveWorkload(ctx context.Context, id string) error {
 	b.mu.Lock()
 	if b.byWorkload[id] == name {
 		delete(b.byWorkload, id)
-		delete(b.warnings, id)
+		b.DropWarnings(id)
 	}
 	b.mu.Unlock()
 	return nil
@@ -405,32 +375,32 @@ func (b *Backend) removeProfile(ctx context.Context, name string) error {
 // Close stops reading records. Profiles stay loaded and on disk on purpose: they keep running
 // containers confined while Ward restarts, and the next Apply prunes what is no longer wanted.
 func (b *Backend) Close() error {
-	b.cancel()
-	b.wg.Wait()
+	b.records.Close()
 	return nil
 }
 
-// record turns one raw record into an event for the workload whose profile produced it.
-func (b *Backend) record(ctx context.Context, line string) {
+// record turns one raw record into an event for the workload whose profile produced it; ok is
+// false for a record that is about no access of one of Ward's profiles.
+func (b *Backend) record(line string) (ev enforcer.Event, ok bool) {
 	rec, err := ParseRecord(line)
 	if err != nil {
-		return
+		return ev, false
 	}
 	if rec.Apparmor != "DENIED" && rec.Apparmor != "AUDIT" && rec.Apparmor != "ALLOWED" {
-		return
+		return ev, false
 	}
 	name, _, _ := strings.Cut(rec.Profile, "//")
 	b.mu.Lock()
 	set := b.byName[name]
 	b.mu.Unlock()
 	if set == nil {
-		return // not one of Ward's profiles
+		return ev, false // not one of Ward's profiles
 	}
 	a, _ := Attribute(set, rec)
 	if a.Op == "" {
-		return
+		return ev, false
 	}
-	ev := enforcer.Event{
+	ev = enforcer.Event{
 		Backend: enforcer.AppArmor, Workload: set.Workload.ID(),
 		PID: uint32(rec.PID), PPID: enforcer.ProcPPID(b.procRoot, rec.PID), UID: rec.FSUID, Comm: rec.Comm, Access: a, Detail: strings.TrimSpace(line),
 	}
@@ -440,10 +410,7 @@ func (b *Backend) record(ctx context.Context, line string) {
 			ev.Errno = int(syscall.EPERM)
 		}
 	}
-	select {
-	case b.events <- ev:
-	case <-ctx.Done():
-	}
+	return ev, true
 }
 
 // KmsgSource reads records from the kernel log device, starting at its end. Without an audit

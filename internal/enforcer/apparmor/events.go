@@ -1,7 +1,6 @@
 package apparmor
 
 import (
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"path"
@@ -9,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/wardsec/ward/internal/auditlog"
 	"github.com/wardsec/ward/internal/policy"
 	"github.com/wardsec/ward/internal/rules"
 )
@@ -93,33 +93,19 @@ func ParseRecord(line string) (Record, error) {
 			rec.Type = n
 		}
 	}
-	stamp, rest, ok := strings.Cut(line[start+len("audit("):], "):")
-	if !ok {
-		return rec, fmt.Errorf("parse audit record: no end of audit(...) in %q", line)
+	var rest string
+	var err error
+	if rec.Time, rec.Serial, rest, err = auditlog.Stamp(line[start+len("audit("):]); err != nil {
+		return rec, fmt.Errorf("parse audit record: %w", err)
 	}
-	sec, serial, ok := strings.Cut(stamp, ":")
-	if !ok {
-		return rec, fmt.Errorf("parse audit record: timestamp %q", stamp)
-	}
-	secs, frac, _ := strings.Cut(sec, ".")
-	s, err := strconv.ParseInt(secs, 10, 64)
-	if err != nil {
-		return rec, fmt.Errorf("parse audit record: timestamp %q", stamp)
-	}
-	var ms int64
-	if frac != "" {
-		if ms, err = strconv.ParseInt(frac, 10, 64); err != nil {
-			return rec, fmt.Errorf("parse audit record: timestamp %q", stamp)
-		}
-	}
-	rec.Time = time.Unix(s, ms*int64(time.Millisecond)).UTC()
-	if rec.Serial, err = strconv.ParseUint(serial, 10, 64); err != nil {
-		return rec, fmt.Errorf("parse audit record: serial %q", serial)
-	}
-
-	fields, err := splitFields(rest)
+	fields, err := auditlog.Fields(rest, hexFields)
 	if err != nil {
 		return rec, fmt.Errorf("parse audit record: %w", err)
+	}
+	for _, f := range fields {
+		if strings.ContainsAny(f[0], " \"") {
+			return rec, fmt.Errorf("parse audit record: malformed field %q", f[0])
+		}
 	}
 	var fsuid, ouid bool
 	for _, f := range fields {
@@ -173,46 +159,6 @@ func ParseRecord(line string) (Record, error) {
 		return rec, ErrNotAppArmor
 	}
 	return rec, nil
-}
-
-// splitFields splits `k=v k="v w" k=HEX` into pairs, decoding hex-encoded strings.
-func splitFields(s string) ([][2]string, error) {
-	var out [][2]string
-	for {
-		s = strings.TrimLeft(s, " ")
-		if s == "" {
-			return out, nil
-		}
-		eq := strings.IndexByte(s, '=')
-		if eq <= 0 {
-			return out, nil // trailing text without a key (rare kernel suffixes): ignore
-		}
-		k := s[:eq]
-		if strings.ContainsAny(k, " \"") {
-			return nil, fmt.Errorf("malformed field near %q", s)
-		}
-		s = s[eq+1:]
-		var v string
-		if strings.HasPrefix(s, `"`) {
-			end := strings.IndexByte(s[1:], '"')
-			if end < 0 {
-				return nil, fmt.Errorf("unterminated quote in field %s", k)
-			}
-			v, s = s[1:1+end], s[2+end:]
-		} else {
-			end := strings.IndexByte(s, ' ')
-			if end < 0 {
-				end = len(s)
-			}
-			v, s = s[:end], s[end:]
-			if hexFields[k] && v != "?" && v != "(null)" {
-				if b, err := hex.DecodeString(v); err == nil {
-					v = string(b)
-				}
-			}
-		}
-		out = append(out, [2]string{k, v})
-	}
 }
 
 // Source returns the fromSource executable whose child profile produced the record, or "" for

@@ -13,7 +13,6 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
-	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -89,13 +88,15 @@ type Backend struct {
 
 	applyMu sync.Mutex // serializes Apply calls
 
-	mu       sync.Mutex          // guards everything below; held only briefly
-	applied  map[uint64]*applied // by workload key, for events
-	byID     map[string]*applied
-	owner    map[uint64]string // workload key -> id, reserved before writing
-	idLocks  map[string]*sync.Mutex
-	warnings map[string][]enforcer.Warning // by workload id
-	gen      uint32                        // the last generation used
+	mu      sync.Mutex          // guards everything below; held only briefly
+	applied map[uint64]*applied // by workload key, for events
+	byID    map[string]*applied
+	owner   map[uint64]string // workload key -> id, reserved before writing
+	idLocks map[string]*sync.Mutex
+	// WarningBook holds what the applied sets do not enforce as written
+	// (enforcer.Support), for every workload: it implements enforcer.Warner.
+	enforcer.WarningBook
+	gen uint32 // the last generation used
 }
 
 // applied is what is loaded for one workload.
@@ -178,15 +179,14 @@ func New(opts Options) (*Backend, error) {
 		}
 	}
 	b := &Backend{
-		log:      opts.Logger,
-		host:     opts.Host,
-		ev:       make(chan enforcer.Event, 1024),
-		done:     make(chan struct{}),
-		applied:  map[uint64]*applied{},
-		byID:     map[string]*applied{},
-		owner:    map[uint64]string{},
-		idLocks:  map[string]*sync.Mutex{},
-		warnings: map[string][]enforcer.Warning{},
+		log:     opts.Logger,
+		host:    opts.Host,
+		ev:      make(chan enforcer.Event, 1024),
+		done:    make(chan struct{}),
+		applied: map[uint64]*applied{},
+		byID:    map[string]*applied{},
+		owner:   map[uint64]string{},
+		idLocks: map[string]*sync.Mutex{},
 
 		predecessors: predecessors,
 	}
@@ -429,7 +429,7 @@ func (b *Backend) applyOne(id string, tr *Translation, warns []enforcer.Warning)
 	}
 	b.applied[wk] = a
 	b.byID[id] = a
-	b.warnings[id] = warns
+	b.SetWarnings(id, warns)
 	err = b.writeConfig()
 	b.mu.Unlock()
 	return errors.Join(append(errs, err)...)
@@ -454,7 +454,7 @@ func (b *Backend) removeOne(id string) error {
 	delete(b.applied, a.key)
 	delete(b.byID, id)
 	delete(b.owner, a.key)
-	delete(b.warnings, id)
+	b.DropWarnings(id)
 	return b.writeConfig()
 }
 
@@ -529,21 +529,6 @@ func (b *Backend) deleteKeys(keys []wardRuleKey, globs []wardGlobKey) {
 			b.log.Warn("delete pattern transition", "error", err)
 		}
 	}
-}
-
-// Warnings implements enforcer.Warner: what the applied sets do not enforce
-// as written (enforcer.Support), for every workload.
-func (b *Backend) Warnings() []enforcer.Warning {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return enforcer.Flatten(b.warnings)
-}
-
-// WorkloadWarnings implements enforcer.Warner for one workload.
-func (b *Backend) WorkloadWarnings(id string) []enforcer.Warning {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return slices.Clone(b.warnings[id])
 }
 
 // Stats are the kernel's counters.
@@ -667,7 +652,7 @@ func (b *Backend) convert(e *wardEvent) enforcer.Event {
 		acc.Source = a.tr.Sources[e.Src]
 	}
 	if acc.Source == "" {
-		acc.Source, _ = os.Readlink("/proc/" + strconv.Itoa(int(e.Tgid)) + "/exe")
+		acc.Source = enforcer.Executable(e.Tgid)
 	}
 	// KubeArmor's Data names the system call and its flags; what Ward adds follows.
 	detail := enforcer.SyscallData(e.Syscall, e.Args)

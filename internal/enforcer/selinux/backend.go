@@ -10,7 +10,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
-	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -55,20 +54,20 @@ type Config struct {
 // only: SELinux labels are per file, not per container, so container and pod sets are left to
 // another backend (Apply reports them as warnings), as KubeArmor does.
 type Backend struct {
-	loader *Loader
-	opts   Options
-	log    *slog.Logger
-	events chan enforcer.Event
-	cancel context.CancelFunc
-	wg     sync.WaitGroup
+	loader  *Loader
+	opts    Options
+	log     *slog.Logger
+	records *auditlog.Reader[enforcer.Event]
 
 	applyMu  sync.Mutex
 	mu       sync.Mutex
 	set      *rules.Set
 	module   *Module
-	warnings map[string][]enforcer.Warning
 	domain   Domain
 	procRoot string
+	// WarningBook holds what the backend does not enforce as written, for every workload
+	// (each warning names its workload): it implements enforcer.Warner.
+	enforcer.WarningBook
 }
 
 var _ enforcer.Backend = (*Backend)(nil)
@@ -105,28 +104,10 @@ func New(ctx context.Context, cfg Config) (*Backend, error) {
 		return nil, err
 	}
 	if cfg.Records == nil {
-		// The audit netlink group loses nothing to printk's rate limit; /dev/kmsg is the
-		// fallback where the group cannot be joined.
-		cfg.Records = NetlinkSource()
-		if err := auditlog.NetlinkAvailable(); err != nil {
-			cfg.Logger.Warn("selinux records from /dev/kmsg, which the kernel rate-limits", "reason", err)
-			cfg.Records = KmsgSource("/dev/kmsg")
-		}
+		cfg.Records = auditlog.Default(cfg.Logger, "selinux", NetlinkSource(), KmsgSource("/dev/kmsg"))
 	}
-	rctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
-	b := &Backend{
-		loader: loader, opts: cfg.Options, log: cfg.Logger,
-		events: make(chan enforcer.Event, 1024), cancel: cancel,
-		warnings: map[string][]enforcer.Warning{}, domain: dom, procRoot: cfg.ProcRoot,
-	}
-	b.wg.Add(1)
-	go func() {
-		defer b.wg.Done()
-		defer close(b.events)
-		if err := cfg.Records(rctx, func(line string) { b.record(rctx, line) }); err != nil && rctx.Err() == nil {
-			b.log.Error("selinux records stopped", "error", err)
-		}
-	}()
+	b := &Backend{loader: loader, opts: cfg.Options, log: cfg.Logger, domain: dom, procRoot: cfg.ProcRoot}
+	b.records = auditlog.Start(ctx, b.log, "selinux", cfg.Records, b.record)
 	return b, nil
 }
 
@@ -200,25 +181,10 @@ func (b *Backend) Limitations() []string {
 func (b *Backend) Name() string { return enforcer.SELinux }
 
 // Events implements enforcer.Backend.
-func (b *Backend) Events() <-chan enforcer.Event { return b.events }
+func (b *Backend) Events() <-chan enforcer.Event { return b.records.Events() }
 
 // Loader returns the backend's loader (for ward probe and tests).
 func (b *Backend) Loader() *Loader { return b.loader }
-
-// Warnings implements enforcer.Warner: what the backend does not enforce as written, for every
-// workload (each warning names its workload).
-func (b *Backend) Warnings() []enforcer.Warning {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return enforcer.Flatten(b.warnings)
-}
-
-// WorkloadWarnings implements enforcer.Warner for one workload.
-func (b *Backend) WorkloadWarnings(id string) []enforcer.Warning {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return slices.Clone(b.warnings[id])
-}
 
 // Apply implements enforcer.Backend: it renders the host set, installs the module when its text
 // changed, labels what the set names and restores the labels of everything it no longer names.
@@ -269,7 +235,8 @@ func (b *Backend) Apply(ctx context.Context, sets []*rules.Set) error {
 	}
 	// The module is in force before any file carries one of its types.
 	b.mu.Lock()
-	b.set, b.module, b.warnings = hostSet, m, warnings
+	b.set, b.module = hostSet, m
+	b.ReplaceWarnings(warnings)
 	b.mu.Unlock()
 	if err := b.loader.Label(want); err != nil {
 		return fmt.Errorf("apply selinux labels: %w", err)
@@ -280,22 +247,22 @@ func (b *Backend) Apply(ctx context.Context, sets []*rules.Set) error {
 // Close stops reading records. Labels and the module stay on purpose: they keep the host
 // protected while Ward restarts; the next Apply (or Restore) changes what is no longer wanted.
 func (b *Backend) Close() error {
-	b.cancel()
-	b.wg.Wait()
+	b.records.Close()
 	return nil
 }
 
-// record turns one AVC record about Ward's types or domains into an event.
-func (b *Backend) record(ctx context.Context, line string) {
+// record turns one AVC record about Ward's types or domains into an event; ok is false for any
+// other record.
+func (b *Backend) record(line string) (ev enforcer.Event, ok bool) {
 	rec, err := ParseAVC(line)
 	if err != nil {
-		return
+		return ev, false
 	}
 	b.mu.Lock()
 	set, m := b.set, b.module
 	b.mu.Unlock()
 	if set == nil || !(strings.HasPrefix(rec.TargetType(), "ward_") || strings.HasPrefix(rec.SourceType(), "ward_d_")) {
-		return
+		return ev, false
 	}
 	a, _ := Attribute(set, rec, Resolver{
 		PathOf: b.loader.PathOf,
@@ -310,25 +277,19 @@ func (b *Backend) record(ctx context.Context, line string) {
 			}
 			return ""
 		},
-		Exe: func(pid int) string {
-			exe, _ := os.Readlink("/proc/" + strconv.Itoa(pid) + "/exe")
-			return exe
-		},
+		Exe: func(pid int) string { return enforcer.Executable(uint32(pid)) },
 	})
 	if a.Op == "" {
-		return
+		return ev, false
 	}
-	ev := enforcer.Event{
+	ev = enforcer.Event{
 		Backend: enforcer.SELinux, Workload: set.Workload.ID(),
 		PID: uint32(rec.PID), PPID: enforcer.ProcPPID(b.procRoot, rec.PID), Comm: rec.Comm, Access: a, Detail: strings.TrimSpace(line),
 	}
 	if rec.Denied && !rec.Permissive {
 		ev.Errno = int(syscall.EACCES)
 	}
-	select {
-	case b.events <- ev:
-	case <-ctx.Done():
-	}
+	return ev, true
 }
 
 // KmsgSource reads records from the kernel log device, starting at its end. Without an audit

@@ -1,7 +1,6 @@
 package selinux
 
 import (
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"path"
@@ -10,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/wardsec/ward/internal/auditlog"
 	"github.com/wardsec/ward/internal/policy"
 	"github.com/wardsec/ward/internal/rules"
 )
@@ -68,19 +68,10 @@ func ParseAVC(line string) (AVC, error) {
 	if start < 0 || avc < start {
 		return rec, ErrNotAVC
 	}
-	stamp, _, ok := strings.Cut(line[start+len("audit("):], "):")
-	if !ok {
-		return rec, fmt.Errorf("parse avc record: no end of audit(...) in %q", line)
+	var err error
+	if rec.Time, rec.Serial, _, err = auditlog.Stamp(line[start+len("audit("):]); err != nil {
+		return rec, fmt.Errorf("parse avc record: %w", err)
 	}
-	sec, serial, _ := strings.Cut(stamp, ":")
-	secs, frac, _ := strings.Cut(sec, ".")
-	s, err := strconv.ParseInt(secs, 10, 64)
-	if err != nil {
-		return rec, fmt.Errorf("parse avc record: timestamp %q", stamp)
-	}
-	ms, _ := strconv.ParseInt(frac, 10, 64)
-	rec.Time = time.Unix(s, ms*int64(time.Millisecond)).UTC()
-	rec.Serial, _ = strconv.ParseUint(serial, 10, 64)
 
 	rest := strings.TrimLeft(line[avc+len("avc:"):], " ")
 	switch {
@@ -96,7 +87,9 @@ func ParseAVC(line string) (AVC, error) {
 	}
 	rec.Perms = strings.Fields(rest[lb+1 : rb])
 	rest = strings.TrimPrefix(strings.TrimLeft(rest[rb+1:], " "), "for")
-	for _, f := range splitFields(rest) {
+	// An unterminated quote keeps the rest of the line as the last value.
+	fields, _ := auditlog.Fields(rest, hexFields)
+	for _, f := range fields {
 		k, v := f[0], f[1]
 		switch k {
 		case "pid":
@@ -125,40 +118,6 @@ func ParseAVC(line string) (AVC, error) {
 		return rec, fmt.Errorf("parse avc record: no scontext or tclass in %q", line)
 	}
 	return rec, nil
-}
-
-// splitFields splits `k=v k="v w" k=HEX` into pairs, decoding hex-encoded strings.
-func splitFields(s string) [][2]string {
-	var out [][2]string
-	for {
-		s = strings.TrimLeft(s, " ")
-		eq := strings.IndexByte(s, '=')
-		if s == "" || eq <= 0 {
-			return out
-		}
-		k := s[:eq]
-		s = s[eq+1:]
-		var v string
-		if strings.HasPrefix(s, `"`) {
-			end := strings.IndexByte(s[1:], '"')
-			if end < 0 {
-				return append(out, [2]string{k, s[1:]})
-			}
-			v, s = s[1:1+end], s[2+end:]
-		} else {
-			end := strings.IndexByte(s, ' ')
-			if end < 0 {
-				end = len(s)
-			}
-			v, s = s[:end], s[end:]
-			if hexFields[k] && v != "?" && v != "(null)" {
-				if b, err := hex.DecodeString(v); err == nil {
-					v = string(b)
-				}
-			}
-		}
-		out = append(out, [2]string{k, v})
-	}
 }
 
 // execPerms are the permissions of running a program.
