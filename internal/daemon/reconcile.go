@@ -89,6 +89,7 @@ func (d *Daemon) reconcile(ctx context.Context, full bool) error {
 	if err := d.applyPlan(ctx, todo, gone, start); err != nil {
 		errs = append(errs, err)
 	} else if len(todo) > 0 || len(gone) > 0 {
+		d.metrics.ObserveReconcile(len(todo), time.Since(start))
 		d.log.Info("reconciled", "recompiled", len(todo), "removed", len(gone), "workloads", len(p.workloads),
 			"policies", len(enabled), "changed_policies", len(changed), "full", full,
 			"enforcer", enforcer.AlertName(d.sel.Selected), "took", time.Since(start).String())

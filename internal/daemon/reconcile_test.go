@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -175,9 +174,40 @@ func TestReconcileIncrementalNonBlocking(t *testing.T) {
 	d.Workloads().Remove("cb")
 	b.waitCall(t, "remove cb")
 	waitUntil(t, logs, "cb gone from Sets", func() bool { return d.Sets()["cb"] == nil })
-	if !strings.Contains(logs.String(), "recompiled=1") {
-		t.Errorf("no reconcile recompiled exactly one workload; log:\n%s", logs.String())
+	if n := roundsRecompiling(t, d, 1); n == 0 {
+		t.Errorf("no reconcile round recompiled exactly one workload (ward_reconcile_recompiled_workloads); log:\n%s", logs.String())
 	}
+}
+
+// roundsRecompiling counts the reconcile rounds that recompiled exactly n workloads, from the
+// daemon's ward_reconcile_recompiled_workloads histogram (n must be 1 or 2: its buckets hold 0, 1 and 2 apart).
+func roundsRecompiling(t *testing.T, d *Daemon, n int) uint64 {
+	t.Helper()
+	mfs, err := d.metrics.Registry.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() != "ward_reconcile_recompiled_workloads" {
+			continue
+		}
+		var upTo, below uint64 // rounds with at most n, and with at most n-1
+		found := 0
+		for _, b := range mf.GetMetric()[0].GetHistogram().GetBucket() {
+			switch b.GetUpperBound() {
+			case float64(n):
+				upTo, found = b.GetCumulativeCount(), found+1
+			case float64(n - 1):
+				below, found = b.GetCumulativeCount(), found+1
+			}
+		}
+		if found != 2 {
+			t.Fatalf("ward_reconcile_recompiled_workloads has no buckets at %d and %d", n-1, n)
+		}
+		return upTo - below
+	}
+	t.Fatal("no ward_reconcile_recompiled_workloads metric")
+	return 0
 }
 
 // A refused set leaves the previous one in force, is reported, and is retried until accepted.

@@ -23,6 +23,8 @@ type Metrics struct {
 	events    *prometheus.CounterVec
 	drops     *prometheus.CounterVec
 	apply     prometheus.Histogram
+	round     prometheus.Histogram
+	recompile prometheus.Histogram
 	workloads prometheus.Gauge
 	rules     prometheus.Gauge
 	clients   *prometheus.GaugeVec
@@ -46,6 +48,16 @@ func NewMetrics() *Metrics {
 			Help:    "Time to translate and load one workload's rules into the enforcer.",
 			Buckets: prometheus.ExponentialBuckets(0.0005, 2, 16),
 		}),
+		round: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "ward_reconcile_duration_seconds",
+			Help:    "Time of one reconcile round that changed what is wanted: read and parse the changed policies, recompile the workloads they cover, hand the sets to the enforcer.",
+			Buckets: prometheus.ExponentialBuckets(0.0005, 2, 16),
+		}),
+		recompile: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "ward_reconcile_recompiled_workloads",
+			Help:    "Workloads one reconcile round recompiled (a policy change recompiles only the workloads it covers).",
+			Buckets: append([]float64{0}, prometheus.ExponentialBuckets(1, 2, 14)...),
+		}),
 		workloads: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "ward_workloads",
 			Help: "Workloads currently known (host and containers).",
@@ -63,7 +75,7 @@ func NewMetrics() *Metrics {
 			Help: "Parts of the policies in force that the enforcer does not enforce as written (one per policy, field path and reason), by enforcer.",
 		}, []string{"enforcer"}),
 	}
-	m.Registry.MustRegister(m.events, m.drops, m.apply, m.workloads, m.rules, m.clients, m.unenf,
+	m.Registry.MustRegister(m.events, m.drops, m.apply, m.round, m.recompile, m.workloads, m.rules, m.clients, m.unenf,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -107,6 +119,16 @@ func (m *Metrics) ObserveApply(d time.Duration) {
 		return
 	}
 	m.apply.Observe(d.Seconds())
+}
+
+// ObserveReconcile records one reconcile round that changed what is wanted: how many workloads
+// it recompiled and how long it took.
+func (m *Metrics) ObserveReconcile(recompiled int, d time.Duration) {
+	if m == nil {
+		return
+	}
+	m.recompile.Observe(float64(recompiled))
+	m.round.Observe(d.Seconds())
 }
 
 // SetWorkloads sets the number of known workloads.
