@@ -277,14 +277,9 @@ func parsePostures(s string) (rules.Postures, error) {
 		if !ok {
 			return p, usagef("--posture: %q is not category=action", kv)
 		}
-		var a policy.Action
-		switch strings.ToLower(v) {
-		case "audit":
-			a = policy.ActionAudit
-		case "block":
-			a = policy.ActionBlock
-		default:
-			return p, usagef("--posture %s: %q is not a posture: allowed are audit, block", k, v)
+		a, err := policy.ParsePosture(v)
+		if err != nil {
+			return p, usagef("--posture %s: %v", k, err)
 		}
 		switch strings.ToLower(k) {
 		case "file":

@@ -220,11 +220,10 @@ func buildConfig(v map[string]string) (Config, error) {
 		if err != nil {
 			return ""
 		}
-		p := strings.ToLower(strings.TrimSpace(v[key]))
-		if p != "audit" && p != "block" {
-			err = fmt.Errorf("%s: %q is not a posture: allowed are audit, block", key, v[key])
+		if _, e := policy.ParsePosture(v[key]); e != nil {
+			err = fmt.Errorf("%s: %w", key, e)
 		}
-		return p
+		return strings.ToLower(strings.TrimSpace(v[key]))
 	}
 	c.DefaultFilePosture = posture("defaultFilePosture")
 	c.DefaultNetworkPosture = posture("defaultNetworkPosture")
@@ -286,9 +285,10 @@ func buildConfig(v map[string]string) (Config, error) {
 	return c, nil
 }
 
+// toAction is the action of a posture buildConfig accepted; anything else audits.
 func toAction(p string) policy.Action {
-	if p == "block" {
-		return policy.ActionBlock
+	if a, err := policy.ParsePosture(p); err == nil {
+		return a
 	}
 	return policy.ActionAudit
 }

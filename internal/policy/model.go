@@ -7,6 +7,11 @@
 // Everything after this package (rules, enforcers, events) reads only this form.
 package policy
 
+import (
+	"fmt"
+	"strings"
+)
+
 // Kind is the policy kind as written in `kind:`.
 type Kind string
 
@@ -38,6 +43,18 @@ const (
 	ActionAudit Action = "Audit"
 	ActionBlock Action = "Block"
 )
+
+// ParsePosture reads a default posture as KubeArmor spells it in its configuration and
+// namespace annotations: "audit" or "block", in any case, with surrounding space ignored.
+func ParsePosture(v string) (Action, error) {
+	switch strings.ToLower(strings.TrimSpace(v)) {
+	case "audit":
+		return ActionAudit, nil
+	case "block":
+		return ActionBlock, nil
+	}
+	return "", fmt.Errorf("%q is not a posture: allowed are audit, block", v)
+}
 
 // MatchKind says how Rule.Value is compared with an access.
 type MatchKind string

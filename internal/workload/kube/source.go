@@ -476,14 +476,11 @@ func (k *Source) nodeChanged(o any) {
 	k.reg.Upsert(h)
 }
 
+// parsePosture reads a namespace's posture annotation; anything else leaves the node's default
+// ("").
 func parsePosture(v string) policy.Action {
-	switch strings.ToLower(strings.TrimSpace(v)) {
-	case "block":
-		return policy.ActionBlock
-	case "audit":
-		return policy.ActionAudit
-	}
-	return ""
+	a, _ := policy.ParsePosture(v)
+	return a
 }
 
 func (k *Source) namespaceChanged(o any) {
