@@ -35,7 +35,7 @@ func Compile(pattern string) (*Glob, error) {
 		case '?':
 			b.WriteString("[^/]")
 		case '[':
-			end := classEnd(pattern, i)
+			end := ClassEnd(pattern, i)
 			if end < 0 {
 				return nil, fmt.Errorf("unterminated character class at offset %d", i)
 			}
@@ -68,9 +68,10 @@ func Compile(pattern string) (*Glob, error) {
 	return &Glob{pattern: pattern, re: re}, nil
 }
 
-// classEnd returns the index of the `]` that closes the class opened at i, or -1. A `]` right
-// after the opening (or after its negation) is a literal member, as in shells.
-func classEnd(p string, i int) int {
+// ClassEnd returns the index of the `]` that closes the class opened at i, or -1. A `]` right
+// after the opening (or after its negation) is a literal member, as in shells. The translators
+// split patterns with it, so that they and Decide agree on where a class ends.
+func ClassEnd(p string, i int) int {
 	j := i + 1
 	if j < len(p) && (p[j] == '!' || p[j] == '^') {
 		j++

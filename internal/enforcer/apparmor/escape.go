@@ -78,7 +78,7 @@ func globAARE(pattern string) (string, error) {
 		case '?':
 			b.WriteByte('?')
 		case '[':
-			end := classEnd(pattern, i)
+			end := glob.ClassEnd(pattern, i)
 			if end < 0 {
 				return "", fmt.Errorf("pattern %q: unterminated character class", pattern)
 			}
@@ -104,22 +104,4 @@ func globAARE(pattern string) (string, error) {
 		}
 	}
 	return b.String(), nil
-}
-
-// classEnd mirrors internal/glob: the `]` that closes the class opened at i, where a `]` right
-// after the opening (or its negation) is a member.
-func classEnd(p string, i int) int {
-	j := i + 1
-	if j < len(p) && (p[j] == '!' || p[j] == '^') {
-		j++
-	}
-	if j < len(p) && p[j] == ']' {
-		j++
-	}
-	for ; j < len(p); j++ {
-		if p[j] == ']' {
-			return j
-		}
-	}
-	return -1
 }

@@ -6,6 +6,8 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+
+	"github.com/wardsec/ward/internal/glob"
 )
 
 // Glob patterns are enforced in the kernel: all patterns of one workload and
@@ -72,7 +74,7 @@ func globTokens(pattern string) ([]globToken, error) {
 		case '?':
 			toks = append(toks, globToken{set: notSlash()})
 		case '[':
-			end := classEnd(pattern, i)
+			end := glob.ClassEnd(pattern, i)
 			if end < 0 {
 				return nil, fmt.Errorf("unterminated character class at offset %d", i)
 			}
@@ -107,26 +109,6 @@ func globTokens(pattern string) ([]globToken, error) {
 		}
 	}
 	return toks, nil
-}
-
-// classEnd is internal/glob's: the `]` closing the class opened at i, or -1.
-func classEnd(p string, i int) int {
-	j := i + 1
-	if j < len(p) && (p[j] == '!' || p[j] == '^') {
-		j++
-	}
-	if j < len(p) && p[j] == ']' {
-		j++
-	}
-	for ; j < len(p); j++ {
-		if p[j] == ']' {
-			if j == i+1 {
-				return -1
-			}
-			return j
-		}
-	}
-	return -1
 }
 
 type globPattern struct {
