@@ -8,6 +8,9 @@ import (
 	"syscall"
 	"time"
 
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/reflect/protoreflect"
+
 	"github.com/wardsec/ward/api/feeder"
 	"github.com/wardsec/ward/internal/policy"
 	"github.com/wardsec/ward/internal/rules"
@@ -91,53 +94,47 @@ func (b *Builder) now() time.Time {
 }
 
 // Alert reports an access that a policy (or a default posture) decided. The caller decides
-// whether to report: Alert does not look at v.Alert.
+// whether to report: Alert does not look at v.Alert. An alert is the Log of the same access
+// (KubeArmor's two messages share those fields, by name) plus the verdict.
 func (b *Builder) Alert(ev *Event, v rules.Verdict) *feeder.Alert {
-	w, p := &ev.Workload, &ev.Process
-	a := &feeder.Alert{
-		ClusterName:       b.Cluster,
-		HostName:          b.hostName(w),
-		NamespaceName:     w.Namespace,
-		PodName:           w.Pod,
-		ContainerID:       w.ContainerID,
-		ContainerName:     w.Container,
-		ContainerImage:    w.Image,
-		Labels:            labelString(w),
-		Owner:             ev.owner(),
-		HostPID:           p.HostPID,
-		HostPPID:          p.HostPPID,
-		PPID:              p.PPID,
-		PID:               p.PID,
-		UID:               p.UID,
-		UserName:          p.UserName,
-		ProcessName:       p.ProcessName,
-		ParentProcessName: p.ParentProcessName,
-		Cwd:               p.Cwd,
-		TTY:               p.TTY,
-		ExecEvent:         execEvent(p),
-		ProcessHash:       p.ProcessHash,
-		ParentHash:        p.ParentHash,
-		ResourceHash:      ev.ResourceHash,
-		HashAlgo:          p.HashAlgo,
-		PolicyName:        v.Policy,
-		Severity:          severity(v.Severity),
-		Tags:              strings.Join(v.Tags, ","),
-		ATags:             slices.Clone(v.Tags),
-		Message:           v.Message,
-		Type:              alertType(w),
-		Source:            source(ev),
-		Operation:         string(ev.Operation),
-		Resource:          ev.Resource,
-		Data:              ev.Data,
-		Enforcer:          ev.Enforcer,
-		Action:            displayAction(v),
-		Result:            ResultText(ev.Errno),
-		KubeArmorVersion:  b.Version,
-		NodeID:            b.NodeID,
-		EventData:         maps.Clone(ev.EventData),
-	}
-	a.Timestamp, a.UpdatedTime = b.stamp(ev.Time)
+	a := &feeder.Alert{}
+	copyByName(a, b.Log(ev))
+	a.Type = alertType(&ev.Workload)
+	a.PolicyName = v.Policy
+	a.Severity = severity(v.Severity)
+	a.Tags = strings.Join(v.Tags, ",")
+	a.ATags = slices.Clone(v.Tags)
+	a.Message = v.Message
+	a.Enforcer = ev.Enforcer
+	a.Action = displayAction(v)
+	a.KubeArmorVersion = b.Version
 	return a
+}
+
+// copyByName sets every field of dst that src has set under the same name and type.
+func copyByName(dst, src proto.Message) {
+	d, s := dst.ProtoReflect(), src.ProtoReflect()
+	fields := d.Descriptor().Fields()
+	s.Range(func(fd protoreflect.FieldDescriptor, v protoreflect.Value) bool {
+		if df := fields.ByName(fd.Name()); df != nil && sameType(df, fd) {
+			d.Set(df, v)
+		}
+		return true
+	})
+}
+
+// sameType reports whether a value of field b can be stored in field a.
+func sameType(a, b protoreflect.FieldDescriptor) bool {
+	switch {
+	case a.IsMap() || b.IsMap():
+		return a.IsMap() && b.IsMap() && a.MapKey().Kind() == b.MapKey().Kind() && a.MapValue().Kind() == b.MapValue().Kind() &&
+			a.MapValue().Message() == nil && b.MapValue().Message() == nil
+	case a.Kind() != b.Kind() || a.Cardinality() != b.Cardinality():
+		return false
+	case a.Message() != nil:
+		return a.Message().FullName() == b.Message().FullName()
+	}
+	return true
 }
 
 // Log reports an access no policy matched, for visibility.

@@ -11,6 +11,7 @@ import (
 	"github.com/wardsec/ward/internal/rules"
 	"github.com/wardsec/ward/internal/workload"
 	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/reflect/protoreflect"
 )
 
 var testTime = time.Date(2026, 11, 28, 14, 40, 0, 123456789, time.FixedZone("CET", 3600))
@@ -153,5 +154,35 @@ func TestResultText(t *testing.T) {
 		if got := ResultText(c.errno); got != c.want {
 			t.Errorf("ResultText(%d) = %q, want %q", int(c.errno), got, c.want)
 		}
+	}
+}
+
+// An alert carries every field of the log of the same access (but its Type), EventData and the
+// hashes included.
+func TestAlertCarriesTheLog(t *testing.T) {
+	ev := hostEvent()
+	ev.EventData = map[string]string{"k": "v"}
+	ev.ResourceHash = "rh"
+	ev.Process.ProcessHash, ev.Process.ParentHash, ev.Process.HashAlgo = "ph", "pph", "sha256"
+	b := testBuilder()
+	a, l := b.Alert(ev, blockVerdict()).ProtoReflect(), b.Log(ev).ProtoReflect()
+	n := 0
+	l.Range(func(fd protoreflect.FieldDescriptor, v protoreflect.Value) bool {
+		if fd.Name() == "Type" {
+			return true
+		}
+		af := a.Descriptor().Fields().ByName(fd.Name())
+		if af == nil {
+			t.Errorf("the alert has no field %s", fd.Name())
+			return true
+		}
+		n++
+		if got := a.Get(af); !got.Equal(v) {
+			t.Errorf("alert %s = %v, log %v", fd.Name(), got, v)
+		}
+		return true
+	})
+	if n < 25 {
+		t.Errorf("only %d fields compared", n)
 	}
 }
