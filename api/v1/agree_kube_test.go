@@ -89,6 +89,13 @@ func agreeCases() map[string]agreeCase {
 		"protocol-tcp,http":    {ksp, "network: {matchProtocols: [{protocol: \"tcp,http\"}]}", false, ""},
 		"protocol-xtcp":        {ksp, "network: {matchProtocols: [{protocol: xtcp}]}", false, ""}, // KubeArmor's pattern, anchored only at the end, took it
 		"protocol-empty-entry": {ksp, "network: {matchProtocols: [{protocol: \"tcp,,udp\"}]}", false, ""},
+		"protocol-af-rds":      {ksp, "network: {matchProtocols: [{protocol: AF_RDS}]}", true, ""},
+		"protocol-af-list":     {ksp, "network: {matchProtocols: [{protocol: \"tcp, af_Netlink ,AF_LOCAL\"}]}", true, ""},
+		"protocol-af-ieee":     {ksp, "network: {matchProtocols: [{protocol: AF_IEEE802154}]}", true, ""},
+		"protocol-af-unknown":  {ksp, "network: {matchProtocols: [{protocol: AF_WARD}]}", false, ""},
+		"protocol-af-bare":     {ksp, "network: {matchProtocols: [{protocol: AF_}]}", false, ""},
+		"protocol-af-kelvin":   {ksp, "network: {matchProtocols: [{protocol: \"AF_\u212aEY\"}]}", false, ""}, // families are ASCII only
+		"protocol-rds-bare":    {ksp, "network: {matchProtocols: [{protocol: rds}]}", false, ""},
 		"domain-list":          {ksp, "network: {matchDNSQueries: [{domain: \"example.com, example.org\"}]}", true, ""},
 		"domain-space":         {ksp, "network: {matchDNSQueries: [{domain: \"exa mple.com\"}]}", false, ""},
 		"domain-empty-entry":   {ksp, "network: {matchDNSQueries: [{domain: \"a.com,\"}]}", false, ""},

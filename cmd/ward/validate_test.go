@@ -33,14 +33,14 @@ func TestValidateCommand(t *testing.T) {
 		{
 			name: "invalid",
 			args: []string{"testdata/validate/bad.yaml"},
-			stdout: `testdata/validate/bad.yaml:7: doc 1: spec.file.matchPath: unknown field "matchPath"; allowed: matchPaths, matchDirectories, matchPatterns, severity, tags, message, action` + "\n" +
+			stdout: `testdata/validate/bad.yaml:7: doc 1: spec.file.matchPath: unknown field "matchPath"; allowed: matchPaths, matchDirectories, matchPatterns, severity, tags, message, action (did you mean "matchPaths"?)` + "\n" +
 				"testdata/validate/bad.yaml:11: doc 1: spec.process.matchPaths[0].path: \"bin/sh\" is not an absolute path: must start with \"/\" and not end with \"/\"\n",
 			code: 1,
 		},
 		{
 			name: "missing file and a directory",
 			args: []string{"testdata/validate/missing.yaml", "testdata/validate"},
-			stdout: "testdata/validate/missing.yaml: no such file or directory\n" + `testdata/validate/bad.yaml:7: doc 1: spec.file.matchPath: unknown field "matchPath"; allowed: matchPaths, matchDirectories, matchPatterns, severity, tags, message, action` + "\n" +
+			stdout: "testdata/validate/missing.yaml: no such file or directory\n" + `testdata/validate/bad.yaml:7: doc 1: spec.file.matchPath: unknown field "matchPath"; allowed: matchPaths, matchDirectories, matchPatterns, severity, tags, message, action (did you mean "matchPaths"?)` + "\n" +
 				"testdata/validate/bad.yaml:11: doc 1: spec.process.matchPaths[0].path: \"bin/sh\" is not an absolute path: must start with \"/\" and not end with \"/\"\n",
 			stderr: `testdata/validate/good.yaml:20: doc 2: spec.capabilities.matchCapabilities[0].capability: warning: "CAP_NET_RAW" read as "net_raw": KubeArmor's CRD accepts only lower-case names without "cap_"` + "\n",
 			code:   1,

@@ -293,7 +293,7 @@ func netNames(family, typ, proto uint64) (string, string, string) {
 		f = "packet"
 	case 0:
 	default:
-		f = strconv.FormatUint(family, 10)
+		f = policy.AddressFamilyName(int(family))
 	}
 	switch typ {
 	case unix.SOCK_STREAM:
@@ -336,6 +336,9 @@ func familyConst(f uint64) string {
 		return "AF_NETLINK"
 	case unix.AF_PACKET:
 		return "AF_PACKET"
+	}
+	if name := policy.AddressFamilyName(int(f)); name != strconv.FormatUint(f, 10) {
+		return "AF_" + strings.ToUpper(name) // AF_RDS, as KubeArmor's Resource reads
 	}
 	return strconv.FormatUint(f, 10)
 }

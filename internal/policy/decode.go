@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"reflect"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -306,8 +307,35 @@ func (d *docState) expect(n *yaml.Node, kind yaml.Kind, path string) bool {
 	if kind == yaml.SequenceNode {
 		want = "a list"
 	}
-	d.errorAt(n.Line, path, n.Value, "expected %s, got %s", want, describe(n))
+	hint := ""
+	if presetItemRe.MatchString(path) && n.Kind == yaml.ScalarNode {
+		// An older form KubeArmor's CRD refuses too: presets items are {name, action}.
+		hint = fmt.Sprintf(" (write - name: %s; KubeArmor's CRD takes presets as {name, action} as well)", n.Value)
+	}
+	d.errorAt(n.Line, path, n.Value, "expected %s, got %s%s", want, describe(n), hint)
 	return false
+}
+
+var presetItemRe = regexp.MustCompile(`^spec\.presets\[\d+\]$`)
+
+var ruleSourceRe = regexp.MustCompile(`^spec\.(process|file|network|capabilities)\..*\.fromSource\[\d+\]$`)
+
+// unknownFieldHint says more about unknown fields that KubeArmor's own older files use, each of
+// which a KubeArmor API server (strict field validation, kubectl's default) refuses too, and
+// suggests the field a typo meant.
+func unknownFieldHint(path, key, allowed string) string {
+	switch {
+	case key == "dir" && ruleSourceRe.MatchString(path):
+		return "; fromSource takes dir only in syscalls rules (KubeArmor's CRD has no dir here either, and its API server refuses the field): name each program by path"
+	case path == "spec" && key == "selinux":
+		return "; spec.selinux (matchMountedVolumes) belongs to an early KubeArmor schema that its CRDs no longer have, and its API server refuses the field: write file rules (spec.file), which the SELinux backend enforces for host policies"
+	case path == "spec" && key == "fromSource":
+		return "; fromSource belongs on a rule, such as spec.file.matchPaths[0].fromSource (KubeArmor's CRDs have no spec.fromSource either)"
+	}
+	if s := suggest(key, strings.Split(allowed, ", ")); s != "" {
+		return fmt.Sprintf(" (did you mean %q?)", s)
+	}
+	return ""
 }
 
 func (d *docState) decodeStruct(n *yaml.Node, v reflect.Value, path string) {
@@ -318,7 +346,7 @@ func (d *docState) decodeStruct(n *yaml.Node, v reflect.Value, path string) {
 	d.mappingKeys(n, path, false, func(key string, line int, val *yaml.Node, kp string) {
 		i, ok := si.byName[key]
 		if !ok {
-			d.errorAt(line, kp, key, "unknown field %q; allowed: %s", key, si.names)
+			d.errorAt(line, kp, key, "unknown field %q; allowed: %s%s", key, si.names, unknownFieldHint(path, key, si.names))
 			return
 		}
 		if r := d.resolveAlias(val); r != nil && isNull(r) {

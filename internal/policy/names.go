@@ -11,6 +11,84 @@ import (
 var protocols = []string{"tcp", "udp", "icmp", "icmpv6", "raw", "sctp", "stream", "dgram", "rdm",
 	"seqpacket", "dccp", "packet", "all"}
 
+// familyPrefix starts a matchProtocols value that names an address family (AF_RDS), which
+// KubeArmor's daemon matches against the socket's domain (its feeder reads "domain=AF_RDS" and
+// compares "af_rds"; e2e test ksp-ubuntu-1-block-net-af-rds). Normalised rules spell it "af_rds".
+const familyPrefix = "af_"
+
+// addressFamilies are Linux's address families (linux/socket.h), by their names without AF_,
+// in lower case, as AppArmor and rules.Access spell them. AF_LOCAL and AF_ROUTE are aliases of
+// unix and netlink.
+var addressFamilies = map[string]int{
+	"unix": 1, "inet": 2, "ax25": 3, "ipx": 4, "appletalk": 5, "netrom": 6, "bridge": 7,
+	"atmpvc": 8, "x25": 9, "inet6": 10, "rose": 11, "decnet": 12, "netbeui": 13, "security": 14,
+	"key": 15, "netlink": 16, "packet": 17, "ash": 18, "econet": 19, "atmsvc": 20, "rds": 21,
+	"sna": 22, "irda": 23, "pppox": 24, "wanpipe": 25, "llc": 26, "ib": 27, "mpls": 28, "can": 29,
+	"tipc": 30, "bluetooth": 31, "iucv": 32, "rxrpc": 33, "isdn": 34, "phonet": 35,
+	"ieee802154": 36, "caif": 37, "alg": 38, "nfc": 39, "vsock": 40, "kcm": 41, "qipcrtr": 42,
+	"smc": 43, "xdp": 44, "mctp": 45,
+}
+
+var familyAliases = map[string]string{"local": "unix", "route": "netlink", "file": "unix"}
+
+// AddressFamily returns the kernel's number of a family named as rules.Access names it (rds).
+func AddressFamily(name string) (int, bool) {
+	n, ok := addressFamilies[name]
+	return n, ok
+}
+
+// AddressFamilyName names a family number as rules.Access does (rds), or gives the number.
+func AddressFamilyName(n int) string {
+	if name, ok := familiesByNumber()[n]; ok {
+		return name
+	}
+	return strconv.Itoa(n)
+}
+
+var familiesByNumber = sync.OnceValue(func() map[int]string {
+	m := make(map[int]string, len(addressFamilies))
+	for name, n := range addressFamilies {
+		m[n] = name
+	}
+	return m
+})
+
+// FamilyOfProtocol returns the family a normalised protocol value names ("rds" for "af_rds").
+func FamilyOfProtocol(v string) (string, bool) {
+	f, ok := strings.CutPrefix(v, familyPrefix)
+	return f, ok
+}
+
+// canonicalProtocol reads one matchProtocols value: a CRD name in either case (tcp, TCP) or an
+// address family (AF_RDS, af_rds, AF_LOCAL), and returns it as normalised rules spell it.
+func canonicalProtocol(p string) (string, bool) {
+	l := strings.ToLower(p)
+	if slices.Contains(protocols, l) {
+		return l, true
+	}
+	f, ok := strings.CutPrefix(l, familyPrefix)
+	if !ok || !isASCII(p) {
+		// Families are ASCII in either case (the CRD's pattern spells each letter [aA]).
+		return "", false
+	}
+	if a, ok := familyAliases[f]; ok {
+		f = a
+	}
+	if _, ok := addressFamilies[f]; !ok {
+		return "", false
+	}
+	return familyPrefix + f, true
+}
+
+// familyList names the families for error messages.
+func familyList() string {
+	names := sortedKeys(addressFamilies)
+	for i, n := range names {
+		names[i] = "AF_" + strings.ToUpper(n)
+	}
+	return strings.Join(names, ", ")
+}
+
 // capabilityNumbers holds all of Linux's capabilities (linux/capability.h), not only the 34 that
 // KubeArmor's CRD lists: a policy about perfmon or bpf is as meaningful as one about sys_admin.
 var capabilityNumbers = map[string]int{
@@ -175,4 +253,13 @@ func abs(x int) int {
 		return -x
 	}
 	return x
+}
+
+func isASCII(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] >= 0x80 {
+			return false
+		}
+	}
+	return true
 }

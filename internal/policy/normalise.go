@@ -184,7 +184,7 @@ func (d *docState) rules(s *v1.RuleSpec, spec smta) []Rule {
 		f := fmt.Sprintf("spec.network.matchProtocols[%d]", i)
 		vals, _ := splitList(m.Protocol)
 		for _, p := range vals {
-			add(f, Rule{Operation: OpNetwork, Match: MatchProtocol, Value: strings.ToLower(p), PTS: m.PTS,
+			add(f, Rule{Operation: OpNetwork, Match: MatchProtocol, Value: protocolValue(p), PTS: m.PTS,
 				FromSource: fromSources(m.FromSource)}, fromSMTA(m.SMTA).under(net))
 		}
 	}
@@ -229,4 +229,12 @@ func (d *docState) rules(s *v1.RuleSpec, spec smta) []Rule {
 			smta{severity: int(m.Severity), tags: m.Tags, message: m.Message}.under(sys))
 	}
 	return out
+}
+
+// protocolValue is a validated matchProtocols value as rules spell it (tcp, af_rds).
+func protocolValue(p string) string {
+	if v, ok := canonicalProtocol(p); ok {
+		return v
+	}
+	return strings.ToLower(p)
 }

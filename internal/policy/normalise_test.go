@@ -157,6 +157,13 @@ var normaliseCases = []struct {
 		warnings: []string{`t.yaml:11: doc 1: spec.process.matchDirectories[0].dir: warning: "/usr/bin" is read as the directory "/usr/bin/": end a directory with "/" (KubeArmor's CRD requires it here: a KubeArmor API server refuses the value without it)`,
 			`t.yaml:15: doc 1: spec.file.matchDirectories[0].dir: warning: "/etc/ssl" is read as the directory "/etc/ssl/": end a directory with "/" (KubeArmor's CRD requires it here: a KubeArmor API server refuses the value without it)`,
 			`t.yaml:20: doc 1: spec.syscalls.matchSyscalls[0].fromSource[0].dir: warning: "/bin" is read as the directory "/bin/": end a directory with "/" (so that it cannot be mistaken for a file)`}},
+	// KubeArmor's e2e ksp-ubuntu-1-block-net-af-rds.yaml: an address family, matched against the
+	// socket's domain; AF_LOCAL is unix.
+	{name: "address family protocols",
+		in: hsp("  network:", "    matchProtocols:", "    - protocol: AF_RDS", "    - protocol: af_local,TCP"),
+		rules: []string{"spec.network.matchProtocols[0]:11 Network protocol af_rds Block sev=0",
+			"spec.network.matchProtocols[1]:12 Network protocol af_unix Block sev=0",
+			"spec.network.matchProtocols[1]:12 Network protocol tcp Block sev=0"}},
 	// KubeArmor's hsp-audit-network-protocol.yaml: fromSource is optional in host policies too.
 	{name: "host network and capability rules without fromSource",
 		in: hsp("  network:", "    matchProtocols:", "    - protocol: icmp", "  capabilities:", "    matchCapabilities:", "    - capability: net_raw", "  action: Audit"),

@@ -259,7 +259,13 @@ func (d *docState) header(n *yaml.Node, defaultKind Kind) (Kind, bool) {
 		d.errorAt(apiVersion.Line, "apiVersion", "", "expected a string, got %s", describe(apiVersion))
 		ok = false
 	case apiVersion.Value != APIVersion:
-		d.errorAt(apiVersion.Line, "apiVersion", apiVersion.Value, "%q is not supported: must be %s", apiVersion.Value, APIVersion)
+		hint := ""
+		if strings.HasPrefix(apiVersion.Value, "security.accuknox.com/") {
+			// KubeArmor's group before it was renamed; its CRDs are security.kubearmor.com
+			// only, so its API server refuses these documents too.
+			hint = " (security.accuknox.com is KubeArmor's old group, which its CRDs no longer serve: change the group)"
+		}
+		d.errorAt(apiVersion.Line, "apiVersion", apiVersion.Value, "%q is not supported: must be %s%s", apiVersion.Value, APIVersion, hint)
 		ok = false
 	}
 	switch {

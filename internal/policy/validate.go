@@ -227,8 +227,13 @@ func (d *docState) checkFilePath(f, p, example string) {
 		d.errorf(f, "", "required: an absolute path such as %s", example)
 	case !strings.HasPrefix(p, "/") || strings.HasSuffix(p, "/"):
 		msg := fmt.Sprintf("%q is not an absolute path: must start with \"/\" and not end with \"/\"", p)
-		if strings.HasPrefix(p, "/") {
+		switch {
+		case strings.HasPrefix(p, "/"):
 			msg += " (use matchDirectories for a directory)"
+		case windowsPathRe.MatchString(p):
+			// KubeArmor's Windows agent takes these (tests/nonk8s_env/windows_policy); its CRD
+			// pattern refuses them, and Ward enforces on Linux only.
+			msg += " (a Windows path: Ward enforces Linux hosts only, and KubeArmor's CRD refuses it too)"
 		}
 		d.errorf(f, p, "%s", msg)
 	case hasControl(p):
@@ -237,6 +242,8 @@ func (d *docState) checkFilePath(f, p, example string) {
 		d.errorf(f, p, "path is %d characters long: at most %d are allowed", n, maxPathLen)
 	}
 }
+
+var windowsPathRe = regexp.MustCompile(`^[A-Za-z]:[/\\]`)
 
 // checkDir enforces an absolute directory path. A value without the trailing slash is read as
 // the directory it names (KubeArmor's daemon and its own tests take "dir: /usr/bin" so), and
@@ -372,8 +379,12 @@ func (d *docState) checkNetwork(n v1.NetworkType) {
 	for i, m := range n.MatchProtocols {
 		f := fmt.Sprintf("spec.network.matchProtocols[%d]", i)
 		d.checkList(f+".protocol", m.Protocol, "a protocol", "tcp,udp", func(p string) bool {
-			if !slices.Contains(protocols, strings.ToLower(p)) {
-				d.errorf(f+".protocol", m.Protocol, "%q is not a protocol: must be one of %s (or a comma-separated list of them)",
+			if _, ok := canonicalProtocol(p); !ok {
+				if strings.HasPrefix(strings.ToLower(p), familyPrefix) {
+					d.errorf(f+".protocol", m.Protocol, "%q is not a Linux address family: must be one of %s", p, familyList())
+					return false
+				}
+				d.errorf(f+".protocol", m.Protocol, "%q is not a protocol: must be one of %s, or an address family such as AF_RDS (or a comma-separated list of them)",
 					p, strings.Join(protocols, ", "))
 				return false
 			}

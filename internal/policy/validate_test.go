@@ -39,11 +39,11 @@ var validationCases = []struct {
 }{
 	// Structure: the walker.
 	{"unknown field", ksp("  file:", "    matchPath:", "    - path: /etc/passwd"),
-		`t.yaml:7: doc 1: spec.file.matchPath: unknown field "matchPath"; allowed: matchPaths, matchDirectories, matchPatterns, severity, tags, message, action`},
+		`t.yaml:7: doc 1: spec.file.matchPath: unknown field "matchPath"; allowed: matchPaths, matchDirectories, matchPatterns, severity, tags, message, action (did you mean "matchPaths"?)`},
 	{"unknown field in item", ksp("  file:", "    matchPaths:", "    - path: /etc/passwd", "      readonly: true"),
-		`t.yaml:9: doc 1: spec.file.matchPaths[0].readonly: unknown field "readonly"; allowed: path, readOnly, ownerOnly, pts, fromSource, severity, tags, message, action`},
+		`t.yaml:9: doc 1: spec.file.matchPaths[0].readonly: unknown field "readonly"; allowed: path, readOnly, ownerOnly, pts, fromSource, severity, tags, message, action (did you mean "readOnly"?)`},
 	{"unknown top-level field", ksp(fileRule...) + "specs: {}\n",
-		`t.yaml:9: doc 1: specs: unknown field "specs"; allowed: kind, apiVersion, metadata, spec, status`},
+		`t.yaml:9: doc 1: specs: unknown field "specs"; allowed: kind, apiVersion, metadata, spec, status (did you mean "spec"?)`},
 	{"list expected", ksp("  file:", "    matchPaths: /etc/passwd"),
 		`t.yaml:7: doc 1: spec.file.matchPaths: expected a list, got a string`},
 	{"mapping expected", ksp("  file: [a]"),
@@ -58,7 +58,7 @@ var validationCases = []struct {
 		`t.yaml:9: doc 1: spec.file.matchPaths[0].path: duplicate field "path" (first at line 8)`},
 	{"mismatch not reported twice", ksp("  process:", "    matchPaths:", "    - path: [/bin/sh]", "  file:", "    matchPath: []"),
 		"t.yaml:8: doc 1: spec.process.matchPaths[0].path: expected a string, got a list\n" +
-			`t.yaml:10: doc 1: spec.file.matchPath: unknown field "matchPath"; allowed: matchPaths, matchDirectories, matchPatterns, severity, tags, message, action`},
+			`t.yaml:10: doc 1: spec.file.matchPath: unknown field "matchPath"; allowed: matchPaths, matchDirectories, matchPatterns, severity, tags, message, action (did you mean "matchPaths"?)`},
 	{"merge key", ksp(with(fileRule, "      <<: {readOnly: true}")...),
 		`t.yaml:9: doc 1: spec.file.matchPaths[0]: merge keys (<<) are not supported: write the fields out`},
 	{"int32 overflow", hsp("  device:", "    matchDevice:", "    - class: HID", "      level: 99999999999"),
@@ -83,6 +83,20 @@ var validationCases = []struct {
 		`t.yaml:1: doc 1: apiVersion: required: must be security.kubearmor.com/v1`},
 	{"apiVersion wrong", strings.Replace(ksp(fileRule...), "/v1", "/v2", 1),
 		`t.yaml:1: doc 1: apiVersion: "security.kubearmor.com/v2" is not supported: must be security.kubearmor.com/v1`},
+	// The older forms in KubeArmor's own repository, which its API server refuses too.
+	{"apiVersion accuknox", strings.Replace(ksp(fileRule...), "security.kubearmor.com", "security.accuknox.com", 1),
+		`t.yaml:1: doc 1: apiVersion: "security.accuknox.com/v1" is not supported: must be security.kubearmor.com/v1 (security.accuknox.com is KubeArmor's old group, which its CRDs no longer serve: change the group)`},
+	{"file fromSource dir", ksp("  file:", "    matchPaths:", "    - path: /etc/passwd", "      fromSource:", "      - dir: /bin/"),
+		`t.yaml:10: doc 1: spec.file.matchPaths[0].fromSource[0].dir: unknown field "dir"; allowed: path; fromSource takes dir only in syscalls rules (KubeArmor's CRD has no dir here either, and its API server refuses the field): name each program by path` + "\n" +
+			`t.yaml:10: doc 1: spec.file.matchPaths[0].fromSource[0].path: required: an absolute path such as /usr/bin/curl`},
+	{"spec selinux", ksp("  selinux:", "    matchMountedVolumes:", "    - path: /var/log"),
+		`t.yaml:6: doc 1: spec.selinux: unknown field "selinux"; allowed: selector, process, file, network, capabilities, syscalls, apparmor, severity, tags, message, action, presets; spec.selinux (matchMountedVolumes) belongs to an early KubeArmor schema that its CRDs no longer have, and its API server refuses the field: write file rules (spec.file), which the SELinux backend enforces for host policies`},
+	{"spec fromSource", ksp(append(fileRule, "  fromSource:", "  - path: /bin/cat")...),
+		`t.yaml:9: doc 1: spec.fromSource: unknown field "fromSource"; allowed: selector, process, file, network, capabilities, syscalls, apparmor, severity, tags, message, action, presets; fromSource belongs on a rule, such as spec.file.matchPaths[0].fromSource (KubeArmor's CRDs have no spec.fromSource either)`},
+	{"windows path", ksp("  process:", "    matchPaths:", "    - path: C:/Windows/System32/cmd.exe"),
+		`t.yaml:8: doc 1: spec.process.matchPaths[0].path: "C:/Windows/System32/cmd.exe" is not an absolute path: must start with "/" and not end with "/" (a Windows path: Ward enforces Linux hosts only, and KubeArmor's CRD refuses it too)`},
+	{"preset as a string", ksp("  presets:", "  - filelessExec"),
+		`t.yaml:7: doc 1: spec.presets[0]: expected a mapping, got a string (write - name: filelessExec; KubeArmor's CRD takes presets as {name, action} as well)`},
 	{"kind missing", strings.Replace(ksp(fileRule...), "kind: KubeArmorPolicy\n", "", 1),
 		`t.yaml:1: doc 1: kind: required: must be one of KubeArmorPolicy, KubeArmorClusterPolicy, KubeArmorHostPolicy`},
 	{"kind unknown", strings.Replace(ksp(fileRule...), "KubeArmorPolicy", "KubeArmorPolicies", 1),
@@ -145,9 +159,11 @@ var validationCases = []struct {
 
 	// Network and capabilities.
 	{"protocol unknown", ksp("  network:", "    matchProtocols:", "    - protocol: tcp,http"),
-		`t.yaml:8: doc 1: spec.network.matchProtocols[0].protocol: "http" is not a protocol: must be one of tcp, udp, icmp, icmpv6, raw, sctp, stream, dgram, rdm, seqpacket, dccp, packet, all (or a comma-separated list of them)`},
+		`t.yaml:8: doc 1: spec.network.matchProtocols[0].protocol: "http" is not a protocol: must be one of tcp, udp, icmp, icmpv6, raw, sctp, stream, dgram, rdm, seqpacket, dccp, packet, all, or an address family such as AF_RDS (or a comma-separated list of them)`},
 	{"protocol garbage KubeArmor accepts", ksp("  network:", "    matchProtocols:", "    - protocol: xyztcp"),
-		`t.yaml:8: doc 1: spec.network.matchProtocols[0].protocol: "xyztcp" is not a protocol: must be one of tcp, udp, icmp, icmpv6, raw, sctp, stream, dgram, rdm, seqpacket, dccp, packet, all (or a comma-separated list of them)`},
+		`t.yaml:8: doc 1: spec.network.matchProtocols[0].protocol: "xyztcp" is not a protocol: must be one of tcp, udp, icmp, icmpv6, raw, sctp, stream, dgram, rdm, seqpacket, dccp, packet, all, or an address family such as AF_RDS (or a comma-separated list of them)`},
+	{"address family unknown", ksp("  network:", "    matchProtocols:", "    - protocol: AF_WARD"),
+		`t.yaml:8: doc 1: spec.network.matchProtocols[0].protocol: "AF_WARD" is not a Linux address family: must be one of ` + familyList()},
 	{"protocol empty entry", ksp("  network:", "    matchProtocols:", "    - protocol: tcp,,udp"),
 		`t.yaml:8: doc 1: spec.network.matchProtocols[0].protocol: "tcp,,udp" has an empty entry: write one value or a comma-separated list such as "tcp,udp"`},
 	{"protocol missing", ksp("  network:", "    matchProtocols:", "    - protocol: ''"),
@@ -228,7 +244,7 @@ var validationCases = []struct {
 			"t.yaml:9: doc 1: spec.file.matchPaths[0].path: \"a\" is not an absolute path: must start with \"/\" and not end with \"/\"\n" +
 			"t.yaml:10: doc 1: spec.file.matchPaths[0].action: \"nope\" is not an action: must be Allow, Audit or Block"},
 	{"json", "{\n\t\"apiVersion\": \"security.kubearmor.com\\/v1\",\n\t\"kind\": \"KubeArmorPolicy\",\n\t\"metadata\": {\"name\": \"t\"},\n\t\"spec\": {\"file\": {\"matchPath\": []}}\n}\n",
-		`t.yaml:5: doc 1: spec.file.matchPath: unknown field "matchPath"; allowed: matchPaths, matchDirectories, matchPatterns, severity, tags, message, action`},
+		`t.yaml:5: doc 1: spec.file.matchPath: unknown field "matchPath"; allowed: matchPaths, matchDirectories, matchPatterns, severity, tags, message, action (did you mean "matchPaths"?)`},
 }
 
 func TestValidationErrors(t *testing.T) {

@@ -60,6 +60,10 @@ func (s *Set) Decide(a Access) Verdict {
 		if a.Family == "packet" {
 			s.considerAll(x.exact["packet"], &a, &b, levelName)
 		}
+		if a.Family != "" {
+			// An address family rule (AF_RDS, normalised to af_rds) matches the socket's domain.
+			s.considerAll(x.exact[familyKey(a.Family)], &a, &b, levelName)
+		}
 	case opCapabilities:
 		s.considerAll(x.exact[a.Capability], &a, &b, levelName)
 	}

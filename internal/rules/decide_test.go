@@ -424,6 +424,12 @@ func TestDecideNetworkAndCapabilities(t *testing.T) {
 		{"network allow-list: tcp allowed", one(net("tcp", allow)), blockPostures, tcp, allowedBy("p", "n-tcp")},
 		{"network specific name beats all for naming", one(net("all", audit), net("udp", audit)), auditPostures, udp, audited("p", "n-udp")},
 		{"network fromSource", one(net("tcp", block, from("/usr/bin/curl"))), auditPostures, tcp, allowed},
+		// KubeArmor's e2e ksp-ubuntu-1-block-net-af-rds: an address family matches the socket's domain.
+		{"block address family", one(net("af_rds", block)), auditPostures, NetworkAccess("af_rds"), blocked("p", "n-af_rds")},
+		{"address family leaves other families", one(net("af_rds", block)), auditPostures, tcp, allowed},
+		{"address family of any type", one(net("af_inet", audit)), auditPostures, raw, audited("p", "n-af_inet")},
+		{"address family allow-list", one(net("af_unix", allow)), Postures{File: audit, Network: block, Capabilities: audit}, udp, postured(block)},
+		{"address family allowed by allow-list", one(net("af_unix", allow)), blockPostures, NetworkAccess("af_unix"), allowedBy("p", "n-af_unix")},
 		{"block capability", one(capr("net_raw", block)), auditPostures, capAccess("net_raw"), blocked("p", "c-net_raw")},
 		{"block capability leaves others", one(capr("net_raw", block)), auditPostures, capAccess("chown"), allowed},
 		{"capability allow-list with its own posture", one(capr("net_bind_service", allow)),

@@ -26,7 +26,28 @@ func NetworkAccess(name string) Access {
 	case "stream", "dgram", "seqpacket", "rdm":
 		a.SockType = name
 	default:
+		if f, ok := policy.FamilyOfProtocol(name); ok {
+			// A socket of that family, of the type its protocols use most (RDS: seqpacket).
+			a.Family, a.SockType = f, familySockType(f)
+			break
+		}
 		a.Protocol = name
 	}
 	return a
 }
+
+// familySockType is the usual socket type of a family, for NetworkAccess.
+func familySockType(f string) string {
+	switch f {
+	case "inet", "inet6", "unix":
+		return "stream"
+	case "packet":
+		return "raw"
+	case "rds", "tipc":
+		return "seqpacket"
+	}
+	return "dgram"
+}
+
+// familyKey is the index key of rules about an address family ("af_" + the family).
+func familyKey(family string) string { return "af_" + family }

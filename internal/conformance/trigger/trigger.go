@@ -46,6 +46,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/wardsec/ward/internal/policy"
 	"github.com/wardsec/ward/internal/rules"
 )
 
@@ -246,7 +247,7 @@ func execMemfd(path string) error {
 // socket creates a socket of the family, type and protocol a policy's protocol name means.
 func socket(proto string) error {
 	a := rules.NetworkAccess(proto)
-	fam := map[string]int{"inet": unix.AF_INET, "inet6": unix.AF_INET6, "packet": unix.AF_PACKET}[a.Family]
+	fam, _ := policy.AddressFamily(a.Family)
 	typ := map[string]int{"stream": unix.SOCK_STREAM, "dgram": unix.SOCK_DGRAM, "raw": unix.SOCK_RAW, "seqpacket": unix.SOCK_SEQPACKET, "dccp": unix.SOCK_DCCP}[a.SockType]
 	num := map[string]int{"tcp": unix.IPPROTO_TCP, "udp": unix.IPPROTO_UDP, "icmp": unix.IPPROTO_ICMP, "icmpv6": unix.IPPROTO_ICMPV6, "sctp": unix.IPPROTO_SCTP, "dccp": unix.IPPROTO_DCCP}[a.Protocol]
 	return closeFD(unix.Socket(fam, typ, num))

@@ -2,6 +2,7 @@ package apparmor
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/wardsec/ward/internal/policy"
@@ -79,10 +80,13 @@ func (r *renderer) network(c *ctx) {
 
 	// DCCP sockets have a type AppArmor cannot name: the only way to deny them while permitting
 	// the rest is a blanket listing every type it can name.
-	dccp := worst(
-		r.decideTTY(rules.Access{Op: policy.OpNetwork, Family: "inet", SockType: "dccp", Protocol: "dccp", Source: c.source}),
-		r.decideTTY(rules.Access{Op: policy.OpNetwork, Family: "inet6", SockType: "dccp", Protocol: "dccp", Source: c.source}),
-	)
+	dccp4 := r.decideTTY(rules.Access{Op: policy.OpNetwork, Family: "inet", SockType: "dccp", Protocol: "dccp", Source: c.source})
+	dccp6 := r.decideTTY(rules.Access{Op: policy.OpNetwork, Family: "inet6", SockType: "dccp", Protocol: "dccp", Source: c.source})
+	dccp := worst(dccp4, dccp6)
+	if dccp.Action == policy.ActionBlock && dccp4.Action != dccp6.Action {
+		// An address-family rule (af_inet6) decides one family's DCCP sockets only.
+		r.warnVerdict(dccp, "AppArmor has no name for DCCP sockets: they are denied in both inet and inet6, although inet is %s and inet6 %s", describe(dccp4), describe(dccp6))
+	}
 	switch {
 	case b == blanketNone:
 		if dccp.Action != policy.ActionBlock {
@@ -149,9 +153,10 @@ func (r *renderer) network(c *ctx) {
 
 	// Families without a cell of their own (netlink, bluetooth, ...): by type. A Block here
 	// comes from a rule naming the type (or "all"), which blocks the listed families' cells of
-	// that type too, so the family-wide deny never overrides a grant above.
+	// that type too, so the family-wide deny never overrides a grant above. The family is left
+	// unnamed so that an address-family rule (below) does not stand for every family.
 	for _, t := range sockTypes {
-		v := r.decideTTY(rules.Access{Op: policy.OpNetwork, Family: "netlink", SockType: t, Source: c.source})
+		v := r.decideTTY(rules.Access{Op: policy.OpNetwork, SockType: t, Source: c.source})
 		if v.Posture || v.RuleID < 0 {
 			continue
 		}
@@ -164,7 +169,54 @@ func (r *renderer) network(c *ctx) {
 			r.emit(verdictOrigin(v, c), c.indent, "network %s,", t)
 		}
 	}
+	r.families(c, b)
 }
+
+// families renders the address-family rules (AF_RDS, normalised af_rds) of families without a
+// cell of their own as AppArmor's family rules ("audit deny network rds,"). Families with cells
+// (inet, inet6, unix, packet) need nothing here: Decide gives their cells the family's verdict.
+func (r *renderer) families(c *ctx, b blanket) {
+	done := map[string]bool{}
+	for _, f := range cellFamilies {
+		done[f] = true
+	}
+	rs := r.set.RulesFor(policy.OpNetwork)
+	for i := range rs {
+		rule := &rs[i]
+		f, ok := policy.FamilyOfProtocol(rule.Value)
+		if !ok || done[f] {
+			continue
+		}
+		done[f] = true
+		if !slices.Contains(parserFamilies, f) {
+			r.warn(rule, "AppArmor's parser may not know the address family AF_%s: the rule is not enforced by AppArmor", strings.ToUpper(f))
+			continue
+		}
+		v := r.decideTTY(rules.Access{Op: policy.OpNetwork, Family: f, Source: c.source})
+		if v.Posture || v.RuleID < 0 {
+			continue
+		}
+		switch {
+		case v.Action == policy.ActionBlock:
+			r.emit(verdictOrigin(v, c), c.indent, "audit deny network %s,", f)
+		case v.Action == policy.ActionAudit:
+			r.emit(verdictOrigin(v, c), c.indent, "audit network %s,", f)
+		case v.Action == policy.ActionAllow && b == blanketNone:
+			r.emit(verdictOrigin(v, c), c.indent, "network %s,", f)
+		}
+	}
+}
+
+// cellFamilies are the families netCells covers.
+var cellFamilies = []string{"inet", "inet6", "unix", "packet"}
+
+// parserFamilies are the address families apparmor_parser has known for years (its names come
+// from the kernel headers it was built with); newer ones (kcm, qipcrtr, smc, xdp, mctp) would
+// make an older parser refuse the whole profile, so their rules are reported, not rendered.
+var parserFamilies = []string{"ax25", "ipx", "appletalk", "netrom", "bridge", "atmpvc", "x25",
+	"rose", "netbeui", "security", "key", "netlink", "ash", "econet", "atmsvc", "rds", "sna",
+	"irda", "pppox", "wanpipe", "llc", "ib", "mpls", "can", "tipc", "bluetooth", "iucv", "rxrpc",
+	"isdn", "phonet", "ieee802154", "caif", "alg", "nfc", "vsock"}
 
 // warnVerdict warns about the rule a verdict names, or about the posture.
 func (r *renderer) warnVerdict(v rules.Verdict, format string, args ...any) {

@@ -707,19 +707,7 @@ func (b *Backend) convert(e *wardEvent) enforcer.Event {
 // socketHooks names bpf/ward.c's HOOK_* values.
 var socketHooks = []string{"socket_create", "socket_connect", "socket_accept", "socket_bind", "socket_listen", "socket_sendmsg", "socket_recvmsg"}
 
-func familyName(f int32) string {
-	switch f {
-	case afUnix:
-		return "unix"
-	case afInet:
-		return "inet"
-	case afInet6:
-		return "inet6"
-	case afPacket:
-		return "packet"
-	}
-	return strconv.Itoa(int(f))
-}
+func familyName(f int32) string { return policy.AddressFamilyName(int(f)) }
 
 func typeName(t int32) string {
 	for k, v := range sockTypes {

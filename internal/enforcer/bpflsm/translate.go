@@ -493,6 +493,13 @@ func protocolCodes(name string) ([]uint64, error) {
 	case "packet":
 		return []uint64{codeFamily | afPacket}, nil
 	}
+	if f, ok := policy.FamilyOfProtocol(name); ok {
+		// An address family (AF_RDS): the kernel program looks up the socket's family code for
+		// every socket (check_socket).
+		if n, ok := policy.AddressFamily(f); ok {
+			return []uint64{codeFamily | uint64(n)}, nil
+		}
+	}
 	if n, ok := protoNumbers[name]; ok {
 		return []uint64{codeProto | uint64(n)}, nil
 	}

@@ -238,8 +238,9 @@ func simulate(tr *Translation, a rules.Access) policy.Action {
 		if c, err := protocolCodes(n.SockType); err == nil && n.SockType != "" {
 			codes = append(codes, c...)
 		}
-		if n.Family == "packet" {
-			codes = append(codes, codeFamily|afPacket)
+		if f, ok := policy.AddressFamily(n.Family); ok {
+			// As check_socket: the socket's family code, always looked up.
+			codes = append(codes, codeFamily|uint64(f))
 		}
 		for _, c := range codes {
 			both(kindCode, c, func(v Value) uint64 { return v.Exact })

@@ -40,6 +40,7 @@ var knownDifferences = map[string]string{
 	"network-allowlist-posture-block":            "network rules are left to the bpf backend",
 	"capability-block":                           "capability rules are left to the bpf backend",
 	"host-network-capability-without-fromsource": "network and capability rules are left to the bpf backend",
+	"network-address-family-block":               "network rules are left to the bpf backend",
 
 	// Issue 13 items 4 and 5 select containers: SELinux labels files, not containers, so the
 	// backend enforces host policies only and reports container sets as not enforced.
