@@ -179,6 +179,23 @@ func TestReconcileIncrementalNonBlocking(t *testing.T) {
 	}
 }
 
+// reconcileRounds counts the reconcile rounds that changed what is wanted and were applied, from
+// the daemon's ward_reconcile_recompiled_workloads histogram.
+func reconcileRounds(t *testing.T, d *Daemon) uint64 {
+	t.Helper()
+	mfs, err := d.metrics.Registry.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() == "ward_reconcile_recompiled_workloads" {
+			return mf.GetMetric()[0].GetHistogram().GetSampleCount()
+		}
+	}
+	t.Fatal("no ward_reconcile_recompiled_workloads metric")
+	return 0
+}
+
 // roundsRecompiling counts the reconcile rounds that recompiled exactly n workloads, from the
 // daemon's ward_reconcile_recompiled_workloads histogram (n must be 1 or 2: its buckets hold 0, 1 and 2 apart).
 func roundsRecompiling(t *testing.T, d *Daemon, n int) uint64 {
