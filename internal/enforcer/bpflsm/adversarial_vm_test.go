@@ -97,6 +97,16 @@ func TestBypasses(t *testing.T) {
 	must(t, unix.Mount("/wt/blocked", "/wt/bound", "", unix.MS_BIND, ""))
 	defer unix.Unmount("/wt/bound", 0)
 
+	mkfile(t, "/wt/blocked/a/d.txt", 0)
+	// Descriptors opened before the policy (before Ward started), handed to
+	// a process of the workload.
+	preRead, err := os.Open("/wt/blocked/a/b.txt")
+	must(t, err)
+	defer preRead.Close()
+	preWrite, err := os.OpenFile("/wt/secret.txt", os.O_WRONLY, 0)
+	must(t, err)
+	defer preWrite.Close()
+
 	ps, _, err := policy.Parse("guard.yaml", []byte(adversarialPolicy))
 	must(t, err)
 	set, err := rules.Compile(ps, host, rules.DefaultPostures())
@@ -125,6 +135,7 @@ func TestBypasses(t *testing.T) {
 		{"truncate a blocked file", "truncate:/wt/secret.txt", ""},
 		{"exec of a blocked script", "exec:/wt/script.sh", ""},
 		{"interpreter reading a script in a blocked directory", "sh:/wt/blocked/s.sh", ""},
+		{"blocked program mapped executable, as ld.so /wt/bin/tool does", "mapexec:/wt/bin/tool", ""},
 	}
 	for _, c := range denied {
 		drain(b)
@@ -149,6 +160,57 @@ func TestBypasses(t *testing.T) {
 			t.Logf("%s: %s, event %s %s (%s)", c.name, got, ev.Access.Op, ev.Access.Path, ev.Detail)
 		}
 	}
+	// A descriptor opened before the policy: reads and writes through it are
+	// checked (file_permission), with the path the descriptor names.
+	for _, c := range []struct {
+		name string
+		f    *os.File
+		path string
+	}{{"read through a descriptor opened before the policy", preRead, "/wt/blocked/a/b.txt"},
+		{"write through a descriptor opened before the policy", preWrite, "/wt/secret.txt"}} {
+		drain(b)
+		op := "readfd:3"
+		if c.f == preWrite {
+			op = "writefd:3"
+		}
+		got := helperRunFiles(t, cgfd, "/wt/bin/reader", op, c.f)
+		if want := fmt.Sprintf("%s errno %d", op, int(syscall.EPERM)); got != want {
+			t.Errorf("%s: helper printed %q, want %q", c.name, got, want)
+		}
+		ev, ok := waitEvent(b, func(ev enforcer.Event) bool { return ev.Errno == int(syscall.EPERM) })
+		switch {
+		case !ok:
+			t.Errorf("%s: no EPERM event", c.name)
+		case ev.Access.Path != c.path || set.Decide(ev.Access).Policy != "guard":
+			t.Errorf("%s: event %+v (%s) not attributed to guard for %s: %+v", c.name, ev.Access, ev.Detail, c.path, set.Decide(ev.Access))
+		default:
+			t.Logf("%s: %s, event %s %s write=%v (%s)", c.name, got, ev.Access.Op, ev.Access.Path, ev.Access.Write, ev.Detail)
+		}
+	}
+
+	// A chroot: the task sees /wt/blocked as /. The rule names the file
+	// whatever the task's root, and the per-inode cache filled from inside
+	// the chroot must not decide for a task outside it.
+	for _, c := range []struct{ name, op, line string }{
+		{"open from inside a chroot", "chroot:/wt/blocked;open:/a/d.txt", "open:/a/d.txt"},
+		{"open outside the chroot after it", "open:/wt/blocked/a/d.txt", "open:/wt/blocked/a/d.txt"},
+	} {
+		drain(b)
+		got := helperRun(t, cgfd, "/wt/bin/reader", 0, c.op)
+		if want := fmt.Sprintf("%s errno %d", c.line, int(syscall.EPERM)); got != want {
+			t.Errorf("%s: helper printed %q, want %q", c.name, got, want)
+		}
+		ev, ok := waitEvent(b, func(ev enforcer.Event) bool { return ev.Errno == int(syscall.EPERM) })
+		switch {
+		case !ok:
+			t.Errorf("%s: no EPERM event", c.name)
+		case ev.Access.Path != "/wt/blocked/a/d.txt" || set.Decide(ev.Access).Policy != "guard":
+			t.Errorf("%s: event %+v (%s) not attributed to guard: %+v", c.name, ev.Access, ev.Detail, set.Decide(ev.Access))
+		default:
+			t.Logf("%s: %s, event %s %s (%s)", c.name, got, ev.Access.Op, ev.Access.Path, ev.Detail)
+		}
+	}
+
 	for _, p := range []string{"/wt/blocked/new.txt", "/wt/moved.txt", "/wt/unblocked", "/wt/hard2", "/wt/blocked/free.txt"} {
 		if _, err := os.Lstat(p); err == nil {
 			t.Errorf("%s exists after a denied operation", p)

@@ -253,6 +253,19 @@ func (b *Backend) detach() error {
 // Name implements enforcer.Backend.
 func (b *Backend) Name() string { return enforcer.BPF }
 
+// Limitations implements enforcer.Limiter: the ways around a path rule that this backend does not
+// close (docs/bpflsm.md, "Not enforced"), said at start and by ward probe.
+func (b *Backend) Limitations() []string {
+	return []string{
+		"rules name paths: a hard link made before the policy to a file inside a protected directory reaches it by its other name (exact path rules are matched by inode as well, directory rules are not)",
+		"renaming a directory above a protected directory, one no rule names, moves the protected files out of the rule's path",
+		"a bind mount or an overlay mount of a protected directory reaches its files under another path (mounting needs CAP_SYS_ADMIN: block it with a capabilities rule)",
+		"a copy or a memfd of a blocked program runs: rules name paths, not contents",
+		"reads, writes and executable mappings of a file already open are checked against Block rules only: an allow-list posture and Audit rules apply when the file is opened",
+		"allowedArgs is not enforced: such rules are skipped",
+	}
+}
+
 // Events implements enforcer.Backend.
 func (b *Backend) Events() <-chan enforcer.Event { return b.ev }
 

@@ -70,6 +70,7 @@ type wardIcache struct {
 	_      structs.HostLayout
 	Cgroup uint64
 	Mnt    uint64
+	Root   uint64
 	Src    uint64
 	Bits   uint64
 	Sbits  uint64
@@ -117,41 +118,43 @@ type wardWlVal struct {
 //
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
-	wardMapEvents             = "events"
-	wardMapGlobs              = "globs"
-	wardMapIcache             = "icache"
-	wardMapRules              = "rules"
-	wardMapScratch            = "scratch"
-	wardMapStats              = "stats"
-	wardMapWardConfig         = "ward_config"
-	wardMapWardEpoch          = "ward_epoch"
-	wardMapWorkloads          = "workloads"
-	wardProgWardCapable       = "ward_capable"
-	wardProgWardFileOpen      = "ward_file_open"
-	wardProgWardPathChmod     = "ward_path_chmod"
-	wardProgWardPathChown     = "ward_path_chown"
-	wardProgWardPathLink      = "ward_path_link"
-	wardProgWardPathMkdir     = "ward_path_mkdir"
-	wardProgWardPathMknod     = "ward_path_mknod"
-	wardProgWardPathRename    = "ward_path_rename"
-	wardProgWardPathRmdir     = "ward_path_rmdir"
-	wardProgWardPathSymlink   = "ward_path_symlink"
-	wardProgWardPathTruncate  = "ward_path_truncate"
-	wardProgWardPathUnlink    = "ward_path_unlink"
-	wardProgWardSocketAccept  = "ward_socket_accept"
-	wardProgWardSocketBind    = "ward_socket_bind"
-	wardProgWardSocketConnect = "ward_socket_connect"
-	wardProgWardSocketCreate  = "ward_socket_create"
-	wardProgWardSocketListen  = "ward_socket_listen"
-	wardProgWardSocketRecvmsg = "ward_socket_recvmsg"
-	wardProgWardSocketSendmsg = "ward_socket_sendmsg"
-	wardVarUnusedConfig       = "unused_config"
-	wardVarUnusedEvent        = "unused_event"
-	wardVarUnusedGlobKey      = "unused_glob_key"
-	wardVarUnusedGlobVal      = "unused_glob_val"
-	wardVarUnusedRuleKey      = "unused_rule_key"
-	wardVarUnusedRuleVal      = "unused_rule_val"
-	wardVarUnusedWlVal        = "unused_wl_val"
+	wardMapEvents              = "events"
+	wardMapGlobs               = "globs"
+	wardMapIcache              = "icache"
+	wardMapRules               = "rules"
+	wardMapScratch             = "scratch"
+	wardMapStats               = "stats"
+	wardMapWardConfig          = "ward_config"
+	wardMapWardEpoch           = "ward_epoch"
+	wardMapWorkloads           = "workloads"
+	wardProgWardCapable        = "ward_capable"
+	wardProgWardFileOpen       = "ward_file_open"
+	wardProgWardFilePermission = "ward_file_permission"
+	wardProgWardMmapFile       = "ward_mmap_file"
+	wardProgWardPathChmod      = "ward_path_chmod"
+	wardProgWardPathChown      = "ward_path_chown"
+	wardProgWardPathLink       = "ward_path_link"
+	wardProgWardPathMkdir      = "ward_path_mkdir"
+	wardProgWardPathMknod      = "ward_path_mknod"
+	wardProgWardPathRename     = "ward_path_rename"
+	wardProgWardPathRmdir      = "ward_path_rmdir"
+	wardProgWardPathSymlink    = "ward_path_symlink"
+	wardProgWardPathTruncate   = "ward_path_truncate"
+	wardProgWardPathUnlink     = "ward_path_unlink"
+	wardProgWardSocketAccept   = "ward_socket_accept"
+	wardProgWardSocketBind     = "ward_socket_bind"
+	wardProgWardSocketConnect  = "ward_socket_connect"
+	wardProgWardSocketCreate   = "ward_socket_create"
+	wardProgWardSocketListen   = "ward_socket_listen"
+	wardProgWardSocketRecvmsg  = "ward_socket_recvmsg"
+	wardProgWardSocketSendmsg  = "ward_socket_sendmsg"
+	wardVarUnusedConfig        = "unused_config"
+	wardVarUnusedEvent         = "unused_event"
+	wardVarUnusedGlobKey       = "unused_glob_key"
+	wardVarUnusedGlobVal       = "unused_glob_val"
+	wardVarUnusedRuleKey       = "unused_rule_key"
+	wardVarUnusedRuleVal       = "unused_rule_val"
+	wardVarUnusedWlVal         = "unused_wl_val"
 )
 
 // loadWard returns the embedded CollectionSpec for ward.
@@ -196,25 +199,27 @@ type wardSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type wardProgramSpecs struct {
-	WardCapable       *ebpf.ProgramSpec `ebpf:"ward_capable"`
-	WardFileOpen      *ebpf.ProgramSpec `ebpf:"ward_file_open"`
-	WardPathChmod     *ebpf.ProgramSpec `ebpf:"ward_path_chmod"`
-	WardPathChown     *ebpf.ProgramSpec `ebpf:"ward_path_chown"`
-	WardPathLink      *ebpf.ProgramSpec `ebpf:"ward_path_link"`
-	WardPathMkdir     *ebpf.ProgramSpec `ebpf:"ward_path_mkdir"`
-	WardPathMknod     *ebpf.ProgramSpec `ebpf:"ward_path_mknod"`
-	WardPathRename    *ebpf.ProgramSpec `ebpf:"ward_path_rename"`
-	WardPathRmdir     *ebpf.ProgramSpec `ebpf:"ward_path_rmdir"`
-	WardPathSymlink   *ebpf.ProgramSpec `ebpf:"ward_path_symlink"`
-	WardPathTruncate  *ebpf.ProgramSpec `ebpf:"ward_path_truncate"`
-	WardPathUnlink    *ebpf.ProgramSpec `ebpf:"ward_path_unlink"`
-	WardSocketAccept  *ebpf.ProgramSpec `ebpf:"ward_socket_accept"`
-	WardSocketBind    *ebpf.ProgramSpec `ebpf:"ward_socket_bind"`
-	WardSocketConnect *ebpf.ProgramSpec `ebpf:"ward_socket_connect"`
-	WardSocketCreate  *ebpf.ProgramSpec `ebpf:"ward_socket_create"`
-	WardSocketListen  *ebpf.ProgramSpec `ebpf:"ward_socket_listen"`
-	WardSocketRecvmsg *ebpf.ProgramSpec `ebpf:"ward_socket_recvmsg"`
-	WardSocketSendmsg *ebpf.ProgramSpec `ebpf:"ward_socket_sendmsg"`
+	WardCapable        *ebpf.ProgramSpec `ebpf:"ward_capable"`
+	WardFileOpen       *ebpf.ProgramSpec `ebpf:"ward_file_open"`
+	WardFilePermission *ebpf.ProgramSpec `ebpf:"ward_file_permission"`
+	WardMmapFile       *ebpf.ProgramSpec `ebpf:"ward_mmap_file"`
+	WardPathChmod      *ebpf.ProgramSpec `ebpf:"ward_path_chmod"`
+	WardPathChown      *ebpf.ProgramSpec `ebpf:"ward_path_chown"`
+	WardPathLink       *ebpf.ProgramSpec `ebpf:"ward_path_link"`
+	WardPathMkdir      *ebpf.ProgramSpec `ebpf:"ward_path_mkdir"`
+	WardPathMknod      *ebpf.ProgramSpec `ebpf:"ward_path_mknod"`
+	WardPathRename     *ebpf.ProgramSpec `ebpf:"ward_path_rename"`
+	WardPathRmdir      *ebpf.ProgramSpec `ebpf:"ward_path_rmdir"`
+	WardPathSymlink    *ebpf.ProgramSpec `ebpf:"ward_path_symlink"`
+	WardPathTruncate   *ebpf.ProgramSpec `ebpf:"ward_path_truncate"`
+	WardPathUnlink     *ebpf.ProgramSpec `ebpf:"ward_path_unlink"`
+	WardSocketAccept   *ebpf.ProgramSpec `ebpf:"ward_socket_accept"`
+	WardSocketBind     *ebpf.ProgramSpec `ebpf:"ward_socket_bind"`
+	WardSocketConnect  *ebpf.ProgramSpec `ebpf:"ward_socket_connect"`
+	WardSocketCreate   *ebpf.ProgramSpec `ebpf:"ward_socket_create"`
+	WardSocketListen   *ebpf.ProgramSpec `ebpf:"ward_socket_listen"`
+	WardSocketRecvmsg  *ebpf.ProgramSpec `ebpf:"ward_socket_recvmsg"`
+	WardSocketSendmsg  *ebpf.ProgramSpec `ebpf:"ward_socket_sendmsg"`
 }
 
 // wardMapSpecs contains maps before they are loaded into the kernel.
@@ -307,31 +312,35 @@ type wardVariables struct {
 //
 // It can be passed to loadWardObjects or ebpf.CollectionSpec.LoadAndAssign.
 type wardPrograms struct {
-	WardCapable       *ebpf.Program `ebpf:"ward_capable"`
-	WardFileOpen      *ebpf.Program `ebpf:"ward_file_open"`
-	WardPathChmod     *ebpf.Program `ebpf:"ward_path_chmod"`
-	WardPathChown     *ebpf.Program `ebpf:"ward_path_chown"`
-	WardPathLink      *ebpf.Program `ebpf:"ward_path_link"`
-	WardPathMkdir     *ebpf.Program `ebpf:"ward_path_mkdir"`
-	WardPathMknod     *ebpf.Program `ebpf:"ward_path_mknod"`
-	WardPathRename    *ebpf.Program `ebpf:"ward_path_rename"`
-	WardPathRmdir     *ebpf.Program `ebpf:"ward_path_rmdir"`
-	WardPathSymlink   *ebpf.Program `ebpf:"ward_path_symlink"`
-	WardPathTruncate  *ebpf.Program `ebpf:"ward_path_truncate"`
-	WardPathUnlink    *ebpf.Program `ebpf:"ward_path_unlink"`
-	WardSocketAccept  *ebpf.Program `ebpf:"ward_socket_accept"`
-	WardSocketBind    *ebpf.Program `ebpf:"ward_socket_bind"`
-	WardSocketConnect *ebpf.Program `ebpf:"ward_socket_connect"`
-	WardSocketCreate  *ebpf.Program `ebpf:"ward_socket_create"`
-	WardSocketListen  *ebpf.Program `ebpf:"ward_socket_listen"`
-	WardSocketRecvmsg *ebpf.Program `ebpf:"ward_socket_recvmsg"`
-	WardSocketSendmsg *ebpf.Program `ebpf:"ward_socket_sendmsg"`
+	WardCapable        *ebpf.Program `ebpf:"ward_capable"`
+	WardFileOpen       *ebpf.Program `ebpf:"ward_file_open"`
+	WardFilePermission *ebpf.Program `ebpf:"ward_file_permission"`
+	WardMmapFile       *ebpf.Program `ebpf:"ward_mmap_file"`
+	WardPathChmod      *ebpf.Program `ebpf:"ward_path_chmod"`
+	WardPathChown      *ebpf.Program `ebpf:"ward_path_chown"`
+	WardPathLink       *ebpf.Program `ebpf:"ward_path_link"`
+	WardPathMkdir      *ebpf.Program `ebpf:"ward_path_mkdir"`
+	WardPathMknod      *ebpf.Program `ebpf:"ward_path_mknod"`
+	WardPathRename     *ebpf.Program `ebpf:"ward_path_rename"`
+	WardPathRmdir      *ebpf.Program `ebpf:"ward_path_rmdir"`
+	WardPathSymlink    *ebpf.Program `ebpf:"ward_path_symlink"`
+	WardPathTruncate   *ebpf.Program `ebpf:"ward_path_truncate"`
+	WardPathUnlink     *ebpf.Program `ebpf:"ward_path_unlink"`
+	WardSocketAccept   *ebpf.Program `ebpf:"ward_socket_accept"`
+	WardSocketBind     *ebpf.Program `ebpf:"ward_socket_bind"`
+	WardSocketConnect  *ebpf.Program `ebpf:"ward_socket_connect"`
+	WardSocketCreate   *ebpf.Program `ebpf:"ward_socket_create"`
+	WardSocketListen   *ebpf.Program `ebpf:"ward_socket_listen"`
+	WardSocketRecvmsg  *ebpf.Program `ebpf:"ward_socket_recvmsg"`
+	WardSocketSendmsg  *ebpf.Program `ebpf:"ward_socket_sendmsg"`
 }
 
 func (p *wardPrograms) Close() error {
 	return _WardClose(
 		p.WardCapable,
 		p.WardFileOpen,
+		p.WardFilePermission,
+		p.WardMmapFile,
 		p.WardPathChmod,
 		p.WardPathChown,
 		p.WardPathLink,

@@ -272,6 +272,7 @@ struct {
 struct icache {
 	__u64 cgroup;
 	__u64 mnt;
+	__u64 root; // the task's root directory: paths are seen from it
 	__u64 src;
 	__u64 bits;
 	__u64 sbits;
@@ -378,7 +379,18 @@ struct walk {
 	__u64 dir_depths;
 	__u32 depth; // '/' seen so far
 	__u32 done;
+	__u32 mode; // MODE_*: what kind of check this is
 };
+
+// What a check is for. An open decides with every rule and the posture. A
+// mapping for execution (mmap_file: the dynamic loader runs a program without
+// exec) and a read or write through a descriptor that is already open
+// (file_permission: descriptors opened before a rule, or inherited) are
+// decided only by Block rules: the open already reported Audit and applied
+// the posture, and these run far more often than opens.
+#define MODE_OPEN 0
+#define MODE_MAP 1
+#define MODE_RW 2
 
 static __always_inline struct rule_val *lookup(struct walk *w, __u8 kind, __u64 hash, __u64 src)
 {
@@ -616,194 +628,6 @@ static __always_inline int emit(struct walk *w, struct wl *wl, int action, __u32
 	return ret;
 }
 
-// check_path decides a file or process access to the path in s->path at
-// w->start (n: its length, or a negative errno when it could not be resolved).
-// in_file_open says whether bpf_d_path may be used for the source.
-static __always_inline int check_path(struct wl *wl, struct walk *w, struct scratch *s, long n, bool write,
-				      struct inode *inode, bool in_file_open, struct file *file)
-{
-	struct task_struct *t = bpf_get_current_task_btf();
-	__u32 fsuid = t->cred->fsuid.val;
-	// A file about to be created will belong to its creator.
-	__u32 owner = inode ? BPF_CORE_READ(inode, i_uid.val) : fsuid;
-	bool tty = has_tty(t);
-	__u32 flags = (write ? EF_WRITE : 0) | (tty ? EF_TTY : 0);
-
-	__u64 src = 0;
-	if (wl->flags & (WF_SOURCE_RULES | WF_ALLOW_SOURCES)) {
-		src = in_file_open ? source_hash(s) : source_inode();
-		if (!src)
-			flags |= EF_NO_SOURCE;
-	}
-	if (wl->flags & WF_SOURCE_RULES)
-		w->src = src;
-
-	__u64 bits = 0, sbits = 0;
-	struct icache *c = NULL;
-	__u32 epoch = 0;
-	if (file) {
-		// file_open: try the per-inode cache before resolving the path. The
-		// epoch is read first: a rename after this read makes the entry
-		// written below stale at once.
-		__u32 zero = 0;
-		__u32 *ep = bpf_map_lookup_elem(&ward_epoch, &zero);
-		epoch = ep ? *ep : 0;
-		umode_t mode = inode->i_mode;
-		if ((mode & 00170000) == 0100000 && inode->i_nlink == 1)
-			c = bpf_inode_storage_get(&icache, inode, 0, BPF_LOCAL_STORAGE_GET_F_CREATE);
-		__u64 mnt = (__u64)file->f_path.mnt;
-		if (c && c->cgroup == wl->cgroup && c->gen == wl->gen && c->epoch == epoch && c->mnt == mnt &&
-		    c->src == src && c->op == w->op) {
-			bits = c->bits;
-			sbits = c->sbits;
-			flags |= c->flags;
-			n = 1; // resolved later, only if an event needs the path
-			goto decide;
-		}
-		n = bpf_d_path(&file->f_path, s->path, PATH_MAX);
-	}
-
-	if (n <= 0) {
-		// Fail closed wherever a Block or an allow-list could apply.
-		if (wl->flags & (WF_BLOCK_RULES | WF_ALLOW_GLOBAL | WF_ALLOW_SOURCES)) {
-			count(1);
-			return emit(w, wl, V_BLOCK, flags | EF_UNRESOLVED, owner, s, n, in_file_open, 0, 0, 0, -1, src, 0);
-		}
-		return 0;
-	}
-
-	bpf_loop(PATH_MAX / 8, walk_chunk, w, 0);
-	// The last prefix was the parent directory: its direct rules apply.
-	w->bits |= w->last_direct;
-	w->sbits |= w->last_sdirect;
-	if (w->dfa)
-		w->bits |= w->accept;
-	__u64 h = w->h;
-	bits = w->bits;
-	sbits = w->sbits;
-	bool exact = wl->exact_depths & depth_bit(w->depth);
-	bool self = wl->dir_depths & depth_bit(w->depth + 1);
-	struct rule_val *v;
-	// The path itself.
-	if (exact) {
-		v = lookup(w, KIND_PATH, h, 0);
-		if (v)
-			bits |= v->exact;
-	}
-	// The path as a directory: directory rules cover the directory itself.
-	__u64 hdir = (h ^ '/') * FNV_PRIME;
-	if (self) {
-		v = lookup(w, KIND_PATH, hdir, 0);
-		if (v)
-			bits |= v->direct | v->recursive;
-	}
-	if (w->op == OP_PROCESS) {
-		v = lookup(w, KIND_EXECNAME, w->base, 0);
-		if (v)
-			bits |= v->exact;
-	}
-	if (w->src) {
-		v = exact ? lookup(w, KIND_PATH, h, w->src) : NULL;
-		if (v)
-			sbits |= v->exact;
-		v = self ? lookup(w, KIND_PATH, hdir, w->src) : NULL;
-		if (v)
-			sbits |= v->direct | v->recursive;
-		if (w->op == OP_PROCESS) {
-			v = lookup(w, KIND_EXECNAME, w->base, w->src);
-			if (v)
-				sbits |= v->exact;
-		}
-	}
-	// Hard links and renamed files: exact rules also name their inode.
-	if ((wl->flags & WF_INODES) && inode) {
-		__u64 ih = ((__u64)BPF_CORE_READ(inode, i_sb, s_dev) << 32) ^ BPF_CORE_READ(inode, i_ino);
-		__u64 before = bits, sbefore = sbits;
-		v = lookup(w, KIND_INODE, ih, 0);
-		if (v)
-			bits |= v->exact;
-		if (w->src) {
-			v = lookup(w, KIND_INODE, ih, w->src);
-			if (v)
-				sbits |= v->exact;
-		}
-		if (bits != before || sbits != sbefore)
-			flags |= EF_INODE;
-	}
-	if (c) {
-		c->cgroup = wl->cgroup;
-		c->mnt = (__u64)file->f_path.mnt;
-		c->src = src;
-		c->bits = bits;
-		c->sbits = sbits;
-		c->gen = wl->gen;
-		c->epoch = epoch;
-		c->flags = flags & EF_INODE;
-		c->op = w->op;
-	}
-	bool cached = false;
-	if (0) {
-decide:
-		cached = true;
-	}
-
-	__u64 perm = permitted(write, owner == fsuid, tty);
-	// Specific before general: the rules limited to this source decide first.
-	int vd = verdict(sbits, perm);
-	if (vd < 0)
-		vd = verdict(bits, perm);
-	if (vd == V_ALLOW)
-		return 0;
-	if (vd < 0) {
-		if (!allow_listed(w, wl->flags, src))
-			return 0;
-		vd = (wl->flags & WF_POSTURE_BLOCK) ? V_BLOCK : V_AUDIT;
-		flags |= EF_POSTURE;
-	}
-	if (cached && file) {
-		w->start = 0;
-		n = bpf_d_path(&file->f_path, s->path, PATH_MAX);
-	}
-	return emit(w, wl, vd, flags, owner, s, n, in_file_open, 0, 0, 0, -1, src, 0);
-}
-
-static __always_inline void walk_init(struct walk *w, struct wl *wl, struct scratch *s, __u8 op, __u32 start)
-{
-	__builtin_memset(w, 0, sizeof(*w));
-	w->s = s;
-	w->start = start;
-	w->cgroup = wl->cgroup;
-	w->gen = wl->gen;
-	w->op = op;
-	w->h = FNV_OFFSET;
-	w->base = FNV_OFFSET;
-	w->dfa = !!(wl->flags & WF_PATTERNS);
-	w->dir_depths = wl->dir_depths;
-}
-
-SEC("lsm/file_open")
-int BPF_PROG(ward_file_open, struct file *file, int ret)
-{
-	// An earlier LSM's denial stands.
-	if (ret != 0)
-		return ret;
-
-	// An open for exec (execve, uselib) is a process access: the acting
-	// executable is the one performing the exec, which is current here.
-	__u8 op = (file->f_flags & __FMODE_EXEC) ? OP_PROCESS : OP_FILE;
-	struct wl wl;
-	if (find_workload(op, &wl))
-		return 0;
-	__u32 zero = 0;
-	struct scratch *s = bpf_map_lookup_elem(&scratch, &zero);
-	if (!s)
-		return 0;
-	struct walk w;
-	walk_init(&w, &wl, s, op, 0);
-	bool write = op == OP_FILE && (file->f_mode & FMODE_WRITE);
-	return check_path(&wl, &w, s, 0, write, file->f_inode, true, file);
-}
-
 // Path operations. bpf_d_path is refused in these hooks, so the path is built
 // by walking dentries and mounts up to the root of the mount tree, backwards
 // into s->path so that it ends at PATH_MAX-1. Any depth fits as long as the
@@ -879,6 +703,214 @@ static __always_inline long build_path(struct scratch *s, struct vfsmount *vmnt,
 	return PATH_MAX - 1 - w.pos;
 }
 
+// check_path decides a file or process access to the path in s->path at
+// w->start (n: its length, or a negative errno when it could not be resolved).
+// in_file_open says whether bpf_d_path may be used for the source.
+static __always_inline int check_path(struct wl *wl, struct walk *w, struct scratch *s, long n, bool write,
+				      struct inode *inode, bool in_file_open, struct file *file)
+{
+	struct task_struct *t = bpf_get_current_task_btf();
+	__u32 fsuid = t->cred->fsuid.val;
+	// A file about to be created will belong to its creator.
+	__u32 owner = inode ? BPF_CORE_READ(inode, i_uid.val) : fsuid;
+	bool tty = has_tty(t);
+	__u32 flags = (write ? EF_WRITE : 0) | (tty ? EF_TTY : 0);
+
+	__u64 src = 0;
+	if (wl->flags & (WF_SOURCE_RULES | WF_ALLOW_SOURCES)) {
+		src = in_file_open ? source_hash(s) : source_inode();
+		if (!src)
+			flags |= EF_NO_SOURCE;
+	}
+	if (wl->flags & WF_SOURCE_RULES)
+		w->src = src;
+
+	__u64 bits = 0, sbits = 0;
+	struct icache *c = NULL;
+	__u32 epoch = 0;
+	if (file) {
+		// A task whose root is not its mount namespace's (chroot) sees paths
+		// that bpf_d_path writes relative to that root: its path is built
+		// from the mount tree instead, as the path hooks do, so that rules
+		// name the same file whatever the task's root, and it never uses the
+		// per-inode cache.
+		struct vfsmount *rmnt = BPF_CORE_READ(t, fs, root.mnt);
+		struct mount *rm = container_of(rmnt, struct mount, mnt);
+		bool chrooted = BPF_CORE_READ(t, fs, root.dentry) != BPF_CORE_READ(rmnt, mnt_root) ||
+				BPF_CORE_READ(rm, mnt_parent) != rm;
+		if (chrooted) {
+			__u32 start = 0;
+			n = build_path(s, file->f_path.mnt, file->f_path.dentry, &start);
+			w->start = start;
+			goto resolved;
+		}
+		// file_open: try the per-inode cache before resolving the path. The
+		// epoch is read first: a rename after this read makes the entry
+		// written below stale at once.
+		__u32 zero = 0;
+		__u32 *ep = bpf_map_lookup_elem(&ward_epoch, &zero);
+		epoch = ep ? *ep : 0;
+		umode_t mode = inode->i_mode;
+		if ((mode & 00170000) == 0100000 && inode->i_nlink == 1)
+			c = bpf_inode_storage_get(&icache, inode, 0, BPF_LOCAL_STORAGE_GET_F_CREATE);
+		__u64 mnt = (__u64)file->f_path.mnt;
+		__u64 rootkey = (__u64)BPF_CORE_READ(t, fs, root.dentry) ^ (__u64)rmnt;
+		if (c && c->cgroup == wl->cgroup && c->gen == wl->gen && c->epoch == epoch && c->mnt == mnt &&
+		    c->root == rootkey && c->src == src && c->op == w->op) {
+			bits = c->bits;
+			sbits = c->sbits;
+			flags |= c->flags;
+			n = 1; // resolved later, only if an event needs the path
+			goto decide;
+		}
+		n = bpf_d_path(&file->f_path, s->path, PATH_MAX);
+	}
+resolved:
+
+	if (n <= 0) {
+		// Fail closed wherever a Block or an allow-list could apply.
+		if (wl->flags & (WF_BLOCK_RULES | WF_ALLOW_GLOBAL | WF_ALLOW_SOURCES)) {
+			count(1);
+			return emit(w, wl, V_BLOCK, flags | EF_UNRESOLVED, owner, s, n, in_file_open, 0, 0, 0, -1, src, 0);
+		}
+		return 0;
+	}
+
+	bpf_loop(PATH_MAX / 8, walk_chunk, w, 0);
+	// The last prefix was the parent directory: its direct rules apply.
+	w->bits |= w->last_direct;
+	w->sbits |= w->last_sdirect;
+	if (w->dfa)
+		w->bits |= w->accept;
+	__u64 h = w->h;
+	bits = w->bits;
+	sbits = w->sbits;
+	bool exact = wl->exact_depths & depth_bit(w->depth);
+	bool self = wl->dir_depths & depth_bit(w->depth + 1);
+	struct rule_val *v;
+	// The path itself.
+	if (exact) {
+		v = lookup(w, KIND_PATH, h, 0);
+		if (v)
+			bits |= v->exact;
+	}
+	// The path as a directory: directory rules cover the directory itself.
+	__u64 hdir = (h ^ '/') * FNV_PRIME;
+	if (self) {
+		v = lookup(w, KIND_PATH, hdir, 0);
+		if (v)
+			bits |= v->direct | v->recursive;
+	}
+	if (w->op == OP_PROCESS) {
+		v = lookup(w, KIND_EXECNAME, w->base, 0);
+		if (v)
+			bits |= v->exact;
+	}
+	if (w->src) {
+		v = exact ? lookup(w, KIND_PATH, h, w->src) : NULL;
+		if (v)
+			sbits |= v->exact;
+		v = self ? lookup(w, KIND_PATH, hdir, w->src) : NULL;
+		if (v)
+			sbits |= v->direct | v->recursive;
+		if (w->op == OP_PROCESS) {
+			v = lookup(w, KIND_EXECNAME, w->base, w->src);
+			if (v)
+				sbits |= v->exact;
+		}
+	}
+	// Hard links and renamed files: exact rules also name their inode.
+	if ((wl->flags & WF_INODES) && inode) {
+		__u64 ih = ((__u64)BPF_CORE_READ(inode, i_sb, s_dev) << 32) ^ BPF_CORE_READ(inode, i_ino);
+		__u64 before = bits, sbefore = sbits;
+		v = lookup(w, KIND_INODE, ih, 0);
+		if (v)
+			bits |= v->exact;
+		if (w->src) {
+			v = lookup(w, KIND_INODE, ih, w->src);
+			if (v)
+				sbits |= v->exact;
+		}
+		if (bits != before || sbits != sbefore)
+			flags |= EF_INODE;
+	}
+	if (c) {
+		c->cgroup = wl->cgroup;
+		c->mnt = (__u64)file->f_path.mnt;
+		c->root = (__u64)BPF_CORE_READ(t, fs, root.dentry) ^ (__u64)BPF_CORE_READ(t, fs, root.mnt);
+		c->src = src;
+		c->bits = bits;
+		c->sbits = sbits;
+		c->gen = wl->gen;
+		c->epoch = epoch;
+		c->flags = flags & EF_INODE;
+		c->op = w->op;
+	}
+	bool cached = false;
+	if (0) {
+decide:
+		cached = true;
+	}
+
+	__u64 perm = permitted(write, owner == fsuid, tty);
+	// Specific before general: the rules limited to this source decide first.
+	int vd = verdict(sbits, perm);
+	if (vd < 0)
+		vd = verdict(bits, perm);
+	if (vd == V_ALLOW)
+		return 0;
+	if (w->mode != MODE_OPEN && vd != V_BLOCK)
+		return 0;
+	if (vd < 0) {
+		if (!allow_listed(w, wl->flags, src))
+			return 0;
+		vd = (wl->flags & WF_POSTURE_BLOCK) ? V_BLOCK : V_AUDIT;
+		flags |= EF_POSTURE;
+	}
+	if (cached && file) {
+		w->start = 0;
+		n = bpf_d_path(&file->f_path, s->path, PATH_MAX);
+	}
+	return emit(w, wl, vd, flags, owner, s, n, in_file_open, 0, 0, 0, -1, src, 0);
+}
+
+static __always_inline void walk_init(struct walk *w, struct wl *wl, struct scratch *s, __u8 op, __u32 start)
+{
+	__builtin_memset(w, 0, sizeof(*w));
+	w->s = s;
+	w->start = start;
+	w->cgroup = wl->cgroup;
+	w->gen = wl->gen;
+	w->op = op;
+	w->h = FNV_OFFSET;
+	w->base = FNV_OFFSET;
+	w->dfa = !!(wl->flags & WF_PATTERNS);
+	w->dir_depths = wl->dir_depths;
+}
+
+SEC("lsm/file_open")
+int BPF_PROG(ward_file_open, struct file *file, int ret)
+{
+	// An earlier LSM's denial stands.
+	if (ret != 0)
+		return ret;
+
+	// An open for exec (execve, uselib) is a process access: the acting
+	// executable is the one performing the exec, which is current here.
+	__u8 op = (file->f_flags & __FMODE_EXEC) ? OP_PROCESS : OP_FILE;
+	struct wl wl;
+	if (find_workload(op, &wl))
+		return 0;
+	__u32 zero = 0;
+	struct scratch *s = bpf_map_lookup_elem(&scratch, &zero);
+	if (!s)
+		return 0;
+	struct walk w;
+	walk_init(&w, &wl, s, op, 0);
+	bool write = op == OP_FILE && (file->f_mode & FMODE_WRITE);
+	return check_path(&wl, &w, s, 0, write, file->f_inode, true, file);
+}
+
 // check_write decides a modification of (mnt, dentry).
 // bump_epoch invalidates the per-inode cache: called for every rename, link
 // and unlink on the system, whatever the workload.
@@ -904,6 +936,93 @@ static __always_inline int check_write(struct vfsmount *mnt, struct dentry *dent
 	struct walk w;
 	walk_init(&w, &wl, s, OP_FILE, start);
 	return check_path(&wl, &w, s, n, true, BPF_CORE_READ(dentry, d_inode), false, NULL);
+}
+
+#define PROT_EXEC 0x4
+#define MAY_WRITE 0x2
+#define MAY_READ 0x4
+#define MAY_APPEND 0x8
+
+// check_file decides a mapping or a read or write of an open file by its path
+// built from the mount tree (bpf_d_path is refused in these hooks).
+static __always_inline int check_file(struct wl *wl, __u8 op, __u32 mode, struct file *file, bool write)
+{
+	__u32 zero = 0;
+	struct scratch *s = bpf_map_lookup_elem(&scratch, &zero);
+	if (!s)
+		return 0;
+	__u32 start = 0;
+	long n = build_path(s, file->f_path.mnt, file->f_path.dentry, &start);
+	struct walk w;
+	walk_init(&w, wl, s, op, start);
+	w.mode = mode;
+	return check_path(wl, &w, s, n, write, file->f_inode, false, NULL);
+}
+
+// mmap_file: mapping a file for execution is running its code. The dynamic
+// loader (ld.so /path/prog) opens a program for reading and maps it without
+// exec, so a blocked program's process rule is checked here too. The
+// program the task is executing (mapped by the kernel at exec, after the
+// exec check) is not checked again: its source would be itself.
+SEC("lsm/mmap_file")
+int BPF_PROG(ward_mmap_file, struct file *file, unsigned long reqprot, unsigned long prot, unsigned long flags, int ret)
+{
+	if (ret != 0)
+		return ret;
+	if (!file || !(prot & PROT_EXEC))
+		return 0;
+	struct wl wl;
+	if (find_workload(OP_PROCESS, &wl))
+		return 0;
+	if (!(wl.flags & WF_BLOCK_RULES))
+		return 0;
+	struct task_struct *t = bpf_get_current_task_btf();
+	struct mm_struct *mm = t->mm;
+	if (mm && mm->exe_file && mm->exe_file->f_inode == file->f_inode)
+		return 0;
+	return check_file(&wl, OP_PROCESS, MODE_MAP, file, false);
+}
+
+// file_permission: every read and write through a descriptor. A descriptor
+// opened before the rule (before Ward started, or inherited from such a
+// process) never passed file_open's check; this closes it for Block rules.
+// It returns at once unless the task's workload has file Block rules, and
+// for anything but a regular file. A file that file_open cached for this
+// workload, root, source and mount is decided from the cache; the path is
+// resolved only for a file the cache does not know, or to report a Block.
+SEC("lsm/file_permission")
+int BPF_PROG(ward_file_permission, struct file *file, int mask, int ret)
+{
+	if (ret != 0)
+		return ret;
+	if (!(mask & (MAY_READ | MAY_WRITE | MAY_APPEND)))
+		return 0;
+	struct wl wl;
+	if (find_workload(OP_FILE, &wl))
+		return 0;
+	if (!(wl.flags & WF_BLOCK_RULES))
+		return 0;
+	struct inode *inode = file->f_inode;
+	// Regular files only; a program the kernel reads to execute it (opened
+	// for exec) is a process access, decided at exec.
+	if ((inode->i_mode & 00170000) != 0100000 || (file->f_flags & __FMODE_EXEC))
+		return 0;
+	bool write = (mask & (MAY_WRITE | MAY_APPEND)) != 0;
+	struct icache *c = bpf_inode_storage_get(&icache, inode, 0, 0);
+	if (c && !(wl.flags & (WF_SOURCE_RULES | WF_ALLOW_SOURCES)) && c->src == 0) {
+		__u32 zero = 0;
+		__u32 *ep = bpf_map_lookup_elem(&ward_epoch, &zero);
+		struct task_struct *t = bpf_get_current_task_btf();
+		__u64 rootkey = (__u64)BPF_CORE_READ(t, fs, root.dentry) ^ (__u64)BPF_CORE_READ(t, fs, root.mnt);
+		if (ep && c->cgroup == wl.cgroup && c->gen == wl.gen && c->epoch == *ep && c->op == OP_FILE &&
+		    c->mnt == (__u64)file->f_path.mnt && c->root == rootkey) {
+			__u32 fsuid = t->cred->fsuid.val;
+			__u64 perm = permitted(write, inode->i_uid.val == fsuid, has_tty(t));
+			if (verdict(c->bits, perm) != V_BLOCK)
+				return 0;
+		}
+	}
+	return check_file(&wl, OP_FILE, MODE_RW, file, write);
 }
 
 SEC("lsm/path_unlink")
