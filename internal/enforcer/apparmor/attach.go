@@ -14,8 +14,9 @@ import (
 
 // exemptExecutables lists what must stay unconfined when the host profile attaches to every
 // program: Ward's own binary (a restart by systemd would otherwise put Ward under the host
-// policy) and the apparmor_parser it runs. Paths are resolved, because the kernel matches an
-// attachment against the executable's real path.
+// policy), the apparmor_parser it runs, and the node's container runtime (runtimeExecutables).
+// Paths are resolved, because the kernel matches an attachment against the executable's real
+// path.
 func exemptExecutables() []string {
 	var out []string
 	if p, err := os.Executable(); err == nil {
@@ -29,8 +30,57 @@ func exemptExecutables() []string {
 			out[i] = r
 		}
 	}
+	out = append(out, runtimeExecutables(hostRoot)...)
 	slices.Sort(out)
 	return slices.Compact(out)
+}
+
+// hostRoot is the host's root directory as Ward sees it: the root of pid 1, which is the host's
+// init both on the host and in a pod with hostPID (deploy/daemonset.yaml).
+const hostRoot = "/proc/1/root"
+
+// runtimeNames are the programs of container runtimes and the kubelet. They stay unconfined
+// under the host profile's attachment: a container's processes start from them, and must enter
+// the container's own profile (or none), never the host's. A confined process that runs one of
+// them keeps its profile: attachments apply only to programs that unconfined processes start.
+var runtimeNames = []string{
+	"containerd", "containerd-shim", "containerd-shim-runc-v1", "containerd-shim-runc-v2",
+	"runc", "crun", "conmon", "crio", "kubelet", "dockerd", "docker-init",
+}
+
+// runtimeDirs are where the runtimeNames are installed.
+var runtimeDirs = []string{"/usr/local/sbin", "/usr/local/bin", "/usr/sbin", "/usr/bin", "/sbin", "/bin"}
+
+// runtimeExecutables lists the runtimeNames installed on the host whose root is root, by their
+// real paths on the host (a symbolic link is followed one step, inside root).
+func runtimeExecutables(root string) []string {
+	var out []string
+	for _, dir := range runtimeDirs {
+		for _, name := range runtimeNames {
+			p := filepath.Join(dir, name)
+			fi, err := os.Lstat(filepath.Join(root, p))
+			if err != nil {
+				continue
+			}
+			if fi.Mode()&os.ModeSymlink != 0 {
+				target, err := os.Readlink(filepath.Join(root, p))
+				if err != nil {
+					continue
+				}
+				if !filepath.IsAbs(target) {
+					target = filepath.Join(dir, target)
+				}
+				if fi, err = os.Stat(filepath.Join(root, target)); err != nil {
+					continue
+				}
+				p = filepath.Clean(target)
+			}
+			if fi.Mode().IsRegular() {
+				out = append(out, p)
+			}
+		}
+	}
+	return out
 }
 
 // NameCount is how many processes run one program.

@@ -4,6 +4,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"testing"
 )
 
@@ -42,5 +43,36 @@ func TestUnconfined(t *testing.T) {
 	want := []NameCount{{"sshd", 2}, {"init", 1}}
 	if total != 3 || !reflect.DeepEqual(byName, want) {
 		t.Errorf("Unconfined = %d %v, want 3 %v", total, byName, want)
+	}
+}
+
+func TestRuntimeExecutables(t *testing.T) {
+	root := t.TempDir()
+	for _, d := range []string{"usr/bin", "usr/local/bin", "usr/sbin"} {
+		if err := os.MkdirAll(filepath.Join(root, d), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write := func(p string) {
+		if err := os.WriteFile(filepath.Join(root, p), []byte("#!"), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("usr/bin/runc")
+	write("usr/local/bin/containerd-shim-runc-v2")
+	write("usr/bin/cat") // not a runtime
+	// /usr/sbin/runc -> ../bin/runc, and an absolute link resolved inside root, not here.
+	if err := os.Symlink("../bin/runc", filepath.Join(root, "usr/sbin/runc")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink("/usr/local/bin/containerd-shim-runc-v2", filepath.Join(root, "usr/bin/containerd-shim-runc-v2")); err != nil {
+		t.Fatal(err)
+	}
+	got := runtimeExecutables(root)
+	slices.Sort(got)
+	got = slices.Compact(got)
+	want := []string{"/usr/bin/runc", "/usr/local/bin/containerd-shim-runc-v2"}
+	if !slices.Equal(got, want) {
+		t.Errorf("runtimeExecutables = %v, want %v", got, want)
 	}
 }
