@@ -149,9 +149,31 @@ func Kmsg(path, marker string) Source {
 // NetlinkAvailable reports why the audit netlink read-log group cannot be joined (missing
 // CAP_AUDIT_READ, a kernel without audit), or nil when Netlink will work.
 func NetlinkAvailable() error {
+	if err := inHostNetNS("/proc/self/ns/net", "/proc/1/ns/net"); err != nil {
+		return err
+	}
 	f, err := openAuditMulticast()
 	if err != nil {
 		return err
 	}
 	return f.Close()
+}
+
+// inHostNetNS fails when self's network namespace is not that of pid 1 (the host's init, in a
+// pod with hostPID): the kernel sends the read-log group's records to sockets of the initial
+// network namespace only, so a socket elsewhere joins the group and then reads nothing. A
+// namespace that cannot be read is not held against the socket.
+func inHostNetNS(self, host string) error {
+	a, err := os.Stat(self)
+	if err != nil {
+		return nil
+	}
+	b, err := os.Stat(host)
+	if err != nil {
+		return nil
+	}
+	if !os.SameFile(a, b) {
+		return errors.New("not in the host's network namespace, where alone the kernel sends audit records to the netlink group (run the pod with hostNetwork, as deploy/daemonset.yaml does)")
+	}
+	return nil
 }

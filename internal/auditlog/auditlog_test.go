@@ -1,6 +1,11 @@
 package auditlog
 
-import "testing"
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
 
 func TestMessage(t *testing.T) {
 	payload := `audit(1764343200.123:5): apparmor="DENIED" operation="open" profile="ward-host" name="/etc/shadow"`
@@ -13,5 +18,24 @@ func TestMessage(t *testing.T) {
 	}
 	if _, _, ok := Message(hdr[:8]); ok {
 		t.Error("short datagram accepted")
+	}
+}
+
+func TestInHostNetNS(t *testing.T) {
+	dir := t.TempDir()
+	a, b := filepath.Join(dir, "a"), filepath.Join(dir, "b")
+	for _, p := range []string{a, b} {
+		if err := os.WriteFile(p, nil, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := inHostNetNS(a, a); err != nil {
+		t.Errorf("same namespace: %v", err)
+	}
+	if err := inHostNetNS(a, b); err == nil || !strings.Contains(err.Error(), "hostNetwork") {
+		t.Errorf("another namespace: %v, want an error naming hostNetwork", err)
+	}
+	if err := inHostNetNS(a, filepath.Join(dir, "missing")); err != nil {
+		t.Errorf("unreadable host namespace: %v, want nil", err)
 	}
 }
