@@ -56,6 +56,9 @@ type Config struct {
 	// NRI is the container runtime's NRI socket Ward registers containers through: "auto"
 	// (nri.DefaultSocket, waited for while absent), "off", or a socket path.
 	NRI string `json:"nri"`
+	// Webhook is the address of the admission webhook that gives new pods Ward's AppArmor
+	// profiles (Kubernetes mode); empty disables it.
+	Webhook string `json:"webhook"`
 
 	AlertThrottling bool `json:"alertThrottling"`
 	MaxAlertPerSec  int  `json:"maxAlertPerSec"`
@@ -101,6 +104,7 @@ var settings = []setting{
 	{"k8s", "auto", "Kubernetes mode (policies, pods, namespaces and this node from the API server): true, false, or auto (on when running in a pod)"},
 	{"kubeconfig", "", "kubeconfig file for Kubernetes mode outside the cluster (default: the pod's service account)"},
 	{"nri", "auto", "register containers as an NRI plugin of the container runtime (containerd 2.x, CRI-O): auto (the socket /var/run/nri/nri.sock, used once it exists), off, or the socket's path"},
+	{"webhook", "", "address of the admission webhook that gives new pods Ward's AppArmor profiles when AppArmor is the enforcer (Kubernetes mode, deploy/webhook.yaml; e.g. :9443); empty disables it"},
 	{"alertThrottling", "true", "throttle alerts per workload"},
 	{"maxAlertPerSec", "10", "alerts per second per workload before throttling"},
 	{"throttleSec", "30", "seconds of dropping alerts once the threshold is crossed"},
@@ -213,7 +217,7 @@ func buildConfig(v map[string]string) (Config, error) {
 		Metrics: v["metrics"], Cluster: v["cluster"], Host: v["host"], LogPath: v["logPath"],
 		AppArmorDir: v["apparmorDir"], BPFFsPath: v["bpfFsPath"],
 		Visibility: v["visibility"], HostVisibility: v["hostVisibility"], UntrackedNs: v["untrackedNs"],
-		Kubeconfig: v["kubeconfig"], NRI: strings.TrimSpace(v["nri"]),
+		Kubeconfig: v["kubeconfig"], NRI: strings.TrimSpace(v["nri"]), Webhook: strings.TrimSpace(v["webhook"]),
 	}
 	var err error
 	posture := func(key string) string {

@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -424,13 +425,17 @@ func ReadActiveLSMs(path string) ([]string, error) {
 func (d *Daemon) enqueue() { d.rounds.Add(changesRound) }
 
 // untracked reports whether a namespace gets no enforcement (untrackedNs).
-func (d *Daemon) untracked(ns string) bool {
+func (d *Daemon) untracked(ns string) bool { return slices.Contains(d.untrackedNamespaces(), ns) }
+
+// untrackedNamespaces lists untrackedNs.
+func (d *Daemon) untrackedNamespaces() []string {
+	var out []string
 	for _, u := range strings.Split(d.cfg.UntrackedNs, ",") {
-		if strings.TrimSpace(u) == ns {
-			return true
+		if u = strings.TrimSpace(u); u != "" {
+			out = append(out, u)
 		}
 	}
-	return false
+	return out
 }
 
 // Workloads is the node's workload registry; workload sources report to it.

@@ -3,11 +3,17 @@ package daemon
 import (
 	"context"
 	"fmt"
+	"os"
+	"strings"
 	"sync"
 	"time"
 
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+
 	"github.com/wardsec/ward/internal/enforcer"
 	"github.com/wardsec/ward/internal/policy"
+	"github.com/wardsec/ward/internal/workload/attach"
 	"github.com/wardsec/ward/internal/workload/kube"
 )
 
@@ -29,7 +35,9 @@ func (d *Daemon) startKube(ctx context.Context, wg *sync.WaitGroup) error {
 		return fmt.Errorf("kubernetes mode: %w", err)
 	}
 	k.PolicyStatus = func(p *policy.Policy, old string) string {
-		return statusWith(old, d.sel.Selected, enforcer.Check(d.sel.Selected, p))
+		// What the support table says of the policy, and what the backend reported of the
+		// workloads it covers (a pod that runs without Ward's AppArmor profile).
+		return statusWith(old, d.sel.Selected, append(enforcer.Check(d.sel.Selected, p), d.unenforcedOf(p.Key())...))
 	}
 	d.kube = k
 	synced := make(chan struct{})
@@ -40,6 +48,11 @@ func (d *Daemon) startKube(ctx context.Context, wg *sync.WaitGroup) error {
 			d.log.Error("kubernetes mode", "error", err)
 		}
 	}()
+	if d.cfg.Webhook != "" {
+		if err := d.startWebhook(ctx, wg, rc); err != nil {
+			return err
+		}
+	}
 	select {
 	case <-synced:
 		d.log.Info("kubernetes mode: informer caches synced", "node", d.cfg.Host)
@@ -47,5 +60,40 @@ func (d *Daemon) startKube(ctx context.Context, wg *sync.WaitGroup) error {
 		d.log.Warn("kubernetes mode: informer caches not synced yet; enforcing local policies meanwhile", "waited", kubeSyncWait.String())
 	case <-ctx.Done():
 	}
+	return nil
+}
+
+// serviceAccountNamespace is where a pod's service account token names the pod's namespace.
+const serviceAccountNamespace = "/var/run/secrets/kubernetes.io/serviceaccount/namespace"
+
+// defaultNamespace is deploy/'s namespace, used for the webhook's Secret when Ward runs outside
+// a pod (with a kubeconfig).
+const defaultNamespace = "kubearmor"
+
+// startWebhook serves the admission webhook that gives new pods Ward's AppArmor profiles. Every
+// node's daemon serves it; it changes pods only while this node's enforcer is AppArmor
+// (docs/kubernetes.md, "AppArmor nodes").
+func (d *Daemon) startWebhook(ctx context.Context, wg *sync.WaitGroup, rc *rest.Config) error {
+	client, err := kubernetes.NewForConfig(rc)
+	if err != nil {
+		return fmt.Errorf("admission webhook: %w", err)
+	}
+	ns := defaultNamespace
+	if b, err := os.ReadFile(serviceAccountNamespace); err == nil && strings.TrimSpace(string(b)) != "" {
+		ns = strings.TrimSpace(string(b))
+	}
+	h := &attach.Handler{
+		Options: attach.Options{Untracked: d.untrackedNamespaces()},
+		Enabled: func() bool { return d.sel.Selected == enforcer.AppArmor },
+	}
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		err := attach.Serve(ctx, attach.ServeOptions{Addr: d.cfg.Webhook, Client: client, Namespace: ns, Handler: h, Log: d.log})
+		if err != nil && ctx.Err() == nil {
+			d.log.Error("admission webhook stopped: new pods do not get Ward's AppArmor profiles", "error", err)
+			d.message("Warning", "admission webhook stopped: "+err.Error())
+		}
+	}()
 	return nil
 }

@@ -32,20 +32,42 @@ func (d *Daemon) noteUnenforced(m map[string]*rules.Set) {
 	if u.sets == nil {
 		u.sets, u.keys, u.refs, u.first = map[string]*rules.Set{}, map[string][]string{}, map[string]int{}, map[string]enforcer.Warning{}
 	}
+	changed := map[string]bool{} // policies whose warnings came or went
 	for id, s := range m {
 		if old, ok := u.sets[id]; ok && old == s {
 			continue
 		}
 		u.sets[id] = s
-		d.setWarnings(id, d.warningsOf(id, s))
+		d.setWarnings(id, d.warningsOf(id, s), changed)
 	}
 	for id := range u.sets {
 		if _, ok := m[id]; !ok {
 			delete(u.sets, id)
-			d.setWarnings(id, nil)
+			d.setWarnings(id, nil, changed)
 		}
 	}
 	d.metrics.SetNotEnforced(d.sel.Selected, len(u.refs))
+	if k := d.kube; k != nil && len(changed) > 0 {
+		// The statuses are computed with setsMu, which the caller holds now.
+		go func() {
+			for key := range changed {
+				k.RefreshStatus(key)
+			}
+		}()
+	}
+}
+
+// unenforcedOf returns the warnings of the sets in force about one policy, by its key.
+func (d *Daemon) unenforcedOf(policyKey string) []enforcer.Warning {
+	d.setsMu.Lock()
+	defer d.setsMu.Unlock()
+	var out []enforcer.Warning
+	for _, w := range d.unenforced.first {
+		if w.PolicyKey() == policyKey {
+			out = append(out, w)
+		}
+	}
+	return out
 }
 
 // warningsOf asks the backend for what it does not enforce of a workload's set, or the support
@@ -57,10 +79,13 @@ func (d *Daemon) warningsOf(id string, s *rules.Set) []enforcer.Warning {
 	return enforcer.CheckSet(d.sel.Selected, s)
 }
 
-func (d *Daemon) setWarnings(id string, ws []enforcer.Warning) {
+func (d *Daemon) setWarnings(id string, ws []enforcer.Warning, changed map[string]bool) {
 	u := &d.unenforced
 	for _, k := range u.keys[id] {
 		if u.refs[k]--; u.refs[k] <= 0 {
+			if p := u.first[k].PolicyKey(); p != "" {
+				changed[p] = true
+			}
 			delete(u.refs, k)
 			delete(u.first, k)
 		}
@@ -75,6 +100,9 @@ func (d *Daemon) setWarnings(id string, ws []enforcer.Warning) {
 		keys = append(keys, k)
 		if u.refs[k]++; u.refs[k] == 1 {
 			u.first[k] = w
+			if p := w.PolicyKey(); p != "" {
+				changed[p] = true
+			}
 			args := []any{"backend", enforcer.AlertName(w.Backend), "policy", w.PolicyKey(), "rule", w.Rule, "what", w.What, "reason", w.Message}
 			if w.Policy == "" {
 				args = append(args, "workload", id)

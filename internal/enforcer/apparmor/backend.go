@@ -79,8 +79,11 @@ type Backend struct {
 	// applyMu lets ApplyWorkload calls run side by side (read lock) while Apply, which replaces
 	// the whole state and prunes, runs alone (write lock).
 	applyMu sync.RWMutex
-	// workloadMu serialises calls for one workload; the map itself is guarded by mu.
+	// workloadMu serialises calls for one workload, and nameMu loads and unloads of one
+	// profile name, which several workloads share (the pods of one Deployment, and a container
+	// whose ID changes from its pod's view to the runtime's); the maps are guarded by mu.
 	workloadMu map[string]*sync.Mutex
+	nameMu     map[string]*sync.Mutex
 	mu         sync.Mutex
 	// byName maps a loaded profile to its workload's set, for attribution; byWorkload maps a
 	// workload ID to its profile name; text is what each loaded profile holds.
@@ -160,7 +163,7 @@ func New(ctx context.Context, cfg Config) (*Backend, error) {
 		opts:   Options{Host: host}, hostOpts: hostOpts, procRoot: cfg.ProcRoot,
 		log:    cfg.Logger,
 		byName: map[string]*rules.Set{}, byWorkload: map[string]string{}, text: map[string][]byte{},
-		workloadMu: map[string]*sync.Mutex{},
+		workloadMu: map[string]*sync.Mutex{}, nameMu: map[string]*sync.Mutex{},
 	}
 	b.records = auditlog.Start(ctx, b.log, "apparmor", cfg.Records, b.record)
 	return b, nil
@@ -227,21 +230,14 @@ func (b *Backend) Apply(ctx context.Context, sets []*rules.Set) error {
 // loadProfile renders a workload's profile and loads it unless the kernel already holds the same
 // text. On error the workload's previous profile stays in force.
 func (b *Backend) loadProfile(ctx context.Context, set *rules.Set) (string, []enforcer.Warning, error) {
-	opts := b.opts
+	opts := b.optionsFor(set)
 	host := set.Workload.Kind == workload.KindHost
-	switch n := set.Workload.AppArmorProfile; {
-	case host:
-		opts = b.hostOpts
-	case strings.HasPrefix(n, "ward-") && n != ProfileName(workload.Host("", nil)) && n != ExemptProfile:
-		// The runtime attaches the profile the pod names (Ward's admission webhook chose it,
-		// stable across the pods of one workload): load the rules under that name. Names that
-		// are not Ward's are never written, so no other profile is replaced, and neither are
-		// the host's and the exemption's.
-		opts.Name = n
-	}
 	prof, warns, err := Render(set, opts)
 	if err != nil {
 		return "", nil, err
+	}
+	if opts.Name == "" && set.Workload.Kind == workload.KindContainer && set.Workload.Pod != "" {
+		warns = append(warns, unattached(set)...)
 	}
 	if host && opts.AttachAll {
 		// Ward and its parser must be exempt before the attachment can reach them.
@@ -256,6 +252,23 @@ func (b *Backend) loadProfile(ctx context.Context, set *rules.Set) (string, []en
 		b.unreached.Do(b.reportUnreached)
 	}
 	return prof.Name, warns, nil
+}
+
+// optionsFor is how a workload's profile is rendered: the host's options for the host, and for a
+// container the name its pod gave it when that name is Ward's.
+func (b *Backend) optionsFor(set *rules.Set) Options {
+	opts := b.opts
+	switch n := set.Workload.AppArmorProfile; {
+	case set.Workload.Kind == workload.KindHost:
+		opts = b.hostOpts
+	case strings.HasPrefix(n, "ward-") && n != ProfileName(workload.Host("", nil)) && n != ExemptProfile:
+		// The runtime attaches the profile the pod names (Ward's admission webhook chose it,
+		// stable across the pods of one workload): load the rules under that name. Names that
+		// are not Ward's are never written, so no other profile is replaced, and neither are
+		// the host's and the exemption's.
+		opts.Name = n
+	}
+	return opts
 }
 
 // loadText loads a profile unless the kernel already holds the same text.
@@ -278,15 +291,27 @@ func (b *Backend) loadText(ctx context.Context, prof Profile) error {
 // lockWorkload serialises the calls for one workload and keeps out a concurrent Apply.
 func (b *Backend) lockWorkload(id string) func() {
 	b.applyMu.RLock()
-	b.mu.Lock()
-	m := b.workloadMu[id]
+	m := lockIn(&b.mu, b.workloadMu, id)
+	return func() { m.Unlock(); b.applyMu.RUnlock() }
+}
+
+// lockName serialises the loads and unloads of one profile name; callers hold the workload's
+// lock first, and never two names' locks at once.
+func (b *Backend) lockName(name string) func() {
+	m := lockIn(&b.mu, b.nameMu, name)
+	return m.Unlock
+}
+
+func lockIn(mu *sync.Mutex, locks map[string]*sync.Mutex, key string) *sync.Mutex {
+	mu.Lock()
+	m := locks[key]
 	if m == nil {
 		m = &sync.Mutex{}
-		b.workloadMu[id] = m
+		locks[key] = m
 	}
-	b.mu.Unlock()
+	mu.Unlock()
 	m.Lock()
-	return func() { m.Unlock(); b.applyMu.RUnlock() }
+	return m
 }
 
 // ApplyWorkload implements enforcer.WorkloadApplier: it loads or replaces the profile of one
@@ -295,22 +320,42 @@ func (b *Backend) lockWorkload(id string) func() {
 func (b *Backend) ApplyWorkload(ctx context.Context, set *rules.Set) error {
 	id := set.Workload.ID()
 	defer b.lockWorkload(id)()
+	name := ProfileName(set.Workload)
+	if opts := b.optionsFor(set); opts.Name != "" {
+		name = opts.Name
+	}
+	unlock := b.lockName(name)
 	b.mu.Lock()
+	// Claim the name before loading: a workload that shares it and is removed meanwhile (under
+	// the name's lock, after this) then leaves it loaded.
 	old, hadOld := b.byWorkload[id]
+	b.byWorkload[id] = name
 	b.mu.Unlock()
-	name, warns, err := b.loadProfile(ctx, set)
+	_, warns, err := b.loadProfile(ctx, set)
+	b.mu.Lock()
+	if err != nil {
+		if hadOld {
+			b.byWorkload[id] = old
+		} else {
+			delete(b.byWorkload, id)
+		}
+	} else {
+		b.byName[name] = set
+		b.SetWarnings(id, warns)
+	}
+	b.mu.Unlock()
+	unlock()
 	if err != nil {
 		return fmt.Errorf("apply apparmor profile of workload %s: %w", id, err)
 	}
-	b.mu.Lock()
-	b.byName[name], b.byWorkload[id] = set, name
-	b.SetWarnings(id, warns)
-	b.mu.Unlock()
-	if hadOld && old != name && !b.shared(old, id) {
+	if hadOld && old != name {
 		// The workload's profile was renamed (its identity changed): the new one is in force,
-		// so the old one can go.
-		if err := b.removeProfile(ctx, old); err != nil {
-			return fmt.Errorf("apply apparmor profile of workload %s: %w", id, err)
+		// so the old one can go, unless another workload still runs under it.
+		defer b.lockName(old)()
+		if !b.shared(old, id) {
+			if err := b.removeProfile(ctx, old); err != nil {
+				return fmt.Errorf("apply apparmor profile of workload %s: %w", id, err)
+			}
 		}
 	}
 	return nil
@@ -326,9 +371,11 @@ func (b *Backend) RemoveWorkload(ctx context.Context, id string) error {
 	if !ok {
 		return nil
 	}
+	defer b.lockName(name)()
 	if b.shared(name, id) {
-		// Another workload (a pod of the same Deployment on this node) runs under the same
-		// profile: unloading it would leave that one unconfined.
+		// Another workload (a pod of the same Deployment on this node, or this container under
+		// the ID the runtime gave it) runs under the same profile: unloading it would leave
+		// that one unconfined.
 		b.mu.Lock()
 		delete(b.byWorkload, id)
 		b.DropWarnings(id)
@@ -417,3 +464,30 @@ func (b *Backend) record(line string) (ev enforcer.Event, ok bool) {
 // daemon the kernel rate-limits what it prints there (10 records in 5 seconds by default), so a
 // busy node loses records; NetlinkSource does not, and is the default.
 func KmsgSource(path string) RecordSource { return RecordSource(auditlog.Kmsg(path, "apparmor=")) }
+
+// unattached says that a pod's container does not run under Ward's profile (its pod did not get
+// one from Ward's admission webhook: created while no Ward pod answered, or with a profile of its
+// own), so its rules are loaded under a name nothing runs under: once for the container, and once
+// for each policy that covers it, so that the policy's status says so too.
+func unattached(set *rules.Set) []enforcer.Warning {
+	if len(set.Rules) == 0 {
+		return nil
+	}
+	w := set.Workload
+	ws := []enforcer.Warning{{Backend: enforcer.AppArmor, Workload: w.ID(), RuleID: -1,
+		Message: fmt.Sprintf("container %s of pod %s/%s does not run under Ward's AppArmor profile, so no rule of %s is enforced on it: "+
+			"recreate the pod while Ward's admission webhook answers (deploy/webhook.yaml), which gives it Ward's profile",
+			w.Container, w.Namespace, w.Pod, strings.Join(set.Policies, ", "))}}
+	seen := map[string]bool{}
+	for _, r := range set.Rules {
+		key := string(r.PolicyKind) + "/" + r.Namespace + "/" + r.PolicyName
+		if seen[key] {
+			continue
+		}
+		seen[key] = true
+		ws = append(ws, enforcer.Warning{Backend: enforcer.AppArmor, Workload: w.ID(), Policy: r.PolicyName,
+			PolicyKind: r.PolicyKind, Namespace: r.Namespace, Rule: "spec", RuleID: -1, What: "the policy",
+			Message: "pods created without Ward's AppArmor profile (while Ward's admission webhook did not answer) are not confined; recreate them"})
+	}
+	return ws
+}

@@ -29,8 +29,9 @@ func (g *gateRunner) Run(_ context.Context, _ string, args ...string) ([]byte, e
 	base := filepath.Base(args[len(args)-1])
 	g.mu.Lock()
 	g.calls = append(g.calls, args[0]+" "+base)
+	block := g.block
 	g.mu.Unlock()
-	if args[0] == "-r" && base == g.block {
+	if args[0] == "-r" && base == block {
 		g.entered <- struct{}{}
 		<-g.gate
 	}
@@ -220,4 +221,76 @@ func TestApplyWorkloadNamedProfile(t *testing.T) {
 		}
 		assertOnlyFiles(t, dir, "ward-shop_web-7d9f_nginx")
 	}
+}
+
+// A pod's container that does not run under Ward's profile is reported, for the container and in
+// the covering policy's status, never silently unconfined; one that does is not.
+func TestApplyWorkloadUnattachedPodReported(t *testing.T) {
+	b := newTestBackend(t, t.TempDir(), &gateRunner{})
+	ctx := context.Background()
+	pol := containerPolicy("shop", "w", file(policy.MatchPath, "/secret", block))
+	s := compileFor(t, pol, false)
+	s.Workload.ContainerID = "ddd"
+	if err := b.ApplyWorkload(ctx, s); err != nil {
+		t.Fatal(err)
+	}
+	ws := b.WorkloadWarnings(s.Workload.ID())
+	var container, status bool
+	for _, w := range ws {
+		container = container || (w.Policy == "" && strings.Contains(w.Message, "does not run under Ward's AppArmor profile"))
+		status = status || (w.Policy == "w" && w.Rule == "spec")
+	}
+	if !container || !status {
+		t.Fatalf("warnings %v: want one for the container and one for policy w", ws)
+	}
+
+	attached := compileFor(t, pol, false)
+	attached.Workload.ContainerID, attached.Workload.AppArmorProfile = "eee", "ward-shop_web_nginx"
+	if err := b.ApplyWorkload(ctx, attached); err != nil {
+		t.Fatal(err)
+	}
+	if ws := b.WorkloadWarnings(attached.Workload.ID()); len(ws) != 0 {
+		t.Errorf("attached container: warnings %v, want none", ws)
+	}
+}
+
+// A container first known by its pod's view (ID namespace/pod/container) and then by the
+// runtime's container ID keeps one profile name: the removal of the first must not unload the
+// profile while the second's load of the same name is in flight, whichever runs first.
+func TestApplyWorkloadRenamedIDKeepsProfile(t *testing.T) {
+	dir := t.TempDir()
+	r := &gateRunner{block: "ward-shop_web_nginx", entered: make(chan struct{}, 1), gate: make(chan struct{})}
+	b := newTestBackend(t, dir, r)
+	ctx := context.Background()
+	view := compileFor(t, containerPolicy("shop", "w", file(policy.MatchPath, "/secret", block)), false)
+	view.Workload.ContainerID, view.Workload.AppArmorProfile = "", "ward-shop_web_nginx"
+	r.block = "" // the first load goes through (no other goroutine runs yet)
+	if err := b.ApplyWorkload(ctx, view); err != nil {
+		t.Fatal(err)
+	}
+	r.mu.Lock()
+	r.block = "ward-shop_web_nginx"
+	r.mu.Unlock()
+	// The runtime's registration: same profile name, a different text (another rule).
+	byID := compileFor(t, containerPolicy("shop", "w", file(policy.MatchPath, "/other", block)), false)
+	byID.Workload.ContainerID, byID.Workload.AppArmorProfile = "ccc", "ward-shop_web_nginx"
+	applied := make(chan error, 1)
+	go func() { applied <- b.ApplyWorkload(ctx, byID) }()
+	<-r.entered // the load of the shared name is in flight
+	removed := make(chan error, 1)
+	go func() { removed <- b.RemoveWorkload(ctx, view.Workload.ID()) }()
+	time.Sleep(50 * time.Millisecond) // give a racing removal the chance to unload
+	close(r.gate)
+	if err := <-applied; err != nil {
+		t.Fatal(err)
+	}
+	if err := <-removed; err != nil {
+		t.Fatal(err)
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if slices.Contains(r.calls, "-R ward-shop_web_nginx") {
+		t.Errorf("calls %q: the profile was unloaded while the container's new registration uses it", r.calls)
+	}
+	assertOnlyFiles(t, dir, "ward-shop_web_nginx")
 }

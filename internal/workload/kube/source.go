@@ -81,11 +81,23 @@ type Source struct {
 	// them when the initial list arrives. Keyed by object, so a burst of edits writes once.
 	statusQ workqueue.TypedRateLimitingInterface[string]
 
-	mu         sync.Mutex
-	statuses   map[string]statusWrite           // pending, by kind/namespace/name
-	policies   map[string]policystore.Versioned // by kind/namespace/name
+	mu       sync.Mutex
+	statuses map[string]statusWrite           // pending, by kind/namespace/name
+	policies map[string]policystore.Versioned // by kind/namespace/name
+	// accepted is where each accepted policy's status goes, by policy.Policy.Key, for
+	// RefreshStatus.
+	accepted   map[string]acceptedObject
 	namespaces map[string]namespaceInfo
 	podObjs    map[string]*corev1.Pod
+}
+
+// acceptedObject is an accepted policy's object as last seen.
+type acceptedObject struct {
+	key    string // kind/namespace/name, the key of policies and statuses
+	gvr    schema.GroupVersionResource
+	ns     string
+	name   string
+	status string // status.status as last seen
 }
 
 type statusWrite struct {
@@ -126,7 +138,7 @@ func NewSource(cfg *rest.Config, node string, reg *workload.Registry, onChange f
 	return &Source{
 		dyn: dyn, kc: kc, node: node, reg: reg, onChange: onChange, log: log,
 		policies: map[string]policystore.Versioned{}, namespaces: map[string]namespaceInfo{},
-		podObjs: map[string]*corev1.Pod{}, statuses: map[string]statusWrite{},
+		podObjs: map[string]*corev1.Pod{}, statuses: map[string]statusWrite{}, accepted: map[string]acceptedObject{},
 		statusQ: workqueue.NewTypedRateLimitingQueue(workqueue.DefaultTypedControllerRateLimiter[string]()),
 	}, nil
 }
@@ -282,6 +294,7 @@ func (k *Source) policyChanged(kind string, gvr schema.GroupVersionResource, o a
 		v := policystore.Versioned{Policy: p, Version: contentVersion(&p)}
 		k.mu.Lock()
 		k.policies[key] = v
+		k.accepted[p.Key()] = acceptedObject{key: key, gvr: gvr, ns: u.GetNamespace(), name: u.GetName(), status: oldStatus(u)}
 		k.mu.Unlock()
 		k.onChange()
 	}
@@ -291,6 +304,31 @@ func (k *Source) policyChanged(kind string, gvr schema.GroupVersionResource, o a
 		k.mu.Unlock()
 		k.statusQ.Add(key)
 	}
+}
+
+// RefreshStatus computes the status of an accepted policy again, by its policy.Policy.Key, and
+// writes it when it differs from the object's: what the enforcer does not enforce of a policy
+// can change without the policy changing (a pod it selects runs without Ward's AppArmor
+// profile). Policies not accepted (or gone) are left alone.
+func (k *Source) RefreshStatus(policyKey string) {
+	if k.PolicyStatus == nil {
+		return
+	}
+	k.mu.Lock()
+	a, ok := k.accepted[policyKey]
+	v := k.policies[a.key]
+	k.mu.Unlock()
+	if !ok {
+		return
+	}
+	status := k.PolicyStatus(&v.Policy, a.status)
+	if status == a.status {
+		return
+	}
+	k.mu.Lock()
+	k.statuses[a.key] = statusWrite{gvr: a.gvr, namespace: a.ns, name: a.name, status: status}
+	k.mu.Unlock()
+	k.statusQ.Add(a.key)
 }
 
 func oldStatus(u *unstructured.Unstructured) string {
@@ -348,7 +386,11 @@ func (k *Source) policyDeleted(kind string, o any) {
 		return
 	}
 	k.mu.Lock()
-	delete(k.policies, objectKey(kind, u.GetNamespace(), u.GetName()))
+	key := objectKey(kind, u.GetNamespace(), u.GetName())
+	if v, ok := k.policies[key]; ok {
+		delete(k.accepted, v.Policy.Key())
+	}
+	delete(k.policies, key)
 	k.mu.Unlock()
 	k.onChange()
 }
@@ -387,7 +429,8 @@ func (k *Source) podView(pod *corev1.Pod, nsMode workload.Mode, nsHasMode bool) 
 		if img == "" {
 			img = c.Image
 		}
-		v.Containers = append(v.Containers, workload.PodContainer{Name: c.Name, ID: ids[c.Name], Image: img})
+		v.Containers = append(v.Containers, workload.PodContainer{Name: c.Name, ID: ids[c.Name], Image: img,
+			AppArmorProfile: localhostProfile(pod, &c)})
 	}
 	return v
 }
@@ -541,4 +584,27 @@ func contentVersion(p *policy.Policy) string {
 	}
 	sum := sha256.Sum256(b)
 	return "kube:" + hex.EncodeToString(sum[:12])
+}
+
+// localhostProfile is the Localhost AppArmor profile the pod's spec names for a container (its
+// securityContext, else the pod's, else the deprecated annotation) when it is one of Ward's,
+// else "": the AppArmor backend loads the container's rules under that name.
+func localhostProfile(pod *corev1.Pod, c *corev1.Container) string {
+	var name string
+	switch {
+	case c.SecurityContext != nil && c.SecurityContext.AppArmorProfile != nil:
+		if p := c.SecurityContext.AppArmorProfile; p.Type == corev1.AppArmorProfileTypeLocalhost && p.LocalhostProfile != nil {
+			name = *p.LocalhostProfile
+		}
+	case pod.Spec.SecurityContext != nil && pod.Spec.SecurityContext.AppArmorProfile != nil:
+		if p := pod.Spec.SecurityContext.AppArmorProfile; p.Type == corev1.AppArmorProfileTypeLocalhost && p.LocalhostProfile != nil {
+			name = *p.LocalhostProfile
+		}
+	default:
+		name, _ = strings.CutPrefix(pod.Annotations[corev1.DeprecatedAppArmorBetaContainerAnnotationKeyPrefix+c.Name], corev1.DeprecatedAppArmorBetaProfileNamePrefix)
+	}
+	if !strings.HasPrefix(name, "ward-") {
+		return ""
+	}
+	return name
 }
