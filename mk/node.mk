@@ -77,6 +77,11 @@ node-deps: $(K8S_NODE_BIN)/.done $(CONTAINERD_BIN)/.done $(NODE_IMAGES)/.done
 NODE_WARD_IMAGE ?= $(IMAGE_ARCHIVE)
 NODE_WARD_REF ?= $(IMAGE)
 
+# How many policy edits and pod starts the timing steps take: small in make test, 50 and 5 for
+# the figures in docs/kubernetes.md.
+NODE_EDITS ?= 10
+NODE_STARTS ?= 3
+
 .PHONY: test-node
 # The end-to-end suite on a real node (internal/nodetest, build tag node). Fails, never skips,
 # when a binary is missing. vmrun boots the node; WARD_VM_CACHE is passed through.
@@ -84,5 +89,5 @@ test-node: $(KUBE_APISERVER) node-deps image vmrun
 	WARD_KUBE_APISERVER=$(KUBE_APISERVER) WARD_NODE_K8S=$(K8S_NODE_BIN) \
 	WARD_NODE_CONTAINERD=$(CONTAINERD_BIN) WARD_NODE_IMAGES=$(NODE_IMAGES) \
 	WARD_NODE_WARD_IMAGE=$(abspath $(NODE_WARD_IMAGE)) WARD_NODE_WARD_REF=$(NODE_WARD_REF) \
-	WARD_NODE_VMRUN=$(abspath bin/vmrun) \
-	$(GO) test -tags node -count=1 -v -timeout 90m ./internal/nodetest
+	WARD_NODE_VMRUN=$(abspath bin/vmrun) WARD_NODE_EDITS=$(NODE_EDITS) WARD_NODE_STARTS=$(NODE_STARTS) \
+	$(GO) test -tags node -count=1 -v -timeout 60m ./internal/nodetest

@@ -6,8 +6,10 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -15,10 +17,30 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/wardsec/ward/internal/workload/attach"
 )
 
-// editRuns is how many policy edits the timing step makes (docs/kubernetes.md reports p50/p99).
-var editRuns = 50
+// editRuns is how many policy edits the timing step makes, and startRuns how many pods each
+// pod-start figure is the median of: make test keeps them small (the suite is part of CI's
+// time), and the figures in docs/kubernetes.md come from `make test-node NODE_EDITS=50
+// NODE_STARTS=5` (WARD_NODE_EDITS, WARD_NODE_STARTS).
+var (
+	editRuns  = envInt("WARD_NODE_EDITS", 10)
+	startRuns = envInt("WARD_NODE_STARTS", 3)
+)
+
+func envInt(name string, def int) int {
+	v := os.Getenv(name)
+	if v == "" {
+		return def
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 1 {
+		panic(fmt.Sprintf("%s=%q: want a positive integer", name, v))
+	}
+	return n
+}
 
 const (
 	ns         = "e2e"
@@ -32,12 +54,17 @@ func TestNode(t *testing.T) {
 	timing("node Ready after qemu start: %.1fs", c.ReadyIn.Seconds())
 	c.mustKubectl(t, "create", "namespace", ns)
 	c.waitDefaultServiceAccount(t, ns)
-	c.podStartTimes(t, "without Ward", 5)
-	for _, lsm := range []string{"bpf", "apparmor"} {
+	c.podStartTimes(t, "without Ward", startRuns)
+	lsms := []string{"bpf", "apparmor"}
+	if only := os.Getenv("WARD_NODE_LSM"); only != "" {
+		// One backend's round alone, when working on it (the full suite runs both).
+		lsms = strings.Split(only, ",")
+	}
+	for _, lsm := range lsms {
 		ok := t.Run("lsm="+lsm, func(t *testing.T) {
 			overlay := c.install(t, lsm)
 			if lsm == "bpf" {
-				c.podStartTimes(t, "with Ward (lsm=bpf)", 5)
+				c.podStartTimes(t, "with Ward (lsm=bpf)", startRuns)
 			}
 			web := c.runPod(t, "web-"+lsm, map[string]string{"app": "web"}, "sleep 1000000")
 			db := c.runPod(t, "db-"+lsm, map[string]string{"app": "db"}, "sleep 1000000")
@@ -46,6 +73,7 @@ func TestNode(t *testing.T) {
 				run  func(t *testing.T)
 			}{
 				{"block", func(t *testing.T) { c.caseBlock(t, web, db) }},
+				{"attachment", func(t *testing.T) { c.caseAttachment(t, lsm, web) }},
 				{"edit", func(t *testing.T) { c.caseEdit(t, web, db) }},
 				{"first-instruction", func(t *testing.T) { c.caseFirstInstruction(t, lsm) }},
 				{"no-window", func(t *testing.T) { c.caseNoWindow(t, lsm) }},
@@ -87,7 +115,14 @@ func (c *cluster) waitDefaultServiceAccount(t *testing.T, namespace string) {
 // loaded into the node and chooses the LSM, and waits for the DaemonSet to be ready.
 func (c *cluster) install(t *testing.T, lsm string) string {
 	t.Helper()
-	overlay := c.overlay(t, "install-"+lsm, "../../deploy", "DaemonSet", "ward", fmt.Sprintf(`
+	// The API server runs on the host, outside the node's pod network, so it reaches the
+	// admission webhook through a port forwarded to a Ward pod (c.forwardWebhook) instead of
+	// the Service: the webhook's clientConfig becomes that URL, and Ward issues its
+	// certificate for it (attach.hostsOf). Through the emulated node and kubelet's
+	// port-forward a call can take longer than the 10 s deploy/ allows: 30 s here (a pod
+	// whose call times out is created without Ward's profile, and reported).
+	webhookPort := c.forwardWebhook(t)
+	overlay := c.overlay(t, "install-"+lsm, "../../deploy", objPatch{"DaemonSet", "ward", fmt.Sprintf(`
 - op: replace
   path: /spec/template/spec/containers/0/image
   value: %s
@@ -97,7 +132,14 @@ func (c *cluster) install(t *testing.T, lsm string) string {
 - op: add
   path: /spec/template/spec/containers/0/env/-
   value: {name: WARD_LSM, value: %s}
-`, c.WardImage, lsm))
+`, c.WardImage, lsm)}, objPatch{"MutatingWebhookConfiguration", "ward", fmt.Sprintf(`
+- op: replace
+  path: /webhooks/0/clientConfig
+  value: {url: "https://127.0.0.1:%d%s"}
+- op: replace
+  path: /webhooks/0/timeoutSeconds
+  value: 30
+`, webhookPort, attach.MutatePath)})
 	start := time.Now()
 	c.mustKubectl(t, "apply", "-k", overlay)
 	c.waitRollout(t, "kubearmor", "ds/ward")
@@ -106,9 +148,39 @@ func (c *cluster) install(t *testing.T, lsm string) string {
 	return overlay
 }
 
-// overlay writes a kustomization over base (relative to this package) with one JSON patch on
-// one object, and returns its directory.
-func (c *cluster) overlay(t *testing.T, name, base, kind, obj, patch string) string {
+// forwardWebhook keeps `kubectl port-forward` from a free host port to port 9443 of a Ward pod
+// running until the test ends, starting it again whenever it exits (the Ward pod it chose was
+// deleted or restarted), and returns the host port.
+func (c *cluster) forwardWebhook(t *testing.T) int {
+	t.Helper()
+	ports, err := freePorts(1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for ctx.Err() == nil {
+			cmd := exec.CommandContext(ctx, c.bin["kubectl"], "--kubeconfig", c.kubeconfig, "-n", "kubearmor",
+				"port-forward", "--address", "127.0.0.1", "ds/ward", fmt.Sprintf("%d:9443", ports[0]))
+			_ = cmd.Run() // fails while no Ward pod runs; tried again below
+			select {
+			case <-ctx.Done():
+			case <-time.After(time.Second):
+			}
+		}
+	}()
+	t.Cleanup(func() { cancel(); <-done })
+	return ports[0]
+}
+
+// objPatch is a JSON patch on one object of an overlay's base.
+type objPatch struct{ kind, name, patch string }
+
+// overlay writes a kustomization over base (relative to this package) with JSON patches on its
+// objects, and returns its directory.
+func (c *cluster) overlay(t *testing.T, name, base string, patches ...objPatch) string {
 	t.Helper()
 	abs, err := filepath.Abs(base)
 	if err != nil {
@@ -122,13 +194,32 @@ func (c *cluster) overlay(t *testing.T, name, base, kind, obj, patch string) str
 	if err != nil {
 		t.Fatal(err)
 	}
-	indented := strings.ReplaceAll(strings.TrimPrefix(patch, "\n"), "\n", "\n    ")
-	k := fmt.Sprintf("apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources:\n- %s\npatches:\n- target: {kind: %s, name: %s}\n  patch: |-\n    %s\n",
-		rel, kind, obj, strings.TrimRight(indented, " \n"))
+	k := fmt.Sprintf("apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources:\n- %s\npatches:\n", rel)
+	for _, p := range patches {
+		indented := strings.ReplaceAll(strings.TrimPrefix(p.patch, "\n"), "\n", "\n    ")
+		k += fmt.Sprintf("- target: {kind: %s, name: %s}\n  patch: |-\n    %s\n", p.kind, p.name, strings.TrimRight(indented, " \n"))
+	}
 	if err := os.WriteFile(filepath.Join(dir, "kustomization.yaml"), []byte(k), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	return dir
+}
+
+// overlayOfFile is overlay for a plain manifest: the overlay directory holds a copy of it.
+func (c *cluster) overlayOfFile(t *testing.T, name, manifest string, patches ...objPatch) string {
+	t.Helper()
+	base := filepath.Join(c.dir, name+"-base")
+	if err := os.MkdirAll(base, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := copyFile(manifest, filepath.Join(base, filepath.Base(manifest)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	k := "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources:\n- " + filepath.Base(manifest) + "\n"
+	if err := os.WriteFile(filepath.Join(base, "kustomization.yaml"), []byte(k), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return c.overlay(t, name, base, patches...)
 }
 
 func (c *cluster) waitRollout(t *testing.T, namespace, obj string) {
@@ -163,6 +254,12 @@ func (c *cluster) runPod(t *testing.T, name string, labels map[string]string, sc
 
 func (c *cluster) createPod(t *testing.T, name string, labels map[string]string, script string, restart corev1.RestartPolicy) {
 	t.Helper()
+	c.createPodWith(t, name, labels, script, restart, nil)
+}
+
+// createPodWith is createPod with a change to the pod before it is created.
+func (c *cluster) createPodWith(t *testing.T, name string, labels map[string]string, script string, restart corev1.RestartPolicy, change func(*corev1.Pod)) {
+	t.Helper()
 	grace := int64(0)
 	pod := &corev1.Pod{
 		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns, Labels: labels},
@@ -175,6 +272,9 @@ func (c *cluster) createPod(t *testing.T, name string, labels map[string]string,
 				Command: []string{"/bin/sh", "-c", script},
 			}},
 		},
+	}
+	if change != nil {
+		change(pod)
 	}
 	if _, err := c.Client.CoreV1().Pods(ns).Create(context.Background(), pod, metav1.CreateOptions{}); err != nil {
 		t.Fatalf("create pod %s: %v", name, err)
@@ -212,7 +312,7 @@ func (c *cluster) waitPod(t *testing.T, name string, done func(*corev1.Pod) bool
 		time.Sleep(250 * time.Millisecond)
 	}
 	desc, _ := c.kubectl(context.Background(), "-n", ns, "describe", "pod", name)
-	t.Fatalf("pod %s: condition not reached in %v (phase %v)\n%s\n%s", name, limit, phase(last), desc, c.nodeLogs())
+	t.Fatalf("pod %s: condition not reached in %v (phase %v)\n%s\n%s\n%s", name, limit, phase(last), desc, c.wardLogs(), c.nodeLogs())
 	return nil
 }
 
@@ -286,8 +386,25 @@ func (c *cluster) waitSecret(t *testing.T, pod, want string, limit time.Duration
 }
 
 func (c *cluster) wardLogs() string {
-	out, _ := c.kubectl(context.Background(), "-n", "kubearmor", "logs", "ds/ward", "--tail=40")
-	return "ward's log:\n" + out
+	out, _ := c.kubectl(context.Background(), "-n", "kubearmor", "logs", "ds/ward")
+	prev, _ := c.kubectl(context.Background(), "-n", "kubearmor", "logs", "ds/ward", "--previous")
+	return "ward's log (alerts and logs of the system monitor left out):\n" + daemonLines(out, 80) +
+		"\nward's previous container's log:\n" + daemonLines(prev, 40)
+}
+
+// daemonLines keeps the last n lines of a Ward pod's log that are the daemon's own, not alerts
+// and logs (JSON lines, which drown them).
+func daemonLines(log string, n int) string {
+	var keep []string
+	for _, l := range strings.Split(log, "\n") {
+		if !strings.HasPrefix(l, `{"Timestamp"`) {
+			keep = append(keep, l)
+		}
+	}
+	if len(keep) > n {
+		keep = keep[len(keep)-n:]
+	}
+	return strings.Join(keep, "\n")
 }
 
 // applyPolicy applies a manifest with kubectl.
@@ -349,6 +466,57 @@ func (c *cluster) caseBlock(t *testing.T, web, db string) {
 
 // caseEdit: editing the policy (its selector moves to app=db), deleting it and a namespace
 // posture annotation take effect on running pods, and the policy's status says Applied.
+// caseAttachment: on AppArmor, the admission webhook gave the pods Ward's profile (the block case
+// proved it enforced), and a pod that keeps a profile of its own while a policy selects it is
+// reported in the policy's status, never silently left unconfined. On BPF-LSM the webhook
+// changes nothing.
+func (c *cluster) caseAttachment(t *testing.T, lsm, web string) {
+	p, err := c.Client.CoreV1().Pods(ns).Get(context.Background(), web, metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var profile string
+	if sc := p.Spec.Containers[0].SecurityContext; sc != nil && sc.AppArmorProfile != nil && sc.AppArmorProfile.LocalhostProfile != nil {
+		profile = *sc.AppArmorProfile.LocalhostProfile
+	}
+	if lsm != "apparmor" {
+		if profile != "" {
+			t.Fatalf("lsm=%s: pod %s got AppArmor profile %q from the webhook, want none", lsm, web, profile)
+		}
+		return
+	}
+	if want := "ward-" + ns + "_" + web + "_main"; profile != want {
+		t.Fatalf("pod %s: AppArmor profile %q, want %q from Ward's admission webhook", web, profile, want)
+	}
+	own := "own-profile-" + lsm
+	c.createPodWith(t, own, map[string]string{"app": "own"}, "sleep 1000000", corev1.RestartPolicyAlways, func(p *corev1.Pod) {
+		p.Spec.Containers[0].SecurityContext = &corev1.SecurityContext{
+			AppArmorProfile: &corev1.AppArmorProfile{Type: corev1.AppArmorProfileTypeRuntimeDefault}}
+	})
+	c.waitPod(t, own, podReady, 3*time.Minute)
+	t.Cleanup(func() { c.deletePod(t, own) })
+	c.applyManifest(t, blockPolicy("block-own", "own"))
+	t.Cleanup(func() {
+		c.mustKubectl(t, "-n", ns, "delete", "--ignore-not-found", "kubearmorpolicy", "block-own")
+	})
+	want := "Applied; not enforced by AppArmor: spec"
+	deadline := time.Now().Add(2 * time.Minute)
+	for {
+		out := c.mustKubectl(t, "-n", ns, "get", "kubearmorpolicy", "block-own", "-o", "jsonpath={.status.status}")
+		if out == want {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("policy selecting a pod with its own AppArmor profile: status %q, want %q\n%s", out, want, c.wardLogs())
+		}
+		time.Sleep(time.Second)
+	}
+	full, _ := c.kubectl(context.Background(), "-n", "kubearmor", "logs", "ds/ward")
+	if !strings.Contains(full, "container main of pod "+ns+"/"+own+" does not run under Ward's AppArmor profile") {
+		t.Errorf("Ward's log does not name the container that runs without its profile:\n%s", c.wardLogs())
+	}
+}
+
 func (c *cluster) caseEdit(t *testing.T, web, db string) {
 	c.applyManifest(t, blockPolicy("edit-secret", "web"))
 	t.Cleanup(func() {
@@ -559,14 +727,17 @@ spec:
 // AppArmor profiles, BPF-LSM programs, pins or state.
 func (c *cluster) uninstall(t *testing.T, installOverlay string) {
 	c.mustKubectl(t, "delete", "--wait=true", "-k", installOverlay)
-	overlay := c.overlay(t, "uninstall", "../../deploy/uninstall", "DaemonSet", "ward-uninstall", fmt.Sprintf(`
+	// deploy/uninstall is applied with `kubectl apply -f` (docs/kubernetes.md) and so has no
+	// kustomization of its own; kustomize refuses files outside an overlay's root, so the
+	// overlay holds a copy of the manifest and patches only the image.
+	overlay := c.overlayOfFile(t, "uninstall", "../../deploy/uninstall/daemonset.yaml", objPatch{"DaemonSet", "ward-uninstall", fmt.Sprintf(`
 - op: replace
   path: /spec/template/spec/initContainers/0/image
   value: %s
 - op: add
   path: /spec/template/spec/initContainers/0/imagePullPolicy
   value: Never
-`, c.WardImage))
+`, c.WardImage)})
 	c.mustKubectl(t, "apply", "-k", overlay)
 	c.waitRollout(t, "kube-system", "ds/ward-uninstall")
 	c.mustKubectl(t, "delete", "--wait=true", "-k", overlay)

@@ -39,6 +39,13 @@ cp "$node/nodetest.test" /usr/local/bin/ || fail "copy the test binary"
 ip addr add 10.96.0.1/32 dev lo || fail "add the service address"
 WARD_NODE_PROXY="10.96.0.1:443=$API_HOST:$API_PORT" /usr/local/bin/nodetest.test >"$log/proxy.log" 2>&1 &
 
+# containerd attaches AppArmor profiles only where it finds the parser at /sbin/apparmor_parser
+# (as on a Debian or Ubuntu node with merged /usr); the guest has it in /usr/sbin. Without it,
+# containerd ignores RuntimeDefault and refuses every Localhost profile ("apparmor is not
+# supported").
+[ -e /sbin/apparmor_parser ] || { mkdir -p /sbin && ln -s /usr/sbin/apparmor_parser /sbin/apparmor_parser; } || fail "link apparmor_parser"
+[ -d /sys/kernel/security/apparmor ] || fail "securityfs with apparmor not mounted before containerd"
+
 containerd >"$log/containerd.log" 2>&1 &
 i=0
 until ctr version >/dev/null 2>&1; do
