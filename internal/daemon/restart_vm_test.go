@@ -41,6 +41,11 @@ func helperOpenLoop() int {
 	var attempts, successes uint64
 	last := time.Now()
 	for {
+		// A short pause between opens: still thousands of tries across a restart, but the other
+		// vCPU is rarely inside the file_open trampoline when the restart live-patches it.
+		// Hammering it without a pause has twice hung multi-threaded TCG in a text_poke/int3
+		// livelock (both vCPUs at bpf_lsm_file_open, an RCU stall, CI killed at 31 minutes).
+		time.Sleep(50 * time.Microsecond)
 		fd, err := syscall.Open(path, syscall.O_RDONLY, 0)
 		attempts++
 		if err == nil {
