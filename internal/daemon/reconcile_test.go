@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	dto "github.com/prometheus/client_model/go"
+
 	"github.com/wardsec/ward/internal/enforcer"
 	"github.com/wardsec/ward/internal/policy"
 	"github.com/wardsec/ward/internal/rules"
@@ -183,48 +185,44 @@ func TestReconcileIncrementalNonBlocking(t *testing.T) {
 // the daemon's ward_reconcile_recompiled_workloads histogram.
 func reconcileRounds(t *testing.T, d *Daemon) uint64 {
 	t.Helper()
-	mfs, err := d.metrics.Registry.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, mf := range mfs {
-		if mf.GetName() == "ward_reconcile_recompiled_workloads" {
-			return mf.GetMetric()[0].GetHistogram().GetSampleCount()
-		}
-	}
-	t.Fatal("no ward_reconcile_recompiled_workloads metric")
-	return 0
+	return metricFamily(t, d, "ward_reconcile_recompiled_workloads").GetMetric()[0].GetHistogram().GetSampleCount()
 }
 
-// roundsRecompiling counts the reconcile rounds that recompiled exactly n workloads, from the
-// daemon's ward_reconcile_recompiled_workloads histogram (n must be 1 or 2: its buckets hold 0, 1 and 2 apart).
-func roundsRecompiling(t *testing.T, d *Daemon, n int) uint64 {
+// metricFamily gathers one metric family from the daemon's registry, failing the test when it is
+// not registered.
+func metricFamily(t *testing.T, d *Daemon, name string) *dto.MetricFamily {
 	t.Helper()
 	mfs, err := d.metrics.Registry.Gather()
 	if err != nil {
 		t.Fatal(err)
 	}
 	for _, mf := range mfs {
-		if mf.GetName() != "ward_reconcile_recompiled_workloads" {
-			continue
+		if mf.GetName() == name {
+			return mf
 		}
-		var upTo, below uint64 // rounds with at most n, and with at most n-1
-		found := 0
-		for _, b := range mf.GetMetric()[0].GetHistogram().GetBucket() {
-			switch b.GetUpperBound() {
-			case float64(n):
-				upTo, found = b.GetCumulativeCount(), found+1
-			case float64(n - 1):
-				below, found = b.GetCumulativeCount(), found+1
-			}
-		}
-		if found != 2 {
-			t.Fatalf("ward_reconcile_recompiled_workloads has no buckets at %d and %d", n-1, n)
-		}
-		return upTo - below
 	}
-	t.Fatal("no ward_reconcile_recompiled_workloads metric")
-	return 0
+	t.Fatalf("no %s metric", name)
+	return nil
+}
+
+// roundsRecompiling counts the reconcile rounds that recompiled exactly n workloads, from the
+// daemon's ward_reconcile_recompiled_workloads histogram (n must be 1 or 2: its buckets hold 0, 1 and 2 apart).
+func roundsRecompiling(t *testing.T, d *Daemon, n int) uint64 {
+	t.Helper()
+	var upTo, below uint64 // rounds with at most n, and with at most n-1
+	found := 0
+	for _, b := range metricFamily(t, d, "ward_reconcile_recompiled_workloads").GetMetric()[0].GetHistogram().GetBucket() {
+		switch b.GetUpperBound() {
+		case float64(n):
+			upTo, found = b.GetCumulativeCount(), found+1
+		case float64(n - 1):
+			below, found = b.GetCumulativeCount(), found+1
+		}
+	}
+	if found != 2 {
+		t.Fatalf("ward_reconcile_recompiled_workloads has no buckets at %d and %d", n-1, n)
+	}
+	return upTo - below
 }
 
 // A refused set leaves the previous one in force, is reported, and is retried until accepted.

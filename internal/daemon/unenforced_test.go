@@ -31,19 +31,10 @@ spec:
 // notEnforcedGauge reads ward_rules_not_enforced for one enforcer from the daemon's registry.
 func notEnforcedGauge(t *testing.T, d *Daemon, enforcerName string) float64 {
 	t.Helper()
-	mfs, err := d.metrics.Registry.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, mf := range mfs {
-		if mf.GetName() != "ward_rules_not_enforced" {
-			continue
-		}
-		for _, m := range mf.GetMetric() {
-			for _, l := range m.GetLabel() {
-				if l.GetName() == "enforcer" && l.GetValue() == enforcerName {
-					return m.GetGauge().GetValue()
-				}
+	for _, m := range metricFamily(t, d, "ward_rules_not_enforced").GetMetric() {
+		for _, l := range m.GetLabel() {
+			if l.GetName() == "enforcer" && l.GetValue() == enforcerName {
+				return m.GetGauge().GetValue()
 			}
 		}
 	}
