@@ -25,6 +25,13 @@
 //	exec:P                execute P (with Env=exit); a non-zero exit is "error exit N"
 //	sh:P                  run /bin/sh P (an interpreter reading a script)
 //	memfd:P               copy P into a memfd and execute that
+//	ldso:P                run P through the dynamic loader: /lib64/ld-linux-x86-64.so.2 P --version,
+//	                      its standard output discarded
+//	spawn:P:OPS           execute P (a trigger, or a script whose #! names one) with OPS, whose
+//	                      operations are separated by ","; its lines are printed prefixed "P: "
+//	opentree:DIR:FILE     clone DIR as a detached mount (open_tree OPEN_TREE_CLONE, no mount(2))
+//	                      and open FILE, relative to it, through the clone
+//	movetree:DIR:TO       clone DIR as a detached mount and attach it at TO (move_mount)
 //	socket:PROTO          create a socket as a policy's protocol names it (tcp, udp, icmp, raw, ...)
 //	udpsend:FD, send:FD, connect:FD:PORT, accept:FD, recvfd:FD   use an inherited socket
 //	cgroup:NAME           move into the cgroup NAME (a relative path, made if missing) below the
@@ -138,6 +145,14 @@ func one(op string) int {
 		err = run("/bin/sh", []string{arg})
 	case "memfd":
 		err = execMemfd(arg)
+	case "ldso":
+		err = runQuiet(LDSO, []string{arg, "--version"})
+	case "spawn":
+		err = spawn(arg)
+	case "opentree":
+		err = openTree(arg)
+	case "movetree":
+		err = moveTree(arg)
 	case "socket":
 		err = socket(arg)
 	case "udpsend", "send", "connect", "accept", "recvfd":
@@ -228,6 +243,26 @@ func run(path string, args []string) error {
 	return nil
 }
 
+// runQuiet is run with the program's standard output discarded (its errors still show).
+func runQuiet(path string, args []string) error {
+	null, err := os.OpenFile(os.DevNull, os.O_WRONLY, 0)
+	if err != nil {
+		return err
+	}
+	defer null.Close()
+	cmd := exec.Command(path, args...)
+	cmd.Env = []string{Env + "=exit"}
+	cmd.Stdout, cmd.Stderr = null, os.Stdout
+	if err := cmd.Run(); err != nil {
+		var ee *exec.ExitError
+		if errors.As(err, &ee) && ee.Exited() {
+			return fmt.Errorf("exit %d", ee.ExitCode())
+		}
+		return err
+	}
+	return nil
+}
+
 // execMemfd copies a binary into a memfd and executes that (fexecve).
 func execMemfd(path string) error {
 	data, err := os.ReadFile(path)
@@ -308,6 +343,46 @@ func openLong(arg string) error {
 	}
 	defer unix.Close(fd)
 	return closeFD(unix.Openat(fd, "f.txt", unix.O_RDONLY, 0))
+}
+
+// LDSO is the dynamic loader that the ldso operation runs a program through.
+const LDSO = "/lib64/ld-linux-x86-64.so.2"
+
+// spawn executes P with the operations OPS (separated by ","), printing its lines prefixed "P: ".
+func spawn(arg string) error {
+	p, ops, _ := strings.Cut(arg, ":")
+	cmd := exec.Command(p)
+	cmd.Env = append(os.Environ(), Env+"="+strings.ReplaceAll(ops, ",", ";"))
+	out, err := cmd.CombinedOutput()
+	for _, l := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+		if l != "" {
+			fmt.Printf("%s: %s\n", p, l)
+		}
+	}
+	return err
+}
+
+// openTree clones DIR as a detached mount and opens FILE through it: what the task names is the
+// file's path below the clone's root, on no mount that mount(2) made.
+func openTree(arg string) error {
+	dir, file, _ := strings.Cut(arg, ":")
+	tree, err := unix.OpenTree(unix.AT_FDCWD, dir, unix.OPEN_TREE_CLONE|unix.OPEN_TREE_CLOEXEC)
+	if err != nil {
+		return err
+	}
+	defer unix.Close(tree)
+	return closeFD(unix.Openat(tree, file, unix.O_RDONLY|unix.O_CLOEXEC, 0))
+}
+
+// moveTree clones DIR as a detached mount and attaches the clone at TO, without mount(2).
+func moveTree(arg string) error {
+	dir, to, _ := strings.Cut(arg, ":")
+	tree, err := unix.OpenTree(unix.AT_FDCWD, dir, unix.OPEN_TREE_CLONE|unix.OPEN_TREE_CLOEXEC)
+	if err != nil {
+		return err
+	}
+	defer unix.Close(tree)
+	return unix.MoveMount(tree, "", unix.AT_FDCWD, to, unix.MOVE_MOUNT_F_EMPTY_PATH)
 }
 
 // child runs this program again, as a new program, with the operations in ChildEnv.

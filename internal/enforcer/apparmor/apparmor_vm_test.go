@@ -85,7 +85,7 @@ func TestEnforceAndAttribute(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{prof.Name + " (enforce)", prof.Name + "//" + self + " (enforce)"} {
+	for _, want := range []string{prof.Name + " (enforce)", prof.Name + "//" + childName(self) + " (enforce)"} {
 		if !strings.Contains(string(loaded), want) {
 			t.Fatalf("%q not loaded; loaded profiles:\n%s", want, loaded)
 		}
@@ -116,7 +116,7 @@ func TestEnforceAndAttribute(t *testing.T) {
 		fmt.Sprintf("exec:%s errno %d", blocked, eacces),
 		fmt.Sprintf("socket:udp errno %d", eacces),
 		fmt.Sprintf("chown:%s errno %d", path("owned"), eperm),
-		"child: label " + prof.Name + "//" + self + " (enforce)",
+		"child: label " + prof.Name + "//" + childName(self) + " (enforce)",
 		fmt.Sprintf("child: open:%s errno %d", path("fromsrc"), eacces),
 		fmt.Sprintf("child: open:%s errno %d", path("denied"), eacces),
 		"child: open:" + path("allowed") + " ok",

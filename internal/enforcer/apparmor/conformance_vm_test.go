@@ -83,7 +83,7 @@ func (d *driver) Command(_ *testing.T, set *rules.Set, exe string) *exec.Cmd {
 		}
 	}
 	if slices.Contains(sources, exe) {
-		label += "//" + exe
+		label += "//" + childName(exe)
 	}
 	cmd := exec.Command("aa-exec", "-p", label, "--", exe)
 	cmd.Env = os.Environ()

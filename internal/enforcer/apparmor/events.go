@@ -162,9 +162,13 @@ func ParseRecord(line string) (Record, error) {
 }
 
 // Source returns the fromSource executable whose child profile produced the record, or "" for
-// the workload's own profile.
+// the workload's own profile. The child is named by the executable's path without its leading
+// "/" (childName); a profile loaded by an older Ward has the path itself.
 func (r Record) Source() string {
 	if _, child, ok := strings.Cut(r.Profile, "//"); ok {
+		if !strings.HasPrefix(child, "/") {
+			child = "/" + child
+		}
 		return child
 	}
 	return ""
@@ -221,6 +225,24 @@ func Attribute(set *rules.Set, rec Record) (rules.Access, rules.Verdict) {
 		pa.Op, pa.Write = policy.OpProcess, false
 		if pv := set.Decide(pa); pv.Action == policy.ActionBlock {
 			return pa, pv
+		}
+	}
+	if rec.Operation == "link" && strings.HasPrefix(rec.Target, "/") && v.Action != policy.ActionBlock {
+		// A hard link is denied for what its target may not get (AppArmor's link pair rule): a
+		// new name for a blocked file, or for a blocked program. The alert names the target.
+		for _, op := range []policy.Operation{policy.OpFile, policy.OpProcess} {
+			ta := a
+			ta.Op, ta.Path, ta.Write = op, cleanPath(rec.Target), op == policy.OpFile
+			if tv := set.Decide(ta); tv.Action == policy.ActionBlock {
+				return ta, tv
+			}
+		}
+	}
+	if a.Op == policy.OpFile && a.Write && v.Action != policy.ActionBlock && strings.HasSuffix(rec.Name, "/") {
+		// A directory above a blocked path may not be renamed (docs/apparmor.md, "Renaming a
+		// directory above a rule's path").
+		if ra, rv, ok := ancestorVerdict(set, a, rec.Name); ok {
+			return ra, rv
 		}
 	}
 	return a, v

@@ -169,6 +169,9 @@ type ctx struct {
 	source string
 	label  string // the kernel's name for it: NAME or NAME//SOURCE
 	indent string
+	// anc holds the directories above this profile's blocked paths, with the first rule that
+	// needs each (ancestorDirs).
+	anc map[string]*rules.Rule
 }
 
 type renderer struct {
@@ -209,6 +212,14 @@ func Render(set *rules.Set, opts Options) (Profile, []enforcer.Warning, error) {
 	return Profile{Name: r.name, Text: []byte(text), Lines: r.origins}, r.warnings, nil
 }
 
+// childName is the name of the child profile of fromSource executable source: its path without
+// the leading "/", so the kernel names it NAME//usr/bin/curl. A child named by its path
+// ("NAME///usr/bin/curl") cannot be the target of an exec transition: the parser (3.0.8) stores
+// such a target as "/usr/bin/curl", which the kernel then looks for among the top-level profiles
+// and does not find ("profile transition not found", checked in the VM), so a fromSource program
+// could neither execute itself nor another fromSource program.
+func childName(source string) string { return strings.TrimPrefix(source, "/") }
+
 // collectSources lists the fromSource executables: each gets a child profile.
 func (r *renderer) collectSources() error {
 	seen := map[string]bool{}
@@ -233,7 +244,7 @@ func (r *renderer) collectSources() error {
 	slices.Sort(r.sources)
 	r.labels = []string{r.name}
 	for _, s := range r.sources {
-		r.labels = append(r.labels, r.name+"//"+s)
+		r.labels = append(r.labels, r.name+"//"+childName(s))
 	}
 	return nil
 }
@@ -317,11 +328,11 @@ func (r *renderer) render() error {
 		return err
 	}
 	for _, s := range r.sources {
-		c := &ctx{source: s, label: r.name + "//" + s, indent: "    "}
+		c := &ctx{source: s, label: r.name + "//" + childName(s), indent: "    "}
 		o := Origin{Kind: OriginHeader, RuleID: -1, Source: s}
 		r.emit(o, "", "")
 		r.emit(o, "  ", "# Child profile for fromSource %s: the workload's rules plus the rules limited to it.", s)
-		r.emit(o, "  ", "profile %s flags=(attach_disconnected) {", quote(s))
+		r.emit(o, "  ", "profile %s flags=(attach_disconnected) {", quote(childName(s)))
 		if err := r.body(c); err != nil {
 			return err
 		}
@@ -444,6 +455,7 @@ func (r *renderer) body(c *ctx) error {
 	if err := r.processes(c); err != nil {
 		return err
 	}
+	r.ancestors(c)
 	r.network(c)
 	r.capabilities(c)
 	return r.raw(c)
@@ -664,8 +676,12 @@ func (r *renderer) files(c *ctx) error {
 		case policy.ActionAudit:
 			prefix = "audit "
 		}
-		for _, l := range p.lines(permsRead, permsWrite) {
+		ls := p.lines(permsRead, permsWrite)
+		for _, l := range ls {
 			r.emit(ruleOrigin(ru, c), c.indent, "%s%s%s %s,", prefix, l[0], quote(target), l[1])
+		}
+		if act == policy.ActionBlock && len(ls) > 0 {
+			r.noteAncestors(ru, c)
 		}
 	}
 	return nil
@@ -740,11 +756,11 @@ func (r *renderer) xmode(c *ctx, exact string) string {
 	isSource := exact != "" && slices.Contains(r.sources, exact)
 	switch {
 	case c.source == "" && isSource:
-		return "cx -> " + quote(exact)
+		return "cx -> " + quote(childName(exact))
 	case c.source == "":
 		return "ix"
 	case isSource:
-		return "px -> " + quote(r.name+"//"+exact)
+		return "px -> " + quote(r.name+"//"+childName(exact))
 	}
 	return "px -> " + quote(r.name)
 }
@@ -777,8 +793,12 @@ func (r *renderer) processes(c *ctx) error {
 		case policy.ActionBlock:
 			// m as well as x: running a blocked program through the dynamic loader
 			// (ld.so /path/prog) maps it executable instead of executing it.
-			for _, l := range p.lines("mx", "") {
+			ls := p.lines("mx", "")
+			for _, l := range ls {
 				r.emit(ruleOrigin(ru, c), c.indent, "audit deny %s%s %s,", l[0], quote(target), l[1])
+			}
+			if len(ls) > 0 {
+				r.noteAncestors(ru, c)
 			}
 		default:
 			if ru.Match == policy.MatchPath && slices.Contains(r.sources, ru.Value) {
