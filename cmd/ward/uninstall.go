@@ -13,24 +13,28 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/wardsec/ward/internal/daemon"
+	"github.com/wardsec/ward/internal/enforcer"
 	"github.com/wardsec/ward/internal/enforcer/apparmor"
 	"github.com/wardsec/ward/internal/enforcer/bpflsm"
 	"github.com/wardsec/ward/internal/enforcer/selinux"
 	"github.com/wardsec/ward/internal/workload/hookapi"
 )
 
-// uninstaller removes what `ward run` put in the kernel and on disk. The fields are the places
-// the daemon's configuration names, and the tools it ran, so that tests can substitute them.
+// uninstaller removes what `ward run` put in the kernel and on disk: each backend's leftovers
+// through its enforcer.Uninstaller, then with purge the state directory.
 type uninstaller struct {
-	apparmorDir    string
-	securityFS     string // "" means apparmor.DefaultSecurityFS
-	apparmorRunner apparmor.Runner
-	selinuxState   string
-	selinuxRunner  selinux.Runner
-	selinuxLabeler selinux.Labeler
-	bpfPinDir      string
-	state          string
-	purge          bool
+	backends []enforcer.Uninstaller
+	state    string
+	purge    bool
+}
+
+// backendUninstallers are the three backends' Uninstallers for the places cfg names.
+func backendUninstallers(cfg daemon.Config) []enforcer.Uninstaller {
+	return []enforcer.Uninstaller{
+		apparmor.Uninstaller{Dir: cfg.AppArmorDir},
+		selinux.Uninstaller{State: selinuxStateDir(cfg.State)},
+		bpflsm.Uninstaller{PinDir: bpfPinDir(cfg)},
+	}
 }
 
 func newUninstallCmd() *cobra.Command {
@@ -56,8 +60,7 @@ is 1.`,
 				fmt.Fprintln(cmd.ErrOrStderr(), "ward uninstall:", err)
 				return exitError{code: 2}
 			}
-			u := uninstaller{apparmorDir: cfg.AppArmorDir, selinuxState: selinuxStateDir(cfg.State),
-				bpfPinDir: bpfPinDir(cfg), state: cfg.State, purge: purge}
+			u := uninstaller{backends: backendUninstallers(cfg), state: cfg.State, purge: purge}
 			if err := u.run(cmd.Context(), cmd.OutOrStdout()); err != nil {
 				fmt.Fprintln(cmd.ErrOrStderr(), "ward uninstall:", err)
 				return exitError{code: 1}
@@ -83,26 +86,10 @@ func (u uninstaller) run(ctx context.Context, out io.Writer) error {
 	}
 	var errs []error
 
-	removed, err := apparmor.Uninstall(ctx, u.apparmorDir, u.securityFS, u.apparmorRunner)
-	for _, name := range removed {
-		say("removed AppArmor profile %s", name)
-	}
-	if err != nil {
-		errs = append(errs, fmt.Errorf("apparmor: %w", err))
-	}
-
-	if err := u.selinux(ctx, say); err != nil {
-		errs = append(errs, fmt.Errorf("selinux: %w", err))
-	}
-
-	if _, statErr := os.Lstat(u.bpfPinDir); statErr == nil {
-		if err := bpflsm.Uninstall(u.bpfPinDir); err != nil {
-			errs = append(errs, fmt.Errorf("bpf-lsm: %w", err))
-		} else {
-			say("removed BPF-LSM pins %s (programs detached)", u.bpfPinDir)
+	for _, b := range u.backends {
+		if err := b.Uninstall(ctx, func(s string) { say("%s", s) }); err != nil {
+			errs = append(errs, err)
 		}
-	} else if !errors.Is(statErr, os.ErrNotExist) {
-		errs = append(errs, fmt.Errorf("bpf-lsm: %w", statErr))
 	}
 
 	if u.purge {
@@ -121,31 +108,6 @@ func (u uninstaller) run(ctx context.Context, out io.Writer) error {
 	}
 	if did == 0 && len(errs) == 0 {
 		fmt.Fprintln(out, "nothing to remove")
-	}
-	return errors.Join(errs...)
-}
-
-// selinux restores the labels Ward changed and removes its module, as the state it kept says.
-func (u uninstaller) selinux(ctx context.Context, say func(string, ...any)) error {
-	if _, err := os.Stat(u.selinuxState); errors.Is(err, os.ErrNotExist) {
-		return nil
-	}
-	l, err := selinux.NewLoader(u.selinuxState, u.selinuxRunner, u.selinuxLabeler)
-	if err != nil {
-		return err
-	}
-	labels := len(l.Labels())
-	installed := l.Installed() != nil
-	var errs []error
-	if err := l.Restore(); err != nil {
-		errs = append(errs, err)
-	} else if labels > 0 {
-		say("restored the original SELinux label of %d files", labels)
-	}
-	if err := l.Uninstall(ctx); err != nil {
-		errs = append(errs, err)
-	} else if installed {
-		say("removed SELinux module %s", selinux.ModuleName)
 	}
 	return errors.Join(errs...)
 }

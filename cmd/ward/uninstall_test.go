@@ -11,7 +11,9 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/wardsec/ward/internal/enforcer"
 	"github.com/wardsec/ward/internal/enforcer/apparmor"
+	"github.com/wardsec/ward/internal/enforcer/bpflsm"
 	"github.com/wardsec/ward/internal/enforcer/selinux"
 	"github.com/wardsec/ward/internal/workload/hookapi"
 )
@@ -62,9 +64,11 @@ func TestUninstall(t *testing.T) {
 	mustWrite(t, filepath.Join(state, "selinux", selinux.ModuleName+".cil"), "(type ward_secret_t)")
 
 	parser := &fakeTool{}
-	u := uninstaller{apparmorDir: profiles, securityFS: filepath.Join(root, "securityfs"), apparmorRunner: parser,
-		selinuxState: filepath.Join(state, "selinux"), selinuxRunner: semodule, selinuxLabeler: lab,
-		bpfPinDir: filepath.Join(root, "bpf", "ward"), state: state, purge: true}
+	u := uninstaller{backends: []enforcer.Uninstaller{
+		apparmor.Uninstaller{Dir: profiles, SecurityFS: filepath.Join(root, "securityfs"), Runner: parser},
+		selinux.Uninstaller{State: filepath.Join(state, "selinux"), Runner: semodule, Labeler: lab},
+		bpflsm.Uninstaller{PinDir: filepath.Join(root, "bpf", "ward")},
+	}, state: state, purge: true}
 	var out bytes.Buffer
 	if err := u.run(context.Background(), &out); err != nil {
 		t.Fatalf("uninstall: %v\n%s", err, out.String())
@@ -101,8 +105,11 @@ func TestUninstallFailure(t *testing.T) {
 	profiles, state := filepath.Join(root, "apparmor.d"), filepath.Join(root, "state")
 	mustWrite(t, filepath.Join(profiles, "ward-host"), apparmor.HeaderPrefix+"ward-host\nprofile ward-host {}\n")
 	mustWrite(t, filepath.Join(state, "policies", "x.json"), "{}")
-	u := uninstaller{apparmorDir: profiles, securityFS: filepath.Join(root, "securityfs"), apparmorRunner: &fakeTool{fail: errors.New("exit status 1")},
-		selinuxState: filepath.Join(state, "selinux"), bpfPinDir: filepath.Join(root, "bpf", "ward"), state: state, purge: true}
+	u := uninstaller{backends: []enforcer.Uninstaller{
+		apparmor.Uninstaller{Dir: profiles, SecurityFS: filepath.Join(root, "securityfs"), Runner: &fakeTool{fail: errors.New("exit status 1")}},
+		selinux.Uninstaller{State: filepath.Join(state, "selinux")},
+		bpflsm.Uninstaller{PinDir: filepath.Join(root, "bpf", "ward")},
+	}, state: state, purge: true}
 	var out bytes.Buffer
 	err := u.run(context.Background(), &out)
 	if err == nil || !strings.Contains(err.Error(), "remove profile ward-host") || !strings.Contains(err.Error(), "Permission denied") ||
@@ -122,7 +129,7 @@ func TestUninstallRefusesWhileRunning(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer l.Close()
-	err = uninstaller{apparmorDir: filepath.Join(state, "none"), state: state, bpfPinDir: filepath.Join(state, "bpf")}.run(context.Background(), &bytes.Buffer{})
+	err = uninstaller{backends: []enforcer.Uninstaller{apparmor.Uninstaller{Dir: filepath.Join(state, "none")}}, state: state}.run(context.Background(), &bytes.Buffer{})
 	if err == nil || !strings.Contains(err.Error(), "stop it first") {
 		t.Errorf("err = %v", err)
 	}

@@ -249,7 +249,7 @@ func TestDaemonRestartAppArmor(t *testing.T) {
 		wrap:      func(argv ...string) []string { return append([]string{"aa-exec", "-p", "ward-host", "--"}, argv...) },
 		enforce:   "AppArmor",
 		cleanup: func(t *testing.T) {
-			if _, err := apparmor.Uninstall(context.Background(), profiles, "", nil); err != nil {
+			if err := (apparmor.Uninstaller{Dir: profiles}).Uninstall(context.Background(), nil); err != nil {
 				t.Error(err)
 			}
 		},
@@ -268,7 +268,7 @@ func TestDaemonRestartBPFLSM(t *testing.T) {
 		wrap:    func(argv ...string) []string { return argv },
 		enforce: "BPFLSM",
 		cleanup: func(t *testing.T) {
-			if err := bpflsm.Uninstall(pinDir); err != nil {
+			if err := (bpflsm.Uninstaller{PinDir: pinDir}).Uninstall(context.Background(), nil); err != nil {
 				t.Error(err)
 			}
 		},

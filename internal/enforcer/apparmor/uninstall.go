@@ -8,24 +8,37 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+
+	"github.com/wardsec/ward/internal/enforcer"
 )
 
-// Uninstall unloads and deletes every profile of Ward's in dir ("" means DefaultDir): the files
-// that carry Ward's header, and the unfinished loads Ward left. Profiles without the header are
-// never touched. securityFS ("" means DefaultSecurityFS) is then read to unload the profiles the
-// kernel still holds under a Ward name whose file is gone (a profile directory removed by hand);
-// a machine without AppArmor has nothing loaded. It returns the profiles removed; running it
-// again removes nothing and succeeds.
-func Uninstall(ctx context.Context, dir, securityFS string, r Runner) ([]string, error) {
-	l := NewLoader(dir, r)
+// Uninstaller is AppArmor's enforcer.Uninstaller: it unloads and deletes every profile of Ward's
+// in Dir, the files that carry Ward's header and the unfinished loads Ward left. Profiles without
+// the header are never touched. SecurityFS is then read to unload the profiles the kernel still
+// holds under a Ward name whose file is gone (a profile directory removed by hand); a machine
+// without AppArmor has nothing loaded.
+type Uninstaller struct {
+	Dir        string // "" means DefaultDir
+	SecurityFS string // "" means DefaultSecurityFS
+	Runner     Runner // nil means ExecRunner
+}
+
+var _ enforcer.Uninstaller = Uninstaller{}
+
+// Uninstall implements enforcer.Uninstaller.
+func (u Uninstaller) Uninstall(ctx context.Context, did func(string)) error {
+	l := NewLoader(u.Dir, u.Runner)
+	securityFS := u.SecurityFS
 	if securityFS == "" {
 		securityFS = DefaultSecurityFS
 	}
-	var removed []string
+	removed := func(name string) { enforcer.Did(did, "removed AppArmor profile "+name) }
 	var errs []error
 	if _, err := os.Stat(l.Dir()); err == nil {
 		names, err := l.Prune(ctx, nil)
-		removed = append(removed, names...)
+		for _, name := range names {
+			removed(name)
+		}
 		if err != nil {
 			errs = append(errs, err)
 		}
@@ -41,12 +54,12 @@ func Uninstall(ctx context.Context, dir, securityFS string, r Runner) ([]string,
 			errs = append(errs, fmt.Errorf("uninstall apparmor profile %s: unload through %s/.remove: %w", name, securityFS, err))
 			continue
 		}
-		removed = append(removed, name)
+		removed(name)
 	}
 	if err := errors.Join(errs...); err != nil {
-		return removed, err
+		return fmt.Errorf("%s: %w", enforcer.AppArmor, err)
 	}
-	return removed, nil
+	return nil
 }
 
 // loadedWardProfiles lists the kernel's loaded profiles named like Ward's ("ward-..."), skipping

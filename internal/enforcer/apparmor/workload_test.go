@@ -155,12 +155,17 @@ func TestUninstall(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(sfs, "profiles"), []byte("ward-old_x_y (enforce)\nward-old_x_y//null-1 (enforce)\nman (enforce)\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	removed, err := Uninstall(context.Background(), dir, sfs, r)
+	uninstall := func(dir string) ([]string, error) {
+		var did []string
+		err := Uninstaller{Dir: dir, SecurityFS: sfs, Runner: r}.Uninstall(context.Background(), func(s string) { did = append(did, s) })
+		return did, err
+	}
+	removed, err := uninstall(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
 	// The exempt profile goes after the profiles a parser running in it removes.
-	if !slices.Equal(removed, []string{"ward-host", "ward-exempt", "ward-old_x_y"}) {
+	if !slices.Equal(removed, []string{"removed AppArmor profile ward-host", "removed AppArmor profile ward-exempt", "removed AppArmor profile ward-old_x_y"}) {
 		t.Errorf("removed %q", removed)
 	}
 	assertOnlyFiles(t, dir, "usr.bin.man")
@@ -168,12 +173,12 @@ func TestUninstall(t *testing.T) {
 		t.Errorf(".remove got %q", got)
 	}
 	os.Remove(filepath.Join(sfs, "profiles"))
-	removed, err = Uninstall(context.Background(), dir, sfs, r)
+	removed, err = uninstall(dir)
 	if err != nil || len(removed) != 0 {
 		t.Errorf("second Uninstall = %q, %v; want nothing, nil", removed, err)
 	}
 	// Missing directory: nothing to do.
-	if _, err := Uninstall(context.Background(), filepath.Join(dir, "missing"), sfs, r); err != nil {
+	if _, err := uninstall(filepath.Join(dir, "missing")); err != nil {
 		t.Errorf("Uninstall of a missing directory: %v", err)
 	}
 }
