@@ -79,12 +79,12 @@ type Backend struct {
 	// applyMu lets ApplyWorkload calls run side by side (read lock) while Apply, which replaces
 	// the whole state and prunes, runs alone (write lock).
 	applyMu sync.RWMutex
-	// workloadMu serialises calls for one workload, and nameMu loads and unloads of one
+	// workloads serialises calls for one workload, and names loads and unloads of one
 	// profile name, which several workloads share (the pods of one Deployment, and a container
-	// whose ID changes from its pod's view to the runtime's); the maps are guarded by mu.
-	workloadMu map[string]*sync.Mutex
-	nameMu     map[string]*sync.Mutex
-	mu         sync.Mutex
+	// whose ID changes from its pod's view to the runtime's).
+	workloads enforcer.WorkloadLocks
+	names     enforcer.WorkloadLocks
+	mu        sync.Mutex
 	// byName maps a loaded profile to its workload's set, for attribution; byWorkload maps a
 	// workload ID to its profile name; text is what each loaded profile holds.
 	byName     map[string]*rules.Set
@@ -163,7 +163,6 @@ func New(ctx context.Context, cfg Config) (*Backend, error) {
 		opts:   Options{Host: host}, hostOpts: hostOpts, procRoot: cfg.ProcRoot,
 		log:    cfg.Logger,
 		byName: map[string]*rules.Set{}, byWorkload: map[string]string{}, text: map[string][]byte{},
-		workloadMu: map[string]*sync.Mutex{}, nameMu: map[string]*sync.Mutex{},
 	}
 	b.records = auditlog.Start(ctx, b.log, "apparmor", cfg.Records, b.record)
 	return b, nil
@@ -291,28 +290,13 @@ func (b *Backend) loadText(ctx context.Context, prof Profile) error {
 // lockWorkload serialises the calls for one workload and keeps out a concurrent Apply.
 func (b *Backend) lockWorkload(id string) func() {
 	b.applyMu.RLock()
-	m := lockIn(&b.mu, b.workloadMu, id)
-	return func() { m.Unlock(); b.applyMu.RUnlock() }
+	unlock := b.workloads.Lock(id)
+	return func() { unlock(); b.applyMu.RUnlock() }
 }
 
 // lockName serialises the loads and unloads of one profile name; callers hold the workload's
 // lock first, and never two names' locks at once.
-func (b *Backend) lockName(name string) func() {
-	m := lockIn(&b.mu, b.nameMu, name)
-	return m.Unlock
-}
-
-func lockIn(mu *sync.Mutex, locks map[string]*sync.Mutex, key string) *sync.Mutex {
-	mu.Lock()
-	m := locks[key]
-	if m == nil {
-		m = &sync.Mutex{}
-		locks[key] = m
-	}
-	mu.Unlock()
-	m.Lock()
-	return m
-}
+func (b *Backend) lockName(name string) func() { return b.names.Lock(name) }
 
 // ApplyWorkload implements enforcer.WorkloadApplier: it loads or replaces the profile of one
 // workload only. apparmor_parser -r replaces a loaded profile in place, so processes confined

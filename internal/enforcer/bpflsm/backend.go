@@ -86,13 +86,13 @@ type Backend struct {
 	closeOnce sync.Once
 	closeErr  error
 
-	applyMu sync.Mutex // serializes Apply calls
+	applyMu sync.Mutex             // serializes Apply calls
+	locks   enforcer.WorkloadLocks // serializes the operations on one workload ID
 
 	mu      sync.Mutex          // guards everything below; held only briefly
 	applied map[uint64]*applied // by workload key, for events
 	byID    map[string]*applied
 	owner   map[uint64]string // workload key -> id, reserved before writing
-	idLocks map[string]*sync.Mutex
 	// WarningBook holds what the applied sets do not enforce as written
 	// (enforcer.Support), for every workload: it implements enforcer.Warner.
 	enforcer.WarningBook
@@ -186,7 +186,6 @@ func New(opts Options) (*Backend, error) {
 		applied: map[uint64]*applied{},
 		byID:    map[string]*applied{},
 		owner:   map[uint64]string{},
-		idLocks: map[string]*sync.Mutex{},
 
 		predecessors: predecessors,
 	}
@@ -382,25 +381,12 @@ func (b *Backend) translate(s *rules.Set) (*Translation, []enforcer.Warning, err
 	return tr, tr.Warnings, nil
 }
 
-// lockID serializes the operations on one workload.
-func (b *Backend) lockID(id string) func() {
-	b.mu.Lock()
-	l := b.idLocks[id]
-	if l == nil {
-		l = &sync.Mutex{}
-		b.idLocks[id] = l
-	}
-	b.mu.Unlock()
-	l.Lock()
-	return l.Unlock
-}
-
 // applyOne writes a new generation of the workload's entries, switches its
 // workload entry to it in one map update and deletes the old generation. A
 // workload whose key changed (a container in a new cgroup) gets the new key
 // before the old one is removed.
 func (b *Backend) applyOne(id string, tr *Translation, warns []enforcer.Warning) error {
-	defer b.lockID(id)()
+	defer b.locks.Lock(id)()
 	wk := tr.Workload
 	b.mu.Lock()
 	if owner, taken := b.owner[wk]; taken && owner != id {
@@ -451,7 +437,7 @@ func (b *Backend) applyOne(id string, tr *Translation, warns []enforcer.Warning)
 // removeOne deletes the workload entry first (the hooks stop using the
 // workload), then its rule entries.
 func (b *Backend) removeOne(id string) error {
-	defer b.lockID(id)()
+	defer b.locks.Lock(id)()
 	b.mu.Lock()
 	a := b.byID[id]
 	b.mu.Unlock()
