@@ -79,18 +79,13 @@ func (d *Daemon) warningsOf(id string, s *rules.Set) []enforcer.Warning {
 	return enforcer.CheckSet(d.sel.Selected, s)
 }
 
+// setWarnings makes ws the warnings of workload id. The new warnings are counted before the old
+// ones are let go, so that a warning the workload keeps (its set recompiled by a full resync, or
+// changed elsewhere) is neither dropped nor logged again: a warning is logged once, when it first
+// appears, until no workload has it.
 func (d *Daemon) setWarnings(id string, ws []enforcer.Warning, changed map[string]bool) {
 	u := &d.unenforced
-	for _, k := range u.keys[id] {
-		if u.refs[k]--; u.refs[k] <= 0 {
-			if p := u.first[k].PolicyKey(); p != "" {
-				changed[p] = true
-			}
-			delete(u.refs, k)
-			delete(u.first, k)
-		}
-	}
-	delete(u.keys, id)
+	old := u.keys[id]
 	var keys []string
 	for _, w := range ws {
 		k := warningKey(w)
@@ -110,8 +105,19 @@ func (d *Daemon) setWarnings(id string, ws []enforcer.Warning, changed map[strin
 			d.log.Warn("not enforced as written", args...)
 		}
 	}
+	for _, k := range old {
+		if u.refs[k]--; u.refs[k] <= 0 {
+			if p := u.first[k].PolicyKey(); p != "" {
+				changed[p] = true
+			}
+			delete(u.refs, k)
+			delete(u.first, k)
+		}
+	}
 	if len(keys) > 0 {
 		u.keys[id] = keys
+	} else {
+		delete(u.keys, id)
 	}
 }
 

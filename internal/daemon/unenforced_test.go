@@ -89,6 +89,30 @@ func TestUnenforcedReported(t *testing.T) {
 	}
 }
 
+// A full resync recompiles every workload: the warnings of a workload that keeps them are not
+// logged again, nor counted twice.
+func TestUnenforcedNotRelogged(t *testing.T) {
+	dir := t.TempDir()
+	writePolicy(t, dir, "a.yaml", presetPolicyFile("pa", "a", true))
+	b := newWorkloadBackend()
+	d, logs := startWith(t, dir, b)
+	d.Workloads().Upsert(shopContainer("ca", "a"))
+	waitUntil(t, logs, "two warnings", func() bool { return len(d.Unenforced()) == 2 })
+	before := d.Sets()["ca"]
+
+	d.rounds.Add(fullRound)
+	waitUntil(t, logs, "ca's set compiled again", func() bool { return d.Sets()["ca"] != before })
+	if got := rulesOf(d.Unenforced()); len(got) != 2 {
+		t.Errorf("after the full resync Unenforced = %q, want the two warnings", got)
+	}
+	if n := strings.Count(logs.String(), `msg="not enforced as written"`); n != 2 {
+		t.Errorf("%d warnings logged, want 2 (the full resync logs none again); log:\n%s", n, logs.String())
+	}
+	if g := notEnforcedGauge(t, d, enforcer.BPF); g != 2 {
+		t.Errorf("ward_rules_not_enforced{enforcer=bpf} = %v, want 2", g)
+	}
+}
+
 // status.status names what this node's enforcer does not enforce, keeps what other nodes wrote
 // for theirs, and is stable when read back, so that nodes never overwrite each other in turn.
 func TestStatusWith(t *testing.T) {
