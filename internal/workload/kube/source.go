@@ -81,19 +81,17 @@ type Source struct {
 	// them when the initial list arrives. Keyed by object, so a burst of edits writes once.
 	statusQ workqueue.TypedRateLimitingInterface[string]
 
-	mu       sync.Mutex
-	statuses map[string]statusWrite           // pending, by kind/namespace/name
-	policies map[string]policystore.Versioned // by kind/namespace/name
-	// accepted is where each accepted policy's status goes, by policy.Policy.Key, for
-	// RefreshStatus.
-	accepted   map[string]acceptedObject
+	mu         sync.Mutex
+	statuses   map[string]statusWrite    // pending, by policy key
+	policies   map[string]acceptedPolicy // by policy key
 	namespaces map[string]namespaceInfo
 	podObjs    map[string]*corev1.Pod
 }
 
-// acceptedObject is an accepted policy's object as last seen.
-type acceptedObject struct {
-	key    string // kind/namespace/name, the key of policies and statuses
+// acceptedPolicy is an accepted policy as last seen: the version in force, and the object its
+// status goes to (for RefreshStatus).
+type acceptedPolicy struct {
+	policystore.Versioned
 	gvr    schema.GroupVersionResource
 	ns     string
 	name   string
@@ -137,8 +135,8 @@ func NewSource(cfg *rest.Config, node string, reg *workload.Registry, onChange f
 	}
 	return &Source{
 		dyn: dyn, kc: kc, node: node, reg: reg, onChange: onChange, log: log,
-		policies: map[string]policystore.Versioned{}, namespaces: map[string]namespaceInfo{},
-		podObjs: map[string]*corev1.Pod{}, statuses: map[string]statusWrite{}, accepted: map[string]acceptedObject{},
+		policies: map[string]acceptedPolicy{}, namespaces: map[string]namespaceInfo{},
+		podObjs: map[string]*corev1.Pod{}, statuses: map[string]statusWrite{},
 		statusQ: workqueue.NewTypedRateLimitingQueue(workqueue.DefaultTypedControllerRateLimiter[string]()),
 	}, nil
 }
@@ -246,7 +244,7 @@ func (k *Source) Versioned() []policystore.Versioned {
 	sort.Strings(keys)
 	out := make([]policystore.Versioned, 0, len(keys))
 	for _, key := range keys {
-		out = append(out, k.policies[key])
+		out = append(out, k.policies[key].Versioned)
 	}
 	return out
 }
@@ -264,14 +262,20 @@ func (k *Source) Postures(namespace string) Postures {
 	return k.namespaces[namespace].postures
 }
 
-func objectKey(kind, ns, name string) string { return kind + "/" + ns + "/" + name }
+// policyKey is the key of the policy object kind/ns/name, spelt as policy.Policy.Key spells the
+// policy parsed from it (a cluster-scoped host policy has no namespace part), so that the
+// daemon's key of a policy finds its object.
+func policyKey(kind, ns, name string) string {
+	p := policy.Policy{Kind: policy.Kind(kind), Namespace: ns, Name: name}
+	return p.Key()
+}
 
 func (k *Source) policyChanged(kind string, gvr schema.GroupVersionResource, o any) {
 	u, ok := o.(*unstructured.Unstructured)
 	if !ok {
 		return
 	}
-	key := objectKey(kind, u.GetNamespace(), u.GetName())
+	key := policyKey(kind, u.GetNamespace(), u.GetName())
 	// What Ward validates is the object as stored, status and server fields included; they are
 	// part of the object shape Ward's decoder knows.
 	data, err := u.MarshalJSON()
@@ -293,8 +297,7 @@ func (k *Source) policyChanged(kind string, gvr schema.GroupVersionResource, o a
 		}
 		v := policystore.Versioned{Policy: p, Version: contentVersion(&p)}
 		k.mu.Lock()
-		k.policies[key] = v
-		k.accepted[p.Key()] = acceptedObject{key: key, gvr: gvr, ns: u.GetNamespace(), name: u.GetName(), status: oldStatus(u)}
+		k.policies[key] = acceptedPolicy{Versioned: v, gvr: gvr, ns: u.GetNamespace(), name: u.GetName(), status: oldStatus(u)}
 		k.mu.Unlock()
 		k.onChange()
 	}
@@ -315,20 +318,19 @@ func (k *Source) RefreshStatus(policyKey string) {
 		return
 	}
 	k.mu.Lock()
-	a, ok := k.accepted[policyKey]
-	v := k.policies[a.key]
+	a, ok := k.policies[policyKey]
 	k.mu.Unlock()
 	if !ok {
 		return
 	}
-	status := k.PolicyStatus(&v.Policy, a.status)
+	status := k.PolicyStatus(&a.Policy, a.status)
 	if status == a.status {
 		return
 	}
 	k.mu.Lock()
-	k.statuses[a.key] = statusWrite{gvr: a.gvr, namespace: a.ns, name: a.name, status: status}
+	k.statuses[policyKey] = statusWrite{gvr: a.gvr, namespace: a.ns, name: a.name, status: status}
 	k.mu.Unlock()
-	k.statusQ.Add(a.key)
+	k.statusQ.Add(policyKey)
 }
 
 func oldStatus(u *unstructured.Unstructured) string {
@@ -386,11 +388,7 @@ func (k *Source) policyDeleted(kind string, o any) {
 		return
 	}
 	k.mu.Lock()
-	key := objectKey(kind, u.GetNamespace(), u.GetName())
-	if v, ok := k.policies[key]; ok {
-		delete(k.accepted, v.Policy.Key())
-	}
-	delete(k.policies, key)
+	delete(k.policies, policyKey(kind, u.GetNamespace(), u.GetName()))
 	k.mu.Unlock()
 	k.onChange()
 }
