@@ -15,6 +15,7 @@ import (
 	"github.com/go-logr/logr"
 	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/util/retry"
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
@@ -33,6 +34,9 @@ const (
 // refreshEvery is how often the certificate and the caBundle are checked again: a re-applied
 // configuration or a certificate close to its end is mended within this time.
 const refreshEvery = 10 * time.Minute
+
+// configPoll is how often Serve asks for the webhook configuration until it exists.
+const configPoll = 5 * time.Second
 
 // ServeOptions configure Serve.
 type ServeOptions struct {
@@ -76,19 +80,14 @@ func Serve(ctx context.Context, o ServeOptions) error {
 		},
 	}
 	go func() {
-		t := time.NewTicker(refreshEvery)
-		defer t.Stop()
-		for {
-			select {
-			case <-ctx.Done():
-				srv.Close()
-				return
-			case <-t.C:
-				if err := refresh(ctx, o, &cert); err != nil {
-					o.Log.Warn("admission webhook: certificate refresh", "error", err)
-				}
+		// The first refresh is done above: the next one is due after refreshEvery.
+		_ = wait.PollUntilContextCancel(ctx, refreshEvery, false, func(ctx context.Context) (bool, error) {
+			if err := refresh(ctx, o, &cert); err != nil {
+				o.Log.Warn("admission webhook: certificate refresh", "error", err)
 			}
-		}
+			return false, nil
+		})
+		srv.Close()
 	}()
 	o.Log.Info("admission webhook listening", "address", lis.Addr().String(), "path", MutatePath)
 	if err := srv.ServeTLS(lis, "", ""); err != nil && !errors.Is(err, http.ErrServerClosed) {
@@ -102,22 +101,20 @@ func Serve(ctx context.Context, o ServeOptions) error {
 func refresh(ctx context.Context, o ServeOptions, cert *atomic.Pointer[tls.Certificate]) error {
 	configs := o.Client.AdmissionregistrationV1().MutatingWebhookConfigurations()
 	var cfg *admissionregistrationv1.MutatingWebhookConfiguration
-	for warned := false; ; {
+	warned := false
+	if err := wait.PollUntilContextCancel(ctx, configPoll, true, func(ctx context.Context) (bool, error) {
 		var err error
-		cfg, err = configs.Get(ctx, ConfigName, metav1.GetOptions{})
-		if err == nil {
-			break
+		if cfg, err = configs.Get(ctx, ConfigName, metav1.GetOptions{}); err == nil {
+			return true, nil
 		}
 		if !warned {
 			o.Log.Warn("admission webhook: waiting for its configuration (deploy/webhook.yaml); until then new pods do not get Ward's AppArmor profiles",
 				"mutatingwebhookconfiguration", ConfigName, "error", err)
 			warned = true
 		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(5 * time.Second):
-		}
+		return false, nil
+	}); err != nil {
+		return err
 	}
 	hosts := hostsOf(refsOf(cfg))
 	if len(hosts) == 0 {
