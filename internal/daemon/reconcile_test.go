@@ -142,11 +142,16 @@ func TestReconcileIncrementalNonBlocking(t *testing.T) {
 		t.Errorf("registering containers pushed the host %d times", b.count("host"))
 	}
 
-	// Changing pb recompiles and pushes cb only.
-	a0 := b.count("ca")
+	// Changing pb recompiles and pushes cb only: the round that carries the change is counted
+	// once it has handed its workloads to the apply queue, and it recompiled one workload.
+	a0, rounds0, ones0 := b.count("ca"), reconcileRounds(t, d), roundsRecompiling(t, d, 1)
 	writePolicy(t, dir, "b.yaml", containerPolicyFile("pb", "b", "/b2"))
-	waitUntil(t, logs, "pb's change in force", func() bool { return blocks(d, "cb", "/b2") })
-	time.Sleep(300 * time.Millisecond) // time for any wrong push to show
+	waitUntil(t, logs, "pb's change in force and its round counted", func() bool {
+		return blocks(d, "cb", "/b2") && reconcileRounds(t, d) > rounds0
+	})
+	if rounds, ones := reconcileRounds(t, d)-rounds0, roundsRecompiling(t, d, 1)-ones0; rounds != ones {
+		t.Errorf("a change of pb: %d rounds, of which %d recompiled one workload; want every round to recompile cb alone", rounds, ones)
+	}
 	if n := b.count("ca") - a0; n != 0 {
 		t.Errorf("a change of pb pushed ca %d times", n)
 	}
@@ -190,7 +195,7 @@ func reconcileRounds(t *testing.T, d *Daemon) uint64 {
 
 // metricFamily gathers one metric family from the daemon's registry, failing the test when it is
 // not registered.
-func metricFamily(t *testing.T, d *Daemon, name string) *dto.MetricFamily {
+func metricFamily(t testing.TB, d *Daemon, name string) *dto.MetricFamily {
 	t.Helper()
 	mfs, err := d.metrics.Registry.Gather()
 	if err != nil {

@@ -9,11 +9,8 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"regexp"
 	"runtime"
 	"sort"
-	"strconv"
-	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -87,32 +84,6 @@ spec:
     - path: /usr/bin/c%d
   action: Block
 `, i, i%scaleWorkloads, i, i)
-}
-
-var tookRE = regexp.MustCompile(`msg="?(reconciled|workload rules in force)"? .*took=(\S+)`)
-
-func median(ds []time.Duration) time.Duration {
-	if len(ds) == 0 {
-		return 0
-	}
-	s := append([]time.Duration(nil), ds...)
-	sort.Slice(s, func(i, j int) bool { return s[i] < s[j] })
-	return s[len(s)/2]
-}
-
-func rssKiB(t *testing.T) int {
-	b, err := os.ReadFile("/proc/self/status")
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, l := range strings.Split(string(b), "\n") {
-		if v, ok := strings.CutPrefix(l, "VmRSS:"); ok {
-			n, _ := strconv.Atoi(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")))
-			return n
-		}
-	}
-	t.Fatal("no VmRSS")
-	return 0
 }
 
 func heapInuseKiB() uint64 {
@@ -214,7 +185,8 @@ func testScale(t *testing.T, c restartCase) {
 		}
 		return ""
 	}
-	logStart := len(r.logs.String())
+	rounds0 := histogram(t, r.d, "ward_reconcile_duration_seconds")
+	calls0 := histogram(t, r.d, "ward_apply_duration_seconds")
 	var lat []time.Duration
 	for i := 0; i < scaleChanges; i++ {
 		target := filepath.Join(root, fmt.Sprintf("target-%d", i))
@@ -247,24 +219,10 @@ func testScale(t *testing.T, c restartCase) {
 		pct(0.5).Round(time.Millisecond), pct(0.99).Round(time.Millisecond), sorted[0].Round(time.Millisecond), sorted[len(sorted)-1].Round(time.Millisecond))
 	// Where the time goes: the daemon's round (read the directory, parse the changed file,
 	// recompile what it affects) and the backend's call for the host.
-	var rounds, calls []time.Duration
-	for _, l := range strings.Split(r.logs.String()[logStart:], "\n") {
-		m := tookRE.FindStringSubmatch(l)
-		if m == nil {
-			continue
-		}
-		d, err := time.ParseDuration(m[2])
-		if err != nil {
-			t.Fatalf("log line %q: %v", l, err)
-		}
-		if m[1] == "reconciled" {
-			rounds = append(rounds, d)
-		} else {
-			calls = append(calls, d)
-		}
-	}
-	t.Logf("%s: of which the daemon's round p50 %s (%d rounds), the backend's ApplyWorkload of the host p50 %s (%d calls)",
-		c.lsm, median(rounds).Round(time.Microsecond), len(rounds), median(calls).Round(time.Millisecond), len(calls))
+	rounds := observedSince(t, r.d, "ward_reconcile_duration_seconds", rounds0)
+	calls := observedSince(t, r.d, "ward_apply_duration_seconds", calls0)
+	t.Logf("%s: of which the daemon's round (ward_reconcile_duration_seconds) %s, the backend's ApplyWorkload of the host (ward_apply_duration_seconds) %s",
+		c.lsm, rounds, calls)
 	heap2, rss2 := heapInuseKiB(), rssKiB(t)
 	t.Logf("%s: memory after the changes: Go heap in use %d KiB, process RSS %d KiB", c.lsm, heap2, rss2)
 	if len(lat) != scaleChanges {
