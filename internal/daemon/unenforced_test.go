@@ -49,17 +49,33 @@ func rulesOf(ws []enforcer.Warning) []string {
 	return out
 }
 
+// startPresetContainers starts a daemon (a BPF-LSM stand-in changing one workload at a time)
+// whose policy pa, with a preset and a DNS rule, covers the containers ids, and waits until they
+// are in force. It returns the policy directory.
+func startPresetContainers(t *testing.T, ids ...string) (*Daemon, *syncWriter, string) {
+	t.Helper()
+	dir := t.TempDir()
+	writePolicy(t, dir, "a.yaml", presetPolicyFile("pa", "a", true))
+	d, logs := startWith(t, dir, newWorkloadBackend())
+	for _, id := range ids {
+		d.Workloads().Upsert(shopContainer(id, "a"))
+	}
+	waitUntil(t, logs, "the containers in force", func() bool {
+		for _, id := range ids {
+			if !blocks(d, id, "/secret") {
+				return false
+			}
+		}
+		return true
+	})
+	return d, logs, dir
+}
+
 // What the backend does not enforce (here BPF-LSM: presets and DNS rules, from the support
 // table) is logged once per policy and field path, whatever the number of workloads and
 // reconcile rounds, kept in Unenforced and counted by ward_rules_not_enforced.
 func TestUnenforcedReported(t *testing.T) {
-	dir := t.TempDir()
-	writePolicy(t, dir, "a.yaml", presetPolicyFile("pa", "a", true))
-	b := newWorkloadBackend()
-	d, logs := startWith(t, dir, b)
-	d.Workloads().Upsert(shopContainer("ca", "a"))
-	d.Workloads().Upsert(shopContainer("cb", "a"))
-	waitUntil(t, logs, "both containers in force", func() bool { return blocks(d, "ca", "/secret") && blocks(d, "cb", "/secret") })
+	d, logs, dir := startPresetContainers(t, "ca", "cb")
 	want := "[KubeArmorPolicy/shop/pa spec.network.matchDNSQueries[0] KubeArmorPolicy/shop/pa spec.presets[0]]"
 	waitUntil(t, logs, "two warnings", func() bool { return fmt.Sprint(rulesOf(d.Unenforced())) == want })
 
@@ -92,12 +108,7 @@ func TestUnenforcedReported(t *testing.T) {
 // A full resync recompiles every workload: the warnings of a workload that keeps them are not
 // logged again, nor counted twice.
 func TestUnenforcedNotRelogged(t *testing.T) {
-	dir := t.TempDir()
-	writePolicy(t, dir, "a.yaml", presetPolicyFile("pa", "a", true))
-	b := newWorkloadBackend()
-	d, logs := startWith(t, dir, b)
-	d.Workloads().Upsert(shopContainer("ca", "a"))
-	waitUntil(t, logs, "two warnings", func() bool { return len(d.Unenforced()) == 2 })
+	d, logs, _ := startPresetContainers(t, "ca")
 	before := d.Sets()["ca"]
 
 	d.rounds.Add(fullRound)
