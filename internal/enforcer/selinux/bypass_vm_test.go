@@ -26,9 +26,7 @@ import (
 // block stopped holding within minutes while the daemon logged "reconciled".
 func TestRecursiveBlockSurvivesReapply(t *testing.T) {
 	b, log, _ := newBackend(t)
-	dir := t.TempDir()
-	exe := filepath.Join(dir, "bin", "helper")
-	copySelf(t, exe)
+	dir, exe := helperDir(t)
 	tree := filepath.Join(dir, "tree")
 	for _, p := range []string{tree + "/sub/deeper", tree + "/a", tree + "/sub/b", tree + "/sub/deeper/c"} {
 		if strings.HasSuffix(p, "deeper") {

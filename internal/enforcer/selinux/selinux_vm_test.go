@@ -230,6 +230,25 @@ func run(t *testing.T, exe string, uid uint32, ops ...string) []string {
 	return lines[1:]
 }
 
+// helperDir is a new directory holding a copy of this binary (the trigger program) at bin/helper.
+func helperDir(t *testing.T) (dir, exe string) {
+	t.Helper()
+	dir = t.TempDir()
+	exe = filepath.Join(dir, "bin", "helper")
+	copySelf(t, exe)
+	return dir, exe
+}
+
+// writeFiles creates each file with one byte that anyone may read and write.
+func writeFiles(t *testing.T, paths ...string) {
+	t.Helper()
+	for _, p := range paths {
+		if err := os.WriteFile(p, []byte("x"), 0o666); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
 func copySelf(t *testing.T, dst string) {
 	t.Helper()
 	self, err := os.Executable()
@@ -250,15 +269,9 @@ func copySelf(t *testing.T, dst string) {
 // policy gives every file its original label back.
 func TestBlockAndReadOnly(t *testing.T) {
 	b, log, g := newBackend(t)
-	dir := t.TempDir()
-	exe := filepath.Join(dir, "bin", "helper")
-	copySelf(t, exe)
+	dir, exe := helperDir(t)
 	secret, config, public := filepath.Join(dir, "secret"), filepath.Join(dir, "config"), filepath.Join(dir, "public")
-	for _, p := range []string{secret, config, public} {
-		if err := os.WriteFile(p, []byte("x"), 0o666); err != nil {
-			t.Fatal(err)
-		}
-	}
+	writeFiles(t, secret, config, public)
 	lb := XattrLabeler{}
 	origSecret, err := lb.Get(secret)
 	if err != nil {
@@ -337,13 +350,9 @@ func TestBlockAndReadOnly(t *testing.T) {
 // "avc: granted" record reaches Events, attributed to the policy.
 func TestAuditGranted(t *testing.T) {
 	b, log, _ := newBackend(t)
-	dir := t.TempDir()
-	exe := filepath.Join(dir, "bin", "helper")
-	copySelf(t, exe)
+	dir, exe := helperDir(t)
 	p := filepath.Join(dir, "watched")
-	if err := os.WriteFile(p, []byte("x"), 0o666); err != nil {
-		t.Fatal(err)
-	}
+	writeFiles(t, p)
 	set, err := rules.Compile([]policy.Policy{hostPolicy("audit-it", file(policy.MatchPath, p, audit))}, host, rules.Postures{})
 	if err != nil {
 		t.Fatal(err)
@@ -374,9 +383,7 @@ func TestProcessBlockAndFromSource(t *testing.T) {
 		copySelf(t, p)
 	}
 	secret := filepath.Join(dir, "secret")
-	if err := os.WriteFile(secret, []byte("x"), 0o666); err != nil {
-		t.Fatal(err)
-	}
+	writeFiles(t, secret)
 	set, err := rules.Compile([]policy.Policy{
 		hostPolicy("no-tool", proc(policy.MatchPath, tool, block)),
 		hostPolicy("other-not-secret", file(policy.MatchPath, secret, block, from(other))),
@@ -418,4 +425,64 @@ func TestProcessBlockAndFromSource(t *testing.T) {
 		}
 	}
 	log.reset()
+}
+
+// moduleRemover stands in for `semodule -r` in the guest, which has no module store (the static
+// module is in the boot policy): it records the call.
+type moduleRemover struct{ calls []string }
+
+func (m *moduleRemover) Run(_ context.Context, name string, args ...string) ([]byte, error) {
+	m.calls = append(m.calls, name+" "+strings.Join(args, " "))
+	return nil, nil
+}
+
+// TestUninstaller: the labels of a Block stay when the daemon stops (the backend is not told);
+// the Uninstaller, as ward uninstall runs it from the state alone, gives the file its original
+// label back, so the kernel lets the open through again, asks semodule to remove Ward's module,
+// and a second run removes nothing.
+func TestUninstaller(t *testing.T) {
+	b, _, _ := newBackend(t)
+	dir, exe := helperDir(t)
+	secret := filepath.Join(dir, "secret")
+	writeFiles(t, secret)
+	lb := XattrLabeler{}
+	orig, err := lb.Get(secret)
+	if err != nil {
+		t.Fatal(err)
+	}
+	set, err := rules.Compile([]policy.Policy{hostPolicy("block-secret", file(policy.MatchPath, secret, block))}, host, rules.Postures{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Apply(context.Background(), []*rules.Set{set}); err != nil {
+		t.Fatal(err)
+	}
+	if got := run(t, exe, 0, "open:"+secret); got[0] != fmt.Sprintf("open:%s errno %d", secret, syscall.EACCES) {
+		t.Fatalf("with the policy applied: %s", got[0])
+	}
+
+	rm := &moduleRemover{}
+	var did []string
+	u := Uninstaller{State: b.loader.dir, Runner: rm}
+	if err := u.Uninstall(context.Background(), func(s string) { did = append(did, s) }); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("uninstall: %q", did)
+	if want := []string{"restored the original SELinux label of 1 files", "removed SELinux module ward"}; strings.Join(did, "; ") != strings.Join(want, "; ") {
+		t.Errorf("uninstall did %q, want %q", did, want)
+	}
+	if got := strings.Join(rm.calls, "; "); got != "semodule -r ward" {
+		t.Errorf("semodule calls %q, want one semodule -r ward", got)
+	}
+	if got, _ := lb.Get(secret); got != orig {
+		t.Errorf("secret's label after uninstall: %q, want %q", got, orig)
+	}
+	if got := run(t, exe, 0, "open:"+secret); got[0] != "open:"+secret+" ok" {
+		t.Errorf("after uninstall: %s", got[0])
+	}
+
+	did = nil
+	if err := u.Uninstall(context.Background(), func(s string) { did = append(did, s) }); err != nil || len(did) != 0 {
+		t.Errorf("second uninstall: %q, %v; want nothing, nil", did, err)
+	}
 }
