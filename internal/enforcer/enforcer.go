@@ -84,6 +84,11 @@ type Event struct {
 	Errno int
 	// Detail is the module's own record, for the alert's Data field.
 	Detail string
+	// Exe is the acting executable's path when Access.Source does not name it (AppArmor's
+	// records name a fromSource program's child profile only): the alert's Source and
+	// ProcessName, never an input of rules.Decide. Read from /proc when the record arrives, so
+	// empty when the process is gone.
+	Exe string
 }
 
 // ProcPPID reads the parent of process pid from procRoot (/proc when ""), for the backends whose

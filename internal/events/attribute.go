@@ -147,11 +147,15 @@ func (a *Attributor) eventOf(ev enforcer.Event) (set *rules.Set, e *Event, inFor
 		}
 		return nil, nil, false
 	}
+	exe := ev.Access.Source
+	if exe == "" {
+		exe = ev.Exe
+	}
 	return set, &Event{
 		Workload:  set.Workload,
-		Process:   Process{PID: int32(ev.PID), PPID: int32(ev.PPID), HostPID: int32(ev.PID), HostPPID: int32(ev.PPID), UID: int32(ev.UID), ProcessName: ev.Access.Source},
+		Process:   Process{PID: int32(ev.PID), PPID: int32(ev.PPID), HostPID: int32(ev.PID), HostPPID: int32(ev.PPID), UID: int32(ev.UID), ProcessName: exe},
 		Operation: ev.Access.Op,
-		Source:    ev.Access.Source,
+		Source:    exe,
 		Resource:  resourceOf(ev.Access),
 		Data:      ev.Detail,
 		Enforcer:  enforcer.AlertName(ev.Backend),

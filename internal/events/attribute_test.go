@@ -75,3 +75,33 @@ func TestAttributorSetNotInForce(t *testing.T) {
 		t.Errorf("%d unknown-workload warnings, want 1 (for gone, once)\n%s", n, logs.String())
 	}
 }
+
+// An event whose access names no program (AppArmor's, outside a fromSource child profile)
+// carries the executable the backend read from /proc: the alert's Source and ProcessName are
+// that, and rules.Decide still sees the access as it was.
+func TestAttributorExe(t *testing.T) {
+	ps, _, err := policy.Parse("shadow.yaml", []byte(shadowPolicy))
+	if err != nil {
+		t.Fatal(err)
+	}
+	set, err := rules.Compile(ps, workload.Host("node1", map[string]string{"kubernetes.io/hostname": "node1"}), rules.Postures{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sink := &alertSink{}
+	a := &Attributor{
+		Sets:      func() map[string]*rules.Set { return map[string]*rules.Set{"host": set} },
+		Builder:   testBuilder(),
+		Sinks:     []Sink{sink},
+		Log:       slog.New(slog.NewTextHandler(&bytes.Buffer{}, nil)),
+		Enforcing: true,
+	}
+	a.Report(enforcer.Event{Backend: enforcer.AppArmor, PID: 8, PPID: 7, Errno: int(syscall.EACCES), Exe: "/usr/bin/cat",
+		Access: rules.Access{Op: policy.OpFile, Path: "/etc/shadow"}})
+	if len(sink.alerts) != 1 {
+		t.Fatalf("%d alerts, want 1", len(sink.alerts))
+	}
+	if got := sink.alerts[0]; got.Source != "/usr/bin/cat" || got.ProcessName != "/usr/bin/cat" || got.HostPPID != 7 || got.PolicyName != "shadow" {
+		t.Errorf("alert Source %q ProcessName %q HostPPID %d policy %q, want /usr/bin/cat, /usr/bin/cat, 7, shadow", got.Source, got.ProcessName, got.HostPPID, got.PolicyName)
+	}
+}

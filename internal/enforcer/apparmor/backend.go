@@ -9,6 +9,8 @@ import (
 	"log/slog"
 	"os"
 	"os/exec"
+	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -434,6 +436,10 @@ func (b *Backend) record(line string) (ev enforcer.Event, ok bool) {
 	ev = enforcer.Event{
 		Backend: enforcer.AppArmor, Workload: set.Workload.ID(),
 		PID: uint32(rec.PID), PPID: enforcer.ProcPPID(b.procRoot, rec.PID), UID: rec.FSUID, Comm: rec.Comm, Access: a, Detail: strings.TrimSpace(line),
+	}
+	if a.Source == "" {
+		// The alert's Source and ProcessName: the record names only a child profile's program.
+		ev.Exe, _ = os.Readlink(filepath.Join(b.procRoot, strconv.Itoa(rec.PID), "exe"))
 	}
 	if rec.Apparmor == "DENIED" {
 		ev.Errno = int(syscall.EACCES)

@@ -176,6 +176,7 @@ func TestBypasses(t *testing.T) {
 			want: []string{errno("rename:/wt/bin:/wt/bin2")}, event: "/wt/bin/tool", policy: "guard",
 			undo: func() { os.Rename("/wt/bin2", "/wt/bin") }},
 	}
+	attributed, withExe, withPPID := 0, 0, 0
 	for _, c := range cases {
 		for len(b.Events()) > 0 {
 			<-b.Events()
@@ -224,7 +225,20 @@ func TestBypasses(t *testing.T) {
 			t.Errorf("%s: event %+v attributed to %s %s %s, want a Block of %s", c.name, ev.Access, v.Action, v.Policy, v.Rule, c.policy)
 			continue
 		}
-		t.Logf("%s: %s; event %s %s by %s %s (%s)", c.name, got, ev.Access.Op, ev.Access.Path, v.Policy, v.Rule, ev.Detail)
+		if ev.Exe != "" {
+			withExe++
+		}
+		if ev.PPID != 0 {
+			withPPID++
+		}
+		attributed++
+		t.Logf("%s: %s; event %s %s by %s %s, exe %q ppid %d (%s)", c.name, got, ev.Access.Op, ev.Access.Path, v.Policy, v.Rule, ev.Exe, ev.PPID, ev.Detail)
+	}
+	// The record names no executable and no parent: the backend reads them from /proc while the
+	// process lives (the reader that performs the access exits right after it).
+	t.Logf("%d attributed events, %d with the executable, %d with the parent", attributed, withExe, withPPID)
+	if withExe == 0 || withPPID == 0 {
+		t.Errorf("no event carried the executable (%d) or the parent (%d)", withExe, withPPID)
 	}
 	// Everything the table leaves open is said at start and by ward probe.
 	for _, c := range cases {
