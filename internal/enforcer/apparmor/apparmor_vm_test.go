@@ -33,7 +33,7 @@ func TestMain(m *testing.M) {
 // audit record, attributed with rules.Decide to the policy and rule that decided.
 func TestEnforceAndAttribute(t *testing.T) {
 	vmguest.RequireProfile(t, "apparmor")
-	unlimitKmsg(t)
+	vmguest.UnlimitKmsg(t)
 	self, err := os.Executable()
 	if err != nil {
 		t.Fatal(err)
@@ -266,7 +266,7 @@ func readKmsgRaw(t *testing.T) []string {
 // record is attributed to DefaultPosture.
 func TestPostureBlockAllowList(t *testing.T) {
 	vmguest.RequireProfile(t, "apparmor")
-	unlimitKmsg(t)
+	vmguest.UnlimitKmsg(t)
 	self, err := os.Executable()
 	if err != nil {
 		t.Fatal(err)
@@ -332,32 +332,11 @@ func TestPostureBlockAllowList(t *testing.T) {
 	}
 }
 
-// unlimitKmsg lifts the printk rate limit for the test. Without an audit daemon the kernel prints
-// audit records through printk_ratelimit(), which passes 10 records per 5 seconds and drops the
-// rest: a reader of /dev/kmsg loses records (the reason Ward's reader uses the audit netlink
-// socket when no auditd runs).
-func unlimitKmsg(t *testing.T) {
-	t.Helper()
-	const knob = "/proc/sys/kernel/printk_ratelimit_burst"
-	old, err := os.ReadFile(knob)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(knob, []byte("100000"), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if err := os.WriteFile(knob, old, 0o644); err != nil {
-			t.Errorf("restore %s: %v", knob, err)
-		}
-	})
-}
-
 // TestBackendEvents drives the Backend as the daemon does: Apply a set, let a confined process
 // hit a Block, and receive the event from the kernel log through Events.
 func TestBackendEvents(t *testing.T) {
 	vmguest.RequireProfile(t, "apparmor")
-	unlimitKmsg(t)
+	vmguest.UnlimitKmsg(t)
 	self, err := os.Executable()
 	if err != nil {
 		t.Fatal(err)

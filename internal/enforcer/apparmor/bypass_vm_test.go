@@ -26,7 +26,7 @@ import (
 // Limitations (so ward run and ward probe print it).
 func TestBypasses(t *testing.T) {
 	vmguest.RequireProfile(t, "apparmor")
-	unlimitKmsg(t)
+	vmguest.UnlimitKmsg(t)
 	self, err := os.Executable()
 	if err != nil {
 		t.Fatal(err)

@@ -32,7 +32,7 @@ const blanketAuditNoise = "under posture audit the blanket audit line also repor
 // backend's Events deliver the kernel's records.
 func TestConformance(t *testing.T) {
 	vmguest.RequireProfile(t, "apparmor")
-	unlimitKmsg(t)
+	vmguest.UnlimitKmsg(t)
 	// The host profile attaches to no program by itself: the runner starts each access under it
 	// with aa-exec, which (like the test binary) must stay outside an allow-list's reach.
 	// Attachment to every program is cmd/ward's TestHostPolicyConfinesNewShellAppArmor.

@@ -169,7 +169,7 @@ func newBackend(t *testing.T) (*Backend, *eventLog, *guestSemodule) {
 	if err := os.WriteFile(filepath.Join(state, ModuleName+".cil"), mod, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	unlimitKmsg(t)
+	vmguest.UnlimitKmsg(t)
 	g := &guestSemodule{t: t}
 	// Records chosen as in production: the audit netlink group, or /dev/kmsg where it cannot be
 	// joined. In the VM it cannot: refpolicy denies kernel_t the audit_read capability.
@@ -188,25 +188,6 @@ func newBackend(t *testing.T) (*Backend, *eventLog, *guestSemodule) {
 		b.Close()
 	})
 	return b, log, g
-}
-
-// unlimitKmsg lifts printk's rate limit for the test: without auditd, AVC records go through it
-// and all but 10 in 5 seconds are dropped.
-func unlimitKmsg(t *testing.T) {
-	t.Helper()
-	const knob = "/proc/sys/kernel/printk_ratelimit_burst"
-	old, err := os.ReadFile(knob)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(knob, []byte("100000"), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if err := os.WriteFile(knob, old, 0o644); err != nil {
-			t.Errorf("restore %s: %v", knob, err)
-		}
-	})
 }
 
 // run performs operations through a copy of this binary at exe, as uid, and returns the

@@ -40,3 +40,25 @@ func RequireProfile(t testing.TB, name string) {
 		t.Fatalf("this test needs the %q boot profile, the VM was booted with %q: run it with vmrun -profile %s", name, p, name)
 	}
 }
+
+// UnlimitKmsg lifts printk's rate limit for the test, and puts it back after. Without an audit
+// daemon the kernel prints audit records (AppArmor's, SELinux's AVCs) through
+// printk_ratelimit(), which passes 10 records per 5 seconds and drops the rest: a reader of
+// /dev/kmsg loses records (the reason Ward's reader uses the audit netlink socket when no auditd
+// runs).
+func UnlimitKmsg(t testing.TB) {
+	t.Helper()
+	const knob = "/proc/sys/kernel/printk_ratelimit_burst"
+	old, err := os.ReadFile(knob)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(knob, []byte("100000"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := os.WriteFile(knob, old, 0o644); err != nil {
+			t.Errorf("restore %s: %v", knob, err)
+		}
+	})
+}
