@@ -33,6 +33,8 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
+
+	"github.com/wardsec/ward/internal/testutil/kubeapi"
 )
 
 // The environment make test-node sets: where each cached build is.
@@ -132,7 +134,7 @@ func startCluster(t *testing.T) *cluster {
 	}
 	t.Cleanup(func() { c.stop(t) })
 
-	ports, err := freePorts(6)
+	ports, err := kubeapi.FreePorts(6)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -563,25 +565,6 @@ contexts:
 current-context: ward
 `, server, b64(caPEM), token)
 	return err
-}
-
-func freePorts(n int) ([]int, error) {
-	var ports []int
-	var ls []net.Listener
-	defer func() {
-		for _, l := range ls {
-			l.Close()
-		}
-	}()
-	for range n {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			return nil, err
-		}
-		ls = append(ls, l)
-		ports = append(ports, l.Addr().(*net.TCPAddr).Port)
-	}
-	return ports, nil
 }
 
 func tail(path string, n int) string {

@@ -18,6 +18,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
+	"github.com/wardsec/ward/internal/testutil/kubeapi"
 	"github.com/wardsec/ward/internal/workload/attach"
 )
 
@@ -153,7 +154,7 @@ func (c *cluster) install(t *testing.T, lsm string) string {
 // deleted or restarted), and returns the host port.
 func (c *cluster) forwardWebhook(t *testing.T) int {
 	t.Helper()
-	ports, err := freePorts(1)
+	ports, err := kubeapi.FreePorts(1)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -132,7 +132,7 @@ func Start(ctx context.Context, opt Options) (*Server, error) {
 		}
 	}()
 
-	ports, err := freePorts(3)
+	ports, err := FreePorts(3)
 	if err != nil {
 		return nil, err
 	}
@@ -295,9 +295,9 @@ func (s *Server) tail(log string) string {
 	return string(b)
 }
 
-// freePorts asks the kernel for n unused loopback ports. They are released before use, so
+// FreePorts asks the kernel for n unused loopback ports. They are released before use, so
 // another process could take one in between; on loopback in a test that is rare enough.
-func freePorts(n int) ([]int, error) {
+func FreePorts(n int) ([]int, error) {
 	var ports []int
 	var ls []net.Listener
 	defer func() {
