@@ -45,8 +45,8 @@ const (
 type Config struct {
 	// Dir is the profile directory (DefaultDir).
 	Dir string
-	// Runner runs apparmor_parser (ExecRunner).
-	Runner Runner
+	// Runner runs apparmor_parser (enforcer.ExecRunner).
+	Runner enforcer.Runner
 	// Host holds the parser's includes; nil reads them from DefaultDir.
 	Host *Host
 	// SecurityFS is checked to prove AppArmor is active (DefaultSecurityFS).

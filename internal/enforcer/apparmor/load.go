@@ -7,12 +7,13 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"slices"
 	"strconv"
 	"strings"
+
+	"github.com/wardsec/ward/internal/enforcer"
 )
 
 // DefaultDir is where AppArmor's own service looks for profiles at boot, so that Ward's profiles
@@ -23,36 +24,22 @@ const DefaultDir = "/etc/apparmor.d"
 // header: Ward never touches profiles it did not write.
 var ErrNotManaged = errors.New("profile file is not managed by Ward")
 
-// Runner runs a command and returns its combined output. Loader runs apparmor_parser through it
-// so that tests can stand in for the kernel.
-type Runner interface {
-	Run(ctx context.Context, name string, args ...string) ([]byte, error)
-}
-
-// ExecRunner runs commands with os/exec.
-type ExecRunner struct{}
-
-// Run implements Runner.
-func (ExecRunner) Run(ctx context.Context, name string, args ...string) ([]byte, error) {
-	return exec.CommandContext(ctx, name, args...).CombinedOutput()
-}
-
 // Loader writes profiles into a profile directory and loads them into the kernel with
 // apparmor_parser.
 type Loader struct {
 	dir    string
 	parser string
-	runner Runner
+	runner enforcer.Runner
 }
 
 // NewLoader returns a loader for a profile directory ("" means DefaultDir) that runs
-// apparmor_parser through r (nil means ExecRunner).
-func NewLoader(dir string, r Runner) *Loader {
+// apparmor_parser through r (nil means enforcer.ExecRunner).
+func NewLoader(dir string, r enforcer.Runner) *Loader {
 	if dir == "" {
 		dir = DefaultDir
 	}
 	if r == nil {
-		r = ExecRunner{}
+		r = enforcer.ExecRunner{}
 	}
 	return &Loader{dir: dir, parser: "apparmor_parser", runner: r}
 }

@@ -18,9 +18,9 @@ import (
 // holds under a Ward name whose file is gone (a profile directory removed by hand); a machine
 // without AppArmor has nothing loaded.
 type Uninstaller struct {
-	Dir        string // "" means DefaultDir
-	SecurityFS string // "" means DefaultSecurityFS
-	Runner     Runner // nil means ExecRunner
+	Dir        string          // "" means DefaultDir
+	SecurityFS string          // "" means DefaultSecurityFS
+	Runner     enforcer.Runner // nil means enforcer.ExecRunner
 }
 
 var _ enforcer.Uninstaller = Uninstaller{}

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/wardsec/ward/internal/enforcer"
 	"github.com/wardsec/ward/internal/policy"
 	"github.com/wardsec/ward/internal/rules"
 )
@@ -41,7 +42,7 @@ func (g *gateRunner) Run(_ context.Context, _ string, args ...string) ([]byte, e
 	return nil, nil
 }
 
-func newTestBackend(t *testing.T, dir string, r Runner) *Backend {
+func newTestBackend(t *testing.T, dir string, r enforcer.Runner) *Backend {
 	t.Helper()
 	b, err := New(context.Background(), Config{Dir: dir, Runner: r, Host: &fixtureHost, SecurityFS: t.TempDir(),
 		Records: func(ctx context.Context, _ func(string)) error { <-ctx.Done(); return nil }})

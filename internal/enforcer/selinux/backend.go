@@ -30,8 +30,8 @@ type RecordSource = auditlog.Source
 type Config struct {
 	// StateDir holds the installed module and the labels Ward changed (DefaultStateDir).
 	StateDir string
-	// Runner runs semodule (ExecRunner); Labeler reads and writes labels (XattrLabeler).
-	Runner  Runner
+	// Runner runs semodule (enforcer.ExecRunner); Labeler reads and writes labels (XattrLabeler).
+	Runner  enforcer.Runner
 	Labeler Labeler
 	// SELinuxFS is checked to prove SELinux is active (DefaultSELinuxFS).
 	SELinuxFS string

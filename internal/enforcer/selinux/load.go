@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -26,20 +25,6 @@ const DefaultStateDir = "/var/lib/ward/selinux"
 
 // xattrName is where the kernel keeps a file's SELinux context.
 const xattrName = "security.selinux"
-
-// Runner runs a command and returns its combined output. The loader runs semodule through it
-// so that tests can stand in for the module store.
-type Runner interface {
-	Run(ctx context.Context, name string, args ...string) ([]byte, error)
-}
-
-// ExecRunner runs commands with os/exec.
-type ExecRunner struct{}
-
-// Run implements Runner.
-func (ExecRunner) Run(ctx context.Context, name string, args ...string) ([]byte, error) {
-	return exec.CommandContext(ctx, name, args...).CombinedOutput()
-}
 
 // Labeler reads and writes files' SELinux contexts, without following symbolic links.
 type Labeler interface {
@@ -107,7 +92,7 @@ type state struct {
 // changed.
 type Loader struct {
 	dir     string
-	runner  Runner
+	runner  enforcer.Runner
 	labeler Labeler
 
 	mu    sync.Mutex
@@ -116,14 +101,14 @@ type Loader struct {
 }
 
 // NewLoader returns a loader that keeps its state in dir ("" means DefaultStateDir), runs
-// semodule through r (nil means ExecRunner) and labels through lb (nil means XattrLabeler). It
+// semodule through r (nil means enforcer.ExecRunner) and labels through lb (nil means XattrLabeler). It
 // reads the state a previous run left, so that its labels can still be undone.
-func NewLoader(dir string, r Runner, lb Labeler) (*Loader, error) {
+func NewLoader(dir string, r enforcer.Runner, lb Labeler) (*Loader, error) {
 	if dir == "" {
 		dir = DefaultStateDir
 	}
 	if r == nil {
-		r = ExecRunner{}
+		r = enforcer.ExecRunner{}
 	}
 	if lb == nil {
 		lb = XattrLabeler{}
@@ -227,9 +212,9 @@ func (l *Loader) Uninstall(ctx context.Context) error {
 // context back and removes Ward's module, as the state Ward kept in State says. Without that
 // state Ward never ran SELinux here, and there is nothing to remove.
 type Uninstaller struct {
-	State   string  // the Loader's directory; "" means DefaultStateDir
-	Runner  Runner  // nil means ExecRunner
-	Labeler Labeler // nil means XattrLabeler
+	State   string          // the Loader's directory; "" means DefaultStateDir
+	Runner  enforcer.Runner // nil means enforcer.ExecRunner
+	Labeler Labeler         // nil means XattrLabeler
 }
 
 var _ enforcer.Uninstaller = Uninstaller{}
