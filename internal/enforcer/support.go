@@ -2,6 +2,7 @@ package enforcer
 
 import (
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 	"sync"
@@ -392,13 +393,8 @@ var _ Warner = (*WarningBook)(nil)
 func (w *WarningBook) Warnings() []Warning {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	ids := make([]string, 0, len(w.byWorkload))
-	for id := range w.byWorkload {
-		ids = append(ids, id)
-	}
-	slices.Sort(ids)
 	var out []Warning
-	for _, id := range ids {
+	for _, id := range slices.Sorted(maps.Keys(w.byWorkload)) {
 		out = append(out, w.byWorkload[id]...)
 	}
 	return out

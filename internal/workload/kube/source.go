@@ -10,7 +10,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
-	"sort"
+	"maps"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -237,13 +238,8 @@ func (k *Source) Policies() []policy.Policy {
 func (k *Source) Versioned() []policystore.Versioned {
 	k.mu.Lock()
 	defer k.mu.Unlock()
-	keys := make([]string, 0, len(k.policies))
-	for key := range k.policies {
-		keys = append(keys, key)
-	}
-	sort.Strings(keys)
-	out := make([]policystore.Versioned, 0, len(keys))
-	for _, key := range keys {
+	out := make([]policystore.Versioned, 0, len(k.policies))
+	for _, key := range slices.Sorted(maps.Keys(k.policies)) {
 		out = append(out, k.policies[key].Versioned)
 	}
 	return out
