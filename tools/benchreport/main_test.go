@@ -29,6 +29,9 @@ func TestParseAndRender(t *testing.T) {
 		"largest difference of any figure between them is 0.47 % (BPF-LSM, open+close, cached, 1 rule)",
 		"| open+close, cached | 1 rule | 1.050 | 1.100 |",
 		"- Commit: abc subject",
+		"## Targets",
+		"| open+close, cached | 1 rule | 1.03 | 1.050 / 1.055 | no | 1.100 | yes |",
+		"0 of 1 bounded rows meet their target.",
 	} {
 		if !strings.Contains(page, want) {
 			t.Errorf("page lacks %q:\n%s", want, page)
