@@ -21,6 +21,9 @@ var update = flag.Bool("update", false, "rewrite testdata/*.golden")
 func render(tr *Translation) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "workload %d audited=%v\n", tr.Workload, tr.Audited)
+	if tr.Codes != 0 {
+		fmt.Fprintf(&b, "codes=%#08x\n", tr.Codes)
+	}
 	for o := uint8(0); o < numOps; o++ {
 		f := uint8(tr.Flags >> (8 * o))
 		if f == 0 && tr.DirDepths[o] == 0 && tr.ExactDepths[o] == 0 {

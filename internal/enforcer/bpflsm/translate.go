@@ -106,6 +106,12 @@ type Translation struct {
 	// 63 and more) when a directory key or an exact path key of that depth
 	// exists, per operation; the kernel skips lookups at other depths.
 	DirDepths, ExactDepths [numOps]uint64
+	// Codes has bit 1<<(code>>56) set for every kind of code key (protocol,
+	// type, family, all, capability) of network in its low 16 bits and of
+	// capabilities in the high 16; in each, the low byte for rules of any
+	// source, the high byte for fromSource rules. The kernel looks up only
+	// those kinds (wl_val.codes).
+	Codes uint32
 	// Globs are the DFA transitions of the workload's patterns.
 	Globs map[GlobKey]GlobVal
 	// Inodes names the rule path behind each inode key, so that an event
@@ -325,6 +331,7 @@ func (tr *translator) match(r *rules.Rule, op uint8, base Key, bit uint64) error
 			k := base
 			k.Kind, k.Hash = kindCode, c
 			tr.add(k, bit, 0, 0)
+			t.Codes |= codeKindBit(op, k)
 		}
 	case policy.MatchCapability:
 		n, ok := policy.CapabilityNumber(r.Value)
@@ -334,6 +341,7 @@ func (tr *translator) match(r *rules.Rule, op uint8, base Key, bit uint64) error
 		k := base
 		k.Kind, k.Hash = kindCode, codeCap|uint64(n)
 		tr.add(k, bit, 0, 0)
+		t.Codes |= codeKindBit(op, k)
 	case policy.MatchPattern:
 		if base.Src != 0 {
 			return errors.New("fromSource on a pattern is not supported by BPF-LSM")
@@ -390,6 +398,15 @@ func (tr *translator) automata() error {
 		tr.flags[o] |= wfPatterns
 	}
 	return nil
+}
+
+// codeKindBit is the bit of Translation.Codes that says a code key of k's kind exists.
+func codeKindBit(op uint8, k Key) uint32 {
+	b := uint32(1) << (k.Hash >> 56 & 7)
+	if k.Src != 0 {
+		b <<= 8
+	}
+	return b << (16 * uint32(op-opNetwork))
 }
 
 // srcInodeTag marks a source identified by inode (bpf/ward.c SRC_INODE_TAG).

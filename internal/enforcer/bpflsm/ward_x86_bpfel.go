@@ -67,17 +67,18 @@ type wardGlobVal struct {
 }
 
 type wardIcache struct {
-	_      structs.HostLayout
-	Cgroup uint64
-	Mnt    uint64
-	Root   uint64
-	Src    uint64
-	Bits   uint64
-	Sbits  uint64
-	Gen    uint32
-	Epoch  uint32
-	Flags  uint32
-	Op     uint32
+	_       structs.HostLayout
+	Cgroup  uint64
+	Mnt     uint64
+	Root    uint64
+	RootMnt uint64
+	Src     uint64
+	Bits    uint64
+	Sbits   uint64
+	Gen     uint32
+	Epoch   uint32
+	Flags   uint32
+	Op      uint32
 }
 
 type wardRuleKey struct {
@@ -109,7 +110,7 @@ type wardWlVal struct {
 	Gen         uint32
 	Flags       uint32
 	Audited     uint32
-	Pad         uint32
+	Codes       uint32
 	DirDepths   [4]uint64
 	ExactDepths [4]uint64
 }

@@ -86,7 +86,11 @@ struct wl_val {
 	__u32 gen;
 	__u32 flags;   // 8 bits per operation
 	__u32 audited; // workload in audited mode: Block becomes an alert
-	__u32 pad;
+	// The code kinds (bit 1 << (code >> 56)) with KIND_CODE keys: for
+	// network in the low 16 bits, capabilities the high 16; in each, the
+	// low byte for rules of any source, the high byte for fromSource rules.
+	// A hook looks a code up only where some rule could be.
+	__u32 codes;
 	// Per operation, the depths (number of '/', bit 63 for 63 and more) at
 	// which PATH keys exist: directory keys and exact keys. A hook looks a
 	// prefix or the path up only at a depth where some rule could be.
@@ -226,6 +230,7 @@ struct wl {
 	__u32 gen;
 	__u32 flags; // this operation's byte
 	__u32 audited;
+	__u32 codes; // this operation's 16 bits of wl_val.codes
 	__u64 dir_depths;
 	__u64 exact_depths;
 };
@@ -272,7 +277,10 @@ struct {
 struct icache {
 	__u64 cgroup;
 	__u64 mnt;
-	__u64 root; // the task's root directory: paths are seen from it
+	// The task's root directory and its mount: paths are seen from it.
+	// Kept as two pointers: the verifier refuses arithmetic between them.
+	__u64 root;
+	__u64 root_mnt;
 	__u64 src;
 	__u64 bits;
 	__u64 sbits;
@@ -350,6 +358,7 @@ static __always_inline int find_workload(__u8 op, struct wl *w)
 	w->gen = v->gen;
 	w->flags = f;
 	w->audited = v->audited;
+	w->codes = op >= OP_NETWORK ? (v->codes >> ((op - OP_NETWORK) * 16)) & 0xffff : 0;
 	w->dir_depths = v->dir_depths[op & 3];
 	w->exact_depths = v->exact_depths[op & 3];
 	return 0;
@@ -519,9 +528,11 @@ static __always_inline int verdict(__u64 bits, __u64 perm)
 	return -1;
 }
 
+// t is the current task (bpf_get_current_task_btf): a trusted pointer the
+// program reads directly. BPF_CORE_READ costs a helper call per pointer.
 static __always_inline bool has_tty(struct task_struct *t)
 {
-	return BPF_CORE_READ(t, signal, tty) != NULL;
+	return t->signal->tty != NULL;
 }
 
 // source_hash hashes the current executable's path into s->src; 0 when it
@@ -711,8 +722,9 @@ static __always_inline int check_path(struct wl *wl, struct walk *w, struct scra
 {
 	struct task_struct *t = bpf_get_current_task_btf();
 	__u32 fsuid = t->cred->fsuid.val;
-	// A file about to be created will belong to its creator.
-	__u32 owner = inode ? BPF_CORE_READ(inode, i_uid.val) : fsuid;
+	// A file about to be created will belong to its creator. In file_open
+	// the inode is the file's (a pointer the program may read directly).
+	__u32 owner = file ? inode->i_uid.val : inode ? BPF_CORE_READ(inode, i_uid.val) : fsuid;
 	bool tty = has_tty(t);
 	__u32 flags = (write ? EF_WRITE : 0) | (tty ? EF_TTY : 0);
 
@@ -728,16 +740,18 @@ static __always_inline int check_path(struct wl *wl, struct walk *w, struct scra
 	__u64 bits = 0, sbits = 0;
 	struct icache *c = NULL;
 	__u32 epoch = 0;
+	struct dentry *rdentry = NULL;
+	struct vfsmount *rmnt = NULL;
 	if (file) {
 		// A task whose root is not its mount namespace's (chroot) sees paths
 		// that bpf_d_path writes relative to that root: its path is built
 		// from the mount tree instead, as the path hooks do, so that rules
 		// name the same file whatever the task's root, and it never uses the
 		// per-inode cache.
-		struct vfsmount *rmnt = BPF_CORE_READ(t, fs, root.mnt);
+		rmnt = t->fs->root.mnt;
+		rdentry = t->fs->root.dentry;
 		struct mount *rm = container_of(rmnt, struct mount, mnt);
-		bool chrooted = BPF_CORE_READ(t, fs, root.dentry) != BPF_CORE_READ(rmnt, mnt_root) ||
-				BPF_CORE_READ(rm, mnt_parent) != rm;
+		bool chrooted = rdentry != rmnt->mnt_root || BPF_CORE_READ(rm, mnt_parent) != rm;
 		if (chrooted) {
 			__u32 start = 0;
 			n = build_path(s, file->f_path.mnt, file->f_path.dentry, &start);
@@ -754,9 +768,8 @@ static __always_inline int check_path(struct wl *wl, struct walk *w, struct scra
 		if ((mode & 00170000) == 0100000 && inode->i_nlink == 1)
 			c = bpf_inode_storage_get(&icache, inode, 0, BPF_LOCAL_STORAGE_GET_F_CREATE);
 		__u64 mnt = (__u64)file->f_path.mnt;
-		__u64 rootkey = (__u64)BPF_CORE_READ(t, fs, root.dentry) ^ (__u64)rmnt;
 		if (c && c->cgroup == wl->cgroup && c->gen == wl->gen && c->epoch == epoch && c->mnt == mnt &&
-		    c->root == rootkey && c->src == src && c->op == w->op) {
+		    c->root == (__u64)rdentry && c->root_mnt == (__u64)rmnt && c->src == src && c->op == w->op) {
 			bits = c->bits;
 			sbits = c->sbits;
 			flags |= c->flags;
@@ -837,7 +850,8 @@ resolved:
 	if (c) {
 		c->cgroup = wl->cgroup;
 		c->mnt = (__u64)file->f_path.mnt;
-		c->root = (__u64)BPF_CORE_READ(t, fs, root.dentry) ^ (__u64)BPF_CORE_READ(t, fs, root.mnt);
+		c->root = (__u64)rdentry;
+		c->root_mnt = (__u64)rmnt;
 		c->src = src;
 		c->bits = bits;
 		c->sbits = sbits;
@@ -997,15 +1011,16 @@ int BPF_PROG(ward_file_permission, struct file *file, int mask, int ret)
 		return ret;
 	if (!(mask & (MAY_READ | MAY_WRITE | MAY_APPEND)))
 		return 0;
+	// Regular files only; a program the kernel reads to execute it (opened
+	// for exec) is a process access, decided at exec. Checked before the
+	// workload lookup: every read and write of a socket or a pipe passes here.
+	struct inode *inode = file->f_inode;
+	if ((inode->i_mode & 00170000) != 0100000 || (file->f_flags & __FMODE_EXEC))
+		return 0;
 	struct wl wl;
 	if (find_workload(OP_FILE, &wl))
 		return 0;
 	if (!(wl.flags & WF_BLOCK_RULES))
-		return 0;
-	struct inode *inode = file->f_inode;
-	// Regular files only; a program the kernel reads to execute it (opened
-	// for exec) is a process access, decided at exec.
-	if ((inode->i_mode & 00170000) != 0100000 || (file->f_flags & __FMODE_EXEC))
 		return 0;
 	bool write = (mask & (MAY_WRITE | MAY_APPEND)) != 0;
 	struct icache *c = bpf_inode_storage_get(&icache, inode, 0, 0);
@@ -1013,9 +1028,9 @@ int BPF_PROG(ward_file_permission, struct file *file, int mask, int ret)
 		__u32 zero = 0;
 		__u32 *ep = bpf_map_lookup_elem(&ward_epoch, &zero);
 		struct task_struct *t = bpf_get_current_task_btf();
-		__u64 rootkey = (__u64)BPF_CORE_READ(t, fs, root.dentry) ^ (__u64)BPF_CORE_READ(t, fs, root.mnt);
 		if (ep && c->cgroup == wl.cgroup && c->gen == wl.gen && c->epoch == *ep && c->op == OP_FILE &&
-		    c->mnt == (__u64)file->f_path.mnt && c->root == rootkey) {
+		    c->mnt == (__u64)file->f_path.mnt && c->root == (__u64)t->fs->root.dentry &&
+		    c->root_mnt == (__u64)t->fs->root.mnt) {
 			__u32 fsuid = t->cred->fsuid.val;
 			__u64 perm = permitted(write, inode->i_uid.val == fsuid, has_tty(t));
 			if (verdict(c->bits, perm) != V_BLOCK)
@@ -1121,17 +1136,18 @@ int BPF_PROG(ward_path_truncate, const struct path *path, int ret)
 
 // code_verdict decides a network or capability access from its codes: the
 // rules limited to the acting executable first, then the others.
-static __always_inline int code_verdict(struct walk *w, __u64 *codes, int ncodes, __u64 perm)
+static __always_inline int code_verdict(struct walk *w, __u32 kinds, __u64 *codes, int ncodes, __u64 perm)
 {
 	__u64 bits = 0, sbits = 0;
 #pragma unroll
 	for (int i = 0; i < 4; i++) {
 		if (i >= ncodes)
 			break;
-		struct rule_val *v = lookup(w, KIND_CODE, codes[i], 0);
+		__u32 kind = 1U << ((codes[i] >> 56) & 7);
+		struct rule_val *v = (kinds & kind) ? lookup(w, KIND_CODE, codes[i], 0) : NULL;
 		if (v)
 			bits |= v->exact;
-		if (w->src) {
+		if (w->src && (kinds & (kind << 8))) {
 			v = lookup(w, KIND_CODE, codes[i], w->src);
 			if (v)
 				sbits |= v->exact;
@@ -1201,9 +1217,8 @@ static __always_inline int check_socket(int family, int type, int protocol, __u3
 			proto = 17;
 	}
 	__u64 codes[4] = {CODE_ALL, CODE_TYPE(st), CODE_PROTO(proto), CODE_FAMILY(family)};
-	// Codes that no rule uses (protocol 0, families other than packet) find
-	// nothing, so all four are looked up for every socket.
-	int vd = code_verdict(&w, codes, 4, permitted(false, true, tty));
+	// Only the kinds of code the workload has keys of are looked up.
+	int vd = code_verdict(&w, wl.codes, codes, 4, permitted(false, true, tty));
 	if (vd == V_ALLOW)
 		return 0;
 	if (vd < 0) {
@@ -1313,7 +1328,7 @@ int BPF_PROG(ward_capable, const struct cred *cred, struct user_namespace *ns, i
 	if (wl.flags & WF_SOURCE_RULES)
 		w.src = src;
 	__u64 codes[4] = {CODE_CAP(cap)};
-	int vd = code_verdict(&w, codes, 1, permitted(false, true, tty));
+	int vd = code_verdict(&w, wl.codes, codes, 1, permitted(false, true, tty));
 	if (vd == V_ALLOW)
 		return 0;
 	if (vd < 0) {
