@@ -263,6 +263,10 @@ wait:
 // one CPU (with -smp 2 the kernel does not finish booting under icount).
 // nokaslr and randomize_va_space=0 (set by the guest's init in bench mode)
 // remove the layout randomness that moved figures from one boot to the next.
+// The CPU has no RDRAND or RDSEED in bench mode: with them the guest kernel
+// seeds its random state (slab freelist order, hash table secrets, the
+// processes' AT_RANDOM) from the host's randomness at every boot; without, the
+// early seed comes from the instruction-counting clock and repeats.
 func qemuArgs(cfg config, prep prepared, runDir string) []string {
 	accel, cpus := []string{"-accel", "tcg,thread=multi"}, cfg.CPUs // KVM hangs stock kernels on these hosts
 	// A guest kernel that locks up (seen once in CI: both CPUs stuck in the
@@ -274,12 +278,13 @@ func qemuArgs(cfg config, prep prepared, runDir string) []string {
 	// a vCPU for a few seconds from passing for a lockup.
 	cmdline := []string{"console=ttyS0", "loglevel=5", "panic=-1",
 		"softlockup_panic=1", "softlockup_all_cpu_backtrace=1", "watchdog_thresh=30"}
+	cpu := "max"
 	if cfg.Bench {
-		accel, cpus = []string{"-accel", "tcg", "-icount", "shift=0,sleep=off"}, 1
+		accel, cpus, cpu = []string{"-accel", "tcg", "-icount", "shift=0,sleep=off"}, 1, "max,-rdrand,-rdseed"
 		cmdline = append(cmdline, "nokaslr", "ward.bench=1")
 	}
 	args := append(accel,
-		"-cpu", "max",
+		"-cpu", cpu,
 		"-m", strconv.Itoa(cfg.MemoryMB),
 		"-smp", strconv.Itoa(cpus),
 		"-nographic", "-no-reboot",

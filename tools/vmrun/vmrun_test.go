@@ -175,11 +175,11 @@ func TestQemuArgsBench(t *testing.T) {
 			t.Errorf("default args lack %q: %s", want, def)
 		}
 	}
-	if strings.Contains(def, "icount") || strings.Contains(def, "nokaslr") {
+	if strings.Contains(def, "icount") || strings.Contains(def, "nokaslr") || strings.Contains(def, "rdrand") {
 		t.Errorf("default args are bench mode's: %s", def)
 	}
 	bench := strings.Join(qemuArgs(config{CPUs: 2, MemoryMB: 1024, Bench: true}, prep, "/run"), " ")
-	for _, want := range []string{"-accel tcg -icount shift=0,sleep=off", "-smp 1", "nokaslr ward.bench=1 lsm=bpf"} {
+	for _, want := range []string{"-accel tcg -icount shift=0,sleep=off", "-cpu max,-rdrand,-rdseed", "-smp 1", "nokaslr ward.bench=1 lsm=bpf"} {
 		if !strings.Contains(bench, want) {
 			t.Errorf("bench args lack %q: %s", want, bench)
 		}
