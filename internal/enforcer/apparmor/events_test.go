@@ -2,6 +2,7 @@ package apparmor
 
 import (
 	"errors"
+	"strings"
 	"testing"
 	"time"
 
@@ -168,5 +169,62 @@ func TestAuditMessage(t *testing.T) {
 	}
 	if _, _, ok := auditlog.Message(hdr[:8]); ok {
 		t.Error("short datagram accepted")
+	}
+}
+
+// A denied rename of a directory above a blocked path, and a denied hard link to a blocked file
+// or program, are attributed to the Block rule, with an access of the rule's own path.
+func TestAttributeAncestorAndLink(t *testing.T) {
+	set, err := rules.Compile([]policy.Policy{hostPolicy("guard",
+		file(policy.MatchPath, "/etc/shadow", block),
+		proc(policy.MatchPath, "/usr/bin/wget", block),
+	)}, host, rules.Postures{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		line, path, rule string
+		op               policy.Operation
+	}{
+		{`apparmor="DENIED" operation="rename_src" profile="ward-host" name="/etc/" pid=1 comm="mv" requested_mask="wd" denied_mask="wd" fsuid=0 ouid=0`,
+			"/etc/shadow", "spec.file.matchPaths[0]", policy.OpFile},
+		{`apparmor="DENIED" operation="rename_src" profile="ward-host" name="/usr/" pid=1 comm="mv" requested_mask="wd" denied_mask="wd" fsuid=0 ouid=0`,
+			"/usr/bin/wget", "spec.process.matchPaths[0]", policy.OpProcess},
+		{`apparmor="DENIED" operation="link" profile="ward-host" name="/tmp/x" pid=1 comm="ln" requested_mask="wracdkm" denied_mask="wracdkm" fsuid=0 ouid=0 target="/etc/shadow"`,
+			"/etc/shadow", "spec.file.matchPaths[0]", policy.OpFile},
+		{`apparmor="DENIED" operation="link" profile="ward-host" name="/tmp/w" pid=1 comm="ln" requested_mask="xm" denied_mask="xm" fsuid=0 ouid=0 target="/usr/bin/wget"`,
+			"/usr/bin/wget", "spec.process.matchPaths[0]", policy.OpProcess},
+	} {
+		rec, err := ParseRecord("audit(1764343200.123:1): " + c.line)
+		if err != nil {
+			t.Fatal(err)
+		}
+		a, v := Attribute(set, rec)
+		if a.Op != c.op || a.Path != c.path || v.Action != block || v.Policy != "guard" || v.Rule != c.rule {
+			t.Errorf("%s: %+v attributed to %s %s %s, want %s %s by guard %s", c.line, a, v.Action, v.Policy, v.Rule, c.op, c.path, c.rule)
+		}
+	}
+	// A directory above no blocked path stays unattributed (Decide allows the write).
+	rec, _ := ParseRecord(`audit(1764343200.123:2): apparmor="DENIED" operation="rename_src" profile="ward-host" name="/srv/" pid=1 comm="mv" requested_mask="wd" denied_mask="wd" fsuid=0 ouid=0`)
+	if _, v := Attribute(set, rec); v.Action == block {
+		t.Errorf("/srv/ attributed to %+v", v)
+	}
+}
+
+func TestAncestorDirs(t *testing.T) {
+	for _, c := range []struct {
+		r    policy.Rule
+		want []string
+	}{
+		{file(policy.MatchPath, "/etc/shadow", block), []string{"/", "/etc/"}},
+		{file(policy.MatchDirectory, "/run/secrets/", block), []string{"/", "/run/", "/run/secrets/"}},
+		{proc(policy.MatchPattern, "/home/*/bin/*", block), []string{"/", "/home/"}},
+		{proc(policy.MatchExecName, "nc", block), nil},
+		{file(policy.MatchPath, "/top", block), []string{"/"}},
+	} {
+		got := ancestorDirs(&rules.Rule{Rule: c.r})
+		if strings.Join(got, " ") != strings.Join(c.want, " ") {
+			t.Errorf("%s %s: %q, want %q", c.r.Match, c.r.Value, got, c.want)
+		}
 	}
 }
