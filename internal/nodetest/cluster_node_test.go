@@ -344,7 +344,10 @@ func (c *cluster) startVM(t *testing.T) {
 		t.Fatal(err)
 	}
 	fwd := fmt.Sprintf("tcp:127.0.0.1:%d-:%d", c.kubeletPort, c.kubeletPort)
-	args := []string{"-profile", "node", "-m", "3072", "-smp", "2",
+	// Single-threaded TCG: with a thread per vCPU the node locked up (both CPUs spinning in
+	// syscall_trace_enter on an int3 the kernel had already patched away) when a restarted Ward
+	// attached its programs while the other CPU ran the patched code.
+	args := []string{"-profile", "node", "-m", "3072", "-smp", "2", "-tcg-single",
 		"-boot-timeout", "15m", "-timeout", "3h",
 		"-hostfwd", fwd,
 		"-share", c.nodeDir + ":rw",

@@ -45,6 +45,7 @@ func run(args []string) int {
 	fs.StringVar(&cfg.TimingsFile, "timings", os.Getenv("WARD_VM_TIMINGS"), "append one line of timings per run to this file")
 	fs.IntVar(&cfg.MemoryMB, "m", 1024, "guest memory in MiB")
 	fs.IntVar(&cfg.CPUs, "smp", 2, "guest CPUs (bench mode: always 1)")
+	fs.BoolVar(&cfg.SingleThread, "tcg-single", os.Getenv("WARD_VM_TCG_SINGLE") != "", "run every guest CPU on one host thread (single-threaded TCG): slower, but a guest that live-patches kernel text while another CPU runs it (BPF attach, static keys) cannot lock up, which multi-threaded TCG can (env WARD_VM_TCG_SINGLE)")
 	fs.BoolVar(&cfg.Bench, "bench", os.Getenv("WARD_VM_BENCH") != "", "boot for benchmarks: one CPU, guest clock counting instructions (-icount), no address randomisation (env WARD_VM_BENCH)")
 	fs.Func("hostfwd", "forward a host port into the guest, as qemu's hostfwd (tcp:127.0.0.1:10250-:10250); repeatable; needs a profile with networking", func(v string) error {
 		cfg.HostFwd = append(cfg.HostFwd, v)

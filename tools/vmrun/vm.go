@@ -29,6 +29,12 @@ type config struct {
 	// instructions (icount), so a benchmark timed inside the guest reads the
 	// same figure whatever else runs on the host; see qemuArgs.
 	Bench bool
+	// SingleThread runs the guest's CPUs on one host thread. Multi-threaded
+	// TCG has locked guests up with every CPU spinning on an int3 that the
+	// kernel's live text patching (text_poke_bp: BPF trampolines, static keys
+	// of tracepoints) had already removed: seen in the daemon's restart test
+	// and on the Kubernetes node when Ward restarted (syscall_trace_enter).
+	SingleThread bool
 	// HostFwd are qemu user-network forwards (tcp:127.0.0.1:10250-:10250);
 	// they need a profile with Network.
 	HostFwd []string
@@ -279,6 +285,9 @@ func qemuArgs(cfg config, prep prepared, runDir string) []string {
 	cmdline := []string{"console=ttyS0", "loglevel=5", "panic=-1",
 		"softlockup_panic=1", "softlockup_all_cpu_backtrace=1", "watchdog_thresh=30"}
 	cpu := "max"
+	if cfg.SingleThread {
+		accel = []string{"-accel", "tcg,thread=single"}
+	}
 	if cfg.Bench {
 		accel, cpus, cpu = []string{"-accel", "tcg", "-icount", "shift=0,sleep=off"}, 1, "max,-rdrand,-rdseed"
 		cmdline = append(cmdline, "nokaslr", "ward.bench=1")

@@ -187,4 +187,10 @@ func TestQemuArgsBench(t *testing.T) {
 	if strings.Contains(bench, "thread=multi") {
 		t.Errorf("bench mode with multi-threaded TCG (icount needs one thread): %s", bench)
 	}
+	single := strings.Join(qemuArgs(config{CPUs: 2, MemoryMB: 1024, SingleThread: true}, prep, "/run"), " ")
+	for _, want := range []string{"-accel tcg,thread=single", "-smp 2"} {
+		if !strings.Contains(single, want) {
+			t.Errorf("single-threaded args lack %q: %s", want, single)
+		}
+	}
 }
