@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"cmp"
 	"fmt"
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -12,11 +13,11 @@ import (
 	"strings"
 )
 
-// exemptExecutables lists what must stay unconfined when the host profile attaches to every
-// program: Ward's own binary (a restart by systemd would otherwise put Ward under the host
-// policy), the apparmor_parser it runs, and the node's container runtime (runtimeExecutables).
-// Paths are resolved, because the kernel matches an attachment against the executable's real
-// path.
+// exemptExecutables lists what ExemptProfile keeps out of the host profile when that attaches to
+// every program: Ward's own binary (a restart by systemd would otherwise put Ward under the host
+// policy) and the apparmor_parser it runs. Paths are resolved, because the kernel matches an
+// attachment against the executable's real path. The node's container runtime is not exempted
+// this way but left out of the attachment (runtimeExecutables, AttachExcept).
 func exemptExecutables() []string {
 	var out []string
 	if p, err := os.Executable(); err == nil {
@@ -30,7 +31,6 @@ func exemptExecutables() []string {
 			out[i] = r
 		}
 	}
-	out = append(out, runtimeExecutables(hostRoot)...)
 	slices.Sort(out)
 	return slices.Compact(out)
 }
@@ -39,10 +39,14 @@ func exemptExecutables() []string {
 // init both on the host and in a pod with hostPID (deploy/daemonset.yaml).
 const hostRoot = "/proc/1/root"
 
-// runtimeNames are the programs of container runtimes and the kubelet. They stay unconfined
-// under the host profile's attachment: a container's processes start from them, and must enter
-// the container's own profile (or none), never the host's. A confined process that runs one of
-// them keeps its profile: attachments apply only to programs that unconfined processes start.
+// runtimeNames are the programs of container runtimes and the kubelet. The host profile's
+// attachment leaves them out, so that they run unconfined: a container's processes start from
+// them, and must enter the container's own profile (or none), never the host's. Truly
+// unconfined, not in a profile of Ward's with flags=(unconfined): the runtime's default profiles
+// (containerd's cri-containerd.apparmor.d, docker-default) receive signals only from
+// peer=unconfined, so a runtime in any other profile can no longer stop their containers. A
+// confined process that runs one of them keeps its profile: attachments apply only to programs
+// that unconfined processes start.
 var runtimeNames = []string{
 	"containerd", "containerd-shim", "containerd-shim-runc-v1", "containerd-shim-runc-v2",
 	"runc", "crun", "conmon", "crio", "kubelet", "dockerd", "docker-init",
@@ -154,4 +158,84 @@ func (b *Backend) reportUnreached() {
 	b.log.Warn("host processes started before the host profile run unconfined: host policies do not reach them, only the programs they start",
 		"count", total, "top", strings.Join(top, ", "),
 		"fix", "restart them (services, login sessions), or use BPF-LSM (--lsm bpf), which covers running processes")
+}
+
+// attachAllExcept is an attachment matching every path but the given ones. AppArmor has no
+// negative attachment, so the complement is spelled out over the paths' trie: after each prefix
+// of an excluded path come a byte that continues no excluded path and then anything, the end of
+// the path when no excluded path ends there, or the next byte of an excluded path and the same
+// again one level down.
+func attachAllExcept(paths []string) (string, error) {
+	root := &trieNode{}
+	for _, p := range paths {
+		if err := checkPrintable(p); err != nil {
+			return "", fmt.Errorf("attach: %w", err)
+		}
+		if !strings.HasPrefix(p, "/") || len(p) < 2 {
+			return "", fmt.Errorf("attach: %q is not an absolute path to a file", p)
+		}
+		n := root
+		for i := 1; i < len(p); i++ {
+			n = n.child(p[i])
+		}
+		n.end = true
+	}
+	if len(root.next) == 0 {
+		return "/**", nil
+	}
+	return quote("/" + root.complement()), nil
+}
+
+type trieNode struct {
+	next map[byte]*trieNode
+	end  bool
+}
+
+func (n *trieNode) child(c byte) *trieNode {
+	if n.next == nil {
+		n.next = map[byte]*trieNode{}
+	}
+	if n.next[c] == nil {
+		n.next[c] = &trieNode{}
+	}
+	return n.next[c]
+}
+
+// complement is the pattern of every suffix that, after this node's prefix, makes a path that is
+// not excluded. A chain of nodes with one continuation each is written flat, one alternative per
+// byte, and only a node where excluded paths part opens a nested group: the parser refuses deep
+// nesting of {}.
+func (n *trieNode) complement() string {
+	var alts []string
+	prefix := ""
+	for cur := n; ; {
+		keys := slices.Sorted(maps.Keys(cur.next))
+		if len(keys) == 0 {
+			// An excluded path ends here and none continues it: anything longer matches.
+			// An executable is a file, so what follows never starts with a slash.
+			alts = append(alts, prefix+"?**")
+			break
+		}
+		var class strings.Builder
+		for _, c := range keys {
+			if c == '-' || strings.IndexByte(aareSpecial, c) >= 0 {
+				class.WriteByte('\\')
+			}
+			class.WriteByte(c)
+		}
+		alts = append(alts, prefix+"[^"+class.String()+"]**")
+		if !cur.end {
+			alts = append(alts, prefix)
+		}
+		if len(keys) == 1 {
+			prefix += escapeLiteral(string(keys[0]))
+			cur = cur.next[keys[0]]
+			continue
+		}
+		for _, c := range keys {
+			alts = append(alts, prefix+escapeLiteral(string(c))+cur.next[c].complement())
+		}
+		break
+	}
+	return "{" + strings.Join(alts, ",") + "}"
 }

@@ -4,8 +4,12 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"regexp"
 	"slices"
+	"strings"
 	"testing"
+
+	"github.com/wardsec/ward/internal/rules"
 )
 
 func TestUnconfined(t *testing.T) {
@@ -75,4 +79,88 @@ func TestRuntimeExecutables(t *testing.T) {
 	if !slices.Equal(got, want) {
 		t.Errorf("runtimeExecutables = %v, want %v", got, want)
 	}
+}
+
+// aareRegexp translates the AppArmor pattern subset attachAllExcept writes (literals, backslash
+// escapes, ?, **, [^...], nested {a,b}) into a Go regexp, to check which paths it matches.
+func aareRegexp(t *testing.T, p string) *regexp.Regexp {
+	t.Helper()
+	var b strings.Builder
+	b.WriteString("^")
+	for i := 0; i < len(p); i++ {
+		switch c := p[i]; c {
+		case '\\':
+			i++
+			b.WriteString(regexp.QuoteMeta(string(p[i])))
+		case '?':
+			b.WriteString("[^/]")
+		case '*':
+			if i+1 < len(p) && p[i+1] == '*' {
+				b.WriteString(".*")
+				i++
+			} else {
+				b.WriteString("[^/]*")
+			}
+		case '[':
+			end := strings.IndexByte(p[i:], ']')
+			b.WriteString(p[i : i+end+1])
+			i += end
+		case '{':
+			b.WriteString("(?:")
+		case ',':
+			b.WriteString("|")
+		case '}':
+			b.WriteString(")")
+		default:
+			b.WriteString(regexp.QuoteMeta(string(c)))
+		}
+	}
+	b.WriteString("$")
+	re, err := regexp.Compile(b.String())
+	if err != nil {
+		t.Fatalf("pattern %s: %v", p, err)
+	}
+	return re
+}
+
+func TestAttachAllExcept(t *testing.T) {
+	excluded := []string{"/usr/bin/containerd", "/usr/bin/containerd-shim-runc-v2", "/usr/sbin/runc", "/usr/local/bin/crun", "/usr/bin/kubelet"}
+	a, err := attachAllExcept(excluded)
+	if err != nil {
+		t.Fatal(err)
+	}
+	re := aareRegexp(t, strings.Trim(a, `"`))
+	for _, p := range excluded {
+		if re.MatchString(p) {
+			t.Errorf("%s matches the attachment %s", p, a)
+		}
+	}
+	for _, p := range []string{"/bin/sh", "/usr/bin/cat", "/usr/bin/containerd-shim", "/usr/bin/containerd2",
+		"/usr/bin/containerd-shim-runc-v1", "/usr/sbin/run", "/usr/sbin/runcx", "/usr/local/bin/crun.real", "/usr/bin/kubectl",
+		"/usr/bin", "/usr/sbin/runc.d/x", "/opt/usr/sbin/runc", "/u", "/x"} {
+		if !re.MatchString(p) {
+			t.Errorf("%s does not match the attachment %s", p, a)
+		}
+	}
+	if a, err := attachAllExcept(nil); err != nil || a != "/**" {
+		t.Errorf("attachAllExcept(nil) = %q, %v; want /**", a, err)
+	}
+	if _, err := attachAllExcept([]string{"usr/bin/x"}); err == nil {
+		t.Error("a relative path was accepted")
+	}
+
+	// The real parser reads it as a host profile's attachment.
+	set := &rules.Set{Workload: host}
+	prof, _, err := Render(set, Options{AttachAll: true, AttachExcept: excluded})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(prof.Text), "profile ward-host "+a+" flags=") {
+		t.Fatalf("host profile without the attachment %s:\n%s", a, prof.Text)
+	}
+	path := filepath.Join(t.TempDir(), prof.Name)
+	if err := os.WriteFile(path, prof.Text, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	parseProfile(t, path)
 }

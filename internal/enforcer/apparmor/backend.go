@@ -145,6 +145,7 @@ func New(ctx context.Context, cfg Config) (*Backend, error) {
 	switch cfg.HostAttach {
 	case "", HostAttachAll:
 		hostOpts.AttachAll = true
+		hostOpts.AttachExcept = runtimeExecutables(hostRoot)
 	case HostAttachNone:
 	default:
 		return nil, fmt.Errorf("apparmor: host attach %q: want %q or %q", cfg.HostAttach, HostAttachAll, HostAttachNone)

@@ -64,6 +64,9 @@ type Options struct {
 	// a more specific attachment still wins for its own program (AppArmor's longest-left-match
 	// rule), so other profiles keep their programs. The daemon sets it for the host profile.
 	AttachAll bool
+	// AttachExcept are executables AttachAll leaves out: an unconfined process that starts one
+	// leaves it unconfined (the node's container runtime).
+	AttachExcept []string
 	// Name overrides ProfileName. Kubernetes users name a profile in the pod template, before
 	// the pod (and its generated name) exists, so the daemon may choose a name that is stable
 	// across a workload's pods, such as one derived from the owner. It must pass checkName.
@@ -311,7 +314,11 @@ func (r *renderer) render() error {
 		if len(r.opts.Attach) > 0 {
 			return errors.New("attach: AttachAll and Attach exclude each other")
 		}
-		attach = " /**"
+		a, err := attachAllExcept(r.opts.AttachExcept)
+		if err != nil {
+			return err
+		}
+		attach = " " + a
 	}
 	if len(r.opts.Attach) > 0 {
 		a, err := attachment(r.opts.Attach)
