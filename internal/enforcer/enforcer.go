@@ -8,10 +8,6 @@ package enforcer
 import (
 	"context"
 	"errors"
-	"os"
-	"path/filepath"
-	"strconv"
-	"strings"
 
 	"github.com/wardsec/ward/internal/rules"
 )
@@ -89,32 +85,4 @@ type Event struct {
 	// ProcessName, never an input of rules.Decide. Read from /proc when the record arrives, so
 	// empty when the process is gone.
 	Exe string
-}
-
-// ProcPPID reads the parent of process pid from procRoot (/proc when ""), for the backends whose
-// kernel records carry no parent (AppArmor's and SELinux's audit records): 0 when the process is
-// gone. Read when the record arrives, it names the parent the process had then.
-func ProcPPID(procRoot string, pid int) uint32 {
-	if procRoot == "" {
-		procRoot = "/proc"
-	}
-	b, err := os.ReadFile(filepath.Join(procRoot, strconv.Itoa(pid), "stat"))
-	if err != nil {
-		return 0
-	}
-	// pid (comm) state ppid ...; comm may hold spaces and parentheses.
-	s := string(b)
-	i := strings.LastIndexByte(s, ')')
-	if i < 0 {
-		return 0
-	}
-	f := strings.Fields(s[i+1:])
-	if len(f) < 2 {
-		return 0
-	}
-	n, err := strconv.ParseUint(f[1], 10, 32)
-	if err != nil {
-		return 0
-	}
-	return uint32(n)
 }

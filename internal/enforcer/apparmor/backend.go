@@ -9,8 +9,6 @@ import (
 	"log/slog"
 	"os"
 	"os/exec"
-	"path/filepath"
-	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -440,7 +438,7 @@ func (b *Backend) record(line string) (ev enforcer.Event, ok bool) {
 	}
 	if a.Source == "" {
 		// The alert's Source and ProcessName: the record names only a child profile's program.
-		ev.Exe, _ = os.Readlink(filepath.Join(b.procRoot, strconv.Itoa(rec.PID), "exe"))
+		ev.Exe = enforcer.Executable(uint32(rec.PID))
 	}
 	if rec.Apparmor == "DENIED" {
 		ev.Errno = int(syscall.EACCES)
