@@ -17,9 +17,9 @@ import (
 	"os/exec"
 	"strconv"
 	"strings"
-)
 
-const rowPrefix = "ward-bench-row" // vmbench.rowPrefix
+	"github.com/wardsec/ward/internal/testutil/vmbench"
+)
 
 type key struct{ backend, access, variant string }
 
@@ -86,7 +86,7 @@ func parse(name string, r io.Reader) (run, error) {
 	line := 0
 	for sc.Scan() {
 		line++
-		i := strings.Index(sc.Text(), rowPrefix+"\t")
+		i := strings.Index(sc.Text(), vmbench.RowPrefix+"\t")
 		if i < 0 {
 			continue
 		}
@@ -110,7 +110,7 @@ func parse(name string, r io.Reader) (run, error) {
 		return run{}, fmt.Errorf("%s: %w", name, err)
 	}
 	if len(res.order) == 0 {
-		return run{}, fmt.Errorf("%s: no report lines (%q): did the benchmarks run?", name, rowPrefix)
+		return run{}, fmt.Errorf("%s: no report lines (%q): did the benchmarks run?", name, vmbench.RowPrefix)
 	}
 	return res, nil
 }
@@ -241,7 +241,7 @@ func render(runs []run, command, kernel, commit string) string {
 		seen := map[[2]string]bool{}
 		for _, k := range first.order {
 			rk := [2]string{k.access, k.variant}
-			if seen[rk] || k.variant == baseline {
+			if seen[rk] || k.variant == vmbench.Baseline {
 				continue
 			}
 			seen[rk] = true
@@ -259,18 +259,12 @@ func render(runs []run, command, kernel, commit string) string {
 	return b.String()
 }
 
-// noRules and baseline are vmbench.NoRules and vmbench.Baseline.
-const (
-	noRules  = "attached, no rules of this operation"
-	baseline = "no Ward program"
-)
-
 // target is issue 16's bound on a BPF-LSM ratio, 0 for a row it sets none for.
 func target(access, variant string) float64 {
 	switch {
-	case variant == baseline:
+	case variant == vmbench.Baseline:
 		return 0
-	case variant == noRules:
+	case variant == vmbench.NoRules:
 		return 1.01
 	case strings.HasPrefix(access, "open+close, cached"):
 		return 1.03
@@ -294,7 +288,7 @@ func writeTargets(b *strings.Builder, runs []run) {
 	b.WriteString("| access | rules for the workload | target | BPF-LSM (all runs) | met | AppArmor | BPF-LSM ≤ AppArmor |\n|---|---|---:|---|---|---:|---|\n")
 	met, total := 0, 0
 	for _, k := range first.order {
-		if k.backend != "bpflsm" || k.variant == baseline {
+		if k.backend != "bpflsm" || k.variant == vmbench.Baseline {
 			continue
 		}
 		t := target(k.access, k.variant)

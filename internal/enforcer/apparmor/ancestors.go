@@ -1,6 +1,7 @@
 package apparmor
 
 import (
+	"maps"
 	"path"
 	"slices"
 	"strings"
@@ -70,13 +71,8 @@ func (r *renderer) ancestors(c *ctx) {
 	if len(c.anc) == 0 {
 		return
 	}
-	dirs := make([]string, 0, len(c.anc))
-	for d := range c.anc {
-		dirs = append(dirs, d)
-	}
-	slices.Sort(dirs)
 	r.emit(Origin{Kind: OriginPosture, RuleID: -1, Source: c.source}, c.indent, "# Directories above blocked paths: renaming one would move the paths out of the rules.")
-	for _, d := range dirs {
+	for _, d := range slices.Sorted(maps.Keys(c.anc)) {
 		r.emit(ruleOrigin(c.anc[d], c), c.indent, "audit deny %s w,", quote(escapeLiteral(d)))
 	}
 }

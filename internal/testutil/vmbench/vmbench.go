@@ -281,13 +281,13 @@ type Row struct {
 	Ratio   float64
 }
 
-// rowPrefix starts every report line in the benchmark's output; tools/benchreport reads
+// RowPrefix starts every report line in the benchmark's output; tools/benchreport reads
 // them from `go test -v` output.
-const rowPrefix = "ward-bench-row"
+const RowPrefix = "ward-bench-row"
 
 // String is the line tools/benchreport parses: tab-separated.
 func (r Row) String() string {
-	return fmt.Sprintf("%s\t%s\t%s\t%s\t%.0f\t%.4f", rowPrefix, r.Backend, r.Access, r.Variant, r.NS, r.Ratio)
+	return fmt.Sprintf("%s\t%s\t%s\t%s\t%.0f\t%.4f", RowPrefix, r.Backend, r.Access, r.Variant, r.NS, r.Ratio)
 }
 
 // Iterations scales a benchmark's loop by WARD_TEST_BENCH_SCALE (default 1): `make test`
