@@ -39,51 +39,15 @@ func BenchmarkReport(b *testing.B) {
 			b.Fatalf("shared backend: %+v", sharedErr)
 		}
 	} else {
-		if shared != nil {
-			// The baseline is the kernel without any Ward program.
-			if err := shared.detach(); err != nil {
-				b.Fatal(err)
-			}
-			defer func() {
-				if err := shared.attach(); err != nil {
-					b.Error(err)
-				}
-			}()
-		}
+		detachShared(b) // the baseline is the kernel without any Ward program
 		var err error
 		if be, err = New(Options{ZeroSeed: true}); err != nil {
 			b.Fatalf("%+v", err)
 		}
-		defer be.Close()
+		own := be
+		b.Cleanup(func() { own.Close() }) // after benchWorkloads' cleanup, which uses it
 	}
-	self, err := os.Executable()
-	if err != nil {
-		b.Fatal(err)
-	}
-	if err := vmbench.Setup(self); err != nil {
-		b.Fatal(err)
-	}
-	cgdirs := map[string]string{}
-	labels := map[string]string{}
-	var sets []*rules.Set
-	startFD := -1
-	for _, v := range vmbench.Variants() {
-		name := "ward-bench-" + v.Name
-		cg, fd := testCgroup(b, name)
-		if startFD < 0 {
-			startFD = fd
-		}
-		cgdirs[v.Name], labels[v.Name] = "/sys/fs/cgroup/"+name, v.Label
-		set, err := v.Set(workload.Workload{Kind: workload.KindContainer, ContainerID: "bench-" + v.Name, CgroupID: cg})
-		if err != nil {
-			b.Fatal(err)
-		}
-		sets = append(sets, set)
-	}
-	if err := be.Apply(context.Background(), sets); err != nil {
-		b.Fatal(err)
-	}
-	defer be.Apply(context.Background(), nil)
+	cgdirs, labels, startFD := benchWorkloads(b, be)
 
 	measure := func(g vmbench.Group, cgroups []string) []float64 {
 		job := vmbench.Job{Access: g.Access, Arg: g.Arg, N: vmbench.Iterations(g.N), Rounds: vmbench.Rounds, Cgroups: cgroups}
@@ -118,4 +82,54 @@ func BenchmarkReport(b *testing.B) {
 			}
 		}
 	}
+}
+
+// detachShared detaches the package's shared Backend (TestMain's) for the benchmark, so that
+// the only Ward programs attached are the benchmark's own, and attaches it again after.
+func detachShared(b *testing.B) {
+	if shared == nil {
+		return
+	}
+	if err := shared.detach(); err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() {
+		if err := shared.attach(); err != nil {
+			b.Error(err)
+		}
+	})
+}
+
+// benchWorkloads makes the report's files and one cgroup per variant (vmbench.Variants), and
+// applies each variant's set to its cgroup through be until the benchmark ends. It returns each
+// variant's cgroup directory and label by name, and a descriptor of the first cgroup, where the
+// helper starts.
+func benchWorkloads(b *testing.B, be *Backend) (cgdirs, labels map[string]string, startFD int) {
+	self, err := os.Executable()
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := vmbench.Setup(self); err != nil {
+		b.Fatal(err)
+	}
+	cgdirs, labels, startFD = map[string]string{}, map[string]string{}, -1
+	var sets []*rules.Set
+	for _, v := range vmbench.Variants() {
+		name := "ward-bench-" + v.Name
+		cg, fd := testCgroup(b, name)
+		if startFD < 0 {
+			startFD = fd
+		}
+		cgdirs[v.Name], labels[v.Name] = "/sys/fs/cgroup/"+name, v.Label
+		set, err := v.Set(workload.Workload{Kind: workload.KindContainer, ContainerID: "bench-" + v.Name, CgroupID: cg})
+		if err != nil {
+			b.Fatal(err)
+		}
+		sets = append(sets, set)
+	}
+	if err := be.Apply(context.Background(), sets); err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { be.Apply(context.Background(), nil) })
+	return cgdirs, labels, startFD
 }

@@ -3,18 +3,14 @@
 package bpflsm
 
 import (
-	"context"
 	"fmt"
-	"os"
 	"testing"
 
 	"github.com/cilium/ebpf"
 	"golang.org/x/sys/unix"
 
-	"github.com/wardsec/ward/internal/rules"
 	"github.com/wardsec/ward/internal/testutil/vmbench"
 	"github.com/wardsec/ward/internal/testutil/vmguest"
-	"github.com/wardsec/ward/internal/workload"
 )
 
 // BenchmarkHookCost explains BenchmarkReport's figures: for every access and variant of the
@@ -24,44 +20,13 @@ import (
 // around it and the rest of the system call.
 func BenchmarkHookCost(b *testing.B) {
 	vmguest.RequireGuest(b)
-	if shared != nil {
-		if err := shared.detach(); err != nil {
-			b.Fatal(err)
-		}
-		defer func() {
-			if err := shared.attach(); err != nil {
-				b.Error(err)
-			}
-		}()
-	}
+	detachShared(b)
 	be, err := New(Options{ZeroSeed: true})
 	if err != nil {
 		b.Fatalf("%+v", err)
 	}
-	defer be.Close()
-	self, err := os.Executable()
-	if err != nil {
-		b.Fatal(err)
-	}
-	if err := vmbench.Setup(self); err != nil {
-		b.Fatal(err)
-	}
-	cgdirs := map[string]string{}
-	var sets []*rules.Set
-	for _, v := range vmbench.Variants() {
-		name := "ward-bench-" + v.Name
-		cg, _ := testCgroup(b, name)
-		cgdirs[v.Name] = "/sys/fs/cgroup/" + name
-		set, err := v.Set(workload.Workload{Kind: workload.KindContainer, ContainerID: "bench-" + v.Name, CgroupID: cg})
-		if err != nil {
-			b.Fatal(err)
-		}
-		sets = append(sets, set)
-	}
-	if err := be.Apply(context.Background(), sets); err != nil {
-		b.Fatal(err)
-	}
-	defer be.Apply(context.Background(), nil)
+	b.Cleanup(func() { be.Close() }) // after benchWorkloads' cleanup, which uses it
+	cgdirs, _, _ := benchWorkloads(b, be)
 	stats, err := ebpf.EnableStats(unix.BPF_STATS_RUN_TIME)
 	if err != nil {
 		b.Fatal(err)
