@@ -162,48 +162,53 @@ func (k *Source) Run(ctx context.Context, synced func()) error {
 	var syncs []cache.InformerSynced
 	for _, r := range PolicyResources {
 		inf := dynF.ForResource(r.GVR).Informer()
-		if _, err := inf.AddEventHandler(cache.ResourceEventHandlerFuncs{
+		reg, err := inf.AddEventHandler(cache.ResourceEventHandlerFuncs{
 			AddFunc:    func(o any) { k.policyChanged(r.Kind, r.GVR, o) },
 			UpdateFunc: func(_, o any) { k.policyChanged(r.Kind, r.GVR, o) },
 			DeleteFunc: func(o any) { k.policyDeleted(r.Kind, o) },
-		}); err != nil {
+		})
+		if err != nil {
 			return err
 		}
-		syncs = append(syncs, inf.HasSynced)
+		syncs = append(syncs, reg.HasSynced)
 	}
 	// Pods of this node only: a node agent has no business with the rest of the cluster, and
 	// at 110 pods per node the watch stays small whatever the cluster size.
 	podF := informers.NewSharedInformerFactoryWithOptions(k.kc, 0, informers.WithTweakListOptions(func(o *metav1.ListOptions) {
 		o.FieldSelector = fields.OneTermEqualSelector("spec.nodeName", k.node).String()
 	}))
-	podInf := podF.Core().V1().Pods().Informer()
-	if _, err := podInf.AddEventHandler(cache.ResourceEventHandlerFuncs{
+	podReg, err := podF.Core().V1().Pods().Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
 		AddFunc:    func(o any) { k.podChanged(o) },
 		UpdateFunc: func(_, o any) { k.podChanged(o) },
 		DeleteFunc: func(o any) { k.podDeleted(o) },
-	}); err != nil {
+	})
+	if err != nil {
 		return err
 	}
 	nodeF := informers.NewSharedInformerFactoryWithOptions(k.kc, 0, informers.WithTweakListOptions(func(o *metav1.ListOptions) {
 		o.FieldSelector = fields.OneTermEqualSelector("metadata.name", k.node).String()
 	}))
-	nodeInf := nodeF.Core().V1().Nodes().Informer()
-	if _, err := nodeInf.AddEventHandler(cache.ResourceEventHandlerFuncs{
+	nodeReg, err := nodeF.Core().V1().Nodes().Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
 		AddFunc:    func(o any) { k.nodeChanged(o) },
 		UpdateFunc: func(_, o any) { k.nodeChanged(o) },
-	}); err != nil {
+	})
+	if err != nil {
 		return err
 	}
 	nsF := informers.NewSharedInformerFactory(k.kc, 0)
-	nsInf := nsF.Core().V1().Namespaces().Informer()
-	if _, err := nsInf.AddEventHandler(cache.ResourceEventHandlerFuncs{
+	nsReg, err := nsF.Core().V1().Namespaces().Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
 		AddFunc:    func(o any) { k.namespaceChanged(o) },
 		UpdateFunc: func(_, o any) { k.namespaceChanged(o) },
 		DeleteFunc: func(o any) { k.namespaceDeleted(o) },
-	}); err != nil {
+	})
+	if err != nil {
 		return err
 	}
-	syncs = append(syncs, podInf.HasSynced, nodeInf.HasSynced, nsInf.HasSynced)
+	// Synced means every object of the initial lists went through the handlers above, not only
+	// into the informers' stores: the stores fill first and the handlers run later, on their own
+	// goroutines. Waiting on the stores let the first reconcile after a restart miss policies
+	// still queued for their handler, and replace a running pod's profile with a weaker one.
+	syncs = append(syncs, podReg.HasSynced, nodeReg.HasSynced, nsReg.HasSynced)
 	for _, f := range []interface{ Start(<-chan struct{}) }{dynF, podF, nodeF, nsF} {
 		f.Start(ctx.Done())
 	}

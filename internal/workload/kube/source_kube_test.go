@@ -277,3 +277,71 @@ func TestKubeconfig(t *testing.T) {
 		t.Errorf("in-cluster config outside a pod: want an error")
 	}
 }
+
+// TestSyncedAfterHandlers: Run reports synced only once every policy of the initial list went
+// through its handler. The handlers here are slow (PolicyStatus runs inside them); waiting on
+// the informers' stores alone reported synced with most policies still queued, and a daemon
+// restarted on that signal applied rule sets without them.
+func TestSyncedAfterHandlers(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	kc := kubernetes.NewForConfigOrDie(srv.Config)
+	const ns, n = "slow-handlers", 12
+	if _, err := kc.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	var objs []*unstructured.Unstructured
+	for i := range n {
+		objs = append(objs, kubeapi.Object(t, fmt.Sprintf(`
+apiVersion: security.kubearmor.com/v1
+kind: KubeArmorPolicy
+metadata: {name: p%d, namespace: %s}
+spec:
+  selector: {matchLabels: {app: web}}
+  file: {matchPaths: [{path: /secret%d}]}
+  action: Block
+`, i, ns, i)))
+	}
+	if err := srv.Apply(ctx, false, objs...); err != nil {
+		t.Fatal(err)
+	}
+
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	k, err := NewSource(srv.TokenConfig(kubeapi.DaemonToken), "node1", workload.NewRegistry(nil), nil, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	k.PolicyStatus = func(p *policy.Policy, old string) string {
+		if p.Namespace == ns {
+			time.Sleep(50 * time.Millisecond)
+		}
+		return StatusApplied
+	}
+	seen := make(chan int, 1)
+	done := make(chan error, 1)
+	go func() {
+		done <- k.Run(ctx, func() {
+			count := 0
+			for _, p := range k.Policies() {
+				if p.Namespace == ns {
+					count++
+				}
+			}
+			seen <- count
+		})
+	}()
+	select {
+	case got := <-seen:
+		if got != n {
+			t.Errorf("policies of namespace %s when Run reported synced: %d, want all %d", ns, got, n)
+		}
+	case err := <-done:
+		t.Fatalf("Run: %v", err)
+	case <-time.After(60 * time.Second):
+		t.Fatal("caches not synced after 60s")
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Errorf("Run: %v", err)
+	}
+}
