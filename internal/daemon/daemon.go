@@ -397,6 +397,7 @@ func (d *Daemon) loop(ctx context.Context, ready func(*Daemon)) {
 			d.rounds.AddRateLimited(key)
 		} else {
 			d.rounds.Forget(key)
+			d.saveKubeSnapshot()
 		}
 		d.rounds.Done(key)
 		if d.sel.Backend == nil || d.plan.synced {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"time"
@@ -20,7 +21,7 @@ import (
 // kubeSyncWait bounds how long the first reconcile waits for the informers' caches: long enough
 // that a healthy API server's whole state goes into the first rule sets, short enough that an
 // unreachable one does not keep the node's local policies out of the kernel.
-const kubeSyncWait = 30 * time.Second
+var kubeSyncWait = 30 * time.Second
 
 // startKube connects to the API server and starts the informers of Kubernetes mode. Policies,
 // pods, namespaces and this node's labels then reach the reconcile loop through the registry and
@@ -40,6 +41,17 @@ func (d *Daemon) startKube(ctx context.Context, wg *sync.WaitGroup) error {
 		return statusWith(old, d.sel.Selected, append(enforcer.Check(d.sel.Selected, p), d.unenforcedOf(p.Key())...))
 	}
 	d.kube = k
+	// Until the informers have synced, the cluster's policies and namespace postures are the
+	// ones last seen: a restart while the API server is slow or down keeps the pods' rules.
+	written, err := k.LoadSnapshot(d.kubeSnapshotPath())
+	switch {
+	case err != nil:
+		d.log.Error("kubernetes mode: cannot read the snapshot of the cluster's policies; until the API server answers only local policies apply",
+			"path", d.kubeSnapshotPath(), "error", err)
+	case !written.IsZero():
+		d.log.Info("kubernetes mode: cluster policies as last seen, until the API server's lists arrive",
+			"policies", len(k.Policies()), "written", written.Format(time.RFC3339))
+	}
 	synced := make(chan struct{})
 	wg.Add(1)
 	go func() {
@@ -57,10 +69,26 @@ func (d *Daemon) startKube(ctx context.Context, wg *sync.WaitGroup) error {
 	case <-synced:
 		d.log.Info("kubernetes mode: informer caches synced", "node", d.cfg.Host)
 	case <-time.After(kubeSyncWait):
-		d.log.Warn("kubernetes mode: informer caches not synced yet; enforcing local policies meanwhile", "waited", kubeSyncWait.String())
+		d.log.Warn("kubernetes mode: informer caches not synced yet; enforcing local policies and the cluster's as last seen meanwhile",
+			"waited", kubeSyncWait.String(), "cluster_policies", len(k.Policies()))
 	case <-ctx.Done():
 	}
 	return nil
+}
+
+// kubeSnapshotPath is where the daemon keeps the cluster's policies as last seen.
+func (d *Daemon) kubeSnapshotPath() string { return filepath.Join(d.cfg.State, kube.SnapshotFile) }
+
+// saveKubeSnapshot records the cluster's policies after a round, once the informers have synced
+// and when they changed.
+func (d *Daemon) saveKubeSnapshot() {
+	if d.kube == nil {
+		return
+	}
+	if err := d.kube.SaveSnapshot(d.kubeSnapshotPath()); err != nil {
+		d.log.Warn("kubernetes mode: cannot write the snapshot of the cluster's policies; a restart without the API server would not keep them",
+			"path", d.kubeSnapshotPath(), "error", err)
+	}
 }
 
 // serviceAccountNamespace is where a pod's service account token names the pod's namespace.

@@ -7,6 +7,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -38,9 +39,15 @@ type kubeDaemon struct {
 
 func startKubeDaemon(t testing.TB, node string) *kubeDaemon {
 	t.Helper()
+	return startKubeDaemonWith(t, node, t.TempDir(), srv.WriteKubeconfig(t))
+}
+
+// startKubeDaemonWith starts the daemon with the given state directory and kubeconfig.
+func startKubeDaemonWith(t testing.TB, node, state, kubeconfig string) *kubeDaemon {
+	t.Helper()
 	cfg, err := buildConfig(defaults(map[string]string{
-		"policies": t.TempDir(), "state": t.TempDir(), "gRPC": "", "health": "", "logPath": "none",
-		"host": node, "lsm": "none", "k8s": "true", "kubeconfig": srv.WriteKubeconfig(t),
+		"policies": t.TempDir(), "state": state, "gRPC": "", "health": "", "logPath": "none",
+		"host": node, "lsm": "none", "k8s": "true", "kubeconfig": kubeconfig,
 	}))
 	if err != nil {
 		t.Fatal(err)
@@ -481,4 +488,68 @@ spec:
 	if s := kd.d.Sets()["c-second"]; s != nil {
 		t.Errorf("c-second still has a set after its poststop")
 	}
+}
+
+// TestKubeModeRestartWithoutAPIServer: a daemon restarted while the API server does not answer
+// keeps enforcing the cluster's policies as last seen (the snapshot in its state directory),
+// for the node's pods (labels included) and namespace postures, instead of lifting them until
+// the server is back.
+func TestKubeModeRestartWithoutAPIServer(t *testing.T) {
+	ctx := context.Background()
+	kc := kubernetes.NewForConfigOrDie(srv.Config)
+	const node, ns = "snap-node", "snap-shop"
+	_, err := kc.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{
+		Name: ns, Annotations: map[string]string{"kubearmor-file-posture": "block"}}}, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	kubeapi.CreateRunningPod(ctx, t, kc, ns, "web", node, map[string]string{"app": "web"},
+		[]corev1.Container{{Name: "main", Image: "nginx:1.27"}},
+		[]corev1.ContainerStatus{{Name: "main", ContainerID: "containerd://snap-web-main"}})
+	if err := srv.Apply(ctx, false, kubeapi.Object(t, `
+apiVersion: security.kubearmor.com/v1
+kind: KubeArmorPolicy
+metadata: {name: web-secret, namespace: snap-shop}
+spec:
+  selector: {matchLabels: {app: web}}
+  file: {matchPaths: [{path: /secret}]}
+  action: Block
+`)); err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		dyn := dynamic.NewForConfigOrDie(srv.Config)
+		_ = dyn.Resource(kube.PolicyResources[0].GVR).Namespace(ns).Delete(ctx, "web-secret", metav1.DeleteOptions{})
+	}()
+	const want = "policies=[KubeArmorPolicy/snap-shop/web-secret] rules=[web-secret:/secret:Block] postures=Block/Audit/Audit mode=\"\" labels=map[app:web]"
+
+	state := t.TempDir()
+	first := startKubeDaemonWith(t, node, state, srv.WriteKubeconfig(t))
+	if got := setSummary(first.d.Sets()["snap-web-main"]); got != want {
+		t.Fatalf("first daemon:\n got %s\nwant %s", got, want)
+	}
+	kubeapi.Eventually(t, "snapshot written", func() error {
+		_, err := os.Stat(filepath.Join(state, kube.SnapshotFile))
+		return err
+	})
+	first.stop()
+
+	// Nothing listens on port 1: every request of the restarted daemon fails.
+	dead := filepath.Join(t.TempDir(), "dead.kubeconfig")
+	if err := os.WriteFile(dead, []byte(`apiVersion: v1
+kind: Config
+clusters: [{name: dead, cluster: {server: "https://127.0.0.1:1", insecure-skip-tls-verify: true}}]
+users: [{name: ward, user: {token: nothing}}]
+contexts: [{name: dead, context: {cluster: dead, user: ward}}]
+current-context: dead
+`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	defer func(w time.Duration) { kubeSyncWait = w }(kubeSyncWait)
+	kubeSyncWait = 2 * time.Second
+	second := startKubeDaemonWith(t, node, state, dead)
+	if got := setSummary(second.d.Sets()["snap-web-main"]); got != want {
+		t.Errorf("restarted without the API server:\n got %s\nwant %s\nlog:\n%s", got, want, second.logs.String())
+	}
+	second.stop()
 }

@@ -87,6 +87,15 @@ type Source struct {
 	policies   map[string]acceptedPolicy // by policy key
 	namespaces map[string]namespaceInfo
 	podObjs    map[string]*corev1.Pod
+	// synced is set once the initial lists went through the handlers. Until then the policies
+	// and namespaces may come from a snapshot (LoadSnapshot), and seen* record what the live
+	// lists confirmed, so that sync drops the rest.
+	synced  bool
+	seen    map[string]bool // seenKey(kind, key), nil once synced
+	nodeObj *corev1.Node
+	// generation counts changes of policies and namespaces; savedGeneration is the one the
+	// last snapshot holds.
+	generation, savedGeneration uint64
 }
 
 // acceptedPolicy is an accepted policy as last seen: the version in force, and the object its
@@ -97,6 +106,7 @@ type acceptedPolicy struct {
 	ns     string
 	name   string
 	status string // status.status as last seen
+	raw    []byte // the object as served, for the snapshot
 }
 
 type statusWrite struct {
@@ -137,6 +147,7 @@ func NewSource(cfg *rest.Config, node string, reg *workload.Registry, onChange f
 	return &Source{
 		dyn: dyn, kc: kc, node: node, reg: reg, onChange: onChange, log: log,
 		policies: map[string]acceptedPolicy{}, namespaces: map[string]namespaceInfo{},
+		seen:    map[string]bool{},
 		podObjs: map[string]*corev1.Pod{}, statuses: map[string]statusWrite{},
 		statusQ: workqueue.NewTypedRateLimitingQueue(workqueue.DefaultTypedControllerRateLimiter[string]()),
 	}, nil
@@ -215,6 +226,14 @@ func (k *Source) Run(ctx context.Context, synced func()) error {
 	if !cache.WaitForCacheSync(ctx.Done(), syncs...) {
 		return fmt.Errorf("kubernetes caches not synced: %w", ctx.Err())
 	}
+	k.mu.Lock()
+	gone := k.dropUnseen()
+	k.synced = true
+	k.generation++
+	k.mu.Unlock()
+	for _, key := range gone {
+		k.syncPod(key)
+	}
 	k.onChange()
 	if synced != nil {
 		synced()
@@ -277,6 +296,9 @@ func (k *Source) policyChanged(kind string, gvr schema.GroupVersionResource, o a
 		return
 	}
 	key := policyKey(kind, u.GetNamespace(), u.GetName())
+	k.mu.Lock()
+	k.markSeen("policy", key)
+	k.mu.Unlock()
 	// What Ward validates is the object as stored, status and server fields included; they are
 	// part of the object shape Ward's decoder knows.
 	data, err := u.MarshalJSON()
@@ -298,7 +320,8 @@ func (k *Source) policyChanged(kind string, gvr schema.GroupVersionResource, o a
 		}
 		v := policystore.Versioned{Policy: p, Version: contentVersion(&p)}
 		k.mu.Lock()
-		k.policies[key] = acceptedPolicy{Versioned: v, gvr: gvr, ns: u.GetNamespace(), name: u.GetName(), status: oldStatus(u)}
+		k.policies[key] = acceptedPolicy{Versioned: v, gvr: gvr, ns: u.GetNamespace(), name: u.GetName(), status: oldStatus(u), raw: data}
+		k.generation++
 		k.mu.Unlock()
 		k.onChange()
 	}
@@ -390,6 +413,7 @@ func (k *Source) policyDeleted(kind string, o any) {
 	}
 	k.mu.Lock()
 	delete(k.policies, policyKey(kind, u.GetNamespace(), u.GetName()))
+	k.generation++
 	k.mu.Unlock()
 	k.onChange()
 }
@@ -467,6 +491,8 @@ func (k *Source) podChanged(o any) {
 	}
 	k.mu.Lock()
 	k.podObjs[pod.Namespace+"/"+pod.Name] = pod
+	k.markSeen("pod", pod.Namespace+"/"+pod.Name)
+	k.generation++
 	k.mu.Unlock()
 	k.syncPod(pod.Namespace + "/" + pod.Name)
 }
@@ -502,6 +528,7 @@ func (k *Source) podDeleted(o any) {
 	key := pod.Namespace + "/" + pod.Name
 	k.mu.Lock()
 	delete(k.podObjs, key)
+	k.generation++
 	k.mu.Unlock()
 	k.syncPod(key)
 }
@@ -511,6 +538,12 @@ func (k *Source) nodeChanged(o any) {
 	if !ok || n.Name != k.node {
 		return
 	}
+	k.mu.Lock()
+	if k.nodeObj != n {
+		k.nodeObj = n
+		k.generation++
+	}
+	k.mu.Unlock()
 	h := workload.Host(n.Name, copyLabels(n.Labels))
 	if a, ok := n.Annotations[annotationPolicy]; ok {
 		h.Mode, _ = workload.ParseMode(a)
@@ -540,8 +573,12 @@ func (k *Source) namespaceChanged(o any) {
 		info.hasMode = true
 	}
 	k.mu.Lock()
+	k.markSeen("namespace", ns.Name)
 	changed := k.namespaces[ns.Name] != info
 	k.namespaces[ns.Name] = info
+	if changed {
+		k.generation++
+	}
 	var pods []string
 	if changed {
 		for key := range k.podObjs {
@@ -567,6 +604,7 @@ func (k *Source) namespaceDeleted(o any) {
 	if ns, ok := o.(*corev1.Namespace); ok {
 		k.mu.Lock()
 		delete(k.namespaces, ns.Name)
+		k.generation++
 		k.mu.Unlock()
 		k.onChange()
 	}

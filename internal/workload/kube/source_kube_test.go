@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
 	"sort"
 	"strings"
 	"sync/atomic"
@@ -343,5 +344,138 @@ spec:
 	cancel()
 	if err := <-done; err != nil {
 		t.Errorf("Run: %v", err)
+	}
+}
+
+// TestSnapshotUntilSync: a source started with the snapshot of an earlier one serves the
+// snapshot's policies and postures until its own lists arrive, then exactly the live ones
+// (a policy deleted meanwhile goes, one created meanwhile comes). Before sync it writes no
+// snapshot, so a half-filled view never overwrites a whole one.
+func TestSnapshotUntilSync(t *testing.T) {
+	ctx := context.Background()
+	kc := kubernetes.NewForConfigOrDie(srv.Config)
+	dyn := dynamic.NewForConfigOrDie(srv.Config)
+	const ns = "snapshot"
+	if _, err := kc.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{
+		Name: ns, Annotations: map[string]string{"kubearmor-file-posture": "block"}}}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	pol := func(name string) *unstructured.Unstructured {
+		return kubeapi.Object(t, fmt.Sprintf(`
+apiVersion: security.kubearmor.com/v1
+kind: KubeArmorPolicy
+metadata: {name: %s, namespace: %s}
+spec:
+  selector: {matchLabels: {app: web}}
+  file: {matchPaths: [{path: /%s}]}
+  action: Block
+`, name, ns, name))
+	}
+	if err := srv.Apply(ctx, false, pol("kept"), pol("deleted")); err != nil {
+		t.Fatal(err)
+	}
+	kubeapi.CreateRunningPod(ctx, t, kc, ns, "gone-pod", "node1", map[string]string{"app": "web"},
+		[]corev1.Container{{Name: "web", Image: "nginx:1.27"}},
+		[]corev1.ContainerStatus{{Name: "web", ContainerID: "containerd://snapshot-gone-id"}})
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	hasPod := func(reg *workload.Registry) bool {
+		for _, w := range reg.List() {
+			if w.Pod == "gone-pod" {
+				return w.Labels["app"] == "web"
+			}
+		}
+		return false
+	}
+	inNS := func(k *Source) string {
+		var keys []string
+		for _, p := range k.Policies() {
+			if p.Namespace == ns {
+				keys = append(keys, p.Key())
+			}
+		}
+		sort.Strings(keys)
+		return strings.Join(keys, " ")
+	}
+	run := func(k *Source) (stop func()) {
+		t.Helper()
+		rctx, cancel := context.WithCancel(ctx)
+		synced := make(chan struct{})
+		done := make(chan error, 1)
+		go func() { done <- k.Run(rctx, func() { close(synced) }) }()
+		select {
+		case <-synced:
+		case err := <-done:
+			t.Fatalf("Run: %v", err)
+		case <-time.After(60 * time.Second):
+			t.Fatal("caches not synced after 60s")
+		}
+		return func() {
+			cancel()
+			if err := <-done; err != nil {
+				t.Errorf("Run: %v", err)
+			}
+		}
+	}
+	path := t.TempDir() + "/kubernetes.json"
+
+	first, err := NewSource(srv.TokenConfig(kubeapi.DaemonToken), "node1", workload.NewRegistry(nil), nil, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := first.SaveSnapshot(path); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(path); !os.IsNotExist(err) {
+		t.Fatalf("snapshot written before sync: stat says %v", err)
+	}
+	stop := run(first)
+	if err := first.SaveSnapshot(path); err != nil {
+		t.Fatal(err)
+	}
+	stop()
+
+	// While no daemon watches: one policy goes, one comes.
+	gvr := PolicyResources[0].GVR
+	if err := dyn.Resource(gvr).Namespace(ns).Delete(ctx, "deleted", metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if err := srv.Apply(ctx, false, pol("created")); err != nil {
+		t.Fatal(err)
+	}
+	if err := kc.CoreV1().Pods(ns).Delete(ctx, "gone-pod", *metav1.NewDeleteOptions(0)); err != nil {
+		t.Fatal(err)
+	}
+
+	reg := workload.NewRegistry(nil)
+	second, err := NewSource(srv.TokenConfig(kubeapi.DaemonToken), "node1", reg, nil, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	written, err := second.LoadSnapshot(path)
+	if err != nil || written.IsZero() {
+		t.Fatalf("LoadSnapshot: written %v, error %v", written, err)
+	}
+	if got, want := inNS(second), "KubeArmorPolicy/snapshot/deleted KubeArmorPolicy/snapshot/kept"; got != want {
+		t.Errorf("policies from the snapshot: %q, want %q", got, want)
+	}
+	if got := second.Postures(ns).File; got != policy.ActionBlock {
+		t.Errorf("file posture of %s from the snapshot: %q, want %q", ns, got, policy.ActionBlock)
+	}
+	if !hasPod(reg) {
+		t.Errorf("workloads from the snapshot: no pod gone-pod with app=web in %v", reg.List())
+	}
+	stop = run(second)
+	if hasPod(reg) {
+		t.Errorf("workloads after sync: pod gone-pod, deleted before the restart, is still there")
+	}
+	defer stop()
+	if got, want := inNS(second), "KubeArmorPolicy/snapshot/created KubeArmorPolicy/snapshot/kept"; got != want {
+		t.Errorf("policies after sync: %q, want %q", got, want)
+	}
+	if got := second.Postures(ns).File; got != policy.ActionBlock {
+		t.Errorf("file posture of %s after sync: %q, want %q", ns, got, policy.ActionBlock)
+	}
+	if _, err := second.LoadSnapshot(t.TempDir() + "/absent.json"); err != nil {
+		t.Errorf("a missing snapshot: %v, want no error", err)
 	}
 }
