@@ -84,10 +84,12 @@ NODE_STARTS ?= 3
 
 .PHONY: test-node
 # The end-to-end suite on a real node (internal/nodetest, build tag node). Fails, never skips,
-# when a binary is missing. vmrun boots the node; WARD_VM_CACHE is passed through.
+# when a binary is missing. vmrun boots the node; WARD_VM_CACHE is passed through. When working
+# on one step: NODE_TESTFLAGS='-run TestNode/lsm=apparmor/no-window' (WARD_NODE_LSM=apparmor
+# skips the other backend's install too).
 test-node: $(KUBE_APISERVER) node-deps image vmrun
 	WARD_KUBE_APISERVER=$(KUBE_APISERVER) WARD_NODE_K8S=$(K8S_NODE_BIN) \
 	WARD_NODE_CONTAINERD=$(CONTAINERD_BIN) WARD_NODE_IMAGES=$(NODE_IMAGES) \
 	WARD_NODE_WARD_IMAGE=$(abspath $(NODE_WARD_IMAGE)) WARD_NODE_WARD_REF=$(NODE_WARD_REF) \
 	WARD_NODE_VMRUN=$(abspath bin/vmrun) WARD_NODE_EDITS=$(NODE_EDITS) WARD_NODE_STARTS=$(NODE_STARTS) \
-	$(GO) test -tags node -count=1 -v -timeout 60m ./internal/nodetest
+	$(GO) test -tags node -count=1 -v -timeout 60m $(NODE_TESTFLAGS) ./internal/nodetest

@@ -612,7 +612,7 @@ func (c *cluster) caseNoWindow(t *testing.T, lsm string) {
 	probe := c.runPod(t, "window-probe-"+lsm, map[string]string{"app": "window"}, "sleep 1000000")
 	c.waitSecret(t, probe, "denied", 2*time.Minute)
 	loop := c.runPod(t, "window-loop-"+lsm, map[string]string{"app": "window"},
-		`while :; do if cat /secret >/dev/null 2>&1; then echo LEAK; else echo denied; fi; sleep 0.2; done`)
+		`while :; do if cat /secret >/dev/null 2>&1; then echo "LEAK $(date +%s)"; else echo "denied $(date +%s)"; fi; sleep 0.2; done`)
 	time.Sleep(3 * time.Second)
 
 	old := c.wardPod(t)
@@ -629,7 +629,17 @@ func (c *cluster) caseNoWindow(t *testing.T, lsm string) {
 	leaks, denials := strings.Count(logs, "LEAK"), strings.Count(logs, "denied")
 	timing("lsm=%s ward pod deletion and rolling update: %d reads tried, %d succeeded", lsm, leaks+denials, leaks)
 	if leaks > 0 || denials < 20 {
-		t.Fatalf("loop in %s across the restart and the rolling update: %d reads succeeded, %d denied (want 0 and at least 20)", loop, leaks, denials)
+		// When the reads succeeded, against what Ward logged then (the pod that replaced the
+		// replacement, all this test can still read).
+		var leakTimes []string
+		for _, l := range strings.Split(logs, "\n") {
+			if strings.HasPrefix(l, "LEAK") {
+				leakTimes = append(leakTimes, strings.TrimPrefix(l, "LEAK "))
+			}
+		}
+		wardLogs, _ := c.kubectl(context.Background(), "-n", "kubearmor", "logs", "--tail=300", "-l", "app.kubernetes.io/name=ward", "--all-containers")
+		t.Fatalf("loop in %s across the restart and the rolling update: %d reads succeeded (unix times %v), %d denied (want 0 and at least 20)\nward's log:\n%s",
+			loop, leaks, leakTimes, denials, wardLogs)
 	}
 }
 
