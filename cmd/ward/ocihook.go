@@ -8,7 +8,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/wardsec/ward/internal/daemon"
+	"github.com/wardsec/ward/internal/enforcer"
 	"github.com/wardsec/ward/internal/workload/hookapi"
 )
 
@@ -43,7 +43,7 @@ container start; --on-unreachable=allow lets the container start unprotected.`,
 		},
 	}
 	f := cmd.Flags()
-	f.StringVar(&o.Socket, "socket", filepath.Join(daemon.DefaultStateDir, hookapi.SocketName), "the daemon's hook socket (<state>/"+hookapi.SocketName+")")
+	f.StringVar(&o.Socket, "socket", filepath.Join(enforcer.DefaultStateDir, hookapi.SocketName), "the daemon's hook socket (<state>/"+hookapi.SocketName+")")
 	f.DurationVar(&o.Timeout, "timeout", 10*time.Second, "how long to wait for the daemon to apply the container's rules")
 	f.StringVar(&o.Unreachable, "on-unreachable", hookapi.UnreachableFail, "when no daemon answers: fail (the container does not start) or allow (it starts unprotected)")
 	f.StringVar(&o.ProcRoot, "proc", "/proc", "procfs mount")

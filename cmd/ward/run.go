@@ -96,7 +96,7 @@ func newProbeCmd() *cobra.Command {
 			if err != nil {
 				fmt.Fprintln(cmd.ErrOrStderr(), "ward probe: warning:", err)
 			}
-			sel := enforcer.Select(cmd.Context(), lsms, order, backendFactories(apparmor.DefaultDir, daemon.DefaultStateDir, "", slog.New(slog.NewTextHandler(io.Discard, nil))))
+			sel := enforcer.Select(cmd.Context(), lsms, order, backendFactories(apparmor.DefaultDir, enforcer.DefaultStateDir, "", slog.New(slog.NewTextHandler(io.Discard, nil))))
 			if sel.Backend != nil {
 				defer sel.Backend.Close()
 			}

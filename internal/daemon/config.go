@@ -73,13 +73,9 @@ type setting struct {
 	help string
 }
 
-// DefaultStateDir is where the daemon keeps its state (accepted policies, container records, the
-// hook socket, the LSM probe) unless configured otherwise.
-const DefaultStateDir = "/var/lib/ward"
-
 var settings = []setting{
 	{"policies", "/etc/ward/policies", "directory of policy files, watched for changes"},
-	{"state", DefaultStateDir, "directory for accepted policies and daemon state"},
+	{"state", enforcer.DefaultStateDir, "directory for accepted policies and daemon state"},
 	{"lsm", "bpf,apparmor,selinux", "security modules to try, in order; none disables enforcement"},
 	{"gRPC", "127.0.0.1:32767", "address of the gRPC LogService and PolicyService (a bare port means all addresses)"},
 	{"health", "127.0.0.1:32766", "address of the grpc.health.v1 service; empty disables it"},

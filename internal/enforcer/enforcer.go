@@ -16,6 +16,11 @@ import (
 // Any other probe error means the probe itself failed.
 var ErrNotSupported = errors.New("not supported")
 
+// DefaultStateDir is where Ward keeps its state unless configured otherwise (the daemon's
+// --state): accepted policies, container records, the hook socket, the LSM probe, and the
+// SELinux backend's records in its selinux subdirectory.
+const DefaultStateDir = "/var/lib/ward"
+
 // Names of the backends as the `lsm` setting spells them.
 const (
 	BPF      = "bpf"

@@ -21,7 +21,7 @@ import (
 
 // DefaultStateDir is where the loader remembers the module it installed and every label it
 // changed, with the label the file had before.
-const DefaultStateDir = "/var/lib/ward/selinux"
+const DefaultStateDir = enforcer.DefaultStateDir + "/selinux"
 
 // xattrName is where the kernel keeps a file's SELinux context.
 const xattrName = "security.selinux"
