@@ -20,16 +20,6 @@ import (
 	"github.com/wardsec/ward/internal/testutil/vmguest"
 )
 
-func TestMain(m *testing.M) {
-	switch os.Getenv(helperEnv) {
-	case "openloop":
-		os.Exit(helperOpenLoop())
-	case "poll":
-		os.Exit(helperPoll())
-	}
-	vmguest.Main(m)
-}
-
 // TestDaemonEnforcesWithAppArmor runs the daemon as `ward run` would in a kernel with AppArmor
 // and BPF-LSM: selection falls back from bpf (no BPF-LSM enforcer in this build) to apparmor,
 // a policy file dropped into the watched directory is enforced, the denied access returns
