@@ -472,7 +472,7 @@ func (b *Backend) writeConfig() error {
 		} else {
 			cfg.HostFlags = a.tr.Flags
 		}
-		cfg.Ops |= a.tr.Flags & (wfRules * 0x01010101)
+		cfg.Ops |= a.tr.Flags & (uint32(wfRules) * 0x01010101)
 	}
 	if err := b.objs.WardConfig.Put(uint32(0), &cfg); err != nil {
 		return fmt.Errorf("write config: %w", err)
@@ -575,15 +575,13 @@ func (b *Backend) closeKernel() error {
 	return errors.Join(b.detach(), b.objs.Close())
 }
 
-// Event flags (bpf/ward.c EF_*).
+// Event flags (bpf/ward.c enum event_flag).
 const (
-	efWrite      = 0x01
-	efTTY        = 0x02
-	efUnresolved = 0x04
-	efInode      = 0x08
-	efPosture    = 0x10
-	efAudited    = 0x20
-	efNoSource   = 0x40
+	efWrite      = uint32(wardEventFlagEF_WRITE)
+	efTTY        = uint32(wardEventFlagEF_TTY)
+	efUnresolved = uint32(wardEventFlagEF_UNRESOLVED)
+	efInode      = uint32(wardEventFlagEF_INODE)
+	efNoSource   = uint32(wardEventFlagEF_NO_SOURCE)
 )
 
 func (b *Backend) read() {
@@ -688,8 +686,8 @@ func (b *Backend) convert(e *wardEvent) enforcer.Event {
 		acc.Family = familyName(e.Family)
 		acc.SockType = typeName(e.Type)
 		acc.Protocol = protoName(e.Family, e.Type, e.Protocol)
-		if int(e.Hook) < len(socketHooks) {
-			detail += " hook=" + socketHooks[e.Hook]
+		if name, ok := socketHooks[wardSocketHook(e.Hook)]; ok {
+			detail += " hook=" + name
 		}
 	case opCapabilities:
 		acc.Op = policy.OpCapabilities
@@ -703,8 +701,16 @@ func (b *Backend) convert(e *wardEvent) enforcer.Event {
 	return ev
 }
 
-// socketHooks names bpf/ward.c's HOOK_* values.
-var socketHooks = []string{"socket_create", "socket_connect", "socket_accept", "socket_bind", "socket_listen", "socket_sendmsg", "socket_recvmsg"}
+// socketHooks names bpf/ward.c's socket hooks (event.hook).
+var socketHooks = map[wardSocketHook]string{
+	wardSocketHookHOOK_CREATE:  "socket_create",
+	wardSocketHookHOOK_CONNECT: "socket_connect",
+	wardSocketHookHOOK_ACCEPT:  "socket_accept",
+	wardSocketHookHOOK_BIND:    "socket_bind",
+	wardSocketHookHOOK_LISTEN:  "socket_listen",
+	wardSocketHookHOOK_SENDMSG: "socket_sendmsg",
+	wardSocketHookHOOK_RECVMSG: "socket_recvmsg",
+}
 
 func familyName(f int32) string { return policy.AddressFamilyName(int(f)) }
 
@@ -721,7 +727,7 @@ func typeName(t int32) string {
 }
 
 func protoName(family, typ, proto int32) string {
-	if proto == 0 && (family == afInet || family == afInet6) {
+	if proto == 0 && (family == unix.AF_INET || family == unix.AF_INET6) {
 		switch typ {
 		case 1:
 			return "tcp"

@@ -8,58 +8,61 @@ import (
 	"sort"
 	"strings"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/wardsec/ward/internal/enforcer"
 	"github.com/wardsec/ward/internal/policy"
 	"github.com/wardsec/ward/internal/rules"
 	"github.com/wardsec/ward/internal/workload"
 )
 
-// The constants below mirror bpf/ward.c.
+// The constants below are bpf/ward.c's enums, as bpf2go emits them into
+// ward_x86_bpfel.go, under short names and in the Go types the map keys use.
 
 // Operations: the index of a workload's per-operation flags byte.
 const (
-	opFile uint8 = iota
-	opProcess
-	opNetwork
-	opCapabilities
-	numOps
+	opFile         = uint8(wardOpOP_FILE)
+	opProcess      = uint8(wardOpOP_PROCESS)
+	opNetwork      = uint8(wardOpOP_NETWORK)
+	opCapabilities = uint8(wardOpOP_CAPABILITIES)
+	numOps         = uint8(wardOpNUM_OPS)
 )
 
 // Per-operation workload flags.
 const (
-	wfRules        = 0x01
-	wfSourceRules  = 0x02
-	wfAllowGlobal  = 0x04
-	wfAllowSources = 0x08
-	wfPostureBlock = 0x10
-	wfBlockRules   = 0x20
-	wfInodes       = 0x40
-	wfPatterns     = 0x80
+	wfRules        = uint8(wardWorkloadFlagWF_RULES)
+	wfSourceRules  = uint8(wardWorkloadFlagWF_SOURCE_RULES)
+	wfAllowGlobal  = uint8(wardWorkloadFlagWF_ALLOW_GLOBAL)
+	wfAllowSources = uint8(wardWorkloadFlagWF_ALLOW_SOURCES)
+	wfPostureBlock = uint8(wardWorkloadFlagWF_POSTURE_BLOCK)
+	wfBlockRules   = uint8(wardWorkloadFlagWF_BLOCK_RULES)
+	wfInodes       = uint8(wardWorkloadFlagWF_INODES)
+	wfPatterns     = uint8(wardWorkloadFlagWF_PATTERNS)
 )
 
 // Key kinds.
 const (
-	kindPath     uint8 = 1
-	kindExecName uint8 = 2
-	kindCode     uint8 = 3
-	kindSrcAllow uint8 = 4
-	kindInode    uint8 = 5
+	kindPath     = uint8(wardKeyKindKIND_PATH)
+	kindExecName = uint8(wardKeyKindKIND_EXECNAME)
+	kindCode     = uint8(wardKeyKindKIND_CODE)
+	kindSrcAllow = uint8(wardKeyKindKIND_SRCALLOW)
+	kindInode    = uint8(wardKeyKindKIND_INODE)
 )
 
 // Bit shifts of each action's 12 modifier combinations in a rule value.
 const (
-	blockShift = 0
-	auditShift = 16
-	allowShift = 32
+	blockShift = uint(wardActionShiftBLOCK_SHIFT)
+	auditShift = uint(wardActionShiftAUDIT_SHIFT)
+	allowShift = uint(wardActionShiftALLOW_SHIFT)
 )
 
-// Codes of network and capability keys.
+// Codes of network and capability keys: ward.c's CODE(kind, 0).
 const (
-	codeProto  = uint64(1) << 56
-	codeType   = uint64(2) << 56
-	codeFamily = uint64(3) << 56
-	codeAll    = uint64(4) << 56
-	codeCap    = uint64(5) << 56
+	codeProto  = uint64(wardCodeKindCODE_PROTO) << wardCodeKindCODE_KIND_SHIFT
+	codeType   = uint64(wardCodeKindCODE_TYPE) << wardCodeKindCODE_KIND_SHIFT
+	codeFamily = uint64(wardCodeKindCODE_FAMILY) << wardCodeKindCODE_KIND_SHIFT
+	codeAll    = uint64(wardCodeKindCODE_ALL) << wardCodeKindCODE_KIND_SHIFT
+	codeCap    = uint64(wardCodeKindCODE_CAP) << wardCodeKindCODE_KIND_SHIFT
 )
 
 // HostKey is the workload key of the host: every task whose cgroup is not a
@@ -402,7 +405,7 @@ func (tr *translator) automata() error {
 
 // codeKindBit is the bit of Translation.Codes that says a code key of k's kind exists.
 func codeKindBit(op uint8, k Key) uint32 {
-	b := uint32(1) << (k.Hash >> 56 & 7)
+	b := uint32(1) << (k.Hash >> wardCodeKindCODE_KIND_SHIFT & 7)
 	if k.Src != 0 {
 		b <<= 8
 	}
@@ -410,7 +413,7 @@ func codeKindBit(op uint8, k Key) uint32 {
 }
 
 // srcInodeTag marks a source identified by inode (bpf/ward.c SRC_INODE_TAG).
-const srcInodeTag = 0x5a5a000000000000
+const srcInodeTag = uint64(wardSrcInodeTagSRC_INODE_TAG_HIGH) << wardSrcInodeTagSRC_INODE_TAG_SHIFT
 
 // sources returns the identities of an acting executable: the hash of its
 // path (and of its symlink target), which file_open computes with
@@ -492,14 +495,6 @@ func (t *Translation) SortedKeys() []Key {
 	return keys
 }
 
-// Socket numbers, as the kernel passes them to socket_create.
-const (
-	afUnix   = 1
-	afInet   = 2
-	afInet6  = 10
-	afPacket = 17
-)
-
 var protoNumbers = map[string]int{"tcp": 6, "udp": 17, "icmp": 1, "icmpv6": 58, "sctp": 132, "dccp": 33}
 var sockTypes = map[string]int{"stream": 1, "dgram": 2, "raw": 3, "rdm": 4, "seqpacket": 5, "dccp": 6}
 
@@ -508,7 +503,7 @@ func protocolCodes(name string) ([]uint64, error) {
 	case "all":
 		return []uint64{codeAll}, nil
 	case "packet":
-		return []uint64{codeFamily | afPacket}, nil
+		return []uint64{codeFamily | unix.AF_PACKET}, nil
 	}
 	if f, ok := policy.FamilyOfProtocol(name); ok {
 		// An address family (AF_RDS): the kernel program looks up the socket's family code for

@@ -13,6 +13,25 @@ import (
 	"github.com/cilium/ebpf"
 )
 
+type wardActionShift uint32
+
+const (
+	wardActionShiftBLOCK_SHIFT wardActionShift = 0
+	wardActionShiftAUDIT_SHIFT wardActionShift = 16
+	wardActionShiftALLOW_SHIFT wardActionShift = 32
+)
+
+type wardCodeKind uint32
+
+const (
+	wardCodeKindCODE_PROTO      wardCodeKind = 1
+	wardCodeKindCODE_TYPE       wardCodeKind = 2
+	wardCodeKindCODE_FAMILY     wardCodeKind = 3
+	wardCodeKindCODE_ALL        wardCodeKind = 4
+	wardCodeKindCODE_CAP        wardCodeKind = 5
+	wardCodeKindCODE_KIND_SHIFT wardCodeKind = 56
+)
+
 type wardConfig struct {
 	_          structs.HostLayout
 	Containers uint32
@@ -48,6 +67,18 @@ type wardEvent struct {
 	Source   [4096]int8
 }
 
+type wardEventFlag uint32
+
+const (
+	wardEventFlagEF_WRITE      wardEventFlag = 1
+	wardEventFlagEF_TTY        wardEventFlag = 2
+	wardEventFlagEF_UNRESOLVED wardEventFlag = 4
+	wardEventFlagEF_INODE      wardEventFlag = 8
+	wardEventFlagEF_POSTURE    wardEventFlag = 16
+	wardEventFlagEF_AUDITED    wardEventFlag = 32
+	wardEventFlagEF_NO_SOURCE  wardEventFlag = 64
+)
+
 type wardGlobKey struct {
 	_      structs.HostLayout
 	Cgroup uint64
@@ -81,6 +112,26 @@ type wardIcache struct {
 	Op      uint32
 }
 
+type wardKeyKind uint32
+
+const (
+	wardKeyKindKIND_PATH     wardKeyKind = 1
+	wardKeyKindKIND_EXECNAME wardKeyKind = 2
+	wardKeyKindKIND_CODE     wardKeyKind = 3
+	wardKeyKindKIND_SRCALLOW wardKeyKind = 4
+	wardKeyKindKIND_INODE    wardKeyKind = 5
+)
+
+type wardOp uint32
+
+const (
+	wardOpOP_FILE         wardOp = 0
+	wardOpOP_PROCESS      wardOp = 1
+	wardOpOP_NETWORK      wardOp = 2
+	wardOpOP_CAPABILITIES wardOp = 3
+	wardOpNUM_OPS         wardOp = 4
+)
+
 type wardRuleKey struct {
 	_      structs.HostLayout
 	Cgroup uint64
@@ -105,6 +156,33 @@ type wardScratch struct {
 	Src  [4096]int8
 }
 
+type wardSocketHook uint32
+
+const (
+	wardSocketHookHOOK_CREATE  wardSocketHook = 0
+	wardSocketHookHOOK_CONNECT wardSocketHook = 1
+	wardSocketHookHOOK_ACCEPT  wardSocketHook = 2
+	wardSocketHookHOOK_BIND    wardSocketHook = 3
+	wardSocketHookHOOK_LISTEN  wardSocketHook = 4
+	wardSocketHookHOOK_SENDMSG wardSocketHook = 5
+	wardSocketHookHOOK_RECVMSG wardSocketHook = 6
+)
+
+type wardSrcInodeTag uint32
+
+const (
+	wardSrcInodeTagSRC_INODE_TAG_HIGH  wardSrcInodeTag = 23130
+	wardSrcInodeTagSRC_INODE_TAG_SHIFT wardSrcInodeTag = 48
+)
+
+type wardVerdict uint32
+
+const (
+	wardVerdictV_ALLOW wardVerdict = 0
+	wardVerdictV_AUDIT wardVerdict = 1
+	wardVerdictV_BLOCK wardVerdict = 2
+)
+
 type wardWlVal struct {
 	_           structs.HostLayout
 	Gen         uint32
@@ -114,6 +192,19 @@ type wardWlVal struct {
 	DirDepths   [4]uint64
 	ExactDepths [4]uint64
 }
+
+type wardWorkloadFlag uint32
+
+const (
+	wardWorkloadFlagWF_RULES         wardWorkloadFlag = 1
+	wardWorkloadFlagWF_SOURCE_RULES  wardWorkloadFlag = 2
+	wardWorkloadFlagWF_ALLOW_GLOBAL  wardWorkloadFlag = 4
+	wardWorkloadFlagWF_ALLOW_SOURCES wardWorkloadFlag = 8
+	wardWorkloadFlagWF_POSTURE_BLOCK wardWorkloadFlag = 16
+	wardWorkloadFlagWF_BLOCK_RULES   wardWorkloadFlag = 32
+	wardWorkloadFlagWF_INODES        wardWorkloadFlag = 64
+	wardWorkloadFlagWF_PATTERNS      wardWorkloadFlag = 128
+)
 
 // Names of all BPF objects in the ELF.
 //
@@ -149,13 +240,22 @@ const (
 	wardProgWardSocketListen   = "ward_socket_listen"
 	wardProgWardSocketRecvmsg  = "ward_socket_recvmsg"
 	wardProgWardSocketSendmsg  = "ward_socket_sendmsg"
+	wardVarUnusedActionShift   = "unused_action_shift"
+	wardVarUnusedCodeKind      = "unused_code_kind"
 	wardVarUnusedConfig        = "unused_config"
 	wardVarUnusedEvent         = "unused_event"
+	wardVarUnusedEventFlag     = "unused_event_flag"
 	wardVarUnusedGlobKey       = "unused_glob_key"
 	wardVarUnusedGlobVal       = "unused_glob_val"
+	wardVarUnusedKeyKind       = "unused_key_kind"
+	wardVarUnusedOp            = "unused_op"
 	wardVarUnusedRuleKey       = "unused_rule_key"
 	wardVarUnusedRuleVal       = "unused_rule_val"
+	wardVarUnusedSocketHook    = "unused_socket_hook"
+	wardVarUnusedSrcInodeTag   = "unused_src_inode_tag"
+	wardVarUnusedVerdict       = "unused_verdict"
 	wardVarUnusedWlVal         = "unused_wl_val"
+	wardVarUnusedWorkloadFlag  = "unused_workload_flag"
 )
 
 // loadWard returns the embedded CollectionSpec for ward.
@@ -242,13 +342,22 @@ type wardMapSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type wardVariableSpecs struct {
-	UnusedConfig  *ebpf.VariableSpec `ebpf:"unused_config"`
-	UnusedEvent   *ebpf.VariableSpec `ebpf:"unused_event"`
-	UnusedGlobKey *ebpf.VariableSpec `ebpf:"unused_glob_key"`
-	UnusedGlobVal *ebpf.VariableSpec `ebpf:"unused_glob_val"`
-	UnusedRuleKey *ebpf.VariableSpec `ebpf:"unused_rule_key"`
-	UnusedRuleVal *ebpf.VariableSpec `ebpf:"unused_rule_val"`
-	UnusedWlVal   *ebpf.VariableSpec `ebpf:"unused_wl_val"`
+	UnusedActionShift  *ebpf.VariableSpec `ebpf:"unused_action_shift"`
+	UnusedCodeKind     *ebpf.VariableSpec `ebpf:"unused_code_kind"`
+	UnusedConfig       *ebpf.VariableSpec `ebpf:"unused_config"`
+	UnusedEvent        *ebpf.VariableSpec `ebpf:"unused_event"`
+	UnusedEventFlag    *ebpf.VariableSpec `ebpf:"unused_event_flag"`
+	UnusedGlobKey      *ebpf.VariableSpec `ebpf:"unused_glob_key"`
+	UnusedGlobVal      *ebpf.VariableSpec `ebpf:"unused_glob_val"`
+	UnusedKeyKind      *ebpf.VariableSpec `ebpf:"unused_key_kind"`
+	UnusedOp           *ebpf.VariableSpec `ebpf:"unused_op"`
+	UnusedRuleKey      *ebpf.VariableSpec `ebpf:"unused_rule_key"`
+	UnusedRuleVal      *ebpf.VariableSpec `ebpf:"unused_rule_val"`
+	UnusedSocketHook   *ebpf.VariableSpec `ebpf:"unused_socket_hook"`
+	UnusedSrcInodeTag  *ebpf.VariableSpec `ebpf:"unused_src_inode_tag"`
+	UnusedVerdict      *ebpf.VariableSpec `ebpf:"unused_verdict"`
+	UnusedWlVal        *ebpf.VariableSpec `ebpf:"unused_wl_val"`
+	UnusedWorkloadFlag *ebpf.VariableSpec `ebpf:"unused_workload_flag"`
 }
 
 // wardObjects contains all objects after they have been loaded into the kernel.
@@ -300,13 +409,22 @@ func (m *wardMaps) Close() error {
 //
 // It can be passed to loadWardObjects or ebpf.CollectionSpec.LoadAndAssign.
 type wardVariables struct {
-	UnusedConfig  *ebpf.Variable `ebpf:"unused_config"`
-	UnusedEvent   *ebpf.Variable `ebpf:"unused_event"`
-	UnusedGlobKey *ebpf.Variable `ebpf:"unused_glob_key"`
-	UnusedGlobVal *ebpf.Variable `ebpf:"unused_glob_val"`
-	UnusedRuleKey *ebpf.Variable `ebpf:"unused_rule_key"`
-	UnusedRuleVal *ebpf.Variable `ebpf:"unused_rule_val"`
-	UnusedWlVal   *ebpf.Variable `ebpf:"unused_wl_val"`
+	UnusedActionShift  *ebpf.Variable `ebpf:"unused_action_shift"`
+	UnusedCodeKind     *ebpf.Variable `ebpf:"unused_code_kind"`
+	UnusedConfig       *ebpf.Variable `ebpf:"unused_config"`
+	UnusedEvent        *ebpf.Variable `ebpf:"unused_event"`
+	UnusedEventFlag    *ebpf.Variable `ebpf:"unused_event_flag"`
+	UnusedGlobKey      *ebpf.Variable `ebpf:"unused_glob_key"`
+	UnusedGlobVal      *ebpf.Variable `ebpf:"unused_glob_val"`
+	UnusedKeyKind      *ebpf.Variable `ebpf:"unused_key_kind"`
+	UnusedOp           *ebpf.Variable `ebpf:"unused_op"`
+	UnusedRuleKey      *ebpf.Variable `ebpf:"unused_rule_key"`
+	UnusedRuleVal      *ebpf.Variable `ebpf:"unused_rule_val"`
+	UnusedSocketHook   *ebpf.Variable `ebpf:"unused_socket_hook"`
+	UnusedSrcInodeTag  *ebpf.Variable `ebpf:"unused_src_inode_tag"`
+	UnusedVerdict      *ebpf.Variable `ebpf:"unused_verdict"`
+	UnusedWlVal        *ebpf.Variable `ebpf:"unused_wl_val"`
+	UnusedWorkloadFlag *ebpf.Variable `ebpf:"unused_workload_flag"`
 }
 
 // wardPrograms contains all programs after they have been loaded into the kernel.

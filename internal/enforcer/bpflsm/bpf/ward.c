@@ -28,65 +28,132 @@
 // bpf_d_path is offered to GPL programs only.
 char LICENSE[] SEC("license") = "GPL";
 
+// The kernel's own values (not in vmlinux.h, which has no macros).
 #define EPERM 1
 #define PATH_MAX 4096
 #define FMODE_WRITE 0x2
 #define __FMODE_EXEC 0x20
 #define SOCK_TYPE_MASK 0xf
 
+// What user space shares with this file is an enum, not a #define: bpf2go
+// -type (gen.go) emits each enum into ward_x86_bpfel.go, and the loader uses
+// those constants, so the two sides cannot disagree. BTF of clang-14 keeps
+// only 32-bit enum values: 64-bit values are built from a kind and a shift.
+// Each enum is kept in the object's BTF by an unused pointer, as the structs
+// below are.
+
 // Operations, also the index of a workload's per-operation flags byte.
-#define OP_FILE 0
-#define OP_PROCESS 1
-#define OP_NETWORK 2
-#define OP_CAPABILITIES 3
+enum op {
+	OP_FILE = 0,
+	OP_PROCESS = 1,
+	OP_NETWORK = 2,
+	OP_CAPABILITIES = 3,
+	NUM_OPS = 4,
+};
 
 // Per-operation flags (one byte per operation in wl_val.flags).
-#define WF_RULES 0x01         // the workload has rules of this operation
-#define WF_SOURCE_RULES 0x02  // some of them are limited by fromSource
-#define WF_ALLOW_GLOBAL 0x04  // allow-list for every source
-#define WF_ALLOW_SOURCES 0x08 // allow-list for the sources in KIND_SRCALLOW keys
-#define WF_POSTURE_BLOCK 0x10 // the posture is block (else audit)
-#define WF_BLOCK_RULES 0x20   // some rule of this operation blocks
-#define WF_INODES 0x40        // exact paths are also matched by inode
-#define WF_PATTERNS 0x80      // glob patterns: step the DFA in `globs`
+enum workload_flag {
+	WF_RULES = 0x01,         // the workload has rules of this operation
+	WF_SOURCE_RULES = 0x02,  // some of them are limited by fromSource
+	WF_ALLOW_GLOBAL = 0x04,  // allow-list for every source
+	WF_ALLOW_SOURCES = 0x08, // allow-list for the sources in KIND_SRCALLOW keys
+	WF_POSTURE_BLOCK = 0x10, // the posture is block (else audit)
+	WF_BLOCK_RULES = 0x20,   // some rule of this operation blocks
+	WF_INODES = 0x40,        // exact paths are also matched by inode
+	WF_PATTERNS = 0x80,      // glob patterns: step the DFA in `globs`
+};
 
 // Key kinds.
-#define KIND_PATH 1     // hash of a path (exact bits) or of a directory with its '/' (dir bits)
-#define KIND_EXECNAME 2 // hash of a base name
-#define KIND_CODE 3     // protocol, socket type, family or capability code
-#define KIND_SRCALLOW 4 // hash 0; src names an allow-listed source
-#define KIND_INODE 5    // hash is (dev << 32 | ino) of a rule's exact path
+enum key_kind {
+	KIND_PATH = 1,     // hash of a path (exact bits) or of a directory with its '/' (dir bits)
+	KIND_EXECNAME = 2, // hash of a base name
+	KIND_CODE = 3,     // protocol, socket type, family or capability code
+	KIND_SRCALLOW = 4, // hash 0; src names an allow-listed source
+	KIND_INODE = 5,    // hash is (dev << 32 | ino) of a rule's exact path
+};
+
+// The hash of a KIND_CODE key: CODE(kind, number), the kind in the top byte.
+enum code_kind {
+	CODE_PROTO = 1,  // a protocol number
+	CODE_TYPE = 2,   // a socket type
+	CODE_FAMILY = 3, // an address family
+	CODE_ALL = 4,    // every socket (number 0)
+	CODE_CAP = 5,    // a capability
+	CODE_KIND_SHIFT = 56,
+};
+
+#define CODE(kind, n) (((__u64)(kind) << CODE_KIND_SHIFT) | (__u32)(n))
 
 // Verdicts (event.action).
-#define V_ALLOW 0
-#define V_AUDIT 1
-#define V_BLOCK 2
+enum verdict {
+	V_ALLOW = 0,
+	V_AUDIT = 1,
+	V_BLOCK = 2,
+};
 
 // Event flags.
-#define EF_WRITE 0x01
-#define EF_TTY 0x02
-#define EF_UNRESOLVED 0x04 // the path could not be resolved: denied, fail closed
-#define EF_INODE 0x08      // decided by inode (hard link, renamed file)
-#define EF_POSTURE 0x10
-#define EF_AUDITED 0x20    // a Block turned into an alert (workload in audited mode)
-#define EF_NO_SOURCE 0x40  // the acting executable could not be resolved
+enum event_flag {
+	EF_WRITE = 0x01,
+	EF_TTY = 0x02,
+	EF_UNRESOLVED = 0x04, // the path could not be resolved: denied, fail closed
+	EF_INODE = 0x08,      // decided by inode (hard link, renamed file)
+	EF_POSTURE = 0x10,
+	EF_AUDITED = 0x20,    // a Block turned into an alert (workload in audited mode)
+	EF_NO_SOURCE = 0x40,  // the acting executable could not be resolved
+};
 
-#define FNV_OFFSET 0xcbf29ce484222325ULL
-#define FNV_PRIME 0x100000001b3ULL
-// Marks a source identified by inode rather than by path hash.
-#define SRC_INODE_TAG 0x5a5a000000000000ULL
+// Marks a source identified by inode rather than by path hash: the tag
+// 0x5a5a in the top 16 bits (SRC_INODE_TAG).
+enum src_inode_tag {
+	SRC_INODE_TAG_HIGH = 0x5a5a,
+	SRC_INODE_TAG_SHIFT = 48,
+};
+
+#define SRC_INODE_TAG ((__u64)SRC_INODE_TAG_HIGH << SRC_INODE_TAG_SHIFT)
 
 // Bits of a rule value: 12 modifier combinations per action.
-#define BLOCK_SHIFT 0
-#define AUDIT_SHIFT 16
-#define ALLOW_SHIFT 32
+enum action_shift {
+	BLOCK_SHIFT = 0,
+	AUDIT_SHIFT = 16,
+	ALLOW_SHIFT = 32,
+};
+
 #define COMBO_MASK 0xfffULL
+
+// FNV-1a 64, the path hash (user space uses hash/fnv).
+#define FNV_OFFSET 0xcbf29ce484222325ULL
+#define FNV_PRIME 0x100000001b3ULL
+
+// Network hooks (event.hook). socket_create decides new sockets; the others
+// decide every later use of a socket, so that a rule also covers sockets
+// created before it, inherited across exec, or received over a unix socket:
+// connect, accept, bind, listen, and sendmsg/recvmsg, through which every
+// send and receive passes (write(2) and read(2) on a socket included).
+enum socket_hook {
+	HOOK_CREATE = 0,
+	HOOK_CONNECT = 1,
+	HOOK_ACCEPT = 2,
+	HOOK_BIND = 3,
+	HOOK_LISTEN = 4,
+	HOOK_SENDMSG = 5,
+	HOOK_RECVMSG = 6,
+};
+
+const enum op *unused_op __attribute__((unused));
+const enum workload_flag *unused_workload_flag __attribute__((unused));
+const enum key_kind *unused_key_kind __attribute__((unused));
+const enum code_kind *unused_code_kind __attribute__((unused));
+const enum verdict *unused_verdict __attribute__((unused));
+const enum event_flag *unused_event_flag __attribute__((unused));
+const enum src_inode_tag *unused_src_inode_tag __attribute__((unused));
+const enum action_shift *unused_action_shift __attribute__((unused));
+const enum socket_hook *unused_socket_hook __attribute__((unused));
 
 struct wl_val {
 	__u32 gen;
 	__u32 flags;   // 8 bits per operation
 	__u32 audited; // workload in audited mode: Block becomes an alert
-	// The code kinds (bit 1 << (code >> 56)) with KIND_CODE keys: for
+	// The code kinds (bit 1 << (code >> CODE_KIND_SHIFT)) with KIND_CODE keys: for
 	// network in the low 16 bits, capabilities the high 16; in each, the
 	// low byte for rules of any source, the high byte for fromSource rules.
 	// A hook looks a code up only where some rule could be.
@@ -94,8 +161,8 @@ struct wl_val {
 	// Per operation, the depths (number of '/', bit 63 for 63 and more) at
 	// which PATH keys exist: directory keys and exact keys. A hook looks a
 	// prefix or the path up only at a depth where some rule could be.
-	__u64 dir_depths[4];
-	__u64 exact_depths[4];
+	__u64 dir_depths[NUM_OPS];
+	__u64 exact_depths[NUM_OPS];
 };
 
 struct rule_key {
@@ -1143,7 +1210,7 @@ static __always_inline int code_verdict(struct walk *w, __u32 kinds, __u64 *code
 	for (int i = 0; i < 4; i++) {
 		if (i >= ncodes)
 			break;
-		__u32 kind = 1U << ((codes[i] >> 56) & 7);
+		__u32 kind = 1U << ((codes[i] >> CODE_KIND_SHIFT) & 7);
 		struct rule_val *v = (kinds & kind) ? lookup(w, KIND_CODE, codes[i], 0) : NULL;
 		if (v)
 			bits |= v->exact;
@@ -1157,30 +1224,11 @@ static __always_inline int code_verdict(struct walk *w, __u32 kinds, __u64 *code
 	return vd < 0 ? verdict(bits, perm) : vd;
 }
 
-#define CODE_PROTO(p) ((1ULL << 56) | (__u32)(p))
-#define CODE_TYPE(t) ((2ULL << 56) | (__u32)(t))
-#define CODE_FAMILY(f) ((3ULL << 56) | (__u32)(f))
-#define CODE_ALL (4ULL << 56)
-#define CODE_CAP(c) ((5ULL << 56) | (__u32)(c))
-
 #define AF_INET 2
 #define AF_INET6 10
 #define AF_PACKET 17
 #define SOCK_STREAM 1
 #define SOCK_DGRAM 2
-
-// Network hooks (event.hook). socket_create decides new sockets; the others
-// decide every later use of a socket, so that a rule also covers sockets
-// created before it, inherited across exec, or received over a unix socket:
-// connect, accept, bind, listen, and sendmsg/recvmsg, through which every
-// send and receive passes (write(2) and read(2) on a socket included).
-#define HOOK_CREATE 0
-#define HOOK_CONNECT 1
-#define HOOK_ACCEPT 2
-#define HOOK_BIND 3
-#define HOOK_LISTEN 4
-#define HOOK_SENDMSG 5
-#define HOOK_RECVMSG 6
 
 // check_socket decides a network access by the socket's family, type and
 // protocol, as policies name them.
@@ -1216,7 +1264,7 @@ static __always_inline int check_socket(int family, int type, int protocol, __u3
 		else if (st == SOCK_DGRAM)
 			proto = 17;
 	}
-	__u64 codes[4] = {CODE_ALL, CODE_TYPE(st), CODE_PROTO(proto), CODE_FAMILY(family)};
+	__u64 codes[4] = {CODE(CODE_ALL, 0), CODE(CODE_TYPE, st), CODE(CODE_PROTO, proto), CODE(CODE_FAMILY, family)};
 	// Only the kinds of code the workload has keys of are looked up.
 	int vd = code_verdict(&w, wl.codes, codes, 4, permitted(false, true, tty));
 	if (vd == V_ALLOW)
@@ -1327,7 +1375,7 @@ int BPF_PROG(ward_capable, const struct cred *cred, struct user_namespace *ns, i
 	}
 	if (wl.flags & WF_SOURCE_RULES)
 		w.src = src;
-	__u64 codes[4] = {CODE_CAP(cap)};
+	__u64 codes[4] = {CODE(CODE_CAP, cap)};
 	int vd = code_verdict(&w, wl.codes, codes, 1, permitted(false, true, tty));
 	if (vd == V_ALLOW)
 		return 0;
