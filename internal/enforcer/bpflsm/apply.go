@@ -1,0 +1,277 @@
+// Applying: translated rule sets written to the maps, one workload generation at a time.
+
+package bpflsm
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/cilium/ebpf"
+
+	"github.com/wardsec/ward/internal/enforcer"
+	"github.com/wardsec/ward/internal/rules"
+	"github.com/wardsec/ward/internal/workload"
+)
+
+// Apply implements enforcer.Backend. Every set is translated before the kernel
+// is touched (an error changes nothing); then each workload is replaced as by
+// ApplyWorkload and the workloads absent from sets are removed as by
+// RemoveWorkload. At no moment is a workload without its rules. Calls to
+// Apply are serialized; an ApplyWorkload running meanwhile for a workload
+// absent from sets may be undone by it (Apply states everything).
+func (b *Backend) Apply(ctx context.Context, sets []*rules.Set) error {
+	type one struct {
+		id    string
+		tr    *Translation
+		warns []enforcer.Warning
+	}
+	all := make([]one, 0, len(sets))
+	keys := make(map[uint64]string, len(sets))
+	ids := make(map[string]bool, len(sets))
+	for _, s := range sets {
+		if awaitingCgroup(&s.Workload) {
+			continue
+		}
+		id := s.Workload.ID()
+		tr, warns, err := b.translate(s)
+		if err != nil {
+			return err
+		}
+		if other, dup := keys[tr.Workload]; dup {
+			return fmt.Errorf("workload %s: workload key %d is also %s's", id, tr.Workload, other)
+		}
+		if ids[id] {
+			return fmt.Errorf("workload %s: two sets", id)
+		}
+		keys[tr.Workload] = id
+		ids[id] = true
+		all = append(all, one{id, tr, warns})
+	}
+	b.applyMu.Lock()
+	defer b.applyMu.Unlock()
+	for _, o := range all {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		if err := b.applyOne(o.id, o.tr, o.warns); err != nil {
+			return err
+		}
+	}
+	b.mu.Lock()
+	var gone []string
+	for id := range b.byID {
+		if !ids[id] {
+			gone = append(gone, id)
+		}
+	}
+	b.mu.Unlock()
+	for _, id := range gone {
+		if err := b.removeOne(id); err != nil {
+			return err
+		}
+	}
+	// This instance now enforces the complete state: older pinned
+	// instances may go. Before this point they kept enforcing theirs.
+	if len(b.predecessors) > 0 {
+		if err := b.retire(); err != nil {
+			return fmt.Errorf("rules applied, but: %w", err)
+		}
+	}
+	return nil
+}
+
+// ApplyWorkload implements enforcer.WorkloadApplier: it adds or replaces
+// set.Workload's rules with the same guarantees as Apply, leaving the other
+// workloads alone. Calls for different workloads run concurrently (the map
+// writes, the bulk of the work, take no shared lock); calls for the same
+// workload are serialized.
+func (b *Backend) ApplyWorkload(ctx context.Context, set *rules.Set) error {
+	if awaitingCgroup(&set.Workload) {
+		return nil
+	}
+	tr, warns, err := b.translate(set)
+	if err != nil {
+		return err
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	return b.applyOne(set.Workload.ID(), tr, warns)
+}
+
+// RemoveWorkload implements enforcer.WorkloadApplier: the workload's rules
+// are removed (its tasks then fall back to the host workload's rules, as
+// any task outside a registered container). Unknown ids are a no-op.
+func (b *Backend) RemoveWorkload(ctx context.Context, id string) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	return b.removeOne(id)
+}
+
+// awaitingCgroup reports a container registered before the runtime created it (NRI's
+// CreateContainer): it has no cgroup, so no process of it can run and there is nothing to load
+// yet. Its rules go in when the registration with its cgroup arrives (StartContainer), which the
+// runtime waits for before the first instruction. Refusing it instead failed every pod's
+// CreateContainer on a real node.
+func awaitingCgroup(w *workload.Workload) bool {
+	return w.Kind == workload.KindContainer && w.CgroupID == 0
+}
+
+func (b *Backend) translate(s *rules.Set) (*Translation, []enforcer.Warning, error) {
+	tr, err := Translate(s, b.host)
+	if err != nil {
+		return nil, nil, fmt.Errorf("workload %s: %w", s.Workload.ID(), err)
+	}
+	return tr, tr.Warnings, nil
+}
+
+// applyOne writes a new generation of the workload's entries, switches its
+// workload entry to it in one map update and deletes the old generation. A
+// workload whose key changed (a container in a new cgroup) gets the new key
+// before the old one is removed.
+func (b *Backend) applyOne(id string, tr *Translation, warns []enforcer.Warning) error {
+	defer b.locks.Lock(id)()
+	wk := tr.Workload
+	b.mu.Lock()
+	if owner, taken := b.owner[wk]; taken && owner != id {
+		b.mu.Unlock()
+		return fmt.Errorf("workload %s: workload key %d is %s's", id, wk, owner)
+	}
+	b.owner[wk] = id
+	old := b.byID[id]
+	// Generations are never reused, not even by a workload removed and
+	// added again, so per-inode cache entries of an old state never match.
+	b.gen++
+	gen := b.gen
+	b.mu.Unlock()
+
+	a, err := b.write(wk, gen, tr)
+	if err != nil {
+		b.mu.Lock()
+		if old == nil || old.key != wk {
+			delete(b.owner, wk)
+		}
+		b.mu.Unlock()
+		return fmt.Errorf("workload %s: %w", id, err)
+	}
+	a.id = id
+	a.key = wk
+	var errs []error
+	if old != nil {
+		if old.key != wk {
+			if err := b.objs.Workloads.Delete(old.key); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
+				errs = append(errs, fmt.Errorf("workload %s: remove old key %d: %w", id, old.key, err))
+			}
+		}
+		b.deleteKeys(old.keys, old.globs)
+	}
+	b.mu.Lock()
+	if old != nil && old.key != wk {
+		delete(b.applied, old.key)
+		delete(b.owner, old.key)
+	}
+	b.applied[wk] = a
+	b.byID[id] = a
+	b.SetWarnings(id, warns)
+	err = b.writeConfig()
+	b.mu.Unlock()
+	return errors.Join(append(errs, err)...)
+}
+
+// removeOne deletes the workload entry first (the hooks stop using the
+// workload), then its rule entries.
+func (b *Backend) removeOne(id string) error {
+	defer b.locks.Lock(id)()
+	b.mu.Lock()
+	a := b.byID[id]
+	b.mu.Unlock()
+	if a == nil {
+		return nil
+	}
+	if err := b.objs.Workloads.Delete(a.key); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
+		return fmt.Errorf("workload %s: remove: %w", id, err)
+	}
+	b.deleteKeys(a.keys, a.globs)
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	delete(b.applied, a.key)
+	delete(b.byID, id)
+	delete(b.owner, a.key)
+	b.DropWarnings(id)
+	return b.writeConfig()
+}
+
+// writeConfig writes ward_config: the number of registered containers, the
+// operations some workload has rules of and the host workload's flags;
+// called with b.mu held, after the workload entries exist (or are gone), so
+// that the writes happen in the order of the changes. Hooks look a task's
+// cgroup up only while some container is registered, return at once for an
+// operation no workload has rules of, and look the host entry up only when
+// it has rules of the hook's operation.
+func (b *Backend) writeConfig() error {
+	var cfg wardConfig
+	for wk, a := range b.applied {
+		if wk != HostKey {
+			cfg.Containers++
+		} else {
+			cfg.HostFlags = a.tr.Flags
+		}
+		cfg.Ops |= a.tr.Flags & (uint32(wfRules) * 0x01010101)
+	}
+	if err := b.objs.WardConfig.Put(uint32(0), &cfg); err != nil {
+		return fmt.Errorf("write config: %w", err)
+	}
+	return nil
+}
+
+// write puts generation gen of a workload's entries and then switches its
+// workload entry to it. On error it removes what it wrote; the workload
+// entry then still names the previous generation.
+func (b *Backend) write(wk uint64, gen uint32, tr *Translation) (*applied, error) {
+	keys := make([]wardRuleKey, 0, len(tr.Entries))
+	for _, k := range tr.SortedKeys() {
+		v := tr.Entries[k]
+		mk := wardRuleKey{Cgroup: k.Workload, Hash: k.Hash, Src: k.Src, Gen: gen, Op: k.Op, Kind: k.Kind}
+		mv := wardRuleVal{Exact: v.Exact, Direct: v.Direct, Recursive: v.Recursive}
+		if err := b.objs.Rules.Put(&mk, &mv); err != nil {
+			b.deleteKeys(keys, nil)
+			return nil, fmt.Errorf("write rule entry %d of %d: %w", len(keys)+1, len(tr.Entries), err)
+		}
+		keys = append(keys, mk)
+	}
+	var globs []wardGlobKey
+	for k, v := range tr.Globs {
+		mk := wardGlobKey{Cgroup: k.Workload, Gen: gen, State: k.State, Op: k.Op, Byte: k.Byte}
+		mv := wardGlobVal{Next: v.Next, Accept: v.Accept}
+		if err := b.objs.Globs.Put(&mk, &mv); err != nil {
+			b.deleteKeys(keys, globs)
+			return nil, fmt.Errorf("write pattern transition %d of %d: %w", len(globs)+1, len(tr.Globs), err)
+		}
+		globs = append(globs, mk)
+	}
+	audited := uint32(0)
+	if tr.Audited {
+		audited = 1
+	}
+	wv := wardWlVal{Gen: gen, Flags: tr.Flags, Audited: audited, DirDepths: tr.DirDepths, ExactDepths: tr.ExactDepths, Codes: tr.Codes}
+	if err := b.objs.Workloads.Put(wk, &wv); err != nil {
+		b.deleteKeys(keys, globs)
+		return nil, fmt.Errorf("switch generation: %w", err)
+	}
+	return &applied{keys: keys, globs: globs, tr: tr}, nil
+}
+
+func (b *Backend) deleteKeys(keys []wardRuleKey, globs []wardGlobKey) {
+	for i := range keys {
+		if err := b.objs.Rules.Delete(&keys[i]); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
+			b.log.Warn("delete rule entry", "error", err)
+		}
+	}
+	for i := range globs {
+		if err := b.objs.Globs.Delete(&globs[i]); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
+			b.log.Warn("delete pattern transition", "error", err)
+		}
+	}
+}
