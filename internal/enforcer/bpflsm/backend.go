@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"sync"
 
+	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/link"
 	"github.com/cilium/ebpf/ringbuf"
 	"golang.org/x/sys/unix"
@@ -59,10 +60,14 @@ func (OSHost) Inode(p string) (uint32, uint64, bool) {
 
 // Backend is the BPF-LSM enforcer.
 type Backend struct {
-	log   *slog.Logger
-	host  Host
-	objs  wardObjects
-	links []link.Link // in namedPrograms' order
+	log  *slog.Logger
+	host Host
+	objs wardObjects
+	// progs and maps are the loaded objects by their names in the CollectionSpec; objs
+	// owns them.
+	progs map[string]*ebpf.Program
+	maps  map[string]*ebpf.Map
+	links []link.Link // in programs' order
 	// instance is this Backend's pin directory ("" without PinDir);
 	// predecessors are the older instances it retires after its first
 	// successful Apply.

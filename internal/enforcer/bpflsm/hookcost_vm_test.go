@@ -32,7 +32,7 @@ func BenchmarkHookCost(b *testing.B) {
 		b.Fatal(err)
 	}
 	defer stats.Close()
-	names, progs := namedPrograms(&be.objs.wardPrograms)
+	names, progs := be.programs()
 	snap := func() []ebpf.ProgramStats {
 		var s []ebpf.ProgramStats
 		for _, p := range progs {

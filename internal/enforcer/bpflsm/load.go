@@ -6,8 +6,10 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	"github.com/cilium/ebpf"
@@ -95,12 +97,21 @@ func New(opts Options) (*Backend, error) {
 	if err := rlimit.RemoveMemlock(); err != nil {
 		return nil, fmt.Errorf("remove memlock limit: %w", err)
 	}
-	if err := spec.LoadAndAssign(&b.objs, nil); err != nil {
+	coll, err := ebpf.NewCollection(spec)
+	if err != nil {
 		var verr *ebpf.VerifierError
 		if errors.As(err, &verr) {
 			b.log.Error("verifier rejected program", "error", fmt.Sprintf("%+v", verr))
 		}
 		return nil, notSupported(fmt.Errorf("load programs: %w", err))
+	}
+	// The Collection names every program and map as the spec does; objs, the typed view the
+	// loader writes through, takes them over (and closes them), the names stay here.
+	b.progs, b.maps = maps.Clone(coll.Programs), maps.Clone(coll.Maps)
+	err = coll.Assign(&b.objs)
+	coll.Close() // what objs did not take: nothing after a successful Assign
+	if err != nil {
+		return nil, fmt.Errorf("load programs: %w", err)
 	}
 	if err := b.attach(); err != nil {
 		b.closeKernel()
@@ -128,7 +139,7 @@ func New(opts Options) (*Backend, error) {
 
 // attach attaches every program to its hook.
 func (b *Backend) attach() error {
-	names, progs := namedPrograms(&b.objs.wardPrograms)
+	names, progs := b.programs()
 	for i, p := range progs {
 		l, err := link.AttachLSM(link.LSMOptions{Program: p})
 		if err != nil {
@@ -148,4 +159,16 @@ func (b *Backend) detach() error {
 	}
 	b.links = nil
 	return errors.Join(errs...)
+}
+
+// programs lists the loaded programs by their names in the CollectionSpec, in name order, so
+// that a program added to ward.c is attached and pinned without a change here (every program in
+// ward.c is an LSM program).
+func (b *Backend) programs() ([]string, []*ebpf.Program) {
+	names := slices.Sorted(maps.Keys(b.progs))
+	progs := make([]*ebpf.Program, len(names))
+	for i, n := range names {
+		progs[i] = b.progs[n]
+	}
+	return names, progs
 }

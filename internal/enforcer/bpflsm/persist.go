@@ -7,11 +7,10 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"reflect"
 	"sort"
+	"strings"
 	"time"
 
-	"github.com/cilium/ebpf"
 	"golang.org/x/sys/unix"
 )
 
@@ -108,13 +107,16 @@ func (b *Backend) pin(dir string) error {
 	if err := os.Mkdir(dir, 0o700); err != nil {
 		return fmt.Errorf("create instance directory: %w", err)
 	}
-	names, _ := namedPrograms(&b.objs.wardPrograms)
+	names, _ := b.programs()
 	for i, l := range b.links {
 		if err := l.Pin(filepath.Join(dir, "link_"+names[i])); err != nil {
 			return fmt.Errorf("pin link %s: %w", names[i], err)
 		}
 	}
-	for name, m := range namedMaps(&b.objs.wardMaps) {
+	for name, m := range b.maps {
+		if strings.HasPrefix(name, ".") {
+			continue // a data section (.bss: the pointers that keep ward.c's types in BTF)
+		}
 		if err := m.Pin(filepath.Join(dir, "map_"+name)); err != nil {
 			return fmt.Errorf("pin map %s: %w", name, err)
 		}
@@ -156,41 +158,4 @@ func Uninstall(pinDir string) error {
 		return fmt.Errorf("uninstall: %w", err)
 	}
 	return nil
-}
-
-// namedMaps lists the generated map fields by their BPF names, so that a map
-// added to ward.c is pinned without a change here.
-func namedMaps(m *wardMaps) map[string]*ebpf.Map {
-	out := map[string]*ebpf.Map{}
-	v := reflect.ValueOf(m).Elem()
-	for i := 0; i < v.NumField(); i++ {
-		if mp, ok := v.Field(i).Interface().(*ebpf.Map); ok && mp != nil {
-			out[v.Type().Field(i).Tag.Get("ebpf")] = mp
-		}
-	}
-	return out
-}
-
-// namedPrograms lists the generated program fields by BPF name, in name
-// order, so that a program added to ward.c is attached and pinned without a
-// change here (every program in ward.c is an LSM program).
-func namedPrograms(p *wardPrograms) ([]string, []*ebpf.Program) {
-	v := reflect.ValueOf(p).Elem()
-	type np struct {
-		name string
-		p    *ebpf.Program
-	}
-	var all []np
-	for i := 0; i < v.NumField(); i++ {
-		if pr, ok := v.Field(i).Interface().(*ebpf.Program); ok && pr != nil {
-			all = append(all, np{v.Type().Field(i).Tag.Get("ebpf"), pr})
-		}
-	}
-	sort.Slice(all, func(i, j int) bool { return all[i].name < all[j].name })
-	names := make([]string, len(all))
-	progs := make([]*ebpf.Program, len(all))
-	for i, x := range all {
-		names[i], progs[i] = x.name, x.p
-	}
-	return names, progs
 }

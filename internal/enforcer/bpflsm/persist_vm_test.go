@@ -29,7 +29,7 @@ func wardLinks(t *testing.T) []string {
 	t.Helper()
 	own := map[ebpf.ProgramID]bool{}
 	if shared != nil {
-		_, progs := namedPrograms(&shared.objs.wardPrograms)
+		_, progs := shared.programs()
 		for _, p := range progs {
 			info, err := p.Info()
 			if err != nil {
