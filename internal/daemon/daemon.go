@@ -259,6 +259,11 @@ func (d *Daemon) selectEnforcer(ctx context.Context, lsmPath string, factories m
 	}
 	d.sel = enforcer.Select(ctx, lsms, order, factories)
 	d.attr.Enforcing = d.sel.Backend != nil
+	// A backend with counters of its own (BPF-LSM's ring-buffer drops and unresolved paths)
+	// exports them on /metrics.
+	if err := d.metrics.AddCollector(d.sel.Backend); err != nil {
+		d.log.Warn("cannot export the enforcer's metrics", "error", err)
+	}
 	for _, a := range d.sel.Attempts {
 		d.log.Info("lsm attempt", "lsm", a.LSM, "ok", a.OK, "reason", a.Reason)
 		for _, l := range a.Limitations {

@@ -89,6 +89,16 @@ func (m *Metrics) SetNotEnforced(enforcer string, n int) {
 	m.unenf.WithLabelValues(enforcer).Set(float64(n))
 }
 
+// AddCollector registers v's metrics when v is a prometheus.Collector (a backend with counters
+// of its own, as BPF-LSM's ring-buffer drops and unresolved paths); anything else is left out.
+func (m *Metrics) AddCollector(v any) error {
+	c, ok := v.(prometheus.Collector)
+	if m == nil || !ok {
+		return nil
+	}
+	return m.Registry.Register(c)
+}
+
 // Handler serves the registry, for the daemon's /metrics.
 func (m *Metrics) Handler() http.Handler {
 	return promhttp.HandlerFor(m.Registry, promhttp.HandlerOpts{Registry: m.Registry})

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 )
 
@@ -119,5 +120,28 @@ func TestWatcherGaugeAndHandler(t *testing.T) {
 		if !strings.Contains(string(body), want) {
 			t.Errorf("/metrics lacks %q", want)
 		}
+	}
+}
+
+// TestAddCollector: a backend that is a prometheus.Collector shows on /metrics, anything else is
+// left out, and a nil Metrics records nothing.
+func TestAddCollector(t *testing.T) {
+	m := NewMetrics()
+	c := prometheus.NewCounter(prometheus.CounterOpts{Name: "ward_test_backend_total", Help: "A backend's own counter."})
+	c.Add(5)
+	if err := m.AddCollector(c); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.AddCollector(struct{}{}); err != nil {
+		t.Fatal(err)
+	}
+	if err := (*Metrics)(nil).AddCollector(c); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := testutil.GatherAndCount(m.Registry, "ward_test_backend_total"); err != nil || n != 1 {
+		t.Fatalf("gathered %d series of the backend's counter (%v), want 1", n, err)
+	}
+	if err := m.AddCollector(c); err == nil {
+		t.Error("registering the same collector twice succeeded")
 	}
 }

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/sys/unix"
 
 	"github.com/wardsec/ward/internal/enforcer"
@@ -223,6 +224,18 @@ func TestBypasses(t *testing.T) {
 	must(t, err)
 	if st.Unresolved == 0 {
 		t.Errorf("unresolved counter did not move: %+v", st)
+	}
+	// The same counters as the daemon's /metrics shows them.
+	reg := prometheus.NewPedanticRegistry()
+	reg.MustRegister(b)
+	mfs, err := reg.Gather()
+	must(t, err)
+	got := map[string]float64{}
+	for _, mf := range mfs {
+		got[mf.GetName()] = mf.GetMetric()[0].GetCounter().GetValue()
+	}
+	if _, ok := got["ward_bpf_events_dropped_total"]; !ok || got["ward_bpf_unresolved_paths_total"] < float64(st.Unresolved) {
+		t.Errorf("metrics %v, want the drop counter and at least %d unresolved", got, st.Unresolved)
 	}
 
 	// The per-inode cache must not carry a verdict across a change of path:

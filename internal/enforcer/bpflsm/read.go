@@ -9,6 +9,7 @@ import (
 	"fmt"
 
 	"github.com/cilium/ebpf/ringbuf"
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // Stats are the kernel's counters.
@@ -34,10 +35,42 @@ func (b *Backend) Stats() (Stats, error) {
 	return st, nil
 }
 
+// The kernel's counters as Prometheus metrics: Backend is a prometheus.Collector that reads
+// them at each scrape, so the daemon's /metrics shows what only tests could see before.
+var (
+	droppedDesc = prometheus.NewDesc("ward_bpf_events_dropped_total",
+		"Events the BPF-LSM programs could not queue because the ring buffer was full (the access was still decided).", nil, nil)
+	unresolvedDesc = prometheus.NewDesc("ward_bpf_unresolved_paths_total",
+		"Accesses the BPF-LSM programs denied because the path could not be resolved (fail closed).", nil, nil)
+)
+
+var _ prometheus.Collector = (*Backend)(nil)
+
+// Describe implements prometheus.Collector.
+func (b *Backend) Describe(ch chan<- *prometheus.Desc) {
+	ch <- droppedDesc
+	ch <- unresolvedDesc
+}
+
+// Collect implements prometheus.Collector: the counters summed over CPUs, none when they cannot
+// be read (the backend is closed).
+func (b *Backend) Collect(ch chan<- prometheus.Metric) {
+	st, err := b.Stats()
+	if err != nil {
+		b.log.Warn("read BPF-LSM counters for metrics", "error", err)
+		return
+	}
+	ch <- prometheus.MustNewConstMetric(droppedDesc, prometheus.CounterValue, float64(st.DroppedEvents))
+	ch <- prometheus.MustNewConstMetric(unresolvedDesc, prometheus.CounterValue, float64(st.Unresolved))
+}
+
+// read turns ring-buffer records into events until Close. One record's buffer is reused
+// (ReadInto), so reading allocates nothing per record beyond the Event.
 func (b *Backend) read() {
 	defer b.wg.Done()
+	var rec ringbuf.Record
 	for {
-		rec, err := b.rd.Read()
+		err := b.rd.ReadInto(&rec)
 		if err != nil {
 			if errors.Is(err, ringbuf.ErrClosed) {
 				return
