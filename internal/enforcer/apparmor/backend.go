@@ -239,6 +239,7 @@ func (b *Backend) loadProfile(ctx context.Context, set *rules.Set) (string, []en
 	if opts.Name == "" && set.Workload.Kind == workload.KindContainer && set.Workload.Pod != "" {
 		warns = append(warns, unattached(set)...)
 	}
+	warns = append(warns, hardLinked(set)...)
 	if host && opts.AttachAll {
 		// Ward and its parser must be exempt before the attachment can reach them.
 		if err := b.loadText(ctx, b.exempt); err != nil {
@@ -439,6 +440,11 @@ func (b *Backend) record(line string) (ev enforcer.Event, ok bool) {
 	if a.Source == "" {
 		// The alert's Source and ProcessName: the record names only a child profile's program.
 		ev.Exe = enforcer.Executable(uint32(rec.PID))
+		if ev.Exe == "" {
+			// Gone (or a zombie) before the record was read: say so in the alert's Data rather
+			// than leave an unexplained empty Source (docs/apparmor.md).
+			ev.Detail += ` ward_exe="unknown: the process exited before Ward read the record"`
+		}
 	}
 	if rec.Apparmor == "DENIED" {
 		ev.Errno = int(syscall.EACCES)

@@ -128,6 +128,21 @@ func TestBackendApplyAndEvents(t *testing.T) {
 		}
 	}
 
+	// A process that is gone before its record is read: the alert's Data says why it names no
+	// executable (pid_max is at most 4194304, so no process has this pid).
+	lines <- `audit: type=1400 audit(1764343200.123:4): apparmor="DENIED" operation="open" class="file" profile="ward-host" name="/etc/shadow" pid=4194304 comm="cat" requested_mask="r" denied_mask="r" fsuid=0 ouid=0`
+	select {
+	case ev := <-b.Events():
+		if ev.Exe != "" || !strings.HasSuffix(ev.Detail, ` ward_exe="unknown: the process exited before Ward read the record"`) {
+			t.Errorf("event of an exited process: Exe %q Detail %q", ev.Exe, ev.Detail)
+		}
+		if _, err := ParseRecord(ev.Detail); err != nil {
+			t.Errorf("Detail no longer parses: %v", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("no event")
+	}
+
 	// A set whose profile cannot be rendered keeps its previous profile; a workload that is gone
 	// loses its own.
 	broken := *hostSet

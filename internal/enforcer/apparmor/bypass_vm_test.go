@@ -227,6 +227,8 @@ func TestBypasses(t *testing.T) {
 		}
 		if ev.Exe != "" {
 			withExe++
+		} else if !strings.Contains(ev.Detail, `ward_exe="unknown: the process exited`) {
+			t.Errorf("%s: event names no executable and does not say why: %s", c.name, ev.Detail)
 		}
 		if ev.PPID != 0 {
 			withPPID++
@@ -239,6 +241,15 @@ func TestBypasses(t *testing.T) {
 	t.Logf("%d attributed events, %d with the executable, %d with the parent", attributed, withExe, withPPID)
 	if withExe == 0 || withPPID == 0 {
 		t.Errorf("no event carried the executable (%d) or the parent (%d)", withExe, withPPID)
+	}
+	// Hard links made before Ward to a blocked file or program: the apply warns about each, in the
+	// log and the policy's status, naming the other name when it shares the directory.
+	for _, w := range [][2]string{{"/wt/secret.txt", "/wt/hard"}, {"/wt/bin/tool", "/wt/bin/hardtool"}} {
+		if !slices.ContainsFunc(b.Warnings(), func(x enforcer.Warning) bool {
+			return x.Policy == "guard" && strings.Contains(x.Message, w[0]+" has 2 hard links (other names: "+w[1]+")")
+		}) {
+			t.Errorf("no hard-link warning for %s (%s): %q", w[0], w[1], b.Warnings())
+		}
 	}
 	// Everything the table leaves open is said at start and by ward probe.
 	for _, c := range cases {
