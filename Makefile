@@ -11,8 +11,10 @@ build:
 	$(GO) build -o bin/ward ./cmd/ward
 
 # Everything: formatting and static checks, generated code (bpf2go objects, CRDs, protobuf)
-# regenerated and compared with what is committed, host tests, benchmarks once, the VM suite.
-test: test-host test-vm
+# regenerated and compared with what is committed, host tests, benchmarks once, the VM suite,
+# then the end-to-end suite on a real Kubernetes node (mk/node.mk; its cluster binaries are
+# built once into ~/.cache/ward/k8s, which takes most of an hour on a fresh machine).
+test: test-host test-vm test-node
 
 test-host: lint check-generated unit bench
 
