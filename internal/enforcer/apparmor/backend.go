@@ -12,6 +12,7 @@ import (
 	"strings"
 	"sync"
 	"syscall"
+	"time"
 
 	"github.com/wardsec/ward/internal/auditlog"
 	"github.com/wardsec/ward/internal/enforcer"
@@ -58,7 +59,17 @@ type Config struct {
 	// ("/proc").
 	ProcRoot string
 	Logger   *slog.Logger
+	// PodProfileGrace is how long a profile whose name a pod gave stays loaded after its last
+	// workload went (DefaultPodProfileGrace when zero).
+	PodProfileGrace time.Duration
 }
+
+// DefaultPodProfileGrace keeps a pod-named profile loaded across a container's restart. The
+// runtime refuses to create a container whose pod names a profile the kernel does not hold
+// ("apparmor profile not found"), and between the removal of a container's workload and the
+// return of its pod's view (one round, and a parse on a slow node) there was no workload of
+// that name: every restart or failed start of a container then failed its next try.
+const DefaultPodProfileGrace = time.Minute
 
 // Backend is the AppArmor implementation of enforcer.Backend: one profile per workload,
 // loaded with apparmor_parser, events from the kernel's audit records.
@@ -90,6 +101,11 @@ type Backend struct {
 	byName     map[string]*rules.Set
 	byWorkload map[string]string
 	text       map[string][]byte
+	// podGrace and unloads: pod-named profiles whose last workload went, unloaded after
+	// podGrace unless claimed again (mu).
+	podGrace time.Duration
+	unloads  map[string]*time.Timer
+	closed   bool
 	// WarningBook holds what the applied profiles do not enforce as written, for every
 	// workload (each warning names its workload): it implements enforcer.Warner.
 	enforcer.WarningBook
@@ -151,6 +167,9 @@ func New(ctx context.Context, cfg Config) (*Backend, error) {
 	if cfg.ProcRoot == "" {
 		cfg.ProcRoot = "/proc"
 	}
+	if cfg.PodProfileGrace == 0 {
+		cfg.PodProfileGrace = DefaultPodProfileGrace
+	}
 	var exempt Profile
 	if hostOpts.AttachAll {
 		var err error
@@ -164,6 +183,7 @@ func New(ctx context.Context, cfg Config) (*Backend, error) {
 		opts:   Options{Host: host}, hostOpts: hostOpts, procRoot: cfg.ProcRoot,
 		log:    cfg.Logger,
 		byName: map[string]*rules.Set{}, byWorkload: map[string]string{}, text: map[string][]byte{},
+		podGrace: cfg.PodProfileGrace, unloads: map[string]*time.Timer{},
 	}
 	b.records = auditlog.Start(ctx, b.log, "apparmor", cfg.Records, b.record)
 	return b, nil
@@ -358,6 +378,18 @@ func (b *Backend) RemoveWorkload(ctx context.Context, id string) error {
 		return nil
 	}
 	defer b.lockName(name)()
+	if b.podNamed(name) {
+		// The pod may start this container again, or its view comes back in the next round:
+		// keep the name loaded for a while (DefaultPodProfileGrace).
+		b.mu.Lock()
+		if b.byWorkload[id] == name {
+			delete(b.byWorkload, id)
+			b.DropWarnings(id)
+		}
+		b.mu.Unlock()
+		b.unloadLater(name)
+		return nil
+	}
 	if b.shared(name, id) {
 		// Another workload (a pod of the same Deployment on this node, or this container under
 		// the ID the runtime gave it) runs under the same profile: unloading it would leave
@@ -378,6 +410,61 @@ func (b *Backend) RemoveWorkload(ctx context.Context, id string) error {
 	}
 	b.mu.Unlock()
 	return nil
+}
+
+// podNamed says whether a loaded profile's name is the one its pod gave (the admission
+// webhook's, shared by the pod's containers across restarts) rather than Ward's own per-workload
+// name.
+func (b *Backend) podNamed(name string) bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	s := b.byName[name]
+	return s != nil && s.Workload.AppArmorProfile == name
+}
+
+// unloadLater unloads a pod-named profile after the grace period unless a workload claims the
+// name meanwhile; a later removal restarts the wait.
+func (b *Backend) unloadLater(name string) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.closed {
+		return
+	}
+	if t := b.unloads[name]; t != nil {
+		t.Stop()
+	}
+	// t is set before the function can read it: it runs under b.mu, held here until return.
+	var t *time.Timer
+	t = time.AfterFunc(b.podGrace, func() {
+		b.applyMu.RLock()
+		defer b.applyMu.RUnlock()
+		defer b.lockName(name)()
+		b.mu.Lock()
+		_, claimed := b.claimant(name)
+		if b.unloads[name] != t || b.closed || claimed {
+			if b.unloads[name] == t {
+				delete(b.unloads, name)
+			}
+			b.mu.Unlock()
+			return
+		}
+		delete(b.unloads, name)
+		b.mu.Unlock()
+		if err := b.removeProfile(context.Background(), name); err != nil {
+			b.log.Warn("unload the profile of a pod whose containers are gone", "profile", name, "error", err)
+		}
+	})
+	b.unloads[name] = t
+}
+
+// claimant returns a workload that has the profile name. Callers hold b.mu.
+func (b *Backend) claimant(name string) (string, bool) {
+	for w, n := range b.byWorkload {
+		if n == name {
+			return w, true
+		}
+	}
+	return "", false
 }
 
 // shared says whether a workload other than id has the profile name.
@@ -408,6 +495,13 @@ func (b *Backend) removeProfile(ctx context.Context, name string) error {
 // Close stops reading records. Profiles stay loaded and on disk on purpose: they keep running
 // containers confined while Ward restarts, and the next Apply prunes what is no longer wanted.
 func (b *Backend) Close() error {
+	b.mu.Lock()
+	b.closed = true
+	for name, t := range b.unloads {
+		t.Stop()
+		delete(b.unloads, name)
+	}
+	b.mu.Unlock()
 	b.records.Close()
 	return nil
 }

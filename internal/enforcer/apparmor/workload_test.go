@@ -210,13 +210,12 @@ func TestApplyWorkloadNamedProfile(t *testing.T) {
 	if slices.Contains(r.calls, "-R ward-shop_web_nginx") {
 		t.Errorf("calls %q: the shared profile was unloaded while pod ccc runs under it", r.calls)
 	}
+	b.podGrace = 10 * time.Millisecond // DefaultPodProfileGrace is a minute
 	if err := b.RemoveWorkload(ctx, "ccc"); err != nil {
 		t.Fatal(err)
 	}
+	waitUnloaded(t, b, r, "ward-shop_web_nginx")
 	assertOnlyFiles(t, dir)
-	if !slices.Contains(r.calls, "-R ward-shop_web_nginx") {
-		t.Errorf("calls %q: no -R once the last pod went", r.calls)
-	}
 
 	// Neither a name that is not Ward's nor the host's or the exemption's is taken.
 	for _, n := range []string{"docker-default", "ward-host", ExemptProfile} {
@@ -227,6 +226,66 @@ func TestApplyWorkloadNamedProfile(t *testing.T) {
 		}
 		assertOnlyFiles(t, dir, "ward-shop_web-7d9f_nginx")
 	}
+}
+
+// waitUnloaded waits until the backend has unloaded a pod-named profile (after its grace).
+func waitUnloaded(t *testing.T, b *Backend, r *gateRunner, name string) {
+	t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
+		r.mu.Lock()
+		done := slices.Contains(r.calls, "-R "+name)
+		r.mu.Unlock()
+		b.mu.Lock()
+		_, pending := b.unloads[name]
+		b.mu.Unlock()
+		if done && !pending {
+			return
+		}
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	t.Fatalf("calls %q: no -R %s once the last pod went and the grace passed", r.calls, name)
+}
+
+// A container of a pod that names Ward's profile exits (or fails to start) and is registered
+// again, or its pod's view comes back in the next round: the name stays loaded meanwhile, since
+// the runtime refuses to create a container whose profile the kernel lacks.
+func TestApplyWorkloadPodProfileSurvivesRestart(t *testing.T) {
+	dir := t.TempDir()
+	r := &gateRunner{}
+	b := newTestBackend(t, dir, r)
+	b.podGrace = 200 * time.Millisecond
+	ctx := context.Background()
+	pol := containerPolicy("shop", "w", file(policy.MatchPath, "/secret", block))
+	first := compileFor(t, pol, false)
+	first.Workload.ContainerID, first.Workload.AppArmorProfile = "first", "ward-shop_web_nginx"
+	if err := b.ApplyWorkload(ctx, first); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.RemoveWorkload(ctx, "first"); err != nil {
+		t.Fatal(err)
+	}
+	// The pod's view (no container ID yet) comes back within the grace.
+	view := compileFor(t, pol, false)
+	view.Workload.ContainerID, view.Workload.AppArmorProfile = "", "ward-shop_web_nginx"
+	if err := b.ApplyWorkload(ctx, view); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(3 * b.podGrace)
+	r.mu.Lock()
+	calls := slices.Clone(r.calls)
+	r.mu.Unlock()
+	if slices.Contains(calls, "-R ward-shop_web_nginx") {
+		t.Errorf("calls %q: the pod's profile was unloaded between its container's exit and its return", calls)
+	}
+	assertOnlyFiles(t, dir, "ward-shop_web_nginx")
+
+	// Once the pod goes for good, the name goes after the grace.
+	if err := b.RemoveWorkload(ctx, view.Workload.ID()); err != nil {
+		t.Fatal(err)
+	}
+	waitUnloaded(t, b, r, "ward-shop_web_nginx")
+	assertOnlyFiles(t, dir)
 }
 
 // A pod's container that does not run under Ward's profile is reported, for the container and in
