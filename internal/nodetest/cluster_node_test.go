@@ -582,6 +582,11 @@ func tail(path string, n int) string {
 }
 
 func copyFile(src, dst string, mode os.FileMode) error {
+	// dst may be a link to src from an earlier call (the second round's uninstall overlay):
+	// opening it with O_TRUNC below would empty the source, a file of the clone. Remove it first.
+	if err := os.Remove(dst); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return err
+	}
 	if err := os.Link(src, dst); err == nil {
 		return nil
 	}
