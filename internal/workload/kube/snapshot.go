@@ -5,10 +5,10 @@ import (
 	"fmt"
 	"maps"
 	"os"
-	"path/filepath"
 	"slices"
 	"time"
 
+	"github.com/google/renameio/v2"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 
@@ -117,8 +117,7 @@ func (k *Source) LoadSnapshot(path string) (time.Time, error) {
 }
 
 // SaveSnapshot writes the source's policies and namespaces to path, once Run has synced and
-// when they changed since the last write. The file is replaced atomically: a crash leaves the
-// previous snapshot or the new one.
+// when they changed since the last write.
 func (k *Source) SaveSnapshot(path string) error {
 	k.mu.Lock()
 	if !k.synced || k.generation == k.savedGeneration {
@@ -148,23 +147,8 @@ func (k *Source) SaveSnapshot(path string) error {
 	if err != nil {
 		return err
 	}
-	tmp, err := os.CreateTemp(filepath.Dir(path), ".kubernetes-*.json")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name())
-	if _, err := tmp.Write(b); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	if err := os.Rename(tmp.Name(), path); err != nil {
+	// Replaced atomically: a crash leaves the previous snapshot or the new one.
+	if err := renameio.WriteFile(path, b, 0o600); err != nil {
 		return err
 	}
 	k.mu.Lock()
