@@ -138,7 +138,11 @@ func (k *Source) SaveSnapshot(path string) error {
 			Capabilities: n.postures.Capabilities, Mode: n.mode, HasMode: n.hasMode}
 	}
 	for _, key := range slices.Sorted(maps.Keys(k.podObjs)) {
-		s.Pods = append(s.Pods, k.podObjs[key])
+		// managedFields is most of a pod's bytes and nothing the workload view reads; the
+		// informer's object is shared, so the copy is trimmed, not the original.
+		pod := k.podObjs[key].DeepCopy()
+		pod.ManagedFields = nil
+		s.Pods = append(s.Pods, pod)
 	}
 	s.Node = k.nodeObj
 	k.mu.Unlock()
