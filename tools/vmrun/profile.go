@@ -53,7 +53,9 @@ var profiles = map[string]bootProfile{
 		// OCI hook tests (docs/containers.md): no image registry is involved.
 		Tools: []string{"/usr/sbin/apparmor_parser", "/usr/bin/aa-exec", "/usr/sbin/runc", "/usr/bin/crun"},
 		Trees: apparmorTrees,
-		Setup: "[ -d /sys/kernel/security/apparmor ] || die 'apparmor: /sys/kernel/security/apparmor is missing'",
+		// The bypass suites mount an overlay over a protected directory.
+		Modules: []string{"overlay"},
+		Setup:   "[ -d /sys/kernel/security/apparmor ] || die 'apparmor: /sys/kernel/security/apparmor is missing'",
 	},
 	// node boots a Kubernetes node (docs/kubernetes.md, "A real node"): AppArmor
 	// and BPF-LSM both active, so one boot serves Ward's lsm=bpf and
@@ -83,9 +85,10 @@ var profiles = map[string]bootProfile{
 		LSMs:    []string{"selinux", "bpf"},
 		// secilc rebuilds the policy in the guest when a test's module has
 		// fromSource domains (selinuxSemodule in the backend's VM tests).
-		Tools: []string{"/usr/bin/secilc"},
-		Files: selinuxFiles,
-		Setup: selinuxSetup,
+		Tools:   []string{"/usr/bin/secilc"},
+		Files:   selinuxFiles,
+		Modules: []string{"overlay"},
+		Setup:   selinuxSetup,
 	},
 }
 

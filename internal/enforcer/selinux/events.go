@@ -146,15 +146,22 @@ func Attribute(set *rules.Set, rec AVC, res Resolver) (rules.Access, rules.Verdi
 	default:
 		return rules.Access{}, rules.Verdict{RuleID: -1}
 	}
-	a := rules.Access{Op: policy.OpFile}
-	switch {
-	case strings.HasPrefix(rec.Path, "/"):
-		a.Path = path.Clean(rec.Path)
-	case res.PathOf != nil && res.PathOf(rec.Ino) != "":
-		a.Path = res.PathOf(rec.Ino)
-	default:
-		a.Path = rec.Name
+	// The path the record names is the one the process used: through a bind mount, a chroot,
+	// another hard link or a renamed ancestor it is not the rule's. The label is the rule's,
+	// and the inode names the file Ward labelled, so that path is tried next.
+	var paths []string
+	if strings.HasPrefix(rec.Path, "/") {
+		paths = append(paths, path.Clean(rec.Path))
 	}
+	if res.PathOf != nil {
+		if p := res.PathOf(rec.Ino); p != "" && !slices.Contains(paths, p) {
+			paths = append(paths, p)
+		}
+	}
+	if len(paths) == 0 {
+		paths = append(paths, rec.Name)
+	}
+	a := rules.Access{Op: policy.OpFile}
 	if res.SourceOf != nil {
 		a.Source = res.SourceOf(rec.SourceType())
 	}
@@ -180,18 +187,30 @@ func Attribute(set *rules.Set, rec AVC, res Resolver) (rules.Access, rules.Verdi
 	if rec.Denied {
 		want = policy.ActionBlock
 	}
-	first := set.Decide(a)
-	if first.Action == want {
-		return a, first
+	for _, p := range paths {
+		va := a
+		va.Path = p
+		if ea, v, ok := explain(set, va, want); ok {
+			return ea, v
+		}
+	}
+	a.Path = paths[0]
+	return a, set.Decide(a)
+}
+
+// explain finds the variant of a (owner, terminal) whose verdict is want.
+func explain(set *rules.Set, a rules.Access, want policy.Action) (rules.Access, rules.Verdict, bool) {
+	if v := set.Decide(a); v.Action == want {
+		return a, v, true
 	}
 	for _, uid := range []uint32{0, 1} {
 		for _, tty := range []bool{false, true} {
 			va := a
 			va.UID, va.Owner, va.TTY = uid, 0, tty
 			if v := set.Decide(va); v.Action == want {
-				return va, v
+				return va, v, true
 			}
 		}
 	}
-	return a, first
+	return a, rules.Verdict{}, false
 }

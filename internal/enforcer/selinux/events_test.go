@@ -109,6 +109,10 @@ func TestAttribute(t *testing.T) {
 		// The record does not say who owns the file: the denial is explained by a non-owner.
 		{AVC{Denied: true, Perms: []string{"read"}, Name: "home.txt", Ino: 5, SContext: ctx("kernel_t"), TContext: ctx("ward_bbb_t"), TClass: "file"},
 			policy.OpFile, "/wt/home.txt", "", false, block, "spec.file.matchPaths[3]", true},
+		// Opened by another name (a bind mount, a hard link, a renamed ancestor): the record's
+		// path explains nothing, the inode names the file Ward labelled.
+		{AVC{Denied: true, Perms: []string{"read"}, Path: "/mnt/bound/secret.txt", Ino: 1, SContext: ctx("kernel_t"), TContext: ctx("ward_bbb_t"), TClass: "file"},
+			policy.OpFile, "/wt/secret.txt", "", false, block, "spec.file.matchPaths[0]", true},
 		{AVC{Denied: true, Perms: []string{"create"}, SContext: ctx("kernel_t"), TContext: ctx("kernel_t"), TClass: "tcp_socket"},
 			"", "", "", false, "", "", false},
 	}
