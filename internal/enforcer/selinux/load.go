@@ -3,6 +3,7 @@ package selinux
 import (
 	"bytes"
 	"context"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -10,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -82,6 +84,10 @@ type Relabel struct {
 	// label back, and so that AVC records (which name the inode) find the path.
 	Ino uint64 `json:"ino"`
 	Dev uint64 `json:"dev"`
+	// Handle is the file's handle (name_to_handle_at, "TYPE:HEX"), which finds the file again
+	// after it, or a directory above it, was renamed: its label travels with it, and so must
+	// Ward's record of it, or removing the policy would leave the moved file locked.
+	Handle string `json:"handle,omitempty"`
 }
 
 type state struct {
@@ -294,6 +300,19 @@ func Plan(m *Module, known []string) (map[string]string, []enforcer.Warning) {
 		// A rule names a path; the kernel checks the label of the file it resolves to.
 		real, err := filepath.EvalSymlinks(t.Path)
 		if err != nil {
+			// Labelled before and gone from its path since: renamed, or a directory above it
+			// was. The label went with the file, and the rule still holds it there.
+			var moved []string
+			for _, k := range known {
+				if k == t.Path || strings.HasPrefix(k, t.Path+"/") {
+					moved = append(moved, k)
+					add(k, k)
+				}
+			}
+			if len(moved) > 0 {
+				warn("%s is gone from its path (renamed, or a directory above it was): the %d files Ward labelled there keep their labels where they are now", t.Path, len(moved))
+				continue
+			}
 			warn("%s does not exist: it is not enforced until it exists and the policy is applied again", t.Path)
 			continue
 		}
@@ -345,16 +364,22 @@ func (l *Loader) Label(want map[string]string) error {
 	slices.Sort(paths)
 	for _, p := range paths {
 		ctx := want[p]
+		old, known := l.st.Labels[p]
+		at := p // where the file is now
+		if known {
+			if now, ok := l.locate(p, old); ok {
+				at = now
+			}
+		}
 		var st syscall.Stat_t
-		if err := syscall.Lstat(p, &st); err != nil {
+		if err := syscall.Lstat(at, &st); err != nil {
 			errs = append(errs, fmt.Errorf("label %s: %w", p, err))
 			continue
 		}
-		old, known := l.st.Labels[p]
 		if known && (old.Ino != st.Ino || old.Dev != st.Dev) {
 			known = false // replaced since: its current label is its own
 		}
-		cur, err := l.labeler.Get(p)
+		cur, err := l.labeler.Get(at)
 		if err != nil {
 			errs = append(errs, err)
 			continue
@@ -362,7 +387,7 @@ func (l *Loader) Label(want map[string]string) error {
 		if known && cur == ctx {
 			continue
 		}
-		r := Relabel{Original: l.original(p, cur), Label: ctx, Ino: st.Ino, Dev: st.Dev}
+		r := Relabel{Original: l.original(p, cur), Label: ctx, Ino: st.Ino, Dev: st.Dev, Handle: handleOf(at)}
 		if known {
 			r.Original = old.Original
 		}
@@ -370,7 +395,7 @@ func (l *Loader) Label(want map[string]string) error {
 		if err := l.save(); err != nil {
 			return err
 		}
-		if err := l.labeler.Set(p, ctx); err != nil {
+		if err := l.labeler.Set(at, ctx); err != nil {
 			errs = append(errs, err)
 		}
 	}
@@ -415,21 +440,74 @@ func (l *Loader) original(p, cur string) string {
 // restore gives one file its original context back and forgets it.
 func (l *Loader) restore(p string) error {
 	r := l.st.Labels[p]
-	var st syscall.Stat_t
-	if err := syscall.Lstat(p, &st); err != nil || st.Ino != r.Ino || st.Dev != r.Dev {
+	at, ok := l.locate(p, r)
+	if !ok {
 		delete(l.st.Labels, p) // gone or replaced: nothing of ours to undo
 		return nil
 	}
-	if cur, err := l.labeler.Get(p); err == nil && cur != r.Label {
+	if cur, err := l.labeler.Get(at); err == nil && cur != r.Label {
 		// Someone relabelled it since (restorecon, chcon): theirs wins.
 		delete(l.st.Labels, p)
 		return nil
 	}
-	if err := l.labeler.Set(p, r.Original); err != nil {
+	if err := l.labeler.Set(at, r.Original); err != nil {
 		return fmt.Errorf("restore label: %w", err)
 	}
 	delete(l.st.Labels, p)
 	return nil
+}
+
+// locate returns where the file Ward labelled as p is now: p itself, or, when p is gone or
+// another file, the path its handle leads to (it was renamed, or a directory above it was).
+func (l *Loader) locate(p string, r Relabel) (string, bool) {
+	var st syscall.Stat_t
+	if err := syscall.Lstat(p, &st); err == nil && st.Ino == r.Ino && st.Dev == r.Dev {
+		return p, true
+	}
+	typ, hexHandle, ok := strings.Cut(r.Handle, ":")
+	t, err := strconv.ParseInt(typ, 10, 32)
+	raw, herr := hex.DecodeString(hexHandle)
+	if !ok || err != nil || herr != nil {
+		return "", false
+	}
+	// open_by_handle_at needs any descriptor on the file's file system: the nearest existing
+	// directory above the old path that is on it.
+	dir := filepath.Dir(p)
+	for syscall.Lstat(dir, &st) != nil || st.Dev != r.Dev {
+		if dir == "/" || dir == "." {
+			return "", false
+		}
+		dir = filepath.Dir(dir)
+	}
+	mfd, err := unix.Open(dir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0) // not O_PATH: open_by_handle_at refuses those
+	if err != nil {
+		return "", false
+	}
+	defer unix.Close(mfd)
+	fd, err := unix.OpenByHandleAt(mfd, unix.NewFileHandle(int32(t), raw), unix.O_PATH|unix.O_NOFOLLOW|unix.O_CLOEXEC)
+	if err != nil {
+		return "", false
+	}
+	defer unix.Close(fd)
+	var fst unix.Stat_t
+	if unix.Fstat(fd, &fst) != nil || fst.Ino != r.Ino || fst.Dev != r.Dev {
+		return "", false
+	}
+	now, err := os.Readlink(fmt.Sprintf("/proc/self/fd/%d", fd))
+	if err != nil || !strings.HasPrefix(now, "/") || strings.HasSuffix(now, " (deleted)") {
+		return "", false
+	}
+	return now, true
+}
+
+// handleOf returns p's file handle as Relabel.Handle keeps it, or "" where the file system has
+// none.
+func handleOf(p string) string {
+	h, _, err := unix.NameToHandleAt(unix.AT_FDCWD, p, 0)
+	if err != nil {
+		return ""
+	}
+	return fmt.Sprintf("%d:%x", h.Type(), h.Bytes())
 }
 
 // Restore gives every file Ward labelled its original context back.

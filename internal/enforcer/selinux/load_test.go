@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"io/fs"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -13,6 +14,9 @@ import (
 	"syscall"
 	"testing"
 
+	"golang.org/x/sys/unix"
+
+	"github.com/wardsec/ward/internal/enforcer"
 	"github.com/wardsec/ward/internal/policy"
 	"github.com/wardsec/ward/internal/rules"
 )
@@ -349,5 +353,55 @@ func TestInheritedLabelRestoredToParentOriginal(t *testing.T) {
 	}
 	if got := lb.labels[root+"/tree"]; got != "system_u:object_r:dir_t:s0" {
 		t.Errorf("directory restored to %q", got)
+	}
+}
+
+// TestLabelFollowsRenamedFile: a directory above a protected tree is renamed. The labels went
+// with the files, and the rule keeps them (renaming an ancestor is no way around a Block);
+// removing the policy finds the files where they are now and gives their labels back. Before,
+// the next apply forgot them, and the moved files stayed locked for ever.
+func TestLabelFollowsRenamedFile(t *testing.T) {
+	root := t.TempDir()
+	mkfiles(t, root, "top/blocked/a", "top/blocked/sub/b")
+	if _, _, err := unix.NameToHandleAt(unix.AT_FDCWD, root+"/top/blocked/a", 0); err != nil {
+		t.Fatalf("name_to_handle_at on %s: %v: this test needs a file system with file handles", root, err)
+	}
+	m := moduleFor(t, hostPolicy("p", file(policy.MatchDirectory, root+"/top/blocked/", block, recursive)))
+	lb := &fakeLabeler{labels: map[string]string{}}
+	l, err := NewLoader(t.TempDir(), nil, lb)
+	if err != nil {
+		t.Fatal(err)
+	}
+	known := func() []string { return slices.Sorted(maps.Keys(l.Labels())) }
+	want, _ := Plan(m, known())
+	if err := l.Label(want); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(root+"/top", root+"/top2"); err != nil {
+		t.Fatal(err)
+	}
+	bbb := Label("ward_bbb_t")
+	want, warns := Plan(m, known())
+	if len(want) != 4 || !slices.ContainsFunc(warns, func(w enforcer.Warning) bool { return strings.Contains(w.Message, "gone from its path") }) {
+		t.Fatalf("plan after the rename: %v, warnings %v", want, warns)
+	}
+	if err := l.Label(want); err != nil {
+		t.Fatalf("apply after the rename: %v", err)
+	}
+	for _, p := range []string{"/top2/blocked", "/top2/blocked/a", "/top2/blocked/sub/b"} {
+		if got := lb.labels[root+p]; got != bbb {
+			t.Errorf("%s is labelled %q, want %q", p, got, bbb)
+		}
+	}
+	if len(l.Labels()) != 4 {
+		t.Errorf("the state forgot moved files: %v", l.Labels())
+	}
+	if err := l.Restore(); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []string{"/top2/blocked", "/top2/blocked/a", "/top2/blocked/sub/b"} {
+		if got := lb.labels[root+p]; got != "system_u:object_r:orig_t:s0" {
+			t.Errorf("after removing the policy %s is labelled %q", p, got)
+		}
 	}
 }
