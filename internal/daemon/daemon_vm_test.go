@@ -96,6 +96,12 @@ func TestDaemonEnforcesWithAppArmor(t *testing.T) {
 	if out, err := cat(public); err != nil {
 		t.Fatalf("cat public under ward-host: %v %s", err, out)
 	}
+	// A shell started after Ward, as a user would start one: no aa-exec, the host profile's
+	// attachment by path confines it (issue 17: a host policy must reach the host's programs).
+	if out, err := exec.Command("/bin/sh", "-c", "cat /proc/self/attr/current; cat "+secret).CombinedOutput(); err == nil ||
+		!strings.Contains(string(out), "ward-host (enforce)") || !strings.Contains(string(out), "Permission denied") {
+		t.Fatalf("a shell started after Ward: err=%v out=%q, want it in ward-host and denied", err, out)
+	}
 	alert := waitAlert(t, sink, func(a *feeder.Alert) bool { return a.Resource == secret })
 	if alert.PolicyName != "vm-secret" || alert.Action != "Block" || alert.Enforcer != "AppArmor" || alert.Result != "Permission denied" {
 		t.Errorf("alert = %+v", alert)
