@@ -86,7 +86,7 @@ type runningDaemon struct {
 	done   chan error
 }
 
-func runDaemon(t *testing.T, cfg Config, factories func(*slog.Logger) map[string]enforcer.Factory) *runningDaemon {
+func runDaemon(t testing.TB, cfg Config, factories func(*slog.Logger) map[string]enforcer.Factory) *runningDaemon {
 	t.Helper()
 	r := &runningDaemon{sink: &memorySink{got: make(chan struct{}, 1<<16)}, logs: &syncWriter{w: &bytes.Buffer{}}, done: make(chan error, 1)}
 	log := slog.New(slog.NewTextHandler(r.logs, nil))
@@ -111,7 +111,7 @@ func runDaemon(t *testing.T, cfg Config, factories func(*slog.Logger) map[string
 	return r
 }
 
-func (r *runningDaemon) stop(t *testing.T) {
+func (r *runningDaemon) stop(t testing.TB) {
 	t.Helper()
 	r.cancel()
 	select {
@@ -138,7 +138,7 @@ type restartCase struct {
 	// wrap returns the command line that runs argv under the host workload's enforcement.
 	wrap    func(argv ...string) []string
 	enforce string // the alert's Enforcer
-	cleanup func(t *testing.T)
+	cleanup func(t testing.TB)
 }
 
 // testRestart: a Block rule is in force and a helper opens the blocked file in a tight loop while
@@ -248,7 +248,7 @@ func TestDaemonRestartAppArmor(t *testing.T) {
 		factories: apparmorOnly(profiles),
 		wrap:      func(argv ...string) []string { return append([]string{"aa-exec", "-p", "ward-host", "--"}, argv...) },
 		enforce:   "AppArmor",
-		cleanup: func(t *testing.T) {
+		cleanup: func(t testing.TB) {
 			if err := (apparmor.Uninstaller{Dir: profiles}).Uninstall(context.Background(), nil); err != nil {
 				t.Error(err)
 			}
@@ -267,7 +267,7 @@ func TestDaemonRestartBPFLSM(t *testing.T) {
 		// BPF-LSM enforces host policies on every process outside a container's cgroup.
 		wrap:    func(argv ...string) []string { return argv },
 		enforce: "BPFLSM",
-		cleanup: func(t *testing.T) {
+		cleanup: func(t testing.TB) {
 			if err := (bpflsm.Uninstaller{PinDir: pinDir}).Uninstall(context.Background(), nil); err != nil {
 				t.Error(err)
 			}

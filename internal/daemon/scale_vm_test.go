@@ -21,13 +21,21 @@ import (
 	"github.com/wardsec/ward/internal/workload"
 )
 
-// Scale of the measurement: what issue #6 asks the figures for.
-const (
-	scaleContainerPolicies = 900
-	scaleHostPolicies      = 100
-	scaleWorkloads         = 100
-	scaleChanges           = 50
-)
+// scaleSize is how much a scale measurement loads: container and host policy files, container
+// workloads, and host policy changes whose latency is measured.
+type scaleSize struct{ containerPolicies, hostPolicies, workloads, changes int }
+
+// testScaleSize is what issue #6 asks the tests' figures for; BenchmarkReport loads 1,000
+// workloads (issue 16).
+var testScaleSize = scaleSize{containerPolicies: 900, hostPolicies: 100, workloads: 100, changes: 50}
+
+// scaleFigures is what one scale measurement found.
+type scaleFigures struct {
+	firstRound, allIn       time.Duration // from the daemon's start: first round done, every workload in force
+	p50, p99                time.Duration // policy file change to enforced
+	heapKiB, rssKiB         uint64        // with everything in force, before the changes
+	heapAfterKiB, rssAfterK uint64        // after the changes
+}
 
 // helperPoll reads paths from stdin; for each it says "ready" once it has opened the file, then
 // opens it in a loop until the kernel denies it and says "denied <unix ns> <attempts>".
@@ -70,7 +78,7 @@ spec:
 `, i, path)
 }
 
-func scaleContainerPolicy(i int) string {
+func scaleContainerPolicy(i, workloads int) string {
 	return fmt.Sprintf(`apiVersion: security.kubearmor.com/v1
 kind: KubeArmorPolicy
 metadata: {name: ctr-%d, namespace: scale}
@@ -83,7 +91,7 @@ spec:
     matchPaths:
     - path: /usr/bin/c%d
   action: Block
-`, i, i%scaleWorkloads, i, i)
+`, i, i%workloads, i, i)
 }
 
 func heapInuseKiB() uint64 {
@@ -96,11 +104,15 @@ func heapInuseKiB() uint64 {
 // testScale loads 1,000 policies and 100 container workloads, prints the daemon's memory, then
 // changes one host policy file 50 times and prints the latency from the write to the first
 // denied open, as the kernel enforces it.
-func testScale(t *testing.T, c restartCase) {
+func testScale(t *testing.T, c restartCase) { measureScale(t, c, testScaleSize) }
+
+// measureScale runs the daemon with sz's policies and workloads and measures it.
+func measureScale(t testing.TB, c restartCase, sz scaleSize) scaleFigures {
+	scaleContainerPolicies, scaleHostPolicies, scaleWorkloads, scaleChanges := sz.containerPolicies, sz.hostPolicies, sz.workloads, sz.changes
 	root := t.TempDir()
 	policies, state := t.TempDir(), t.TempDir()
 	for i := 0; i < scaleContainerPolicies; i++ {
-		if err := os.WriteFile(filepath.Join(policies, fmt.Sprintf("ctr-%04d.yaml", i)), []byte(scaleContainerPolicy(i)), 0o644); err != nil {
+		if err := os.WriteFile(filepath.Join(policies, fmt.Sprintf("ctr-%04d.yaml", i)), []byte(scaleContainerPolicy(i, scaleWorkloads)), 0o644); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -228,6 +240,8 @@ func testScale(t *testing.T, c restartCase) {
 	if len(lat) != scaleChanges {
 		t.Fatalf("%d measurements, want %d", len(lat), scaleChanges)
 	}
+	return scaleFigures{firstRound: firstRound, allIn: allIn, p50: pct(0.5), p99: pct(0.99),
+		heapKiB: heap1, rssKiB: uint64(rss1), heapAfterKiB: heap2, rssAfterK: uint64(rss2)}
 }
 
 func TestDaemonScaleAppArmor(t *testing.T) {

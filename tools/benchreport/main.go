@@ -30,6 +30,16 @@ type figure struct {
 type run struct {
 	order []key
 	rows  map[key]figure
+	// The daemon's figures (vmbench.Figure): value and unit per (backend, name).
+	figOrder []figKey
+	figs     map[figKey]daemonFigure
+}
+
+type figKey struct{ backend, name string }
+
+type daemonFigure struct {
+	value float64
+	unit  string
 }
 
 func main() {
@@ -61,6 +71,11 @@ func write(out, command, kernel string, files []string) error {
 				return fmt.Errorf("%s lacks %s / %s / %s, which %s has", files[i+1], k.backend, k.access, k.variant, files[0])
 			}
 		}
+		for _, k := range runs[0].figOrder {
+			if _, ok := r.figs[k]; !ok {
+				return fmt.Errorf("%s lacks %s / %s, which %s has", files[i+1], k.backend, k.name, files[0])
+			}
+		}
 	}
 	commit, err := commitLine()
 	if err != nil {
@@ -80,12 +95,29 @@ func readRun(path string) (run, error) {
 }
 
 func parse(name string, r io.Reader) (run, error) {
-	res := run{rows: map[key]figure{}}
+	res := run{rows: map[key]figure{}, figs: map[figKey]daemonFigure{}}
 	sc := bufio.NewScanner(r)
 	sc.Buffer(make([]byte, 1<<20), 1<<20)
 	line := 0
 	for sc.Scan() {
 		line++
+		if j := strings.Index(sc.Text(), vmbench.FigurePrefix+"\t"); j >= 0 {
+			f := strings.Split(sc.Text()[j:], "\t")
+			if len(f) != 5 {
+				return run{}, fmt.Errorf("%s:%d: figure line with %d fields, want 5", name, line, len(f))
+			}
+			v, err := strconv.ParseFloat(f[3], 64)
+			if err != nil {
+				return run{}, fmt.Errorf("%s:%d: %w", name, line, err)
+			}
+			k := figKey{f[1], f[2]}
+			if _, dup := res.figs[k]; dup {
+				return run{}, fmt.Errorf("%s:%d: %s / %s reported twice", name, line, k.backend, k.name)
+			}
+			res.figOrder = append(res.figOrder, k)
+			res.figs[k] = daemonFigure{v, f[4]}
+			continue
+		}
 		i := strings.Index(sc.Text(), vmbench.RowPrefix+"\t")
 		if i < 0 {
 			continue
@@ -109,8 +141,8 @@ func parse(name string, r io.Reader) (run, error) {
 	if err := sc.Err(); err != nil {
 		return run{}, fmt.Errorf("%s: %w", name, err)
 	}
-	if len(res.order) == 0 {
-		return run{}, fmt.Errorf("%s: no report lines (%q): did the benchmarks run?", name, vmbench.RowPrefix)
+	if len(res.order) == 0 && len(res.figOrder) == 0 {
+		return run{}, fmt.Errorf("%s: no report lines (%q or %q): did the benchmarks run?", name, vmbench.RowPrefix, vmbench.FigurePrefix)
 	}
 	return res, nil
 }
@@ -256,8 +288,67 @@ func render(runs []run, command, kernel, commit string) string {
 			b.WriteString("\n")
 		}
 	}
+	writeDaemon(&b, runs)
 	return b.String()
 }
+
+// writeDaemon gives the daemon's figures (internal/daemon's BenchmarkReport), one column per
+// backend and, with a second run, that run's figure.
+func writeDaemon(b *strings.Builder, runs []run) {
+	first := runs[0]
+	if len(first.figOrder) == 0 {
+		return
+	}
+	var backends, names []string
+	for _, k := range first.figOrder {
+		if !contains(backends, k.backend) {
+			backends = append(backends, k.backend)
+		}
+		if !contains(names, k.name) {
+			names = append(names, k.name)
+		}
+	}
+	b.WriteString("\n## The daemon\n\n" + daemonMeasured + "\n| figure |")
+	for _, be := range backends {
+		fmt.Fprintf(b, " %s |", backendNames[be])
+		if len(runs) > 1 {
+			fmt.Fprintf(b, " %s, run 2 |", backendNames[be])
+		}
+	}
+	cols := len(backends)
+	if len(runs) > 1 {
+		cols *= 2
+	}
+	b.WriteString("\n|---|" + strings.Repeat("---:|", cols) + "\n")
+	for _, n := range names {
+		fmt.Fprintf(b, "| %s |", n)
+		for _, be := range backends {
+			for ri, r := range runs {
+				if ri > 1 {
+					break
+				}
+				if f, ok := r.figs[figKey{be, n}]; ok {
+					fmt.Fprintf(b, " %s %s |", strconv.FormatFloat(f.value, 'f', 1, 64), f.unit)
+				} else {
+					b.WriteString(" - |")
+				}
+			}
+		}
+		b.WriteString("\n")
+	}
+}
+
+// daemonMeasured explains the daemon's figures; internal/daemon's BenchmarkReport and
+// measureScale define them.
+const daemonMeasured = `The daemon runs in the benchmark's process with one backend at a time (BPF-LSM first), 900
+KubeArmorPolicy files (each blocking a file and a program of one container) and 100
+KubeArmorHostPolicy files in its policy directory, then 1,000 container workloads are registered.
+"Start to" figures are from the daemon's start (the backend's load included). A host policy file is
+then rewritten once per edit to block a new file, and a process under the host's enforcement opens
+that file in a loop until the kernel denies it: the latency is from the write to the first denied
+open, in guest time. Memory is the benchmark process's (the daemon, the test binary and, for
+AppArmor, what the BPF-LSM run left): Go heap in use after a collection, and RSS.
+`
 
 // target is issue 16's bound on a BPF-LSM ratio, 0 for a row it sets none for.
 func target(access, variant string) float64 {

@@ -51,3 +51,36 @@ func TestParseErrors(t *testing.T) {
 		}
 	}
 }
+
+func TestDaemonFigures(t *testing.T) {
+	in := "=== RUN BenchmarkReport\n" +
+		"ward-bench-figure\tbpflsm\tpolicy edit to enforced, p50 of 50\t231.456\tms\n" +
+		"ward-bench-figure\tapparmor\tpolicy edit to enforced, p50 of 50\t1690.000\tms\n"
+	a, err := parse("run1", strings.NewReader(in))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := parse("run2", strings.NewReader(strings.Replace(in, "231.456", "240.000", 1)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	page := render([]run{a, b}, "make bench-vm", "", "abc subject")
+	for _, want := range []string{
+		"## The daemon\n",
+		"| figure | BPF-LSM | BPF-LSM, run 2 | AppArmor | AppArmor, run 2 |",
+		"| policy edit to enforced, p50 of 50 | 231.5 ms | 240.0 ms | 1690.0 ms | 1690.0 ms |",
+	} {
+		if !strings.Contains(page, want) {
+			t.Errorf("page lacks %q:\n%s", want, page)
+		}
+	}
+	for name, in := range map[string]string{
+		"fields":    "ward-bench-figure\tbpflsm\tx\n",
+		"number":    "ward-bench-figure\tbpflsm\tx\ty\tms\n",
+		"duplicate": "ward-bench-figure\tb\tx\t1\tms\nward-bench-figure\tb\tx\t1\tms\n",
+	} {
+		if _, err := parse(name, strings.NewReader(in)); err == nil {
+			t.Errorf("%s: no error", name)
+		}
+	}
+}

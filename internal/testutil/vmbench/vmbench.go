@@ -290,6 +290,23 @@ func (r Row) String() string {
 	return fmt.Sprintf("%s\t%s\t%s\t%s\t%.0f\t%.4f", RowPrefix, r.Backend, r.Access, r.Variant, r.NS, r.Ratio)
 }
 
+// Figure is one line of the report that is not a cost per access: a daemon's time to a state,
+// a latency percentile, a memory size, each with its unit.
+type Figure struct {
+	Backend string // bpflsm, apparmor
+	Name    string // e.g. "policy edit to enforced, p50"
+	Value   float64
+	Unit    string // s, ms, MiB
+}
+
+// FigurePrefix starts every Figure line in the benchmark's output.
+const FigurePrefix = "ward-bench-figure"
+
+// String is the line tools/benchreport parses: tab-separated.
+func (f Figure) String() string {
+	return fmt.Sprintf("%s\t%s\t%s\t%.3f\t%s", FigurePrefix, f.Backend, f.Name, f.Value, f.Unit)
+}
+
 // Iterations scales a benchmark's loop by WARD_TEST_BENCH_SCALE (default 1): `make test`
 // runs the VM benchmarks with a small scale so they keep working, `make bench-vm` with the
 // full one.
