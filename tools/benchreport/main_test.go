@@ -6,10 +6,11 @@ import (
 )
 
 const run1 = `=== RUN   BenchmarkReport
-ward-bench-row	bpflsm	open+close, cached	no Ward program	10000	1.0000
-ward-bench-row	bpflsm	open+close, cached	1 rule	10500	1.0500
+ward-bench-note	apparmor	net100: refused
 ward-bench-row	apparmor	open+close, cached	no Ward program	10000	1.0000
 ward-bench-row	apparmor	open+close, cached	1 rule	11000	1.1000
+ward-bench-row	bpflsm	open+close, cached	no Ward program	10000	1.0000
+ward-bench-row	bpflsm	open+close, cached	1 rule	10500	1.0500
 ok
 `
 
@@ -18,7 +19,7 @@ func TestParseAndRender(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	b, err := parse("run2", strings.NewReader(strings.Replace(run1, "10500\t1.0500", "10550\t1.0550", 1)))
+	b, err := parse("run2", strings.NewReader(strings.NewReplacer("10500\t1.0500", "10550\t1.0550", "11000\t1.1000", "11200\t1.1200").Replace(run1)))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -26,16 +27,22 @@ func TestParseAndRender(t *testing.T) {
 	for _, want := range []string{
 		"## BPF-LSM\n", "## AppArmor\n", "## Side by side",
 		"|  | 1 rule | 10,500 | 1.050 | 1.055 | 0.47 % |",
-		"largest difference of any figure between them is 0.47 % (BPF-LSM, open+close, cached, 1 rule)",
+		"largest difference of any figure between them is 1.79 % (AppArmor, open+close, cached, 1 rule)",
 		"| open+close, cached | 1 rule | 1.050 | 1.100 |",
 		"- Commit: abc subject",
 		"## Targets",
 		"| open+close, cached | 1 rule | 1.03 | 1.050 / 1.055 | no | 1.100 | yes |",
 		"0 of 1 bounded rows meet their target.",
+		"- net100: refused\n",
+		"1 of 4 figures differ by more than 1 % between runs.",
+		"| AppArmor | open+close, cached | 1 rule | 11,000 / 11,200 | 1.79 % |",
 	} {
 		if !strings.Contains(page, want) {
 			t.Errorf("page lacks %q:\n%s", want, page)
 		}
+	}
+	if strings.Index(page, "## BPF-LSM") > strings.Index(page, "## AppArmor") {
+		t.Errorf("AppArmor's table before BPF-LSM's:\n%s", page)
 	}
 }
 

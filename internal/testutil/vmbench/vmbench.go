@@ -333,3 +333,23 @@ func Main() int {
 	}
 	return 0
 }
+
+// Note is a line of the report that is not a figure: why a row is missing, say.
+type Note struct {
+	Backend string
+	Text    string
+}
+
+// NotePrefix starts every note line in the benchmark's output.
+const NotePrefix = "ward-bench-note"
+
+// String is the line tools/benchreport parses: tab-separated.
+func (n Note) String() string {
+	return fmt.Sprintf("%s\t%s\t%s", NotePrefix, n.Backend, strings.ReplaceAll(n.Text, "\t", " "))
+}
+
+// PreparedEnv names a directory that a package's BenchmarkPrepare, run by make bench-vm in an
+// ordinary boot before the instruction-counting ones, fills with what its BenchmarkReport then
+// reads (the AppArmor backend's compiled profiles): work that is not measured and is slow
+// under the instruction-counting clock. Shared into both VMs at the same path.
+const PreparedEnv = "WARD_TEST_BENCH_PREPARED"
