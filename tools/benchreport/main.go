@@ -192,8 +192,11 @@ Each access is performed in a loop by a process of a workload (internal/testutil
   terminal; 1 capability rule (Block net_raw).
 - "attached, no rules of this operation": the workload is registered with rules of another
   operation only, so its entry is found and the hook must return at once.
-- AppArmor: each variant is a profile (Ward's rendering of the same rules), the helper started in it
-  with aa-exec; "attached" means confined by a profile without rules of the operation. The profiles
+- AppArmor: each variant is a profile (Ward's rendering of the same rules). One helper process per
+  variant measures the access unconfined, then enters the profile (change_profile, as aa-exec does)
+  and measures it again; the ratio is of the two, and the "no Ward program" row is the first
+  variant's unconfined figure. "attached" means confined by a profile without rules of the
+  operation. The profiles
   are compiled by apparmor_parser in an ordinary boot first (BenchmarkPrepare: the 10,000-rule ones
   take minutes of guest time) and the measured boot loads that binary policy (` + "`apparmor_parser -r -B`" + `):
   the kernel holds the same profile, only its compilation happened elsewhere.
@@ -217,8 +220,8 @@ func render(runs []run, command, kernel, commit string) string {
 	b.WriteString("- VM: `vmrun -bench`: qemu TCG with `-icount shift=0,sleep=off -smp 1`, `nokaslr`, no address space\n" +
 		"  randomisation. The guest's clock counts executed instructions (one per nanosecond), so the figures\n" +
 		"  are guest time, the same whatever else runs on the host; they are not the wall time of real hardware.\n")
-	b.WriteString("- Ratio: the access in a process of a workload, against the same access in the same boot with no\n" +
-		"  Ward program attached and no profile loaded. Each figure is the fastest of 5\n" +
+	b.WriteString("- Ratio: the access in a process of a workload, against the same access by the same process just\n" +
+		"  before, with no Ward program attached (BPF-LSM) or unconfined (AppArmor). Each figure is the fastest of 5\n" +
 		"  rounds, after a settling pause and a warm-up round in the workload's cgroup (internal/testutil/vmbench\n" +
 		"  says why).\n")
 	if len(runs) > 1 {

@@ -24,7 +24,7 @@ func init() {
 
 // BenchmarkReport measures the backend's cost for a process of a workload, per access and
 // rule variant (vmbench.Groups, vmbench.Variants), against the same access with no Ward
-// program attached in the same boot, and prints one vmbench.Row per figure for
+// program attached, measured by the same helper process first, and prints one vmbench.Row per figure for
 // tools/benchreport (docs/performance.md). Each variant is a cgroup with its own set, all
 // applied at once; the helper moves itself from cgroup to cgroup. Figures mean something only
 // in a VM booted with `vmrun -bench` (make bench-vm), where guest time counts instructions.
@@ -49,11 +49,22 @@ func BenchmarkReport(b *testing.B) {
 	}
 	cgdirs, labels, startFD := benchWorkloads(b, be)
 
+	// One helper per access measures it with no Ward program attached (in the first
+	// variant's cgroup), waits while the programs are attached, then measures it in every
+	// variant's cgroup: the ratios are of figures of one process, so that what differs
+	// between processes does not enter them.
 	measure := func(g vmbench.Group, cgroups []string) []float64 {
-		job := vmbench.Job{Access: g.Access, Arg: g.Arg, N: vmbench.Iterations(g.N), Rounds: vmbench.Rounds, Cgroups: cgroups}
-		ns, err := vmbench.Run(vmbench.Command(vmbench.HelperAt, job, startFD), job)
+		job := vmbench.Job{Access: g.Access, Arg: g.Arg, N: vmbench.Iterations(g.N), Rounds: vmbench.Rounds,
+			Cgroups: append([]string{cgroups[0], vmbench.Pause}, cgroups...)}
+		if err := be.detach(); err != nil {
+			b.Fatal(err)
+		}
+		ns, err := vmbench.RunPaused(vmbench.Command(vmbench.HelperAt, job, startFD), job, be.attach)
 		if err != nil {
 			b.Fatal(err)
+		}
+		if len(be.links) == 0 {
+			b.Fatal("the programs were not attached again")
 		}
 		return ns
 	}
@@ -63,15 +74,10 @@ func BenchmarkReport(b *testing.B) {
 			for _, v := range g.Variants {
 				dirs = append(dirs, cgdirs[v])
 			}
-			if err := be.detach(); err != nil {
-				b.Fatal(err)
-			}
-			base := measure(g, dirs[:1])[0]
-			if err := be.attach(); err != nil {
-				b.Fatal(err)
-			}
+			ns := measure(g, dirs)
+			base := ns[0]
 			fmt.Println(vmbench.Row{Backend: "bpflsm", Access: g.Label, Variant: vmbench.Baseline, NS: base, Ratio: 1})
-			for i, ns := range measure(g, dirs) {
+			for i, ns := range ns[1:] {
 				label := labels[g.Variants[i]]
 				if i == 0 {
 					label = vmbench.NoRules

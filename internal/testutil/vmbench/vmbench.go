@@ -12,11 +12,13 @@
 package vmbench
 
 import (
+	"bufio"
 	"errors"
 	"fmt"
 	"net"
 	"os"
 	"os/exec"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -48,8 +50,19 @@ type Job struct {
 	Arg     string
 	N       int
 	Rounds  int
-	Cgroups []string // cgroup v2 directories; "" stays where it is
+	Cgroups []string // cgroup v2 directories; "" stays where it is; ProfilePrefix+name enters an AppArmor profile
 }
+
+// ProfilePrefix marks a Job's step that enters an AppArmor profile instead of a cgroup, so that
+// one helper process measures an access unconfined and then confined: the ratio of two figures of
+// the same process, as BPF-LSM's variants are (one process, moved from cgroup to cgroup).
+// An unconfined task may enter any profile; a confined one no other, so such a step comes last.
+const ProfilePrefix = "apparmor:"
+
+// Pause is a Job's step at which the helper prints Pause and waits for RunPaused's callback to
+// return, so that one helper process measures an access before and after a change the benchmark
+// makes (BPF-LSM: its programs attached). It measures nothing itself.
+const Pause = "ward-bench-pause"
 
 // Encode gives the job as one string for the helper's environment.
 func (j Job) Encode() string {
@@ -82,7 +95,22 @@ func Helper(job Job) error {
 	}
 	defer closer()
 	for _, cg := range job.Cgroups {
-		if cg != "" {
+		if cg == Pause {
+			// The benchmark changes the kernel's state (attaches its programs) while the
+			// helper waits: its line, then one byte on stdin.
+			fmt.Println(Pause)
+			if _, err := os.Stdin.Read(make([]byte, 1)); err != nil {
+				return fmt.Errorf("pause: %w", err)
+			}
+			continue
+		}
+		if prof, ok := strings.CutPrefix(cg, ProfilePrefix); ok {
+			// This thread (Main locks the helper to it) enters the profile, as aa-exec
+			// would have before the exec: unconfined, it may change to any profile.
+			if err := os.WriteFile("/proc/thread-self/attr/current", []byte("changeprofile "+prof), 0); err != nil {
+				return fmt.Errorf("enter profile %s: %w", prof, err)
+			}
+		} else if cg != "" {
 			if err := os.WriteFile(cg+"/cgroup.procs", []byte("0"), 0); err != nil {
 				return fmt.Errorf("move to %s: %w", cg, err)
 			}
@@ -244,13 +272,57 @@ const settle = 300 * time.Millisecond
 // the access's (a kernel thread, an interrupt's deferred work); the fastest round is the
 // access's own cost. (The median still moved by up to 20 % between boots.)
 func Run(cmd *exec.Cmd, job Job) ([]float64, error) {
-	out, err := cmd.CombinedOutput()
+	return RunPaused(cmd, job, nil)
+}
+
+// RunPaused is Run for a job with Pause steps: at each, it calls paused and then lets the
+// helper go on. The figures are the measuring steps', in order.
+func RunPaused(cmd *exec.Cmd, job Job, paused func() error) ([]float64, error) {
+	in, err := cmd.StdinPipe()
 	if err != nil {
+		return nil, err
+	}
+	defer in.Close()
+	outPipe, err := cmd.StdoutPipe()
+	if err != nil {
+		return nil, err
+	}
+	cmd.Stderr = cmd.Stdout
+	if err := cmd.Start(); err != nil {
+		return nil, fmt.Errorf("helper %s: %w", job.Access, err)
+	}
+	var lines []string
+	var perr error
+	sc := bufio.NewScanner(outPipe)
+	for sc.Scan() {
+		if sc.Text() != Pause {
+			lines = append(lines, sc.Text())
+			continue
+		}
+		if perr == nil && paused != nil {
+			perr = paused()
+		}
+		if perr != nil {
+			in.Close() // the helper's read fails: it stops
+			continue
+		}
+		if _, err := in.Write([]byte{'\n'}); err != nil {
+			perr = err
+		}
+	}
+	err = cmd.Wait()
+	out := strings.Join(lines, "\n")
+	if err = errors.Join(perr, err); err != nil {
 		return nil, fmt.Errorf("helper %s: %w: %s", job.Access, err, out)
 	}
-	lines := strings.Split(strings.TrimSpace(string(out)), "\n")
-	if len(lines) != len(job.Cgroups) {
-		return nil, fmt.Errorf("helper %s printed %d lines for %d cgroups: %s", job.Access, len(lines), len(job.Cgroups), out)
+	want := 0
+	for _, cg := range job.Cgroups {
+		if cg != Pause {
+			want++
+		}
+	}
+	if len(lines) != want {
+		return nil, fmt.Errorf("helper %s printed %d lines for %d cgroups: %s", job.Access, len(lines), want, out)
 	}
 	var med []float64
 	for _, l := range lines {
@@ -323,6 +395,9 @@ const JobEnv = "WARD_VMBENCH_JOB"
 
 // Main is the helper process: it runs the job in JobEnv and returns the exit status.
 func Main() int {
+	// An AppArmor profile change (ProfilePrefix) is the calling thread's: every access must
+	// come from that thread.
+	runtime.LockOSThread()
 	job, err := Decode(os.Getenv(JobEnv))
 	if err == nil {
 		err = Helper(job)

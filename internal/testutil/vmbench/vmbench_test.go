@@ -1,7 +1,10 @@
 package vmbench
 
 import (
+	"errors"
 	"os"
+	"os/exec"
+	"strings"
 	"testing"
 
 	"github.com/wardsec/ward/internal/workload"
@@ -47,5 +50,24 @@ func TestJobRoundTrip(t *testing.T) {
 	}
 	if _, err := Decode("open\x1f0\x1f1\x1f\x1f"); err == nil {
 		t.Error("zero iterations accepted")
+	}
+}
+
+// TestRunPaused: the figures of the measuring steps come back in order, and the callback runs
+// while the helper waits at its Pause step (the helper here is a shell standing in for it).
+func TestRunPaused(t *testing.T) {
+	job := Job{Access: Open, Cgroups: []string{"a", Pause, "b", "c"}}
+	marker := t.TempDir() + "/attached"
+	cmd := exec.Command("sh", "-c", `echo "5 3 4"; echo `+Pause+`; read x; test -e `+marker+` && echo "7 8" && echo 9`)
+	ns, err := RunPaused(cmd, job, func() error { return os.WriteFile(marker, nil, 0o644) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ns) != 3 || ns[0] != 3 || ns[1] != 7 || ns[2] != 9 {
+		t.Errorf("figures %v, want [3 7 9]", ns)
+	}
+	cmd = exec.Command("sh", "-c", `echo 1; echo `+Pause+`; read x || exit 1; echo 2; echo 3`)
+	if _, err := RunPaused(cmd, job, func() error { return errors.New("attach failed") }); err == nil || !strings.Contains(err.Error(), "attach failed") {
+		t.Errorf("a failed callback gave %v", err)
 	}
 }
