@@ -8,6 +8,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"math"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -31,8 +32,8 @@ func init() {
 
 // BenchmarkReport is BPF-LSM's BenchmarkReport (internal/enforcer/bpflsm) for this backend:
 // the same accesses under the same rules, each variant a workload with its own profile, against
-// the same access by the same helper process before it entered the profile (unconfined). The
-// baseline row is the first variant's unconfined figure. Figures mean something only in a VM booted with `vmrun -bench` (make
+// the same access unconfined, measured by the same helper processes before they entered the
+// profile. Figures mean something only in a VM booted with `vmrun -bench` (make
 // bench-vm), where guest time counts instructions.
 //
 // Compiling the 10,000-rule profiles takes apparmor_parser minutes of guest time, and under
@@ -53,39 +54,48 @@ func BenchmarkReport(b *testing.B) {
 	b.Logf("profiles loaded from BenchmarkPrepare's compiled copies: %d, compiled in this boot: %d", cache.hits.Load(), cache.misses.Load())
 	defer be.Apply(context.Background(), nil)
 
-	// One helper per variant measures the access unconfined, then enters the variant's
-	// profile and measures it again: the ratio is of two figures of one process (as
-	// BPF-LSM's are), so that what differs between processes does not enter it.
+	// A helper measures the access unconfined, then enters a variant's profile and measures
+	// it again. The same access, unconfined, took ~12,600 or ~13,900 guest ns per open+close
+	// depending on the helper process, and a process's figures all kept to its level: each
+	// variant is measured by procs helpers, and every figure is the fastest any of them
+	// measured (the unconfined one over all the group's helpers).
+	const procs = 3
 	measure := func(g vmbench.Group, profile string) (base, ns float64) {
 		job := vmbench.Job{Access: g.Access, Arg: g.Arg, N: vmbench.Iterations(g.N), Rounds: vmbench.Rounds,
 			Cgroups: []string{"", vmbench.ProfilePrefix + profile}}
-		r, err := vmbench.Run(vmbench.Command(vmbench.HelperAt, job, -1), job)
-		if err != nil {
-			b.Fatal(err)
+		base, ns = math.Inf(1), math.Inf(1)
+		for range procs {
+			r, err := vmbench.Run(vmbench.Command(vmbench.HelperAt, job, -1), job)
+			if err != nil {
+				b.Fatal(err)
+			}
+			base, ns = min(base, r[0]), min(ns, r[1])
 		}
-		return r[0], r[1]
+		return base, ns
 	}
 	for b.Loop() {
 		for _, g := range vmbench.Groups() {
+			base := math.Inf(1)
 			var rows []vmbench.Row
+			var names []string
 			for i, v := range g.Variants {
 				if profiles[v] == "" {
 					continue // refused by the parser: noted above
 				}
-				base, ns := measure(g, profiles[v])
-				if len(rows) == 0 {
-					rows = append(rows, vmbench.Row{Backend: "apparmor", Access: g.Label, Variant: vmbench.Baseline, NS: base, Ratio: 1})
-				}
+				vb, ns := measure(g, profiles[v])
+				base = min(base, vb)
 				label := labels[v]
 				if i == 0 {
 					label = vmbench.NoRules
 				}
-				r := vmbench.Row{Backend: "apparmor", Access: g.Label, Variant: label, NS: ns, Ratio: ns / base}
-				rows = append(rows, r)
-				b.ReportMetric(r.Ratio, "ratio-"+g.Key+"-"+v)
+				rows = append(rows, vmbench.Row{Backend: "apparmor", Access: g.Label, Variant: label, NS: ns})
+				names = append(names, v)
 			}
-			for _, r := range rows {
+			fmt.Println(vmbench.Row{Backend: "apparmor", Access: g.Label, Variant: vmbench.Baseline, NS: base, Ratio: 1})
+			for i, r := range rows {
+				r.Ratio = r.NS / base
 				fmt.Println(r)
+				b.ReportMetric(r.Ratio, "ratio-"+g.Key+"-"+names[i])
 			}
 		}
 	}
