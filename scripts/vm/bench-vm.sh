@@ -87,5 +87,9 @@ for i in $(seq 1 "$runs"); do
 	cat "$cache"/bench-vm-"$i"-*.txt >"$cache/bench-vm-$i.txt"
 	files+=("$cache/bench-vm-$i.txt")
 done
-"$GO" run ./tools/benchreport -o "$out" -command "make bench-vm" -kernel "$WARD_VM_KERNEL" "${files[@]}"
+command="make bench-vm"
+if [ -n "${BENCH_VM_PKGS:-}" ]; then
+	command="BENCH_VM_PKGS='$BENCH_VM_PKGS' $command"
+fi
+"$GO" run ./tools/benchreport -o "$out" -command "$command" -kernel "$WARD_VM_KERNEL" "${files[@]}"
 echo "bench-vm: wrote $out"
