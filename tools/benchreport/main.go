@@ -186,8 +186,10 @@ Each access is performed in a loop by a process of a workload (internal/testutil
   of the target's path.
 - execve: fork, execve and wait of a copy of the static busybox (runs ` + "`true`" + `); 1 or 10,000 process
   rules on other binaries in the same directory.
-- send+recv: one byte written on a connected loopback TCP socket and read at the other end (the
-  sendmsg and recvmsg hooks); 100 network rules (Block raw, each from another source).
+- send+recv: one byte written on a connected loopback TCP socket, read at the other end and sent
+  back the same way (the sendmsg and recvmsg hooks, twice; data both ways, so that every segment
+  carries the acknowledgement of the previous one); 100 network rules (Block raw, each from another
+  source).
 - capable(): vhangup(2), a capable(CAP_SYS_TTY_CONFIG) check and little else for a process without a
   terminal; 1 capability rule (Block net_raw).
 - "attached, no rules of this operation": the workload is registered with rules of another

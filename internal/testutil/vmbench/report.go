@@ -109,7 +109,7 @@ func Groups() []Group {
 		// resolves, hashes and looks up its path, as the first open of any file does.
 		{"open+close, first open", "open-first", Open, Uncached, 500, open},
 		{"execve (static binary)", "exec", Exec, ExecBin, 10, []string{"caponly", "proc1", "proc10k"}},
-		{"send+recv, connected TCP", "sendrecv", SendRecv, "", 500, []string{"caponly", "net100"}},
+		{"send+recv, connected TCP, a byte each way", "sendrecv", SendRecv, "", 500, []string{"caponly", "net100"}},
 		{"capable() (vhangup)", "capable", Capable, "", 5000, []string{"fileonly", "cap1"}},
 	}
 }
