@@ -121,8 +121,8 @@ func (b *Backend) Name() string { return enforcer.BPF }
 func (b *Backend) Limitations() []string {
 	return []string{
 		"rules name paths: a hard link made before the policy to a file inside a protected directory reaches it by its other name (exact path rules are matched by inode as well, directory rules are not)",
-		"renaming a directory above a protected directory, one no rule names, moves the protected files out of the rule's path",
-		"a bind mount or an overlay mount of a protected directory reaches its files under another path (mounting needs CAP_SYS_ADMIN: block it with a capabilities rule)",
+		"a protected directory is matched by its inode as it was at the last apply (so bind mounts and renamed ancestors are covered); one created after the apply is matched by path only until the next apply, and one renamed away is protected under its new path only until the next apply",
+		"an overlay mount over a protected directory reaches its files under another path (mounting needs CAP_SYS_ADMIN: block it with a capabilities rule)",
 		"a copy or a memfd of a blocked program runs: rules name paths, not contents",
 		"reads, writes and executable mappings of a file already open are checked against Block rules only: an allow-list posture and Audit rules apply when the file is opened",
 		"allowedArgs is not enforced: such rules are skipped",

@@ -22,6 +22,7 @@ const (
 	efUnresolved = uint32(wardEventFlagEF_UNRESOLVED)
 	efInode      = uint32(wardEventFlagEF_INODE)
 	efNoSource   = uint32(wardEventFlagEF_NO_SOURCE)
+	efDirInode   = uint32(wardEventFlagEF_DIRINODE)
 )
 
 func cstr(b []int8) string {
@@ -82,6 +83,14 @@ func (b *Backend) convert(e *wardEvent) enforcer.Event {
 			if alias := a.tr.Alias(acc.Path); alias != acc.Path {
 				detail += " opened=" + acc.Path
 				acc.Path = alias
+			}
+		}
+		if e.Flags&efDirInode != 0 && a != nil {
+			// Decided by an ancestor directory's inode: attribute to the
+			// same file below the rule's directory, keep the opened path.
+			if p := a.tr.DirAlias(b.host, acc.Path); p != acc.Path {
+				detail += " opened=" + acc.Path
+				acc.Path = p
 			}
 		}
 		if e.Flags&efInode != 0 && a != nil {

@@ -31,7 +31,7 @@ func render(tr *Translation) string {
 		}
 		fmt.Fprintf(&b, "op %s flags=%#02x dirDepths=%#x exactDepths=%#x\n", opNames[o], f, tr.DirDepths[o], tr.ExactDepths[o])
 	}
-	kinds := map[uint8]string{kindPath: "path", kindExecName: "execname", kindCode: "code", kindSrcAllow: "srcallow", kindInode: "inode"}
+	kinds := map[uint8]string{kindPath: "path", kindExecName: "execname", kindCode: "code", kindSrcAllow: "srcallow", kindInode: "inode", kindDirInode: "dirinode"}
 	for _, k := range tr.SortedKeys() {
 		v := tr.Entries[k]
 		fmt.Fprintf(&b, "%s %s hash=%#016x src=%#016x exact=%#x direct=%#x recursive=%#x\n",

@@ -47,6 +47,7 @@ const (
 	kindCode     = uint8(wardKeyKindKIND_CODE)
 	kindSrcAllow = uint8(wardKeyKindKIND_SRCALLOW)
 	kindInode    = uint8(wardKeyKindKIND_INODE)
+	kindDirInode = uint8(wardKeyKindKIND_DIRINODE)
 )
 
 // Bit shifts of each action's 12 modifier combinations in a rule value.
@@ -121,6 +122,14 @@ type Translation struct {
 	// decided by inode (a hard link, a renamed file) is attributed to the
 	// rule's path.
 	Inodes map[uint64]string
+	// DirInodes names the directory rule's directory behind each directory
+	// inode key: an event decided by it (a bind mount, a renamed ancestor)
+	// is attributed to the same file below the rule's directory.
+	DirInodes map[uint64]string
+	// DirInodeOps has bit 1<<op set when op has directory inode keys: the
+	// kernel then looks up a file's ancestor directories by inode
+	// (wl_val.dir_inodes).
+	DirInodeOps uint32
 	// Aliases maps where a rule's symlinked path (or directory, with its
 	// slash) leads to the path as the rule names it, so that events about
 	// the target are attributed to the rule.
@@ -207,15 +216,16 @@ func Translate(set *rules.Set, host Host) (*Translation, error) {
 	if err != nil {
 		return nil, err
 	}
-	tr := &translator{host: host, t: &Translation{
-		Workload: wk,
-		Audited:  set.Workload.Mode == workload.ModeAudited,
-		Entries:  map[Key]Value{},
-		Inodes:   map[uint64]string{},
-		Sources:  map[uint64]string{},
-		Aliases:  map[string]string{},
-		Globs:    map[GlobKey]GlobVal{},
-		Warnings: enforcer.CheckSet(enforcer.BPF, set),
+	tr := &translator{host: host, workload: set.Workload.ID(), t: &Translation{
+		Workload:  wk,
+		Audited:   set.Workload.Mode == workload.ModeAudited,
+		Entries:   map[Key]Value{},
+		Inodes:    map[uint64]string{},
+		DirInodes: map[uint64]string{},
+		Sources:   map[uint64]string{},
+		Aliases:   map[string]string{},
+		Globs:     map[GlobKey]GlobVal{},
+		Warnings:  enforcer.CheckSet(enforcer.BPF, set),
 	}}
 	for i := range set.Rules {
 		if err := tr.rule(&set.Rules[i]); err != nil {
@@ -238,6 +248,7 @@ type translator struct {
 	host     Host
 	patterns [numOps][]globPattern
 	flags    [numOps]uint8
+	workload string
 }
 
 func (tr *translator) add(k Key, exact, direct, recursive uint64) {
@@ -319,6 +330,22 @@ func (tr *translator) match(r *rules.Rule, op uint8, base Key, bit uint64) error
 				tr.add(k, 0, 0, bit)
 			} else {
 				tr.add(k, 0, bit, 0)
+			}
+		}
+		// The directory is also matched by its inode, against every
+		// ancestor of a file (bpf/ward.c dir_step): the rule then holds
+		// however the file is reached (bind mount, chroot, renamed ancestor).
+		if host != nil && (op == opFile || op == opProcess) {
+			if dev, ino, ok := host.Inode(dir); ok {
+				k := base
+				k.Kind, k.Hash = kindDirInode, uint64(dev)<<32^ino
+				if r.Recursive {
+					tr.add(k, 0, 0, bit)
+				} else {
+					tr.add(k, 0, bit, 0)
+				}
+				t.DirInodes[k.Hash] = dir
+				t.DirInodeOps |= 1 << op
 			}
 		}
 	case policy.MatchExecName:
@@ -448,6 +475,30 @@ func resolved(host Host, p string) []string {
 		out = append(out, filepath.Clean(r))
 	}
 	return out
+}
+
+// DirAlias returns the path as the directory rules name it for a path the
+// kernel saw below a protected directory reached another way (a bind mount,
+// a renamed ancestor): the nearest ancestor of p whose inode is a directory
+// rule's names the rule's directory, and the rest of p follows. It returns p
+// when no ancestor is one.
+func (t *Translation) DirAlias(host Host, p string) string {
+	if len(t.DirInodes) == 0 || host == nil || !strings.HasPrefix(p, "/") {
+		return p
+	}
+	for q := filepath.Clean(p); ; q = filepath.Dir(q) {
+		if dev, ino, ok := host.Inode(q); ok {
+			if d, ok := t.DirInodes[uint64(dev)<<32^ino]; ok {
+				if q == p {
+					return d
+				}
+				return strings.TrimSuffix(d, "/") + "/" + strings.TrimPrefix(p[len(q):], "/")
+			}
+		}
+		if q == "/" {
+			return p
+		}
+	}
 }
 
 // depthBit is the depth mask bit of a path: its number of '/', capped at 63.

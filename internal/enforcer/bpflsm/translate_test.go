@@ -394,3 +394,67 @@ func capNumber(name string) int {
 	n, _ := policy.CapabilityNumber(name)
 	return n
 }
+
+// Directory rules also key their directory's inode, so that the kernel finds
+// a file below it however it was reached, and an event through another path
+// (a bind mount of the directory) is attributed below the rule's directory.
+func TestTranslateDirInodes(t *testing.T) {
+	set := compile(t, hostPolicy(`  file:
+    matchDirectories:
+    - dir: /wt/flat/
+    - dir: /wt/deep/
+      recursive: true
+    - dir: /wt/absent/
+      recursive: true
+  process:
+    matchDirectories:
+    - dir: /wt/deep/
+      recursive: true
+  action: Block
+`), rules.DefaultPostures())
+	h := fakeHost{inodes: map[string]uint64{"/wt/flat": 40, "/wt/deep": 50, "/mnt/bound": 50, "/mnt": 60}}
+	tr, err := Translate(set, h)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[Key]Value{
+		{Op: opFile, Kind: kindDirInode, Hash: uint64(7)<<32 ^ 40}:    {Direct: 1 << 0},
+		{Op: opFile, Kind: kindDirInode, Hash: uint64(7)<<32 ^ 50}:    {Recursive: 1 << 0},
+		{Op: opProcess, Kind: kindDirInode, Hash: uint64(7)<<32 ^ 50}: {Recursive: 1 << 0},
+	}
+	n := 0
+	for k, v := range tr.Entries {
+		if k.Kind != kindDirInode {
+			continue
+		}
+		n++
+		if w, ok := want[k]; !ok || w != v {
+			t.Errorf("entry %+v = %+v, want %+v (present %v)", k, v, w, ok)
+		}
+	}
+	if n != len(want) {
+		t.Errorf("%d directory inode entries, want %d (none for a directory that does not exist)", n, len(want))
+	}
+	if tr.DirInodeOps != 1<<opFile|1<<opProcess {
+		t.Errorf("DirInodeOps %#x", tr.DirInodeOps)
+	}
+	for _, c := range []struct{ in, want string }{
+		{"/mnt/bound/a/b.txt", "/wt/deep/a/b.txt"},
+		{"/mnt/bound", "/wt/deep"},
+		{"/wt/deep/x", "/wt/deep/x"},
+		{"/mnt/other/x", "/mnt/other/x"},
+		{"relative/x", "relative/x"},
+	} {
+		if got := tr.DirAlias(h, c.in); got != c.want {
+			t.Errorf("DirAlias(%q) = %q, want %q", c.in, got, c.want)
+		}
+	}
+	// Without a host (golden tests, simulate) nothing is keyed by inode.
+	tr, err = Translate(set, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tr.DirInodeOps != 0 || len(tr.DirInodes) != 0 {
+		t.Errorf("no host: DirInodeOps %#x DirInodes %v", tr.DirInodeOps, tr.DirInodes)
+	}
+}

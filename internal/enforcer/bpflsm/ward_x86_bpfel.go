@@ -77,6 +77,7 @@ const (
 	wardEventFlagEF_POSTURE    wardEventFlag = 16
 	wardEventFlagEF_AUDITED    wardEventFlag = 32
 	wardEventFlagEF_NO_SOURCE  wardEventFlag = 64
+	wardEventFlagEF_DIRINODE   wardEventFlag = 128
 )
 
 type wardGlobKey struct {
@@ -120,6 +121,7 @@ const (
 	wardKeyKindKIND_CODE     wardKeyKind = 3
 	wardKeyKindKIND_SRCALLOW wardKeyKind = 4
 	wardKeyKindKIND_INODE    wardKeyKind = 5
+	wardKeyKindKIND_DIRINODE wardKeyKind = 6
 )
 
 type wardOp uint32
@@ -151,9 +153,13 @@ type wardRuleVal struct {
 }
 
 type wardScratch struct {
-	_    structs.HostLayout
-	Path [8192]int8
-	Src  [4096]int8
+	_      structs.HostLayout
+	Path   [8192]int8
+	Src    [4096]int8
+	Dentry uint64
+	Dsrc   uint64
+	Dbits  uint64
+	Dsbits uint64
 }
 
 type wardSocketHook uint32
@@ -191,6 +197,8 @@ type wardWlVal struct {
 	Codes       uint32
 	DirDepths   [4]uint64
 	ExactDepths [4]uint64
+	DirInodes   uint32
+	Pad         uint32
 }
 
 type wardWorkloadFlag uint32

@@ -70,6 +70,7 @@ enum key_kind {
 	KIND_CODE = 3,     // protocol, socket type, family or capability code
 	KIND_SRCALLOW = 4, // hash 0; src names an allow-listed source
 	KIND_INODE = 5,    // hash is (dev << 32 | ino) of a rule's exact path
+	KIND_DIRINODE = 6, // hash is (dev << 32 | ino) of a directory rule's directory (direct, recursive bits)
 };
 
 // The hash of a KIND_CODE key: CODE(kind, number), the kind in the top byte.
@@ -100,6 +101,7 @@ enum event_flag {
 	EF_POSTURE = 0x10,
 	EF_AUDITED = 0x20,    // a Block turned into an alert (workload in audited mode)
 	EF_NO_SOURCE = 0x40,  // the acting executable could not be resolved
+	EF_DIRINODE = 0x80,   // decided by an ancestor directory's inode (bind mount, renamed ancestor)
 };
 
 // Marks a source identified by inode rather than by path hash: the tag
@@ -163,6 +165,11 @@ struct wl_val {
 	// prefix or the path up only at a depth where some rule could be.
 	__u64 dir_depths[NUM_OPS];
 	__u64 exact_depths[NUM_OPS];
+	// Bit 1 << op: KIND_DIRINODE keys of op exist, so that a file's
+	// ancestor directories are looked up by inode (dir_walk). Workloads
+	// without directory rules never walk.
+	__u32 dir_inodes;
+	__u32 pad;
 };
 
 struct rule_key {
@@ -276,6 +283,10 @@ struct {
 struct scratch {
 	char path[2 * PATH_MAX];
 	char src[PATH_MAX];
+	__u64 dentry; // dir_walk's start (struct dentry *, passed as a number)
+	__u64 dsrc;   // and the source, 0 for none
+	__u64 dbits;  // dir_walk's result: bits of ancestor directories' inode keys
+	__u64 dsbits; // and of those limited to the source
 };
 
 struct {
@@ -300,6 +311,7 @@ struct wl {
 	__u32 codes; // this operation's 16 bits of wl_val.codes
 	__u64 dir_depths;
 	__u64 exact_depths;
+	__u32 dir_inodes; // this operation's bit of wl_val.dir_inodes
 };
 
 // ward_config[0], written whole by user space after the workload entries it
@@ -428,6 +440,7 @@ static __always_inline int find_workload(__u8 op, struct wl *w)
 	w->codes = op >= OP_NETWORK ? (v->codes >> ((op - OP_NETWORK) * 16)) & 0xffff : 0;
 	w->dir_depths = v->dir_depths[op & 3];
 	w->exact_depths = v->exact_depths[op & 3];
+	w->dir_inodes = (v->dir_inodes >> op) & 1;
 	return 0;
 }
 
@@ -439,10 +452,9 @@ static __always_inline __u64 depth_bit(__u32 d)
 struct walk {
 	struct scratch *s;
 	__u32 start; // offset of the path in s->path
+	__u32 gen;
 	__u64 cgroup;
 	__u64 src; // 0 when the workload has no fromSource rules for op
-	__u32 gen;
-	__u8 op;
 	__u64 h;    // FNV-1a of path[0..i]
 	__u64 base; // FNV-1a of the current component
 	__u64 bits;  // accumulated action bits of rules for any source
@@ -456,6 +468,7 @@ struct walk {
 	__u32 depth; // '/' seen so far
 	__u32 done;
 	__u32 mode; // MODE_*: what kind of check this is
+	__u8 op;
 };
 
 // What a check is for. An open decides with every rule and the posture. A
@@ -542,6 +555,81 @@ static long walk_chunk(__u64 i, struct walk *w)
 			return 1;
 		}
 	}
+	return 0;
+}
+
+// DIR_WALK bounds how many dentries dir_step visits: the file's own and its
+// ancestors up to its filesystem's root.
+#define DIR_WALK 128
+
+// The state of a walk up a file's dentries (dir_walk). It holds the rule
+// key that dir_step looks up, so that the callback needs no key of its own
+// on its stack, and is kept small: the frames of the hook (check_path, up
+// to 392 bytes), dir_walk and dir_step, each rounded up to 32, share 512.
+// The source and the results are in the scratch buffer.
+struct dctx {
+	struct rule_key k;
+	struct scratch *s;
+	__u64 dentry; // the dentry reached (struct dentry *)
+};
+
+// dir_step looks up one dentry's inode among the directory rules' inodes
+// (KIND_DIRINODE) and moves to its parent. Dentries are shared by every
+// mount of a filesystem and do not change when an ancestor is renamed, so
+// a file inside a protected directory is found however it was reached: a
+// bind mount, a chroot, a renamed ancestor. Step 0 is the file itself (a
+// directory rule covers its directory), step 1 its parent (direct rules
+// cover the children), the others its ancestors (recursive rules only).
+static long dir_step(__u64 i, struct dctx *c)
+{
+	struct dentry *d = (struct dentry *)c->dentry;
+	struct inode *ino = BPF_CORE_READ(d, d_inode);
+	if (ino) {
+		__u64 ih = ((__u64)BPF_CORE_READ(d, d_sb, s_dev) << 32) ^ BPF_CORE_READ(ino, i_ino);
+		__u64 direct = i < 2 ? ~0ULL : 0;
+		struct scratch *s = c->s;
+		c->k.hash = ih;
+		c->k.src = 0;
+		struct rule_val *v = bpf_map_lookup_elem(&rules, &c->k);
+		if (v)
+			s->dbits |= v->recursive | (v->direct & direct);
+		if (s->dsrc) {
+			c->k.src = s->dsrc;
+			v = bpf_map_lookup_elem(&rules, &c->k);
+			if (v)
+				s->dsbits |= v->recursive | (v->direct & direct);
+		}
+	}
+	struct dentry *p = BPF_CORE_READ(d, d_parent);
+	if (!p || p == d)
+		return 1;
+	c->dentry = (__u64)p;
+	return 0;
+}
+
+// dir_walk is a global function: the verifier checks it once, not once per
+// state of check_path that reaches the call (check_path is inlined in every
+// file hook and close to the verifier's limit of processed instructions).
+// A global function takes scalars only: the dentry to start from and the
+// results go through the scratch buffer (the dentry pointer is stored there
+// by the caller and read back as a number), which also keeps the callers'
+// stack frames as they are. op_n is op | steps << 8, steps 0 when the
+// workload has no directory inode keys of op.
+__attribute__((noinline)) int dir_walk(__u64 cgroup, __u32 gen, __u32 op_n)
+{
+	__u32 zero = 0;
+	struct scratch *s = bpf_map_lookup_elem(&scratch, &zero);
+	if (!s)
+		return 0;
+	s->dbits = 0;
+	s->dsbits = 0;
+	struct dctx c = {
+		.k = {.cgroup = cgroup, .gen = gen, .op = op_n & 0xff, .kind = KIND_DIRINODE},
+		.s = s,
+		.dentry = s->dentry,
+	};
+	__u32 n = op_n >> 8;
+	bpf_loop(n > DIR_WALK ? DIR_WALK : n, dir_step, &c, 0);
 	return 0;
 }
 
@@ -785,7 +873,7 @@ static __always_inline long build_path(struct scratch *s, struct vfsmount *vmnt,
 // w->start (n: its length, or a negative errno when it could not be resolved).
 // in_file_open says whether bpf_d_path may be used for the source.
 static __always_inline int check_path(struct wl *wl, struct walk *w, struct scratch *s, long n, bool write,
-				      struct inode *inode, bool in_file_open, struct file *file)
+				      struct inode *inode, struct dentry *dentry, bool in_file_open, struct file *file)
 {
 	struct task_struct *t = bpf_get_current_task_btf();
 	__u32 fsuid = t->cred->fsuid.val;
@@ -914,6 +1002,18 @@ resolved:
 		if (bits != before || sbits != sbefore)
 			flags |= EF_INODE;
 	}
+	// Directory rules by the inodes of the file's ancestors, so that another
+	// path to the same dentry (bind mount, renamed ancestor) is decided alike.
+	// Branch-free for the verifier: a workload without such keys walks
+	// zero steps, and the flag is computed, not branched on.
+	s->dentry = (__u64)dentry;
+	s->dsrc = w->src;
+	dir_walk(w->cgroup, w->gen, w->op | (DIR_WALK * wl->dir_inodes) << 8);
+	__u64 dbits = s->dbits, dsbits = s->dsbits;
+	__u64 extra = (dbits & ~bits) | (dsbits & ~sbits);
+	flags |= (__u32)((extra | -extra) >> 63) * EF_DIRINODE;
+	bits |= dbits;
+	sbits |= dsbits;
 	if (c) {
 		c->cgroup = wl->cgroup;
 		c->mnt = (__u64)file->f_path.mnt;
@@ -924,7 +1024,7 @@ resolved:
 		c->sbits = sbits;
 		c->gen = wl->gen;
 		c->epoch = epoch;
-		c->flags = flags & EF_INODE;
+		c->flags = flags & (EF_INODE | EF_DIRINODE);
 		c->op = w->op;
 	}
 	bool cached = false;
@@ -989,7 +1089,7 @@ int BPF_PROG(ward_file_open, struct file *file, int ret)
 	struct walk w;
 	walk_init(&w, &wl, s, op, 0);
 	bool write = op == OP_FILE && (file->f_mode & FMODE_WRITE);
-	return check_path(&wl, &w, s, 0, write, file->f_inode, true, file);
+	return check_path(&wl, &w, s, 0, write, file->f_inode, file->f_path.dentry, true, file);
 }
 
 // check_write decides a modification of (mnt, dentry).
@@ -1016,7 +1116,7 @@ static __always_inline int check_write(struct vfsmount *mnt, struct dentry *dent
 	long n = build_path(s, mnt, dentry, &start);
 	struct walk w;
 	walk_init(&w, &wl, s, OP_FILE, start);
-	return check_path(&wl, &w, s, n, true, BPF_CORE_READ(dentry, d_inode), false, NULL);
+	return check_path(&wl, &w, s, n, true, BPF_CORE_READ(dentry, d_inode), dentry, false, NULL);
 }
 
 #define PROT_EXEC 0x4
@@ -1037,7 +1137,7 @@ static __always_inline int check_file(struct wl *wl, __u8 op, __u32 mode, struct
 	struct walk w;
 	walk_init(&w, wl, s, op, start);
 	w.mode = mode;
-	return check_path(wl, &w, s, n, write, file->f_inode, false, NULL);
+	return check_path(wl, &w, s, n, write, file->f_inode, file->f_path.dentry, false, NULL);
 }
 
 // mmap_file: mapping a file for execution is running its code. The dynamic
