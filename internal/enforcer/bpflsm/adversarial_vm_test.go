@@ -72,6 +72,8 @@ func TestBypasses(t *testing.T) {
 	must(t, os.Symlink("/wt/secret.txt", "/wt/sym"))
 	must(t, os.Symlink("/wt/link-target", "/wt/link-rule"))
 	must(t, os.Link("/wt/secret.txt", "/wt/hard"))
+	mkfile(t, "/wt/blocked/a/e.txt", 0)
+	must(t, os.Link("/wt/blocked/a/e.txt", "/wt/hard-dir"))
 	must(t, os.WriteFile("/wt/script.sh", []byte("#!/bin/sh\nexit 0\n"), 0o755))
 	must(t, os.WriteFile("/wt/blocked/s.sh", []byte("exit 0\n"), 0o755))
 	// 70 directories deep below the blocked directory (under PATH_MAX).
@@ -123,6 +125,7 @@ func TestBypasses(t *testing.T) {
 	denied := []struct{ name, op, detail string }{
 		{"symlink to a blocked file", "open:/wt/sym", ""},
 		{"hard link made before the policy", "open:/wt/hard", ""},
+		{"hard link made before the policy to a file in a blocked directory", "open:/wt/hard-dir", ""},
 		{"rule on a symlink protects its target", "open:/wt/link-target", ""},
 		{"relative path after chdir", "openrel:/wt/blocked/a:b.txt", ""},
 		{"dot-dot segments", "open:/wt/blocked/../secret.txt", ""},

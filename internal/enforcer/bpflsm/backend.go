@@ -8,9 +8,11 @@ package bpflsm
 import (
 	"context"
 	"errors"
+	"io/fs"
 	"log/slog"
 	"path/filepath"
 	"sync"
+	"syscall"
 
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/link"
@@ -56,6 +58,38 @@ func (OSHost) Inode(p string) (uint32, uint64, bool) {
 	}
 	// The kernel encodes devices as major<<20|minor, userspace differently.
 	return unix.Major(st.Dev)<<20 | unix.Minor(st.Dev), st.Ino, true
+}
+
+// HardLinks implements Host: it walks dir without following symlinks.
+func (OSHost) HardLinks(dir string, recursive bool, limit int) ([]string, bool) {
+	var out []string
+	n := 0
+	complete := true
+	filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return nil // unreadable: skipped, as a path the kernel still matches by path
+		}
+		if n++; n > limit {
+			complete = false
+			return filepath.SkipAll
+		}
+		if d.IsDir() {
+			if p != dir && !recursive {
+				return filepath.SkipDir
+			}
+			return nil
+		}
+		if !d.Type().IsRegular() {
+			return nil
+		}
+		if info, err := d.Info(); err == nil {
+			if st, ok := info.Sys().(*syscall.Stat_t); ok && st.Nlink > 1 {
+				out = append(out, p)
+			}
+		}
+		return nil
+	})
+	return out, complete
 }
 
 // Backend is the BPF-LSM enforcer.
@@ -120,7 +154,7 @@ func (b *Backend) Name() string { return enforcer.BPF }
 // close (docs/bpflsm.md, "Not enforced"), said at start and by ward probe.
 func (b *Backend) Limitations() []string {
 	return []string{
-		"rules name paths: a hard link made before the policy to a file inside a protected directory reaches it by its other name (exact path rules are matched by inode as well, directory rules are not)",
+		"a hard link made before the policy to a file inside a protected directory is matched only if the apply found it: the first 100000 entries below each directory rule are scanned (a warning names a rule past the bound); new links to protected files are denied",
 		"a protected directory is matched by its inode as it was at the last apply (so bind mounts and renamed ancestors are covered); one created after the apply is matched by path only until the next apply, and one renamed away is protected under its new path only until the next apply",
 		"an overlay mount over a protected directory reaches its files under another path (mounting needs CAP_SYS_ADMIN: block it with a capabilities rule)",
 		"a copy or a memfd of a blocked program runs: rules name paths, not contents",

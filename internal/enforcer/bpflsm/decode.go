@@ -4,7 +4,6 @@ package bpflsm
 
 import (
 	"fmt"
-	"os"
 	"strconv"
 	"strings"
 
@@ -96,12 +95,11 @@ func (b *Backend) convert(e *wardEvent) enforcer.Event {
 		if e.Flags&efInode != 0 && a != nil {
 			// Decided by inode: attribute to the rule's path, keep the opened one.
 			detail += " opened=" + acc.Path
-			for _, p := range a.tr.Inodes {
-				if st, err := os.Stat(acc.Path); err == nil {
-					if st2, err := os.Stat(p); err == nil && os.SameFile(st, st2) {
-						acc.Path = p
-						break
-					}
+			// One stat of the opened path, then a map lookup: directory
+			// rules key every hard-linked file below them (MaxLinkScan).
+			if dev, ino, ok := b.host.Inode(acc.Path); ok {
+				if p, ok := a.tr.Inodes[uint64(dev)<<32^ino]; ok {
+					acc.Path = p
 				}
 			}
 		}

@@ -80,7 +80,15 @@ type Host interface {
 	// Inode returns the kernel's device number (major<<20|minor) and inode
 	// number of an existing file.
 	Inode(path string) (dev uint32, ino uint64, ok bool)
+	// HardLinks returns the regular files with more than one name below
+	// dir (directly in it unless recursive), visiting at most limit
+	// entries; complete is false when the limit cut the walk short.
+	HardLinks(dir string, recursive bool, limit int) (paths []string, complete bool)
 }
+
+// MaxLinkScan bounds the entries Translate visits below each directory rule's
+// directory to find files with several names.
+const MaxLinkScan = 100000
 
 var opNames = [numOps]string{"file", "process", "network", "capabilities"}
 
@@ -249,6 +257,7 @@ type translator struct {
 	patterns [numOps][]globPattern
 	flags    [numOps]uint8
 	workload string
+	scans    map[string][]string // HardLinks' results by recursive:directory
 }
 
 func (tr *translator) add(k Key, exact, direct, recursive uint64) {
@@ -347,6 +356,7 @@ func (tr *translator) match(r *rules.Rule, op uint8, base Key, bit uint64) error
 				t.DirInodes[k.Hash] = dir
 				t.DirInodeOps |= 1 << op
 			}
+			tr.hardLinks(r, dir, base, bit)
 		}
 	case policy.MatchExecName:
 		k := base
@@ -385,6 +395,52 @@ func (tr *translator) match(r *rules.Rule, op uint8, base Key, bit uint64) error
 		return fmt.Errorf("%s matching is not supported by BPF-LSM", r.Match)
 	}
 	return nil
+}
+
+// hardLinks keys by inode, with a directory rule's bits, every file below
+// the directory that has another name: a hard link made before the policy,
+// elsewhere, reaches the file without passing through the directory (new
+// links to protected files are denied by path_link). Bounded by MaxLinkScan
+// entries per rule: beyond, a warning says the rest is matched by path only.
+func (tr *translator) hardLinks(r *rules.Rule, dir string, base Key, bit uint64) {
+	t, host := tr.t, tr.host
+	ps := resolved(host, dir)
+	root := ps[len(ps)-1]
+	// Once per directory: a rule is matched once per acting executable and
+	// operation.
+	sk := fmt.Sprintf("%t:%s", r.Recursive, root)
+	paths, scanned := tr.scans[sk]
+	if !scanned {
+		var complete bool
+		paths, complete = host.HardLinks(root, r.Recursive, MaxLinkScan)
+		if tr.scans == nil {
+			tr.scans = map[string][]string{}
+		}
+		tr.scans[sk] = paths
+		if !complete {
+			t.Warnings = append(t.Warnings, enforcer.Warning{
+				Backend: enforcer.BPF, Workload: tr.workload, Policy: r.PolicyName, Rule: r.Field, RuleID: -1,
+				What:    "hard links made before the policy",
+				Message: fmt.Sprintf("more than %d entries below %s: files with several names beyond them are matched by this path only, not by inode", MaxLinkScan, dir),
+			})
+		}
+	}
+	for _, p := range paths {
+		dev, ino, ok := host.Inode(p)
+		if !ok {
+			continue
+		}
+		k := base
+		k.Kind, k.Hash = kindInode, uint64(dev)<<32^ino
+		tr.add(k, bit, 0, 0)
+		if rel, err := filepath.Rel(root, p); err == nil {
+			p = filepath.Join(dir, rel)
+		}
+		if _, ok := t.Inodes[k.Hash]; !ok {
+			t.Inodes[k.Hash] = p
+		}
+		tr.flags[base.Op] |= wfInodes
+	}
 }
 
 // allowLists sets each operation's allow-list flags: global, per acting executable, and whether

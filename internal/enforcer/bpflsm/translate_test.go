@@ -17,6 +17,21 @@ import (
 type fakeHost struct {
 	links  map[string]string
 	inodes map[string]uint64
+	// linked lists the files with several names under each directory.
+	linked map[string][]string
+}
+
+func (h fakeHost) HardLinks(dir string, recursive bool, limit int) ([]string, bool) {
+	var out []string
+	for _, p := range h.linked[dir] {
+		if recursive || !strings.Contains(strings.TrimPrefix(p, dir+"/"), "/") {
+			out = append(out, p)
+		}
+	}
+	if len(out) > limit {
+		return out[:limit], false
+	}
+	return out, true
 }
 
 func (h fakeHost) EvalSymlinks(p string) (string, error) {
@@ -448,6 +463,55 @@ func TestTranslateDirInodes(t *testing.T) {
 		if got := tr.DirAlias(h, c.in); got != c.want {
 			t.Errorf("DirAlias(%q) = %q, want %q", c.in, got, c.want)
 		}
+	}
+	// Files with several names below the directories (hard links made
+	// before the policy) are keyed by inode with the rule's bits: below a
+	// recursive rule at any depth, below a direct one only directly in it.
+	h = fakeHost{
+		inodes: map[string]uint64{"/wt/flat": 40, "/wt/deep": 50, "/wt/deep/a/x": 51, "/wt/deep/y": 52, "/wt/flat/z": 41, "/wt/flat/sub/w": 42},
+		linked: map[string][]string{"/wt/deep": {"/wt/deep/a/x", "/wt/deep/y"}, "/wt/flat": {"/wt/flat/z", "/wt/flat/sub/w"}},
+	}
+	tr, err = Translate(set, h)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantInodes := map[Key]Value{
+		{Op: opFile, Kind: kindInode, Hash: uint64(7)<<32 ^ 51}:    {Exact: 1 << 0},
+		{Op: opFile, Kind: kindInode, Hash: uint64(7)<<32 ^ 52}:    {Exact: 1 << 0},
+		{Op: opFile, Kind: kindInode, Hash: uint64(7)<<32 ^ 41}:    {Exact: 1 << 0},
+		{Op: opProcess, Kind: kindInode, Hash: uint64(7)<<32 ^ 51}: {Exact: 1 << 0},
+		{Op: opProcess, Kind: kindInode, Hash: uint64(7)<<32 ^ 52}: {Exact: 1 << 0},
+	}
+	n = 0
+	for k, v := range tr.Entries {
+		if k.Kind != kindInode {
+			continue
+		}
+		n++
+		if w, ok := wantInodes[k]; !ok || w != v {
+			t.Errorf("entry %+v = %+v, want %+v (present %v)", k, v, w, ok)
+		}
+	}
+	if n != len(wantInodes) {
+		t.Errorf("%d inode entries, want %d", n, len(wantInodes))
+	}
+	if f := uint8(tr.Flags); f&wfInodes == 0 {
+		t.Errorf("file flags %#x lack wfInodes", f)
+	}
+	if tr.Inodes[uint64(7)<<32^51] != "/wt/deep/a/x" {
+		t.Errorf("inode attribution %v", tr.Inodes)
+	}
+	if len(tr.Warnings) != 0 {
+		t.Errorf("warnings %v", tr.Warnings)
+	}
+	// Past the scan's bound, a warning says what is matched by path only.
+	many := fakeHost{inodes: h.inodes, linked: map[string][]string{"/wt/deep": make([]string, MaxLinkScan+1)}}
+	tr, err = Translate(set, many)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(tr.Warnings) != 1 || !strings.Contains(tr.Warnings[0].Message, "matched by this path only") {
+		t.Errorf("warnings past the bound: %v", tr.Warnings)
 	}
 	// Without a host (golden tests, simulate) nothing is keyed by inode.
 	tr, err = Translate(set, nil)
