@@ -97,8 +97,8 @@ func (b *Backend) convert(e *wardEvent) enforcer.Event {
 			detail += " opened=" + acc.Path
 			// One stat of the opened path, then a map lookup: directory
 			// rules key every hard-linked file below them (MaxLinkScan).
-			if dev, ino, ok := b.host.Inode(acc.Path); ok {
-				if p, ok := a.tr.Inodes[uint64(dev)<<32^ino]; ok {
+			if h, ok := inodeHash(b.host, acc.Path); ok {
+				if p, ok := a.tr.Inodes[h]; ok {
 					acc.Path = p
 				}
 			}

@@ -86,6 +86,13 @@ type Host interface {
 	HardLinks(dir string, recursive bool, limit int) (paths []string, complete bool)
 }
 
+// inodeHash is the hash of KIND_INODE and KIND_DIRINODE keys, as bpf/ward.c
+// computes it from a dentry: s_dev << 32 ^ i_ino.
+func inodeHash(host Host, p string) (uint64, bool) {
+	dev, ino, ok := host.Inode(p)
+	return uint64(dev)<<32 ^ ino, ok
+}
+
 // MaxLinkScan bounds the entries Translate visits below each directory rule's
 // directory to find files with several names.
 const MaxLinkScan = 100000
@@ -318,9 +325,9 @@ func (tr *translator) match(r *rules.Rule, op uint8, base Key, bit uint64) error
 			}
 		}
 		if host != nil && (op == opFile || op == opProcess) {
-			if dev, ino, ok := host.Inode(r.Value); ok {
+			if h, ok := inodeHash(host, r.Value); ok {
 				k := base
-				k.Kind, k.Hash = kindInode, uint64(dev)<<32^ino
+				k.Kind, k.Hash = kindInode, h
 				tr.add(k, bit, 0, 0)
 				t.Inodes[k.Hash] = r.Value
 				tr.flags[op] |= wfInodes
@@ -345,9 +352,9 @@ func (tr *translator) match(r *rules.Rule, op uint8, base Key, bit uint64) error
 		// ancestor of a file (bpf/ward.c dir_step): the rule then holds
 		// however the file is reached (bind mount, chroot, renamed ancestor).
 		if host != nil && (op == opFile || op == opProcess) {
-			if dev, ino, ok := host.Inode(dir); ok {
+			if h, ok := inodeHash(host, dir); ok {
 				k := base
-				k.Kind, k.Hash = kindDirInode, uint64(dev)<<32^ino
+				k.Kind, k.Hash = kindDirInode, h
 				if r.Recursive {
 					tr.add(k, 0, 0, bit)
 				} else {
@@ -426,12 +433,12 @@ func (tr *translator) hardLinks(r *rules.Rule, dir string, base Key, bit uint64)
 		}
 	}
 	for _, p := range paths {
-		dev, ino, ok := host.Inode(p)
+		h, ok := inodeHash(host, p)
 		if !ok {
 			continue
 		}
 		k := base
-		k.Kind, k.Hash = kindInode, uint64(dev)<<32^ino
+		k.Kind, k.Hash = kindInode, h
 		tr.add(k, bit, 0, 0)
 		if rel, err := filepath.Rel(root, p); err == nil {
 			p = filepath.Join(dir, rel)
@@ -510,8 +517,8 @@ func (t *Translation) sources(host Host, p string) []uint64 {
 		out = append(out, h)
 	}
 	if host != nil {
-		if dev, ino, ok := host.Inode(p); ok {
-			h := (uint64(dev)<<32 ^ ino) ^ srcInodeTag
+		if h, ok := inodeHash(host, p); ok {
+			h ^= srcInodeTag
 			t.Sources[h] = p
 			out = append(out, h)
 		}
@@ -543,8 +550,8 @@ func (t *Translation) DirAlias(host Host, p string) string {
 		return p
 	}
 	for q := filepath.Clean(p); ; q = filepath.Dir(q) {
-		if dev, ino, ok := host.Inode(q); ok {
-			if d, ok := t.DirInodes[uint64(dev)<<32^ino]; ok {
+		if h, ok := inodeHash(host, q); ok {
+			if d, ok := t.DirInodes[h]; ok {
 				if q == p {
 					return d
 				}
