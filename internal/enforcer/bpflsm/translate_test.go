@@ -410,6 +410,23 @@ func capNumber(name string) int {
 	return n
 }
 
+// checkEntriesOfKind checks every entry of kind against want and returns how
+// many there are.
+func checkEntriesOfKind(t *testing.T, tr *Translation, kind uint8, want map[Key]Value) int {
+	t.Helper()
+	n := 0
+	for k, v := range tr.Entries {
+		if k.Kind != kind {
+			continue
+		}
+		n++
+		if w, ok := want[k]; !ok || w != v {
+			t.Errorf("entry %+v = %+v, want %+v (present %v)", k, v, w, ok)
+		}
+	}
+	return n
+}
+
 // Directory rules also key their directory's inode, so that the kernel finds
 // a file below it however it was reached, and an event through another path
 // (a bind mount of the directory) is attributed below the rule's directory.
@@ -437,17 +454,7 @@ func TestTranslateDirInodes(t *testing.T) {
 		{Op: opFile, Kind: kindDirInode, Hash: uint64(7)<<32 ^ 50}:    {Recursive: 1 << 0},
 		{Op: opProcess, Kind: kindDirInode, Hash: uint64(7)<<32 ^ 50}: {Recursive: 1 << 0},
 	}
-	n := 0
-	for k, v := range tr.Entries {
-		if k.Kind != kindDirInode {
-			continue
-		}
-		n++
-		if w, ok := want[k]; !ok || w != v {
-			t.Errorf("entry %+v = %+v, want %+v (present %v)", k, v, w, ok)
-		}
-	}
-	if n != len(want) {
+	if n := checkEntriesOfKind(t, tr, kindDirInode, want); n != len(want) {
 		t.Errorf("%d directory inode entries, want %d (none for a directory that does not exist)", n, len(want))
 	}
 	if tr.DirInodeOps != 1<<opFile|1<<opProcess {
@@ -482,17 +489,7 @@ func TestTranslateDirInodes(t *testing.T) {
 		{Op: opProcess, Kind: kindInode, Hash: uint64(7)<<32 ^ 51}: {Exact: 1 << 0},
 		{Op: opProcess, Kind: kindInode, Hash: uint64(7)<<32 ^ 52}: {Exact: 1 << 0},
 	}
-	n = 0
-	for k, v := range tr.Entries {
-		if k.Kind != kindInode {
-			continue
-		}
-		n++
-		if w, ok := wantInodes[k]; !ok || w != v {
-			t.Errorf("entry %+v = %+v, want %+v (present %v)", k, v, w, ok)
-		}
-	}
-	if n != len(wantInodes) {
+	if n := checkEntriesOfKind(t, tr, kindInode, wantInodes); n != len(wantInodes) {
 		t.Errorf("%d inode entries, want %d", n, len(wantInodes))
 	}
 	if f := uint8(tr.Flags); f&wfInodes == 0 {
