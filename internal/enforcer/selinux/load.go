@@ -366,13 +366,16 @@ func (l *Loader) Label(want map[string]string) error {
 		ctx := want[p]
 		old, known := l.st.Labels[p]
 		at := p // where the file is now
-		if known {
+		var st syscall.Stat_t
+		err := syscall.Lstat(at, &st)
+		if known && (err != nil || st.Ino != old.Ino || st.Dev != old.Dev) {
+			// Not at its path: renamed, or a directory above it was (found by its handle).
 			if now, ok := l.locate(p, old); ok {
 				at = now
+				err = syscall.Lstat(at, &st)
 			}
 		}
-		var st syscall.Stat_t
-		if err := syscall.Lstat(at, &st); err != nil {
+		if err != nil {
 			errs = append(errs, fmt.Errorf("label %s: %w", p, err))
 			continue
 		}
