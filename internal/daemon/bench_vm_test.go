@@ -4,12 +4,9 @@ package daemon
 
 import (
 	"fmt"
-	"log/slog"
 	"testing"
 	"time"
 
-	"github.com/wardsec/ward/internal/enforcer"
-	"github.com/wardsec/ward/internal/enforcer/bpflsm"
 	"github.com/wardsec/ward/internal/testutil/vmbench"
 	"github.com/wardsec/ward/internal/testutil/vmguest"
 )
@@ -30,15 +27,7 @@ func BenchmarkReport(b *testing.B) {
 	cases := []struct {
 		backend string
 		c       restartCase
-	}{
-		{"bpflsm", restartCase{lsm: enforcer.BPF,
-			factories: func(log *slog.Logger) map[string]enforcer.Factory {
-				return map[string]enforcer.Factory{enforcer.BPF: bpflsm.Factory(bpflsm.Options{Logger: log})}
-			},
-			wrap: func(argv ...string) []string { return argv }}},
-		{"apparmor", restartCase{lsm: enforcer.AppArmor, factories: apparmorOnly(b.TempDir()),
-			wrap: func(argv ...string) []string { return append([]string{"aa-exec", "-p", "ward-host", "--"}, argv...) }}},
-	}
+	}{{"bpflsm", bpfScaleCase()}, {"apparmor", apparmorScaleCase(b.TempDir())}}
 	for i := 0; i < b.N; i++ {
 		for _, c := range cases {
 			f := measureScale(b, c.c, sz)

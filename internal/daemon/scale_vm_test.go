@@ -246,21 +246,31 @@ func measureScale(t testing.TB, c restartCase, sz scaleSize) scaleFigures {
 
 func TestDaemonScaleAppArmor(t *testing.T) {
 	vmguest.RequireProfile(t, "apparmor")
-	profiles := t.TempDir()
-	testScale(t, restartCase{
-		lsm:       enforcer.AppArmor,
-		factories: apparmorOnly(profiles),
-		wrap:      func(argv ...string) []string { return append([]string{"aa-exec", "-p", "ward-host", "--"}, argv...) },
-	})
+	testScale(t, apparmorScaleCase(t.TempDir()))
 }
 
 func TestDaemonScaleBPFLSM(t *testing.T) {
 	vmguest.RequireProfile(t, "apparmor")
-	testScale(t, restartCase{
+	testScale(t, bpfScaleCase())
+}
+
+// apparmorScaleCase runs the daemon on AppArmor with its profiles in dir, the helper under
+// ward-host.
+func apparmorScaleCase(dir string) restartCase {
+	return restartCase{
+		lsm:       enforcer.AppArmor,
+		factories: apparmorOnly(dir),
+		wrap:      func(argv ...string) []string { return append([]string{"aa-exec", "-p", "ward-host", "--"}, argv...) },
+	}
+}
+
+// bpfScaleCase runs the daemon on BPF-LSM; the host entry covers the helper as it is.
+func bpfScaleCase() restartCase {
+	return restartCase{
 		lsm: enforcer.BPF,
 		factories: func(log *slog.Logger) map[string]enforcer.Factory {
 			return map[string]enforcer.Factory{enforcer.BPF: bpflsm.Factory(bpflsm.Options{Logger: log})}
 		},
 		wrap: func(argv ...string) []string { return argv },
-	})
+	}
 }
