@@ -180,10 +180,11 @@ func prepare(job Job) (loop func(n int) error, closer func(), _ error) {
 		}
 		buf := []byte{1}
 		return func(n int) error {
-				// A byte each way: every segment carries the acknowledgement of the
-				// previous one. With data one way only, the receiver acknowledged each
-				// segment at once or on its delayed-ACK timer, depending on the timer's phase
-				// (quick-ACK mode), which moved the figure by 12 % between boots.
+				// A byte each way, so that every segment can carry the acknowledgement of
+				// the previous one. This was meant to remove the delayed-ACK timer's part in
+				// the 12 % by which the one-way figure moved between boots; measured, it did
+				// not: the baselines still differ 7-10 % between boots (docs/performance.md,
+				// Repeatability), for a reason not found yet.
 				for i := 0; i < n; i++ {
 					if _, err := unix.Write(a, buf); err != nil {
 						return fmt.Errorf("send: %w", err)
