@@ -14,6 +14,15 @@ func TestNewFDs(t *testing.T) {
 	if want := "fd 5 (anon_inode:bpf_link), fd 7 (anon_inode:btf)"; got != want {
 		t.Fatalf("newFDs = %q, want %q", got, want)
 	}
+	// The same links, closed and opened again on other numbers: no leak.
+	before = map[string]string{"3": "anon_inode:bpf_link", "4": "anon_inode:bpf_link"}
+	if got := newFDs(before, map[string]string{"8": "anon_inode:bpf_link", "9": "anon_inode:bpf_link"}); len(got) != 0 {
+		t.Errorf("links reopened on other descriptors reported as leaked: %q", got)
+	}
+	// One more link than before: reported.
+	if got := newFDs(before, map[string]string{"3": "anon_inode:bpf_link", "4": "anon_inode:bpf_link", "9": "anon_inode:bpf_link"}); strings.Join(got, ", ") != "fd 9 (anon_inode:bpf_link)" {
+		t.Errorf("a leaked link: newFDs = %q", got)
+	}
 }
 
 // TestRunCheckedFailsOnLeak leaks a real BPF map (maps can be created on the
