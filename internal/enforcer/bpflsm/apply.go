@@ -71,6 +71,14 @@ func (b *Backend) Apply(ctx context.Context, sets []*rules.Set) error {
 			return err
 		}
 	}
+	// An Apply that changed no workload still settles which programs are attached (New
+	// attached them all).
+	b.mu.Lock()
+	err := b.writeConfig()
+	b.mu.Unlock()
+	if err != nil {
+		return err
+	}
 	// This instance now enforces the complete state: older pinned
 	// instances may go. Before this point they kept enforcing theirs.
 	if len(b.predecessors) > 0 {
@@ -210,6 +218,10 @@ func (b *Backend) removeOne(id string) error {
 // cgroup up only while some container is registered, return at once for an
 // operation no workload has rules of, and look the host entry up only when
 // it has rules of the hook's operation.
+//
+// The programs of an operation are attached only while some workload has rules of it
+// (progOps): those of a new operation before the config names it, so that ApplyWorkload
+// returns with the rules in force; those of an operation gone after.
 func (b *Backend) writeConfig() error {
 	var cfg wardConfig
 	for wk, a := range b.applied {
@@ -220,8 +232,15 @@ func (b *Backend) writeConfig() error {
 		}
 		cfg.Ops |= a.tr.Flags & (uint32(wfRules) * 0x01010101)
 	}
+	ops := usedOps(cfg.Ops)
+	if err := b.attachFor(b.ops | ops); err != nil {
+		return err
+	}
 	if err := b.objs.WardConfig.Put(uint32(0), &cfg); err != nil {
 		return fmt.Errorf("write config: %w", err)
+	}
+	if ops != b.ops {
+		return b.attachFor(ops)
 	}
 	return nil
 }

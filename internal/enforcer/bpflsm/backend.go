@@ -101,7 +101,11 @@ type Backend struct {
 	// owns them.
 	progs map[string]*ebpf.Program
 	maps  map[string]*ebpf.Map
-	links []link.Link // in programs' order
+	// links are the attached programs by name; ops is the set of operations (opBits) whose
+	// programs attachFor attached last. Both change under mu (writeConfig) or before the
+	// Backend is shared (New, the benchmark).
+	links map[string]link.Link
+	ops   uint32
 	// instance is this Backend's pin directory ("" without PinDir);
 	// predecessors are the older instances it retires after its first
 	// successful Apply.

@@ -104,3 +104,25 @@ func TestMountBPFFS(t *testing.T) {
 		t.Errorf("MountBPFFS over files = %v, %v; want it left alone", m, err)
 	}
 }
+
+// TestProgOpsCoversEveryProgram: a program missing from progOps would never be attached, a
+// hook silently left out; one named there but gone from ward.c would be a stale entry.
+func TestProgOpsCoversEveryProgram(t *testing.T) {
+	spec, err := loadWard()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name := range spec.Programs {
+		if progOps[name] == 0 {
+			t.Errorf("program %s has no operations in progOps: it would never be attached", name)
+		}
+	}
+	for name := range progOps {
+		if spec.Programs[name] == nil {
+			t.Errorf("progOps names %s, which ward.c does not define", name)
+		}
+	}
+	if got := usedOps(uint32(wfRules)<<8 | uint32(wfRules)<<24); got != opBits(opProcess, opCapabilities) {
+		t.Errorf("usedOps(process and capability rules) = %b, want %b", got, opBits(opProcess, opCapabilities))
+	}
+}

@@ -47,24 +47,52 @@ func BenchmarkReport(b *testing.B) {
 		own := be
 		b.Cleanup(func() { own.Close() }) // after benchWorkloads' cleanup, which uses it
 	}
-	cgdirs, labels, startFD := benchWorkloads(b, be)
+	cgdirs, labels, startFD, sets := benchWorkloads(b, be)
+	ctx := context.Background()
 
 	// One helper per access measures it with no Ward program attached (in the first
-	// variant's cgroup), waits while the programs are attached, then measures it in every
-	// variant's cgroup: the ratios are of figures of one process, so that what differs
-	// between processes does not enter them.
+	// variant's cgroup), then with the programs attached while no workload has rules of the
+	// operations the access's program decides (so that program is not attached), then, with
+	// every variant's rules applied, in every variant's cgroup: the ratios are of figures of
+	// one process, so that what differs between processes does not enter them.
 	measure := func(g vmbench.Group, cgroups []string) []float64 {
-		job := vmbench.Job{Access: g.Access, Arg: g.Arg, N: vmbench.Iterations(g.N), Rounds: vmbench.Rounds,
-			Cgroups: append([]string{cgroups[0], vmbench.Pause}, cgroups...)}
+		prog := groupProgram[g.Key]
+		var others []*rules.Set
+		for _, s := range sets {
+			if usedOps(be.byID[s.Workload.ID()].tr.Flags)&progOps[prog] == 0 {
+				others = append(others, s)
+			}
+		}
+		if err := be.Apply(ctx, others); err != nil {
+			b.Fatal(err)
+		}
 		if err := be.detach(); err != nil {
 			b.Fatal(err)
 		}
-		ns, err := vmbench.RunPaused(vmbench.Command(vmbench.HelperAt, job, startFD), job, be.attach)
+		job := vmbench.Job{Access: g.Access, Arg: g.Arg, N: vmbench.Iterations(g.N), Rounds: vmbench.Rounds,
+			Cgroups: append([]string{cgroups[0], vmbench.Pause, cgroups[0], vmbench.Pause}, cgroups...)}
+		pauses := 0
+		ns, err := vmbench.RunPaused(vmbench.Command(vmbench.HelperAt, job, startFD), job, func() error {
+			pauses++
+			if pauses == 1 {
+				if err := be.attach(); err != nil {
+					return err
+				}
+				if be.links[prog] != nil {
+					return fmt.Errorf("%s is attached while no workload has rules of its operations", prog)
+				}
+				return nil
+			}
+			if err := be.Apply(ctx, sets); err != nil {
+				return err
+			}
+			if be.links[prog] == nil {
+				return fmt.Errorf("%s is not attached with every variant's rules applied", prog)
+			}
+			return nil
+		})
 		if err != nil {
 			b.Fatal(err)
-		}
-		if len(be.links) == 0 {
-			b.Fatal("the programs were not attached again")
 		}
 		return ns
 	}
@@ -77,7 +105,10 @@ func BenchmarkReport(b *testing.B) {
 			ns := measure(g, dirs)
 			base := ns[0]
 			fmt.Println(vmbench.Row{Backend: "bpflsm", Access: g.Label, Variant: vmbench.Baseline, NS: base, Ratio: 1})
-			for i, ns := range ns[1:] {
+			r := vmbench.Row{Backend: "bpflsm", Access: g.Label, Variant: vmbench.Unattached, NS: ns[1], Ratio: ns[1] / base}
+			fmt.Println(r)
+			b.ReportMetric(r.Ratio, "ratio-"+g.Key+"-unattached")
+			for i, ns := range ns[2:] {
 				label := labels[g.Variants[i]]
 				if i == 0 {
 					label = vmbench.NoRules
@@ -88,6 +119,16 @@ func BenchmarkReport(b *testing.B) {
 			}
 		}
 	}
+}
+
+// groupProgram names, per access of the report (vmbench.Group.Key), the program whose hook
+// the access runs through and that the "not attached" row leaves out.
+var groupProgram = map[string]string{
+	"open-cached": wardProgWardFileOpen,
+	"open-first":  wardProgWardFileOpen,
+	"exec":        wardProgWardFileOpen,
+	"sendrecv":    wardProgWardSocketSendmsg,
+	"capable":     wardProgWardCapable,
 }
 
 // detachShared detaches the package's shared Backend (TestMain's) for the benchmark, so that
@@ -108,9 +149,9 @@ func detachShared(b *testing.B) {
 
 // benchWorkloads makes the report's files and one cgroup per variant (vmbench.Variants), and
 // applies each variant's set to its cgroup through be until the benchmark ends. It returns each
-// variant's cgroup directory and label by name, and a descriptor of the first cgroup, where the
-// helper starts.
-func benchWorkloads(b *testing.B, be *Backend) (cgdirs, labels map[string]string, startFD int) {
+// variant's cgroup directory and label by name, a descriptor of the first cgroup, where the
+// helper starts, and the sets.
+func benchWorkloads(b *testing.B, be *Backend) (cgdirs, labels map[string]string, startFD int, sets []*rules.Set) {
 	self, err := os.Executable()
 	if err != nil {
 		b.Fatal(err)
@@ -119,7 +160,6 @@ func benchWorkloads(b *testing.B, be *Backend) (cgdirs, labels map[string]string
 		b.Fatal(err)
 	}
 	cgdirs, labels, startFD = map[string]string{}, map[string]string{}, -1
-	var sets []*rules.Set
 	for _, v := range vmbench.Variants() {
 		name := "ward-bench-" + v.Name
 		cg, fd := testCgroup(b, name)
@@ -137,5 +177,5 @@ func benchWorkloads(b *testing.B, be *Backend) (cgdirs, labels map[string]string
 		b.Fatal(err)
 	}
 	b.Cleanup(func() { be.Apply(context.Background(), nil) })
-	return cgdirs, labels, startFD
+	return cgdirs, labels, startFD, sets
 }

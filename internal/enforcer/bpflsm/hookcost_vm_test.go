@@ -26,7 +26,7 @@ func BenchmarkHookCost(b *testing.B) {
 		b.Fatalf("%+v", err)
 	}
 	b.Cleanup(func() { be.Close() }) // after benchWorkloads' cleanup, which uses it
-	cgdirs, _, _ := benchWorkloads(b, be)
+	cgdirs, _, _, _ := benchWorkloads(b, be)
 	stats, err := ebpf.EnableStats(unix.BPF_STATS_RUN_TIME)
 	if err != nil {
 		b.Fatal(err)

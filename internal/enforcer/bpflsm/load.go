@@ -44,7 +44,8 @@ func notSupported(err error) error {
 }
 
 // New loads and attaches the programs. With no rules applied they permit
-// everything after one map lookup.
+// everything after one map lookup; the first Apply detaches those of the
+// operations no workload has rules of (attachFor).
 func New(opts Options) (*Backend, error) {
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
@@ -89,6 +90,7 @@ func New(opts Options) (*Backend, error) {
 		applied: map[uint64]*applied{},
 		byID:    map[string]*applied{},
 		owner:   map[uint64]string{},
+		links:   map[string]link.Link{},
 
 		predecessors: predecessors,
 	}
@@ -113,7 +115,7 @@ func New(opts Options) (*Backend, error) {
 	if err != nil {
 		return nil, fmt.Errorf("load programs: %w", err)
 	}
-	if err := b.attach(); err != nil {
+	if err := b.attachFor(allOps); err != nil {
 		b.closeKernel()
 		return nil, notSupported(err)
 	}
@@ -137,28 +139,144 @@ func New(opts Options) (*Backend, error) {
 	return b, nil
 }
 
-// attach attaches every program to its hook.
-func (b *Backend) attach() error {
-	names, progs := b.programs()
-	for i, p := range progs {
-		l, err := link.AttachLSM(link.LSMOptions{Program: p})
-		if err != nil {
-			return fmt.Errorf("attach %s: %w", names[i], err)
-		}
-		b.links = append(b.links, l)
-	}
-	return nil
+// progOps says which operations' rules each program decides, as opBits: a program is attached
+// only while some workload has rules of one of them (attachFor), because even a program that
+// returns at once costs the hook a trampoline: capable() took 1.8x its time with Ward attached
+// and no capability rules anywhere (docs/performance.md). The path hooks that bump ward_epoch
+// (unlink, link, rename) serve the process operation too: file_open's per-inode cache decides
+// exec opens, and an entry must never outlive a rename it did not see. Entries are tied to a
+// workload generation, and a generation with file or process rules keeps these hooks attached
+// for its whole life (attachFor runs before ward_config names a new operation), so detaching
+// them never leaves a stale entry usable. TestProgOpsCoversEveryProgram keeps this table whole.
+var progOps = map[string]uint32{
+	wardProgWardFileOpen:       opBits(opFile, opProcess),
+	wardProgWardFilePermission: opBits(opFile),
+	wardProgWardMmapFile:       opBits(opProcess),
+	wardProgWardPathUnlink:     opBits(opFile, opProcess),
+	wardProgWardPathLink:       opBits(opFile, opProcess),
+	wardProgWardPathRename:     opBits(opFile, opProcess),
+	wardProgWardPathRmdir:      opBits(opFile),
+	wardProgWardPathMkdir:      opBits(opFile),
+	wardProgWardPathMknod:      opBits(opFile),
+	wardProgWardPathSymlink:    opBits(opFile),
+	wardProgWardPathChmod:      opBits(opFile),
+	wardProgWardPathChown:      opBits(opFile),
+	wardProgWardPathTruncate:   opBits(opFile),
+	wardProgWardSocketCreate:   opBits(opNetwork),
+	wardProgWardSocketConnect:  opBits(opNetwork),
+	wardProgWardSocketAccept:   opBits(opNetwork),
+	wardProgWardSocketBind:     opBits(opNetwork),
+	wardProgWardSocketListen:   opBits(opNetwork),
+	wardProgWardSocketSendmsg:  opBits(opNetwork),
+	wardProgWardSocketRecvmsg:  opBits(opNetwork),
+	wardProgWardCapable:        opBits(opCapabilities),
 }
 
-// detach removes the programs from their hooks, keeping maps and programs;
-// the benchmark uses it for its no-program baseline.
+// opBits is a set of operations, one bit per op.
+func opBits(ops ...uint8) uint32 {
+	var bits uint32
+	for _, op := range ops {
+		bits |= 1 << op
+	}
+	return bits
+}
+
+// allOps is every operation: New attaches every program, which proves that the kernel runs
+// them before selection settles on this backend.
+var allOps = opBits(opFile, opProcess, opNetwork, opCapabilities)
+
+// usedOps is the set of operations that workload flags (one byte per op) have rules of.
+func usedOps(flags uint32) uint32 {
+	var bits uint32
+	for op := uint8(0); op < numOps; op++ {
+		if flags&(uint32(wfRules)<<(8*op)) != 0 {
+			bits |= 1 << op
+		}
+	}
+	return bits
+}
+
+// opSetNames names the operations of a set of opBits, for logs.
+func opSetNames(ops uint32) []string {
+	var names []string
+	for op, name := range opNames {
+		if ops&(1<<op) != 0 {
+			names = append(names, name)
+		}
+	}
+	return names
+}
+
+// attachFor attaches the programs of the operations in ops and then detaches the others',
+// pinning and unpinning them when the Backend pins, and remembers ops for attach.
+func (b *Backend) attachFor(ops uint32) error {
+	names, progs := b.programs()
+	var added, removed []string
+	defer func() {
+		if len(added)+len(removed) > 0 {
+			b.log.Info("BPF-LSM programs attached for the operations with rules", "operations", opSetNames(b.ops),
+				"attached", added, "detached", removed)
+		}
+	}()
+	for i, n := range names {
+		if progOps[n]&ops == 0 || b.links[n] != nil {
+			continue
+		}
+		l, err := link.AttachLSM(link.LSMOptions{Program: progs[i]})
+		if err != nil {
+			return fmt.Errorf("attach %s: %w", n, err)
+		}
+		if b.instance != "" {
+			if err := l.Pin(filepath.Join(b.instance, "link_"+n)); err != nil {
+				return errors.Join(fmt.Errorf("pin link %s: %w", n, err), l.Close())
+			}
+		}
+		b.links[n] = l
+		added = append(added, n)
+	}
+	b.ops = ops
+	var errs []error
+	for _, n := range names {
+		l := b.links[n]
+		if l == nil || progOps[n]&ops != 0 {
+			continue
+		}
+		if b.instance != "" {
+			if err := l.Unpin(); err != nil {
+				errs = append(errs, fmt.Errorf("unpin link %s: %w", n, err))
+				continue // still attached, and said so
+			}
+		}
+		if err := l.Close(); err != nil {
+			errs = append(errs, fmt.Errorf("detach %s: %w", n, err))
+		}
+		delete(b.links, n)
+		removed = append(removed, n)
+	}
+	return errors.Join(errs...)
+}
+
+// attach attaches the programs the applied rules need (every program before the first
+// apply): the benchmark's way back after detach.
+func (b *Backend) attach() error {
+	return b.attachFor(b.ops)
+}
+
+// detach closes this process's links, keeping maps and programs: without PinDir the
+// programs leave their hooks (the benchmark's no-program baseline); pinned links stay
+// attached (Close with PinDir).
 func (b *Backend) detach() error {
 	var errs []error
 	for _, l := range b.links {
 		errs = append(errs, l.Close())
 	}
-	b.links = nil
+	clear(b.links)
 	return errors.Join(errs...)
+}
+
+// attached lists the names of the programs attached by this Backend, sorted.
+func (b *Backend) attached() []string {
+	return slices.Sorted(maps.Keys(b.links))
 }
 
 // programs lists the loaded programs by their names in the CollectionSpec, in name order, so

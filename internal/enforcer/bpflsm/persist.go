@@ -107,10 +107,9 @@ func (b *Backend) pin(dir string) error {
 	if err := os.Mkdir(dir, 0o700); err != nil {
 		return fmt.Errorf("create instance directory: %w", err)
 	}
-	names, _ := b.programs()
-	for i, l := range b.links {
-		if err := l.Pin(filepath.Join(dir, "link_"+names[i])); err != nil {
-			return fmt.Errorf("pin link %s: %w", names[i], err)
+	for name, l := range b.links {
+		if err := l.Pin(filepath.Join(dir, "link_"+name)); err != nil {
+			return fmt.Errorf("pin link %s: %w", name, err)
 		}
 	}
 	for name, m := range b.maps {

@@ -39,8 +39,13 @@ type Group struct {
 	Variants []string
 }
 
-// NoRules is the report's label of a group's first variant.
+// NoRules is the report's label of a group's first variant: the workload has no rules of the
+// access's operation, another workload has (so the program is attached and must return at once).
 const NoRules = "attached, no rules of this operation"
+
+// Unattached is the report's label of the access while no workload has rules of its operation:
+// BPF-LSM then does not attach the operation's programs.
+const Unattached = "no workload has rules of this operation (not attached)"
 
 // Baseline is the report's label of the access with no Ward program and no profile.
 const Baseline = "no Ward program"
