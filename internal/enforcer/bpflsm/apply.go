@@ -128,7 +128,15 @@ func awaitingCgroup(w *workload.Workload) bool {
 }
 
 func (b *Backend) translate(s *rules.Set) (*Translation, []enforcer.Warning, error) {
-	tr, err := Translate(s, b.host)
+	host := b.host
+	if wh, ok := host.(WorkloadHost); ok {
+		host = wh.For(&s.Workload)
+		if _, none := host.(noHost); none {
+			b.log.Warn("no task of the workload found in its mount namespace: its file rules match by path only until the next apply",
+				"workload", s.Workload.ID(), "mntns", s.Workload.MntNS)
+		}
+	}
+	tr, err := Translate(s, host)
 	if err != nil {
 		return nil, nil, fmt.Errorf("workload %s: %w", s.Workload.ID(), err)
 	}

@@ -87,7 +87,7 @@ func (b *Backend) convert(e *wardEvent) enforcer.Event {
 		if e.Flags&efDirInode != 0 && a != nil {
 			// Decided by an ancestor directory's inode: attribute to the
 			// same file below the rule's directory, keep the opened path.
-			if p := a.tr.DirAlias(b.host, acc.Path); p != acc.Path {
+			if p := a.tr.DirAlias(a.tr.host, acc.Path); p != acc.Path {
 				detail += " opened=" + acc.Path
 				acc.Path = p
 			}
@@ -97,7 +97,7 @@ func (b *Backend) convert(e *wardEvent) enforcer.Event {
 			detail += " opened=" + acc.Path
 			// One stat of the opened path, then a map lookup: directory
 			// rules key every hard-linked file below them (MaxLinkScan).
-			if h, ok := inodeHash(b.host, acc.Path); ok {
+			if h, ok := inodeHash(a.tr.host, acc.Path); ok {
 				if p, ok := a.tr.Inodes[h]; ok {
 					acc.Path = p
 				}

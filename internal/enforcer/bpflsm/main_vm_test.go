@@ -38,7 +38,7 @@ var (
 	sharedTests = []string{
 		"TestConformance", "TestBypasses", "TestWorkloadKeys", "TestUpdatesKeepBlocking",
 		"TestAuditedMode", "TestPTS", "TestWorkloadApplier", "TestNetworkExistingSockets",
-		"TestNewOnThisKernel", "TestAlertData", "TestChildCgroupKeepsWorkload", "TestProgramsFollowOperations",
+		"TestNewOnThisKernel", "TestAlertData", "TestChildCgroupKeepsWorkload", "TestProgramsFollowOperations", "TestContainerRootInodes",
 	}
 )
 

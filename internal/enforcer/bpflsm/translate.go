@@ -89,6 +89,9 @@ type Host interface {
 // inodeHash is the hash of KIND_INODE and KIND_DIRINODE keys, as bpf/ward.c
 // computes it from a dentry: s_dev << 32 ^ i_ino.
 func inodeHash(host Host, p string) (uint64, bool) {
+	if host == nil {
+		return 0, false
+	}
 	dev, ino, ok := host.Inode(p)
 	return uint64(dev)<<32 ^ ino, ok
 }
@@ -117,6 +120,9 @@ type Value struct {
 // Translation is the map contents for one workload.
 type Translation struct {
 	Workload uint64
+	// host answered the translation's questions (the workload's files): events are attributed
+	// with it.
+	host Host
 	// Flags hold one byte per operation (wf* bits).
 	Flags   uint32
 	Audited bool
@@ -233,6 +239,7 @@ func Translate(set *rules.Set, host Host) (*Translation, error) {
 	}
 	tr := &translator{host: host, workload: set.Workload.ID(), t: &Translation{
 		Workload:  wk,
+		host:      host,
 		Audited:   set.Workload.Mode == workload.ModeAudited,
 		Entries:   map[Key]Value{},
 		Inodes:    map[uint64]string{},
