@@ -32,7 +32,8 @@ type figure struct {
 type run struct {
 	order []key
 	rows  map[key]figure
-	// The daemon's figures (vmbench.Figure): value and unit per (backend, name).
+	// The daemon's and the system monitor's figures (vmbench.Figure): value and unit per
+	// (backend, name); the monitor's backend is vmbench.Monitor.
 	notes    map[string][]string // by backend: lines of vmbench.Note
 	figOrder []figKey
 	figs     map[figKey]daemonFigure
@@ -232,17 +233,27 @@ func render(runs []run, command, kernel, commit string) string {
 		"  rounds, after a settling pause and a warm-up round in the workload's cgroup (internal/testutil/vmbench\n" +
 		"  says why).\n")
 	if len(runs) > 1 {
-		worst, where := 0.0, key{}
+		worst, where := 0.0, ""
 		for _, k := range first.order {
 			for _, r := range runs[1:] {
 				if d := relDiff(first.rows[k].ns, r.rows[k].ns); d > worst {
-					worst, where = d, k
+					worst, where = d, fmt.Sprintf("%s, %s, %s", backendNames[k.backend], k.access, k.variant)
+				}
+			}
+		}
+		for _, k := range first.figOrder {
+			for _, r := range runs[1:] {
+				if d := relDiff(first.figs[k].value, r.figs[k].value); d > worst {
+					worst, where = d, figSection(k.backend)+", "+k.name
 				}
 			}
 		}
 		fmt.Fprintf(&b, "- Repeatability: %d runs (each its own boot); the largest difference of any figure between them is "+
-			"%.2f %% (%s, %s, %s). Columns \"run 2\" give the other run's ratio.\n", len(runs), 100*worst,
-			backendNames[where.backend], where.access, where.variant)
+			"%.2f %%", len(runs), 100*worst)
+		if where != "" {
+			fmt.Fprintf(&b, " (%s)", where)
+		}
+		b.WriteString(". Columns \"run 2\" give the other run's figure.\n")
 	}
 	b.WriteString(measured)
 	var backends []string
@@ -331,6 +342,7 @@ func render(runs []run, command, kernel, commit string) string {
 		}
 	}
 	writeDaemon(&b, runs)
+	writeMonitor(&b, runs)
 	writeRepeatability(&b, runs, backends)
 	return b.String()
 }
@@ -339,17 +351,20 @@ func render(runs []run, command, kernel, commit string) string {
 // backend and, with a second run, that run's figure.
 func writeDaemon(b *strings.Builder, runs []run) {
 	first := runs[0]
-	if len(first.figOrder) == 0 {
-		return
-	}
 	var backends, names []string
 	for _, k := range first.figOrder {
+		if k.backend == vmbench.Monitor {
+			continue
+		}
 		if !slices.Contains(backends, k.backend) {
 			backends = append(backends, k.backend)
 		}
 		if !slices.Contains(names, k.name) {
 			names = append(names, k.name)
 		}
+	}
+	if len(names) == 0 {
+		return
 	}
 	b.WriteString("\n## The daemon\n\n" + daemonMeasured + "\n| figure |")
 	for _, be := range backends {
@@ -391,6 +406,89 @@ then rewritten once per edit to block a new file, and a process under the host's
 that file in a loop until the kernel denies it: the latency is from the write to the first denied
 open, in guest time. Memory is the benchmark process's (the daemon, the test binary and, for
 AppArmor, what the BPF-LSM run left): Go heap in use after a collection, and RSS.
+`
+
+// writeMonitor gives the system monitor's figures (internal/monitor's BenchmarkReport) and,
+// with a second run, that run's figure and the difference.
+func writeMonitor(b *strings.Builder, runs []run) {
+	first := runs[0]
+	var names []string
+	for _, k := range first.figOrder {
+		if k.backend == vmbench.Monitor {
+			names = append(names, k.name)
+		}
+	}
+	if len(names) == 0 {
+		return
+	}
+	b.WriteString("\n## The system monitor\n\n" + monitorMeasured + "\n| figure | value |")
+	if len(runs) > 1 {
+		b.WriteString(" run 2 | difference |")
+	}
+	b.WriteString("\n|---|---:|")
+	if len(runs) > 1 {
+		b.WriteString("---:|---:|")
+	}
+	b.WriteString("\n")
+	for _, n := range names {
+		k := figKey{vmbench.Monitor, n}
+		f := first.figs[k]
+		fmt.Fprintf(b, "| %s | %s |", n, formatFigure(f))
+		if len(runs) > 1 {
+			g := runs[1].figs[k]
+			fmt.Fprintf(b, " %s | %.2f %% |", formatFigure(g), 100*relDiff(f.value, g.value))
+		}
+		b.WriteString("\n")
+	}
+}
+
+// formatFigure writes a figure of the monitor's table in its unit: a ratio as the access
+// tables do, counts and nanoseconds with thousands separators.
+func formatFigure(f daemonFigure) string {
+	switch f.unit {
+	case "x":
+		return fmt.Sprintf("%.3f", f.value)
+	case "ns", "events/s", "records":
+		return thousands(f.value) + " " + f.unit
+	case "CPUs":
+		return fmt.Sprintf("%.2f CPUs", f.value)
+	}
+	return strconv.FormatFloat(f.value, 'f', 1, 64) + " " + f.unit
+}
+
+// figSection names where a vmbench.Figure belongs: the daemon with a backend, or the monitor.
+func figSection(backend string) string {
+	if backend == vmbench.Monitor {
+		return "the system monitor"
+	}
+	return backendNames[backend] + ", the daemon"
+}
+
+// monitorMeasured explains the monitor's figures; internal/monitor's BenchmarkReport defines
+// them.
+const monitorMeasured = `The system monitor (internal/monitor, docs/monitor.md) traces every syscall it supports, as the
+daemon runs it (its own process ignored), and its reader decodes in the benchmark's process; it
+enforces nothing. A helper process opens and closes one file in a loop, every open one openat
+event, and measures itself by its thread's CPU time in guest ns: first with no monitor, then with
+the monitor attached.
+
+- open+close: the helper's CPU per open()+close(), the fastest of 5 rounds of 10,000 after a warm-up.
+  The ratio is attached over none: what the enter and exit programs, the ring buffer record, the
+  reader's wakeups and the tracing slow path (which every syscall of every process takes once any
+  syscall tracepoint is attached) add to a traced call.
+- paced: 20,000 opens, 10 at the start of every millisecond of guest time and the rest asleep, with
+  and without the monitor. "CPU in the traced process" is the helper's CPU over the window with the
+  monitor less without, per event. "CPU of the reader and decoder" is the benchmark process's CPU
+  (every thread: ring buffer reader, decoder, Go runtime, the Events channel) from the window's start
+  until its last event has been delivered, per event. "Records lost" is the kernel's count of records
+  dropped because the ring buffer (4 MiB) was full; the benchmark fails unless every open of the
+  window was delivered or counted lost.
+- The guest's CPU executes one instruction per nanosecond: at that speed it cannot generate 100,000
+  opens a second (see the first row), let alone decode them. "CPU of the monitor at 100,000 events/s"
+  is therefore the two per-event figures times 100,000, in CPUs of this guest (10^9 instructions a
+  second each); "events per second the reader and decoder keep up with" is one CPU over the
+  decoder's CPU per event: above that rate, sustained, the ring buffer fills and records are dropped
+  (and counted).
 `
 
 // target is issue 16's bound on a BPF-LSM ratio, 0 for a row it sets none for.
@@ -480,16 +578,24 @@ func writeRepeatability(b *strings.Builder, runs []run, backends []string) {
 			}
 		}
 	}
-	// The daemon's figures count too: the issue asks every figure to repeat.
+	// The daemon's and the monitor's figures count too: the issue asks every figure to repeat.
 	for _, k := range first.figOrder {
 		n++
 		worst, vs := 0.0, []string{}
 		for _, r := range runs {
-			vs = append(vs, strconv.FormatFloat(r.figs[k].value, 'f', 1, 64)+" "+r.figs[k].unit)
+			if k.backend == vmbench.Monitor {
+				vs = append(vs, formatFigure(r.figs[k]))
+			} else {
+				vs = append(vs, strconv.FormatFloat(r.figs[k].value, 'f', 1, 64)+" "+r.figs[k].unit)
+			}
 			worst = math.Max(worst, relDiff(first.figs[k].value, r.figs[k].value))
 		}
 		if worst > 0.01 {
-			lines = append(lines, fmt.Sprintf("| %s | the daemon | %s | %s | %.2f %% |", backendNames[k.backend], k.name, strings.Join(vs, " / "), 100*worst))
+			be, section := backendNames[k.backend], "the daemon"
+			if k.backend == vmbench.Monitor {
+				be, section = "-", "the system monitor"
+			}
+			lines = append(lines, fmt.Sprintf("| %s | %s | %s | %s | %.2f %% |", be, section, k.name, strings.Join(vs, " / "), 100*worst))
 		}
 	}
 	fmt.Fprintf(b, "\n## Repeatability\n\n%d of %d figures differ by more than 1 %% between runs.\n", len(lines), n)

@@ -93,3 +93,51 @@ func TestDaemonFigures(t *testing.T) {
 		}
 	}
 }
+
+func TestMonitorFigures(t *testing.T) {
+	in := "=== RUN BenchmarkReport\n" +
+		"ward-bench-figure\tbpflsm\tpolicy edit to enforced, p50 of 50\t231.456\tms\n" +
+		"ward-bench-figure\tmonitor\topen+close, ratio\t1.300\tx\n" +
+		"ward-bench-figure\tmonitor\tpaced: CPU of the reader and decoder, per event\t26778.317\tns\n" +
+		"ward-bench-figure\tmonitor\tpaced: records lost\t0.000\trecords\n" +
+		"ward-bench-figure\tmonitor\tCPU of the monitor at 100,000 events/s\t2.991\tCPUs\n"
+	a, err := parse("run1", strings.NewReader(in))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := parse("run2", strings.NewReader(strings.Replace(in, "26778.317", "27500.000", 1)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	page := render([]run{a, b}, "make bench-vm", "", "abc subject")
+	for _, want := range []string{
+		"## The daemon\n",
+		"| figure | BPF-LSM | BPF-LSM, run 2 |\n",
+		"## The system monitor\n",
+		"| figure | value | run 2 | difference |",
+		"| open+close, ratio | 1.300 | 1.300 | 0.00 % |",
+		"| paced: CPU of the reader and decoder, per event | 26,778 ns | 27,500 ns | 2.62 % |",
+		"| paced: records lost | 0 records | 0 records | 0.00 % |",
+		"| CPU of the monitor at 100,000 events/s | 2.99 CPUs | 2.99 CPUs | 0.00 % |",
+		"largest difference of any figure between them is 2.62 % (the system monitor, paced: CPU of the reader and decoder, per event)",
+		"1 of 5 figures differ by more than 1 % between runs.",
+		"| - | the system monitor | paced: CPU of the reader and decoder, per event | 26,778 ns / 27,500 ns | 2.62 % |",
+	} {
+		if !strings.Contains(page, want) {
+			t.Errorf("page lacks %q:\n%s", want, page)
+		}
+	}
+	// The monitor is not a backend of the daemon's table.
+	daemon := page[strings.Index(page, "## The daemon"):strings.Index(page, "## The system monitor")]
+	if strings.Contains(daemon, "monitor") || strings.Contains(daemon, "open+close") {
+		t.Errorf("the daemon's table has the monitor's figures:\n%s", daemon)
+	}
+	// Without daemon figures, no daemon table.
+	c, err := parse("run1", strings.NewReader(strings.Replace(in, "ward-bench-figure\tbpflsm\tpolicy edit to enforced, p50 of 50\t231.456\tms\n", "", 1)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if page := render([]run{c}, "make bench-vm", "", "abc"); strings.Contains(page, "## The daemon") || !strings.Contains(page, "## The system monitor") {
+		t.Errorf("monitor-only page:\n%s", page)
+	}
+}

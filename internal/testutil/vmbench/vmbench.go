@@ -378,11 +378,15 @@ func (r Row) String() string {
 // Figure is one line of the report that is not a cost per access: a daemon's time to a state,
 // a latency percentile, a memory size, each with its unit.
 type Figure struct {
-	Backend string // bpflsm, apparmor
+	Backend string // bpflsm, apparmor; Monitor for the system monitor's figures
 	Name    string // e.g. "policy edit to enforced, p50"
 	Value   float64
 	Unit    string // s, ms, MiB
 }
+
+// Monitor is the Backend of the system monitor's figures (internal/monitor): it enforces
+// nothing, and is measured on its own.
+const Monitor = "monitor"
 
 // FigurePrefix starts every Figure line in the benchmark's output.
 const FigurePrefix = "ward-bench-figure"
