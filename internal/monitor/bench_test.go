@@ -123,6 +123,10 @@ func openClose(b *testing.B, m *Monitor, path string, n int, ignore bool) time.D
 	return time.Duration(ns)
 }
 
+// vmHelper is the helper process of the VM benchmark (bench_vm_test.go) when that file is
+// built: it reports whether this process was one.
+var vmHelper func() bool
+
 const benchHelperEnv = "WARD_MONITOR_BENCH_HELPER"
 
 // benchHelper runs the timed loop when the test binary is the benchmark's helper, and
