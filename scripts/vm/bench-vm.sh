@@ -22,6 +22,10 @@ WARD_VM_KERNEL=$(bin/vmrun -prepare)
 export WARD_VM_KERNEL WARD_VM_BENCH=1
 cache=${WARD_VM_CACHE:-$root/.cache/vm}
 mkdir -p "$cache"
+# This run's files live in a directory of their own, so that two runs sharing the cache (two
+# worktrees, say) do not delete or mix each other's outputs.
+work=$(mktemp -d "$cache/bench-vm.XXXXXX")
+echo "bench-vm: outputs in $work"
 
 mapfile -t pkgs < <(grep -rlE --include='*_test.go' --exclude-dir=.cache --exclude-dir=.git --exclude-dir=testdata \
 	'^func BenchmarkReport\(' . | xargs -r grep -lE '^//go:build (.*[^!])?\bvm\b' | xargs -r -n1 dirname | sort -u)
@@ -35,14 +39,12 @@ fi
 # Work a package's benchmarks need but do not measure, and that is slow under the
 # instruction-counting clock (compiling the AppArmor profiles), runs first in an ordinary boot:
 # its BenchmarkPrepare writes into $prepared, which the BenchmarkReport boots read.
-prepared=$cache/bench-prepared
-rm -rf "$prepared"
+prepared=$work/prepared
 mkdir -p "$prepared"
 export WARD_TEST_BENCH_PREPARED=$prepared
-rm -f "$cache"/bench-vm-*.txt "$cache"/bench-vm-*.rc
 for p in "${pkgs[@]}"; do
 	if grep -qE '^func BenchmarkPrepare\(' "$p"/*_test.go; then
-		f=$cache/bench-vm-prepare-$(echo "${p#./}" | tr / -).txt
+		f=$work/prepare-$(echo "${p#./}" | tr / -).txt
 		echo "bench-vm: prepare $p (output: $f)"
 		if ! WARD_VM_BENCH='' "$GO" test -count=1 -timeout 30m -tags vm -exec "$root/bin/vmrun -share $prepared:rw" \
 			-run '^$' -bench '^BenchmarkPrepare$' -benchtime 1x -v "$p" >"$f" 2>&1; then
@@ -60,7 +62,7 @@ jobs=${BENCH_VM_JOBS:-0}
 outs=()
 for i in $(seq 1 "$runs"); do
 	for p in "${pkgs[@]}"; do
-		f=$cache/bench-vm-$i-$(echo "${p#./}" | tr / -).txt
+		f=$work/run-$i-$(echo "${p#./}" | tr / -).txt
 		outs+=("$f")
 		while [ "$jobs" -gt 0 ] && [ "$(jobs -rp | wc -l)" -ge "$jobs" ]; do
 			wait -n || true
@@ -84,8 +86,8 @@ for f in "${outs[@]}"; do
 done
 files=()
 for i in $(seq 1 "$runs"); do
-	cat "$cache"/bench-vm-"$i"-*.txt >"$cache/bench-vm-$i.txt"
-	files+=("$cache/bench-vm-$i.txt")
+	cat "$work"/run-"$i"-*.txt >"$work/run-$i.txt"
+	files+=("$work/run-$i.txt")
 done
 command="make bench-vm"
 if [ -n "${BENCH_VM_PKGS:-}" ]; then
