@@ -473,22 +473,24 @@ event, and measures itself by its thread's CPU time in guest ns: first with no m
 the monitor attached.
 
 - open+close: the helper's CPU per open()+close(), the fastest of 5 rounds of 10,000 after a warm-up.
-  The ratio is attached over none: what the enter and exit programs, the ring buffer record, the
-  reader's wakeups and the tracing slow path (which every syscall of every process takes once any
-  syscall tracepoint is attached) add to a traced call.
-- paced: 20,000 opens, 10 at the start of every millisecond of guest time and the rest asleep, with
-  and without the monitor. "CPU in the traced process" is the helper's CPU over the window with the
-  monitor less without, per event. "CPU of the reader and decoder" is the benchmark process's CPU
-  (every thread: ring buffer reader, decoder, Go runtime, the Events channel) from the window's start
+  A round runs at real-time priority, so that the reader, woken by its records, does not preempt it
+  on the one CPU; after each round the benchmark waits until the round's records are decoded (a
+  record lost fails the benchmark). The ratio is attached over none, and "CPU the monitor adds" their
+  difference: the enter and exit programs, the ring buffer record, the reader's wakeups and the
+  tracing slow path (which every syscall of every process takes once any syscall tracepoint is
+  attached).
+- paced: 20,000 opens with the monitor attached, 10 at the start of every millisecond of guest time
+  and the rest asleep. "CPU of the reader and decoder" is the benchmark process's CPU (every thread:
+  ring buffer reader, decoder, Go runtime and collector, the Events channel) from the window's start
   until its last event has been delivered, per event. "Records lost" is the kernel's count of records
   dropped because the ring buffer (4 MiB) was full; the benchmark fails unless every open of the
-  window was delivered or counted lost.
+  window was delivered or counted lost, and if none was delivered.
 - The guest's CPU executes one instruction per nanosecond: at that speed it cannot generate 100,000
   opens a second (see the first row), let alone decode them. "CPU of the monitor at 100,000 events/s"
-  is therefore the two per-event figures times 100,000, in CPUs of this guest (10^9 instructions a
-  second each); "events per second the reader and decoder keep up with" is one CPU over the
-  decoder's CPU per event: above that rate, sustained, the ring buffer fills and records are dropped
-  (and counted).
+  is therefore the CPU it adds in the traced process plus the reader's, per event, times 100,000, in
+  CPUs of this guest (10^9 instructions a second each); "events per second the reader and decoder
+  keep up with" is one CPU over the reader's CPU per event: above that rate, sustained, the ring
+  buffer fills and records are dropped (and counted).
 `
 
 // target is issue 16's bound on a BPF-LSM ratio, 0 for a row it sets none for.
