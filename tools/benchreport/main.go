@@ -472,7 +472,7 @@ enforces nothing. A helper process opens and closes one file in a loop, every op
 event, and measures itself by its thread's CPU time in guest ns: first with no monitor, then with
 the monitor attached.
 
-- open+close: the helper's CPU per open()+close(), the fastest of 5 rounds of 10,000 after a warm-up.
+- open+close: the helper's CPU per open()+close(), the median of 5 rounds of 10,000 after a warm-up.
   A round runs at real-time priority, so that the reader, woken by its records, does not preempt it
   on the one CPU; after each round the benchmark waits until the round's records are decoded (a
   record lost fails the benchmark). The ratio is attached over none, and "CPU the monitor adds" their
