@@ -187,10 +187,16 @@ Each access is performed in a loop by a process of a workload (internal/testutil
   of the target's path.
 - execve: fork, execve and wait of a copy of the static busybox (runs ` + "`true`" + `); 1 or 10,000 process
   rules on other binaries in the same directory.
-- send+recv: one byte written on a connected loopback TCP socket, read at the other end and sent
-  back the same way (the sendmsg and recvmsg hooks, twice; data both ways, so that every segment
-  carries the acknowledgement of the previous one); 100 network rules (Block raw, each from another
-  source).
+- send+recv: one byte written (write(2)) on a connected loopback TCP socket, read (read(2)) at the
+  other end and sent back the same way: two segments per iteration, each carrying the acknowledgement
+  of the previous one (no pure ACK, no delayed-ACK timer). The sendmsg and recvmsg hooks run twice
+  each, and file_permission, which every read(2) and write(2) passes, on a socket too, four times
+  (BPF-LSM's program returns there at the inode-type check): eight program runs per iteration. 100
+  network rules (Block raw, each from another source). The loop enters the kernel without Go's
+  system-call bookkeeping (RawSyscall, as capable() does): with it, the Go runtime's monitor thread
+  took the thread's processor away in some rounds and then woke every 20-100 µs, each wake-up an
+  interrupt and context switches (about 8,000 guest ns), which moved this figure by up to 11 %
+  between boots.
 - capable(): vhangup(2), a capable(CAP_SYS_TTY_CONFIG) check and little else for a process without a
   terminal; 1 capability rule (Block net_raw).
 - "no workload has rules of this operation (not attached)": BPF-LSM attaches the programs of an

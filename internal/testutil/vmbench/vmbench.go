@@ -6,9 +6,10 @@
 // The VM of `make bench-vm` is booted with `vmrun -bench`: one CPU whose clock counts executed
 // instructions, so a figure timed here is the same whatever else runs on the host. What is left
 // to vary is the guest's own work; the loop removes what it can: the Go collector is off in the
-// helper, the helper idles before each cgroup's rounds so that deferred kernel work runs then,
-// a warm-up round runs first in every cgroup (page faults, the dcache, lazily created kernel
-// state such as per-inode storage), and the fastest of several rounds is reported.
+// helper, send+recv and capable() enter the kernel with RawSyscall (see prepare), the helper
+// idles before each cgroup's rounds so that deferred kernel work runs then, a warm-up round
+// runs first in every cgroup (page faults, the dcache, lazily created kernel state such as
+// per-inode storage), and the fastest of several rounds is reported.
 package vmbench
 
 import (
@@ -24,6 +25,7 @@ import (
 	"strings"
 	"syscall"
 	"time"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
 )
@@ -34,7 +36,8 @@ type Access string
 // The accesses of the report. Each iteration of Open is open()+close() of Arg; Exec is
 // fork+execve+wait of the static binary Arg (run without arguments); SendRecv writes one byte
 // on a connected loopback TCP socket, reads it at the other end and sends it back the same way
-// (twice the sendmsg and recvmsg hooks); Capable is vhangup(2), which is a capable(CAP_SYS_TTY_CONFIG) check and, for a
+// (twice the sendmsg and recvmsg hooks each, and, as on every read and write, four times
+// file_permission); Capable is vhangup(2), which is a capable(CAP_SYS_TTY_CONFIG) check and, for a
 // process without a controlling terminal, almost nothing else.
 const (
 	Open     Access = "open"
@@ -179,23 +182,34 @@ func prepare(job Job) (loop func(n int) error, closer func(), _ error) {
 			return nil, nil, err
 		}
 		buf := []byte{1}
+		rw := func(nr uintptr, fd int) error {
+			if _, _, e := unix.RawSyscall(nr, uintptr(fd), uintptr(unsafe.Pointer(&buf[0])), 1); e != 0 {
+				return e
+			}
+			return nil
+		}
 		return func(n int) error {
-				// A byte each way, so that every segment can carry the acknowledgement of
-				// the previous one. This was meant to remove the delayed-ACK timer's part in
-				// the 12 % by which the one-way figure moved between boots; measured, it did
-				// not: the baselines still differ 7-10 % between boots (docs/performance.md,
-				// Repeatability), for a reason not found yet.
+				// A byte each way, so that every segment carries the acknowledgement of the
+				// previous one (two segments per iteration, no pure ACK, no delayed-ACK timer).
+				// RawSyscall, not unix.Write/Read: Go's syscall path marks the thread as in a
+				// system call, and the runtime's monitor thread (sysmon) then takes its
+				// processor away now and then and wakes often. Counted in the guest, a round
+				// had 100-250 interrupts and as many wake-ups of sysmon and of a second thread,
+				// or about 5, by chance: each such wake-up is an interrupt and context switches
+				// on the one CPU (about 8,000 guest ns), which moved a round by 8-10 % and the
+				// fastest of five rounds by up to 11 % between boots. With RawSyscall the
+				// thread never leaves the running state and the figures repeated to 0.03 %.
 				for i := 0; i < n; i++ {
-					if _, err := unix.Write(a, buf); err != nil {
+					if err := rw(unix.SYS_WRITE, a); err != nil {
 						return fmt.Errorf("send: %w", err)
 					}
-					if _, err := unix.Read(b, buf); err != nil {
+					if err := rw(unix.SYS_READ, b); err != nil {
 						return fmt.Errorf("recv: %w", err)
 					}
-					if _, err := unix.Write(b, buf); err != nil {
+					if err := rw(unix.SYS_WRITE, b); err != nil {
 						return fmt.Errorf("send back: %w", err)
 					}
-					if _, err := unix.Read(a, buf); err != nil {
+					if err := rw(unix.SYS_READ, a); err != nil {
 						return fmt.Errorf("recv back: %w", err)
 					}
 				}
