@@ -17,9 +17,8 @@ import (
 	"github.com/wardsec/ward/internal/testutil/vmguest"
 )
 
-// kernelAttached lists, from the kernel's own list of links, the names of b's programs that
-// are attached, sorted.
-func kernelAttached(t *testing.T, b *Backend) []string {
+// programIDs names b's programs by their kernel ids.
+func programIDs(t *testing.T, b *Backend) map[ebpf.ProgramID]string {
 	t.Helper()
 	byID := map[ebpf.ProgramID]string{}
 	for name, p := range b.progs {
@@ -30,6 +29,14 @@ func kernelAttached(t *testing.T, b *Backend) []string {
 		id, _ := info.ID()
 		byID[id] = name
 	}
+	return byID
+}
+
+// kernelAttached lists, from the kernel's own list of links, the names of b's programs that
+// are attached, sorted.
+func kernelAttached(t *testing.T, b *Backend) []string {
+	t.Helper()
+	byID := programIDs(t, b)
 	var names []string
 	it := new(link.Iterator)
 	defer it.Close()

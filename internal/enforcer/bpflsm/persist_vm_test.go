@@ -27,17 +27,9 @@ const testPinDir = "/sys/fs/bpf/ward-test"
 // than the shared Backend's (attached for the whole package run when loaded).
 func wardLinks(t *testing.T) []string {
 	t.Helper()
-	own := map[ebpf.ProgramID]bool{}
+	own := map[ebpf.ProgramID]string{}
 	if shared != nil {
-		_, progs := shared.programs()
-		for _, p := range progs {
-			info, err := p.Info()
-			if err != nil {
-				t.Fatal(err)
-			}
-			id, _ := info.ID()
-			own[id] = true
-		}
+		own = programIDs(t, shared)
 	}
 	var found []string
 	it := new(link.Iterator)
@@ -47,7 +39,7 @@ func wardLinks(t *testing.T) []string {
 		if err != nil {
 			t.Fatalf("link %d info: %v", it.ID, err)
 		}
-		if own[info.Program] {
+		if _, ok := own[info.Program]; ok {
 			continue
 		}
 		p, err := ebpf.NewProgramFromID(info.Program)
