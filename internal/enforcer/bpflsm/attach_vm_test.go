@@ -4,6 +4,7 @@ package bpflsm
 
 import (
 	"context"
+	"maps"
 	"os"
 	"slices"
 	"testing"
@@ -16,6 +17,17 @@ import (
 	"github.com/wardsec/ward/internal/rules"
 	"github.com/wardsec/ward/internal/testutil/vmguest"
 )
+
+// attach attaches the programs the applied rules need (every program before the first
+// apply): the benchmark's way back after detach.
+func (b *Backend) attach() error {
+	return b.attachFor(b.ops)
+}
+
+// attached lists the names of the programs attached by this Backend, sorted.
+func (b *Backend) attached() []string {
+	return slices.Sorted(maps.Keys(b.links))
+}
 
 // programIDs names b's programs by their kernel ids.
 func programIDs(t *testing.T, b *Backend) map[ebpf.ProgramID]string {

@@ -256,12 +256,6 @@ func (b *Backend) attachFor(ops uint32) error {
 	return errors.Join(errs...)
 }
 
-// attach attaches the programs the applied rules need (every program before the first
-// apply): the benchmark's way back after detach.
-func (b *Backend) attach() error {
-	return b.attachFor(b.ops)
-}
-
 // detach closes this process's links, keeping maps and programs: without PinDir the
 // programs leave their hooks (the benchmark's no-program baseline); pinned links stay
 // attached (Close with PinDir).
@@ -272,11 +266,6 @@ func (b *Backend) detach() error {
 	}
 	clear(b.links)
 	return errors.Join(errs...)
-}
-
-// attached lists the names of the programs attached by this Backend, sorted.
-func (b *Backend) attached() []string {
-	return slices.Sorted(maps.Keys(b.links))
 }
 
 // programs lists the loaded programs by their names in the CollectionSpec, in name order, so
