@@ -33,16 +33,17 @@ type WorkloadHost interface {
 // hostPID sees); noHost when no task of it is found, so that its rules match by path only
 // rather than by the inodes of Ward's files.
 func (OSHost) For(w *workload.Workload) Host {
-	own, ok := mountNS("self")
-	if !ok {
+	ns := processNamespaces()
+	if !ns.ok {
 		return OSHost{}
 	}
 	if w.Kind != workload.KindContainer {
-		if init, ok := mountNS("1"); ok && init != own {
+		if ns.init != 0 && ns.init != ns.own {
 			return rootHost{root: "/proc/1/root"}
 		}
 		return OSHost{}
 	}
+	own := ns.own
 	if w.MntNS == 0 || w.MntNS == own {
 		return OSHost{}
 	}
@@ -51,6 +52,18 @@ func (OSHost) For(w *workload.Workload) Host {
 	}
 	return noHost{}
 }
+
+// processNamespaces reads Ward's own mount namespace and pid 1's once: neither changes while
+// Ward runs, and For is asked at every apply of every workload. init is 0 when pid 1 is not
+// readable.
+var processNamespaces = sync.OnceValue(func() (ns struct {
+	own, init uint32
+	ok        bool
+}) {
+	ns.own, ns.ok = mountNS("self")
+	ns.init, _ = mountNS("1")
+	return ns
+})
 
 // mountNS returns the mount namespace (the inode of /proc/<pid>/ns/mnt, as
 // workload.ReadKernelIdentity reads it) of a process.
