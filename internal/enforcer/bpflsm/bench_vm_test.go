@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"os"
 	"testing"
-	"time"
 
 	"github.com/wardsec/ward/internal/rules"
 	"github.com/wardsec/ward/internal/testutil/vmbench"
@@ -67,7 +66,6 @@ func BenchmarkReport(b *testing.B) {
 		if err := be.Apply(ctx, others); err != nil {
 			b.Fatal(err)
 		}
-		afterApply()
 		if err := be.detach(); err != nil {
 			b.Fatal(err)
 		}
@@ -91,7 +89,6 @@ func BenchmarkReport(b *testing.B) {
 			if be.links[prog] == nil {
 				return fmt.Errorf("%s is not attached with every variant's rules applied", prog)
 			}
-			afterApply()
 			return nil
 		})
 		if err != nil {
@@ -121,17 +118,6 @@ func BenchmarkReport(b *testing.B) {
 				b.ReportMetric(r.Ratio, "ratio-"+g.Key+"-"+g.Variants[i])
 			}
 		}
-	}
-}
-
-// afterApply lets the kernel finish what an Apply of every variant leaves behind (tens of
-// thousands of deleted map entries freed after RCU grace periods) before the next figure: the
-// helper's own settling pause was too short, and the first row measured after the Apply moved by
-// 2 % between boots. In bench mode the guest's clock skips idle time, so the pause costs little
-// wall time; the functional suite measures nothing and does not wait.
-func afterApply() {
-	if os.Getenv("WARD_VM_BENCH") != "" {
-		time.Sleep(3 * time.Second)
 	}
 }
 
