@@ -78,20 +78,7 @@ func TestProgramsFollowOperations(t *testing.T) {
 	copySelf(t, "/wt/bin/reader")
 	cg, cgfd := testCgroup(t, "ward-ops")
 	b := newBackend(t)
-	set := func(spec string) *rules.Set {
-		t.Helper()
-		ps, _, err := policy.Parse("ops.yaml", []byte(`apiVersion: security.kubearmor.com/v1
-kind: KubeArmorHostPolicy
-metadata: {name: ops}
-spec:
-  nodeSelector: {matchLabels: {kubearmor.io/hostname: "*"}}
-`+spec+`  action: Block
-`))
-		must(t, err)
-		s, err := rules.Compile(ps, host, rules.DefaultPostures())
-		must(t, err)
-		return inCgroup(s, cg)
-	}
+	set := func(spec string) *rules.Set { return hostPolicyInCgroup(t, "ops", spec, cg) }
 	fileRule := "  file:\n    matchPaths:\n    - path: /wt/secret\n"
 	netRule := "  network:\n    matchProtocols:\n    - protocol: tcp\n"
 	expect := func(step string, want ...string) {

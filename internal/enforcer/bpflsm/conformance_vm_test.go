@@ -54,6 +54,22 @@ func testCgroup(t testing.TB, name string) (uint64, int) {
 	return st.Ino, fd
 }
 
+// hostPolicyInCgroup compiles a KubeArmorHostPolicy named name, Block, with the given spec
+// lines (indented two spaces, as under spec:), as the set of the test cgroup cg.
+func hostPolicyInCgroup(t *testing.T, name, spec string, cg uint64) *rules.Set {
+	t.Helper()
+	ps, _, err := policy.Parse(name+".yaml", []byte("apiVersion: security.kubearmor.com/v1\nkind: KubeArmorHostPolicy\n"+
+		"metadata: {name: "+name+"}\nspec:\n  nodeSelector: {matchLabels: {kubearmor.io/hostname: \"*\"}}\n"+spec+"  action: Block\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	set, err := rules.Compile(ps, host, rules.DefaultPostures())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return inCgroup(set, cg)
+}
+
 // inCgroup re-labels a compiled set as the workload of the test cgroup. The
 // policies are host policies (the table's convention); only the key moves.
 func inCgroup(set *rules.Set, cg uint64) *rules.Set {

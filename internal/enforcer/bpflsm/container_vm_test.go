@@ -71,21 +71,7 @@ read done`)
 		t.Fatalf("the container's mount namespace %d is not its own (Ward's %d)", mntns, own)
 	}
 
-	ps, _, err := policy.Parse("ctr.yaml", []byte(`apiVersion: security.kubearmor.com/v1
-kind: KubeArmorHostPolicy
-metadata: {name: ctr-secret}
-spec:
-  nodeSelector: {matchLabels: {kubearmor.io/hostname: "*"}}
-  file:
-    matchDirectories:
-    - dir: /wt/ctr/app/secret/
-      recursive: true
-  action: Block
-`))
-	must(t, err)
-	set, err := rules.Compile(ps, host, rules.DefaultPostures())
-	must(t, err)
-	set = inCgroup(set, cg)
+	set := hostPolicyInCgroup(t, "ctr-secret", "  file:\n    matchDirectories:\n    - dir: /wt/ctr/app/secret/\n      recursive: true\n", cg)
 	set.Workload.MntNS = mntns
 	must(t, b.Apply(context.Background(), []*rules.Set{set}))
 	drain(b)
