@@ -3,7 +3,6 @@ package monitor
 import (
 	"bytes"
 	"encoding/binary"
-	"fmt"
 	"net/netip"
 	"strconv"
 	"strings"
@@ -70,8 +69,8 @@ func (d *decoder) decode(raw []byte) (ev enforcer.Event, ok bool) {
 	a := rules.Access{Syscall: sc.name, UID: h.Fsuid, Owner: h.Fsuid, TTY: h.Flags&flagTTY != 0}
 
 	var detail strings.Builder
-	detail.WriteString("syscall=SYS_")
-	detail.WriteString(strings.ToUpper(sc.name))
+	detail.Grow(160)
+	detail.WriteString(sc.tag)
 
 	isExec := sc.kind == kindExec
 	srcIno, srcDev := h.ExeIno, h.ExeDev
@@ -118,7 +117,8 @@ func (d *decoder) decode(raw []byte) (ev enforcer.Event, ok bool) {
 		a.Op = policy.OpFile
 		a.Path = resolvePath(path1, flags&unix.O_NOFOLLOW == 0)
 		a.Write = isWrite(flags)
-		fmt.Fprintf(&detail, " flags=%s", enforcer.OpenFlags(flags))
+		detail.WriteString(" flags=")
+		detail.WriteString(enforcer.OpenFlags(flags))
 	case kindExec:
 		a.Op = policy.OpProcess
 		// The program is the file the caller named (a script, not its interpreter); the
@@ -146,7 +146,8 @@ func (d *decoder) decode(raw []byte) (ev enforcer.Event, ok bool) {
 				d.exes.put(h.Tgid, now)
 			}
 			if v := root.view(now.path); v != "" && v != a.Path {
-				fmt.Fprintf(&detail, " interpreter=%s", v)
+				detail.WriteString(" interpreter=")
+				detail.WriteString(v)
 			}
 		}
 	case kindPath:
@@ -157,7 +158,10 @@ func (d *decoder) decode(raw []byte) (ev enforcer.Event, ok bool) {
 		}
 		switch sc.name {
 		case "chmod", "fchmodat", "fchmodat2", "mkdir", "mkdirat":
-			fmt.Fprintf(&detail, " mode=%#o", h.Args[sc.dirfd+2])
+			detail.WriteString(" mode=0") // as %#o
+			if m := h.Args[sc.dirfd+2]; m != 0 {
+				writeUint(&detail, m, 8)
+			}
 		}
 	case kindFd:
 		a.Op, a.Write = policy.OpFile, true
@@ -166,7 +170,8 @@ func (d *decoder) decode(raw []byte) (ev enforcer.Event, ok bool) {
 		} else {
 			d.unresolved++
 		}
-		fmt.Fprintf(&detail, " fd=%d", int32(h.Args[0]))
+		detail.WriteString(" fd=")
+		writeInt(&detail, int32(h.Args[0]))
 	case kindRename:
 		a.Op, a.Write = policy.OpFile, true
 		a.Path = resolvePath(path1, false)
@@ -178,7 +183,8 @@ func (d *decoder) decode(raw []byte) (ev enforcer.Event, ok bool) {
 		if !ok {
 			d.unresolved++
 		}
-		fmt.Fprintf(&detail, " newpath=%s", np)
+		detail.WriteString(" newpath=")
+		detail.WriteString(np)
 	case kindSocket, kindSockCall:
 		a.Op = policy.OpNetwork
 		family, typ, proto := h.Args[0], h.Args[1]&0xf, h.Args[2]
@@ -188,15 +194,22 @@ func (d *decoder) decode(raw []byte) (ev enforcer.Event, ok bool) {
 			family, typ, proto = 0, 0, 0
 		}
 		a.Family, a.SockType, a.Protocol = netNames(family, typ, proto)
-		fmt.Fprintf(&detail, " domain=%s type=%s protocol=%s", familyConst(family), typeConst(typ), protocolConst(proto, a.Protocol))
+		detail.WriteString(" domain=")
+		detail.WriteString(familyConst(family))
+		detail.WriteString(" type=")
+		detail.WriteString(typeConst(typ))
+		detail.WriteString(" protocol=")
+		detail.WriteString(protocolConst(proto, a.Protocol))
 		if sc.kind == kindSockCall {
-			fmt.Fprintf(&detail, " fd=%d", int32(h.Args[0]))
+			detail.WriteString(" fd=")
+			writeInt(&detail, int32(h.Args[0]))
 			if addr := sockaddr(h.Addr[:h.AddrLen]); addr != "" {
 				if sc.name == "bind" {
-					detail.WriteString(" local=" + addr)
+					detail.WriteString(" local=")
 				} else {
-					detail.WriteString(" remote=" + addr)
+					detail.WriteString(" remote=")
 				}
+				detail.WriteString(addr)
 			}
 		}
 	case kindCred:
@@ -211,7 +224,10 @@ func (d *decoder) decode(raw []byte) (ev enforcer.Event, ok bool) {
 			n = 0
 		}
 		for i := range n {
-			fmt.Fprintf(&detail, " arg%d=%d", i, int32(h.Args[i]))
+			detail.WriteString(" arg")
+			detail.WriteByte('0' + byte(i))
+			detail.WriteByte('=')
+			writeInt(&detail, int32(h.Args[i]))
 		}
 	}
 
@@ -228,16 +244,30 @@ func (d *decoder) decode(raw []byte) (ev enforcer.Event, ok bool) {
 			detail.WriteString(" path=unreadable")
 			d.unresolved++
 		} else if named != "" && named != a.Path {
-			fmt.Fprintf(&detail, " name=%s", strconv.Quote(named))
+			detail.WriteString(" name=")
+			var buf [256]byte
+			detail.Write(strconv.AppendQuote(buf[:0], named))
 		}
 	}
 	if h.Pid != h.Tgid {
-		fmt.Fprintf(&detail, " tid=%d", h.Pid)
+		detail.WriteString(" tid=")
+		writeUint(&detail, uint64(h.Pid), 10)
 	}
-	fmt.Fprintf(&detail, " cgroup=%d", h.CgroupId)
+	detail.WriteString(" cgroup=")
+	writeUint(&detail, h.CgroupId, 10)
 	ev.Access = a
 	ev.Detail = detail.String()
 	return ev, true
+}
+
+func writeUint(b *strings.Builder, v uint64, base int) {
+	var buf [24]byte
+	b.Write(strconv.AppendUint(buf[:0], v, base))
+}
+
+func writeInt(b *strings.Builder, v int32) {
+	var buf [12]byte
+	b.Write(strconv.AppendInt(buf[:0], int64(v), 10))
 }
 
 func cstring(b []byte) string {

@@ -191,3 +191,26 @@ func TestResolveProcSelf(t *testing.T) {
 		t.Errorf("a process that is gone: resolve = %q, want the name as given", got)
 	}
 }
+
+// Detail's fields are written without fmt; their text is what fmt wrote (%#o, %d).
+func TestDecodeDetail(t *testing.T) {
+	const gone = 1<<22 + 7 // above the default pid_max: never a live process
+	var d decoder
+	for _, c := range []struct {
+		h     monitorEvent
+		paths []string
+		want  string
+	}{
+		{monitorEvent{Nr: 90, Tgid: gone, Pid: gone + 1, Args: [6]uint64{0, 0o644}, CgroupId: 7}, []string{"/tmp/x"}, "syscall=SYS_CHMOD mode=0644 tid=4194312 cgroup=7"},
+		{monitorEvent{Nr: 268, Tgid: gone, Pid: gone, Args: [6]uint64{0xffffff9c, 0, 0}}, []string{"/tmp/x"}, "syscall=SYS_FCHMODAT mode=0 cgroup=0"},
+		{monitorEvent{Nr: 117, Tgid: gone, Pid: gone, Args: [6]uint64{0xffffffff, 5, 6}}, nil, "syscall=SYS_SETRESUID arg0=-1 arg1=5 arg2=6 cgroup=0"},
+		{monitorEvent{Nr: 42, Tgid: gone, Pid: gone, Args: [6]uint64{3}, Flags: flagSock, SockFamily: unix.AF_INET, SockType: unix.SOCK_STREAM, SockProtocol: 6,
+			AddrLen: 8, Addr: [28]uint8{unix.AF_INET, 0, 0, 80, 10, 0, 0, 1}}, nil, "syscall=SYS_CONNECT domain=AF_INET type=SOCK_STREAM protocol=TCP fd=3 remote=10.0.0.1:80 cgroup=0"},
+		{monitorEvent{Nr: 91, Tgid: gone, Pid: gone, Args: [6]uint64{0xfffffffe}}, nil, "syscall=SYS_FCHMOD fd=-2 cgroup=0"},
+	} {
+		ev, ok := d.decode(record(c.h, c.paths...))
+		if !ok || ev.Detail != c.want {
+			t.Errorf("detail %q, want %q", ev.Detail, c.want)
+		}
+	}
+}

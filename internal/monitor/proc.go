@@ -155,6 +155,9 @@ func resolve(tgid, tid uint32, dirfd int32, p string, follow bool, root procRoot
 // procSelf rewrites a path under /proc/self or /proc/thread-self to the same path under the
 // /proc directory of process tgid (thread tid); ok is false for any other path.
 func procSelf(p string, tgid, tid uint32) (string, bool) {
+	if !strings.HasPrefix(p, "/proc/") {
+		return "", false
+	}
 	pid := proc + "/" + strconv.FormatUint(uint64(tgid), 10)
 	for _, link := range []struct{ name, dir string }{
 		{"/proc/self", pid},

@@ -1,5 +1,7 @@
 package monitor
 
+import "strings"
+
 // kind says how the monitor reads a syscall's arguments and which operation it reports.
 type kind int
 
@@ -68,10 +70,16 @@ var syscalls = []sysInfo{
 	{126, "capset", kindCred, -1, false},
 }
 
-var byNr = func() map[int32]*sysInfo {
-	m := make(map[int32]*sysInfo, len(syscalls))
-	for i := range syscalls {
-		m[syscalls[i].nr] = &syscalls[i]
+// sysEntry is a traced call as the decoder looks it up.
+type sysEntry struct {
+	sysInfo
+	tag string // how an event's Detail starts: syscall=SYS_OPENAT
+}
+
+var byNr = func() map[int32]*sysEntry {
+	m := make(map[int32]*sysEntry, len(syscalls))
+	for _, s := range syscalls {
+		m[s.nr] = &sysEntry{s, "syscall=SYS_" + strings.ToUpper(s.name)}
 	}
 	return m
 }()
