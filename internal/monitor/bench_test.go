@@ -157,10 +157,19 @@ func benchHelper() bool {
 }
 
 // BenchmarkDecode is the user-space cost of one open record of this process: decoding,
-// the executable cache, path resolution and formatting.
+// the executable cache, path resolution and formatting. "dentry" is the record of a successful
+// open, which carries the opened file's dentry; "lstat" one without it (a failed open, or a
+// kernel record from before the dentry was sent), whose last component user space looks up.
 func BenchmarkDecode(b *testing.B) {
 	path := filepath.Join(b.TempDir(), "a", "b", "c", "f")
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		b.Fatal(err)
+	}
+	if err := os.WriteFile(path, nil, 0o644); err != nil {
+		b.Fatal(err)
+	}
+	var dir unix.Stat_t
+	if err := unix.Stat(filepath.Dir(path), &dir); err != nil {
 		b.Fatal(err)
 	}
 	self := readExe(uint32(os.Getpid()))
@@ -168,12 +177,21 @@ func BenchmarkDecode(b *testing.B) {
 	h := monitorEvent{Nr: 257, Tgid: pid, Pid: pid, Ppid: uint32(os.Getppid()), ExeIno: self.ino, ExeDev: self.dev, Flags: flagOwner}
 	h.Args[0] = uint64(uint32(0xffffff9c))
 	h.Args[2] = unix.O_RDONLY | unix.O_CLOEXEC
-	rec := record(h, path)
-	var d decoder
-	for b.Loop() {
-		ev, ok := d.decode(rec)
-		if !ok || ev.Access.Path == "" || ev.Access.Source == "" {
-			b.Fatalf("decoded %+v", ev)
-		}
+	for _, c := range []struct {
+		name string
+		rec  []byte
+	}{
+		{"dentry", withDentry(record(h, path), "f", dir.Ino, kernelDev(dir.Dev))},
+		{"lstat", record(h, path)},
+	} {
+		b.Run(c.name, func(b *testing.B) {
+			var d decoder
+			for b.Loop() {
+				ev, ok := d.decode(c.rec)
+				if !ok || ev.Access.Path != path || ev.Access.Source == "" {
+					b.Fatalf("decoded %+v", ev)
+				}
+			}
+		})
 	}
 }

@@ -22,6 +22,7 @@ const (
 	flagSock      = 4
 	flagPathFault = 8
 	flagExec      = 16
+	flagName      = 32
 )
 
 const hdrSize = int(unsafe.Sizeof(monitorEvent{}))
@@ -43,11 +44,20 @@ func (d *decoder) decode(raw []byte) (ev enforcer.Event, ok bool) {
 	var h monitorEvent
 	copy(unsafe.Slice((*byte)(unsafe.Pointer(&h)), hdrSize), raw)
 	data := raw[hdrSize:]
-	if int(h.PathLen)+int(h.Path2Len) > len(data) {
+	paths := int(h.PathLen) + int(h.Path2Len)
+	if paths > len(data) {
 		return ev, false
 	}
 	path1 := cstring(data[:h.PathLen])
-	path2 := cstring(data[h.PathLen : int(h.PathLen)+int(h.Path2Len)])
+	path2 := cstring(data[h.PathLen:paths])
+	var opened *dentry
+	if h.Flags&flagName != 0 && paths+int(h.NameLen) <= len(data) {
+		name := data[paths : paths+int(h.NameLen)]
+		if i := bytes.IndexByte(name, 0); i >= 0 {
+			name = name[:i]
+		}
+		opened = &dentry{name: name, dirIno: h.DirIno, dirDev: h.DirDev}
+	}
 	sc := byNr[h.Nr]
 	if sc == nil {
 		return ev, false
@@ -94,7 +104,7 @@ func (d *decoder) decode(raw []byte) (ev enforcer.Event, ok bool) {
 	}
 	named := path1
 	resolvePath := func(p string, follow bool) string {
-		r, ok := resolve(h.Tgid, h.Pid, dirfd, p, follow, root, &d.dirs)
+		r, ok := resolve(h.Tgid, h.Pid, dirfd, p, follow, nil, root, &d.dirs)
 		if !ok {
 			d.unresolved++
 		}
@@ -115,7 +125,11 @@ func (d *decoder) decode(raw []byte) (ev enforcer.Event, ok bool) {
 			flags = h.Aux
 		}
 		a.Op = policy.OpFile
-		a.Path = resolvePath(path1, flags&unix.O_NOFOLLOW == 0)
+		var ok bool
+		a.Path, ok = resolve(h.Tgid, h.Pid, dirfd, path1, flags&unix.O_NOFOLLOW == 0, opened, root, &d.dirs)
+		if !ok {
+			d.unresolved++
+		}
 		a.Write = isWrite(flags)
 		detail.WriteString(" flags=")
 		detail.WriteString(enforcer.OpenFlags(flags))
@@ -179,7 +193,7 @@ func (d *decoder) decode(raw []byte) (ev enforcer.Event, ok bool) {
 		if sc.dirfd >= 0 {
 			newDirfd = int32(h.Args[2])
 		}
-		np, ok := resolve(h.Tgid, h.Pid, newDirfd, path2, false, root, &d.dirs)
+		np, ok := resolve(h.Tgid, h.Pid, newDirfd, path2, false, nil, root, &d.dirs)
 		if !ok {
 			d.unresolved++
 		}

@@ -2,6 +2,7 @@ package monitor
 
 import (
 	"fmt"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"testing"
@@ -180,14 +181,14 @@ func TestResolveProcSelf(t *testing.T) {
 		{"/proc/self/status", true, fmt.Sprintf("/proc/%d/status", pid)},
 		{"/proc/selfish", true, "/proc/selfish"},
 	} {
-		got, ok := resolve(pid, pid, unix.AT_FDCWD, c.path, c.follow, same, &dirCache{})
+		got, ok := resolve(pid, pid, unix.AT_FDCWD, c.path, c.follow, nil, same, &dirCache{})
 		if !ok || got != c.want {
 			t.Errorf("resolve(%s, follow %v) = %q, %v; want %q", c.path, c.follow, got, ok, c.want)
 		}
 	}
 	cmd.Process.Kill()
 	cmd.Wait()
-	if got, _ := resolve(pid, pid, unix.AT_FDCWD, "/proc/self/exe", true, same, &dirCache{}); got != "/proc/self/exe" {
+	if got, _ := resolve(pid, pid, unix.AT_FDCWD, "/proc/self/exe", true, nil, same, &dirCache{}); got != "/proc/self/exe" {
 		t.Errorf("a process that is gone: resolve = %q, want the name as given", got)
 	}
 }
@@ -211,6 +212,113 @@ func TestDecodeDetail(t *testing.T) {
 		ev, ok := d.decode(record(c.h, c.paths...))
 		if !ok || ev.Detail != c.want {
 			t.Errorf("detail %q, want %q", ev.Detail, c.want)
+		}
+	}
+}
+
+// withDentry appends to an open record the dentry the kernel reports for the opened file.
+func withDentry(rec []byte, name string, dirIno uint64, dirDev uint32) []byte {
+	var h monitorEvent
+	copy(unsafe.Slice((*byte)(unsafe.Pointer(&h)), hdrSize), rec)
+	h.Flags |= flagName
+	h.NameLen = uint16(len(name) + 1)
+	h.DirIno, h.DirDev = dirIno, dirDev
+	out := make([]byte, hdrSize, len(rec)+len(name)+1)
+	copy(out, unsafe.Slice((*byte)(unsafe.Pointer(&h)), hdrSize))
+	out = append(out, rec[hdrSize:]...)
+	out = append(out, name...)
+	return append(out, 0)
+}
+
+// The owner of a file event is the kernel's when it sent one, else the file's as user space
+// finds it; never the caller's fsuid, which is only the fallback when the file is gone.
+func TestDecodeOwner(t *testing.T) {
+	if os.Getuid() != 0 {
+		t.Skip("needs root to give a file another owner")
+	}
+	dir := realPath(t, t.TempDir())
+	f := filepath.Join(dir, "f")
+	if err := os.WriteFile(f, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	const owner, kernelOwner, fsuid = 4242, 4343, 1000
+	if err := os.Chown(f, owner, owner); err != nil {
+		t.Fatal(err)
+	}
+	pid := uint32(os.Getpid())
+	self := readExe(pid)
+	open := monitorEvent{Nr: 257, Tgid: pid, Pid: pid, Ppid: uint32(os.Getppid()), Fsuid: fsuid, ExeIno: self.ino, ExeDev: self.dev}
+	open.Args[0] = uint64(uint32(0xffffff9c))
+	fd, err := unix.Open(f, unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(fd)
+	fchmod := monitorEvent{Nr: 91, Tgid: pid, Pid: pid, Fsuid: fsuid, ExeIno: self.ino, ExeDev: self.dev}
+	fchmod.Args[0] = uint64(fd)
+	var d decoder
+	for _, c := range []struct {
+		name  string
+		h     monitorEvent
+		kern  bool
+		owner uint32
+	}{
+		{"open, owner looked up", open, false, owner},
+		{"open, owner from the kernel", open, true, kernelOwner},
+		{"fchmod, owner looked up", fchmod, false, owner},
+		{"fchmod, owner from the kernel", fchmod, true, kernelOwner},
+	} {
+		h := c.h
+		if c.kern {
+			h.Flags, h.Owner = flagOwner, kernelOwner
+		}
+		rec := record(h, f)
+		if h.Nr == 91 {
+			rec = record(h)
+		}
+		ev, ok := d.decode(rec)
+		if !ok || ev.Access.Path != f || ev.Access.Owner != c.owner {
+			t.Errorf("%s: path %q owner %d, want %s and %d", c.name, ev.Access.Path, ev.Access.Owner, f, c.owner)
+		}
+	}
+}
+
+// An open that reached the named directory's entry of the named name did not follow a
+// symbolic link there; any other dentry leaves the check to user space.
+func TestResolveOpenedDentry(t *testing.T) {
+	dir := realPath(t, t.TempDir())
+	target, link := filepath.Join(dir, "target"), filepath.Join(dir, "link")
+	if err := os.WriteFile(target, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink("target", link); err != nil {
+		t.Fatal(err)
+	}
+	var st unix.Stat_t
+	if err := unix.Stat(dir, &st); err != nil {
+		t.Fatal(err)
+	}
+	ino, dev := st.Ino, kernelDev(st.Dev)
+	pid := uint32(os.Getpid())
+	same := procRoot{same: true}
+	for _, c := range []struct {
+		name   string
+		path   string
+		opened *dentry
+		want   string
+	}{
+		{"no dentry", link, nil, target},
+		{"the target's dentry", link, &dentry{name: []byte("target"), dirIno: ino, dirDev: dev}, target},
+		{"the link's name in another directory", link, &dentry{name: []byte("link"), dirIno: ino + 1, dirDev: dev}, target},
+		{"the link's name on another device", link, &dentry{name: []byte("link"), dirIno: ino, dirDev: dev + 1}, target},
+		{"a plain file's own dentry", target, &dentry{name: []byte("target"), dirIno: ino, dirDev: dev}, target},
+		// The kernel never reports a link's own dentry for a call that followed it; this one
+		// shows that a matching dentry is trusted, without a look at the file.
+		{"a matching dentry is trusted", link, &dentry{name: []byte("link"), dirIno: ino, dirDev: dev}, link},
+	} {
+		got, ok := resolve(pid, pid, unix.AT_FDCWD, c.path, true, c.opened, same, &dirCache{})
+		if !ok || got != c.want {
+			t.Errorf("%s: resolve(%s) = %q, %v; want %q", c.name, c.path, got, ok, c.want)
 		}
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -590,6 +591,74 @@ func TestLossCounted(t *testing.T) {
 		}
 		if time.Now().After(deadline) {
 			t.Fatalf("no loss counted with a full ring: %+v", s)
+		}
+	}
+}
+
+// The owner of an opened or fchmod'ed file is the kernel's, read when the call returned: the
+// file changes owner before the records are decoded (the reader is held on a full Events
+// channel), and the events must still name the owner the call saw. A path through a symbolic
+// link is reported as its target.
+func TestOwnerFromKernel(t *testing.T) {
+	if os.Getuid() != 0 {
+		t.Skip("needs root to give a file another owner")
+	}
+	m := newMonitor(t, Options{Syscalls: []string{"openat", "fchmod"}, Buffer: 1})
+	dir := realPath(t, t.TempDir())
+	f, link := filepath.Join(dir, "f"), filepath.Join(dir, "link")
+	if err := os.WriteFile(f, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink("f", link); err != nil {
+		t.Fatal(err)
+	}
+	const owner, later = 4242, 5353
+	if err := os.Chown(f, owner, owner); err != nil {
+		t.Fatal(err)
+	}
+	// Fill the channel: from then on no record made later is decoded until it is read.
+	deadline := time.Now().Add(waitLimit)
+	for len(m.Events()) < cap(m.Events()) {
+		if time.Now().After(deadline) {
+			t.Fatal("the events channel never filled")
+		}
+		fd, err := unix.Open("/dev/null", unix.O_RDONLY|unix.O_CLOEXEC, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		unix.Close(fd)
+		time.Sleep(time.Millisecond)
+	}
+	fd, err := unix.Open(f, unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Kept open until the event is decoded: its path is read from /proc/PID/fd.
+	defer unix.Close(fd)
+	if err := unix.Fchmod(fd, 0o640); err != nil {
+		t.Fatal(err)
+	}
+	lfd, err := unix.Open(link, unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	unix.Close(lfd)
+	if err := os.Chown(f, later, later); err != nil {
+		t.Fatal(err)
+	}
+
+	pid := os.Getpid()
+	open := &want{name: "open", match: func(ev enforcer.Event) bool {
+		return byPath(pid, "openat", f)(ev) && strings.Contains(ev.Detail, "flags=O_RDONLY") && !strings.Contains(ev.Detail, "name=")
+	}}
+	viaLink := &want{name: "open through the link", match: func(ev enforcer.Event) bool {
+		return byPath(pid, "openat", f)(ev) && strings.Contains(ev.Detail, "name="+strconv.Quote(link))
+	}}
+	fchmod := &want{name: "fchmod", match: byPath(pid, "fchmod", f)}
+	expect(t, m, nil, open, viaLink, fchmod)
+	for _, w := range []*want{open, viaLink, fchmod} {
+		if w.got.Access.Owner != owner {
+			t.Errorf("%s: owner %d, want %d (the owner when the call returned): %+v", w.name, w.got.Access.Owner, owner, w.got)
 		}
 	}
 }

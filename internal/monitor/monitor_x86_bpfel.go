@@ -21,8 +21,10 @@ type monitorEvent struct {
 	Aux          uint64
 	ExeIno       uint64
 	SrcIno       uint64
+	DirIno       uint64
 	ExeDev       uint32
 	SrcDev       uint32
+	DirDev       uint32
 	Pid          uint32
 	Tgid         uint32
 	Ppid         uint32
@@ -32,6 +34,7 @@ type monitorEvent struct {
 	Nr           int32
 	PathLen      uint16
 	Path2Len     uint16
+	NameLen      uint16
 	SockFamily   uint16
 	SockType     uint16
 	SockProtocol uint16
@@ -39,7 +42,7 @@ type monitorEvent struct {
 	AddrLen      uint8
 	Addr         [28]uint8
 	Comm         [16]int8
-	_            [4]byte
+	_            [6]byte
 }
 
 type monitorInflight struct {

@@ -106,7 +106,8 @@ func (c *exeCache) source(tgid, ppid uint32, ino uint64, dev uint32, isExec bool
 // component only when follow is set), so the path matches what an LSM sees; a process in
 // another root (a container) keeps its lexical path, which is what its policies name.
 // ok is false when a relative path could not be resolved (the process or descriptor is gone).
-func resolve(tgid, tid uint32, dirfd int32, p string, follow bool, root procRoot, dirs *dirCache) (string, bool) {
+// opened, when not nil, is the dentry a successful open reached, as the kernel reported it.
+func resolve(tgid, tid uint32, dirfd int32, p string, follow bool, opened *dentry, root procRoot, dirs *dirCache) (string, bool) {
 	if p == "" {
 		return "", false
 	}
@@ -137,6 +138,14 @@ func resolve(tgid, tid uint32, dirfd int32, p string, follow bool, root procRoot
 		}
 		return r, true
 	}
+	dir, name := filepath.Split(p)
+	if follow && opened != nil && string(opened.name) == name {
+		// The call reached the entry name of the directory dir names, so the last
+		// component was not a symbolic link: a link's target is another entry.
+		if d, ok := dirs.lookup(dir); ok && d.ino == opened.dirIno && d.dev == opened.dirDev {
+			return join(d.path, name), true
+		}
+	}
 	if follow {
 		var st unix.Stat_t
 		if unix.Lstat(p, &st) == nil && st.Mode&unix.S_IFMT == unix.S_IFLNK {
@@ -145,11 +154,26 @@ func resolve(tgid, tid uint32, dirfd int32, p string, follow bool, root procRoot
 			}
 		}
 	}
-	dir, name := filepath.Split(p)
-	if r, ok := dirs.resolve(dir); ok {
-		return filepath.Join(r, name), true
+	if d, ok := dirs.lookup(dir); ok {
+		return join(d.path, name), true
 	}
 	return p, true
+}
+
+// dentry is what the kernel reported of the file an open call opened: the name of its
+// directory entry and that directory's inode.
+type dentry struct {
+	name   []byte
+	dirIno uint64
+	dirDev uint32 // kernel encoding
+}
+
+// join appends a single clean component to a clean absolute directory.
+func join(dir, name string) string {
+	if dir == "/" {
+		return dir + name
+	}
+	return dir + "/" + name
 }
 
 // procSelf rewrites a path under /proc/self or /proc/thread-self to the same path under the
@@ -174,8 +198,15 @@ func procSelf(p string, tgid, tid uint32) (string, bool) {
 // path costs one lstat per component, which dominated the monitor's user-space cost. A
 // directory replaced by a symbolic link is seen at most a second late.
 type dirCache struct {
-	m    map[string]string
+	m    map[string]dirEntry
 	born time.Time
+}
+
+// dirEntry is a directory resolved: its path without symbolic links, and its inode.
+type dirEntry struct {
+	path string
+	ino  uint64
+	dev  uint32 // kernel encoding
 }
 
 const (
@@ -183,19 +214,24 @@ const (
 	dirCacheMax = 4096
 )
 
-func (c *dirCache) resolve(dir string) (string, bool) {
+func (c *dirCache) lookup(dir string) (dirEntry, bool) {
 	if now := time.Now(); c.m == nil || len(c.m) >= dirCacheMax || now.Sub(c.born) > dirCacheTTL {
-		c.m, c.born = make(map[string]string), now
+		c.m, c.born = make(map[string]dirEntry), now
 	}
-	if r, ok := c.m[dir]; ok {
-		return r, true
+	if d, ok := c.m[dir]; ok {
+		return d, true
 	}
 	r, err := filepath.EvalSymlinks(dir)
 	if err != nil {
-		return "", false
+		return dirEntry{}, false
 	}
-	c.m[dir] = r
-	return r, true
+	d := dirEntry{path: r}
+	var st unix.Stat_t
+	if unix.Stat(r, &st) == nil {
+		d.ino, d.dev = st.Ino, kernelDev(st.Dev)
+	}
+	c.m[dir] = d
+	return d, true
 }
 
 func dirOf(tgid, tid uint32, dirfd int32) (string, error) {

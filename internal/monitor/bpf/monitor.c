@@ -22,6 +22,7 @@
 char LICENSE[] SEC("license") = "GPL";
 
 #define PATH_MAX 4096
+#define NAME_MAX 255
 #define S_IFMT 00170000
 #define S_IFSOCK 0140000
 
@@ -33,6 +34,8 @@ char LICENSE[] SEC("license") = "GPL";
 #define NR_bind 49
 #define NR_execve 59
 #define NR_rename 82
+#define NR_fchmod 91
+#define NR_fchown 93
 #define NR_creat 85
 #define NR_openat 257
 #define NR_renameat 264
@@ -55,6 +58,7 @@ volatile const __u64 wakeup_bytes;
 #define F_SOCK 4 // sock_* describe the socket behind the descriptor
 #define F_PATH_FAULT 8 // a path argument could not be read
 #define F_EXEC 16 // reported from sched_process_exec (a successful exec)
+#define F_NAME 32 // dir_* and the name after the paths: the opened file's dentry
 
 struct event {
 	__u64 cgroup_id;
@@ -63,8 +67,10 @@ struct event {
 	__u64 aux; // openat2: open_how.flags
 	__u64 exe_ino; // the executable of the process when the record was made
 	__u64 src_ino; // exec: the executable that called exec
+	__u64 dir_ino; // F_NAME: the inode of the directory the opened file's dentry is in
 	__u32 exe_dev; // kernel encoding (major << 20 | minor)
 	__u32 src_dev;
+	__u32 dir_dev; // F_NAME: that directory's device, kernel encoding
 	__u32 pid; // thread id
 	__u32 tgid;
 	__u32 ppid;
@@ -74,6 +80,7 @@ struct event {
 	__s32 nr;
 	__u16 path_len; // bytes of the first path in data, NUL included
 	__u16 path2_len;
+	__u16 name_len; // F_NAME: bytes of the dentry name after the paths, NUL included
 	__u16 sock_family;
 	__u16 sock_type;
 	__u16 sock_protocol;
@@ -263,7 +270,7 @@ static __always_inline __u32 read_path(struct record *r, __u32 off, __u64 ptr)
 
 static __always_inline void output(void *ctx, struct record *r)
 {
-	__u64 size = sizeof(r->e) + r->e.path_len + r->e.path2_len;
+	__u64 size = sizeof(r->e) + r->e.path_len + r->e.path2_len + r->e.name_len;
 	if (size > sizeof(*r))
 		size = sizeof(*r);
 	// Wake the reader when this record makes the waiting data cross the
@@ -322,6 +329,7 @@ int sys_exit(struct trace_event_raw_sys_exit *ctx)
 
 	struct task_struct *t = (struct task_struct *)bpf_get_current_task();
 	__u64 addr = 0, addrlen = 0;
+	const unsigned char *name = NULL;
 	switch (nr) {
 	case NR_socket:
 		if (ret >= 0)
@@ -343,6 +351,17 @@ int sys_exit(struct trace_event_raw_sys_exit *ctx)
 			addrlen = l;
 		}
 		break;
+	case NR_fchmod:
+	case NR_fchown: {
+		// The file changed through the descriptor: its owner, which user
+		// space would otherwise look up by the descriptor's path.
+		struct file *f = fd_file(t, (int)e->args[0]);
+		if (f) {
+			e->owner = BPF_CORE_READ(f, f_inode, i_uid.val);
+			e->flags |= F_OWNER;
+		}
+		break;
+	}
 	case NR_open:
 	case NR_creat:
 	case NR_openat:
@@ -352,6 +371,15 @@ int sys_exit(struct trace_event_raw_sys_exit *ctx)
 			if (f) {
 				e->owner = BPF_CORE_READ(f, f_inode, i_uid.val);
 				e->flags |= F_OWNER;
+				// The dentry the call opened: when it is the named
+				// directory's entry of the named name, the last
+				// component was not a symbolic link, and user space
+				// need not look (an lstat per open).
+				struct dentry *d = BPF_CORE_READ(f, f_path.dentry);
+				struct dentry *dir = BPF_CORE_READ(d, d_parent);
+				e->dir_ino = BPF_CORE_READ(dir, d_inode, i_ino);
+				e->dir_dev = BPF_CORE_READ(dir, d_sb, s_dev);
+				name = BPF_CORE_READ(d, d_name.name);
 			}
 		}
 		if (nr == NR_openat2) {
@@ -411,6 +439,16 @@ int sys_exit(struct trace_event_raw_sys_exit *ctx)
 		n2 = read_path(r, n1, e->args[p2]);
 	e->path_len = n1;
 	e->path2_len = n2;
+	if (name && e->dir_ino) {
+		__u32 off = n1 + n2;
+		if (off <= PATH_MAX) {
+			long n = bpf_probe_read_kernel_str(&r->data[off], NAME_MAX + 1, name);
+			if (n > 0 && n <= NAME_MAX + 1) {
+				e->name_len = n;
+				e->flags |= F_NAME;
+			}
+		}
+	}
 	output(ctx, r);
 	return 0;
 }
