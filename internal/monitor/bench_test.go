@@ -160,6 +160,8 @@ func benchHelper() bool {
 // the executable cache, path resolution and formatting. "dentry" is the record of a successful
 // open, which carries the opened file's dentry; "lstat" one without it (a failed open, or a
 // kernel record from before the dentry was sent), whose last component user space looks up.
+// "exec-dentry" and "exec-lstat" are the same for a successful exec, whose owner and
+// program are then also looked up (lstat, /proc/PID/exe).
 func BenchmarkDecode(b *testing.B) {
 	path := filepath.Join(b.TempDir(), "a", "b", "c", "f")
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
@@ -177,18 +179,28 @@ func BenchmarkDecode(b *testing.B) {
 	h := monitorEvent{Nr: 257, Tgid: pid, Pid: pid, Ppid: uint32(os.Getppid()), ExeIno: self.ino, ExeDev: self.dev, Flags: flagOwner}
 	h.Args[0] = uint64(uint32(0xffffff9c))
 	h.Args[2] = unix.O_RDONLY | unix.O_CLOEXEC
+	// An exec record of this process running its own program (the test binary), as
+	// sched_process_exec makes it.
+	x := monitorEvent{Nr: 59, Tgid: pid, Pid: pid, Ppid: uint32(os.Getppid()), ExeIno: self.ino, ExeDev: self.dev, SrcIno: self.ino, SrcDev: self.dev, Flags: flagExec}
+	var exeDir unix.Stat_t
+	if err := unix.Stat(filepath.Dir(self.path), &exeDir); err != nil {
+		b.Fatal(err)
+	}
 	for _, c := range []struct {
 		name string
 		rec  []byte
+		path string
 	}{
-		{"dentry", withDentry(record(h, path), "f", dir.Ino, kernelDev(dir.Dev))},
-		{"lstat", record(h, path)},
+		{"dentry", withDentry(record(h, path), "f", dir.Ino, kernelDev(dir.Dev)), path},
+		{"lstat", record(h, path), path},
+		{"exec-dentry", withDentry(record(x, self.path), filepath.Base(self.path), exeDir.Ino, kernelDev(exeDir.Dev)), self.path},
+		{"exec-lstat", record(x, self.path), self.path},
 	} {
 		b.Run(c.name, func(b *testing.B) {
 			var d decoder
 			for b.Loop() {
 				ev, ok := d.decode(c.rec)
-				if !ok || ev.Access.Path != path || ev.Access.Source == "" {
+				if !ok || ev.Access.Path != c.path || ev.Access.Source == "" {
 					b.Fatalf("decoded %+v", ev)
 				}
 			}

@@ -111,6 +111,7 @@ func (d *decoder) decode(raw []byte) (ev enforcer.Event, ok bool) {
 		return r
 	}
 
+	knownOwner := h.Flags&flagOwner != 0
 	switch sc.kind {
 	case kindOpen:
 		var flags uint64
@@ -138,19 +139,29 @@ func (d *decoder) decode(raw []byte) (ev enforcer.Event, ok bool) {
 		// The program is the file the caller named (a script, not its interpreter); the
 		// process's executable from now on is what the kernel mapped, which for a script is
 		// the interpreter. Both are known only from /proc for fexecve's /dev/fd/N names.
+		// When the kernel's dentry of the mapped program is the named entry (not a script),
+		// the program is the named file, and the owner the kernel sent is its owner.
 		var now exe
-		if h.Flags&flagExec != 0 {
+		byName := !strings.HasPrefix(path1, "/dev/fd/") && path1 != ""
+		if byName {
+			var ok bool
+			a.Path, ok = resolve(h.Tgid, h.Pid, dirfd, path1, true, opened, root, &d.dirs)
+			if !ok {
+				d.unresolved++
+			}
+		}
+		if opened != nil && opened.matched && h.Flags&flagExec != 0 {
+			now, knownOwner = exe{path: a.Path, ino: h.ExeIno, dev: h.ExeDev}, true
+		} else if h.Flags&flagExec != 0 {
 			if e := readExe(h.Tgid); e.is(h.ExeIno, h.ExeDev) {
 				now = e
 			}
 		}
-		if strings.HasPrefix(path1, "/dev/fd/") || path1 == "" {
+		if !byName {
 			a.Path = root.view(now.path)
 			if a.Path == "" {
 				d.unresolved++
 			}
-		} else {
-			a.Path = resolvePath(path1, true)
 		}
 		if h.Flags&flagExec != 0 {
 			if now.path == "" && a.Path != "" {
@@ -246,7 +257,7 @@ func (d *decoder) decode(raw []byte) (ev enforcer.Event, ok bool) {
 	}
 
 	if a.Op == policy.OpFile || a.Op == policy.OpProcess {
-		if h.Flags&flagOwner != 0 {
+		if knownOwner {
 			a.Owner = h.Owner
 		} else if a.Path != "" && root.same {
 			var st unix.Stat_t

@@ -284,7 +284,8 @@ func TestDecodeOwner(t *testing.T) {
 }
 
 // An open that reached the named directory's entry of the named name did not follow a
-// symbolic link there; any other dentry leaves the check to user space.
+// symbolic link there; any other dentry leaves the check to user space. matched says that
+// the path found is the entry the call reached (also a link's target).
 func TestResolveOpenedDentry(t *testing.T) {
 	dir := realPath(t, t.TempDir())
 	target, link := filepath.Join(dir, "target"), filepath.Join(dir, "link")
@@ -302,23 +303,28 @@ func TestResolveOpenedDentry(t *testing.T) {
 	pid := uint32(os.Getpid())
 	same := procRoot{same: true}
 	for _, c := range []struct {
-		name   string
-		path   string
-		opened *dentry
-		want   string
+		name    string
+		path    string
+		opened  *dentry
+		want    string
+		matched bool
 	}{
-		{"no dentry", link, nil, target},
-		{"the target's dentry", link, &dentry{name: []byte("target"), dirIno: ino, dirDev: dev}, target},
-		{"the link's name in another directory", link, &dentry{name: []byte("link"), dirIno: ino + 1, dirDev: dev}, target},
-		{"the link's name on another device", link, &dentry{name: []byte("link"), dirIno: ino, dirDev: dev + 1}, target},
-		{"a plain file's own dentry", target, &dentry{name: []byte("target"), dirIno: ino, dirDev: dev}, target},
+		{"no dentry", link, nil, target, false},
+		{"the target's dentry", link, &dentry{name: []byte("target"), dirIno: ino, dirDev: dev}, target, true},
+		{"the link's name in another directory", link, &dentry{name: []byte("link"), dirIno: ino + 1, dirDev: dev}, target, false},
+		{"the link's name on another device", link, &dentry{name: []byte("link"), dirIno: ino, dirDev: dev + 1}, target, false},
+		{"another file's dentry", link, &dentry{name: []byte("other"), dirIno: ino, dirDev: dev}, target, false},
+		{"a plain file's own dentry", target, &dentry{name: []byte("target"), dirIno: ino, dirDev: dev}, target, true},
 		// The kernel never reports a link's own dentry for a call that followed it; this one
 		// shows that a matching dentry is trusted, without a look at the file.
-		{"a matching dentry is trusted", link, &dentry{name: []byte("link"), dirIno: ino, dirDev: dev}, link},
+		{"a matching dentry is trusted", link, &dentry{name: []byte("link"), dirIno: ino, dirDev: dev}, link, true},
 	} {
 		got, ok := resolve(pid, pid, unix.AT_FDCWD, c.path, true, c.opened, same, &dirCache{})
 		if !ok || got != c.want {
 			t.Errorf("%s: resolve(%s) = %q, %v; want %q", c.name, c.path, got, ok, c.want)
+		}
+		if c.opened != nil && c.opened.matched != c.matched {
+			t.Errorf("%s: matched %v, want %v", c.name, c.opened.matched, c.matched)
 		}
 	}
 }

@@ -616,19 +616,7 @@ func TestOwnerFromKernel(t *testing.T) {
 	if err := os.Chown(f, owner, owner); err != nil {
 		t.Fatal(err)
 	}
-	// Fill the channel: from then on no record made later is decoded until it is read.
-	deadline := time.Now().Add(waitLimit)
-	for len(m.Events()) < cap(m.Events()) {
-		if time.Now().After(deadline) {
-			t.Fatal("the events channel never filled")
-		}
-		fd, err := unix.Open("/dev/null", unix.O_RDONLY|unix.O_CLOEXEC, 0)
-		if err != nil {
-			t.Fatal(err)
-		}
-		unix.Close(fd)
-		time.Sleep(time.Millisecond)
-	}
+	holdReader(t, m)
 	fd, err := unix.Open(f, unix.O_RDONLY|unix.O_CLOEXEC, 0)
 	if err != nil {
 		t.Fatal(err)
@@ -660,5 +648,91 @@ func TestOwnerFromKernel(t *testing.T) {
 		if w.got.Access.Owner != owner {
 			t.Errorf("%s: owner %d, want %d (the owner when the call returned): %+v", w.name, w.got.Access.Owner, owner, w.got)
 		}
+	}
+}
+
+// holdReader fills the Events channel of m, which must trace openat: from then on no record
+// made later is decoded until the test reads events.
+func holdReader(t *testing.T, m *Monitor) {
+	t.Helper()
+	deadline := time.Now().Add(waitLimit)
+	for len(m.Events()) < cap(m.Events()) {
+		if time.Now().After(deadline) {
+			t.Fatal("the events channel never filled")
+		}
+		fd, err := unix.Open("/dev/null", unix.O_RDONLY|unix.O_CLOEXEC, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		unix.Close(fd)
+		time.Sleep(time.Millisecond)
+	}
+}
+
+// An exec's owner is the program's as the exec mapped it, also when the file changes owner
+// before the event is decoded; through a link the program is the target; a script is the
+// program, with its own owner (looked up: the kernel's is the interpreter's).
+func TestExecOwner(t *testing.T) {
+	if os.Getuid() != 0 {
+		t.Skip("needs root to give a file another owner")
+	}
+	m := newMonitor(t, Options{Syscalls: []string{"openat", "execve"}, Buffer: 1})
+	dir := realPath(t, t.TempDir())
+	bin, link, script := filepath.Join(dir, "true"), filepath.Join(dir, "link"), filepath.Join(dir, "script")
+	// A copy of /bin/true, run as "true": a busybox applet (the VM's) goes by argv[0].
+	prog, err := os.ReadFile("/bin/true")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(bin, prog, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink("true", link); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(script, []byte("#!/bin/true\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	const owner, scriptOwner, later = 4242, 4343, 5353
+	if err := os.Chown(bin, owner, owner); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chown(script, scriptOwner, scriptOwner); err != nil {
+		t.Fatal(err)
+	}
+	holdReader(t, m)
+	pids := map[string]uint32{}
+	for _, p := range []string{bin, link, script} {
+		cmd := exec.Command(p)
+		cmd.Args[0] = "true"
+		if err := cmd.Run(); err != nil {
+			t.Fatalf("%s: %v", p, err)
+		}
+		pids[p] = uint32(cmd.Process.Pid)
+	}
+	if err := os.Chown(bin, later, later); err != nil {
+		t.Fatal(err)
+	}
+
+	byPID := func(p string) func(enforcer.Event) bool {
+		return func(ev enforcer.Event) bool { return ev.PID == pids[p] && ev.Access.Op == policy.OpProcess }
+	}
+	direct := &want{name: "exec of the program", match: byPID(bin)}
+	viaLink := &want{name: "exec through a link", match: byPID(link)}
+	scr := &want{name: "exec of a script", match: byPID(script)}
+	expect(t, m, nil, direct, viaLink, scr)
+	for _, c := range []struct {
+		w     *want
+		path  string
+		owner uint32
+	}{{direct, bin, owner}, {viaLink, bin, owner}, {scr, script, scriptOwner}} {
+		if a := c.w.got.Access; a.Path != c.path || a.Owner != c.owner {
+			t.Errorf("%s: path %s owner %d, want %s and %d: %+v", c.w.name, a.Path, a.Owner, c.path, c.owner, c.w.got)
+		}
+	}
+	// The script's interpreter is not checked: it is read from /proc/PID/exe, and the
+	// script has exited before its event is decoded here.
+	if strings.Contains(direct.got.Detail, "interpreter=") || strings.Contains(viaLink.got.Detail, "interpreter=") {
+		t.Errorf("a program named an interpreter: %q, %q", direct.got.Detail, viaLink.got.Detail)
 	}
 }

@@ -139,17 +139,18 @@ func resolve(tgid, tid uint32, dirfd int32, p string, follow bool, opened *dentr
 		return r, true
 	}
 	dir, name := filepath.Split(p)
-	if follow && opened != nil && string(opened.name) == name {
-		// The call reached the entry name of the directory dir names, so the last
-		// component was not a symbolic link: a link's target is another entry.
-		if d, ok := dirs.lookup(dir); ok && d.ino == opened.dirIno && d.dev == opened.dirDev {
-			return join(d.path, name), true
-		}
-	}
 	if follow {
+		// When the call reached the entry name of the directory dir names, the last
+		// component was not a symbolic link: a link's target is another entry.
+		if r, ok := opened.is(dir, name, dirs); ok {
+			return r, true
+		}
 		var st unix.Stat_t
 		if unix.Lstat(p, &st) == nil && st.Mode&unix.S_IFMT == unix.S_IFLNK {
 			if r, err := filepath.EvalSymlinks(p); err == nil {
+				// The link's target may be the entry the call reached.
+				rdir, rname := filepath.Split(r)
+				opened.is(rdir, rname, dirs)
 				return r, true
 			}
 		}
@@ -160,12 +161,29 @@ func resolve(tgid, tid uint32, dirfd int32, p string, follow bool, opened *dentr
 	return p, true
 }
 
-// dentry is what the kernel reported of the file an open call opened: the name of its
-// directory entry and that directory's inode.
+// dentry is what the kernel reported of the file a call reached (an open's file, an exec's
+// mapped program): the name of its directory entry and that directory's inode.
 type dentry struct {
 	name   []byte
 	dirIno uint64
 	dirDev uint32 // kernel encoding
+	// matched is set by resolve when the dentry was the named entry: the call reached
+	// the file the path names, with no symbolic link at its end.
+	matched bool
+}
+
+// is reports whether the dentry is the entry name of directory dir, and that entry's path
+// without symbolic links; it records a match in o.matched. A nil dentry is nothing.
+func (o *dentry) is(dir, name string, dirs *dirCache) (string, bool) {
+	if o == nil || string(o.name) != name {
+		return "", false
+	}
+	d, ok := dirs.lookup(dir)
+	if !ok || d.ino != o.dirIno || d.dev != o.dirDev {
+		return "", false
+	}
+	o.matched = true
+	return join(d.path, name), true
 }
 
 // join appends a single clean component to a clean absolute directory.

@@ -58,7 +58,7 @@ volatile const __u64 wakeup_bytes;
 #define F_SOCK 4 // sock_* describe the socket behind the descriptor
 #define F_PATH_FAULT 8 // a path argument could not be read
 #define F_EXEC 16 // reported from sched_process_exec (a successful exec)
-#define F_NAME 32 // dir_* and the name after the paths: the opened file's dentry
+#define F_NAME 32 // dir_* and the name after the paths: the dentry the call reached
 
 struct event {
 	__u64 cgroup_id;
@@ -222,6 +222,30 @@ static __always_inline struct file *fd_file(struct task_struct *t, long fd)
 	return f;
 }
 
+// The dentry a call reached through f: its directory's inode in the event, and
+// its name's address, which put_name copies after the paths. When that is the
+// named directory's entry of the named name, the call followed no symbolic link
+// there, and user space need not look (an lstat per event).
+static __always_inline const unsigned char *dentry_of(struct event *e, struct file *f)
+{
+	struct dentry *d = BPF_CORE_READ(f, f_path.dentry);
+	struct dentry *dir = BPF_CORE_READ(d, d_parent);
+	e->dir_ino = BPF_CORE_READ(dir, d_inode, i_ino);
+	e->dir_dev = BPF_CORE_READ(dir, d_sb, s_dev);
+	return BPF_CORE_READ(d, d_name.name);
+}
+
+static __always_inline void put_name(struct record *r, __u32 off, const unsigned char *name)
+{
+	if (!name || !r->e.dir_ino || off > PATH_MAX)
+		return;
+	long n = bpf_probe_read_kernel_str(&r->data[off], NAME_MAX + 1, name);
+	if (n > 0 && n <= NAME_MAX + 1) {
+		r->e.name_len = n;
+		r->e.flags |= F_NAME;
+	}
+}
+
 static __always_inline void sock_of(struct event *e, struct file *f)
 {
 	if (!f)
@@ -371,15 +395,7 @@ int sys_exit(struct trace_event_raw_sys_exit *ctx)
 			if (f) {
 				e->owner = BPF_CORE_READ(f, f_inode, i_uid.val);
 				e->flags |= F_OWNER;
-				// The dentry the call opened: when it is the named
-				// directory's entry of the named name, the last
-				// component was not a symbolic link, and user space
-				// need not look (an lstat per open).
-				struct dentry *d = BPF_CORE_READ(f, f_path.dentry);
-				struct dentry *dir = BPF_CORE_READ(d, d_parent);
-				e->dir_ino = BPF_CORE_READ(dir, d_inode, i_ino);
-				e->dir_dev = BPF_CORE_READ(dir, d_sb, s_dev);
-				name = BPF_CORE_READ(d, d_name.name);
+				name = dentry_of(e, f);
 			}
 		}
 		if (nr == NR_openat2) {
@@ -439,16 +455,7 @@ int sys_exit(struct trace_event_raw_sys_exit *ctx)
 		n2 = read_path(r, n1, e->args[p2]);
 	e->path_len = n1;
 	e->path2_len = n2;
-	if (name && e->dir_ino) {
-		__u32 off = n1 + n2;
-		if (off <= PATH_MAX) {
-			long n = bpf_probe_read_kernel_str(&r->data[off], NAME_MAX + 1, name);
-			if (n > 0 && n <= NAME_MAX + 1) {
-				e->name_len = n;
-				e->flags |= F_NAME;
-			}
-		}
-	}
+	put_name(r, n1 + n2, name);
 	output(ctx, r);
 	return 0;
 }
@@ -476,6 +483,17 @@ int sched_exec(struct trace_event_raw_sched_process_exec *ctx)
 	if (n > PATH_MAX)
 		n = PATH_MAX;
 	r->e.path_len = n;
+	// The program now mapped: the named file, or for a script its
+	// interpreter. Its owner is the named file's only when its dentry is the
+	// named entry, which user space checks (owner is sent without F_OWNER).
+	struct file *exe = NULL;
+	struct mm_struct *mm = bpf_get_current_task_btf()->mm;
+	if (mm)
+		exe = mm->exe_file;
+	if (exe) {
+		r->e.owner = exe->f_inode->i_uid.val;
+		put_name(r, n, dentry_of(&r->e, exe));
+	}
 	output(ctx, r);
 	return 0;
 }
