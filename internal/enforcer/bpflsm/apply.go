@@ -232,6 +232,7 @@ func (b *Backend) removeOne(id string) error {
 // returns with the rules in force; those of an operation gone after.
 func (b *Backend) writeConfig() error {
 	var cfg wardConfig
+	var named NamedCodes
 	for wk, a := range b.applied {
 		if wk != HostKey {
 			cfg.Containers++
@@ -239,7 +240,9 @@ func (b *Backend) writeConfig() error {
 			cfg.HostFlags = a.tr.Flags
 		}
 		cfg.Ops |= a.tr.Flags & (uint32(wfRules) * 0x01010101)
+		named.union(a.tr.Named)
 	}
+	cfg.Caps, cfg.Families, cfg.Types, cfg.Protos = named.Caps, named.Families, uint32(named.Types), named.Protos
 	ops := usedOps(cfg.Ops)
 	if err := b.attachFor(b.ops | ops); err != nil {
 		return err

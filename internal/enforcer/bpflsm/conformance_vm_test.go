@@ -58,12 +58,18 @@ func testCgroup(t testing.TB, name string) (uint64, int) {
 // lines (indented two spaces, as under spec:), as the set of the test cgroup cg.
 func hostPolicyInCgroup(t *testing.T, name, spec string, cg uint64) *rules.Set {
 	t.Helper()
+	return hostPolicyWith(t, name, spec, policy.ActionBlock, rules.DefaultPostures(), cg)
+}
+
+// hostPolicyWith is hostPolicyInCgroup with the policy's action and the default postures given.
+func hostPolicyWith(t *testing.T, name, spec string, action policy.Action, postures rules.Postures, cg uint64) *rules.Set {
+	t.Helper()
 	ps, _, err := policy.Parse(name+".yaml", []byte("apiVersion: security.kubearmor.com/v1\nkind: KubeArmorHostPolicy\n"+
-		"metadata: {name: "+name+"}\nspec:\n  nodeSelector: {matchLabels: {kubearmor.io/hostname: \"*\"}}\n"+spec+"  action: Block\n"))
+		"metadata: {name: "+name+"}\nspec:\n  nodeSelector: {matchLabels: {kubearmor.io/hostname: \"*\"}}\n"+spec+"  action: "+string(action)+"\n"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	set, err := rules.Compile(ps, host, rules.DefaultPostures())
+	set, err := rules.Compile(ps, host, postures)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -137,6 +137,10 @@ type Translation struct {
 	// source, the high byte for fromSource rules. The kernel looks up only
 	// those kinds (wl_val.codes).
 	Codes uint32
+	// Named holds the network and capability codes the workload's keys name, or every code of
+	// an operation it allow-lists or has an "all" rule of: the kernel decides a socket or
+	// capability no workload names without looking a workload up (ward_config).
+	Named NamedCodes
 	// Globs are the DFA transitions of the workload's patterns.
 	Globs map[GlobKey]GlobVal
 	// Inodes names the rule path behind each inode key, so that an event
@@ -261,7 +265,51 @@ func Translate(set *rules.Set, host Host) (*Translation, error) {
 	for o, f := range tr.flags {
 		tr.t.Flags |= uint32(f) << (8 * o)
 	}
+	// An allow-list's posture decides every code of its operation.
+	if tr.flags[opNetwork]&(wfAllowGlobal|wfAllowSources) != 0 {
+		tr.t.Named.add(codeAll)
+	}
+	if tr.flags[opCapabilities]&(wfAllowGlobal|wfAllowSources) != 0 {
+		tr.t.Named.Caps = ^uint64(0)
+	}
 	return tr.t, nil
+}
+
+// NamedCodes are code numbers by kind, bit n for number n (ward.c's struct config): the
+// capabilities, address families, socket types and protocols (0-255) that rules name.
+type NamedCodes struct {
+	Caps, Families, Types uint64
+	Protos                [4]uint64
+}
+
+// add names code c (a KIND_CODE key's hash). A rule for every socket names every network code.
+// The kernel looks up every number past the bitmaps (capabilities, families and types from 64,
+// protocols from 256), so those need no bit.
+func (n *NamedCodes) add(c uint64) {
+	num := c & 0xffffffff
+	switch kind := c &^ 0xffffffff; {
+	case kind == codeCap && num < 64:
+		n.Caps |= 1 << num
+	case kind == codeFamily && num < 64:
+		n.Families |= 1 << num
+	case kind == codeType && num < 64:
+		n.Types |= 1 << num
+	case kind == codeProto && num < 256:
+		n.Protos[num>>6] |= 1 << (num & 63)
+	case kind == codeAll:
+		n.Families, n.Types = ^uint64(0), ^uint64(0)
+		n.Protos = [4]uint64{^uint64(0), ^uint64(0), ^uint64(0), ^uint64(0)}
+	}
+}
+
+// union adds o's codes to n.
+func (n *NamedCodes) union(o NamedCodes) {
+	n.Caps |= o.Caps
+	n.Families |= o.Families
+	n.Types |= o.Types
+	for i := range n.Protos {
+		n.Protos[i] |= o.Protos[i]
+	}
 }
 
 // translator is Translate's state while it goes through a set's rules.
@@ -386,6 +434,7 @@ func (tr *translator) match(r *rules.Rule, op uint8, base Key, bit uint64) error
 			k.Kind, k.Hash = kindCode, c
 			tr.add(k, bit, 0, 0)
 			t.Codes |= codeKindBit(op, k)
+			t.Named.add(c)
 		}
 	case policy.MatchCapability:
 		n, ok := policy.CapabilityNumber(r.Value)
@@ -396,6 +445,7 @@ func (tr *translator) match(r *rules.Rule, op uint8, base Key, bit uint64) error
 		k.Kind, k.Hash = kindCode, codeCap|uint64(n)
 		tr.add(k, bit, 0, 0)
 		t.Codes |= codeKindBit(op, k)
+		t.Named.add(k.Hash)
 	case policy.MatchPattern:
 		if base.Src != 0 {
 			return errors.New("fromSource on a pattern is not supported by BPF-LSM")

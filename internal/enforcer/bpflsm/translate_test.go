@@ -257,11 +257,18 @@ func simulate(tr *Translation, a rules.Access) policy.Action {
 			// As check_socket: the socket's family code, always looked up.
 			codes = append(codes, codeFamily|uint64(f))
 		}
+		if !slices.ContainsFunc(codes, tr.Named.names) {
+			return policy.ActionAllow // check_socket returns before the workload lookup
+		}
 		for _, c := range codes {
 			both(kindCode, c, func(v Value) uint64 { return v.Exact })
 		}
 	case opCapabilities:
-		both(kindCode, codeCap|uint64(capNumber(a.Capability)), func(v Value) uint64 { return v.Exact })
+		c := codeCap | uint64(capNumber(a.Capability))
+		if !tr.Named.names(c) {
+			return policy.ActionAllow // ward_capable returns before the workload lookup
+		}
+		both(kindCode, c, func(v Value) uint64 { return v.Exact })
 	}
 	perm := uint64(0)
 	for c := 0; c < 12; c++ {
@@ -303,6 +310,23 @@ func simulate(tr *Translation, a rules.Access) policy.Action {
 		return policy.ActionBlock
 	}
 	return policy.ActionAudit
+}
+
+// names says whether the kernel's check of ward_config lets code c through to the workload
+// lookup (check_socket, ward_capable): numbers past the bitmaps always pass.
+func (n NamedCodes) names(c uint64) bool {
+	num := c & 0xffffffff
+	switch c &^ 0xffffffff {
+	case codeCap:
+		return num >= 64 || n.Caps&(1<<num) != 0
+	case codeFamily:
+		return num >= 64 || n.Families&(1<<num) != 0
+	case codeType:
+		return n.Types&(1<<(num&0xf)) != 0
+	case codeProto:
+		return num >= 256 || n.Protos[num>>6]&(1<<(num&63)) != 0
+	}
+	return false // CODE_ALL has no bit: an "all" rule names every code of the others
 }
 
 // TestTranslationAgreesWithDecide runs the conformance table through the

@@ -37,7 +37,10 @@ type wardConfig struct {
 	Containers uint32
 	Ops        uint32
 	HostFlags  uint32
-	Pad        uint32
+	Types      uint32
+	Caps       uint64
+	Families   uint64
+	Protos     [4]uint64
 }
 
 type wardEvent struct {

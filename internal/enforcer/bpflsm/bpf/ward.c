@@ -321,11 +321,20 @@ struct wl {
 // without a host entry). A hook of an operation nobody has rules of returns
 // after this one array read, and a task outside the containers costs a host
 // lookup only when the host has rules of the operation.
+//
+// The other fields name the codes some workload's network and capability keys
+// hold (of any source), bit n for number n: a socket or capability none of
+// them names cannot match a rule, so its hook returns without the workload
+// lookup. User space sets every bit of an operation that some workload
+// allow-lists (its posture then decides every code) or has an "all" rule of.
 struct config {
 	__u32 containers;
 	__u32 ops;
 	__u32 host_flags;
-	__u32 pad;
+	__u32 types;     // socket types (type & SOCK_TYPE_MASK)
+	__u64 caps;      // capabilities
+	__u64 families;  // address families
+	__u64 protos[4]; // protocols 0-255
 };
 
 const struct config *unused_config __attribute__((unused));
@@ -405,12 +414,8 @@ static __always_inline struct wl_val *find_ancestor(__u64 *cg)
 // find_workload returns 0 when the current task's workload has rules of op:
 // the workload of its cgroup, else of the nearest registered ancestor, else
 // the host's.
-static __always_inline int find_workload(__u8 op, struct wl *w)
+static __always_inline int find_workload_in(struct config *cfg, __u8 op, struct wl *w)
 {
-	__u32 zero = 0;
-	struct config *cfg = bpf_map_lookup_elem(&ward_config, &zero);
-	if (!cfg)
-		return -1;
 	__u32 bit = WF_RULES << (op * 8);
 	if (!(cfg->ops & bit))
 		return -1;
@@ -442,6 +447,15 @@ static __always_inline int find_workload(__u8 op, struct wl *w)
 	w->exact_depths = v->exact_depths[op & 3];
 	w->dir_inodes = (v->dir_inodes >> op) & 1;
 	return 0;
+}
+
+static __always_inline int find_workload(__u8 op, struct wl *w)
+{
+	__u32 zero = 0;
+	struct config *cfg = bpf_map_lookup_elem(&ward_config, &zero);
+	if (!cfg)
+		return -1;
+	return find_workload_in(cfg, op, w);
 }
 
 static __always_inline __u64 depth_bit(__u32 d)
@@ -1334,10 +1348,32 @@ static __always_inline int code_verdict(struct walk *w, __u32 kinds, __u64 *code
 // protocol, as policies name them.
 static __always_inline int check_socket(int family, int type, int protocol, __u32 hook)
 {
-	struct wl wl;
-	if (find_workload(OP_NETWORK, &wl))
-		return 0;
 	__u32 zero = 0;
+	struct config *cfg = bpf_map_lookup_elem(&ward_config, &zero);
+	if (!cfg)
+		return 0;
+	int st = type & SOCK_TYPE_MASK;
+	int proto = protocol;
+	// The protocol the kernel picks for 0, as policies name it.
+	if (proto == 0 && (family == AF_INET || family == AF_INET6)) {
+		if (st == SOCK_STREAM)
+			proto = 6;
+		else if (st == SOCK_DGRAM)
+			proto = 17;
+	}
+	// A socket whose family, type and protocol no rule names (config) is
+	// decided here: every send and receive of the node passes this hook.
+	// Numbers past the bitmaps are looked up.
+	// The word index is hidden from clang: knowing proto < 256 it would drop
+	// the mask the verifier needs to bound the read.
+	__u32 word = (__u32)proto >> 6;
+	asm volatile("" : "+r"(word));
+	if ((__u32)family < 64 && (__u32)proto < 256 && !((cfg->families >> family) & 1) &&
+	    !((cfg->types >> st) & 1) && !((cfg->protos[word & 3] >> (proto & 63)) & 1))
+		return 0;
+	struct wl wl;
+	if (find_workload_in(cfg, OP_NETWORK, &wl))
+		return 0;
 	struct scratch *s = bpf_map_lookup_elem(&scratch, &zero);
 	if (!s)
 		return 0;
@@ -1354,16 +1390,6 @@ static __always_inline int check_socket(int family, int type, int protocol, __u3
 	}
 	if (wl.flags & WF_SOURCE_RULES)
 		w.src = src;
-
-	int st = type & SOCK_TYPE_MASK;
-	int proto = protocol;
-	// The protocol the kernel picks for 0, as policies name it.
-	if (proto == 0 && (family == AF_INET || family == AF_INET6)) {
-		if (st == SOCK_STREAM)
-			proto = 6;
-		else if (st == SOCK_DGRAM)
-			proto = 17;
-	}
 	__u64 codes[4] = {CODE(CODE_ALL, 0), CODE(CODE_TYPE, st), CODE(CODE_PROTO, proto), CODE(CODE_FAMILY, family)};
 	// Only the kinds of code the workload has keys of are looked up.
 	int vd = code_verdict(&w, wl.codes, codes, 4, permitted(false, true, tty));
@@ -1455,10 +1481,17 @@ int BPF_PROG(ward_capable, const struct cred *cred, struct user_namespace *ns, i
 {
 	if (ret != 0)
 		return ret;
-	struct wl wl;
-	if (find_workload(OP_CAPABILITIES, &wl))
-		return 0;
 	__u32 zero = 0;
+	struct config *cfg = bpf_map_lookup_elem(&ward_config, &zero);
+	if (!cfg)
+		return 0;
+	// A capability no rule names (config) is decided here: the kernel checks
+	// capabilities on behalf of every process of the node.
+	if ((__u32)cap < 64 && !((cfg->caps >> cap) & 1))
+		return 0;
+	struct wl wl;
+	if (find_workload_in(cfg, OP_CAPABILITIES, &wl))
+		return 0;
 	struct scratch *s = bpf_map_lookup_elem(&scratch, &zero);
 	if (!s)
 		return 0;
