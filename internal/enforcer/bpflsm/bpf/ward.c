@@ -943,10 +943,16 @@ static __always_inline int check_path(struct wl *wl, struct walk *w, struct scra
 		// from the mount tree instead, as the path hooks do, so that rules
 		// name the same file whatever the task's root, and it never uses the
 		// per-inode cache.
+		// The root is the namespace's when it is the root of the namespace's
+		// root mount. Direct loads: a BPF_CORE_READ of the mount's parent
+		// (container_of is refused on a kernel pointer) cost a helper call
+		// on every open. A root that is a detached mount (an open_tree
+		// clone, its own parent) now counts as chrooted: both ways of building
+		// its paths stop at the clone's root.
 		rmnt = t->fs->root.mnt;
 		rdentry = t->fs->root.dentry;
-		struct mount *rm = container_of(rmnt, struct mount, mnt);
-		bool chrooted = rdentry != rmnt->mnt_root || BPF_CORE_READ(rm, mnt_parent) != rm;
+		struct mount *nsroot = t->nsproxy->mnt_ns->root;
+		bool chrooted = rdentry != rmnt->mnt_root || (__u64)rmnt != (__u64)&nsroot->mnt;
 		if (chrooted) {
 			__u32 start = 0;
 			n = build_path(s, file->f_path.mnt, file->f_path.dentry, &start);
