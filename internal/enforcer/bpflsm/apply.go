@@ -242,7 +242,7 @@ func (b *Backend) writeConfig() error {
 		cfg.Ops |= a.tr.Flags & (uint32(wfRules) * 0x01010101)
 		named.union(a.tr.Named)
 	}
-	cfg.Caps, cfg.Families, cfg.Types, cfg.Protos = named.Caps, named.Families, uint32(named.Types), named.Protos
+	cfg.Caps, cfg.Families, cfg.Types, cfg.Protos = named.Caps, named.Families, named.Types, named.Protos
 	ops := usedOps(cfg.Ops)
 	if err := b.attachFor(b.ops | ops); err != nil {
 		return err

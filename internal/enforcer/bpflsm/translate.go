@@ -278,8 +278,9 @@ func Translate(set *rules.Set, host Host) (*Translation, error) {
 // NamedCodes are code numbers by kind, bit n for number n (ward.c's struct config): the
 // capabilities, address families, socket types and protocols (0-255) that rules name.
 type NamedCodes struct {
-	Caps, Families, Types uint64
-	Protos                [4]uint64
+	Caps, Families uint64
+	Types          uint32 // the kernel tests type & SOCK_TYPE_MASK (0-15)
+	Protos         [4]uint64
 }
 
 // add names code c (a KIND_CODE key's hash). A rule for every socket names every network code.
@@ -292,12 +293,12 @@ func (n *NamedCodes) add(c uint64) {
 		n.Caps |= 1 << num
 	case kind == codeFamily && num < 64:
 		n.Families |= 1 << num
-	case kind == codeType && num < 64:
+	case kind == codeType && num < 32:
 		n.Types |= 1 << num
 	case kind == codeProto && num < 256:
 		n.Protos[num>>6] |= 1 << (num & 63)
 	case kind == codeAll:
-		n.Families, n.Types = ^uint64(0), ^uint64(0)
+		n.Families, n.Types = ^uint64(0), ^uint32(0)
 		n.Protos = [4]uint64{^uint64(0), ^uint64(0), ^uint64(0), ^uint64(0)}
 	}
 }

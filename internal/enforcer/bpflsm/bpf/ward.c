@@ -529,6 +529,17 @@ static __always_inline void lookup_dir(struct walk *w)
 	w->last_sdirect = sdirect;
 }
 
+// walk_slash ends a path prefix at a '/' (w->h includes it): directory rules
+// are looked up only at depths where some exist.
+static __always_inline void walk_slash(struct walk *w)
+{
+	w->depth++;
+	if (w->dir_depths & depth_bit(w->depth))
+		lookup_dir(w);
+	else
+		w->last_direct = w->last_sdirect = 0;
+}
+
 static __always_inline int walk_step(struct walk *w, unsigned char c)
 {
 	if (c == 0)
@@ -545,11 +556,7 @@ static __always_inline int walk_step(struct walk *w, unsigned char c)
 		}
 	}
 	if (c == '/') {
-		w->depth++;
-		if (w->dir_depths & depth_bit(w->depth))
-			lookup_dir(w);
-		else
-			w->last_direct = w->last_sdirect = 0;
+		walk_slash(w);
 		w->base = FNV_OFFSET;
 	} else {
 		w->base = (w->base ^ c) * FNV_PRIME;
@@ -578,11 +585,7 @@ static long walk_chunk(__u64 i, struct walk *w)
 			h = (h ^ c) * FNV_PRIME;
 			if (c == '/') {
 				w->h = h;
-				w->depth++;
-				if (w->dir_depths & depth_bit(w->depth))
-					lookup_dir(w);
-				else
-					w->last_direct = w->last_sdirect = 0;
+				walk_slash(w);
 			}
 		}
 		w->h = h;
