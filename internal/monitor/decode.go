@@ -103,8 +103,9 @@ func (d *decoder) decode(raw []byte) (ev enforcer.Event, ok bool) {
 		dirfd = int32(h.Args[sc.dirfd])
 	}
 	named := path1
-	resolvePath := func(p string, follow bool) string {
-		r, ok := resolve(h.Tgid, h.Pid, dirfd, p, follow, nil, root, &d.dirs)
+	// opened is the dentry the call reached, where the kernel sent one (nil otherwise).
+	resolvePath := func(p string, follow bool, opened *dentry) string {
+		r, ok := resolve(h.Tgid, h.Pid, dirfd, p, follow, opened, root, &d.dirs)
 		if !ok {
 			d.unresolved++
 		}
@@ -126,11 +127,7 @@ func (d *decoder) decode(raw []byte) (ev enforcer.Event, ok bool) {
 			flags = h.Aux
 		}
 		a.Op = policy.OpFile
-		var ok bool
-		a.Path, ok = resolve(h.Tgid, h.Pid, dirfd, path1, flags&unix.O_NOFOLLOW == 0, opened, root, &d.dirs)
-		if !ok {
-			d.unresolved++
-		}
+		a.Path = resolvePath(path1, flags&unix.O_NOFOLLOW == 0, opened)
 		a.Write = isWrite(flags)
 		detail.WriteString(" flags=")
 		detail.WriteString(enforcer.OpenFlags(flags))
@@ -144,11 +141,7 @@ func (d *decoder) decode(raw []byte) (ev enforcer.Event, ok bool) {
 		var now exe
 		byName := !strings.HasPrefix(path1, "/dev/fd/") && path1 != ""
 		if byName {
-			var ok bool
-			a.Path, ok = resolve(h.Tgid, h.Pid, dirfd, path1, true, opened, root, &d.dirs)
-			if !ok {
-				d.unresolved++
-			}
+			a.Path = resolvePath(path1, true, opened)
 		}
 		if opened != nil && opened.matched && h.Flags&flagExec != 0 {
 			now, knownOwner = exe{path: a.Path, ino: h.ExeIno, dev: h.ExeDev}, true
@@ -177,7 +170,7 @@ func (d *decoder) decode(raw []byte) (ev enforcer.Event, ok bool) {
 		}
 	case kindPath:
 		a.Op, a.Write = policy.OpFile, true
-		a.Path = resolvePath(path1, sc.follow)
+		a.Path = resolvePath(path1, sc.follow, nil)
 		if sc.name == "unlinkat" && h.Args[2]&unix.AT_REMOVEDIR != 0 {
 			detail.WriteString(" flags=AT_REMOVEDIR")
 		}
@@ -199,7 +192,7 @@ func (d *decoder) decode(raw []byte) (ev enforcer.Event, ok bool) {
 		writeInt(&detail, int32(h.Args[0]))
 	case kindRename:
 		a.Op, a.Write = policy.OpFile, true
-		a.Path = resolvePath(path1, false)
+		a.Path = resolvePath(path1, false, nil)
 		newDirfd := int32(unix.AT_FDCWD)
 		if sc.dirfd >= 0 {
 			newDirfd = int32(h.Args[2])
