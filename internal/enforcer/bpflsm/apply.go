@@ -229,7 +229,7 @@ func (b *Backend) removeOne(id string) error {
 //
 // The programs of an operation are attached only while some workload has rules of it
 // (progOps): those of a new operation before the config names it, so that ApplyWorkload
-// returns with the rules in force; those of an operation gone after.
+// returns with the rules in force; those of an operation gone detachAfter later (attachFor).
 func (b *Backend) writeConfig() error {
 	var cfg wardConfig
 	var named NamedCodes
@@ -243,15 +243,15 @@ func (b *Backend) writeConfig() error {
 		named.union(a.tr.Named)
 	}
 	cfg.Caps, cfg.Families, cfg.Types, cfg.Protos = named.Caps, named.Families, named.Types, named.Protos
-	ops := usedOps(cfg.Ops)
-	if err := b.attachFor(b.ops | ops); err != nil {
+	// linkMu across both: the config never names an operation whose programs detachIdle
+	// could be taking away meanwhile.
+	b.linkMu.Lock()
+	defer b.linkMu.Unlock()
+	if err := b.attachFor(usedOps(cfg.Ops)); err != nil {
 		return err
 	}
 	if err := b.objs.WardConfig.Put(uint32(0), &cfg); err != nil {
 		return fmt.Errorf("write config: %w", err)
-	}
-	if ops != b.ops {
-		return b.attachFor(ops)
 	}
 	return nil
 }

@@ -8,6 +8,7 @@ import (
 	"os"
 	"slices"
 	"testing"
+	"time"
 
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/link"
@@ -19,14 +20,45 @@ import (
 )
 
 // attach attaches the programs the applied rules need (every program before the first
-// apply): the benchmark's way back after detach.
+// apply) and no other: the benchmark's way back after detach.
 func (b *Backend) attach() error {
-	return b.attachFor(b.ops)
+	b.linkMu.Lock()
+	err := b.attachFor(b.ops)
+	b.linkMu.Unlock()
+	if err != nil {
+		return err
+	}
+	b.settle()
+	return nil
+}
+
+// settle detaches now the programs that no workload needs, which the timer would detachAfter
+// later.
+func (b *Backend) settle() {
+	b.detachIdle(time.Now().Add(time.Hour))
 }
 
 // attached lists the names of the programs attached by this Backend, sorted.
 func (b *Backend) attached() []string {
+	b.linkMu.Lock()
+	defer b.linkMu.Unlock()
 	return slices.Sorted(maps.Keys(b.links))
+}
+
+// linkIDs gives the kernel id of each of b's attached programs' links, by program name.
+func linkIDs(t *testing.T, b *Backend) map[string]link.ID {
+	t.Helper()
+	b.linkMu.Lock()
+	defer b.linkMu.Unlock()
+	ids := map[string]link.ID{}
+	for n, l := range b.links {
+		info, err := l.Info()
+		if err != nil {
+			t.Fatalf("link of %s: %v", n, err)
+		}
+		ids[n] = info.ID
+	}
+	return ids
 }
 
 // programIDs names b's programs by their kernel ids.
@@ -68,8 +100,9 @@ func kernelAttached(t *testing.T, b *Backend) []string {
 	return names
 }
 
-// TestProgramsFollowOperations: a program is attached only while some workload has rules of
-// an operation it decides (progOps), as the kernel's list of links shows, and a rule of an
+// TestProgramsFollowOperations: once the idle programs are detached (settle, which the timer
+// does detachAfter later), a program is attached only while some workload has rules of an
+// operation it decides (progOps), as the kernel's list of links shows, and a rule of an
 // operation no workload had is in force when Apply returns: its access fails with EPERM and
 // the alert is attributed to it.
 func TestProgramsFollowOperations(t *testing.T) {
@@ -104,6 +137,7 @@ func TestProgramsFollowOperations(t *testing.T) {
 	ctx := context.Background()
 
 	must(t, b.Apply(ctx, []*rules.Set{set(fileRule)}))
+	b.settle()
 	expect("file rules only", "file")
 	if got := helperRunFiles(t, cgfd, "/wt/bin/reader", "socket:tcp"); got != "socket:tcp ok" {
 		t.Errorf("without network rules, socket:tcp: %q", got)
@@ -125,7 +159,93 @@ func TestProgramsFollowOperations(t *testing.T) {
 	}
 
 	must(t, b.Apply(ctx, []*rules.Set{set(netRule)}))
+	expect("network rules only, before the idle programs go", "file", "network")
+	b.settle()
 	expect("network rules only", "network")
 	must(t, b.Apply(ctx, nil))
+	b.settle()
 	expect("no rules")
+}
+
+// TestIdleProgramsDetachLater: the programs of an operation whose last rules go stay attached
+// for detachAfter, so that rules coming back meanwhile (a policy moved from one pod to another,
+// applied workload by workload) find them attached: the same kernel links, no detach and
+// re-attach, and the rules are in force on return (EPERM and an attributed event). Once
+// detachAfter has passed with no rules, the timer detaches them.
+func TestIdleProgramsDetachLater(t *testing.T) {
+	vmguest.RequireGuest(t)
+	must(t, os.RemoveAll("/wt"))
+	copySelf(t, "/wt/bin/reader")
+	mkfile(t, "/wt/secret", 0)
+	cg, cgfd := testCgroup(t, "ward-idle")
+	b := newBackend(t)
+	b.settle()
+	const after = 3 * time.Second
+	b.linkMu.Lock()
+	b.detachAfter = after
+	b.linkMu.Unlock()
+	t.Cleanup(func() {
+		b.linkMu.Lock()
+		b.detachAfter = detachAfter
+		b.linkMu.Unlock()
+	})
+	ctx := context.Background()
+	s := hostPolicyInCgroup(t, "idle", "  file:\n    matchPaths:\n    - path: /wt/secret\n", cg)
+	timed := func(step string, sets ...*rules.Set) {
+		t.Helper()
+		start := time.Now()
+		must(t, b.Apply(ctx, sets))
+		t.Logf("%s: Apply took %v", step, time.Since(start))
+	}
+
+	timed("file rules, programs attached", s)
+	before := linkIDs(t, b)
+	if before[wardProgWardFileOpen] == 0 {
+		t.Fatalf("file_open not attached with a file rule: %v", before)
+	}
+	timed("rules removed")
+	timed("rules back", s)
+	if now := linkIDs(t, b); !maps.Equal(now, before) {
+		t.Errorf("links changed across a removal and a re-apply within detachAfter: %v, then %v", before, now)
+	}
+	drain(b)
+	if got := helperRunFiles(t, cgfd, "/wt/bin/reader", "open:/wt/secret"); got != "open:/wt/secret errno 1" {
+		t.Errorf("rules back: open %q, want errno 1", got)
+	}
+	ev, ok := waitEvent(b, func(ev enforcer.Event) bool { return ev.Access.Op == policy.OpFile })
+	if !ok {
+		t.Error("rules back: no file event")
+	} else if v := s.Decide(ev.Access); ev.Errno != 1 || v.Policy != "idle" || v.Action != "Block" {
+		t.Errorf("rules back: event errno %d access %+v, verdict %+v", ev.Errno, ev.Access, v)
+	}
+
+	removed := time.Now()
+	timed("rules removed again")
+	if got := kernelAttached(t, b); !slices.Contains(got, wardProgWardFileOpen) {
+		t.Errorf("file_open detached at once: attached %v", got)
+	}
+	var firstGone time.Duration
+	for {
+		got := kernelAttached(t, b)
+		if firstGone == 0 && !slices.Contains(got, wardProgWardFileOpen) {
+			firstGone = time.Since(removed)
+		}
+		if len(got) == 0 {
+			break
+		}
+		if time.Since(removed) > after+30*time.Second {
+			t.Fatalf("still attached %v after the rules went (detachAfter %v): %v", time.Since(removed), after, got)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if firstGone < after {
+		t.Errorf("file_open detached %v after the rules went, before detachAfter %v", firstGone, after)
+	}
+	t.Logf("file_open detached %v after the rules went, the last program %v", firstGone, time.Since(removed))
+	if got := b.attached(); len(got) != 0 {
+		t.Errorf("the Backend believes %v attached with no rules after detachAfter", got)
+	}
+	if got := helperRunFiles(t, cgfd, "/wt/bin/reader", "open:/wt/secret"); got != "open:/wt/secret ok" {
+		t.Errorf("no rules: open %q, want ok", got)
+	}
 }

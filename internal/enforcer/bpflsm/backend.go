@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"sync"
 	"syscall"
+	"time"
 
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/link"
@@ -101,11 +102,16 @@ type Backend struct {
 	// owns them.
 	progs map[string]*ebpf.Program
 	maps  map[string]*ebpf.Map
-	// links are the attached programs by name; ops is the set of operations (opBits) whose
-	// programs attachFor attached last. Both change under mu (writeConfig) or before the
-	// Backend is shared (New, the benchmark).
-	links map[string]link.Link
-	ops   uint32
+	// linkMu guards the attachments: links, the attached programs by name; ops, the operations
+	// (opBits) some workload had rules of at the last writeConfig; idle, since when each attached
+	// program that no operation in ops needs has been so; detachTimer, armed while idle is not
+	// empty, to detach them detachAfter later. writeConfig takes it inside mu.
+	linkMu      sync.Mutex
+	links       map[string]link.Link
+	ops         uint32
+	idle        map[string]time.Time
+	detachTimer *time.Timer
+	detachAfter time.Duration
 	// instance is this Backend's pin directory ("" without PinDir);
 	// predecessors are the older instances it retires after its first
 	// successful Apply.

@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/link"
@@ -91,6 +92,9 @@ func New(opts Options) (*Backend, error) {
 		byID:    map[string]*applied{},
 		owner:   map[uint64]string{},
 		links:   map[string]link.Link{},
+		idle:    map[string]time.Time{},
+
+		detachAfter: detachAfter,
 
 		predecessors: predecessors,
 	}
@@ -115,7 +119,10 @@ func New(opts Options) (*Backend, error) {
 	if err != nil {
 		return nil, fmt.Errorf("load programs: %w", err)
 	}
-	if err := b.attachFor(allOps); err != nil {
+	b.linkMu.Lock()
+	err = b.attachFor(allOps)
+	b.linkMu.Unlock()
+	if err != nil {
 		b.closeKernel()
 		return nil, notSupported(err)
 	}
@@ -172,6 +179,10 @@ var progOps = map[string]uint32{
 	wardProgWardCapable:        opBits(opCapabilities),
 }
 
+// detachAfter is how long the programs of an operation stay attached once no workload has rules
+// of it (attachFor says why they wait).
+const detachAfter = 30 * time.Second
+
 // opBits is a set of operations, one bit per op.
 func opBits(ops ...uint8) uint32 {
 	var bits uint32
@@ -207,19 +218,32 @@ func opSetNames(ops uint32) []string {
 	return names
 }
 
-// attachFor attaches the programs of the operations in ops and then detaches the others',
-// pinning and unpinning them when the Backend pins, and remembers ops for attach.
+// attachFor attaches the programs of the operations in ops and records ops as the operations
+// some workload has rules of; called with linkMu held. The programs of an operation no longer in
+// ops stay attached for detachAfter (detachIdle): detaching makes the kernel rebuild each hook's
+// trampoline, which took 1.5 s for the file programs in the VM, and a policy edit that moves rules
+// from one pod to another, applied workload by workload, removes an operation's last rules just
+// before it adds them back. A hook without rules of its operation returns at the config check, so
+// a program left attached costs its trampoline, not a decision.
 func (b *Backend) attachFor(ops uint32) error {
 	names, progs := b.programs()
-	var added, removed []string
+	var added []string
 	defer func() {
-		if len(added)+len(removed) > 0 {
-			b.log.Info("BPF-LSM programs attached for the operations with rules", "operations", opSetNames(b.ops),
-				"attached", added, "detached", removed)
+		if len(added) > 0 {
+			b.log.Info("BPF-LSM programs attached for the operations with rules", "operations", opSetNames(ops),
+				"attached", added)
 		}
 	}()
+	now := time.Now()
 	for i, n := range names {
-		if progOps[n]&ops == 0 || b.links[n] != nil {
+		if progOps[n]&ops == 0 {
+			if _, idle := b.idle[n]; b.links[n] != nil && !idle {
+				b.idle[n] = now
+			}
+			continue
+		}
+		delete(b.idle, n)
+		if b.links[n] != nil {
 			continue
 		}
 		l, err := link.AttachLSM(link.LSMOptions{Program: progs[i]})
@@ -235,36 +259,90 @@ func (b *Backend) attachFor(ops uint32) error {
 		added = append(added, n)
 	}
 	b.ops = ops
-	var errs []error
-	for _, n := range names {
-		l := b.links[n]
-		if l == nil || progOps[n]&ops != 0 {
-			continue
+	if len(b.idle) > 0 && b.detachTimer == nil {
+		b.detachTimer = time.AfterFunc(b.detachAfter, func() { b.detachIdle(time.Now().Add(-b.detachAfter)) })
+	}
+	return nil
+}
+
+// detachIdle detaches the programs that no workload has needed since before cutoff, one at a
+// time so that an Apply waits for at most one detach, and arms the timer again for the programs
+// that became idle later. It runs on detachTimer, and in tests that need the attachments settled.
+func (b *Backend) detachIdle(cutoff time.Time) {
+	var removed []string
+	defer func() {
+		if len(removed) > 0 {
+			b.log.Info("BPF-LSM programs detached: no workload has had rules of their operations for "+b.detachAfter.String(),
+				"detached", removed)
 		}
-		if b.instance != "" {
-			if err := l.Unpin(); err != nil {
-				errs = append(errs, fmt.Errorf("unpin link %s: %w", n, err))
-				continue // still attached, and said so
+	}()
+	for {
+		b.linkMu.Lock()
+		select {
+		case <-b.done:
+			b.linkMu.Unlock()
+			return
+		default:
+		}
+		var name string
+		var first time.Time
+		for n, since := range b.idle {
+			if first.IsZero() || since.Before(first) {
+				name, first = n, since
 			}
 		}
-		if err := l.Close(); err != nil {
-			errs = append(errs, fmt.Errorf("detach %s: %w", n, err))
+		if name == "" || first.After(cutoff) {
+			if b.detachTimer != nil {
+				b.detachTimer.Stop()
+				b.detachTimer = nil
+			}
+			if name != "" {
+				b.detachTimer = time.AfterFunc(time.Until(first.Add(b.detachAfter)), func() { b.detachIdle(time.Now().Add(-b.detachAfter)) })
+			}
+			b.linkMu.Unlock()
+			return
 		}
-		delete(b.links, n)
-		removed = append(removed, n)
+		delete(b.idle, name)
+		if err := b.detachOne(name); err != nil {
+			b.log.Warn("BPF-LSM program not detached; it stays attached, deciding nothing", "program", name, "error", err.Error())
+		} else {
+			removed = append(removed, name)
+		}
+		b.linkMu.Unlock()
 	}
-	return errors.Join(errs...)
+}
+
+// detachOne detaches one program (unpinning it when the Backend pins); called with linkMu held.
+func (b *Backend) detachOne(n string) error {
+	l := b.links[n]
+	if b.instance != "" {
+		if err := l.Unpin(); err != nil {
+			return fmt.Errorf("unpin link %s: %w", n, err) // still attached, and said so
+		}
+	}
+	delete(b.links, n)
+	if err := l.Close(); err != nil {
+		return fmt.Errorf("detach %s: %w", n, err)
+	}
+	return nil
 }
 
 // detach closes this process's links, keeping maps and programs: without PinDir the
 // programs leave their hooks (the benchmark's no-program baseline); pinned links stay
 // attached (Close with PinDir).
 func (b *Backend) detach() error {
+	b.linkMu.Lock()
+	defer b.linkMu.Unlock()
+	if b.detachTimer != nil {
+		b.detachTimer.Stop()
+		b.detachTimer = nil
+	}
 	var errs []error
 	for _, l := range b.links {
 		errs = append(errs, l.Close())
 	}
 	clear(b.links)
+	clear(b.idle)
 	return errors.Join(errs...)
 }
 
