@@ -149,8 +149,8 @@ func New(opts Options) (*Backend, error) {
 // progOps says which operations' rules each program decides, as opBits: a program is attached
 // only while some workload has rules of one of them (attachFor), because even a program that
 // returns at once costs the hook a trampoline: capable() took 1.8x its time with Ward attached
-// and no capability rules anywhere (docs/performance.md). The path hooks that bump ward_epoch
-// (unlink, link, rename) serve the process operation too: file_open's per-inode cache decides
+// and no capability rules anywhere (docs/performance.md). The path hooks that invalidate
+// per-inode cache entries (unlink, link, rename: moved, ward_epoch) serve the process operation too: file_open's per-inode cache decides
 // exec opens, and an entry must never outlive a rename it did not see. Entries are tied to a
 // workload generation, and a generation with file or process rules keeps these hooks attached
 // for its whole life (attachFor runs before ward_config names a new operation), so detaching

@@ -114,6 +114,8 @@ type wardIcache struct {
 	Epoch   uint32
 	Flags   uint32
 	Op      uint32
+	Moves   uint32
+	Stamp   uint32
 }
 
 type wardKeyKind uint32

@@ -346,9 +346,11 @@ struct {
 	__type(value, struct config);
 } ward_config SEC(".maps");
 
-// ward_epoch[0] is bumped by every rename, link and unlink, which can change
-// the path of an existing inode, and invalidates the per-inode cache. Only
-// the kernel writes it: kept apart from ward_config so that user space's
+// ward_epoch[0] is bumped by every rename of a directory, which changes the
+// paths of every inode below it, and invalidates the whole per-inode cache.
+// A rename, link or unlink of anything else changes the names of one inode
+// (two for RENAME_EXCHANGE) and bumps only their entries' moves. Only the
+// kernel writes it: kept apart from ward_config so that user space's
 // whole-value writes of the container count can never undo a bump.
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
@@ -360,8 +362,10 @@ struct {
 // The per-inode cache of the rule bits found for a file's path, so that a
 // file opened again by the same workload is decided without resolving and
 // hashing its path. An entry is valid only for the same workload
-// generation, operation, source, mount and epoch, and only while the file
-// has one name (i_nlink == 1): a second name could have other rules.
+// generation, operation, source, mount and epoch, while no rename, link or
+// unlink of the inode happened since it was computed (stamp == moves), and
+// only while the file has one name (i_nlink == 1): a second name could have
+// other rules.
 struct icache {
 	__u64 cgroup;
 	__u64 mnt;
@@ -376,6 +380,10 @@ struct icache {
 	__u32 epoch;
 	__u32 flags;
 	__u32 op;
+	// moves counts the renames, links and unlinks of this inode (moved);
+	// stamp is its value when the entry's bits were computed.
+	__u32 moves;
+	__u32 stamp;
 };
 
 struct {
@@ -937,7 +945,7 @@ static __always_inline int check_path(struct wl *wl, struct walk *w, struct scra
 
 	__u64 bits = 0, sbits = 0;
 	struct icache *c = NULL;
-	__u32 epoch = 0;
+	__u32 epoch = 0, moves = 0;
 	struct dentry *rdentry = NULL;
 	struct vfsmount *rmnt = NULL;
 	if (file) {
@@ -972,8 +980,13 @@ static __always_inline int check_path(struct wl *wl, struct walk *w, struct scra
 		if ((mode & 00170000) == 0100000 && inode->i_nlink == 1)
 			c = bpf_inode_storage_get(&icache, inode, 0, BPF_LOCAL_STORAGE_GET_F_CREATE);
 		__u64 mnt = (__u64)file->f_path.mnt;
-		if (c && c->cgroup == wl->cgroup && c->gen == wl->gen && c->epoch == epoch && c->mnt == mnt &&
-		    c->root == (__u64)rdentry && c->root_mnt == (__u64)rmnt && c->src == src && c->op == w->op) {
+		// Read before the path, as the epoch: a rename of this file after
+		// this read makes the entry written below stale at once.
+		if (c)
+			moves = *(volatile __u32 *)&c->moves;
+		if (c && c->cgroup == wl->cgroup && c->gen == wl->gen && c->epoch == epoch && c->stamp == moves &&
+		    c->mnt == mnt && c->root == (__u64)rdentry && c->root_mnt == (__u64)rmnt && c->src == src &&
+		    c->op == w->op) {
 			bits = c->bits;
 			sbits = c->sbits;
 			flags |= c->flags;
@@ -1073,6 +1086,7 @@ resolved:
 		c->sbits = sbits;
 		c->gen = wl->gen;
 		c->epoch = epoch;
+		c->stamp = moves;
 		c->flags = flags & (EF_INODE | EF_DIRINODE);
 		c->op = w->op;
 	}
@@ -1141,9 +1155,8 @@ int BPF_PROG(ward_file_open, struct file *file, int ret)
 	return check_path(&wl, &w, s, 0, write, file->f_inode, file->f_path.dentry, true, file);
 }
 
-// check_write decides a modification of (mnt, dentry).
-// bump_epoch invalidates the per-inode cache: called for every rename, link
-// and unlink on the system, whatever the workload.
+// bump_epoch invalidates the whole per-inode cache: called for every rename
+// of a directory on the system, whatever the workload.
 static __always_inline void bump_epoch(void)
 {
 	__u32 zero = 0;
@@ -1152,6 +1165,28 @@ static __always_inline void bump_epoch(void)
 		__sync_fetch_and_add(ep, 1);
 }
 
+// moved invalidates the per-inode cache entry of the inode behind dentry,
+// whose names a rename, link or unlink is changing (none for a negative
+// dentry): its other entries, and every other inode's, stay valid, so a
+// node busy with temporary files and atomic replaces keeps its cache. A
+// directory's rename changes the paths of everything below it: the whole
+// cache goes (bump_epoch). Called for every such change on the system,
+// whatever the workload.
+static __always_inline void moved(struct dentry *dentry)
+{
+	struct inode *inode = dentry->d_inode;
+	if (!inode)
+		return;
+	if ((inode->i_mode & 00170000) == 0040000) {
+		bump_epoch();
+		return;
+	}
+	struct icache *c = bpf_inode_storage_get(&icache, inode, 0, 0);
+	if (c)
+		__sync_fetch_and_add(&c->moves, 1);
+}
+
+// check_write decides a modification of (mnt, dentry).
 static __always_inline int check_write(struct vfsmount *mnt, struct dentry *dentry)
 {
 	struct wl wl;
@@ -1244,7 +1279,8 @@ int BPF_PROG(ward_file_permission, struct file *file, int mask, int ret)
 		__u32 zero = 0;
 		__u32 *ep = bpf_map_lookup_elem(&ward_epoch, &zero);
 		struct task_struct *t = bpf_get_current_task_btf();
-		if (ep && c->cgroup == wl.cgroup && c->gen == wl.gen && c->epoch == *ep && c->op == OP_FILE &&
+		if (ep && c->cgroup == wl.cgroup && c->gen == wl.gen && c->epoch == *ep && c->stamp == c->moves &&
+		    c->op == OP_FILE &&
 		    c->mnt == (__u64)file->f_path.mnt && c->root == (__u64)t->fs->root.dentry &&
 		    c->root_mnt == (__u64)t->fs->root.mnt) {
 			__u32 fsuid = t->cred->fsuid.val;
@@ -1261,7 +1297,7 @@ int BPF_PROG(ward_path_unlink, const struct path *dir, struct dentry *dentry, in
 {
 	if (ret != 0)
 		return ret;
-	bump_epoch();
+	moved(dentry);
 	return check_write(BPF_CORE_READ(dir, mnt), dentry);
 }
 
@@ -1305,7 +1341,7 @@ int BPF_PROG(ward_path_link, struct dentry *old_dentry, const struct path *new_d
 {
 	if (ret != 0)
 		return ret;
-	bump_epoch();
+	moved(old_dentry);
 	struct vfsmount *mnt = BPF_CORE_READ(new_dir, mnt);
 	int r = check_write(mnt, old_dentry);
 	if (r)
@@ -1319,7 +1355,10 @@ int BPF_PROG(ward_path_rename, const struct path *old_dir, struct dentry *old_de
 {
 	if (ret != 0)
 		return ret;
-	bump_epoch();
+	// new_dentry's inode, when there is one, is replaced (it loses this
+	// name) or, with RENAME_EXCHANGE, takes old_dentry's place.
+	moved(old_dentry);
+	moved(new_dentry);
 	int r = check_write(BPF_CORE_READ(old_dir, mnt), old_dentry);
 	if (r)
 		return r;

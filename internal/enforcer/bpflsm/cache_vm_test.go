@@ -1,0 +1,115 @@
+//go:build vm
+
+package bpflsm
+
+import (
+	"os"
+	"testing"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/wardsec/ward/internal/rules"
+	"github.com/wardsec/ward/internal/testutil/vmguest"
+)
+
+// epochNow reads ward_epoch, which only a directory's rename bumps.
+func epochNow(t *testing.T, b *Backend) uint32 {
+	t.Helper()
+	var e uint32
+	must(t, b.objs.WardEpoch.Lookup(uint32(0), &e))
+	return e
+}
+
+// cacheEntry reads the per-inode cache entry of the file at p (an inode storage map takes a
+// descriptor of the file as its key).
+func cacheEntry(t *testing.T, b *Backend, p string) (wardIcache, bool) {
+	t.Helper()
+	f, err := os.Open(p)
+	must(t, err)
+	defer f.Close()
+	var c wardIcache
+	if err := b.objs.Icache.Lookup(int32(f.Fd()), &c); err != nil {
+		return c, false
+	}
+	return c, true
+}
+
+// TestInodeCacheScope: the per-inode cache of file_open is invalidated for the inodes whose
+// names change, not for the whole node. Renames, links and unlinks of regular files (temporary
+// files, atomic replaces) leave ward_epoch and a cached file's entry valid; a directory's rename
+// bumps ward_epoch, since it changes the paths below it. Both keep the decisions right: a cached,
+// permitted file moved into the blocked directory by its directory's rename, by an exchange of
+// two names (RENAME_EXCHANGE) or by a hard link whose old name is then removed is denied (EPERM)
+// on its next open.
+func TestInodeCacheScope(t *testing.T) {
+	vmguest.RequireGuest(t)
+	must(t, os.RemoveAll("/wt"))
+	copySelf(t, "/wt/bin/reader")
+	for _, p := range []string{"/wt/c/blocked/x.txt", "/wt/c/a.txt", "/wt/c/free-x.txt", "/wt/c/free-l.txt", "/wt/c/d/f.txt", "/wt/c/churn/keep"} {
+		mkfile(t, p, 0)
+	}
+	cg, cgfd := testCgroup(t, "ward-cache")
+	b := newBackend(t)
+	set := hostPolicyInCgroup(t, "cache", "  file:\n    matchDirectories:\n    - dir: /wt/c/blocked/\n      recursive: true\n", cg)
+	must(t, b.Apply(t.Context(), []*rules.Set{set}))
+	open := func(p, want string) {
+		t.Helper()
+		if got := helperRun(t, cgfd, "/wt/bin/reader", 0, "open:"+p); got != "open:"+p+" "+want {
+			t.Errorf("open %s: %q, want %q", p, got, want)
+		}
+	}
+	valid := func(step, p string, epoch uint32) {
+		t.Helper()
+		c, ok := cacheEntry(t, b, p)
+		switch {
+		case !ok:
+			t.Errorf("%s: no cache entry for %s", step, p)
+		case c.Cgroup != cg || c.Epoch != epoch || c.Stamp != c.Moves:
+			t.Errorf("%s: the entry of %s is not valid: cgroup %d (want %d), epoch %d (now %d), stamp %d, moves %d",
+				step, p, c.Cgroup, cg, c.Epoch, epoch, c.Stamp, c.Moves)
+		}
+	}
+
+	open("/wt/c/a.txt", "ok")
+	e0 := epochNow(t, b)
+	valid("after the open", "/wt/c/a.txt", e0)
+
+	// Churn of regular files by another process: write a temporary file and rename it over
+	// another, link and unlink, exchange two names.
+	for i := range 20 {
+		must(t, os.WriteFile("/wt/c/churn/tmp", []byte{byte(i)}, 0o644))
+		must(t, os.Rename("/wt/c/churn/tmp", "/wt/c/churn/keep"))
+		must(t, os.Link("/wt/c/churn/keep", "/wt/c/churn/link"))
+		must(t, os.Remove("/wt/c/churn/link"))
+	}
+	must(t, os.WriteFile("/wt/c/churn/other", nil, 0o644))
+	must(t, unix.Renameat2(unix.AT_FDCWD, "/wt/c/churn/keep", unix.AT_FDCWD, "/wt/c/churn/other", unix.RENAME_EXCHANGE))
+	if e := epochNow(t, b); e != e0 {
+		t.Errorf("renames, links and unlinks of regular files moved ward_epoch from %d to %d", e0, e)
+	}
+	valid("after other files' renames, links and unlinks", "/wt/c/a.txt", e0)
+
+	// A cached file exchanged with a blocked one: its entry goes, ward_epoch stays.
+	open("/wt/c/free-x.txt", "ok")
+	must(t, unix.Renameat2(unix.AT_FDCWD, "/wt/c/free-x.txt", unix.AT_FDCWD, "/wt/c/blocked/x.txt", unix.RENAME_EXCHANGE))
+	if e := epochNow(t, b); e != e0 {
+		t.Errorf("RENAME_EXCHANGE of two files moved ward_epoch from %d to %d", e0, e)
+	}
+	open("/wt/c/blocked/x.txt", "errno 1")
+	open("/wt/c/free-x.txt", "ok")
+
+	// A cached file linked into the blocked directory, then its old name removed: one name
+	// again (i_nlink 1), the blocked one.
+	open("/wt/c/free-l.txt", "ok")
+	must(t, os.Link("/wt/c/free-l.txt", "/wt/c/blocked/l.txt"))
+	must(t, os.Remove("/wt/c/free-l.txt"))
+	open("/wt/c/blocked/l.txt", "errno 1")
+
+	// A cached file's directory renamed into the blocked directory.
+	open("/wt/c/d/f.txt", "ok")
+	must(t, os.Rename("/wt/c/d", "/wt/c/blocked/d"))
+	if e := epochNow(t, b); e == e0 {
+		t.Errorf("a directory's rename left ward_epoch at %d", e)
+	}
+	open("/wt/c/blocked/d/f.txt", "errno 1")
+}
