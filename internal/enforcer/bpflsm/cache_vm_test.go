@@ -112,4 +112,23 @@ func TestInodeCacheScope(t *testing.T) {
 		t.Errorf("a directory's rename left ward_epoch at %d", e)
 	}
 	open("/wt/c/blocked/d/f.txt", "errno 1")
+
+	// A cached file's mount moved into the blocked directory (MS_MOVE): the same vfsmount under
+	// another path. The move's source must not sit under a shared mount: /wt/m is private.
+	must(t, os.MkdirAll("/wt/m", 0o755))
+	must(t, unix.Mount("ward-m", "/wt/m", "tmpfs", 0, ""))
+	t.Cleanup(func() { unix.Unmount("/wt/m", unix.MNT_DETACH) })
+	must(t, unix.Mount("", "/wt/m", "", unix.MS_PRIVATE, ""))
+	must(t, os.MkdirAll("/wt/m/data", 0o755))
+	must(t, unix.Mount("ward-data", "/wt/m/data", "tmpfs", 0, ""))
+	mkfile(t, "/wt/m/data/f.txt", 0)
+	must(t, os.MkdirAll("/wt/c/blocked/data", 0o755))
+	open("/wt/m/data/f.txt", "ok")
+	e1 := epochNow(t, b)
+	must(t, unix.Mount("/wt/m/data", "/wt/c/blocked/data", "", unix.MS_MOVE, ""))
+	t.Cleanup(func() { unix.Unmount("/wt/c/blocked/data", unix.MNT_DETACH) })
+	if e := epochNow(t, b); e == e1 {
+		t.Errorf("a mount's move left ward_epoch at %d", e)
+	}
+	open("/wt/c/blocked/data/f.txt", "errno 1")
 }

@@ -150,7 +150,7 @@ func New(opts Options) (*Backend, error) {
 // only while some workload has rules of one of them (attachFor), because even a program that
 // returns at once costs the hook a trampoline: capable() took 1.8x its time with Ward attached
 // and no capability rules anywhere (docs/performance.md). The path hooks that invalidate
-// per-inode cache entries (unlink, link, rename: moved, ward_epoch) serve the process operation too: file_open's per-inode cache decides
+// per-inode cache entries (unlink, link, rename: moved, ward_epoch; the mount hooks: ward_epoch) serve the process operation too: file_open's per-inode cache decides
 // exec opens, and an entry must never outlive a rename it did not see. Entries are tied to a
 // workload generation, and a generation with file or process rules keeps these hooks attached
 // for its whole life (attachFor runs before ward_config names a new operation), so detaching
@@ -162,6 +162,8 @@ var progOps = map[string]uint32{
 	wardProgWardPathUnlink:     opBits(opFile, opProcess),
 	wardProgWardPathLink:       opBits(opFile, opProcess),
 	wardProgWardPathRename:     opBits(opFile, opProcess),
+	wardProgWardSbMount:        opBits(opFile, opProcess),
+	wardProgWardMoveMount:      opBits(opFile, opProcess),
 	wardProgWardPathRmdir:      opBits(opFile),
 	wardProgWardPathMkdir:      opBits(opFile),
 	wardProgWardPathMknod:      opBits(opFile),

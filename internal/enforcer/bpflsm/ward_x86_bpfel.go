@@ -236,6 +236,7 @@ const (
 	wardProgWardFileOpen       = "ward_file_open"
 	wardProgWardFilePermission = "ward_file_permission"
 	wardProgWardMmapFile       = "ward_mmap_file"
+	wardProgWardMoveMount      = "ward_move_mount"
 	wardProgWardPathChmod      = "ward_path_chmod"
 	wardProgWardPathChown      = "ward_path_chown"
 	wardProgWardPathLink       = "ward_path_link"
@@ -246,6 +247,7 @@ const (
 	wardProgWardPathSymlink    = "ward_path_symlink"
 	wardProgWardPathTruncate   = "ward_path_truncate"
 	wardProgWardPathUnlink     = "ward_path_unlink"
+	wardProgWardSbMount        = "ward_sb_mount"
 	wardProgWardSocketAccept   = "ward_socket_accept"
 	wardProgWardSocketBind     = "ward_socket_bind"
 	wardProgWardSocketConnect  = "ward_socket_connect"
@@ -317,6 +319,7 @@ type wardProgramSpecs struct {
 	WardFileOpen       *ebpf.ProgramSpec `ebpf:"ward_file_open"`
 	WardFilePermission *ebpf.ProgramSpec `ebpf:"ward_file_permission"`
 	WardMmapFile       *ebpf.ProgramSpec `ebpf:"ward_mmap_file"`
+	WardMoveMount      *ebpf.ProgramSpec `ebpf:"ward_move_mount"`
 	WardPathChmod      *ebpf.ProgramSpec `ebpf:"ward_path_chmod"`
 	WardPathChown      *ebpf.ProgramSpec `ebpf:"ward_path_chown"`
 	WardPathLink       *ebpf.ProgramSpec `ebpf:"ward_path_link"`
@@ -327,6 +330,7 @@ type wardProgramSpecs struct {
 	WardPathSymlink    *ebpf.ProgramSpec `ebpf:"ward_path_symlink"`
 	WardPathTruncate   *ebpf.ProgramSpec `ebpf:"ward_path_truncate"`
 	WardPathUnlink     *ebpf.ProgramSpec `ebpf:"ward_path_unlink"`
+	WardSbMount        *ebpf.ProgramSpec `ebpf:"ward_sb_mount"`
 	WardSocketAccept   *ebpf.ProgramSpec `ebpf:"ward_socket_accept"`
 	WardSocketBind     *ebpf.ProgramSpec `ebpf:"ward_socket_bind"`
 	WardSocketConnect  *ebpf.ProgramSpec `ebpf:"ward_socket_connect"`
@@ -448,6 +452,7 @@ type wardPrograms struct {
 	WardFileOpen       *ebpf.Program `ebpf:"ward_file_open"`
 	WardFilePermission *ebpf.Program `ebpf:"ward_file_permission"`
 	WardMmapFile       *ebpf.Program `ebpf:"ward_mmap_file"`
+	WardMoveMount      *ebpf.Program `ebpf:"ward_move_mount"`
 	WardPathChmod      *ebpf.Program `ebpf:"ward_path_chmod"`
 	WardPathChown      *ebpf.Program `ebpf:"ward_path_chown"`
 	WardPathLink       *ebpf.Program `ebpf:"ward_path_link"`
@@ -458,6 +463,7 @@ type wardPrograms struct {
 	WardPathSymlink    *ebpf.Program `ebpf:"ward_path_symlink"`
 	WardPathTruncate   *ebpf.Program `ebpf:"ward_path_truncate"`
 	WardPathUnlink     *ebpf.Program `ebpf:"ward_path_unlink"`
+	WardSbMount        *ebpf.Program `ebpf:"ward_sb_mount"`
 	WardSocketAccept   *ebpf.Program `ebpf:"ward_socket_accept"`
 	WardSocketBind     *ebpf.Program `ebpf:"ward_socket_bind"`
 	WardSocketConnect  *ebpf.Program `ebpf:"ward_socket_connect"`
@@ -473,6 +479,7 @@ func (p *wardPrograms) Close() error {
 		p.WardFileOpen,
 		p.WardFilePermission,
 		p.WardMmapFile,
+		p.WardMoveMount,
 		p.WardPathChmod,
 		p.WardPathChown,
 		p.WardPathLink,
@@ -483,6 +490,7 @@ func (p *wardPrograms) Close() error {
 		p.WardPathSymlink,
 		p.WardPathTruncate,
 		p.WardPathUnlink,
+		p.WardSbMount,
 		p.WardSocketAccept,
 		p.WardSocketBind,
 		p.WardSocketConnect,

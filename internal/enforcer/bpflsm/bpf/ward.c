@@ -347,7 +347,8 @@ struct {
 } ward_config SEC(".maps");
 
 // ward_epoch[0] is bumped by every rename of a directory, which changes the
-// paths of every inode below it, and invalidates the whole per-inode cache.
+// paths of every inode below it, and every move of a mount, which changes
+// the paths of its files: it invalidates the whole per-inode cache.
 // A rename, link or unlink of anything else changes the names of one inode
 // (two for RENAME_EXCHANGE) and bumps only their entries' moves. Only the
 // kernel writes it: kept apart from ward_config so that user space's
@@ -1363,6 +1364,33 @@ int BPF_PROG(ward_path_rename, const struct path *old_dir, struct dentry *old_de
 	if (r)
 		return r;
 	return check_write(BPF_CORE_READ(new_dir, mnt), new_dentry);
+}
+
+#define MS_MOVE 8192
+
+// A mount moved elsewhere keeps its vfsmount, which per-inode cache entries
+// name: the paths of all its files change, so the whole cache goes. mount(2)
+// with MS_MOVE reaches sb_mount, move_mount(2) (also attaching a detached
+// open_tree clone) move_mount. Neither decides anything: a move is checked by
+// the rules of neither path (docs/bpflsm.md).
+SEC("lsm/sb_mount")
+int BPF_PROG(ward_sb_mount, const char *dev_name, const struct path *path, const char *type, unsigned long flags,
+	     void *data, int ret)
+{
+	if (ret != 0)
+		return ret;
+	if (flags & MS_MOVE)
+		bump_epoch();
+	return 0;
+}
+
+SEC("lsm/move_mount")
+int BPF_PROG(ward_move_mount, const struct path *from_path, const struct path *to_path, int ret)
+{
+	if (ret != 0)
+		return ret;
+	bump_epoch();
+	return 0;
 }
 
 SEC("lsm/path_chmod")
