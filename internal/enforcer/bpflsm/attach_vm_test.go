@@ -100,6 +100,22 @@ func kernelAttached(t *testing.T, b *Backend) []string {
 	return names
 }
 
+// deniedWithEvent runs the reader's op in the cgroup and wants EPERM, and an event of operation
+// op that set attributes to a Block of the policy named name.
+func deniedWithEvent(t *testing.T, b *Backend, cgfd int, step, op string, kind policy.Operation, set *rules.Set, name string) {
+	t.Helper()
+	drain(b)
+	if got := helperRunFiles(t, cgfd, "/wt/bin/reader", op); got != op+" errno 1" {
+		t.Errorf("%s: %q, want errno 1", step, got)
+	}
+	ev, ok := waitEvent(b, func(ev enforcer.Event) bool { return ev.Access.Op == kind })
+	if !ok {
+		t.Errorf("%s: no %s event", step, kind)
+	} else if v := set.Decide(ev.Access); ev.Errno != 1 || v.Policy != name || v.Action != "Block" {
+		t.Errorf("%s: event errno %d access %+v, verdict %+v", step, ev.Errno, ev.Access, v)
+	}
+}
+
 // TestProgramsFollowOperations: once the idle programs are detached (settle, which the timer
 // does detachAfter later), a program is attached only while some workload has rules of an
 // operation it decides (progOps), as the kernel's list of links shows, and a rule of an
@@ -147,16 +163,7 @@ func TestProgramsFollowOperations(t *testing.T) {
 	s := set(fileRule + netRule)
 	must(t, b.Apply(ctx, []*rules.Set{s}))
 	expect("file and network rules", "file", "network")
-	drain(b)
-	if got := helperRunFiles(t, cgfd, "/wt/bin/reader", "socket:tcp"); got != "socket:tcp errno 1" {
-		t.Errorf("with a network rule, socket:tcp: %q, want errno 1", got)
-	}
-	ev, ok := waitEvent(b, func(ev enforcer.Event) bool { return ev.Access.Op == policy.OpNetwork })
-	if !ok {
-		t.Error("no network event")
-	} else if v := s.Decide(ev.Access); ev.Errno != 1 || v.Policy != "ops" || v.Action != "Block" {
-		t.Errorf("event errno %d access %+v, verdict %+v", ev.Errno, ev.Access, v)
-	}
+	deniedWithEvent(t, b, cgfd, "with a network rule", "socket:tcp", policy.OpNetwork, s, "ops")
 
 	must(t, b.Apply(ctx, []*rules.Set{set(netRule)}))
 	expect("network rules only, before the idle programs go", "file", "network")
@@ -208,16 +215,7 @@ func TestIdleProgramsDetachLater(t *testing.T) {
 	if now := linkIDs(t, b); !maps.Equal(now, before) {
 		t.Errorf("links changed across a removal and a re-apply within detachAfter: %v, then %v", before, now)
 	}
-	drain(b)
-	if got := helperRunFiles(t, cgfd, "/wt/bin/reader", "open:/wt/secret"); got != "open:/wt/secret errno 1" {
-		t.Errorf("rules back: open %q, want errno 1", got)
-	}
-	ev, ok := waitEvent(b, func(ev enforcer.Event) bool { return ev.Access.Op == policy.OpFile })
-	if !ok {
-		t.Error("rules back: no file event")
-	} else if v := s.Decide(ev.Access); ev.Errno != 1 || v.Policy != "idle" || v.Action != "Block" {
-		t.Errorf("rules back: event errno %d access %+v, verdict %+v", ev.Errno, ev.Access, v)
-	}
+	deniedWithEvent(t, b, cgfd, "rules back", "open:/wt/secret", policy.OpFile, s, "idle")
 
 	removed := time.Now()
 	timed("rules removed again")
