@@ -6,6 +6,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"testing"
+	"time"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
@@ -168,6 +169,16 @@ func TestResolveProcSelf(t *testing.T) {
 	sleep, err := filepath.EvalSymlinks("/bin/sleep")
 	if err != nil {
 		t.Fatal(err)
+	}
+	// Start returns once the child's exec is under way, not done: /proc/PID/exe named the test
+	// binary for a moment in one run. Wait for the exec to finish.
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		if exe, _ := filepath.EvalSymlinks(fmt.Sprintf("/proc/%d/exe", pid)); exe == sleep {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("/proc/%d/exe is not %s after 10s", pid, sleep)
+		}
 	}
 	same := procRoot{same: true}
 	for _, c := range []struct {
