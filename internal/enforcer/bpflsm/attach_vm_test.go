@@ -35,7 +35,7 @@ func (b *Backend) attach() error {
 // settle detaches now the programs that no workload needs, which the timer would detachAfter
 // later.
 func (b *Backend) settle() {
-	b.detachIdle(time.Now().Add(time.Hour))
+	b.detachIdle(true)
 }
 
 // attached lists the names of the programs attached by this Backend, sorted.

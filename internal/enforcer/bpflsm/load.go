@@ -150,8 +150,9 @@ func New(opts Options) (*Backend, error) {
 // only while some workload has rules of one of them (attachFor), because even a program that
 // returns at once costs the hook a trampoline: capable() took 1.8x its time with Ward attached
 // and no capability rules anywhere (docs/performance.md). The path hooks that invalidate
-// per-inode cache entries (unlink, link, rename: moved, ward_epoch; the mount hooks: ward_epoch) serve the process operation too: file_open's per-inode cache decides
-// exec opens, and an entry must never outlive a rename it did not see. Entries are tied to a
+// per-inode cache entries (unlink, link, rename: moved, ward_epoch; the mount hooks: ward_epoch)
+// serve the process operation too: file_open's per-inode cache decides exec opens, and an entry
+// must never outlive a rename it did not see. Entries are tied to a
 // workload generation, and a generation with file or process rules keeps these hooks attached
 // for its whole life (attachFor runs before ward_config names a new operation), so detaching
 // them never leaves a stale entry usable. TestProgOpsCoversEveryProgram keeps this table whole.
@@ -262,19 +263,27 @@ func (b *Backend) attachFor(ops uint32) error {
 	}
 	b.ops = ops
 	if len(b.idle) > 0 && b.detachTimer == nil {
-		b.detachTimer = time.AfterFunc(b.detachAfter, func() { b.detachIdle(time.Now().Add(-b.detachAfter)) })
+		b.armDetach(b.detachAfter)
 	}
 	return nil
 }
 
-// detachIdle detaches the programs that no workload has needed since before cutoff, one at a
-// time so that an Apply waits for at most one detach, and arms the timer again for the programs
-// that became idle later. It runs on detachTimer, and in tests that need the attachments settled.
-func (b *Backend) detachIdle(cutoff time.Time) {
+// armDetach sets detachTimer to detach the programs idle for detachAfter, in d; called with
+// linkMu held.
+func (b *Backend) armDetach(d time.Duration) {
+	b.detachTimer = time.AfterFunc(d, func() { b.detachIdle(false) })
+}
+
+// detachIdle detaches the programs that no workload has needed for detachAfter (every idle
+// program with all, for tests that need the attachments settled), one at a time so that an Apply
+// waits for at most one detach, and arms the timer again for the programs that became idle
+// later. It runs on detachTimer.
+func (b *Backend) detachIdle(all bool) {
 	var removed []string
+	var idleFor time.Duration
 	defer func() {
 		if len(removed) > 0 {
-			b.log.Info("BPF-LSM programs detached: no workload has had rules of their operations for "+b.detachAfter.String(),
+			b.log.Info("BPF-LSM programs detached: no workload has had rules of their operations for "+idleFor.String(),
 				"detached", removed)
 		}
 	}()
@@ -285,6 +294,11 @@ func (b *Backend) detachIdle(cutoff time.Time) {
 			b.linkMu.Unlock()
 			return
 		default:
+		}
+		idleFor = b.detachAfter
+		cutoff := time.Now().Add(-idleFor)
+		if all {
+			cutoff = time.Now().Add(time.Hour)
 		}
 		var name string
 		var first time.Time
@@ -299,7 +313,7 @@ func (b *Backend) detachIdle(cutoff time.Time) {
 				b.detachTimer = nil
 			}
 			if name != "" {
-				b.detachTimer = time.AfterFunc(time.Until(first.Add(b.detachAfter)), func() { b.detachIdle(time.Now().Add(-b.detachAfter)) })
+				b.armDetach(time.Until(first.Add(b.detachAfter)))
 			}
 			b.linkMu.Unlock()
 			return
