@@ -394,6 +394,19 @@ struct {
 	__type(value, struct icache);
 } icache SEC(".maps");
 
+// icache_valid says whether entry c still decides an access of workload wl's
+// operation op, from source src, on mount mnt, by a task whose root is
+// (root, root_mnt): no policy change (gen), directory rename or mount move
+// (epoch) and no rename, link or unlink of the inode (moves) since the entry
+// was written. Callers read epoch and moves before they resolve a path.
+static __always_inline bool icache_valid(const struct icache *c, const struct wl *wl, __u32 op, __u64 src, __u64 mnt,
+					 struct dentry *root, struct vfsmount *root_mnt, __u32 epoch, __u32 moves)
+{
+	return c->cgroup == wl->cgroup && c->gen == wl->gen && c->epoch == epoch && c->stamp == moves &&
+	       c->mnt == mnt && c->root == (__u64)root && c->root_mnt == (__u64)root_mnt && c->src == src &&
+	       c->op == op;
+}
+
 // CG_WALK bounds how many cgroup ancestors find_ancestor looks up.
 #define CG_WALK 16
 
@@ -985,9 +998,7 @@ static __always_inline int check_path(struct wl *wl, struct walk *w, struct scra
 		// this read makes the entry written below stale at once.
 		if (c)
 			moves = *(volatile __u32 *)&c->moves;
-		if (c && c->cgroup == wl->cgroup && c->gen == wl->gen && c->epoch == epoch && c->stamp == moves &&
-		    c->mnt == mnt && c->root == (__u64)rdentry && c->root_mnt == (__u64)rmnt && c->src == src &&
-		    c->op == w->op) {
+		if (c && icache_valid(c, wl, w->op, src, mnt, rdentry, rmnt, epoch, moves)) {
 			bits = c->bits;
 			sbits = c->sbits;
 			flags |= c->flags;
@@ -1276,14 +1287,12 @@ int BPF_PROG(ward_file_permission, struct file *file, int mask, int ret)
 		return 0;
 	bool write = (mask & (MAY_WRITE | MAY_APPEND)) != 0;
 	struct icache *c = bpf_inode_storage_get(&icache, inode, 0, 0);
-	if (c && !(wl.flags & (WF_SOURCE_RULES | WF_ALLOW_SOURCES)) && c->src == 0) {
+	if (c && !(wl.flags & (WF_SOURCE_RULES | WF_ALLOW_SOURCES))) {
 		__u32 zero = 0;
 		__u32 *ep = bpf_map_lookup_elem(&ward_epoch, &zero);
 		struct task_struct *t = bpf_get_current_task_btf();
-		if (ep && c->cgroup == wl.cgroup && c->gen == wl.gen && c->epoch == *ep && c->stamp == c->moves &&
-		    c->op == OP_FILE &&
-		    c->mnt == (__u64)file->f_path.mnt && c->root == (__u64)t->fs->root.dentry &&
-		    c->root_mnt == (__u64)t->fs->root.mnt) {
+		if (ep && icache_valid(c, &wl, OP_FILE, 0, (__u64)file->f_path.mnt, t->fs->root.dentry, t->fs->root.mnt,
+				       *ep, c->moves)) {
 			__u32 fsuid = t->cred->fsuid.val;
 			__u64 perm = permitted(write, inode->i_uid.val == fsuid, has_tty(t));
 			if (verdict(c->bits, perm) != V_BLOCK)
