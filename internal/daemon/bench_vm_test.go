@@ -38,9 +38,9 @@ func BenchmarkReport(b *testing.B) {
 				{Name: "start to every workload in force", Value: ms(f.allIn) / 1000, Unit: "s"},
 				{Name: fmt.Sprintf("policy edit to enforced, p50 of %d", sz.changes), Value: ms(f.p50), Unit: "ms"},
 				{Name: fmt.Sprintf("policy edit to enforced, p99 of %d", sz.changes), Value: ms(f.p99), Unit: "ms"},
-				{Name: "Go heap in use, everything in force", Value: float64(f.heapKiB) / 1024, Unit: "MiB"},
+				{Name: "Go heap live, everything in force", Value: float64(f.heapKiB) / 1024, Unit: "MiB"},
 				{Name: "process RSS, everything in force, free memory returned to the OS", Value: float64(f.rssKiB) / 1024, Unit: "MiB"},
-				{Name: "Go heap in use after the edits", Value: float64(f.heapAfterKiB) / 1024, Unit: "MiB"},
+				{Name: "Go heap live after the edits", Value: float64(f.heapAfterKiB) / 1024, Unit: "MiB"},
 			} {
 				fig.Backend = c.backend
 				fmt.Println(fig)

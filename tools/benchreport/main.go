@@ -416,9 +416,9 @@ KubeArmorHostPolicy files in its policy directory, then 1,000 container workload
 then rewritten once per edit to block a new file, and a process under the host's enforcement opens
 that file in a loop until the kernel denies it: the latency is from the write to the first denied
 open, in guest time. Memory is the benchmark process's (the daemon, the test binary and, for
-AppArmor, what the BPF-LSM run left): Go heap in use and RSS, read after a collection that
-returns the free memory to the OS (debug.FreeOSMemory), so that RSS is the footprint and not what
-the runtime happened to keep.
+AppArmor, what the BPF-LSM run left): the Go heap's live objects and RSS, read after a
+collection that returns the free memory to the OS (debug.FreeOSMemory), so that RSS is the
+footprint and not what the runtime happened to keep.
 `
 
 // writeMonitor gives the system monitor's figures (internal/monitor's BenchmarkReport) and,
