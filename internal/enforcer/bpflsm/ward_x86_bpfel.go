@@ -165,7 +165,6 @@ type wardScratch struct {
 	Dsrc   uint64
 	Dbits  uint64
 	Dsbits uint64
-	File   uint64
 }
 
 type wardSocketHook uint32
@@ -205,7 +204,6 @@ type wardWlVal struct {
 	ExactDepths [4]uint64
 	DirInodes   uint32
 	Pad         uint32
-	FileNames   uint64
 }
 
 type wardWorkloadFlag uint32
