@@ -152,10 +152,10 @@ func New(opts Options) (*Backend, error) {
 // and no capability rules anywhere (docs/performance.md). The path hooks that invalidate
 // per-inode cache entries (unlink, link, rename: moved, ward_epoch; the mount hooks: ward_epoch)
 // serve the process operation too: file_open's per-inode cache decides exec opens, and an entry
-// must never outlive a rename it did not see. Entries are tied to a
-// workload generation, and a generation with file or process rules keeps these hooks attached
-// for its whole life (attachFor runs before ward_config names a new operation), so detaching
-// them never leaves a stale entry usable. TestProgOpsCoversEveryProgram keeps this table whole.
+// must never outlive a rename it did not see. Entries are tied to a workload generation, and a
+// generation with file or process rules keeps these hooks attached for its whole life (attachFor
+// runs before ward_config names a new operation), so detaching them never leaves a stale entry
+// usable. TestProgOpsCoversEveryProgram keeps this table whole.
 var progOps = map[string]uint32{
 	wardProgWardFileOpen:       opBits(opFile, opProcess),
 	wardProgWardFilePermission: opBits(opFile),
@@ -280,10 +280,10 @@ func (b *Backend) armDetach(d time.Duration) {
 // later. It runs on detachTimer.
 func (b *Backend) detachIdle(all bool) {
 	var removed []string
-	var idleFor time.Duration
+	var after time.Duration // detachAfter, read under linkMu
 	defer func() {
 		if len(removed) > 0 {
-			b.log.Info("BPF-LSM programs detached: no workload has had rules of their operations for "+idleFor.String(),
+			b.log.Info("BPF-LSM programs detached: no workload has had rules of their operations for "+after.String(),
 				"detached", removed)
 		}
 	}()
@@ -295,11 +295,7 @@ func (b *Backend) detachIdle(all bool) {
 			return
 		default:
 		}
-		idleFor = b.detachAfter
-		cutoff := time.Now().Add(-idleFor)
-		if all {
-			cutoff = time.Now().Add(time.Hour)
-		}
+		after = b.detachAfter
 		var name string
 		var first time.Time
 		for n, since := range b.idle {
@@ -307,13 +303,13 @@ func (b *Backend) detachIdle(all bool) {
 				name, first = n, since
 			}
 		}
-		if name == "" || first.After(cutoff) {
+		if name == "" || (!all && time.Since(first) < after) {
 			if b.detachTimer != nil {
 				b.detachTimer.Stop()
 				b.detachTimer = nil
 			}
 			if name != "" {
-				b.armDetach(time.Until(first.Add(b.detachAfter)))
+				b.armDetach(time.Until(first.Add(after)))
 			}
 			b.linkMu.Unlock()
 			return
