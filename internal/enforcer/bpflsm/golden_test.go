@@ -31,6 +31,9 @@ func render(tr *Translation) string {
 		}
 		fmt.Fprintf(&b, "op %s flags=%#02x dirDepths=%#x exactDepths=%#x\n", opNames[o], f, tr.DirDepths[o], tr.ExactDepths[o])
 	}
+	if tr.FileNames != 0 {
+		fmt.Fprintf(&b, "fileNames=%#016x\n", tr.FileNames)
+	}
 	kinds := map[uint8]string{kindPath: "path", kindExecName: "execname", kindCode: "code", kindSrcAllow: "srcallow", kindInode: "inode", kindDirInode: "dirinode"}
 	for _, k := range tr.SortedKeys() {
 		v := tr.Entries[k]

@@ -131,6 +131,11 @@ type Translation struct {
 	// 63 and more) when a directory key or an exact path key of that depth
 	// exists, per operation; the kernel skips lookups at other depths.
 	DirDepths, ExactDepths [numOps]uint64
+	// FileNames has nameBit set for the last component of every exact file path key, or
+	// every bit where a file's name cannot tell that no rule applies (directory rules,
+	// patterns, fromSource rules, allow-lists): file_open resolves the path of a file only
+	// if its name's bit is set or an inode key names it (wl_val.file_names).
+	FileNames uint64
 	// Codes has bit 1<<(code>>56) set for every kind of code key (protocol,
 	// type, family, all, capability) of network in its low 16 bits and of
 	// capabilities in the high 16; in each, the low byte for rules of any
@@ -272,6 +277,11 @@ func Translate(set *rules.Set, host Host) (*Translation, error) {
 	if tr.flags[opCapabilities]&(wfAllowGlobal|wfAllowSources) != 0 {
 		tr.t.Named.Caps = ^uint64(0)
 	}
+	// A file's name says that no rule applies to it only where every file rule is an exact
+	// path for any source and no allow-list makes the posture decide the files no rule names.
+	if tr.t.DirDepths[opFile] != 0 || tr.flags[opFile]&(wfPatterns|wfSourceRules|wfAllowGlobal|wfAllowSources) != 0 {
+		tr.t.FileNames = ^uint64(0)
+	}
 	return tr.t, nil
 }
 
@@ -376,6 +386,9 @@ func (tr *translator) match(r *rules.Rule, op uint8, base Key, bit uint64) error
 			k.Kind, k.Hash = kindPath, Hash(p)
 			tr.add(k, bit, 0, 0)
 			t.ExactDepths[op] |= depthBit(p)
+			if op == opFile {
+				t.FileNames |= nameBit(p[strings.LastIndex(p, "/")+1:])
+			}
 			if p != r.Value {
 				t.Aliases[p] = r.Value
 			}
@@ -625,6 +638,19 @@ func (t *Translation) DirAlias(host Host, p string) string {
 // depthBit is the depth mask bit of a path: its number of '/', capped at 63.
 func depthBit(p string) uint64 {
 	return 1 << min(strings.Count(p, "/"), 63)
+}
+
+// nameBit is the bit of a file name in FileNames, as bpf/ward.c's name_bit computes it from
+// a dentry's name: its length (low byte), first and last byte, mixed by a multiplication so
+// that names alike in one of them spread over the 64 bits. A filter, not a match: a name
+// whose bit is set is resolved and looked up as before.
+func nameBit(name string) uint64 {
+	var first, last byte
+	if name != "" {
+		first, last = name[0], name[len(name)-1]
+	}
+	k := uint64(len(name)&0xff)<<16 | uint64(first)<<8 | uint64(last)
+	return 1 << (k * 0x9E3779B97F4A7C15 >> 58)
 }
 
 // Alias returns the path as the rules name it for a path the kernel saw:

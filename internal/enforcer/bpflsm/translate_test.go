@@ -207,6 +207,11 @@ func simulate(tr *Translation, a rules.Access) policy.Action {
 	case opFile, opProcess:
 		p := a.Path
 		last := strings.LastIndexByte(p, '/')
+		// file_open's unnamed: a file whose name has no bit in FileNames matches no path
+		// rule (no inode keys here: Translate has no host).
+		if op == opFile && tr.FileNames&nameBit(p[last+1:]) == 0 {
+			break
+		}
 		depth := 0
 		for i := 0; i <= last; i++ {
 			if p[i] == '/' {
@@ -541,5 +546,35 @@ func TestTranslateDirInodes(t *testing.T) {
 	}
 	if tr.DirInodeOps != 0 || len(tr.DirInodes) != 0 {
 		t.Errorf("no host: DirInodeOps %#x DirInodes %v", tr.DirInodeOps, tr.DirInodes)
+	}
+}
+
+// TestFileNames: FileNames has the bits of the exact file rules' names and no other where every
+// file rule is an exact path for any source and no allow-list applies, and every bit otherwise.
+func TestFileNames(t *testing.T) {
+	policyWith := func(file, action string) string {
+		return "apiVersion: security.kubearmor.com/v1\nkind: KubeArmorHostPolicy\nmetadata: {name: names}\n" +
+			"spec:\n  nodeSelector: {matchLabels: {kubearmor.io/hostname: \"*\"}}\n  file:\n" + file +
+			"  process:\n    matchDirectories:\n    - dir: /usr/bin/\n  action: " + action + "\n"
+	}
+	exact := "    matchPaths:\n    - path: /etc/shadow\n    - path: /srv/a/key.pem\n"
+	for _, c := range []struct {
+		name, file, action string
+		want               uint64
+	}{
+		{"exact paths only", exact, "Block", nameBit("shadow") | nameBit("key.pem")},
+		{"a directory rule", exact + "    matchDirectories:\n    - dir: /srv/b/\n", "Block", ^uint64(0)},
+		{"a pattern", "    matchPatterns:\n    - pattern: /srv/*.key\n", "Block", ^uint64(0)},
+		{"a fromSource rule", "    matchPaths:\n    - path: /etc/shadow\n      fromSource:\n      - path: /bin/cat\n", "Block", ^uint64(0)},
+		{"an allow-list", exact, "Allow", ^uint64(0)},
+	} {
+		set := compile(t, policyWith(c.file, c.action), rules.DefaultPostures())
+		tr, err := Translate(set, nil)
+		if err != nil {
+			t.Fatalf("%s: %v", c.name, err)
+		}
+		if tr.FileNames != c.want {
+			t.Errorf("%s: FileNames %#x, want %#x", c.name, tr.FileNames, c.want)
+		}
 	}
 }

@@ -165,6 +165,7 @@ type wardScratch struct {
 	Dsrc   uint64
 	Dbits  uint64
 	Dsbits uint64
+	File   uint64
 }
 
 type wardSocketHook uint32
@@ -204,6 +205,7 @@ type wardWlVal struct {
 	ExactDepths [4]uint64
 	DirInodes   uint32
 	Pad         uint32
+	FileNames   uint64
 }
 
 type wardWorkloadFlag uint32

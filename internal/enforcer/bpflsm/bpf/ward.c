@@ -170,6 +170,12 @@ struct wl_val {
 	// without directory rules never walk.
 	__u32 dir_inodes;
 	__u32 pad;
+	// A bit per (length, first byte, last byte) of the last component of
+	// every exact file path key (name_bit): a file whose name has no bit
+	// here matches no path rule. Every bit where that does not hold: the
+	// workload has file directory rules, patterns, fromSource rules or an
+	// allow-list (translate.go).
+	__u64 file_names;
 };
 
 struct rule_key {
@@ -287,6 +293,7 @@ struct scratch {
 	__u64 dsrc;   // and the source, 0 for none
 	__u64 dbits;  // dir_walk's result: bits of ancestor directories' inode keys
 	__u64 dsbits; // and of those limited to the source
+	__u64 file;   // unnamed's file (struct file *, passed as a number)
 };
 
 struct {
@@ -405,6 +412,26 @@ static __always_inline bool icache_valid(const struct icache *c, const struct wl
 	return c->cgroup == wl->cgroup && c->gen == wl->gen && c->epoch == epoch && c->stamp == moves &&
 	       c->mnt == mnt && c->root == (__u64)root && c->root_mnt == (__u64)root_mnt && c->src == src &&
 	       c->op == op;
+}
+
+// icache_fill writes entry c for the bits an access was decided by, with the
+// epoch and moves its caller read before it resolved the path.
+static __always_inline void icache_fill(struct icache *c, const struct wl *wl, __u32 op, __u64 src, __u64 mnt,
+					struct dentry *root, struct vfsmount *root_mnt, __u32 epoch, __u32 moves,
+					__u64 bits, __u64 sbits, __u32 flags)
+{
+	c->cgroup = wl->cgroup;
+	c->mnt = mnt;
+	c->root = (__u64)root;
+	c->root_mnt = (__u64)root_mnt;
+	c->src = src;
+	c->bits = bits;
+	c->sbits = sbits;
+	c->gen = wl->gen;
+	c->epoch = epoch;
+	c->stamp = moves;
+	c->flags = flags;
+	c->op = op;
 }
 
 // CG_WALK bounds how many cgroup ancestors find_ancestor looks up.
@@ -934,6 +961,63 @@ static __always_inline long build_path(struct scratch *s, struct vfsmount *vmnt,
 	return PATH_MAX - 1 - w.pos;
 }
 
+// unnamed returns 1 when no rule of the workload (cgroup, gen) can apply to
+// an open of the file in s->file, known without its path: no exact rule's
+// path ends with the file's name and no inode key names its inode (hard
+// links, renamed files; inodes says whether the workload has such keys).
+// wl_val.file_names has a bit per (length, first byte, last byte) of those
+// paths' last components, or every bit where a name cannot tell (directory
+// rules, patterns, fromSource rules, allow-lists, under which a file no rule
+// names is decided by the posture and reported: translate.go's nameBit).
+// Most first opens in a workload of exact file rules are then decided
+// without bpf_d_path, most of their cost. The root of a mount (a bind-mounted
+// file, a mount point) is named in its path by its mount point, not by its
+// own name, and is never unnamed. A concurrent rename may pair a length with
+// another name's bytes, as it may change the path bpf_d_path would have read.
+//
+// A global function, as dir_walk: the verifier checks it once. Inlined into
+// file_open, or given the names through struct wl (8 bytes more on every
+// hook's stack), it took file_open from 81 % of the verifier's limit of
+// processed instructions to beyond it (TestVerifierHeadroom). It takes
+// scalars only: the file pointer comes through the scratch buffer as a
+// number and is read with BPF_CORE_READ, and it looks the workload's
+// file_names up itself.
+__attribute__((noinline)) int unnamed(__u64 cgroup, __u32 gen, __u32 inodes)
+{
+	__u32 zero = 0;
+	struct scratch *s = bpf_map_lookup_elem(&scratch, &zero);
+	struct wl_val *v = bpf_map_lookup_elem(&workloads, &cgroup);
+	if (!s || !v || v->gen != gen)
+		return 0;
+	__u64 names = v->file_names;
+	struct file *file = (struct file *)s->file;
+	struct dentry *d = BPF_CORE_READ(file, f_path.dentry);
+	struct vfsmount *mnt = BPF_CORE_READ(file, f_path.mnt);
+	if (!d || !mnt || d == BPF_CORE_READ(mnt, mnt_root))
+		return 0;
+	__u32 len = BPF_CORE_READ(d, d_name.len);
+	const unsigned char *name = BPF_CORE_READ(d, d_name.name);
+	unsigned char first = 0, last = 0;
+	bpf_probe_read_kernel(&first, 1, name);
+	bpf_probe_read_kernel(&last, 1, name + (len ? len - 1 : 0));
+	__u64 k = ((__u64)(len & 0xff) << 16) | ((__u64)first << 8) | last;
+	if (names & (1ULL << ((k * 0x9E3779B97F4A7C15ULL) >> 58)))
+		return 0;
+	if (inodes) {
+		struct inode *inode = BPF_CORE_READ(file, f_inode);
+		struct rule_key key = {
+			.cgroup = cgroup,
+			.hash = ((__u64)BPF_CORE_READ(inode, i_sb, s_dev) << 32) ^ BPF_CORE_READ(inode, i_ino),
+			.gen = gen,
+			.op = OP_FILE,
+			.kind = KIND_INODE,
+		};
+		if (bpf_map_lookup_elem(&rules, &key))
+			return 0;
+	}
+	return 1;
+}
+
 // check_path decides a file or process access to the path in s->path at
 // w->start (n: its length, or a negative errno when it could not be resolved).
 // in_file_open says whether bpf_d_path may be used for the source.
@@ -1004,6 +1088,16 @@ static __always_inline int check_path(struct wl *wl, struct walk *w, struct scra
 			flags |= c->flags;
 			n = 1; // resolved later, only if an event needs the path
 			goto decide;
+		}
+		// A file no rule can name (unnamed) is permitted without its path,
+		// and cached as such: bits of no rule.
+		if (w->op == OP_FILE) {
+			s->file = (__u64)file;
+			if (unnamed(wl->cgroup, wl->gen, wl->flags & WF_INODES)) {
+				if (c)
+					icache_fill(c, wl, w->op, src, mnt, rdentry, rmnt, epoch, moves, 0, 0, 0);
+				return 0;
+			}
 		}
 		n = bpf_d_path(&file->f_path, s->path, PATH_MAX);
 	}
@@ -1088,20 +1182,9 @@ resolved:
 	flags |= (__u32)((extra | -extra) >> 63) * EF_DIRINODE;
 	bits |= dbits;
 	sbits |= dsbits;
-	if (c) {
-		c->cgroup = wl->cgroup;
-		c->mnt = (__u64)file->f_path.mnt;
-		c->root = (__u64)rdentry;
-		c->root_mnt = (__u64)rmnt;
-		c->src = src;
-		c->bits = bits;
-		c->sbits = sbits;
-		c->gen = wl->gen;
-		c->epoch = epoch;
-		c->stamp = moves;
-		c->flags = flags & (EF_INODE | EF_DIRINODE);
-		c->op = w->op;
-	}
+	if (c)
+		icache_fill(c, wl, w->op, src, (__u64)file->f_path.mnt, rdentry, rmnt, epoch, moves, bits, sbits,
+			    flags & (EF_INODE | EF_DIRINODE));
 	bool cached = false;
 	if (0) {
 decide:
