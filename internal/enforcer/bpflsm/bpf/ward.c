@@ -964,7 +964,8 @@ static __always_inline long build_path(struct scratch *s, struct vfsmount *vmnt,
 // unnamed returns 1 when no rule of the workload (cgroup, gen) can apply to
 // an open of the file in s->file, known without its path: no exact rule's
 // path ends with the file's name and no inode key names its inode (hard
-// links, renamed files; inodes says whether the workload has such keys).
+// links, renamed files; WF_INODES in flags says whether the workload has
+// such keys). flags and dir_depths are the workload's for OP_FILE.
 // wl_val.file_names has a bit per (length, first byte, last byte) of those
 // paths' last components, or every bit where a name cannot tell (directory
 // rules, patterns, fromSource rules, allow-lists, under which a file no rule
@@ -976,14 +977,19 @@ static __always_inline long build_path(struct scratch *s, struct vfsmount *vmnt,
 // another name's bytes, as it may change the path bpf_d_path would have read.
 //
 // A global function, as dir_walk: the verifier checks it once. Inlined into
-// file_open, or given the names through struct wl (8 bytes more on every
+// check_path, or given the names through struct wl (8 bytes more on every
 // hook's stack), it took file_open from 81 % of the verifier's limit of
 // processed instructions to beyond it (TestVerifierHeadroom). It takes
 // scalars only: the file pointer comes through the scratch buffer as a
 // number and is read with BPF_CORE_READ, and it looks the workload's
 // file_names up itself.
-__attribute__((noinline)) int unnamed(__u64 cgroup, __u32 gen, __u32 inodes)
+__attribute__((noinline)) int unnamed(__u64 cgroup, __u32 gen, __u32 flags, __u64 dir_depths)
 {
+	// file_names would have every bit (translate.go): spare the lookups and
+	// reads, ~5 % of a first open. Tested here, not by the caller: a branch
+	// in check_path takes file_open past the verifier's limit.
+	if (dir_depths || (flags & (WF_PATTERNS | WF_SOURCE_RULES | WF_ALLOW_GLOBAL | WF_ALLOW_SOURCES)))
+		return 0;
 	__u32 zero = 0;
 	struct scratch *s = bpf_map_lookup_elem(&scratch, &zero);
 	struct wl_val *v = bpf_map_lookup_elem(&workloads, &cgroup);
@@ -1003,7 +1009,7 @@ __attribute__((noinline)) int unnamed(__u64 cgroup, __u32 gen, __u32 inodes)
 	__u64 k = ((__u64)(len & 0xff) << 16) | ((__u64)first << 8) | last;
 	if (names & (1ULL << ((k * 0x9E3779B97F4A7C15ULL) >> 58)))
 		return 0;
-	if (inodes) {
+	if (flags & WF_INODES) {
 		struct inode *inode = BPF_CORE_READ(file, f_inode);
 		struct rule_key key = {
 			.cgroup = cgroup,
@@ -1093,7 +1099,7 @@ static __always_inline int check_path(struct wl *wl, struct walk *w, struct scra
 		// and cached as such: bits of no rule.
 		if (w->op == OP_FILE) {
 			s->file = (__u64)file;
-			if (unnamed(wl->cgroup, wl->gen, wl->flags & WF_INODES)) {
+			if (unnamed(wl->cgroup, wl->gen, wl->flags, wl->dir_depths)) {
 				if (c)
 					icache_fill(c, wl, w->op, src, mnt, rdentry, rmnt, epoch, moves, 0, 0, 0);
 				return 0;
