@@ -184,8 +184,8 @@ Each access is performed in a loop by a process of a workload (internal/testutil
   open": a file with a second name, never cached, so every open resolves, hashes and looks up its path
   as the first open of any file does). Rules: one exact path in the target's directory; 9,900 exact
   paths there and 100 recursive directories elsewhere; the same plus a directory rule at every depth
-  of the target's path. With the one exact rule, BPF-LSM tells from the file's name that no rule
-  applies and resolves no path, cached or not (docs/bpflsm.md, "Names before paths"); the other
+  of the target's path. With the one exact rule, BPF-LSM tells a first open from the file's name
+  that no rule applies and resolves no path (docs/bpflsm.md, "Names before paths"); the other
   variants have directory rules, and resolve it.
 - execve: fork, execve and wait of a copy of the static busybox (runs ` + "`true`" + `); 1 or 10,000 process
   rules on other binaries in the same directory.
