@@ -166,7 +166,7 @@ func runVM(cfg config) (res result, _ error) {
 	if len(cfg.HostFwd) > 0 && !prep.Profile.Network {
 		return res, fmt.Errorf("-hostfwd needs a boot profile with networking (profile %s has none)", prep.Profile.Name)
 	}
-	job := jobScript(prep.ModRoot, guestWD, cfg.Shares, argv, os.Environ())
+	job := jobScript(prep.ModRoot, guestWD, cfg.Shares, argv, os.Environ(), cfg.Bench)
 	if err := os.WriteFile(filepath.Join(runDir, "job.sh"), []byte(job), 0o644); err != nil {
 		return res, err
 	}
@@ -325,11 +325,28 @@ func qemuArgs(cfg config, prep prepared, runDir string) []string {
 	return args
 }
 
+// guestRAMBinDir holds, in bench mode, a copy of the command in the guest's
+// memory.
+const guestRAMBinDir = "/ward-bin"
+
 // jobScript is the guest's part that is specific to this run. Every value
 // from the host is quoted, so paths and arguments reach the command as they
 // were given.
-func jobScript(modRoot, wd string, shares []share, argv, env []string) string {
+//
+// In bench mode (ramCopy) a command from the run share is copied into the
+// guest's memory and run from there. A guest clock that counts instructions
+// (sleep=off) jumps to its next timer while the guest waits for the host: a
+// helper exec'd from the 9p share (a test re-running itself) on a busy host
+// waited long enough in host time for a 2-minute timeout to fire in guest
+// time, and such waits would otherwise be measured as guest time.
+func jobScript(modRoot, wd string, shares []share, argv, env []string, ramCopy bool) string {
 	var b strings.Builder
+	if ramCopy && strings.HasPrefix(argv[0], guestBinDir+"/") {
+		ram := guestRAMBinDir + "/" + filepath.Base(argv[0])
+		fmt.Fprintf(&b, "mkdir -p %s && cp %s %s || die 'copy the command into memory'\n",
+			guestRAMBinDir, shellQuote(argv[0]), shellQuote(ram))
+		argv = append([]string{ram}, argv[1:]...)
+	}
 	if modRoot != "" {
 		q := shellQuote(modRoot)
 		fmt.Fprintf(&b, "mkdir -p %s && mount -t 9p -o trans=virtio,version=9p2000.L,msize=512000,ro %s %s || die 'mount the source share'\n", q, srcShareTag, q)
