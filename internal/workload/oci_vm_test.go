@@ -121,8 +121,10 @@ func TestOCIHookRealRuntime(t *testing.T) {
 	case d = <-ready:
 	case err := <-done:
 		t.Fatalf("daemon stopped: %v\n%s", err, logs.String())
-	case <-time.After(2 * time.Minute):
-		t.Fatalf("daemon not ready\n%s", logs.String())
+	case <-time.After(10 * time.Minute):
+		// BPF-LSM's programs take minutes through the verifier under TCG on a loaded machine
+		// (file_open alone is 85 % of the verifier's limit): 2 minutes ran out once in CI.
+		t.Fatalf("daemon not ready after 10 minutes\n%s", logs.String())
 	}
 	if d.Selection().Selected != enforcer.BPF {
 		t.Fatalf("selection = %+v: the test needs BPF-LSM to prove enforcement", d.Selection())
