@@ -335,10 +335,11 @@ const guestRAMBinDir = "/ward-bin"
 //
 // In bench mode (ramCopy) a command from the run share is copied into the
 // guest's memory and run from there. A guest clock that counts instructions
-// (sleep=off) jumps to its next timer while the guest waits for the host: a
-// helper exec'd from the 9p share (a test re-running itself) on a busy host
-// waited long enough in host time for a 2-minute timeout to fire in guest
-// time, and such waits would otherwise be measured as guest time.
+// (sleep=off) jumps to its next timer while the guest waits for the host, so
+// a wait for 9p I/O on a busy host is counted as guest time. A helper exec'd
+// from the share (a test re-running itself) is the likely cause of a daemon
+// benchmark whose 2-minute guest timeout fired on a host running six VMs; the
+// same benchmark passed from memory with three VMs and a CI run beside it.
 func jobScript(modRoot, wd string, shares []share, argv, env []string, ramCopy bool) string {
 	var b strings.Builder
 	if ramCopy && strings.HasPrefix(argv[0], guestBinDir+"/") {

@@ -285,8 +285,10 @@ func (b *Backend) write(wk uint64, gen uint32, tr *Translation) (*applied, error
 	if tr.Audited {
 		audited = 1
 	}
-	wv := wardWlVal{Gen: gen, Flags: tr.Flags, Audited: audited, DirDepths: tr.DirDepths, ExactDepths: tr.ExactDepths, Codes: tr.Codes, DirInodes: tr.DirInodeOps,
-		FileNames: tr.FileNames}
+	wv := wardWlVal{
+		Gen: gen, Flags: tr.Flags, Audited: audited, DirDepths: tr.DirDepths, ExactDepths: tr.ExactDepths,
+		Codes: tr.Codes, DirInodes: tr.DirInodeOps, FileNames: tr.FileNames,
+	}
 	if err := b.objs.Workloads.Put(wk, &wv); err != nil {
 		b.deleteKeys(keys, globs)
 		return nil, fmt.Errorf("switch generation: %w", err)

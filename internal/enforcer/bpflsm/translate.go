@@ -640,7 +640,7 @@ func depthBit(p string) uint64 {
 	return 1 << min(strings.Count(p, "/"), 63)
 }
 
-// nameBit is the bit of a file name in FileNames, as bpf/ward.c's name_bit computes it from
+// nameBit is the bit of a file name in FileNames, as bpf/ward.c's unnamed computes it from
 // a dentry's name: its length (low byte), first and last byte, mixed by a multiplication so
 // that names alike in one of them spread over the 64 bits. A filter, not a match: a name
 // whose bit is set is resolved and looked up as before.

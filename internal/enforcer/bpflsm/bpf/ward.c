@@ -171,8 +171,8 @@ struct wl_val {
 	__u32 dir_inodes;
 	__u32 pad;
 	// A bit per (length, first byte, last byte) of the last component of
-	// every exact file path key (name_bit): a file whose name has no bit
-	// here matches no path rule. Every bit where that does not hold: the
+	// every exact file path key (nameBit in translate.go, tested by
+	// unnamed): a file whose name has no bit here matches no path rule. Every bit where that does not hold: the
 	// workload has file directory rules, patterns, fromSource rules or an
 	// allow-list (translate.go).
 	__u64 file_names;
@@ -986,8 +986,9 @@ static __always_inline long build_path(struct scratch *s, struct vfsmount *vmnt,
 __attribute__((noinline)) int unnamed(__u64 cgroup, __u32 gen, __u32 flags, __u64 dir_depths)
 {
 	// file_names would have every bit (translate.go): spare the lookups and
-	// reads, ~5 % of a first open. Tested here, not by the caller: a branch
-	// in check_path takes file_open past the verifier's limit.
+	// reads, ~5 % of a first open. A shortcut only: file_names alone decides
+	// what is unnamed. Tested here, not by the caller: a branch in
+	// check_path takes file_open past the verifier's limit.
 	if (dir_depths || (flags & (WF_PATTERNS | WF_SOURCE_RULES | WF_ALLOW_GLOBAL | WF_ALLOW_SOURCES)))
 		return 0;
 	__u32 zero = 0;
