@@ -411,17 +411,17 @@ func writeDaemon(b *strings.Builder, runs []run) {
 
 // daemonMeasured explains the daemon's figures; internal/daemon's BenchmarkReport and
 // measureScale define them.
-const daemonMeasured = `The daemon runs in the benchmark's process with one backend at a time (BPF-LSM first), 900
-KubeArmorPolicy files (each blocking a file and a program of one container) and 100
-KubeArmorHostPolicy files in its policy directory, then 1,000 container workloads are registered.
+const daemonMeasured = `The daemon runs with one backend in a process of its own (the benchmark's
+test binary run again, once per backend), 900 KubeArmorPolicy files (each blocking a file and a
+program of one container) and 100 KubeArmorHostPolicy files in its policy directory; then 1,000
+container workloads are registered.
 "Start to" figures are from the daemon's start (the backend's load included). A host policy file is
 then rewritten once per edit to block a new file, and a process under the host's enforcement opens
 that file once a millisecond until the kernel denies it: the latency is from the write to the first
 denied open, in guest time. (An open in a busy loop instead took half of the guest's one CPU from
-the daemon.) Memory is the benchmark process's (the daemon, the test binary and, for AppArmor,
-what the BPF-LSM run left): the Go heap's live objects and RSS, read after a collection that
-returns the free memory to the OS (debug.FreeOSMemory), so that RSS is the footprint and not what
-the runtime happened to keep.
+the daemon.) Memory is that process's (the daemon and the test binary): the Go heap's
+live objects and RSS, read after a collection that returns the free memory to the OS
+(debug.FreeOSMemory), so that RSS is the footprint and not what the runtime happened to keep.
 `
 
 // writeMonitor gives the system monitor's figures (internal/monitor's BenchmarkReport) and,
