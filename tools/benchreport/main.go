@@ -414,14 +414,17 @@ func writeDaemon(b *strings.Builder, runs []run) {
 const daemonMeasured = `The daemon runs with one backend in a process of its own (the benchmark's
 test binary run again, once per backend), 900 KubeArmorPolicy files (each blocking a file and a
 program of one container) and 100 KubeArmorHostPolicy files in its policy directory; then 1,000
-container workloads are registered.
-"Start to" figures are from the daemon's start (the backend's load included). A host policy file is
-then rewritten once per edit to block a new file, and a process under the host's enforcement opens
-that file once a millisecond until the kernel denies it: the latency is from the write to the first
-denied open, in guest time. (An open in a busy loop instead took half of the guest's one CPU from
-the daemon.) Memory is that process's (the daemon and the test binary): the Go heap's
-live objects and RSS, read after a collection that returns the free memory to the OS
-(debug.FreeOSMemory), so that RSS is the footprint and not what the runtime happened to keep.
+container workloads are registered. "Start to" figures are from the daemon's start (the backend's
+load included). A host policy file is then rewritten once per edit to block a new file, and a
+process under the host's enforcement opens that file once a millisecond until the kernel denies it:
+the latency is from the write to the first denied open, in guest time. (An open in a busy loop
+instead took half of the guest's one CPU from the daemon.) The edits start once the daemon's first
+periodic full resync (5 minutes after its start) has run, so that all 50 fall between two resyncs.
+Memory is that process's (the daemon and the test binary): the Go heap's live objects and RSS, read
+after a collection that returns the free memory to the OS (debug.FreeOSMemory), so that RSS is the
+footprint and not what the runtime happened to keep; RSS is counted from the page tables
+(/proc/self/smaps_rollup), as the kernel's VmRSS counter of Linux 6.1 can lag by what one thread
+mapped (BPF-LSM's ring buffer: 16 MiB).
 `
 
 // writeMonitor gives the system monitor's figures (internal/monitor's BenchmarkReport) and,
