@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"slices"
 	"testing"
 	"time"
 
@@ -16,6 +17,18 @@ import (
 
 // benchBackendEnv names the backend that a child of BenchmarkReport measures.
 const benchBackendEnv = "WARD_DAEMON_BENCH_BACKEND"
+
+// benchBackend is a backend BenchmarkReport measures, and how its daemon runs.
+type benchBackend struct {
+	name      string
+	scaleCase func(testing.TB) restartCase
+}
+
+// benchBackends in the order they are measured.
+var benchBackends = []benchBackend{
+	{"bpflsm", func(testing.TB) restartCase { return bpfScaleCase() }},
+	{"apparmor", func(t testing.TB) restartCase { return apparmorScaleCase(t.TempDir()) }},
+}
 
 // BenchmarkReport gives docs/performance.md the daemon's figures per backend (issue 16): the
 // time from the daemon's start to its first round in force and to every workload in force, the
@@ -30,30 +43,26 @@ const benchBackendEnv = "WARD_DAEMON_BENCH_BACKEND"
 // in one process, moved by 2.1 % between boots at a5e236f).
 func BenchmarkReport(b *testing.B) {
 	vmguest.RequireProfile(b, "apparmor")
-	cases := map[string]func(testing.TB) restartCase{
-		"bpflsm":   func(testing.TB) restartCase { return bpfScaleCase() },
-		"apparmor": func(t testing.TB) restartCase { return apparmorScaleCase(t.TempDir()) },
-	}
-	if backend := os.Getenv(benchBackendEnv); backend != "" {
-		c, ok := cases[backend]
-		if !ok {
-			b.Fatalf("%s=%q: no such backend", benchBackendEnv, backend)
+	if name := os.Getenv(benchBackendEnv); name != "" {
+		i := slices.IndexFunc(benchBackends, func(be benchBackend) bool { return be.name == name })
+		if i < 0 {
+			b.Fatalf("%s=%q: no such backend", benchBackendEnv, name)
 		}
-		for i := 0; i < b.N; i++ {
-			reportScale(b, backend, c(b))
+		for n := 0; n < b.N; n++ {
+			reportScale(b, name, benchBackends[i].scaleCase(b))
 		}
 		return
 	}
 	for i := 0; i < b.N; i++ {
-		for _, backend := range []string{"bpflsm", "apparmor"} {
+		for _, be := range benchBackends {
 			// The child's figures and logs go to this process's output, where bench-vm
 			// reads the figures.
 			child := exec.Command(os.Args[0], "-test.run=^$", "-test.bench=^BenchmarkReport$", "-test.benchtime=1x", "-test.v",
 				"-test.timeout="+flag.Lookup("test.timeout").Value.String())
-			child.Env = append(os.Environ(), benchBackendEnv+"="+backend)
+			child.Env = append(os.Environ(), benchBackendEnv+"="+be.name)
 			child.Stdout, child.Stderr = os.Stdout, os.Stderr
 			if err := child.Run(); err != nil {
-				b.Fatalf("the %s round's process: %v", backend, err)
+				b.Fatalf("the %s round's process: %v", be.name, err)
 			}
 		}
 	}
