@@ -66,11 +66,12 @@ func (o observed) String() string {
 }
 
 // rssKiB is this process's resident set in KiB, counted from its page tables
-// (/proc/self/smaps_rollup) rather than VmRSS: up to Linux 6.1 VmRSS sums counters that each
-// thread batches and hands over only after 64 page events, so pages one thread mapped at once
-// can go uncounted: the daemon's VmRSS read 50.1 MiB in one boot and 66.1 MiB in the next
-// (docs/performance.md at de5f254), 16 MiB apart, the size of BPF-LSM's ring buffer mapping
-// (its 8 MiB mapped twice); smaps_rollup gave 68.9 and 69.5 MiB.
+// (/proc/self/smaps_rollup) rather than VmRSS. The daemon's VmRSS read 50.1 MiB in one boot
+// and 66.1 MiB in the next (docs/performance.md at de5f254), 16 MiB apart, the size of
+// BPF-LSM's ring buffer mapping (its 8 MiB mapped twice), while smaps_rollup gave 68.9 and
+// 69.5 MiB. The likely cause, not shown: up to Linux 6.1 VmRSS sums counters that each thread
+// batches and hands over only after 64 page events, so what one thread maps at once can go
+// uncounted.
 func rssKiB(t testing.TB) int64 {
 	t.Helper()
 	b, err := os.ReadFile("/proc/self/smaps_rollup")

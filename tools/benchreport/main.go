@@ -423,8 +423,8 @@ periodic full resync (5 minutes after its start) has run, so that all 50 fall be
 Memory is that process's (the daemon and the test binary): the Go heap's live objects and RSS, read
 after a collection that returns the free memory to the OS (debug.FreeOSMemory), so that RSS is the
 footprint and not what the runtime happened to keep; RSS is counted from the page tables
-(/proc/self/smaps_rollup), as the kernel's VmRSS counter of Linux 6.1 can lag by what one thread
-mapped (BPF-LSM's ring buffer: 16 MiB).
+(/proc/self/smaps_rollup): the kernel's VmRSS counter differed by 16 MiB between two boots, the
+size of BPF-LSM's ring buffer mapping.
 `
 
 // writeMonitor gives the system monitor's figures (internal/monitor's BenchmarkReport) and,
