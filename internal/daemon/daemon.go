@@ -215,7 +215,7 @@ func newDaemon(opts Options) (d *Daemon, pipe *events.Pipeline, closeLog func(),
 		closeLog = func() { jl.Close() }
 		pipe.JSON = jl
 	}
-	d.attr = &events.Attributor{Sets: d.Sets, Wanted: d.wantedSets, Builder: d.builder, Sinks: append([]events.Sink{pipe}, opts.Sinks...),
+	d.attr = &events.Attributor{Sets: d.Sets, Wanted: d.wantedSets, Replaced: d.replacedSet, Builder: d.builder, Sinks: append([]events.Sink{pipe}, opts.Sinks...),
 		Log: log, Visibility: cfg.Visibility, HostVisibility: cfg.HostVisibility}
 	d.reg = workload.NewRegistry(d.enqueue)
 	d.reg.Upsert(workload.Host(cfg.Host, nil))

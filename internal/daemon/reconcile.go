@@ -465,7 +465,34 @@ func (d *Daemon) replaceInForce(m map[string]*rules.Set) {
 	d.storeInForce(m)
 }
 
+// noteReplaced keeps, for each workload whose set m changes, the set it had before: the kernel's
+// previous rules may have produced events the pipeline reads after the change
+// (events.Attributor.Replaced). A workload no longer in force has none. Callers hold setsMu.
+func (d *Daemon) noteReplaced(old, m map[string]*rules.Set) {
+	d.replacedMu.Lock()
+	defer d.replacedMu.Unlock()
+	if d.replaced == nil {
+		d.replaced = map[string]*rules.Set{}
+	}
+	for id, s := range old {
+		switch n, ok := m[id]; {
+		case !ok:
+			delete(d.replaced, id)
+		case n != s:
+			d.replaced[id] = s
+		}
+	}
+}
+
+// replacedSet returns the set a workload had in force before its current one, or nil.
+func (d *Daemon) replacedSet(id string) *rules.Set {
+	d.replacedMu.Lock()
+	defer d.replacedMu.Unlock()
+	return d.replaced[id]
+}
+
 func (d *Daemon) storeInForce(m map[string]*rules.Set) {
+	d.noteReplaced(d.Sets(), m)
 	d.sets.Store(&m)
 	close(d.inForceChanged)
 	d.inForceChanged = make(chan struct{})
@@ -483,6 +510,9 @@ type workerState struct {
 	applyQ   applyQueue
 	workerWG sync.WaitGroup
 	setsMu   sync.Mutex
+	// replacedMu guards replaced, each workload's set before the one in force (noteReplaced).
+	replacedMu sync.Mutex
+	replaced   map[string]*rules.Set
 	// inForceChanged is closed (and replaced) whenever the sets in force change (setsMu), so a
 	// hook request waiting for its container's set wakes on the change instead of polling.
 	inForceChanged chan struct{}

@@ -7,10 +7,13 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
 	dto "github.com/prometheus/client_model/go"
+
+	"github.com/wardsec/ward/api/feeder"
 
 	"github.com/wardsec/ward/internal/enforcer"
 	"github.com/wardsec/ward/internal/policy"
@@ -299,5 +302,64 @@ func TestHookWaitsForWorkloadApply(t *testing.T) {
 		}
 	case <-time.After(10 * time.Second):
 		t.Fatal("ca never acknowledged")
+	}
+}
+
+// The kernel takes a workload's new rules before the backend's call returns, and a record of its
+// old rules can be read after the daemon marked the new ones in force. A denial in either window
+// is a Block of the policy that made it, never an "Allow" that was denied (the node suite's
+// AppArmor block case once got one: the denial came while apparmor_parser was finishing).
+func TestEventsDuringWorkloadApply(t *testing.T) {
+	dir := t.TempDir()
+	b := newWorkloadBackend()
+	sink := &memorySink{got: make(chan struct{}, 8)}
+	h := launch(t, map[string]string{"policies": dir, "state": t.TempDir()}, b, sink)
+	d, logs := h.d, h.logs
+	d.Workloads().Upsert(shopContainer("ca", "a"))
+	waitUntil(t, logs, "ca in force", func() bool { return d.Sets()["ca"] != nil })
+	denial := enforcer.Event{Backend: enforcer.BPF, Workload: "ca", PID: 9, Errno: int(syscall.EACCES),
+		Access: rules.Access{Op: policy.OpFile, Path: "/secret", Source: "/usr/bin/cat"}}
+	nextAlert := func(what string) *feeder.Alert {
+		t.Helper()
+		b.events <- denial
+		select {
+		case <-sink.got:
+		case <-time.After(10 * time.Second):
+			t.Fatalf("no alert for %s\n%s", what, logs.String())
+		}
+		sink.mu.Lock()
+		defer sink.mu.Unlock()
+		return sink.alerts[len(sink.alerts)-1]
+	}
+
+	// The policy arrives; ca's call has loaded it (the kernel denies) but not returned.
+	b.mu.Lock()
+	b.block = "ca"
+	b.mu.Unlock()
+	writePolicy(t, dir, "p.yaml", containerPolicyFile("secret", "a", "/secret"))
+	select {
+	case <-b.entered:
+	case <-time.After(10 * time.Second):
+		t.Fatalf("no call for ca; log:\n%s", logs.String())
+	}
+	if blocks(d, "ca", "/secret") {
+		t.Fatal("the set is in force before the backend's call returned")
+	}
+	if a := nextAlert("a denial while the call runs"); a.Action != "Block" || a.PolicyName != "secret" || a.Result != "Permission denied" {
+		t.Errorf("denial by the rules being applied: action %q policy %q result %q, want Block by secret", a.Action, a.PolicyName, a.Result)
+	}
+	b.mu.Lock()
+	b.block = ""
+	b.mu.Unlock()
+	close(b.gate)
+	waitUntil(t, logs, "the policy in force", func() bool { return blocks(d, "ca", "/secret") })
+
+	// The policy goes; a denial the old rules made is read after the change is in force.
+	if err := os.Remove(filepath.Join(dir, "p.yaml")); err != nil {
+		t.Fatal(err)
+	}
+	waitUntil(t, logs, "the policy gone", func() bool { return d.Sets()["ca"] != nil && !blocks(d, "ca", "/secret") })
+	if a := nextAlert("a late record of the old rules"); a.Action != "Block" || a.PolicyName != "secret" {
+		t.Errorf("late denial by the replaced rules: action %q policy %q, want Block by secret", a.Action, a.PolicyName)
 	}
 }

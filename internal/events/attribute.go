@@ -32,10 +32,12 @@ type Attributor struct {
 	// workload whose set the backend has not taken (its first apply is running, or was
 	// refused) is still known: its events are attributed with this set, the monitor's as
 	// not enforced.
-	Wanted  func() map[string]*rules.Set
-	Builder *Builder
-	Sinks   []Sink
-	Log     *slog.Logger
+	Wanted func() map[string]*rules.Set
+	// Replaced returns the set a workload had in force before its current one (nil: none).
+	Replaced func(id string) *rules.Set
+	Builder  *Builder
+	Sinks    []Sink
+	Log      *slog.Logger
 	// Enforcing is set when a backend enforces: the monitor then adds only what the backend
 	// cannot report.
 	Enforcing bool
@@ -55,12 +57,49 @@ func (a *Attributor) Report(ev enforcer.Event) {
 		return
 	}
 	v := set.Decide(ev.Access)
+	if !agrees(v, ev) {
+		v = a.transitional(ev, set, v)
+	}
 	if !v.Alert && ev.Errno != 0 {
 		// The kernel denied something Decide would allow: a backend/meaning mismatch. Report it
 		// rather than hide it.
 		a.Log.Error("kernel denial that no policy explains", "resource", e.Resource, "errno", ev.Errno, "backend", ev.Backend)
 	}
 	a.alert(e, v)
+}
+
+// agrees says whether a verdict explains what the kernel did: a denial is a Block, a reported
+// access that passed is an alert that is not one.
+func agrees(v rules.Verdict, ev enforcer.Event) bool {
+	return v.Alert && (ev.Errno != 0) == (v.Action == policy.ActionBlock)
+}
+
+// transitional attributes an event that the set in force does not explain with the set being
+// applied or the one it replaced, whichever does. The kernel takes a workload's new rules before
+// the daemon marks them in force (the backend returns after the load), and a record of the old
+// rules can be read after it did: in either window the set in force would call a denial
+// allowed, or an audit a block. When neither set explains the event, the verdict in force stands.
+func (a *Attributor) transitional(ev enforcer.Event, inForce *rules.Set, v rules.Verdict) rules.Verdict {
+	id := ev.Workload
+	if id == "" {
+		id = "host"
+	}
+	var others []*rules.Set
+	if a.Wanted != nil {
+		others = append(others, a.Wanted()[id])
+	}
+	if a.Replaced != nil {
+		others = append(others, a.Replaced(id))
+	}
+	for _, s := range others {
+		if s == nil || s == inForce {
+			continue
+		}
+		if ov := s.Decide(ev.Access); agrees(ov, ev) {
+			return ov
+		}
+	}
+	return v
 }
 
 // ReportObserved handles an event of the system monitor, which sees accesses but decides

@@ -105,3 +105,64 @@ func TestAttributorExe(t *testing.T) {
 		t.Errorf("alert Source %q ProcessName %q HostPPID %d policy %q, want /usr/bin/cat, /usr/bin/cat, 7, shadow", got.Source, got.ProcessName, got.HostPPID, got.PolicyName)
 	}
 }
+
+// While a workload's rules change, the set in force may not be the one the kernel used: the event
+// is attributed with the set being applied or the one replaced when that one explains what the
+// kernel did (a denial by a Block, a passed access by an Audit), and with the set in force
+// otherwise.
+func TestAttributorTransitionalSets(t *testing.T) {
+	host := workload.Host("node1", map[string]string{"kubernetes.io/hostname": "node1"})
+	compile := func(action string) *rules.Set {
+		t.Helper()
+		if action == "" {
+			s, err := rules.Compile(nil, host, rules.Postures{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			return s
+		}
+		ps, _, err := policy.Parse("shadow.yaml", []byte(strings.Replace(shadowPolicy, "action: Block", "action: "+action, 1)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		s, err := rules.Compile(ps, host, rules.Postures{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	none, audit, block := compile(""), compile("Audit"), compile("Block")
+	for _, c := range []struct {
+		name                      string
+		inForce, wanted, replaced *rules.Set
+		errno                     syscall.Errno
+		action, policy            string
+	}{
+		{"denial by the rules being applied", none, block, nil, syscall.EACCES, "Block", "shadow"},
+		{"denial by the rules being applied over an Audit", audit, block, nil, syscall.EACCES, "Block", "shadow"},
+		{"late denial by the replaced rules", none, none, block, syscall.EACCES, "Block", "shadow"},
+		{"late audit by the replaced rules", block, block, audit, 0, "Audit", "shadow"},
+		{"the set in force explains it", block, audit, audit, syscall.EACCES, "Block", "shadow"},
+		{"no set explains it", none, none, none, syscall.EACCES, "Allow", ""},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			sink := &alertSink{}
+			a := &Attributor{
+				Sets:     func() map[string]*rules.Set { return map[string]*rules.Set{"host": c.inForce} },
+				Wanted:   func() map[string]*rules.Set { return map[string]*rules.Set{"host": c.wanted} },
+				Replaced: func(string) *rules.Set { return c.replaced },
+				Builder:  testBuilder(),
+				Sinks:    []Sink{sink},
+				Log:      slog.New(slog.NewTextHandler(&bytes.Buffer{}, nil)),
+			}
+			a.Report(enforcer.Event{Backend: enforcer.AppArmor, PID: 8, Errno: int(c.errno), Exe: "/usr/bin/cat",
+				Access: rules.Access{Op: policy.OpFile, Path: "/etc/shadow"}})
+			if len(sink.alerts) != 1 {
+				t.Fatalf("%d alerts, want 1", len(sink.alerts))
+			}
+			if got := sink.alerts[0]; got.Action != c.action || got.PolicyName != c.policy {
+				t.Errorf("action %q policy %q, want %q %q", got.Action, got.PolicyName, c.action, c.policy)
+			}
+		})
+	}
+}
