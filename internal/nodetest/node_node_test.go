@@ -456,7 +456,7 @@ func (c *cluster) caseBlock(t *testing.T, web, db string) {
 		return a.PodName == web && a.Action == "Block" && strings.Contains(a.Resource, "/secret")
 	})
 	if a.NamespaceName != ns || a.ContainerName != "main" || a.ContainerID == "" ||
-		!strings.Contains(a.Labels, "app=web") || a.OwnerName != web || a.OwnerKind != "Pod" || a.OwnerNamespace != ns {
+		!strings.Contains(a.Labels, "app=web") || strings.Contains(a.Labels, "io.cri-containerd.") || a.OwnerName != web || a.OwnerKind != "Pod" || a.OwnerNamespace != ns {
 		t.Errorf("alert lacks the pod's fields: %+v", a)
 	}
 	out := c.mustKubectl(t, "-n", ns, "get", "kubearmorpolicy", "block-secret", "-o", "jsonpath={.status.status}")

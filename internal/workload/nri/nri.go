@@ -353,8 +353,8 @@ func CgroupDir(cgroupsPath string) (string, error) {
 }
 
 // Workload is a container as NRI describes it: the pod's namespace, name, UID and labels (without
-// the keys the kubelet adds for itself), the container's name and image, the kubearmor-policy
-// mode, and the Ward AppArmor profile the pod names for it.
+// the keys the kubelet and containerd add for themselves), the container's name and image, the
+// kubearmor-policy mode, and the Ward AppArmor profile the pod names for it.
 func Workload(pod *api.PodSandbox, c *api.Container, hostname string) (workload.Workload, []string) {
 	w := workload.Workload{
 		Kind: workload.KindContainer, Hostname: hostname, ContainerID: c.GetId(),
@@ -362,9 +362,8 @@ func Workload(pod *api.PodSandbox, c *api.Container, hostname string) (workload.
 		Container: c.GetName(), Image: c.GetImage().GetName(), Labels: map[string]string{},
 	}
 	for k, v := range pod.GetLabels() {
-		switch k {
-		case workload.AnnotationPodName, workload.AnnotationPodNamespace, workload.AnnotationPodUID:
-			continue // the kubelet's own bookkeeping, not the pod's labels
+		if runtimeLabel(k) {
+			continue
 		}
 		w.Labels[k] = v
 	}
@@ -378,6 +377,18 @@ func Workload(pod *api.PodSandbox, c *api.Container, hostname string) (workload.
 	}
 	w.AppArmorProfile = pod.GetAnnotations()[workload.AnnotationAppArmorPrefix+c.GetName()]
 	return w, warns
+}
+
+// runtimeLabel says whether a sandbox label is the kubelet's or containerd's bookkeeping rather
+// than one of the pod's labels: KubeArmor's alerts carry the pod's labels as the API server has
+// them, and selectors mean those.
+func runtimeLabel(k string) bool {
+	switch k {
+	case workload.AnnotationPodName, workload.AnnotationPodNamespace, workload.AnnotationPodUID,
+		"oci_runtime_type": // containerd's runtime handler of the sandbox
+		return true
+	}
+	return strings.HasPrefix(k, "io.cri-containerd.") // io.cri-containerd.kind=sandbox
 }
 
 // nriLogger sends the stub's log to slog.

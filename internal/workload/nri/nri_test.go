@@ -154,6 +154,8 @@ func pod() *api.PodSandbox {
 		Labels: map[string]string{
 			"app": "web", workload.AnnotationPodName: "web-7d9f-abcde",
 			workload.AnnotationPodNamespace: "shop", workload.AnnotationPodUID: podUID,
+			// containerd's own, on every sandbox.
+			"io.cri-containerd.kind": "sandbox", "oci_runtime_type": "io.containerd.runc.v2",
 		},
 		Annotations: map[string]string{
 			workload.AnnotationPolicy:                   "audited",
