@@ -61,6 +61,20 @@ func (m *memorySink) WriteAlert(a *feeder.Alert) error {
 	return nil
 }
 func (m *memorySink) WriteLog(*feeder.Log) error { return nil }
+
+// next waits for the next alert written to the sink and returns the latest one, failing with the
+// daemon's log when none comes.
+func (m *memorySink) next(t *testing.T, what string, logs *syncWriter) *feeder.Alert {
+	t.Helper()
+	select {
+	case <-m.got:
+	case <-time.After(10 * time.Second):
+		t.Fatalf("no alert for %s\n%s", what, logs.String())
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.alerts[len(m.alerts)-1]
+}
 func (m *memorySink) WriteMessage(msg *feeder.Message) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -548,17 +562,7 @@ func TestDaemonEventsWhileApplyFails(t *testing.T) {
 	if n := reconcileRounds(t, d); n != 0 {
 		t.Errorf("a round whose Apply was refused is counted as reconciled (%d rounds in ward_reconcile_recompiled_workloads):\n%s", n, logs.String())
 	}
-	next := func(what string) *feeder.Alert {
-		t.Helper()
-		select {
-		case <-sink.got:
-		case <-time.After(5 * time.Second):
-			t.Fatalf("no alert for %s\n%s", what, logs.String())
-		}
-		sink.mu.Lock()
-		defer sink.mu.Unlock()
-		return sink.alerts[len(sink.alerts)-1]
-	}
+	next := func(what string) *feeder.Alert { t.Helper(); return sink.next(t, what, logs) }
 	// Events of a workload nobody registered are dropped, and said once; the monitor's events
 	// are handled in order, so both are done once the next event's alert is out.
 	mon.ch <- enforcer.Event{Backend: "monitor", Workload: "gone", Access: rules.Access{Op: policy.OpFile, Path: "/etc/shadow"}}

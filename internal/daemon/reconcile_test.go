@@ -59,6 +59,21 @@ func (b *workloadBackend) RemoveWorkload(_ context.Context, id string) error {
 	return nil
 }
 
+// hold makes the backend's calls for id wait on gate, runs change and waits until such a call
+// has begun.
+func (b *workloadBackend) hold(t *testing.T, id string, logs *syncWriter, change func()) {
+	t.Helper()
+	b.mu.Lock()
+	b.block = id
+	b.mu.Unlock()
+	change()
+	select {
+	case <-b.entered:
+	case <-time.After(10 * time.Second):
+		t.Fatalf("no call for %s; log:\n%s", id, logs.String())
+	}
+}
+
 func (b *workloadBackend) count(id string) int {
 	b.mu.Lock()
 	defer b.mu.Unlock()
@@ -163,15 +178,7 @@ func TestReconcileIncrementalNonBlocking(t *testing.T) {
 	}
 
 	// ca's call hangs; cb's change still arrives, and ca keeps its previous set in force.
-	b.mu.Lock()
-	b.block = "ca"
-	b.mu.Unlock()
-	writePolicy(t, dir, "a.yaml", containerPolicyFile("pa", "a", "/a2"))
-	select {
-	case <-b.entered:
-	case <-time.After(10 * time.Second):
-		t.Fatalf("no call for ca; log:\n%s", logs.String())
-	}
+	b.hold(t, "ca", logs, func() { writePolicy(t, dir, "a.yaml", containerPolicyFile("pa", "a", "/a2")) })
 	writePolicy(t, dir, "b.yaml", containerPolicyFile("pb", "b", "/b3"))
 	waitUntil(t, logs, "cb's change while ca's call hangs", func() bool { return blocks(d, "cb", "/b3") })
 	if !blocks(d, "ca", "/a1") || blocks(d, "ca", "/a2") {
@@ -322,26 +329,11 @@ func TestEventsDuringWorkloadApply(t *testing.T) {
 	nextAlert := func(what string) *feeder.Alert {
 		t.Helper()
 		b.events <- denial
-		select {
-		case <-sink.got:
-		case <-time.After(10 * time.Second):
-			t.Fatalf("no alert for %s\n%s", what, logs.String())
-		}
-		sink.mu.Lock()
-		defer sink.mu.Unlock()
-		return sink.alerts[len(sink.alerts)-1]
+		return sink.next(t, what, logs)
 	}
 
 	// The policy arrives; ca's call has loaded it (the kernel denies) but not returned.
-	b.mu.Lock()
-	b.block = "ca"
-	b.mu.Unlock()
-	writePolicy(t, dir, "p.yaml", containerPolicyFile("secret", "a", "/secret"))
-	select {
-	case <-b.entered:
-	case <-time.After(10 * time.Second):
-		t.Fatalf("no call for ca; log:\n%s", logs.String())
-	}
+	b.hold(t, "ca", logs, func() { writePolicy(t, dir, "p.yaml", containerPolicyFile("secret", "a", "/secret")) })
 	if blocks(d, "ca", "/secret") {
 		t.Fatal("the set is in force before the backend's call returned")
 	}
