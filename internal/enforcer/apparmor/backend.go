@@ -101,6 +101,13 @@ type Backend struct {
 	byName     map[string]*rules.Set
 	byWorkload map[string]string
 	text       map[string][]byte
+	// loading holds the set of a profile whose load has started and is not in byName yet, and
+	// replaced the set a profile held before its last load. The kernel takes a profile before
+	// apparmor_parser returns, and records of the old one can still be read after byName
+	// changed, so record shapes an access with whichever of the three explains a denial
+	// (shapeRecord).
+	loading  map[string]*rules.Set
+	replaced map[string]*rules.Set
 	// podGrace and unloads: pod-named profiles whose last workload went, unloaded after
 	// podGrace unless claimed again (mu).
 	podGrace time.Duration
@@ -183,6 +190,7 @@ func New(ctx context.Context, cfg Config) (*Backend, error) {
 		opts:   Options{Host: host}, hostOpts: hostOpts, procRoot: cfg.ProcRoot,
 		log:    cfg.Logger,
 		byName: map[string]*rules.Set{}, byWorkload: map[string]string{}, text: map[string][]byte{},
+		loading: map[string]*rules.Set{}, replaced: map[string]*rules.Set{},
 		podGrace: cfg.PodProfileGrace, unloads: map[string]*time.Timer{},
 	}
 	b.records = auditlog.Start(ctx, b.log, "apparmor", cfg.Records, b.record)
@@ -237,7 +245,14 @@ func (b *Backend) Apply(ctx context.Context, sets []*rules.Set) error {
 	b.mu.Lock()
 	for _, name := range removed {
 		delete(b.text, name)
+		delete(b.replaced, name)
 	}
+	for name, s := range byName {
+		if old := oldName[name]; old != nil && old != s {
+			b.replaced[name] = old
+		}
+	}
+	clear(b.loading) // Apply runs alone: every load it started is in byName now, or failed
 	b.byName, b.byWorkload = byName, byWorkload
 	b.ReplaceWarnings(warnings)
 	b.mu.Unlock()
@@ -266,7 +281,13 @@ func (b *Backend) loadProfile(ctx context.Context, set *rules.Set) (string, []en
 			return "", nil, err
 		}
 	}
+	b.mu.Lock()
+	b.loading[prof.Name] = set
+	b.mu.Unlock()
 	if err := b.loadText(ctx, prof); err != nil {
+		b.mu.Lock()
+		delete(b.loading, prof.Name)
+		b.mu.Unlock()
 		return "", nil, err
 	}
 	if host && opts.AttachAll {
@@ -346,7 +367,11 @@ func (b *Backend) ApplyWorkload(ctx context.Context, set *rules.Set) error {
 			delete(b.byWorkload, id)
 		}
 	} else {
+		if old := b.byName[name]; old != nil && old != set {
+			b.replaced[name] = old
+		}
 		b.byName[name] = set
+		delete(b.loading, name)
 		b.SetWarnings(id, warns)
 	}
 	b.mu.Unlock()
@@ -488,6 +513,7 @@ func (b *Backend) removeProfile(ctx context.Context, name string) error {
 	b.mu.Lock()
 	delete(b.byName, name)
 	delete(b.text, name)
+	delete(b.replaced, name)
 	b.mu.Unlock()
 	return nil
 }
@@ -518,12 +544,12 @@ func (b *Backend) record(line string) (ev enforcer.Event, ok bool) {
 	}
 	name, _, _ := strings.Cut(rec.Profile, "//")
 	b.mu.Lock()
-	set := b.byName[name]
+	loaded, loading, replaced := b.byName[name], b.loading[name], b.replaced[name]
 	b.mu.Unlock()
+	set, a := shapeRecord(rec, loaded, loading, replaced)
 	if set == nil {
 		return ev, false // not one of Ward's profiles
 	}
-	a, _ := Attribute(set, rec)
 	if a.Op == "" {
 		return ev, false
 	}

@@ -248,6 +248,30 @@ func Attribute(set *rules.Set, rec Record) (rules.Access, rules.Verdict) {
 	return a, v
 }
 
+// shapeRecord attributes a record with the first of sets (the profile's loaded set, the one
+// being loaded, the one the last load replaced; nil when there is none) that explains it: for a
+// denial, the first whose verdict is a Block, else the first set. What a record is about depends
+// on the set (a denied mapping is a process access when a process rule blocks the program, the
+// ld.so case in Attribute), and a denial read while a profile is replaced can come from either
+// side of the replacement. It returns a nil set for a profile that is none of Ward's.
+func shapeRecord(rec Record, sets ...*rules.Set) (*rules.Set, rules.Access) {
+	var first *rules.Set
+	var firstAccess rules.Access
+	for _, s := range sets {
+		if s == nil {
+			continue
+		}
+		a, v := Attribute(s, rec)
+		if rec.Apparmor != "DENIED" || v.Action == policy.ActionBlock {
+			return s, a
+		}
+		if first == nil {
+			first, firstAccess = s, a
+		}
+	}
+	return first, firstAccess
+}
+
 func cleanPath(p string) string {
 	if p == "" {
 		return p

@@ -359,3 +359,77 @@ func TestApplyWorkloadRenamedIDKeepsProfile(t *testing.T) {
 	}
 	assertOnlyFiles(t, dir, "ward-shop_web_nginx")
 }
+
+// A record read while a profile is replaced is shaped with the set that explains it: the kernel
+// takes the new profile before apparmor_parser returns, and the old profile's records can be
+// read after the backend moved on. A denied mapping of a program is a process access only under
+// a set with a Block process rule for it (the ld.so case), so shaping with the wrong set turns
+// the alert into a file access that no rule explains. A profile's records while a full Apply
+// loads it for the first time are not dropped either.
+func TestRecordsWhileProfilesChange(t *testing.T) {
+	dir := t.TempDir()
+	r := &gateRunner{entered: make(chan struct{}, 1), gate: make(chan struct{})}
+	b := newTestBackend(t, dir, r)
+	ctx := context.Background()
+	fileOnly := compileFor(t, containerPolicy("shop", "w", file(policy.MatchPath, "/secret", block)), false)
+	procBlock := compileFor(t, containerPolicy("shop", "w", proc(policy.MatchPath, "/usr/bin/wget", block)), false)
+	const profile = "ward-shop_web-7d9f_nginx"
+	mapping := `audit: type=1400 audit(1764343200.123:1): apparmor="DENIED" operation="file_mmap" class="file" profile="` + profile +
+		`" name="/usr/bin/wget" pid=1 comm="ld-linux-x86-64" requested_mask="rm" denied_mask="m" fsuid=0 ouid=0`
+	shaped := func(when string, wantOp policy.Operation) {
+		t.Helper()
+		ev, ok := b.record(mapping)
+		if !ok {
+			t.Fatalf("%s: the record was dropped", when)
+		}
+		if ev.Access.Op != wantOp || ev.Access.Path != "/usr/bin/wget" || ev.Workload != web.ID() {
+			t.Errorf("%s: access %+v of workload %q, want %s /usr/bin/wget of %q", when, ev.Access, ev.Workload, wantOp, web.ID())
+		}
+	}
+	hold := func(apply func() error) (release func()) {
+		t.Helper()
+		r.mu.Lock()
+		r.block = profile
+		r.mu.Unlock()
+		done := make(chan error, 1)
+		go func() { done <- apply() }()
+		<-r.entered
+		return func() {
+			t.Helper()
+			r.mu.Lock()
+			r.block = ""
+			r.mu.Unlock()
+			r.gate <- struct{}{}
+			if err := <-done; err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+
+	// A full Apply loading the profile for the first time.
+	release := hold(func() error { return b.Apply(ctx, []*rules.Set{procBlock}) })
+	shaped("while Apply loads a new profile", policy.OpProcess)
+	release()
+	shaped("after Apply", policy.OpProcess)
+
+	// The rule goes: a denial read after the load is the old profile's.
+	if err := b.ApplyWorkload(ctx, fileOnly); err != nil {
+		t.Fatal(err)
+	}
+	shaped("a late record of the replaced profile", policy.OpProcess)
+
+	// Another edit without it, so that no replaced set has the rule either; then the rule comes
+	// back: a denial read while the parser runs is the new profile's.
+	if err := b.ApplyWorkload(ctx, compileFor(t, containerPolicy("shop", "w", file(policy.MatchPath, "/other", block)), false)); err != nil {
+		t.Fatal(err)
+	}
+	release = hold(func() error { return b.ApplyWorkload(ctx, procBlock) })
+	shaped("while ApplyWorkload loads the profile", policy.OpProcess)
+	release()
+
+	// A denied mapping that no set explains stays the file access the record names.
+	ev, ok := b.record(strings.ReplaceAll(mapping, "/usr/bin/wget", "/usr/bin/curl"))
+	if !ok || ev.Access.Op != policy.OpFile || ev.Access.Path != "/usr/bin/curl" {
+		t.Errorf("a mapping no set blocks: %+v (kept %v), want a file access of /usr/bin/curl", ev.Access, ok)
+	}
+}
