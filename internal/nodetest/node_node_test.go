@@ -27,7 +27,7 @@ import (
 // time), and the figures in docs/kubernetes.md come from `make test-node NODE_EDITS=50
 // NODE_STARTS=5` (WARD_NODE_EDITS, WARD_NODE_STARTS).
 var (
-	editRuns  = envInt("WARD_NODE_EDITS", 10)
+	editRuns  = envInt("WARD_NODE_EDITS", 4)
 	startRuns = envInt("WARD_NODE_STARTS", 3)
 )
 
