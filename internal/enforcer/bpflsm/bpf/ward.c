@@ -614,38 +614,43 @@ static __always_inline int walk_step(struct walk *w, unsigned char c)
 }
 
 // walk_chunk handles 8 bytes per bpf_loop iteration: the callback call is a
-// noticeable part of the per-byte cost. A walk without patterns for a file
-// access needs neither the automaton nor the base name (KIND_EXECNAME keys are
-// process keys): it keeps the hash in a register and touches the walk state
-// only at a '/', which is most of a path's bytes spared half their work.
+// noticeable part of the per-byte cost. It serves the walk without patterns
+// for a file access, which needs neither the automaton nor the base name
+// (KIND_EXECNAME keys are process keys): it keeps the hash in a register and
+// touches the walk state only at a '/', which is most of a path's bytes spared
+// half their work.
 static long walk_chunk(__u64 i, struct walk *w)
 {
 	__u32 off = w->start + (__u32)i * 8;
-	if (!w->dfa && w->op != OP_PROCESS) {
-		__u64 h = w->h;
-#pragma unroll
-		for (int j = 0; j < 8; j++) {
-			unsigned char c = w->s->path[(off + j) & (2 * PATH_MAX - 1)];
-			if (c == 0) {
-				w->h = h;
-				w->done = 1;
-				return 1;
-			}
-			h = (h ^ c) * FNV_PRIME;
-			if (c == '/') {
-				w->h = h;
-				walk_slash(w);
-			}
-		}
-		w->h = h;
-		return 0;
-	}
+	__u64 h = w->h;
 #pragma unroll
 	for (int j = 0; j < 8; j++) {
-		if (walk_step(w, w->s->path[(off + j) & (2 * PATH_MAX - 1)])) {
+		unsigned char c = w->s->path[(off + j) & (2 * PATH_MAX - 1)];
+		if (c == 0) {
+			w->h = h;
 			w->done = 1;
 			return 1;
 		}
+		h = (h ^ c) * FNV_PRIME;
+		if (c == '/') {
+			w->h = h;
+			walk_slash(w);
+		}
+	}
+	w->h = h;
+	return 0;
+}
+
+// walk_byte is the walk with the automaton or the base name, a byte per
+// iteration. Eight steps unrolled in one callback, as walk_chunk does, took
+// most of the verifier's work in every file hook: each step's branches
+// multiplied the states the next step was checked in (from about 10 to 440
+// times, docs/bpflsm.md), and the programs' load time with them.
+static long walk_byte(__u64 i, struct walk *w)
+{
+	if (walk_step(w, w->s->path[(w->start + (__u32)i) & (2 * PATH_MAX - 1)])) {
+		w->done = 1;
+		return 1;
 	}
 	return 0;
 }
@@ -1119,7 +1124,10 @@ resolved:
 		return 0;
 	}
 
-	bpf_loop(PATH_MAX / 8, walk_chunk, w, 0);
+	if (!w->dfa && w->op != OP_PROCESS)
+		bpf_loop(PATH_MAX / 8, walk_chunk, w, 0);
+	else
+		bpf_loop(PATH_MAX, walk_byte, w, 0);
 	// The last prefix was the parent directory: its direct rules apply.
 	w->bits |= w->last_direct;
 	w->sbits |= w->last_sdirect;
