@@ -173,6 +173,12 @@ func (a *Attributor) eventOf(ev enforcer.Event) (set *rules.Set, e *Event, inFor
 	if set == nil && a.Wanted != nil {
 		set = a.Wanted()[id]
 	}
+	if set == nil && id == "host" {
+		// Every node has the host workload; it has no set only until the daemon's first round
+		// has compiled one, and what the monitor sees before that is not a stranger's.
+		a.Log.Debug("event before the host's first round, dropped")
+		return nil, nil, false
+	}
 	if set == nil {
 		a.unknownMu.Lock()
 		seen := a.unknown[id]

@@ -37,7 +37,7 @@ spec:
 // A workload whose set the backend has not taken (its first apply is running, or was refused)
 // is known through Wanted: the kernel's denials are attributed to the policy, what the monitor
 // saw is an "Audit (Block)" that passed, and only a workload that neither map holds is said to
-// be unknown, once.
+// be unknown, once: not the host, which has no set only before the daemon's first round.
 func TestAttributorSetNotInForce(t *testing.T) {
 	ps, _, err := policy.Parse("shadow.yaml", []byte(shadowPolicy))
 	if err != nil {
@@ -61,6 +61,11 @@ func TestAttributorSetNotInForce(t *testing.T) {
 	a.ReportObserved(enforcer.Event{Backend: "monitor", Workload: "gone", Access: shadow})
 	a.ReportObserved(enforcer.Event{Backend: "monitor", Workload: "gone", Access: shadow})
 	a.ReportObserved(enforcer.Event{Backend: "monitor", PID: 7, Access: shadow})
+	// Before the daemon's first round the host has no set either: dropped, and not a stranger.
+	wanted := a.Wanted
+	a.Wanted = func() map[string]*rules.Set { return nil }
+	a.ReportObserved(enforcer.Event{Backend: "monitor", PID: 6, Access: shadow})
+	a.Wanted = wanted
 	a.Report(enforcer.Event{Backend: enforcer.BPF, PID: 8, Errno: int(syscall.EPERM), Access: shadow})
 	if len(sink.alerts) != 2 {
 		t.Fatalf("%d alerts, want 2: %v\n%s", len(sink.alerts), sink.alerts, logs.String())
