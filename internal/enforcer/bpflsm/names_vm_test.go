@@ -3,7 +3,9 @@
 package bpflsm
 
 import (
+	"fmt"
 	"os"
+	"strings"
 	"testing"
 
 	"golang.org/x/sys/unix"
@@ -78,5 +80,47 @@ func TestFileNamesFilter(t *testing.T) {
 	}
 	if v := allow.Decide(ev.Access); ev.Errno != 1 || v.Action != "Block" {
 		t.Errorf("posture event: errno %d access %+v, verdict %+v", ev.Errno, ev.Access, v)
+	}
+}
+
+// TestFileNamesLengths: the filter reads a name shorter than the dentry's inline buffer (32
+// bytes) from the dentry with direct loads, picking its last byte out of one of four words, and
+// a longer one with helper calls. A blocked file of every length from 1 to 40 is denied with an
+// event, four lengths to a policy so that a name read wrong would seldom hit another rule's bit
+// (a bit set by chance would let it through to the path lookup and hide the error). The files
+// are made after the policies, so that no inode key names them: the name alone must tell.
+func TestFileNamesLengths(t *testing.T) {
+	vmguest.RequireGuest(t)
+	must(t, os.RemoveAll("/wt"))
+	copySelf(t, "/wt/bin/reader")
+	cg, cgfd := testCgroup(t, "ward-name-lengths")
+	b := newBackend(t)
+	name := func(n int, last byte) string { // n bytes, the last one given
+		if n == 1 {
+			return string(last)
+		}
+		return "f" + strings.Repeat("m", n-2) + string(last)
+	}
+	for first := 1; first <= 40; first += 4 {
+		var spec strings.Builder
+		spec.WriteString("  file:\n    matchPaths:\n")
+		for n := first; n < first+4; n++ {
+			blocked := "/wt/len/" + name(n, 'z')
+			fmt.Fprintf(&spec, "    - path: %s\n", blocked)
+		}
+		policyName := fmt.Sprintf("len%d", first)
+		set := hostPolicyInCgroup(t, policyName, spec.String(), cg)
+		must(t, b.Apply(t.Context(), []*rules.Set{set}))
+		for n := first; n < first+4; n++ {
+			blocked, other := "/wt/len/"+name(n, 'z'), "/wt/len/"+name(n, 'y')
+			// Made after the policy: a file that exists when it is applied gets an inode
+			// key, which would deny it even with its name read wrong.
+			mkfile(t, blocked, 0)
+			mkfile(t, other, 0)
+			deniedWithEvent(t, b, cgfd, fmt.Sprintf("blocked name of %d bytes", n), "open:"+blocked, policy.OpFile, set, policyName)
+			if got := helperRun(t, cgfd, "/wt/bin/reader", 0, "open:"+other); got != "open:"+other+" ok" {
+				t.Errorf("open of %s, a name of %d bytes no rule names: %q, want ok", other, n, got)
+			}
+		}
 	}
 }

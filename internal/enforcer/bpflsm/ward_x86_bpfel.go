@@ -165,7 +165,6 @@ type wardScratch struct {
 	Dsrc   uint64
 	Dbits  uint64
 	Dsbits uint64
-	File   uint64
 }
 
 type wardSocketHook uint32

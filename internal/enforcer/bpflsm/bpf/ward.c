@@ -293,7 +293,6 @@ struct scratch {
 	__u64 dsrc;   // and the source, 0 for none
 	__u64 dbits;  // dir_walk's result: bits of ancestor directories' inode keys
 	__u64 dsbits; // and of those limited to the source
-	__u64 file;   // unnamed's file (struct file *, passed as a number)
 };
 
 struct {
@@ -319,6 +318,7 @@ struct wl {
 	__u64 dir_depths;
 	__u64 exact_depths;
 	__u32 dir_inodes; // this operation's bit of wl_val.dir_inodes
+	__u64 file_names; // wl_val.file_names (unnamed)
 };
 
 // ward_config[0], written whole by user space after the workload entries it
@@ -495,6 +495,7 @@ static __always_inline int find_workload_in(struct config *cfg, __u8 op, struct 
 	w->dir_depths = v->dir_depths[op & 3];
 	w->exact_depths = v->exact_depths[op & 3];
 	w->dir_inodes = (v->dir_inodes >> op) & 1;
+	w->file_names = v->file_names;
 	return 0;
 }
 
@@ -966,12 +967,38 @@ static __always_inline long build_path(struct scratch *s, struct vfsmount *vmnt,
 	return PATH_MAX - 1 - w.pos;
 }
 
-// unnamed returns 1 when no rule of the workload (cgroup, gen) can apply to
-// an open of the file in s->file, known without its path: no exact rule's
-// path ends with the file's name and no inode key names its inode (hard
-// links, renamed files; WF_INODES in flags says whether the workload has
-// such keys). flags and dir_depths are the workload's for OP_FILE.
-// wl_val.file_names has a bit per (length, first byte, last byte) of those
+// name_key is what nameBit (translate.go) hashes of dentry d's name: its
+// length, first and last byte. A name shorter than the dentry's inline buffer
+// lives in it (d_iname): read with direct loads, as the program reads the
+// file and task. A longer one takes two helper calls.
+static __always_inline __u64 name_key(struct dentry *d)
+{
+	__u32 len = d->d_name.len;
+	__u64 name = (__u64)d->d_name.name;
+	unsigned char first = 0, last = 0;
+	if (name == (__u64)&d->d_iname[0] && len > 0 && len < sizeof(d->d_iname)) {
+		// The verifier allows a load of 8 bytes anywhere inside a byte
+		// array of a kernel struct, not a variable index into it.
+		__u64 w0 = *(__u64 *)&d->d_iname[0];
+		__u64 w1 = *(__u64 *)&d->d_iname[8];
+		__u64 w2 = *(__u64 *)&d->d_iname[16];
+		__u64 w3 = *(__u64 *)&d->d_iname[24];
+		__u32 i = len - 1;
+		__u64 w = i < 8 ? w0 : i < 16 ? w1 : i < 24 ? w2 : w3;
+		first = w0 & 0xff;
+		last = (w >> ((i & 7) * 8)) & 0xff;
+	} else {
+		bpf_probe_read_kernel(&first, 1, (const void *)name);
+		bpf_probe_read_kernel(&last, 1, (const void *)(name + (len ? len - 1 : 0)));
+	}
+	return ((__u64)(len & 0xff) << 16) | ((__u64)first << 8) | last;
+}
+
+// unnamed says whether no rule of workload wl can apply to an open of file,
+// known without its path: no exact rule's path ends with the file's name and
+// no inode key names its inode (hard links, renamed files; WF_INODES says
+// whether the workload has such keys). wl is the workload's for OP_FILE.
+// wl->file_names has a bit per (length, first byte, last byte) of those
 // paths' last components, or every bit where a name cannot tell (directory
 // rules, patterns, fromSource rules, allow-lists, under which a file no rule
 // names is decided by the posture and reported: translate.go's nameBit).
@@ -981,53 +1008,35 @@ static __always_inline long build_path(struct scratch *s, struct vfsmount *vmnt,
 // own name, and is never unnamed. A concurrent rename may pair a length with
 // another name's bytes, as it may change the path bpf_d_path would have read.
 //
-// A global function, as dir_walk: the verifier checks it once. Inlined into
-// check_path, or given the names through struct wl (8 bytes more on every
-// hook's stack), it took file_open from 81 % of the verifier's limit of
-// processed instructions to beyond it (TestVerifierHeadroom). It takes
-// scalars only: the file pointer comes through the scratch buffer as a
-// number and is read with BPF_CORE_READ, and it looks the workload's
-// file_names up itself.
-__attribute__((noinline)) int unnamed(__u64 cgroup, __u32 gen, __u32 flags, __u64 dir_depths)
+// Inlined, with direct loads: until the per-byte walk (walk_byte) took
+// file_open from 85 % of the verifier's limit of processed instructions to
+// 17 %, this had to be a global function taking scalars, which read the file
+// with BPF_CORE_READ (a helper call per pointer) and looked the workload up
+// again: about half of a 1-rule first open's cost.
+static __always_inline bool unnamed(const struct wl *wl, struct file *file, struct inode *inode)
 {
-	// file_names would have every bit (translate.go): spare the lookups and
-	// reads, ~5 % of a first open. A shortcut only: file_names alone decides
-	// what is unnamed. Tested here, not by the caller: a branch in
-	// check_path takes file_open past the verifier's limit.
-	if (dir_depths || (flags & (WF_PATTERNS | WF_SOURCE_RULES | WF_ALLOW_GLOBAL | WF_ALLOW_SOURCES)))
-		return 0;
-	__u32 zero = 0;
-	struct scratch *s = bpf_map_lookup_elem(&scratch, &zero);
-	struct wl_val *v = bpf_map_lookup_elem(&workloads, &cgroup);
-	if (!s || !v || v->gen != gen)
-		return 0;
-	__u64 names = v->file_names;
-	struct file *file = (struct file *)s->file;
-	struct dentry *d = BPF_CORE_READ(file, f_path.dentry);
-	struct vfsmount *mnt = BPF_CORE_READ(file, f_path.mnt);
-	if (!d || !mnt || d == BPF_CORE_READ(mnt, mnt_root))
-		return 0;
-	__u32 len = BPF_CORE_READ(d, d_name.len);
-	const unsigned char *name = BPF_CORE_READ(d, d_name.name);
-	unsigned char first = 0, last = 0;
-	bpf_probe_read_kernel(&first, 1, name);
-	bpf_probe_read_kernel(&last, 1, name + (len ? len - 1 : 0));
-	__u64 k = ((__u64)(len & 0xff) << 16) | ((__u64)first << 8) | last;
-	if (names & (1ULL << ((k * 0x9E3779B97F4A7C15ULL) >> 58)))
-		return 0;
-	if (flags & WF_INODES) {
-		struct inode *inode = BPF_CORE_READ(file, f_inode);
+	// file_names would have every bit (translate.go): spare the reads. A
+	// shortcut only: file_names alone decides what is unnamed.
+	if (wl->dir_depths || (wl->flags & (WF_PATTERNS | WF_SOURCE_RULES | WF_ALLOW_GLOBAL | WF_ALLOW_SOURCES)))
+		return false;
+	struct dentry *d = file->f_path.dentry;
+	if (d == file->f_path.mnt->mnt_root)
+		return false;
+	__u64 k = name_key(d);
+	if (wl->file_names & (1ULL << ((k * 0x9E3779B97F4A7C15ULL) >> 58)))
+		return false;
+	if (wl->flags & WF_INODES) {
 		struct rule_key key = {
-			.cgroup = cgroup,
-			.hash = ((__u64)BPF_CORE_READ(inode, i_sb, s_dev) << 32) ^ BPF_CORE_READ(inode, i_ino),
-			.gen = gen,
+			.cgroup = wl->cgroup,
+			.hash = ((__u64)inode->i_sb->s_dev << 32) ^ inode->i_ino,
+			.gen = wl->gen,
 			.op = OP_FILE,
 			.kind = KIND_INODE,
 		};
 		if (bpf_map_lookup_elem(&rules, &key))
-			return 0;
+			return false;
 	}
-	return 1;
+	return true;
 }
 
 // check_path decides a file or process access to the path in s->path at
@@ -1103,13 +1112,10 @@ static __always_inline int check_path(struct wl *wl, struct walk *w, struct scra
 		}
 		// A file no rule can name (unnamed) is permitted without its path,
 		// and cached as such: bits of no rule.
-		if (w->op == OP_FILE) {
-			s->file = (__u64)file;
-			if (unnamed(wl->cgroup, wl->gen, wl->flags, wl->dir_depths)) {
-				if (c)
-					icache_fill(c, wl, w->op, src, mnt, rdentry, rmnt, epoch, moves, 0, 0, 0);
-				return 0;
-			}
+		if (w->op == OP_FILE && unnamed(wl, file, inode)) {
+			if (c)
+				icache_fill(c, wl, w->op, src, mnt, rdentry, rmnt, epoch, moves, 0, 0, 0);
+			return 0;
 		}
 		n = bpf_d_path(&file->f_path, s->path, PATH_MAX);
 	}
