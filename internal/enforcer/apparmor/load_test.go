@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/wardsec/ward/internal/policy"
@@ -17,6 +18,7 @@ import (
 
 // fakeRunner records commands and answers with canned output.
 type fakeRunner struct {
+	mu     sync.Mutex // Apply loads profiles side by side
 	calls  [][]string
 	answer func(args []string) ([]byte, error)
 	// seen holds the text of the file each -r call loaded, as the kernel would have read it.
@@ -24,6 +26,8 @@ type fakeRunner struct {
 }
 
 func (f *fakeRunner) Run(_ context.Context, name string, args ...string) ([]byte, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
 	f.calls = append(f.calls, append([]string{name}, args...))
 	if len(args) == 3 && args[0] == "-r" {
 		b, err := os.ReadFile(args[2])

@@ -3,8 +3,10 @@ package apparmor
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strings"
 	"sync"
@@ -431,5 +433,89 @@ func TestRecordsWhileProfilesChange(t *testing.T) {
 	ev, ok := b.record(strings.ReplaceAll(mapping, "/usr/bin/wget", "/usr/bin/curl"))
 	if !ok || ev.Access.Op != policy.OpFile || ev.Access.Path != "/usr/bin/curl" {
 		t.Errorf("a mapping no set blocks: %+v (kept %v), want a file access of /usr/bin/curl", ev.Access, ok)
+	}
+}
+
+// overlapRunner records how many apparmor_parser -r calls run at once, in all and per profile,
+// and the text of each profile's loads in the order they began.
+type overlapRunner struct {
+	mu        sync.Mutex
+	now, most int
+	perName   map[string]int
+	sameName  bool // two loads of one name ran at once
+	texts     map[string][]string
+}
+
+func (o *overlapRunner) Run(_ context.Context, _ string, args ...string) ([]byte, error) {
+	if args[0] != "-r" {
+		return nil, nil
+	}
+	file := args[len(args)-1]
+	name := filepath.Base(file)
+	text, err := os.ReadFile(file)
+	if err != nil {
+		return nil, err
+	}
+	o.mu.Lock()
+	o.now++
+	o.most = max(o.most, o.now)
+	o.perName[name]++
+	o.sameName = o.sameName || o.perName[name] > 1
+	o.texts[name] = append(o.texts[name], string(text))
+	o.mu.Unlock()
+	time.Sleep(20 * time.Millisecond) // the parser's compile
+	o.mu.Lock()
+	o.now--
+	o.perName[name]--
+	o.mu.Unlock()
+	return nil, nil
+}
+
+// Apply loads the profiles of different names side by side, at most GOMAXPROCS at once, and
+// the sets that share a name (pods of one workload, named by the admission webhook) one after
+// the other in their order: the last one's text is the one in force, as when loaded one by one.
+func TestApplyLoadsSideBySide(t *testing.T) {
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(3))
+	dir := t.TempDir()
+	r := &overlapRunner{perName: map[string]int{}, texts: map[string][]string{}}
+	b := newTestBackend(t, dir, r)
+	var sets []*rules.Set
+	var names []string
+	for i := range 6 {
+		s := compileFor(t, containerPolicy("shop", "w", file(policy.MatchPath, fmt.Sprintf("/secret%d", i), block)), false)
+		s.Workload.ContainerID, s.Workload.Container = fmt.Sprintf("c%d", i), fmt.Sprintf("app%d", i)
+		sets = append(sets, s)
+		names = append(names, ProfileName(s.Workload))
+	}
+	// Three pods under one webhook-given name, each with other rules: the last one's text wins.
+	for i, path := range []string{"/first", "/second", "/last"} {
+		s := compileFor(t, containerPolicy("shop", "w", file(policy.MatchPath, path, block)), false)
+		s.Workload.ContainerID, s.Workload.Pod, s.Workload.AppArmorProfile = fmt.Sprintf("p%d", i), fmt.Sprintf("web-%d", i), "ward-shop_web_nginx"
+		sets = append(sets, s)
+	}
+	if err := b.Apply(context.Background(), sets); err != nil {
+		t.Fatal(err)
+	}
+	assertOnlyFiles(t, dir, append(slices.Clone(names), "ward-shop_web_nginx")...)
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.most < 2 || r.most > 3 {
+		t.Errorf("%d loads at once at most, want 2 or 3 (GOMAXPROCS 3)", r.most)
+	}
+	if r.sameName {
+		t.Error("two loads of one profile name ran at once")
+	}
+	shared := r.texts["ward-shop_web_nginx"]
+	if len(shared) != 3 || !strings.Contains(shared[0], "/first") || !strings.Contains(shared[1], "/second") || !strings.Contains(shared[2], "/last") {
+		t.Errorf("the shared name's loads, in order: %d, want /first, /second, /last", len(shared))
+	}
+	onDisk, err := os.ReadFile(filepath.Join(dir, "ward-shop_web_nginx"))
+	if err != nil || !strings.Contains(string(onDisk), "/last") {
+		t.Errorf("the shared name's file holds %q (%v), want the last pod's rules", onDisk, err)
+	}
+	for i, s := range sets[:6] {
+		if got := b.byWorkload[s.Workload.ID()]; got != names[i] {
+			t.Errorf("workload %s under profile %q, want %q", s.Workload.ID(), got, names[i])
+		}
 	}
 }
