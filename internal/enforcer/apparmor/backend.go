@@ -338,9 +338,9 @@ func (b *Backend) loadProfile(ctx context.Context, set *rules.Set) (string, []en
 
 // loadRendered loads set's rendered profile unless the kernel already holds the same text.
 func (b *Backend) loadRendered(ctx context.Context, set *rules.Set, prof Profile) error {
-	opts := b.optionsFor(set)
-	host := set.Workload.Kind == workload.KindHost
-	if host && opts.AttachAll {
+	// The host's profile is rendered with hostOpts (optionsFor).
+	attachAll := set.Workload.Kind == workload.KindHost && b.hostOpts.AttachAll
+	if attachAll {
 		// Ward and its parser must be exempt before the attachment can reach them.
 		if err := b.loadText(ctx, b.exempt); err != nil {
 			return err
@@ -355,7 +355,7 @@ func (b *Backend) loadRendered(ctx context.Context, set *rules.Set, prof Profile
 		b.mu.Unlock()
 		return err
 	}
-	if host && opts.AttachAll {
+	if attachAll {
 		b.unreached.Do(b.reportUnreached)
 	}
 	return nil
