@@ -136,10 +136,17 @@ func (b *Backend) translate(s *rules.Set) (*Translation, []enforcer.Warning, err
 				"workload", s.Workload.ID(), "mntns", s.Workload.MntNS)
 		}
 	}
+	// Read before Translate looks the rules' directories up: a directory renamed after this
+	// read makes the kernel distrust the translation's names (wl_val.names_epoch).
+	var epoch uint32
+	if err := b.objs.WardEpoch.Lookup(uint32(0), &epoch); err != nil {
+		return nil, nil, fmt.Errorf("read the rename epoch: %w", err)
+	}
 	tr, err := Translate(s, host)
 	if err != nil {
 		return nil, nil, fmt.Errorf("workload %s: %w", s.Workload.ID(), err)
 	}
+	tr.NamesEpoch = epoch
 	return tr, tr.Warnings, nil
 }
 
@@ -287,7 +294,7 @@ func (b *Backend) write(wk uint64, gen uint32, tr *Translation) (*applied, error
 	}
 	wv := wardWlVal{
 		Gen: gen, Flags: tr.Flags, Audited: audited, DirDepths: tr.DirDepths, ExactDepths: tr.ExactDepths,
-		Codes: tr.Codes, DirInodes: tr.DirInodeOps, FileNames: tr.FileNames,
+		Codes: tr.Codes, DirInodes: tr.DirInodeOps, NamesEpoch: tr.NamesEpoch, Names: tr.Names,
 	}
 	if err := b.objs.Workloads.Put(wk, &wv); err != nil {
 		b.deleteKeys(keys, globs)

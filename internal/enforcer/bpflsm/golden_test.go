@@ -31,8 +31,17 @@ func render(tr *Translation) string {
 		}
 		fmt.Fprintf(&b, "op %s flags=%#02x dirDepths=%#x exactDepths=%#x\n", opNames[o], f, tr.DirDepths[o], tr.ExactDepths[o])
 	}
-	if tr.FileNames != 0 {
-		fmt.Fprintf(&b, "fileNames=%#016x\n", tr.FileNames)
+	switch {
+	case tr.Names.Full():
+		b.WriteString("names=all\n")
+	case tr.Names != NameFilter{}:
+		var bits []string
+		for i := range uint(nameBits) {
+			if tr.Names[i/64]&(1<<(i%64)) != 0 {
+				bits = append(bits, fmt.Sprint(i))
+			}
+		}
+		fmt.Fprintf(&b, "names=%s\n", strings.Join(bits, ","))
 	}
 	kinds := map[uint8]string{kindPath: "path", kindExecName: "execname", kindCode: "code", kindSrcAllow: "srcallow", kindInode: "inode", kindDirInode: "dirinode"}
 	for _, k := range tr.SortedKeys() {

@@ -17,7 +17,7 @@ import (
 )
 
 // TestFileNamesFilter: in a workload whose file rules are all exact paths, a file whose name
-// ends no rule's path is decided without resolving its path (wl_val.file_names), and that
+// ends no rule's path is decided without resolving its path (wl_val.names), and that
 // changes no decision:
 //   - a hard link, made before the policy, to a blocked file is denied by its inode (EPERM,
 //     an event attributed to the rule) under a name the filter does not know;
@@ -44,8 +44,8 @@ func TestFileNamesFilter(t *testing.T) {
 	must(t, b.Apply(t.Context(), []*rules.Set{set}))
 	tr := b.byID[set.Workload.ID()].tr
 	for _, name := range []string{"alias", "src", "other"} {
-		if tr.FileNames&nameBit(name) != 0 {
-			t.Fatalf("the name %q shares a bit with the rules' names (%#x): the test would not reach the filter", name, tr.FileNames)
+		if tr.Names.Has(name) {
+			t.Fatalf("the name %q shares a bit with the rules' names: the test would not reach the filter", name)
 		}
 	}
 	if got := helperRun(t, cgfd, "/wt/bin/reader", 0, "open:/wt/n/other"); got != "open:/wt/n/other ok" {
@@ -122,5 +122,107 @@ func TestFileNamesLengths(t *testing.T) {
 				t.Errorf("open of %s, a name of %d bytes no rule names: %q, want ok", other, n, got)
 			}
 		}
+	}
+}
+
+// TestDirNamesFilter: in a workload with directory rules, a file is decided without its path
+// only when neither its name nor any ancestor's is one the rules name (wl_val.names), and that
+// changes no decision:
+//   - the filter is used: opening a file no rule names moves the by-name counter by one more than
+//     opening a file whose own name is a rule directory's (compared so that the helper's own
+//     opens cancel out);
+//   - files below a protected directory, made before or after the policy, the directory itself
+//     and a directory whose name is longer than the dentry's inline buffer are denied;
+//   - a subdirectory of a protected directory bind-mounted elsewhere: its files are denied by the
+//     inode of the protected directory, which only the walk up to the root of the filesystem (not
+//     of the mount, as the path goes) meets;
+//   - a file system mounted on a protected directory after the policy: its files are denied, the
+//     directory's name being the mount point above their file system's root;
+//   - a protected directory renamed: its files are denied by its inode, and the filter is not
+//     used until the workload's rules are translated again (its names are stale).
+func TestDirNamesFilter(t *testing.T) {
+	vmguest.RequireGuest(t)
+	must(t, os.RemoveAll("/wt"))
+	copySelf(t, "/wt/bin/reader")
+	long := "/wt/dn/" + strings.Repeat("l", 40)
+	for _, p := range []string{"/wt/dn/prot/sub/x", "/wt/dn/free/prot", "/wt/dn/free/a", long + "/f", "/wt/dn/mp/.keep"} {
+		mkfile(t, p, 0)
+	}
+	cg, cgfd := testCgroup(t, "ward-dir-names")
+	b := newBackend(t)
+	spec := "  file:\n    matchDirectories:\n    - dir: /wt/dn/prot/\n      recursive: true\n    - dir: /wt/dn/mp/\n      recursive: true\n" +
+		"    - dir: " + long + "/\n    matchPaths:\n    - path: /wt/dn/exact\n"
+	set := hostPolicyInCgroup(t, "dirnames", spec, cg)
+	must(t, b.Apply(t.Context(), []*rules.Set{set}))
+	tr := b.byID[set.Workload.ID()].tr
+	for _, name := range []string{"a", "b", "c", "free", "dn", "wt", "/", "renamed", "sub"} {
+		if tr.Names.Has(name) {
+			t.Fatalf("the name %q shares a bit with the rules' names: the test would not reach the filter", name)
+		}
+	}
+	byName := func() uint64 {
+		st, err := b.Stats()
+		must(t, err)
+		return st.ByName
+	}
+	// filtered opens a fresh file no rule names and one named like a rule's directory, and
+	// returns how many more opens the first moved the counter by.
+	fresh := 0
+	filtered := func(step string) int64 {
+		t.Helper()
+		fresh++
+		plain, listed := fmt.Sprintf("/wt/dn/free/c%d", fresh), fmt.Sprintf("/wt/dn/free/n%d/prot", fresh)
+		mkfile(t, plain, 0)
+		mkfile(t, listed, 0)
+		// The helper's own first opens (its binary, what its runtime reads) are cached
+		// after one run: both measured runs then make the same.
+		helperRun(t, cgfd, "/wt/bin/reader", 0, "open:/wt/dn/free/a")
+		c0 := byName()
+		if got := helperRun(t, cgfd, "/wt/bin/reader", 0, "open:"+plain); got != "open:"+plain+" ok" {
+			t.Errorf("%s: open of %s: %q, want ok", step, plain, got)
+		}
+		c1 := byName()
+		if got := helperRun(t, cgfd, "/wt/bin/reader", 0, "open:"+listed); got != "open:"+listed+" ok" {
+			t.Errorf("%s: open of %s: %q, want ok", step, listed, got)
+		}
+		return int64(c1-c0) - int64(byName()-c1)
+	}
+	if d := filtered("after the policy"); d != 1 {
+		t.Errorf("the first open of a file no rule names moved the by-name counter by %d more than another, want 1", d)
+	}
+
+	mkfile(t, "/wt/dn/prot/sub/later", 0)
+	for _, p := range []string{"/wt/dn/prot/sub/x", "/wt/dn/prot/sub/later", "/wt/dn/prot", long + "/f"} {
+		deniedWithEvent(t, b, cgfd, "below a protected directory", "open:"+p, policy.OpFile, set, "dirnames")
+	}
+
+	must(t, os.MkdirAll("/wt/dn/free/b", 0o755))
+	must(t, unix.Mount("/wt/dn/prot/sub", "/wt/dn/free/b", "", unix.MS_BIND, ""))
+	t.Cleanup(func() { unix.Unmount("/wt/dn/free/b", unix.MNT_DETACH) })
+	// The event has the path as opened: user space does not yet attribute a file below a
+	// bind-mounted subdirectory of a protected directory to the rule (Translation.DirAlias
+	// finds a protected directory's own inode only), so only its errno is checked.
+	drain(b)
+	if got := helperRun(t, cgfd, "/wt/bin/reader", 0, "open:/wt/dn/free/b/x"); got != "open:/wt/dn/free/b/x errno 1" {
+		t.Errorf("protected subdirectory bind-mounted elsewhere: %q, want errno 1", got)
+	}
+	if _, ok := waitEvent(b, func(ev enforcer.Event) bool { return ev.Access.Path == "/wt/dn/free/b/x" && ev.Errno == 1 }); !ok {
+		t.Error("protected subdirectory bind-mounted elsewhere: no event for the denied open")
+	}
+
+	must(t, unix.Mount("tmpfs", "/wt/dn/mp", "tmpfs", 0, ""))
+	t.Cleanup(func() { unix.Unmount("/wt/dn/mp", unix.MNT_DETACH) })
+	mkfile(t, "/wt/dn/mp/f", 0)
+	deniedWithEvent(t, b, cgfd, "file system mounted on a protected directory", "open:/wt/dn/mp/f", policy.OpFile, set, "dirnames")
+
+	must(t, os.Rename("/wt/dn/prot", "/wt/dn/free/renamed"))
+	mkfile(t, "/wt/dn/free/renamed/sub/new", 0)
+	deniedWithEvent(t, b, cgfd, "renamed protected directory", "open:/wt/dn/free/renamed/sub/new", policy.OpFile, set, "dirnames")
+	if d := filtered("after a directory was renamed"); d != 0 {
+		t.Errorf("after a directory rename, the filter decided %d opens, want none until the rules are translated again", d)
+	}
+	must(t, b.Apply(t.Context(), []*rules.Set{set}))
+	if d := filtered("translated again"); d != 1 {
+		t.Errorf("translated again, the first open of a file no rule names moved the by-name counter by %d more than another, want 1", d)
 	}
 }

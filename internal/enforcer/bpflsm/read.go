@@ -18,12 +18,15 @@ type Stats struct {
 	DroppedEvents uint64
 	// Unresolved counts accesses denied because their path could not be resolved.
 	Unresolved uint64
+	// ByName counts file opens permitted without resolving the path: neither the file's name
+	// nor (with directory rules) an ancestor's is one the workload's rules name.
+	ByName uint64
 }
 
 // Stats reads the kernel's counters, summed over CPUs.
 func (b *Backend) Stats() (Stats, error) {
 	var st Stats
-	for i, dst := range []*uint64{&st.DroppedEvents, &st.Unresolved} {
+	for i, dst := range []*uint64{&st.DroppedEvents, &st.Unresolved, &st.ByName} {
 		var per []uint64
 		if err := b.objs.Stats.Lookup(uint32(i), &per); err != nil {
 			return st, fmt.Errorf("read stats: %w", err)
@@ -42,6 +45,8 @@ var (
 		"Events the BPF-LSM programs could not queue because the ring buffer was full (the access was still decided).", nil, nil)
 	unresolvedDesc = prometheus.NewDesc("ward_bpf_unresolved_paths_total",
 		"Accesses the BPF-LSM programs denied because the path could not be resolved (fail closed).", nil, nil)
+	byNameDesc = prometheus.NewDesc("ward_bpf_opens_decided_by_name_total",
+		"File opens the BPF-LSM programs permitted without resolving the path: no rule names the file's name or, with directory rules, an ancestor's.", nil, nil)
 )
 
 var _ prometheus.Collector = (*Backend)(nil)
@@ -50,6 +55,7 @@ var _ prometheus.Collector = (*Backend)(nil)
 func (b *Backend) Describe(ch chan<- *prometheus.Desc) {
 	ch <- droppedDesc
 	ch <- unresolvedDesc
+	ch <- byNameDesc
 }
 
 // Collect implements prometheus.Collector: the counters summed over CPUs, none when they cannot
@@ -62,6 +68,7 @@ func (b *Backend) Collect(ch chan<- prometheus.Metric) {
 	}
 	ch <- prometheus.MustNewConstMetric(droppedDesc, prometheus.CounterValue, float64(st.DroppedEvents))
 	ch <- prometheus.MustNewConstMetric(unresolvedDesc, prometheus.CounterValue, float64(st.Unresolved))
+	ch <- prometheus.MustNewConstMetric(byNameDesc, prometheus.CounterValue, float64(st.ByName))
 }
 
 // read turns ring-buffer records into events until Close. One record's buffer is reused

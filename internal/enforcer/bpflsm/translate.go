@@ -131,11 +131,16 @@ type Translation struct {
 	// 63 and more) when a directory key or an exact path key of that depth
 	// exists, per operation; the kernel skips lookups at other depths.
 	DirDepths, ExactDepths [numOps]uint64
-	// FileNames has nameBit set for the last component of every exact file path key, or
-	// every bit where a file's name cannot tell that no rule applies (directory rules,
-	// patterns, fromSource rules, allow-lists): file_open resolves the path of a file only
-	// if its name's bit is set or an inode key names it (wl_val.file_names).
-	FileNames uint64
+	// Names has the bit of the last component of every exact file path key and of every
+	// file directory rule's directory (nameBit), or every bit where a name cannot tell that no
+	// rule applies (patterns, fromSource rules, allow-lists, a rule on /): file_open resolves
+	// the path of a file only if its name's bit, or an ancestor's, is set or an inode key names
+	// it (wl_val.names).
+	Names NameFilter
+	// NamesEpoch is the kernel's directory rename count (ward_epoch) read before the
+	// translation looked the rules' directories up: the kernel trusts Names for the ancestors
+	// of a file only while no directory was renamed since (Backend.translate sets it).
+	NamesEpoch uint32
 	// Codes has bit 1<<(code>>56) set for every kind of code key (protocol,
 	// type, family, all, capability) of network in its low 16 bits and of
 	// capabilities in the high 16; in each, the low byte for rules of any
@@ -277,10 +282,11 @@ func Translate(set *rules.Set, host Host) (*Translation, error) {
 	if tr.flags[opCapabilities]&(wfAllowGlobal|wfAllowSources) != 0 {
 		tr.t.Named.Caps = ^uint64(0)
 	}
-	// A file's name says that no rule applies to it only where every file rule is an exact
-	// path for any source and no allow-list makes the posture decide the files no rule names.
-	if tr.t.DirDepths[opFile] != 0 || tr.flags[opFile]&(wfPatterns|wfSourceRules|wfAllowGlobal|wfAllowSources) != 0 {
-		tr.t.FileNames = ^uint64(0)
+	// A file's name and its ancestors' say that no rule applies to it only where every file
+	// rule is an exact path or a directory for any source and no allow-list makes the posture
+	// decide the files no rule names.
+	if tr.flags[opFile]&(wfPatterns|wfSourceRules|wfAllowGlobal|wfAllowSources) != 0 {
+		tr.t.Names.fill()
 	}
 	return tr.t, nil
 }
@@ -387,7 +393,7 @@ func (tr *translator) match(r *rules.Rule, op uint8, base Key, bit uint64) error
 			tr.add(k, bit, 0, 0)
 			t.ExactDepths[op] |= depthBit(p)
 			if op == opFile {
-				t.FileNames |= nameBit(p[strings.LastIndex(p, "/")+1:])
+				t.Names.add(p[strings.LastIndex(p, "/")+1:])
 			}
 			if p != r.Value {
 				t.Aliases[p] = r.Value
@@ -408,6 +414,15 @@ func (tr *translator) match(r *rules.Rule, op uint8, base Key, bit uint64) error
 			k := base
 			k.Kind, k.Hash = kindPath, Hash(strings.TrimSuffix(p, "/")+"/")
 			t.DirDepths[op] |= depthBit(strings.TrimSuffix(p, "/") + "/")
+			if op == opFile {
+				// A file below the directory has its name among its ancestors'; the
+				// directory itself as its own. The root has no name to test.
+				if name := filepath.Base(p); name == "/" || name == "." {
+					t.Names.fill()
+				} else {
+					t.Names.add(name)
+				}
+			}
 			if p != dir {
 				t.Aliases[strings.TrimSuffix(p, "/")+"/"] = r.Value
 			}
@@ -640,17 +655,52 @@ func depthBit(p string) uint64 {
 	return 1 << min(strings.Count(p, "/"), 63)
 }
 
-// nameBit is the bit of a file name in FileNames, as bpf/ward.c's unnamed computes it from
-// a dentry's name: its length (low byte), first and last byte, mixed by a multiplication so
-// that names alike in one of them spread over the 64 bits. A filter, not a match: a name
-// whose bit is set is resolved and looked up as before.
-func nameBit(name string) uint64 {
+// NameFilter is wl_val.names: nameBits bits, a file or directory name's bit by nameBit.
+type NameFilter [nameBits / 64]uint64
+
+// nameBits is the size of the names filter (ward.c's NAME_WORDS * 64): with the 64 bits it
+// once had, a hundred directory names set most of them, and a file's every ancestor must
+// miss.
+const nameBits = 4096
+
+func (f *NameFilter) add(name string) {
+	i := nameBit(name)
+	f[i/64] |= 1 << (i % 64)
+}
+
+// Has says whether name's bit is set.
+func (f *NameFilter) Has(name string) bool {
+	i := nameBit(name)
+	return f[i/64]&(1<<(i%64)) != 0
+}
+
+func (f *NameFilter) fill() {
+	for i := range f {
+		f[i] = ^uint64(0)
+	}
+}
+
+// Full says whether every bit is set: no name tells that no rule applies.
+func (f *NameFilter) Full() bool {
+	for _, w := range f {
+		if w != ^uint64(0) {
+			return false
+		}
+	}
+	return true
+}
+
+// nameBit is the bit of a file or directory name in NameFilter, as bpf/ward.c's unnamed
+// computes it from a dentry's name: its length (low byte), first and last byte, mixed by a
+// multiplication so that names alike in one of them spread over the filter. A filter, not a
+// match: a name whose bit is set is resolved and looked up as before.
+func nameBit(name string) uint {
 	var first, last byte
 	if name != "" {
 		first, last = name[0], name[len(name)-1]
 	}
 	k := uint64(len(name)&0xff)<<16 | uint64(first)<<8 | uint64(last)
-	return 1 << (k * 0x9E3779B97F4A7C15 >> 58)
+	return uint(k * 0x9E3779B97F4A7C15 >> 52)
 }
 
 // Alias returns the path as the rules name it for a path the kernel saw:

@@ -2,6 +2,8 @@ package bpflsm
 
 import (
 	"fmt"
+	"math/bits"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -167,6 +169,26 @@ func TestTranslateRefusesAndWarns(t *testing.T) {
 	}
 }
 
+// unnamedByNames is bpf/ward.c's unnamed for path p, without inodes: its name, and with
+// directory rules every ancestor's up to the root ("/", as the root dentry is named), have no
+// bit in tr.Names.
+func unnamedByNames(tr *Translation, p string) bool {
+	if tr.Names.Has(p[strings.LastIndexByte(p, '/')+1:]) {
+		return false
+	}
+	if tr.DirDepths[opFile] == 0 {
+		return true
+	}
+	for q := filepath.Dir(p); ; q = filepath.Dir(q) {
+		if tr.Names.Has(filepath.Base(q)) {
+			return false
+		}
+		if q == "/" {
+			return true
+		}
+	}
+}
+
 // simulate is bpf/ward.c's decision in Go, over a Translation: the same
 // prefix hashing, lookups, DFA steps and bit reduction. Comparing it with
 // rules.Decide on the conformance table checks the translation on the host;
@@ -207,9 +229,10 @@ func simulate(tr *Translation, a rules.Access) policy.Action {
 	case opFile, opProcess:
 		p := a.Path
 		last := strings.LastIndexByte(p, '/')
-		// file_open's unnamed: a file whose name has no bit in FileNames matches no path
-		// rule (no inode keys here: Translate has no host).
-		if op == opFile && tr.FileNames&nameBit(p[last+1:]) == 0 {
+		// file_open's unnamed: a file whose name and (with directory rules) whose ancestors'
+		// names have no bit in Names matches no path rule (no inode keys here: Translate has
+		// no host).
+		if op == opFile && unnamedByNames(tr, p) {
 			break
 		}
 		depth := 0
@@ -549,32 +572,52 @@ func TestTranslateDirInodes(t *testing.T) {
 	}
 }
 
-// TestFileNames: FileNames has the bits of the exact file rules' names and no other where every
-// file rule is an exact path for any source and no allow-list applies, and every bit otherwise.
+// TestFileNames: Names has the bits of the exact file rules' names and of the directory
+// rules' directories, and no other, where every file rule is an exact path or a directory for
+// any source and no allow-list applies; every bit otherwise.
 func TestFileNames(t *testing.T) {
 	policyWith := func(file, action string) string {
 		return "apiVersion: security.kubearmor.com/v1\nkind: KubeArmorHostPolicy\nmetadata: {name: names}\n" +
 			"spec:\n  nodeSelector: {matchLabels: {kubearmor.io/hostname: \"*\"}}\n  file:\n" + file +
 			"  process:\n    matchDirectories:\n    - dir: /usr/bin/\n  action: " + action + "\n"
 	}
+	of := func(names ...string) NameFilter {
+		var f NameFilter
+		for _, n := range names {
+			f.add(n)
+		}
+		return f
+	}
+	var all NameFilter
+	all.fill()
 	exact := "    matchPaths:\n    - path: /etc/shadow\n    - path: /srv/a/key.pem\n"
 	for _, c := range []struct {
 		name, file, action string
-		want               uint64
+		want               NameFilter
 	}{
-		{"exact paths only", exact, "Block", nameBit("shadow") | nameBit("key.pem")},
-		{"a directory rule", exact + "    matchDirectories:\n    - dir: /srv/b/\n", "Block", ^uint64(0)},
-		{"a pattern", "    matchPatterns:\n    - pattern: /srv/*.key\n", "Block", ^uint64(0)},
-		{"a fromSource rule", "    matchPaths:\n    - path: /etc/shadow\n      fromSource:\n      - path: /bin/cat\n", "Block", ^uint64(0)},
-		{"an allow-list", exact, "Allow", ^uint64(0)},
+		{"exact paths only", exact, "Block", of("shadow", "key.pem")},
+		{"directory rules", exact + "    matchDirectories:\n    - dir: /srv/b/\n    - dir: /srv/deep/er/\n      recursive: true\n",
+			"Block", of("shadow", "key.pem", "b", "er")},
+		{"a directory rule on /", exact + "    matchDirectories:\n    - dir: /\n      recursive: true\n", "Block", all},
+		{"a pattern", "    matchPatterns:\n    - pattern: /srv/*.key\n", "Block", all},
+		{"a fromSource rule", "    matchPaths:\n    - path: /etc/shadow\n      fromSource:\n      - path: /bin/cat\n", "Block", all},
+		{"an allow-list", exact, "Allow", all},
 	} {
 		set := compile(t, policyWith(c.file, c.action), rules.DefaultPostures())
 		tr, err := Translate(set, nil)
 		if err != nil {
 			t.Fatalf("%s: %v", c.name, err)
 		}
-		if tr.FileNames != c.want {
-			t.Errorf("%s: FileNames %#x, want %#x", c.name, tr.FileNames, c.want)
+		if tr.Names != c.want {
+			t.Errorf("%s: Names has %d bits, want %d (%v)", c.name, ones(tr.Names), ones(c.want), c.want)
 		}
 	}
+}
+
+func ones(f NameFilter) int {
+	n := 0
+	for _, w := range f {
+		n += bits.OnesCount64(w)
+	}
+	return n
 }

@@ -203,8 +203,8 @@ type wardWlVal struct {
 	DirDepths   [4]uint64
 	ExactDepths [4]uint64
 	DirInodes   uint32
-	Pad         uint32
-	FileNames   uint64
+	NamesEpoch  uint32
+	Names       [64]uint64
 }
 
 type wardWorkloadFlag uint32

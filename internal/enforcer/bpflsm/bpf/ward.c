@@ -126,6 +126,9 @@ enum action_shift {
 #define FNV_OFFSET 0xcbf29ce484222325ULL
 #define FNV_PRIME 0x100000001b3ULL
 
+// wl_val.names is a filter of NAME_WORDS * 64 bits (nameBit in translate.go).
+#define NAME_WORDS 64
+
 // Network hooks (event.hook). socket_create decides new sockets; the others
 // decide every later use of a socket, so that a rule also covers sockets
 // created before it, inherited across exec, or received over a unix socket:
@@ -169,13 +172,19 @@ struct wl_val {
 	// ancestor directories are looked up by inode (dir_walk). Workloads
 	// without directory rules never walk.
 	__u32 dir_inodes;
-	__u32 pad;
-	// A bit per (length, first byte, last byte) of the last component of
-	// every exact file path key (nameBit in translate.go, tested by
-	// unnamed): a file whose name has no bit here matches no path rule. Every bit where that does not hold: the
-	// workload has file directory rules, patterns, fromSource rules or an
-	// allow-list (translate.go).
-	__u64 file_names;
+	// ward_epoch[0] as user space read it before it looked up the rules'
+	// directories (their inodes, where their symlinks lead): names below
+	// holds those directories' names only while no directory was renamed
+	// since (unnamed).
+	__u32 names_epoch;
+	// A filter of NAME_WORDS * 64 bits: a bit per (length, first byte, last
+	// byte) of the last component of every exact file path key and of every
+	// file directory rule's directory (nameBit in translate.go, tested by
+	// unnamed): a file whose name and whose ancestors' names have no bit
+	// here matches no path rule. Every bit where that does not hold: the
+	// workload has file patterns, fromSource rules, an allow-list or a rule
+	// on / (translate.go).
+	__u64 names[NAME_WORDS];
 };
 
 struct rule_key {
@@ -275,10 +284,11 @@ struct {
 	__uint(max_entries, 1 << 23);
 } events SEC(".maps");
 
-// Counters: 0 events dropped (ring buffer full), 1 unresolved paths denied.
+// Counters: 0 events dropped (ring buffer full), 1 unresolved paths denied,
+// 2 opens decided by the names of the file and its ancestors (unnamed).
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, 2);
+	__uint(max_entries, 3);
 	__type(key, __u32);
 	__type(value, __u64);
 } stats SEC(".maps");
@@ -318,7 +328,9 @@ struct wl {
 	__u64 dir_depths;
 	__u64 exact_depths;
 	__u32 dir_inodes; // this operation's bit of wl_val.dir_inodes
-	__u64 file_names; // wl_val.file_names (unnamed)
+	// The workload's entry, for its names filter (unnamed), which is too
+	// large to copy for every hook.
+	const struct wl_val *v;
 };
 
 // ward_config[0], written whole by user space after the workload entries it
@@ -495,7 +507,7 @@ static __always_inline int find_workload_in(struct config *cfg, __u8 op, struct 
 	w->dir_depths = v->dir_depths[op & 3];
 	w->exact_depths = v->exact_depths[op & 3];
 	w->dir_inodes = (v->dir_inodes >> op) & 1;
-	w->file_names = v->file_names;
+	w->v = v;
 	return 0;
 }
 
@@ -994,37 +1006,136 @@ static __always_inline __u64 name_key(struct dentry *d)
 	return ((__u64)(len & 0xff) << 16) | ((__u64)first << 8) | last;
 }
 
-// unnamed says whether no rule of workload wl can apply to an open of file,
-// known without its path: no exact rule's path ends with the file's name and
-// no inode key names its inode (hard links, renamed files; WF_INODES says
-// whether the workload has such keys). wl is the workload's for OP_FILE.
-// wl->file_names has a bit per (length, first byte, last byte) of those
-// paths' last components, or every bit where a name cannot tell (directory
-// rules, patterns, fromSource rules, allow-lists, under which a file no rule
-// names is decided by the posture and reported: translate.go's nameBit).
-// Most first opens in a workload of exact file rules are then decided
-// without bpf_d_path, most of their cost. The root of a mount (a bind-mounted
-// file, a mount point) is named in its path by its mount point, not by its
-// own name, and is never unnamed. A concurrent rename may pair a length with
-// another name's bytes, as it may change the path bpf_d_path would have read.
-//
-// Inlined, with direct loads: until the per-byte walk (walk_byte) took
-// file_open from 85 % of the verifier's limit of processed instructions to
-// 17 %, this had to be a global function taking scalars, which read the file
-// with BPF_CORE_READ (a helper call per pointer) and looked the workload up
-// again: about half of a 1-rule first open's cost.
-static __always_inline bool unnamed(const struct wl *wl, struct file *file, struct inode *inode)
+// name_key_read is name_key for a dentry known only as a number (above the
+// file's mount): every field with a helper call.
+static __always_inline __u64 name_key_read(struct dentry *d)
 {
-	// file_names would have every bit (translate.go): spare the reads. A
-	// shortcut only: file_names alone decides what is unnamed.
-	if (wl->dir_depths || (wl->flags & (WF_PATTERNS | WF_SOURCE_RULES | WF_ALLOW_GLOBAL | WF_ALLOW_SOURCES)))
+	__u32 len = BPF_CORE_READ(d, d_name.len);
+	const unsigned char *name = BPF_CORE_READ(d, d_name.name);
+	unsigned char first = 0, last = 0;
+	bpf_probe_read_kernel(&first, 1, name);
+	bpf_probe_read_kernel(&last, 1, name + (len ? len - 1 : 0));
+	return ((__u64)(len & 0xff) << 16) | ((__u64)first << 8) | last;
+}
+
+// named says whether name key k has its bit in workload entry v's filter.
+static __always_inline bool named(const struct wl_val *v, __u64 k)
+{
+	__u32 b = (k * 0x9E3779B97F4A7C15ULL) >> 52;
+	return v->names[(b >> 6) & (NAME_WORDS - 1)] & (1ULL << (b & 63));
+}
+
+// NAME_WALK bounds the ancestors unnamed tests inside the file's filesystem,
+// MOUNT_WALK the steps above it (mount points and their ancestors); a file
+// deeper than that is resolved.
+#define NAME_WALK 32
+#define MOUNT_WALK 64
+
+// The state of the walk above the file's filesystem (mount_step).
+struct mwalk {
+	const struct wl_val *v;
+	__u64 mnt;    // struct mount * of the dentries walked, read with helpers
+	__u64 dentry; // the dentry reached; 0 at its filesystem's root
+	__u32 clear;  // the top of the mount tree was reached, no name listed
+};
+
+// mount_step moves one step up from the root of a filesystem: to the mount
+// point of the mount above, then to its ancestors, testing each name. These
+// dentries are reached through the mount, which the program can read only
+// with helpers (container_of on a kernel pointer is refused): most files
+// need no step or one mount point.
+static long mount_step(__u64 i, struct mwalk *c)
+{
+	struct dentry *d = (struct dentry *)c->dentry;
+	if (!d) {
+		struct mount *m = (struct mount *)c->mnt;
+		struct mount *parent = BPF_CORE_READ(m, mnt_parent);
+		if (!parent || parent == m) {
+			c->clear = 1;
+			return 1;
+		}
+		d = BPF_CORE_READ(m, mnt_mountpoint);
+		c->mnt = (__u64)parent;
+	} else {
+		struct dentry *p = BPF_CORE_READ(d, d_parent);
+		if (!p || p == d) {
+			c->dentry = 0;
+			return 0;
+		}
+		d = p;
+	}
+	c->dentry = (__u64)d;
+	return named(c->v, name_key_read(d));
+}
+
+// unnamed says whether no rule of workload wl can apply to an open of file,
+// known without its path: no exact rule's path ends with the file's name, no
+// directory rule's directory has its name or an ancestor's, and no inode key
+// names its inode (hard links, renamed files; WF_INODES says whether the
+// workload has such keys). wl is the workload's for OP_FILE; epoch is
+// ward_epoch[0] as check_path read it before anything else.
+//
+// wl->v->names has a bit per (length, first byte, last byte) of those paths'
+// last components and directories' names, or every bit where a name cannot
+// tell (patterns, fromSource rules, allow-lists, under which a file no rule
+// names is decided by the posture and reported: translate.go's nameBit).
+// Most first opens of files outside the rules' directories are then decided
+// without bpf_d_path and the walk and lookups of their path, most of their
+// cost. The root of a mount (a bind-mounted file, a mount point) is named in
+// its path by its mount point, not by its own name, and is never unnamed.
+//
+// Directory rules also match by the inodes of a file's ancestors (dir_walk):
+// a protected directory reached through a bind mount, or renamed. The
+// ancestors tested are a superset of both the path's components and the
+// dentries dir_walk visits: every dentry up to the root of the file's
+// filesystem (not only of its mount), then every mount point above and its
+// ancestors. A renamed directory no longer has the name the filter holds:
+// the filter holds for a workload only while ward_epoch[0], bumped by every
+// rename of a directory before the rename happens (path_rename), still has
+// the value user space read before it looked the rules' directories up. It is
+// read again after the walk, so that a rename during it is seen.
+//
+// Inlined, with direct loads inside the file's filesystem: until the
+// per-byte walk (walk_byte) took file_open from 85 % of the verifier's limit
+// of processed instructions to 17 %, the name test had to be a global
+// function taking scalars, which read the file with BPF_CORE_READ (a helper
+// call per pointer) and looked the workload up again.
+static __always_inline bool unnamed(const struct wl *wl, struct file *file, struct inode *inode, __u32 epoch)
+{
+	if (wl->flags & (WF_PATTERNS | WF_SOURCE_RULES | WF_ALLOW_GLOBAL | WF_ALLOW_SOURCES))
 		return false;
+	const struct wl_val *v = wl->v;
 	struct dentry *d = file->f_path.dentry;
 	if (d == file->f_path.mnt->mnt_root)
 		return false;
-	__u64 k = name_key(d);
-	if (wl->file_names & (1ULL << ((k * 0x9E3779B97F4A7C15ULL) >> 58)))
+	if (named(v, name_key(d)))
 		return false;
+	if (wl->dir_depths) {
+		if (v->names_epoch != epoch)
+			return false;
+		int i;
+		for (i = 0; i < NAME_WALK; i++) {
+			struct dentry *p = d->d_parent;
+			if (p == d)
+				break;
+			d = p;
+			if (named(v, name_key(d)))
+				return false;
+		}
+		if (i == NAME_WALK)
+			return false;
+		struct mwalk c = {
+			.v = v,
+			.mnt = (__u64)container_of(file->f_path.mnt, struct mount, mnt),
+		};
+		bpf_loop(MOUNT_WALK, mount_step, &c, 0);
+		if (!c.clear)
+			return false;
+		__u32 zero = 0;
+		__u32 *ep = bpf_map_lookup_elem(&ward_epoch, &zero);
+		if (!ep || *(volatile __u32 *)ep != epoch)
+			return false;
+	}
 	if (wl->flags & WF_INODES) {
 		struct rule_key key = {
 			.cgroup = wl->cgroup,
@@ -1036,7 +1147,9 @@ static __always_inline bool unnamed(const struct wl *wl, struct file *file, stru
 		if (bpf_map_lookup_elem(&rules, &key))
 			return false;
 	}
-	return true;
+	// The entry was read in place: a preallocated hash map may reuse it for
+	// another generation meanwhile (generations are never reused).
+	return *(volatile __u32 *)&v->gen == wl->gen;
 }
 
 // check_path decides a file or process access to the path in s->path at
@@ -1112,7 +1225,8 @@ static __always_inline int check_path(struct wl *wl, struct walk *w, struct scra
 		}
 		// A file no rule can name (unnamed) is permitted without its path,
 		// and cached as such: bits of no rule.
-		if (w->op == OP_FILE && unnamed(wl, file, inode)) {
+		if (w->op == OP_FILE && unnamed(wl, file, inode, epoch)) {
+			count(2);
 			if (c)
 				icache_fill(c, wl, w->op, src, mnt, rdentry, rmnt, epoch, moves, 0, 0, 0);
 			return 0;
