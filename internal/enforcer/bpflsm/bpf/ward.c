@@ -991,12 +991,17 @@ static __always_inline __u64 name_key(struct dentry *d)
 	if (name == (__u64)&d->d_iname[0] && len > 0 && len < sizeof(d->d_iname)) {
 		// The verifier allows a load of 8 bytes anywhere inside a byte
 		// array of a kernel struct, not a variable index into it.
+		// Only the words holding the first and the last byte: most
+		// names fit in the first.
 		__u64 w0 = *(__u64 *)&d->d_iname[0];
-		__u64 w1 = *(__u64 *)&d->d_iname[8];
-		__u64 w2 = *(__u64 *)&d->d_iname[16];
-		__u64 w3 = *(__u64 *)&d->d_iname[24];
 		__u32 i = len - 1;
-		__u64 w = i < 8 ? w0 : i < 16 ? w1 : i < 24 ? w2 : w3;
+		__u64 w = w0;
+		if (i >= 24)
+			w = *(volatile __u64 *)&d->d_iname[24];
+		else if (i >= 16)
+			w = *(volatile __u64 *)&d->d_iname[16];
+		else if (i >= 8)
+			w = *(volatile __u64 *)&d->d_iname[8];
 		first = w0 & 0xff;
 		last = (w >> ((i & 7) * 8)) & 0xff;
 	} else {
@@ -1073,7 +1078,8 @@ static long mount_step(__u64 i, struct mwalk *c)
 // directory rule's directory has its name or an ancestor's, and no inode key
 // names its inode (hard links, renamed files; WF_INODES says whether the
 // workload has such keys). wl is the workload's for OP_FILE; epoch is
-// ward_epoch[0] as check_path read it before anything else.
+// ward_epoch[0] as check_path read it before anything else; root_mnt the
+// mount of the task's root, the root of its mount namespace.
 //
 // wl->v->names has a bit per (length, first byte, last byte) of those paths'
 // last components and directories' names, or every bit where a name cannot
@@ -1100,7 +1106,8 @@ static long mount_step(__u64 i, struct mwalk *c)
 // of processed instructions to 17 %, the name test had to be a global
 // function taking scalars, which read the file with BPF_CORE_READ (a helper
 // call per pointer) and looked the workload up again.
-static __always_inline bool unnamed(const struct wl *wl, struct file *file, struct inode *inode, __u32 epoch)
+static __always_inline bool unnamed(const struct wl *wl, struct file *file, struct inode *inode, __u32 epoch,
+				    struct vfsmount *root_mnt)
 {
 	if (wl->flags & (WF_PATTERNS | WF_SOURCE_RULES | WF_ALLOW_GLOBAL | WF_ALLOW_SOURCES))
 		return false;
@@ -1113,24 +1120,30 @@ static __always_inline bool unnamed(const struct wl *wl, struct file *file, stru
 	if (wl->dir_depths) {
 		if (v->names_epoch != epoch)
 			return false;
+		// The root of the filesystem is named "/" and never in a path.
 		int i;
+		struct dentry *p = d->d_parent;
 		for (i = 0; i < NAME_WALK; i++) {
-			struct dentry *p = d->d_parent;
+			d = p;
+			p = d->d_parent;
 			if (p == d)
 				break;
-			d = p;
 			if (named(v, name_key(d)))
 				return false;
 		}
 		if (i == NAME_WALK)
 			return false;
-		struct mwalk c = {
-			.v = v,
-			.mnt = (__u64)container_of(file->f_path.mnt, struct mount, mnt),
-		};
-		bpf_loop(MOUNT_WALK, mount_step, &c, 0);
-		if (!c.clear)
-			return false;
+		// A file in the task's root mount (not chrooted: the root of its
+		// namespace) has no mount above it.
+		if (file->f_path.mnt != root_mnt) {
+			struct mwalk c = {
+				.v = v,
+				.mnt = (__u64)container_of(file->f_path.mnt, struct mount, mnt),
+			};
+			bpf_loop(MOUNT_WALK, mount_step, &c, 0);
+			if (!c.clear)
+				return false;
+		}
 		__u32 zero = 0;
 		__u32 *ep = bpf_map_lookup_elem(&ward_epoch, &zero);
 		if (!ep || *(volatile __u32 *)ep != epoch)
@@ -1225,7 +1238,7 @@ static __always_inline int check_path(struct wl *wl, struct walk *w, struct scra
 		}
 		// A file no rule can name (unnamed) is permitted without its path,
 		// and cached as such: bits of no rule.
-		if (w->op == OP_FILE && unnamed(wl, file, inode, epoch)) {
+		if (w->op == OP_FILE && unnamed(wl, file, inode, epoch, rmnt)) {
 			count(2);
 			if (c)
 				icache_fill(c, wl, w->op, src, mnt, rdentry, rmnt, epoch, moves, 0, 0, 0);
