@@ -82,23 +82,26 @@ func TestBypasses(t *testing.T) {
 		deep += fmt.Sprintf("/d%d", i)
 	}
 	mkfile(t, deep+"/f.txt", 0)
-	// A path of 21 components of 200 bytes: longer than PATH_MAX, built
-	// relative to an fd since no syscall takes it whole.
+	// Paths of 21 components of 200 bytes: longer than PATH_MAX, built
+	// relative to an fd since no syscall takes them whole. One below the
+	// blocked directory, one outside every rule's directory.
 	long := strings.Repeat("x", 200)
-	must(t, os.MkdirAll("/wt/long", 0o777))
-	fd, err := unix.Open("/wt/long", unix.O_PATH|unix.O_DIRECTORY, 0)
-	must(t, err)
-	for i := 0; i < 21; i++ {
-		must(t, unix.Mkdirat(fd, long, 0o777))
-		next, err := unix.Openat(fd, long, unix.O_PATH|unix.O_DIRECTORY, 0)
+	for _, dir := range []string{"/wt/blocked/long", "/wt/long"} {
+		must(t, os.MkdirAll(dir, 0o777))
+		fd, err := unix.Open(dir, unix.O_PATH|unix.O_DIRECTORY, 0)
 		must(t, err)
+		for i := 0; i < 21; i++ {
+			must(t, unix.Mkdirat(fd, long, 0o777))
+			next, err := unix.Openat(fd, long, unix.O_PATH|unix.O_DIRECTORY, 0)
+			must(t, err)
+			unix.Close(fd)
+			fd = next
+		}
+		f, err := unix.Openat(fd, "f.txt", unix.O_CREAT|unix.O_WRONLY, 0o666)
+		must(t, err)
+		unix.Close(f)
 		unix.Close(fd)
-		fd = next
 	}
-	f, err := unix.Openat(fd, "f.txt", unix.O_CREAT|unix.O_WRONLY, 0o666)
-	must(t, err)
-	unix.Close(f)
-	unix.Close(fd)
 	must(t, os.MkdirAll("/wt/bound", 0o777))
 	must(t, unix.Mount("/wt/blocked", "/wt/bound", "", unix.MS_BIND, ""))
 	defer unix.Unmount("/wt/bound", 0)
@@ -131,7 +134,7 @@ func TestBypasses(t *testing.T) {
 		{"dot-dot segments", "open:/wt/blocked/../secret.txt", ""},
 		{"/proc/self/root", "open:/proc/self/root/wt/secret.txt", ""},
 		{"70 levels deep", "open:" + deep + "/f.txt", ""},
-		{"path longer than PATH_MAX, unresolvable: fail closed", "openlong:/wt/long:" + long + ":21", "unresolved"},
+		{"path longer than PATH_MAX below the blocked directory, unresolvable: fail closed", "openlong:/wt/blocked/long:" + long + ":21", "unresolved"},
 		{"create in a blocked directory", "create:/wt/blocked/new.txt", ""},
 		{"unlink in a blocked directory", "unlink:/wt/blocked/a/b.txt", ""},
 		{"rename a blocked file away", "rename:/wt/secret.txt:/wt/moved.txt", ""},
@@ -143,6 +146,14 @@ func TestBypasses(t *testing.T) {
 		{"exec of a blocked script", "exec:/wt/script.sh", ""},
 		{"interpreter reading a script in a blocked directory", "sh:/wt/blocked/s.sh", ""},
 		{"blocked program mapped executable, as ld.so /wt/bin/tool does", "mapexec:/wt/bin/tool", ""},
+	}
+	// As deep outside every rule's directory: the names of the file and its ancestors tell
+	// that no rule applies, so it is permitted without its path (docs/bpflsm.md, "Names
+	// before paths"). Before the renames below: after a directory rename the names are
+	// trusted again only once the rules are translated again.
+	long21 := "openlong:/wt/long:" + long + ":21"
+	if got := helperRun(t, cgfd, "/wt/bin/reader", 0, long21); got != long21+" ok" {
+		t.Errorf("path longer than PATH_MAX outside every rule's directory: helper printed %q, want ok", got)
 	}
 	for _, c := range denied {
 		drain(b)

@@ -61,6 +61,19 @@ func (OSHost) Inode(p string) (uint32, uint64, bool) {
 	return unix.Major(st.Dev)<<20 | unix.Minor(st.Dev), st.Ino, true
 }
 
+// MountRoot implements Host with statx's STATX_ATTR_MOUNT_ROOT, following symlinks; true
+// where the kernel does not report it (before Linux 5.8).
+func (OSHost) MountRoot(p string) bool {
+	var stx unix.Statx_t
+	if err := unix.Statx(unix.AT_FDCWD, p, 0, 0, &stx); err != nil {
+		return false
+	}
+	if stx.Attributes_mask&unix.STATX_ATTR_MOUNT_ROOT == 0 {
+		return true
+	}
+	return stx.Attributes&unix.STATX_ATTR_MOUNT_ROOT != 0
+}
+
 // HardLinks implements Host: it walks dir without following symlinks.
 func (OSHost) HardLinks(dir string, recursive bool, limit int) ([]string, bool) {
 	var out []string

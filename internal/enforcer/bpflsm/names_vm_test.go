@@ -139,7 +139,9 @@ func TestFileNamesLengths(t *testing.T) {
 //   - a file system mounted on a protected directory after the policy: its files are denied, the
 //     directory's name being the mount point above their file system's root;
 //   - a protected directory renamed: its files are denied by its inode, and the filter is not
-//     used until the workload's rules are translated again (its names are stale).
+//     used until the workload's rules are translated again (its names are stale);
+//   - a directory rule on a mount point: the filter is full, and the file system mounted there,
+//     mounted again elsewhere, is denied by its root's inode.
 func TestDirNamesFilter(t *testing.T) {
 	vmguest.RequireGuest(t)
 	must(t, os.RemoveAll("/wt"))
@@ -221,8 +223,30 @@ func TestDirNamesFilter(t *testing.T) {
 	if d := filtered("after a directory was renamed"); d != 0 {
 		t.Errorf("after a directory rename, the filter decided %d opens, want none until the rules are translated again", d)
 	}
+	// Translated again (with no file system mounted on a rule's directory, see below).
+	must(t, unix.Unmount("/wt/dn/mp", unix.MNT_DETACH))
 	must(t, b.Apply(t.Context(), []*rules.Set{set}))
 	if d := filtered("translated again"); d != 1 {
 		t.Errorf("translated again, the first open of a file no rule names moved the by-name counter by %d more than another, want 1", d)
+	}
+
+	// A directory rule on a mount point: its inode key is the mounted file system's root,
+	// named "/"; mounted again elsewhere, nothing on the way up is named like the rule's
+	// directory. The filter then holds every name, and the file is denied by that inode.
+	must(t, os.MkdirAll("/wt/dn/vol", 0o755))
+	must(t, unix.Mount("tmpfs", "/wt/dn/vol", "tmpfs", 0, ""))
+	t.Cleanup(func() { unix.Unmount("/wt/dn/vol", unix.MNT_DETACH) })
+	mkfile(t, "/wt/dn/vol/f", 0)
+	must(t, os.MkdirAll("/wt/dn/free/view", 0o755))
+	must(t, unix.Mount("/wt/dn/vol", "/wt/dn/free/view", "", unix.MS_BIND, ""))
+	t.Cleanup(func() { unix.Unmount("/wt/dn/free/view", unix.MNT_DETACH) })
+	vol := hostPolicyInCgroup(t, "dirnames", "  file:\n    matchDirectories:\n    - dir: /wt/dn/vol/\n      recursive: true\n", cg)
+	must(t, b.Apply(t.Context(), []*rules.Set{vol}))
+	if tr := b.byID[vol.Workload.ID()].tr; !tr.Names.Full() {
+		t.Error("a directory rule on a mount point: the names filter is not full")
+	}
+	drain(b)
+	if got := helperRun(t, cgfd, "/wt/bin/reader", 0, "open:/wt/dn/free/view/f"); got != "open:/wt/dn/free/view/f errno 1" {
+		t.Errorf("file system of a protected mount point mounted elsewhere: %q, want errno 1", got)
 	}
 }

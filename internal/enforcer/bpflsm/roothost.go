@@ -172,6 +172,15 @@ func (h rootHost) Inode(p string) (uint32, uint64, bool) {
 	return OSHost{}.Inode(h.root + r)
 }
 
+// MountRoot implements Host: the mounts are the task's.
+func (h rootHost) MountRoot(p string) bool {
+	r, err := h.EvalSymlinks(p)
+	if err != nil {
+		return false
+	}
+	return OSHost{}.MountRoot(h.root + r)
+}
+
 // HardLinks implements Host: the paths are the task's.
 func (h rootHost) HardLinks(dir string, recursive bool, limit int) ([]string, bool) {
 	r, err := h.EvalSymlinks(dir)
@@ -193,3 +202,4 @@ var errNoRoot = errors.New("the workload's root is not reachable")
 func (noHost) EvalSymlinks(string) (string, error)          { return "", errNoRoot }
 func (noHost) Inode(string) (uint32, uint64, bool)          { return 0, 0, false }
 func (noHost) HardLinks(string, bool, int) ([]string, bool) { return nil, true }
+func (noHost) MountRoot(string) bool                        { return false }

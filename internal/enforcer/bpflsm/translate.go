@@ -84,6 +84,10 @@ type Host interface {
 	// dir (directly in it unless recursive), visiting at most limit
 	// entries; complete is false when the limit cut the walk short.
 	HardLinks(dir string, recursive bool, limit int) (paths []string, complete bool)
+	// MountRoot says whether an existing directory is the root of a mount (a file system's
+	// mount point or a bind mount's), or may be: its dentry then has another name than the
+	// path's last component.
+	MountRoot(path string) bool
 }
 
 // inodeHash is the hash of KIND_INODE and KIND_DIRINODE keys, as bpf/ward.c
@@ -446,6 +450,13 @@ func (tr *translator) match(r *rules.Rule, op uint8, base Key, bit uint64) error
 				}
 				t.DirInodes[k.Hash] = dir
 				t.DirInodeOps |= 1 << op
+				// The inode key matches the dentry mounted there, whose name is
+				// not the directory's (a file system's root is named "/", a bind
+				// mount's the name of its source): names cannot tell which files
+				// are below it, wherever else it is mounted.
+				if op == opFile && host.MountRoot(dir) {
+					t.Names.fill()
+				}
 			}
 			tr.hardLinks(r, dir, base, bit)
 		}

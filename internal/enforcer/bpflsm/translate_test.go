@@ -21,7 +21,11 @@ type fakeHost struct {
 	inodes map[string]uint64
 	// linked lists the files with several names under each directory.
 	linked map[string][]string
+	// mounts lists the mount points.
+	mounts map[string]bool
 }
+
+func (h fakeHost) MountRoot(p string) bool { return h.mounts[p] }
 
 func (h fakeHost) HardLinks(dir string, recursive bool, limit int) ([]string, bool) {
 	var out []string
@@ -610,6 +614,26 @@ func TestFileNames(t *testing.T) {
 		}
 		if tr.Names != c.want {
 			t.Errorf("%s: Names has %d bits, want %d (%v)", c.name, ones(tr.Names), ones(c.want), c.want)
+		}
+	}
+	// A directory rule's directory that is a mount point: its inode key is the mounted root's,
+	// whose name is not the directory's.
+	dirs := exact + "    matchDirectories:\n    - dir: /srv/b/\n"
+	for _, c := range []struct {
+		name   string
+		mounts map[string]bool
+		want   NameFilter
+	}{
+		{"a directory rule on a directory", nil, of("shadow", "key.pem", "b")},
+		{"a directory rule on a mount point", map[string]bool{"/srv/b": true}, all},
+	} {
+		host := fakeHost{inodes: map[string]uint64{"/srv/b": 5}, mounts: c.mounts}
+		tr, err := Translate(compile(t, policyWith(dirs, "Block"), rules.DefaultPostures()), host)
+		if err != nil {
+			t.Fatalf("%s: %v", c.name, err)
+		}
+		if tr.Names != c.want {
+			t.Errorf("%s: Names has %d bits, want %d", c.name, ones(tr.Names), ones(c.want))
 		}
 	}
 }
