@@ -136,18 +136,56 @@ func (b *Backend) translate(s *rules.Set) (*Translation, []enforcer.Warning, err
 				"workload", s.Workload.ID(), "mntns", s.Workload.MntNS)
 		}
 	}
-	// Read before Translate looks the rules' directories up: a directory renamed after this
-	// read makes the kernel distrust the translation's names (wl_val.names_epoch).
-	var epoch uint32
-	if err := b.objs.WardEpoch.Lookup(uint32(0), &epoch); err != nil {
-		return nil, nil, fmt.Errorf("read the rename epoch: %w", err)
-	}
-	tr, err := Translate(s, host)
-	if err != nil {
+	// The kernel trusts a translation's names filter only while no directory of a watched name
+	// was renamed since the epoch read before Translate looked the directories up: the
+	// rules' names are watched before that read, and a name only the translation found (where
+	// a symlink leads) makes it translate again, with that name watched.
+	if err := b.watch(RuleNames(s)); err != nil {
 		return nil, nil, fmt.Errorf("workload %s: %w", s.Workload.ID(), err)
 	}
-	tr.NamesEpoch = epoch
-	return tr, tr.Warnings, nil
+	for attempt := 1; ; attempt++ {
+		var epochs [2]uint32 // ward.c's struct epochs: files, names
+		if err := b.objs.WardEpoch.Lookup(uint32(0), &epochs); err != nil {
+			return nil, nil, fmt.Errorf("read the rename epoch: %w", err)
+		}
+		epoch := epochs[1]
+		tr, err := Translate(s, host)
+		if err != nil {
+			return nil, nil, fmt.Errorf("workload %s: %w", s.Workload.ID(), err)
+		}
+		tr.NamesEpoch = epoch
+		if tr.Names.Full() {
+			return tr, tr.Warnings, nil
+		}
+		b.mu.Lock()
+		unwatched := !b.watched.covers(&tr.Names)
+		b.mu.Unlock()
+		if !unwatched {
+			return tr, tr.Warnings, nil
+		}
+		if attempt == 2 {
+			// The links changed between the two: names cannot tell.
+			tr.Names.fill()
+			return tr, tr.Warnings, nil
+		}
+		if err := b.watch(tr.Names); err != nil {
+			return nil, nil, fmt.Errorf("workload %s: %w", s.Workload.ID(), err)
+		}
+	}
+}
+
+// watch adds names to ward_config.names, so that the kernel counts the renames of
+// directories of these names from now on.
+func (b *Backend) watch(names NameFilter) error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.watched.covers(&names) {
+		return nil
+	}
+	for i := range names {
+		b.watched[i] |= names[i]
+	}
+	return b.writeConfig()
 }
 
 // applyOne writes a new generation of the workload's entries, switches its
@@ -250,6 +288,7 @@ func (b *Backend) writeConfig() error {
 		named.union(a.tr.Named)
 	}
 	cfg.Caps, cfg.Families, cfg.Types, cfg.Protos = named.Caps, named.Families, named.Types, named.Protos
+	cfg.Names = b.watched
 	// linkMu across both: the config never names an operation whose programs detachIdle
 	// could be taking away meanwhile.
 	b.linkMu.Lock()

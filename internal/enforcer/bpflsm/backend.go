@@ -149,6 +149,9 @@ type Backend struct {
 	// (enforcer.Support), for every workload: it implements enforcer.Warner.
 	enforcer.WarningBook
 	gen uint32 // the last generation used
+	// watched is ward_config.names: the names of the translations' filters, whose
+	// directories' renames the kernel counts (ward_epoch[1]). It only grows.
+	watched NameFilter
 }
 
 // applied is what is loaded for one workload.

@@ -12,12 +12,12 @@ import (
 	"github.com/wardsec/ward/internal/testutil/vmguest"
 )
 
-// epochNow reads ward_epoch, which only a directory's rename bumps.
+// epochNow reads ward_epoch's files count, which only a directory's rename bumps.
 func epochNow(t *testing.T, b *Backend) uint32 {
 	t.Helper()
-	var e uint32
+	var e [2]uint32 // ward.c's struct epochs: files, names
 	must(t, b.objs.WardEpoch.Lookup(uint32(0), &e))
-	return e
+	return e[0]
 }
 
 // cacheEntry reads the per-inode cache entry of the file at p (an inode storage map takes a

@@ -138,6 +138,7 @@ func TestFileNamesLengths(t *testing.T) {
 //     of the mount, as the path goes) meets;
 //   - a file system mounted on a protected directory after the policy: its files are denied, the
 //     directory's name being the mount point above their file system's root;
+//   - a directory of a name no rule has renamed: the filter is still used;
 //   - a protected directory renamed: its files are denied by its inode, and the filter is not
 //     used until the workload's rules are translated again (its names are stale);
 //   - a directory rule on a mount point: the filter is full, and the file system mounted there,
@@ -191,6 +192,15 @@ func TestDirNamesFilter(t *testing.T) {
 	}
 	if d := filtered("after the policy"); d != 1 {
 		t.Errorf("the first open of a file no rule names moved the by-name counter by %d more than another, want 1", d)
+	}
+	// A directory of a name no filter holds renamed: the filters still hold.
+	must(t, os.MkdirAll("/wt/dn/free/unwatched-1", 0o755))
+	if b.watched.Has("unwatched-1") {
+		t.Fatal("the name unwatched-1 has a bit among the watched names: the test would not tell")
+	}
+	must(t, os.Rename("/wt/dn/free/unwatched-1", "/wt/dn/free/unwatched-2"))
+	if d := filtered("after a directory of another name was renamed"); d != 1 {
+		t.Errorf("after a directory of a name no filter holds was renamed, the first open of a file no rule names moved the by-name counter by %d more than another, want 1", d)
 	}
 
 	mkfile(t, "/wt/dn/prot/sub/later", 0)

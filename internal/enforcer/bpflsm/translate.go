@@ -141,9 +141,10 @@ type Translation struct {
 	// the path of a file only if its name's bit, or an ancestor's, is set or an inode key names
 	// it (wl_val.names).
 	Names NameFilter
-	// NamesEpoch is the kernel's directory rename count (ward_epoch) read before the
-	// translation looked the rules' directories up: the kernel trusts Names for the ancestors
-	// of a file only while no directory was renamed since (Backend.translate sets it).
+	// NamesEpoch is the kernel's count of renames of directories of watched names
+	// (ward_epoch[1]) read before the translation looked the rules' directories up: the
+	// kernel trusts Names for the ancestors of a file only while none was renamed since
+	// (Backend.translate sets it).
 	NamesEpoch uint32
 	// Codes has bit 1<<(code>>56) set for every kind of code key (protocol,
 	// type, family, all, capability) of network in its low 16 bits and of
@@ -683,6 +684,37 @@ func (f *NameFilter) add(name string) {
 func (f *NameFilter) Has(name string) bool {
 	i := nameBit(name)
 	return f[i/64]&(1<<(i%64)) != 0
+}
+
+// covers says whether every bit of o is set in f.
+func (f *NameFilter) covers(o *NameFilter) bool {
+	for i := range f {
+		if o[i]&^f[i] != 0 {
+			return false
+		}
+	}
+	return true
+}
+
+// RuleNames are the names a set's file rules give their paths' last components and
+// directories, as written (Translate adds where their symlinks lead): none where the names
+// filter will be full.
+func RuleNames(set *rules.Set) NameFilter {
+	var f NameFilter
+	for _, r := range set.Rules {
+		if r.Operation != policy.OpFile {
+			continue
+		}
+		switch r.Match {
+		case policy.MatchPath:
+			f.add(r.Value[strings.LastIndex(r.Value, "/")+1:])
+		case policy.MatchDirectory:
+			if name := filepath.Base(strings.TrimSuffix(r.Value, "/")); name != "/" && name != "." {
+				f.add(name)
+			}
+		}
+	}
+	return f
 }
 
 func (f *NameFilter) fill() {

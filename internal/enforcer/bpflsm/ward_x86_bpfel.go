@@ -41,6 +41,13 @@ type wardConfig struct {
 	Caps       uint64
 	Families   uint64
 	Protos     [4]uint64
+	Names      [64]uint64
+}
+
+type wardEpochs struct {
+	_     structs.HostLayout
+	Files uint32
+	Names uint32
 }
 
 type wardEvent struct {
@@ -165,6 +172,7 @@ type wardScratch struct {
 	Dsrc   uint64
 	Dbits  uint64
 	Dsbits uint64
+	Dkey   wardRuleKey
 }
 
 type wardSocketHook uint32

@@ -172,10 +172,10 @@ struct wl_val {
 	// ancestor directories are looked up by inode (dir_walk). Workloads
 	// without directory rules never walk.
 	__u32 dir_inodes;
-	// ward_epoch[0] as user space read it before it looked up the rules'
+	// ward_epoch[1] as user space read it before it looked up the rules'
 	// directories (their inodes, where their symlinks lead): names below
-	// holds those directories' names only while no directory was renamed
-	// since (unnamed).
+	// holds those directories' names only while no directory of a name in
+	// any workload's filter was renamed, and no mount moved, since (unnamed).
 	__u32 names_epoch;
 	// A filter of NAME_WORDS * 64 bits: a bit per (length, first byte, last
 	// byte) of the last component of every exact file path key and of every
@@ -303,6 +303,7 @@ struct scratch {
 	__u64 dsrc;   // and the source, 0 for none
 	__u64 dbits;  // dir_walk's result: bits of ancestor directories' inode keys
 	__u64 dsbits; // and of those limited to the source
+	struct rule_key dkey; // the key dir_step looks up, off the stack
 };
 
 struct {
@@ -354,6 +355,9 @@ struct config {
 	__u64 caps;      // capabilities
 	__u64 families;  // address families
 	__u64 protos[4]; // protocols 0-255
+	// The union of the workloads' wl_val.names that are not full: a rename
+	// of a directory of one of these names bumps ward_epoch[1] (moved).
+	__u64 names[NAME_WORDS];
 };
 
 const struct config *unused_config __attribute__((unused));
@@ -365,9 +369,18 @@ struct {
 	__type(value, struct config);
 } ward_config SEC(".maps");
 
+struct epochs {
+	__u32 files; // ward_epoch[0] below
+	__u32 names; // ward_epoch[1]
+};
+
 // ward_epoch[0] is bumped by every rename of a directory, which changes the
 // paths of every inode below it, and every move of a mount, which changes
 // the paths of its files: it invalidates the whole per-inode cache.
+// ward_epoch[1] is bumped by every rename of a directory whose name has its
+// bit in ward_config.names, and every move of a mount: it invalidates the
+// names filters of the workloads (wl_val.names_epoch), which user space
+// renews at their next translation.
 // A rename, link or unlink of anything else changes the names of one inode
 // (two for RENAME_EXCHANGE) and bumps only their entries' moves. Only the
 // kernel writes it: kept apart from ward_config so that user space's
@@ -376,7 +389,7 @@ struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
 	__uint(max_entries, 1);
 	__type(key, __u32);
-	__type(value, __u32);
+	__type(value, struct epochs);
 } ward_epoch SEC(".maps");
 
 // The per-inode cache of the rule bits found for a file's path, so that a
@@ -672,13 +685,11 @@ static long walk_byte(__u64 i, struct walk *w)
 // ancestors up to its filesystem's root.
 #define DIR_WALK 128
 
-// The state of a walk up a file's dentries (dir_walk). It holds the rule
-// key that dir_step looks up, so that the callback needs no key of its own
-// on its stack, and is kept small: the frames of the hook (check_path, up
-// to 392 bytes), dir_walk and dir_step, each rounded up to 32, share 512.
-// The source and the results are in the scratch buffer.
+// The state of a walk up a file's dentries (dir_walk), kept small: the
+// frames of the hook (check_path, up to 424 bytes), dir_walk and dir_step,
+// each rounded up to 32, share 512. The rule key dir_step looks up, the
+// source and the results are in the scratch buffer.
 struct dctx {
-	struct rule_key k;
 	struct scratch *s;
 	__u64 dentry; // the dentry reached (struct dentry *)
 };
@@ -698,14 +709,14 @@ static long dir_step(__u64 i, struct dctx *c)
 		__u64 ih = ((__u64)BPF_CORE_READ(d, d_sb, s_dev) << 32) ^ BPF_CORE_READ(ino, i_ino);
 		__u64 direct = i < 2 ? ~0ULL : 0;
 		struct scratch *s = c->s;
-		c->k.hash = ih;
-		c->k.src = 0;
-		struct rule_val *v = bpf_map_lookup_elem(&rules, &c->k);
+		s->dkey.hash = ih;
+		s->dkey.src = 0;
+		struct rule_val *v = bpf_map_lookup_elem(&rules, &s->dkey);
 		if (v)
 			s->dbits |= v->recursive | (v->direct & direct);
 		if (s->dsrc) {
-			c->k.src = s->dsrc;
-			v = bpf_map_lookup_elem(&rules, &c->k);
+			s->dkey.src = s->dsrc;
+			v = bpf_map_lookup_elem(&rules, &s->dkey);
 			if (v)
 				s->dsbits |= v->recursive | (v->direct & direct);
 		}
@@ -733,8 +744,8 @@ __attribute__((noinline)) int dir_walk(__u64 cgroup, __u32 gen, __u32 op_n)
 		return 0;
 	s->dbits = 0;
 	s->dsbits = 0;
+	s->dkey = (struct rule_key){.cgroup = cgroup, .gen = gen, .op = op_n & 0xff, .kind = KIND_DIRINODE};
 	struct dctx c = {
-		.k = {.cgroup = cgroup, .gen = gen, .op = op_n & 0xff, .kind = KIND_DIRINODE},
 		.s = s,
 		.dentry = s->dentry,
 	};
@@ -1077,8 +1088,8 @@ static long mount_step(__u64 i, struct mwalk *c)
 // known without its path: no exact rule's path ends with the file's name, no
 // directory rule's directory has its name or an ancestor's, and no inode key
 // names its inode (hard links, renamed files; WF_INODES says whether the
-// workload has such keys). wl is the workload's for OP_FILE; epoch is
-// ward_epoch[0] as check_path read it before anything else; root_mnt the
+// workload has such keys). wl is the workload's for OP_FILE; names_epoch is
+// ward_epoch[1] as check_path read it before anything else; root_mnt the
 // mount of the task's root, the root of its mount namespace.
 //
 // wl->v->names has a bit per (length, first byte, last byte) of those paths'
@@ -1096,18 +1107,19 @@ static long mount_step(__u64 i, struct mwalk *c)
 // dentries dir_walk visits: every dentry up to the root of the file's
 // filesystem (not only of its mount), then every mount point above and its
 // ancestors. A renamed directory no longer has the name the filter holds:
-// the filter holds for a workload only while ward_epoch[0], bumped by every
-// rename of a directory before the rename happens (path_rename), still has
-// the value user space read before it looked the rules' directories up. It is
-// read again after the walk, so that a rename during it is seen.
+// the filter holds for a workload only while ward_epoch[1], bumped by every
+// rename of a directory of a name some filter holds before the rename
+// happens (path_rename, moved), still has the value user space read before it
+// looked the rules' directories up (a name is in ward_config.names before
+// that). It is read again after the walk, so that a rename during it is seen.
 //
 // Inlined, with direct loads inside the file's filesystem: until the
 // per-byte walk (walk_byte) took file_open from 85 % of the verifier's limit
 // of processed instructions to 17 %, the name test had to be a global
 // function taking scalars, which read the file with BPF_CORE_READ (a helper
 // call per pointer) and looked the workload up again.
-static __always_inline bool unnamed(const struct wl *wl, struct file *file, struct inode *inode, __u32 epoch,
-				    struct vfsmount *root_mnt)
+static __always_inline bool unnamed(const struct wl *wl, struct file *file, struct inode *inode,
+				    __u32 names_epoch, struct vfsmount *root_mnt)
 {
 	if (wl->flags & (WF_PATTERNS | WF_SOURCE_RULES | WF_ALLOW_GLOBAL | WF_ALLOW_SOURCES))
 		return false;
@@ -1118,7 +1130,7 @@ static __always_inline bool unnamed(const struct wl *wl, struct file *file, stru
 	if (named(v, name_key(d)))
 		return false;
 	if (wl->dir_depths) {
-		if (v->names_epoch != epoch)
+		if (v->names_epoch != names_epoch)
 			return false;
 		// The root of the filesystem is named "/" and never in a path.
 		int i;
@@ -1144,9 +1156,10 @@ static __always_inline bool unnamed(const struct wl *wl, struct file *file, stru
 			if (!c.clear)
 				return false;
 		}
+		// Read again, so that a rename during the walk is seen.
 		__u32 zero = 0;
-		__u32 *ep = bpf_map_lookup_elem(&ward_epoch, &zero);
-		if (!ep || *(volatile __u32 *)ep != epoch)
+		struct epochs *ep = bpf_map_lookup_elem(&ward_epoch, &zero);
+		if (!ep || *(volatile __u32 *)&ep->names != names_epoch)
 			return false;
 	}
 	if (wl->flags & WF_INODES) {
@@ -1190,7 +1203,9 @@ static __always_inline int check_path(struct wl *wl, struct walk *w, struct scra
 
 	__u64 bits = 0, sbits = 0;
 	struct icache *c = NULL;
-	__u32 epoch = 0, moves = 0;
+	// Both epochs in one word (struct epochs): one stack slot.
+	__u64 epochs = 0;
+	__u32 moves = 0;
 	struct dentry *rdentry = NULL;
 	struct vfsmount *rmnt = NULL;
 	if (file) {
@@ -1219,8 +1234,8 @@ static __always_inline int check_path(struct wl *wl, struct walk *w, struct scra
 		// epoch is read first: a rename after this read makes the entry
 		// written below stale at once.
 		__u32 zero = 0;
-		__u32 *ep = bpf_map_lookup_elem(&ward_epoch, &zero);
-		epoch = ep ? *ep : 0;
+		__u64 *ep = bpf_map_lookup_elem(&ward_epoch, &zero);
+		epochs = ep ? *ep : 0;
 		umode_t mode = inode->i_mode;
 		if ((mode & 00170000) == 0100000 && inode->i_nlink == 1)
 			c = bpf_inode_storage_get(&icache, inode, 0, BPF_LOCAL_STORAGE_GET_F_CREATE);
@@ -1229,7 +1244,7 @@ static __always_inline int check_path(struct wl *wl, struct walk *w, struct scra
 		// this read makes the entry written below stale at once.
 		if (c)
 			moves = *(volatile __u32 *)&c->moves;
-		if (c && icache_valid(c, wl, w->op, src, mnt, rdentry, rmnt, epoch, moves)) {
+		if (c && icache_valid(c, wl, w->op, src, mnt, rdentry, rmnt, (__u32)epochs, moves)) {
 			bits = c->bits;
 			sbits = c->sbits;
 			flags |= c->flags;
@@ -1238,10 +1253,10 @@ static __always_inline int check_path(struct wl *wl, struct walk *w, struct scra
 		}
 		// A file no rule can name (unnamed) is permitted without its path,
 		// and cached as such: bits of no rule.
-		if (w->op == OP_FILE && unnamed(wl, file, inode, epoch, rmnt)) {
+		if (w->op == OP_FILE && unnamed(wl, file, inode, epochs >> 32, rmnt)) {
 			count(2);
 			if (c)
-				icache_fill(c, wl, w->op, src, mnt, rdentry, rmnt, epoch, moves, 0, 0, 0);
+				icache_fill(c, wl, w->op, src, mnt, rdentry, rmnt, (__u32)epochs, moves, 0, 0, 0);
 			return 0;
 		}
 		n = bpf_d_path(&file->f_path, s->path, PATH_MAX);
@@ -1331,7 +1346,7 @@ resolved:
 	bits |= dbits;
 	sbits |= dsbits;
 	if (c)
-		icache_fill(c, wl, w->op, src, (__u64)file->f_path.mnt, rdentry, rmnt, epoch, moves, bits, sbits,
+		icache_fill(c, wl, w->op, src, (__u64)file->f_path.mnt, rdentry, rmnt, (__u32)epochs, moves, bits, sbits,
 			    flags & (EF_INODE | EF_DIRINODE));
 	bool cached = false;
 	if (0) {
@@ -1398,14 +1413,19 @@ int BPF_PROG(ward_file_open, struct file *file, int ret)
 	return check_path(&wl, &w, s, 0, write, file->f_inode, file->f_path.dentry, true, file);
 }
 
-// bump_epoch invalidates the whole per-inode cache: called for every rename
-// of a directory on the system, whatever the workload.
-static __always_inline void bump_epoch(void)
+// bump_epoch invalidates the whole per-inode cache (i 0) or the workloads'
+// names filters (i 1): called for every rename of a directory on the system,
+// whatever the workload.
+static __always_inline void bump_epoch(__u32 i)
 {
 	__u32 zero = 0;
-	__u32 *ep = bpf_map_lookup_elem(&ward_epoch, &zero);
-	if (ep)
-		__sync_fetch_and_add(ep, 1);
+	struct epochs *ep = bpf_map_lookup_elem(&ward_epoch, &zero);
+	if (!ep)
+		return;
+	if (i)
+		__sync_fetch_and_add(&ep->names, 1);
+	else
+		__sync_fetch_and_add(&ep->files, 1);
 }
 
 // moved invalidates the per-inode cache entry of the inode behind dentry,
@@ -1421,7 +1441,14 @@ static __always_inline void moved(struct dentry *dentry)
 	if (!inode)
 		return;
 	if ((inode->i_mode & 00170000) == 0040000) {
-		bump_epoch();
+		bump_epoch(0);
+		// A directory of a name some names filter holds: the filters no
+		// longer say where it is (unnamed).
+		__u32 zero = 0;
+		struct config *cfg = bpf_map_lookup_elem(&ward_config, &zero);
+		__u32 b = (name_key(dentry) * 0x9E3779B97F4A7C15ULL) >> 52;
+		if (!cfg || (cfg->names[(b >> 6) & (NAME_WORDS - 1)] & (1ULL << (b & 63))))
+			bump_epoch(1);
 		return;
 	}
 	struct icache *c = bpf_inode_storage_get(&icache, inode, 0, 0);
@@ -1619,8 +1646,10 @@ int BPF_PROG(ward_sb_mount, const char *dev_name, const struct path *path, const
 {
 	if (ret != 0)
 		return ret;
-	if (flags & MS_MOVE)
-		bump_epoch();
+	if (flags & MS_MOVE) {
+		bump_epoch(0);
+		bump_epoch(1);
+	}
 	return 0;
 }
 
@@ -1629,7 +1658,8 @@ int BPF_PROG(ward_move_mount, const struct path *from_path, const struct path *t
 {
 	if (ret != 0)
 		return ret;
-	bump_epoch();
+	bump_epoch(0);
+	bump_epoch(1);
 	return 0;
 }
 
