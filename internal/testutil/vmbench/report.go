@@ -67,9 +67,13 @@ func Variants() []Variant {
 	for i := 0; i < n100; i++ {
 		fmt.Fprintf(&file10k, "    - dir: /wt/bench/d%d/\n      recursive: true\n", i)
 	}
+	// A directory rule at every depth of the target's path, and one elsewhere named like the
+	// target's directory: BPF-LSM can then not tell from the names of the file and its
+	// ancestors that no rule applies, and resolves the path (docs/bpflsm.md, "Names before
+	// paths"), the most a first open costs.
 	deep := file10k.String()
 	for _, d := range []string{"/zz/", "/wt/zz/", "/wt/bench/zz/", "/wt/bench/a/zz/", "/wt/bench/a/b/zz/",
-		"/wt/bench/a/b/c/zz/", "/wt/bench/a/b/c/d/zz/"} {
+		"/wt/bench/a/b/c/zz/", "/wt/bench/a/b/c/d/zz/", "/wt/zz/e/"} {
 		deep += fmt.Sprintf("    - dir: %s\n      recursive: true\n", d)
 	}
 	// Process rules beside the executed binary, so that its directory's depth is looked up.
@@ -89,7 +93,7 @@ func Variants() []Variant {
 		{"file rules only", "fileonly", "  file:\n    matchPaths:\n    - path: /wt/bench/other.txt\n"},
 		{"1 rule", "file1", "  file:\n    matchPaths:\n    - path: /wt/bench/a/b/c/d/e/other.txt\n"},
 		{files + " rules", "file10k", file10k.String()},
-		{files + " rules + a directory rule at every depth", "file10kdeep", deep},
+		{files + " rules + a directory rule at every depth, one named like the file's directory", "file10kdeep", deep},
 		{"1 rule", "proc1", "  process:\n    matchPaths:\n    - path: /wt/bench/exec/other\n"},
 		{thousands(n10k) + " rules", "proc10k", proc10k.String()},
 		{thousands(n100) + " rules (Block raw, each from its own source)", "net100", net100.String()},
