@@ -29,6 +29,15 @@ func (b *Backend) Apply(ctx context.Context, sets []*rules.Set) error {
 	all := make([]one, 0, len(sets))
 	keys := make(map[uint64]string, len(sets))
 	ids := make(map[string]bool, len(sets))
+	// Every set's names watched at once: one config write, not one per set.
+	var names NameFilter
+	for _, s := range sets {
+		n := RuleNames(s)
+		names.union(&n)
+	}
+	if err := b.watch(names); err != nil {
+		return err
+	}
 	for _, s := range sets {
 		if awaitingCgroup(&s.Workload) {
 			continue
@@ -182,10 +191,13 @@ func (b *Backend) watch(names NameFilter) error {
 	if b.watched.covers(&names) {
 		return nil
 	}
-	for i := range names {
-		b.watched[i] |= names[i]
+	old := b.watched
+	b.watched.union(&names)
+	if err := b.writeConfig(); err != nil {
+		b.watched = old // not in the kernel: not watched
+		return err
 	}
-	return b.writeConfig()
+	return nil
 }
 
 // applyOne writes a new generation of the workload's entries, switches its

@@ -696,6 +696,13 @@ func (f *NameFilter) covers(o *NameFilter) bool {
 	return true
 }
 
+// union sets the bits of o in f.
+func (f *NameFilter) union(o *NameFilter) {
+	for i := range f {
+		f[i] |= o[i]
+	}
+}
+
 // RuleNames are the names a set's file rules give their paths' last components and
 // directories, as written (Translate adds where their symlinks lead): none where the names
 // filter will be full.
