@@ -138,7 +138,8 @@ func TestFileNamesLengths(t *testing.T) {
 //     of the mount, as the path goes) meets;
 //   - a file system mounted on a protected directory after the policy: its files are denied, the
 //     directory's name being the mount point above their file system's root;
-//   - a directory of a name no rule has renamed: the filter is still used;
+//   - a directory of a name no rule has renamed, or a rename of a protected directory denied:
+//     the filter is still used;
 //   - a protected directory renamed: its files are denied by its inode, and the filter is not
 //     used until the workload's rules are translated again (its names are stale);
 //   - a directory rule on a mount point: the filter is full, and the file system mounted there,
@@ -227,6 +228,13 @@ func TestDirNamesFilter(t *testing.T) {
 	mkfile(t, "/wt/dn/mp/f", 0)
 	deniedWithEvent(t, b, cgfd, "file system mounted on a protected directory", "open:/wt/dn/mp/f", policy.OpFile, set, "dirnames")
 
+	// A rename of the protected directory that Ward denies renames nothing: the filters hold.
+	if got := helperRun(t, cgfd, "/wt/bin/reader", 0, "rename:/wt/dn/prot:/wt/dn/free/denied"); got != "rename:/wt/dn/prot:/wt/dn/free/denied errno 1" {
+		t.Errorf("rename of the protected directory by the workload: %q, want errno 1", got)
+	}
+	if d := filtered("after a denied rename of a protected directory"); d != 1 {
+		t.Errorf("after a denied rename of a protected directory, the first open of a file no rule names moved the by-name counter by %d more than another, want 1", d)
+	}
 	must(t, os.Rename("/wt/dn/prot", "/wt/dn/free/renamed"))
 	mkfile(t, "/wt/dn/free/renamed/sub/new", 0)
 	deniedWithEvent(t, b, cgfd, "renamed protected directory", "open:/wt/dn/free/renamed/sub/new", policy.OpFile, set, "dirnames")

@@ -1625,14 +1625,19 @@ int BPF_PROG(ward_path_rename, const struct path *old_dir, struct dentry *old_de
 {
 	if (ret != 0)
 		return ret;
-	// new_dentry's inode, when there is one, is replaced (it loses this
-	// name) or, with RENAME_EXCHANGE, takes old_dentry's place.
-	moved(old_dentry);
-	moved(new_dentry);
 	int r = check_write(BPF_CORE_READ(old_dir, mnt), old_dentry);
 	if (r)
 		return r;
-	return check_write(BPF_CORE_READ(new_dir, mnt), new_dentry);
+	r = check_write(BPF_CORE_READ(new_dir, mnt), new_dentry);
+	if (r)
+		return r;
+	// Only a rename Ward lets through moves anything: a denied attempt on a
+	// protected directory must not turn the names filters off. Still before
+	// the rename happens. new_dentry's inode, when there is one, is replaced
+	// (it loses this name) or, with RENAME_EXCHANGE, takes old_dentry's place.
+	moved(old_dentry);
+	moved(new_dentry);
+	return 0;
 }
 
 #define MS_MOVE 8192
