@@ -705,12 +705,17 @@ func (f *NameFilter) union(o *NameFilter) {
 
 // RuleNames are the names a set's file rules give their paths' last components and
 // directories, as written (Translate adds where their symlinks lead): none where the names
-// filter will be full.
+// filter will be full (a pattern, a fromSource rule, an allow-list), which the kernel never
+// trusts, so that renames of those names do not turn the other workloads' filters off.
+// Backend.translate checks what Translate found either way.
 func RuleNames(set *rules.Set) NameFilter {
 	var f NameFilter
 	for _, r := range set.Rules {
 		if r.Operation != policy.OpFile {
 			continue
+		}
+		if r.Match == policy.MatchPattern || len(r.FromSource) > 0 || r.Action == policy.ActionAllow {
+			return NameFilter{}
 		}
 		switch r.Match {
 		case policy.MatchPath:

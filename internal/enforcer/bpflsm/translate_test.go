@@ -638,6 +638,39 @@ func TestFileNames(t *testing.T) {
 	}
 }
 
+// TestRuleNames: the names watched before a translation are those of its filter, and none
+// where the filter will be full; where they fall short (a symlink), Backend.translate watches
+// what Translate found.
+func TestRuleNames(t *testing.T) {
+	policyWith := func(file, action string) string {
+		return "apiVersion: security.kubearmor.com/v1\nkind: KubeArmorHostPolicy\nmetadata: {name: names}\n" +
+			"spec:\n  nodeSelector: {matchLabels: {kubearmor.io/hostname: \"*\"}}\n  file:\n" + file +
+			"  process:\n    matchDirectories:\n    - dir: /usr/bin/\n  action: " + action + "\n"
+	}
+	dirs := "    matchPaths:\n    - path: /etc/shadow\n    matchDirectories:\n    - dir: /srv/b/\n"
+	for _, c := range []struct {
+		name, file, action string
+	}{
+		{"exact paths and directories", dirs, "Block"},
+		{"a pattern", dirs + "    matchPatterns:\n    - pattern: /srv/*.key\n", "Block"},
+		{"a fromSource rule", "    matchPaths:\n    - path: /etc/shadow\n      fromSource:\n      - path: /bin/cat\n", "Block"},
+		{"an allow-list", dirs, "Allow"},
+	} {
+		set := compile(t, policyWith(c.file, c.action), rules.DefaultPostures())
+		tr, err := Translate(set, nil)
+		if err != nil {
+			t.Fatalf("%s: %v", c.name, err)
+		}
+		got, want := RuleNames(set), tr.Names
+		if want.Full() {
+			want = NameFilter{}
+		}
+		if got != want {
+			t.Errorf("%s: RuleNames has %d bits, want %d", c.name, ones(got), ones(want))
+		}
+	}
+}
+
 func ones(f NameFilter) int {
 	n := 0
 	for _, w := range f {
