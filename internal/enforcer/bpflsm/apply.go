@@ -167,9 +167,9 @@ func (b *Backend) translate(s *rules.Set) (*Translation, []enforcer.Warning, err
 			return tr, tr.Warnings, nil
 		}
 		b.mu.Lock()
-		unwatched := !b.watched.covers(&tr.Names)
+		watched := b.watched.covers(&tr.Names)
 		b.mu.Unlock()
-		if !unwatched {
+		if watched {
 			return tr, tr.Warnings, nil
 		}
 		if attempt == 2 {

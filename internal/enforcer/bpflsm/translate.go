@@ -398,7 +398,7 @@ func (tr *translator) match(r *rules.Rule, op uint8, base Key, bit uint64) error
 			tr.add(k, bit, 0, 0)
 			t.ExactDepths[op] |= depthBit(p)
 			if op == opFile {
-				t.Names.add(p[strings.LastIndex(p, "/")+1:])
+				t.Names.addPath(p)
 			}
 			if p != r.Value {
 				t.Aliases[p] = r.Value
@@ -420,13 +420,7 @@ func (tr *translator) match(r *rules.Rule, op uint8, base Key, bit uint64) error
 			k.Kind, k.Hash = kindPath, Hash(strings.TrimSuffix(p, "/")+"/")
 			t.DirDepths[op] |= depthBit(strings.TrimSuffix(p, "/") + "/")
 			if op == opFile {
-				// A file below the directory has its name among its ancestors'; the
-				// directory itself as its own. The root has no name to test.
-				if name := filepath.Base(p); name == "/" || name == "." {
-					t.Names.fill()
-				} else {
-					t.Names.add(name)
-				}
+				t.Names.addDir(p)
 			}
 			if p != dir {
 				t.Aliases[strings.TrimSuffix(p, "/")+"/"] = r.Value
@@ -680,6 +674,22 @@ func (f *NameFilter) add(name string) {
 	f[i/64] |= 1 << (i % 64)
 }
 
+// addPath adds the name of an exact path's file: its last component.
+func (f *NameFilter) addPath(p string) {
+	f.add(p[strings.LastIndex(p, "/")+1:])
+}
+
+// addDir adds the name of a directory rule's directory (with or without its slash): a file
+// below it has that name among its ancestors', the directory itself as its own. The root has no
+// name to test: the filter is then full.
+func (f *NameFilter) addDir(dir string) {
+	if name := filepath.Base(strings.TrimSuffix(dir, "/")); name == "/" || name == "." {
+		f.fill()
+	} else {
+		f.add(name)
+	}
+}
+
 // Has says whether name's bit is set.
 func (f *NameFilter) Has(name string) bool {
 	i := nameBit(name)
@@ -705,7 +715,7 @@ func (f *NameFilter) union(o *NameFilter) {
 
 // RuleNames are the names a set's file rules give their paths' last components and
 // directories, as written (Translate adds where their symlinks lead): none where the names
-// filter will be full (a pattern, a fromSource rule, an allow-list), which the kernel never
+// filter will be full (a pattern, a fromSource rule, an allow-list, a rule on /), which the kernel never
 // trusts, so that renames of those names do not turn the other workloads' filters off.
 // Backend.translate checks what Translate found either way.
 func RuleNames(set *rules.Set) NameFilter {
@@ -719,12 +729,13 @@ func RuleNames(set *rules.Set) NameFilter {
 		}
 		switch r.Match {
 		case policy.MatchPath:
-			f.add(r.Value[strings.LastIndex(r.Value, "/")+1:])
+			f.addPath(r.Value)
 		case policy.MatchDirectory:
-			if name := filepath.Base(strings.TrimSuffix(r.Value, "/")); name != "/" && name != "." {
-				f.add(name)
-			}
+			f.addDir(r.Value)
 		}
+	}
+	if f.Full() {
+		return NameFilter{}
 	}
 	return f
 }
