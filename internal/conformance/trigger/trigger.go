@@ -40,11 +40,14 @@
 //	                      prefixed "child: "
 //	hammer:N:P            open P N times, print the successes
 //	hammeruntil:P:STOP    open P until STOP exists, print "attempts successes"
+//	hold                  read standard input to its end: the process stays alive after the
+//	                      operations before, until the test closes the pipe
 package trigger
 
 import (
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"strconv"
@@ -163,6 +166,8 @@ func one(op string) int {
 		err = child()
 	case "hammer", "hammeruntil":
 		return count(kind, arg)
+	case "hold":
+		_, err = io.Copy(io.Discard, os.Stdin)
 	default:
 		fmt.Printf("%s unknown\n", op)
 		return 2
