@@ -57,10 +57,11 @@ func TestNamedCodes(t *testing.T) {
 	denied := func(fd int, op string) {
 		t.Helper()
 		drain(b)
-		if got, want := helperRun(t, fd, "/wt/bin/reader", 0, op), fmt.Sprintf("%s errno %d", op, int(syscall.EPERM)); got != want {
+		got, pid := helperRunPID(t, fd, "/wt/bin/reader", 0, op)
+		if want := fmt.Sprintf("%s errno %d", op, int(syscall.EPERM)); got != want {
 			t.Errorf("helper printed %q, want %q", got, want)
 		}
-		ev, ok := waitEvent(b, func(ev enforcer.Event) bool { return ev.Errno == int(syscall.EPERM) })
+		ev, ok := waitEvent(b, func(ev enforcer.Event) bool { return fromHelper(ev, pid) && ev.Errno == int(syscall.EPERM) })
 		if !ok {
 			t.Errorf("%s: no EPERM event", op)
 			return

@@ -147,19 +147,40 @@ func mkfile(t testing.TB, p string, owner uint32) { conformance.MakeFile(t, p, o
 // helper's last line.
 func helperRun(t *testing.T, cgfd int, source string, uid uint32, op string) string {
 	t.Helper()
+	out, _ := helperRunPID(t, cgfd, source, uid, op)
+	return out
+}
+
+// helperRunPID is helperRun that also returns the helper's PID, so that a test can wait for
+// that process's own event (fromHelper) and not a late one of an earlier case.
+func helperRunPID(t *testing.T, cgfd int, source string, uid uint32, op string) (string, uint32) {
+	t.Helper()
 	cmd := exec.Command(source)
 	cmd.Env = []string{trigger.Command(op)}
 	cmd.SysProcAttr = &syscall.SysProcAttr{UseCgroupFD: true, CgroupFD: cgfd}
 	if uid != 0 {
 		cmd.SysProcAttr.Credential = &syscall.Credential{Uid: uid, Gid: uid}
 	}
+	return helperOutput(cmd)
+}
+
+// helperOutput runs a helper and returns its last line and PID.
+func helperOutput(cmd *exec.Cmd) (string, uint32) {
 	out, err := cmd.CombinedOutput()
+	var pid uint32
+	if cmd.Process != nil {
+		pid = uint32(cmd.Process.Pid)
+	}
 	if err != nil {
-		return fmt.Sprintf("run %s: %v: %s", source, err, out)
+		return fmt.Sprintf("run %s: %v: %s", cmd.Path, err, out), pid
 	}
 	lines := strings.Split(strings.TrimSpace(string(out)), "\n")
-	return lines[len(lines)-1]
+	return lines[len(lines)-1], pid
 }
+
+// fromHelper reports whether ev was raised by the helper pid or by a child it started (exec:,
+// sh:).
+func fromHelper(ev enforcer.Event, pid uint32) bool { return ev.PID == pid || ev.PPID == pid }
 
 func drain(b *Backend) {
 	for {

@@ -23,16 +23,18 @@ import (
 // helperRunFiles is helperRun with extra inherited descriptors (fd 3 on).
 func helperRunFiles(t *testing.T, cgfd int, source string, op string, files ...*os.File) string {
 	t.Helper()
+	out, _ := helperRunFilesPID(t, cgfd, source, op, files...)
+	return out
+}
+
+// helperRunFilesPID is helperRunFiles that also returns the helper's PID (fromHelper).
+func helperRunFilesPID(t *testing.T, cgfd int, source string, op string, files ...*os.File) (string, uint32) {
+	t.Helper()
 	cmd := exec.Command(source)
 	cmd.Env = []string{trigger.Command(op)}
 	cmd.ExtraFiles = files
 	cmd.SysProcAttr = &syscall.SysProcAttr{UseCgroupFD: true, CgroupFD: cgfd}
-	out, err := cmd.CombinedOutput()
-	if err != nil {
-		return fmt.Sprintf("run %s: %v: %s", source, err, out)
-	}
-	lines := strings.Split(strings.TrimSpace(string(out)), "\n")
-	return lines[len(lines)-1]
+	return helperOutput(cmd)
 }
 
 func sockFile(t *testing.T, fd int, name string) *os.File {
