@@ -105,10 +105,11 @@ func kernelAttached(t *testing.T, b *Backend) []string {
 func deniedWithEvent(t *testing.T, b *Backend, cgfd int, step, op string, kind policy.Operation, set *rules.Set, name string) {
 	t.Helper()
 	drain(b)
-	if got := helperRunFiles(t, cgfd, "/wt/bin/reader", op); got != op+" errno 1" {
+	got, pid := helperRunFilesPID(t, cgfd, "/wt/bin/reader", op)
+	if got != op+" errno 1" {
 		t.Errorf("%s: %q, want errno 1", step, got)
 	}
-	ev, ok := waitEvent(b, func(ev enforcer.Event) bool { return ev.Access.Op == kind })
+	ev, ok := waitEvent(b, func(ev enforcer.Event) bool { return fromHelper(ev, pid) && ev.Access.Op == kind })
 	if !ok {
 		t.Errorf("%s: no %s event", step, kind)
 	} else if v := set.Decide(ev.Access); ev.Errno != 1 || v.Policy != name || v.Action != "Block" {

@@ -212,15 +212,18 @@ func TestDirNamesFilter(t *testing.T) {
 	must(t, os.MkdirAll("/wt/dn/free/b", 0o755))
 	must(t, unix.Mount("/wt/dn/prot/sub", "/wt/dn/free/b", "", unix.MS_BIND, ""))
 	t.Cleanup(func() { unix.Unmount("/wt/dn/free/b", unix.MNT_DETACH) })
-	// The event has the path as opened: user space does not yet attribute a file below a
-	// bind-mounted subdirectory of a protected directory to the rule (Translation.DirAlias
-	// finds a protected directory's own inode only), so only its errno is checked.
+	// The kernel finds the protected directory among the file's dentries, above the bind
+	// mount's root; the event names the file below the rule's directory (DirAlias, through the
+	// mount table) and keeps the path as opened.
 	drain(b)
-	if got := helperRun(t, cgfd, "/wt/bin/reader", 0, "open:/wt/dn/free/b/x"); got != "open:/wt/dn/free/b/x errno 1" {
+	got, pid := helperRunPID(t, cgfd, "/wt/bin/reader", 0, "open:/wt/dn/free/b/x")
+	if got != "open:/wt/dn/free/b/x errno 1" {
 		t.Errorf("protected subdirectory bind-mounted elsewhere: %q, want errno 1", got)
 	}
-	if _, ok := waitEvent(b, func(ev enforcer.Event) bool { return ev.Access.Path == "/wt/dn/free/b/x" && ev.Errno == 1 }); !ok {
+	if ev, ok := waitEvent(b, func(ev enforcer.Event) bool { return fromHelper(ev, pid) && ev.Errno == 1 }); !ok {
 		t.Error("protected subdirectory bind-mounted elsewhere: no event for the denied open")
+	} else if v := set.Decide(ev.Access); ev.Access.Path != "/wt/dn/prot/sub/x" || v.Policy != "dirnames" || !strings.Contains(ev.Detail, "opened=/wt/dn/free/b/x") {
+		t.Errorf("protected subdirectory bind-mounted elsewhere: event %+v (%s), verdict %+v; want /wt/dn/prot/sub/x, opened=/wt/dn/free/b/x, by dirnames", ev.Access, ev.Detail, v)
 	}
 
 	must(t, unix.Mount("tmpfs", "/wt/dn/mp", "tmpfs", 0, ""))

@@ -635,25 +635,72 @@ func resolved(host Host, p string) []string {
 // DirAlias returns the path as the directory rules name it for a path the
 // kernel saw below a protected directory reached another way (a bind mount,
 // a renamed ancestor): the nearest ancestor of p whose inode is a directory
-// rule's names the rule's directory, and the rest of p follows. It returns p
-// when no ancestor is one.
+// rule's names the rule's directory, and the rest of p follows. Where no
+// ancestor of the path is one, the file may lie in a bind mount of a
+// subdirectory of a protected directory: dir_walk walks the file's dentries,
+// past the mount's root to its filesystem's, and so does aboveMount. It
+// returns p when neither finds one.
 func (t *Translation) DirAlias(host Host, p string) string {
 	if len(t.DirInodes) == 0 || host == nil || !strings.HasPrefix(p, "/") {
 		return p
 	}
-	for q := filepath.Clean(p); ; q = filepath.Dir(q) {
-		if h, ok := inodeHash(host, q); ok {
-			if d, ok := t.DirInodes[h]; ok {
-				if q == p {
-					return d
-				}
-				return strings.TrimSuffix(d, "/") + "/" + strings.TrimPrefix(p[len(q):], "/")
-			}
+	p = filepath.Clean(p)
+	for q := p; ; q = filepath.Dir(q) {
+		if d, ok := t.dirRuleAt(host, q); ok {
+			return joinRest(d, p[len(q):])
 		}
 		if q == "/" {
+			return t.aboveMount(host, p)
+		}
+	}
+}
+
+// aboveMount is DirAlias's walk above the root of the mount p lies in, through the mount
+// table: each directory of the filesystem above the mounted one is looked up where some mount
+// shows it.
+func (t *Translation) aboveMount(host Host, p string) string {
+	lister, ok := host.(MountLister)
+	if !ok {
+		return p
+	}
+	mounts, err := lister.Mounts()
+	if err != nil {
+		return p
+	}
+	m, rest, ok := mountOf(mounts, p)
+	if !ok || m.Root == "/" {
+		return p
+	}
+	inFS := filepath.Join(m.Root, rest)
+	for a := filepath.Dir(m.Root); ; a = filepath.Dir(a) {
+		for _, v := range viewOf(mounts, m.Dev, a) {
+			if d, ok := t.dirRuleAt(host, v); ok {
+				r, _ := below(inFS, a)
+				return joinRest(d, r)
+			}
+		}
+		if a == "/" {
 			return p
 		}
 	}
+}
+
+// dirRuleAt returns the directory rule's directory whose inode p is.
+func (t *Translation) dirRuleAt(host Host, p string) (string, bool) {
+	h, ok := inodeHash(host, p)
+	if !ok {
+		return "", false
+	}
+	d, ok := t.DirInodes[h]
+	return d, ok
+}
+
+// joinRest appends a relative rest (with or without its leading slash) to a rule's directory.
+func joinRest(dir, rest string) string {
+	if rest = strings.TrimPrefix(rest, "/"); rest == "" {
+		return dir
+	}
+	return strings.TrimSuffix(dir, "/") + "/" + rest
 }
 
 // depthBit is the depth mask bit of a path: its number of '/', capped at 63.

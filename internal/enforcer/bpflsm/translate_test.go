@@ -23,9 +23,13 @@ type fakeHost struct {
 	linked map[string][]string
 	// mounts lists the mount points.
 	mounts map[string]bool
+	// table is the mount table Mounts returns.
+	table []Mount
 }
 
 func (h fakeHost) MountRoot(p string) bool { return h.mounts[p] }
+
+func (h fakeHost) Mounts() ([]Mount, error) { return h.table, nil }
 
 func (h fakeHost) HardLinks(dir string, recursive bool, limit int) ([]string, bool) {
 	var out []string
@@ -526,6 +530,38 @@ func TestTranslateDirInodes(t *testing.T) {
 		if got := tr.DirAlias(h, c.in); got != c.want {
 			t.Errorf("DirAlias(%q) = %q, want %q", c.in, got, c.want)
 		}
+	}
+	// A bind mount of a subdirectory of the protected directory: no ancestor of the opened
+	// path is the protected directory, the dentries above the mount's root are (dir_walk).
+	// The root filesystem (device 7) shows /wt/deep at /wt/deep; /srv/sub is /wt/deep/a/sub
+	// bound there; /data is another filesystem whose /x is bound at /opt/x.
+	h.table = []Mount{
+		{Dev: 7, Root: "/", Point: "/"},
+		{Dev: 7, Root: "/wt/deep/a/sub", Point: "/srv/sub"},
+		{Dev: 9, Root: "/", Point: "/data"},
+		{Dev: 9, Root: "/x", Point: "/opt/x"},
+	}
+	for _, c := range []struct{ in, want string }{
+		{"/srv/sub/f.txt", "/wt/deep/a/sub/f.txt"},
+		{"/srv/sub/d/e/f.txt", "/wt/deep/a/sub/d/e/f.txt"},
+		{"/srv/sub", "/wt/deep/a/sub"},
+		{"/opt/x/f.txt", "/opt/x/f.txt"},         // another filesystem: no rule's directory above
+		{"/srv/other/f.txt", "/srv/other/f.txt"}, // in the root mount: the path walk said all
+	} {
+		if got := tr.DirAlias(h, c.in); got != c.want {
+			t.Errorf("with mounts: DirAlias(%q) = %q, want %q", c.in, got, c.want)
+		}
+	}
+	// The protected directory itself reachable through a bind mount only: the view is found
+	// through that mount's point.
+	h.table = []Mount{
+		{Dev: 7, Root: "/", Point: "/"},
+		{Dev: 7, Root: "/wt/deep", Point: "/mnt/bound"},
+		{Dev: 7, Root: "/wt/deep/a/sub", Point: "/srv/sub"},
+	}
+	h.inodes = map[string]uint64{"/mnt/bound": 50}
+	if got, want := tr.DirAlias(h, "/srv/sub/f.txt"), "/wt/deep/a/sub/f.txt"; got != want {
+		t.Errorf("protected directory seen through a bind mount only: DirAlias = %q, want %q", got, want)
 	}
 	// Files with several names below the directories (hard links made
 	// before the policy) are keyed by inode with the rule's bits: below a
