@@ -447,10 +447,14 @@ func (tr *translator) match(r *rules.Rule, op uint8, base Key, bit uint64) error
 				t.DirInodeOps |= 1 << op
 				// The inode key matches the dentry mounted there, whose name is
 				// not the directory's (a file system's root is named "/", a bind
-				// mount's the name of its source): names cannot tell which files
-				// are below it, wherever else it is mounted.
+				// mount's the name of its source), and which the names walk meets
+				// wherever else it is mounted: that name goes into the filter too.
 				if op == opFile && host.MountRoot(dir) {
-					t.Names.fill()
+					if name, ok := mountedName(host, dir); ok {
+						t.Names.add(name)
+					} else {
+						t.Names.fill()
+					}
 				}
 			}
 			tr.hardLinks(r, dir, base, bit)
@@ -701,6 +705,37 @@ func joinRest(dir, rest string) string {
 		return dir
 	}
 	return strings.TrimSuffix(dir, "/") + "/" + rest
+}
+
+// mountedName returns the name of the dentry mounted on dir, as ward.c's names walk tests it:
+// the last component of a bind mount's source, which the walk tests as any ancestor's, or "/"
+// for a filesystem's root, which it tests at the root of every file's filesystem but the task's
+// root mount's. False when the mount table does not tell, or when a filesystem's root mounted
+// there is the workload's root mount's filesystem: the filter must then be full.
+func mountedName(host Host, dir string) (string, bool) {
+	lister, ok := host.(MountLister)
+	if !ok {
+		return "", false
+	}
+	mounts, err := lister.Mounts()
+	if err != nil {
+		return "", false
+	}
+	real, err := host.EvalSymlinks(dir)
+	if err != nil {
+		return "", false
+	}
+	m, rest, ok := mountOf(mounts, filepath.Clean(real))
+	if !ok || rest != "" {
+		return "", false
+	}
+	if m.Root != "/" {
+		return filepath.Base(m.Root), true
+	}
+	if root, _, ok := mountOf(mounts, "/"); !ok || root.Dev == m.Dev {
+		return "", false
+	}
+	return "/", true
 }
 
 // depthBit is the depth mask bit of a path: its number of '/', capped at 63.

@@ -655,15 +655,25 @@ func TestFileNames(t *testing.T) {
 	// A directory rule's directory that is a mount point: its inode key is the mounted root's,
 	// whose name is not the directory's.
 	dirs := exact + "    matchDirectories:\n    - dir: /srv/b/\n"
+	// With the mount table, the mounted root's name is added instead: a bind mount's source's
+	// last component, or "/" for a filesystem's root that is not the root mount's filesystem
+	// (ward.c tests it at the root of files outside the root mount).
+	mp := map[string]bool{"/srv/b": true}
+	rootFS := Mount{Dev: 7, Root: "/", Point: "/"}
 	for _, c := range []struct {
 		name   string
 		mounts map[string]bool
+		table  []Mount
 		want   NameFilter
 	}{
-		{"a directory rule on a directory", nil, of("shadow", "key.pem", "b")},
-		{"a directory rule on a mount point", map[string]bool{"/srv/b": true}, all},
+		{"a directory rule on a directory", nil, nil, of("shadow", "key.pem", "b")},
+		{"a directory rule on a mount point, no mount table", mp, nil, all},
+		{"a directory rule on a file system's root", mp, []Mount{rootFS, {Dev: 9, Root: "/", Point: "/srv/b"}}, of("shadow", "key.pem", "b", "/")},
+		{"a directory rule on a bind mount", mp, []Mount{rootFS, {Dev: 7, Root: "/var/lib/kube-api-access", Point: "/srv/b"}}, of("shadow", "key.pem", "b", "kube-api-access")},
+		{"a directory rule on a bind mount of the root mount's file system's root", mp, []Mount{rootFS, {Dev: 7, Root: "/", Point: "/srv/b"}}, all},
+		{"a directory rule on a mount point the table lacks", mp, []Mount{rootFS}, all},
 	} {
-		host := fakeHost{inodes: map[string]uint64{"/srv/b": 5}, mounts: c.mounts}
+		host := fakeHost{inodes: map[string]uint64{"/srv/b": 5}, mounts: c.mounts, table: c.table}
 		tr, err := Translate(compile(t, policyWith(dirs, "Block"), rules.DefaultPostures()), host)
 		if err != nil {
 			t.Fatalf("%s: %v", c.name, err)

@@ -1135,7 +1135,8 @@ static __always_inline bool unnamed(const struct wl *wl, struct file *file, stru
 	if (wl->dir_depths) {
 		if (v->names_epoch != names_epoch)
 			return false;
-		// The root of the filesystem is named "/" and never in a path.
+		// The root of the filesystem is named "/" and never in a path:
+		// left to the test below, for the files where it can matter.
 		int i;
 		struct dentry *p = d->d_parent;
 		for (i = 0; i < NAME_WALK; i++) {
@@ -1149,8 +1150,14 @@ static __always_inline bool unnamed(const struct wl *wl, struct file *file, stru
 		if (i == NAME_WALK)
 			return false;
 		// A file in the task's root mount (not chrooted: the root of its
-		// namespace) has no mount above it.
+		// namespace) has no mount above it. Another file's filesystem
+		// may be mounted on a rule's directory too, whose inode key is
+		// this root's: its name "/" is then in the filter
+		// (translate.go's rootNamed), which only a file outside the root
+		// mount's filesystem tests.
 		if (file->f_path.mnt != root_mnt) {
+			if (named(v, name_key(d)))
+				return false;
 			struct mwalk c = {
 				.v = v,
 				.mnt = (__u64)container_of(file->f_path.mnt, struct mount, mnt),
