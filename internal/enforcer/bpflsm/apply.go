@@ -29,6 +29,8 @@ func (b *Backend) Apply(ctx context.Context, sets []*rules.Set) error {
 	all := make([]one, 0, len(sets))
 	keys := make(map[uint64]string, len(sets))
 	ids := make(map[string]bool, len(sets))
+	done := b.startTranslating()
+	defer done()
 	// Every set's names watched at once: one config write, not one per set.
 	var names NameFilter
 	for _, s := range sets {
@@ -95,6 +97,56 @@ func (b *Backend) Apply(ctx context.Context, sets []*rules.Set) error {
 			return fmt.Errorf("rules applied, but: %w", err)
 		}
 	}
+	done()
+	if err := b.shrinkWatched(); err != nil {
+		return fmt.Errorf("rules applied, but: %w", err)
+	}
+	return nil
+}
+
+// startTranslating counts a call that watches names for translations it has not applied yet;
+// the function it returns ends that, once (callers defer it and may call it earlier).
+func (b *Backend) startTranslating() func() {
+	b.mu.Lock()
+	b.translating++
+	b.mu.Unlock()
+	ended := false
+	return func() {
+		if ended {
+			return
+		}
+		ended = true
+		b.mu.Lock()
+		b.translating--
+		b.mu.Unlock()
+	}
+}
+
+// shrinkWatched cuts the watched names back to those of the applied translations' filters
+// (full filters, which the kernel never consults, need none), so that renames of directories
+// only removed rules named stop distrusting every filter. Skipped while another call is
+// translating: its names are watched but not yet in byID.
+func (b *Backend) shrinkWatched() error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.translating > 0 {
+		return nil
+	}
+	var live NameFilter
+	for _, a := range b.byID {
+		if !a.tr.Names.Full() {
+			live.union(&a.tr.Names)
+		}
+	}
+	if live == b.watched {
+		return nil
+	}
+	old := b.watched
+	b.watched = live
+	if err := b.writeConfig(); err != nil {
+		b.watched = old
+		return err
+	}
 	return nil
 }
 
@@ -107,6 +159,7 @@ func (b *Backend) ApplyWorkload(ctx context.Context, set *rules.Set) error {
 	if awaitingCgroup(&set.Workload) {
 		return nil
 	}
+	defer b.startTranslating()()
 	tr, warns, err := b.translate(set)
 	if err != nil {
 		return err

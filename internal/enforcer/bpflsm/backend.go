@@ -150,8 +150,13 @@ type Backend struct {
 	enforcer.WarningBook
 	gen uint32 // the last generation used
 	// watched is ward_config.names: the names of the translations' filters, whose
-	// directories' renames the kernel counts (ward_epoch[1]). It only grows.
+	// directories' renames the kernel counts (ward_epoch[1]). It grows as translations need
+	// names, and is cut back to the applied translations' names at the end of an Apply
+	// (shrinkWatched) when no translation is under way.
 	watched NameFilter
+	// translating counts the Apply and ApplyWorkload calls between watching their names and
+	// having their translations in byID: shrinkWatched must not drop the names they rely on.
+	translating int
 }
 
 // applied is what is loaded for one workload.

@@ -293,3 +293,71 @@ func TestDirNamesFilter(t *testing.T) {
 		t.Errorf("directory rules on mount points: the first open of a file no rule names moved the by-name counter by %d more than another, want 1", d)
 	}
 }
+
+// TestWatchedNamesShrink: the names whose directories' renames the kernel counts
+// (ward_config.names) are cut back, at the end of an Apply, to those of the applied rules, so
+// that a rename of a directory only a removed rule named no longer distrusts every filter; not
+// while another call is between watching its names and applying its translation.
+func TestWatchedNamesShrink(t *testing.T) {
+	vmguest.RequireGuest(t)
+	must(t, os.RemoveAll("/wt"))
+	for _, p := range []string{"/wt/w/x/alpha-dir/f", "/wt/w/x/beta-dir/f"} {
+		mkfile(t, p, 0)
+	}
+	cg, _ := testCgroup(t, "ward-watched")
+	b := newBackend(t)
+	dirRule := func(dir string) *rules.Set {
+		return hostPolicyInCgroup(t, "watched", "  file:\n    matchDirectories:\n    - dir: /wt/w/"+dir+"/\n      recursive: true\n", cg)
+	}
+	var a, z NameFilter
+	a.add("alpha-dir")
+	z.add("beta-dir")
+	if a == z {
+		t.Fatal("alpha-dir and beta-dir share a bit: the test would not tell")
+	}
+	inKernel := func() NameFilter {
+		var c wardConfig
+		must(t, b.objs.WardConfig.Lookup(uint32(0), &c))
+		return NameFilter(c.Names)
+	}
+	namesEpoch := func() uint32 {
+		var e [2]uint32
+		must(t, b.objs.WardEpoch.Lookup(uint32(0), &e))
+		return e[1]
+	}
+	// renameCounts renames a directory named dir and back, and says whether the kernel counted it.
+	renameCounts := func(dir string) bool {
+		e := namesEpoch()
+		must(t, os.Rename("/wt/w/x/"+dir, "/wt/w/x/"+dir+"-moved"))
+		must(t, os.Rename("/wt/w/x/"+dir+"-moved", "/wt/w/x/"+dir))
+		return namesEpoch() != e
+	}
+
+	must(t, b.Apply(t.Context(), []*rules.Set{dirRule("alpha-dir")}))
+	if k := inKernel(); !k.Has("alpha-dir") || !renameCounts("alpha-dir") {
+		t.Fatalf("rules on alpha-dir: watched %v; want the name watched and its rename counted", k.Has("alpha-dir"))
+	}
+	// Another call translating meanwhile: its names may be among the dropped ones.
+	done := b.startTranslating()
+	must(t, b.Apply(t.Context(), []*rules.Set{dirRule("beta-dir")}))
+	if k := inKernel(); !k.Has("alpha-dir") || !k.Has("beta-dir") {
+		t.Errorf("Apply with another call translating: watched alpha-dir %v, beta-dir %v; want both", k.Has("alpha-dir"), k.Has("beta-dir"))
+	}
+	done()
+	must(t, b.Apply(t.Context(), []*rules.Set{dirRule("beta-dir")}))
+	k := inKernel()
+	if k.Has("alpha-dir") || !k.Has("beta-dir") || k != b.watched {
+		t.Errorf("rules on beta-dir only: watched alpha-dir %v, beta-dir %v, kernel's as the backend's %v; want false, true, true", k.Has("alpha-dir"), k.Has("beta-dir"), k == b.watched)
+	}
+	if renameCounts("alpha-dir") {
+		t.Error("a rename of alpha-dir, which no rule names any longer, was counted")
+	}
+	if !renameCounts("beta-dir") {
+		t.Error("a rename of beta-dir, which a rule names, was not counted")
+	}
+	// No rules: nothing watched.
+	must(t, b.Apply(t.Context(), nil))
+	if k := inKernel(); k != (NameFilter{}) {
+		t.Errorf("no rules: %d names watched, want none", ones(k))
+	}
+}
