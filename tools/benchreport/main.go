@@ -183,12 +183,15 @@ Each access is performed in a loop by a process of a workload (internal/testutil
   BPF-LSM's per-inode cache decides after the first open) or of g.txt in the same directory ("first
   open": a file with a second name, never cached, so every open resolves, hashes and looks up its path
   as the first open of any file does). Rules: one exact path in the target's directory; 9,900 exact
-  paths there and 100 recursive directories elsewhere; the same plus a directory rule at every depth
-  of the target's path (a sibling of each of its directories) and one elsewhere named like the
-  target's directory. BPF-LSM tells a first open from the names of the file and its ancestors that
-  no rule applies, and then resolves no path (docs/bpflsm.md, "Names before paths"): with the one
-  exact rule and with the 10,000 rules; in the last variant an ancestor has a rule directory's
-  name, and it resolves the path, as it does for any file below a rule's directory.
+  paths there and 100 recursive directories elsewhere; the same plus a recursive directory rule on
+  /wt/bench/mnt, where a tmpfs is mounted (as a rule on a pod's service account token directory);
+  the same as the second plus a directory rule at every depth of the target's path (a sibling of
+  each of its directories) and one elsewhere named like the target's directory. BPF-LSM tells a
+  first open from the names of the file and its ancestors that no rule applies, and then resolves
+  no path (docs/bpflsm.md, "Names before paths"): with the one exact rule, with the 10,000 rules
+  and with the mount point's rule (the target is in the root mount); in the last variant an
+  ancestor has a rule directory's name, and it resolves the path, as it does for any file below a
+  rule's directory.
 - execve: fork, execve and wait of a copy of the static busybox (runs ` + "`true`" + `); 1 or 10,000 process
   rules on other binaries in the same directory.
 - send+recv: one byte written (write(2)) on a connected loopback TCP socket, read (read(2)) at the

@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"strings"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/wardsec/ward/internal/policy"
 	"github.com/wardsec/ward/internal/rules"
 	"github.com/wardsec/ward/internal/workload"
@@ -76,6 +78,10 @@ func Variants() []Variant {
 		"/wt/bench/a/b/c/zz/", "/wt/bench/a/b/c/d/zz/", "/wt/zz/e/"} {
 		deep += fmt.Sprintf("    - dir: %s\n      recursive: true\n", d)
 	}
+	// A directory rule on a mount point (MountDir, a tmpfs as a pod's service account token
+	// is): its inode key is the mounted root's, named "/", which BPF-LSM's names filter then
+	// holds; the target, in the root mount, is still decided by its names.
+	mnt := file10k.String() + "    - dir: " + MountDir + "/\n      recursive: true\n"
 	// Process rules beside the executed binary, so that its directory's depth is looked up.
 	proc10k.WriteString("  process:\n    matchPaths:\n")
 	for i := 0; i < n10k; i++ {
@@ -93,6 +99,7 @@ func Variants() []Variant {
 		{"file rules only", "fileonly", "  file:\n    matchPaths:\n    - path: /wt/bench/other.txt\n"},
 		{"1 rule", "file1", "  file:\n    matchPaths:\n    - path: /wt/bench/a/b/c/d/e/other.txt\n"},
 		{files + " rules", "file10k", file10k.String()},
+		{files + " rules + a directory rule on a mount point (a tmpfs)", "file10kmnt", mnt},
 		{files + " rules + a directory rule at every depth, one named like the file's directory", "file10kdeep", deep},
 		{"1 rule", "proc1", "  process:\n    matchPaths:\n    - path: /wt/bench/exec/other\n"},
 		{thousands(n10k) + " rules", "proc10k", proc10k.String()},
@@ -111,7 +118,7 @@ func thousands(n int) string {
 
 // Groups are the report's accesses, in the report's order.
 func Groups() []Group {
-	open := []string{"caponly", "file1", "file10k", "file10kdeep"}
+	open := []string{"caponly", "file1", "file10k", "file10kmnt", "file10kdeep"}
 	return []Group{
 		{"open+close, cached", "open-cached", Open, Cached, 500, open},
 		// A file with two names is never cached per inode by BPF-LSM: every open of it
@@ -136,8 +143,15 @@ func (v Variant) Set(w workload.Workload) (*rules.Set, error) {
 	return rules.Compile(ps, w, rules.DefaultPostures())
 }
 
-// Setup makes the files the accesses use and copies self to HelperAt.
+// MountDir is where Setup mounts a tmpfs, the directory of a variant's rule on a mount point.
+const MountDir = "/wt/bench/mnt"
+
+// Setup makes the files the accesses use, mounts a tmpfs on MountDir and copies self to
+// HelperAt.
 func Setup(self string) error {
+	if err := mountTmpfs(MountDir); err != nil {
+		return err
+	}
 	for _, p := range []string{Cached, Uncached} {
 		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
 			return err
@@ -161,4 +175,19 @@ func Setup(self string) error {
 		}
 	}
 	return nil
+}
+
+// mountTmpfs mounts a tmpfs on dir once: a file it makes there says the tmpfs is in place.
+func mountTmpfs(dir string) error {
+	marker := filepath.Join(dir, ".tmpfs")
+	if _, err := os.Stat(marker); err == nil {
+		return nil
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	if err := unix.Mount("tmpfs", dir, "tmpfs", 0, "size=1m"); err != nil {
+		return fmt.Errorf("mount a tmpfs on %s: %w", dir, err)
+	}
+	return os.WriteFile(marker, nil, 0o644)
 }
