@@ -48,3 +48,27 @@ func TestMountOf(t *testing.T) {
 		}
 	}
 }
+
+// TestRootHostMounts: a workload's mount table is read through the task its root is reached by.
+func TestRootHostMounts(t *testing.T) {
+	own, err := OSHost{}.Mounts()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(own) == 0 {
+		t.Fatal("no mounts in /proc/self/mountinfo")
+	}
+	if _, _, ok := mountOf(own, "/"); !ok {
+		t.Errorf("no mount holds /: %+v", own)
+	}
+	viaRoot, err := rootHost{root: "/proc/self/root"}.Mounts()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(viaRoot, own) {
+		t.Errorf("rootHost{/proc/self/root}.Mounts() differs from OSHost's:\n%+v\n%+v", viaRoot, own)
+	}
+	if _, err := (rootHost{root: "/proc/999999999/root"}).Mounts(); err == nil {
+		t.Error("the mount table of a task that does not exist: no error")
+	}
+}
