@@ -520,17 +520,22 @@ func TestTranslateDirInodes(t *testing.T) {
 	if tr.DirInodeOps != 1<<opFile|1<<opProcess {
 		t.Errorf("DirInodeOps %#x", tr.DirInodeOps)
 	}
-	for _, c := range []struct{ in, want string }{
+	type alias struct{ in, want string }
+	aliases := func(what string, cases []alias) {
+		t.Helper()
+		for _, c := range cases {
+			if got := tr.DirAlias(h, c.in); got != c.want {
+				t.Errorf("%sDirAlias(%q) = %q, want %q", what, c.in, got, c.want)
+			}
+		}
+	}
+	aliases("", []alias{
 		{"/mnt/bound/a/b.txt", "/wt/deep/a/b.txt"},
 		{"/mnt/bound", "/wt/deep"},
 		{"/wt/deep/x", "/wt/deep/x"},
 		{"/mnt/other/x", "/mnt/other/x"},
 		{"relative/x", "relative/x"},
-	} {
-		if got := tr.DirAlias(h, c.in); got != c.want {
-			t.Errorf("DirAlias(%q) = %q, want %q", c.in, got, c.want)
-		}
-	}
+	})
 	// A bind mount of a subdirectory of the protected directory: no ancestor of the opened
 	// path is the protected directory, the dentries above the mount's root are (dir_walk).
 	// The root filesystem (device 7) shows /wt/deep at /wt/deep; /srv/sub is /wt/deep/a/sub
@@ -541,17 +546,13 @@ func TestTranslateDirInodes(t *testing.T) {
 		{Dev: 9, Root: "/", Point: "/data"},
 		{Dev: 9, Root: "/x", Point: "/opt/x"},
 	}
-	for _, c := range []struct{ in, want string }{
+	aliases("with mounts: ", []alias{
 		{"/srv/sub/f.txt", "/wt/deep/a/sub/f.txt"},
 		{"/srv/sub/d/e/f.txt", "/wt/deep/a/sub/d/e/f.txt"},
 		{"/srv/sub", "/wt/deep/a/sub"},
 		{"/opt/x/f.txt", "/opt/x/f.txt"},         // another filesystem: no rule's directory above
 		{"/srv/other/f.txt", "/srv/other/f.txt"}, // in the root mount: the path walk said all
-	} {
-		if got := tr.DirAlias(h, c.in); got != c.want {
-			t.Errorf("with mounts: DirAlias(%q) = %q, want %q", c.in, got, c.want)
-		}
-	}
+	})
 	// The protected directory itself reachable through a bind mount only: the view is found
 	// through that mount's point.
 	h.table = []Mount{
@@ -560,9 +561,7 @@ func TestTranslateDirInodes(t *testing.T) {
 		{Dev: 7, Root: "/wt/deep/a/sub", Point: "/srv/sub"},
 	}
 	h.inodes = map[string]uint64{"/mnt/bound": 50}
-	if got, want := tr.DirAlias(h, "/srv/sub/f.txt"), "/wt/deep/a/sub/f.txt"; got != want {
-		t.Errorf("protected directory seen through a bind mount only: DirAlias = %q, want %q", got, want)
-	}
+	aliases("protected directory seen through a bind mount only: ", []alias{{"/srv/sub/f.txt", "/wt/deep/a/sub/f.txt"}})
 	// Files with several names below the directories (hard links made
 	// before the policy) are keyed by inode with the rule's bits: below a
 	// recursive rule at any depth, below a direct one only directly in it.
