@@ -172,6 +172,7 @@ type wardScratch struct {
 	Dsrc   uint64
 	Dbits  uint64
 	Dsbits uint64
+	Dsteps uint64
 	Dkey   wardRuleKey
 }
 

@@ -303,6 +303,9 @@ struct scratch {
 	__u64 dsrc;   // and the source, 0 for none
 	__u64 dbits;  // dir_walk's result: bits of ancestor directories' inode keys
 	__u64 dsbits; // and of those limited to the source
+	// The steps dir_walk looks up (bit i: step i; every bit but where the
+	// names walk of unnamed showed that no rule's directory can be there).
+	__u64 dsteps;
 	struct rule_key dkey; // the key dir_step looks up, off the stack
 };
 
@@ -705,7 +708,10 @@ struct dctx {
 static long dir_step(__u64 i, struct dctx *c)
 {
 	struct dentry *d = (struct dentry *)c->dentry;
-	struct inode *ino = BPF_CORE_READ(d, d_inode);
+	__u64 steps = c->s->dsteps >> (i < 63 ? i : 63);
+	if (!steps)
+		return 1;
+	struct inode *ino = (steps & 1) ? BPF_CORE_READ(d, d_inode) : NULL;
 	if (ino) {
 		__u64 ih = ((__u64)BPF_CORE_READ(d, d_sb, s_dev) << 32) ^ BPF_CORE_READ(ino, i_ino);
 		__u64 direct = i < 2 ? ~0ULL : 0;
@@ -1116,13 +1122,21 @@ static long mount_step(__u64 i, struct mwalk *c)
 // looked the rules' directories up (a name is in ward_config.names before
 // that). It is read again after the walk, so that a rename during it is seen.
 //
+// A file some name of which has its bit is resolved, but the walk tells
+// dir_walk more: a dentry whose inode is a rule directory's key has that
+// directory's name (or the mounted root's, which the filter holds too, or it
+// was renamed, which the count shows), so dir_walk need look up only the
+// steps whose names have their bits (s->dsteps). Each step it skips saves
+// two hash lookups and four helper reads. With directory rules the walk
+// then goes on past the first name with its bit, to the root.
+//
 // Inlined, with direct loads inside the file's filesystem: until the
 // per-byte walk (walk_byte) took file_open from 85 % of the verifier's limit
 // of processed instructions to 17 %, the name test had to be a global
 // function taking scalars, which read the file with BPF_CORE_READ (a helper
 // call per pointer) and looked the workload up again.
 static __always_inline bool unnamed(const struct wl *wl, struct file *file, struct inode *inode,
-				    __u32 names_epoch, struct vfsmount *root_mnt)
+				    __u32 names_epoch, struct vfsmount *root_mnt, struct scratch *s)
 {
 	if (wl->flags & (WF_PATTERNS | WF_SOURCE_RULES | WF_ALLOW_GLOBAL | WF_ALLOW_SOURCES))
 		return false;
@@ -1130,13 +1144,16 @@ static __always_inline bool unnamed(const struct wl *wl, struct file *file, stru
 	struct dentry *d = file->f_path.dentry;
 	if (d == file->f_path.mnt->mnt_root)
 		return false;
-	if (named(v, name_key(d)))
+	// Where a name has its bit, dir_walk must look the dentry up: every
+	// other step is skipped (s->dsteps) when the walk completes.
+	__u64 hits = named(v, name_key(d));
+	if (hits && !wl->dir_inodes)
 		return false;
 	if (wl->dir_depths) {
 		if (v->names_epoch != names_epoch)
 			return false;
 		// The root of the filesystem is named "/" and never in a path:
-		// left to the test below, for the files where it can matter.
+		// left to the tests below, for the files where it can matter.
 		int i;
 		struct dentry *p = d->d_parent;
 		for (i = 0; i < NAME_WALK; i++) {
@@ -1144,34 +1161,45 @@ static __always_inline bool unnamed(const struct wl *wl, struct file *file, stru
 			p = d->d_parent;
 			if (p == d)
 				break;
-			if (named(v, name_key(d)))
-				return false;
+			hits |= (__u64)named(v, name_key(d)) << (i + 1);
 		}
 		if (i == NAME_WALK)
 			return false;
-		// A file in the task's root mount (not chrooted: the root of its
-		// namespace) has no mount above it. Another file's filesystem
-		// may be mounted on a rule's directory too, whose inode key is
-		// this root's: its name "/" is then in the filter
-		// (translate.go's rootNamed), which only a file outside the root
-		// mount's filesystem tests.
-		if (file->f_path.mnt != root_mnt) {
-			if (named(v, name_key(d)))
-				return false;
-			struct mwalk c = {
-				.v = v,
-				.mnt = (__u64)container_of(file->f_path.mnt, struct mount, mnt),
-			};
-			bpf_loop(MOUNT_WALK, mount_step, &c, 0);
-			if (!c.clear)
-				return false;
+		// d is the root of the file's filesystem, step i + 1 of dir_walk.
+		// The steps are kept in the scratch buffer: check_path's frame
+		// has no room left.
+		s->dsteps = hits | ((__u64)named(v, name_key(d)) << (i + 1));
+		if (!hits && file->f_path.mnt != root_mnt) {
+			// A file in the task's root mount (not chrooted: the root of
+			// its namespace) has no mount above it. Another file's
+			// filesystem may be mounted on a rule's directory too, whose
+			// inode key is this root's: its name "/" is then in the filter
+			// (translate.go's mountedName), which only a file outside the
+			// root mount's filesystem tests.
+			hits = s->dsteps;
+			if (!hits) {
+				struct mwalk c = {
+					.v = v,
+					.mnt = (__u64)container_of(file->f_path.mnt, struct mount, mnt),
+				};
+				bpf_loop(MOUNT_WALK, mount_step, &c, 0);
+				// Named above the file's filesystem, where dir_walk
+				// does not go: no step of it to look up.
+				hits = !c.clear;
+			}
 		}
-		// Read again, so that a rename during the walk is seen.
+		// Read again, so that a rename during the walk is seen, and the
+		// entry's generation: unless both hold, dir_walk looks every
+		// step up.
 		__u32 zero = 0;
 		struct epochs *ep = bpf_map_lookup_elem(&ward_epoch, &zero);
-		if (!ep || *(volatile __u32 *)&ep->names != names_epoch)
+		if (!ep || *(volatile __u32 *)&ep->names != names_epoch || *(volatile __u32 *)&v->gen != wl->gen) {
+			s->dsteps = ~0ULL;
 			return false;
+		}
 	}
+	if (hits)
+		return false;
 	if (wl->flags & WF_INODES) {
 		struct rule_key key = {
 			.cgroup = wl->cgroup,
@@ -1196,6 +1224,7 @@ static __always_inline int check_path(struct wl *wl, struct walk *w, struct scra
 {
 	struct task_struct *t = bpf_get_current_task_btf();
 	__u32 fsuid = t->cred->fsuid.val;
+	s->dsteps = ~0ULL; // unnamed may narrow it
 	// A file about to be created will belong to its creator. In file_open
 	// the inode is the file's (a pointer the program may read directly).
 	__u32 owner = file ? inode->i_uid.val : inode ? BPF_CORE_READ(inode, i_uid.val) : fsuid;
@@ -1263,7 +1292,7 @@ static __always_inline int check_path(struct wl *wl, struct walk *w, struct scra
 		}
 		// A file no rule can name (unnamed) is permitted without its path,
 		// and cached as such: bits of no rule.
-		if (w->op == OP_FILE && unnamed(wl, file, inode, epochs >> 32, rmnt)) {
+		if (w->op == OP_FILE && unnamed(wl, file, inode, epochs >> 32, rmnt, s)) {
 			count(2);
 			if (c)
 				icache_fill(c, wl, w->op, src, mnt, rdentry, rmnt, (__u32)epochs, moves, 0, 0, 0);
