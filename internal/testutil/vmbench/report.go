@@ -72,7 +72,8 @@ func Variants() []Variant {
 	// A directory rule at every depth of the target's path, and one elsewhere named like the
 	// target's directory: BPF-LSM can then not tell from the names of the file and its
 	// ancestors that no rule applies, and resolves the path (docs/bpflsm.md, "Names before
-	// paths"), the most a first open costs.
+	// paths"). These directories do not exist, so no inode of theirs is looked up (dir_walk):
+	// a file below existing rule directories' namesakes costs more.
 	deep := file10k.String()
 	for _, d := range []string{"/zz/", "/wt/zz/", "/wt/bench/zz/", "/wt/bench/a/zz/", "/wt/bench/a/b/zz/",
 		"/wt/bench/a/b/c/zz/", "/wt/bench/a/b/c/d/zz/", "/wt/zz/e/"} {
