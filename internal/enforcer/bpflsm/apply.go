@@ -124,8 +124,9 @@ func (b *Backend) startTranslating() func() {
 
 // shrinkWatched cuts the watched names back to those of the applied translations' filters
 // (full filters, which the kernel never consults, need none), so that renames of directories
-// only removed rules named stop distrusting every filter. Skipped while another call is
-// translating: its names are watched but not yet in byID.
+// only removed or replaced rules named stop distrusting every filter. Apply, ApplyWorkload and
+// RemoveWorkload end with it; it is skipped while another call is translating: its names are
+// watched but not yet in byID.
 func (b *Backend) shrinkWatched() error {
 	b.mu.Lock()
 	defer b.mu.Unlock()
@@ -159,7 +160,8 @@ func (b *Backend) ApplyWorkload(ctx context.Context, set *rules.Set) error {
 	if awaitingCgroup(&set.Workload) {
 		return nil
 	}
-	defer b.startTranslating()()
+	done := b.startTranslating()
+	defer done()
 	tr, warns, err := b.translate(set)
 	if err != nil {
 		return err
@@ -167,7 +169,14 @@ func (b *Backend) ApplyWorkload(ctx context.Context, set *rules.Set) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	return b.applyOne(set.Workload.ID(), tr, warns)
+	if err := b.applyOne(set.Workload.ID(), tr, warns); err != nil {
+		return err
+	}
+	done()
+	if err := b.shrinkWatched(); err != nil {
+		return fmt.Errorf("rules applied, but: %w", err)
+	}
+	return nil
 }
 
 // RemoveWorkload implements enforcer.WorkloadApplier: the workload's rules
@@ -177,7 +186,13 @@ func (b *Backend) RemoveWorkload(ctx context.Context, id string) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	return b.removeOne(id)
+	if err := b.removeOne(id); err != nil {
+		return err
+	}
+	if err := b.shrinkWatched(); err != nil {
+		return fmt.Errorf("rules removed, but: %w", err)
+	}
+	return nil
 }
 
 // awaitingCgroup reports a container registered before the runtime created it (NRI's

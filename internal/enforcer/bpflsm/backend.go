@@ -151,8 +151,8 @@ type Backend struct {
 	gen uint32 // the last generation used
 	// watched is ward_config.names: the names of the translations' filters, whose
 	// directories' renames the kernel counts (ward_epoch[1]). It grows as translations need
-	// names, and is cut back to the applied translations' names at the end of an Apply
-	// (shrinkWatched) when no translation is under way.
+	// names, and is cut back to the applied translations' names when a call that changes them
+	// ends and no translation is under way (shrinkWatched).
 	watched NameFilter
 	// translating counts the Apply and ApplyWorkload calls between watching their names and
 	// having their translations in byID: shrinkWatched must not drop the names they rely on.

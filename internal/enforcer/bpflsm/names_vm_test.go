@@ -295,9 +295,10 @@ func TestDirNamesFilter(t *testing.T) {
 }
 
 // TestWatchedNamesShrink: the names whose directories' renames the kernel counts
-// (ward_config.names) are cut back, at the end of an Apply, to those of the applied rules, so
-// that a rename of a directory only a removed rule named no longer distrusts every filter; not
-// while another call is between watching its names and applying its translation.
+// (ward_config.names) are cut back, at the end of an Apply, ApplyWorkload or RemoveWorkload, to
+// those of the applied rules, so that a rename of a directory only a removed rule named no
+// longer distrusts every filter; not while another call is between watching its names and
+// applying its translation.
 func TestWatchedNamesShrink(t *testing.T) {
 	vmguest.RequireGuest(t)
 	must(t, os.RemoveAll("/wt"))
@@ -359,5 +360,15 @@ func TestWatchedNamesShrink(t *testing.T) {
 	must(t, b.Apply(t.Context(), nil))
 	if k := inKernel(); k != (NameFilter{}) {
 		t.Errorf("no rules: %d names watched, want none", ones(k))
+	}
+	// A workload's rules replaced, then removed, one workload at a time.
+	must(t, b.ApplyWorkload(t.Context(), dirRule("alpha-dir")))
+	must(t, b.ApplyWorkload(t.Context(), dirRule("beta-dir")))
+	if k := inKernel(); k.Has("alpha-dir") || !k.Has("beta-dir") {
+		t.Errorf("ApplyWorkload replaced alpha-dir's rule with beta-dir's: watched alpha-dir %v, beta-dir %v; want false, true", k.Has("alpha-dir"), k.Has("beta-dir"))
+	}
+	must(t, b.RemoveWorkload(t.Context(), dirRule("beta-dir").Workload.ID()))
+	if k := inKernel(); k != (NameFilter{}) {
+		t.Errorf("RemoveWorkload of the last workload: %d names watched, want none", ones(k))
 	}
 }
