@@ -1167,17 +1167,21 @@ static __always_inline bool unnamed(const struct wl *wl, struct file *file, stru
 			return false;
 		// d is the root of the file's filesystem, step i + 1 of dir_walk.
 		// The steps are kept in the scratch buffer: check_path's frame
-		// has no room left.
-		s->dsteps = hits | ((__u64)named(v, name_key(d)) << (i + 1));
-		if (!hits && file->f_path.mnt != root_mnt) {
+		// has no room left. A file of the root mount no name of which has
+		// its bit (most first opens) tests nothing more.
+		if (hits) {
+			s->dsteps = hits | ((__u64)named(v, name_key(d)) << (i + 1));
+		} else if (file->f_path.mnt != root_mnt) {
 			// A file in the task's root mount (not chrooted: the root of
 			// its namespace) has no mount above it. Another file's
 			// filesystem may be mounted on a rule's directory too, whose
 			// inode key is this root's: its name "/" is then in the filter
 			// (translate.go's mountedName), which only a file outside the
 			// root mount's filesystem tests.
-			hits = s->dsteps;
-			if (!hits) {
+			if (named(v, name_key(d))) {
+				s->dsteps = 1ULL << (i + 1);
+				hits = 1;
+			} else {
 				struct mwalk c = {
 					.v = v,
 					.mnt = (__u64)container_of(file->f_path.mnt, struct mount, mnt),
@@ -1185,18 +1189,23 @@ static __always_inline bool unnamed(const struct wl *wl, struct file *file, stru
 				bpf_loop(MOUNT_WALK, mount_step, &c, 0);
 				// Named above the file's filesystem, where dir_walk
 				// does not go: no step of it to look up.
-				hits = !c.clear;
+				if (!c.clear) {
+					s->dsteps = 0;
+					hits = 1;
+				}
 			}
 		}
-		// Read again, so that a rename during the walk is seen, and the
-		// entry's generation: unless both hold, dir_walk looks every
-		// step up.
+		// Read again, so that a rename during the walk is seen; with the
+		// entry's generation, the steps hold: otherwise dir_walk looks
+		// every step up.
 		__u32 zero = 0;
 		struct epochs *ep = bpf_map_lookup_elem(&ward_epoch, &zero);
-		if (!ep || *(volatile __u32 *)&ep->names != names_epoch || *(volatile __u32 *)&v->gen != wl->gen) {
+		if (!ep || *(volatile __u32 *)&ep->names != names_epoch) {
 			s->dsteps = ~0ULL;
 			return false;
 		}
+		if (hits && *(volatile __u32 *)&v->gen != wl->gen)
+			s->dsteps = ~0ULL;
 	}
 	if (hits)
 		return false;
