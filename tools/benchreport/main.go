@@ -186,7 +186,8 @@ Each access is performed in a loop by a process of a workload (internal/testutil
   paths there and 100 recursive directories elsewhere; the same plus a recursive directory rule on
   /wt/bench/mnt, where a tmpfs is mounted (as a rule on a pod's service account token directory);
   the same as the second plus a directory rule at every depth of the target's path (a sibling of
-  each of its directories) and one elsewhere named like the target's directory. BPF-LSM tells a
+  each of its directories) and one elsewhere named like the target's directory, all of which
+  exist (so their inodes are keyed and looked up among the target's ancestors'). BPF-LSM tells a
   first open from the names of the file and its ancestors that no rule applies, and then resolves
   no path (docs/bpflsm.md, "Names before paths"): with the one exact rule, with the 10,000 rules
   and with the mount point's rule (the target is in the root mount); in the last variant an

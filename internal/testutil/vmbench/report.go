@@ -72,12 +72,11 @@ func Variants() []Variant {
 	// A directory rule at every depth of the target's path, and one elsewhere named like the
 	// target's directory: BPF-LSM can then not tell from the names of the file and its
 	// ancestors that no rule applies, and resolves the path (docs/bpflsm.md, "Names before
-	// paths"). These directories do not exist, so no inode of theirs is looked up (dir_walk):
-	// a file below existing rule directories' namesakes costs more.
+	// paths"). Setup makes these directories: their inodes are keyed too, and looked up among
+	// the file's ancestors' (dir_walk), as a real policy's directories are.
 	deep := file10k.String()
-	for _, d := range []string{"/zz/", "/wt/zz/", "/wt/bench/zz/", "/wt/bench/a/zz/", "/wt/bench/a/b/zz/",
-		"/wt/bench/a/b/c/zz/", "/wt/bench/a/b/c/d/zz/", "/wt/zz/e/"} {
-		deep += fmt.Sprintf("    - dir: %s\n      recursive: true\n", d)
+	for _, d := range DeepDirs {
+		deep += fmt.Sprintf("    - dir: %s/\n      recursive: true\n", d)
 	}
 	// A directory rule on a mount point (MountDir, a tmpfs as a pod's service account token
 	// is): its inode key is the mounted root's, named "/", which BPF-LSM's names filter then
@@ -147,11 +146,21 @@ func (v Variant) Set(w workload.Workload) (*rules.Set, error) {
 // MountDir is where Setup mounts a tmpfs, the directory of a variant's rule on a mount point.
 const MountDir = "/wt/bench/mnt"
 
-// Setup makes the files the accesses use, mounts a tmpfs on MountDir and copies self to
-// HelperAt.
+// DeepDirs are the directories of the deepest variant's rules, which Setup makes: one beside
+// each ancestor of the target, and one elsewhere named like the target's directory.
+var DeepDirs = []string{"/zz", "/wt/zz", "/wt/bench/zz", "/wt/bench/a/zz", "/wt/bench/a/b/zz",
+	"/wt/bench/a/b/c/zz", "/wt/bench/a/b/c/d/zz", "/wt/zz/e"}
+
+// Setup makes the files the accesses use and DeepDirs, mounts a tmpfs on MountDir and copies
+// self to HelperAt.
 func Setup(self string) error {
 	if err := mountTmpfs(MountDir); err != nil {
 		return err
+	}
+	for _, d := range DeepDirs {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			return err
+		}
 	}
 	for _, p := range []string{Cached, Uncached} {
 		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
