@@ -689,7 +689,7 @@ static long walk_byte(__u64 i, struct walk *w)
 #define DIR_WALK 128
 
 // The state of a walk up a file's dentries (dir_walk), kept small: the
-// frames of the hook (file_open's, with check_path inlined, is 448 bytes),
+// frames of the hook (file_open's, with check_path inlined, is 456 bytes),
 // dir_walk and dir_step share 512 (TestVerifierHeadroom logs them). The rule
 // key dir_step looks up, the source and the results are in the scratch
 // buffer.
