@@ -79,6 +79,7 @@ func TestNode(t *testing.T) {
 				{"first-instruction", func(t *testing.T) { c.caseFirstInstruction(t, lsm) }},
 				{"no-window", func(t *testing.T) { c.caseNoWindow(t, lsm) }},
 				{"host-policy", func(t *testing.T) { c.caseHostPolicy(t) }},
+				{"mount-point", func(t *testing.T) { c.caseMountPoint(t, lsm) }},
 				{"edit-timing", func(t *testing.T) { c.measureEdits(t, web, db, lsm, editRuns) }},
 				{"uninstall", func(t *testing.T) { c.uninstall(t, overlay) }},
 			}
@@ -732,6 +733,72 @@ spec:
 		}
 		time.Sleep(time.Second)
 	}
+}
+
+// tokenDir is where the kubelet mounts a pod's service account token: a projected volume, a
+// tmpfs of its own bind-mounted into the container.
+const tokenDir = "/var/run/secrets/kubernetes.io/serviceaccount"
+
+// caseMountPoint: a directory rule on a volume's mount point, KubeArmor's usual policy against
+// reading the service account token. The token is reached as the kubelet lays it out (token ->
+// ..data/token -> ..<timestamp>/token, all on the volume's tmpfs), so the kernel sees a file
+// below the mount's root: BPF-LSM decides it from the mount's root upwards (docs/bpflsm.md,
+// "Names before paths"), AppArmor from the path. Both must deny it with a Block alert naming
+// the directory's file, and leave the pod's other files alone.
+func (c *cluster) caseMountPoint(t *testing.T, lsm string) {
+	alerts := c.watchAlerts(t)
+	name := "token-" + lsm
+	c.createPodWith(t, name, map[string]string{"app": "token"}, "sleep 1000000", corev1.RestartPolicyAlways, func(p *corev1.Pod) {
+		p.Spec.AutomountServiceAccountToken = nil
+	})
+	c.waitPod(t, name, podReady, 3*time.Minute)
+	t.Cleanup(func() { c.deletePod(t, name) })
+	readToken := func() (string, bool) { return c.exec(t, name, "cat", tokenDir+"/token") }
+	if out, ok := readToken(); !ok || !strings.HasPrefix(out, "eyJ") {
+		t.Fatalf("before any policy, cat %s/token in %s: ok=%v\n%s", tokenDir, name, ok, out)
+	}
+	c.applyManifest(t, fmt.Sprintf(`apiVersion: security.kubearmor.com/v1
+kind: KubeArmorPolicy
+metadata:
+  name: block-token
+  namespace: %s
+spec:
+  selector:
+    matchLabels:
+      app: token
+  file:
+    matchDirectories:
+    - dir: %s/
+      recursive: true
+  action: Block
+`, ns, tokenDir))
+	t.Cleanup(func() {
+		c.mustKubectl(t, "-n", ns, "delete", "--ignore-not-found", "kubearmorpolicy", "block-token")
+	})
+	deadline := time.Now().Add(2 * time.Minute)
+	for {
+		out, ok := readToken()
+		if !ok && denied(out) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("cat %s/token in %s under a Block rule on its directory: ok=%v\n%s\n%s", tokenDir, name, ok, out, c.wardLogs())
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	if out, ok := c.exec(t, name, "cat", tokenDir+"/namespace"); ok || !denied(out) {
+		t.Errorf("cat %s/namespace in %s: ok=%v, want a denial\n%s", tokenDir, name, ok, out)
+	}
+	if got := c.readSecret(t, name); got != "read" {
+		t.Errorf("cat /secret in %s (outside the rule's directory): %s, want read", name, got)
+	}
+	a := alerts.wait(t, 90*time.Second, func(a alert) bool {
+		return a.PodName == name && a.Action == "Block" && strings.HasPrefix(a.Resource, tokenDir+"/")
+	})
+	if !strings.HasSuffix(a.Resource, "/token") && !strings.HasSuffix(a.Resource, "/namespace") {
+		t.Errorf("alert names %q, want a file of the token's volume", a.Resource)
+	}
+	t.Logf("Block alert for %s: %s", name, a.Resource)
 }
 
 // uninstall deletes deploy/ and runs deploy/uninstall, then checks the node holds none of Ward's
