@@ -165,6 +165,7 @@ var progOps = map[string]uint32{
 	wardProgWardPathRename:     opBits(opFile, opProcess),
 	wardProgWardSbMount:        opBits(opFile, opProcess),
 	wardProgWardMoveMount:      opBits(opFile, opProcess),
+	wardProgWardPathChroot:     opBits(opFile, opProcess),
 	wardProgWardPathRmdir:      opBits(opFile),
 	wardProgWardPathMkdir:      opBits(opFile),
 	wardProgWardPathMknod:      opBits(opFile),

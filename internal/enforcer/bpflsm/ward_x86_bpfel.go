@@ -249,6 +249,7 @@ const (
 	wardProgWardMoveMount      = "ward_move_mount"
 	wardProgWardPathChmod      = "ward_path_chmod"
 	wardProgWardPathChown      = "ward_path_chown"
+	wardProgWardPathChroot     = "ward_path_chroot"
 	wardProgWardPathLink       = "ward_path_link"
 	wardProgWardPathMkdir      = "ward_path_mkdir"
 	wardProgWardPathMknod      = "ward_path_mknod"
@@ -332,6 +333,7 @@ type wardProgramSpecs struct {
 	WardMoveMount      *ebpf.ProgramSpec `ebpf:"ward_move_mount"`
 	WardPathChmod      *ebpf.ProgramSpec `ebpf:"ward_path_chmod"`
 	WardPathChown      *ebpf.ProgramSpec `ebpf:"ward_path_chown"`
+	WardPathChroot     *ebpf.ProgramSpec `ebpf:"ward_path_chroot"`
 	WardPathLink       *ebpf.ProgramSpec `ebpf:"ward_path_link"`
 	WardPathMkdir      *ebpf.ProgramSpec `ebpf:"ward_path_mkdir"`
 	WardPathMknod      *ebpf.ProgramSpec `ebpf:"ward_path_mknod"`
@@ -465,6 +467,7 @@ type wardPrograms struct {
 	WardMoveMount      *ebpf.Program `ebpf:"ward_move_mount"`
 	WardPathChmod      *ebpf.Program `ebpf:"ward_path_chmod"`
 	WardPathChown      *ebpf.Program `ebpf:"ward_path_chown"`
+	WardPathChroot     *ebpf.Program `ebpf:"ward_path_chroot"`
 	WardPathLink       *ebpf.Program `ebpf:"ward_path_link"`
 	WardPathMkdir      *ebpf.Program `ebpf:"ward_path_mkdir"`
 	WardPathMknod      *ebpf.Program `ebpf:"ward_path_mknod"`
@@ -492,6 +495,7 @@ func (p *wardPrograms) Close() error {
 		p.WardMoveMount,
 		p.WardPathChmod,
 		p.WardPathChown,
+		p.WardPathChroot,
 		p.WardPathLink,
 		p.WardPathMkdir,
 		p.WardPathMknod,

@@ -1225,6 +1225,33 @@ static __always_inline bool unnamed(const struct wl *wl, struct file *file, stru
 	return *(volatile __u32 *)&v->gen == wl->gen;
 }
 
+// ROOT_STACK bounds the mounts a task's root may be stacked on.
+#define ROOT_STACK 4
+
+// at_ns_root says whether paths from the root of mount rmnt are the paths from
+// the root of the mount namespace whose root mount is nsroot: rmnt is mounted
+// on nsroot's root, or on the root of a mount that is, and so on. An
+// initramfs's switch_root moves the real root onto its own, and runc's
+// pivot_root puts a container's root there, so that is where every process's
+// root is but in an initramfs. The mount's fields are read with helpers:
+// container_of is refused on a kernel pointer.
+static __always_inline bool at_ns_root(struct vfsmount *rmnt, struct mount *nsroot)
+{
+	struct mount *m = (void *)((__u64)rmnt - bpf_core_field_offset(struct mount, mnt));
+	struct dentry *root = nsroot->mnt.mnt_root;
+#pragma unroll
+	for (int i = 0; i < ROOT_STACK; i++) {
+		struct mount *parent = BPF_CORE_READ(m, mnt_parent);
+		struct dentry *point = BPF_CORE_READ(m, mnt_mountpoint);
+		if (parent == nsroot)
+			return point == root;
+		if (!parent || parent == m || point != BPF_CORE_READ(parent, mnt.mnt_root))
+			return false;
+		m = parent;
+	}
+	return false;
+}
+
 // check_path decides a file or process access to the path in s->path at
 // w->start (n: its length, or a negative errno when it could not be resolved).
 // in_file_open says whether bpf_d_path may be used for the source.
@@ -1262,42 +1289,52 @@ static __always_inline int check_path(struct wl *wl, struct walk *w, struct scra
 		// from the mount tree instead, as the path hooks do, so that rules
 		// name the same file whatever the task's root, and it never uses the
 		// per-inode cache.
-		// The root is the namespace's when it is the root of the namespace's
-		// root mount. Direct loads: a BPF_CORE_READ of the mount's parent
-		// (container_of is refused on a kernel pointer) cost a helper call
-		// on every open. A root that is a detached mount (an open_tree
-		// clone, its own parent) now counts as chrooted: both ways of building
-		// its paths stop at the clone's root.
+		// The root is the namespace's when it is the root of a mount that
+		// is the namespace's root mount or stacked on its root (at_ns_root):
+		// every process of a system booted through an initramfs, and of a
+		// container. Direct loads first: a look at the root mount's parents
+		// costs helper calls, paid only by opens the cache does not decide.
+		// A root that is a detached mount (an open_tree clone, its own
+		// parent) counts as chrooted: both ways of building its paths stop
+		// at the clone's root.
 		rmnt = t->fs->root.mnt;
 		rdentry = t->fs->root.dentry;
-		struct mount *nsroot = t->nsproxy->mnt_ns->root;
-		bool chrooted = rdentry != rmnt->mnt_root || (__u64)rmnt != (__u64)&nsroot->mnt;
+		__u64 mnt = (__u64)file->f_path.mnt;
+		bool chrooted = rdentry != rmnt->mnt_root;
+		if (!chrooted) {
+			// file_open: try the per-inode cache before resolving the path.
+			// The epoch is read first: a rename after this read makes the
+			// entry written below stale at once.
+			__u32 zero = 0;
+			__u64 *ep = bpf_map_lookup_elem(&ward_epoch, &zero);
+			epochs = ep ? *ep : 0;
+			umode_t mode = inode->i_mode;
+			if ((mode & 00170000) == 0100000 && inode->i_nlink == 1)
+				c = bpf_inode_storage_get(&icache, inode, 0, BPF_LOCAL_STORAGE_GET_F_CREATE);
+			// Read before the path, as the epoch: a rename of this file
+			// after this read makes the entry written below stale at once.
+			if (c)
+				moves = *(volatile __u32 *)&c->moves;
+			// An entry is written only under a root that is its
+			// namespace's (below), and what could make that root another
+			// since bumps the epoch (move_mount, sb_mount, path_chroot):
+			// a valid entry needs no look at the root's mount.
+			if (c && icache_valid(c, wl, w->op, src, mnt, rdentry, rmnt, (__u32)epochs, moves)) {
+				bits = c->bits;
+				sbits = c->sbits;
+				flags |= c->flags;
+				n = 1; // resolved later, only if an event needs the path
+				goto decide;
+			}
+			struct mount *nsroot = t->nsproxy->mnt_ns->root;
+			chrooted = (__u64)rmnt != (__u64)&nsroot->mnt && !at_ns_root(rmnt, nsroot);
+		}
 		if (chrooted) {
+			c = NULL;
 			__u32 start = 0;
 			n = build_path(s, file->f_path.mnt, file->f_path.dentry, &start);
 			w->start = start;
 			goto resolved;
-		}
-		// file_open: try the per-inode cache before resolving the path. The
-		// epoch is read first: a rename after this read makes the entry
-		// written below stale at once.
-		__u32 zero = 0;
-		__u64 *ep = bpf_map_lookup_elem(&ward_epoch, &zero);
-		epochs = ep ? *ep : 0;
-		umode_t mode = inode->i_mode;
-		if ((mode & 00170000) == 0100000 && inode->i_nlink == 1)
-			c = bpf_inode_storage_get(&icache, inode, 0, BPF_LOCAL_STORAGE_GET_F_CREATE);
-		__u64 mnt = (__u64)file->f_path.mnt;
-		// Read before the path, as the epoch: a rename of this file after
-		// this read makes the entry written below stale at once.
-		if (c)
-			moves = *(volatile __u32 *)&c->moves;
-		if (c && icache_valid(c, wl, w->op, src, mnt, rdentry, rmnt, (__u32)epochs, moves)) {
-			bits = c->bits;
-			sbits = c->sbits;
-			flags |= c->flags;
-			n = 1; // resolved later, only if an event needs the path
-			goto decide;
 		}
 		// A file no rule can name (unnamed) is permitted without its path,
 		// and cached as such: bits of no rule.
@@ -1713,6 +1750,22 @@ int BPF_PROG(ward_move_mount, const struct path *from_path, const struct path *t
 		return ret;
 	bump_epoch(0);
 	bump_epoch(1);
+	return 0;
+}
+
+// A chroot to the root of a mount gives the task a root that per-inode cache
+// entries may name (check_path: written while that mount's root was its
+// namespace's), where the mount may no longer be: pivot_root leaves the old
+// root mounted below the new one, whose paths now start elsewhere. Rare, so
+// the whole cache goes; a chroot into a directory (sshd's, a build's) gives a
+// root no entry names, and costs nothing.
+SEC("lsm/path_chroot")
+int BPF_PROG(ward_path_chroot, const struct path *path, int ret)
+{
+	if (ret != 0)
+		return ret;
+	if (path->dentry == path->mnt->mnt_root)
+		bump_epoch(0);
 	return 0;
 }
 

@@ -1,0 +1,183 @@
+//go:build vm
+
+package bpflsm
+
+import (
+	"bufio"
+	"io"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+
+	"github.com/wardsec/ward/internal/enforcer"
+	"github.com/wardsec/ward/internal/policy"
+	"github.com/wardsec/ward/internal/rules"
+	"github.com/wardsec/ward/internal/testutil/vmguest"
+)
+
+// stackedRootScript runs in a mount namespace of its own. It lays out the roots real systems
+// have, which the VM's own root (the initramfs, the namespace's root mount itself) is not:
+//   - "host": a tmpfs moved onto / and chrooted into, as an initramfs's switch_root leaves
+//     every process of a Debian system: the task's root is a mount stacked on the namespace's
+//     root mount;
+//   - "container": from there a tmpfs pivot_root'ed into, as runc leaves every container's
+//     processes (runc then detaches the old root; here it stays, at /old);
+//   - "oldroot": a chroot to /old, the host stage's root, now mounted below the container's;
+//   - "jail": a chroot into a directory of the container's root, which is a chroot.
+//
+// In each but oldroot it opens 20 fresh files no rule names (fresh: no per-inode cache entry)
+// and /data/seen and /data/secret; in oldroot /data/seen, which the host stage opened; then it waits for
+// the next line on standard input (rc=1: the shell could not open the last file).
+const stackedRootScript = `set -e
+# mkroot DIR: busybox, the stage script and /data/secret in DIR.
+mkroot() {
+	mkdir -p "$1/bin" "$1/data"
+	cp /bin/busybox "$1/bin/busybox"
+	for a in sh cat echo mkdir mount umount pivot_root chroot seq cp; do
+		ln -sf busybox "$1/bin/$a"
+	done
+	printf '%s\n' '#!/bin/sh' 'echo "$1"' 'read go' \
+		'for i in $(seq 1 20); do echo x >"/data/$1-$i"; done' \
+		'for i in $(seq 1 20); do read x <"/data/$1-$i"; done' \
+		'read x </data/seen' \
+		'if read x </data/secret; then echo rc=0; else echo rc=1; fi' >"$1/bin/stage"
+	chmod 755 "$1/bin/stage"
+	echo secret >"$1/data/secret"
+	echo seen >"$1/data/seen"
+}
+mount -t tmpfs host /wt/sr
+mkroot /wt/sr
+printf '%s\n' '#!/bin/sh' 'echo oldroot' 'read go' \
+	'if read x </data/seen; then echo rc=0; else echo rc=1; fi' >/wt/sr/bin/oldstage
+chmod 755 /wt/sr/bin/oldstage
+mkroot /wt/sr/ctr
+mkroot /wt/sr/ctr/jail
+mkdir -p /wt/sr/c
+cd /wt/sr
+mount --move . /
+exec chroot . /bin/sh -c '
+set -e
+stage host
+mount -t tmpfs ctr /c
+cp -a /ctr/. /c/
+mkdir -p /c/old
+cd /c
+pivot_root . old
+exec /bin/sh -c "
+set -e
+stage container
+chroot /old /bin/oldstage
+exec chroot /jail /bin/sh -c \"stage jail; read done\"
+"
+'
+`
+
+// TestStackedRoot: the per-inode cache and the names filter (docs/bpflsm.md, "Names before
+// paths") serve processes whose root is stacked on their namespace's root mount, which is
+// every process of a real system (the VM's initramfs root is the one exception), and a
+// chroot into a directory is still decided by the path from the namespace's root:
+//   - as a host's and as a container's processes, 20 first opens of files no rule names are
+//     decided by name (the kernel's counter moves by at least 20), and opening /data/secret
+//     under a Block rule on it fails with EPERM and an event naming /data/secret;
+//   - chrooted to /old, the file the process calls /data/seen is /old/data/seen, which a
+//     rule blocks: the per-inode cache entry of the host stage's open, under the same root,
+//     must not permit it (the chroot to a mount's root empties the cache);
+//   - chrooted into /jail, the file the process calls /data/secret is /jail/data/secret: it is
+//     read (the rule names another file), and no open is decided by name there.
+func TestStackedRoot(t *testing.T) {
+	vmguest.RequireGuest(t)
+	must(t, os.RemoveAll("/wt/sr"))
+	must(t, os.MkdirAll("/wt/sr", 0o755))
+	cg, cgfd := testCgroup(t, "ward-stacked")
+	b := newBackend(t)
+
+	cmd := exec.Command("/bin/sh", "-c", stackedRootScript)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Unshareflags: syscall.CLONE_NEWNS, UseCgroupFD: true, CgroupFD: cgfd}
+	in, err := cmd.StdinPipe()
+	must(t, err)
+	out, err := cmd.StdoutPipe()
+	must(t, err)
+	cmd.Stderr = cmd.Stdout
+	must(t, cmd.Start())
+	defer func() {
+		in.Close()
+		cmd.Wait()
+	}()
+	lines := bufio.NewScanner(out)
+	var seen []string
+	next := func(prefix string) string {
+		t.Helper()
+		for lines.Scan() {
+			seen = append(seen, lines.Text())
+			if strings.HasPrefix(lines.Text(), prefix) {
+				return lines.Text()
+			}
+		}
+		t.Fatalf("the workload did not print %q: %q", prefix, seen)
+		return ""
+	}
+	next("host")
+	mntns, ok := mountNS(strconv.Itoa(cmd.Process.Pid))
+	if own, _ := mountNS("self"); !ok || mntns == own {
+		t.Fatalf("the workload's mount namespace %d is not its own (Ward's %d)", mntns, own)
+	}
+	set := hostPolicyInCgroup(t, "stacked", "  file:\n    matchPaths:\n    - path: /data/secret\n    - path: /old/data/seen\n", cg)
+	set.Workload.MntNS = mntns
+	must(t, b.Apply(t.Context(), []*rules.Set{set}))
+	tr := b.byID[set.Workload.ID()].tr
+	for _, name := range []string{"host-1", "container-1", "jail-1", "data", "/"} {
+		if tr.Names.Has(name) {
+			t.Fatalf("the name %q shares a bit with the rules' names: the test would not reach the filter", name)
+		}
+	}
+	byName := func() uint64 {
+		st, err := b.Stats()
+		must(t, err)
+		return st.ByName
+	}
+	for _, stage := range []struct {
+		name   string
+		byName int // the least the by-name counter must move by, or -1: not checked
+		rc     string
+		path   string // the denied file's path in the event
+	}{
+		{"host", 20, "rc=1", "/data/secret"},
+		{"container", 20, "rc=1", "/data/secret"},
+		{"oldroot", -1, "rc=1", "/old/data/seen"},
+		{"jail", 0, "rc=0", ""},
+	} {
+		if stage.name != "host" {
+			next(stage.name)
+		}
+		drain(b)
+		before := byName()
+		_, err := io.WriteString(in, "go\n")
+		must(t, err)
+		rc := next("rc=")
+		moved := byName() - before
+		t.Logf("%s: %d opens decided by name, the last open: %s", stage.name, moved, rc)
+		if stage.byName > 0 && moved < uint64(stage.byName) {
+			t.Errorf("%s: 20 first opens of files no rule names moved the by-name counter by %d, want at least %d (output %q)", stage.name, moved, stage.byName, seen)
+		}
+		if stage.byName == 0 && moved != 0 {
+			t.Errorf("%s: a chrooted process's opens were decided by name (%d): its paths are not the namespace's", stage.name, moved)
+		}
+		if rc != stage.rc {
+			t.Errorf("%s: the last open: %s, want %s (output %q)", stage.name, rc, stage.rc, seen)
+		}
+		if stage.rc != "rc=1" {
+			continue
+		}
+		ev, ok := waitEvent(b, func(ev enforcer.Event) bool { return ev.Access.Op == policy.OpFile })
+		if !ok {
+			t.Errorf("%s: no event for the denied read", stage.name)
+			continue
+		}
+		if v := set.Decide(ev.Access); ev.Errno != 1 || ev.Access.Path != stage.path || v.Policy != "stacked" || v.Action != "Block" {
+			t.Errorf("%s: event errno %d path %s detail %q, verdict %+v", stage.name, ev.Errno, ev.Access.Path, ev.Detail, v)
+		}
+	}
+}
