@@ -87,6 +87,21 @@ var forwardEnv = []string{"GOTRACEBACK", "GODEBUG", "GOMAXPROCS"}
 var kernelTrouble = regexp.MustCompile(`Kernel panic|BUG: |Oops: |general protection fault|ward-vm: init: `)
 
 // prepared is what a VM boots from.
+// profileFor is the boot profile cfg asks for. Bench mode boots it from a tmpfs root moved onto
+// the initramfs's, as every real system's root is (switch_root), and not from the initramfs
+// itself: BPF-LSM tells a task's root by where its mount is, and an initramfs root is the one
+// no real process has (docs/bpflsm.md, "Roots").
+func profileFor(cfg config) (bootProfile, error) {
+	p, err := lookupProfile(cfg.Profile)
+	if err != nil {
+		return bootProfile{}, err
+	}
+	if cfg.Bench {
+		p.TmpfsRoot = true
+	}
+	return p, nil
+}
+
 type prepared struct {
 	Kernel    kernel
 	Initramfs string
@@ -95,7 +110,7 @@ type prepared struct {
 }
 
 func prepare(cfg config) (prepared, error) {
-	p, err := lookupProfile(cfg.Profile)
+	p, err := profileFor(cfg)
 	if err != nil {
 		return prepared{}, err
 	}

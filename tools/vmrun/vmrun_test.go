@@ -214,3 +214,20 @@ func TestQemuArgsBench(t *testing.T) {
 		}
 	}
 }
+
+// TestBenchBootsFromTmpfsRoot: benchmarks run where real processes run, under a root mount
+// stacked on the initramfs's; the functional profiles keep their own choice.
+func TestBenchBootsFromTmpfsRoot(t *testing.T) {
+	for _, bench := range []bool{false, true} {
+		p, err := profileFor(config{Profile: "apparmor", Bench: bench})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if p.TmpfsRoot != bench {
+			t.Errorf("profile apparmor, bench %v: TmpfsRoot %v", bench, p.TmpfsRoot)
+		}
+	}
+	if p, err := profileFor(config{Profile: "node"}); err != nil || !p.TmpfsRoot {
+		t.Errorf("profile node: TmpfsRoot %v (%v), want true", p.TmpfsRoot, err)
+	}
+}
