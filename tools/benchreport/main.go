@@ -246,7 +246,9 @@ func render(runs []run, command, kernel, commit string) string {
 	}
 	b.WriteString("- VM: `vmrun -bench`: qemu TCG with `-icount shift=0,sleep=off -smp 1`, `nokaslr`, no address space\n" +
 		"  randomisation. The guest's clock counts executed instructions (one per nanosecond), so the figures\n" +
-		"  are guest time, the same whatever else runs on the host; they are not the wall time of real hardware.\n")
+		"  are guest time, the same whatever else runs on the host; they are not the wall time of real hardware.\n" +
+		"  The guest's root is a tmpfs moved onto the initramfs's, as `switch_root` leaves a booted system's\n" +
+		"  (docs/vm-harness.md, \"Bench mode\"; docs/bpflsm.md, \"Roots\").\n")
 	b.WriteString("- Ratio: the access in a process of a workload, against the same access by the same process just\n" +
 		"  before, with no Ward program attached (BPF-LSM) or unconfined (AppArmor). Each figure is the fastest of 5\n" +
 		"  rounds, after a settling pause and a warm-up round in the workload's cgroup (internal/testutil/vmbench\n" +
