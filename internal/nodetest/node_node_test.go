@@ -134,7 +134,10 @@ func (c *cluster) install(t *testing.T, lsm string) string {
 - op: add
   path: /spec/template/spec/containers/0/env/-
   value: {name: WARD_LSM, value: %s}
-`, c.WardImage, lsm)}, objPatch{"MutatingWebhookConfiguration", "ward", fmt.Sprintf(`
+- op: add
+  path: /spec/template/spec/containers/0/env/-
+  value: {name: WARD_METRICS, value: "%s"}
+`, c.WardImage, lsm, metricsAddr)}, objPatch{"MutatingWebhookConfiguration", "ward", fmt.Sprintf(`
 - op: replace
   path: /webhooks/0/clientConfig
   value: {url: "https://127.0.0.1:%d%s"}
@@ -735,6 +738,30 @@ spec:
 	}
 }
 
+// metricsAddr is where the suite's Ward serves /metrics: on the node (Ward's pod uses the node's
+// network), read with the node's wget.
+const metricsAddr = "127.0.0.1:32764"
+
+// byNameOpens reads BPF-LSM's count of opens decided by name from Ward's /metrics.
+func (c *cluster) byNameOpens(t *testing.T) float64 {
+	t.Helper()
+	out, rc := c.onNode(t, "wget -qO- http://"+metricsAddr+"/metrics", time.Minute)
+	if rc != 0 {
+		t.Fatalf("wget Ward's /metrics on the node: status %d\n%s", rc, out)
+	}
+	for _, l := range strings.Split(out, "\n") {
+		if v, ok := strings.CutPrefix(l, "ward_bpf_opens_decided_by_name_total "); ok {
+			f, err := strconv.ParseFloat(strings.TrimSpace(v), 64)
+			if err != nil {
+				t.Fatalf("metric line %q: %v", l, err)
+			}
+			return f
+		}
+	}
+	t.Fatalf("no ward_bpf_opens_decided_by_name_total in Ward's /metrics:\n%s", out)
+	return 0
+}
+
 // tokenDir is where the kubelet mounts a pod's service account token: a projected volume, a
 // tmpfs of its own bind-mounted into the container.
 const tokenDir = "/var/run/secrets/kubernetes.io/serviceaccount"
@@ -744,7 +771,10 @@ const tokenDir = "/var/run/secrets/kubernetes.io/serviceaccount"
 // ..data/token -> ..<timestamp>/token, all on the volume's tmpfs), so the kernel sees a file
 // below the mount's root: BPF-LSM decides it from the mount's root upwards (docs/bpflsm.md,
 // "Names before paths"), AppArmor from the path. Both must deny it with a Block alert naming
-// the directory's file, and leave the pod's other files alone.
+// the directory's file, and leave the pod's other files alone. On BPF-LSM the pod's first opens
+// of files no rule names are still decided by name (the rule adds the volume root's name, "/",
+// which only files outside the container's root mount test), as they must be in a container's
+// root (docs/bpflsm.md, "Roots"): 20 fresh files move the counter by at least 20.
 func (c *cluster) caseMountPoint(t *testing.T, lsm string) {
 	alerts := c.watchAlerts(t)
 	name := "token-" + lsm
@@ -799,6 +829,18 @@ spec:
 		t.Errorf("alert names %q, want a file of the token's volume", a.Resource)
 	}
 	t.Logf("Block alert for %s: %s", name, a.Resource)
+	if lsm != "bpf" {
+		return
+	}
+	before := c.byNameOpens(t)
+	if out, ok := c.exec(t, name, "sh", "-c", `for i in $(seq 1 20); do echo x >/tmp/fresh$i && read x </tmp/fresh$i || exit 1; done`); !ok {
+		t.Fatalf("opening 20 fresh files in %s:\n%s", name, out)
+	}
+	moved := c.byNameOpens(t) - before
+	t.Logf("20 first opens of fresh files in %s: the by-name counter moved by %.0f", name, moved)
+	if moved < 20 {
+		t.Errorf("20 first opens of files no rule names in %s moved the by-name counter by %.0f, want at least 20: the pod's opens resolve their paths", name, moved)
+	}
 }
 
 // uninstall deletes deploy/ and runs deploy/uninstall, then checks the node holds none of Ward's
