@@ -1241,8 +1241,23 @@ static __always_inline bool at_ns_root(struct vfsmount *rmnt, struct mount *nsro
 	struct dentry *root = nsroot->mnt.mnt_root;
 #pragma unroll
 	for (int i = 0; i < ROOT_STACK; i++) {
-		struct mount *parent = BPF_CORE_READ(m, mnt_parent);
-		struct dentry *point = BPF_CORE_READ(m, mnt_mountpoint);
+		struct mount *parent;
+		struct dentry *point;
+		// One helper call for both where they are neighbours (6.1 and
+		// every kernel since): the test is a constant once relocated.
+		__u32 po = bpf_core_field_offset(struct mount, mnt_parent);
+		if (bpf_core_field_offset(struct mount, mnt_mountpoint) == po + 8) {
+			struct {
+				struct mount *parent;
+				struct dentry *point;
+			} pp = {};
+			bpf_probe_read_kernel(&pp, sizeof(pp), (void *)m + po);
+			parent = pp.parent;
+			point = pp.point;
+		} else {
+			parent = BPF_CORE_READ(m, mnt_parent);
+			point = BPF_CORE_READ(m, mnt_mountpoint);
+		}
 		if (parent == nsroot)
 			return point == root;
 		if (!parent || parent == m || point != BPF_CORE_READ(parent, mnt.mnt_root))
