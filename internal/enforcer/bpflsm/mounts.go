@@ -31,6 +31,16 @@ type MountLister interface {
 	Mounts() ([]Mount, error)
 }
 
+// mountsOf reads host's mount table; false when host has none or it cannot be read.
+func mountsOf(host Host) ([]Mount, bool) {
+	lister, ok := host.(MountLister)
+	if !ok {
+		return nil, false
+	}
+	mounts, err := lister.Mounts()
+	return mounts, err == nil
+}
+
 // Mounts implements MountLister: Ward's own mount table.
 func (OSHost) Mounts() ([]Mount, error) { return readMountInfo("/proc/self/mountinfo") }
 

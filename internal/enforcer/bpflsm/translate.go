@@ -342,6 +342,10 @@ type translator struct {
 	flags    [numOps]uint8
 	workload string
 	scans    map[string][]string // HardLinks' results by recursive:directory
+	// The workload's mount table, read at the first directory rule on a mount point
+	// (mountedName) and kept for the rest of the translation.
+	mounts               []Mount
+	mountsRead, mountsOK bool
 }
 
 func (tr *translator) add(k Key, exact, direct, recursive uint64) {
@@ -450,7 +454,7 @@ func (tr *translator) match(r *rules.Rule, op uint8, base Key, bit uint64) error
 				// mount's the name of its source), and which the names walk meets
 				// wherever else it is mounted: that name goes into the filter too.
 				if op == opFile && host.MountRoot(dir) {
-					if name, ok := mountedName(host, dir); ok {
+					if name, ok := tr.mountedName(dir); ok {
 						t.Names.add(name)
 					} else {
 						t.Names.fill()
@@ -663,12 +667,8 @@ func (t *Translation) DirAlias(host Host, p string) string {
 // table: each directory of the filesystem above the mounted one is looked up where some mount
 // shows it.
 func (t *Translation) aboveMount(host Host, p string) string {
-	lister, ok := host.(MountLister)
+	mounts, ok := mountsOf(host)
 	if !ok {
-		return p
-	}
-	mounts, err := lister.Mounts()
-	if err != nil {
 		return p
 	}
 	m, rest, ok := mountOf(mounts, p)
@@ -712,13 +712,13 @@ func joinRest(dir, rest string) string {
 // for a filesystem's root, which it tests at the root of every file's filesystem but the task's
 // root mount's. False when the mount table does not tell, or when a filesystem's root mounted
 // there is the workload's root mount's filesystem: the filter must then be full.
-func mountedName(host Host, dir string) (string, bool) {
-	lister, ok := host.(MountLister)
-	if !ok {
-		return "", false
+func (tr *translator) mountedName(dir string) (string, bool) {
+	if !tr.mountsRead {
+		tr.mounts, tr.mountsOK = mountsOf(tr.host)
+		tr.mountsRead = true
 	}
-	mounts, err := lister.Mounts()
-	if err != nil {
+	mounts, host := tr.mounts, tr.host
+	if !tr.mountsOK {
 		return "", false
 	}
 	real, err := host.EvalSymlinks(dir)

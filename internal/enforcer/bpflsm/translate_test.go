@@ -23,13 +23,19 @@ type fakeHost struct {
 	linked map[string][]string
 	// mounts lists the mount points.
 	mounts map[string]bool
-	// table is the mount table Mounts returns.
+	// table is the mount table Mounts returns, and reads counts the calls when set.
 	table []Mount
+	reads *int
 }
 
 func (h fakeHost) MountRoot(p string) bool { return h.mounts[p] }
 
-func (h fakeHost) Mounts() ([]Mount, error) { return h.table, nil }
+func (h fakeHost) Mounts() ([]Mount, error) {
+	if h.reads != nil {
+		*h.reads++
+	}
+	return h.table, nil
+}
 
 func (h fakeHost) HardLinks(dir string, recursive bool, limit int) ([]string, bool) {
 	var out []string
@@ -679,6 +685,45 @@ func TestFileNames(t *testing.T) {
 		}
 		if tr.Names != c.want {
 			t.Errorf("%s: Names has %d bits, want %d", c.name, ones(tr.Names), ones(c.want))
+		}
+	}
+}
+
+// TestMountTableReadOnce: a translation reads the workload's mount table once, however many
+// directory rules are on mount points (each asks for the mounted root's name), and not at all
+// without one.
+func TestMountTableReadOnce(t *testing.T) {
+	policy := func(dirs ...string) string {
+		p := "apiVersion: security.kubearmor.com/v1\nkind: KubeArmorHostPolicy\nmetadata: {name: mounts}\n" +
+			"spec:\n  nodeSelector: {matchLabels: {kubearmor.io/hostname: \"*\"}}\n  file:\n    matchDirectories:\n"
+		for _, d := range dirs {
+			p += "    - dir: " + d + "\n"
+		}
+		return p + "  action: Block\n"
+	}
+	table := []Mount{{Dev: 7, Root: "/", Point: "/"}, {Dev: 8, Root: "/", Point: "/srv/a"}, {Dev: 9, Root: "/", Point: "/srv/b"}, {Dev: 10, Root: "/", Point: "/srv/c"}}
+	for _, c := range []struct {
+		dirs []string
+		want int
+	}{
+		{[]string{"/srv/a/", "/srv/b/", "/srv/c/"}, 1},
+		{[]string{"/srv/d/"}, 0},
+	} {
+		reads := 0
+		host := fakeHost{
+			inodes: map[string]uint64{"/srv/a": 5, "/srv/b": 6, "/srv/c": 7, "/srv/d": 8},
+			mounts: map[string]bool{"/srv/a": true, "/srv/b": true, "/srv/c": true},
+			table:  table, reads: &reads,
+		}
+		tr, err := Translate(compile(t, policy(c.dirs...), rules.DefaultPostures()), host)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if reads != c.want {
+			t.Errorf("rules on %v: the mount table was read %d times, want %d", c.dirs, reads, c.want)
+		}
+		if c.want > 0 && !tr.Names.Has("/") {
+			t.Errorf("rules on %v: the mounted roots' name \"/\" is not in the filter", c.dirs)
 		}
 	}
 }
