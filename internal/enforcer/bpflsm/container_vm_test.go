@@ -19,6 +19,65 @@ import (
 	"github.com/wardsec/ward/internal/testutil/vmguest"
 )
 
+// nsShell is a shell started in a mount namespace of its own and a workload's cgroup, talked to
+// through its standard input and output (stderr joined): a container without a runtime.
+type nsShell struct {
+	t     *testing.T
+	cmd   *exec.Cmd
+	in    io.WriteCloser
+	lines *bufio.Scanner
+	seen  []string // every line read so far
+}
+
+// startNSShell starts script under /bin/sh -c; the test's cleanup closes its input and waits.
+func startNSShell(t *testing.T, cgfd int, script string) *nsShell {
+	t.Helper()
+	cmd := exec.Command("/bin/sh", "-c", script)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Unshareflags: syscall.CLONE_NEWNS, UseCgroupFD: true, CgroupFD: cgfd}
+	in, err := cmd.StdinPipe()
+	must(t, err)
+	out, err := cmd.StdoutPipe()
+	must(t, err)
+	cmd.Stderr = cmd.Stdout
+	must(t, cmd.Start())
+	t.Cleanup(func() {
+		in.Close()
+		cmd.Wait()
+	})
+	return &nsShell{t: t, cmd: cmd, in: in, lines: bufio.NewScanner(out)}
+}
+
+// next reads lines until one starts with prefix and returns it, failing the test at the end of
+// the output.
+func (s *nsShell) next(prefix string) string {
+	s.t.Helper()
+	for s.lines.Scan() {
+		s.seen = append(s.seen, s.lines.Text())
+		if strings.HasPrefix(s.lines.Text(), prefix) {
+			return s.lines.Text()
+		}
+	}
+	s.t.Fatalf("the shell did not print %q: %q", prefix, s.seen)
+	return ""
+}
+
+// send writes a line to the shell's standard input.
+func (s *nsShell) send(line string) {
+	s.t.Helper()
+	_, err := io.WriteString(s.in, line+"\n")
+	must(s.t, err)
+}
+
+// mountNS returns the shell's mount namespace, failing the test when it is Ward's.
+func (s *nsShell) mountNS() uint32 {
+	s.t.Helper()
+	mntns, ok := mountNS(strconv.Itoa(s.cmd.Process.Pid))
+	if own, _ := mountNS("self"); !ok || mntns == own {
+		s.t.Fatalf("the shell's mount namespace %d is not its own (Ward's %d)", mntns, own)
+	}
+	return mntns
+}
+
 // TestContainerRootInodes: a container's files are not Ward's. Its process runs in a mount
 // namespace of its own, where a tmpfs holds /wt/ctr/app/secret; in Ward's namespace /wt/ctr
 // is empty. A directory rule on /wt/ctr/app/secret/ must still hold after the container
@@ -34,55 +93,27 @@ func TestContainerRootInodes(t *testing.T) {
 
 	// The container: a shell in its own mount namespace and the workload's cgroup, which
 	// makes its files, then renames the rule's parent and reads the file when told to.
-	cmd := exec.Command("/bin/sh", "-c", `mount -t tmpfs ctr /wt/ctr && mkdir -p /wt/ctr/app/secret &&
+	sh := startNSShell(t, cgfd, `mount -t tmpfs ctr /wt/ctr && mkdir -p /wt/ctr/app/secret &&
 echo secret > /wt/ctr/app/secret/f && echo ready || exit 1
 read go; mv /wt/ctr/app /wt/ctr/app2 && cat /wt/ctr/app2/secret/f; echo "rc=$?"
 read done`)
-	cmd.SysProcAttr = &syscall.SysProcAttr{Unshareflags: syscall.CLONE_NEWNS, UseCgroupFD: true, CgroupFD: cgfd}
-	in, err := cmd.StdinPipe()
-	must(t, err)
-	out, err := cmd.StdoutPipe()
-	must(t, err)
-	cmd.Stderr = cmd.Stdout
-	must(t, cmd.Start())
-	defer func() {
-		in.Close()
-		cmd.Wait()
-	}()
-	lines := bufio.NewScanner(out)
-	var seen []string
-	next := func(prefix string) string {
-		t.Helper()
-		for lines.Scan() {
-			seen = append(seen, lines.Text())
-			if strings.HasPrefix(lines.Text(), prefix) {
-				return lines.Text()
-			}
-		}
-		t.Fatalf("the container did not print %q: %q", prefix, seen)
-		return ""
-	}
-	next("ready")
+	sh.next("ready")
 	if _, err := os.Stat("/wt/ctr/app"); err == nil {
 		t.Fatal("the container's files are visible in Ward's mount namespace: the test proves nothing")
 	}
-	mntns, ok := mountNS(strconv.Itoa(cmd.Process.Pid))
-	if own, _ := mountNS("self"); !ok || mntns == own {
-		t.Fatalf("the container's mount namespace %d is not its own (Ward's %d)", mntns, own)
-	}
+	mntns := sh.mountNS()
 
 	set := hostPolicyInCgroup(t, "ctr-secret", "  file:\n    matchDirectories:\n    - dir: /wt/ctr/app/secret/\n      recursive: true\n", cg)
 	set.Workload.MntNS = mntns
 	must(t, b.Apply(context.Background(), []*rules.Set{set}))
 	drain(b)
 
-	_, err = io.WriteString(in, "go\n")
-	must(t, err)
-	if rc := next("rc="); rc != "rc=1" {
-		t.Errorf("reading the protected file after renaming its ancestor in the container: %s, want rc=1 (output %q)", rc, seen)
+	sh.send("go")
+	if rc := sh.next("rc="); rc != "rc=1" {
+		t.Errorf("reading the protected file after renaming its ancestor in the container: %s, want rc=1 (output %q)", rc, sh.seen)
 	}
-	if !strings.Contains(strings.Join(seen, "\n"), "not permitted") {
-		t.Errorf("cat did not fail with EPERM: %q", seen)
+	if !strings.Contains(strings.Join(sh.seen, "\n"), "not permitted") {
+		t.Errorf("cat did not fail with EPERM: %q", sh.seen)
 	}
 	ev, ok := waitEvent(b, func(ev enforcer.Event) bool { return ev.Access.Op == policy.OpFile })
 	if !ok {

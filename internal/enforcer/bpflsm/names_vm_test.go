@@ -16,6 +16,25 @@ import (
 	"github.com/wardsec/ward/internal/testutil/vmguest"
 )
 
+// requireUnnamed fails the test when one of names has a bit in the translation's filter: a test
+// that opens files of those names would not reach the filter's decision.
+func requireUnnamed(t *testing.T, tr *Translation, names ...string) {
+	t.Helper()
+	for _, name := range names {
+		if tr.Names.Has(name) {
+			t.Fatalf("the name %q shares a bit with the rules' names: the test would not reach the filter", name)
+		}
+	}
+}
+
+// byNameOpens is the kernel's count of opens decided by name (Stats.ByName).
+func byNameOpens(t *testing.T, b *Backend) uint64 {
+	t.Helper()
+	st, err := b.Stats()
+	must(t, err)
+	return st.ByName
+}
+
 // TestFileNamesFilter: in a workload whose file rules are all exact paths, a file whose name
 // ends no rule's path is decided without resolving its path (wl_val.names), and that
 // changes no decision:
@@ -43,11 +62,7 @@ func TestFileNamesFilter(t *testing.T) {
 	set := hostPolicyInCgroup(t, "names", spec, cg)
 	must(t, b.Apply(t.Context(), []*rules.Set{set}))
 	tr := b.byID[set.Workload.ID()].tr
-	for _, name := range []string{"alias", "src", "other"} {
-		if tr.Names.Has(name) {
-			t.Fatalf("the name %q shares a bit with the rules' names: the test would not reach the filter", name)
-		}
-	}
+	requireUnnamed(t, tr, "alias", "src", "other")
 	if got := helperRun(t, cgfd, "/wt/bin/reader", 0, "open:/wt/n/other"); got != "open:/wt/n/other ok" {
 		t.Errorf("open of a file no rule names: %q, want ok", got)
 	}
@@ -161,16 +176,8 @@ func TestDirNamesFilter(t *testing.T) {
 	set := hostPolicyInCgroup(t, "dirnames", spec, cg)
 	must(t, b.Apply(t.Context(), []*rules.Set{set}))
 	tr := b.byID[set.Workload.ID()].tr
-	for _, name := range []string{"a", "b", "c", "free", "dn", "wt", "/", "renamed", "sub"} {
-		if tr.Names.Has(name) {
-			t.Fatalf("the name %q shares a bit with the rules' names: the test would not reach the filter", name)
-		}
-	}
-	byName := func() uint64 {
-		st, err := b.Stats()
-		must(t, err)
-		return st.ByName
-	}
+	requireUnnamed(t, tr, "a", "b", "c", "free", "dn", "wt", "/", "renamed", "sub")
+	byName := func() uint64 { return byNameOpens(t, b) }
 	// filtered opens a fresh file no rule names and one named like a rule's directory, and
 	// returns how many more opens the first moved the counter by.
 	fresh := 0

@@ -3,13 +3,7 @@
 package bpflsm
 
 import (
-	"bufio"
-	"io"
 	"os"
-	"os/exec"
-	"strconv"
-	"strings"
-	"syscall"
 	"testing"
 
 	"github.com/wardsec/ward/internal/enforcer"
@@ -94,50 +88,14 @@ func TestStackedRoot(t *testing.T) {
 	cg, cgfd := testCgroup(t, "ward-stacked")
 	b := newBackend(t)
 
-	cmd := exec.Command("/bin/sh", "-c", stackedRootScript)
-	cmd.SysProcAttr = &syscall.SysProcAttr{Unshareflags: syscall.CLONE_NEWNS, UseCgroupFD: true, CgroupFD: cgfd}
-	in, err := cmd.StdinPipe()
-	must(t, err)
-	out, err := cmd.StdoutPipe()
-	must(t, err)
-	cmd.Stderr = cmd.Stdout
-	must(t, cmd.Start())
-	defer func() {
-		in.Close()
-		cmd.Wait()
-	}()
-	lines := bufio.NewScanner(out)
-	var seen []string
-	next := func(prefix string) string {
-		t.Helper()
-		for lines.Scan() {
-			seen = append(seen, lines.Text())
-			if strings.HasPrefix(lines.Text(), prefix) {
-				return lines.Text()
-			}
-		}
-		t.Fatalf("the workload did not print %q: %q", prefix, seen)
-		return ""
-	}
-	next("host")
-	mntns, ok := mountNS(strconv.Itoa(cmd.Process.Pid))
-	if own, _ := mountNS("self"); !ok || mntns == own {
-		t.Fatalf("the workload's mount namespace %d is not its own (Ward's %d)", mntns, own)
-	}
+	sh := startNSShell(t, cgfd, stackedRootScript)
+	sh.next("host")
+	mntns := sh.mountNS()
 	set := hostPolicyInCgroup(t, "stacked", "  file:\n    matchPaths:\n    - path: /data/secret\n    - path: /old/data/seen\n", cg)
 	set.Workload.MntNS = mntns
 	must(t, b.Apply(t.Context(), []*rules.Set{set}))
 	tr := b.byID[set.Workload.ID()].tr
-	for _, name := range []string{"host-1", "container-1", "jail-1", "data", "/"} {
-		if tr.Names.Has(name) {
-			t.Fatalf("the name %q shares a bit with the rules' names: the test would not reach the filter", name)
-		}
-	}
-	byName := func() uint64 {
-		st, err := b.Stats()
-		must(t, err)
-		return st.ByName
-	}
+	requireUnnamed(t, tr, "host-1", "container-1", "jail-1", "data", "/")
 	for _, stage := range []struct {
 		name   string
 		byName int // the least the by-name counter must move by, or -1: not checked
@@ -150,23 +108,22 @@ func TestStackedRoot(t *testing.T) {
 		{"jail", 0, "rc=0", ""},
 	} {
 		if stage.name != "host" {
-			next(stage.name)
+			sh.next(stage.name)
 		}
 		drain(b)
-		before := byName()
-		_, err := io.WriteString(in, "go\n")
-		must(t, err)
-		rc := next("rc=")
-		moved := byName() - before
+		before := byNameOpens(t, b)
+		sh.send("go")
+		rc := sh.next("rc=")
+		moved := byNameOpens(t, b) - before
 		t.Logf("%s: %d opens decided by name, the last open: %s", stage.name, moved, rc)
 		if stage.byName > 0 && moved < uint64(stage.byName) {
-			t.Errorf("%s: 20 first opens of files no rule names moved the by-name counter by %d, want at least %d (output %q)", stage.name, moved, stage.byName, seen)
+			t.Errorf("%s: 20 first opens of files no rule names moved the by-name counter by %d, want at least %d (output %q)", stage.name, moved, stage.byName, sh.seen)
 		}
 		if stage.byName == 0 && moved != 0 {
 			t.Errorf("%s: a chrooted process's opens were decided by name (%d): its paths are not the namespace's", stage.name, moved)
 		}
 		if rc != stage.rc {
-			t.Errorf("%s: the last open: %s, want %s (output %q)", stage.name, rc, stage.rc, seen)
+			t.Errorf("%s: the last open: %s, want %s (output %q)", stage.name, rc, stage.rc, sh.seen)
 		}
 		if stage.rc != "rc=1" {
 			continue
