@@ -77,9 +77,12 @@ func TestNode(t *testing.T) {
 				{"attachment", func(t *testing.T) { c.caseAttachment(t, lsm, web) }},
 				{"edit", func(t *testing.T) { c.caseEdit(t, web, db) }},
 				{"first-instruction", func(t *testing.T) { c.caseFirstInstruction(t, lsm) }},
+				// Before no-window: the webhook's port-forward (forwardWebhook) still leads to
+				// the Ward pod that no-window replaces at the first call after it, and this step
+				// creates a pod that needs Ward's AppArmor profile.
+				{"mount-point", func(t *testing.T) { c.caseMountPoint(t, lsm) }},
 				{"no-window", func(t *testing.T) { c.caseNoWindow(t, lsm) }},
 				{"host-policy", func(t *testing.T) { c.caseHostPolicy(t) }},
-				{"mount-point", func(t *testing.T) { c.caseMountPoint(t, lsm) }},
 				{"edit-timing", func(t *testing.T) { c.measureEdits(t, web, db, lsm, editRuns) }},
 				{"uninstall", func(t *testing.T) { c.uninstall(t, overlay) }},
 			}
@@ -781,8 +784,17 @@ func (c *cluster) caseMountPoint(t *testing.T, lsm string) {
 	c.createPodWith(t, name, map[string]string{"app": "token"}, "sleep 1000000", corev1.RestartPolicyAlways, func(p *corev1.Pod) {
 		p.Spec.AutomountServiceAccountToken = nil
 	})
-	c.waitPod(t, name, podReady, 3*time.Minute)
+	p := c.waitPod(t, name, podReady, 3*time.Minute)
 	t.Cleanup(func() { c.deletePod(t, name) })
+	if lsm == "apparmor" {
+		var profile string
+		if sc := p.Spec.Containers[0].SecurityContext; sc != nil && sc.AppArmorProfile != nil && sc.AppArmorProfile.LocalhostProfile != nil {
+			profile = *sc.AppArmorProfile.LocalhostProfile
+		}
+		if want := "ward-" + ns + "_" + name + "_main"; profile != want {
+			t.Fatalf("pod %s: AppArmor profile %q, want %q from Ward's admission webhook (without it no rule reaches the pod)", name, profile, want)
+		}
+	}
 	readToken := func() (string, bool) { return c.exec(t, name, "cat", tokenDir+"/token") }
 	if out, ok := readToken(); !ok || !strings.HasPrefix(out, "eyJ") {
 		t.Fatalf("before any policy, cat %s/token in %s: ok=%v\n%s", tokenDir, name, ok, out)
