@@ -86,7 +86,6 @@ var forwardEnv = []string{"GOTRACEBACK", "GODEBUG", "GOMAXPROCS"}
 // test that passed while the kernel oopsed has not passed.
 var kernelTrouble = regexp.MustCompile(`Kernel panic|BUG: |Oops: |general protection fault|ward-vm: init: `)
 
-// prepared is what a VM boots from.
 // profileFor is the boot profile cfg asks for. Bench mode boots it from a tmpfs root moved onto
 // the initramfs's, as every real system's root is (switch_root), and not from the initramfs
 // itself: BPF-LSM tells a task's root by where its mount is, and an initramfs root is the one
@@ -102,6 +101,7 @@ func profileFor(cfg config) (bootProfile, error) {
 	return p, nil
 }
 
+// prepared is what a VM boots from.
 type prepared struct {
 	Kernel    kernel
 	Initramfs string

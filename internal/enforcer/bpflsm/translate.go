@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"sync"
 
 	"golang.org/x/sys/unix"
 
@@ -268,6 +269,7 @@ func Translate(set *rules.Set, host Host) (*Translation, error) {
 		Globs:     map[GlobKey]GlobVal{},
 		Warnings:  enforcer.CheckSet(enforcer.BPF, set),
 	}}
+	tr.mountTable = sync.OnceValues(func() ([]Mount, bool) { return mountsOf(host) })
 	for i := range set.Rules {
 		if err := tr.rule(&set.Rules[i]); err != nil {
 			return nil, err
@@ -342,10 +344,9 @@ type translator struct {
 	flags    [numOps]uint8
 	workload string
 	scans    map[string][]string // HardLinks' results by recursive:directory
-	// The workload's mount table, read at the first directory rule on a mount point
-	// (mountedName) and kept for the rest of the translation.
-	mounts               []Mount
-	mountsRead, mountsOK bool
+	// mountTable reads the workload's mount table at the first directory rule on a mount
+	// point (mountedName) and returns that read for the rest of the translation.
+	mountTable func() ([]Mount, bool)
 }
 
 func (tr *translator) add(k Key, exact, direct, recursive uint64) {
@@ -713,15 +714,11 @@ func joinRest(dir, rest string) string {
 // root mount's. False when the mount table does not tell, or when a filesystem's root mounted
 // there is the workload's root mount's filesystem: the filter must then be full.
 func (tr *translator) mountedName(dir string) (string, bool) {
-	if !tr.mountsRead {
-		tr.mounts, tr.mountsOK = mountsOf(tr.host)
-		tr.mountsRead = true
-	}
-	mounts, host := tr.mounts, tr.host
-	if !tr.mountsOK {
+	mounts, ok := tr.mountTable()
+	if !ok {
 		return "", false
 	}
-	real, err := host.EvalSymlinks(dir)
+	real, err := tr.host.EvalSymlinks(dir)
 	if err != nil {
 		return "", false
 	}
