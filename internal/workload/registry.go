@@ -33,6 +33,10 @@ type Registry struct {
 	// cgroups is the merged registrations by cgroup id, built on the first ByCgroup after a
 	// change: events look their workload up at event rate, changes come at human rate.
 	cgroups map[uint64]Workload
+	// list is what List returns until the next change, built by its first call after one: a
+	// policy edit's round lists every workload, and with 1,000 of them building the list made
+	// half of the round's garbage.
+	list []Workload
 }
 
 // Pod is the pod informer's view of one pod on this node.
@@ -76,7 +80,7 @@ func NewRegistry(onChange func()) *Registry {
 func (r *Registry) Upsert(w Workload) {
 	r.mu.Lock()
 	r.byID[w.ID()] = w
-	r.cgroups = nil
+	r.changed()
 	r.mu.Unlock()
 	r.onChange()
 }
@@ -87,7 +91,7 @@ func (r *Registry) Remove(id string) {
 	r.mu.Lock()
 	_, ok := r.byID[id]
 	delete(r.byID, id)
-	r.cgroups = nil
+	r.changed()
 	r.mu.Unlock()
 	if ok {
 		r.onChange()
@@ -107,7 +111,7 @@ func (r *Registry) SetPod(p Pod) {
 	same := ok && reflect.DeepEqual(old, p)
 	if !same {
 		r.pods[p.Key()] = p
-		r.cgroups = nil // a heartbeat keeps the lookup table ByCgroup built
+		r.changed() // a heartbeat keeps the tables ByCgroup and List built
 	}
 	r.mu.Unlock()
 	if !same {
@@ -122,7 +126,7 @@ func (r *Registry) RemovePod(namespace, name string) {
 	r.mu.Lock()
 	p, ok := r.pods[namespace+"/"+name]
 	delete(r.pods, namespace+"/"+name)
-	r.cgroups = nil
+	r.changed()
 	if ok {
 		for id, w := range r.byID {
 			if belongs(&w, &p) {
@@ -134,6 +138,12 @@ func (r *Registry) RemovePod(namespace, name string) {
 	if ok {
 		r.onChange()
 	}
+}
+
+// changed drops what ByCgroup and List built from the workloads. The caller holds r.mu.
+func (r *Registry) changed() {
+	r.cgroups = nil
+	r.list = nil
 }
 
 // belongs says whether a runtime registration is a container of pod p.
@@ -238,11 +248,15 @@ func (r *Registry) ByCgroup(id uint64) (Workload, bool) {
 	return w, ok
 }
 
-// List returns every workload, sorted by ID.
+// List returns every workload, sorted by ID. The slice is shared with other callers until the
+// next change: read it, do not write it.
 func (r *Registry) List() []Workload {
 	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.list != nil {
+		return r.list
+	}
 	v := r.view()
-	r.mu.Unlock()
 	// Sorting the keys rather than the workloads: ID() builds a string for a container without
 	// an id, and a sort calls it O(n log n) times.
 	ids := make([]string, 0, len(v))
@@ -254,5 +268,6 @@ func (r *Registry) List() []Workload {
 	for _, id := range ids {
 		out = append(out, v[id])
 	}
+	r.list = out
 	return out
 }

@@ -182,3 +182,44 @@ func TestRegistryNoPod(t *testing.T) {
 		t.Errorf("%q, want %q", got, want)
 	}
 }
+
+// TestListKeptUntilAChange: List builds its slice once per change (a policy edit's round lists
+// every workload), and every kind of change makes it build a new one.
+func TestListKeptUntilAChange(t *testing.T) {
+	r := NewRegistry(nil)
+	r.Upsert(Host("n1", nil))
+	r.Upsert(Workload{Kind: KindContainer, ContainerID: "c1", Namespace: "ns", Pod: "p", Container: "app"})
+	pod := Pod{Namespace: "ns", Name: "p", Labels: map[string]string{"app": "a"}, Containers: []PodContainer{{Name: "app", ID: "c1"}}}
+	r.SetPod(pod)
+	first := r.List()
+	if again := r.List(); &again[0] != &first[0] {
+		t.Error("List built a new slice without a change")
+	}
+	r.SetPod(pod) // a heartbeat: nothing the workloads carry changed
+	if again := r.List(); &again[0] != &first[0] {
+		t.Error("List built a new slice after a pod update that changed nothing")
+	}
+	labelsOf := func(id string) string {
+		for _, w := range r.List() {
+			if w.ID() == id {
+				return w.Labels["app"]
+			}
+		}
+		return "(none)"
+	}
+	for _, step := range []struct {
+		name   string
+		change func()
+		check  func() bool
+	}{
+		{"SetPod", func() { pod.Labels = map[string]string{"app": "b"}; r.SetPod(pod) }, func() bool { return labelsOf("c1") == "b" }},
+		{"Upsert", func() { r.Upsert(Workload{Kind: KindContainer, ContainerID: "c2", Namespace: "ns"}) }, func() bool { return len(r.List()) == 3 }},
+		{"Remove", func() { r.Remove("c2") }, func() bool { return len(r.List()) == 2 }},
+		{"RemovePod", func() { r.RemovePod("ns", "p") }, func() bool { return len(r.List()) == 1 }},
+	} {
+		step.change()
+		if !step.check() {
+			t.Errorf("after %s, List = %+v", step.name, r.List())
+		}
+	}
+}
