@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"maps"
-	"reflect"
 	"slices"
 	"sort"
 	"sync"
@@ -137,10 +136,17 @@ type need struct {
 // (every workload when full). It also marks which workloads are still there (planned.seen).
 func (d *Daemon) needsRecompile(full bool, enabled []policy.Policy, changed map[string]bool) []need {
 	p := &d.plan
-	byKey := make(map[string]*policy.Policy, len(enabled))
-	for i := range enabled {
-		byKey[enabled[i].Key()] = &enabled[i]
+	// Only the changed policies are looked up (affected): a map of every policy was most of a
+	// round's garbage with 1,000 of them, for the one a policy edit changes.
+	byKey := make(map[string]*policy.Policy, len(changed))
+	if len(changed) > 0 {
+		for i := range enabled {
+			if k := enabled[i].Key(); changed[k] {
+				byKey[k] = &enabled[i]
+			}
+		}
 	}
+	untracked := d.untrackedNamespaces()
 	workloads := d.reg.List()
 	p.seen = make(map[string]bool, len(workloads))
 	var needs []need
@@ -153,12 +159,12 @@ func (d *Daemon) needsRecompile(full bool, enabled []policy.Policy, changed map[
 			if d.kube != nil {
 				postures = overPostures(postures, d.kube.Postures(w.Namespace))
 			}
-			if d.untracked(w.Namespace) {
+			if slices.Contains(untracked, w.Namespace) {
 				w.Mode = workload.ModeDisabled
 			}
 		}
 		prev := p.workloads[id]
-		if !full && prev != nil && !prev.stale && prev.postures == postures && reflect.DeepEqual(prev.w, w) &&
+		if !full && prev != nil && !prev.stale && prev.postures == postures && prev.w.Equal(&w) &&
 			!affected(prev.set, &w, changed, byKey) {
 			continue
 		}
@@ -335,11 +341,12 @@ func (d *Daemon) enabledPolicies() ([]policy.Policy, map[string]string) {
 		case v.Policy.Kind == policy.KindHostPolicy && !d.cfg.EnableKubeArmorHostPolicy:
 		case v.Policy.Kind != policy.KindHostPolicy && !d.cfg.EnableKubeArmorPolicy:
 		default:
-			if _, dup := versions[v.Policy.Key()]; dup {
+			k := v.Policy.Key()
+			if _, dup := versions[k]; dup {
 				continue // a local policy shadows a cluster one of the same key
 			}
 			enabled = append(enabled, v.Policy)
-			versions[v.Policy.Key()] = v.Version
+			versions[k] = v.Version
 		}
 	}
 	return enabled, versions

@@ -43,9 +43,9 @@ type Store struct {
 }
 
 type storedFile struct {
-	sum      [sha256.Size]byte
-	version  uint64
-	policies []policy.Policy
+	sum         [sha256.Size]byte
+	versionName string // the policies' Version: "file:" and the store's generation at acceptance
+	policies    []policy.Policy
 }
 
 // Versioned is an accepted policy and its version: equal versions mean equal content.
@@ -241,7 +241,7 @@ func (s *Store) reload(res ReloadResult, files []string, inScope func(string) bo
 			defined[p.Key()] = p.Source
 		}
 		s.gen++
-		s.files[c.file] = storedFile{sum: c.sum, version: s.gen, policies: ps}
+		s.files[c.file] = storedFile{sum: c.sum, versionName: "file:" + strconv.FormatUint(s.gen, 10), policies: ps}
 		res.Accepted = append(res.Accepted, c.file)
 		res.Changed = true
 	}
@@ -277,23 +277,33 @@ func (s *Store) Policies() []policy.Policy {
 }
 
 // Versioned returns what Policies returns, with each policy's version.
+//
+// Every round of the reconcile calls it: what it allocates is sized once (with 1,000 policies a
+// growing slice, a map of every key and a version string per file made most of a policy edit's
+// garbage).
 func (s *Store) Versioned() []Versioned {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	var out []Versioned
-	seen := map[string]bool{}
+	n := len(s.rpc)
 	files := make([]string, 0, len(s.files))
-	for f := range s.files {
+	for f, sf := range s.files {
 		files = append(files, f)
+		n += len(sf.policies)
 	}
 	sort.Strings(files)
+	out := make([]Versioned, 0, n)
 	for _, f := range files {
 		sf := s.files[f]
-		v := "file:" + strconv.FormatUint(sf.version, 10)
 		for _, p := range sf.policies {
-			seen[p.Key()] = true
-			out = append(out, Versioned{Policy: p, Version: v})
+			out = append(out, Versioned{Policy: p, Version: sf.versionName})
 		}
+	}
+	if len(s.rpc) == 0 {
+		return out
+	}
+	seen := make(map[string]bool, len(out))
+	for i := range out {
+		seen[out[i].Policy.Key()] = true
 	}
 	keys := make([]string, 0, len(s.rpc))
 	for k := range s.rpc {
