@@ -20,7 +20,10 @@ import (
 //   - "container": from there a tmpfs pivot_root'ed into, as runc leaves every container's
 //     processes (runc then detaches the old root; here it stays, at /old);
 //   - "oldroot": a chroot to /old, the host stage's root, now mounted below the container's;
-//   - "jail": a chroot into a directory of the container's root, which is a chroot.
+//   - "jail": a chroot into a directory of the container's root, which is a chroot;
+//   - "twice": from the container, a tmpfs moved onto / and chrooted into, as a switch_root
+//     run inside a container leaves it: the task's root is stacked two mounts deep, on the
+//     container's root, itself on the namespace's root mount's root.
 //
 // In each but oldroot it opens 20 fresh files no rule names (fresh: no per-inode cache entry)
 // and /data/seen and /data/secret; in oldroot /data/seen, which the host stage opened; then it waits for
@@ -49,7 +52,8 @@ printf '%s\n' '#!/bin/sh' 'echo oldroot' 'read go' \
 chmod 755 /wt/sr/bin/oldstage
 mkroot /wt/sr/ctr
 mkroot /wt/sr/ctr/jail
-mkdir -p /wt/sr/c
+mkroot /wt/sr/ctr/two
+mkdir -p /wt/sr/c /wt/sr/ctr/t
 cd /wt/sr
 mount --move . /
 exec chroot . /bin/sh -c '
@@ -64,7 +68,12 @@ exec /bin/sh -c "
 set -e
 stage container
 chroot /old /bin/oldstage
-exec chroot /jail /bin/sh -c \"stage jail; read done\"
+chroot /jail /bin/stage jail
+mount -t tmpfs two /t
+cp -a /two/. /t/
+cd /t
+mount --move . /
+exec chroot . /bin/sh -c \"stage twice; read done\"
 "
 '
 `
@@ -80,7 +89,10 @@ exec chroot /jail /bin/sh -c \"stage jail; read done\"
 //     rule blocks: the per-inode cache entry of the host stage's open, under the same root,
 //     must not permit it (the chroot to a mount's root empties the cache);
 //   - chrooted into /jail, the file the process calls /data/secret is /jail/data/secret: it is
-//     read (the rule names another file), and no open is decided by name there.
+//     read (the rule names another file), and no open is decided by name there;
+//   - stacked two mounts deep, the root is still the namespace's (at_ns_root follows the
+//     mounts up to ROOT_STACK): as for host and container, 20 first opens are decided by name
+//     and /data/secret is denied.
 func TestStackedRoot(t *testing.T) {
 	vmguest.RequireGuest(t)
 	must(t, os.RemoveAll("/wt/sr"))
@@ -95,7 +107,7 @@ func TestStackedRoot(t *testing.T) {
 	set.Workload.MntNS = mntns
 	must(t, b.Apply(t.Context(), []*rules.Set{set}))
 	tr := b.byID[set.Workload.ID()].tr
-	requireUnnamed(t, tr, "host-1", "container-1", "jail-1", "data", "/")
+	requireUnnamed(t, tr, "host-1", "container-1", "jail-1", "twice-1", "data", "/")
 	for _, stage := range []struct {
 		name   string
 		byName int // the least the by-name counter must move by, or -1: not checked
@@ -106,6 +118,7 @@ func TestStackedRoot(t *testing.T) {
 		{"container", 20, "rc=1", "/data/secret"},
 		{"oldroot", -1, "rc=1", "/old/data/seen"},
 		{"jail", 0, "rc=0", ""},
+		{"twice", 20, "rc=1", "/data/secret"},
 	} {
 		if stage.name != "host" {
 			sh.next(stage.name)
