@@ -11,6 +11,8 @@ import (
 	"path/filepath"
 	"runtime"
 	"runtime/debug"
+	"runtime/metrics"
+	"slices"
 	"sort"
 	"strings"
 	"syscall"
@@ -220,6 +222,12 @@ func measureScale(t testing.TB, c restartCase, sz scaleSize) scaleFigures {
 	rounds0 := histogram(t, r.d, "ward_reconcile_duration_seconds")
 	calls0 := histogram(t, r.d, "ward_apply_duration_seconds")
 	var lat []time.Duration
+	// Which edits ran a garbage collection in this process (the daemon's): with GOMAXPROCS 1
+	// under make bench-vm a collection takes the one CPU from the round, and the slowest edits
+	// (the p99 of 50 is the slowest) are those.
+	var gcEdits, otherEdits []time.Duration
+	gcCycles := []metrics.Sample{{Name: "/gc/cycles/total:gc-cycles"}}
+	metrics.Read(gcCycles)
 	for i := 0; i < scaleChanges; i++ {
 		target := filepath.Join(root, fmt.Sprintf("target-%d", i))
 		if err := os.WriteFile(target, []byte("x"), 0o644); err != nil {
@@ -241,7 +249,15 @@ func measureScale(t testing.TB, c restartCase, sz scaleSize) scaleFigures {
 		if _, err := fmt.Sscanf(l, "denied %d %d", &ns, &attempts); err != nil {
 			t.Fatalf("helper: %q", l)
 		}
-		lat = append(lat, time.Duration(ns-t0.UnixNano()))
+		d := time.Duration(ns - t0.UnixNano())
+		lat = append(lat, d)
+		before := gcCycles[0].Value.Uint64()
+		metrics.Read(gcCycles)
+		if gcCycles[0].Value.Uint64() != before {
+			gcEdits = append(gcEdits, d)
+		} else {
+			otherEdits = append(otherEdits, d)
+		}
 	}
 	sorted := append([]time.Duration(nil), lat...)
 	sort.Slice(sorted, func(i, j int) bool { return sorted[i] < sorted[j] })
@@ -255,6 +271,8 @@ func measureScale(t testing.TB, c restartCase, sz scaleSize) scaleFigures {
 	calls := observedSince(t, r.d, "ward_apply_duration_seconds", calls0)
 	t.Logf("%s: of which the daemon's round (ward_reconcile_duration_seconds) %s, the backend's ApplyWorkload of the host (ward_apply_duration_seconds) %s",
 		c.lsm, rounds, calls)
+	t.Logf("%s: %d of %d edits ran a garbage collection: their median %s, the others' %s",
+		c.lsm, len(gcEdits), len(lat), median(gcEdits).Round(time.Millisecond), median(otherEdits).Round(time.Millisecond))
 	heap2, rss2 := heapLiveKiB(), rssKiB(t)
 	t.Logf("%s: memory after the changes: Go heap live %d KiB, process RSS %d KiB", c.lsm, heap2, rss2)
 	if len(lat) != scaleChanges {
@@ -323,4 +341,13 @@ func bpfScaleCase() restartCase {
 		},
 		wrap: func(argv ...string) []string { return argv },
 	}
+}
+
+// median is the middle of ds (0 when empty), which it sorts.
+func median(ds []time.Duration) time.Duration {
+	if len(ds) == 0 {
+		return 0
+	}
+	slices.Sort(ds)
+	return ds[len(ds)/2]
 }
