@@ -40,6 +40,10 @@ type Store struct {
 	// is not parsed and reported again at every reconcile.
 	rejected map[string][sha256.Size]byte
 	rpc      map[string]Versioned // accepted policies from the PolicyService, by key
+	// defined maps each policy of files to where it is defined, kept with files: a policy
+	// edit's reload checks the changed file against it (policy.Duplicates), and building it
+	// from every file then made a fifth of the round's garbage with 1,000 policies.
+	defined map[string]policy.Source
 }
 
 type storedFile struct {
@@ -57,7 +61,7 @@ type Versioned struct {
 // New returns a store reading dir and keeping gRPC-applied policies under stateDir.
 func New(dir, stateDir string) *Store {
 	return &Store{dir: dir, stateDir: stateDir, files: map[string]storedFile{},
-		rejected: map[string][sha256.Size]byte{}, rpc: map[string]Versioned{}}
+		rejected: map[string][sha256.Size]byte{}, rpc: map[string]Versioned{}, defined: map[string]policy.Source{}}
 }
 
 // ReloadResult says what a directory reload did.
@@ -140,9 +144,14 @@ func (s *Store) ReloadPaths(paths []string) (ReloadResult, bool) {
 	}
 	sort.Strings(files)
 	files = slices.Compact(files)
+	// reload asks for every accepted file: the directories' prefixes are built once.
+	prefixes := make([]string, len(scopes))
+	for i, sc := range scopes {
+		prefixes[i] = sc + string(filepath.Separator)
+	}
 	inScope := func(f string) bool {
-		for _, sc := range scopes {
-			if f == sc || strings.HasPrefix(f, sc+string(filepath.Separator)) {
+		for i, sc := range scopes {
+			if f == sc || strings.HasPrefix(f, prefixes[i]) {
 				return true
 			}
 		}
@@ -186,6 +195,7 @@ func (s *Store) reload(res ReloadResult, files []string, inScope func(string) bo
 	}
 	for f := range s.files {
 		if !seen[f] && inScope(f) {
+			s.forget(f)
 			delete(s.files, f)
 			res.Removed = append(res.Removed, f)
 			res.Changed = true
@@ -210,10 +220,7 @@ func (s *Store) reload(res ReloadResult, files []string, inScope func(string) bo
 		changed = append(changed, stillRejected...)
 		sort.Slice(changed, func(i, j int) bool { return changed[i].file < changed[j].file })
 	}
-	var defined map[string]policy.Source
-	if len(changed) > 0 {
-		defined = s.definedBy()
-	}
+	defined := s.defined
 	for _, c := range changed {
 		ps, warns, err := policy.Parse(c.file, c.data)
 		res.Warnings = append(res.Warnings, warns...)
@@ -232,11 +239,7 @@ func (s *Store) reload(res ReloadResult, files []string, inScope func(string) bo
 			s.files[c.file] = prev
 			continue
 		}
-		if prev, ok := s.files[c.file]; ok {
-			for _, p := range prev.policies {
-				delete(defined, p.Key())
-			}
-		}
+		s.forget(c.file)
 		for _, p := range ps {
 			defined[p.Key()] = p.Source
 		}
@@ -248,15 +251,13 @@ func (s *Store) reload(res ReloadResult, files []string, inScope func(string) bo
 	return res
 }
 
-// definedBy maps each accepted directory policy to where it is defined.
-func (s *Store) definedBy() map[string]policy.Source {
-	m := map[string]policy.Source{}
-	for _, f := range s.files {
-		for _, p := range f.policies {
-			m[p.Key()] = p.Source
+// forget drops file f's policies from s.defined. The caller holds s.mu.
+func (s *Store) forget(f string) {
+	for _, p := range s.files[f].policies {
+		if k := p.Key(); s.defined[k].File == f {
+			delete(s.defined, k)
 		}
 	}
-	return m
 }
 
 func samePolicies(a, b []policy.Policy) bool {

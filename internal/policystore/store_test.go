@@ -139,3 +139,29 @@ func writePolicy(t *testing.T, dir, name, text string) {
 		t.Fatal(err)
 	}
 }
+
+// A policy renamed in its file frees its old name for another file, and a file's policies keep
+// their names among themselves across a change: what the store remembers of where each policy
+// is defined follows every change of the files.
+func TestStoreDefinedFollowsChanges(t *testing.T) {
+	dir := t.TempDir()
+	s := New(dir, t.TempDir())
+	writePolicy(t, dir, "a.yaml", hostPolicyFile("a", "/a"))
+	s.ReloadDir()
+	writePolicy(t, dir, "a.yaml", hostPolicyFile("x", "/a")) // renamed: "a" is free
+	if res := s.ReloadDir(); len(res.Accepted) != 1 || len(res.Rejected) != 0 {
+		t.Fatalf("rename: %+v", res)
+	}
+	writePolicy(t, dir, "b.yaml", hostPolicyFile("a", "/b"))
+	if res := s.ReloadDir(); len(res.Accepted) != 1 || len(res.Rejected) != 0 {
+		t.Errorf("a new file with the old name: %+v", res)
+	}
+	writePolicy(t, dir, "c.yaml", hostPolicyFile("x", "/c")) // x is a.yaml's
+	if res := s.ReloadDir(); len(res.Rejected) != 1 || !strings.Contains(res.Rejected[0].Error(), "defined twice (first in "+filepath.Join(dir, "a.yaml")) {
+		t.Errorf("a second x: %+v", res)
+	}
+	writePolicy(t, dir, "a.yaml", hostPolicyFile("x", "/a2")) // a.yaml changes x, keeps its name
+	if res := s.ReloadDir(); len(res.Accepted) != 1 || res.Accepted[0] != filepath.Join(dir, "a.yaml") {
+		t.Errorf("a change of x in its own file: %+v", res)
+	}
+}
