@@ -224,10 +224,15 @@ func measureScale(t testing.TB, c restartCase, sz scaleSize) scaleFigures {
 	var lat []time.Duration
 	// Which edits ran a garbage collection in this process (the daemon's): with GOMAXPROCS 1
 	// under make bench-vm a collection takes the one CPU from the round, and the slowest edits
-	// (the p99 of 50 is the slowest) are those.
-	var gcEdits, otherEdits []time.Duration
+	// (the p99 of 50 is the slowest) are those. The count is of completed collections, and one
+	// that starts in an edit's round may complete after the edit is enforced: it is read again
+	// just before the next edit.
 	gcCycles := []metrics.Sample{{Name: "/gc/cycles/total:gc-cycles"}}
-	metrics.Read(gcCycles)
+	var cycles []uint64
+	readCycles := func() {
+		metrics.Read(gcCycles)
+		cycles = append(cycles, gcCycles[0].Value.Uint64())
+	}
 	for i := 0; i < scaleChanges; i++ {
 		target := filepath.Join(root, fmt.Sprintf("target-%d", i))
 		if err := os.WriteFile(target, []byte("x"), 0o644); err != nil {
@@ -239,6 +244,7 @@ func measureScale(t testing.TB, c restartCase, sz scaleSize) scaleFigures {
 		}
 		h := i % scaleHostPolicies
 		file := filepath.Join(policies, fmt.Sprintf("host-%04d.yaml", h))
+		readCycles()
 		t0 := time.Now()
 		if err := os.WriteFile(file, []byte(scaleHostPolicy(h, target)), 0o644); err != nil {
 			t.Fatal(err)
@@ -249,11 +255,13 @@ func measureScale(t testing.TB, c restartCase, sz scaleSize) scaleFigures {
 		if _, err := fmt.Sscanf(l, "denied %d %d", &ns, &attempts); err != nil {
 			t.Fatalf("helper: %q", l)
 		}
-		d := time.Duration(ns - t0.UnixNano())
-		lat = append(lat, d)
-		before := gcCycles[0].Value.Uint64()
-		metrics.Read(gcCycles)
-		if gcCycles[0].Value.Uint64() != before {
+		lat = append(lat, time.Duration(ns-t0.UnixNano()))
+	}
+	time.Sleep(200 * time.Millisecond) // as long as the next edit would have come after the last
+	readCycles()
+	var gcEdits, otherEdits []time.Duration
+	for i, d := range lat {
+		if cycles[i+1] != cycles[i] {
 			gcEdits = append(gcEdits, d)
 		} else {
 			otherEdits = append(otherEdits, d)
