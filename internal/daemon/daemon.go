@@ -11,7 +11,6 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
-	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -430,10 +429,7 @@ func ReadActiveLSMs(path string) ([]string, error) {
 
 func (d *Daemon) enqueue() { d.rounds.Add(changesRound) }
 
-// untracked reports whether a namespace gets no enforcement (untrackedNs).
-func (d *Daemon) untracked(ns string) bool { return slices.Contains(d.untrackedNamespaces(), ns) }
-
-// untrackedNamespaces lists untrackedNs.
+// untrackedNamespaces lists untrackedNs: the namespaces that get no enforcement.
 func (d *Daemon) untrackedNamespaces() []string {
 	var out []string
 	for _, u := range strings.Split(d.cfg.UntrackedNs, ",") {
