@@ -74,9 +74,9 @@ func (d *Daemon) reconcile(ctx context.Context, full bool) error {
 	start := time.Now()
 	d.reloadPolicies(full)
 	p := &d.plan
-	enabled, versions := d.enabledPolicies()
+	enabled, keys, versions := d.enabledPolicies()
 	changed := changedPolicies(p.policies, versions)
-	needs := d.needsRecompile(full, enabled, changed)
+	needs := d.needsRecompile(full, enabled, keys, changed)
 	todo, errs := d.compile(enabled, needs)
 	gone := d.dropGone()
 	p.policies = versions
@@ -134,16 +134,15 @@ type need struct {
 
 // needsRecompile lists the workloads whose identity, postures or covering policies changed
 // (every workload when full). It also marks which workloads are still there (planned.seen).
-func (d *Daemon) needsRecompile(full bool, enabled []policy.Policy, changed map[string]bool) []need {
+// keys[i] is enabled[i]'s key.
+func (d *Daemon) needsRecompile(full bool, enabled []policy.Policy, keys []string, changed map[string]bool) []need {
 	p := &d.plan
 	// Only the changed policies are looked up (affected): a map of every policy was most of a
 	// round's garbage with 1,000 of them, for the one a policy edit changes.
 	byKey := make(map[string]*policy.Policy, len(changed))
-	if len(changed) > 0 {
-		for i := range enabled {
-			if k := enabled[i].Key(); changed[k] {
-				byKey[k] = &enabled[i]
-			}
+	for i, k := range keys {
+		if changed[k] {
+			byKey[k] = &enabled[i]
 		}
 	}
 	untracked := d.untrackedNamespaces()
@@ -328,13 +327,15 @@ func (d *Daemon) reportReload(res policystore.ReloadResult) {
 	}
 }
 
-// enabledPolicies returns the policies to enforce and their versions by key.
-func (d *Daemon) enabledPolicies() ([]policy.Policy, map[string]string) {
+// enabledPolicies returns the policies to enforce, their keys (each made once a round: a key is
+// a new string) and their versions by key.
+func (d *Daemon) enabledPolicies() ([]policy.Policy, []string, map[string]string) {
 	all := d.store.Versioned()
 	if d.kube != nil {
 		all = append(all, d.kube.Versioned()...)
 	}
 	enabled := make([]policy.Policy, 0, len(all))
+	keys := make([]string, 0, len(all))
 	versions := make(map[string]string, len(all))
 	for _, v := range all {
 		switch {
@@ -346,10 +347,11 @@ func (d *Daemon) enabledPolicies() ([]policy.Policy, map[string]string) {
 				continue // a local policy shadows a cluster one of the same key
 			}
 			enabled = append(enabled, v.Policy)
+			keys = append(keys, k)
 			versions[k] = v.Version
 		}
 	}
-	return enabled, versions
+	return enabled, keys, versions
 }
 
 // applyWorkers is how many workloads' sets the backend is given at once: a slow or failing call

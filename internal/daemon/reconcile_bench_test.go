@@ -23,9 +23,9 @@ func (nopApplier) ApplyWorkload(context.Context, *rules.Set) error { return nil 
 func (nopApplier) RemoveWorkload(context.Context, string) error    { return nil }
 func (n *nopApplier) Events() <-chan enforcer.Event                { return n.events }
 
-// roundCost measures, with n policy files and workloads container workloads, the time from a host
-// policy file's change to the host's new set being in force, without the watcher's quiet time
-// and with a backend that costs nothing.
+// roundCost measures, with n policy files and as many container workloads as workloads says,
+// the time from a host policy file's change to the host's new set being in force, without the
+// watcher's quiet time and with a backend that costs nothing.
 func roundCost(b *testing.B, n, workloads int) time.Duration {
 	dir := b.TempDir()
 	for i := 0; i < n; i++ {

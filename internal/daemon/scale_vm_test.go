@@ -12,7 +12,6 @@ import (
 	"runtime"
 	"runtime/debug"
 	"runtime/metrics"
-	"slices"
 	"sort"
 	"strings"
 	"syscall"
@@ -258,10 +257,12 @@ func measureScale(t testing.TB, c restartCase, sz scaleSize) scaleFigures {
 	}
 	time.Sleep(200 * time.Millisecond) // as long as the next edit would have come after the last
 	readCycles()
+	sorted := append([]time.Duration(nil), lat...)
+	sort.Slice(sorted, func(i, j int) bool { return sorted[i] < sorted[j] })
+	pct := func(p float64) time.Duration { return sorted[int(p*float64(len(sorted)-1)+0.5)] }
 	var slow []string
-	med := median(slices.Clone(lat))
 	for i, d := range lat {
-		if d <= med*11/10 {
+		if d <= pct(0.5)*11/10 {
 			continue
 		}
 		// Completed in this edit's window or the next's.
@@ -271,9 +272,6 @@ func measureScale(t testing.TB, c restartCase, sz scaleSize) scaleFigures {
 		}
 		slow = append(slow, fmt.Sprintf("edit %d %s (%s)", i, d.Round(time.Millisecond), gc))
 	}
-	sorted := append([]time.Duration(nil), lat...)
-	sort.Slice(sorted, func(i, j int) bool { return sorted[i] < sorted[j] })
-	pct := func(p float64) time.Duration { return sorted[int(p*float64(len(sorted)-1)+0.5)] }
 	t.Logf("%s: policy file change -> enforced, %d changes with %d policies and %d workloads: p50 %s, p99 %s, min %s, max %s",
 		c.lsm, len(lat), scaleContainerPolicies+scaleHostPolicies, scaleWorkloads+1,
 		pct(0.5).Round(time.Millisecond), pct(0.99).Round(time.Millisecond), sorted[0].Round(time.Millisecond), sorted[len(sorted)-1].Round(time.Millisecond))
@@ -353,13 +351,4 @@ func bpfScaleCase() restartCase {
 		},
 		wrap: func(argv ...string) []string { return argv },
 	}
-}
-
-// median is the middle of ds (0 when empty), which it sorts.
-func median(ds []time.Duration) time.Duration {
-	if len(ds) == 0 {
-		return 0
-	}
-	slices.Sort(ds)
-	return ds[len(ds)/2]
 }

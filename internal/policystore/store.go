@@ -220,12 +220,11 @@ func (s *Store) reload(res ReloadResult, files []string, inScope func(string) bo
 		changed = append(changed, stillRejected...)
 		sort.Slice(changed, func(i, j int) bool { return changed[i].file < changed[j].file })
 	}
-	defined := s.defined
 	for _, c := range changed {
 		ps, warns, err := policy.Parse(c.file, c.data)
 		res.Warnings = append(res.Warnings, warns...)
 		if err == nil {
-			err = policy.Duplicates(defined, c.file, ps)
+			err = policy.Duplicates(s.defined, c.file, ps)
 		}
 		if err != nil {
 			s.rejected[c.file] = c.sum
@@ -241,7 +240,7 @@ func (s *Store) reload(res ReloadResult, files []string, inScope func(string) bo
 		}
 		s.forget(c.file)
 		for _, p := range ps {
-			defined[p.Key()] = p.Source
+			s.defined[p.Key()] = p.Source
 		}
 		s.gen++
 		s.files[c.file] = storedFile{sum: c.sum, versionName: "file:" + strconv.FormatUint(s.gen, 10), policies: ps}
