@@ -483,17 +483,14 @@ func (c *cluster) caseAttachment(t *testing.T, lsm, web string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var profile string
-	if sc := p.Spec.Containers[0].SecurityContext; sc != nil && sc.AppArmorProfile != nil && sc.AppArmorProfile.LocalhostProfile != nil {
-		profile = *sc.AppArmorProfile.LocalhostProfile
-	}
+	profile := localhostProfile(p)
 	if lsm != "apparmor" {
 		if profile != "" {
 			t.Fatalf("lsm=%s: pod %s got AppArmor profile %q from the webhook, want none", lsm, web, profile)
 		}
 		return
 	}
-	if want := "ward-" + ns + "_" + web + "_main"; profile != want {
+	if want := webhookProfile(web); profile != want {
 		t.Fatalf("pod %s: AppArmor profile %q, want %q from Ward's admission webhook", web, profile, want)
 	}
 	own := "own-profile-" + lsm
@@ -787,11 +784,7 @@ func (c *cluster) caseMountPoint(t *testing.T, lsm string) {
 	p := c.waitPod(t, name, podReady, 3*time.Minute)
 	t.Cleanup(func() { c.deletePod(t, name) })
 	if lsm == "apparmor" {
-		var profile string
-		if sc := p.Spec.Containers[0].SecurityContext; sc != nil && sc.AppArmorProfile != nil && sc.AppArmorProfile.LocalhostProfile != nil {
-			profile = *sc.AppArmorProfile.LocalhostProfile
-		}
-		if want := "ward-" + ns + "_" + name + "_main"; profile != want {
+		if profile, want := localhostProfile(p), webhookProfile(name); profile != want {
 			t.Fatalf("pod %s: AppArmor profile %q, want %q from Ward's admission webhook (without it no rule reaches the pod)", name, profile, want)
 		}
 	}
@@ -884,3 +877,16 @@ exit 0`, 2*time.Minute)
 		t.Fatalf("after kubectl delete -k and deploy/uninstall the node still holds Ward's state (status %d):\n%s", rc, out)
 	}
 }
+
+// localhostProfile is the Localhost AppArmor profile of a pod's first container, or "".
+func localhostProfile(p *corev1.Pod) string {
+	if sc := p.Spec.Containers[0].SecurityContext; sc != nil && sc.AppArmorProfile != nil && sc.AppArmorProfile.LocalhostProfile != nil {
+		return *sc.AppArmorProfile.LocalhostProfile
+	}
+	return ""
+}
+
+// webhookProfile is the profile Ward's admission webhook names for container main of a pod of
+// the test's namespace: written out here, not taken from the apparmor package, so that the suite
+// checks the name users see.
+func webhookProfile(pod string) string { return "ward-" + ns + "_" + pod + "_main" }
