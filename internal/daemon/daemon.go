@@ -13,7 +13,6 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -79,14 +78,15 @@ type Daemon struct {
 	dirAll   bool
 	plan     planner
 	workerState
-	// sets maps each workload ID to the rule set the backend has in force for it, read by the
-	// event pipeline and the OCI hook.
-	sets atomic.Pointer[map[string]*rules.Set]
+	// inForce maps each workload ID to the rule set the backend has in force for it, read by
+	// the event pipeline and the OCI hook; rulesInForce counts their rules (setsMu).
+	inForce      setTable
+	rulesInForce int
 	// unenforced is what the backend does not enforce as written of those sets (setsMu).
 	unenforced unenforced
 	// wanted maps each workload ID to the set last compiled for it, in force or not: events of
 	// a workload whose set the backend has not (yet) taken are attributed with it.
-	wanted atomic.Pointer[map[string]*rules.Set]
+	wanted setTable
 
 	grpcAddr net.Addr
 	// kube is the cluster view in Kubernetes mode, nil otherwise.
@@ -99,21 +99,8 @@ func (d *Daemon) GRPCAddr() net.Addr { return d.grpcAddr }
 // Selection is the LSM choice the daemon made.
 func (d *Daemon) Selection() enforcer.Selection { return d.sel }
 
-// wantedSets returns the sets last compiled, in force or not, by workload ID.
-func (d *Daemon) wantedSets() map[string]*rules.Set {
-	if m := d.wanted.Load(); m != nil {
-		return *m
-	}
-	return nil
-}
-
-// Sets returns the rule sets in force, by workload ID.
-func (d *Daemon) Sets() map[string]*rules.Set {
-	if m := d.sets.Load(); m != nil {
-		return *m
-	}
-	return nil
-}
+// Sets returns a copy of the rule sets in force, by workload ID.
+func (d *Daemon) Sets() map[string]*rules.Set { return d.inForce.snapshot() }
 
 // Run starts the daemon and blocks until ctx is done: the health port first (a first load of
 // BPF programs or profiles can take minutes on a slow node, and must not pass for a hung daemon),
@@ -214,7 +201,7 @@ func newDaemon(opts Options) (d *Daemon, pipe *events.Pipeline, closeLog func(),
 		closeLog = func() { jl.Close() }
 		pipe.JSON = jl
 	}
-	d.attr = &events.Attributor{Sets: d.Sets, Wanted: d.wantedSets, Replaced: d.replacedSet, Builder: d.builder, Sinks: append([]events.Sink{pipe}, opts.Sinks...),
+	d.attr = &events.Attributor{InForce: d.inForce.get, Wanted: d.wanted.get, Replaced: d.replacedSet, Builder: d.builder, Sinks: append([]events.Sink{pipe}, opts.Sinks...),
 		Log: log, Visibility: cfg.Visibility, HostVisibility: cfg.HostVisibility}
 	d.reg = workload.NewRegistry(d.enqueue)
 	d.reg.Upsert(workload.Host(cfg.Host, nil))

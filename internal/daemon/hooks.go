@@ -126,8 +126,8 @@ func (d *Daemon) hookRegister(ctx context.Context, req hookapi.Request) hookapi.
 	// Acknowledge only once a reconcile has applied a set built from this very registration:
 	// the runtime starts the container's first instruction as soon as the hook exits.
 	var set *rules.Set
-	err := d.waitInForce(ctx, func(m map[string]*rules.Set) bool {
-		set = m[w.ID()]
+	err := d.waitInForce(ctx, func(inForce func(string) *rules.Set) bool {
+		set = inForce(w.ID())
 		return set != nil && set.Workload.CgroupID == w.CgroupID && set.Workload.PidNS == w.PidNS && set.Workload.MntNS == w.MntNS
 	})
 	if err != nil {
@@ -156,8 +156,8 @@ func (d *Daemon) hookPrepare(ctx context.Context, req hookapi.Request) hookapi.R
 		"namespace", w.Namespace, "pod", w.Pod, "apparmor_profile", w.AppArmorProfile)
 	d.reg.Upsert(w)
 	var set *rules.Set
-	err := d.waitInForce(ctx, func(m map[string]*rules.Set) bool {
-		set = m[w.ID()]
+	err := d.waitInForce(ctx, func(inForce func(string) *rules.Set) bool {
+		set = inForce(w.ID())
 		return set != nil && set.Workload.AppArmorProfile == w.AppArmorProfile
 	})
 	if err != nil {
@@ -176,7 +176,7 @@ func (d *Daemon) hookUnregister(ctx context.Context, id string) hookapi.Response
 	}
 	d.log.Info("container unregistered by oci hook", "container", id)
 	d.reg.Remove(id)
-	if err := d.waitInForce(ctx, func(m map[string]*rules.Set) bool { return m[id] == nil }); err != nil {
+	if err := d.waitInForce(ctx, func(inForce func(string) *rules.Set) bool { return inForce(id) == nil }); err != nil {
 		return hookapi.Response{Error: fmt.Sprintf("container %s: rules not removed: %v", id, err)}
 	}
 	return hookapi.Response{OK: true}

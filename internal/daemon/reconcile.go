@@ -49,6 +49,8 @@ type planned struct {
 	set      *rules.Set
 	// stale means the last compile failed: recompile at the next reconcile whatever changed.
 	stale bool
+	// seen is the last round whose registry listed the workload (planner.round).
+	seen uint64
 }
 
 // planner is the reconcile's memory between rounds. Only the Run loop touches it.
@@ -60,8 +62,8 @@ type planner struct {
 	synced bool
 	// applyFailed asks the next round to call Apply again even if nothing changed.
 	applyFailed bool
-	// seen holds the IDs of the workloads the registry listed in this round.
-	seen map[string]bool
+	// round counts the rounds; a workload whose planned.seen is older is gone.
+	round uint64
 }
 
 // reconcile makes the kernel enforce what the accepted policies say. It recompiles only the
@@ -80,9 +82,6 @@ func (d *Daemon) reconcile(ctx context.Context, full bool) error {
 	todo, errs := d.compile(enabled, needs)
 	gone := d.dropGone()
 	p.policies = versions
-	if len(todo) > 0 || len(gone) > 0 {
-		d.storeWanted()
-	}
 	// Only a round whose sets are in force (or handed to the apply queue, whose workers say
 	// "workload rules in force" themselves) is "reconciled"; a refused Apply is the round's error.
 	if err := d.applyPlan(ctx, todo, gone, start); err != nil {
@@ -133,7 +132,8 @@ type need struct {
 }
 
 // needsRecompile lists the workloads whose identity, postures or covering policies changed
-// (every workload when full). It also marks which workloads are still there (planned.seen).
+// (every workload when full). It stamps the workloads still there with the round
+// (planned.seen); compile stamps the new ones.
 // keys[i] is enabled[i]'s key.
 func (d *Daemon) needsRecompile(full bool, enabled []policy.Policy, keys []string, changed map[string]bool) []need {
 	p := &d.plan
@@ -147,11 +147,10 @@ func (d *Daemon) needsRecompile(full bool, enabled []policy.Policy, keys []strin
 	}
 	untracked := d.untrackedNamespaces()
 	workloads := d.reg.List()
-	p.seen = make(map[string]bool, len(workloads))
+	p.round++
 	var needs []need
 	for _, w := range workloads {
 		id := w.ID()
-		p.seen[id] = true
 		postures := d.cfg.HostPostures()
 		if w.Kind != workload.KindHost {
 			postures = d.cfg.ContainerPostures()
@@ -163,6 +162,9 @@ func (d *Daemon) needsRecompile(full bool, enabled []policy.Policy, keys []strin
 			}
 		}
 		prev := p.workloads[id]
+		if prev != nil {
+			prev.seen = p.round
+		}
 		if !full && prev != nil && !prev.stale && prev.postures == postures && prev.w.Equal(&w) &&
 			!affected(prev.set, &w, changed, byKey) {
 			continue
@@ -194,12 +196,13 @@ func (d *Daemon) compile(enabled []policy.Policy, needs []need) ([]*planned, []e
 			if prev != nil {
 				prev.stale = true
 			} else {
-				p.workloads[id] = &planned{w: w, postures: postures, stale: true}
+				p.workloads[id] = &planned{w: w, postures: postures, stale: true, seen: p.round}
 			}
 			continue
 		}
-		pl := &planned{w: w, postures: postures, set: set}
+		pl := &planned{w: w, postures: postures, set: set, seen: p.round}
 		p.workloads[id] = pl
+		d.wanted.put(id, set)
 		todo = append(todo, pl)
 	}
 	return todo, errs
@@ -209,10 +212,11 @@ func (d *Daemon) compile(enabled []policy.Policy, needs []need) ([]*planned, []e
 func (d *Daemon) dropGone() []string {
 	p := &d.plan
 	var gone []string
-	for id := range p.workloads {
-		if !p.seen[id] {
+	for id, pl := range p.workloads {
+		if pl.seen != p.round {
 			gone = append(gone, id)
 			delete(p.workloads, id)
+			d.wanted.put(id, nil)
 		}
 	}
 	sort.Strings(gone)
@@ -264,18 +268,6 @@ func (d *Daemon) applyPlan(ctx context.Context, todo []*planned, gone []string, 
 		d.replaceInForce(m)
 	}
 	return nil
-}
-
-// storeWanted records every workload's last compiled set, in force or not: events of a workload
-// whose set the backend has not (yet) taken are attributed with it.
-func (d *Daemon) storeWanted() {
-	wanted := make(map[string]*rules.Set, len(d.plan.workloads))
-	for id, pl := range d.plan.workloads {
-		if pl.set != nil {
-			wanted[id] = pl.set
-		}
-	}
-	d.wanted.Store(&wanted)
 }
 
 // affected reports whether a policy change concerns a workload: the policy covered it in the
@@ -450,46 +442,70 @@ func (d *Daemon) applyOne(ctx context.Context, wa enforcer.WorkloadApplier, id s
 }
 
 // setInForce records one workload's set as in force (nil: none), for the event pipeline and the
-// hook's acknowledgement.
+// hook's acknowledgement. It costs the same with 10 or 10,000 workloads in force.
 func (d *Daemon) setInForce(id string, set *rules.Set) {
 	d.setsMu.Lock()
 	defer d.setsMu.Unlock()
-	var m map[string]*rules.Set
-	if cur := d.sets.Load(); cur != nil {
-		m = maps.Clone(*cur)
-	} else {
-		m = map[string]*rules.Set{}
+	old := d.inForce.get(id)
+	d.noteReplacedOne(id, old, set)
+	d.inForce.put(id, set)
+	if old != nil {
+		d.rulesInForce -= len(old.Rules)
 	}
-	if set == nil {
-		delete(m, id)
-	} else {
-		m[id] = set
+	if set != nil {
+		d.rulesInForce += len(set.Rules)
 	}
-	d.storeInForce(m)
+	d.inForceDone()
+	changed := map[string]bool{}
+	d.noteUnenforcedOf(id, set, changed)
+	d.unenforcedDone(changed)
 }
 
+// replaceInForce makes m the sets in force, and keeps m.
 func (d *Daemon) replaceInForce(m map[string]*rules.Set) {
 	d.setsMu.Lock()
 	defer d.setsMu.Unlock()
-	d.storeInForce(m)
+	d.noteReplaced(d.inForce.snapshot(), m)
+	d.inForce.replace(m)
+	d.rulesInForce = 0
+	for _, s := range m {
+		d.rulesInForce += len(s.Rules)
+	}
+	d.inForceDone()
+	d.noteUnenforced(m)
+}
+
+// inForceDone wakes the waiters of waitInForce and updates the metrics after a change of the
+// sets in force. Callers hold setsMu.
+func (d *Daemon) inForceDone() {
+	close(d.inForceChanged)
+	d.inForceChanged = make(chan struct{})
+	d.metrics.SetWorkloads(d.inForce.len())
+	d.metrics.SetRules(d.rulesInForce)
 }
 
 // noteReplaced keeps, for each workload whose set m changes, the set it had before: the kernel's
 // previous rules may have produced events the pipeline reads after the change
 // (events.Attributor.Replaced). A workload no longer in force has none. Callers hold setsMu.
 func (d *Daemon) noteReplaced(old, m map[string]*rules.Set) {
+	for id, s := range old {
+		d.noteReplacedOne(id, s, m[id])
+	}
+}
+
+// noteReplacedOne is noteReplaced for one workload whose set goes from old to set.
+func (d *Daemon) noteReplacedOne(id string, old, set *rules.Set) {
 	d.replacedMu.Lock()
 	defer d.replacedMu.Unlock()
-	if d.replaced == nil {
-		d.replaced = map[string]*rules.Set{}
-	}
-	for id, s := range old {
-		switch n, ok := m[id]; {
-		case !ok:
-			delete(d.replaced, id)
-		case n != s:
-			d.replaced[id] = s
+	switch {
+	case old == nil:
+	case set == nil:
+		delete(d.replaced, id)
+	case set != old:
+		if d.replaced == nil {
+			d.replaced = map[string]*rules.Set{}
 		}
+		d.replaced[id] = old
 	}
 }
 
@@ -498,20 +514,6 @@ func (d *Daemon) replacedSet(id string) *rules.Set {
 	d.replacedMu.Lock()
 	defer d.replacedMu.Unlock()
 	return d.replaced[id]
-}
-
-func (d *Daemon) storeInForce(m map[string]*rules.Set) {
-	d.noteReplaced(d.Sets(), m)
-	d.sets.Store(&m)
-	close(d.inForceChanged)
-	d.inForceChanged = make(chan struct{})
-	d.noteUnenforced(m)
-	n := 0
-	for _, s := range m {
-		n += len(s.Rules)
-	}
-	d.metrics.SetWorkloads(len(m))
-	d.metrics.SetRules(n)
 }
 
 // workerState is the bookkeeping of the apply queue's workers and of the sets in force.
@@ -528,12 +530,12 @@ type workerState struct {
 }
 
 // waitInForce waits until ok holds of the sets in force, or ctx ends.
-func (d *Daemon) waitInForce(ctx context.Context, ok func(map[string]*rules.Set) bool) error {
+func (d *Daemon) waitInForce(ctx context.Context, ok func(inForce func(id string) *rules.Set) bool) error {
 	for {
 		d.setsMu.Lock()
 		changed := d.inForceChanged
 		d.setsMu.Unlock()
-		if ok(d.Sets()) {
+		if ok(d.inForce.get) {
 			return nil
 		}
 		select {

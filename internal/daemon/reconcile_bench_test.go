@@ -82,7 +82,7 @@ func roundCost(b *testing.B, n, workloads int) time.Duration {
 }
 
 func blocksHost(d *Daemon, path string) bool {
-	s := d.Sets()["host"]
+	s := d.inForce.get("host")
 	return s != nil && s.Decide(rules.Access{Op: policy.OpFile, Path: path}).Action == policy.ActionBlock
 }
 

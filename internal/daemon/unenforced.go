@@ -25,28 +25,43 @@ func warningKey(w enforcer.Warning) string {
 	return strings.Join([]string{w.Backend, w.PolicyKey(), w.Rule, w.What, w.Message}, "\x00")
 }
 
-// noteUnenforced brings the warnings up to date with the sets now in force; the caller holds
+// noteUnenforced brings the warnings up to date with the sets now in force, m; the caller holds
 // setsMu. Only workloads whose set changed are looked at again.
 func (d *Daemon) noteUnenforced(m map[string]*rules.Set) {
+	changed := map[string]bool{} // policies whose warnings came or went
+	for id, s := range m {
+		d.noteUnenforcedOf(id, s, changed)
+	}
+	for id := range d.unenforced.sets {
+		if _, ok := m[id]; !ok {
+			d.noteUnenforcedOf(id, nil, changed)
+		}
+	}
+	d.unenforcedDone(changed)
+}
+
+// noteUnenforcedOf brings workload id's warnings up to date with its set now in force, s (nil:
+// none), and adds the keys of the policies whose warnings came or went to changed. The caller
+// holds setsMu and calls unenforcedDone after the last change.
+func (d *Daemon) noteUnenforcedOf(id string, s *rules.Set, changed map[string]bool) {
 	u := &d.unenforced
 	if u.sets == nil {
 		u.sets, u.keys, u.refs, u.first = map[string]*rules.Set{}, map[string][]string{}, map[string]int{}, map[string]enforcer.Warning{}
 	}
-	changed := map[string]bool{} // policies whose warnings came or went
-	for id, s := range m {
-		if old, ok := u.sets[id]; ok && old == s {
-			continue
-		}
+	old, had := u.sets[id]
+	switch {
+	case s == nil && had:
+		delete(u.sets, id)
+		d.setWarnings(id, nil, changed)
+	case s != nil && (!had || old != s):
 		u.sets[id] = s
 		d.setWarnings(id, d.warningsOf(id, s), changed)
 	}
-	for id := range u.sets {
-		if _, ok := m[id]; !ok {
-			delete(u.sets, id)
-			d.setWarnings(id, nil, changed)
-		}
-	}
-	d.metrics.SetNotEnforced(d.sel.Selected, len(u.refs))
+}
+
+// unenforcedDone publishes the warnings' count, and the statuses of the policies in changed.
+func (d *Daemon) unenforcedDone(changed map[string]bool) {
+	d.metrics.SetNotEnforced(d.sel.Selected, len(d.unenforced.refs))
 	if k := d.kube; k != nil && len(changed) > 0 {
 		// The statuses are computed with setsMu, which the caller holds now.
 		go func() {

@@ -26,13 +26,13 @@ type Sink interface {
 // the alert or log and hands it to the sinks. A kernel event goes backend → Attributor → sinks,
 // one way; the daemon only connects them.
 type Attributor struct {
-	// Sets returns the rule sets in force, by workload ID.
-	Sets func() map[string]*rules.Set
-	// Wanted returns the sets last compiled, in force or not, by workload ID (nil: none). A
+	// InForce returns the rule set in force for a workload ID (nil: none).
+	InForce func(id string) *rules.Set
+	// Wanted returns the set last compiled for a workload ID, in force or not (nil: none). A
 	// workload whose set the backend has not taken (its first apply is running, or was
 	// refused) is still known: its events are attributed with this set, the monitor's as
-	// not enforced.
-	Wanted func() map[string]*rules.Set
+	// not enforced. Wanted itself may be nil.
+	Wanted func(id string) *rules.Set
 	// Replaced returns the set a workload had in force before its current one (nil: none).
 	Replaced func(id string) *rules.Set
 	Builder  *Builder
@@ -86,7 +86,7 @@ func (a *Attributor) transitional(ev enforcer.Event, inForce *rules.Set, v rules
 	}
 	var others []*rules.Set
 	if a.Wanted != nil {
-		others = append(others, a.Wanted()[id])
+		others = append(others, a.Wanted(id))
 	}
 	if a.Replaced != nil {
 		others = append(others, a.Replaced(id))
@@ -168,10 +168,10 @@ func (a *Attributor) eventOf(ev enforcer.Event) (set *rules.Set, e *Event, inFor
 	if id == "" {
 		id = "host"
 	}
-	set = a.Sets()[id]
+	set = a.InForce(id)
 	inForce = set != nil
 	if set == nil && a.Wanted != nil {
-		set = a.Wanted()[id]
+		set = a.Wanted(id)
 	}
 	if set == nil && id == "host" {
 		// Every node has the host workload; it has no set only until the daemon's first round

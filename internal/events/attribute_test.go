@@ -50,8 +50,8 @@ func TestAttributorSetNotInForce(t *testing.T) {
 	var logs bytes.Buffer
 	sink := &alertSink{}
 	a := &Attributor{
-		Sets:      func() map[string]*rules.Set { return nil },
-		Wanted:    func() map[string]*rules.Set { return map[string]*rules.Set{"host": set} },
+		InForce:   func(string) *rules.Set { return nil },
+		Wanted:    func(id string) *rules.Set { return map[string]*rules.Set{"host": set}[id] },
 		Builder:   testBuilder(),
 		Sinks:     []Sink{sink},
 		Log:       slog.New(slog.NewTextHandler(&logs, nil)),
@@ -63,7 +63,7 @@ func TestAttributorSetNotInForce(t *testing.T) {
 	a.ReportObserved(enforcer.Event{Backend: "monitor", PID: 7, Access: shadow})
 	// Before the daemon's first round the host has no set either: dropped, and not a stranger.
 	wanted := a.Wanted
-	a.Wanted = func() map[string]*rules.Set { return nil }
+	a.Wanted = func(string) *rules.Set { return nil }
 	a.ReportObserved(enforcer.Event{Backend: "monitor", PID: 6, Access: shadow})
 	a.Wanted = wanted
 	a.Report(enforcer.Event{Backend: enforcer.BPF, PID: 8, Errno: int(syscall.EPERM), Access: shadow})
@@ -95,7 +95,7 @@ func TestAttributorExe(t *testing.T) {
 	}
 	sink := &alertSink{}
 	a := &Attributor{
-		Sets:      func() map[string]*rules.Set { return map[string]*rules.Set{"host": set} },
+		InForce:   func(id string) *rules.Set { return map[string]*rules.Set{"host": set}[id] },
 		Builder:   testBuilder(),
 		Sinks:     []Sink{sink},
 		Log:       slog.New(slog.NewTextHandler(&bytes.Buffer{}, nil)),
@@ -153,8 +153,8 @@ func TestAttributorTransitionalSets(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			sink := &alertSink{}
 			a := &Attributor{
-				Sets:     func() map[string]*rules.Set { return map[string]*rules.Set{"host": c.inForce} },
-				Wanted:   func() map[string]*rules.Set { return map[string]*rules.Set{"host": c.wanted} },
+				InForce:  func(id string) *rules.Set { return map[string]*rules.Set{"host": c.inForce}[id] },
+				Wanted:   func(id string) *rules.Set { return map[string]*rules.Set{"host": c.wanted}[id] },
 				Replaced: func(string) *rules.Set { return c.replaced },
 				Builder:  testBuilder(),
 				Sinks:    []Sink{sink},
