@@ -19,6 +19,7 @@ import (
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
 
+	"github.com/wardsec/ward/internal/policy"
 	"github.com/wardsec/ward/internal/rules"
 	"github.com/wardsec/ward/internal/workload"
 )
@@ -124,7 +125,11 @@ func TestKubeScale(t *testing.T) {
 	}
 	full := time.Since(start)
 	start = time.Now()
-	x := rules.NewIndex(pols)
+	ptrs := make([]*policy.Policy, len(pols))
+	for i := range pols {
+		ptrs[i] = &pols[i]
+	}
+	x := rules.NewIndex(ptrs)
 	for _, w := range ws {
 		if _, err := x.Compile(w, rules.DefaultPostures()); err != nil {
 			t.Fatal(err)

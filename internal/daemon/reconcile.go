@@ -53,16 +53,23 @@ type planned struct {
 	seen uint64
 }
 
+// policyMark is a policy's version and the last round whose policies included it.
+type policyMark struct {
+	version string
+	round   uint64
+}
+
 // planner is the reconcile's memory between rounds. Only the Run loop touches it.
 type planner struct {
-	policies  map[string]string // policy key -> version
+	policies  map[string]policyMark // policy key -> its version and the last round that had it
 	workloads map[string]*planned
 	// synced is set once a whole-state Apply succeeded: from then on a backend that can change
 	// one workload at a time gets only the workloads that changed.
 	synced bool
 	// applyFailed asks the next round to call Apply again even if nothing changed.
 	applyFailed bool
-	// round counts the rounds; a workload whose planned.seen is older is gone.
+	// round counts the rounds; a workload whose planned.seen is older is gone, and so is a
+	// policy whose policyMark.round is.
 	round uint64
 }
 
@@ -76,12 +83,12 @@ func (d *Daemon) reconcile(ctx context.Context, full bool) error {
 	start := time.Now()
 	d.reloadPolicies(full)
 	p := &d.plan
+	p.round++
 	enabled, keys, versions := d.enabledPolicies()
-	changed := changedPolicies(p.policies, versions)
+	changed := p.changedPolicies(keys, versions)
 	needs := d.needsRecompile(full, enabled, keys, changed)
 	todo, errs := d.compile(enabled, needs)
 	gone := d.dropGone()
-	p.policies = versions
 	// Only a round whose sets are in force (or handed to the apply queue, whose workers say
 	// "workload rules in force" themselves) is "reconciled"; a refused Apply is the round's error.
 	if err := d.applyPlan(ctx, todo, gone, start); err != nil {
@@ -108,17 +115,24 @@ func (d *Daemon) reloadPolicies(full bool) {
 	}
 }
 
-// changedPolicies are the keys of the policies added, changed or removed since the last round.
-func changedPolicies(before, now map[string]string) map[string]bool {
+// changedPolicies returns the keys of the policies added, changed or removed since the last
+// round, given this round's policies' keys and versions, and remembers those for the next. The
+// map of versions is kept between rounds and changed in place, not made again each round.
+func (p *planner) changedPolicies(keys, versions []string) map[string]bool {
+	if p.policies == nil {
+		p.policies = make(map[string]policyMark, len(keys))
+	}
 	changed := map[string]bool{}
-	for k, v := range now {
-		if before[k] != v {
+	for i, k := range keys {
+		if m, ok := p.policies[k]; !ok || m.version != versions[i] {
 			changed[k] = true
 		}
+		p.policies[k] = policyMark{version: versions[i], round: p.round}
 	}
-	for k := range before {
-		if _, ok := now[k]; !ok {
+	for k, m := range p.policies {
+		if m.round != p.round {
 			changed[k] = true
+			delete(p.policies, k)
 		}
 	}
 	return changed
@@ -135,19 +149,18 @@ type need struct {
 // (every workload when full). It stamps the workloads still there with the round
 // (planned.seen); compile stamps the new ones.
 // keys[i] is enabled[i]'s key.
-func (d *Daemon) needsRecompile(full bool, enabled []policy.Policy, keys []string, changed map[string]bool) []need {
+func (d *Daemon) needsRecompile(full bool, enabled []*policy.Policy, keys []string, changed map[string]bool) []need {
 	p := &d.plan
 	// Only the changed policies are looked up (affected): a map of every policy was most of a
 	// round's garbage with 1,000 of them, for the one a policy edit changes.
 	byKey := make(map[string]*policy.Policy, len(changed))
 	for i, k := range keys {
 		if changed[k] {
-			byKey[k] = &enabled[i]
+			byKey[k] = enabled[i]
 		}
 	}
 	untracked := d.untrackedNamespaces()
 	workloads := d.reg.List()
-	p.round++
 	var needs []need
 	for _, w := range workloads {
 		id := w.ID()
@@ -176,12 +189,12 @@ func (d *Daemon) needsRecompile(full bool, enabled []policy.Policy, keys []strin
 
 // compile builds the rule set of each workload that needs one. A workload whose rules do not
 // compile keeps what is in force, is marked stale and is tried again next round.
-func (d *Daemon) compile(enabled []policy.Policy, needs []need) ([]*planned, []error) {
+func (d *Daemon) compile(enabled []*policy.Policy, needs []need) ([]*planned, []error) {
 	p := &d.plan
 	// One workload: a pass over the policies. More: file them once so that each workload looks
 	// only at the policies that can select it.
 	compile := func(w workload.Workload, postures rules.Postures) (*rules.Set, error) {
-		return rules.Compile(enabled, w, postures)
+		return rules.CompileFrom(enabled, w, postures)
 	}
 	if len(needs) > 1 {
 		compile = rules.NewIndex(enabled).Compile
@@ -319,28 +332,34 @@ func (d *Daemon) reportReload(res policystore.ReloadResult) {
 	}
 }
 
-// enabledPolicies returns the policies to enforce, their keys (each made once a round: a key is
-// a new string) and their versions by key.
-func (d *Daemon) enabledPolicies() ([]policy.Policy, []string, map[string]string) {
+// enabledPolicies returns the policies to enforce, their keys and their versions. The policies
+// are the stores' own (policystore.Versioned): a copy of each, every round, made a third of a
+// policy edit's garbage with 1,000 policies.
+func (d *Daemon) enabledPolicies() ([]*policy.Policy, []string, []string) {
+	// The store's keys are unique (policystore.Store.Versioned), and so are the cluster's.
 	all := d.store.Versioned()
+	nLocal := len(all)
+	var local map[string]bool
 	if d.kube != nil {
+		local = make(map[string]bool, nLocal)
+		for _, v := range all {
+			local[v.Key] = true
+		}
 		all = append(all, d.kube.Versioned()...)
 	}
-	enabled := make([]policy.Policy, 0, len(all))
+	enabled := make([]*policy.Policy, 0, len(all))
 	keys := make([]string, 0, len(all))
-	versions := make(map[string]string, len(all))
-	for _, v := range all {
+	versions := make([]string, 0, len(all))
+	for i, v := range all {
 		switch {
 		case v.Policy.Kind == policy.KindHostPolicy && !d.cfg.EnableKubeArmorHostPolicy:
 		case v.Policy.Kind != policy.KindHostPolicy && !d.cfg.EnableKubeArmorPolicy:
+		case i >= nLocal && local[v.Key]:
+			// A local policy shadows a cluster one of the same key.
 		default:
-			k := v.Policy.Key()
-			if _, dup := versions[k]; dup {
-				continue // a local policy shadows a cluster one of the same key
-			}
 			enabled = append(enabled, v.Policy)
-			keys = append(keys, k)
-			versions[k] = v.Version
+			keys = append(keys, v.Key)
+			versions = append(versions, v.Version)
 		}
 	}
 	return enabled, keys, versions

@@ -47,15 +47,25 @@ type Store struct {
 }
 
 type storedFile struct {
-	sum         [sha256.Size]byte
-	versionName string // the policies' Version: "file:" and the store's generation at acceptance
-	policies    []policy.Policy
+	sum      [sha256.Size]byte
+	policies []policy.Policy
+	// versioned is what Versioned returns of the file: its policies by pointer, with their keys
+	// and their Version ("file:" and the store's generation at acceptance), made once.
+	versioned []Versioned
 }
 
-// Versioned is an accepted policy and its version: equal versions mean equal content.
+// Versioned is an accepted policy, its key and its version: equal versions mean equal content.
+// Policy is shared with the store, which never changes an accepted policy: a change is a new
+// one. Neither may its readers.
 type Versioned struct {
-	Policy  policy.Policy
+	Policy  *policy.Policy
+	Key     string
 	Version string
+}
+
+// NewVersioned returns p with its key and version v. Whoever made p must not change it afterwards.
+func NewVersioned(p *policy.Policy, v string) Versioned {
+	return Versioned{Policy: p, Key: p.Key(), Version: v}
 }
 
 // New returns a store reading dir and keeping gRPC-applied policies under stateDir.
@@ -243,7 +253,11 @@ func (s *Store) reload(res ReloadResult, files []string, inScope func(string) bo
 			s.defined[p.Key()] = p.Source
 		}
 		s.gen++
-		s.files[c.file] = storedFile{sum: c.sum, versionName: "file:" + strconv.FormatUint(s.gen, 10), policies: ps}
+		sf := storedFile{sum: c.sum, policies: ps, versioned: make([]Versioned, len(ps))}
+		for i := range ps {
+			sf.versioned[i] = NewVersioned(&ps[i], "file:"+strconv.FormatUint(s.gen, 10))
+		}
+		s.files[c.file] = sf
 		res.Accepted = append(res.Accepted, c.file)
 		res.Changed = true
 	}
@@ -271,7 +285,7 @@ func (s *Store) Policies() []policy.Policy {
 	vs := s.Versioned()
 	out := make([]policy.Policy, len(vs))
 	for i := range vs {
-		out[i] = vs[i].Policy
+		out[i] = *vs[i].Policy
 	}
 	return out
 }
@@ -288,22 +302,19 @@ func (s *Store) Versioned() []Versioned {
 	files := make([]string, 0, len(s.files))
 	for f, sf := range s.files {
 		files = append(files, f)
-		n += len(sf.policies)
+		n += len(sf.versioned)
 	}
 	sort.Strings(files)
 	out := make([]Versioned, 0, n)
 	for _, f := range files {
-		sf := s.files[f]
-		for _, p := range sf.policies {
-			out = append(out, Versioned{Policy: p, Version: sf.versionName})
-		}
+		out = append(out, s.files[f].versioned...)
 	}
 	if len(s.rpc) == 0 {
 		return out
 	}
 	seen := make(map[string]bool, len(out))
 	for i := range out {
-		seen[out[i].Policy.Key()] = true
+		seen[out[i].Key] = true
 	}
 	keys := make([]string, 0, len(s.rpc))
 	for k := range s.rpc {
@@ -371,7 +382,7 @@ func (s *Store) Restore() []error {
 			continue
 		}
 		s.gen++
-		s.rpc[p.Key()] = Versioned{Policy: p, Version: "rpc:" + strconv.FormatUint(s.gen, 10)}
+		s.rpc[p.Key()] = NewVersioned(&p, "rpc:"+strconv.FormatUint(s.gen, 10))
 	}
 	return errs
 }
@@ -428,7 +439,7 @@ func (s *Store) ApplyEvent(kind policy.Kind, payload []byte) (policypb.PolicySta
 		return policypb.PolicyStatus_Failure, fmt.Errorf("write state: %w", err)
 	}
 	s.gen++
-	s.rpc[key] = Versioned{Policy: p, Version: "rpc:" + strconv.FormatUint(s.gen, 10)}
+	s.rpc[key] = NewVersioned(&p, "rpc:"+strconv.FormatUint(s.gen, 10))
 	if exists {
 		return policypb.PolicyStatus_Modified, nil
 	}

@@ -11,7 +11,7 @@ import (
 func versionsOf(s *Store) map[string]string {
 	m := map[string]string{}
 	for _, v := range s.Versioned() {
-		m[v.Policy.Key()] = v.Version
+		m[v.Key] = v.Version
 	}
 	return m
 }

@@ -26,6 +26,18 @@ func Compile(policies []policy.Policy, w workload.Workload, postures Postures) (
 	return compileCovering(covering, w, postures)
 }
 
+// CompileFrom is Compile for policies held by pointer, as the daemon holds the accepted ones
+// (a copy of each policy per round made most of a policy edit's garbage).
+func CompileFrom(policies []*policy.Policy, w workload.Workload, postures Postures) (*Set, error) {
+	var covering []*policy.Policy
+	for _, p := range policies {
+		if Covers(p, &w) {
+			covering = append(covering, p)
+		}
+	}
+	return compileCovering(covering, w, postures)
+}
+
 // compileCovering builds the Set of w from the policies that cover it, given in the order of
 // the policies slice they come from; it puts them in Set order (by key, stable).
 func compileCovering(covering []*policy.Policy, w workload.Workload, postures Postures) (*Set, error) {

@@ -24,7 +24,7 @@ import (
 //
 // An Index is read-only once built and safe for concurrent use.
 type Index struct {
-	policies []policy.Policy
+	policies []*policy.Policy
 	host     []int
 	cluster  []int
 	byNS     map[string]*nsPolicies
@@ -36,8 +36,9 @@ type nsPolicies struct {
 	cluster []int            // CSPs whose namespace In lists this namespace
 }
 
-// NewIndex files the policies. It keeps the slice, which the caller must not change afterwards.
-func NewIndex(policies []policy.Policy) *Index {
+// NewIndex files the policies. It keeps the slice and the policies, which the caller must not
+// change afterwards.
+func NewIndex(policies []*policy.Policy) *Index {
 	x := &Index{policies: policies, byNS: map[string]*nsPolicies{}}
 	ns := func(name string) *nsPolicies {
 		n := x.byNS[name]
@@ -47,8 +48,7 @@ func NewIndex(policies []policy.Policy) *Index {
 		}
 		return n
 	}
-	for i := range policies {
-		p := &policies[i]
+	for i, p := range policies {
 		switch p.Kind {
 		case policy.KindHostPolicy:
 			x.host = append(x.host, i)
@@ -128,12 +128,12 @@ func (x *Index) candidates(w *workload.Workload) []int {
 	return slices.Compact(c)
 }
 
-// Compile is Compile(policies, w, postures) for the indexed policies, with the same result.
+// Compile is CompileFrom(policies, w, postures) for the indexed policies, with the same result.
 func (x *Index) Compile(w workload.Workload, postures Postures) (*Set, error) {
 	var covering []*policy.Policy
 	for _, i := range x.candidates(&w) {
-		if Covers(&x.policies[i], &w) {
-			covering = append(covering, &x.policies[i])
+		if Covers(x.policies[i], &w) {
+			covering = append(covering, x.policies[i])
 		}
 	}
 	// Candidates are in slice order, as Compile's covering policies are, so the two Sets match.

@@ -83,13 +83,14 @@ func setJSON(t *testing.T, s *Set) string {
 }
 
 // TestIndexCompileEqualsCompile: the index only narrows the candidates; every workload's Set is
-// the one Compile makes from all policies.
+// the one Compile makes from all policies, and so is CompileFrom's from the same policies by
+// pointer.
 func TestIndexCompileEqualsCompile(t *testing.T) {
 	covered := 0
 	for seed := range uint64(50) {
 		r := rand.New(rand.NewPCG(seed, 9))
 		ps, ws := randomCluster(r, 60, 40)
-		x := NewIndex(ps)
+		x := NewIndex(pointers(ps))
 		for _, w := range ws {
 			want, err := Compile(ps, w, DefaultPostures())
 			if err != nil {
@@ -101,6 +102,13 @@ func TestIndexCompileEqualsCompile(t *testing.T) {
 			}
 			if g, wj := setJSON(t, got), setJSON(t, want); g != wj {
 				t.Fatalf("seed %d, workload %+v:\nindex   %s\ncompile %s", seed, w, g, wj)
+			}
+			from, err := CompileFrom(pointers(ps), w, DefaultPostures())
+			if err != nil {
+				t.Fatal(err)
+			}
+			if g, wj := setJSON(t, from), setJSON(t, want); g != wj {
+				t.Fatalf("seed %d, workload %+v:\nCompileFrom %s\nCompile     %s", seed, w, g, wj)
 			}
 			covered += len(want.Policies)
 		}
@@ -124,7 +132,7 @@ func TestIndexCandidates(t *testing.T) {
 		policy.Policy{Kind: policy.KindClusterPolicy, Name: "in-other", Selector: policy.Selector{Expressions: []policy.Expression{{Key: "namespace", Operator: "In", Values: []string{"other"}}}}},
 		policy.Policy{Kind: policy.KindHostPolicy, Name: "h"},
 	)
-	x := NewIndex(ps)
+	x := NewIndex(pointers(ps))
 	w := pod("ns", "c", map[string]string{"app": "7", "tier": "x"})
 	if got := x.candidates(&w); fmt.Sprint(got) != "[7 100]" {
 		t.Errorf("candidates of app=7 in ns = %v, want [7 100]", got)
@@ -174,7 +182,7 @@ func BenchmarkCompileIndexed(b *testing.B) {
 				}
 				tBase += time.Since(start)
 				start = time.Now()
-				x := NewIndex(ps)
+				x := NewIndex(pointers(ps))
 				nIndex := 0
 				for _, w := range ws {
 					s, err := x.Compile(w, DefaultPostures())
@@ -193,4 +201,13 @@ func BenchmarkCompileIndexed(b *testing.B) {
 			b.ReportMetric(float64(tBase)/float64(tIndex), "ratio-compile/indexed")
 		})
 	}
+}
+
+// pointers returns a pointer to each of ps.
+func pointers(ps []policy.Policy) []*policy.Policy {
+	out := make([]*policy.Policy, len(ps))
+	for i := range ps {
+		out[i] = &ps[i]
+	}
+	return out
 }

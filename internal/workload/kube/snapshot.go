@@ -83,7 +83,7 @@ func (k *Source) LoadSnapshot(path string) (time.Time, error) {
 			k.log.Error("policy in the snapshot rejected", "policy", key, "error", err)
 			continue
 		}
-		policies[key] = acceptedPolicy{Versioned: policystore.Versioned{Policy: p, Version: contentVersion(&p)},
+		policies[key] = acceptedPolicy{Versioned: policystore.NewVersioned(&p, contentVersion(&p)),
 			gvr: gvr, ns: meta.Metadata.Namespace, name: meta.Metadata.Name, raw: sp.Object}
 	}
 	namespaces := map[string]namespaceInfo{}

@@ -251,7 +251,7 @@ func (k *Source) Policies() []policy.Policy {
 	vs := k.Versioned()
 	out := make([]policy.Policy, 0, len(vs))
 	for _, v := range vs {
-		out = append(out, v.Policy)
+		out = append(out, *v.Policy)
 	}
 	return out
 }
@@ -318,7 +318,7 @@ func (k *Source) policyChanged(kind string, gvr schema.GroupVersionResource, o a
 		if k.PolicyStatus != nil {
 			status = k.PolicyStatus(&p, oldStatus(u))
 		}
-		v := policystore.Versioned{Policy: p, Version: contentVersion(&p)}
+		v := policystore.NewVersioned(&p, contentVersion(&p))
 		k.mu.Lock()
 		k.policies[key] = acceptedPolicy{Versioned: v, gvr: gvr, ns: u.GetNamespace(), name: u.GetName(), status: oldStatus(u), raw: data}
 		k.generation++
@@ -347,7 +347,7 @@ func (k *Source) RefreshStatus(policyKey string) {
 	if !ok {
 		return
 	}
-	status := k.PolicyStatus(&a.Policy, a.status)
+	status := k.PolicyStatus(a.Policy, a.status)
 	if status == a.status {
 		return
 	}
