@@ -333,7 +333,7 @@ func (d *Daemon) reportReload(res policystore.ReloadResult) {
 }
 
 // enabledPolicies returns the policies to enforce, their keys and their versions. The policies
-// are the stores' own (policystore.Versioned): a copy of each, every round, made a third of a
+// are their sources' own (policystore.Versioned): a copy of each, every round, made a third of a
 // policy edit's garbage with 1,000 policies.
 func (d *Daemon) enabledPolicies() ([]*policy.Policy, []string, []string) {
 	// The store's keys are unique (policystore.Store.Versioned), and so are the cluster's.
