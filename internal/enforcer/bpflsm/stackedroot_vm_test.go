@@ -23,7 +23,9 @@ import (
 //   - "jail": a chroot into a directory of the container's root, which is a chroot;
 //   - "twice": from the container, a tmpfs moved onto / and chrooted into, as a switch_root
 //     run inside a container leaves it: the task's root is stacked two mounts deep, on the
-//     container's root, itself on the namespace's root mount's root.
+//     container's root, itself on the namespace's root mount's root;
+//   - "thrice", "four" and "five": the same again from the stage before, three, four and five
+//     mounts deep (nest).
 //
 // In each but oldroot it opens 20 fresh files no rule names (fresh: no per-inode cache entry)
 // and /data/seen and /data/secret; in oldroot /data/seen, which the host stage opened; then it waits for
@@ -42,6 +44,22 @@ mkroot() {
 		'read x </data/seen' \
 		'if read x </data/secret; then echo rc=0; else echo rc=1; fi' >"$1/bin/stage"
 	chmod 755 "$1/bin/stage"
+	# nest DIR NAME [DIR NAME]...: stack a tmpfs holding a copy of DIR on this root, enter
+	# it, run stage NAME there, and nest the rest from there.
+	cat >"$1/bin/nest" <<'NEST'
+#!/bin/sh
+set -e
+[ $# -gt 0 ] || { read done; exit 0; }
+mount -t tmpfs "$1" /t
+cp -a "/$1/." /t/
+cd /t
+mount --move . /
+name=$2
+shift 2
+exec chroot . /bin/sh -c 'stage "$0"; exec nest "$@"' "$name" "$@"
+NEST
+	chmod 755 "$1/bin/nest"
+	mkdir -p "$1/t"
 	echo secret >"$1/data/secret"
 	echo seen >"$1/data/seen"
 }
@@ -53,7 +71,10 @@ chmod 755 /wt/sr/bin/oldstage
 mkroot /wt/sr/ctr
 mkroot /wt/sr/ctr/jail
 mkroot /wt/sr/ctr/two
-mkdir -p /wt/sr/c /wt/sr/ctr/t
+mkroot /wt/sr/ctr/two/three
+mkroot /wt/sr/ctr/two/three/four
+mkroot /wt/sr/ctr/two/three/four/five
+mkdir -p /wt/sr/c
 cd /wt/sr
 mount --move . /
 exec chroot . /bin/sh -c '
@@ -69,11 +90,7 @@ set -e
 stage container
 chroot /old /bin/oldstage
 chroot /jail /bin/stage jail
-mount -t tmpfs two /t
-cp -a /two/. /t/
-cd /t
-mount --move . /
-exec chroot . /bin/sh -c \"stage twice; read done\"
+exec nest two twice three thrice four four five five
 "
 '
 `
@@ -90,9 +107,11 @@ exec chroot . /bin/sh -c \"stage twice; read done\"
 //     must not permit it (the chroot to a mount's root empties the cache);
 //   - chrooted into /jail, the file the process calls /data/secret is /jail/data/secret: it is
 //     read (the rule names another file), and no open is decided by name there;
-//   - stacked two mounts deep, the root is still the namespace's (at_ns_root follows the
-//     mounts up to ROOT_STACK): as for host and container, 20 first opens are decided by name
-//     and /data/secret is denied.
+//   - stacked two, three and four mounts deep, the root is still the namespace's (at_ns_root
+//     follows the mounts up to ROOT_STACK, 4): as for host and container, 20 first opens are
+//     decided by name and /data/secret is denied;
+//   - stacked five deep, beyond ROOT_STACK, the root counts as a chroot's: no open is decided
+//     by name, and the path built from the mount tree still names /data/secret, denied.
 func TestStackedRoot(t *testing.T) {
 	vmguest.RequireGuest(t)
 	must(t, os.RemoveAll("/wt/sr"))
@@ -107,7 +126,7 @@ func TestStackedRoot(t *testing.T) {
 	set.Workload.MntNS = mntns
 	must(t, b.Apply(t.Context(), []*rules.Set{set}))
 	tr := b.byID[set.Workload.ID()].tr
-	requireUnnamed(t, tr, "host-1", "container-1", "jail-1", "twice-1", "data", "/")
+	requireUnnamed(t, tr, "host-1", "container-1", "jail-1", "twice-1", "thrice-1", "four-1", "five-1", "data", "/")
 	for _, stage := range []struct {
 		name   string
 		byName int // the least the by-name counter must move by, or -1: not checked
@@ -119,6 +138,9 @@ func TestStackedRoot(t *testing.T) {
 		{"oldroot", -1, "rc=1", "/old/data/seen"},
 		{"jail", 0, "rc=0", ""},
 		{"twice", 20, "rc=1", "/data/secret"},
+		{"thrice", 20, "rc=1", "/data/secret"},
+		{"four", 20, "rc=1", "/data/secret"},
+		{"five", 0, "rc=1", "/data/secret"},
 	} {
 		if stage.name != "host" {
 			sh.next(stage.name)
@@ -133,7 +155,7 @@ func TestStackedRoot(t *testing.T) {
 			t.Errorf("%s: 20 first opens of files no rule names moved the by-name counter by %d, want at least %d (output %q)", stage.name, moved, stage.byName, sh.seen)
 		}
 		if stage.byName == 0 && moved != 0 {
-			t.Errorf("%s: a chrooted process's opens were decided by name (%d): its paths are not the namespace's", stage.name, moved)
+			t.Errorf("%s: %d opens were decided by name where the root counts as a chroot's: its paths are not the namespace's", stage.name, moved)
 		}
 		if rc != stage.rc {
 			t.Errorf("%s: the last open: %s, want %s (output %q)", stage.name, rc, stage.rc, sh.seen)
