@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"syscall"
 	"testing"
@@ -139,6 +140,8 @@ type restartCase struct {
 	wrap    func(argv ...string) []string
 	enforce string // the alert's Enforcer
 	cleanup func(t testing.TB)
+	// restarted, if set, checks the restarted daemon's log.
+	restarted func(t *testing.T, logs string)
 }
 
 // testRestart: a Block rule is in force and a helper opens the blocked file in a tight loop while
@@ -232,6 +235,9 @@ func testRestart(t *testing.T, c restartCase) {
 	if s := r2.d.Sets()["host"]; s == nil || len(s.Policies) != 2 {
 		t.Fatalf("after the restart the host set is %+v, want both policies", s)
 	}
+	if c.restarted != nil {
+		c.restarted(t, r2.logs.String())
+	}
 	argv = c.wrap("cat", secret2)
 	out, err := exec.Command(argv[0], argv[1:]...).CombinedOutput()
 	// AppArmor denies with EACCES, BPF-LSM with EPERM.
@@ -251,6 +257,14 @@ func TestDaemonRestartAppArmor(t *testing.T) {
 		cleanup: func(t testing.TB) {
 			if err := (apparmor.Uninstaller{Dir: profiles}).Uninstall(context.Background(), nil); err != nil {
 				t.Error(err)
+			}
+		},
+		// The kernel holds the exemption's and the host's profiles as the first daemon wrote
+		// them: the restarted one finds both, and loads again only the host's, which the
+		// policy written while it was down changed.
+		restarted: func(t *testing.T, logs string) {
+			if !regexp.MustCompile(`loaded again only if they change" profiles=2\b`).MatchString(logs) {
+				t.Errorf("the restarted daemon did not find the 2 profiles the kernel holds:\n%s", logs)
 			}
 		},
 	})

@@ -47,7 +47,7 @@ func (u Uninstaller) Uninstall(ctx context.Context, did func(string)) error {
 	}
 	loaded, err := loadedWardProfiles(filepath.Join(securityFS, "profiles"))
 	if err != nil {
-		errs = append(errs, err)
+		errs = append(errs, fmt.Errorf("uninstall apparmor profiles: %w", err))
 	}
 	for _, name := range loaded {
 		if err := os.WriteFile(filepath.Join(securityFS, ".remove"), []byte(name), 0); err != nil {
@@ -70,7 +70,7 @@ func loadedWardProfiles(path string) ([]string, error) {
 		return nil, nil
 	}
 	if err != nil {
-		return nil, fmt.Errorf("uninstall apparmor profiles: %w", err)
+		return nil, err
 	}
 	defer f.Close()
 	var out []string
@@ -83,7 +83,7 @@ func loadedWardProfiles(path string) ([]string, error) {
 		}
 	}
 	if err := sc.Err(); err != nil {
-		return nil, fmt.Errorf("uninstall apparmor profiles: read %s: %w", path, err)
+		return nil, fmt.Errorf("read %s: %w", path, err)
 	}
 	return out, nil
 }

@@ -519,3 +519,94 @@ func TestApplyLoadsSideBySide(t *testing.T) {
 		}
 	}
 }
+
+// loadedNames returns the base names of the files the runner's -r calls loaded.
+func loadedNames(r *fakeRunner) []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var out []string
+	for _, c := range r.calls {
+		if len(c) == 4 && c[1] == "-r" {
+			out = append(out, filepath.Base(c[3]))
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
+// A restarted backend does not load again a profile the kernel holds with the text on disk, the
+// text it renders: it loads only what changed, what the kernel does not hold (unloaded by hand,
+// or a directory the boot did not load) and what differs on disk.
+func TestRestartLoadsOnlyWhatTheKernelLacks(t *testing.T) {
+	dir, sfs := t.TempDir(), t.TempDir()
+	start := func() (*Backend, *fakeRunner) {
+		t.Helper()
+		r := &fakeRunner{}
+		b, err := New(context.Background(), Config{Dir: dir, Runner: r, Host: &fixtureHost, SecurityFS: sfs,
+			Records: func(ctx context.Context, _ func(string)) error { <-ctx.Done(); return nil }})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { b.Close() })
+		return b, r
+	}
+	kernelHolds := func(names ...string) {
+		t.Helper()
+		var list strings.Builder
+		for _, n := range names {
+			fmt.Fprintf(&list, "%s (enforce)\n%s//null-1 (enforce)\n", n, n)
+		}
+		list.WriteString("man (enforce)\n")
+		if err := os.WriteFile(filepath.Join(sfs, "profiles"), []byte(list.String()), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ctx := context.Background()
+	hostSet := compileFor(t, hostPolicy("h", file(policy.MatchPath, "/etc/shadow", block)), true)
+	webSet := compileFor(t, containerPolicy("shop", "w", file(policy.MatchPath, "/secret", block)), false)
+	all := []string{"ward-exempt", "ward-host", "ward-shop_web-7d9f_nginx"}
+
+	b, r := start()
+	if err := b.Apply(ctx, []*rules.Set{hostSet, webSet}); err != nil {
+		t.Fatal(err)
+	}
+	if got := loadedNames(r); !slices.Equal(got, all) {
+		t.Fatalf("first start loaded %v, want %v", got, all)
+	}
+	b.Close()
+
+	kernelHolds(all...)
+	b, r = start()
+	if err := b.Apply(ctx, []*rules.Set{hostSet, webSet}); err != nil {
+		t.Fatal(err)
+	}
+	if got := loadedNames(r); len(got) != 0 {
+		t.Errorf("a restart with the same rules loaded %v again", got)
+	}
+	webSet2 := compileFor(t, containerPolicy("shop", "w", file(policy.MatchPath, "/secret2", block)), false)
+	if err := b.ApplyWorkload(ctx, webSet2); err != nil {
+		t.Fatal(err)
+	}
+	if got := loadedNames(r); !slices.Equal(got, all[2:]) {
+		t.Errorf("a changed workload after the restart loaded %v, want %v", got, all[2:])
+	}
+	b.Close()
+
+	// The kernel lost the host's profile (unloaded by hand); the web profile's file was edited.
+	kernelHolds("ward-exempt", "ward-shop_web-7d9f_nginx")
+	path := filepath.Join(dir, "ward-shop_web-7d9f_nginx")
+	text, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, append(text, "# edited\n"...), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	b, r = start()
+	if err := b.Apply(ctx, []*rules.Set{hostSet, webSet2}); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := loadedNames(r), []string{"ward-host", "ward-shop_web-7d9f_nginx"}; !slices.Equal(got, want) {
+		t.Errorf("a restart loaded %v, want %v: the profile the kernel lacks and the one edited on disk", got, want)
+	}
+}
