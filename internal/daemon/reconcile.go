@@ -476,7 +476,7 @@ func (d *Daemon) setInForce(id string, set *rules.Set) {
 	}
 	d.inForceDone()
 	changed := map[string]bool{}
-	d.noteUnenforcedOf(id, set, changed)
+	d.noteUnenforcedOf(id, old, set, changed)
 	d.unenforcedDone(changed)
 }
 
@@ -484,14 +484,24 @@ func (d *Daemon) setInForce(id string, set *rules.Set) {
 func (d *Daemon) replaceInForce(m map[string]*rules.Set) {
 	d.setsMu.Lock()
 	defer d.setsMu.Unlock()
-	d.noteReplaced(d.inForce.snapshot(), m)
+	old := d.inForce.snapshot()
+	d.noteReplaced(old, m)
 	d.inForce.replace(m)
 	d.rulesInForce = 0
 	for _, s := range m {
 		d.rulesInForce += len(s.Rules)
 	}
 	d.inForceDone()
-	d.noteUnenforced(m)
+	changed := map[string]bool{}
+	for id, s := range m {
+		d.noteUnenforcedOf(id, old[id], s, changed)
+	}
+	for id, s := range old {
+		if _, ok := m[id]; !ok {
+			d.noteUnenforcedOf(id, s, nil, changed)
+		}
+	}
+	d.unenforcedDone(changed)
 }
 
 // inForceDone wakes the waiters of waitInForce and updates the metrics after a change of the

@@ -23,28 +23,25 @@ func (t *setTable) get(id string) *rules.Set {
 	return t.m[id]
 }
 
-// put makes set the set of workload id (nil: none) and returns the one it had.
-func (t *setTable) put(id string, set *rules.Set) (old *rules.Set) {
+// put makes set the set of workload id (nil: none).
+func (t *setTable) put(id string, set *rules.Set) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	old = t.m[id]
 	if set == nil {
 		delete(t.m, id)
-		return old
+		return
 	}
 	if t.m == nil {
 		t.m = map[string]*rules.Set{}
 	}
 	t.m[id] = set
-	return old
 }
 
 // replace makes m the whole table, and keeps m: the caller must not change it afterwards.
-func (t *setTable) replace(m map[string]*rules.Set) (old map[string]*rules.Set) {
+func (t *setTable) replace(m map[string]*rules.Set) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	old, t.m = t.m, m
-	return old
+	t.m = m
 }
 
 // snapshot returns a copy of the table, which the caller may keep.

@@ -15,7 +15,6 @@ import (
 // field path and text, not by workload, so that a policy covering a thousand pods is logged
 // once; it is logged when it first appears and counted while some workload has it.
 type unenforced struct {
-	sets  map[string]*rules.Set       // the set each workload's warnings come from
 	keys  map[string][]string         // workload ID -> its warning keys
 	refs  map[string]int              // warning key -> workloads that have it
 	first map[string]enforcer.Warning // warning key -> the warning as first seen
@@ -25,38 +24,22 @@ func warningKey(w enforcer.Warning) string {
 	return strings.Join([]string{w.Backend, w.PolicyKey(), w.Rule, w.What, w.Message}, "\x00")
 }
 
-// noteUnenforced brings the warnings up to date with the sets now in force, m; the caller holds
-// setsMu. Only workloads whose set changed are looked at again.
-func (d *Daemon) noteUnenforced(m map[string]*rules.Set) {
-	changed := map[string]bool{} // policies whose warnings came or went
-	for id, s := range m {
-		d.noteUnenforcedOf(id, s, changed)
+// noteUnenforcedOf brings workload id's warnings up to date with its set in force, which went
+// from old to s (nil: none), and adds the keys of the policies whose warnings came or went to
+// changed. The caller holds setsMu and calls unenforcedDone after the last change.
+func (d *Daemon) noteUnenforcedOf(id string, old, s *rules.Set, changed map[string]bool) {
+	if old == s {
+		return
 	}
-	for id := range d.unenforced.sets {
-		if _, ok := m[id]; !ok {
-			d.noteUnenforcedOf(id, nil, changed)
-		}
-	}
-	d.unenforcedDone(changed)
-}
-
-// noteUnenforcedOf brings workload id's warnings up to date with its set now in force, s (nil:
-// none), and adds the keys of the policies whose warnings came or went to changed. The caller
-// holds setsMu and calls unenforcedDone after the last change.
-func (d *Daemon) noteUnenforcedOf(id string, s *rules.Set, changed map[string]bool) {
 	u := &d.unenforced
-	if u.sets == nil {
-		u.sets, u.keys, u.refs, u.first = map[string]*rules.Set{}, map[string][]string{}, map[string]int{}, map[string]enforcer.Warning{}
+	if u.keys == nil {
+		u.keys, u.refs, u.first = map[string][]string{}, map[string]int{}, map[string]enforcer.Warning{}
 	}
-	old, had := u.sets[id]
-	switch {
-	case s == nil && had:
-		delete(u.sets, id)
-		d.setWarnings(id, nil, changed)
-	case s != nil && (!had || old != s):
-		u.sets[id] = s
-		d.setWarnings(id, d.warningsOf(id, s), changed)
+	var ws []enforcer.Warning
+	if s != nil {
+		ws = d.warningsOf(id, s)
 	}
+	d.setWarnings(id, ws, changed)
 }
 
 // unenforcedDone publishes the warnings' count, and the statuses of the policies in changed.
