@@ -249,13 +249,11 @@ func (s *Store) reload(res ReloadResult, files []string, inScope func(string) bo
 			continue
 		}
 		s.forget(c.file)
-		for _, p := range ps {
-			s.defined[p.Key()] = p.Source
-		}
 		s.gen++
 		sf := storedFile{sum: c.sum, policies: ps, versioned: make([]Versioned, len(ps))}
 		for i := range ps {
 			sf.versioned[i] = NewVersioned(&ps[i], "file:"+strconv.FormatUint(s.gen, 10))
+			s.defined[sf.versioned[i].Key] = ps[i].Source
 		}
 		s.files[c.file] = sf
 		res.Accepted = append(res.Accepted, c.file)
@@ -266,9 +264,9 @@ func (s *Store) reload(res ReloadResult, files []string, inScope func(string) bo
 
 // forget drops file f's policies from s.defined. The caller holds s.mu.
 func (s *Store) forget(f string) {
-	for _, p := range s.files[f].policies {
-		if k := p.Key(); s.defined[k].File == f {
-			delete(s.defined, k)
+	for _, v := range s.files[f].versioned {
+		if s.defined[v.Key].File == f {
+			delete(s.defined, v.Key)
 		}
 	}
 }
