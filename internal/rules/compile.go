@@ -17,13 +17,16 @@ import (
 // Patterns were validated by the policy parser; one that still fails to compile is an error
 // rather than a rule silently dropped.
 func Compile(policies []policy.Policy, w workload.Workload, postures Postures) (*Set, error) {
-	var covering []*policy.Policy
-	for i := range policies {
-		if Covers(&policies[i], &w) {
-			covering = append(covering, &policies[i])
-		}
+	return CompileFrom(pointers(policies), w, postures)
+}
+
+// pointers returns a pointer to each of ps.
+func pointers(ps []policy.Policy) []*policy.Policy {
+	out := make([]*policy.Policy, len(ps))
+	for i := range ps {
+		out[i] = &ps[i]
 	}
-	return compileCovering(covering, w, postures)
+	return out
 }
 
 // CompileFrom is Compile for policies held by pointer, as the daemon holds the accepted ones
