@@ -379,3 +379,41 @@ func TestWatchedNamesShrink(t *testing.T) {
 		t.Errorf("RemoveWorkload of the last workload: %d names watched, want none", ones(k))
 	}
 }
+
+// TestDirPrefixByName: the walk of a resolved path looks a directory prefix up only where the
+// prefix's last component has its bit in the names filter (walk_slash_named), and that changes
+// no decision. The rules' directories are made after the policy, so that no inode key exists and
+// only their paths can decide (dir_walk would otherwise deny by inode what the walk missed):
+//   - below a recursive rule, at any depth, and a direct rule's child are denied;
+//   - a direct rule's grandchild, and files in directories at the rules' depths but of other
+//     names (one differing from a rule's name only in its last byte, one only in its first), are
+//     permitted, without their prefixes being looked up.
+func TestDirPrefixByName(t *testing.T) {
+	vmguest.RequireGuest(t)
+	must(t, os.RemoveAll("/wt"))
+	copySelf(t, "/wt/bin/reader")
+	must(t, os.MkdirAll("/wt/dp", 0o755))
+	cg, cgfd := testCgroup(t, "ward-dir-prefix")
+	b := newBackend(t)
+	spec := "  file:\n    matchDirectories:\n    - dir: /wt/dp/alpha/\n      recursive: true\n" +
+		"    - dir: /wt/dp/x/beta/\n    - dir: /wt/dp/y/z/gamma/\n      recursive: true\n"
+	set := hostPolicyInCgroup(t, "dirprefix", spec, cg)
+	must(t, b.Apply(t.Context(), []*rules.Set{set}))
+	tr := b.byID[set.Workload.ID()].tr
+	if tr.Names.Full() || len(tr.DirInodes) != 0 {
+		t.Fatalf("the names filter is full (%v) or directories have inode keys (%v): the test would not reach the walk's lookups", tr.Names.Full(), tr.DirInodes)
+	}
+	requireUnnamed(t, tr, "wt", "dp", "x", "y", "z", "q", "r", "sub", "alphb", "blpha", "gammx", "f")
+	for _, p := range []string{"/wt/dp/alpha/q/r/f", "/wt/dp/alpha/f", "/wt/dp/x/beta/f", "/wt/dp/y/z/gamma/sub/f",
+		"/wt/dp/x/beta/sub/f", "/wt/dp/alphb/f", "/wt/dp/blpha/f", "/wt/dp/y/z/gammx/f"} {
+		mkfile(t, p, 0)
+	}
+	for _, p := range []string{"/wt/dp/alpha/q/r/f", "/wt/dp/alpha/f", "/wt/dp/x/beta/f", "/wt/dp/y/z/gamma/sub/f"} {
+		deniedWithEvent(t, b, cgfd, "below a directory rule made after the policy", "open:"+p, policy.OpFile, set, "dirprefix")
+	}
+	for _, p := range []string{"/wt/dp/x/beta/sub/f", "/wt/dp/alphb/f", "/wt/dp/blpha/f", "/wt/dp/y/z/gammx/f"} {
+		if got := helperRun(t, cgfd, "/wt/bin/reader", 0, "open:"+p); got != "open:"+p+" ok" {
+			t.Errorf("open of %s, which no rule covers: %q, want ok", p, got)
+		}
+	}
+}

@@ -165,15 +165,23 @@ type wardRuleVal struct {
 }
 
 type wardScratch struct {
-	_      structs.HostLayout
-	Path   [8192]int8
-	Src    [4096]int8
-	Dentry uint64
-	Dsrc   uint64
-	Dbits  uint64
-	Dsbits uint64
-	Dsteps uint64
-	Dkey   wardRuleKey
+	_        structs.HostLayout
+	Path     [8192]int8
+	Src      [4096]int8
+	Dentry   uint64
+	Dsrc     uint64
+	Dbits    uint64
+	Dsbits   uint64
+	Dsteps   uint64
+	Dkey     wardRuleKey
+	Pkey     wardRuleKey
+	Psrc     uint64
+	Pbits    uint64
+	Psbits   uint64
+	Pdirect  uint64
+	Psdirect uint64
+	Slash    uint32
+	Depth    uint32
 }
 
 type wardSocketHook uint32
