@@ -28,8 +28,11 @@ import (
 //     mounts deep (nest).
 //
 // In each but oldroot it opens 20 fresh files no rule names (fresh: no per-inode cache entry)
-// and /data/seen and /data/secret; in oldroot /data/seen, which the host stage opened; then it waits for
-// the next line on standard input (rc=1: the shell could not open the last file).
+// and /data/seen and /data/secret; in oldroot /data/seen, which the host stage opened; it prints
+// rc=1 when the shell could not open the last file (rc=0 when it could), and waits for a line on
+// standard input before the next stage is laid out: the next stage's copies open files in this
+// stage's root, and the kernel's by-name counter is read after rc= (a jail stage read 5 opens that
+// way, a run of 20 opens 31).
 const stackedRootScript = `set -e
 # mkroot DIR: busybox, the stage script and /data/secret in DIR.
 mkroot() {
@@ -42,7 +45,7 @@ mkroot() {
 		'for i in $(seq 1 20); do echo x >"/data/$1-$i"; done' \
 		'for i in $(seq 1 20); do read x <"/data/$1-$i"; done' \
 		'read x </data/seen' \
-		'if read x </data/secret; then echo rc=0; else echo rc=1; fi' >"$1/bin/stage"
+		'if read x </data/secret; then echo rc=0; else echo rc=1; fi' 'read done' >"$1/bin/stage"
 	chmod 755 "$1/bin/stage"
 	# nest DIR NAME [DIR NAME]...: stack a tmpfs holding a copy of DIR on this root, enter
 	# it, run stage NAME there, and nest the rest from there.
@@ -66,7 +69,7 @@ NEST
 mount -t tmpfs host /wt/sr
 mkroot /wt/sr
 printf '%s\n' '#!/bin/sh' 'echo oldroot' 'read go' \
-	'if read x </data/seen; then echo rc=0; else echo rc=1; fi' >/wt/sr/bin/oldstage
+	'if read x </data/seen; then echo rc=0; else echo rc=1; fi' 'read done' >/wt/sr/bin/oldstage
 chmod 755 /wt/sr/bin/oldstage
 mkroot /wt/sr/ctr
 mkroot /wt/sr/ctr/jail
@@ -143,6 +146,7 @@ func TestStackedRoot(t *testing.T) {
 		{"five", 0, "rc=1", "/data/secret"},
 	} {
 		if stage.name != "host" {
+			sh.send("next")
 			sh.next(stage.name)
 		}
 		drain(b)
