@@ -395,23 +395,36 @@ func TestDirPrefixByName(t *testing.T) {
 	must(t, os.MkdirAll("/wt/dp", 0o755))
 	cg, cgfd := testCgroup(t, "ward-dir-prefix")
 	b := newBackend(t)
+	// Deeper than the prefixes the walk records (bpf/ward.c's PREFIXES, 64): a path below
+	// 66 directories named n is hashed again for its lookups (deep_step).
+	deep := "/wt/dp" + strings.Repeat("/n", 66)
 	spec := "  file:\n    matchDirectories:\n    - dir: /wt/dp/alpha/\n      recursive: true\n" +
-		"    - dir: /wt/dp/x/beta/\n    - dir: /wt/dp/y/z/gamma/\n      recursive: true\n"
+		"    - dir: /wt/dp/x/beta/\n    - dir: /wt/dp/y/z/gamma/\n      recursive: true\n" +
+		"    - dir: " + deep + "/omega/\n      recursive: true\n" +
+		"    matchPaths:\n    - path: /wt/dp/x/exact.txt\n"
 	set := hostPolicyInCgroup(t, "dirprefix", spec, cg)
 	must(t, b.Apply(t.Context(), []*rules.Set{set}))
 	tr := b.byID[set.Workload.ID()].tr
 	if tr.Names.Full() || len(tr.DirInodes) != 0 {
 		t.Fatalf("the names filter is full (%v) or directories have inode keys (%v): the test would not reach the walk's lookups", tr.Names.Full(), tr.DirInodes)
 	}
-	requireUnnamed(t, tr, "wt", "dp", "x", "y", "z", "q", "r", "sub", "alphb", "blpha", "gammx", "f")
+	requireUnnamed(t, tr, "wt", "dp", "x", "y", "z", "q", "r", "sub", "alphb", "blpha", "gammx", "f", "n", "omegb",
+		"exact.txu")
 	for _, p := range []string{"/wt/dp/alpha/q/r/f", "/wt/dp/alpha/f", "/wt/dp/x/beta/f", "/wt/dp/y/z/gamma/sub/f",
-		"/wt/dp/x/beta/sub/f", "/wt/dp/alphb/f", "/wt/dp/blpha/f", "/wt/dp/y/z/gammx/f"} {
+		"/wt/dp/x/beta/sub/f", "/wt/dp/alphb/f", "/wt/dp/blpha/f", "/wt/dp/y/z/gammx/f",
+		"/wt/dp/x/exact.txt", "/wt/dp/x/exact.txu", "/wt/dp/alpha" + strings.Repeat("/n", 66) + "/f",
+		deep + "/omega/f", deep + "/omega/q/f", deep + "/omegb/f", deep + "/f"} {
 		mkfile(t, p, 0)
 	}
-	for _, p := range []string{"/wt/dp/alpha/q/r/f", "/wt/dp/alpha/f", "/wt/dp/x/beta/f", "/wt/dp/y/z/gamma/sub/f"} {
+	// The directory itself is its rule's too, looked up only where the opened name has its
+	// bit, as an exact path is.
+	for _, p := range []string{"/wt/dp/alpha/q/r/f", "/wt/dp/alpha/f", "/wt/dp/x/beta/f", "/wt/dp/y/z/gamma/sub/f",
+		"/wt/dp/x/exact.txt", "/wt/dp/x/beta", "/wt/dp/alpha/q",
+		"/wt/dp/alpha" + strings.Repeat("/n", 66) + "/f", deep + "/omega/f", deep + "/omega/q/f", deep + "/omega"} {
 		deniedWithEvent(t, b, cgfd, "below a directory rule made after the policy", "open:"+p, policy.OpFile, set, "dirprefix")
 	}
-	for _, p := range []string{"/wt/dp/x/beta/sub/f", "/wt/dp/alphb/f", "/wt/dp/blpha/f", "/wt/dp/y/z/gammx/f"} {
+	for _, p := range []string{"/wt/dp/x/beta/sub/f", "/wt/dp/alphb/f", "/wt/dp/blpha/f", "/wt/dp/y/z/gammx/f",
+		"/wt/dp/x/exact.txu", "/wt/dp/alphb", "/wt/dp/x", deep + "/omegb/f", deep + "/f", deep + "/omegb"} {
 		if got := helperRun(t, cgfd, "/wt/bin/reader", 0, "open:"+p); got != "open:"+p+" ok" {
 			t.Errorf("open of %s, which no rule covers: %q, want ok", p, got)
 		}

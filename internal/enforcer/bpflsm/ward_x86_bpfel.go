@@ -174,14 +174,19 @@ type wardScratch struct {
 	Dsbits   uint64
 	Dsteps   uint64
 	Dkey     wardRuleKey
+	Ph       [64]uint64
+	Poff     [64]uint32
+	Depth    uint32
+	Pend     uint32
+	Pstart   uint32
+	_        [4]byte
+	Fmask    uint64
 	Pkey     wardRuleKey
 	Psrc     uint64
 	Pbits    uint64
 	Psbits   uint64
 	Pdirect  uint64
 	Psdirect uint64
-	Slash    uint32
-	Depth    uint32
 }
 
 type wardSocketHook uint32

@@ -293,6 +293,11 @@ struct {
 	__type(value, __u64);
 } stats SEC(".maps");
 
+// PREFIXES bounds the directory prefixes of a path walk_chunk records for
+// prefix_step: a path deeper than that is walked again a byte at a time
+// (walk_byte), which looks the prefixes up as it meets them.
+#define PREFIXES 64
+
 // path holds either bpf_d_path's result at offset 0, or a path built
 // backwards by walk_dentries ending at PATH_MAX-1; it is twice PATH_MAX so
 // that every masked offset plus a component stays inside.
@@ -307,14 +312,21 @@ struct scratch {
 	// names walk of unnamed showed that no rule's directory can be there).
 	__u64 dsteps;
 	struct rule_key dkey; // the key dir_step looks up, off the stack
-	// prefix_at's key (kind PATH; hash and source its own), the source of
-	// fromSource rules (0 for none), its results, and the offset in path
-	// of the last '/' walk_chunk met.
+	// The directory prefixes walk_chunk met: the hash of the path up to and
+	// with its k-th '/' and that '/''s offset in path; how many it met, and
+	// the offset of the path's end.
+	__u64 ph[PREFIXES];
+	__u32 poff[PREFIXES];
+	__u32 depth;
+	__u32 pend;
+	__u32 pstart; // where the path starts in path
+	// ~0, or 0 where prefixes found that the file's name cannot be a rule's.
+	__u64 fmask;
+	// prefix_step's key (kind PATH; hash and source its own), the source of
+	// fromSource rules (0 for none), and its results.
 	struct rule_key pkey;
 	__u64 psrc;
 	__u64 pbits, psbits, pdirect, psdirect;
-	__u32 slash;
-	__u32 depth; // '/' seen so far, for prefix_at
 };
 
 struct {
@@ -549,6 +561,13 @@ static __always_inline __u64 depth_bit(__u32 d)
 	return 1ULL << (d > 63 ? 63 : d);
 }
 
+// named says whether name key k has its bit in workload entry v's filter.
+static __always_inline bool named(const struct wl_val *v, __u64 k)
+{
+	__u32 b = (k * 0x9E3779B97F4A7C15ULL) >> 52;
+	return v->names[(b >> 6) & (NAME_WORDS - 1)] & (1ULL << (b & 63));
+}
+
 struct walk {
 	struct scratch *s;
 	__u32 start; // offset of the path in s->path
@@ -565,7 +584,7 @@ struct walk {
 	__u32 dfa;   // the DFA is still alive
 	__u64 accept;
 	__u64 dir_depths;
-	// The workload's entry, for its names filter (prefix_at).
+	// The workload's entry, for its names filter (prefix_step).
 	const struct wl_val *v;
 	__u32 depth; // '/' seen so far
 	__u32 done;
@@ -652,52 +671,64 @@ static __always_inline int walk_step(struct walk *w, unsigned char c)
 	return 0;
 }
 
-// prefix_at is walk_chunk's '/': the walk without patterns for a file
-// access, at offset p of the path, whose hash up to and with this '/' is h.
-// It counts the depth (s->depth) and, where some directory key is at this
-// depth, looks the prefix up: recursive bits into s->pbits, direct ones into
-// s->pdirect (they apply if this prefix turns out to be the parent), the same
-// from the source's keys into s->psbits and s->psdirect; the key's other
-// fields are in s->pkey, the previous '/' in s->slash.
+// walk_chunk handles 8 bytes per bpf_loop iteration: the callback call is a
+// noticeable part of the per-byte cost. It serves the walk without patterns
+// for a file access, which needs neither the automaton nor the base name
+// (KIND_EXECNAME keys are process keys): it keeps the hash in a register,
+// which is most of a path's bytes spared half their work, and records every
+// '/' for prefix_step: its offset and the hash up to it, in the scratch
+// buffer, whose values the verifier does not track. A '/' costs two stores
+// then; its lookup, if any, is prefix_step's, after the walk.
 //
-// In such a walk every directory key of the workload is a directory whose
-// name has its bit in the names filter (translate.go's addDir; the filter is
-// full where that does not hold: fromSource rules, an allow-list, a rule on
-// /), and a prefix matches a key only if it is that directory's path. So a
-// prefix whose last component's name has no bit is not looked up: a workload
-// with directory rules at many depths pays a lookup only where a rule's
-// directory name is met. The filter is a function of the rules' strings,
-// compared here with the path's string, so it needs no epoch, whatever was
-// renamed. The root's prefix (depth 1) has no name and is always looked up.
-//
-// A global function, with its state in the scratch buffer (whose values the
-// verifier does not track), called at every '/' without a branch around it:
-// the verifier checks it once, and walk_chunk's eight unrolled bytes stay as
-// simple as its states allow. Inlined there, this code made the verifier
-// check it in every combination of the bytes: BPF-LSM's programs took twice
-// the instructions to verify, and the daemon's start with 1,000 policies went
-// from 7.5 to 13.2 s of guest time; called only where the depth has keys,
-// with the depth kept in the walk, the path hooks' states doubled.
-__attribute__((noinline)) int prefix_at(const struct wl_val *v, __u32 p, __u64 h)
+// Looking the prefix up here, at each '/', cost more and verified worse: with
+// the test inline, the verifier checked it in every combination of the eight
+// unrolled bytes (twice the instructions to verify, the daemon's start with
+// 1,000 policies 7.5 to 13.2 s of guest time); as a global function called at
+// every '/' (prefix_at, until this), a call and a scratch lookup per '/'
+// made most of the walk's cost (docs/bpflsm.md, "Directory prefixes by
+// name").
+static long walk_chunk(__u64 i, struct walk *w)
 {
-	__u32 zero = 0;
-	struct scratch *s = bpf_map_lookup_elem(&scratch, &zero);
-	if (!s || !v)
-		return 0;
-	__u32 prev = s->slash;
-	s->slash = p;
-	__u32 depth = ++s->depth;
-	s->pdirect = 0;
-	s->psdirect = 0;
-	if (!(v->dir_depths[s->pkey.op & 3] & depth_bit(depth)))
-		return 0;
-	__u32 len = p - prev - 1;
-	unsigned char first = s->path[(prev + 1) & (2 * PATH_MAX - 1)];
-	unsigned char last = s->path[(p - 1) & (2 * PATH_MAX - 1)];
-	__u64 k = ((__u64)(len & 0xff) << 16) | ((__u64)first << 8) | last;
-	__u32 b = (k * 0x9E3779B97F4A7C15ULL) >> 52;
-	if (!(((v->names[(b >> 6) & (NAME_WORDS - 1)] >> (b & 63)) | (depth <= 1)) & 1))
-		return 0;
+	struct scratch *s = w->s;
+	__u32 off = w->start + (__u32)i * 8;
+	__u64 h = w->h;
+#pragma unroll
+	for (int j = 0; j < 8; j++) {
+		unsigned char c = s->path[(off + j) & (2 * PATH_MAX - 1)];
+		if (c == 0) {
+			w->h = h;
+			w->done = 1;
+			s->pend = off + j;
+			return 1;
+		}
+		h = (h ^ c) * FNV_PRIME;
+		if (c == '/') {
+			__u32 d = s->depth;
+			s->ph[d & (PREFIXES - 1)] = h;
+			s->poff[d & (PREFIXES - 1)] = off + j;
+			s->depth = d + 1;
+		}
+	}
+	w->h = h;
+	return 0;
+}
+
+// path_named says whether the name in s->path from offset from up to (not
+// with) to has its bit in workload entry v's names filter (name_key's key).
+static __always_inline bool path_named(const struct wl_val *v, struct scratch *s, __u32 from, __u32 to)
+{
+	__u32 len = to - from;
+	unsigned char first = s->path[from & (2 * PATH_MAX - 1)];
+	unsigned char last = s->path[(to - 1) & (2 * PATH_MAX - 1)];
+	return named(v, ((__u64)(len & 0xff) << 16) | ((__u64)first << 8) | last);
+}
+
+// prefix_lookup looks up directory prefix hash h with s->pkey: recursive
+// bits into s->pbits, direct ones into s->pdirect (they apply if this prefix
+// is the last, the parent), the same from the source's keys into s->psbits
+// and s->psdirect.
+static __always_inline void prefix_lookup(struct scratch *s, __u64 h)
+{
 	s->pkey.hash = h;
 	s->pkey.src = 0;
 	struct rule_val *r = bpf_map_lookup_elem(&rules, &s->pkey);
@@ -713,32 +744,98 @@ __attribute__((noinline)) int prefix_at(const struct wl_val *v, __u32 p, __u64 h
 			s->psdirect = r->direct;
 		}
 	}
+}
+
+struct pctx {
+	struct scratch *s;
+	const struct wl_val *v;
+	__u64 dir_depths;
+	__u64 h;     // deep_step's hash of the path so far
+	__u32 depth; // and the '/' it met
+};
+
+// prefix_step looks up directory prefix i of walk_chunk's (depth i + 1),
+// where the workload has directory keys at that depth: recursive bits into
+// s->pbits, direct ones into s->pdirect (they apply if this prefix is the
+// last, the parent), the same from the source's keys into s->psbits and
+// s->psdirect; the key's other fields are in s->pkey.
+//
+// In such a walk every directory key of the workload is a directory whose
+// name has its bit in the names filter (translate.go's addDir; the filter is
+// full where that does not hold: fromSource rules, an allow-list, a rule on
+// /), and a prefix matches a key only if it is that directory's path. So a
+// prefix whose last component's name has no bit is not looked up: a workload
+// with directory rules at many depths pays a lookup only where a rule's
+// directory name is met. The filter is a function of the rules' strings,
+// compared here with the path's string, so it needs no epoch, whatever was
+// renamed. The root's prefix (depth 1) has no name and is always looked up.
+static long prefix_step(__u64 i, struct pctx *c)
+{
+	struct scratch *s = c->s;
+	__u32 k = (__u32)i & (PREFIXES - 1);
+	s->pdirect = 0;
+	s->psdirect = 0;
+	if (!(c->dir_depths & depth_bit(k + 1)))
+		return 0;
+	if (k > 0 && !path_named(c->v, s, s->poff[(k - 1) & (PREFIXES - 1)] + 1, s->poff[k]))
+		return 0;
+	prefix_lookup(s, s->ph[k]);
 	return 0;
 }
 
-// walk_chunk handles 8 bytes per bpf_loop iteration: the callback call is a
-// noticeable part of the per-byte cost. It serves the walk without patterns
-// for a file access, which needs neither the automaton nor the base name
-// (KIND_EXECNAME keys are process keys): it keeps the hash in a register,
-// which is most of a path's bytes spared half their work, and hands each '/'
-// to prefix_at.
-static long walk_chunk(__u64 i, struct walk *w)
+// deep_step is prefix_step for a path deeper than walk_chunk recorded: it
+// hashes the path again from s->pstart, a byte per iteration, and looks up
+// every prefix at a depth with keys.
+static long deep_step(__u64 i, struct pctx *c)
 {
-	__u32 off = w->start + (__u32)i * 8;
-	__u64 h = w->h;
-#pragma unroll
-	for (int j = 0; j < 8; j++) {
-		unsigned char c = w->s->path[(off + j) & (2 * PATH_MAX - 1)];
-		if (c == 0) {
-			w->h = h;
-			w->done = 1;
-			return 1;
-		}
-		h = (h ^ c) * FNV_PRIME;
-		if (c == '/')
-			prefix_at(w->v, off + j, h);
+	struct scratch *s = c->s;
+	unsigned char ch = s->path[(s->pstart + (__u32)i) & (2 * PATH_MAX - 1)];
+	if (ch == 0)
+		return 1;
+	c->h = (c->h ^ ch) * FNV_PRIME;
+	if (ch != '/')
+		return 0;
+	c->depth++;
+	s->pdirect = 0;
+	s->psdirect = 0;
+	if (c->dir_depths & depth_bit(c->depth))
+		prefix_lookup(s, c->h);
+	return 0;
+}
+
+// prefixes follows walk_chunk: it looks up the prefixes it recorded
+// (prefix_step) and tests the file's own name, after the last '/': the path
+// can be an exact rule's only if that name has its bit in the names filter
+// (translate.go's addPath), and a directory rule's directory only if the
+// directory's name has (addDir); s->fmask is 0 when it has not. A path with
+// more '/' than walk_chunk recorded is hashed again (deep_step).
+//
+// A global function, its results in the scratch buffer, whose values the
+// verifier does not track: checked once, it leaves check_path's states as
+// they were. With these tests inline, or the deep path's walk a second call
+// of walk_byte there, the file hooks took up to twice the instructions to
+// verify.
+__attribute__((noinline)) int prefixes(const struct wl_val *v)
+{
+	__u32 zero = 0;
+	struct scratch *s = bpf_map_lookup_elem(&scratch, &zero);
+	if (!s || !v)
+		return 0;
+	__u32 depth = s->depth;
+	struct pctx c = {.s = s, .v = v, .dir_depths = v->dir_depths[s->pkey.op & 3], .h = FNV_OFFSET};
+	if (depth > PREFIXES) {
+		bpf_loop(PATH_MAX, deep_step, &c, 0);
+		s->depth = c.depth;
+		return 0;
 	}
-	w->h = h;
+	bpf_loop(depth, prefix_step, &c, 0);
+	// A file with no name (the root) is looked up.
+	if (depth > 0) {
+		__u32 from = s->poff[(depth - 1) & (PREFIXES - 1)] + 1;
+		__u32 to = s->pend;
+		if (to > from && !path_named(v, s, from, to))
+			s->fmask = 0;
+	}
 	return 0;
 }
 
@@ -1113,13 +1210,6 @@ static __always_inline __u64 name_key_read(struct dentry *d)
 	return ((__u64)(len & 0xff) << 16) | ((__u64)first << 8) | last;
 }
 
-// named says whether name key k has its bit in workload entry v's filter.
-static __always_inline bool named(const struct wl_val *v, __u64 k)
-{
-	__u32 b = (k * 0x9E3779B97F4A7C15ULL) >> 52;
-	return v->names[(b >> 6) & (NAME_WORDS - 1)] & (1ULL << (b & 63));
-}
-
 // NAME_WALK bounds the ancestors unnamed tests inside the file's filesystem,
 // MOUNT_WALK the steps above it (mount points and their ancestors); a file
 // deeper than that is resolved. Each level of the unrolled walk costs the
@@ -1444,15 +1534,18 @@ resolved:
 		return 0;
 	}
 
+	s->fmask = ~0ULL;
 	if (!w->dfa && w->op != OP_PROCESS) {
-		// The fast walk's directory lookups (prefix_at) keep their state
+		// The fast walk's directory lookups (prefixes) keep their state
 		// in the scratch buffer.
 		s->pkey = (struct rule_key){.cgroup = w->cgroup, .gen = w->gen, .op = w->op, .kind = KIND_PATH};
 		s->psrc = w->src;
 		s->pbits = s->psbits = s->pdirect = s->psdirect = 0;
-		s->slash = w->start;
 		s->depth = 0;
+		s->pend = 0;
+		s->pstart = w->start;
 		bpf_loop(PATH_MAX / 8, walk_chunk, w, 0);
+		prefixes(w->v);
 		w->depth = s->depth;
 		w->bits |= s->pbits;
 		w->sbits |= s->psbits;
@@ -1468,8 +1561,11 @@ resolved:
 	__u64 h = w->h;
 	bits = w->bits;
 	sbits = w->sbits;
-	bool exact = wl->exact_depths & depth_bit(w->depth);
-	bool self = wl->dir_depths & depth_bit(w->depth + 1);
+	// Branch-free: the file's name (s->fmask) narrows the depths where its
+	// path is looked up.
+	__u64 fmask = s->fmask;
+	bool exact = (wl->exact_depths & fmask) & depth_bit(w->depth);
+	bool self = (wl->dir_depths & fmask) & depth_bit(w->depth + 1);
 	struct rule_val *v;
 	// The path itself.
 	if (exact) {
