@@ -294,8 +294,8 @@ struct {
 } stats SEC(".maps");
 
 // PREFIXES bounds the directory prefixes of a path walk_chunk records for
-// prefix_step: a path deeper than that is walked again a byte at a time
-// (walk_byte), which looks the prefixes up as it meets them.
+// prefix_step: a path deeper than that is hashed again for its lookups
+// (deep_step).
 #define PREFIXES 64
 
 // path holds either bpf_d_path's result at offset 0, or a path built
@@ -754,11 +754,8 @@ struct pctx {
 	__u32 depth; // and the '/' it met
 };
 
-// prefix_step looks up directory prefix i of walk_chunk's (depth i + 1),
-// where the workload has directory keys at that depth: recursive bits into
-// s->pbits, direct ones into s->pdirect (they apply if this prefix is the
-// last, the parent), the same from the source's keys into s->psbits and
-// s->psdirect; the key's other fields are in s->pkey.
+// prefix_step looks up directory prefix i of walk_chunk's (depth i + 1)
+// with prefix_lookup, where the workload has directory keys at that depth.
 //
 // In such a walk every directory key of the workload is a directory whose
 // name has its bit in the names filter (translate.go's addDir; the filter is
