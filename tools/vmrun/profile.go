@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"sort"
 	"strings"
@@ -33,6 +34,11 @@ type bootProfile struct {
 	// by their path in the archive. cacheDir is vmrun's cache, for results
 	// too slow to rebuild on every boot.
 	Files func(cacheDir string) (map[string][]byte, error)
+	// Service runs on the host while the guest runs, on requests the guest
+	// leaves in dir (the run share's service/ directory, $WARD_VM_SERVICE in
+	// the guest), until ctx ends: work that gives the same bytes on either
+	// side and is many times slower under emulation (selinuxService).
+	Service func(ctx context.Context, dir string)
 	// TmpfsRoot copies the initramfs into a tmpfs and switch_roots into it
 	// before anything else: runc's pivot_root cannot leave an initramfs
 	// root, so a guest that runs a container runtime unmodified needs it.
@@ -83,10 +89,10 @@ var profiles = map[string]bootProfile{
 		Name:    "selinux",
 		Cmdline: []string{"security=selinux", "selinux=1", "enforcing=0", "lsm=landlock,lockdown,yama,selinux,bpf"},
 		LSMs:    []string{"selinux", "bpf"},
-		// secilc rebuilds the policy in the guest when a test's module has
-		// fromSource domains (selinuxSemodule in the backend's VM tests).
-		Tools:   []string{"/usr/bin/secilc"},
 		Files:   selinuxFiles,
+		// The backend's VM tests rebuild the policy when a module has
+		// fromSource domains; the host's secilc does it (selinuxService).
+		Service: selinuxService,
 		Modules: []string{"overlay"},
 		Setup:   selinuxSetup,
 	},

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
@@ -8,17 +9,13 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/wardsec/ward/internal/enforcer/selinux"
 )
 
-// Where the selinux profile puts what it builds, in the guest.
-const (
-	selinuxPolicy = "etc/ward-vm/selinux/policy"
-	// selinuxBase is the reference policy's modules as one CIL file, so
-	// that tests can rebuild the policy with a module of their own.
-	selinuxBase = "etc/ward-vm/selinux/base.cil"
-)
+// selinuxPolicy is where the selinux profile puts the policy it boots with, in the guest.
+const selinuxPolicy = "etc/ward-vm/selinux/policy"
 
 // selinuxSetup mounts selinuxfs, loads the policy and enforces. The policy
 // goes in with ONE write: the kernel rejects a policy written in chunks
@@ -93,7 +90,81 @@ func selinuxFiles(cacheDir string) (map[string][]byte, error) {
 	}
 	return map[string][]byte{
 		selinuxPolicy: policy,
-		selinuxBase:   append(append(base, '\n'), harnessCIL...),
 		strings.TrimPrefix(filepath.Join(selinux.DefaultStateDir, selinux.ModuleName+".cil"), "/"): mod,
 	}, nil
+}
+
+// selinuxService is the selinux profile's host service: it stands in for the compiling half of
+// semodule for the backend's VM tests (guestSemodule). The guest has no module store, so a test
+// that installs a module with fromSource domains must rebuild the whole policy, and secilc spends
+// most of a minute of emulated time on the reference policy's 22 MB of CIL where the host takes a
+// few seconds. The bytes are the same either way: the host's secilc is the one whose policy the
+// guest boots with, and the guest still loads the result into its own kernel.
+//
+// A request is NAME.cil, a module the guest writes under another name and renames; the answer is
+// NAME.policy, the reference policy (with the harness's rules, as at boot) compiled together with
+// it, or NAME.err, secilc's refusal. Both are renamed into place, so the guest never reads half a
+// file.
+func selinuxService(ctx context.Context, dir string) {
+	var base string // written on the first request: reading the store takes a while
+	done := map[string]bool{}
+	tick := time.NewTicker(50 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		entries, _ := os.ReadDir(dir)
+		for _, e := range entries {
+			name, ok := strings.CutSuffix(e.Name(), ".cil")
+			if !ok || strings.HasPrefix(name, ".") || done[name] {
+				continue
+			}
+			done[name] = true
+			var err error
+			if base == "" {
+				if base, err = selinuxWriteBase(dir); err != nil {
+					base = ""
+					selinuxAnswer(dir, name, ".err", []byte(err.Error()))
+					continue
+				}
+			}
+			policy, err := selinuxCompile(ctx, base, filepath.Join(dir, e.Name()))
+			if err != nil {
+				selinuxAnswer(dir, name, ".err", []byte(err.Error()))
+				continue
+			}
+			selinuxAnswer(dir, name, ".policy", policy)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+	}
+}
+
+// selinuxWriteBase writes the CIL the guest's boot policy was compiled from, less Ward's static
+// module (a test's module replaces it, as semodule -i replaces a module of the same name).
+func selinuxWriteBase(dir string) (string, error) {
+	base, err := selinux.StoreCIL(selinux.DefaultStore)
+	if err != nil {
+		return "", fmt.Errorf("selinux service: %w", err)
+	}
+	path := filepath.Join(dir, ".base.cil")
+	return path, os.WriteFile(path, append(append(base, '\n'), harnessCIL...), 0o644)
+}
+
+func selinuxCompile(ctx context.Context, base, module string) ([]byte, error) {
+	out := module + ".out"
+	defer os.Remove(out)
+	cmd := exec.CommandContext(ctx, "secilc", "-o", out, "-f", os.DevNull, base, module)
+	if b, err := cmd.CombinedOutput(); err != nil {
+		return nil, fmt.Errorf("secilc: %w\n%s", err, strings.TrimSpace(string(b)))
+	}
+	return os.ReadFile(out)
+}
+
+func selinuxAnswer(dir, name, ext string, b []byte) {
+	tmp := filepath.Join(dir, "."+name+ext)
+	if err := os.WriteFile(tmp, b, 0o644); err == nil {
+		_ = os.Rename(tmp, filepath.Join(dir, name+ext))
+	}
 }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -75,6 +76,7 @@ const (
 	srcShareTag   = "ward-src"
 	guestBinDir   = guestRunDir + "/bin"
 	guestOutDir   = guestRunDir + "/out"
+	serviceDir    = "service" // in the run share: the profile's host service's requests
 	forwardPrefix = "WARD_TEST_"
 )
 
@@ -170,6 +172,22 @@ func runVM(cfg config) (res result, _ error) {
 			return res, err
 		}
 	}
+	if svc := prep.Profile.Service; svc != nil {
+		dir := filepath.Join(runDir, serviceDir)
+		if err := os.Mkdir(dir, 0o755); err != nil {
+			return res, err
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		stopped := make(chan struct{})
+		go func() {
+			svc(ctx, dir)
+			close(stopped)
+		}()
+		defer func() {
+			cancel()
+			<-stopped
+		}()
+	}
 	argv := append([]string{}, cfg.Command...)
 	if strings.Contains(argv[0], "/") {
 		dst := filepath.Join(runDir, "bin", filepath.Base(argv[0]))
@@ -181,7 +199,7 @@ func runVM(cfg config) (res result, _ error) {
 	if len(cfg.HostFwd) > 0 && !prep.Profile.Network {
 		return res, fmt.Errorf("-hostfwd needs a boot profile with networking (profile %s has none)", prep.Profile.Name)
 	}
-	job := jobScript(prep.ModRoot, guestWD, cfg.Shares, argv, os.Environ(), cfg.Bench)
+	job := jobScript(prep.ModRoot, guestWD, cfg.Shares, argv, os.Environ(), cfg.Bench, prep.Profile.Service != nil)
 	if err := os.WriteFile(filepath.Join(runDir, "job.sh"), []byte(job), 0o644); err != nil {
 		return res, err
 	}
@@ -355,7 +373,7 @@ const guestRAMBinDir = "/ward-bin"
 // from the share (a test re-running itself) is the likely cause of a daemon
 // benchmark whose 2-minute guest timeout fired on a host running six VMs; the
 // same benchmark passed from memory with three VMs and a CI run beside it.
-func jobScript(modRoot, wd string, shares []share, argv, env []string, ramCopy bool) string {
+func jobScript(modRoot, wd string, shares []share, argv, env []string, ramCopy, service bool) string {
 	var b strings.Builder
 	if ramCopy && strings.HasPrefix(argv[0], guestBinDir+"/") {
 		ram := guestRAMBinDir + "/" + filepath.Base(argv[0])
@@ -377,6 +395,9 @@ func jobScript(modRoot, wd string, shares []share, argv, env []string, ramCopy b
 	}
 	fmt.Fprintf(&b, "cd %s || die 'cd to the working directory'\n", shellQuote(wd))
 	b.WriteString("export WARD_VM=1\n")
+	if service {
+		fmt.Fprintf(&b, "export WARD_VM_SERVICE=%s/%s\n", guestRunDir, serviceDir)
+	}
 	for _, kv := range env {
 		k, _, _ := strings.Cut(kv, "=")
 		if strings.HasPrefix(k, forwardPrefix) || contains(forwardEnv, k) {

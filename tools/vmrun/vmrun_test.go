@@ -72,7 +72,7 @@ func TestCPIODeterministic(t *testing.T) {
 // guest's memory, with its arguments; any other command runs where it is.
 func TestJobScriptRAMCopy(t *testing.T) {
 	share := guestBinDir + "/pkg.test"
-	job := jobScript("", "/src", nil, []string{share, "-test.bench=."}, nil, true)
+	job := jobScript("", "/src", nil, []string{share, "-test.bench=."}, nil, true, false)
 	ram := guestRAMBinDir + "/pkg.test"
 	if !strings.Contains(job, "cp '"+share+"' '"+ram+"' || die") {
 		t.Errorf("bench job does not copy the command into memory:\n%s", job)
@@ -80,10 +80,10 @@ func TestJobScriptRAMCopy(t *testing.T) {
 	if !strings.Contains(job, "'"+ram+"' '-test.bench=.' </dev/null") {
 		t.Errorf("bench job does not run the copy with its arguments:\n%s", job)
 	}
-	if job := jobScript("", "/src", nil, []string{share}, nil, false); strings.Contains(job, guestRAMBinDir) {
+	if job := jobScript("", "/src", nil, []string{share}, nil, false, false); strings.Contains(job, guestRAMBinDir) {
 		t.Errorf("functional job copies the command:\n%s", job)
 	}
-	if job := jobScript("", "/src", nil, []string{"sh", "-c", "true"}, nil, true); strings.Contains(job, guestRAMBinDir) {
+	if job := jobScript("", "/src", nil, []string{"sh", "-c", "true"}, nil, true, false); strings.Contains(job, guestRAMBinDir) {
 		t.Errorf("bench job copies a command that is not on the run share:\n%s", job)
 	}
 }
@@ -95,7 +95,7 @@ func TestJobScriptQuoting(t *testing.T) {
 	dir := t.TempDir()
 	args := []string{"sh", "-c", `printf '%s|' "$@" >` + filepath.Join(dir, "args") + `; exit 3`, "sh", "a b", "it's", "$HOME", "`id`", ""}
 	env := []string{"WARD_TEST_X=one two", "HOME=/nowhere", "GOTRACEBACK=all"}
-	job := jobScript("", dir, nil, args, env, false)
+	job := jobScript("", dir, nil, args, env, false, false)
 	if strings.Contains(job, "HOME=/nowhere") {
 		t.Errorf("the job forwards HOME, which is the guest's own:\n%s", job)
 	}

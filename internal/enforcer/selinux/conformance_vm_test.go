@@ -53,7 +53,7 @@ const containerSets = "container policies are left to another backend: SELinux l
 // TestConformance runs the shared case table (internal/conformance) under SELinux through the
 // Backend: Apply labels the case's files and loads its domains, each access runs as the case's
 // acting executable and user, and the backend's Events deliver the kernel's AVC records. Cases
-// with fromSource rebuild the policy in the guest (secilc, tens of seconds under emulation); the
+// with fromSource rebuild the whole policy (guestSemodule; seconds with the host's secilc); the
 // runner runs them last.
 func TestConformance(t *testing.T) {
 	b, log, _ := newBackend(t)
