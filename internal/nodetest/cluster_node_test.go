@@ -311,8 +311,6 @@ serializeImagePulls: false
 imageGCHighThresholdPercent: 100
 imageGCLowThresholdPercent: 99
 evictionHard: {memory.available: "10Mi", nodefs.available: "1%%", imagefs.available: "1%%", nodefs.inodesFree: "1%%"}
-nodeStatusUpdateFrequency: 4s
-syncFrequency: 10s
 `, c.kubeletPort),
 	}
 	var kc bytes.Buffer
