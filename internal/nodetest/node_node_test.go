@@ -28,7 +28,7 @@ import (
 // NODE_STARTS=5` (WARD_NODE_EDITS, WARD_NODE_STARTS).
 var (
 	editRuns  = envInt("WARD_NODE_EDITS", 4)
-	startRuns = envInt("WARD_NODE_STARTS", 3)
+	startRuns = envInt("WARD_NODE_STARTS", 1)
 )
 
 func envInt(name string, def int) int {
