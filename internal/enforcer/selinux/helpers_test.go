@@ -4,7 +4,6 @@ import (
 	"strconv"
 
 	"github.com/wardsec/ward/internal/policy"
-	"github.com/wardsec/ward/internal/rules"
 	"github.com/wardsec/ward/internal/workload"
 )
 
@@ -19,13 +18,10 @@ const (
 type ruleOpt func(*policy.Rule)
 
 func readOnly(r *policy.Rule)  { r.ReadOnly = true }
-func ownerOnly(r *policy.Rule) { r.OwnerOnly = true }
 func recursive(r *policy.Rule) { r.Recursive = true }
 func from(exe string) ruleOpt {
 	return func(r *policy.Rule) { r.FromSource = append(r.FromSource, policy.FromSource{Path: exe}) }
 }
-func pts(v bool) ruleOpt       { return func(r *policy.Rule) { r.PTS = &v } }
-func args(a ...string) ruleOpt { return func(r *policy.Rule) { r.AllowedArgs = a } }
 
 func rule(op policy.Operation, m policy.MatchKind, value string, action policy.Action, opts ...ruleOpt) policy.Rule {
 	r := policy.Rule{Operation: op, Match: m, Value: value, Action: action}
@@ -62,9 +58,4 @@ func hostPolicy(name string, rs ...policy.Rule) policy.Policy {
 	}
 }
 
-// testOpts renders for Ward running as kernel_t, as in the VM.
-var testOpts = Options{Admin: "kernel_t"}
-
 var host = workload.Host("node1", nil)
-
-var blockAll = rules.Postures{File: block, Network: block, Capabilities: block}
