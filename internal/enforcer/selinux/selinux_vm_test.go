@@ -74,7 +74,7 @@ func (g *guestSemodule) Run(ctx context.Context, name string, args ...string) ([
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Minute)
 	defer cancel()
 	var policyBytes []byte
-	for policyBytes == nil {
+	for {
 		if b, err := os.ReadFile(req + ".err"); err == nil {
 			return b, fmt.Errorf("the host's secilc refused the module: %s", b)
 		}
