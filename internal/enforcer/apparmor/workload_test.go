@@ -230,7 +230,9 @@ func TestApplyWorkloadNamedProfile(t *testing.T) {
 	}
 }
 
-// waitUnloaded waits until the backend has unloaded a pod-named profile (after its grace).
+// waitUnloaded waits until the backend has unloaded a pod-named profile (after its grace) and
+// finished removing it: the timer leaves b.unloads before apparmor_parser -R runs, and the file
+// is deleted after it, so only the backend forgetting the name marks the end.
 func waitUnloaded(t *testing.T, b *Backend, r *gateRunner, name string) {
 	t.Helper()
 	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
@@ -239,8 +241,9 @@ func waitUnloaded(t *testing.T, b *Backend, r *gateRunner, name string) {
 		r.mu.Unlock()
 		b.mu.Lock()
 		_, pending := b.unloads[name]
+		_, loaded := b.byName[name]
 		b.mu.Unlock()
-		if done && !pending {
+		if done && !pending && !loaded {
 			return
 		}
 	}
