@@ -4,15 +4,10 @@
 # carry the tags `vm selinux` and run in make test-vm's second pass, booted
 # with the selinux profile.
 
-.PHONY: vet-selinux test-vm-selinux
-
-# go vet ./... and go vet -tags vm ./... leave the selinux VM tests out.
-vet-selinux:
-	$(GO) vet -tags 'vm selinux' ./internal/enforcer/selinux
+.PHONY: test-vm-selinux
 
 # Only the SELinux VM suite.
 test-vm-selinux: vmrun
 	CGO_ENABLED=0 WARD_VM_BOOT_PROFILE=selinux $(GO) test -count=1 -v -timeout 30m -tags 'vm selinux' \
 		-exec $(VMRUN) ./internal/enforcer/selinux
 
-vet: vet-selinux

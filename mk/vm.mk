@@ -3,9 +3,8 @@
 # the root Makefile.
 
 VMRUN := $(CURDIR)/bin/vmrun
-VMTEST_PKG := ./internal/vmtest
 
-.PHONY: test-vm bench-vm vmrun vm-prepare vet-vm generate-vmtest check-generate-vmtest update-vmlinux-h
+.PHONY: test-vm bench-vm vmrun vm-prepare generate-vmtest check-generate-vmtest update-vmlinux-h
 
 # The whole VM suite: guest tests of every package with vm-tagged tests, the
 # harness's own host-side tests, and a timing summary.
@@ -25,12 +24,6 @@ vmrun:
 vm-prepare: vmrun
 	$(VMRUN) -prepare
 
-# vet the harness test files behind the vmhost and vmred tags, which
-# `go vet ./...` and `go vet -tags vm ./...` leave out.
-vet-vm:
-	$(GO) vet -tags vmhost $(VMTEST_PKG)
-	$(GO) vet -tags 'vm vmred' $(VMTEST_PKG)
-
 # bpf2go for the harness's BPF self-test (clang-14, libbpf-dev headers).
 generate-vmtest:
 	cd internal/vmtest && $(GO) generate ./...
@@ -47,4 +40,3 @@ update-vmlinux-h: vmrun
 
 generate: generate-vmtest
 check-generated: check-generate-vmtest
-vet: vet-vm

@@ -1,3 +1,5 @@
+//go:build !vm || selinux
+
 package selinux
 
 import (
