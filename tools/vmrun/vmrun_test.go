@@ -118,6 +118,31 @@ func TestJobScriptQuoting(t *testing.T) {
 	}
 }
 
+// TestJobScriptService: a profile with a host service tells the guest where its requests go
+// ($WARD_VM_SERVICE, the run share's service directory, which the host side watches); a job
+// without one leaves the variable unset, and the guest's clients say so.
+func TestJobScriptService(t *testing.T) {
+	for _, service := range []bool{true, false} {
+		dir := t.TempDir()
+		job := jobScript("", dir, nil, []string{"sh", "-c", `printf '%s' "${WARD_VM_SERVICE-unset}" >` + filepath.Join(dir, "svc")}, nil, false, service)
+		job = strings.ReplaceAll(job, guestOutDir, dir)
+		if out, err := exec.Command("sh", "-c", "die() { echo \"die: $*\"; exit 99; }\n"+job).CombinedOutput(); err != nil {
+			t.Fatalf("sh: %v\n%s\nscript:\n%s", err, out, job)
+		}
+		got, err := os.ReadFile(filepath.Join(dir, "svc"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := "unset"
+		if service {
+			want = guestRunDir + "/" + serviceDir
+		}
+		if string(got) != want {
+			t.Errorf("service %v: the command saw WARD_VM_SERVICE=%q, want %q", service, got, want)
+		}
+	}
+}
+
 func TestDefaultTimeout(t *testing.T) {
 	for _, tc := range []struct {
 		args []string
