@@ -430,3 +430,109 @@ func TestDirPrefixByName(t *testing.T) {
 		}
 	}
 }
+
+// dirNamesOpens is the kernel's count of opens whose ancestors' names a directory's entry
+// vouched for (Stats.DirNames).
+func dirNamesOpens(t *testing.T, b *Backend) uint64 {
+	t.Helper()
+	st, err := b.Stats()
+	must(t, err)
+	return st.DirNames
+}
+
+// TestDirNamesEntry: the first open of a file in a directory where an earlier first open found
+// no ancestor named like a rule's directory tests only the file's own name (dnames, an entry on
+// the directory's inode), and that changes no decision:
+//   - the entry is used: a first open in such a directory moves the counter by one more than one
+//     in a directory never walked (compared so that the helper's own opens cancel out);
+//   - a walk that met a rule directory's name leaves no entry: two fresh files directly in a
+//     protected directory are denied;
+//   - the directory moved, by its parent's rename, below a protected directory whose name the
+//     rename does not touch (so the names filter stays trusted): a fresh file in it is denied;
+//   - a rule added on an ancestor (a new translation): a fresh file below it is denied;
+//   - another workload, whose rules protect an ancestor the first's do not, is denied a fresh
+//     file in a directory the first workload's open gave an entry;
+//   - a file system mounted on a protected directory and mounted again elsewhere, where no name
+//     on the way up but its root's ("/") is one the rules name: a second fresh file in a
+//     subdirectory, decided with the entry (its depth unknown), is still denied by the root's
+//     inode.
+func TestDirNamesEntry(t *testing.T) {
+	vmguest.RequireGuest(t)
+	must(t, os.RemoveAll("/wt"))
+	copySelf(t, "/wt/bin/reader")
+	for _, p := range []string{"/wt/de/prot/.keep", "/wt/de/mp/.keep", "/wt/de/free/a/b/f1", "/wt/de/free/c/d/h1", "/wt/de/free/e/x/k1"} {
+		mkfile(t, p, 0)
+	}
+	cg, cgfd := testCgroup(t, "ward-dir-entry")
+	cg2, cgfd2 := testCgroup(t, "ward-dir-entry-2")
+	b := newBackend(t)
+	spec := "  file:\n    matchDirectories:\n    - dir: /wt/de/prot/\n      recursive: true\n    - dir: /wt/de/mp/\n      recursive: true\n"
+	set := hostPolicyInCgroup(t, "direntry", spec, cg)
+	other := hostPolicyInCgroup(t, "direntry-e", "  file:\n    matchDirectories:\n    - dir: /wt/de/free/e/\n      recursive: true\n", cg2)
+	other.Workload.ContainerID = "direntry-other"
+	must(t, b.Apply(t.Context(), []*rules.Set{set, other}))
+	tr := b.byID[set.Workload.ID()].tr
+	requireUnnamed(t, tr, "wt", "de", "free", "a", "b", "c", "d", "e", "x", "s", "moved", "fresh", "f1", "f2", "f3", "h1", "h2", "k1", "k2", "q1", "q2", "g", "z1", "z2")
+	if tr.Names.Has("/") {
+		t.Fatal("the name \"/\" has a bit before any mount: the test would not tell")
+	}
+	opened := func(step, p string, cgfd int) {
+		t.Helper()
+		if got := helperRun(t, cgfd, "/wt/bin/reader", 0, "open:"+p); got != "open:"+p+" ok" {
+			t.Errorf("%s: open of %s: %q, want ok", step, p, got)
+		}
+	}
+
+	// The helper's own first opens are cached after one run: both measured runs make the same.
+	opened("warm-up", "/wt/de/free/a/b/f1", cgfd)
+	mkfile(t, "/wt/de/free/a/b/f2", 0)
+	mkfile(t, "/wt/de/free/fresh/g", 0)
+	c0 := dirNamesOpens(t, b)
+	opened("a directory never walked", "/wt/de/free/fresh/g", cgfd)
+	c1 := dirNamesOpens(t, b)
+	opened("a directory with an entry", "/wt/de/free/a/b/f2", cgfd)
+	if d := int64(dirNamesOpens(t, b)-c1) - int64(c1-c0); d != 1 {
+		t.Errorf("a first open in a directory with an entry moved the counter by %d more than one in a directory never walked, want 1", d)
+	}
+
+	// A walk that met a name with its bit leaves no entry: the second file directly in the
+	// protected directory is found by the walk again.
+	for _, p := range []string{"/wt/de/prot/z1", "/wt/de/prot/z2"} {
+		mkfile(t, p, 0)
+		deniedWithEvent(t, b, cgfd, "a fresh file directly in a protected directory", "open:"+p, policy.OpFile, set, "direntry")
+	}
+
+	// "prot" is not renamed: only the files count tells the entry of /wt/de/free/a/b is stale.
+	must(t, os.Rename("/wt/de/free/a", "/wt/de/prot/moved"))
+	mkfile(t, "/wt/de/prot/moved/b/f3", 0)
+	deniedWithEvent(t, b, cgfd, "a directory with an entry moved below a protected one", "open:/wt/de/prot/moved/b/f3", policy.OpFile, set, "direntry")
+
+	opened("before the rule on c", "/wt/de/free/c/d/h1", cgfd)
+	withC := hostPolicyInCgroup(t, "direntry", spec+"    - dir: /wt/de/free/c/\n      recursive: true\n", cg)
+	must(t, b.Apply(t.Context(), []*rules.Set{withC, other}))
+	mkfile(t, "/wt/de/free/c/d/h2", 0)
+	deniedWithEvent(t, b, cgfd, "a rule added on an ancestor of a directory with an entry", "open:/wt/de/free/c/d/h2", policy.OpFile, withC, "direntry")
+
+	opened("the first workload, no rule on e", "/wt/de/free/e/x/k1", cgfd)
+	mkfile(t, "/wt/de/free/e/x/k2", 0)
+	deniedWithEvent(t, b, cgfd2, "another workload's rule on an ancestor", "open:/wt/de/free/e/x/k2", policy.OpFile, other, "direntry-e")
+
+	must(t, unix.Mount("tmpfs", "/wt/de/mp", "tmpfs", 0, ""))
+	t.Cleanup(func() { unix.Unmount("/wt/de/mp", unix.MNT_DETACH) })
+	mkfile(t, "/wt/de/mp/s/q1", 0)
+	mkfile(t, "/wt/de/mp/s/q2", 0)
+	must(t, os.MkdirAll("/wt/de/free/view", 0o755))
+	must(t, unix.Mount("/wt/de/mp", "/wt/de/free/view", "", unix.MS_BIND, ""))
+	t.Cleanup(func() { unix.Unmount("/wt/de/free/view", unix.MNT_DETACH) })
+	// Translated again with the file system mounted: the rule's key is its root, named "/".
+	must(t, b.Apply(t.Context(), []*rules.Set{withC, other}))
+	if tr := b.byID[withC.Workload.ID()].tr; !tr.Names.Has("/") || tr.Names.Has("s") || tr.Names.Has("view") {
+		t.Fatalf("rule on a mount point: the filter has \"/\" %v, \"s\" %v, \"view\" %v; want only the first", tr.Names.Has("/"), tr.Names.Has("s"), tr.Names.Has("view"))
+	}
+	deniedWithEvent(t, b, cgfd, "mounted again elsewhere, first file", "open:/wt/de/free/view/s/q1", policy.OpFile, withC, "direntry")
+	c2 := dirNamesOpens(t, b)
+	deniedWithEvent(t, b, cgfd, "mounted again elsewhere, a file decided with the entry", "open:/wt/de/free/view/s/q2", policy.OpFile, withC, "direntry")
+	if dirNamesOpens(t, b) == c2 {
+		t.Error("the second file in the remounted file system's subdirectory was not decided with its directory's entry: the test did not reach it")
+	}
+}

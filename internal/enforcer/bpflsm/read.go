@@ -21,12 +21,16 @@ type Stats struct {
 	// ByName counts file opens permitted without resolving the path: neither the file's name
 	// nor (with directory rules) an ancestor's is one the workload's rules name.
 	ByName uint64
+	// DirNames counts the file opens among those (and among the opens resolved for their own
+	// name) whose ancestors' names were not tested again: an entry on their directory's inode
+	// said that none is one the workload's rules name.
+	DirNames uint64
 }
 
 // Stats reads the kernel's counters, summed over CPUs.
 func (b *Backend) Stats() (Stats, error) {
 	var st Stats
-	for i, dst := range []*uint64{&st.DroppedEvents, &st.Unresolved, &st.ByName} {
+	for i, dst := range []*uint64{&st.DroppedEvents, &st.Unresolved, &st.ByName, &st.DirNames} {
 		var per []uint64
 		if err := b.objs.Stats.Lookup(uint32(i), &per); err != nil {
 			return st, fmt.Errorf("read stats: %w", err)
@@ -47,6 +51,8 @@ var (
 		"Accesses the BPF-LSM programs denied because the path could not be resolved (fail closed).", nil, nil)
 	byNameDesc = prometheus.NewDesc("ward_bpf_opens_decided_by_name_total",
 		"File opens the BPF-LSM programs permitted without resolving the path: no rule names the file's name or, with directory rules, an ancestor's.", nil, nil)
+	dirNamesDesc = prometheus.NewDesc("ward_bpf_dir_names_cached_total",
+		"File opens under directory rules whose ancestors' names the BPF-LSM programs did not test again: their directory's entry said no rule names one.", nil, nil)
 )
 
 var _ prometheus.Collector = (*Backend)(nil)
@@ -56,6 +62,7 @@ func (b *Backend) Describe(ch chan<- *prometheus.Desc) {
 	ch <- droppedDesc
 	ch <- unresolvedDesc
 	ch <- byNameDesc
+	ch <- dirNamesDesc
 }
 
 // Collect implements prometheus.Collector: the counters summed over CPUs, none when they cannot
@@ -69,6 +76,7 @@ func (b *Backend) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(droppedDesc, prometheus.CounterValue, float64(st.DroppedEvents))
 	ch <- prometheus.MustNewConstMetric(unresolvedDesc, prometheus.CounterValue, float64(st.Unresolved))
 	ch <- prometheus.MustNewConstMetric(byNameDesc, prometheus.CounterValue, float64(st.ByName))
+	ch <- prometheus.MustNewConstMetric(dirNamesDesc, prometheus.CounterValue, float64(st.DirNames))
 }
 
 // read turns ring-buffer records into events until Close. One record's buffer is reused

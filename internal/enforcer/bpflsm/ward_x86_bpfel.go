@@ -44,6 +44,11 @@ type wardConfig struct {
 	Names      [64]uint64
 }
 
+type wardDnames struct {
+	_   structs.HostLayout
+	Key uint64
+}
+
 type wardEpochs struct {
 	_     structs.HostLayout
 	Files uint32
@@ -174,6 +179,8 @@ type wardScratch struct {
 	Dsbits   uint64
 	Dsteps   uint64
 	Dkey     wardRuleKey
+	Nkey     uint64
+	Rootstep uint64
 	Ph       [64]uint64
 	Poff     [64]uint32
 	Depth    uint32
@@ -246,6 +253,7 @@ const (
 //
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
+	wardMapDnames              = "dnames"
 	wardMapEvents              = "events"
 	wardMapGlobs               = "globs"
 	wardMapIcache              = "icache"
@@ -369,6 +377,7 @@ type wardProgramSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type wardMapSpecs struct {
+	Dnames     *ebpf.MapSpec `ebpf:"dnames"`
 	Events     *ebpf.MapSpec `ebpf:"events"`
 	Globs      *ebpf.MapSpec `ebpf:"globs"`
 	Icache     *ebpf.MapSpec `ebpf:"icache"`
@@ -422,6 +431,7 @@ func (o *wardObjects) Close() error {
 //
 // It can be passed to loadWardObjects or ebpf.CollectionSpec.LoadAndAssign.
 type wardMaps struct {
+	Dnames     *ebpf.Map `ebpf:"dnames"`
 	Events     *ebpf.Map `ebpf:"events"`
 	Globs      *ebpf.Map `ebpf:"globs"`
 	Icache     *ebpf.Map `ebpf:"icache"`
@@ -435,6 +445,7 @@ type wardMaps struct {
 
 func (m *wardMaps) Close() error {
 	return _WardClose(
+		m.Dnames,
 		m.Events,
 		m.Globs,
 		m.Icache,

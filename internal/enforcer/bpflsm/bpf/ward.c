@@ -285,10 +285,11 @@ struct {
 } events SEC(".maps");
 
 // Counters: 0 events dropped (ring buffer full), 1 unresolved paths denied,
-// 2 opens decided by the names of the file and its ancestors (unnamed).
+// 2 opens decided by the names of the file and its ancestors (unnamed), 3
+// opens whose ancestors' names a directory's entry vouched for (dnames).
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, 3);
+	__uint(max_entries, 4);
 	__type(key, __u32);
 	__type(value, __u64);
 } stats SEC(".maps");
@@ -312,6 +313,11 @@ struct scratch {
 	// names walk of unnamed showed that no rule's directory can be there).
 	__u64 dsteps;
 	struct rule_key dkey; // the key dir_step looks up, off the stack
+	// unnamed's state, off check_path's full frame: the dnames key to
+	// write on the file's directory when the walk allows it (0: none), and
+	// the root's step of dir_walk.
+	__u64 nkey;
+	__u64 rootstep;
 	// The directory prefixes walk_chunk met: the hash of the path up to and
 	// with its k-th '/' and that '/''s offset in path; how many it met, and
 	// the offset of the path's end.
@@ -448,6 +454,28 @@ struct {
 	__type(key, int);
 	__type(value, struct icache);
 } icache SEC(".maps");
+
+// dnames keeps, on a directory's inode, that unnamed found no name with its
+// bit among the directory and its ancestors below the root of its filesystem:
+// the next first open of a file in that directory tests the file's own name
+// only, instead of walking up again (a name test per ancestor). key is the
+// generation of the workload entry whose filter was tested (high half) and
+// ward_epoch's files count read before the walk (low half), in one word so
+// that two writers never leave a mix of theirs. Generations are never reused
+// and name one workload's translation; what can change a directory's
+// ancestors (a rename of it or of one above) bumps the files count. The
+// entry is written only by a walk that reached its filesystem's root
+// (s_root): a disconnected dentry may later be spliced below another.
+struct dnames {
+	__u64 key;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_INODE_STORAGE);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, int);
+	__type(value, struct dnames);
+} dnames SEC(".maps");
 
 // icache_valid says whether entry c still decides an access of workload wl's
 // operation op, from source src, on mount mnt, by a task whose root is
@@ -1294,9 +1322,10 @@ static long mount_step(__u64 i, struct mwalk *c)
 // of processed instructions to 17 %, the name test had to be a global
 // function taking scalars, which read the file with BPF_CORE_READ (a helper
 // call per pointer) and looked the workload up again.
-static __always_inline bool unnamed(const struct wl *wl, struct file *file, struct inode *inode,
-				    __u32 names_epoch, struct vfsmount *root_mnt, struct scratch *s)
+static __always_inline bool unnamed(const struct wl *wl, struct file *file, struct inode *inode, __u64 epochs,
+				    struct vfsmount *root_mnt, struct scratch *s)
 {
+	__u32 names_epoch = epochs >> 32;
 	if (wl->flags & (WF_PATTERNS | WF_SOURCE_RULES | WF_ALLOW_GLOBAL | WF_ALLOW_SOURCES))
 		return false;
 	const struct wl_val *v = wl->v;
@@ -1313,23 +1342,43 @@ static __always_inline bool unnamed(const struct wl *wl, struct file *file, stru
 			return false;
 		// The root of the filesystem is named "/" and never in a path:
 		// left to the tests below, for the files where it can matter.
-		int i;
+		// rootstep is the root's step of dir_walk: when a directory's
+		// entry (dnames) spares the walk, its depth is not known, and
+		// every step above the file stands for it.
+		// The entry is made only when one can be written (below): a
+		// directory below a rule's name never has one, and its files pay
+		// a lookup that finds no storage.
 		struct dentry *p = d->d_parent;
-		for (i = 0; i < NAME_WALK; i++) {
-			d = p;
-			p = d->d_parent;
-			if (p == d)
-				break;
-			hits |= (__u64)named(v, name_key(d)) << (i + 1);
+		struct inode *dir = p->d_inode;
+		s->nkey = ((__u64)wl->gen << 32) | (__u32)epochs;
+		struct dnames *dn = bpf_inode_storage_get(&dnames, dir, 0, 0);
+		if (dn && *(volatile __u64 *)&dn->key == s->nkey) {
+			count(3);
+			s->nkey = 0;
+			d = d->d_sb->s_root;
+			s->rootstep = ~1ULL;
+		} else {
+			int i;
+			for (i = 0; i < NAME_WALK; i++) {
+				d = p;
+				p = d->d_parent;
+				if (p == d)
+					break;
+				hits |= (__u64)named(v, name_key(d)) << (i + 1);
+			}
+			if (i == NAME_WALK)
+				return false;
+			s->rootstep = 1ULL << (i + 1);
+			if ((hits >> 1) || d != d->d_sb->s_root)
+				s->nkey = 0;
 		}
-		if (i == NAME_WALK)
-			return false;
-		// d is the root of the file's filesystem, step i + 1 of dir_walk.
-		// The steps are kept in the scratch buffer: check_path's frame
-		// has no room left. A file of the root mount no name of which has
-		// its bit (most first opens) tests nothing more.
+		// d is the root of the file's filesystem, step rootstep of
+		// dir_walk. The steps are kept in the scratch buffer:
+		// check_path's frame has no room left. A file of the root mount
+		// no name of which has its bit (most first opens) tests nothing
+		// more.
 		if (hits) {
-			s->dsteps = hits | ((__u64)named(v, name_key(d)) << (i + 1));
+			s->dsteps = hits | (named(v, name_key(d)) ? s->rootstep : 0);
 		} else if (file->f_path.mnt != root_mnt) {
 			// A file in the task's root mount (not chrooted: the root of
 			// its namespace) has no mount above it. Another file's
@@ -1338,7 +1387,7 @@ static __always_inline bool unnamed(const struct wl *wl, struct file *file, stru
 			// (translate.go's mountedName), which only a file outside the
 			// root mount's filesystem tests.
 			if (named(v, name_key(d))) {
-				s->dsteps = 1ULL << (i + 1);
+				s->dsteps = s->rootstep;
 				hits = 1;
 			} else {
 				struct mwalk c = {
@@ -1363,8 +1412,14 @@ static __always_inline bool unnamed(const struct wl *wl, struct file *file, stru
 			s->dsteps = ~0ULL;
 			return false;
 		}
-		if (hits && *(volatile __u32 *)&v->gen != wl->gen)
-			s->dsteps = ~0ULL;
+		if (*(volatile __u32 *)&v->gen != wl->gen) {
+			if (hits)
+				s->dsteps = ~0ULL;
+		} else if (s->nkey) {
+			dn = bpf_inode_storage_get(&dnames, dir, 0, BPF_LOCAL_STORAGE_GET_F_CREATE);
+			if (dn)
+				dn->key = s->nkey;
+		}
 	}
 	if (hits)
 		return false;
@@ -1512,7 +1567,7 @@ static __always_inline int check_path(struct wl *wl, struct walk *w, struct scra
 		}
 		// A file no rule can name (unnamed) is permitted without its path,
 		// and cached as such: bits of no rule.
-		if (w->op == OP_FILE && unnamed(wl, file, inode, epochs >> 32, rmnt, s)) {
+		if (w->op == OP_FILE && unnamed(wl, file, inode, epochs, rmnt, s)) {
 			count(2);
 			if (c)
 				icache_fill(c, wl, w->op, src, mnt, rdentry, rmnt, (__u32)epochs, moves, 0, 0, 0);
