@@ -27,13 +27,16 @@ func requireUnnamed(t *testing.T, tr *Translation, names ...string) {
 	}
 }
 
-// byNameOpens is the kernel's count of opens decided by name (Stats.ByName).
-func byNameOpens(t *testing.T, b *Backend) uint64 {
+// kernelStats reads the kernel's counters (Stats).
+func kernelStats(t *testing.T, b *Backend) Stats {
 	t.Helper()
 	st, err := b.Stats()
 	must(t, err)
-	return st.ByName
+	return st
 }
+
+// byNameOpens is the kernel's count of opens decided by name (Stats.ByName).
+func byNameOpens(t *testing.T, b *Backend) uint64 { return kernelStats(t, b).ByName }
 
 // TestFileNamesFilter: in a workload whose file rules are all exact paths, a file whose name
 // ends no rule's path is decided without resolving its path (wl_val.names), and that
@@ -433,12 +436,7 @@ func TestDirPrefixByName(t *testing.T) {
 
 // dirNamesOpens is the kernel's count of opens whose ancestors' names a directory's entry
 // vouched for (Stats.DirNames).
-func dirNamesOpens(t *testing.T, b *Backend) uint64 {
-	t.Helper()
-	st, err := b.Stats()
-	must(t, err)
-	return st.DirNames
-}
+func dirNamesOpens(t *testing.T, b *Backend) uint64 { return kernelStats(t, b).DirNames }
 
 // TestDirNamesEntry: the first open of a file in a directory where an earlier first open found
 // no ancestor named like a rule's directory tests only the file's own name (dnames, an entry on
