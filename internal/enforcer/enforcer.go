@@ -83,6 +83,10 @@ type Event struct {
 	// Errno is 0 when the access was permitted (audit), otherwise the error returned to the
 	// process (EACCES, EPERM).
 	Errno int
+	// FailClosed is set when the module denied because it could not tell which rules apply
+	// (the path could not be resolved) and some could deny it: no rule decided, so the alert
+	// names none.
+	FailClosed bool
 	// Detail is the module's own record, for the alert's Data field.
 	Detail string
 	// Exe is the acting executable's path when Access.Source does not name it (AppArmor's

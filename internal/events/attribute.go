@@ -56,7 +56,7 @@ func (a *Attributor) Report(ev enforcer.Event) {
 	if set == nil {
 		return
 	}
-	v := set.Decide(ev.Access)
+	v := verdict(set, ev)
 	if !agrees(v, ev) {
 		v = a.transitional(ev, set, v)
 	}
@@ -66,6 +66,15 @@ func (a *Attributor) Report(ev enforcer.Event) {
 		a.Log.Error("kernel denial that no policy explains", "resource", e.Resource, "errno", ev.Errno, "backend", ev.Backend)
 	}
 	a.alert(e, v)
+}
+
+// verdict is what a set means for the backend's event: Decide's verdict, or, when the backend
+// denied because it could not tell which rules apply, what the set means for such an access.
+func verdict(set *rules.Set, ev enforcer.Event) rules.Verdict {
+	if ev.FailClosed {
+		return set.Unresolved(ev.Access.Op)
+	}
+	return set.Decide(ev.Access)
 }
 
 // agrees says whether a verdict explains what the kernel did: a denial is a Block, a reported
@@ -95,7 +104,7 @@ func (a *Attributor) transitional(ev enforcer.Event, inForce *rules.Set, v rules
 		if s == nil || s == inForce {
 			continue
 		}
-		if ov := s.Decide(ev.Access); agrees(ov, ev) {
+		if ov := verdict(s, ev); agrees(ov, ev) {
 			return ov
 		}
 	}

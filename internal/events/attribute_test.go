@@ -171,3 +171,51 @@ func TestAttributorTransitionalSets(t *testing.T) {
 		})
 	}
 }
+
+// A denial the backend made because it could not resolve the path (fail closed) is a Block
+// that no policy decided: the alert says Block, names no policy and says why, and nothing is
+// logged as a denial no policy explains. In a workload with no Block rule the same event is
+// such a denial.
+func TestAttributorFailClosed(t *testing.T) {
+	ps, _, err := policy.Parse("shadow.yaml", []byte(shadowPolicy))
+	if err != nil {
+		t.Fatal(err)
+	}
+	host := workload.Host("node1", map[string]string{"kubernetes.io/hostname": "node1"})
+	set, err := rules.Compile(ps, host, rules.Postures{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	empty, err := rules.Compile(nil, host, rules.Postures{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var logs bytes.Buffer
+	sink := &alertSink{}
+	inForce := set
+	a := &Attributor{
+		InForce:   func(string) *rules.Set { return inForce },
+		Builder:   testBuilder(),
+		Sinks:     []Sink{sink},
+		Log:       slog.New(slog.NewTextHandler(&logs, nil)),
+		Enforcing: true,
+	}
+	ev := enforcer.Event{Backend: enforcer.BPF, PID: 8, Errno: int(syscall.EPERM), FailClosed: true,
+		Access: rules.Access{Op: policy.OpFile, Source: "/usr/bin/cat"}, Detail: "unresolved path (d_path: -2): denied, fail closed"}
+	a.Report(ev)
+	if len(sink.alerts) != 1 {
+		t.Fatalf("%d alerts, want 1", len(sink.alerts))
+	}
+	if got := sink.alerts[0]; got.Action != "Block" || got.PolicyName != "" || got.Message != rules.UnresolvedMessage || got.Result != "Permission denied" && got.Result != "Operation not permitted" {
+		t.Errorf("fail-closed denial: Action %q PolicyName %q Message %q Result %q, want Block, none, %q, a denial",
+			got.Action, got.PolicyName, got.Message, got.Result, rules.UnresolvedMessage)
+	}
+	if strings.Contains(logs.String(), "no policy explains") {
+		t.Errorf("a fail-closed denial was logged as unexplained:\n%s", logs.String())
+	}
+	inForce = empty
+	a.Report(ev)
+	if !strings.Contains(logs.String(), "no policy explains") {
+		t.Errorf("a fail-closed denial in a workload with no Block rule was not reported:\n%s", logs.String())
+	}
+}

@@ -258,3 +258,35 @@ func contains(list []string, s string) bool {
 	}
 	return false
 }
+
+// UnresolvedMessage is the alert message of an access denied because its path could not be
+// resolved (Unresolved).
+const UnresolvedMessage = "path could not be resolved: denied, fail closed"
+
+// Unresolved returns what the Set means for an access of operation op whose path cannot be
+// known (longer than PATH_MAX, or a file opened by its handle with no link to its directory):
+// since any rule might name it, it is blocked where some rule of op blocks or op is an
+// allow-list (fail closed), and allowed without an alert otherwise. No rule decided, so the
+// verdict names no policy.
+func (s *Set) Unresolved(op policy.Operation) Verdict {
+	v := Verdict{Action: policy.ActionAllow, RuleID: -1}
+	oi, ok := opIndexOf(op)
+	if ok && oi != opSyscall && (s.allow[oi] || s.blocks(op)) {
+		v = Verdict{Action: policy.ActionBlock, Alert: true, RuleID: -1, Message: UnresolvedMessage}
+	}
+	v.DisplayAction = string(v.Action)
+	if v.Action == policy.ActionBlock && s.Workload.Mode == workload.ModeAudited {
+		v.Action, v.DisplayAction = policy.ActionAudit, "Audit (Block)"
+	}
+	return v
+}
+
+// blocks reports whether some rule of op blocks.
+func (s *Set) blocks(op policy.Operation) bool {
+	for _, r := range s.Rules {
+		if r.Operation == op && r.Action == policy.ActionBlock {
+			return true
+		}
+	}
+	return false
+}

@@ -542,3 +542,39 @@ func TestDecideKubeArmorVerdicts(t *testing.T) {
 			withSource(NetworkAccess("udp"), "/usr/bin/dig"), audited("audit-udp", "n")},
 	})
 }
+
+// An access whose path cannot be resolved is blocked where a rule of its operation blocks or the
+// operation is an allow-list, audited in audited mode, and allowed silently otherwise; the
+// verdict names no policy.
+func TestUnresolved(t *testing.T) {
+	compile := func(r policy.Rule, mode workload.Mode) *Set {
+		w := workload.Host("n", nil)
+		w.Mode = mode
+		set, err := Compile([]policy.Policy{hostPolicy("p", r)}, w, auditPostures)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return set
+	}
+	blockSet := compile(rule(policy.OpFile, policy.MatchPath, "/etc/shadow", block), "")
+	auditSet := compile(rule(policy.OpFile, policy.MatchPath, "/etc/shadow", audit), "")
+	allowSet := compile(rule(policy.OpFile, policy.MatchPath, "/etc/hosts", allow), "")
+	audited := compile(rule(policy.OpFile, policy.MatchPath, "/etc/shadow", block), workload.ModeAudited)
+	for _, c := range []struct {
+		name    string
+		set     *Set
+		op      policy.Operation
+		display string
+	}{
+		{"Block rule", blockSet, policy.OpFile, "Block"},
+		{"Block rule of another operation", blockSet, policy.OpProcess, "Allow"},
+		{"Audit rule only", auditSet, policy.OpFile, "Allow"},
+		{"allow-list", allowSet, policy.OpFile, "Block"},
+		{"audited mode", audited, policy.OpFile, "Audit (Block)"},
+	} {
+		v := c.set.Unresolved(c.op)
+		if v.DisplayAction != c.display || v.Policy != "" || v.Alert != (c.display != "Allow") {
+			t.Errorf("%s: %+v, want %s, no policy", c.name, v, c.display)
+		}
+	}
+}
