@@ -12,10 +12,11 @@
 #   libbpf-dev       bpf_helpers.h and friends for BPF C
 #   bpftool          vmlinux.h from BTF (make update-vmlinux-h)
 #   bsdextrautils    column, for the timing table
+#   e2fsprogs        mke2fs, copied into the guest (file-handle tests on ext4)
 # The kernel itself is not installed: vmrun fetches it with apt-get download
 # into .cache/vm.
 set -eu
-pkgs="qemu-system-x86 busybox-static cpio apparmor runc crun clang-14 llvm-14 libbpf-dev bpftool bsdextrautils"
+pkgs="qemu-system-x86 busybox-static cpio apparmor runc crun clang-14 llvm-14 libbpf-dev bpftool bsdextrautils e2fsprogs"
 
 missing=""
 for p in $pkgs; do

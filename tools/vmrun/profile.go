@@ -57,10 +57,13 @@ var profiles = map[string]bootProfile{
 		LSMs:    []string{"apparmor", "bpf"},
 		// runc and crun (Debian's) run containers from a busybox rootfs for the
 		// OCI hook tests (docs/containers.md): no image registry is involved.
-		Tools: []string{"/usr/sbin/apparmor_parser", "/usr/bin/aa-exec", "/usr/sbin/runc", "/usr/bin/crun"},
+		// mke2fs makes the ext4 file system whose dentries the file-handle
+		// tests evict (tmpfs never drops its own).
+		Tools: []string{"/usr/sbin/apparmor_parser", "/usr/bin/aa-exec", "/usr/sbin/runc", "/usr/bin/crun", "/usr/sbin/mke2fs"},
 		Trees: apparmorTrees,
-		// The bypass suites mount an overlay over a protected directory.
-		Modules: []string{"overlay"},
+		// The bypass suites mount an overlay over a protected directory, and
+		// an ext4 image on a loop device.
+		Modules: []string{"overlay", "crc32c_generic", "libcrc32c", "ext4", "loop"},
 		Setup:   "[ -d /sys/kernel/security/apparmor ] || die 'apparmor: /sys/kernel/security/apparmor is missing'",
 	},
 	// node boots a Kubernetes node (docs/kubernetes.md, "A real node"): AppArmor

@@ -32,6 +32,8 @@
 //	opentree:DIR:FILE     clone DIR as a detached mount (open_tree OPEN_TREE_CLONE, no mount(2))
 //	                      and open FILE, relative to it, through the clone
 //	movetree:DIR:TO       clone DIR as a detached mount and attach it at TO (move_mount)
+//	openhandle:DIR:H      open for reading, by its handle (open_by_handle_at), the file whose
+//	                      handle H (Handle's text) name_to_handle_at gave on the mount of DIR
 //	socket:PROTO          create a socket as a policy's protocol names it (tcp, udp, icmp, raw, ...)
 //	udpsend:FD, send:FD, connect:FD:PORT, accept:FD, recvfd:FD   use an inherited socket
 //	cgroup:NAME           move into the cgroup NAME (a relative path, made if missing) below the
@@ -45,6 +47,7 @@
 package trigger
 
 import (
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -156,6 +159,8 @@ func one(op string) int {
 		err = openTree(arg)
 	case "movetree":
 		err = moveTree(arg)
+	case "openhandle":
+		err = openHandle(arg)
 	case "socket":
 		err = socket(arg)
 	case "udpsend", "send", "connect", "accept", "recvfd":
@@ -388,6 +393,37 @@ func moveTree(arg string) error {
 	}
 	defer unix.Close(tree)
 	return unix.MoveMount(tree, "", unix.AT_FDCWD, to, unix.MOVE_MOUNT_F_EMPTY_PATH)
+}
+
+// Handle returns the text of path's file handle that the openhandle operation takes: the
+// handle's type and its bytes in hex, "TYPE.HEX".
+func Handle(path string) (string, error) {
+	h, _, err := unix.NameToHandleAt(unix.AT_FDCWD, path, 0)
+	if err != nil {
+		return "", fmt.Errorf("name_to_handle_at %s: %w", path, err)
+	}
+	return fmt.Sprintf("%d.%s", h.Type(), hex.EncodeToString(h.Bytes())), nil
+}
+
+// openHandle opens, through its handle, a file of the mount DIR is on: what the kernel gives is
+// the file's dentry, which is linked below its directory only if the dentry cache still has it.
+func openHandle(arg string) error {
+	dir, text, _ := strings.Cut(arg, ":")
+	typ, hexBytes, _ := strings.Cut(text, ".")
+	t, err := strconv.ParseInt(typ, 10, 32)
+	if err != nil {
+		return fmt.Errorf("handle type %q: %w", typ, err)
+	}
+	b, err := hex.DecodeString(hexBytes)
+	if err != nil {
+		return fmt.Errorf("handle bytes: %w", err)
+	}
+	mnt, err := unix.Open(dir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return fmt.Errorf("open %s: %w", dir, err)
+	}
+	defer unix.Close(mnt)
+	return closeFD(unix.OpenByHandleAt(mnt, unix.NewFileHandle(int32(t), b), unix.O_RDONLY|unix.O_CLOEXEC))
 }
 
 // child runs this program again, as a new program, with the operations in ChildEnv.

@@ -30,6 +30,9 @@ char LICENSE[] SEC("license") = "GPL";
 
 // The kernel's own values (not in vmlinux.h, which has no macros).
 #define EPERM 1
+#define ENOENT 2
+#define PF_KTHREAD 0x00200000
+#define DCACHE_DISCONNECTED 0x20
 #define PATH_MAX 4096
 #define FMODE_WRITE 0x2
 #define __FMODE_EXEC 0x20
@@ -1481,6 +1484,18 @@ static __always_inline bool at_ns_root(struct vfsmount *rmnt, struct mount *nsro
 	return false;
 }
 
+// disconnected says whether an opened file's dentry is not linked below its
+// directory: a file opened by its handle (open_by_handle_at) after its dentry
+// was evicted gets a dentry of its own, its own parent, so neither its path nor
+// its ancestors tell which rules apply. Pseudo files (a pipe reopened through
+// /proc/self/fd) are their own parents too, but never marked disconnected.
+// Kernel threads' opens (nfsd serves file handles) are not workloads'.
+static __always_inline bool disconnected(struct task_struct *t, struct file *file, struct dentry *dentry)
+{
+	return (dentry->d_flags & DCACHE_DISCONNECTED) && dentry->d_parent == dentry &&
+	       dentry != file->f_path.mnt->mnt_root && !(t->flags & PF_KTHREAD);
+}
+
 // check_path decides a file or process access to the path in s->path at
 // w->start (n: its length, or a negative errno when it could not be resolved).
 // in_file_open says whether bpf_d_path may be used for the source.
@@ -1548,7 +1563,10 @@ static __always_inline int check_path(struct wl *wl, struct walk *w, struct scra
 			// namespace's (below), and what could make that root another
 			// since bumps the epoch (move_mount, sb_mount, path_chroot):
 			// a valid entry needs no look at the root's mount.
-			if (c && icache_valid(c, wl, w->op, src, mnt, rdentry, rmnt, (__u32)epochs, moves)) {
+			// A disconnected file's entry holds its rules, but the event
+			// could not name the file: decided below as unresolved.
+			if (c && icache_valid(c, wl, w->op, src, mnt, rdentry, rmnt, (__u32)epochs, moves) &&
+			    !disconnected(t, file, dentry)) {
 				bits = c->bits;
 				sbits = c->sbits;
 				flags |= c->flags;
@@ -1557,6 +1575,13 @@ static __always_inline int check_path(struct wl *wl, struct walk *w, struct scra
 			}
 			struct mount *nsroot = t->nsproxy->mnt_ns->root;
 			chrooted = (__u64)rmnt != (__u64)&nsroot->mnt && !at_ns_root(rmnt, nsroot);
+		}
+		// Decided as an unresolved path (fail closed where a Block rule
+		// or an allow-list could apply), and never cached: an entry would
+		// decide the file's later opens by path.
+		if (disconnected(t, file, dentry)) {
+			n = -ENOENT;
+			goto resolved;
 		}
 		if (chrooted) {
 			c = NULL;

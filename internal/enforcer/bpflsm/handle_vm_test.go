@@ -1,0 +1,115 @@
+//go:build vm
+
+package bpflsm
+
+import (
+	"os"
+	"os/exec"
+	"strings"
+	"syscall"
+	"testing"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/wardsec/ward/internal/conformance/trigger"
+	"github.com/wardsec/ward/internal/enforcer"
+	"github.com/wardsec/ward/internal/policy"
+	"github.com/wardsec/ward/internal/rules"
+	"github.com/wardsec/ward/internal/testutil/vmguest"
+)
+
+// TestDisconnectedHandle: a file opened by its handle (open_by_handle_at, which needs
+// CAP_DAC_READ_SEARCH) after its dentry left the cache gets a dentry of its own, not linked
+// below its directory, so neither its path nor its ancestors say which rules apply. Such an
+// open is denied as an unresolved path (fail closed) where a Block rule could apply, and
+// nothing about it is cached: once a no-rules entry decided the file's later opens by path, and
+// a file of a blocked directory was read by anyone who had its handle.
+//
+// The file system is ext4 on a loop device: the dentries of tmpfs, the guest's own root, are
+// never evicted, so it cannot make a disconnected dentry.
+//
+//   - While the dentry is cached the handle gives the connected one: denied, attributed to the
+//     policy (this checks the operation and the handle), and the per-inode cache has the file.
+//   - After drop_caches, three opens by handle, each denied with EPERM and an event that says
+//     the path was unresolved, and the unresolved counter moves by three: that file with only
+//     its dentry evicted (its inode, and so its cache entry, usually stays); another file of the
+//     blocked directory never opened before, with its inode evicted too; a file outside the
+//     blocked directory (without its directory nothing tells that no rule names it). After each,
+//     the file by its path: denied, attributed to the policy, in the blocked directory;
+//     permitted outside it.
+//   - A pipe reopened through /proc/self/fd is its own parent too, but not disconnected:
+//     permitted.
+func TestDisconnectedHandle(t *testing.T) {
+	vmguest.RequireGuest(t)
+	must(t, os.RemoveAll("/wt"))
+	copySelf(t, "/wt/bin/reader")
+	must(t, os.MkdirAll("/wt/e", 0o755))
+	if out, err := exec.Command("mke2fs", "-q", "-t", "ext4", "-F", "/wt/e.img", "8M").CombinedOutput(); err != nil {
+		t.Fatalf("mke2fs (the boot profile copies it in): %v\n%s", err, out)
+	}
+	if out, err := exec.Command("mount", "-o", "loop", "/wt/e.img", "/wt/e").CombinedOutput(); err != nil {
+		t.Fatalf("mount the ext4 image (modules ext4 and loop): %v\n%s", err, out)
+	}
+	t.Cleanup(func() { unix.Unmount("/wt/e", unix.MNT_DETACH) })
+	handles := map[string]string{}
+	for _, p := range []string{"/wt/e/prot/secret", "/wt/e/prot/cold", "/wt/e/free/f"} {
+		mkfile(t, p, 0)
+		h, err := trigger.Handle(p)
+		must(t, err)
+		handles[p] = h
+	}
+
+	cg, cgfd := testCgroup(t, "ward-handle")
+	b := newBackend(t)
+	set := hostPolicyInCgroup(t, "handles", "  file:\n    matchDirectories:\n    - dir: /wt/e/prot/\n      recursive: true\n", cg)
+	must(t, b.Apply(t.Context(), []*rules.Set{set}))
+
+	deniedWithEvent(t, b, cgfd, "by handle, dentry cached", "openhandle:/wt/e:"+handles["/wt/e/prot/secret"], policy.OpFile, set, "handles")
+
+	st0, err := b.Stats()
+	must(t, err)
+	for _, c := range []struct {
+		name, path, drop string
+		blocked          bool
+	}{
+		{"its dentry evicted", "/wt/e/prot/secret", "2", true},
+		{"never opened, its inode evicted", "/wt/e/prot/cold", "3", true},
+		{"outside the blocked directory", "/wt/e/free/f", "3", false},
+	} {
+		// What drop_caches evicts is what no one holds: nothing here keeps these files open.
+		unix.Sync()
+		must(t, os.WriteFile("/proc/sys/vm/drop_caches", []byte(c.drop), 0))
+		op := "openhandle:/wt/e:" + handles[c.path]
+		drain(b)
+		got, pid := helperRunPID(t, cgfd, "/wt/bin/reader", 0, op)
+		if got != op+" errno 1" {
+			t.Errorf("by handle, %s: helper printed %q, want errno 1", c.name, got)
+		}
+		ev, ok := waitEvent(b, func(ev enforcer.Event) bool { return fromHelper(ev, pid) && ev.Errno == int(syscall.EPERM) })
+		switch {
+		case !ok:
+			t.Errorf("by handle, %s: no EPERM event", c.name)
+		case !ev.FailClosed || !strings.Contains(ev.Detail, "unresolved"):
+			t.Errorf("by handle, %s: event %+v (%s), want it marked fail closed, unresolved", c.name, ev.Access, ev.Detail)
+		}
+		// At once: the next eviction would take a cache entry the open left with the inode.
+		if c.blocked {
+			deniedWithEvent(t, b, cgfd, "by path after the handle, "+c.name, "open:"+c.path, policy.OpFile, set, "handles")
+		} else if got := helperRun(t, cgfd, "/wt/bin/reader", 0, "open:"+c.path); got != "open:"+c.path+" ok" {
+			t.Errorf("by path after the handle, %s: %q, want ok", c.name, got)
+		}
+	}
+	if st, err := b.Stats(); err != nil || st.Unresolved-st0.Unresolved != 3 {
+		t.Errorf("unresolved counter moved by %d (%v), want 3", st.Unresolved-st0.Unresolved, err)
+	}
+
+	r, w, err := os.Pipe()
+	must(t, err)
+	defer r.Close()
+	_, err = w.WriteString("x")
+	must(t, err)
+	w.Close()
+	if got, _ := helperRunFilesPID(t, cgfd, "/wt/bin/reader", "open:/proc/self/fd/3", r); got != "open:/proc/self/fd/3 ok" {
+		t.Errorf("a pipe reopened through /proc/self/fd: %q, want ok", got)
+	}
+}
