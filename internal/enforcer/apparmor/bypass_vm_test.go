@@ -60,6 +60,30 @@ func TestBypasses(t *testing.T) {
 	for _, p := range []string{"/wt/secret.txt", "/wt/blocked/a/b.txt", "/wt/anc/sub/secret2", "/wt/fs/secret3"} {
 		write(p, "x", 0o644)
 	}
+	// An ext4 file system, whose dentries drop_caches evicts (tmpfs keeps its own), for a file
+	// opened by its handle after its dentry left the cache.
+	if out, err := exec.Command("mke2fs", "-q", "-t", "ext4", "-F", "/wt/e.img", "8M").CombinedOutput(); err != nil {
+		t.Fatalf("mke2fs (the boot profile copies it in): %v\n%s", err, out)
+	}
+	if err := os.MkdirAll("/wt/ext", 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := exec.Command("mount", "-o", "loop", "/wt/e.img", "/wt/ext").CombinedOutput(); err != nil {
+		t.Fatalf("mount the ext4 image (modules ext4 and loop): %v\n%s", err, out)
+	}
+	t.Cleanup(func() { syscall.Unmount("/wt/ext", syscall.MNT_DETACH) })
+	if err := os.MkdirAll("/wt/ext/blocked", 0o755); err != nil {
+		t.Fatal(err)
+	}
+	write("/wt/ext/blocked/secret4", "x", 0o644)
+	handle, err := trigger.Handle("/wt/ext/blocked/secret4")
+	if err != nil {
+		t.Fatal(err)
+	}
+	evict := func() {
+		syscall.Sync()
+		write("/proc/sys/vm/drop_caches", "3", 0)
+	}
 	write("/wt/tool.sh", "#!/wt/bin/tool\n", 0o755) // a blocked program as the interpreter
 	write("/wt/ok.sh", "#!/wt/bin/reader\n", 0o755) // an allowed one
 	// Hard links made before Ward's profile.
@@ -75,6 +99,7 @@ func TestBypasses(t *testing.T) {
 			file(policy.MatchPath, "/wt/anc/sub/secret2", block),
 			file(policy.MatchPath, "/wt/fs/secret3", block),
 			file(policy.MatchDirectory, "/wt/blocked/", block, recursive),
+			file(policy.MatchDirectory, "/wt/ext/blocked/", block, recursive),
 			proc(policy.MatchPath, "/wt/bin/tool", block),
 			proc(policy.MatchPath, "/wt/bin/dyn", block),
 		),
@@ -111,6 +136,7 @@ func TestBypasses(t *testing.T) {
 		event  string
 		policy string
 		limit  string
+		before func()
 		undo   func()
 	}
 	errno := func(op string) string { return fmt.Sprintf("%s errno %d", op, eacces) }
@@ -145,6 +171,12 @@ func TestBypasses(t *testing.T) {
 		{name: "detached mount attached elsewhere (move_mount)", label: host, exe: "/wt/bin/reader", ops: []string{"movetree:/wt/blocked:/wt/mnt", "open:/wt/mnt/a/b.txt"},
 			want: []string{"movetree:/wt/blocked:/wt/mnt ok", "open:/wt/mnt/a/b.txt ok"}, limit: "move_mount",
 			undo: func() { syscall.Unmount("/wt/mnt", syscall.MNT_DETACH) }},
+		{name: "open by handle (open_by_handle_at), dentry cached", label: host, exe: "/wt/bin/reader", ops: []string{"openhandle:/wt/ext:" + handle},
+			want: []string{errno("openhandle:/wt/ext:" + handle)}, event: "/wt/ext/blocked/secret4", policy: "guard"},
+		{name: "open by handle (open_by_handle_at) after the dentry was evicted", label: host, exe: "/wt/bin/reader", ops: []string{"openhandle:/wt/ext:" + handle},
+			want: []string{"openhandle:/wt/ext:" + handle + " ok"}, limit: "open_by_handle_at", before: evict},
+		{name: "the same file by its path after its handle", label: host, exe: "/wt/bin/reader", ops: []string{"open:/wt/ext/blocked/secret4"},
+			want: []string{errno("open:/wt/ext/blocked/secret4")}, event: "/wt/ext/blocked/secret4", policy: "guard"},
 		{name: "fromSource program execs itself and stays in its child", label: child, exe: "/wt/bin/src",
 			ops:  []string{"label", "socket:udp", "spawn:/wt/bin/src:label,socket:udp"},
 			want: []string{"label " + child + " (enforce)", errno("socket:udp"), "/wt/bin/src: label " + child + " (enforce)", "/wt/bin/src: " + errno("socket:udp"), "spawn:/wt/bin/src:label,socket:udp ok"}},
@@ -180,6 +212,9 @@ func TestBypasses(t *testing.T) {
 	for _, c := range cases {
 		for len(b.Events()) > 0 {
 			<-b.Events()
+		}
+		if c.before != nil {
+			c.before()
 		}
 		cmd := exec.Command("aa-exec", "-p", c.label, "--", c.exe)
 		cmd.Env = append(os.Environ(), trigger.Command(c.ops...))
