@@ -3,11 +3,18 @@
 package bpflsm
 
 import (
+	"fmt"
 	"os"
+	"os/exec"
+	"runtime"
+	"strings"
+	"syscall"
 	"testing"
+	"time"
 
 	"golang.org/x/sys/unix"
 
+	"github.com/wardsec/ward/internal/conformance/trigger"
 	"github.com/wardsec/ward/internal/rules"
 	"github.com/wardsec/ward/internal/testutil/vmguest"
 )
@@ -131,4 +138,69 @@ func TestInodeCacheScope(t *testing.T) {
 		t.Errorf("a mount's move left ward_epoch at %d", e)
 	}
 	open("/wt/c/blocked/data/f.txt", "errno 1")
+}
+
+// TestInodeCacheConcurrentFills: two workloads open one file at once, again and again, while
+// the test renames a directory in a loop, which makes every cache entry stale, so that both
+// fill the file's one entry over and over, often at the same moment on the two CPUs. One
+// workload may open the file, the other is denied it by a Block rule: every open of the first
+// must succeed and none of the second. An entry written by both at once, without the writers'
+// lock, held one's key with the other's bits and decided its next opens from them: in two runs
+// of 10 s, the blocked workload opened the file 31 and 20 times, and the other was denied it 21
+// and 18 times.
+func TestInodeCacheConcurrentFills(t *testing.T) {
+	vmguest.RequireGuest(t)
+	if runtime.NumCPU() < 2 {
+		t.Fatalf("%d CPUs: the fills cannot overlap", runtime.NumCPU())
+	}
+	must(t, os.RemoveAll("/wt"))
+	copySelf(t, "/wt/bin/reader")
+	mkfile(t, "/wt/race/d/f", 0)
+	must(t, os.MkdirAll("/wt/race/spin0", 0o755))
+	cgFree, fdFree := testCgroup(t, "ward-race-free")
+	cgBlocked, fdBlocked := testCgroup(t, "ward-race-blocked")
+	b := newBackend(t)
+	free := hostPolicyInCgroup(t, "race-free", "  file:\n    matchPaths:\n    - path: /wt/race/other\n", cgFree)
+	free.Workload.ContainerID = "race-free"
+	blocked := hostPolicyInCgroup(t, "race-blocked", "  file:\n    matchPaths:\n    - path: /wt/race/d/f\n", cgBlocked)
+	must(t, b.Apply(t.Context(), []*rules.Set{free, blocked}))
+
+	const stop = "/wt/race/stop"
+	start := func(cgfd int) (*exec.Cmd, *strings.Builder) {
+		cmd := exec.Command("/wt/bin/reader")
+		cmd.Env = []string{trigger.Command("hammeruntil:/wt/race/d/f:" + stop)}
+		cmd.SysProcAttr = &syscall.SysProcAttr{UseCgroupFD: true, CgroupFD: cgfd}
+		out := &strings.Builder{}
+		cmd.Stdout, cmd.Stderr = out, out
+		must(t, cmd.Start())
+		return cmd, out
+	}
+	freeCmd, freeOut := start(fdFree)
+	blockedCmd, blockedOut := start(fdBlocked)
+	e0 := epochNow(t, b)
+	renames := 0
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); renames++ {
+		must(t, os.Rename(fmt.Sprintf("/wt/race/spin%d", renames%2), fmt.Sprintf("/wt/race/spin%d", (renames+1)%2)))
+	}
+	mkfile(t, stop, 0)
+	freeErr, blockedErr := freeCmd.Wait(), blockedCmd.Wait()
+	drain(b)
+	var freeN, freeOK, blockedN, blockedOK int
+	if _, err := fmt.Sscanf(freeOut.String(), "%d %d", &freeN, &freeOK); err != nil || freeErr != nil {
+		t.Fatalf("the permitted workload's helper: %v %v: %q", err, freeErr, freeOut.String())
+	}
+	if _, err := fmt.Sscanf(blockedOut.String(), "%d %d", &blockedN, &blockedOK); err != nil || blockedErr != nil {
+		t.Fatalf("the blocked workload's helper: %v %v: %q", err, blockedErr, blockedOut.String())
+	}
+	t.Logf("%d renames (epoch +%d); permitted workload: %d of %d opens; blocked workload: %d of %d",
+		renames, epochNow(t, b)-e0, freeOK, freeN, blockedOK, blockedN)
+	if blockedOK != 0 {
+		t.Errorf("the blocked workload opened the file %d times in %d", blockedOK, blockedN)
+	}
+	if freeOK != freeN {
+		t.Errorf("the permitted workload was denied the file %d times in %d", freeN-freeOK, freeN)
+	}
+	if freeN < 1000 || blockedN < 1000 {
+		t.Errorf("%d and %d opens: the race was not run", freeN, blockedN)
+	}
 }

@@ -114,7 +114,12 @@ type wardGlobVal struct {
 }
 
 type wardIcache struct {
-	_       structs.HostLayout
+	_    structs.HostLayout
+	Lock struct {
+		_   structs.HostLayout
+		Val uint32
+	}
+	Seq     uint32
 	Cgroup  uint64
 	Mnt     uint64
 	Root    uint64

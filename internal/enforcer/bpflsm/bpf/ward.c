@@ -30,6 +30,8 @@ char LICENSE[] SEC("license") = "GPL";
 
 // The kernel's own values (not in vmlinux.h, which has no macros).
 #define EPERM 1
+// A compiler barrier: memory accesses are not moved across it.
+#define barrier() asm volatile("" ::: "memory")
 #define ENOENT 2
 #define PF_KTHREAD 0x00200000
 #define DCACHE_DISCONNECTED 0x20
@@ -431,7 +433,18 @@ struct {
 // unlink of the inode happened since it was computed (stamp == moves), and
 // only while the file has one name (i_nlink == 1): a second name could have
 // other rules.
+//
+// Entries are read without a lock, on every cached open: a sequence count
+// tells a reader that a write ran meanwhile (seq odd, or changed), and the
+// reader then treats the entry as missing. Writers, on the opens the entry
+// did not decide, hold lock, so two CPUs filling one inode's entry for
+// different workloads at once never leave one's key with the other's bits
+// (a workload with Block rules decided by another's permitted bits). The
+// ordering needs only compiler barriers: x86 keeps stores in order, and
+// loads in order, and Ward's object is built for x86 alone.
 struct icache {
+	struct bpf_spin_lock lock;
+	__u32 seq;
 	__u64 cgroup;
 	__u64 mnt;
 	// The task's root directory and its mount: paths are seen from it.
@@ -499,6 +512,9 @@ static __always_inline void icache_fill(struct icache *c, const struct wl *wl, _
 					struct dentry *root, struct vfsmount *root_mnt, __u32 epoch, __u32 moves,
 					__u64 bits, __u64 sbits, __u32 flags)
 {
+	bpf_spin_lock(&c->lock);
+	c->seq++;
+	barrier();
 	c->cgroup = wl->cgroup;
 	c->mnt = mnt;
 	c->root = (__u64)root;
@@ -511,6 +527,24 @@ static __always_inline void icache_fill(struct icache *c, const struct wl *wl, _
 	c->stamp = moves;
 	c->flags = flags;
 	c->op = op;
+	barrier();
+	c->seq++;
+	bpf_spin_unlock(&c->lock);
+}
+
+// icache_seq returns the entry's sequence count for a read of it, odd while
+// a write is running; icache_same says whether no write ran since.
+static __always_inline __u32 icache_seq(const struct icache *c)
+{
+	__u32 seq = *(volatile const __u32 *)&c->seq;
+	barrier();
+	return seq;
+}
+
+static __always_inline bool icache_same(const struct icache *c, __u32 seq)
+{
+	barrier();
+	return *(volatile const __u32 *)&c->seq == seq;
 }
 
 // CG_WALK bounds how many cgroup ancestors find_ancestor looks up.
@@ -1565,13 +1599,18 @@ static __always_inline int check_path(struct wl *wl, struct walk *w, struct scra
 			// a valid entry needs no look at the root's mount.
 			// A disconnected file's entry holds its rules, but the event
 			// could not name the file: decided below as unresolved.
-			if (c && icache_valid(c, wl, w->op, src, mnt, rdentry, rmnt, (__u32)epochs, moves) &&
+			__u32 seq = c ? icache_seq(c) : 1;
+			if (c && !(seq & 1) && icache_valid(c, wl, w->op, src, mnt, rdentry, rmnt, (__u32)epochs, moves) &&
 			    !disconnected(t, file, dentry)) {
 				bits = c->bits;
 				sbits = c->sbits;
-				flags |= c->flags;
-				n = 1; // resolved later, only if an event needs the path
-				goto decide;
+				__u32 cflags = c->flags;
+				if (icache_same(c, seq)) {
+					flags |= cflags;
+					n = 1; // resolved later, only if an event needs the path
+					goto decide;
+				}
+				bits = sbits = 0;
 			}
 			struct mount *nsroot = t->nsproxy->mnt_ns->root;
 			chrooted = (__u64)rmnt != (__u64)&nsroot->mnt && !at_ns_root(rmnt, nsroot);
@@ -1907,11 +1946,14 @@ int BPF_PROG(ward_file_permission, struct file *file, int mask, int ret)
 		__u32 zero = 0;
 		__u32 *ep = bpf_map_lookup_elem(&ward_epoch, &zero);
 		struct task_struct *t = bpf_get_current_task_btf();
-		if (ep && icache_valid(c, &wl, OP_FILE, 0, (__u64)file->f_path.mnt, t->fs->root.dentry, t->fs->root.mnt,
-				       *ep, c->moves)) {
+		__u32 seq = icache_seq(c);
+		if (ep && !(seq & 1) &&
+		    icache_valid(c, &wl, OP_FILE, 0, (__u64)file->f_path.mnt, t->fs->root.dentry, t->fs->root.mnt, *ep,
+				 c->moves)) {
+			__u64 bits = c->bits;
 			__u32 fsuid = t->cred->fsuid.val;
 			__u64 perm = permitted(write, inode->i_uid.val == fsuid, has_tty(t));
-			if (verdict(c->bits, perm) != V_BLOCK)
+			if (icache_same(c, seq) && verdict(bits, perm) != V_BLOCK)
 				return 0;
 		}
 	}
