@@ -265,7 +265,7 @@ func (b *Backend) record(line string) (ev enforcer.Event, ok bool) {
 		return ev, false
 	}
 	a, _ := Attribute(set, rec, Resolver{
-		PathOf: b.loader.PathOf,
+		PathsOf: b.loader.PathsOf,
 		SourceOf: func(d string) string {
 			if m == nil {
 				return ""

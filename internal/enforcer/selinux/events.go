@@ -125,8 +125,9 @@ var execPerms = []string{"execute", "execute_no_trans", "entrypoint"}
 
 // Resolver tells Attribute what an AVC record leaves out.
 type Resolver struct {
-	// PathOf returns the path of a labelled file from its inode number, or "".
-	PathOf func(ino uint64) string
+	// PathsOf returns the labelled files with an inode number: more than one when file
+	// systems' numbers collide.
+	PathsOf func(ino uint64) []Labelled
 	// SourceOf returns the fromSource executable of a Ward domain type, or "".
 	SourceOf func(domain string) string
 	// Exe returns the acting process's executable (from /proc/PID/exe), or "".
@@ -153,9 +154,30 @@ func Attribute(set *rules.Set, rec AVC, res Resolver) (rules.Access, rules.Verdi
 	if strings.HasPrefix(rec.Path, "/") {
 		paths = append(paths, path.Clean(rec.Path))
 	}
-	if res.PathOf != nil {
-		if p := res.PathOf(rec.Ino); p != "" && !slices.Contains(paths, p) {
-			paths = append(paths, p)
+	if res.PathsOf != nil {
+		// Files of several file systems may share the number: those of the record's class
+		// are tried first, and among them those with the record's base name (a file with
+		// several names may be recorded under another).
+		name := rec.Name
+		if name == "" && rec.Path != "" {
+			name = path.Base(rec.Path)
+		}
+		score := func(l Labelled) int {
+			n := 0
+			if l.Kind == "" || l.Kind == rec.TClass {
+				n += 2
+			}
+			if name != "" && path.Base(l.Path) == name {
+				n++
+			}
+			return n
+		}
+		byIno := res.PathsOf(rec.Ino)
+		slices.SortStableFunc(byIno, func(a, b Labelled) int { return score(b) - score(a) })
+		for _, l := range byIno {
+			if !slices.Contains(paths, l.Path) {
+				paths = append(paths, l.Path)
+			}
 		}
 	}
 	if len(paths) == 0 {

@@ -76,8 +76,19 @@ func TestAttribute(t *testing.T) {
 		t.Fatal(err)
 	}
 	res := Resolver{
-		PathOf: func(ino uint64) string {
-			return map[uint64]string{1: "/wt/secret.txt", 2: "/wt/config.txt", 4: "/wt/other.txt", 5: "/wt/home.txt"}[ino]
+		// Numbers collide across file systems. Inode 1 is also /wt/home.txt's on another, a file
+		// whose rule would explain a read as well: the record's name tells them apart. Inode 6
+		// is a file's, /wt/secret.txt, and a directory's, /wt/home.txt (a made-up pair whose
+		// rules would both explain a read): the record's class tells them apart when the name
+		// does not (a file with several names is recorded under any).
+		PathsOf: func(ino uint64) []Labelled {
+			return map[uint64][]Labelled{
+				1: {{"/wt/home.txt", "file"}, {"/wt/secret.txt", "file"}},
+				2: {{"/wt/config.txt", ""}},
+				4: {{"/wt/other.txt", "file"}},
+				5: {{"/wt/home.txt", "file"}},
+				6: {{"/wt/home.txt", "dir"}, {"/wt/secret.txt", "file"}},
+			}[ino]
 		},
 		SourceOf: func(d string) string {
 			for i, dom := range m.Domains {
@@ -112,6 +123,8 @@ func TestAttribute(t *testing.T) {
 		// Opened by another name (a bind mount, a hard link, a renamed ancestor): the record's
 		// path explains nothing, the inode names the file Ward labelled.
 		{AVC{Denied: true, Perms: []string{"read"}, Path: "/mnt/bound/secret.txt", Ino: 1, SContext: ctx("kernel_t"), TContext: ctx("ward_bbb_t"), TClass: "file"},
+			policy.OpFile, "/wt/secret.txt", "", false, block, "spec.file.matchPaths[0]", true},
+		{AVC{Denied: true, Perms: []string{"read"}, Name: "another-name", Ino: 6, SContext: ctx("kernel_t"), TContext: ctx("ward_bbb_t"), TClass: "file"},
 			policy.OpFile, "/wt/secret.txt", "", false, block, "spec.file.matchPaths[0]", true},
 		{AVC{Denied: true, Perms: []string{"create"}, SContext: ctx("kernel_t"), TContext: ctx("kernel_t"), TClass: "tcp_socket"},
 			"", "", "", false, "", "", false},

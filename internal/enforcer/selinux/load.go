@@ -88,6 +88,27 @@ type Relabel struct {
 	// after it, or a directory above it, was renamed: its label travels with it, and so must
 	// Ward's record of it, or removing the policy would leave the moved file locked.
 	Handle string `json:"handle,omitempty"`
+	// Kind is the file's class as AVC records name it (file, dir, lnk_file; "" in a state an
+	// older Ward wrote): with Ino it tells apart files of several file systems.
+	Kind string `json:"kind,omitempty"`
+}
+
+// Labelled is a file Ward labelled: its path and its class (Relabel.Kind).
+type Labelled struct {
+	Path, Kind string
+}
+
+// kindOf names a file type as SELinux's classes do.
+func kindOf(mode uint32) string {
+	switch mode & syscall.S_IFMT {
+	case syscall.S_IFREG:
+		return "file"
+	case syscall.S_IFDIR:
+		return "dir"
+	case syscall.S_IFLNK:
+		return "lnk_file"
+	}
+	return ""
 }
 
 type state struct {
@@ -103,7 +124,7 @@ type Loader struct {
 
 	mu    sync.Mutex
 	st    state
-	byIno map[uint64]string
+	byIno map[uint64][]Labelled
 }
 
 // NewLoader returns a loader that keeps its state in dir ("" means DefaultStateDir), runs
@@ -140,10 +161,16 @@ func NewLoader(dir string, r enforcer.Runner, lb Labeler) (*Loader, error) {
 func (l *Loader) statePath() string  { return filepath.Join(l.dir, "labels.json") }
 func (l *Loader) modulePath() string { return filepath.Join(l.dir, ModuleName+".cil") }
 
+// index maps inode numbers to the labelled paths with them: one number may name files on
+// several file systems (each numbers its own), and AVC records name the device only by its
+// superblock's name, not the st_dev the state keeps.
 func (l *Loader) index() {
-	l.byIno = map[uint64]string{}
+	l.byIno = map[uint64][]Labelled{}
 	for p, r := range l.st.Labels {
-		l.byIno[r.Ino] = p
+		l.byIno[r.Ino] = append(l.byIno[r.Ino], Labelled{Path: p, Kind: r.Kind})
+	}
+	for _, ls := range l.byIno {
+		slices.SortFunc(ls, func(a, b Labelled) int { return strings.Compare(a.Path, b.Path) })
 	}
 }
 
@@ -390,7 +417,7 @@ func (l *Loader) Label(want map[string]string) error {
 		if known && cur == ctx {
 			continue
 		}
-		r := Relabel{Original: l.original(p, cur), Label: ctx, Ino: st.Ino, Dev: st.Dev, Handle: handleOf(at)}
+		r := Relabel{Original: l.original(p, cur), Label: ctx, Ino: st.Ino, Dev: st.Dev, Handle: handleOf(at), Kind: kindOf(st.Mode)}
 		if known {
 			r.Original = old.Original
 		}
@@ -529,10 +556,10 @@ func (l *Loader) Labels() map[string]Relabel {
 	return out
 }
 
-// PathOf returns the path of a file Ward labelled, by inode number (as AVC records name files),
-// or "".
-func (l *Loader) PathOf(ino uint64) string {
+// PathsOf returns the files Ward labelled with an inode number (as AVC records name files),
+// sorted by path: more than one when file systems' numbers collide.
+func (l *Loader) PathsOf(ino uint64) []Labelled {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	return l.byIno[ino]
+	return slices.Clone(l.byIno[ino])
 }
