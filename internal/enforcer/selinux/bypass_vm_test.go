@@ -185,9 +185,33 @@ func TestBypasses(t *testing.T) {
 	}
 	defer pre.Close()
 
+	// An ext4 file system, whose dentries drop_caches evicts (tmpfs keeps its own), for a file
+	// opened by its handle after its dentry left the cache.
+	ext := filepath.Join(dir, "ext")
+	extSecret := filepath.Join(ext, "blocked", "secret")
+	if out, err := exec.Command("mke2fs", "-q", "-t", "ext4", "-F", dir+"/e.img", "8M").CombinedOutput(); err != nil {
+		t.Fatalf("mke2fs (the boot profile copies it in): %v\n%s", err, out)
+	}
+	if err := os.MkdirAll(ext, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := exec.Command("mount", "-o", "loop", dir+"/e.img", ext).CombinedOutput(); err != nil {
+		t.Fatalf("mount the ext4 image (modules ext4 and loop): %v\n%s", err, out)
+	}
+	t.Cleanup(func() { syscall.Unmount(ext, syscall.MNT_DETACH) })
+	if err := os.MkdirAll(filepath.Dir(extSecret), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	writeFiles(t, extSecret)
+	handle, err := trigger.Handle(extSecret)
+	if err != nil {
+		t.Fatal(err)
+	}
+
 	set, err := rules.Compile([]policy.Policy{hostPolicy("guard",
 		file(policy.MatchPath, secret, block),
 		file(policy.MatchDirectory, blocked+"/", block, recursive),
+		file(policy.MatchDirectory, ext+"/blocked/", block, recursive),
 		proc(policy.MatchPath, tool, block),
 	)}, host, rules.Postures{})
 	if err != nil {
@@ -264,6 +288,16 @@ func TestBypasses(t *testing.T) {
 		log.reset()
 		check(c.name, run(t, exe, 0, c.ops...), c.ops, c.rule)
 	}
+	// A file opened by its handle after its dentry left the cache has a dentry not linked below
+	// its directory; SELinux decides on the inode's label all the same.
+	log.reset()
+	syscall.Sync()
+	if err := os.WriteFile("/proc/sys/vm/drop_caches", []byte("3"), 0); err != nil {
+		t.Fatal(err)
+	}
+	op := "openhandle:" + ext + ":" + handle
+	check("open by handle (open_by_handle_at) after the dentry was evicted", run(t, exe, 0, op), []string{op}, extSecret)
+
 	// A descriptor opened before the policy: SELinux checks reads through it again once the
 	// file's label changed.
 	log.reset()
