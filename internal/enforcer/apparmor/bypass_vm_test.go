@@ -62,16 +62,7 @@ func TestBypasses(t *testing.T) {
 	}
 	// An ext4 file system, whose dentries drop_caches evicts (tmpfs keeps its own), for a file
 	// opened by its handle after its dentry left the cache.
-	if out, err := exec.Command("mke2fs", "-q", "-t", "ext4", "-F", "/wt/e.img", "8M").CombinedOutput(); err != nil {
-		t.Fatalf("mke2fs (the boot profile copies it in): %v\n%s", err, out)
-	}
-	if err := os.MkdirAll("/wt/ext", 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if out, err := exec.Command("mount", "-o", "loop", "/wt/e.img", "/wt/ext").CombinedOutput(); err != nil {
-		t.Fatalf("mount the ext4 image (modules ext4 and loop): %v\n%s", err, out)
-	}
-	t.Cleanup(func() { syscall.Unmount("/wt/ext", syscall.MNT_DETACH) })
+	vmguest.MountExt4(t, "/wt/e.img", "/wt/ext")
 	if err := os.MkdirAll("/wt/ext/blocked", 0o755); err != nil {
 		t.Fatal(err)
 	}

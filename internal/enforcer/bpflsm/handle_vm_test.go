@@ -4,7 +4,6 @@ package bpflsm
 
 import (
 	"os"
-	"os/exec"
 	"strings"
 	"syscall"
 	"testing"
@@ -43,14 +42,7 @@ func TestDisconnectedHandle(t *testing.T) {
 	vmguest.RequireGuest(t)
 	must(t, os.RemoveAll("/wt"))
 	copySelf(t, "/wt/bin/reader")
-	must(t, os.MkdirAll("/wt/e", 0o755))
-	if out, err := exec.Command("mke2fs", "-q", "-t", "ext4", "-F", "/wt/e.img", "8M").CombinedOutput(); err != nil {
-		t.Fatalf("mke2fs (the boot profile copies it in): %v\n%s", err, out)
-	}
-	if out, err := exec.Command("mount", "-o", "loop", "/wt/e.img", "/wt/e").CombinedOutput(); err != nil {
-		t.Fatalf("mount the ext4 image (modules ext4 and loop): %v\n%s", err, out)
-	}
-	t.Cleanup(func() { unix.Unmount("/wt/e", unix.MNT_DETACH) })
+	vmguest.MountExt4(t, "/wt/e.img", "/wt/e")
 	handles := map[string]string{}
 	for _, p := range []string{"/wt/e/prot/secret", "/wt/e/prot/cold", "/wt/e/free/f"} {
 		mkfile(t, p, 0)

@@ -17,6 +17,7 @@ import (
 	"github.com/wardsec/ward/internal/enforcer"
 	"github.com/wardsec/ward/internal/policy"
 	"github.com/wardsec/ward/internal/rules"
+	"github.com/wardsec/ward/internal/testutil/vmguest"
 )
 
 // SELinux's part of the bypass suite (issue 17). Each case performs the access in the VM and
@@ -189,16 +190,7 @@ func TestBypasses(t *testing.T) {
 	// opened by its handle after its dentry left the cache.
 	ext := filepath.Join(dir, "ext")
 	extSecret := filepath.Join(ext, "blocked", "secret")
-	if out, err := exec.Command("mke2fs", "-q", "-t", "ext4", "-F", dir+"/e.img", "8M").CombinedOutput(); err != nil {
-		t.Fatalf("mke2fs (the boot profile copies it in): %v\n%s", err, out)
-	}
-	if err := os.MkdirAll(ext, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if out, err := exec.Command("mount", "-o", "loop", dir+"/e.img", ext).CombinedOutput(); err != nil {
-		t.Fatalf("mount the ext4 image (modules ext4 and loop): %v\n%s", err, out)
-	}
-	t.Cleanup(func() { syscall.Unmount(ext, syscall.MNT_DETACH) })
+	vmguest.MountExt4(t, dir+"/e.img", ext)
 	if err := os.MkdirAll(filepath.Dir(extSecret), 0o755); err != nil {
 		t.Fatal(err)
 	}

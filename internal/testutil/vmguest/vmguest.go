@@ -9,6 +9,8 @@ package vmguest
 
 import (
 	"os"
+	"os/exec"
+	"syscall"
 	"testing"
 )
 
@@ -59,6 +61,28 @@ func UnlimitKmsg(t testing.TB) {
 	t.Cleanup(func() {
 		if err := os.WriteFile(knob, old, 0o644); err != nil {
 			t.Errorf("restore %s: %v", knob, err)
+		}
+	})
+}
+
+// MountExt4 makes an 8 MiB ext4 file system in the image file img and mounts it on dir (made
+// if missing) through a loop device, until the test ends. Unlike tmpfs, the guest's own root,
+// ext4 lets drop_caches evict its dentries, as file-handle tests need. The apparmor and
+// selinux boot profiles provide mke2fs and the ext4 and loop modules.
+func MountExt4(t testing.TB, img, dir string) {
+	t.Helper()
+	if out, err := exec.Command("mke2fs", "-q", "-t", "ext4", "-F", img, "8M").CombinedOutput(); err != nil {
+		t.Fatalf("mke2fs %s (the boot profile copies it in): %v\n%s", img, err, out)
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := exec.Command("mount", "-o", "loop", img, dir).CombinedOutput(); err != nil {
+		t.Fatalf("mount %s on %s (modules ext4 and loop): %v\n%s", img, dir, err, out)
+	}
+	t.Cleanup(func() {
+		if err := syscall.Unmount(dir, syscall.MNT_DETACH); err != nil {
+			t.Errorf("unmount %s: %v", dir, err)
 		}
 	})
 }
