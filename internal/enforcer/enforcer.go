@@ -84,8 +84,8 @@ type Event struct {
 	// process (EACCES, EPERM).
 	Errno int
 	// FailClosed is set when the module denied because it could not tell which rules apply
-	// (the path could not be resolved) and some could deny it: no rule decided, so the alert
-	// names none.
+	// (the path could not be resolved) and some could deny it, or would have denied for a
+	// workload in audited mode (Errno 0): no rule decided, so the alert names none.
 	FailClosed bool
 	// Detail is the module's own record, for the alert's Data field.
 	Detail string

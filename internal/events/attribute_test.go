@@ -174,8 +174,9 @@ func TestAttributorTransitionalSets(t *testing.T) {
 
 // A denial the backend made because it could not resolve the path (fail closed) is a Block
 // that no policy decided: the alert says Block, names no policy and says why, and nothing is
-// logged as a denial no policy explains. In a workload with no Block rule the same event is
-// such a denial.
+// logged as a denial no policy explains. In audited mode the access passed and the alert says
+// "Audit (Block)". In a workload with no Block rule the same event is a denial no policy
+// explains.
 func TestAttributorFailClosed(t *testing.T) {
 	ps, _, err := policy.Parse("shadow.yaml", []byte(shadowPolicy))
 	if err != nil {
@@ -212,6 +213,19 @@ func TestAttributorFailClosed(t *testing.T) {
 	}
 	if strings.Contains(logs.String(), "no policy explains") {
 		t.Errorf("a fail-closed denial was logged as unexplained:\n%s", logs.String())
+	}
+	// In audited mode the access passed (errno 0): the alert says it would have been blocked.
+	audited, err := rules.Compile(ps, host, rules.Postures{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	audited.Workload.Mode = workload.ModeAudited
+	inForce = audited
+	passed := ev
+	passed.Errno = 0
+	a.Report(passed)
+	if got := sink.alerts[len(sink.alerts)-1]; len(sink.alerts) != 2 || got.Action != "Audit (Block)" || got.Result != "Passed" || got.Message != rules.UnresolvedMessage {
+		t.Errorf("fail closed in audited mode: %d alerts, the last %v, want an Audit (Block) that passed", len(sink.alerts), got)
 	}
 	inForce = empty
 	a.Report(ev)

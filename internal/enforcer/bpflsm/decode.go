@@ -76,7 +76,7 @@ func (b *Backend) convert(e *wardEvent) enforcer.Event {
 		}
 		acc.Path = cstr(e.Path[:])
 		if e.Flags&efUnresolved != 0 {
-			ev.FailClosed = ev.Errno != 0
+			ev.FailClosed = true
 			detail += fmt.Sprintf(" unresolved path (d_path: %d): denied, fail closed", e.PathLen)
 		}
 		if a != nil {
