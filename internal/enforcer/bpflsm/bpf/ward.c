@@ -30,8 +30,6 @@ char LICENSE[] SEC("license") = "GPL";
 
 // The kernel's own values (not in vmlinux.h, which has no macros).
 #define EPERM 1
-// A compiler barrier: memory accesses are not moved across it.
-#define barrier() asm volatile("" ::: "memory")
 #define ENOENT 2
 #define PF_KTHREAD 0x00200000
 #define DCACHE_DISCONNECTED 0x20
@@ -39,6 +37,9 @@ char LICENSE[] SEC("license") = "GPL";
 #define FMODE_WRITE 0x2
 #define __FMODE_EXEC 0x20
 #define SOCK_TYPE_MASK 0xf
+
+// A compiler barrier: memory accesses are not moved across it.
+#define barrier() asm volatile("" ::: "memory")
 
 // What user space shares with this file is an enum, not a #define: bpf2go
 // -type (gen.go) emits each enum into ward_x86_bpfel.go, and the loader uses
@@ -437,7 +438,7 @@ struct {
 // Entries are read without a lock, on every cached open: a sequence count
 // tells a reader that a write ran meanwhile (seq odd, or changed), and the
 // reader then treats the entry as missing. Writers, on the opens the entry
-// did not decide, hold lock, so two CPUs filling one inode's entry for
+// did not decide, hold its lock, so two CPUs filling one inode's entry for
 // different workloads at once never leave one's key with the other's bits
 // (a workload with Block rules decided by another's permitted bits). The
 // ordering needs only compiler barriers: x86 keeps stores in order, and
