@@ -34,6 +34,7 @@
 //	movetree:DIR:TO       clone DIR as a detached mount and attach it at TO (move_mount)
 //	openhandle:DIR:H      open for reading, by its handle (open_by_handle_at), the file whose
 //	                      handle H (Handle's text) name_to_handle_at gave on the mount of DIR
+//	openhandle:DIR:H:F    open the directory of handle H so, and open F for reading in it
 //	socket:PROTO          create a socket as a policy's protocol names it (tcp, udp, icmp, raw, ...)
 //	udpsend:FD, send:FD, connect:FD:PORT, accept:FD, recvfd:FD   use an inherited socket
 //	cgroup:NAME           move into the cgroup NAME (a relative path, made if missing) below the
@@ -407,8 +408,10 @@ func Handle(path string) (string, error) {
 
 // openHandle opens, through its handle, a file of the mount DIR is on: what the kernel gives is
 // the file's dentry, which is linked below its directory only if the dentry cache still has it.
+// With a third field it opens a directory so, and the named file in it.
 func openHandle(arg string) error {
 	dir, text, _ := strings.Cut(arg, ":")
+	text, file, inDir := strings.Cut(text, ":")
 	typ, hexBytes, _ := strings.Cut(text, ".")
 	t, err := strconv.ParseInt(typ, 10, 32)
 	if err != nil {
@@ -423,7 +426,15 @@ func openHandle(arg string) error {
 		return fmt.Errorf("open %s: %w", dir, err)
 	}
 	defer unix.Close(mnt)
-	return closeFD(unix.OpenByHandleAt(mnt, unix.NewFileHandle(int32(t), b), unix.O_RDONLY|unix.O_CLOEXEC))
+	if !inDir {
+		return closeFD(unix.OpenByHandleAt(mnt, unix.NewFileHandle(int32(t), b), unix.O_RDONLY|unix.O_CLOEXEC))
+	}
+	d, err := unix.OpenByHandleAt(mnt, unix.NewFileHandle(int32(t), b), unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC)
+	if err != nil {
+		return fmt.Errorf("open the directory by its handle: %w", err)
+	}
+	defer unix.Close(d)
+	return closeFD(unix.Openat(d, file, unix.O_RDONLY|unix.O_CLOEXEC, 0))
 }
 
 // child runs this program again, as a new program, with the operations in ChildEnv.

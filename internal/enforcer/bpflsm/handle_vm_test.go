@@ -36,6 +36,10 @@ import (
 //     blocked directory (without its directory nothing tells that no rule names it). After each,
 //     the file by its path: denied, attributed to the policy, in the blocked directory;
 //     permitted outside it.
+//   - A file opened relative to a directory opened by its handle after eviction: the kernel
+//     reconnects the directory first, opening its disconnected parents to read their entries
+//     (permitted: denying them failed every such open with ESTALE), so the path is known: in
+//     the blocked directory denied and attributed to the policy, outside it permitted.
 //   - A pipe reopened through /proc/self/fd is its own parent too, but not disconnected:
 //     permitted.
 func TestDisconnectedHandle(t *testing.T) {
@@ -93,6 +97,24 @@ func TestDisconnectedHandle(t *testing.T) {
 	}
 	if st, err := b.Stats(); err != nil || st.Unresolved-st0.Unresolved != 3 {
 		t.Errorf("unresolved counter moved by %d (%v), want 3", st.Unresolved-st0.Unresolved, err)
+	}
+
+	// A directory opened by its handle is reconnected by the kernel (exportfs_decode_fh walks
+	// up to the file system's root for directories), so a file opened in it has its path.
+	mkfile(t, "/wt/e/prot/sub/deep", 0)
+	subHandle, err := trigger.Handle("/wt/e/prot/sub")
+	must(t, err)
+	unix.Sync()
+	must(t, os.WriteFile("/proc/sys/vm/drop_caches", []byte("3"), 0))
+	deniedWithEvent(t, b, cgfd, "a file in a directory opened by its handle after eviction", "openhandle:/wt/e:"+subHandle+":deep", policy.OpFile, set, "handles")
+	mkfile(t, "/wt/e/free/x/g", 0)
+	freeHandle, err := trigger.Handle("/wt/e/free/x")
+	must(t, err)
+	unix.Sync()
+	must(t, os.WriteFile("/proc/sys/vm/drop_caches", []byte("3"), 0))
+	if op := "openhandle:/wt/e:" + freeHandle + ":g"; helperRun(t, cgfd, "/wt/bin/reader", 0, op) != op+" ok" {
+		t.Errorf("a file outside the blocked directory, in a directory opened by its handle after eviction: %q, want ok",
+			helperRun(t, cgfd, "/wt/bin/reader", 0, op))
 	}
 
 	r, w, err := os.Pipe()

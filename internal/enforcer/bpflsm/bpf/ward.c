@@ -1525,10 +1525,15 @@ static __always_inline bool at_ns_root(struct vfsmount *rmnt, struct mount *nsro
 // its ancestors tell which rules apply. Pseudo files (a pipe reopened through
 // /proc/self/fd) are their own parents too, but never marked disconnected.
 // Kernel threads' opens (nfsd serves file handles) are not workloads'.
+// Directories are left out: the kernel connects a directory it opens by its
+// handle before the open (exportfs_decode_fh), and to do so opens each
+// disconnected parent on the way to read its entries; denying those would
+// fail every such open (ESTALE), however far from a rule.
 static __always_inline bool disconnected(struct task_struct *t, struct file *file, struct dentry *dentry)
 {
 	return (dentry->d_flags & DCACHE_DISCONNECTED) && dentry->d_parent == dentry &&
-	       dentry != file->f_path.mnt->mnt_root && !(t->flags & PF_KTHREAD);
+	       dentry != file->f_path.mnt->mnt_root && !(t->flags & PF_KTHREAD) &&
+	       (file->f_inode->i_mode & 00170000) != 0040000;
 }
 
 // check_path decides a file or process access to the path in s->path at
