@@ -71,10 +71,7 @@ func TestBypasses(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	evict := func() {
-		syscall.Sync()
-		write("/proc/sys/vm/drop_caches", "3", 0)
-	}
+	evict := func() { vmguest.DropCaches(t, 3) }
 	write("/wt/tool.sh", "#!/wt/bin/tool\n", 0o755) // a blocked program as the interpreter
 	write("/wt/ok.sh", "#!/wt/bin/reader\n", 0o755) // an allowed one
 	// Hard links made before Ward's profile.

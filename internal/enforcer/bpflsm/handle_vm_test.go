@@ -8,8 +8,6 @@ import (
 	"syscall"
 	"testing"
 
-	"golang.org/x/sys/unix"
-
 	"github.com/wardsec/ward/internal/conformance/trigger"
 	"github.com/wardsec/ward/internal/enforcer"
 	"github.com/wardsec/ward/internal/policy"
@@ -65,16 +63,16 @@ func TestDisconnectedHandle(t *testing.T) {
 	st0, err := b.Stats()
 	must(t, err)
 	for _, c := range []struct {
-		name, path, drop string
-		blocked          bool
+		name, path string
+		drop       int
+		blocked    bool
 	}{
-		{"its dentry evicted", "/wt/e/prot/secret", "2", true},
-		{"never opened, its inode evicted", "/wt/e/prot/cold", "3", true},
-		{"outside the blocked directory", "/wt/e/free/f", "3", false},
+		{"its dentry evicted", "/wt/e/prot/secret", 2, true},
+		{"never opened, its inode evicted", "/wt/e/prot/cold", 3, true},
+		{"outside the blocked directory", "/wt/e/free/f", 3, false},
 	} {
 		// What drop_caches evicts is what no one holds: nothing here keeps these files open.
-		unix.Sync()
-		must(t, os.WriteFile("/proc/sys/vm/drop_caches", []byte(c.drop), 0))
+		vmguest.DropCaches(t, c.drop)
 		op := "openhandle:/wt/e:" + handles[c.path]
 		drain(b)
 		got, pid := helperRunPID(t, cgfd, "/wt/bin/reader", 0, op)
@@ -104,17 +102,15 @@ func TestDisconnectedHandle(t *testing.T) {
 	mkfile(t, "/wt/e/prot/sub/deep", 0)
 	subHandle, err := trigger.Handle("/wt/e/prot/sub")
 	must(t, err)
-	unix.Sync()
-	must(t, os.WriteFile("/proc/sys/vm/drop_caches", []byte("3"), 0))
+	vmguest.DropCaches(t, 3)
 	deniedWithEvent(t, b, cgfd, "a file in a directory opened by its handle after eviction", "openhandle:/wt/e:"+subHandle+":deep", policy.OpFile, set, "handles")
 	mkfile(t, "/wt/e/free/x/g", 0)
 	freeHandle, err := trigger.Handle("/wt/e/free/x")
 	must(t, err)
-	unix.Sync()
-	must(t, os.WriteFile("/proc/sys/vm/drop_caches", []byte("3"), 0))
-	if op := "openhandle:/wt/e:" + freeHandle + ":g"; helperRun(t, cgfd, "/wt/bin/reader", 0, op) != op+" ok" {
-		t.Errorf("a file outside the blocked directory, in a directory opened by its handle after eviction: %q, want ok",
-			helperRun(t, cgfd, "/wt/bin/reader", 0, op))
+	vmguest.DropCaches(t, 3)
+	op := "openhandle:/wt/e:" + freeHandle + ":g"
+	if got := helperRun(t, cgfd, "/wt/bin/reader", 0, op); got != op+" ok" {
+		t.Errorf("a file outside the blocked directory, in a directory opened by its handle after eviction: %q, want ok", got)
 	}
 
 	r, w, err := os.Pipe()

@@ -283,10 +283,7 @@ func TestBypasses(t *testing.T) {
 	// A file opened by its handle after its dentry left the cache has a dentry not linked below
 	// its directory; SELinux decides on the inode's label all the same.
 	log.reset()
-	syscall.Sync()
-	if err := os.WriteFile("/proc/sys/vm/drop_caches", []byte("3"), 0); err != nil {
-		t.Fatal(err)
-	}
+	vmguest.DropCaches(t, 3)
 	op := "openhandle:" + ext + ":" + handle
 	check("open by handle (open_by_handle_at) after the dentry was evicted", run(t, exe, 0, op), []string{op}, extSecret)
 

@@ -10,6 +10,7 @@ package vmguest
 import (
 	"os"
 	"os/exec"
+	"strconv"
 	"syscall"
 	"testing"
 )
@@ -85,4 +86,15 @@ func MountExt4(t testing.TB, img, dir string) {
 			t.Errorf("unmount %s: %v", dir, err)
 		}
 	})
+}
+
+// DropCaches writes what (1: page cache, 2: dentries and inodes, 3: both) to
+// /proc/sys/vm/drop_caches after a sync: the kernel then evicts what no one holds, as
+// memory pressure would.
+func DropCaches(t testing.TB, what int) {
+	t.Helper()
+	syscall.Sync()
+	if err := os.WriteFile("/proc/sys/vm/drop_caches", []byte(strconv.Itoa(what)), 0); err != nil {
+		t.Fatal(err)
+	}
 }
