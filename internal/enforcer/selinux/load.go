@@ -415,6 +415,11 @@ func (l *Loader) Label(want map[string]string) error {
 			continue
 		}
 		if known && cur == ctx {
+			if old.Kind == "" {
+				// Written by a Ward that kept no class: saved with the state below.
+				old.Kind = kindOf(st.Mode)
+				l.st.Labels[p] = old
+			}
 			continue
 		}
 		r := Relabel{Original: l.original(p, cur), Label: ctx, Ino: st.Ino, Dev: st.Dev, Handle: handleOf(at), Kind: kindOf(st.Mode)}

@@ -150,6 +150,19 @@ func TestLabelRememberAndRestore(t *testing.T) {
 	if lb.sets != sets {
 		t.Errorf("a second identical Label wrote %d labels", lb.sets-sets)
 	}
+	if k := l.Labels()[root+"/a"].Kind; k != "file" {
+		t.Errorf("state keeps class %q for a, want file", k)
+	}
+	// A state an older Ward wrote has no class: the next Label fills it in, without relabelling.
+	old := l.Labels()[root+"/a"]
+	old.Kind = ""
+	l.st.Labels[root+"/a"] = old
+	if err := l.Label(want); err != nil {
+		t.Fatal(err)
+	}
+	if k := l.Labels()[root+"/a"].Kind; k != "file" || lb.sets != sets {
+		t.Errorf("after a Label over a state without classes: class %q, %d labels written; want file, none", k, lb.sets-sets)
+	}
 
 	// A restart (a new loader on the same state) still knows the originals and restores them
 	// when the policy goes away.
