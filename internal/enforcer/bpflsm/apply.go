@@ -344,7 +344,7 @@ func (b *Backend) removeOne(id string) error {
 	return b.writeConfig()
 }
 
-// writeConfig writes ward_config: the number of registered containers, the
+// writeConfig writes ward_config (configOf): whether a container is registered, the
 // operations some workload has rules of and the host workload's flags;
 // called with b.mu held, after the workload entries exist (or are gone), so
 // that the writes happen in the order of the changes. Hooks look a task's
@@ -356,19 +356,7 @@ func (b *Backend) removeOne(id string) error {
 // (progOps): those of a new operation before the config names it, so that ApplyWorkload
 // returns with the rules in force; those of an operation gone detachAfter later (attachFor).
 func (b *Backend) writeConfig() error {
-	var cfg wardConfig
-	var named NamedCodes
-	for wk, a := range b.applied {
-		if wk != HostKey {
-			cfg.Containers++
-		} else {
-			cfg.HostFlags = a.tr.Flags
-		}
-		cfg.Ops |= a.tr.Flags & (uint32(wfRules) * 0x01010101)
-		named.union(a.tr.Named)
-	}
-	cfg.Caps, cfg.Families, cfg.Types, cfg.Protos = named.Caps, named.Families, named.Types, named.Protos
-	cfg.Names = b.watched
+	cfg := configOf(b.applied, b.watched)
 	// linkMu across both: the config never names an operation whose programs detachIdle
 	// could be taking away meanwhile.
 	b.linkMu.Lock()
@@ -380,6 +368,30 @@ func (b *Backend) writeConfig() error {
 		return fmt.Errorf("write config: %w", err)
 	}
 	return nil
+}
+
+// configOf is ward_config's value for the applied workloads and the watched names.
+//
+// Containers is a flag (1 while any container is registered), not a count: user space writes
+// the value whole while hooks read it, and the kernel's copy gives no single field of it an
+// atomic store, so a count read during its change from 255 to 256 could mix the bytes of both
+// into 0 and skip every container's lookup. Every field a hook reads is a set of bits, and a
+// bit that the old and the new value share survives any mixture of their bytes.
+func configOf(applied map[uint64]*applied, watched NameFilter) wardConfig {
+	var cfg wardConfig
+	var named NamedCodes
+	for wk, a := range applied {
+		if wk != HostKey {
+			cfg.Containers = 1
+		} else {
+			cfg.HostFlags = a.tr.Flags
+		}
+		cfg.Ops |= a.tr.Flags & (uint32(wfRules) * 0x01010101)
+		named.union(a.tr.Named)
+	}
+	cfg.Caps, cfg.Families, cfg.Types, cfg.Protos = named.Caps, named.Families, named.Types, named.Protos
+	cfg.Names = watched
+	return cfg
 }
 
 // write puts generation gen of a workload's entries and then switches its

@@ -370,7 +370,7 @@ struct wl {
 };
 
 // ward_config[0], written whole by user space after the workload entries it
-// describes: containers counts registered containers (with none, a hook skips
+// describes: containers is 1 while a container is registered (with none, a hook skips
 // the cgroup lookup); ops has WF_RULES in the byte of every operation that
 // some workload has rules of, host_flags is the host workload's flags (0
 // without a host entry). A hook of an operation nobody has rules of returns
