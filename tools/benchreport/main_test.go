@@ -10,7 +10,10 @@ ward-bench-note	apparmor	net100: refused
 ward-bench-row	apparmor	open+close, cached	no Ward program	10000	1.0000
 ward-bench-row	apparmor	open+close, cached	1 rule	11000	1.1000
 ward-bench-row	bpflsm	open+close, cached	no Ward program	10000	1.0000
+ward-bench-row	bpflsm	open+close, cached	floor: a program that returns at once on each of Ward's hooks	10400	1.0400
 ward-bench-row	bpflsm	open+close, cached	1 rule	10500	1.0500
+ward-bench-row	bpflsm	execve (static binary)	no Ward program	10000	1.0000
+ward-bench-row	bpflsm	execve (static binary)	1 rule	10600	1.0600
 ok
 `
 
@@ -31,10 +34,12 @@ func TestParseAndRender(t *testing.T) {
 		"| open+close, cached | 1 rule | 1.050 | 1.100 |",
 		"- Commit: abc subject",
 		"## Targets",
-		"| open+close, cached | 1 rule | 1.03 | 1.050 / 1.055 | no | 1.100 | yes |",
-		"0 of 1 bounded rows meet their target.",
+		// The target is below the floor; execve has no floor row.
+		"| open+close, cached | 1 rule | 1.03 | 1.050 / 1.055 | no: below the floor | 1.040 | 1.100 | yes |",
+		"| execve (static binary) | 1 rule | 1.05 | 1.060 / 1.060 | no | - | - | - |",
+		"0 of 2 bounded rows meet their target; 1 of the others have a target below their access's floor.",
 		"- net100: refused\n",
-		"1 of 4 figures differ by more than 1 % between runs.",
+		"1 of 7 figures differ by more than 1 % between runs.",
 		"| AppArmor | open+close, cached | 1 rule | 11,000 / 11,200 | 1.79 % |",
 	} {
 		if !strings.Contains(page, want) {

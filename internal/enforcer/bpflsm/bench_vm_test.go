@@ -5,8 +5,14 @@ package bpflsm
 import (
 	"context"
 	"fmt"
+	"maps"
 	"os"
+	"slices"
 	"testing"
+
+	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/asm"
+	"github.com/cilium/ebpf/link"
 
 	"github.com/wardsec/ward/internal/rules"
 	"github.com/wardsec/ward/internal/testutil/vmbench"
@@ -48,10 +54,12 @@ func BenchmarkReport(b *testing.B) {
 		b.Cleanup(func() { own.Close() }) // after benchWorkloads' cleanup, which uses it
 	}
 	cgdirs, labels, startFD, sets := benchWorkloads(b, be)
+	floor := floorPrograms(b)
 	ctx := context.Background()
 
 	// One helper per access measures it with no Ward program attached (in the first
-	// variant's cgroup), then with the programs attached while no workload has rules of the
+	// variant's cgroup), then with the floor's programs in their place (floorPrograms), then
+	// with Ward's attached while no workload has rules of the
 	// operations the access's program decides (so that program is not attached), then, with
 	// every variant's rules applied, in every variant's cgroup: the ratios are of figures of
 	// one process, so that what differs between processes does not enter them.
@@ -70,11 +78,20 @@ func BenchmarkReport(b *testing.B) {
 			b.Fatal(err)
 		}
 		job := vmbench.Job{Access: g.Access, Arg: g.Arg, N: vmbench.Iterations(g.N), Rounds: vmbench.Rounds,
-			Cgroups: append([]string{cgroups[0], vmbench.Pause, cgroups[0], vmbench.Pause}, cgroups...)}
+			Cgroups: append([]string{cgroups[0], vmbench.Pause, cgroups[0], vmbench.Pause, cgroups[0], vmbench.Pause}, cgroups...)}
 		pauses := 0
+		var floorLinks []link.Link
+		defer func() { closeLinks(floorLinks) }()
 		ns, err := vmbench.RunPaused(vmbench.Command(vmbench.HelperAt, job, startFD), job, func() error {
 			pauses++
-			if pauses == 1 {
+			switch pauses {
+			case 1:
+				var err error
+				floorLinks, err = attachAll(floor)
+				return err
+			case 2:
+				closeLinks(floorLinks)
+				floorLinks = nil
 				if err := be.attach(); err != nil {
 					return err
 				}
@@ -105,10 +122,13 @@ func BenchmarkReport(b *testing.B) {
 			ns := measure(g, dirs)
 			base := ns[0]
 			fmt.Println(vmbench.Row{Backend: "bpflsm", Access: g.Label, Variant: vmbench.Baseline, NS: base, Ratio: 1})
-			r := vmbench.Row{Backend: "bpflsm", Access: g.Label, Variant: vmbench.Unattached, NS: ns[1], Ratio: ns[1] / base}
+			r := vmbench.Row{Backend: "bpflsm", Access: g.Label, Variant: vmbench.Floor, NS: ns[1], Ratio: ns[1] / base}
+			fmt.Println(r)
+			b.ReportMetric(r.Ratio, "ratio-"+g.Key+"-floor")
+			r = vmbench.Row{Backend: "bpflsm", Access: g.Label, Variant: vmbench.Unattached, NS: ns[2], Ratio: ns[2] / base}
 			fmt.Println(r)
 			b.ReportMetric(r.Ratio, "ratio-"+g.Key+"-unattached")
-			for i, ns := range ns[2:] {
+			for i, ns := range ns[3:] {
 				label := labels[g.Variants[i]]
 				if i == 0 {
 					label = vmbench.NoRules
@@ -118,6 +138,54 @@ func BenchmarkReport(b *testing.B) {
 				b.ReportMetric(r.Ratio, "ratio-"+g.Key+"-"+g.Variants[i])
 			}
 		}
+	}
+}
+
+// floorPrograms loads, for every hook Ward's programs attach to, a program that returns 0 at
+// once. Attached in place of Ward's, they cost each hook run what any BPF-LSM program there
+// costs (the trampoline, the call and the return): the report's floor row, the least an
+// enforcer on these hooks can add whatever its programs decide.
+func floorPrograms(b *testing.B) []*ebpf.Program {
+	spec, err := loadWard()
+	if err != nil {
+		b.Fatal(err)
+	}
+	var progs []*ebpf.Program
+	for _, name := range slices.Sorted(maps.Keys(spec.Programs)) {
+		ps := spec.Programs[name]
+		if ps.Type != ebpf.LSM {
+			b.Fatalf("%s is a %s program: the floor knows LSM programs only", name, ps.Type)
+		}
+		p, err := ebpf.NewProgram(&ebpf.ProgramSpec{
+			Name: "ward_floor", Type: ebpf.LSM, AttachType: ebpf.AttachLSMMac, AttachTo: ps.AttachTo,
+			License: "GPL", Instructions: asm.Instructions{asm.Mov.Imm(asm.R0, 0), asm.Return()},
+		})
+		if err != nil {
+			b.Fatalf("floor program for %s: %v", ps.AttachTo, err)
+		}
+		b.Cleanup(func() { p.Close() })
+		progs = append(progs, p)
+	}
+	return progs
+}
+
+// attachAll attaches every program to its LSM hook; on error it detaches those it attached.
+func attachAll(progs []*ebpf.Program) ([]link.Link, error) {
+	var links []link.Link
+	for _, p := range progs {
+		l, err := link.AttachLSM(link.LSMOptions{Program: p})
+		if err != nil {
+			closeLinks(links)
+			return nil, err
+		}
+		links = append(links, l)
+	}
+	return links, nil
+}
+
+func closeLinks(links []link.Link) {
+	for _, l := range links {
+		l.Close()
 	}
 }
 

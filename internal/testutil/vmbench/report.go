@@ -49,6 +49,10 @@ const NoRules = "attached, no rules of this operation"
 // BPF-LSM then does not attach the operation's programs.
 const Unattached = "no workload has rules of this operation (not attached)"
 
+// Floor is the report's label of the access with a program that returns at once on every hook
+// Ward's BPF-LSM programs attach to, in their place: what any program there costs.
+const Floor = "floor: a program that returns at once on each of Ward's hooks"
+
 // Baseline is the report's label of the access with no Ward program and no profile.
 const Baseline = "no Ward program"
 
