@@ -81,7 +81,7 @@ func TestBypasses(t *testing.T) {
 		}
 	}
 
-	set, err := rules.Compile([]policy.Policy{
+	pols := []policy.Policy{
 		hostPolicy("guard",
 			file(policy.MatchPath, "/wt/secret.txt", block),
 			file(policy.MatchPath, "/wt/anc/sub/secret2", block),
@@ -93,7 +93,8 @@ func TestBypasses(t *testing.T) {
 		),
 		hostPolicy("srcnet", netw("udp", block, from("/wt/bin/src"))),
 		hostPolicy("src2net", netw("tcp", block, from("/wt/bin/src2"))),
-	}, host, rules.Postures{})
+	}
+	set, err := rules.Compile(pols, host, rules.Postures{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -278,6 +279,50 @@ func TestBypasses(t *testing.T) {
 	for _, c := range cases {
 		if c.limit != "" && !slices.ContainsFunc(b.Limitations(), func(l string) bool { return strings.Contains(l, c.limit) }) {
 			t.Errorf("%s: open, and no limitation names %q: %q", c.name, c.limit, b.Limitations())
+		}
+	}
+	checkHandleWorkaround(t, b, pols, handle, evict)
+}
+
+// checkHandleWorkaround proves the fix docs/apparmor.md and Limitations give for a file opened by
+// its handle after its dentry left the cache: with a capabilities Block of dac_read_search added,
+// open_by_handle_at fails with EPERM, the kernel's record is attributed to that rule, and the
+// blocked file is not read.
+func checkHandleWorkaround(t *testing.T, b *Backend, pols []policy.Policy, handle string, evict func()) {
+	t.Helper()
+	set, err := rules.Compile(append(slices.Clone(pols), hostPolicy("nohandle", capa("dac_read_search", block))), host, rules.Postures{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	if err := b.Apply(ctx, []*rules.Set{set}); err != nil {
+		t.Fatalf("%+v", err)
+	}
+	for len(b.Events()) > 0 {
+		<-b.Events()
+	}
+	evict()
+	op := "openhandle:/wt/ext:" + handle
+	cmd := exec.Command("aa-exec", "-p", "ward-host", "--", "/wt/bin/reader")
+	cmd.Env = append(os.Environ(), trigger.Command(op))
+	out, err := cmd.CombinedOutput()
+	if got, want := strings.TrimSpace(string(out)), fmt.Sprintf("%s errno %d", op, int(syscall.EPERM)); err != nil || got != want {
+		t.Fatalf("open by handle after eviction with dac_read_search blocked: %v, printed %q, want %q", err, got, want)
+	}
+	deadline := time.After(5 * time.Second)
+	for {
+		select {
+		case ev := <-b.Events():
+			if ev.Access.Op != policy.OpCapabilities || ev.Access.Capability != "dac_read_search" {
+				continue
+			}
+			if _, v := Attribute(set, mustRecord(t, ev.Detail)); v.Action != block || v.Policy != "nohandle" {
+				t.Errorf("event %+v attributed to %s %s, want a Block of nohandle", ev.Access, v.Action, v.Policy)
+			}
+			t.Logf("open by handle with dac_read_search blocked: %s; event %s", out, ev.Detail)
+			return
+		case <-deadline:
+			t.Fatal("open by handle with dac_read_search blocked: no event for the capability")
 		}
 	}
 }
