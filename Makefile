@@ -3,7 +3,7 @@ SHELL := /bin/bash
 GO ?= go
 export CGO_ENABLED ?= 0
 
-.PHONY: all build test test-host test-kernels lint fmt-check vet staticcheck unit bench fuzz generate check-generated clean
+.PHONY: all build test test-lane test-host test-kernels lint fmt-check vet staticcheck unit bench fuzz generate check-generated clean
 
 all: build
 
@@ -12,9 +12,24 @@ build:
 
 # Everything: formatting and static checks, generated code (bpf2go objects, CRDs, protobuf)
 # regenerated and compared with what is committed, host tests, benchmarks once, the VM suite,
-# and the end-to-end suite on a real Kubernetes node (mk/node.mk; its cluster binaries are
-# built once into ~/.cache/ward/k8s, which takes most of an hour on a fresh machine).
-test: test-host test-kernels
+# the API server tests (test-kube, mk/k8s.mk) and the end-to-end suite on a real Kubernetes node
+# (mk/node.mk; its cluster binaries are built once into ~/.cache/ward/k8s, which takes most of an
+# hour on a fresh machine).
+#
+# The node suite is the longest part: it starts as soon as what it runs is built, beside
+# test-lane, which runs the rest one part after the other. Run after the host checks (as
+# test-kernels does), it left one core idle during them and, after the VM suite, for the API
+# server tests and the node suite's last ten minutes. -O prints each side's output in one piece
+# when it ends.
+test: node-prereqs
+	$(VMRUN) -prepare >/dev/null
+	@echo "test: the node suite runs beside the host checks, the VM suite and the API server tests; each side prints its output when it ends"
+	$(MAKE) --no-print-directory -j2 -O node-suite test-lane
+
+test-lane:
+	$(MAKE) --no-print-directory test-host
+	$(MAKE) --no-print-directory test-vm
+	$(MAKE) --no-print-directory test-kube
 
 test-host: lint check-generated unit bench
 

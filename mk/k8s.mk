@@ -47,4 +47,3 @@ test-kube: $(KUBE_APISERVER)
 	@test -n "$(KUBE_TEST_PKGS)" || { echo "no *_kube_test.go files"; exit 1; }
 	WARD_KUBE_APISERVER=$(KUBE_APISERVER) $(GO) test -tags kube -count=1 -timeout 8m $(KUBE_TEST_PKGS)
 
-test: test-kube
