@@ -643,13 +643,20 @@ func (c *cluster) caseNoWindow(t *testing.T, lsm string) {
 	time.Sleep(3 * time.Second)
 
 	old := c.wardPod(t)
+	start := time.Now()
 	c.mustKubectl(t, "-n", "kubearmor", "delete", "pod", old, "--wait=true")
+	deleted := time.Since(start)
 	c.waitRollout(t, "kubearmor", "ds/ward")
+	replaced := time.Since(start)
 	if now := c.wardPod(t); now == old {
 		t.Fatalf("ward pod %s still there after deletion", old)
 	}
+	start = time.Now()
 	c.mustKubectl(t, "-n", "kubearmor", "rollout", "restart", "ds/ward")
 	c.waitRollout(t, "kubearmor", "ds/ward")
+	// This step's time varied from 2.5 to 7 minutes between runs: where it goes.
+	timing("lsm=%s ward pod deletion: pod gone after %.1fs, replacement ready after %.1fs; rolling update ready after %.1fs",
+		lsm, deleted.Seconds(), replaced.Seconds(), time.Since(start).Seconds())
 	time.Sleep(3 * time.Second)
 
 	logs := c.mustKubectl(t, "-n", ns, "logs", loop)
