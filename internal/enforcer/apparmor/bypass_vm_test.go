@@ -199,9 +199,7 @@ func TestBypasses(t *testing.T) {
 	}
 	attributed, withExe, withPPID := 0, 0, 0
 	for _, c := range cases {
-		for len(b.Events()) > 0 {
-			<-b.Events()
-		}
+		drainEvents(b)
 		if c.before != nil {
 			c.before()
 		}
@@ -225,22 +223,9 @@ func TestBypasses(t *testing.T) {
 			t.Logf("%s: %s", c.name, got)
 			continue
 		}
-		var evs []enforcer.Event
-		deadline := time.After(5 * time.Second)
-	wait:
-		for {
-			select {
-			case ev := <-b.Events():
-				evs = append(evs, ev)
-				if ev.Errno == eacces && ev.Access.Path == c.event {
-					break wait
-				}
-			case <-deadline:
-				t.Errorf("%s: no EACCES event for %s; events: %+v", c.name, c.event, evs)
-				break wait
-			}
-		}
-		if len(evs) == 0 || evs[len(evs)-1].Access.Path != c.event {
+		evs, ok := awaitEvent(b, 5*time.Second, func(ev enforcer.Event) bool { return ev.Errno == eacces && ev.Access.Path == c.event })
+		if !ok {
+			t.Errorf("%s: no EACCES event for %s; events: %+v", c.name, c.event, evs)
 			continue
 		}
 		ev := evs[len(evs)-1]
@@ -298,9 +283,7 @@ func checkHandleWorkaround(t *testing.T, b *Backend, pols []policy.Policy, handl
 	if err := b.Apply(ctx, []*rules.Set{set}); err != nil {
 		t.Fatalf("%+v", err)
 	}
-	for len(b.Events()) > 0 {
-		<-b.Events()
-	}
+	drainEvents(b)
 	evict()
 	op := "openhandle:/wt/ext:" + handle
 	cmd := exec.Command("aa-exec", "-p", "ward-host", "--", "/wt/bin/reader")
@@ -309,20 +292,40 @@ func checkHandleWorkaround(t *testing.T, b *Backend, pols []policy.Policy, handl
 	if got, want := strings.TrimSpace(string(out)), fmt.Sprintf("%s errno %d", op, int(syscall.EPERM)); err != nil || got != want {
 		t.Fatalf("open by handle after eviction with dac_read_search blocked: %v, printed %q, want %q", err, got, want)
 	}
-	deadline := time.After(5 * time.Second)
+	evs, ok := awaitEvent(b, 5*time.Second, func(ev enforcer.Event) bool {
+		return ev.Access.Op == policy.OpCapabilities && ev.Access.Capability == "dac_read_search"
+	})
+	if !ok {
+		t.Fatalf("open by handle with dac_read_search blocked: no event for the capability; events: %+v", evs)
+	}
+	ev := evs[len(evs)-1]
+	if _, v := Attribute(set, mustRecord(t, ev.Detail)); v.Action != block || v.Policy != "nohandle" {
+		t.Errorf("event %+v attributed to %s %s, want a Block of nohandle", ev.Access, v.Action, v.Policy)
+	}
+	t.Logf("open by handle with dac_read_search blocked: %s; event %s", out, ev.Detail)
+}
+
+// drainEvents discards the events the backend has queued.
+func drainEvents(b *Backend) {
+	for len(b.Events()) > 0 {
+		<-b.Events()
+	}
+}
+
+// awaitEvent reads the backend's events until one matches or timeout passes: the events read,
+// the matching one last, and whether one matched.
+func awaitEvent(b *Backend, timeout time.Duration, match func(enforcer.Event) bool) ([]enforcer.Event, bool) {
+	var evs []enforcer.Event
+	deadline := time.After(timeout)
 	for {
 		select {
 		case ev := <-b.Events():
-			if ev.Access.Op != policy.OpCapabilities || ev.Access.Capability != "dac_read_search" {
-				continue
+			evs = append(evs, ev)
+			if match(ev) {
+				return evs, true
 			}
-			if _, v := Attribute(set, mustRecord(t, ev.Detail)); v.Action != block || v.Policy != "nohandle" {
-				t.Errorf("event %+v attributed to %s %s, want a Block of nohandle", ev.Access, v.Action, v.Policy)
-			}
-			t.Logf("open by handle with dac_read_search blocked: %s; event %s", out, ev.Detail)
-			return
 		case <-deadline:
-			t.Fatal("open by handle with dac_read_search blocked: no event for the capability")
+			return evs, false
 		}
 	}
 }
@@ -341,9 +344,7 @@ func mustRecord(t *testing.T, line string) Record {
 // parent, which the AppArmor record lacks and the backend reads from /proc.
 func checkLiveEnrichment(t *testing.T, b *Backend, label string) {
 	t.Helper()
-	for len(b.Events()) > 0 {
-		<-b.Events()
-	}
+	drainEvents(b)
 	cmd := exec.Command("aa-exec", "-p", label, "--", "/wt/bin/reader")
 	cmd.Env = append(os.Environ(), trigger.Command("open:/wt/secret.txt", "hold"))
 	release, err := cmd.StdinPipe()
@@ -356,18 +357,12 @@ func checkLiveEnrichment(t *testing.T, b *Backend, label string) {
 		t.Fatal(err)
 	}
 	var ev enforcer.Event
-	deadline := time.After(20 * time.Second)
-wait:
-	for {
-		select {
-		case ev = <-b.Events():
-			if ev.Access.Path == "/wt/secret.txt" && ev.PID == uint32(cmd.Process.Pid) {
-				break wait
-			}
-		case <-deadline:
-			t.Errorf("held reader: no event for /wt/secret.txt from pid %d", cmd.Process.Pid)
-			break wait
-		}
+	if evs, ok := awaitEvent(b, 20*time.Second, func(ev enforcer.Event) bool {
+		return ev.Access.Path == "/wt/secret.txt" && ev.PID == uint32(cmd.Process.Pid)
+	}); ok {
+		ev = evs[len(evs)-1]
+	} else {
+		t.Errorf("held reader: no event for /wt/secret.txt from pid %d", cmd.Process.Pid)
 	}
 	release.Close()
 	if err := cmd.Wait(); err != nil {
