@@ -4,6 +4,7 @@ package bpflsm
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"maps"
 	"os"
@@ -90,8 +91,11 @@ func BenchmarkReport(b *testing.B) {
 				floorLinks, err = attachAll(floor)
 				return err
 			case 2:
-				closeLinks(floorLinks)
+				err := closeLinks(floorLinks)
 				floorLinks = nil
+				if err != nil {
+					return fmt.Errorf("detach the floor's programs: %w", err)
+				}
 				if err := be.attach(); err != nil {
 					return err
 				}
@@ -183,10 +187,13 @@ func attachAll(progs []*ebpf.Program) ([]link.Link, error) {
 	return links, nil
 }
 
-func closeLinks(links []link.Link) {
+// closeLinks detaches every link: a floor program left attached would count in the next rows.
+func closeLinks(links []link.Link) error {
+	var errs []error
 	for _, l := range links {
-		l.Close()
+		errs = append(errs, l.Close())
 	}
+	return errors.Join(errs...)
 }
 
 // groupProgram names, per access of the report (vmbench.Group.Key), the program whose hook
