@@ -574,14 +574,18 @@ func writeTargets(b *strings.Builder, runs []run) {
 			ratios = append(ratios, fmt.Sprintf("%.3f", r.rows[k].ratio))
 			worst = math.Max(worst, r.rows[k].ratio)
 		}
+		// The lowest floor of the runs; none (infinite) for a row without Ward's program.
 		floor, fcol := math.Inf(1), "-"
 		if k.variant != vmbench.Unattached {
 			for _, r := range runs {
 				if f, ok := r.rows[key{k.backend, k.access, vmbench.Floor}]; ok {
 					floor = math.Min(floor, f.ratio)
-					fcol = fmt.Sprintf("%.3f", floor)
 				}
 			}
+		}
+		hasFloor := !math.IsInf(floor, 1)
+		if hasFloor {
+			fcol = fmt.Sprintf("%.3f", floor)
 		}
 		tcol, mcol := "-", "-"
 		if t > 0 {
@@ -591,7 +595,7 @@ func writeTargets(b *strings.Builder, runs []run) {
 			if worst <= t {
 				mcol = "yes"
 				met++
-			} else if fcol != "-" && t < floor {
+			} else if hasFloor && t < floor {
 				mcol = "no: below the floor"
 				belowFloor++
 			}
