@@ -3,7 +3,7 @@ SHELL := /bin/bash
 GO ?= go
 export CGO_ENABLED ?= 0
 
-.PHONY: all build test test-lane test-host test-kernels lint fmt-check vet staticcheck unit bench fuzz generate check-generated clean
+.PHONY: all build test test-lane test-host test-kernels guest-prereqs lint fmt-check vet staticcheck unit bench fuzz generate check-generated clean
 
 all: build
 
@@ -16,13 +16,11 @@ build:
 # (mk/node.mk; its cluster binaries are built once into ~/.cache/ward/k8s, which takes most of an
 # hour on a fresh machine).
 #
-# The node suite is the longest part: it starts as soon as what it runs is built, beside
-# test-lane, which runs the rest one part after the other. Run after the host checks (as
-# test-kernels does), it left one core idle during them and, after the VM suite, for the API
-# server tests and the node suite's last ten minutes. -O prints each side's output in one piece
-# when it ends.
-test: node-prereqs
-	$(VMRUN) -prepare >/dev/null
+# The node suite is the longest part: it starts as soon as what it runs is built (guest-prereqs),
+# beside test-lane, which runs the rest one part after the other. Started after the host checks,
+# with the API server tests after it, it left one core idle during each. -O prints each side's
+# output in one piece when it ends.
+test: guest-prereqs
 	@echo "test: the node suite runs beside the host checks, the VM suite and the API server tests; each side prints its output when it ends"
 	$(MAKE) --no-print-directory -j2 -O node-suite test-lane
 
@@ -67,13 +65,16 @@ fuzz:
 # The VM suite and the node suite side by side. Every guest runs on one host thread (single-
 # threaded TCG, docs/vm-harness.md): test-vm runs two at a time, the node suite one, so one after
 # the other left a core of a two-core machine idle for the node suite's twenty minutes. -O prints
-# each suite's output in one piece when it ends. What both use is ready before either starts:
-# vmrun and the node's binaries (node-prereqs), and the kernel and initramfs (vmrun -prepare),
-# so that neither rebuilds or fetches what the other is running.
-test-kernels: node-prereqs
-	$(VMRUN) -prepare >/dev/null
+# each suite's output in one piece when it ends.
+test-kernels: guest-prereqs
 	@echo "test-kernels: the VM suite and the node suite run side by side; each prints its output when it ends"
 	$(MAKE) --no-print-directory -j2 -O test-vm node-suite
+
+# What the two guest suites use, ready before either starts: vmrun and the node's binaries
+# (node-prereqs), and the kernel and initramfs (vmrun -prepare), so that neither rebuilds or
+# fetches what the other is running.
+guest-prereqs: node-prereqs
+	$(VMRUN) -prepare >/dev/null
 
 clean:
 	rm -rf bin

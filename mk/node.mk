@@ -93,7 +93,7 @@ test-node: node-prereqs
 	$(MAKE) --no-print-directory node-suite
 
 # Everything the suite runs, built before it starts: make test runs the suite beside the VM suite
-# (test-kernels in the root Makefile), which must not find bin/vmrun being rebuilt.
+# (test and test-kernels in the root Makefile), which must not find bin/vmrun being rebuilt.
 node-prereqs: $(KUBE_APISERVER) node-deps image vmrun
 
 # The suite alone, with nothing built first.
