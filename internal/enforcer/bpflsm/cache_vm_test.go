@@ -15,6 +15,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/wardsec/ward/internal/conformance/trigger"
+	"github.com/wardsec/ward/internal/enforcer"
 	"github.com/wardsec/ward/internal/rules"
 	"github.com/wardsec/ward/internal/testutil/vmguest"
 )
@@ -203,4 +204,55 @@ func TestInodeCacheConcurrentFills(t *testing.T) {
 	if freeN < 1000 || blockedN < 1000 {
 		t.Errorf("%d and %d opens: the race was not run", freeN, blockedN)
 	}
+}
+
+// TestPassingEntry: a cache entry whose bits name no rule (Pass) decides its workload's next
+// opens before the rest of file_open (ward.c, passes), and only those: another workload with
+// a Block rule on the file, and the same workload after a policy change that blocks it, are
+// denied (EPERM) on their next open.
+func TestPassingEntry(t *testing.T) {
+	vmguest.RequireGuest(t)
+	must(t, os.RemoveAll("/wt"))
+	copySelf(t, "/wt/bin/reader")
+	mkfile(t, "/wt/p/f.txt", 0)
+	cgA, fdA := testCgroup(t, "ward-pass-a")
+	cgB, fdB := testCgroup(t, "ward-pass-b")
+	b := newBackend(t)
+	elsewhere := "  file:\n    matchDirectories:\n    - dir: /wt/p/blocked/\n      recursive: true\n"
+	blockFile := "  file:\n    matchPaths:\n    - path: /wt/p/f.txt\n"
+	sets := func(specA string) []*rules.Set {
+		a, b := hostPolicyInCgroup(t, "pass-a", specA, cgA), hostPolicyInCgroup(t, "pass-b", blockFile, cgB)
+		a.Workload.ContainerID, b.Workload.ContainerID = "pass-a", "pass-b"
+		return []*rules.Set{a, b}
+	}
+	must(t, b.Apply(t.Context(), sets(elsewhere)))
+	// A denied open must also be reported, by the workload whose rule denied it.
+	open := func(fd int, who, want string) {
+		t.Helper()
+		drain(b)
+		if got := helperRun(t, fd, "/wt/bin/reader", 0, "open:/wt/p/f.txt"); got != "open:/wt/p/f.txt "+want {
+			t.Errorf("%s: open: %q, want %q", who, got, want)
+		}
+		if want != "errno 1" {
+			return
+		}
+		workload := map[int]string{fdA: "pass-a", fdB: "pass-b"}[fd]
+		if _, ok := waitEvent(b, func(ev enforcer.Event) bool {
+			return ev.Errno == int(syscall.EPERM) && ev.Access.Path == "/wt/p/f.txt" && strings.Contains(ev.Workload, workload)
+		}); !ok {
+			t.Errorf("%s: no EPERM event of %s for /wt/p/f.txt", who, workload)
+		}
+	}
+	open(fdA, "workload A, first open", "ok")
+	open(fdA, "workload A, cached", "ok")
+	if c, ok := cacheEntry(t, b, "/wt/p/f.txt"); !ok || c.Pass != 1 || c.Cgroup != cgA {
+		t.Fatalf("after A's opens: entry %+v (found %v), want a passing entry of cgroup %d", c, ok, cgA)
+	}
+	open(fdB, "workload B, Block rule on the file", "errno 1")
+	open(fdA, "workload A after B", "ok")
+	open(fdA, "workload A, cached again", "ok")
+	must(t, b.Apply(t.Context(), sets(blockFile)))
+	open(fdA, "workload A, its policy now blocks the file", "errno 1")
+	// Its entry now holds the Block rule's bits: not a passing one.
+	open(fdA, "workload A, blocked and cached", "errno 1")
 }

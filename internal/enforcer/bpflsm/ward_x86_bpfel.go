@@ -133,6 +133,8 @@ type wardIcache struct {
 	Op      uint32
 	Moves   uint32
 	Stamp   uint32
+	Pass    uint32
+	Pad     uint32
 }
 
 type wardKeyKind uint32
@@ -178,6 +180,9 @@ type wardScratch struct {
 	_        structs.HostLayout
 	Path     [8192]int8
 	Src      [4096]int8
+	Epochs   uint64
+	Moves    uint32
+	Pad      uint32
 	Dentry   uint64
 	Dsrc     uint64
 	Dbits    uint64

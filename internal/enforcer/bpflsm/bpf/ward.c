@@ -311,6 +311,9 @@ struct {
 struct scratch {
 	char path[2 * PATH_MAX];
 	char src[PATH_MAX];
+	__u64 epochs; // check_path's: ward_epoch and the cache entry's moves,
+	__u32 moves;  // as it read them before resolving the path
+	__u32 pad;
 	__u64 dentry; // dir_walk's start (struct dentry *, passed as a number)
 	__u64 dsrc;   // and the source, 0 for none
 	__u64 dbits;  // dir_walk's result: bits of ancestor directories' inode keys
@@ -463,6 +466,11 @@ struct icache {
 	// stamp is its value when the entry's bits were computed.
 	__u32 moves;
 	__u32 stamp;
+	// pass: the bits name no rule and the workload has no allow-list and
+	// no fromSource rule, so that every open of the file is permitted
+	// without an event whatever its mode, owner or terminal (passes).
+	__u32 pass;
+	__u32 pad;
 };
 
 struct {
@@ -528,6 +536,7 @@ static __always_inline void icache_fill(struct icache *c, const struct wl *wl, _
 	c->stamp = moves;
 	c->flags = flags;
 	c->op = op;
+	c->pass = !bits && !sbits && !(wl->flags & (WF_ALLOW_GLOBAL | WF_ALLOW_SOURCES | WF_SOURCE_RULES));
 	barrier();
 	c->seq++;
 	bpf_spin_unlock(&c->lock);
@@ -1562,9 +1571,11 @@ static __always_inline int check_path(struct wl *wl, struct walk *w, struct scra
 
 	__u64 bits = 0, sbits = 0;
 	struct icache *c = NULL;
-	// Both epochs in one word (struct epochs): one stack slot.
-	__u64 epochs = 0;
-	__u32 moves = 0;
+	// Both epochs in one word (struct epochs), and the entry's moves, read
+	// before the path is resolved and used when the entry is filled: kept in
+	// the scratch buffer, off this frame.
+	s->epochs = 0;
+	s->moves = 0;
 	struct dentry *rdentry = NULL;
 	struct vfsmount *rmnt = NULL;
 	if (file) {
@@ -1591,14 +1602,15 @@ static __always_inline int check_path(struct wl *wl, struct walk *w, struct scra
 			// entry written below stale at once.
 			__u32 zero = 0;
 			__u64 *ep = bpf_map_lookup_elem(&ward_epoch, &zero);
-			epochs = ep ? *ep : 0;
+			__u64 epochs = ep ? *ep : 0;
+			s->epochs = epochs;
 			umode_t mode = inode->i_mode;
 			if ((mode & 00170000) == 0100000 && inode->i_nlink == 1)
 				c = bpf_inode_storage_get(&icache, inode, 0, BPF_LOCAL_STORAGE_GET_F_CREATE);
 			// Read before the path, as the epoch: a rename of this file
 			// after this read makes the entry written below stale at once.
-			if (c)
-				moves = *(volatile __u32 *)&c->moves;
+			__u32 moves = c ? *(volatile __u32 *)&c->moves : 0;
+			s->moves = moves;
 			// An entry is written only under a root that is its
 			// namespace's (below), and what could make that root another
 			// since bumps the epoch (move_mount, sb_mount, path_chroot):
@@ -1637,10 +1649,10 @@ static __always_inline int check_path(struct wl *wl, struct walk *w, struct scra
 		}
 		// A file no rule can name (unnamed) is permitted without its path,
 		// and cached as such: bits of no rule.
-		if (w->op == OP_FILE && unnamed(wl, file, inode, epochs, rmnt, s)) {
+		if (w->op == OP_FILE && unnamed(wl, file, inode, s->epochs, rmnt, s)) {
 			count(2);
 			if (c)
-				icache_fill(c, wl, w->op, src, mnt, rdentry, rmnt, (__u32)epochs, moves, 0, 0, 0);
+				icache_fill(c, wl, w->op, src, mnt, rdentry, rmnt, (__u32)s->epochs, s->moves, 0, 0, 0);
 			return 0;
 		}
 		n = bpf_d_path(&file->f_path, s->path, PATH_MAX);
@@ -1748,7 +1760,7 @@ resolved:
 	bits |= dbits;
 	sbits |= dsbits;
 	if (c)
-		icache_fill(c, wl, w->op, src, (__u64)file->f_path.mnt, rdentry, rmnt, (__u32)epochs, moves, bits, sbits,
+		icache_fill(c, wl, w->op, src, (__u64)file->f_path.mnt, rdentry, rmnt, (__u32)s->epochs, s->moves, bits, sbits,
 			    flags & (EF_INODE | EF_DIRINODE));
 	bool cached = false;
 	if (0) {
@@ -1793,6 +1805,40 @@ static __always_inline void walk_init(struct walk *w, struct wl *wl, struct scra
 	w->v = wl->v;
 }
 
+// passes says whether the per-inode cache permits this open of file (op) by
+// workload (cgroup, gen) at once: the entry passes (icache.pass) and
+// icache_valid holds. A file opened again by the same workload, with no rule
+// that names it, is the most frequent open; the rest of check_path (the
+// scratch buffer, the task's credentials and terminal, the verdicts) costs
+// as much again as the entry.
+//
+// A function of its own: inlined, its values live across file_open's frame,
+// which the verifier's 512 bytes of stack for it and its callbacks leave no
+// room for.
+static __noinline bool passes(struct file *file, __u8 op, __u64 cgroup, __u32 gen)
+{
+	struct icache *c = bpf_inode_storage_get(&icache, file->f_inode, 0, 0);
+	if (!c)
+		return false;
+	__u32 seq = icache_seq(c);
+	if ((seq & 1) || !c->pass || c->cgroup != cgroup || c->gen != gen || c->op != op)
+		return false;
+	__u32 zero = 0;
+	__u32 *ep = bpf_map_lookup_elem(&ward_epoch, &zero);
+	if (!ep)
+		return false;
+	struct task_struct *t = bpf_get_current_task_btf();
+	// The root as icache_valid compares it: an entry is written only under
+	// a root that is its namespace's, and what could change that since
+	// bumps the epoch. A passing entry's source is 0 (no fromSource rule).
+	if (c->epoch != *ep || c->stamp != c->moves || c->src || c->mnt != (__u64)file->f_path.mnt ||
+	    c->root != (__u64)t->fs->root.dentry || c->root_mnt != (__u64)t->fs->root.mnt)
+		return false;
+	if (disconnected(t, file, file->f_path.dentry))
+		return false;
+	return icache_same(c, seq);
+}
+
 SEC("lsm/file_open")
 int BPF_PROG(ward_file_open, struct file *file, int ret)
 {
@@ -1805,6 +1851,11 @@ int BPF_PROG(ward_file_open, struct file *file, int ret)
 	__u8 op = (file->f_flags & __FMODE_EXEC) ? OP_PROCESS : OP_FILE;
 	struct wl wl;
 	if (find_workload(op, &wl))
+		return 0;
+	// Only a regular file with one name has an entry that can hold
+	// (check_path): a link since the entry's fill bumped its moves.
+	struct inode *inode = file->f_inode;
+	if ((inode->i_mode & 00170000) == 0100000 && inode->i_nlink == 1 && passes(file, op, wl.cgroup, wl.gen))
 		return 0;
 	__u32 zero = 0;
 	struct scratch *s = bpf_map_lookup_elem(&scratch, &zero);
