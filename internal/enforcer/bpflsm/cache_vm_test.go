@@ -255,4 +255,28 @@ func TestPassingEntry(t *testing.T) {
 	open(fdA, "workload A, its policy now blocks the file", "errno 1")
 	// Its entry now holds the Block rule's bits: not a passing one.
 	open(fdA, "workload A, blocked and cached", "errno 1")
+
+	// file_permission: a valid entry that does not pass still decides a write through a
+	// descriptor opened before the policy. A's read-only open of g.txt caches the readOnly
+	// rule's bits; the write through the older read-write descriptor must be denied.
+	mkfile(t, "/wt/p/g.txt", 0)
+	rw, err := os.OpenFile("/wt/p/g.txt", os.O_RDWR, 0)
+	must(t, err)
+	defer rw.Close()
+	must(t, b.Apply(t.Context(), sets("  file:\n    matchPaths:\n    - path: /wt/p/g.txt\n      readOnly: true\n")))
+	if got := helperRun(t, fdA, "/wt/bin/reader", 0, "open:/wt/p/g.txt"); got != "open:/wt/p/g.txt ok" {
+		t.Fatalf("workload A, read-only open of g.txt: %q", got)
+	}
+	if c, ok := cacheEntry(t, b, "/wt/p/g.txt"); !ok || c.Pass != 0 || c.Cgroup != cgA {
+		t.Fatalf("after A's read-only open: entry %+v (found %v), want one of cgroup %d that does not pass", c, ok, cgA)
+	}
+	drain(b)
+	if got, _ := helperRunFilesPID(t, fdA, "/wt/bin/reader", "writefd:3", rw); got != "writefd:3 errno 1" {
+		t.Errorf("workload A, write through a descriptor opened before the policy: %q, want errno 1", got)
+	}
+	if _, ok := waitEvent(b, func(ev enforcer.Event) bool {
+		return ev.Errno == int(syscall.EPERM) && ev.Access.Path == "/wt/p/g.txt" && ev.Access.Write
+	}); !ok {
+		t.Errorf("no EPERM event for the write to /wt/p/g.txt")
+	}
 }
