@@ -502,6 +502,14 @@ struct {
 	__type(value, struct dnames);
 } dnames SEC(".maps");
 
+// cacheable says whether inode may have a per-inode cache entry: a regular
+// file with one name (a second name could have other rules; a link since an
+// entry's fill bumped its moves).
+static __always_inline bool cacheable(struct inode *inode)
+{
+	return (inode->i_mode & 00170000) == 0100000 && inode->i_nlink == 1;
+}
+
 // icache_valid says whether entry c still decides an access of workload wl's
 // operation op, from source src, on mount mnt, by a task whose root is
 // (root, root_mnt): no policy change (gen), directory rename or mount move
@@ -1604,8 +1612,7 @@ static __always_inline int check_path(struct wl *wl, struct walk *w, struct scra
 			__u64 *ep = bpf_map_lookup_elem(&ward_epoch, &zero);
 			__u64 epochs = ep ? *ep : 0;
 			s->epochs = epochs;
-			umode_t mode = inode->i_mode;
-			if ((mode & 00170000) == 0100000 && inode->i_nlink == 1)
+			if (cacheable(inode))
 				c = bpf_inode_storage_get(&icache, inode, 0, BPF_LOCAL_STORAGE_GET_F_CREATE);
 			// Read before the path, as the epoch: a rename of this file
 			// after this read makes the entry written below stale at once.
@@ -1821,18 +1828,18 @@ static __noinline bool passes(struct file *file, __u8 op, __u64 cgroup, __u32 ge
 	if (!c)
 		return false;
 	__u32 seq = icache_seq(c);
-	if ((seq & 1) || !c->pass || c->cgroup != cgroup || c->gen != gen || c->op != op)
+	if ((seq & 1) || !c->pass)
 		return false;
 	__u32 zero = 0;
 	__u32 *ep = bpf_map_lookup_elem(&ward_epoch, &zero);
 	if (!ep)
 		return false;
 	struct task_struct *t = bpf_get_current_task_btf();
-	// The root as icache_valid compares it: an entry is written only under
-	// a root that is its namespace's, and what could change that since
-	// bumps the epoch. A passing entry's source is 0 (no fromSource rule).
-	if (c->epoch != *ep || c->stamp != c->moves || c->src || c->mnt != (__u64)file->f_path.mnt ||
-	    c->root != (__u64)t->fs->root.dentry || c->root_mnt != (__u64)t->fs->root.mnt)
+	// A passing entry's source is 0 (no fromSource rule). No look at the
+	// root's mount: an entry is written only under a root that is its
+	// namespace's, and what could change that since bumps the epoch.
+	struct wl w = {.cgroup = cgroup, .gen = gen};
+	if (!icache_valid(c, &w, op, 0, (__u64)file->f_path.mnt, t->fs->root.dentry, t->fs->root.mnt, *ep, c->moves))
 		return false;
 	if (disconnected(t, file, file->f_path.dentry))
 		return false;
@@ -1852,10 +1859,7 @@ int BPF_PROG(ward_file_open, struct file *file, int ret)
 	struct wl wl;
 	if (find_workload(op, &wl))
 		return 0;
-	// Only a regular file with one name has an entry that can hold
-	// (check_path): a link since the entry's fill bumped its moves.
-	struct inode *inode = file->f_inode;
-	if ((inode->i_mode & 00170000) == 0100000 && inode->i_nlink == 1 && passes(file, op, wl.cgroup, wl.gen))
+	if (cacheable(file->f_inode) && passes(file, op, wl.cgroup, wl.gen))
 		return 0;
 	__u32 zero = 0;
 	struct scratch *s = bpf_map_lookup_elem(&scratch, &zero);
