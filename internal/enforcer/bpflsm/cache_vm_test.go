@@ -280,3 +280,69 @@ func TestPassingEntry(t *testing.T) {
 		t.Errorf("no EPERM event for the write to /wt/p/g.txt")
 	}
 }
+
+// TestMountReuse: a per-inode cache entry names the file's mount by its address, and the
+// kernel gives a freed mount's address to the next mount. A file opened through a bind mount
+// on /wt/m/a (a passing entry), unmounted, and mounted again on the protected /wt/prot must be
+// denied there, with its event: the entry names the mount table it was written under, and the
+// unmount changed it. Without that, every round's open was permitted (20 of 20, the thread
+// pinned to one CPU so that the freed mount is the next one handed out).
+func TestMountReuse(t *testing.T) {
+	vmguest.RequireGuest(t)
+	must(t, os.RemoveAll("/wt"))
+	copySelf(t, "/wt/bin/reader")
+	mkfile(t, "/wt/data/f.txt", 0)
+	must(t, os.MkdirAll("/wt/m/a", 0o755))
+	must(t, os.MkdirAll("/wt/prot", 0o755))
+	cg, fd := testCgroup(t, "ward-mount-reuse")
+	b := newBackend(t)
+	set := hostPolicyInCgroup(t, "mount-reuse", "  file:\n    matchDirectories:\n    - dir: /wt/prot/\n      recursive: true\n", cg)
+	set.Workload.ContainerID = "mount-reuse"
+	must(t, b.Apply(t.Context(), []*rules.Set{set}))
+
+	// A mount's memory is freed after an RCU grace period on the CPU that unmounted it, and
+	// that CPU's next mount takes it.
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	var cpu0 unix.CPUSet
+	cpu0.Set(0)
+	must(t, unix.SchedSetaffinity(0, &cpu0))
+	t.Cleanup(func() {
+		_ = unix.Unmount("/wt/m/a", unix.MNT_DETACH)
+		_ = unix.Unmount("/wt/prot", unix.MNT_DETACH)
+	})
+	const rounds = 5
+	reused := 0
+	for i := range rounds {
+		must(t, unix.Mount("/wt/data", "/wt/m/a", "", unix.MS_BIND, ""))
+		for range 2 {
+			if got := helperRun(t, fd, "/wt/bin/reader", 0, "open:/wt/m/a/f.txt"); got != "open:/wt/m/a/f.txt ok" {
+				t.Fatalf("round %d: open through /wt/m/a: %q", i, got)
+			}
+		}
+		before, ok := cacheEntry(t, b, "/wt/m/a/f.txt")
+		if !ok || before.Pass != 1 {
+			t.Fatalf("round %d: entry %+v (found %v), want a passing one", i, before, ok)
+		}
+		must(t, unix.Unmount("/wt/m/a", 0))
+		time.Sleep(100 * time.Millisecond)
+		must(t, unix.Mount("/wt/data", "/wt/prot", "", unix.MS_BIND, ""))
+		drain(b)
+		if got := helperRun(t, fd, "/wt/bin/reader", 0, "open:/wt/prot/f.txt"); got != "open:/wt/prot/f.txt errno 1" {
+			t.Errorf("round %d: open through the new mount on /wt/prot: %q, want errno 1", i, got)
+		} else if _, ok := waitEvent(b, func(ev enforcer.Event) bool {
+			return ev.Errno == int(syscall.EPERM) && ev.Access.Path == "/wt/prot/f.txt"
+		}); !ok {
+			t.Errorf("round %d: no EPERM event for /wt/prot/f.txt", i)
+		}
+		// The denied open wrote the entry again, with the new mount's address.
+		if after, _ := cacheEntry(t, b, "/wt/prot/f.txt"); after.Mnt == before.Mnt {
+			reused++
+		}
+		must(t, unix.Unmount("/wt/prot", 0))
+	}
+	if reused == 0 {
+		t.Fatalf("no round's new mount took the old one's address: the test proved nothing")
+	}
+	t.Logf("%d of %d rounds reused the unmounted mount's address", reused, rounds)
+}

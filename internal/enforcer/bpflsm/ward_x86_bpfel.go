@@ -119,9 +119,14 @@ type wardIcache struct {
 		_   structs.HostLayout
 		Val uint32
 	}
-	Seq     uint32
-	Cgroup  uint64
-	Mnt     uint64
+	Seq    uint32
+	Cgroup uint64
+	Mnt    uint64
+	Mounts struct {
+		_     structs.HostLayout
+		Ns    uint64
+		Event uint64
+	}
 	Root    uint64
 	RootMnt uint64
 	Src     uint64
@@ -177,12 +182,17 @@ type wardRuleVal struct {
 }
 
 type wardScratch struct {
-	_        structs.HostLayout
-	Path     [8192]int8
-	Src      [4096]int8
-	Epochs   uint64
-	Moves    uint32
-	Pad      uint32
+	_      structs.HostLayout
+	Path   [8192]int8
+	Src    [4096]int8
+	Epochs uint64
+	Moves  uint32
+	Pad    uint32
+	Mounts struct {
+		_     structs.HostLayout
+		Ns    uint64
+		Event uint64
+	}
 	Dentry   uint64
 	Dsrc     uint64
 	Dbits    uint64

@@ -305,6 +305,25 @@ struct {
 // (deep_step).
 #define PREFIXES 64
 
+// mounts names a mount table: the mount namespace's seq, which is never
+// reused, and its event, which the kernel moves on for every change of its
+// tree (a mount, an unmount, a move, a propagation, an automount's expiry).
+// Per-inode cache entries name the file's mount by its address, and the
+// kernel hands a freed mount's address to the next mount: an entry written
+// through a mount on /a, unmounted, would otherwise decide the same file's
+// open through a new mount on a protected directory (TestMountReuse).
+struct mounts {
+	__u64 ns;
+	__u64 event;
+};
+
+// mounts_of reads the current task's mount table.
+static __always_inline struct mounts mounts_of(struct task_struct *t)
+{
+	struct mnt_namespace *ns = t->nsproxy->mnt_ns;
+	return (struct mounts){.ns = ns->seq, .event = ns->event};
+}
+
 // path holds either bpf_d_path's result at offset 0, or a path built
 // backwards by walk_dentries ending at PATH_MAX-1; it is twice PATH_MAX so
 // that every masked offset plus a component stays inside.
@@ -314,6 +333,7 @@ struct scratch {
 	__u64 epochs; // check_path's: ward_epoch and the cache entry's moves,
 	__u32 moves;  // as it read them before resolving the path
 	__u32 pad;
+	struct mounts mounts; // and the task's mount table (mounts_of)
 	__u64 dentry; // dir_walk's start (struct dentry *, passed as a number)
 	__u64 dsrc;   // and the source, 0 for none
 	__u64 dbits;  // dir_walk's result: bits of ancestor directories' inode keys
@@ -451,6 +471,9 @@ struct icache {
 	__u32 seq;
 	__u64 cgroup;
 	__u64 mnt;
+	// The task's mount table when the bits were computed (mounts_of): a
+	// mount's address is reused once it is freed.
+	struct mounts mounts;
 	// The task's root directory and its mount: paths are seen from it.
 	// Kept as two pointers: the verifier refuses arithmetic between them.
 	__u64 root;
@@ -512,28 +535,31 @@ static __always_inline bool cacheable(struct inode *inode)
 
 // icache_valid says whether entry c still decides an access of workload wl's
 // operation op, from source src, on mount mnt, by a task whose root is
-// (root, root_mnt): no policy change (gen), directory rename or mount move
-// (epoch) and no rename, link or unlink of the inode (moves) since the entry
-// was written. Callers read epoch and moves before they resolve a path.
+// (root, root_mnt) and whose mount table is m: no policy change (gen),
+// directory rename or mount move (epoch), no mount or unmount in the task's
+// mount namespace (m) and no rename, link or unlink of the inode (moves)
+// since the entry was written. Callers read epoch and moves before they resolve a path.
 static __always_inline bool icache_valid(const struct icache *c, const struct wl *wl, __u32 op, __u64 src, __u64 mnt,
-					 struct dentry *root, struct vfsmount *root_mnt, __u32 epoch, __u32 moves)
+					 struct dentry *root, struct vfsmount *root_mnt, struct mounts m, __u32 epoch,
+					 __u32 moves)
 {
 	return c->cgroup == wl->cgroup && c->gen == wl->gen && c->epoch == epoch && c->stamp == moves &&
 	       c->mnt == mnt && c->root == (__u64)root && c->root_mnt == (__u64)root_mnt && c->src == src &&
-	       c->op == op;
+	       c->op == op && c->mounts.ns == m.ns && c->mounts.event == m.event;
 }
 
 // icache_fill writes entry c for the bits an access was decided by, with the
 // epoch and moves its caller read before it resolved the path.
 static __always_inline void icache_fill(struct icache *c, const struct wl *wl, __u32 op, __u64 src, __u64 mnt,
-					struct dentry *root, struct vfsmount *root_mnt, __u32 epoch, __u32 moves,
-					__u64 bits, __u64 sbits, __u32 flags)
+					struct dentry *root, struct vfsmount *root_mnt, struct mounts m, __u32 epoch,
+					__u32 moves, __u64 bits, __u64 sbits, __u32 flags)
 {
 	bpf_spin_lock(&c->lock);
 	c->seq++;
 	barrier();
 	c->cgroup = wl->cgroup;
 	c->mnt = mnt;
+	c->mounts = m;
 	c->root = (__u64)root;
 	c->root_mnt = (__u64)root_mnt;
 	c->src = src;
@@ -1618,6 +1644,7 @@ static __always_inline int check_path(struct wl *wl, struct walk *w, struct scra
 			// after this read makes the entry written below stale at once.
 			__u32 moves = c ? *(volatile __u32 *)&c->moves : 0;
 			s->moves = moves;
+			s->mounts = mounts_of(t);
 			// An entry is written only under a root that is its
 			// namespace's (below), and what could make that root another
 			// since bumps the epoch (move_mount, sb_mount, path_chroot):
@@ -1625,7 +1652,7 @@ static __always_inline int check_path(struct wl *wl, struct walk *w, struct scra
 			// A disconnected file's entry holds its rules, but the event
 			// could not name the file: decided below as unresolved.
 			__u32 seq = c ? icache_seq(c) : 1;
-			if (c && !(seq & 1) && icache_valid(c, wl, w->op, src, mnt, rdentry, rmnt, (__u32)epochs, moves) &&
+			if (c && !(seq & 1) && icache_valid(c, wl, w->op, src, mnt, rdentry, rmnt, s->mounts, (__u32)epochs, moves) &&
 			    !disconnected(t, file, dentry)) {
 				bits = c->bits;
 				sbits = c->sbits;
@@ -1659,7 +1686,7 @@ static __always_inline int check_path(struct wl *wl, struct walk *w, struct scra
 		if (w->op == OP_FILE && unnamed(wl, file, inode, s->epochs, rmnt, s)) {
 			count(2);
 			if (c)
-				icache_fill(c, wl, w->op, src, mnt, rdentry, rmnt, (__u32)s->epochs, s->moves, 0, 0, 0);
+				icache_fill(c, wl, w->op, src, mnt, rdentry, rmnt, s->mounts, (__u32)s->epochs, s->moves, 0, 0, 0);
 			return 0;
 		}
 		n = bpf_d_path(&file->f_path, s->path, PATH_MAX);
@@ -1767,7 +1794,8 @@ resolved:
 	bits |= dbits;
 	sbits |= dsbits;
 	if (c)
-		icache_fill(c, wl, w->op, src, (__u64)file->f_path.mnt, rdentry, rmnt, (__u32)s->epochs, s->moves, bits, sbits,
+		icache_fill(c, wl, w->op, src, (__u64)file->f_path.mnt, rdentry, rmnt, s->mounts, (__u32)s->epochs, s->moves,
+			    bits, sbits,
 			    flags & (EF_INODE | EF_DIRINODE));
 	bool cached = false;
 	if (0) {
@@ -1822,8 +1850,8 @@ static __always_inline void walk_init(struct walk *w, struct wl *wl, struct scra
 // A function of its own, so that its locals stay out of file_open's frame,
 // which with its callbacks' sits at the verifier's 512 bytes: with passes
 // called here, check_path's epoch and moves had to move to the scratch
-// buffer (frame 432 → 408 bytes). An inlined passes also fits (408); its
-// cost was not measured.
+// buffer (frame 432 → 408 bytes; 416 since entries name the mount table).
+// An inlined passes also fitted (408); its cost was not measured.
 static __noinline bool passes(struct file *file, __u8 op, __u64 cgroup, __u32 gen)
 {
 	struct icache *c = bpf_inode_storage_get(&icache, file->f_inode, 0, 0);
@@ -1841,7 +1869,8 @@ static __noinline bool passes(struct file *file, __u8 op, __u64 cgroup, __u32 ge
 	// root's mount: an entry is written only under a root that is its
 	// namespace's, and what could change that since bumps the epoch.
 	struct wl w = {.cgroup = cgroup, .gen = gen};
-	if (!icache_valid(c, &w, op, 0, (__u64)file->f_path.mnt, t->fs->root.dentry, t->fs->root.mnt, *ep, c->moves))
+	if (!icache_valid(c, &w, op, 0, (__u64)file->f_path.mnt, t->fs->root.dentry, t->fs->root.mnt, mounts_of(t),
+			  *ep, c->moves))
 		return false;
 	if (disconnected(t, file, file->f_path.dentry))
 		return false;
@@ -2011,8 +2040,8 @@ int BPF_PROG(ward_file_permission, struct file *file, int mask, int ret)
 		struct task_struct *t = bpf_get_current_task_btf();
 		__u32 seq = icache_seq(c);
 		if (ep && !(seq & 1) &&
-		    icache_valid(c, &wl, OP_FILE, 0, (__u64)file->f_path.mnt, t->fs->root.dentry, t->fs->root.mnt, *ep,
-				 c->moves)) {
+		    icache_valid(c, &wl, OP_FILE, 0, (__u64)file->f_path.mnt, t->fs->root.dentry, t->fs->root.mnt,
+				 mounts_of(t), *ep, c->moves)) {
 			// A passing entry permits every access: no verdict to compute.
 			if (c->pass && icache_same(c, seq))
 				return 0;
