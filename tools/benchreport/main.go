@@ -191,11 +191,14 @@ Each access is performed in a loop by a process of a workload (internal/testutil
   first open from the names of the file and its ancestors that no rule applies, and then resolves
   no path (docs/bpflsm.md, "Names before paths"): with the one exact rule, with the 10,000 rules
   and with the mount point's rule (the target is in the root mount); in the last variant an
-  ancestor has a rule directory's name, and it resolves the path, as it does for any file below a
-  rule's directory. With directory rules, the first open of a file in a directory where an
+  ancestor has a rule directory's name, and it resolves the path once, as it does for any file
+  below a rule's directory. With directory rules, the first open of a file in a directory where an
   earlier first open found no ancestor's name tests only the file's own name (docs/bpflsm.md, "A
   directory's entry"): every measured first open of g.txt, in the 10,000-rule variants without
-  a rule directory's name above it.
+  a rule directory's name above it; in the last variant, where a name is, the first open of a
+  file in a directory where an earlier resolved path found no rule on the directory or above it
+  tests the file's own name too (docs/bpflsm.md, "A directory's path entry"): every measured
+  first open of g.txt there.
 - execve: fork, execve and wait of a copy of the static busybox (runs ` + "`true`" + `); 1 or 10,000 process
   rules on other binaries in the same directory.
 - send+recv: one byte written (write(2)) on a connected loopback TCP socket, read (read(2)) at the

@@ -221,11 +221,11 @@ func (b *Backend) translate(s *rules.Set) (*Translation, []enforcer.Warning, err
 		return nil, nil, fmt.Errorf("workload %s: %w", s.Workload.ID(), err)
 	}
 	for attempt := 1; ; attempt++ {
-		var epochs [2]uint32 // ward.c's struct epochs: files, names
+		var epochs wardEpochs
 		if err := b.objs.WardEpoch.Lookup(uint32(0), &epochs); err != nil {
 			return nil, nil, fmt.Errorf("read the rename epoch: %w", err)
 		}
-		epoch := epochs[1]
+		epoch := epochs.Names
 		tr, err := Translate(s, host)
 		if err != nil {
 			return nil, nil, fmt.Errorf("workload %s: %w", s.Workload.ID(), err)

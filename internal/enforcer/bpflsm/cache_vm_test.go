@@ -23,9 +23,9 @@ import (
 // epochNow reads ward_epoch's files count, which only a directory's rename bumps.
 func epochNow(t *testing.T, b *Backend) uint32 {
 	t.Helper()
-	var e [2]uint32 // ward.c's struct epochs: files, names
+	var e wardEpochs
 	must(t, b.objs.WardEpoch.Lookup(uint32(0), &e))
-	return e[0]
+	return e.Files
 }
 
 // cacheEntry reads the per-inode cache entry of the file at p (an inode storage map takes a

@@ -5,11 +5,16 @@ package bpflsm
 import (
 	"fmt"
 	"os"
+	"os/exec"
+	"runtime"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 
 	"golang.org/x/sys/unix"
 
+	"github.com/wardsec/ward/internal/conformance/trigger"
 	"github.com/wardsec/ward/internal/enforcer"
 	"github.com/wardsec/ward/internal/policy"
 	"github.com/wardsec/ward/internal/rules"
@@ -332,9 +337,9 @@ func TestWatchedNamesShrink(t *testing.T) {
 		return NameFilter(c.Names)
 	}
 	namesEpoch := func() uint32 {
-		var e [2]uint32
+		var e wardEpochs
 		must(t, b.objs.WardEpoch.Lookup(uint32(0), &e))
-		return e[1]
+		return e.Names
 	}
 	// renameCounts renames a directory named dir and back, and says whether the kernel counted it.
 	renameCounts := func(dir string) bool {
@@ -532,5 +537,170 @@ func TestDirNamesEntry(t *testing.T) {
 	deniedWithEvent(t, b, cgfd, "mounted again elsewhere, a file decided with the entry", "open:/wt/de/free/view/s/q2", policy.OpFile, withC, "direntry")
 	if dirNamesOpens(t, b) == c2 {
 		t.Error("the second file in the remounted file system's subdirectory was not decided with its directory's entry: the test did not reach it")
+	}
+}
+
+func dirPathsOpens(t *testing.T, b *Backend) uint64 { return kernelStats(t, b).DirPaths }
+
+// TestDirPathsEntry: where an ancestor of a file is named like a rule's directory, the first open
+// of a file whose own name no rule names, in a directory where an earlier open resolved a path
+// and found no rule on the directory or above it, is decided by an entry on the directory's inode
+// (dpaths) without its path, and that changes no decision:
+//   - the entry is used: such an open moves the counter by one more than one in a directory
+//     never resolved (compared so that the helper's own opens cancel out);
+//   - a resolution that found a rule leaves no entry: two fresh files in a protected directory
+//     below a directory of the watched name are denied;
+//   - the file's own name in the filter (an exact rule) and its inode (a hard link, made before
+//     the policy, of a protected file) still deny it there;
+//   - another workload whose rule protects an ancestor, and a rule added on an ancestor (a new
+//     translation), deny a fresh file there;
+//   - the directory reached through a bind mount on a protected directory (the entry was written
+//     through the root mount), and the directory moved below a protected one by its parent's
+//     rename, deny a fresh file there.
+func TestDirPathsEntry(t *testing.T) {
+	vmguest.RequireGuest(t)
+	must(t, os.RemoveAll("/wt"))
+	copySelf(t, "/wt/bin/reader")
+	for _, p := range []string{"/wt/dp/prot/p1", "/wt/dp/rules/cfg/.keep", "/wt/dp/app/cfg/f1", "/wt/dp/app/cfg/secret",
+		"/wt/dp/bound/cfg/b1", "/wt/dp/moved/cfg/r1", "/wt/dp/fresh/cfg/.keep", "/wt/dp/prot/cfg/.keep"} {
+		mkfile(t, p, 0)
+	}
+	must(t, os.Link("/wt/dp/prot/p1", "/wt/dp/app/cfg/hl"))
+	must(t, os.MkdirAll("/wt/dp/prot/view", 0o755))
+	must(t, unix.Mount("/wt/dp/bound", "/wt/dp/prot/view", "", unix.MS_BIND, ""))
+	t.Cleanup(func() { unix.Unmount("/wt/dp/prot/view", unix.MNT_DETACH) })
+	cg, cgfd := testCgroup(t, "ward-dir-paths")
+	cg2, cgfd2 := testCgroup(t, "ward-dir-paths-2")
+	b := newBackend(t)
+	spec := "  file:\n    matchPaths:\n    - path: /wt/dp/app/cfg/secret\n    matchDirectories:\n    - dir: /wt/dp/prot/\n      recursive: true\n    - dir: /wt/dp/rules/cfg/\n      recursive: true\n"
+	set := hostPolicyInCgroup(t, "dirpaths", spec, cg)
+	other := hostPolicyInCgroup(t, "dirpaths-app", "  file:\n    matchDirectories:\n    - dir: /wt/dp/app/\n      recursive: true\n", cg2)
+	other.Workload.ContainerID = "dirpaths-other"
+	must(t, b.Apply(t.Context(), []*rules.Set{set, other}))
+	tr := b.byID[set.Workload.ID()].tr
+	requireUnnamed(t, tr, "wt", "dp", "app", "bound", "moved", "fresh", "view", "f1", "f2", "f3", "f4", "b1", "b2", "r1", "r2", "g", "z1", "z2", "hl", "f5")
+	if !tr.Names.Has("cfg") {
+		t.Fatal("the name \"cfg\" has no bit: the entry would never be needed")
+	}
+	opened := func(step, p string) {
+		t.Helper()
+		if got := helperRun(t, cgfd, "/wt/bin/reader", 0, "open:"+p); got != "open:"+p+" ok" {
+			t.Errorf("%s: open of %s: %q, want ok", step, p, got)
+		}
+	}
+
+	// The first open resolves /wt/dp/app/cfg/f1 and writes the directory's entry.
+	opened("warm-up", "/wt/dp/app/cfg/f1")
+	mkfile(t, "/wt/dp/app/cfg/f2", 0)
+	mkfile(t, "/wt/dp/fresh/cfg/g", 0)
+	c0 := dirPathsOpens(t, b)
+	opened("a directory never resolved", "/wt/dp/fresh/cfg/g")
+	c1 := dirPathsOpens(t, b)
+	opened("a directory with an entry", "/wt/dp/app/cfg/f2")
+	if d := int64(dirPathsOpens(t, b)-c1) - int64(c1-c0); d != 1 {
+		t.Errorf("a first open in a directory with a path entry moved the counter by %d more than one in a directory never resolved, want 1", d)
+	}
+
+	for _, p := range []string{"/wt/dp/prot/cfg/z1", "/wt/dp/prot/cfg/z2"} {
+		mkfile(t, p, 0)
+		deniedWithEvent(t, b, cgfd, "a fresh file in a protected directory", "open:"+p, policy.OpFile, set, "dirpaths")
+	}
+	deniedWithEvent(t, b, cgfd, "an exact rule's file in a directory with an entry", "open:/wt/dp/app/cfg/secret", policy.OpFile, set, "dirpaths")
+	deniedWithEvent(t, b, cgfd, "a hard link of a protected file in a directory with an entry", "open:/wt/dp/app/cfg/hl", policy.OpFile, set, "dirpaths")
+
+	mkfile(t, "/wt/dp/app/cfg/f3", 0)
+	deniedWithEvent(t, b, cgfd2, "another workload's rule on an ancestor", "open:/wt/dp/app/cfg/f3", policy.OpFile, other, "dirpaths-app")
+
+	opened("through the root mount", "/wt/dp/bound/cfg/b1")
+	mkfile(t, "/wt/dp/bound/cfg/b2", 0)
+	deniedWithEvent(t, b, cgfd, "a directory with an entry reached through a bind mount on a protected one", "open:/wt/dp/prot/view/cfg/b2", policy.OpFile, set, "dirpaths")
+
+	opened("before the move", "/wt/dp/moved/cfg/r1")
+	must(t, os.Rename("/wt/dp/moved", "/wt/dp/prot/moved"))
+	mkfile(t, "/wt/dp/prot/moved/cfg/r2", 0)
+	deniedWithEvent(t, b, cgfd, "a directory with an entry moved below a protected one", "open:/wt/dp/prot/moved/cfg/r2", policy.OpFile, set, "dirpaths")
+
+	// The rename bumped the files count: the directory's entry is written again first.
+	mkfile(t, "/wt/dp/app/cfg/f5", 0)
+	opened("after the move", "/wt/dp/app/cfg/f5")
+	withApp := hostPolicyInCgroup(t, "dirpaths", spec+"    - dir: /wt/dp/app/\n      recursive: true\n", cg)
+	must(t, b.Apply(t.Context(), []*rules.Set{withApp, other}))
+	mkfile(t, "/wt/dp/app/cfg/f4", 0)
+	deniedWithEvent(t, b, cgfd, "a rule added on an ancestor of a directory with an entry", "open:/wt/dp/app/cfg/f4", policy.OpFile, withApp, "dirpaths")
+}
+
+// TestDirPathsRace: a directory's path entry is written from the path an open resolved, after
+// the resolution; a file moved to another directory meanwhile must not give that directory the
+// entry of the path resolved. While the test moves x between a free directory and a protected
+// one (both named cfg, so that neither gets a names entry) and renames a directory elsewhere, which
+// makes every path entry stale, one helper of the workload opens x's free path in a loop
+// (resolving it, and writing the entries), and another opens a file of the protected directory,
+// which must be denied every time. Without dir_fill's checks of the parent and of renames, y was
+// opened 2,001 times in 124,550; with the parent's alone it passed (a move away and back within
+// one open's resolution, which the rename count is for, is rarer than this test can make).
+func TestDirPathsRace(t *testing.T) {
+	vmguest.RequireGuest(t)
+	if runtime.NumCPU() < 2 {
+		t.Fatalf("%d CPUs: the moves cannot overlap the opens", runtime.NumCPU())
+	}
+	must(t, os.RemoveAll("/wt"))
+	copySelf(t, "/wt/bin/reader")
+	for _, p := range []string{"/wt/dr/free/cfg/x", "/wt/dr/prot/cfg/y", "/wt/dr/rules/cfg/.keep"} {
+		mkfile(t, p, 0)
+	}
+	// Second names keep x and y out of the per-inode cache: each open of x resolves its path
+	// (its name is an exact rule's) and may write its directory's entry, and each open of y asks
+	// for its directory's entry.
+	must(t, os.Link("/wt/dr/free/cfg/x", "/wt/dr/x2"))
+	must(t, os.MkdirAll("/wt/dr/spin0", 0o755))
+	cg, cgfd := testCgroup(t, "ward-dir-race")
+	b := newBackend(t)
+	set := hostPolicyInCgroup(t, "dirrace", "  file:\n    matchPaths:\n    - path: /wt/dr/rules/x\n    matchDirectories:\n    - dir: /wt/dr/prot/\n      recursive: true\n    - dir: /wt/dr/rules/cfg/\n      recursive: true\n", cg)
+	must(t, b.Apply(t.Context(), []*rules.Set{set}))
+	// y's second name is made after the policy: no inode key decides y, its directory does.
+	must(t, os.Link("/wt/dr/prot/cfg/y", "/wt/dr/prot/y2"))
+	tr := b.byID[set.Workload.ID()].tr
+	requireUnnamed(t, tr, "wt", "dr", "free", "y", "spin0", "spin1")
+	if !tr.Names.Has("x") || !tr.Names.Has("cfg") {
+		t.Fatal("the names \"x\" and \"cfg\" must have their bits")
+	}
+
+	const stop = "/wt/dr/stop"
+	start := func(p string) (*exec.Cmd, *strings.Builder) {
+		cmd := exec.Command("/wt/bin/reader")
+		cmd.Env = []string{trigger.Command("hammeruntil:" + p + ":" + stop)}
+		cmd.SysProcAttr = &syscall.SysProcAttr{UseCgroupFD: true, CgroupFD: cgfd}
+		out := &strings.Builder{}
+		cmd.Stdout, cmd.Stderr = out, out
+		must(t, cmd.Start())
+		return cmd, out
+	}
+	p0 := dirPathsOpens(t, b)
+	mover, moverOut := start("/wt/dr/free/cfg/x")
+	victim, victimOut := start("/wt/dr/prot/cfg/y")
+	moves := 0
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); moves++ {
+		must(t, os.Rename("/wt/dr/free/cfg/x", "/wt/dr/prot/cfg/x"))
+		must(t, os.Rename("/wt/dr/prot/cfg/x", "/wt/dr/free/cfg/x"))
+		must(t, os.Rename(fmt.Sprintf("/wt/dr/spin%d", moves%2), fmt.Sprintf("/wt/dr/spin%d", (moves+1)%2)))
+	}
+	mkfile(t, stop, 0)
+	moverErr, victimErr := mover.Wait(), victim.Wait()
+	drain(b)
+	var moverN, moverOK, victimN, victimOK int
+	if _, err := fmt.Sscanf(moverOut.String(), "%d %d", &moverN, &moverOK); err != nil || moverErr != nil {
+		t.Fatalf("the helper opening x: %v %v: %q", err, moverErr, moverOut.String())
+	}
+	if _, err := fmt.Sscanf(victimOut.String(), "%d %d", &victimN, &victimOK); err != nil || victimErr != nil {
+		t.Fatalf("the helper opening y: %v %v: %q", err, victimErr, victimOut.String())
+	}
+	used := dirPathsOpens(t, b) - p0
+	t.Logf("%d rounds of moves; x opened %d times in %d; y %d times in %d; %d opens decided by a path entry",
+		moves, moverOK, moverN, victimOK, victimN, used)
+	if victimOK != 0 {
+		t.Errorf("the protected file was opened %d times in %d", victimOK, victimN)
+	}
+	if moverOK < 100 || victimN < 1000 {
+		t.Errorf("x opened %d times, y tried %d times: the race was not run", moverOK, victimN)
 	}
 }

@@ -25,12 +25,16 @@ type Stats struct {
 	// name) whose ancestors' names were not tested again: an entry on their directory's inode
 	// said that none is one the workload's rules name.
 	DirNames uint64
+	// DirPaths counts the file opens among ByName whose ancestors were not looked at: an entry
+	// on their directory's inode said that no rule applies to the directory or above it by
+	// path or inode, for the same workload generation, mount, root and renames.
+	DirPaths uint64
 }
 
 // Stats reads the kernel's counters, summed over CPUs.
 func (b *Backend) Stats() (Stats, error) {
 	var st Stats
-	for i, dst := range []*uint64{&st.DroppedEvents, &st.Unresolved, &st.ByName, &st.DirNames} {
+	for i, dst := range []*uint64{&st.DroppedEvents, &st.Unresolved, &st.ByName, &st.DirNames, &st.DirPaths} {
 		var per []uint64
 		if err := b.objs.Stats.Lookup(uint32(i), &per); err != nil {
 			return st, fmt.Errorf("read stats: %w", err)
@@ -53,6 +57,8 @@ var (
 		"File opens the BPF-LSM programs permitted without resolving the path: no rule names the file's name or, with directory rules, an ancestor's.", nil, nil)
 	dirNamesDesc = prometheus.NewDesc("ward_bpf_dir_names_cached_total",
 		"File opens under directory rules whose ancestors' names the BPF-LSM programs did not test again: their directory's entry said no rule names one.", nil, nil)
+	dirPathsDesc = prometheus.NewDesc("ward_bpf_dir_paths_cached_total",
+		"File opens under directory rules that the BPF-LSM programs decided by the file's own name: their directory's entry said no rule applies to the directory or above it.", nil, nil)
 )
 
 var _ prometheus.Collector = (*Backend)(nil)
@@ -63,6 +69,7 @@ func (b *Backend) Describe(ch chan<- *prometheus.Desc) {
 	ch <- unresolvedDesc
 	ch <- byNameDesc
 	ch <- dirNamesDesc
+	ch <- dirPathsDesc
 }
 
 // Collect implements prometheus.Collector: the counters summed over CPUs, none when they cannot
@@ -77,6 +84,7 @@ func (b *Backend) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(unresolvedDesc, prometheus.CounterValue, float64(st.Unresolved))
 	ch <- prometheus.MustNewConstMetric(byNameDesc, prometheus.CounterValue, float64(st.ByName))
 	ch <- prometheus.MustNewConstMetric(dirNamesDesc, prometheus.CounterValue, float64(st.DirNames))
+	ch <- prometheus.MustNewConstMetric(dirPathsDesc, prometheus.CounterValue, float64(st.DirPaths))
 }
 
 // read turns ring-buffer records into events until Close. One record's buffer is reused

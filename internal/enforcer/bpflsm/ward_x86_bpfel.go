@@ -44,15 +44,12 @@ type wardConfig struct {
 	Names      [64]uint64
 }
 
-type wardDnames struct {
-	_   structs.HostLayout
-	Key uint64
-}
-
 type wardEpochs struct {
-	_     structs.HostLayout
-	Files uint32
-	Names uint32
+	_       structs.HostLayout
+	Files   uint32
+	Names   uint32
+	Renames uint32
+	Pad     uint32
 }
 
 type wardEvent struct {
@@ -140,6 +137,7 @@ type wardIcache struct {
 	Stamp   uint32
 	Pass    uint32
 	Pad     uint32
+	Names   uint64
 }
 
 type wardKeyKind uint32
@@ -193,6 +191,10 @@ type wardScratch struct {
 		Ns    uint64
 		Event uint64
 	}
+	Dfill    uint32
+	Renames  uint32
+	Dparent  uint64
+	Anc      uint64
 	Dentry   uint64
 	Dsrc     uint64
 	Dbits    uint64
@@ -273,7 +275,7 @@ const (
 //
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
-	wardMapDnames              = "dnames"
+	wardMapDirs                = "dirs"
 	wardMapEvents              = "events"
 	wardMapGlobs               = "globs"
 	wardMapIcache              = "icache"
@@ -397,7 +399,7 @@ type wardProgramSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type wardMapSpecs struct {
-	Dnames     *ebpf.MapSpec `ebpf:"dnames"`
+	Dirs       *ebpf.MapSpec `ebpf:"dirs"`
 	Events     *ebpf.MapSpec `ebpf:"events"`
 	Globs      *ebpf.MapSpec `ebpf:"globs"`
 	Icache     *ebpf.MapSpec `ebpf:"icache"`
@@ -451,7 +453,7 @@ func (o *wardObjects) Close() error {
 //
 // It can be passed to loadWardObjects or ebpf.CollectionSpec.LoadAndAssign.
 type wardMaps struct {
-	Dnames     *ebpf.Map `ebpf:"dnames"`
+	Dirs       *ebpf.Map `ebpf:"dirs"`
 	Events     *ebpf.Map `ebpf:"events"`
 	Globs      *ebpf.Map `ebpf:"globs"`
 	Icache     *ebpf.Map `ebpf:"icache"`
@@ -465,7 +467,7 @@ type wardMaps struct {
 
 func (m *wardMaps) Close() error {
 	return _WardClose(
-		m.Dnames,
+		m.Dirs,
 		m.Events,
 		m.Globs,
 		m.Icache,

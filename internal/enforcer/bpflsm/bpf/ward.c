@@ -292,10 +292,11 @@ struct {
 
 // Counters: 0 events dropped (ring buffer full), 1 unresolved paths denied,
 // 2 opens decided by the names of the file and its ancestors (unnamed), 3
-// opens whose ancestors' names a directory's entry vouched for (dnames).
+// opens whose ancestors' names a directory's entry vouched for (dnames), 4
+// opens whose ancestors' rules a directory's path entry vouched for (dpaths).
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, 4);
+	__uint(max_entries, 5);
 	__type(key, __u32);
 	__type(value, __u64);
 } stats SEC(".maps");
@@ -334,6 +335,13 @@ struct scratch {
 	__u32 moves;  // as it read them before resolving the path
 	__u32 pad;
 	struct mounts mounts; // and the task's mount table (mounts_of)
+	// The directory path entry check_path may write (dir_fill): whether it
+	// may, the file's parent and the rename count, read before the path was
+	// resolved, and the rule bits the directory and its ancestors gave.
+	__u32 dfill;
+	__u32 renames;
+	__u64 dparent;
+	__u64 anc;
 	__u64 dentry; // dir_walk's start (struct dentry *, passed as a number)
 	__u64 dsrc;   // and the source, 0 for none
 	__u64 dbits;  // dir_walk's result: bits of ancestor directories' inode keys
@@ -430,6 +438,11 @@ struct {
 struct epochs {
 	__u32 files; // ward_epoch[0] below
 	__u32 names; // ward_epoch[1]
+	// Every rename Ward lets through, of anything: check_path writes a
+	// directory's path entry (dpaths) only when none ran while it resolved
+	// a path below that directory, since the file may have moved.
+	__u32 renames;
+	__u32 pad;
 };
 
 // ward_epoch[0] is bumped by every rename of a directory, which changes the
@@ -494,6 +507,9 @@ struct icache {
 	// without an event whatever its mode, owner or terminal (passes).
 	__u32 pass;
 	__u32 pad;
+	// A directory's entry only (dirs): its dnames key, written alone,
+	// without the lock.
+	__u64 names;
 };
 
 struct {
@@ -503,27 +519,40 @@ struct {
 	__type(value, struct icache);
 } icache SEC(".maps");
 
-// dnames keeps, on a directory's inode, that unnamed found no name with its
-// bit among the directory and its ancestors below the root of its filesystem:
+// dirs holds the entries of directories: one inode storage lookup finds
+// both, in the directory's first opens.
+//
+// Its names word (dnames) keeps that unnamed found no name with its bit
+// among the directory and its ancestors below the root of its filesystem:
 // the next first open of a file in that directory tests the file's own name
-// only, instead of walking up again (a name test per ancestor). key is the
+// only, instead of walking up again (a name test per ancestor). It is the
 // generation of the workload entry whose filter was tested (high half) and
 // ward_epoch's files count read before the walk (low half), in one word so
 // that two writers never leave a mix of theirs. Generations are never reused
 // and name one workload's translation; what can change a directory's
 // ancestors (a rename of it or of one above) bumps the files count. The
-// entry is written only by a walk that reached its filesystem's root
+// word is written only by a walk that reached its filesystem's root
 // (s_root): a disconnected dentry may later be spliced below another.
-struct dnames {
-	__u64 key;
-};
-
+//
+// The other fields (dpaths) keep, as a file's per-inode entry does, with no
+// bits, moves or source, that the rules of a workload gave nothing to the
+// directory's children by its path or its ancestors': no recursive rule on
+// it or an ancestor's path, no direct rule on its own, and no directory rule
+// by the inode of it or an ancestor (dir_walk). check_path writes them
+// after it resolved a file's path below the directory; the next first open
+// of another file there by the same workload (unnamed), whose own name no
+// rule names, is then decided without the walk of its ancestors' names and
+// without its path: where an ancestor's name has its bit, so that the names
+// word cannot be written. They are valid for what a path depends on
+// (icache_valid): the workload's generation, ward_epoch's files count
+// (every rename of a directory, every move of a mount), the file's mount,
+// the task's root and mount table.
 struct {
 	__uint(type, BPF_MAP_TYPE_INODE_STORAGE);
 	__uint(map_flags, BPF_F_NO_PREALLOC);
 	__type(key, int);
-	__type(value, struct dnames);
-} dnames SEC(".maps");
+	__type(value, struct icache);
+} dirs SEC(".maps");
 
 // cacheable says whether inode may have a per-inode cache entry: a regular
 // file with one name (a second name could have other rules; a link since an
@@ -1361,6 +1390,66 @@ static long mount_step(__u64 i, struct mwalk *c)
 	return named(c->v, name_key_read(d));
 }
 
+// dir_clear says whether c, the entry of file's directory, holds a valid
+// path entry (dpaths) for the workload's generation gen. Functions of their
+// own, as passes: they are called where file_open's frame has no room left.
+static __noinline bool dir_clear(struct icache *c, struct file *file, __u64 cgroup, __u32 gen)
+{
+	__u32 seq = icache_seq(c);
+	if (seq & 1)
+		return false;
+	__u32 zero = 0;
+	__u32 *ep = bpf_map_lookup_elem(&ward_epoch, &zero);
+	if (!ep)
+		return false;
+	struct task_struct *t = bpf_get_current_task_btf();
+	struct wl w = {.cgroup = cgroup, .gen = gen};
+	if (!icache_valid(c, &w, OP_FILE, 0, (__u64)file->f_path.mnt, t->fs->root.dentry, t->fs->root.mnt, mounts_of(t),
+			  *ep, 0))
+		return false;
+	return icache_same(c, seq);
+}
+
+// dir_prepare lets check_path write the path entry of file's directory
+// once it resolved the path (s->dfill, dir_fill), reading before the path
+// the rename count and the file's parent.
+static __noinline void dir_prepare(struct file *file, struct scratch *s)
+{
+	__u32 zero = 0;
+	struct epochs *ep = bpf_map_lookup_elem(&ward_epoch, &zero);
+	if (!ep)
+		return;
+	s->renames = *(volatile __u32 *)&ep->renames;
+	barrier();
+	s->dparent = (__u64)file->f_path.dentry->d_parent;
+	s->dfill = 1;
+}
+
+// dir_fill writes the path entry of file's directory, with the epoch and
+// mount table check_path read before it resolved the path, unless the file
+// may have moved to another directory since: its parent is another, or a
+// rename ran (its hook runs before the rename; with only the parent
+// compared, a file moved away and back during the resolution would give its
+// directory the bits of the other's path).
+static __noinline void dir_fill(struct file *file, __u64 cgroup, __u32 gen, struct scratch *s)
+{
+	__u32 zero = 0;
+	struct epochs *ep = bpf_map_lookup_elem(&ward_epoch, &zero);
+	if (!ep)
+		return;
+	struct dentry *p = file->f_path.dentry->d_parent;
+	barrier();
+	if ((__u64)p != s->dparent || *(volatile __u32 *)&ep->renames != s->renames)
+		return;
+	struct icache *c = bpf_inode_storage_get(&dirs, p->d_inode, 0, BPF_LOCAL_STORAGE_GET_F_CREATE);
+	if (!c)
+		return;
+	struct task_struct *t = bpf_get_current_task_btf();
+	struct wl w = {.cgroup = cgroup, .gen = gen};
+	icache_fill(c, &w, OP_FILE, 0, (__u64)file->f_path.mnt, t->fs->root.dentry, t->fs->root.mnt, s->mounts,
+		    (__u32)s->epochs, 0, 0, 0, 0);
+}
+
 // unnamed says whether no rule of workload wl can apply to an open of file,
 // known without its path: no exact rule's path ends with the file's name, no
 // directory rule's directory has its name or an ancestor's, and no inode key
@@ -1432,13 +1521,24 @@ static __always_inline bool unnamed(const struct wl *wl, struct file *file, stru
 		struct dentry *p = d->d_parent;
 		struct inode *dir = p->d_inode;
 		s->nkey = ((__u64)wl->gen << 32) | (__u32)epochs;
-		struct dnames *dn = bpf_inode_storage_get(&dnames, dir, 0, 0);
-		if (dn && *(volatile __u64 *)&dn->key == s->nkey) {
+		struct icache *dn = bpf_inode_storage_get(&dirs, dir, 0, 0);
+		bool reg = (inode->i_mode & 00170000) == 0100000;
+		if (dn && *(volatile __u64 *)&dn->names == s->nkey) {
 			count(3);
 			s->nkey = 0;
 			d = d->d_sb->s_root;
 			s->rootstep = ~1ULL;
+		} else if (dn && !hits && reg && dir_clear(dn, file, wl->cgroup, wl->gen)) {
+			// Where an ancestor has a name with its bit, a directory's path
+			// entry (dpaths) may vouch for the directory and its ancestors:
+			// for a regular file only, as a directory's own inode may be a
+			// rule's key.
+			count(4);
+			goto own;
 		} else {
+			// Without one, check_path may write it once it resolved the path.
+			if (reg)
+				dir_prepare(file, s);
 			int i;
 			for (i = 0; i < NAME_WALK; i++) {
 				d = p;
@@ -1497,11 +1597,12 @@ static __always_inline bool unnamed(const struct wl *wl, struct file *file, stru
 			if (hits)
 				s->dsteps = ~0ULL;
 		} else if (s->nkey) {
-			dn = bpf_inode_storage_get(&dnames, dir, 0, BPF_LOCAL_STORAGE_GET_F_CREATE);
+			dn = bpf_inode_storage_get(&dirs, dir, 0, BPF_LOCAL_STORAGE_GET_F_CREATE);
 			if (dn)
-				dn->key = s->nkey;
+				dn->names = s->nkey;
 		}
 	}
+own:
 	if (hits)
 		return false;
 	if (wl->flags & WF_INODES) {
@@ -1610,6 +1711,7 @@ static __always_inline int check_path(struct wl *wl, struct walk *w, struct scra
 	// the scratch buffer, off this frame.
 	s->epochs = 0;
 	s->moves = 0;
+	s->dfill = 0;
 	struct dentry *rdentry = NULL;
 	struct vfsmount *rmnt = NULL;
 	if (file) {
@@ -1724,6 +1826,7 @@ resolved:
 	// The last prefix was the parent directory: its direct rules apply.
 	w->bits |= w->last_direct;
 	w->sbits |= w->last_sdirect;
+	s->anc = w->bits | w->sbits;
 	if (w->dfa)
 		w->bits |= w->accept;
 	__u64 h = w->h;
@@ -1793,6 +1896,10 @@ resolved:
 	flags |= (__u32)((extra | -extra) >> 63) * EF_DIRINODE;
 	bits |= dbits;
 	sbits |= dsbits;
+	// Nothing from the directory's path, its ancestors' or their inodes:
+	// its other files' first opens need test only their own names.
+	if (file && s->dfill && !(s->anc | dbits | dsbits))
+		dir_fill(file, wl->cgroup, wl->gen, s);
 	if (c)
 		icache_fill(c, wl, w->op, src, (__u64)file->f_path.mnt, rdentry, rmnt, s->mounts, (__u32)s->epochs, s->moves,
 			    bits, sbits,
@@ -2130,6 +2237,10 @@ int BPF_PROG(ward_path_rename, const struct path *old_dir, struct dentry *old_de
 	// (it loses this name) or, with RENAME_EXCHANGE, takes old_dentry's place.
 	moved(old_dentry);
 	moved(new_dentry);
+	__u32 zero = 0;
+	struct epochs *ep = bpf_map_lookup_elem(&ward_epoch, &zero);
+	if (ep)
+		__sync_fetch_and_add(&ep->renames, 1);
 	return 0;
 }
 
