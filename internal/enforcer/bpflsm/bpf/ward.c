@@ -577,6 +577,21 @@ static __always_inline bool icache_valid(const struct icache *c, const struct wl
 	       c->op == op && c->mounts.ns == m.ns && c->mounts.event == m.event;
 }
 
+// icache_valid_now is icache_valid for an open of file by task t, of
+// workload (cgroup, gen)'s operation op without a source: with the epoch,
+// root and mount table as they are now.
+static __always_inline bool icache_valid_now(const struct icache *c, struct task_struct *t, struct file *file,
+					     __u32 op, __u64 cgroup, __u32 gen, __u32 moves)
+{
+	__u32 zero = 0;
+	__u32 *ep = bpf_map_lookup_elem(&ward_epoch, &zero);
+	if (!ep)
+		return false;
+	struct wl w = {.cgroup = cgroup, .gen = gen};
+	return icache_valid(c, &w, op, 0, (__u64)file->f_path.mnt, t->fs->root.dentry, t->fs->root.mnt, mounts_of(t),
+			    *ep, moves);
+}
+
 // icache_fill writes entry c for the bits an access was decided by, with the
 // epoch and moves its caller read before it resolved the path.
 static __always_inline void icache_fill(struct icache *c, const struct wl *wl, __u32 op, __u64 src, __u64 mnt,
@@ -1396,18 +1411,8 @@ static long mount_step(__u64 i, struct mwalk *c)
 static __noinline bool dir_clear(struct icache *c, struct file *file, __u64 cgroup, __u32 gen)
 {
 	__u32 seq = icache_seq(c);
-	if (seq & 1)
-		return false;
-	__u32 zero = 0;
-	__u32 *ep = bpf_map_lookup_elem(&ward_epoch, &zero);
-	if (!ep)
-		return false;
-	struct task_struct *t = bpf_get_current_task_btf();
-	struct wl w = {.cgroup = cgroup, .gen = gen};
-	if (!icache_valid(c, &w, OP_FILE, 0, (__u64)file->f_path.mnt, t->fs->root.dentry, t->fs->root.mnt, mounts_of(t),
-			  *ep, 0))
-		return false;
-	return icache_same(c, seq);
+	return !(seq & 1) && icache_valid_now(c, bpf_get_current_task_btf(), file, OP_FILE, cgroup, gen, 0) &&
+	       icache_same(c, seq);
 }
 
 // dir_prepare lets check_path write the path entry of file's directory
@@ -1967,21 +1972,12 @@ static __noinline bool passes(struct file *file, __u8 op, __u64 cgroup, __u32 ge
 	__u32 seq = icache_seq(c);
 	if ((seq & 1) || !c->pass)
 		return false;
-	__u32 zero = 0;
-	__u32 *ep = bpf_map_lookup_elem(&ward_epoch, &zero);
-	if (!ep)
-		return false;
 	struct task_struct *t = bpf_get_current_task_btf();
 	// A passing entry's source is 0 (no fromSource rule). No look at the
 	// root's mount: an entry is written only under a root that is its
 	// namespace's, and what could change that since bumps the epoch.
-	struct wl w = {.cgroup = cgroup, .gen = gen};
-	if (!icache_valid(c, &w, op, 0, (__u64)file->f_path.mnt, t->fs->root.dentry, t->fs->root.mnt, mounts_of(t),
-			  *ep, c->moves))
-		return false;
-	if (disconnected(t, file, file->f_path.dentry))
-		return false;
-	return icache_same(c, seq);
+	return icache_valid_now(c, t, file, op, cgroup, gen, c->moves) && !disconnected(t, file, file->f_path.dentry) &&
+	       icache_same(c, seq);
 }
 
 SEC("lsm/file_open")
@@ -2142,13 +2138,9 @@ int BPF_PROG(ward_file_permission, struct file *file, int mask, int ret)
 	bool write = (mask & (MAY_WRITE | MAY_APPEND)) != 0;
 	struct icache *c = bpf_inode_storage_get(&icache, inode, 0, 0);
 	if (c && !(wl.flags & (WF_SOURCE_RULES | WF_ALLOW_SOURCES))) {
-		__u32 zero = 0;
-		__u32 *ep = bpf_map_lookup_elem(&ward_epoch, &zero);
 		struct task_struct *t = bpf_get_current_task_btf();
 		__u32 seq = icache_seq(c);
-		if (ep && !(seq & 1) &&
-		    icache_valid(c, &wl, OP_FILE, 0, (__u64)file->f_path.mnt, t->fs->root.dentry, t->fs->root.mnt,
-				 mounts_of(t), *ep, c->moves)) {
+		if (!(seq & 1) && icache_valid_now(c, t, file, OP_FILE, wl.cgroup, wl.gen, c->moves)) {
 			// A passing entry permits every access: no verdict to compute.
 			if (c->pass && icache_same(c, seq))
 				return 0;
