@@ -40,7 +40,7 @@ var (
 		"TestAuditedMode", "TestPTS", "TestWorkloadApplier", "TestNetworkExistingSockets",
 		"TestNewOnThisKernel", "TestAlertData", "TestChildCgroupKeepsWorkload", "TestProgramsFollowOperations", "TestContainerRootInodes",
 		"TestNamedCodes", "TestIdleProgramsDetachLater", "TestInodeCacheScope", "TestFileNamesFilter", "TestFileNamesLengths", "TestDirNamesFilter", "TestWatchedNamesShrink", "TestStackedRoot",
-		"TestDirPrefixByName", "TestDirNamesEntry", "TestDisconnectedHandle", "TestInodeCacheConcurrentFills", "TestPassingEntry", "TestMountReuse", "TestDirPathsEntry", "TestDirPathsRace",
+		"TestDirPrefixByName", "TestDirNamesEntry", "TestDisconnectedHandle", "TestInodeCacheConcurrentFills", "TestPassingEntry", "TestMountReuse", "TestDirPathsEntry", "TestDirPathsRace", "TestMovedRoot",
 	}
 )
 

@@ -177,3 +177,72 @@ func TestStackedRoot(t *testing.T) {
 		}
 	}
 }
+
+// movedRootScript runs in a mount namespace of its own, pinned to one CPU. A (the shell, then
+// chrooted) has as its root a tmpfs stacked on the namespace's root, as a booted host's
+// processes; B, a child that keeps the namespace's root, moves that tmpfs to /wt/nr/x when A
+// writes to the FIFO /move in it. A's root mount stays the same mount, no longer at the
+// namespace's root: its paths from there are /wt/nr/x/... .
+const movedRootScript = `set -e
+taskset -p 1 $$ >/dev/null
+mount -t tmpfs r /wt/nr/r
+mkdir -p /wt/nr/r/bin /wt/nr/r/data
+cp /bin/busybox /wt/nr/r/bin/busybox
+for a in sh cat echo; do ln -sf busybox /wt/nr/r/bin/$a; done
+echo secret >/wt/nr/r/data/secret
+mkfifo /wt/nr/r/move
+( until [ -p /proc/$$/root/move ]; do sleep 0.1; done
+  read x </proc/$$/root/move
+  if mount --move /proc/$$/root /wt/nr/x; then echo moved; else echo movefailed; fi ) &
+cd /wt/nr/r
+mount --move . /
+exec chroot . /bin/sh -c '
+echo ready
+read go
+if read x </data/secret; then echo before=0; else echo before=1; fi
+echo go >/move
+read go
+if read x </data/secret; then echo after=0; else echo after=1; fi
+read done'
+`
+
+// TestMovedRoot: whether a task's root is its namespace's (at_ns_root, a few helper reads) is
+// remembered per CPU for the root mount and the mount table (at_ns_root_now). A task's root
+// mount moved away from the namespace's root stays the same mount: the move changes the table,
+// and the task's next open must see its root as a chroot's. The file it calls /data/secret is
+// then /wt/nr/x/data/secret, which the rule blocks: denied, with an event naming that path.
+// With the table's event left out of the remembered key, the open was permitted: its path was
+// taken from the task's root, as before the move.
+func TestMovedRoot(t *testing.T) {
+	vmguest.RequireGuest(t)
+	must(t, os.RemoveAll("/wt/nr"))
+	must(t, os.MkdirAll("/wt/nr/r", 0o755))
+	must(t, os.MkdirAll("/wt/nr/x", 0o755))
+	cg, cgfd := testCgroup(t, "ward-moved-root")
+	b := newBackend(t)
+	sh := startNSShell(t, cgfd, movedRootScript)
+	sh.next("ready")
+	set := hostPolicyInCgroup(t, "movedroot", "  file:\n    matchPaths:\n    - path: /wt/nr/x/data/secret\n", cg)
+	set.Workload.MntNS = sh.mountNS()
+	must(t, b.Apply(t.Context(), []*rules.Set{set}))
+	sh.send("go")
+	if got := sh.next("before="); got != "before=0" {
+		t.Fatalf("before the move, /data/secret is /data/secret: %q, want before=0 (output %q)", got, sh.seen)
+	}
+	if got := sh.next("move"); got != "moved" {
+		t.Fatalf("moving the root's mount: %q (output %q)", got, sh.seen)
+	}
+	drain(b)
+	sh.send("go")
+	if got := sh.next("after="); got != "after=1" {
+		t.Errorf("after the move, /data/secret is /wt/nr/x/data/secret, which the rule blocks: %q, want after=1", got)
+	}
+	ev, ok := waitEvent(b, func(ev enforcer.Event) bool { return ev.Access.Op == policy.OpFile })
+	if !ok {
+		t.Fatal("no event for the denied read")
+	}
+	if v := set.Decide(ev.Access); ev.Errno != 1 || ev.Access.Path != "/wt/nr/x/data/secret" || v.Policy != "movedroot" || v.Action != "Block" {
+		t.Errorf("event errno %d path %s, verdict %+v", ev.Errno, ev.Access.Path, v)
+	}
+	sh.send("done")
+}

@@ -191,6 +191,14 @@ type wardScratch struct {
 		Ns    uint64
 		Event uint64
 	}
+	NsrMnt    uint64
+	NsrMounts struct {
+		_     structs.HostLayout
+		Ns    uint64
+		Event uint64
+	}
+	NsrAt    uint32
+	NsrPad   uint32
 	Dfill    uint32
 	Renames  uint32
 	Dparent  uint64

@@ -335,6 +335,12 @@ struct scratch {
 	__u32 moves;  // as it read them before resolving the path
 	__u32 pad;
 	struct mounts mounts; // and the task's mount table (mounts_of)
+	// at_ns_root's last answer on this CPU (at_ns_root_now), for that root
+	// mount and mount table.
+	__u64 nsr_mnt;
+	struct mounts nsr_mounts;
+	__u32 nsr_at;
+	__u32 nsr_pad;
 	// The directory path entry check_path may write (dir_fill): whether it
 	// may, the file's parent and the rename count, read before the path was
 	// resolved, and the rule bits the directory and its ancestors gave.
@@ -1668,6 +1674,23 @@ static __always_inline bool at_ns_root(struct vfsmount *rmnt, struct mount *nsro
 	return false;
 }
 
+// at_ns_root_now is at_ns_root for the task whose mount table check_path
+// read into s->mounts, answered from the CPU's last answer when it was for
+// the same root mount and mount table: its helper reads cost about 120 guest
+// ns of every open the per-inode cache does not decide (BenchmarkHookCost),
+// and what they read changes only with the mount tree, which moves the
+// table's event (a freed mount's address reused needs an unmount first).
+static __always_inline bool at_ns_root_now(struct vfsmount *rmnt, struct mount *nsroot, struct scratch *s)
+{
+	if (s->nsr_mnt == (__u64)rmnt && s->nsr_mounts.ns == s->mounts.ns && s->nsr_mounts.event == s->mounts.event)
+		return s->nsr_at;
+	bool at = at_ns_root(rmnt, nsroot);
+	s->nsr_mnt = (__u64)rmnt;
+	s->nsr_mounts = s->mounts;
+	s->nsr_at = at;
+	return at;
+}
+
 // disconnected says whether an opened file's dentry is not linked below its
 // directory: a file opened by its handle (open_by_handle_at) after its dentry
 // was evicted gets a dentry of its own, its own parent, so neither its path nor
@@ -1772,7 +1795,7 @@ static __always_inline int check_path(struct wl *wl, struct walk *w, struct scra
 				bits = sbits = 0;
 			}
 			struct mount *nsroot = t->nsproxy->mnt_ns->root;
-			chrooted = (__u64)rmnt != (__u64)&nsroot->mnt && !at_ns_root(rmnt, nsroot);
+			chrooted = (__u64)rmnt != (__u64)&nsroot->mnt && !at_ns_root_now(rmnt, nsroot, s);
 		}
 		// Decided as an unresolved path (fail closed where a Block rule
 		// or an allow-list could apply), and never cached: an entry would
