@@ -472,10 +472,10 @@ struct {
 // The per-inode cache of the rule bits found for a file's path, so that a
 // file opened again by the same workload is decided without resolving and
 // hashing its path. An entry is valid only for the same workload
-// generation, operation, source, mount and epoch, while no rename, link or
-// unlink of the inode happened since it was computed (stamp == moves), and
-// only while the file has one name (i_nlink == 1): a second name could have
-// other rules.
+// generation, operation, source, mount, root, mount table and epoch, while
+// no rename, link or unlink of the inode happened since it was computed
+// (stamp == moves), and only while the file has one name (i_nlink == 1): a
+// second name could have other rules.
 //
 // Entries are read without a lock, on every cached open: a sequence count
 // tells a reader that a write ran meanwhile (seq odd, or changed), and the
