@@ -167,32 +167,17 @@ func TestInodeCacheConcurrentFills(t *testing.T) {
 	must(t, b.Apply(t.Context(), []*rules.Set{free, blocked}))
 
 	const stop = "/wt/race/stop"
-	start := func(cgfd int) (*exec.Cmd, *strings.Builder) {
-		cmd := exec.Command("/wt/bin/reader")
-		cmd.Env = []string{trigger.Command("hammeruntil:/wt/race/d/f:" + stop)}
-		cmd.SysProcAttr = &syscall.SysProcAttr{UseCgroupFD: true, CgroupFD: cgfd}
-		out := &strings.Builder{}
-		cmd.Stdout, cmd.Stderr = out, out
-		must(t, cmd.Start())
-		return cmd, out
-	}
-	freeCmd, freeOut := start(fdFree)
-	blockedCmd, blockedOut := start(fdBlocked)
+	freeHammer := startHammer(t, fdFree, "/wt/race/d/f", stop)
+	blockedHammer := startHammer(t, fdBlocked, "/wt/race/d/f", stop)
 	e0 := epochNow(t, b)
 	renames := 0
 	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); renames++ {
 		must(t, os.Rename(fmt.Sprintf("/wt/race/spin%d", renames%2), fmt.Sprintf("/wt/race/spin%d", (renames+1)%2)))
 	}
 	mkfile(t, stop, 0)
-	freeErr, blockedErr := freeCmd.Wait(), blockedCmd.Wait()
+	freeN, freeOK := freeHammer.wait(t, "the permitted workload's helper")
+	blockedN, blockedOK := blockedHammer.wait(t, "the blocked workload's helper")
 	drain(b)
-	var freeN, freeOK, blockedN, blockedOK int
-	if _, err := fmt.Sscanf(freeOut.String(), "%d %d", &freeN, &freeOK); err != nil || freeErr != nil {
-		t.Fatalf("the permitted workload's helper: %v %v: %q", err, freeErr, freeOut.String())
-	}
-	if _, err := fmt.Sscanf(blockedOut.String(), "%d %d", &blockedN, &blockedOK); err != nil || blockedErr != nil {
-		t.Fatalf("the blocked workload's helper: %v %v: %q", err, blockedErr, blockedOut.String())
-	}
 	t.Logf("%d renames (epoch +%d); permitted workload: %d of %d opens; blocked workload: %d of %d",
 		renames, epochNow(t, b)-e0, freeOK, freeN, blockedOK, blockedN)
 	if blockedOK != 0 {
@@ -204,6 +189,35 @@ func TestInodeCacheConcurrentFills(t *testing.T) {
 	if freeN < 1000 || blockedN < 1000 {
 		t.Errorf("%d and %d opens: the race was not run", freeN, blockedN)
 	}
+}
+
+// hammer is a helper process that opens one file in a loop until another file exists.
+type hammer struct {
+	cmd *exec.Cmd
+	out *strings.Builder
+}
+
+// startHammer starts a helper in the cgroup cgfd that opens p in a loop until stop exists.
+func startHammer(t *testing.T, cgfd int, p, stop string) *hammer {
+	t.Helper()
+	cmd := exec.Command("/wt/bin/reader")
+	cmd.Env = []string{trigger.Command("hammeruntil:" + p + ":" + stop)}
+	cmd.SysProcAttr = &syscall.SysProcAttr{UseCgroupFD: true, CgroupFD: cgfd}
+	out := &strings.Builder{}
+	cmd.Stdout, cmd.Stderr = out, out
+	must(t, cmd.Start())
+	return &hammer{cmd: cmd, out: out}
+}
+
+// wait waits for the helper to stop and returns how many opens it made and how many of
+// them succeeded.
+func (h *hammer) wait(t *testing.T, who string) (n, ok int) {
+	t.Helper()
+	err := h.cmd.Wait()
+	if _, serr := fmt.Sscanf(h.out.String(), "%d %d", &n, &ok); serr != nil || err != nil {
+		t.Fatalf("%s: %v %v: %q", who, serr, err, h.out.String())
+	}
+	return n, ok
 }
 
 // TestPassingEntry: a cache entry whose bits name no rule (Pass) decides its workload's next

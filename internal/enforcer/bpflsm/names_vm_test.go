@@ -5,16 +5,13 @@ package bpflsm
 import (
 	"fmt"
 	"os"
-	"os/exec"
 	"runtime"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
 	"golang.org/x/sys/unix"
 
-	"github.com/wardsec/ward/internal/conformance/trigger"
 	"github.com/wardsec/ward/internal/enforcer"
 	"github.com/wardsec/ward/internal/policy"
 	"github.com/wardsec/ward/internal/rules"
@@ -666,18 +663,9 @@ func TestDirPathsRace(t *testing.T) {
 	}
 
 	const stop = "/wt/dr/stop"
-	start := func(p string) (*exec.Cmd, *strings.Builder) {
-		cmd := exec.Command("/wt/bin/reader")
-		cmd.Env = []string{trigger.Command("hammeruntil:" + p + ":" + stop)}
-		cmd.SysProcAttr = &syscall.SysProcAttr{UseCgroupFD: true, CgroupFD: cgfd}
-		out := &strings.Builder{}
-		cmd.Stdout, cmd.Stderr = out, out
-		must(t, cmd.Start())
-		return cmd, out
-	}
 	p0 := dirPathsOpens(t, b)
-	mover, moverOut := start("/wt/dr/free/cfg/x")
-	victim, victimOut := start("/wt/dr/prot/cfg/y")
+	mover := startHammer(t, cgfd, "/wt/dr/free/cfg/x", stop)
+	victim := startHammer(t, cgfd, "/wt/dr/prot/cfg/y", stop)
 	moves := 0
 	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); moves++ {
 		must(t, os.Rename("/wt/dr/free/cfg/x", "/wt/dr/prot/cfg/x"))
@@ -685,15 +673,9 @@ func TestDirPathsRace(t *testing.T) {
 		must(t, os.Rename(fmt.Sprintf("/wt/dr/spin%d", moves%2), fmt.Sprintf("/wt/dr/spin%d", (moves+1)%2)))
 	}
 	mkfile(t, stop, 0)
-	moverErr, victimErr := mover.Wait(), victim.Wait()
+	moverN, moverOK := mover.wait(t, "the helper opening x")
+	victimN, victimOK := victim.wait(t, "the helper opening y")
 	drain(b)
-	var moverN, moverOK, victimN, victimOK int
-	if _, err := fmt.Sscanf(moverOut.String(), "%d %d", &moverN, &moverOK); err != nil || moverErr != nil {
-		t.Fatalf("the helper opening x: %v %v: %q", err, moverErr, moverOut.String())
-	}
-	if _, err := fmt.Sscanf(victimOut.String(), "%d %d", &victimN, &victimOK); err != nil || victimErr != nil {
-		t.Fatalf("the helper opening y: %v %v: %q", err, victimErr, victimOut.String())
-	}
 	used := dirPathsOpens(t, b) - p0
 	t.Logf("%d rounds of moves; x opened %d times in %d; y %d times in %d; %d opens decided by a path entry",
 		moves, moverOK, moverN, victimOK, victimN, used)
