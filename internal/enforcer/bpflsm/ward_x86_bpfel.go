@@ -211,6 +211,8 @@ type wardScratch struct {
 	Dkey     wardRuleKey
 	Nkey     uint64
 	Rootstep uint64
+	Root     uint64
+	RootMnt  uint64
 	Ph       [64]uint64
 	Poff     [64]uint32
 	Depth    uint32

@@ -361,6 +361,10 @@ struct scratch {
 	// the root's step of dir_walk.
 	__u64 nkey;
 	__u64 rootstep;
+	// check_path's task root (struct dentry *, struct vfsmount *), for the
+	// directory entries unnamed and dir_fill test and write.
+	__u64 root;
+	__u64 root_mnt;
 	// The directory prefixes walk_chunk met: the hash of the path up to and
 	// with its k-th '/' and that '/''s offset in path; how many it met, and
 	// the offset of the path's end.
@@ -1412,12 +1416,20 @@ static long mount_step(__u64 i, struct mwalk *c)
 }
 
 // dir_clear says whether c, the entry of file's directory, holds a valid
-// path entry (dpaths) for the workload's generation gen. Functions of their
-// own, as passes: they are called where file_open's frame has no room left.
-static __noinline bool dir_clear(struct icache *c, struct file *file, __u64 cgroup, __u32 gen)
+// path entry (dpaths) for the workload's generation gen, an open through
+// mount mnt and what check_path read before anything else (the epoch, the
+// task's root and mount table): read again here, they cost a helper call and
+// eight reads through kernel pointers in every first open it decides. An
+// open decided with check_path's reads is decided as of them, as a file's
+// entry is. Functions of their own, as passes: they are called where
+// file_open's frame has no room left.
+static __noinline bool dir_clear(struct icache *c, struct scratch *s, __u64 mnt, __u64 cgroup, __u32 gen)
 {
 	__u32 seq = icache_seq(c);
-	return !(seq & 1) && icache_valid_now(c, bpf_get_current_task_btf(), file, OP_FILE, cgroup, gen, 0) &&
+	struct wl w = {.cgroup = cgroup, .gen = gen};
+	return !(seq & 1) &&
+	       icache_valid(c, &w, OP_FILE, 0, mnt, (struct dentry *)s->root, (struct vfsmount *)s->root_mnt, s->mounts,
+			    (__u32)s->epochs, 0) &&
 	       icache_same(c, seq);
 }
 
@@ -1455,10 +1467,9 @@ static __noinline void dir_fill(struct file *file, __u64 cgroup, __u32 gen, stru
 	struct icache *c = bpf_inode_storage_get(&dirs, p->d_inode, 0, BPF_LOCAL_STORAGE_GET_F_CREATE);
 	if (!c)
 		return;
-	struct task_struct *t = bpf_get_current_task_btf();
 	struct wl w = {.cgroup = cgroup, .gen = gen};
-	icache_fill(c, &w, OP_FILE, 0, (__u64)file->f_path.mnt, t->fs->root.dentry, t->fs->root.mnt, s->mounts,
-		    (__u32)s->epochs, 0, 0, 0, 0);
+	icache_fill(c, &w, OP_FILE, 0, (__u64)file->f_path.mnt, (struct dentry *)s->root, (struct vfsmount *)s->root_mnt,
+		    s->mounts, (__u32)s->epochs, 0, 0, 0, 0);
 }
 
 // unnamed says whether no rule of workload wl can apply to an open of file,
@@ -1511,7 +1522,8 @@ static __always_inline bool unnamed(const struct wl *wl, struct file *file, stru
 		return false;
 	const struct wl_val *v = wl->v;
 	struct dentry *d = file->f_path.dentry;
-	if (d == file->f_path.mnt->mnt_root)
+	struct vfsmount *fmnt = file->f_path.mnt;
+	if (d == fmnt->mnt_root)
 		return false;
 	// Where a name has its bit, dir_walk must look the dentry up: every
 	// other step is skipped (s->dsteps) when the walk completes.
@@ -1536,10 +1548,15 @@ static __always_inline bool unnamed(const struct wl *wl, struct file *file, stru
 		bool reg = (inode->i_mode & 00170000) == 0100000;
 		if (dn && *(volatile __u64 *)&dn->names == s->nkey) {
 			count(3);
+			// Nothing walked, nothing named, no mount above: decided by the
+			// word alone, as a file's entry decides by the epoch check_path
+			// read first, with no second read of the count (below).
+			if (!hits && fmnt == root_mnt)
+				goto own;
 			s->nkey = 0;
 			d = d->d_sb->s_root;
 			s->rootstep = ~1ULL;
-		} else if (dn && !hits && reg && dir_clear(dn, file, wl->cgroup, wl->gen)) {
+		} else if (dn && !hits && reg && dir_clear(dn, s, (__u64)fmnt, wl->cgroup, wl->gen)) {
 			// Where an ancestor has a name with its bit, a directory's path
 			// entry (dpaths) may vouch for the directory and its ancestors:
 			// for a regular file only, as a directory's own inode may be a
@@ -1571,7 +1588,7 @@ static __always_inline bool unnamed(const struct wl *wl, struct file *file, stru
 		// more.
 		if (hits) {
 			s->dsteps = hits | (named(v, name_key(d)) ? s->rootstep : 0);
-		} else if (file->f_path.mnt != root_mnt) {
+		} else if (fmnt != root_mnt) {
 			// A file in the task's root mount (not chrooted: the root of
 			// its namespace) has no mount above it. Another file's
 			// filesystem may be mounted on a rule's directory too, whose
@@ -1584,7 +1601,7 @@ static __always_inline bool unnamed(const struct wl *wl, struct file *file, stru
 			} else {
 				struct mwalk c = {
 					.v = v,
-					.mnt = (__u64)container_of(file->f_path.mnt, struct mount, mnt),
+					.mnt = (__u64)container_of(fmnt, struct mount, mnt),
 				};
 				bpf_loop(MOUNT_WALK, mount_step, &c, 0);
 				// Named above the file's filesystem, where dir_walk
@@ -1708,20 +1725,34 @@ static __always_inline bool disconnected(struct task_struct *t, struct file *fil
 	       (file->f_inode->i_mode & 00170000) != 0040000;
 }
 
+// who reads what a verdict compares besides the rules: the task's fsuid, the
+// owner of the file (a file about to be created will belong to its creator;
+// in file_open the inode is the file's, a pointer the program may read
+// directly) and whether the task has a terminal.
+static __always_inline void who(struct task_struct *t, struct file *file, struct inode *inode, __u32 *fsuid,
+				__u32 *owner, bool *tty)
+{
+	__u32 uid = t->cred->fsuid.val;
+	*fsuid = uid;
+	*owner = file ? inode->i_uid.val : inode ? BPF_CORE_READ(inode, i_uid.val) : uid;
+	*tty = has_tty(t);
+}
+
 // check_path decides a file or process access to the path in s->path at
 // w->start (n: its length, or a negative errno when it could not be resolved).
-// in_file_open says whether bpf_d_path may be used for the source.
+// in_file_open says whether bpf_d_path may be used for the source; cache,
+// whether file may have a per-inode entry (cacheable), as file_open found.
 static __always_inline int check_path(struct wl *wl, struct walk *w, struct scratch *s, long n, bool write,
-				      struct inode *inode, struct dentry *dentry, bool in_file_open, struct file *file)
+				      struct inode *inode, struct dentry *dentry, bool in_file_open, struct file *file,
+				      bool cache)
 {
 	struct task_struct *t = bpf_get_current_task_btf();
-	__u32 fsuid = t->cred->fsuid.val;
 	s->dsteps = ~0ULL; // unnamed may narrow it
-	// A file about to be created will belong to its creator. In file_open
-	// the inode is the file's (a pointer the program may read directly).
-	__u32 owner = file ? inode->i_uid.val : inode ? BPF_CORE_READ(inode, i_uid.val) : fsuid;
-	bool tty = has_tty(t);
-	__u32 flags = (write ? EF_WRITE : 0) | (tty ? EF_TTY : 0);
+	// The task's fsuid and terminal and the file's owner are read where a
+	// verdict needs them (who): not by an open unnamed decides.
+	__u32 fsuid, owner;
+	bool tty;
+	__u32 flags = write ? EF_WRITE : 0;
 
 	__u64 src = 0;
 	if (wl->flags & (WF_SOURCE_RULES | WF_ALLOW_SOURCES)) {
@@ -1768,13 +1799,14 @@ static __always_inline int check_path(struct wl *wl, struct walk *w, struct scra
 			__u64 *ep = bpf_map_lookup_elem(&ward_epoch, &zero);
 			__u64 epochs = ep ? *ep : 0;
 			s->epochs = epochs;
-			if (cacheable(inode))
+			if (cache)
 				c = bpf_inode_storage_get(&icache, inode, 0, BPF_LOCAL_STORAGE_GET_F_CREATE);
 			// Read before the path, as the epoch: a rename of this file
 			// after this read makes the entry written below stale at once.
 			__u32 moves = c ? *(volatile __u32 *)&c->moves : 0;
 			s->moves = moves;
-			s->mounts = mounts_of(t);
+			struct mnt_namespace *ns = t->nsproxy->mnt_ns;
+			s->mounts = (struct mounts){.ns = ns->seq, .event = ns->event};
 			// An entry is written only under a root that is its
 			// namespace's (below), and what could make that root another
 			// since bumps the epoch (move_mount, sb_mount, path_chroot):
@@ -1794,7 +1826,7 @@ static __always_inline int check_path(struct wl *wl, struct walk *w, struct scra
 				}
 				bits = sbits = 0;
 			}
-			struct mount *nsroot = t->nsproxy->mnt_ns->root;
+			struct mount *nsroot = ns->root;
 			chrooted = (__u64)rmnt != (__u64)&nsroot->mnt && !at_ns_root_now(rmnt, nsroot, s);
 		}
 		// Decided as an unresolved path (fail closed where a Block rule
@@ -1813,6 +1845,8 @@ static __always_inline int check_path(struct wl *wl, struct walk *w, struct scra
 		}
 		// A file no rule can name (unnamed) is permitted without its path,
 		// and cached as such: bits of no rule.
+		s->root = (__u64)rdentry;
+		s->root_mnt = (__u64)rmnt;
 		if (w->op == OP_FILE && unnamed(wl, file, inode, s->epochs, rmnt, s)) {
 			count(2);
 			if (c)
@@ -1822,6 +1856,8 @@ static __always_inline int check_path(struct wl *wl, struct walk *w, struct scra
 		n = bpf_d_path(&file->f_path, s->path, PATH_MAX);
 	}
 resolved:
+	who(t, file, inode, &fsuid, &owner, &tty);
+	flags |= tty ? EF_TTY : 0;
 
 	if (n <= 0) {
 		// Fail closed wherever a Block or an allow-list could apply.
@@ -1936,6 +1972,8 @@ resolved:
 	if (0) {
 decide:
 		cached = true;
+		who(t, file, inode, &fsuid, &owner, &tty);
+		flags |= tty ? EF_TTY : 0;
 	}
 
 	__u64 perm = permitted(write, owner == fsuid, tty);
@@ -2016,7 +2054,8 @@ int BPF_PROG(ward_file_open, struct file *file, int ret)
 	struct wl wl;
 	if (find_workload(op, &wl))
 		return 0;
-	if (cacheable(file->f_inode) && passes(file, op, wl.cgroup, wl.gen))
+	bool cache = cacheable(file->f_inode);
+	if (cache && passes(file, op, wl.cgroup, wl.gen))
 		return 0;
 	__u32 zero = 0;
 	struct scratch *s = bpf_map_lookup_elem(&scratch, &zero);
@@ -2025,7 +2064,7 @@ int BPF_PROG(ward_file_open, struct file *file, int ret)
 	struct walk w;
 	walk_init(&w, &wl, s, op, 0);
 	bool write = op == OP_FILE && (file->f_mode & FMODE_WRITE);
-	return check_path(&wl, &w, s, 0, write, file->f_inode, file->f_path.dentry, true, file);
+	return check_path(&wl, &w, s, 0, write, file->f_inode, file->f_path.dentry, true, file, cache);
 }
 
 // bump_epoch invalidates the whole per-inode cache (i 0) or the workloads'
@@ -2085,7 +2124,7 @@ static __always_inline int check_write(struct vfsmount *mnt, struct dentry *dent
 	long n = build_path(s, mnt, dentry, &start);
 	struct walk w;
 	walk_init(&w, &wl, s, OP_FILE, start);
-	return check_path(&wl, &w, s, n, true, BPF_CORE_READ(dentry, d_inode), dentry, false, NULL);
+	return check_path(&wl, &w, s, n, true, BPF_CORE_READ(dentry, d_inode), dentry, false, NULL, false);
 }
 
 #define PROT_EXEC 0x4
@@ -2106,7 +2145,7 @@ static __always_inline int check_file(struct wl *wl, __u8 op, __u32 mode, struct
 	struct walk w;
 	walk_init(&w, wl, s, op, start);
 	w.mode = mode;
-	return check_path(wl, &w, s, n, write, file->f_inode, file->f_path.dentry, false, NULL);
+	return check_path(wl, &w, s, n, write, file->f_inode, file->f_path.dentry, false, NULL, false);
 }
 
 // mmap_file: mapping a file for execution is running its code. The dynamic
