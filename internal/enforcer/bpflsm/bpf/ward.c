@@ -1726,6 +1726,21 @@ static __always_inline bool disconnected(struct task_struct *t, struct file *fil
 	       (file->f_inode->i_mode & 00170000) != 0040000;
 }
 
+static __always_inline void walk_init(struct walk *w, struct wl *wl, struct scratch *s, __u8 op, __u32 start)
+{
+	__builtin_memset(w, 0, sizeof(*w));
+	w->s = s;
+	w->start = start;
+	w->cgroup = wl->cgroup;
+	w->gen = wl->gen;
+	w->op = op;
+	w->h = FNV_OFFSET;
+	w->base = FNV_OFFSET;
+	w->dfa = !!(wl->flags & WF_PATTERNS);
+	w->dir_depths = wl->dir_depths;
+	w->v = wl->v;
+}
+
 // who reads what a verdict compares besides the rules: the task's fsuid, the
 // owner of the file (a file about to be created will belong to its creator;
 // in file_open the inode is the file's, a pointer the program may read
@@ -1742,10 +1757,14 @@ static __always_inline void who(struct task_struct *t, struct file *file, struct
 // check_path decides a file or process access to the path in s->path at
 // w->start (n: its length, or a negative errno when it could not be resolved).
 // in_file_open says whether bpf_d_path may be used for the source; cache,
-// whether file may have a per-inode entry (cacheable), as file_open found.
+// whether file may have a per-inode entry (cacheable), as file_open found;
+// op, the operation. The other hooks set w up (walk_init) before the call;
+// file_open leaves it to check_path, which sets it up where it resolves the
+// path or decides with a verdict: a first open that unnamed decides never
+// touches it (the memset and stores cost about 30 guest ns).
 static __always_inline int check_path(struct wl *wl, struct walk *w, struct scratch *s, long n, bool write,
 				      struct inode *inode, struct dentry *dentry, bool in_file_open, struct file *file,
-				      bool cache)
+				      bool cache, __u8 op)
 {
 	struct task_struct *t = bpf_get_current_task_btf();
 	s->dsteps = ~0ULL; // unnamed may narrow it
@@ -1761,7 +1780,10 @@ static __always_inline int check_path(struct wl *wl, struct walk *w, struct scra
 		if (!src)
 			flags |= EF_NO_SOURCE;
 	}
-	if (wl->flags & WF_SOURCE_RULES)
+	// file_open's walk is set up here, below (lazy).
+	bool lazy = file != NULL;
+	__u32 start = 0;
+	if (!lazy && (wl->flags & WF_SOURCE_RULES))
 		w->src = src;
 
 	__u64 bits = 0, sbits = 0;
@@ -1815,7 +1837,7 @@ static __always_inline int check_path(struct wl *wl, struct walk *w, struct scra
 			// A disconnected file's entry holds its rules, but the event
 			// could not name the file: decided below as unresolved.
 			__u32 seq = c ? icache_seq(c) : 1;
-			if (c && !(seq & 1) && icache_valid(c, wl, w->op, src, mnt, rdentry, rmnt, s->mounts, (__u32)epochs, moves) &&
+			if (c && !(seq & 1) && icache_valid(c, wl, op, src, mnt, rdentry, rmnt, s->mounts, (__u32)epochs, moves) &&
 			    !disconnected(t, file, dentry)) {
 				bits = c->bits;
 				sbits = c->sbits;
@@ -1839,24 +1861,27 @@ static __always_inline int check_path(struct wl *wl, struct walk *w, struct scra
 		}
 		if (chrooted) {
 			c = NULL;
-			__u32 start = 0;
 			n = build_path(s, file->f_path.mnt, file->f_path.dentry, &start);
-			w->start = start;
 			goto resolved;
 		}
 		// A file no rule can name (unnamed) is permitted without its path,
 		// and cached as such: bits of no rule.
 		s->root = (__u64)rdentry;
 		s->root_mnt = (__u64)rmnt;
-		if (w->op == OP_FILE && unnamed(wl, file, inode, s->epochs, rmnt, s)) {
+		if (op == OP_FILE && unnamed(wl, file, inode, s->epochs, rmnt, s)) {
 			count(2);
 			if (c)
-				icache_fill(c, wl, w->op, src, mnt, rdentry, rmnt, s->mounts, (__u32)s->epochs, s->moves, 0, 0, 0);
+				icache_fill(c, wl, op, src, mnt, rdentry, rmnt, s->mounts, (__u32)s->epochs, s->moves, 0, 0, 0);
 			return 0;
 		}
 		n = bpf_d_path(&file->f_path, s->path, PATH_MAX);
 	}
 resolved:
+	if (lazy) {
+		walk_init(w, wl, s, op, start);
+		if (wl->flags & WF_SOURCE_RULES)
+			w->src = src;
+	}
 	who(t, file, inode, &fsuid, &owner, &tty);
 	flags |= tty ? EF_TTY : 0;
 
@@ -1973,6 +1998,11 @@ resolved:
 	if (0) {
 decide:
 		cached = true;
+		if (lazy) {
+			walk_init(w, wl, s, op, 0);
+			if (wl->flags & WF_SOURCE_RULES)
+				w->src = src;
+		}
 		who(t, file, inode, &fsuid, &owner, &tty);
 		flags |= tty ? EF_TTY : 0;
 	}
@@ -1997,21 +2027,6 @@ decide:
 		n = bpf_d_path(&file->f_path, s->path, PATH_MAX);
 	}
 	return emit(w, wl, vd, flags, owner, s, n, in_file_open, 0, 0, 0, -1, src, 0);
-}
-
-static __always_inline void walk_init(struct walk *w, struct wl *wl, struct scratch *s, __u8 op, __u32 start)
-{
-	__builtin_memset(w, 0, sizeof(*w));
-	w->s = s;
-	w->start = start;
-	w->cgroup = wl->cgroup;
-	w->gen = wl->gen;
-	w->op = op;
-	w->h = FNV_OFFSET;
-	w->base = FNV_OFFSET;
-	w->dfa = !!(wl->flags & WF_PATTERNS);
-	w->dir_depths = wl->dir_depths;
-	w->v = wl->v;
 }
 
 // passes says whether the per-inode cache permits this open of file (op) by
@@ -2063,10 +2078,9 @@ int BPF_PROG(ward_file_open, struct file *file, int ret)
 	struct scratch *s = bpf_map_lookup_elem(&scratch, &zero);
 	if (!s)
 		return 0;
-	struct walk w;
-	walk_init(&w, &wl, s, op, 0);
+	struct walk w; // set up by check_path
 	bool write = op == OP_FILE && (file->f_mode & FMODE_WRITE);
-	return check_path(&wl, &w, s, 0, write, file->f_inode, file->f_path.dentry, true, file, cache);
+	return check_path(&wl, &w, s, 0, write, file->f_inode, file->f_path.dentry, true, file, cache, op);
 }
 
 // bump_epoch invalidates the whole per-inode cache (i 0) or the workloads'
@@ -2126,7 +2140,7 @@ static __always_inline int check_write(struct vfsmount *mnt, struct dentry *dent
 	long n = build_path(s, mnt, dentry, &start);
 	struct walk w;
 	walk_init(&w, &wl, s, OP_FILE, start);
-	return check_path(&wl, &w, s, n, true, BPF_CORE_READ(dentry, d_inode), dentry, false, NULL, false);
+	return check_path(&wl, &w, s, n, true, BPF_CORE_READ(dentry, d_inode), dentry, false, NULL, false, OP_FILE);
 }
 
 #define PROT_EXEC 0x4
@@ -2147,7 +2161,7 @@ static __always_inline int check_file(struct wl *wl, __u8 op, __u32 mode, struct
 	struct walk w;
 	walk_init(&w, wl, s, op, start);
 	w.mode = mode;
-	return check_path(wl, &w, s, n, write, file->f_inode, file->f_path.dentry, false, NULL, false);
+	return check_path(wl, &w, s, n, write, file->f_inode, file->f_path.dentry, false, NULL, false, op);
 }
 
 // mmap_file: mapping a file for execution is running its code. The dynamic
