@@ -2040,7 +2040,7 @@ decide:
 // callbacks', sat at the verifier's 512 bytes (416 bytes of its own). Since
 // check_path reads less before unnamed (who, dir_clear), the frame is 392
 // bytes with passes and dir_clear inlined or not, and the call cost about
-// 25 guest ns of every cached open (BenchmarkHookCost, 605 → 575 with
+// 30 guest ns of every cached open (BenchmarkHookCost, 605 → 575 with
 // dir_clear inlined too).
 static __always_inline bool passes(struct file *file, __u8 op, __u64 cgroup, __u32 gen)
 {
