@@ -439,7 +439,11 @@ load included). A host policy file is then rewritten once per edit to block a ne
 process under the host's enforcement opens that file once a millisecond until the kernel denies it:
 the latency is from the write to the first denied open, in guest time. (An open in a busy loop
 instead took half of the guest's one CPU from the daemon.) The edits start once the daemon's first
-periodic full resync (5 minutes after its start) has run, so that all 50 fall between two resyncs.
+periodic full resync (5 minutes after its start) has run, so that all 50 fall between two resyncs,
+and each starts from a collected heap (runtime.GC just before the write): a collection that the Go
+runtime started during an edit took the one CPU from it, and which edit that was, if any, moved
+from boot to boot (BPF-LSM's p99 of 50, the slowest edit, was 118.8 ms in one boot and 127.1 ms in
+the next at 2a9dbfd, every other edit 112-113 ms in both). The latencies are the edits' own.
 Memory is that process's (the daemon and the test binary): the Go heap's live objects and RSS, read
 after a collection that returns the free memory to the OS (debug.FreeOSMemory), so that RSS is the
 footprint and not what the runtime happened to keep; RSS is counted from the page tables
