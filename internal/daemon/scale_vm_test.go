@@ -146,6 +146,7 @@ func measureScale(t testing.TB, c restartCase, sz scaleSize) scaleFigures {
 	if err != nil {
 		t.Fatal(err)
 	}
+	gcStart := gcCount()
 	start := time.Now()
 	r := runDaemon(t, cfg, c.factories)
 	defer r.stop(t)
@@ -153,6 +154,7 @@ func measureScale(t testing.TB, c restartCase, sz scaleSize) scaleFigures {
 		defer c.cleanup(t)
 	}
 	firstRound := time.Since(start)
+	gcFirst := gcCount()
 	for i := 0; i < scaleWorkloads; i++ {
 		r.d.Workloads().Upsert(workload.Workload{Kind: workload.KindContainer, ContainerID: fmt.Sprintf("%064x", i+1),
 			Namespace: "scale", Pod: fmt.Sprintf("pod-%d", i), Container: "app", Labels: map[string]string{"app": fmt.Sprintf("w%d", i)},
@@ -167,11 +169,14 @@ func measureScale(t testing.TB, c restartCase, sz scaleSize) scaleFigures {
 		t.Fatalf("%d of %d workloads in force after 10 minutes\n%s", r.d.inForce.len(), scaleWorkloads+1, r.logs.String())
 	}
 	allIn := time.Since(start)
+	gcAll := gcCount()
 	nRules := 0
 	for _, s := range r.d.Sets() {
 		nRules += len(s.Rules)
 	}
 	heap1, rss1 := heapLiveKiB(), rssKiB(t)
+	t.Logf("%s: garbage collections completed from the start to the first round %d, to every workload in force %d",
+		c.lsm, gcFirst-gcStart, gcAll-gcStart)
 	t.Logf("%s: %d policies, %d workloads, %d rules in force; first reconcile %s, all workloads in force %s",
 		c.lsm, scaleContainerPolicies+scaleHostPolicies, len(r.d.Sets()), nRules, firstRound.Round(time.Millisecond), allIn.Round(time.Millisecond))
 	t.Logf("%s: memory: Go heap live %d KiB (%d KiB before the daemon), process RSS %d KiB (%d KiB before the daemon)",
@@ -383,4 +388,11 @@ func rssParts(t testing.TB) string {
 		}
 	}
 	return strings.Join(parts, ", ")
+}
+
+// gcCount is how many garbage collections this process completed.
+func gcCount() uint64 {
+	s := []metrics.Sample{{Name: "/gc/cycles/total:gc-cycles"}}
+	metrics.Read(s)
+	return s[0].Value.Uint64()
 }
