@@ -74,19 +74,39 @@ func (o observed) String() string {
 // uncounted.
 func rssKiB(t testing.TB) int64 {
 	t.Helper()
-	b, err := os.ReadFile("/proc/self/smaps_rollup")
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, l := range strings.Split(string(b), "\n") {
-		if v, ok := strings.CutPrefix(l, "Rss:"); ok {
-			n, err := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 10, 64)
-			if err != nil {
-				t.Fatalf("smaps_rollup Rss %q: %v", v, err)
-			}
-			return n
+	for _, c := range smapsRollup(t) {
+		if c.name == "Rss" {
+			return c.kib
 		}
 	}
 	t.Fatal("no Rss in /proc/self/smaps_rollup")
 	return 0
+}
+
+// smapsCount is one of smaps_rollup's counts.
+type smapsCount struct {
+	name string
+	kib  int64
+}
+
+// smapsRollup reads this process's /proc/self/smaps_rollup: its counts in KiB, in the file's order.
+func smapsRollup(t testing.TB) []smapsCount {
+	t.Helper()
+	b, err := os.ReadFile("/proc/self/smaps_rollup")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var counts []smapsCount
+	for _, l := range strings.Split(string(b), "\n") {
+		f := strings.Fields(l)
+		if len(f) != 3 || f[2] != "kB" {
+			continue
+		}
+		n, err := strconv.ParseInt(f[1], 10, 64)
+		if err != nil {
+			t.Fatalf("smaps_rollup %q: %v", l, err)
+		}
+		counts = append(counts, smapsCount{strings.TrimSuffix(f[0], ":"), n})
+	}
+	return counts
 }

@@ -376,15 +376,10 @@ func bpfScaleCase() restartCase {
 // between two boots (anonymous memory, the test binary's pages on the guest's tmpfs root as
 // shared memory, BPF-LSM's ring buffer as a file mapping).
 func rssParts(t testing.TB) string {
-	t.Helper()
-	b, err := os.ReadFile("/proc/self/smaps_rollup")
-	if err != nil {
-		t.Fatal(err)
-	}
 	var parts []string
-	for _, l := range strings.Split(string(b), "\n") {
-		if f := strings.Fields(l); len(f) == 3 && f[2] == "kB" && f[1] != "0" {
-			parts = append(parts, strings.TrimSuffix(f[0], ":")+" "+f[1])
+	for _, c := range smapsRollup(t) {
+		if c.kib != 0 {
+			parts = append(parts, fmt.Sprintf("%s %d", c.name, c.kib))
 		}
 	}
 	return strings.Join(parts, ", ")
