@@ -238,11 +238,6 @@ func measureScale(t testing.TB, c restartCase, sz scaleSize) scaleFigures {
 	// 2a9dbfd), while every other edit took 112-113 ms in both. So the figures are an edit's own
 	// latency, without a collection that the runtime started during it. The collections counted
 	// around each edit say whether one completed in its window all the same.
-	gcCycles := []metrics.Sample{{Name: "/gc/cycles/total:gc-cycles"}}
-	readCycles := func() uint64 {
-		metrics.Read(gcCycles)
-		return gcCycles[0].Value.Uint64()
-	}
 	var inWindow []uint64 // collections completed from an edit's write to its enforcement
 	for i := 0; i < scaleChanges; i++ {
 		target := filepath.Join(root, fmt.Sprintf("target-%d", i))
@@ -256,7 +251,7 @@ func measureScale(t testing.TB, c restartCase, sz scaleSize) scaleFigures {
 		h := i % scaleHostPolicies
 		file := filepath.Join(policies, fmt.Sprintf("host-%04d.yaml", h))
 		runtime.GC()
-		before := readCycles()
+		before := gcCount()
 		t0 := time.Now()
 		if err := os.WriteFile(file, []byte(scaleHostPolicy(h, target)), 0o644); err != nil {
 			t.Fatal(err)
@@ -271,7 +266,7 @@ func measureScale(t testing.TB, c restartCase, sz scaleSize) scaleFigures {
 		if i == scaleChanges-1 {
 			time.Sleep(200 * time.Millisecond) // as long as the next edit would have come after the last
 		}
-		inWindow = append(inWindow, readCycles()-before)
+		inWindow = append(inWindow, gcCount()-before)
 	}
 	sorted := append([]time.Duration(nil), lat...)
 	sort.Slice(sorted, func(i, j int) bool { return sorted[i] < sorted[j] })
