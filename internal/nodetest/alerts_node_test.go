@@ -13,7 +13,9 @@ import (
 	"time"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/status"
 
 	"github.com/wardsec/ward/api/feeder"
 )
@@ -34,45 +36,36 @@ type alertWatch struct {
 var forwardLine = regexp.MustCompile(`Forwarding from 127\.0\.0\.1:(\d+)`)
 
 // watchAlerts forwards a local port to Ward's Service with kubectl port-forward (through the API
-// server and the kubelet, as karmor logs does) and streams WatchAlerts until the test ends.
+// server and the kubelet, as karmor logs does) and streams WatchAlerts until the test ends. The
+// stream counts as open once Ward's headers arrive: Ward sends them when the subscription exists.
+// A forward that drops its first connections (Ward's pod not yet listening, or a connection the
+// forward closed before Ward's preface) is started again, for up to openLimit; any other error,
+// or the limit, fails the test.
 func (c *cluster) watchAlerts(t *testing.T) *alertWatch {
 	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	pf := exec.CommandContext(ctx, c.bin["kubectl"], "--kubeconfig="+c.kubeconfig, "-n", "kubearmor", "port-forward", "svc/ward", ":32767")
-	stdout, err := pf.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := pf.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { cancel(); _ = pf.Wait() })
-	port := make(chan string, 1)
-	go func() {
-		sc := bufio.NewScanner(stdout)
-		for sc.Scan() {
-			if m := forwardLine.FindStringSubmatch(sc.Text()); m != nil {
-				select {
-				case port <- m[1]:
-				default:
-				}
+	const openLimit = 2 * time.Minute
+	deadline := time.Now().Add(openLimit)
+	var (
+		ctx    context.Context
+		stream grpc.ServerStreamingClient[feeder.Alert]
+	)
+	for try := 1; ; try++ {
+		var stop func()
+		var err error
+		ctx, stream, stop, err = c.openAlerts(time.Until(deadline))
+		if err == nil {
+			t.Cleanup(stop)
+			if try > 1 {
+				t.Logf("WatchAlerts open on try %d", try)
 			}
+			break
 		}
-	}()
-	var p string
-	select {
-	case p = <-port:
-	case <-time.After(2 * time.Minute):
-		t.Fatalf("kubectl port-forward svc/ward: no local port after 2m")
-	}
-	conn, err := grpc.NewClient("127.0.0.1:"+p, grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { conn.Close() })
-	stream, err := feeder.NewLogServiceClient(conn).WatchAlerts(ctx, &feeder.RequestMessage{Filter: "all"})
-	if err != nil {
-		t.Fatalf("WatchAlerts: %v", err)
+		stop()
+		if status.Code(err) != codes.Unavailable || time.Now().After(deadline) {
+			t.Fatalf("WatchAlerts through kubectl port-forward svc/ward, try %d: %v", try, err)
+		}
+		t.Logf("WatchAlerts through kubectl port-forward svc/ward, try %d: %v; starting the forward again", try, err)
+		time.Sleep(2 * time.Second)
 	}
 	w := &alertWatch{}
 	go func() {
@@ -100,6 +93,60 @@ func (c *cluster) watchAlerts(t *testing.T) *alertWatch {
 		}
 	}()
 	return w
+}
+
+// openAlerts starts a port-forward to Ward's Service and opens a WatchAlerts stream through it,
+// waiting at most limit for the forward's local port. stop ends both; the stream lives until then.
+func (c *cluster) openAlerts(limit time.Duration) (context.Context, grpc.ServerStreamingClient[feeder.Alert], func(), error) {
+	ctx, cancel := context.WithCancel(context.Background())
+	pf := exec.CommandContext(ctx, c.bin["kubectl"], "--kubeconfig="+c.kubeconfig, "-n", "kubearmor", "port-forward", "svc/ward", ":32767")
+	stdout, err := pf.StdoutPipe()
+	if err != nil {
+		cancel()
+		return nil, nil, func() {}, err
+	}
+	if err := pf.Start(); err != nil {
+		cancel()
+		return nil, nil, func() {}, err
+	}
+	var conn *grpc.ClientConn
+	stop := func() {
+		cancel()
+		if conn != nil {
+			conn.Close()
+		}
+		_ = pf.Wait()
+	}
+	port := make(chan string, 1)
+	go func() {
+		sc := bufio.NewScanner(stdout)
+		for sc.Scan() {
+			if m := forwardLine.FindStringSubmatch(sc.Text()); m != nil {
+				select {
+				case port <- m[1]:
+				default:
+				}
+			}
+		}
+	}()
+	var p string
+	select {
+	case p = <-port:
+	case <-time.After(limit):
+		return nil, nil, stop, fmt.Errorf("kubectl port-forward svc/ward: no local port after %v", limit)
+	}
+	conn, err = grpc.NewClient("127.0.0.1:"+p, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		return nil, nil, stop, err
+	}
+	stream, err := feeder.NewLogServiceClient(conn).WatchAlerts(ctx, &feeder.RequestMessage{Filter: "all"})
+	if err != nil {
+		return nil, nil, stop, err
+	}
+	if _, err := stream.Header(); err != nil {
+		return nil, nil, stop, err
+	}
+	return ctx, stream, stop, nil
 }
 
 // wait returns the first alert match accepts, failing the test after limit.
