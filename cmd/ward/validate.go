@@ -8,6 +8,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/wardsec/ward/internal/enforcer"
+	"github.com/wardsec/ward/internal/enforcer/apparmor"
 	"github.com/wardsec/ward/internal/policy"
 )
 
@@ -64,7 +65,11 @@ bpf, for example), FILE: policy NAME: FIELD: what is not enforced by whom: why.`
 					continue
 				}
 				for i := range r.Policies {
-					for _, w := range enforcer.Check(module, &r.Policies[i]) {
+					ws := enforcer.Check(module, &r.Policies[i])
+					if module == enforcer.AppArmor {
+						ws = append(ws, apparmor.CheckSources(&r.Policies[i])...)
+					}
+					for _, w := range ws {
 						fmt.Fprintf(cmd.ErrOrStderr(), "%s: warning: %s\n", r.File, w)
 					}
 				}

@@ -91,3 +91,24 @@ func TestValidateLSMAllowedArgs(t *testing.T) {
 		t.Errorf("without --lsm: stderr %q", stderr)
 	}
 }
+
+// TestValidateLSMSources: a policy naming more fromSource executables than a workload's AppArmor
+// profile can hold is valid, and `ward validate --lsm apparmor` names the first one too many;
+// BPF-LSM has no such limit.
+func TestValidateLSMSources(t *testing.T) {
+	const f = "testdata/validate-sources/sources.yaml"
+	stdout, stderr, err := runValidate("--lsm", "apparmor", f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if stdout != f+": ok: 1 policy (KubeArmorHostPolicy many-sources)\n" {
+		t.Errorf("stdout %q", stdout)
+	}
+	want := f + ": warning: policy many-sources: spec.file.matchPaths[1].fromSource[1]: /usr/bin/tool12 is fromSource executable 12 of this policy: a workload's AppArmor profile holds at most 11"
+	if !strings.HasPrefix(stderr, want) || strings.Count(stderr, "\n") != 1 {
+		t.Errorf("stderr %q, want one line starting with %q", stderr, want)
+	}
+	if _, stderr, _ := runValidate("--lsm", "bpf", f); stderr != "" {
+		t.Errorf("--lsm bpf: stderr %q", stderr)
+	}
+}

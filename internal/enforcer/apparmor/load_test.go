@@ -154,6 +154,74 @@ func TestLoadRealParserErrorMapsToPolicy(t *testing.T) {
 	}
 }
 
+// TestSourceLimit runs the real apparmor_parser on a host profile with MaxSources fromSource
+// executables, which it compiles, and with one more, which it refuses: the error then names the
+// rules behind the executables and the limit, not only the parser's message.
+func TestSourceLimit(t *testing.T) {
+	parser := parserPath(t)
+	compileOnly := runnerFunc(func(ctx context.Context, _ string, args ...string) ([]byte, error) {
+		return exec.CommandContext(ctx, parser, "-Q", "-K", args[len(args)-1]).CombinedOutput()
+	})
+	load := func(n int) (Profile, error) {
+		var rs []policy.Rule
+		for i := range n {
+			rs = append(rs, file(policy.MatchPath, "/etc/shadow", block, from(fmt.Sprintf("/usr/bin/tool%02d", i))))
+		}
+		set, err := rules.Compile([]policy.Policy{hostPolicy("sources", rs...)}, host, rules.Postures{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		p, _, err := Render(set, Options{Host: fixtureHost})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(p.Sources) != n {
+			t.Fatalf("%d fromSource executables rendered as %d Sources", n, len(p.Sources))
+		}
+		return p, NewLoader(t.TempDir(), compileOnly).Load(context.Background(), p)
+	}
+	if _, err := load(MaxSources); err != nil {
+		t.Fatalf("%d fromSource executables: %+v", MaxSources, err)
+	}
+	p, err := load(MaxSources + 1)
+	var pe *ParseError
+	if !errors.As(err, &pe) {
+		t.Fatalf("%d fromSource executables: Load = %v, want the parser's refusal", MaxSources+1, err)
+	}
+	t.Logf("%v", err)
+	msg := err.Error()
+	first := p.Sources[0]
+	for _, want := range []string{transitionsRefused, fmt.Sprintf("%d fromSource executables", MaxSources+1),
+		"/usr/bin/tool00 from policy sources, spec.file.matchPaths[0].fromSource[0]", fmt.Sprintf("at most %d", MaxSources),
+		"and 9 more"} {
+		if !strings.Contains(msg, want) {
+			t.Errorf("error lacks %q:\n%s", want, msg)
+		}
+	}
+	if first.Source != "/usr/bin/tool00" || first.Policy != "sources" || first.Rule != "spec.file.matchPaths[0].fromSource[0]" {
+		t.Errorf("first source %+v", first)
+	}
+}
+
+// TestCheckSources: ward validate's warning starts at the policy's executable MaxSources+1, and
+// counts an executable named twice once.
+func TestCheckSources(t *testing.T) {
+	for _, n := range []int{MaxSources, MaxSources + 1} {
+		rs := []policy.Rule{file(policy.MatchPath, "/etc/passwd", block, from("/usr/bin/tool00"))}
+		for i := range n {
+			rs = append(rs, file(policy.MatchPath, "/etc/shadow", block, from(fmt.Sprintf("/usr/bin/tool%02d", i))))
+		}
+		p := hostPolicy("sources", rs...)
+		ws := CheckSources(&p)
+		switch {
+		case n == MaxSources && len(ws) != 0:
+			t.Errorf("%d executables: %v, want no warning", n, ws)
+		case n > MaxSources && (len(ws) != 1 || ws[0].Rule != fmt.Sprintf("spec.file.matchPaths[%d].fromSource[0]", n)):
+			t.Errorf("%d executables: %v, want one warning on spec.file.matchPaths[%d].fromSource[0]", n, ws, n)
+		}
+	}
+}
+
 type runnerFunc func(ctx context.Context, name string, args ...string) ([]byte, error)
 
 func (f runnerFunc) Run(ctx context.Context, name string, args ...string) ([]byte, error) {

@@ -82,6 +82,10 @@ type Profile struct {
 	// Lines[i] says where line i+1 of Text came from, so that a parser error can name the policy
 	// and rule that caused it.
 	Lines []Origin
+	// Sources are the fromSource executables that have a child profile, in the order of their
+	// children, each as the first rule naming it (Origin.Source is the executable). Their number
+	// is what a parser's limit on exec transitions counts (TransitionLimit).
+	Sources []Origin
 }
 
 // Origin says why a profile line exists.
@@ -182,6 +186,7 @@ type renderer struct {
 	opts     Options
 	name     string
 	sources  []string
+	named    map[string]Origin // each source's first rule, for Profile.Sources
 	labels   []string
 	lines    []string
 	origins  []Origin
@@ -212,7 +217,11 @@ func Render(set *rules.Set, opts Options) (Profile, []enforcer.Warning, error) {
 		return Profile{}, nil, fmt.Errorf("render profile %s: %w", r.name, err)
 	}
 	text := strings.Join(r.lines, "\n") + "\n"
-	return Profile{Name: r.name, Text: []byte(text), Lines: r.origins}, r.warnings, nil
+	prof := Profile{Name: r.name, Text: []byte(text), Lines: r.origins}
+	for _, src := range r.sources {
+		prof.Sources = append(prof.Sources, r.named[src])
+	}
+	return prof, r.warnings, nil
 }
 
 // childName is the name of the child profile of fromSource executable source: its path without
@@ -225,13 +234,13 @@ func childName(source string) string { return strings.TrimPrefix(source, "/") }
 
 // collectSources lists the fromSource executables: each gets a child profile.
 func (r *renderer) collectSources() error {
-	seen := map[string]bool{}
+	r.named = map[string]Origin{}
 	for _, ru := range r.set.Rules {
 		if ru.Operation == policy.OpSyscall {
 			continue
 		}
-		for _, fs := range ru.FromSource {
-			if fs.Path == "" || seen[fs.Path] {
+		for j, fs := range ru.FromSource {
+			if _, seen := r.named[fs.Path]; fs.Path == "" || seen {
 				continue
 			}
 			if err := checkPrintable(fs.Path); err != nil {
@@ -240,7 +249,8 @@ func (r *renderer) collectSources() error {
 			if strings.ContainsAny(fs.Path, `"\`) {
 				return fmt.Errorf("policy %s: %s: fromSource %q: a child profile name cannot hold '\"' or '\\'", ru.PolicyName, ru.Field, fs.Path)
 			}
-			seen[fs.Path] = true
+			r.named[fs.Path] = Origin{Kind: OriginRule, Policy: ru.PolicyName,
+				Rule: fmt.Sprintf("%s.fromSource[%d]", ru.Field, j), RuleID: ru.ID, Source: fs.Path}
 			r.sources = append(r.sources, fs.Path)
 		}
 	}
