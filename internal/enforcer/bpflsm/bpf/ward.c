@@ -1783,10 +1783,8 @@ static __always_inline int check_path(struct wl *wl, struct walk *w, struct scra
 		if (!src)
 			flags |= EF_NO_SOURCE;
 	}
-	// file_open's walk is set up at resolved.
+	// Where file_open's walk starts in the path (build_path sets it).
 	__u32 start = 0;
-	if (!in_file_open && (wl->flags & WF_SOURCE_RULES))
-		w->src = src;
 	bool cached = false;
 
 	__u64 bits = 0, sbits = 0;
@@ -1881,11 +1879,11 @@ static __always_inline int check_path(struct wl *wl, struct walk *w, struct scra
 		n = bpf_d_path(&file->f_path, s->path, PATH_MAX);
 	}
 resolved:
-	if (in_file_open) {
+	if (in_file_open)
 		walk_init(w, wl, s, op, start);
-		if (wl->flags & WF_SOURCE_RULES)
-			w->src = src;
-	}
+	// Every caller's walk has its source here, set once.
+	if (wl->flags & WF_SOURCE_RULES)
+		w->src = src;
 	who(t, file, inode, &fsuid, &owner, &tty);
 	flags |= tty ? EF_TTY : 0;
 	if (cached)
