@@ -92,9 +92,9 @@ func TestValidateLSMAllowedArgs(t *testing.T) {
 	}
 }
 
-// TestValidateLSMSources: a policy naming more fromSource executables than a workload's AppArmor
-// profile can hold is valid, and `ward validate --lsm apparmor` names the first one too many;
-// BPF-LSM has no such limit.
+// TestValidateLSMSources: a policy that needs more child profiles than a workload's AppArmor
+// profile can hold is valid, and `ward validate --lsm apparmor` names the source that makes one
+// too many; sources the same rule is limited to share a child, and BPF-LSM has no such limit.
 func TestValidateLSMSources(t *testing.T) {
 	const f = "testdata/validate-sources/sources.yaml"
 	stdout, stderr, err := runValidate("--lsm", "apparmor", f)
@@ -104,11 +104,14 @@ func TestValidateLSMSources(t *testing.T) {
 	if stdout != f+": ok: 1 policy (KubeArmorHostPolicy many-sources)\n" {
 		t.Errorf("stdout %q", stdout)
 	}
-	want := f + ": warning: policy many-sources: spec.file.matchPaths[1].fromSource[1]: /usr/bin/tool12 is fromSource executable 12 of this policy: a workload's AppArmor profile holds at most 11"
-	if !strings.HasPrefix(stderr, want) || strings.Count(stderr, "\n") != 1 {
+	want := f + ": warning: policy many-sources: spec.file.matchPaths[11].fromSource[0]: /usr/bin/tool12 makes 12 fromSource executables with rules of their own"
+	if !strings.HasPrefix(stderr, want) || !strings.Contains(stderr, "at most 11 child profiles") || strings.Count(stderr, "\n") != 1 {
 		t.Errorf("stderr %q, want one line starting with %q", stderr, want)
 	}
 	if _, stderr, _ := runValidate("--lsm", "bpf", f); stderr != "" {
 		t.Errorf("--lsm bpf: stderr %q", stderr)
+	}
+	if _, stderr, _ := runValidate("--lsm", "apparmor", "testdata/validate-sources/shared.yaml"); stderr != "" {
+		t.Errorf("twenty sources of one rule: stderr %q", stderr)
 	}
 }

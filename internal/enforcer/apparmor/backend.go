@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -103,6 +104,9 @@ type Backend struct {
 	byName     map[string]*rules.Set
 	byWorkload map[string]string
 	text       map[string][]byte
+	// sharedChildren is each profile's Profile.Shared: the child profiles more than one fromSource
+	// executable runs in: record tells their records apart by the process's executable.
+	sharedChildren map[string]map[string][]string
 	// loading holds the set of a profile whose load has started and is not in byName yet, and
 	// replaced the set a profile held before its last load. The kernel takes a profile before
 	// apparmor_parser returns, and records of the old one can still be read after byName
@@ -192,7 +196,8 @@ func New(ctx context.Context, cfg Config) (*Backend, error) {
 		opts:   Options{Host: host}, hostOpts: hostOpts, procRoot: cfg.ProcRoot,
 		log:    cfg.Logger,
 		byName: map[string]*rules.Set{}, byWorkload: map[string]string{}, text: map[string][]byte{},
-		loading: map[string]*rules.Set{}, replaced: map[string]*rules.Set{},
+		sharedChildren: map[string]map[string][]string{},
+		loading:        map[string]*rules.Set{}, replaced: map[string]*rules.Set{},
 		podGrace: cfg.PodProfileGrace, unloads: map[string]*time.Timer{},
 	}
 	b.seedText(cfg.Dir, cfg.SecurityFS)
@@ -270,6 +275,7 @@ func (b *Backend) Apply(ctx context.Context, sets []*rules.Set) error {
 	b.mu.Lock()
 	for _, name := range removed {
 		delete(b.text, name)
+		delete(b.sharedChildren, name)
 		delete(b.replaced, name)
 	}
 	for name, s := range byName {
@@ -409,6 +415,9 @@ func (b *Backend) optionsFor(set *rules.Set) Options {
 func (b *Backend) loadText(ctx context.Context, prof Profile) error {
 	b.mu.Lock()
 	same := bytes.Equal(b.text[prof.Name], prof.Text)
+	// Set before the load: the kernel takes the new children before apparmor_parser returns,
+	// and the text on disk that seedText read has no such map.
+	b.sharedChildren[prof.Name] = prof.Shared
 	b.mu.Unlock()
 	if same {
 		return nil
@@ -605,6 +614,7 @@ func (b *Backend) removeProfile(ctx context.Context, name string) error {
 	b.mu.Lock()
 	delete(b.byName, name)
 	delete(b.text, name)
+	delete(b.sharedChildren, name)
 	delete(b.replaced, name)
 	b.mu.Unlock()
 	return nil
@@ -634,9 +644,10 @@ func (b *Backend) record(line string) (ev enforcer.Event, ok bool) {
 	if rec.Apparmor != "DENIED" && rec.Apparmor != "AUDIT" && rec.Apparmor != "ALLOWED" {
 		return ev, false
 	}
-	name, _, _ := strings.Cut(rec.Profile, "//")
+	name, child, _ := strings.Cut(rec.Profile, "//")
 	b.mu.Lock()
 	loaded, loading, replaced := b.byName[name], b.loading[name], b.replaced[name]
+	sharers := b.sharedChildren[name][child]
 	b.mu.Unlock()
 	set, a := shapeRecord(rec, loaded, loading, replaced)
 	if set == nil {
@@ -648,6 +659,16 @@ func (b *Backend) record(line string) (ev enforcer.Event, ok bool) {
 	ev = enforcer.Event{
 		Backend: enforcer.AppArmor, Workload: set.Workload.ID(),
 		PID: uint32(rec.PID), PPID: enforcer.ProcPPID(b.procRoot, rec.PID), UID: rec.FSUID, Comm: rec.Comm, Access: a, Detail: strings.TrimSpace(line),
+	}
+	if len(sharers) > 0 {
+		// A child that several sources run in: the record names the child, after its first
+		// source. They have the same rules, so any of them decides alike; the executable says
+		// which one acted, for the alert's Source and ProcessName.
+		if exe := enforcer.Executable(uint32(rec.PID)); slices.Contains(sharers, exe) {
+			ev.Access.Source = exe
+		} else {
+			ev.Detail += fmt.Sprintf(` ward_source="one of %s: the process was gone before Ward read the record"`, strings.Join(sharers, " "))
+		}
 	}
 	if a.Source == "" {
 		// The alert's Source and ProcessName: the record names only a child profile's program.

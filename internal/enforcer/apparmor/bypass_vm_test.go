@@ -48,7 +48,7 @@ func TestBypasses(t *testing.T) {
 			t.Fatalf("cp %s %s: %v %s", from, to, err, out)
 		}
 	}
-	for _, bin := range []string{"reader", "tool", "src", "src2"} {
+	for _, bin := range []string{"reader", "tool", "src", "src2", "src3", "src4"} {
 		cp(self, "/wt/bin/"+bin)
 	}
 	cp("/usr/sbin/apparmor_parser", "/wt/bin/dyn") // a blocked dynamic program
@@ -93,6 +93,8 @@ func TestBypasses(t *testing.T) {
 		),
 		hostPolicy("srcnet", netw("udp", block, from("/wt/bin/src"))),
 		hostPolicy("src2net", netw("tcp", block, from("/wt/bin/src2"))),
+		// One rule limited to two programs: they share one child, named after src3.
+		hostPolicy("sharednet", netw("udp", block, from("/wt/bin/src4"), from("/wt/bin/src3"))),
 	}
 	set, err := rules.Compile(pols, host, rules.Postures{})
 	if err != nil {
@@ -114,6 +116,7 @@ func TestBypasses(t *testing.T) {
 	eacces := int(syscall.EACCES)
 	const host = "ward-host"
 	const child = "ward-host//wt/bin/src"
+	const shared = "ward-host//wt/bin/src3"
 	type tc struct {
 		name  string
 		label string // the profile the program starts in
@@ -178,6 +181,13 @@ func TestBypasses(t *testing.T) {
 		{name: "fromSource program started from the workload enters its child", label: host, exe: "/wt/bin/reader",
 			ops:  []string{"spawn:/wt/bin/src:label,socket:udp"},
 			want: []string{"/wt/bin/src: label " + child + " (enforce)", "/wt/bin/src: " + errno("socket:udp"), "spawn:/wt/bin/src:label,socket:udp ok"}},
+		{name: "fromSource program started from the workload enters the child it shares", label: host, exe: "/wt/bin/reader",
+			ops:  []string{"spawn:/wt/bin/src4:label,socket:udp"},
+			want: []string{"/wt/bin/src4: label " + shared + " (enforce)", "/wt/bin/src4: " + errno("socket:udp"), "spawn:/wt/bin/src4:label,socket:udp ok"}},
+		{name: "fromSource program starts one that shares its child, which stays in it", label: shared, exe: "/wt/bin/src4",
+			ops: []string{"spawn:/wt/bin/src3:label,socket:udp", "spawn:/wt/bin/src:label"},
+			want: []string{"/wt/bin/src3: label " + shared + " (enforce)", "/wt/bin/src3: " + errno("socket:udp"), "spawn:/wt/bin/src3:label,socket:udp ok",
+				"/wt/bin/src: label " + child + " (enforce)", "spawn:/wt/bin/src:label ok"}},
 		{name: "new hard link to a fromSource program", label: host, exe: "/wt/bin/reader", ops: []string{"link:/wt/bin/src:/wt/bin/srclink2"},
 			want: []string{errno("link:/wt/bin/src:/wt/bin/srclink2")}},
 		{name: "fromSource program run through a hard link made before Ward", label: host, exe: "/wt/bin/reader",
@@ -251,6 +261,7 @@ func TestBypasses(t *testing.T) {
 	// The record names no executable and no parent: the backend reads them from /proc while the
 	// process lives. A reader that stays until its event has arrived must be named exactly.
 	checkLiveEnrichment(t, b, host)
+	checkSharedSource(t, b, shared)
 	// Hard links made before Ward to a blocked file or program: the apply warns about each, in the
 	// log and the policy's status, naming the other name when it shares the directory.
 	for _, w := range [][2]string{{"/wt/secret.txt", "/wt/hard"}, {"/wt/bin/tool", "/wt/bin/hardtool"}} {
@@ -337,6 +348,42 @@ func mustRecord(t *testing.T, line string) Record {
 		t.Fatalf("parse %q: %v", line, err)
 	}
 	return rec
+}
+
+// checkSharedSource: the kernel's record from a child that two fromSource programs share names
+// the child after src3; a src4 that stays until its event has arrived is named as the source.
+func checkSharedSource(t *testing.T, b *Backend, label string) {
+	t.Helper()
+	drainEvents(b)
+	cmd := exec.Command("aa-exec", "-p", label, "--", "/wt/bin/src4")
+	cmd.Env = append(os.Environ(), trigger.Command("socket:udp", "hold"))
+	release, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out strings.Builder
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	evs, ok := awaitEvent(b, 20*time.Second, func(ev enforcer.Event) bool {
+		return ev.Access.Op == policy.OpNetwork && ev.PID == uint32(cmd.Process.Pid)
+	})
+	release.Close()
+	if err := cmd.Wait(); err != nil {
+		t.Errorf("held src4: %v: %s", err, out.String())
+	}
+	if want := fmt.Sprintf("socket:udp errno %d\nhold ok\n", int(syscall.EACCES)); out.String() != want {
+		t.Errorf("held src4 printed %q, want %q", out.String(), want)
+	}
+	if !ok {
+		t.Fatalf("held src4: no network event from pid %d: %+v", cmd.Process.Pid, evs)
+	}
+	if ev := evs[len(evs)-1]; ev.Access.Source != "/wt/bin/src4" || ev.Errno != int(syscall.EACCES) {
+		t.Errorf("held src4's event in the shared child names source %q (errno %d), want /wt/bin/src4: %+v", ev.Access.Source, ev.Errno, ev)
+	} else {
+		t.Logf("held src4's event in %s: source %s", label, ev.Access.Source)
+	}
 }
 
 // checkLiveEnrichment has a reader of the workload perform a blocked open and stay alive (the

@@ -84,6 +84,14 @@ func (d *driver) Command(_ *testing.T, set *rules.Set, exe string) *exec.Cmd {
 	}
 	if slices.Contains(sources, exe) {
 		label += "//" + childName(exe)
+		// Unless it shares the child of a source the same rules are limited to.
+		if prof, _, err := Render(set, Options{}); err == nil {
+			for child, members := range prof.Shared {
+				if slices.Contains(members, exe) {
+					label = ProfileName(set.Workload) + "//" + child
+				}
+			}
+		}
 	}
 	cmd := exec.Command("aa-exec", "-p", label, "--", exe)
 	cmd.Env = os.Environ()

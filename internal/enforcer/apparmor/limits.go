@@ -2,6 +2,8 @@ package apparmor
 
 import (
 	"fmt"
+	"slices"
+	"strings"
 
 	"github.com/wardsec/ward/internal/enforcer"
 	"github.com/wardsec/ward/internal/policy"
@@ -19,38 +21,70 @@ func (b *Backend) Limitations() []string {
 	}
 }
 
-// MaxSources is how many fromSource executables one workload's profile can have under Debian
-// 12's apparmor_parser (3.0.8). Every child profile names as exec targets each executable's
-// child and the workload's profile, and that parser holds 12 targets per profile; it refuses
-// more with transitionsRefused (TestSourceLimit runs the real parser either side of it).
-const MaxSources = 11
+// MaxChildren is how many child profiles one workload's profile can have under Debian 12's
+// apparmor_parser (3.0.8). Every child profile names as exec targets each child and the
+// workload's profile, and that parser holds 12 targets per profile; it refuses more with
+// transitionsRefused (TestSourceLimit runs the real parser either side of it). fromSource
+// executables that the same rules are limited to share a child (groupSources).
+const MaxChildren = 11
 
-// CheckSources warns when policy p alone names more fromSource executables than one workload's
-// profile can have (MaxSources): the profile of every workload it selects would be refused, and
-// the workload would keep its previous rules. Policies that together name too many for a
-// workload are found when its profile is loaded (ParseError).
+// groupSources splits sources into the sets that the same rules are limited to, each set in
+// the order of sources, the sets in the order of their first: the sources of a set would have
+// children of the same text, so they share one. rules yields rule i of n.
+func groupSources(sources []string, n int, rule func(i int) *policy.Rule) [][]string {
+	var groups [][]string
+	index := map[string]int{} // the indices of the rules limited to a source -> its group
+	for _, src := range sources {
+		var key strings.Builder
+		for i := range n {
+			ru := rule(i)
+			if ru.Operation != policy.OpSyscall && slices.ContainsFunc(ru.FromSource, func(fs policy.FromSource) bool { return fs.Path == src }) {
+				fmt.Fprintf(&key, "%d,", i)
+			}
+		}
+		g, ok := index[key.String()]
+		if !ok {
+			g = len(groups)
+			index[key.String()] = g
+			groups = append(groups, nil)
+		}
+		groups[g] = append(groups[g], src)
+	}
+	return groups
+}
+
+// CheckSources warns when policy p alone needs more child profiles than one workload's profile
+// can have (MaxChildren): the profile of every workload it selects would be refused, and the
+// workload would keep its previous rules. Rules of other policies only split children further,
+// so this never warns wrongly; policies that together need too many for a workload are found
+// when its profile is loaded (ParseError).
 func CheckSources(p *policy.Policy) []enforcer.Warning {
-	seen := map[string]bool{}
+	var sources []string
+	field := map[string]string{}
 	for _, ru := range p.Rules {
 		if ru.Operation == policy.OpSyscall {
 			continue
 		}
 		for j, fs := range ru.FromSource {
-			if fs.Path == "" || seen[fs.Path] {
+			if _, seen := field[fs.Path]; fs.Path == "" || seen {
 				continue
 			}
-			seen[fs.Path] = true
-			if len(seen) == MaxSources+1 {
-				return []enforcer.Warning{{Backend: enforcer.AppArmor, Policy: p.Name, PolicyKind: p.Kind,
-					Namespace: p.Namespace, RuleID: -1, Rule: fmt.Sprintf("%s.fromSource[%d]", ru.Field, j),
-					Message: fmt.Sprintf("%s is fromSource executable %d of this policy: a workload's AppArmor "+
-						"profile holds at most %d with Debian 12's apparmor_parser (3.0.8), so the profile of "+
-						"every workload the policy selects is refused and keeps its previous rules; BPF-LSM "+
-						"has no such limit", fs.Path, MaxSources+1, MaxSources)}}
-			}
+			field[fs.Path] = fmt.Sprintf("%s.fromSource[%d]", ru.Field, j)
+			sources = append(sources, fs.Path)
 		}
 	}
-	return nil
+	groups := groupSources(sources, len(p.Rules), func(i int) *policy.Rule { return &p.Rules[i] })
+	if len(groups) <= MaxChildren {
+		return nil
+	}
+	src := groups[MaxChildren][0]
+	return []enforcer.Warning{{Backend: enforcer.AppArmor, Policy: p.Name, PolicyKind: p.Kind,
+		Namespace: p.Namespace, RuleID: -1, Rule: field[src],
+		Message: fmt.Sprintf("%s makes %d fromSource executables with rules of their own in this policy "+
+			"(executables the same rules are limited to share one AppArmor child profile): a workload's "+
+			"AppArmor profile holds at most %d child profiles with Debian 12's apparmor_parser (3.0.8), so "+
+			"the profile of every workload the policy selects is refused and keeps its previous rules; "+
+			"BPF-LSM has no such limit", src, len(groups), MaxChildren)}}
 }
 
 // transitionsRefused is the parser's message for a profile with more exec targets than it holds.

@@ -64,11 +64,12 @@ type ParseError struct {
 	// Line is the line the parser named in the profile file, or 0.
 	Line   int
 	Origin Origin
-	// Sources are the profile's fromSource executables (Profile.Sources), named when the
-	// parser refused their number.
-	Sources []Origin
-	Output  string
-	Err     error
+	// Sources and Children are the profile's fromSource executables and its number of child
+	// profiles (Profile.Sources, Profile.Children), named when the parser refused that number.
+	Sources  []Origin
+	Children int
+	Output   string
+	Err      error
 }
 
 func (e *ParseError) Error() string {
@@ -89,14 +90,14 @@ func (e *ParseError) Error() string {
 		b.WriteString(": " + e.Err.Error())
 	}
 	if strings.Contains(e.Output, transitionsRefused) && len(e.Sources) > 0 {
-		b.WriteString(" " + tooManySources(e.Sources))
+		b.WriteString(" " + tooManySources(e.Children, e.Sources))
 	}
 	return b.String()
 }
 
-// tooManySources says which rules gave a profile more fromSource executables than the parser
-// holds exec targets for, and what would fit.
-func tooManySources(srcs []Origin) string {
+// tooManySources says which rules gave a profile more child profiles than the parser holds
+// exec targets for, and what would fit.
+func tooManySources(children int, srcs []Origin) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "The workload has %d fromSource executables (", len(srcs))
 	const shown = 3
@@ -109,10 +110,11 @@ func tooManySources(srcs []Origin) string {
 	if len(srcs) > shown {
 		fmt.Fprintf(&b, "; and %d more", len(srcs)-shown)
 	}
-	fmt.Fprintf(&b, "), and each child profile needs an exec transition to every one of them and to "+
-		"the workload's profile: this apparmor_parser holds fewer (Debian 12's 3.0.8 holds 12 per profile, "+
-		"so at most %d fromSource executables per workload). Name fewer fromSource executables in the "+
-		"policies that select the workload, or use BPF-LSM, which has no such limit.", MaxSources)
+	fmt.Fprintf(&b, ") in %d child profiles (executables the same rules are limited to share one), and "+
+		"each child profile needs an exec transition to every child and to the workload's profile: this "+
+		"apparmor_parser holds fewer (Debian 12's 3.0.8 holds 12 per profile, so at most %d child profiles "+
+		"per workload). Limit the same rules to fromSource executables that may share a child, name fewer "+
+		"of them in the policies that select the workload, or use BPF-LSM, which has no such limit.", children, MaxChildren)
 	return b.String()
 }
 
@@ -168,7 +170,7 @@ func (l *Loader) Load(ctx context.Context, p Profile) error {
 
 	out, err := l.runner.Run(ctx, l.parser, "-r", "-W", tmpName)
 	if err != nil {
-		pe := &ParseError{Profile: p.Name, Sources: p.Sources, Output: string(out), Err: err}
+		pe := &ParseError{Profile: p.Name, Sources: p.Sources, Children: p.Children, Output: string(out), Err: err}
 		for _, m := range lineRE.FindAllStringSubmatch(string(out), -1) {
 			// Only a line number in our own file maps back; one in an include does not.
 			if n, _ := strconv.Atoi(m[1]); strings.Contains(string(out), tmpName) && n > 0 {

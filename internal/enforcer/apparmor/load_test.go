@@ -154,19 +154,33 @@ func TestLoadRealParserErrorMapsToPolicy(t *testing.T) {
 	}
 }
 
-// TestSourceLimit runs the real apparmor_parser on a host profile with MaxSources fromSource
-// executables, which it compiles, and with one more, which it refuses: the error then names the
-// rules behind the executables and the limit, not only the parser's message.
+// TestSourceLimit runs the real apparmor_parser on host profiles with MaxChildren child
+// profiles, which it compiles, and with one more, which it refuses: the error then names the
+// rules behind the fromSource executables and the limit, not only the parser's message. Sources
+// that the same rules are limited to share a child, so thirty of them in one rule fit.
 func TestSourceLimit(t *testing.T) {
 	parser := parserPath(t)
 	compileOnly := runnerFunc(func(ctx context.Context, _ string, args ...string) ([]byte, error) {
 		return exec.CommandContext(ctx, parser, "-Q", "-K", args[len(args)-1]).CombinedOutput()
 	})
-	load := func(n int) (Profile, error) {
+	tool := func(i int) string { return fmt.Sprintf("/usr/bin/tool%02d", i) }
+	// own gives each of n sources a rule of its own, from the source numbered first on.
+	own := func(first, n int) []policy.Rule {
 		var rs []policy.Rule
-		for i := range n {
-			rs = append(rs, file(policy.MatchPath, "/etc/shadow", block, from(fmt.Sprintf("/usr/bin/tool%02d", i))))
+		for i := first; i < first+n; i++ {
+			rs = append(rs, file(policy.MatchPath, "/etc/shadow", block, from(tool(i))))
 		}
+		return rs
+	}
+	// one limits one rule to n sources, from the source numbered first on.
+	one := func(first, n int) policy.Rule {
+		var opts []ruleOpt
+		for i := first; i < first+n; i++ {
+			opts = append(opts, from(tool(i)))
+		}
+		return file(policy.MatchPath, "/etc/gshadow", block, opts...)
+	}
+	load := func(rs []policy.Rule) (Profile, error) {
 		set, err := rules.Compile([]policy.Policy{hostPolicy("sources", rs...)}, host, rules.Postures{})
 		if err != nil {
 			t.Fatal(err)
@@ -175,38 +189,50 @@ func TestSourceLimit(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if len(p.Sources) != n {
-			t.Fatalf("%d fromSource executables rendered as %d Sources", n, len(p.Sources))
-		}
 		return p, NewLoader(t.TempDir(), compileOnly).Load(context.Background(), p)
 	}
-	if _, err := load(MaxSources); err != nil {
-		t.Fatalf("%d fromSource executables: %+v", MaxSources, err)
+	for _, c := range []struct {
+		name              string
+		rules             []policy.Rule
+		sources, children int
+	}{
+		{"a child each", own(0, MaxChildren), MaxChildren, MaxChildren},
+		{"thirty in one rule", []policy.Rule{one(0, 30)}, 30, 1},
+		{"thirty in one rule beside children of their own", append(own(30, MaxChildren-1), one(0, 30)), 30 + MaxChildren - 1, MaxChildren},
+	} {
+		p, err := load(c.rules)
+		if err != nil {
+			t.Errorf("%s: %+v", c.name, err)
+		}
+		if len(p.Sources) != c.sources || p.Children != c.children {
+			t.Errorf("%s: %d sources in %d children, want %d in %d", c.name, len(p.Sources), p.Children, c.sources, c.children)
+		}
 	}
-	p, err := load(MaxSources + 1)
+
+	p, err := load(own(0, MaxChildren+1))
 	var pe *ParseError
 	if !errors.As(err, &pe) {
-		t.Fatalf("%d fromSource executables: Load = %v, want the parser's refusal", MaxSources+1, err)
+		t.Fatalf("%d child profiles: Load = %v, want the parser's refusal", MaxChildren+1, err)
 	}
 	t.Logf("%v", err)
 	msg := err.Error()
-	first := p.Sources[0]
-	for _, want := range []string{transitionsRefused, fmt.Sprintf("%d fromSource executables", MaxSources+1),
-		"/usr/bin/tool00 from policy sources, spec.file.matchPaths[0].fromSource[0]", fmt.Sprintf("at most %d", MaxSources),
-		"and 9 more"} {
+	for _, want := range []string{transitionsRefused, fmt.Sprintf("%d fromSource executables", MaxChildren+1),
+		"/usr/bin/tool00 from policy sources, spec.file.matchPaths[0].fromSource[0]", "and 9 more",
+		fmt.Sprintf("in %d child profiles", MaxChildren+1), fmt.Sprintf("at most %d child profiles", MaxChildren)} {
 		if !strings.Contains(msg, want) {
 			t.Errorf("error lacks %q:\n%s", want, msg)
 		}
 	}
-	if first.Source != "/usr/bin/tool00" || first.Policy != "sources" || first.Rule != "spec.file.matchPaths[0].fromSource[0]" {
+	if first := p.Sources[0]; first.Source != tool(0) || first.Policy != "sources" || first.Rule != "spec.file.matchPaths[0].fromSource[0]" {
 		t.Errorf("first source %+v", first)
 	}
 }
 
-// TestCheckSources: ward validate's warning starts at the policy's executable MaxSources+1, and
-// counts an executable named twice once.
+// TestCheckSources: ward validate's warning starts at the policy's source that makes child
+// MaxChildren+1, counts a source named twice once, and sources the same rules are limited to
+// as one.
 func TestCheckSources(t *testing.T) {
-	for _, n := range []int{MaxSources, MaxSources + 1} {
+	for _, n := range []int{MaxChildren, MaxChildren + 1} {
 		rs := []policy.Rule{file(policy.MatchPath, "/etc/passwd", block, from("/usr/bin/tool00"))}
 		for i := range n {
 			rs = append(rs, file(policy.MatchPath, "/etc/shadow", block, from(fmt.Sprintf("/usr/bin/tool%02d", i))))
@@ -214,11 +240,19 @@ func TestCheckSources(t *testing.T) {
 		p := hostPolicy("sources", rs...)
 		ws := CheckSources(&p)
 		switch {
-		case n == MaxSources && len(ws) != 0:
+		case n == MaxChildren && len(ws) != 0:
 			t.Errorf("%d executables: %v, want no warning", n, ws)
-		case n > MaxSources && (len(ws) != 1 || ws[0].Rule != fmt.Sprintf("spec.file.matchPaths[%d].fromSource[0]", n)):
+		case n > MaxChildren && (len(ws) != 1 || ws[0].Rule != fmt.Sprintf("spec.file.matchPaths[%d].fromSource[0]", n)):
 			t.Errorf("%d executables: %v, want one warning on spec.file.matchPaths[%d].fromSource[0]", n, ws, n)
 		}
+	}
+	var opts []ruleOpt
+	for i := range 30 {
+		opts = append(opts, from(fmt.Sprintf("/usr/bin/tool%02d", i)))
+	}
+	p := hostPolicy("shared", file(policy.MatchPath, "/etc/shadow", block, opts...))
+	if ws := CheckSources(&p); len(ws) != 0 {
+		t.Errorf("30 executables of one rule: %v, want no warning", ws)
 	}
 }
 

@@ -82,10 +82,15 @@ type Profile struct {
 	// Lines[i] says where line i+1 of Text came from, so that a parser error can name the policy
 	// and rule that caused it.
 	Lines []Origin
-	// Sources are the fromSource executables that have a child profile, in the order of their
-	// children, each as the first rule naming it (Origin.Source is the executable). Their number
-	// is what a parser's limit on exec transitions counts (TransitionLimit).
+	// Sources are the fromSource executables, sorted, each as the first rule naming it
+	// (Origin.Source is the executable).
 	Sources []Origin
+	// Children is the number of child profiles: one per set of sources the same rules are
+	// limited to. It is what a parser's limit on exec targets counts (MaxChildren).
+	Children int
+	// Shared maps a child profile that more than one source runs in (named after the first) to
+	// those sources: a record from it names the child, not which of them acted.
+	Shared map[string][]string
 }
 
 // Origin says why a profile line exists.
@@ -182,11 +187,15 @@ type ctx struct {
 }
 
 type renderer struct {
-	set      *rules.Set
-	opts     Options
-	name     string
-	sources  []string
-	named    map[string]Origin // each source's first rule, for Profile.Sources
+	set     *rules.Set
+	opts    Options
+	name    string
+	sources []string
+	named   map[string]Origin // each source's first rule, for Profile.Sources
+	// child maps each source to the child profile it runs in (childOf); children lists each
+	// child's sources, the first naming it.
+	child    map[string]string
+	children [][]string
 	labels   []string
 	lines    []string
 	origins  []Origin
@@ -217,9 +226,17 @@ func Render(set *rules.Set, opts Options) (Profile, []enforcer.Warning, error) {
 		return Profile{}, nil, fmt.Errorf("render profile %s: %w", r.name, err)
 	}
 	text := strings.Join(r.lines, "\n") + "\n"
-	prof := Profile{Name: r.name, Text: []byte(text), Lines: r.origins}
+	prof := Profile{Name: r.name, Text: []byte(text), Lines: r.origins, Children: len(r.children)}
 	for _, src := range r.sources {
 		prof.Sources = append(prof.Sources, r.named[src])
+	}
+	for _, members := range r.children {
+		if len(members) > 1 {
+			if prof.Shared == nil {
+				prof.Shared = map[string][]string{}
+			}
+			prof.Shared[childName(members[0])] = members
+		}
 	}
 	return prof, r.warnings, nil
 }
@@ -255,11 +272,26 @@ func (r *renderer) collectSources() error {
 		}
 	}
 	slices.Sort(r.sources)
+	r.childOf()
 	r.labels = []string{r.name}
-	for _, s := range r.sources {
-		r.labels = append(r.labels, r.name+"//"+childName(s))
+	for _, members := range r.children {
+		r.labels = append(r.labels, r.name+"//"+childName(members[0]))
 	}
 	return nil
+}
+
+// childOf gives the sources that the same rules are limited to one child profile, named after
+// the first of them (groupSources). Each child is an exec target of every child (xmode) and a
+// parser holds few per profile (MaxChildren), so a policy that lists twenty programs in one
+// rule's fromSource needs one child, not twenty.
+func (r *renderer) childOf() {
+	r.children = groupSources(r.sources, len(r.set.Rules), func(i int) *policy.Rule { return &r.set.Rules[i].Rule })
+	r.child = map[string]string{}
+	for _, members := range r.children {
+		for _, src := range members {
+			r.child[src] = childName(members[0])
+		}
+	}
 }
 
 func (r *renderer) emit(o Origin, indent, format string, args ...any) {
@@ -344,11 +376,16 @@ func (r *renderer) render() error {
 	if err := r.body(top); err != nil {
 		return err
 	}
-	for _, s := range r.sources {
+	for _, members := range r.children {
+		s := members[0]
 		c := &ctx{source: s, label: r.name + "//" + childName(s), indent: "    "}
 		o := Origin{Kind: OriginHeader, RuleID: -1, Source: s}
 		r.emit(o, "", "")
-		r.emit(o, "  ", "# Child profile for fromSource %s: the workload's rules plus the rules limited to it.", s)
+		if len(members) == 1 {
+			r.emit(o, "  ", "# Child profile for fromSource %s: the workload's rules plus the rules limited to it.", s)
+		} else {
+			r.emit(o, "  ", "# Child profile for fromSource %s: the workload's rules plus the rules limited to them, the same for each.", strings.Join(members, ", "))
+		}
 		r.emit(o, "  ", "profile %s flags=(attach_disconnected) {", quote(childName(s)))
 		if err := r.body(c); err != nil {
 			return err
@@ -770,14 +807,14 @@ func processTarget(ru *rules.Rule) (string, error) {
 // a program the child starts is no longer the fromSource executable, except the fromSource
 // executables, which enter their own child.
 func (r *renderer) xmode(c *ctx, exact string) string {
-	isSource := exact != "" && slices.Contains(r.sources, exact)
+	child, isSource := r.child[exact]
 	switch {
 	case c.source == "" && isSource:
-		return "cx -> " + quote(childName(exact))
+		return "cx -> " + quote(child)
 	case c.source == "":
 		return "ix"
 	case isSource:
-		return "px -> " + quote(r.name+"//"+childName(exact))
+		return "px -> " + quote(r.name+"//"+child)
 	}
 	return "px -> " + quote(r.name)
 }

@@ -206,6 +206,14 @@ func renderCases() []renderCase {
 			netw("tcp", allow, from("/usr/bin/curl")),
 			capa("net_raw", block, from("/usr/bin/ping")),
 		)}, warnings: []string{"network inet stream: sctp", "network inet raw", "network inet6 stream: sctp", "network inet6 raw"}},
+		// Sources the same rules are limited to share one child, named after the first: cat and
+		// head (one rule, and one more rule limited to both) share usr/bin/cat; tail, with a rule
+		// of its own besides, has its own child.
+		{name: "from_source_shared", w: host, policies: []policy.Policy{hostPolicy("sources",
+			file(policy.MatchPath, "/etc/shadow", block, from("/usr/bin/head"), from("/usr/bin/cat"), from("/usr/bin/tail")),
+			netw("raw", block, from("/usr/bin/cat"), from("/usr/bin/head")),
+			file(policy.MatchPath, "/etc/hosts", audit, from("/usr/bin/tail")),
+		)}},
 		// Specific before general (issue 13 item 2): cat's child profile leaves out the general
 		// Block of the directory cat may read, keeps its writes denied (the Allow is readOnly),
 		// and keeps the Block of a directory holding a file cat may read (warned: AppArmor's

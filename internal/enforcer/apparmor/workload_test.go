@@ -613,3 +613,32 @@ func TestRestartLoadsOnlyWhatTheKernelLacks(t *testing.T) {
 		t.Errorf("a restart loaded %v, want %v: the profile the kernel lacks and the one edited on disk", got, want)
 	}
 }
+
+// A record from a child profile that several fromSource executables share names the child
+// after its first executable; the event names the one that acted, read from /proc, and says
+// which it could have been when the process is gone.
+func TestRecordSharedChild(t *testing.T) {
+	self, err := os.Readlink("/proc/self/exe")
+	if err != nil {
+		t.Fatal(err)
+	}
+	const other = "/0/other" // sorts before the test binary's path: the child is named after it
+	b := newTestBackend(t, t.TempDir(), &gateRunner{})
+	set := compileFor(t, hostPolicy("shared", file(policy.MatchPath, "/secret", block, from(self), from(other))), true)
+	if err := b.Apply(context.Background(), []*rules.Set{set}); err != nil {
+		t.Fatal(err)
+	}
+	record := func(pid int) string {
+		return fmt.Sprintf(`audit: type=1400 audit(1764343200.123:1): apparmor="DENIED" operation="open" class="file" profile="ward-host//%s" name="/secret" pid=%d comm="x" requested_mask="r" denied_mask="r" fsuid=0 ouid=0`,
+			childName(other), pid)
+	}
+	ev, ok := b.record(record(os.Getpid()))
+	if !ok || ev.Access.Source != self || ev.Access.Path != "/secret" {
+		t.Errorf("record of this process in the shared child: %+v (kept %v), want source %s", ev.Access, ok, self)
+	}
+	const gone = 1 << 30 // above pid_max
+	ev, ok = b.record(record(gone))
+	if !ok || ev.Access.Source != other || !strings.Contains(ev.Detail, `ward_source="one of `+other+" "+self) {
+		t.Errorf("record of a process gone: source %q, detail %q (kept %v), want the child's first source and the candidates", ev.Access.Source, ev.Detail, ok)
+	}
+}
