@@ -8,10 +8,12 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
 
+	"github.com/wardsec/ward/internal/policy"
 	"github.com/wardsec/ward/internal/rules"
 	"github.com/wardsec/ward/internal/testutil/vmguest"
 )
@@ -120,4 +122,89 @@ profile wardtest-runtime-default flags=(attach_disconnected) {
 	if out, err := run(runtimeKill, "-CONT", pid); err != nil {
 		t.Errorf("kill -CONT of the container's process from the left-out runtime: %v %q, want success", err, out)
 	}
+}
+
+// TestHostSourceStartedUnconfined shows what Limitations says of a fromSource program that a
+// process outside Ward's profiles starts (systemd starting a service, a shell that predates
+// Ward): the host profile's attachment puts it in ward-host, not in its child profile, so the
+// rules limited to it do not apply; nor when it is started in the profile (change_onexec, as a
+// runtime starts a container's entrypoint). Started from inside ward-host it enters its child
+// and they do. When this test fails because the rule applies, the limitation is gone: remove it.
+func TestHostSourceStartedUnconfined(t *testing.T) {
+	vmguest.RequireProfile(t, "apparmor")
+	ctx := context.Background()
+	dir := t.TempDir()
+	cat, err := exec.LookPath("cat")
+	if err != nil {
+		t.Fatal(err)
+	}
+	src, secret := filepath.Join(dir, "src", "cat"), filepath.Join(dir, "secret")
+	prog, err := os.ReadFile(cat)
+	if err == nil {
+		err = os.MkdirAll(filepath.Dir(src), 0o755)
+	}
+	if err == nil {
+		err = os.WriteFile(src, prog, 0o755)
+	}
+	if err == nil {
+		err = os.WriteFile(secret, []byte("x"), 0o644)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	parser, err := exec.LookPath("apparmor_parser")
+	if err == nil {
+		parser, err = filepath.EvalSymlinks(parser)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	exempt, err := RenderExempt([]string{parser})
+	if err != nil {
+		t.Fatal(err)
+	}
+	set, err := rules.Compile([]policy.Policy{hostPolicy("src", file(policy.MatchPath, secret, block, from(src)))}, host, rules.Postures{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	hostProf, _, err := Render(set, Options{Host: ReadHost(DefaultDir), AttachAll: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	loader := NewLoader(t.TempDir(), nil)
+	for _, p := range []Profile{exempt, hostProf} {
+		if err := loader.Load(ctx, p); err != nil {
+			t.Fatalf("%+v", err)
+		}
+		t.Cleanup(func() {
+			if err := loader.Remove(ctx, p.Name); err != nil {
+				t.Errorf("remove %s: %v", p.Name, err)
+			}
+		})
+	}
+	run := func(args ...string) (string, error) {
+		out, err := exec.Command(args[0], args[1:]...).CombinedOutput()
+		return strings.TrimRight(strings.TrimSpace(string(out)), "\x00"), err
+	}
+	// aa-exec's own exec enters the profile directly (change_onexec), as a runtime's does: the
+	// shell it starts there executes src by the profile's rules.
+	if out, err := run("aa-exec", "-p", hostProf.Name, "--", "sh", "-c", src+" "+secret); err == nil || !strings.Contains(out, "ermission denied") {
+		t.Errorf("%s started from inside %s: read %s: %v %q, want permission denied (its child's rule)", src, hostProf.Name, secret, err, out)
+	}
+	label, err := run(src, "/proc/self/attr/current")
+	if err != nil || !strings.HasPrefix(label, hostProf.Name+" ") {
+		t.Errorf("%s started unconfined: label %q (%v), want %s by the host profile's attachment", src, label, err, hostProf.Name)
+	}
+	out, err := run(src, secret)
+	if err != nil {
+		t.Errorf("%s started unconfined: read %s: %v %q; the rule limited to it applies: remove the limitation", src, secret, err, out)
+	}
+	// A runtime starts a container's entrypoint the way aa-exec starts src here: in the profile.
+	if out, err := run("aa-exec", "-p", hostProf.Name, "--", src, secret); err != nil {
+		t.Errorf("%s started by aa-exec in %s: read %s: %v %q; the rule limited to it applies: remove the limitation", src, hostProf.Name, secret, err, out)
+	}
+	if !slices.ContainsFunc((&Backend{}).Limitations(), func(l string) bool { return strings.Contains(l, "started by a process outside Ward's profiles") }) {
+		t.Error("no limitation names a fromSource program started by a process outside Ward's profiles")
+	}
+	t.Logf("%s started unconfined runs as %q and reads %s: %q", src, label, secret, out)
 }
