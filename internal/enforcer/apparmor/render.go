@@ -249,7 +249,7 @@ func Render(set *rules.Set, opts Options) (Profile, []enforcer.Warning, error) {
 // could neither execute itself nor another fromSource program.
 func childName(source string) string { return strings.TrimPrefix(source, "/") }
 
-// collectSources lists the fromSource executables: each gets a child profile.
+// collectSources lists the fromSource executables and the child profile each runs in (childOf).
 func (r *renderer) collectSources() error {
 	r.named = map[string]Origin{}
 	for _, ru := range r.set.Rules {
