@@ -416,13 +416,18 @@ func (b *Backend) loadText(ctx context.Context, prof Profile) error {
 	b.mu.Lock()
 	same := bytes.Equal(b.text[prof.Name], prof.Text)
 	// Set before the load: the kernel takes the new children before apparmor_parser returns,
-	// and the text on disk that seedText read has no such map.
+	// and the text on disk that seedText read has no such map. A refused load puts the old
+	// one back.
+	old := b.sharedChildren[prof.Name]
 	b.sharedChildren[prof.Name] = prof.Shared
 	b.mu.Unlock()
 	if same {
 		return nil
 	}
 	if err := b.loader.Load(ctx, prof); err != nil {
+		b.mu.Lock()
+		b.sharedChildren[prof.Name] = old
+		b.mu.Unlock()
 		return err
 	}
 	b.mu.Lock()

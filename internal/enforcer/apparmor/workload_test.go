@@ -623,10 +623,19 @@ func TestRecordSharedChild(t *testing.T) {
 		t.Fatal(err)
 	}
 	const other = "/0/other" // sorts before the test binary's path: the child is named after it
-	b := newTestBackend(t, t.TempDir(), &gateRunner{})
+	r := &gateRunner{}
+	b := newTestBackend(t, t.TempDir(), r)
 	set := compileFor(t, hostPolicy("shared", file(policy.MatchPath, "/secret", block, from(self), from(other))), true)
 	if err := b.Apply(context.Background(), []*rules.Set{set}); err != nil {
 		t.Fatal(err)
+	}
+	// A refused load of a profile without the shared child leaves the loaded one's in force.
+	r.mu.Lock()
+	r.fail = "ward-host"
+	r.mu.Unlock()
+	apart := compileFor(t, hostPolicy("apart", file(policy.MatchPath, "/secret", block, from(self)), file(policy.MatchPath, "/x", block, from(other))), true)
+	if err := b.ApplyWorkload(context.Background(), apart); err == nil {
+		t.Fatal("ApplyWorkload: the runner refuses ward-host, want an error")
 	}
 	record := func(pid int) string {
 		return fmt.Sprintf(`audit: type=1400 audit(1764343200.123:1): apparmor="DENIED" operation="open" class="file" profile="ward-host//%s" name="/secret" pid=%d comm="x" requested_mask="r" denied_mask="r" fsuid=0 ouid=0`,
