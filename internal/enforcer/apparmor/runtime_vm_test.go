@@ -28,19 +28,6 @@ func TestHostAttachmentLeavesRuntimeUnconfined(t *testing.T) {
 	vmguest.RequireProfile(t, "apparmor")
 	ctx := context.Background()
 	dir := t.TempDir()
-	copyTo := func(src, dst string) {
-		t.Helper()
-		b, err := os.ReadFile(src)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(dst, b, 0o755); err != nil {
-			t.Fatal(err)
-		}
-	}
 	kill, err := exec.LookPath("kill")
 	if err != nil {
 		t.Fatal(err)
@@ -51,10 +38,10 @@ func TestHostAttachmentLeavesRuntimeUnconfined(t *testing.T) {
 	}
 	runtimeKill, runtimeCat := filepath.Join(dir, "rt", "kill"), filepath.Join(dir, "rt", "cat")
 	otherKill, otherCat := filepath.Join(dir, "other", "kill"), filepath.Join(dir, "other", "cat")
-	copyTo(kill, runtimeKill)
-	copyTo(kill, otherKill)
-	copyTo(cat, runtimeCat)
-	copyTo(cat, otherCat)
+	copyProgram(t, kill, runtimeKill)
+	copyProgram(t, kill, otherKill)
+	copyProgram(t, cat, runtimeCat)
+	copyProgram(t, cat, otherCat)
 
 	loader := NewLoader(t.TempDir(), nil)
 	remove := func(name string) {
@@ -81,17 +68,7 @@ profile wardtest-runtime-default flags=(attach_disconnected) {
 	t.Cleanup(func() { _ = sleeper.Process.Kill(); _ = sleeper.Wait() })
 	pid := strconv.Itoa(sleeper.Process.Pid)
 
-	parser, err := exec.LookPath("apparmor_parser")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if parser, err = filepath.EvalSymlinks(parser); err != nil {
-		t.Fatal(err)
-	}
-	exempt, err := RenderExempt([]string{parser})
-	if err != nil {
-		t.Fatal(err)
-	}
+	exempt := exemptParser(t)
 	set := &rules.Set{Workload: host}
 	hostProf, _, err := Render(set, Options{Host: ReadHost(DefaultDir), AttachAll: true, AttachExcept: []string{runtimeKill, runtimeCat}})
 	if err != nil {
@@ -139,30 +116,11 @@ func TestHostSourceStartedUnconfined(t *testing.T) {
 		t.Fatal(err)
 	}
 	src, secret := filepath.Join(dir, "src", "cat"), filepath.Join(dir, "secret")
-	prog, err := os.ReadFile(cat)
-	if err == nil {
-		err = os.MkdirAll(filepath.Dir(src), 0o755)
-	}
-	if err == nil {
-		err = os.WriteFile(src, prog, 0o755)
-	}
-	if err == nil {
-		err = os.WriteFile(secret, []byte("x"), 0o644)
-	}
-	if err != nil {
+	copyProgram(t, cat, src)
+	if err := os.WriteFile(secret, []byte("x"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	parser, err := exec.LookPath("apparmor_parser")
-	if err == nil {
-		parser, err = filepath.EvalSymlinks(parser)
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
-	exempt, err := RenderExempt([]string{parser})
-	if err != nil {
-		t.Fatal(err)
-	}
+	exempt := exemptParser(t)
 	set, err := rules.Compile([]policy.Policy{hostPolicy("src", file(policy.MatchPath, secret, block, from(src)))}, host, rules.Postures{})
 	if err != nil {
 		t.Fatal(err)
@@ -207,4 +165,38 @@ func TestHostSourceStartedUnconfined(t *testing.T) {
 		t.Error("no limitation names a fromSource program started by a process outside Ward's profiles")
 	}
 	t.Logf("%s started unconfined runs as %q and reads %s: %q", src, label, secret, out)
+}
+
+// copyProgram copies the program at src to dst, an executable file.
+func copyProgram(t *testing.T, src, dst string) {
+	t.Helper()
+	b, err := os.ReadFile(src)
+	if err == nil {
+		err = os.MkdirAll(filepath.Dir(dst), 0o755)
+	}
+	if err == nil {
+		err = os.WriteFile(dst, b, 0o755)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// exemptParser is the ward-exempt profile for the guest's apparmor_parser (symlinks resolved):
+// loaded before a host profile that attaches to every program, it keeps the parser that loads and
+// removes profiles out of it, as the backend does.
+func exemptParser(t *testing.T) Profile {
+	t.Helper()
+	parser, err := exec.LookPath("apparmor_parser")
+	if err == nil {
+		parser, err = filepath.EvalSymlinks(parser)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	exempt, err := RenderExempt([]string{parser})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return exempt
 }
