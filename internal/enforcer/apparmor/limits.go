@@ -29,6 +29,39 @@ func (b *Backend) Limitations() []string {
 // executables that the same rules are limited to share a child (groupSources).
 const MaxChildren = 11
 
+// sourceRef is a fromSource executable and where it is first named: fromSource[index] of rule.
+type sourceRef struct {
+	path        string
+	rule, index int
+}
+
+// field is the field path of the reference, such as spec.file.matchPaths[0].fromSource[1].
+func (s sourceRef) field(rule func(i int) *policy.Rule) string {
+	return fmt.Sprintf("%s.fromSource[%d]", rule(s.rule).Field, s.index)
+}
+
+// sourceRefs lists the fromSource executables of n rules (rule yields rule i) that get a child
+// profile, each once, in the order the rules name them: syscall rules are left out, as no
+// profile holds them.
+func sourceRefs(n int, rule func(i int) *policy.Rule) []sourceRef {
+	var refs []sourceRef
+	seen := map[string]bool{}
+	for i := range n {
+		ru := rule(i)
+		if ru.Operation == policy.OpSyscall {
+			continue
+		}
+		for j, fs := range ru.FromSource {
+			if fs.Path == "" || seen[fs.Path] {
+				continue
+			}
+			seen[fs.Path] = true
+			refs = append(refs, sourceRef{path: fs.Path, rule: i, index: j})
+		}
+	}
+	return refs
+}
+
 // groupSources splits sources into the sets that the same rules are limited to, each set in
 // the order of sources, the sets in the order of their first: the sources of a set would have
 // children of the same text, so they share one. rules yields rule i of n.
@@ -60,21 +93,14 @@ func groupSources(sources []string, n int, rule func(i int) *policy.Rule) [][]st
 // so this never warns wrongly; policies that together need too many for a workload are found
 // when its profile is loaded (ParseError).
 func CheckSources(p *policy.Policy) []enforcer.Warning {
+	rule := func(i int) *policy.Rule { return &p.Rules[i] }
 	var sources []string
 	field := map[string]string{}
-	for _, ru := range p.Rules {
-		if ru.Operation == policy.OpSyscall {
-			continue
-		}
-		for j, fs := range ru.FromSource {
-			if _, seen := field[fs.Path]; fs.Path == "" || seen {
-				continue
-			}
-			field[fs.Path] = fmt.Sprintf("%s.fromSource[%d]", ru.Field, j)
-			sources = append(sources, fs.Path)
-		}
+	for _, ref := range sourceRefs(len(p.Rules), rule) {
+		field[ref.path] = ref.field(rule)
+		sources = append(sources, ref.path)
 	}
-	groups := groupSources(sources, len(p.Rules), func(i int) *policy.Rule { return &p.Rules[i] })
+	groups := groupSources(sources, len(p.Rules), rule)
 	if len(groups) <= MaxChildren {
 		return nil
 	}

@@ -252,24 +252,17 @@ func childName(source string) string { return strings.TrimPrefix(source, "/") }
 // collectSources lists the fromSource executables and the child profile each runs in (childOf).
 func (r *renderer) collectSources() error {
 	r.named = map[string]Origin{}
-	for _, ru := range r.set.Rules {
-		if ru.Operation == policy.OpSyscall {
-			continue
+	rule := func(i int) *policy.Rule { return &r.set.Rules[i].Rule }
+	for _, ref := range sourceRefs(len(r.set.Rules), rule) {
+		ru := &r.set.Rules[ref.rule]
+		if err := checkPrintable(ref.path); err != nil {
+			return fmt.Errorf("policy %s: %s: fromSource: %w", ru.PolicyName, ru.Field, err)
 		}
-		for j, fs := range ru.FromSource {
-			if _, seen := r.named[fs.Path]; fs.Path == "" || seen {
-				continue
-			}
-			if err := checkPrintable(fs.Path); err != nil {
-				return fmt.Errorf("policy %s: %s: fromSource: %w", ru.PolicyName, ru.Field, err)
-			}
-			if strings.ContainsAny(fs.Path, `"\`) {
-				return fmt.Errorf("policy %s: %s: fromSource %q: a child profile name cannot hold '\"' or '\\'", ru.PolicyName, ru.Field, fs.Path)
-			}
-			r.named[fs.Path] = Origin{Kind: OriginRule, Policy: ru.PolicyName,
-				Rule: fmt.Sprintf("%s.fromSource[%d]", ru.Field, j), RuleID: ru.ID, Source: fs.Path}
-			r.sources = append(r.sources, fs.Path)
+		if strings.ContainsAny(ref.path, `"\`) {
+			return fmt.Errorf("policy %s: %s: fromSource %q: a child profile name cannot hold '\"' or '\\'", ru.PolicyName, ru.Field, ref.path)
 		}
+		r.named[ref.path] = Origin{Kind: OriginRule, Policy: ru.PolicyName, Rule: ref.field(rule), RuleID: ru.ID, Source: ref.path}
+		r.sources = append(r.sources, ref.path)
 	}
 	slices.Sort(r.sources)
 	r.childOf()
