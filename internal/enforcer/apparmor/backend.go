@@ -83,8 +83,11 @@ type Backend struct {
 	hostOpts Options
 	// exempt is ExemptProfile, loaded before the host profile when that attaches to every
 	// program.
-	exempt   Profile
-	procRoot string
+	exempt Profile
+	// securityFS is the kernel's AppArmor directory: its profile list and .remove unload the
+	// entry profiles a load left behind (unloadEntries).
+	securityFS string
+	procRoot   string
 	// unreached reports, once, the host processes that predate the host profile.
 	unreached sync.Once
 	log       *slog.Logger
@@ -186,14 +189,15 @@ func New(ctx context.Context, cfg Config) (*Backend, error) {
 	var exempt Profile
 	if hostOpts.AttachAll {
 		var err error
-		if exempt, err = RenderExempt(exemptExecutables()); err != nil {
+		hostOpts.Exempt = exemptExecutables()
+		if exempt, err = RenderExempt(hostOpts.Exempt); err != nil {
 			return nil, fmt.Errorf("apparmor: %w", err)
 		}
 	}
 	b := &Backend{
 		exempt: exempt,
 		loader: NewLoader(cfg.Dir, cfg.Runner),
-		opts:   Options{Host: host}, hostOpts: hostOpts, procRoot: cfg.ProcRoot,
+		opts:   Options{Host: host}, hostOpts: hostOpts, securityFS: cfg.SecurityFS, procRoot: cfg.ProcRoot,
 		log:    cfg.Logger,
 		byName: map[string]*rules.Set{}, byWorkload: map[string]string{}, text: map[string][]byte{},
 		sharedChildren: map[string]map[string][]string{},
@@ -219,6 +223,9 @@ func (b *Backend) seedText(dir, securityFS string) {
 		return
 	}
 	for _, name := range names {
+		if checkName(name) != nil {
+			continue // an entry profile (EntryName): it lives in its workload's file
+		}
 		// Load's own test of a profile's text: Ward's header, naming this profile.
 		text, err := os.ReadFile(filepath.Join(dir, name))
 		if err == nil && bytes.HasPrefix(text, []byte(HeaderPrefix+name+"\n")) {
@@ -270,6 +277,9 @@ func (b *Backend) Apply(ctx context.Context, sets []*rules.Set) error {
 	}
 	removed, err := b.loader.Prune(ctx, keep)
 	if err != nil {
+		errs = append(errs, err)
+	}
+	if err := b.unloadEntries(removed, nil); err != nil {
 		errs = append(errs, err)
 	}
 	b.mu.Lock()
@@ -389,9 +399,39 @@ func (b *Backend) loadRendered(ctx context.Context, set *rules.Set, prof Profile
 		return err
 	}
 	if attachAll {
+		if err := b.unloadEntries([]string{prof.Name}, prof.Entries); err != nil {
+			return err
+		}
 		b.unreached.Do(b.reportUnreached)
 	}
 	return nil
+}
+
+// unloadEntries unloads the entry profiles (EntryName) of the profiles named that the kernel
+// holds and keep does not list. Loading a file replaces the profiles it holds and leaves alone
+// those it no longer does, so the entry of a source that an edit took out would otherwise stay
+// attached to its path with the old rules; unloading a file unloads only what it holds now.
+func (b *Backend) unloadEntries(profiles, keep []string) error {
+	if len(profiles) == 0 {
+		return nil
+	}
+	loaded, err := loadedWardProfiles(filepath.Join(b.securityFS, "profiles"))
+	if err != nil {
+		return fmt.Errorf("unload stale entry profiles: %w", err)
+	}
+	var errs []error
+	for _, label := range loaded {
+		name, child := SplitLabel(label)
+		if child == "" || !slices.Contains(profiles, name) || slices.Contains(keep, label) {
+			continue
+		}
+		if err := os.WriteFile(filepath.Join(b.securityFS, ".remove"), []byte(label), 0); err != nil {
+			errs = append(errs, fmt.Errorf("unload stale entry profile %s through %s/.remove: %w", label, b.securityFS, err))
+			continue
+		}
+		b.log.Info("apparmor entry profile unloaded: its fromSource executable has no rules of its own now", "profile", label)
+	}
+	return errors.Join(errs...)
 }
 
 // optionsFor is how a workload's profile is rendered: the host's options for the host, and for a
@@ -616,6 +656,9 @@ func (b *Backend) removeProfile(ctx context.Context, name string) error {
 	if err != nil && !errors.Is(err, os.ErrNotExist) {
 		return err
 	}
+	if err := b.unloadEntries([]string{name}, nil); err != nil {
+		return err
+	}
 	b.mu.Lock()
 	delete(b.byName, name)
 	delete(b.text, name)
@@ -649,7 +692,7 @@ func (b *Backend) record(line string) (ev enforcer.Event, ok bool) {
 	if rec.Apparmor != "DENIED" && rec.Apparmor != "AUDIT" && rec.Apparmor != "ALLOWED" {
 		return ev, false
 	}
-	name, child, _ := strings.Cut(rec.Profile, "//")
+	name, child := SplitLabel(rec.Profile)
 	b.mu.Lock()
 	loaded, loading, replaced := b.byName[name], b.loading[name], b.replaced[name]
 	sharers := b.sharedChildren[name][child]

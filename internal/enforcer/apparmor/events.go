@@ -161,11 +161,11 @@ func ParseRecord(line string) (Record, error) {
 	return rec, nil
 }
 
-// Source returns the fromSource executable whose child profile produced the record, or "" for
-// the workload's own profile. The child is named by the executable's path without its leading
-// "/" (childName); a profile loaded by an older Ward has the path itself.
+// Source returns the fromSource executable whose child profile, or its entry profile, produced
+// the record, or "" for the workload's own profile. The child is named by the executable's path
+// without its leading "/" (childName); a profile loaded by an older Ward has the path itself.
 func (r Record) Source() string {
-	if _, child, ok := strings.Cut(r.Profile, "//"); ok {
+	if _, child := SplitLabel(r.Profile); child != "" {
 		if !strings.HasPrefix(child, "/") {
 			child = "/" + child
 		}

@@ -67,6 +67,9 @@ type Options struct {
 	// AttachExcept are executables AttachAll leaves out: an unconfined process that starts one
 	// leaves it unconfined (the node's container runtime).
 	AttachExcept []string
+	// Exempt are executables another profile of Ward's attaches to (ExemptProfile's): a
+	// fromSource executable among them, or among AttachExcept, gets no entry profile (entries).
+	Exempt []string
 	// Name overrides ProfileName. Kubernetes users name a profile in the pod template, before
 	// the pod (and its generated name) exists, so the daemon may choose a name that is stable
 	// across a workload's pods, such as one derived from the owner. It must pass checkName.
@@ -91,6 +94,10 @@ type Profile struct {
 	// Shared maps a child profile that more than one source runs in (named after the first) to
 	// those sources: a record from it names the child, not which of them acted.
 	Shared map[string][]string
+	// Entries are the entry profiles in the same file, each a top-level twin of a child attached
+	// to its sources' paths (EntryName), rendered with AttachAll. Loading the file does not
+	// unload an entry it no longer holds: the loader removes those.
+	Entries []string
 }
 
 // Origin says why a profile line exists.
@@ -201,6 +208,8 @@ type renderer struct {
 	origins  []Origin
 	warnings []enforcer.Warning
 	warned   map[string]bool
+	// entryNames are the entry profiles rendered (entries).
+	entryNames []string
 }
 
 // Render translates a workload's rule set into its AppArmor profile. Every profile it returns
@@ -226,7 +235,7 @@ func Render(set *rules.Set, opts Options) (Profile, []enforcer.Warning, error) {
 		return Profile{}, nil, fmt.Errorf("render profile %s: %w", r.name, err)
 	}
 	text := strings.Join(r.lines, "\n") + "\n"
-	prof := Profile{Name: r.name, Text: []byte(text), Lines: r.origins, Children: len(r.children)}
+	prof := Profile{Name: r.name, Text: []byte(text), Lines: r.origins, Children: len(r.children), Entries: r.entryNames}
 	for _, src := range r.sources {
 		prof.Sources = append(prof.Sources, r.named[src])
 	}
@@ -303,6 +312,18 @@ func (r *renderer) warn(ru *rules.Rule, format string, args ...any) {
 	}
 	r.warned[key] = true
 	r.warnings = append(r.warnings, w)
+}
+
+// warnSource warns at the field that first names fromSource executable source.
+func (r *renderer) warnSource(source, format string, args ...any) {
+	o := r.named[source]
+	ru := &r.set.Rules[o.RuleID]
+	w := enforcer.Warning{Backend: enforcer.AppArmor, Workload: r.set.Workload.ID(), Policy: ru.PolicyName, PolicyKind: ru.PolicyKind,
+		Namespace: ru.Namespace, Rule: o.Rule, RuleID: ru.ID, Message: fmt.Sprintf(format, args...)}
+	if key := w.String(); !r.warned[key] {
+		r.warned[key] = true
+		r.warnings = append(r.warnings, w)
+	}
 }
 
 func ruleOrigin(ru *rules.Rule, c *ctx) Origin {
@@ -386,6 +407,73 @@ func (r *renderer) render() error {
 		r.emit(o, "  ", "}")
 	}
 	r.emit(h, "", "}")
+	return r.entries()
+}
+
+// EntryName is the name of the entry profile of the child profile that fromSource executable
+// source runs in: the workload's profile name, "/", and the child's name ("ward-host/usr/bin/curl"
+// for the child "ward-host//usr/bin/curl"). Ward's own profile names never hold "/", so the first
+// one splits a label into the two (SplitLabel).
+func EntryName(profile, source string) string { return profile + "/" + childName(source) }
+
+// SplitLabel splits the label of one of Ward's profiles into the top-level profile's name and the
+// child's: "NAME//CHILD" is a child profile, "NAME/CHILD" the entry profile of that child
+// (EntryName); a label with neither is the workload's own profile.
+func SplitLabel(label string) (profile, child string) {
+	if p, c, ok := strings.Cut(label, "//"); ok {
+		return p, c
+	}
+	p, c, _ := strings.Cut(label, "/")
+	if p == "" {
+		// A profile named by a path ("/usr/bin/foo") is not Ward's; keep it whole.
+		return label, ""
+	}
+	return p, c
+}
+
+// entries renders, for a profile attached to every program (the host's), each child profile again
+// as a top-level profile attached to its sources' paths. A child is entered only by its parent's
+// exec rule, so a fromSource program that a process outside Ward's profiles starts (systemd
+// starting a service, a shell older than the profile) would enter the workload's profile by its
+// attachment instead, without the rules limited to it. The kernel gives an unconfined exec the
+// profile whose attachment matches the most leading literal characters, so the entry's exact
+// path wins over the host's "/**". Its body is the child's, exec rules and all, so a program it
+// starts goes where the child's would. Sources the node's container runtime or Ward itself run
+// as (AttachExcept, Exempt) get none: those must stay unconfined when started from outside.
+func (r *renderer) entries() error {
+	if !r.opts.AttachAll {
+		return nil
+	}
+	for _, members := range r.children {
+		var attach []string
+		for _, s := range members {
+			if slices.Contains(r.opts.AttachExcept, s) || slices.Contains(r.opts.Exempt, s) {
+				r.warnSource(s, "fromSource %s is a program the host profile leaves unconfined when a process outside Ward's profiles starts it (a container runtime's, or Ward's own): "+
+					"the rules limited to it apply only when it is started from inside the host profile", s)
+				continue
+			}
+			attach = append(attach, s)
+		}
+		if len(attach) == 0 {
+			continue
+		}
+		a, err := attachment(attach)
+		if err != nil {
+			return err
+		}
+		s := members[0]
+		name := EntryName(r.name, s)
+		c := &ctx{source: s, label: name, indent: "  "}
+		o := Origin{Kind: OriginHeader, RuleID: -1, Source: s}
+		r.emit(o, "", "")
+		r.emit(o, "", "# Entry profile for fromSource %s: the rules of child profile %s//%s, for a start by a process outside Ward's profiles.", strings.Join(attach, ", "), r.name, childName(s))
+		r.emit(o, "", "profile %s %s flags=(attach_disconnected) {", quote(name), a)
+		if err := r.body(c); err != nil {
+			return err
+		}
+		r.emit(o, "", "}")
+		r.entryNames = append(r.entryNames, name)
+	}
 	return nil
 }
 

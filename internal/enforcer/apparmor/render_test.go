@@ -264,6 +264,18 @@ func renderCases() []renderCase {
 			policies: []policy.Policy{hostPolicy("a", file(policy.MatchPath, "/etc/shadow", block))}},
 		{name: "attach_all", w: host, opts: Options{AttachAll: true},
 			policies: []policy.Policy{hostPolicy("a", file(policy.MatchPath, "/etc/shadow", block))}},
+		// Attached to every program, each child has an entry profile attached to its sources'
+		// paths, with the child's rules: cat and head share one, curl has its own. runc (the
+		// runtime, left out of the attachment) and Ward's own binary get none, and a warning.
+		{name: "attach_all_sources", w: host,
+			opts: Options{AttachAll: true, AttachExcept: []string{"/usr/bin/runc"}, Exempt: []string{"/usr/local/bin/ward"}},
+			policies: []policy.Policy{hostPolicy("sources",
+				file(policy.MatchPath, "/etc/shadow", block, from("/usr/bin/cat"), from("/usr/bin/head")),
+				netw("raw", block, from("/usr/bin/curl")),
+				file(policy.MatchPath, "/etc/hosts", block, from("/usr/bin/runc")),
+				file(policy.MatchPath, "/etc/passwd", block, from("/usr/local/bin/ward")),
+			)}, warnings: []string{"fromSource /usr/bin/runc is a program the host profile leaves unconfined",
+				"fromSource /usr/local/bin/ward is a program the host profile leaves unconfined"}},
 	}
 }
 

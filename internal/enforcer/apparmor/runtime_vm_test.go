@@ -11,8 +11,11 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 
+	"github.com/wardsec/ward/internal/enforcer"
 	"github.com/wardsec/ward/internal/policy"
 	"github.com/wardsec/ward/internal/rules"
 	"github.com/wardsec/ward/internal/testutil/vmguest"
@@ -101,14 +104,17 @@ profile wardtest-runtime-default flags=(attach_disconnected) {
 	}
 }
 
-// TestHostSourceStartedUnconfined shows what Limitations says of a fromSource program that a
-// process outside Ward's profiles starts (systemd starting a service, a shell that predates
-// Ward): the host profile's attachment puts it in ward-host, not in its child profile, so the
-// rules limited to it do not apply; nor when it is started in the profile (change_onexec, as a
-// runtime starts a container's entrypoint). Started from inside ward-host it enters its child
-// and they do. When this test fails because the rule applies, the limitation is gone: remove it.
-func TestHostSourceStartedUnconfined(t *testing.T) {
+// TestHostSourceStartedOutsideProfile checks a fromSource program that a process outside Ward's
+// profiles starts (systemd starting a service, a shell that predates Ward): it enters its child's
+// entry profile by that profile's attachment (more specific than the host profile's "/**"), so
+// the rule limited to it denies, and the denial's event names it and its policy. An apply that
+// drops the rule unloads the entry, and the program reads the file again. What stays open is a
+// start in the profile itself (change_onexec, as a runtime starts a container's entrypoint):
+// it is named by Limitations, and when this test fails because the rule applies there, the
+// limitation is gone: remove it.
+func TestHostSourceStartedOutsideProfile(t *testing.T) {
 	vmguest.RequireProfile(t, "apparmor")
+	vmguest.UnlimitKmsg(t)
 	ctx := context.Background()
 	dir := t.TempDir()
 	cat, err := exec.LookPath("cat")
@@ -120,51 +126,85 @@ func TestHostSourceStartedUnconfined(t *testing.T) {
 	if err := os.WriteFile(secret, []byte("x"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	exempt := exemptParser(t)
-	set, err := rules.Compile([]policy.Policy{hostPolicy("src", file(policy.MatchPath, secret, block, from(src)))}, host, rules.Postures{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	hostProf, _, err := Render(set, Options{Host: ReadHost(DefaultDir), AttachAll: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	loader := NewLoader(t.TempDir(), nil)
-	for _, p := range []Profile{exempt, hostProf} {
-		if err := loader.Load(ctx, p); err != nil {
-			t.Fatalf("%+v", err)
+	compile := func(pols ...policy.Policy) *rules.Set {
+		set, err := rules.Compile(pols, host, rules.Postures{})
+		if err != nil {
+			t.Fatal(err)
 		}
-		t.Cleanup(func() {
-			if err := loader.Remove(ctx, p.Name); err != nil {
-				t.Errorf("remove %s: %v", p.Name, err)
-			}
-		})
+		return set
 	}
+	set := compile(hostPolicy("src", file(policy.MatchPath, secret, block, from(src))))
+	// The default host attachment: every program an unconfined process starts enters a profile.
+	b, err := New(ctx, Config{Dir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { b.Close() })
+	if err := b.Apply(ctx, []*rules.Set{set}); err != nil {
+		t.Fatalf("%+v", err)
+	}
+	t.Cleanup(func() {
+		if err := b.Apply(ctx, nil); err != nil {
+			t.Errorf("unload: %v", err)
+		}
+	})
+	const hostName = "ward-host"
+	entry := EntryName(hostName, src)
 	run := func(args ...string) (string, error) {
 		out, err := exec.Command(args[0], args[1:]...).CombinedOutput()
 		return strings.TrimRight(strings.TrimSpace(string(out)), "\x00"), err
 	}
-	// aa-exec's own exec enters the profile directly (change_onexec), as a runtime's does: the
-	// shell it starts there executes src by the profile's rules.
-	if out, err := run("aa-exec", "-p", hostProf.Name, "--", "sh", "-c", src+" "+secret); err == nil || !strings.Contains(out, "ermission denied") {
-		t.Errorf("%s started from inside %s: read %s: %v %q, want permission denied (its child's rule)", src, hostProf.Name, secret, err, out)
+	if out, err := run("aa-exec", "-p", hostName, "--", "sh", "-c", src+" "+secret); err == nil || !strings.Contains(out, "ermission denied") {
+		t.Errorf("%s started from inside %s: read %s: %v %q, want permission denied (its child's rule)", src, hostName, secret, err, out)
 	}
+	// This test's process predates the profiles: it is what systemd or an old shell is.
 	label, err := run(src, "/proc/self/attr/current")
-	if err != nil || !strings.HasPrefix(label, hostProf.Name+" ") {
-		t.Errorf("%s started unconfined: label %q (%v), want %s by the host profile's attachment", src, label, err, hostProf.Name)
+	if err != nil || label != entry+" (enforce)" {
+		t.Errorf("%s started unconfined: label %q (%v), want %s (enforce), its entry profile", src, label, err, entry)
 	}
-	out, err := run(src, secret)
-	if err != nil {
-		t.Errorf("%s started unconfined: read %s: %v %q; the rule limited to it applies: remove the limitation", src, secret, err, out)
+	for len(b.Events()) > 0 {
+		<-b.Events()
+	}
+	if out, err := run(src, secret); err == nil || !strings.Contains(out, "ermission denied") {
+		t.Errorf("%s started unconfined: read %s: %v %q, want permission denied (the rule limited to it)", src, secret, err, out)
+	}
+	evs, ok := awaitEvent(b, 10*time.Second, func(ev enforcer.Event) bool { return ev.Access.Path == secret })
+	if !ok {
+		t.Errorf("no event for %s read by %s started unconfined; events: %+v", secret, src, evs)
+	} else {
+		ev := evs[len(evs)-1]
+		_, v := Attribute(set, mustRecord(t, ev.Detail))
+		if ev.Errno != int(syscall.EACCES) || ev.Workload != set.Workload.ID() || ev.Access.Source != src || v.Action != block || v.Policy != "src" {
+			t.Errorf("event %s errno %d source %q, attributed to %s %s, want the host's EACCES by %s, a Block of policy src: %s",
+				ev.Workload, ev.Errno, ev.Access.Source, v.Action, v.Policy, src, ev.Detail)
+		}
+		t.Logf("event: %s %s by %s (%s %s): %s", ev.Access.Op, ev.Access.Path, ev.Access.Source, v.Policy, v.Rule, ev.Detail)
 	}
 	// A runtime starts a container's entrypoint the way aa-exec starts src here: in the profile.
-	if out, err := run("aa-exec", "-p", hostProf.Name, "--", src, secret); err != nil {
-		t.Errorf("%s started by aa-exec in %s: read %s: %v %q; the rule limited to it applies: remove the limitation", src, hostProf.Name, secret, err, out)
+	if out, err := run("aa-exec", "-p", hostName, "--", src, secret); err != nil {
+		t.Errorf("%s started by aa-exec in %s: read %s: %v %q; the rule limited to it applies: remove the limitation", src, hostName, secret, err, out)
 	}
-	if !slices.ContainsFunc((&Backend{}).Limitations(), func(l string) bool { return strings.Contains(l, "started by a process outside Ward's profiles") }) {
-		t.Error("no limitation names a fromSource program started by a process outside Ward's profiles")
+	if !slices.ContainsFunc((&Backend{}).Limitations(), func(l string) bool { return strings.Contains(l, "started in the workload's profile") }) {
+		t.Error("no limitation names a fromSource program started in the workload's profile")
 	}
-	t.Logf("%s started unconfined runs as %q and reads %s: %q", src, label, secret, out)
+
+	// Without the rule the entry goes: the program started unconfined is the host's again.
+	if err := b.Apply(ctx, []*rules.Set{compile(hostPolicy("other", file(policy.MatchPath, secret+"2", block)))}); err != nil {
+		t.Fatalf("%+v", err)
+	}
+	loaded, err := os.ReadFile(DefaultSecurityFS + "/profiles")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(string(loaded), entry+" ") {
+		t.Errorf("entry profile %s still loaded after its rule went:\n%s", entry, loaded)
+	}
+	if label, err := run(src, "/proc/self/attr/current"); err != nil || label != hostName+" (enforce)" {
+		t.Errorf("%s started unconfined without its rule: label %q (%v), want %s (enforce)", src, label, err, hostName)
+	}
+	if out, err := run(src, secret); err != nil {
+		t.Errorf("%s started unconfined without its rule: read %s: %v %q, want it read", src, secret, err, out)
+	}
 }
 
 // copyProgram copies the program at src to dst, an executable file.

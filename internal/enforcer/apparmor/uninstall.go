@@ -62,8 +62,9 @@ func (u Uninstaller) Uninstall(ctx context.Context, did func(string)) error {
 	return nil
 }
 
-// loadedWardProfiles lists the kernel's loaded profiles named like Ward's ("ward-..."), skipping
-// their child profiles (which go with their parent). A missing list means AppArmor is not active.
+// loadedWardProfiles lists the kernel's loaded top-level profiles named like Ward's ("ward-..."):
+// the workloads' profiles and their entry profiles (EntryName), but not their child profiles,
+// which go with their parent. A missing list means AppArmor is not active.
 func loadedWardProfiles(path string) ([]string, error) {
 	f, err := os.Open(path)
 	if errors.Is(err, os.ErrNotExist) {
@@ -78,7 +79,7 @@ func loadedWardProfiles(path string) ([]string, error) {
 	for sc.Scan() {
 		// "ward-host (enforce)"
 		name, _, _ := strings.Cut(sc.Text(), " (")
-		if strings.HasPrefix(name, "ward-") && !strings.Contains(name, "//") && checkName(name) == nil {
+		if top, _ := SplitLabel(name); strings.HasPrefix(name, "ward-") && !strings.Contains(name, "//") && checkName(top) == nil {
 			out = append(out, name)
 		}
 	}

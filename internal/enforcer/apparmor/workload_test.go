@@ -637,17 +637,54 @@ func TestRecordSharedChild(t *testing.T) {
 	if err := b.ApplyWorkload(context.Background(), apart); err == nil {
 		t.Fatal("ApplyWorkload: the runner refuses ward-host, want an error")
 	}
-	record := func(pid int) string {
-		return fmt.Sprintf(`audit: type=1400 audit(1764343200.123:1): apparmor="DENIED" operation="open" class="file" profile="ward-host//%s" name="/secret" pid=%d comm="x" requested_mask="r" denied_mask="r" fsuid=0 ouid=0`,
-			childName(other), pid)
+	// The child's entry profile (attached to the sources' paths) is told apart the same way.
+	for _, label := range []string{"ward-host//" + childName(other), EntryName("ward-host", other)} {
+		record := func(pid int) string {
+			return fmt.Sprintf(`audit: type=1400 audit(1764343200.123:1): apparmor="DENIED" operation="open" class="file" profile="%s" name="/secret" pid=%d comm="x" requested_mask="r" denied_mask="r" fsuid=0 ouid=0`,
+				label, pid)
+		}
+		ev, ok := b.record(record(os.Getpid()))
+		if !ok || ev.Access.Source != self || ev.Access.Path != "/secret" || ev.Workload != set.Workload.ID() {
+			t.Errorf("%s: record of this process in the shared child: %s %+v (kept %v), want source %s", label, ev.Workload, ev.Access, ok, self)
+		}
+		const gone = 1 << 30 // above pid_max
+		ev, ok = b.record(record(gone))
+		if !ok || ev.Access.Source != other || !strings.Contains(ev.Detail, `ward_source="one of `+other+" "+self) {
+			t.Errorf("%s: record of a process gone: source %q, detail %q (kept %v), want the child's first source and the candidates", label, ev.Access.Source, ev.Detail, ok)
+		}
 	}
-	ev, ok := b.record(record(os.Getpid()))
-	if !ok || ev.Access.Source != self || ev.Access.Path != "/secret" {
-		t.Errorf("record of this process in the shared child: %+v (kept %v), want source %s", ev.Access, ok, self)
+}
+
+// A load of the host profile unloads the entry profiles the kernel holds for sources its text no
+// longer has (a file's load leaves those loaded), and leaves the others and other profiles'.
+func TestStaleEntriesUnloaded(t *testing.T) {
+	sfs := t.TempDir()
+	list := "ward-host (enforce)\nward-host//usr/bin/cat (enforce)\nward-host/usr/bin/cat (enforce)\nward-host/usr/bin/gone (enforce)\n" +
+		"ward-exempt (unconfined)\nward-ns_pod_c (enforce)\n/usr/bin/man (enforce)\n"
+	if err := os.WriteFile(filepath.Join(sfs, "profiles"), []byte(list), 0o644); err != nil {
+		t.Fatal(err)
 	}
-	const gone = 1 << 30 // above pid_max
-	ev, ok = b.record(record(gone))
-	if !ok || ev.Access.Source != other || !strings.Contains(ev.Detail, `ward_source="one of `+other+" "+self) {
-		t.Errorf("record of a process gone: source %q, detail %q (kept %v), want the child's first source and the candidates", ev.Access.Source, ev.Detail, ok)
+	b, err := New(context.Background(), Config{Dir: t.TempDir(), Runner: &gateRunner{}, Host: &fixtureHost, SecurityFS: sfs,
+		Records: func(ctx context.Context, _ func(string)) error { <-ctx.Done(); return nil }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	set := compileFor(t, hostPolicy("cat", file(policy.MatchPath, "/secret", block, from("/usr/bin/cat"))), true)
+	if err := b.Apply(context.Background(), []*rules.Set{set}); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := os.ReadFile(filepath.Join(sfs, ".remove")); string(got) != "ward-host/usr/bin/gone" {
+		t.Errorf(".remove got %q, want the stale entry ward-host/usr/bin/gone only", got)
+	}
+	// Removing the host's profile unloads an entry its file does not hold.
+	if err := os.WriteFile(filepath.Join(sfs, "profiles"), []byte("ward-host (enforce)\nward-host/usr/bin/left (enforce)\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.RemoveWorkload(context.Background(), set.Workload.ID()); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := os.ReadFile(filepath.Join(sfs, ".remove")); string(got) != "ward-host/usr/bin/left" {
+		t.Errorf(".remove got %q after the host's removal, want ward-host/usr/bin/left", got)
 	}
 }
