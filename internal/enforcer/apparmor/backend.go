@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -712,10 +713,10 @@ func (b *Backend) record(line string) (ev enforcer.Event, ok bool) {
 		// A child that several sources run in: the record names the child, after its first
 		// source. They have the same rules, so any of them decides alike; the executable says
 		// which one acted, for the alert's Source and ProcessName.
-		if exe := enforcer.Executable(uint32(rec.PID)); slices.Contains(sharers, exe) {
-			ev.Access.Source = exe
+		if src, why := sharedSource(b.procRoot, rec.PID, sharers); src != "" {
+			ev.Access.Source = src
 		} else {
-			ev.Detail += fmt.Sprintf(` ward_source="one of %s: the process was gone before Ward read the record"`, strings.Join(sharers, " "))
+			ev.Detail += fmt.Sprintf(` ward_source="one of %s: %s"`, strings.Join(sharers, " "), why)
 		}
 	}
 	if a.Source == "" {
@@ -734,6 +735,38 @@ func (b *Backend) record(line string) (ev enforcer.Event, ok bool) {
 		}
 	}
 	return ev, true
+}
+
+// sharedSource says which of the sources of a shared child process pid runs: its executable,
+// or, for a script, the script's path, which the kernel puts after the interpreter and its
+// optional argument in the process's arguments (binfmt_script), as execve was given it
+// (resolved against the working directory when relative). A process can rewrite its arguments,
+// but it then names another source of the same child, with the same rules. When none matches,
+// why says so for the alert.
+func sharedSource(procRoot string, pid int, sharers []string) (src, why string) {
+	dir := filepath.Join(procRoot, strconv.Itoa(pid))
+	exe, err := os.Readlink(filepath.Join(dir, "exe"))
+	if err != nil {
+		return "", "the process was gone before Ward read the record"
+	}
+	if slices.Contains(sharers, exe) {
+		return exe, ""
+	}
+	cmdline, _ := os.ReadFile(filepath.Join(dir, "cmdline"))
+	args := strings.Split(strings.TrimRight(string(cmdline), "\x00"), "\x00")
+	for _, arg := range args[1:min(len(args), 3)] {
+		if !filepath.IsAbs(arg) {
+			cwd, err := os.Readlink(filepath.Join(dir, "cwd"))
+			if err != nil {
+				continue
+			}
+			arg = filepath.Join(cwd, arg)
+		}
+		if arg = filepath.Clean(arg); slices.Contains(sharers, arg) {
+			return arg, ""
+		}
+	}
+	return "", fmt.Sprintf("the process runs %s, which is none of them, and no argument names one", exe)
 }
 
 // KmsgSource reads records from the kernel log device, starting at its end. Without an audit

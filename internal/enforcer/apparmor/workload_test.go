@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"runtime"
 	"slices"
@@ -652,6 +653,42 @@ func TestRecordSharedChild(t *testing.T) {
 		if !ok || ev.Access.Source != other || !strings.Contains(ev.Detail, `ward_source="one of `+other+" "+self) {
 			t.Errorf("%s: record of a process gone: source %q, detail %q (kept %v), want the child's first source and the candidates", label, ev.Access.Source, ev.Detail, ok)
 		}
+	}
+}
+
+// A script that is a shared child's source runs its interpreter: its path is in its arguments,
+// absolute or relative to its working directory.
+func TestSharedSourceScript(t *testing.T) {
+	dir := t.TempDir()
+	script := filepath.Join(dir, "script")
+	if err := os.WriteFile(script, []byte("#!/bin/sh -e\nsleep 30\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{script, "./script"} {
+		cmd := exec.Command(name)
+		cmd.Dir = dir
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		pid := cmd.Process.Pid
+		// Started means forked: wait for the exec to put the script in the arguments.
+		for i := 0; i < 100; i++ {
+			if b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid)); strings.Contains(string(b), "script") {
+				break
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+		if src, why := sharedSource("/proc", pid, []string{"/0/other", script}); src != script {
+			t.Errorf("%s: source %q (%s), want %s", name, src, why, script)
+		}
+		if src, why := sharedSource("/proc", pid, []string{"/0/other", "/0/another"}); src != "" || !strings.Contains(why, "none of them") {
+			t.Errorf("%s among other sources: %q, %q, want none and why", name, src, why)
+		}
+		cmd.Process.Kill()
+		cmd.Wait()
+	}
+	if src, why := sharedSource("/proc", 1<<30, []string{script}); src != "" || !strings.Contains(why, "gone") {
+		t.Errorf("a process gone: %q, %q", src, why)
 	}
 }
 
