@@ -373,6 +373,28 @@ func TestBackendEvents(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("no event from the kernel log")
 	}
+	// The parser that replaces the host profile, started by Ward after the profile attached to
+	// every program, runs exempt: the host profile's attachment leaves it out. (Left to the
+	// kernel's choice between the two attachments, the host profile won where the guest's crun
+	// made its pattern spell out /usr/bin: Ward's own loads then ran confined by the rules they
+	// load, and a parser removing a file of several profiles lost its rights at the first.)
+	cursor := kmsgCursor(t)
+	set2, err := rules.Compile([]policy.Policy{hostPolicy("files", file(policy.MatchPath, secret, block), file(policy.MatchPath, secret+"2", block))}, host, rules.Postures{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Apply(ctx, []*rules.Set{set2}); err != nil {
+		t.Fatalf("%+v", err)
+	}
+	var replaced []string
+	for _, l := range kmsgSince(t, cursor) {
+		if strings.Contains(l, `operation="profile_replace"`) && strings.Contains(l, `name="ward-host"`) {
+			replaced = append(replaced, l)
+		}
+	}
+	if len(replaced) == 0 || !strings.Contains(replaced[0], `profile="ward-exempt"`) {
+		t.Errorf("the host profile's replacement, want it done by a parser in ward-exempt: %q", replaced)
+	}
 	if err := b.Apply(ctx, nil); err != nil {
 		t.Errorf("apply nothing: %v", err)
 	}

@@ -87,6 +87,39 @@ func runtimeExecutables(root string) []string {
 	return out
 }
 
+// processLabel reads the AppArmor label of the process whose /proc directory is dir, without
+// its mode ("ward-host//usr/bin/cat (enforce)" gives "ward-host//usr/bin/cat"); ok is false
+// when it cannot be read (the process exited).
+func processLabel(dir string) (label string, ok bool) {
+	b, err := os.ReadFile(filepath.Join(dir, "attr", "apparmor", "current"))
+	if err != nil {
+		// Kernels before 5.8 have only the shared attribute file.
+		if b, err = os.ReadFile(filepath.Join(dir, "attr", "current")); err != nil {
+			return "", false
+		}
+	}
+	label, _, _ = strings.Cut(string(bytes.TrimRight(b, "\n\x00")), " (")
+	return label, true
+}
+
+// labelsInUse is the set of AppArmor labels the processes under procRoot run in.
+func labelsInUse(procRoot string) (map[string]bool, error) {
+	ents, err := os.ReadDir(procRoot)
+	if err != nil {
+		return nil, fmt.Errorf("list processes: %w", err)
+	}
+	in := map[string]bool{}
+	for _, e := range ents {
+		if _, err := strconv.Atoi(e.Name()); err != nil {
+			continue
+		}
+		if label, ok := processLabel(filepath.Join(procRoot, e.Name())); ok {
+			in[label] = true
+		}
+	}
+	return in, nil
+}
+
 // NameCount is how many processes run one program.
 type NameCount struct {
 	Name  string
@@ -112,14 +145,7 @@ func Unconfined(procRoot string, self int) (total int, byName []NameCount, err e
 		if cmdline, err := os.ReadFile(filepath.Join(dir, "cmdline")); err != nil || len(cmdline) == 0 {
 			continue
 		}
-		label, err := os.ReadFile(filepath.Join(dir, "attr", "apparmor", "current"))
-		if err != nil {
-			// Kernels before 5.8 have only the shared attribute file.
-			if label, err = os.ReadFile(filepath.Join(dir, "attr", "current")); err != nil {
-				continue
-			}
-		}
-		if string(bytes.TrimRight(label, "\n\x00")) != "unconfined" {
+		if label, ok := processLabel(dir); !ok || label != "unconfined" {
 			continue
 		}
 		comm, err := os.ReadFile(filepath.Join(dir, "comm"))

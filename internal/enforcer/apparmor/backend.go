@@ -86,7 +86,7 @@ type Backend struct {
 	// program.
 	exempt Profile
 	// securityFS is the kernel's AppArmor directory: its profile list and .remove unload the
-	// entry profiles a load left behind (unloadEntries).
+	// retired profiles and entries that no file holds (unloadRetired, unloadEntries).
 	securityFS string
 	procRoot   string
 	// unreached reports, once, the host processes that predate the host profile.
@@ -280,7 +280,7 @@ func (b *Backend) Apply(ctx context.Context, sets []*rules.Set) error {
 	if err != nil {
 		errs = append(errs, err)
 	}
-	if err := b.unloadEntries(removed, nil); err != nil {
+	if err := b.unloadEntries(removed); err != nil {
 		errs = append(errs, err)
 	}
 	b.mu.Lock()
@@ -323,8 +323,9 @@ func (b *Backend) loadProfiles(ctx context.Context, sets []*rules.Set) []loaded 
 	profs := make([]Profile, len(sets))
 	var names []string
 	byName := map[string][]int{}
+	held := b.heldLabels()
 	for i, s := range sets {
-		profs[i], res[i].warns, res[i].err = b.renderProfile(s)
+		profs[i], res[i].warns, res[i].err = b.renderProfile(s, held)
 		if res[i].err != nil {
 			continue
 		}
@@ -355,8 +356,15 @@ func (b *Backend) loadProfiles(ctx context.Context, sets []*rules.Set) []loaded 
 }
 
 // renderProfile renders a workload's profile, with the warnings about what it does not enforce.
-func (b *Backend) renderProfile(set *rules.Set) (Profile, []enforcer.Warning, error) {
+// held is heldLabels: the children and entries the kernel holds, which the render keeps, retired,
+// when it would drop them.
+func (b *Backend) renderProfile(set *rules.Set, held map[string][]string) (Profile, []enforcer.Warning, error) {
 	opts := b.optionsFor(set)
+	name := opts.Name
+	if name == "" {
+		name = ProfileName(set.Workload)
+	}
+	opts.Held = held[name]
 	prof, warns, err := Render(set, opts)
 	if err != nil {
 		return Profile{}, nil, err
@@ -370,7 +378,7 @@ func (b *Backend) renderProfile(set *rules.Set) (Profile, []enforcer.Warning, er
 // loadProfile renders a workload's profile and loads it unless the kernel already holds the same
 // text. On error the workload's previous profile stays in force.
 func (b *Backend) loadProfile(ctx context.Context, set *rules.Set) (string, []enforcer.Warning, error) {
-	prof, warns, err := b.renderProfile(set)
+	prof, warns, err := b.renderProfile(set, b.heldLabels())
 	if err != nil {
 		return "", nil, err
 	}
@@ -400,37 +408,80 @@ func (b *Backend) loadRendered(ctx context.Context, set *rules.Set, prof Profile
 		return err
 	}
 	if attachAll {
-		if err := b.unloadEntries([]string{prof.Name}, prof.Entries); err != nil {
-			return err
-		}
 		b.unreached.Do(b.reportUnreached)
 	}
+	return b.unloadRetired(prof.Retired)
+}
+
+// heldLabels maps each of Ward's profiles the kernel holds to the labels of its children and
+// entry profiles (Options.Held). An unreadable list gives none: the render then drops what it
+// no longer needs, and the kernel keeps those children with their old rules.
+func (b *Backend) heldLabels() map[string][]string {
+	labels, err := loadedLabels(filepath.Join(b.securityFS, "profiles"))
+	if err != nil {
+		b.log.Warn("apparmor: list of loaded profiles unreadable: child profiles a new text drops keep their old rules for the processes in them", "error", err.Error())
+		return nil
+	}
+	held := map[string][]string{}
+	for _, label := range labels {
+		if name, child := SplitLabel(label); child != "" && strings.HasPrefix(name, "ward-") {
+			held[name] = append(held[name], label)
+		}
+	}
+	return held
+}
+
+// unloadRetired unloads the retired profiles (Profile.Retired) that no process runs in. No exec
+// enters a retired profile, so one found unused stays so; one in use is rendered retired again
+// by the next load of its workload, and unloaded by a later one.
+func (b *Backend) unloadRetired(retired []string) error {
+	if len(retired) == 0 {
+		return nil
+	}
+	inUse, err := labelsInUse(b.procRoot)
+	if err != nil {
+		return fmt.Errorf("unload retired profiles: %w", err)
+	}
+	var errs []error
+	for _, label := range retired {
+		if inUse[label] {
+			b.log.Info("apparmor profile retired: kept for the processes that run in it, with the rules its executable has now", "profile", label)
+			continue
+		}
+		if err := b.unload(label); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// unload unloads one profile through the kernel's .remove.
+func (b *Backend) unload(label string) error {
+	if err := os.WriteFile(filepath.Join(b.securityFS, ".remove"), []byte(label), 0); err != nil {
+		return fmt.Errorf("unload apparmor profile %s through %s/.remove: %w", label, b.securityFS, err)
+	}
+	b.log.Info("apparmor profile unloaded: no rule and no process needs it", "profile", label)
 	return nil
 }
 
-// unloadEntries unloads the entry profiles (EntryName) of the profiles named that the kernel
-// holds and keep does not list. Loading a file replaces the profiles it holds and leaves alone
-// those it no longer does, so the entry of a source that an edit took out would otherwise stay
-// attached to its path with the old rules; unloading a file unloads only what it holds now.
-func (b *Backend) unloadEntries(profiles, keep []string) error {
+// unloadEntries unloads the entry profiles (EntryName) the kernel holds for the profiles named,
+// once those are unloaded: unloading a file unloads only the entries it holds now, not a
+// retired one that was in use at its last load.
+func (b *Backend) unloadEntries(profiles []string) error {
 	if len(profiles) == 0 {
 		return nil
 	}
 	loaded, err := loadedWardProfiles(filepath.Join(b.securityFS, "profiles"))
 	if err != nil {
-		return fmt.Errorf("unload stale entry profiles: %w", err)
+		return fmt.Errorf("unload entry profiles: %w", err)
 	}
 	var errs []error
 	for _, label := range loaded {
-		name, child := SplitLabel(label)
-		if child == "" || !slices.Contains(profiles, name) || slices.Contains(keep, label) {
-			continue
+		if name, child := SplitLabel(label); child != "" && slices.Contains(profiles, name) {
+			if err := b.unload(label); err != nil {
+				errs = append(errs, err)
+			}
 		}
-		if err := os.WriteFile(filepath.Join(b.securityFS, ".remove"), []byte(label), 0); err != nil {
-			errs = append(errs, fmt.Errorf("unload stale entry profile %s through %s/.remove: %w", label, b.securityFS, err))
-			continue
-		}
-		b.log.Info("apparmor entry profile unloaded: its fromSource executable has no rules of its own now", "profile", label)
 	}
 	return errors.Join(errs...)
 }
@@ -657,7 +708,7 @@ func (b *Backend) removeProfile(ctx context.Context, name string) error {
 	if err != nil && !errors.Is(err, os.ErrNotExist) {
 		return err
 	}
-	if err := b.unloadEntries([]string{name}, nil); err != nil {
+	if err := b.unloadEntries([]string{name}); err != nil {
 		return err
 	}
 	b.mu.Lock()

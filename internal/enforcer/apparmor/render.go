@@ -70,6 +70,12 @@ type Options struct {
 	// Exempt are executables another profile of Ward's attaches to (ExemptProfile's): a
 	// fromSource executable among them, or among AttachExcept, gets no entry profile (entries).
 	Exempt []string
+	// Held lists the child and entry profiles of this profile that the kernel holds now, by
+	// label (NAME//CHILD, NAME/CHILD, as SplitLabel reads them). Those the new text would lack
+	// are rendered retired (retired): the kernel keeps a child that a replaced profile no longer
+	// holds, with its old rules, for the processes in it, and an unloaded profile's processes
+	// become unconfined.
+	Held []string
 	// Name overrides ProfileName. Kubernetes users name a profile in the pod template, before
 	// the pod (and its generated name) exists, so the daemon may choose a name that is stable
 	// across a workload's pods, such as one derived from the owner. It must pass checkName.
@@ -98,6 +104,9 @@ type Profile struct {
 	// to its sources' paths (EntryName), rendered with AttachAll. Loading the file does not
 	// unload an entry it no longer holds: the loader removes those.
 	Entries []string
+	// Retired are the labels of the profiles rendered retired (Options.Held): no exec enters them;
+	// the loader unloads each once no process runs in it.
+	Retired []string
 }
 
 // Origin says why a profile line exists.
@@ -208,8 +217,11 @@ type renderer struct {
 	origins  []Origin
 	warnings []enforcer.Warning
 	warned   map[string]bool
-	// entryNames are the entry profiles rendered (entries).
-	entryNames []string
+	// entryNames are the entry profiles rendered (entries); retiredLabels the retired ones.
+	entryAttach     [][]string // per child, the sources its entry attaches to (planEntries)
+	entryNames      []string
+	retiredChildren []string
+	retiredLabels   []string
 }
 
 // Render translates a workload's rule set into its AppArmor profile. Every profile it returns
@@ -235,7 +247,7 @@ func Render(set *rules.Set, opts Options) (Profile, []enforcer.Warning, error) {
 		return Profile{}, nil, fmt.Errorf("render profile %s: %w", r.name, err)
 	}
 	text := strings.Join(r.lines, "\n") + "\n"
-	prof := Profile{Name: r.name, Text: []byte(text), Lines: r.origins, Children: len(r.children), Entries: r.entryNames}
+	prof := Profile{Name: r.name, Text: []byte(text), Lines: r.origins, Children: len(r.children), Entries: r.entryNames, Retired: r.retiredLabels}
 	for _, src := range r.sources {
 		prof.Sources = append(prof.Sources, r.named[src])
 	}
@@ -278,6 +290,11 @@ func (r *renderer) collectSources() error {
 	r.labels = []string{r.name}
 	for _, members := range r.children {
 		r.labels = append(r.labels, r.name+"//"+childName(members[0]))
+	}
+	// The processes in a retired child are the workload's: they signal and are signalled.
+	r.retiredChildren = r.retired(true)
+	for _, child := range r.retiredChildren {
+		r.labels = append(r.labels, r.name+"//"+child)
 	}
 	return nil
 }
@@ -370,7 +387,15 @@ func (r *renderer) render() error {
 		if len(r.opts.Attach) > 0 {
 			return errors.New("attach: AttachAll and Attach exclude each other")
 		}
-		a, err := attachAllExcept(r.opts.AttachExcept)
+		// The programs another profile attaches to are left out of this one's attachment, not
+		// left to the kernel's choice between the two: with the runtime's programs left out,
+		// this pattern beats a longer exact path beside them (an entry for /usr/bin/x, or the
+		// exempt apparmor_parser, lost to it in the VM where crun is /usr/bin/crun).
+		except := slices.Concat(r.opts.AttachExcept, r.opts.Exempt)
+		for _, members := range r.planEntries() {
+			except = append(except, members...)
+		}
+		a, err := attachAllExcept(except)
 		if err != nil {
 			return err
 		}
@@ -406,8 +431,72 @@ func (r *renderer) render() error {
 		}
 		r.emit(o, "  ", "}")
 	}
+	for _, child := range r.retiredChildren {
+		if err := r.renderRetired(r.name+"//"+child, child, "  "); err != nil {
+			return err
+		}
+	}
 	r.emit(h, "", "}")
-	return r.entries()
+	if err := r.entries(); err != nil {
+		return err
+	}
+	for _, child := range r.retired(false) {
+		if err := r.renderRetired(r.name+"/"+child, child, ""); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// retired lists the children, or the entries, by child name, that the kernel holds for this
+// profile (Options.Held) and the new text lacks; entries are known once rendered. When a profile is replaced, the kernel keeps
+// the children the new text lacks, with their old rules, for the processes that run in them;
+// and when a profile is unloaded, its processes become unconfined. So neither is dropped while
+// in use: each stays, retired (renderRetired), until no process runs in it.
+func (r *renderer) retired(children bool) []string {
+	current := map[string]bool{}
+	for _, members := range r.children {
+		current[r.name+"//"+childName(members[0])] = true
+	}
+	for _, e := range r.entryNames {
+		current[e] = true
+	}
+	var out []string
+	for _, label := range r.opts.Held {
+		name, child := SplitLabel(label)
+		// An old Ward's child named by its path ("NAME///usr/bin/curl") is left as it is, and
+		// so are the kernel's own null- profiles (a complain-mode exec without a profile).
+		if name != r.name || child == "" || current[label] || strings.HasPrefix(label, name+"//") != children ||
+			strings.HasPrefix(child, "/") || strings.HasPrefix(child, "null-") || checkPrintable(child) != nil || strings.ContainsAny(child, `"\`) {
+			continue
+		}
+		current[label] = true
+		out = append(out, child)
+	}
+	slices.Sort(out)
+	return out
+}
+
+// renderRetired renders a retired child or entry profile (retired) as label: without an
+// attachment and the target of no exec rule, so no process enters it, and with the rules that
+// fromSource executable "/"+child has now, so the processes that still run in it get them.
+func (r *renderer) renderRetired(label, child, indent string) error {
+	s := "/" + child
+	c := &ctx{source: s, label: label, indent: indent + "  "}
+	o := Origin{Kind: OriginHeader, RuleID: -1, Source: s}
+	r.emit(o, "", "")
+	r.emit(o, indent, "# Retired: no exec enters this profile now. It has the rules of fromSource %s, for the processes still in it, until none is.", s)
+	_, name := SplitLabel(label)
+	if indent == "" {
+		name = label
+	}
+	r.emit(o, indent, "profile %s flags=(attach_disconnected) {", quote(name))
+	if err := r.body(c); err != nil {
+		return err
+	}
+	r.emit(o, indent, "}")
+	r.retiredLabels = append(r.retiredLabels, label)
+	return nil
 }
 
 // EntryName is the name of the entry profile of the child profile that fromSource executable
@@ -441,19 +530,8 @@ func SplitLabel(label string) (profile, child string) {
 // starts goes where the child's would. Sources the node's container runtime or Ward itself run
 // as (AttachExcept, Exempt) get none: those must stay unconfined when started from outside.
 func (r *renderer) entries() error {
-	if !r.opts.AttachAll {
-		return nil
-	}
-	for _, members := range r.children {
-		var attach []string
-		for _, s := range members {
-			if slices.Contains(r.opts.AttachExcept, s) || slices.Contains(r.opts.Exempt, s) {
-				r.warnSource(s, "fromSource %s is a program the host profile leaves unconfined when a process outside Ward's profiles starts it (a container runtime's, or Ward's own): "+
-					"the rules limited to it apply only when it is started from inside the host profile", s)
-				continue
-			}
-			attach = append(attach, s)
-		}
+	for i, attach := range r.entryAttach {
+		members := r.children[i]
 		if len(attach) == 0 {
 			continue
 		}
@@ -475,6 +553,26 @@ func (r *renderer) entries() error {
 		r.entryNames = append(r.entryNames, name)
 	}
 	return nil
+}
+
+// planEntries lists, for each child, the sources its entry profile attaches to (entries), and
+// warns about the sources left without one. Only a profile attached to every program has entries.
+func (r *renderer) planEntries() [][]string {
+	r.entryAttach = make([][]string, len(r.children))
+	if !r.opts.AttachAll {
+		return nil
+	}
+	for i, members := range r.children {
+		for _, s := range members {
+			if slices.Contains(r.opts.AttachExcept, s) || slices.Contains(r.opts.Exempt, s) {
+				r.warnSource(s, "fromSource %s is a program the host profile leaves unconfined when a process outside Ward's profiles starts it (a container runtime's, or Ward's own): "+
+					"the rules limited to it apply only when it is started from inside the host profile", s)
+				continue
+			}
+			r.entryAttach[i] = append(r.entryAttach[i], s)
+		}
+	}
+	return r.entryAttach
 }
 
 // RenderExempt renders ExemptProfile: the executables listed (Ward itself, and the

@@ -267,6 +267,18 @@ func renderCases() []renderCase {
 		// Attached to every program, each child has an entry profile attached to its sources'
 		// paths, with the child's rules: cat and head share one, curl has its own. runc (the
 		// runtime, left out of the attachment) and Ward's own binary get none, and a warning.
+		// Children and entries the kernel holds that the new text lacks stay, retired: no
+		// attachment, no exec enters them, the rules their executable has now. The current ones,
+		// an old Ward's child named by its path and another profile's are left out.
+		{name: "retired", w: host, opts: Options{AttachAll: true, Held: []string{"ward-host//usr/bin/cat", "ward-host//usr/bin/old",
+			"ward-host/usr/bin/cat", "ward-host/usr/bin/gone", "ward-host///usr/bin/legacy", "ward-other//usr/bin/x", "ward-host", "ward-host//null-1"}},
+			policies: []policy.Policy{hostPolicy("retire",
+				file(policy.MatchPath, "/etc/shadow", block, from("/usr/bin/cat")),
+				file(policy.MatchPath, "/etc/passwd", block),
+			)}},
+		// A container's retired child is a peer for signals like the others.
+		{name: "retired_container", w: web, opts: Options{Held: []string{ProfileName(web) + "//usr/bin/gone"}},
+			policies: []policy.Policy{containerPolicy("shop", "retire", file(policy.MatchPath, "/etc/shadow", block, from("/usr/bin/cat")))}},
 		{name: "attach_all_sources", w: host,
 			opts: Options{AttachAll: true, AttachExcept: []string{"/usr/bin/runc"}, Exempt: []string{"/usr/local/bin/ward"}},
 			policies: []policy.Policy{hostPolicy("sources",

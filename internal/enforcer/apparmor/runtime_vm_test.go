@@ -3,8 +3,10 @@
 package apparmor
 
 import (
+	"bufio"
 	"context"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -121,9 +123,20 @@ func TestHostSourceStartedOutsideProfile(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	src, secret := filepath.Join(dir, "src", "cat"), filepath.Join(dir, "secret")
+	// The program sits beside the runtime's (the guest has crun in /usr/bin), whose exclusion
+	// from the host profile's attachment makes that pattern compete for paths under /usr/bin.
+	src, secret, secret2 := "/usr/bin/ward-test/cat", filepath.Join(dir, "secret"), filepath.Join(dir, "secret2")
 	copyProgram(t, cat, src)
-	if err := os.WriteFile(secret, []byte("x"), 0o644); err != nil {
+	t.Cleanup(func() { os.RemoveAll(filepath.Dir(src)) })
+	for _, f := range []string{secret, secret2} {
+		if err := os.WriteFile(f, []byte("x\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// A second fromSource program that runs on, reading the files it is sent.
+	reader := filepath.Join(dir, "reader")
+	script := "#!/bin/sh\nwhile read -r f; do if { read -r l < \"$f\"; } 2>/dev/null; then echo read; else echo denied; fi; done\n"
+	if err := os.WriteFile(reader, []byte(script), 0o755); err != nil {
 		t.Fatal(err)
 	}
 	compile := func(pols ...policy.Policy) *rules.Set {
@@ -133,7 +146,7 @@ func TestHostSourceStartedOutsideProfile(t *testing.T) {
 		}
 		return set
 	}
-	set := compile(hostPolicy("src", file(policy.MatchPath, secret, block, from(src))))
+	set := compile(hostPolicy("src", file(policy.MatchPath, secret, block, from(src)), file(policy.MatchPath, secret, block, from(reader))))
 	// The default host attachment: every program an unconfined process starts enters a profile.
 	b, err := New(ctx, Config{Dir: t.TempDir()})
 	if err != nil {
@@ -188,22 +201,121 @@ func TestHostSourceStartedOutsideProfile(t *testing.T) {
 		t.Error("no limitation names a fromSource program started in the workload's profile")
 	}
 
-	// Without the rule the entry goes: the program started unconfined is the host's again.
-	if err := b.Apply(ctx, []*rules.Set{compile(hostPolicy("other", file(policy.MatchPath, secret+"2", block)))}); err != nil {
+	// Two readers that run on: one started from outside (its entry), one from inside the host
+	// profile (its child).
+	fromOutside := startReader(t, reader)
+	fromInside := startReader(t, "aa-exec", "-p", hostName, "--", "sh", "-c", "exec "+reader)
+	readerEntry, readerChild := EntryName(hostName, reader), hostName+"//"+childName(reader)
+	for _, c := range []struct {
+		r     *lineReader
+		label string
+	}{{fromOutside, readerEntry}, {fromInside, readerChild}} {
+		if got := c.r.label(); got != c.label {
+			t.Errorf("reader: label %q, want %s", got, c.label)
+		}
+		if got := c.r.ask(secret); got != "denied" {
+			t.Errorf("reader in %s: %s %s, want denied", c.label, got, secret)
+		}
+	}
+
+	// Without the rules, a new apply retires the children and entries: the processes in them
+	// keep their labels and get the rules their programs have now (a new Block of secret2 for
+	// every program, and no more Block of secret). New starts go to the host profile.
+	set2 := compile(hostPolicy("other", file(policy.MatchPath, secret2, block)))
+	if err := b.Apply(ctx, []*rules.Set{set2}); err != nil {
 		t.Fatalf("%+v", err)
 	}
-	loaded, err := os.ReadFile(DefaultSecurityFS + "/profiles")
-	if err != nil {
-		t.Fatal(err)
+	loaded := func() string {
+		b, err := os.ReadFile(DefaultSecurityFS + "/profiles")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return string(b)
 	}
-	if strings.Contains(string(loaded), entry+" ") {
-		t.Errorf("entry profile %s still loaded after its rule went:\n%s", entry, loaded)
+	if l := loaded(); strings.Contains(l, entry+" ") || !strings.Contains(l, readerEntry+" ") || !strings.Contains(l, readerChild+" ") {
+		t.Errorf("after the rules went, want %s unloaded (no process in it) and %s, %s retired (in use):\n%s", entry, readerEntry, readerChild, l)
+	}
+	for _, c := range []struct {
+		r     *lineReader
+		label string
+	}{{fromOutside, readerEntry}, {fromInside, readerChild}} {
+		if got := c.r.label(); got != c.label {
+			t.Errorf("reader after the rules went: label %q, want %s (retired)", got, c.label)
+		}
+		if got := c.r.ask(secret2); got != "denied" {
+			t.Errorf("reader in retired %s: %s %s, want denied by the new rule", c.label, got, secret2)
+		}
+		if got := c.r.ask(secret); got != "read" {
+			t.Errorf("reader in retired %s: %s %s, want read: its rule went", c.label, got, secret)
+		}
 	}
 	if label, err := run(src, "/proc/self/attr/current"); err != nil || label != hostName+" (enforce)" {
 		t.Errorf("%s started unconfined without its rule: label %q (%v), want %s (enforce)", src, label, err, hostName)
 	}
 	if out, err := run(src, secret); err != nil {
 		t.Errorf("%s started unconfined without its rule: read %s: %v %q, want it read", src, secret, err, out)
+	}
+	// Once their processes are gone, the next apply unloads them.
+	fromOutside.stop()
+	fromInside.stop()
+	if err := b.Apply(ctx, []*rules.Set{set2}); err != nil {
+		t.Fatalf("%+v", err)
+	}
+	if l := loaded(); strings.Contains(l, readerEntry+" ") || strings.Contains(l, readerChild+" ") {
+		t.Errorf("retired %s, %s still loaded after their processes went:\n%s", readerEntry, readerChild, l)
+	}
+}
+
+// lineReader is a running program that answers each line sent to it with one line.
+type lineReader struct {
+	t   *testing.T
+	cmd *exec.Cmd
+	in  io.WriteCloser
+	out *bufio.Reader
+}
+
+func startReader(t *testing.T, args ...string) *lineReader {
+	t.Helper()
+	cmd := exec.Command(args[0], args[1:]...)
+	in, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	r := &lineReader{t: t, cmd: cmd, in: in, out: bufio.NewReader(out)}
+	t.Cleanup(r.stop)
+	r.ask("/dev/null") // the exec into the program is done once it answers
+	return r
+}
+
+func (r *lineReader) ask(path string) string {
+	r.t.Helper()
+	if _, err := io.WriteString(r.in, path+"\n"); err != nil {
+		r.t.Fatalf("send %s: %v", path, err)
+	}
+	line, err := r.out.ReadString('\n')
+	if err != nil {
+		r.t.Fatalf("answer for %s: %v", path, err)
+	}
+	return strings.TrimSpace(line)
+}
+
+// label is the AppArmor label the program runs in, without its mode.
+func (r *lineReader) label() string {
+	label, _ := processLabel(fmt.Sprintf("/proc/%d", r.cmd.Process.Pid))
+	return label
+}
+
+func (r *lineReader) stop() {
+	if r.cmd.ProcessState == nil {
+		r.in.Close()
+		r.cmd.Wait()
 	}
 }
 
@@ -227,6 +339,17 @@ func copyProgram(t *testing.T, src, dst string) {
 // removes profiles out of it, as the backend does.
 func exemptParser(t *testing.T) Profile {
 	t.Helper()
+	exempt, err := RenderExempt([]string{guestParser(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return exempt
+}
+
+// guestParser is the path of the guest's apparmor_parser, symlinks resolved, as the kernel
+// matches it against attachments.
+func guestParser(t *testing.T) string {
+	t.Helper()
 	parser, err := exec.LookPath("apparmor_parser")
 	if err == nil {
 		parser, err = filepath.EvalSymlinks(parser)
@@ -234,9 +357,71 @@ func exemptParser(t *testing.T) Profile {
 	if err != nil {
 		t.Fatal(err)
 	}
-	exempt, err := RenderExempt([]string{parser})
+	return parser
+}
+
+// TestOtherProfileBesideRuntime shows what Limitations says of a program that another profile
+// (a distribution's) attaches to by its path: the host profile's attachment spells out every
+// path but the runtime's programs, and the kernel gives it the programs in their directories over
+// the other profile's exact path; elsewhere the other profile keeps its program. When this test
+// fails because the other profile wins beside the runtime too, remove the limitation.
+func TestOtherProfileBesideRuntime(t *testing.T) {
+	vmguest.RequireProfile(t, "apparmor")
+	ctx := context.Background()
+	cat, err := exec.LookPath("cat")
 	if err != nil {
 		t.Fatal(err)
 	}
-	return exempt
+	// A runtime program in /usr/bin (left out of the host profile's attachment), and two
+	// programs with a profile of their own: one under /usr, one under /opt.
+	const runtime, beside, apart = "/usr/bin/ward-test-runtime", "/usr/sbin/ward-test-distro/cat", "/opt/ward-test-distro/cat"
+	for _, p := range []string{beside, apart} {
+		copyProgram(t, cat, p)
+		t.Cleanup(func() { os.RemoveAll(filepath.Dir(p)) })
+	}
+	loader := NewLoader(t.TempDir(), nil)
+	const other = "wardtest-distro"
+	distro := Profile{Name: other, Text: []byte(fmt.Sprintf(HeaderPrefix+`%s
+abi <%s>,
+profile %s /{usr/sbin,opt}/ward-test-distro/cat {
+  /** rm,
+}
+`, other, ABI, other))}
+	exempt := exemptParser(t)
+	hostProf, _, err := Render(&rules.Set{Workload: host}, Options{Host: ReadHost(DefaultDir), AttachAll: true,
+		AttachExcept: []string{runtime}, Exempt: []string{guestParser(t)}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []Profile{exempt, distro, hostProf} {
+		if err := loader.Load(ctx, p); err != nil {
+			t.Fatalf("%+v", err)
+		}
+		t.Cleanup(func() {
+			if err := loader.Remove(ctx, p.Name); err != nil {
+				t.Errorf("remove %s: %v", p.Name, err)
+			}
+		})
+	}
+	label := func(prog string) string {
+		out, err := exec.Command(prog, "/proc/self/attr/current").CombinedOutput()
+		if err != nil {
+			t.Errorf("%s: %v %s", prog, err, out)
+		}
+		l, _, _ := strings.Cut(strings.TrimSpace(strings.TrimRight(string(out), "\x00")), " (")
+		return l
+	}
+	if got := label(apart); got != other {
+		t.Errorf("%s: label %q, want %s (its own profile, away from the runtime)", apart, got, other)
+	}
+	// The kernel gives the host profile's pattern the program, or, against the other profile's
+	// pattern here, finds the two undecidable and leaves it unconfined.
+	if got := label(beside); got == other {
+		t.Errorf("%s: label %q; the other profile wins beside the runtime: remove the limitation", beside, got)
+	} else {
+		t.Logf("%s, beside the runtime, runs as %q, not %s", beside, got, other)
+	}
+	if !slices.ContainsFunc((&Backend{}).Limitations(), func(l string) bool { return strings.Contains(l, "beside the container runtime") }) {
+		t.Error("no limitation names a program another profile attaches to beside the container runtime")
+	}
 }

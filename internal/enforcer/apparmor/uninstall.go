@@ -62,10 +62,9 @@ func (u Uninstaller) Uninstall(ctx context.Context, did func(string)) error {
 	return nil
 }
 
-// loadedWardProfiles lists the kernel's loaded top-level profiles named like Ward's ("ward-..."):
-// the workloads' profiles and their entry profiles (EntryName), but not their child profiles,
-// which go with their parent. A missing list means AppArmor is not active.
-func loadedWardProfiles(path string) ([]string, error) {
+// loadedLabels lists the labels of every profile the kernel holds, children too. A missing list
+// means AppArmor is not active.
+func loadedLabels(path string) ([]string, error) {
 	f, err := os.Open(path)
 	if errors.Is(err, os.ErrNotExist) {
 		return nil, nil
@@ -77,14 +76,29 @@ func loadedWardProfiles(path string) ([]string, error) {
 	var out []string
 	sc := bufio.NewScanner(f)
 	for sc.Scan() {
-		// "ward-host (enforce)"
-		name, _, _ := strings.Cut(sc.Text(), " (")
-		if top, _ := SplitLabel(name); strings.HasPrefix(name, "ward-") && !strings.Contains(name, "//") && checkName(top) == nil {
-			out = append(out, name)
-		}
+		// "ward-host//usr/bin/cat (enforce)"
+		label, _, _ := strings.Cut(sc.Text(), " (")
+		out = append(out, label)
 	}
 	if err := sc.Err(); err != nil {
 		return nil, fmt.Errorf("read %s: %w", path, err)
+	}
+	return out, nil
+}
+
+// loadedWardProfiles lists the kernel's loaded top-level profiles named like Ward's ("ward-..."):
+// the workloads' profiles and their entry profiles (EntryName), but not their child profiles,
+// which go with their parent. A missing list means AppArmor is not active.
+func loadedWardProfiles(path string) ([]string, error) {
+	labels, err := loadedLabels(path)
+	if err != nil {
+		return nil, err
+	}
+	var out []string
+	for _, name := range labels {
+		if top, _ := SplitLabel(name); strings.HasPrefix(name, "ward-") && !strings.Contains(name, "//") && checkName(top) == nil {
+			out = append(out, name)
+		}
 	}
 	return out, nil
 }

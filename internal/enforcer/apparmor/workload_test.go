@@ -692,36 +692,67 @@ func TestSharedSourceScript(t *testing.T) {
 	}
 }
 
-// A load of the host profile unloads the entry profiles the kernel holds for sources its text no
-// longer has (a file's load leaves those loaded), and leaves the others and other profiles'.
-func TestStaleEntriesUnloaded(t *testing.T) {
-	sfs := t.TempDir()
-	list := "ward-host (enforce)\nward-host//usr/bin/cat (enforce)\nward-host/usr/bin/cat (enforce)\nward-host/usr/bin/gone (enforce)\n" +
-		"ward-exempt (unconfined)\nward-ns_pod_c (enforce)\n/usr/bin/man (enforce)\n"
-	if err := os.WriteFile(filepath.Join(sfs, "profiles"), []byte(list), 0o644); err != nil {
+// A load keeps, retired, the children and entries the kernel holds that the new text lacks
+// while a process runs in one, and unloads those no process runs in; a later load unloads the
+// rest once their processes are gone. Removing the host's profile unloads an entry its file does
+// not hold.
+func TestRetiredProfilesUnloaded(t *testing.T) {
+	sfs, procs := t.TempDir(), t.TempDir()
+	holds := func(list string) {
+		t.Helper()
+		if err := os.WriteFile(filepath.Join(sfs, "profiles"), []byte(list), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		os.Remove(filepath.Join(sfs, ".remove"))
+	}
+	holds("ward-host (enforce)\nward-host//usr/bin/cat (enforce)\nward-host/usr/bin/cat (enforce)\nward-host/usr/bin/gone (enforce)\n" +
+		"ward-host//usr/bin/old (enforce)\nward-host//null-1 (complain)\nward-exempt (unconfined)\nward-ns_pod_c (enforce)\n/usr/bin/man (enforce)\n")
+	// A process still runs in the entry of /usr/bin/gone.
+	attr := filepath.Join(procs, "123", "attr", "apparmor")
+	if err := os.MkdirAll(attr, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	b, err := New(context.Background(), Config{Dir: t.TempDir(), Runner: &gateRunner{}, Host: &fixtureHost, SecurityFS: sfs,
+	if err := os.WriteFile(filepath.Join(attr, "current"), []byte("ward-host/usr/bin/gone (enforce)\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	b, err := New(context.Background(), Config{Dir: dir, Runner: &gateRunner{}, Host: &fixtureHost, SecurityFS: sfs, ProcRoot: procs,
 		Records: func(ctx context.Context, _ func(string)) error { <-ctx.Done(); return nil }})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer b.Close()
+	removed := func() string { got, _ := os.ReadFile(filepath.Join(sfs, ".remove")); return string(got) }
 	set := compileFor(t, hostPolicy("cat", file(policy.MatchPath, "/secret", block, from("/usr/bin/cat"))), true)
 	if err := b.Apply(context.Background(), []*rules.Set{set}); err != nil {
 		t.Fatal(err)
 	}
-	if got, _ := os.ReadFile(filepath.Join(sfs, ".remove")); string(got) != "ward-host/usr/bin/gone" {
-		t.Errorf(".remove got %q, want the stale entry ward-host/usr/bin/gone only", got)
+	if got := removed(); got != "ward-host//usr/bin/old" {
+		t.Errorf(".remove got %q, want the unused retired child ward-host//usr/bin/old only", got)
 	}
-	// Removing the host's profile unloads an entry its file does not hold.
-	if err := os.WriteFile(filepath.Join(sfs, "profiles"), []byte("ward-host (enforce)\nward-host/usr/bin/left (enforce)\n"), 0o644); err != nil {
+	text, _ := os.ReadFile(filepath.Join(dir, "ward-host"))
+	for _, want := range []string{"\nprofile ward-host/usr/bin/gone flags=", "\n  profile usr/bin/old flags=", "\nprofile ward-host/usr/bin/cat /usr/bin/cat flags="} {
+		if !strings.Contains(string(text), want) {
+			t.Errorf("profile lacks %q:\n%s", want, text)
+		}
+	}
+	// The process is gone: the next load of the host's profile unloads its entry.
+	holds("ward-host (enforce)\nward-host//usr/bin/cat (enforce)\nward-host/usr/bin/cat (enforce)\nward-host/usr/bin/gone (enforce)\nward-host//usr/bin/old (enforce)\n")
+	if err := os.RemoveAll(filepath.Join(procs, "123")); err != nil {
 		t.Fatal(err)
 	}
+	if err := b.ApplyWorkload(context.Background(), set); err != nil {
+		t.Fatal(err)
+	}
+	if got := removed(); got != "ward-host/usr/bin/gone" {
+		t.Errorf(".remove got %q once the process went, want ward-host/usr/bin/gone", got)
+	}
+	// Removing the host's profile unloads an entry its file does not hold.
+	holds("ward-host (enforce)\nward-host/usr/bin/left (enforce)\n")
 	if err := b.RemoveWorkload(context.Background(), set.Workload.ID()); err != nil {
 		t.Fatal(err)
 	}
-	if got, _ := os.ReadFile(filepath.Join(sfs, ".remove")); string(got) != "ward-host/usr/bin/left" {
+	if got := removed(); got != "ward-host/usr/bin/left" {
 		t.Errorf(".remove got %q after the host's removal, want ward-host/usr/bin/left", got)
 	}
 }
