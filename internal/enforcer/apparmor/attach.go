@@ -263,5 +263,10 @@ func (n *trieNode) complement() string {
 		}
 		break
 	}
+	if len(alts) == 1 {
+		// The parser refuses a group of one ("{?**}"): an excluded path whose siblings, all
+		// excluded too, end one byte after it (containerd-shim-runc-v1 and -v2).
+		return alts[0]
+	}
 	return "{" + strings.Join(alts, ",") + "}"
 }

@@ -124,7 +124,10 @@ func aareRegexp(t *testing.T, p string) *regexp.Regexp {
 }
 
 func TestAttachAllExcept(t *testing.T) {
-	excluded := []string{"/usr/bin/containerd", "/usr/bin/containerd-shim-runc-v2", "/usr/sbin/runc", "/usr/local/bin/crun", "/usr/bin/kubelet"}
+	// Both shims, and tool1 beside tool10 and tool11: siblings that all end one byte on (the
+	// parser refused the group of one this once wrote for each).
+	excluded := []string{"/usr/bin/containerd", "/usr/bin/containerd-shim-runc-v1", "/usr/bin/containerd-shim-runc-v2", "/usr/sbin/runc",
+		"/usr/local/bin/crun", "/usr/bin/kubelet", "/opt/t/tool1", "/opt/t/tool10", "/opt/t/tool11"}
 	a, err := attachAllExcept(excluded)
 	if err != nil {
 		t.Fatal(err)
@@ -136,7 +139,7 @@ func TestAttachAllExcept(t *testing.T) {
 		}
 	}
 	for _, p := range []string{"/bin/sh", "/usr/bin/cat", "/usr/bin/containerd-shim", "/usr/bin/containerd2",
-		"/usr/bin/containerd-shim-runc-v1", "/usr/sbin/run", "/usr/sbin/runcx", "/usr/local/bin/crun.real", "/usr/bin/kubectl",
+		"/usr/bin/containerd-shim-runc-v3", "/opt/t/tool12", "/opt/t/tool2", "/opt/t/tool100", "/usr/sbin/run", "/usr/sbin/runcx", "/usr/local/bin/crun.real", "/usr/bin/kubectl",
 		"/usr/bin", "/usr/sbin/runc.d/x", "/opt/usr/sbin/runc", "/u", "/x"} {
 		if !re.MatchString(p) {
 			t.Errorf("%s does not match the attachment %s", p, a)
