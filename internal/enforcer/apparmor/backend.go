@@ -764,7 +764,7 @@ func (b *Backend) record(line string) (ev enforcer.Event, ok bool) {
 		// A child that several sources run in: the record names the child, after its first
 		// source. They have the same rules, so any of them decides alike; the executable says
 		// which one acted, for the alert's Source and ProcessName.
-		if src, why := sharedSource(b.procRoot, rec.PID, sharers); src != "" {
+		if src, why := sharedSource(b.procRoot, rec.PID, rec.Comm, sharers); src != "" {
 			ev.Access.Source = src
 		} else {
 			ev.Detail += fmt.Sprintf(` ward_source="one of %s: %s"`, strings.Join(sharers, " "), why)
@@ -792,12 +792,23 @@ func (b *Backend) record(line string) (ev enforcer.Event, ok bool) {
 // or, for a script, the script's path, which the kernel puts after the interpreter and its
 // optional argument in the process's arguments (binfmt_script), as execve was given it
 // (resolved against the working directory when relative). A process can rewrite its arguments,
-// but it then names another source of the same child, with the same rules. When none matches,
-// why says so for the alert.
-func sharedSource(procRoot string, pid int, sharers []string) (src, why string) {
+// but it then names another source of the same child, with the same rules. A process gone
+// before the record is read is named by the record's comm, the base name of the file it
+// executed (a script's own), cut to 15 bytes, when exactly one source has that name. When none
+// matches, why says so for the alert.
+func sharedSource(procRoot string, pid int, comm string, sharers []string) (src, why string) {
 	dir := filepath.Join(procRoot, strconv.Itoa(pid))
 	exe, err := os.Readlink(filepath.Join(dir, "exe"))
 	if err != nil {
+		var named []string
+		for _, s := range sharers {
+			if base := filepath.Base(s); comm != "" && base[:min(len(base), 15)] == comm {
+				named = append(named, s)
+			}
+		}
+		if len(named) == 1 {
+			return named[0], ""
+		}
 		return "", "the process was gone before Ward read the record"
 	}
 	if slices.Contains(sharers, exe) {

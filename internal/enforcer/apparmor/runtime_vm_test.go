@@ -206,10 +206,11 @@ func TestHostSourceStartedOutsideProfile(t *testing.T) {
 	fromOutside := startReader(t, reader)
 	fromInside := startReader(t, "aa-exec", "-p", hostName, "--", "sh", "-c", "exec "+reader)
 	readerEntry, readerChild := EntryName(hostName, reader), hostName+"//"+childName(reader)
-	for _, c := range []struct {
+	readers := []struct {
 		r     *lineReader
 		label string
-	}{{fromOutside, readerEntry}, {fromInside, readerChild}} {
+	}{{fromOutside, readerEntry}, {fromInside, readerChild}}
+	for _, c := range readers {
 		if got := c.r.label(); got != c.label {
 			t.Errorf("reader: label %q, want %s", got, c.label)
 		}
@@ -235,10 +236,7 @@ func TestHostSourceStartedOutsideProfile(t *testing.T) {
 	if l := loaded(); strings.Contains(l, entry+" ") || !strings.Contains(l, readerEntry+" ") || !strings.Contains(l, readerChild+" ") {
 		t.Errorf("after the rules went, want %s unloaded (no process in it) and %s, %s retired (in use):\n%s", entry, readerEntry, readerChild, l)
 	}
-	for _, c := range []struct {
-		r     *lineReader
-		label string
-	}{{fromOutside, readerEntry}, {fromInside, readerChild}} {
+	for _, c := range readers {
 		if got := c.r.label(); got != c.label {
 			t.Errorf("reader after the rules went: label %q, want %s (retired)", got, c.label)
 		}

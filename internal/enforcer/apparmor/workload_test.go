@@ -678,17 +678,25 @@ func TestSharedSourceScript(t *testing.T) {
 			}
 			time.Sleep(10 * time.Millisecond)
 		}
-		if src, why := sharedSource("/proc", pid, []string{"/0/other", script}); src != script {
+		if src, why := sharedSource("/proc", pid, "script", []string{"/0/other", script}); src != script {
 			t.Errorf("%s: source %q (%s), want %s", name, src, why, script)
 		}
-		if src, why := sharedSource("/proc", pid, []string{"/0/other", "/0/another"}); src != "" || !strings.Contains(why, "none of them") {
+		if src, why := sharedSource("/proc", pid, "script", []string{"/0/other", "/0/another"}); src != "" || !strings.Contains(why, "none of them") {
 			t.Errorf("%s among other sources: %q, %q, want none and why", name, src, why)
 		}
 		cmd.Process.Kill()
 		cmd.Wait()
 	}
-	if src, why := sharedSource("/proc", 1<<30, []string{script}); src != "" || !strings.Contains(why, "gone") {
-		t.Errorf("a process gone: %q, %q", src, why)
+	// Gone: the record's comm names it when one source has that base name (cut to 15 bytes).
+	long := "/0/a-name-longer-than-fifteen"
+	for _, c := range []struct {
+		comm, want string
+		sharers    []string
+	}{{"script", script, []string{"/0/other", script}}, {"a-name-longer-t", long, []string{script, long}},
+		{"script", "", []string{script, "/1/script"}}, {"other", "", []string{script}}} {
+		if src, why := sharedSource("/proc", 1<<30, c.comm, c.sharers); src != c.want || (src == "" && !strings.Contains(why, "gone")) {
+			t.Errorf("a process gone, comm %q among %v: %q, %q, want %q", c.comm, c.sharers, src, why, c.want)
+		}
 	}
 }
 
