@@ -410,7 +410,11 @@ func (b *Backend) loadRendered(ctx context.Context, set *rules.Set, prof Profile
 	if attachAll {
 		b.unreached.Do(b.reportUnreached)
 	}
-	return b.unloadRetired(prof.Retired)
+	// The profile is in force: a retired one left loaded is unloaded by a later load.
+	if err := b.unloadRetired(prof.Retired); err != nil {
+		b.log.Warn("apparmor: retired profiles stay loaded until the next load", "profile", prof.Name, "error", err.Error())
+	}
+	return nil
 }
 
 // heldLabels maps each of Ward's profiles the kernel holds to the labels of its children and
@@ -708,16 +712,15 @@ func (b *Backend) removeProfile(ctx context.Context, name string) error {
 	if err != nil && !errors.Is(err, os.ErrNotExist) {
 		return err
 	}
-	if err := b.unloadEntries([]string{name}); err != nil {
-		return err
-	}
+	// The file is gone: forget it even when an entry it no longer held stays loaded.
+	entriesErr := b.unloadEntries([]string{name})
 	b.mu.Lock()
 	delete(b.byName, name)
 	delete(b.text, name)
 	delete(b.sharedChildren, name)
 	delete(b.replaced, name)
 	b.mu.Unlock()
-	return nil
+	return entriesErr
 }
 
 // Close stops reading records. Profiles stay loaded and on disk on purpose: they keep running

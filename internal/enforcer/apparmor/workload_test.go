@@ -764,3 +764,31 @@ func TestRetiredProfilesUnloaded(t *testing.T) {
 		t.Errorf(".remove got %q after the host's removal, want ward-host/usr/bin/left", got)
 	}
 }
+
+// A retired profile that cannot be unloaded does not fail the load that retired it: the new
+// profile is in force, and a later load tries again.
+func TestRetiredUnloadFailureKeepsLoad(t *testing.T) {
+	sfs := t.TempDir()
+	if err := os.WriteFile(filepath.Join(sfs, "profiles"), []byte("ward-host (enforce)\nward-host//usr/bin/old (enforce)\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Mkdir(filepath.Join(sfs, ".remove"), 0o755); err != nil { // not writable as a file
+		t.Fatal(err)
+	}
+	b, err := New(context.Background(), Config{Dir: t.TempDir(), Runner: &gateRunner{}, Host: &fixtureHost, SecurityFS: sfs, ProcRoot: t.TempDir(),
+		Records: func(ctx context.Context, _ func(string)) error { <-ctx.Done(); return nil }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	set := compileFor(t, hostPolicy("h", file(policy.MatchPath, "/secret", block)), true)
+	if err := b.Apply(context.Background(), []*rules.Set{set}); err != nil {
+		t.Fatalf("Apply: %v, want the load to stand", err)
+	}
+	b.mu.Lock()
+	got := b.byName["ward-host"]
+	b.mu.Unlock()
+	if got != set {
+		t.Error("the host's new set is not the one in force")
+	}
+}
