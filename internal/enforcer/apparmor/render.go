@@ -67,8 +67,9 @@ type Options struct {
 	// AttachExcept are executables AttachAll leaves out: an unconfined process that starts one
 	// leaves it unconfined (the node's container runtime).
 	AttachExcept []string
-	// Exempt are executables another profile of Ward's attaches to (ExemptProfile's): a
-	// fromSource executable among them, or among AttachExcept, gets no entry profile (entries).
+	// Exempt are executables another profile of Ward's attaches to (ExemptProfile's). AttachAll
+	// leaves them out, as it does AttachExcept, and a fromSource executable among either gets no
+	// entry profile (entries).
 	Exempt []string
 	// Held lists the child and entry profiles of this profile that the kernel holds now, by
 	// label (NAME//CHILD, NAME/CHILD, as SplitLabel reads them). Those the new text would lack
@@ -102,7 +103,7 @@ type Profile struct {
 	Shared map[string][]string
 	// Entries are the entry profiles in the same file, each a top-level twin of a child attached
 	// to its sources' paths (EntryName), rendered with AttachAll. Loading the file does not
-	// unload an entry it no longer holds: the loader removes those.
+	// unload an entry it no longer holds: a later render writes that one retired (Held).
 	Entries []string
 	// Retired are the labels of the profiles rendered retired (Options.Held): no exec enters them;
 	// the loader unloads each once no process runs in it.
@@ -217,8 +218,10 @@ type renderer struct {
 	origins  []Origin
 	warnings []enforcer.Warning
 	warned   map[string]bool
-	// entryNames are the entry profiles rendered (entries); retiredLabels the retired ones.
-	entryAttach     [][]string // per child, the sources its entry attaches to (planEntries)
+	// entryAttach holds, per child, the sources its entry attaches to (planEntries); entryNames
+	// the entry profiles rendered (entries); retiredChildren and retiredLabels what retired
+	// holds and renderRetired wrote.
+	entryAttach     [][]string
 	entryNames      []string
 	retiredChildren []string
 	retiredLabels   []string
@@ -449,10 +452,11 @@ func (r *renderer) render() error {
 }
 
 // retired lists the children, or the entries, by child name, that the kernel holds for this
-// profile (Options.Held) and the new text lacks; entries are known once rendered. When a profile is replaced, the kernel keeps
-// the children the new text lacks, with their old rules, for the processes that run in them;
-// and when a profile is unloaded, its processes become unconfined. So neither is dropped while
-// in use: each stays, retired (renderRetired), until no process runs in it.
+// profile (Options.Held) and the new text lacks; entries are known once rendered. When a
+// profile is replaced, the kernel keeps the children the new text lacks, with their old rules,
+// for the processes that run in them; and when a profile is unloaded, its processes become
+// unconfined. So neither is dropped while in use: each stays, retired (renderRetired), until no
+// process runs in it.
 func (r *renderer) retired(children bool) []string {
 	current := map[string]bool{}
 	for _, members := range r.children {
@@ -524,11 +528,12 @@ func SplitLabel(label string) (profile, child string) {
 // as a top-level profile attached to its sources' paths. A child is entered only by its parent's
 // exec rule, so a fromSource program that a process outside Ward's profiles starts (systemd
 // starting a service, a shell older than the profile) would enter the workload's profile by its
-// attachment instead, without the rules limited to it. The kernel gives an unconfined exec the
-// profile whose attachment matches the most leading literal characters, so the entry's exact
-// path wins over the host's "/**". Its body is the child's, exec rules and all, so a program it
-// starts goes where the child's would. Sources the node's container runtime or Ward itself run
-// as (AttachExcept, Exempt) get none: those must stay unconfined when started from outside.
+// attachment instead, without the rules limited to it. The workload's attachment leaves the
+// sources out (render), so the entry is the only profile an unconfined exec of one can enter;
+// left to the kernel's choice, the host's pattern won beside the runtime's programs. Its body is
+// the child's, exec rules and all, so a program it starts goes where the child's would. Sources
+// the node's container runtime or Ward itself run as (AttachExcept, Exempt) get none: those must
+// stay unconfined when started from outside.
 func (r *renderer) entries() error {
 	for i, attach := range r.entryAttach {
 		members := r.children[i]
