@@ -322,9 +322,18 @@ func (r *renderer) emit(o Origin, indent, format string, args ...any) {
 }
 
 func (r *renderer) warn(ru *rules.Rule, format string, args ...any) {
+	field := ""
+	if ru != nil {
+		field = ru.Field
+	}
+	r.warnAt(ru, field, format, args...)
+}
+
+// warnAt warns about rule ru (nil for none) at field, once per text.
+func (r *renderer) warnAt(ru *rules.Rule, field, format string, args ...any) {
 	w := enforcer.Warning{Backend: enforcer.AppArmor, Workload: r.set.Workload.ID(), RuleID: -1, Message: fmt.Sprintf(format, args...)}
 	if ru != nil {
-		w.Policy, w.PolicyKind, w.Namespace, w.Rule, w.RuleID = ru.PolicyName, ru.PolicyKind, ru.Namespace, ru.Field, ru.ID
+		w.Policy, w.PolicyKind, w.Namespace, w.Rule, w.RuleID = ru.PolicyName, ru.PolicyKind, ru.Namespace, field, ru.ID
 	}
 	key := w.String()
 	if r.warned[key] {
@@ -337,13 +346,7 @@ func (r *renderer) warn(ru *rules.Rule, format string, args ...any) {
 // warnSource warns at the field that first names fromSource executable source.
 func (r *renderer) warnSource(source, format string, args ...any) {
 	o := r.named[source]
-	ru := &r.set.Rules[o.RuleID]
-	w := enforcer.Warning{Backend: enforcer.AppArmor, Workload: r.set.Workload.ID(), Policy: ru.PolicyName, PolicyKind: ru.PolicyKind,
-		Namespace: ru.Namespace, Rule: o.Rule, RuleID: ru.ID, Message: fmt.Sprintf(format, args...)}
-	if key := w.String(); !r.warned[key] {
-		r.warned[key] = true
-		r.warnings = append(r.warnings, w)
-	}
+	r.warnAt(&r.set.Rules[o.RuleID], o.Rule, format, args...)
 }
 
 func ruleOrigin(ru *rules.Rule, c *ctx) Origin {
@@ -435,7 +438,7 @@ func (r *renderer) render() error {
 		r.emit(o, "  ", "}")
 	}
 	for _, child := range r.retiredChildren {
-		if err := r.renderRetired(r.name+"//"+child, child, "  "); err != nil {
+		if err := r.renderRetired(r.name+"//"+child, child, child, "  "); err != nil {
 			return err
 		}
 	}
@@ -444,7 +447,7 @@ func (r *renderer) render() error {
 		return err
 	}
 	for _, child := range r.retired(false) {
-		if err := r.renderRetired(r.name+"/"+child, child, ""); err != nil {
+		if err := r.renderRetired(r.name+"/"+child, r.name+"/"+child, child, ""); err != nil {
 			return err
 		}
 	}
@@ -481,19 +484,16 @@ func (r *renderer) retired(children bool) []string {
 	return out
 }
 
-// renderRetired renders a retired child or entry profile (retired) as label: without an
-// attachment and the target of no exec rule, so no process enters it, and with the rules that
-// fromSource executable "/"+child has now, so the processes that still run in it get them.
-func (r *renderer) renderRetired(label, child, indent string) error {
+// renderRetired renders a retired child or entry profile (retired), named name in the text and
+// label in the kernel: without an attachment and the target of no exec rule, so no process
+// enters it, and with the rules that fromSource executable "/"+child has now, so the processes
+// that still run in it get them.
+func (r *renderer) renderRetired(label, name, child, indent string) error {
 	s := "/" + child
 	c := &ctx{source: s, label: label, indent: indent + "  "}
 	o := Origin{Kind: OriginHeader, RuleID: -1, Source: s}
 	r.emit(o, "", "")
 	r.emit(o, indent, "# Retired: no exec enters this profile now. It has the rules of fromSource %s, for the processes still in it, until none is.", s)
-	_, name := SplitLabel(label)
-	if indent == "" {
-		name = label
-	}
 	r.emit(o, indent, "profile %s flags=(attach_disconnected) {", quote(name))
 	if err := r.body(c); err != nil {
 		return err
@@ -561,12 +561,10 @@ func (r *renderer) entries() error {
 }
 
 // planEntries lists, for each child, the sources its entry profile attaches to (entries), and
-// warns about the sources left without one. Only a profile attached to every program has entries.
+// warns about the sources left without one. Only a profile attached to every program (AttachAll)
+// has entries, and only it calls this.
 func (r *renderer) planEntries() [][]string {
 	r.entryAttach = make([][]string, len(r.children))
-	if !r.opts.AttachAll {
-		return nil
-	}
 	for i, members := range r.children {
 		for _, s := range members {
 			if slices.Contains(r.opts.AttachExcept, s) || slices.Contains(r.opts.Exempt, s) {
