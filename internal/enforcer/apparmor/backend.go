@@ -461,8 +461,8 @@ func (b *Backend) unloadRetired(retired []string) error {
 
 // unload unloads one profile through the kernel's .remove.
 func (b *Backend) unload(label string) error {
-	if err := os.WriteFile(filepath.Join(b.securityFS, ".remove"), []byte(label), 0); err != nil {
-		return fmt.Errorf("unload apparmor profile %s through %s/.remove: %w", label, b.securityFS, err)
+	if err := unloadLabel(b.securityFS, label); err != nil {
+		return err
 	}
 	b.log.Info("apparmor profile unloaded: no rule and no process needs it", "profile", label)
 	return nil

@@ -50,14 +50,23 @@ func (u Uninstaller) Uninstall(ctx context.Context, did func(string)) error {
 		errs = append(errs, fmt.Errorf("uninstall apparmor profiles: %w", err))
 	}
 	for _, name := range loaded {
-		if err := os.WriteFile(filepath.Join(securityFS, ".remove"), []byte(name), 0); err != nil {
-			errs = append(errs, fmt.Errorf("uninstall apparmor profile %s: unload through %s/.remove: %w", name, securityFS, err))
+		if err := unloadLabel(securityFS, name); err != nil {
+			errs = append(errs, fmt.Errorf("uninstall: %w", err))
 			continue
 		}
 		removed(name)
 	}
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("%s: %w", enforcer.AppArmor, err)
+	}
+	return nil
+}
+
+// unloadLabel unloads the profile the kernel holds as label through its .remove, for profiles
+// no file of Ward's holds any more: apparmor_parser -R removes only what a file names.
+func unloadLabel(securityFS, label string) error {
+	if err := os.WriteFile(filepath.Join(securityFS, ".remove"), []byte(label), 0); err != nil {
+		return fmt.Errorf("unload apparmor profile %s through %s/.remove: %w", label, securityFS, err)
 	}
 	return nil
 }
