@@ -191,6 +191,18 @@ func (b *Backend) reportUnreached() {
 // of an excluded path come a byte that continues no excluded path and then anything, the end of
 // the path when no excluded path ends there, or the next byte of an excluded path and the same
 // again one level down.
+//
+// Each "then anything" ends in its own marker, a NUL, "m" and a number, which no path the kernel
+// matches can reach (names end at their NUL). Without them the parser's minimised DFA has one
+// state for every "anything", numbered when the shallowest prefix first reaches it. The kernel
+// ranks attachments by the length of their left match, which it counts until the DFA moves to a
+// state numbered no higher than the one before (taken for a loop, 6.1 leftmatch_fb); a path
+// leaving the trie deeper down moved to that low state, not seen before, and the count wrapped
+// below zero. This attachment then beat every other profile's for the programs beside an
+// excluded one (/usr/bin/...), or, against another such pattern, neither attached and the
+// program ran unconfined. With a marker each tail is a state of its own, numbered after the
+// prefix it leaves, and the count is the prefix's length plus one: an exact attachment is
+// longer (TestAttachAllExceptRanksBelowOthers).
 func attachAllExcept(paths []string) (string, error) {
 	root := &trieNode{}
 	for _, p := range paths {
@@ -209,7 +221,8 @@ func attachAllExcept(paths []string) (string, error) {
 	if len(root.next) == 0 {
 		return "/**", nil
 	}
-	return quote("/" + root.complement()), nil
+	var tails int
+	return quote("/" + root.complement(&tails)), nil
 }
 
 type trieNode struct {
@@ -231,7 +244,13 @@ func (n *trieNode) child(c byte) *trieNode {
 // not excluded. A chain of nodes with one continuation each is written flat, one alternative per
 // byte, and only a node where excluded paths part opens a nested group: the parser refuses deep
 // nesting of {}.
-func (n *trieNode) complement() string {
+//
+// tails numbers the "then anything" tails, each given its marker (see attachAllExcept).
+func (n *trieNode) complement(tails *int) string {
+	anything := func(head string) string {
+		*tails++
+		return fmt.Sprintf(`%s**{,\x00m%d}`, head, *tails)
+	}
 	var alts []string
 	prefix := ""
 	for cur := n; ; {
@@ -239,7 +258,7 @@ func (n *trieNode) complement() string {
 		if len(keys) == 0 {
 			// An excluded path ends here and none continues it: anything longer matches.
 			// An executable is a file, so what follows never starts with a slash.
-			alts = append(alts, prefix+"?**")
+			alts = append(alts, anything(prefix+"?"))
 			break
 		}
 		var class strings.Builder
@@ -249,7 +268,7 @@ func (n *trieNode) complement() string {
 			}
 			class.WriteByte(c)
 		}
-		alts = append(alts, prefix+"[^"+class.String()+"]**")
+		alts = append(alts, anything(prefix+"[^"+class.String()+"]"))
 		if !cur.end {
 			alts = append(alts, prefix)
 		}
@@ -259,7 +278,7 @@ func (n *trieNode) complement() string {
 			continue
 		}
 		for _, c := range keys {
-			alts = append(alts, prefix+escapeLiteral(string(c))+cur.next[c].complement())
+			alts = append(alts, prefix+escapeLiteral(string(c))+cur.next[c].complement(tails))
 		}
 		break
 	}

@@ -82,7 +82,7 @@ func TestRuntimeExecutables(t *testing.T) {
 }
 
 // aareRegexp translates the AppArmor pattern subset attachAllExcept writes (literals, backslash
-// escapes, ?, **, [^...], nested {a,b}) into a Go regexp, to check which paths it matches.
+// escapes, \xHH, ?, **, [^...], nested {a,b}) into a Go regexp, to check which paths it matches.
 func aareRegexp(t *testing.T, p string) *regexp.Regexp {
 	t.Helper()
 	var b strings.Builder
@@ -91,6 +91,11 @@ func aareRegexp(t *testing.T, p string) *regexp.Regexp {
 		switch c := p[i]; c {
 		case '\\':
 			i++
+			if p[i] == 'x' { // \xHH, a byte
+				b.WriteString(`\x` + p[i+1:i+3])
+				i += 2
+				continue
+			}
 			b.WriteString(regexp.QuoteMeta(string(p[i])))
 		case '?':
 			b.WriteString("[^/]")

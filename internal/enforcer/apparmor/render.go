@@ -529,8 +529,8 @@ func SplitLabel(label string) (profile, child string) {
 // exec rule, so a fromSource program that a process outside Ward's profiles starts (systemd
 // starting a service, a shell older than the profile) would enter the workload's profile by its
 // attachment instead, without the rules limited to it. The workload's attachment leaves the
-// sources out (render), so the entry is the only profile an unconfined exec of one can enter;
-// left to the kernel's choice, the host's pattern won beside the runtime's programs. Its body is
+// sources out (render), so the entry is the only profile an unconfined exec of one can enter,
+// whatever the kernel's ranking of the two attachments (attachAllExcept). Its body is
 // the child's, exec rules and all, so a program it starts goes where the child's would. Sources
 // the node's container runtime or Ward itself run as (AttachExcept, Exempt) get none: those must
 // stay unconfined when started from outside.

@@ -358,11 +358,13 @@ func guestParser(t *testing.T) string {
 	return parser
 }
 
-// TestOtherProfileBesideRuntime shows what Limitations says of a program that another profile
-// (a distribution's) attaches to by its path: the host profile's attachment spells out every
-// path but the runtime's programs, and the kernel gives it the programs in their directories over
-// the other profile's exact path; elsewhere the other profile keeps its program. When this test
-// fails because the other profile wins beside the runtime too, remove the limitation.
+// TestOtherProfileBesideRuntime shows that a program another profile (a distribution's)
+// attaches to keeps that profile when an unconfined process starts it, beside the runtime's
+// programs too, where the host profile's attachment spells out the paths it leaves out. The
+// kernel ranks attachments by their left match, and that pattern's count once wrapped below
+// zero for every path leaving it deep in /usr (attachAllExcept): the host profile won there
+// over an exact path, and against another pattern neither attached and the program ran
+// unconfined.
 func TestOtherProfileBesideRuntime(t *testing.T) {
 	vmguest.RequireProfile(t, "apparmor")
 	ctx := context.Background()
@@ -370,21 +372,28 @@ func TestOtherProfileBesideRuntime(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// A runtime program in /usr/bin (left out of the host profile's attachment), and two
-	// programs with a profile of their own: one under /usr, one under /opt.
-	const runtime, beside, apart = "/usr/bin/ward-test-runtime", "/usr/sbin/ward-test-distro/cat", "/opt/ward-test-distro/cat"
-	for _, p := range []string{beside, apart} {
+	// A runtime program in /usr/bin (left out of the host profile's attachment); programs with
+	// a profile of their own, attached by a pattern (under /usr and under /opt) or by their
+	// exact path (beside the runtime program, sharing its name's first letters); and one with
+	// no profile of its own there.
+	const runtime = "/usr/bin/ward-test-runtime"
+	const beside, apart = "/usr/sbin/ward-test-distro/cat", "/opt/ward-test-distro/cat"
+	const exact, plain = "/usr/bin/ward-test-exact/cat", "/usr/bin/ward-test-plain/cat"
+	for _, p := range []string{beside, apart, exact, plain} {
 		copyProgram(t, cat, p)
 		t.Cleanup(func() { os.RemoveAll(filepath.Dir(p)) })
 	}
 	loader := NewLoader(t.TempDir(), nil)
-	const other = "wardtest-distro"
+	const other, exactName = "wardtest-distro", "wardtest-exact"
 	distro := Profile{Name: other, Text: []byte(fmt.Sprintf(HeaderPrefix+`%s
 abi <%s>,
 profile %s /{usr/sbin,opt}/ward-test-distro/cat {
   /** rm,
 }
-`, other, ABI, other))}
+profile %s %s {
+  /** rm,
+}
+`, other, ABI, other, exactName, exact))}
 	exempt := exemptParser(t)
 	hostProf, _, err := Render(&rules.Set{Workload: host}, Options{Host: ReadHost(DefaultDir), AttachAll: true,
 		AttachExcept: []string{runtime}, Exempt: []string{guestParser(t)}})
@@ -409,17 +418,9 @@ profile %s /{usr/sbin,opt}/ward-test-distro/cat {
 		l, _, _ := strings.Cut(strings.TrimSpace(strings.TrimRight(string(out), "\x00")), " (")
 		return l
 	}
-	if got := label(apart); got != other {
-		t.Errorf("%s: label %q, want %s (its own profile, away from the runtime)", apart, got, other)
-	}
-	// The kernel gives the host profile's pattern the program, or, against the other profile's
-	// pattern here, finds the two undecidable and leaves it unconfined.
-	if got := label(beside); got == other {
-		t.Errorf("%s: label %q; the other profile wins beside the runtime: remove the limitation", beside, got)
-	} else {
-		t.Logf("%s, beside the runtime, runs as %q, not %s", beside, got, other)
-	}
-	if !slices.ContainsFunc((&Backend{}).Limitations(), func(l string) bool { return strings.Contains(l, "beside the container runtime") }) {
-		t.Error("no limitation names a program another profile attaches to beside the container runtime")
+	for prog, want := range map[string]string{apart: other, beside: other, exact: exactName, plain: ProfileName(host)} {
+		if got := label(prog); got != want {
+			t.Errorf("%s: label %q, want %s", prog, got, want)
+		}
 	}
 }

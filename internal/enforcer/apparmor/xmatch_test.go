@@ -1,0 +1,272 @@
+package apparmor
+
+import (
+	"bytes"
+	"encoding/binary"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+)
+
+// This file replays, on the DFAs the real apparmor_parser compiles, the kernel's choice among
+// profile attachments for a program an unconfined process executes (security/apparmor: domain.c
+// find_attach, match.c leftmatch_fb, as in Debian's 6.1 kernel). The kernel's choice is shown
+// in the VM (TestOtherProfileBesideRuntime); replaying it here shows it for every path a test
+// names, without a kernel.
+
+// xmatchDFA is a compiled attachment: the flex-style tables of a profile's xmatch DFA.
+type xmatchDFA struct {
+	accept, base         []uint32
+	def, next, check, ec []uint32
+}
+
+const (
+	tableAccept = 1
+	tableBase   = 2
+	tableCheck  = 3
+	tableDef    = 4
+	tableEC     = 5
+	tableNext   = 8
+)
+
+// compileAttachment compiles `profile NAME ATTACHMENT {}` and returns its xmatch DFA: the first
+// DFA of the binary policy, which holds the profile's attachment before its rules.
+func compileAttachment(t *testing.T, attachment string) *xmatchDFA {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "p")
+	if err := os.WriteFile(path, []byte("profile p "+attachment+" {}\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out, err := exec.Command(parserPath(t), "-Q", "-S", "-q", path).Output()
+	if err != nil {
+		t.Fatalf("apparmor_parser -Q -S %s: %v", attachment, err)
+	}
+	d, err := parseDFA(out)
+	if err != nil {
+		t.Fatalf("%s: %v", attachment, err)
+	}
+	return d
+}
+
+func parseDFA(blob []byte) (*xmatchDFA, error) {
+	const magic = 0x1B5E783D
+	start := bytes.Index(blob, binary.BigEndian.AppendUint32(nil, magic))
+	if start < 0 || len(blob) < start+14 {
+		return nil, fmt.Errorf("no DFA in the compiled policy")
+	}
+	be := binary.BigEndian
+	hsize, ssize := int(be.Uint32(blob[start+4:])), int(be.Uint32(blob[start+8:]))
+	if start+ssize > len(blob) {
+		return nil, fmt.Errorf("DFA of %d bytes runs past the policy", ssize)
+	}
+	tables := map[uint16][]uint32{}
+	for p := start + hsize; p+12 <= start+ssize; {
+		id, width, n := be.Uint16(blob[p:]), int(be.Uint16(blob[p+2:])), int(be.Uint32(blob[p+8:]))
+		p += 12
+		if p+n*width > start+ssize {
+			return nil, fmt.Errorf("table %d runs past the DFA", id)
+		}
+		vals := make([]uint32, n)
+		for i := range vals {
+			switch width {
+			case 1:
+				vals[i] = uint32(blob[p+i])
+			case 2:
+				vals[i] = uint32(be.Uint16(blob[p+2*i:]))
+			case 4:
+				vals[i] = be.Uint32(blob[p+4*i:])
+			default:
+				return nil, fmt.Errorf("table %d has %d-byte entries", id, width)
+			}
+		}
+		tables[id] = vals
+		p += n * width
+		p = start + (p-start+7)&^7
+	}
+	d := &xmatchDFA{accept: tables[tableAccept], base: tables[tableBase], def: tables[tableDef],
+		next: tables[tableNext], check: tables[tableCheck], ec: tables[tableEC]}
+	if d.accept == nil || d.base == nil || d.def == nil || d.next == nil || d.check == nil {
+		return nil, fmt.Errorf("DFA lacks a table: %v", tables)
+	}
+	return d, nil
+}
+
+func (d *xmatchDFA) step(state uint32, c byte) uint32 {
+	i := d.base[state] & 0xffffff
+	if d.ec != nil {
+		i += d.ec[c]
+	} else {
+		i += uint32(c)
+	}
+	if d.check[i] == state {
+		return d.next[i]
+	}
+	return d.def[state]
+}
+
+// leftmatch is the kernel's leftmatch_fb: the state name ends in, and the count the kernel
+// ranks the attachment by. The count stops where the DFA moves to a state numbered no higher
+// than the one before (a loop, to the kernel), less the distance back to that state in the last
+// 32; a state not among them subtracts more than was counted, and the unsigned count wraps.
+func (d *xmatchDFA) leftmatch(name string) (state, count uint32) {
+	const size = 32
+	var history [size]uint32
+	var pos, length uint32
+	state = 1
+	for i := 0; i < len(name); i++ {
+		history[pos] = state
+		state = d.step(state, name[i])
+		if history[pos] >= state {
+			adjust, p := uint32(0), pos
+			for ; adjust <= length; adjust++ {
+				if history[p] == state {
+					break
+				}
+				p = (p + size - 1) % size
+			}
+			for _, c := range []byte(name[i+1:]) {
+				state = d.step(state, c)
+			}
+			count -= adjust
+			break
+		}
+		pos, length = (pos+1)%size, (length+1)%size
+		count++
+	}
+	if state == 0 {
+		count = 0
+	}
+	return state, count
+}
+
+type attachedProfile struct {
+	name string
+	dfa  *xmatchDFA
+}
+
+// findAttach is the kernel's find_attach for profiles with attachments and without xattrs: the
+// profile whose attachment matches with the largest count, none on a tie. It also returns
+// every match's count, for the failure message.
+func findAttach(profiles []attachedProfile, path string) (string, string) {
+	var winner string
+	var best uint32
+	conflict := false
+	var counts []string
+	for _, p := range profiles {
+		state, count := p.dfa.leftmatch(path)
+		if p.dfa.accept[state]&1 == 0 { // MAY_EXEC
+			continue
+		}
+		counts = append(counts, fmt.Sprintf("%s %d", p.name, count))
+		// The kernel keeps max(count, xmatch_len); the attachments here are literal up to
+		// their first pattern character, so xmatch_len is never the larger.
+		switch {
+		case winner != "" && count < best:
+		case winner != "" && count == best:
+			conflict = true
+		default:
+			winner, best, conflict = p.name, count, false
+		}
+	}
+	if conflict {
+		winner = ""
+	}
+	return winner, strings.Join(counts, ", ")
+}
+
+func TestAttachAllExceptRanksBelowOthers(t *testing.T) {
+	excluded := []string{"/usr/bin/containerd", "/usr/bin/containerd-shim-runc-v2", "/usr/sbin/runc",
+		"/usr/bin/crun", "/usr/bin/kubelet", "/usr/bin/dockerd", "/usr/sbin/apparmor_parser", "/usr/local/bin/ward"}
+	host, err := attachAllExcept(excluded)
+	if err != nil {
+		t.Fatal(err)
+	}
+	profiles := []attachedProfile{
+		{"ward-host", compileAttachment(t, host)},
+		{"sbin", compileAttachment(t, "/usr/sbin/ward-test-distro/cat")},
+		{"man", compileAttachment(t, "/usr/bin/man")},
+		{"firefox", compileAttachment(t, "/usr/lib/firefox/firefox{,*[^s][^h]}")},
+		{"opt", compileAttachment(t, "/opt/app/**")},
+		{"local", compileAttachment(t, "/usr/local/bin/ward-tool")},
+		// An entry profile of a shared child, as Render writes it.
+		{"entry", compileAttachment(t, "/{usr/bin/cat,usr/bin/head}")},
+		// The two ties docs/apparmor.md and Limitations name: an exact path that is a left-out
+		// one and one byte more, or that a left-out one continues. The host profile's count is
+		// the whole path there too, and the kernel attaches neither.
+		{"runcx", compileAttachment(t, "/usr/sbin/runcx")},
+		{"docker", compileAttachment(t, "/usr/bin/docker")},
+		{"runcxy", compileAttachment(t, "/usr/sbin/runcxy")},
+	}
+	for path, want := range map[string]string{
+		"/usr/sbin/ward-test-distro/cat":   "sbin",
+		"/usr/bin/man":                     "man",
+		"/usr/lib/firefox/firefox":         "firefox",
+		"/opt/app/bin/server":              "opt",
+		"/usr/local/bin/ward-tool":         "local",
+		"/usr/bin/cat":                     "entry",
+		"/usr/bin/head":                    "entry",
+		"/usr/bin/tail":                    "ward-host",
+		"/bin/sh":                          "ward-host",
+		"/usr/bin/containerd-shim":         "ward-host",
+		"/usr/bin/containerd-shim-runc-v2": "",
+		"/usr/sbin/runc":                   "",
+		"/usr/sbin/apparmor_parser":        "",
+		"/usr/local/bin/ward":              "",
+		"/usr/sbin/runcx":                  "",
+		"/usr/bin/docker":                  "",
+		"/usr/sbin/runcxy":                 "runcxy",
+	} {
+		if got, counts := findAttach(profiles, path); got != want {
+			t.Errorf("%s attaches to %q, want %q (counts: %s)", path, got, want, counts)
+		}
+	}
+}
+
+// TestLeftmatchReplaysKernel checks the replay against what the kernel did in the VM (Debian's
+// 6.1 kernel). Guest scripts: `/{usr/**,[^u]**}` won over an exact attachment under /usr/sbin,
+// `/usr/**` and `/**` lost to it. TestOtherProfileBesideRuntime with the host attachment
+// written without its markers: the program of the other profile's pattern under /usr/sbin ran
+// unconfined, and the one of its exact path in /usr/bin ran in ward-host. Without the wrapped
+// count the replay would give the other profile all of them.
+func TestLeftmatchReplaysKernel(t *testing.T) {
+	exact := attachedProfile{"exact", compileAttachment(t, "/usr/sbin/wardx/busybox")}
+	for _, c := range []struct{ attachment, want string }{
+		{"/{usr/**,[^u]**}", "other"},
+		{"/usr/**", "exact"},
+		{"/**", "exact"},
+	} {
+		other := attachedProfile{"other", compileAttachment(t, c.attachment)}
+		for _, order := range [][]attachedProfile{{exact, other}, {other, exact}} {
+			if got, counts := findAttach(order, "/usr/sbin/wardx/busybox"); got != c.want {
+				t.Errorf("%s against the exact path: %q attaches, the kernel chose %q (counts: %s)", c.attachment, got, c.want, counts)
+			}
+		}
+	}
+
+	host, err := attachAllExcept([]string{"/usr/bin/ward-test-runtime", "/usr/sbin/apparmor_parser"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	unmarked := regexp.MustCompile(`\{,\\x00m[0-9]+\}`).ReplaceAllString(host, "")
+	if unmarked == host {
+		t.Fatalf("no marker to take out of %s", host)
+	}
+	profiles := []attachedProfile{
+		{"ward-host", compileAttachment(t, unmarked)},
+		{"distro", compileAttachment(t, "/{usr/sbin,opt}/ward-test-distro/cat")},
+		{"exact", compileAttachment(t, "/usr/bin/ward-test-exact/cat")},
+	}
+	for path, want := range map[string]string{
+		"/usr/sbin/ward-test-distro/cat": "",
+		"/opt/ward-test-distro/cat":      "distro",
+		"/usr/bin/ward-test-exact/cat":   "ward-host",
+	} {
+		if got, counts := findAttach(profiles, path); got != want {
+			t.Errorf("unmarked host attachment: %s attaches to %q, the kernel chose %q (counts: %s)", path, got, want, counts)
+		}
+	}
+}
