@@ -166,8 +166,16 @@ func Unconfined(procRoot string, self int) (total int, byName []NameCount, err e
 
 // reportUnreached says, once the host profile is attached, which processes it cannot reach:
 // AppArmor never moves a running process into a profile, so what started before Ward stays
-// unconfined (its children do enter the profile).
+// unconfined (its children do enter the profile); and an exec enters one profile, so the
+// programs another profile attaches to follow that one.
 func (b *Backend) reportUnreached() {
+	if labels, err := loadedLabels(filepath.Join(b.securityFS, "profiles")); err == nil {
+		if others := otherProfiles(labels); len(others) > 0 {
+			b.log.Warn("other AppArmor profiles are loaded: the programs they confine follow them, and host policies do not reach those programs",
+				"count", len(others), "profiles", strings.Join(others[:min(len(others), 10)], ", "),
+				"fix", "use BPF-LSM (--lsm bpf), which applies host policies to every process, or add the host policies' rules to those profiles")
+		}
+	}
 	total, byName, err := Unconfined(b.procRoot, os.Getpid())
 	if err != nil {
 		b.log.Warn("cannot list the host processes that predate the host profile", "error", err)
@@ -184,6 +192,19 @@ func (b *Backend) reportUnreached() {
 	b.log.Warn("host processes started before the host profile run unconfined: host policies do not reach them, only the programs they start",
 		"count", total, "top", strings.Join(top, ", "),
 		"fix", "restart them (services, login sessions), or use BPF-LSM (--lsm bpf), which covers running processes")
+}
+
+// otherProfiles lists the top-level profiles of the kernel's profile list that are not Ward's,
+// sorted: a distribution's, an administrator's, a container runtime's default.
+func otherProfiles(labels []string) []string {
+	var out []string
+	for _, l := range labels {
+		if name, child := SplitLabel(l); child == "" && !strings.HasPrefix(name, "ward-") {
+			out = append(out, l)
+		}
+	}
+	slices.Sort(out)
+	return slices.Compact(out)
 }
 
 // attachAllExcept is an attachment matching every path but the given ones. AppArmor has no

@@ -50,6 +50,15 @@ func TestUnconfined(t *testing.T) {
 	}
 }
 
+func TestOtherProfiles(t *testing.T) {
+	labels := []string{"ward-exempt", "ward-host", "ward-host//usr/bin/cat", "ward-host/usr/bin/cat", "ward-default_web_nginx",
+		"nvidia_modprobe", "nvidia_modprobe//kmod", "/usr/sbin/cupsd", "lsb_release", "cri-containerd.apparmor.d", "lsb_release"}
+	want := []string{"/usr/sbin/cupsd", "cri-containerd.apparmor.d", "lsb_release", "nvidia_modprobe"}
+	if got := otherProfiles(labels); !slices.Equal(got, want) {
+		t.Errorf("otherProfiles = %v, want %v", got, want)
+	}
+}
+
 func TestRuntimeExecutables(t *testing.T) {
 	root := t.TempDir()
 	for _, d := range []string{"usr/bin", "usr/local/bin", "usr/sbin"} {
