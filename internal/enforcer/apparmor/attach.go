@@ -223,7 +223,7 @@ func otherProfiles(labels []string) []string {
 // excluded one (/usr/bin/...), or, against another such pattern, neither attached and the
 // program ran unconfined. With a marker each tail is a state of its own, numbered after the
 // prefix it leaves, and the count is the prefix's length plus one: an exact attachment is
-// longer (TestAttachAllExceptRanksBelowOthers).
+// longer (TestAttachmentRanks).
 func attachAllExcept(paths []string) (string, error) {
 	root := &trieNode{}
 	for _, p := range paths {

@@ -323,9 +323,9 @@ func (b *Backend) loadProfiles(ctx context.Context, sets []*rules.Set) []loaded 
 	profs := make([]Profile, len(sets))
 	var names []string
 	byName := map[string][]int{}
-	held := b.heldLabels()
+	held, others := b.loadedProfiles()
 	for i, s := range sets {
-		profs[i], res[i].warns, res[i].err = b.renderProfile(s, held)
+		profs[i], res[i].warns, res[i].err = b.renderProfile(s, held, others)
 		if res[i].err != nil {
 			continue
 		}
@@ -356,15 +356,15 @@ func (b *Backend) loadProfiles(ctx context.Context, sets []*rules.Set) []loaded 
 }
 
 // renderProfile renders a workload's profile, with the warnings about what it does not enforce.
-// held is heldLabels: the children and entries the kernel holds, which the render keeps, retired,
-// when it would drop them.
-func (b *Backend) renderProfile(set *rules.Set, held map[string][]string) (Profile, []enforcer.Warning, error) {
+// held and others are loadedProfiles': the children and entries the kernel holds, which the
+// render keeps, retired, when it would drop them, and the profiles that are not Ward's.
+func (b *Backend) renderProfile(set *rules.Set, held map[string][]string, others []string) (Profile, []enforcer.Warning, error) {
 	opts := b.optionsFor(set)
 	name := opts.Name
 	if name == "" {
 		name = ProfileName(set.Workload)
 	}
-	opts.Held = held[name]
+	opts.Held, opts.Others = held[name], others
 	prof, warns, err := Render(set, opts)
 	if err != nil {
 		return Profile{}, nil, err
@@ -378,7 +378,8 @@ func (b *Backend) renderProfile(set *rules.Set, held map[string][]string) (Profi
 // loadProfile renders a workload's profile and loads it unless the kernel already holds the same
 // text. On error the workload's previous profile stays in force.
 func (b *Backend) loadProfile(ctx context.Context, set *rules.Set) (string, []enforcer.Warning, error) {
-	prof, warns, err := b.renderProfile(set, b.heldLabels())
+	held, others := b.loadedProfiles()
+	prof, warns, err := b.renderProfile(set, held, others)
 	if err != nil {
 		return "", nil, err
 	}
@@ -417,22 +418,23 @@ func (b *Backend) loadRendered(ctx context.Context, set *rules.Set, prof Profile
 	return nil
 }
 
-// heldLabels maps each of Ward's profiles the kernel holds to the labels of its children and
-// entry profiles (Options.Held). An unreadable list gives none: the render then drops what it
-// no longer needs, and the kernel keeps those children with their old rules.
-func (b *Backend) heldLabels() map[string][]string {
+// loadedProfiles maps each of Ward's profiles the kernel holds to the labels of its children
+// and entry profiles (Options.Held), and lists the top-level profiles that are not Ward's
+// (Options.Others). An unreadable list gives none: the render then drops what it no longer
+// needs, and the kernel keeps those children with their old rules.
+func (b *Backend) loadedProfiles() (held map[string][]string, others []string) {
 	labels, err := loadedLabels(filepath.Join(b.securityFS, "profiles"))
 	if err != nil {
 		b.log.Warn("apparmor: list of loaded profiles unreadable: child profiles a new text drops keep their old rules for the processes in them", "error", err.Error())
-		return nil
+		return nil, nil
 	}
-	held := map[string][]string{}
+	held = map[string][]string{}
 	for _, label := range labels {
 		if name, child := SplitLabel(label); child != "" && strings.HasPrefix(name, "ward-") {
 			held[name] = append(held[name], label)
 		}
 	}
-	return held
+	return held, otherProfiles(labels)
 }
 
 // unloadRetired unloads the retired profiles (Profile.Retired) that no process runs in. No exec

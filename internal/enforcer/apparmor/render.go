@@ -77,6 +77,11 @@ type Options struct {
 	// holds, with its old rules, for the processes in it, and an unloaded profile's processes
 	// become unconfined.
 	Held []string
+	// Others lists the other top-level profiles the kernel holds (otherProfiles). A fromSource
+	// executable one of them is named by (the older form of a distribution's profile,
+	// "/usr/sbin/cupsd { }") gets a warning: the kernel gives an exec such a profile before any
+	// attachment, so the entry profile never takes the program.
+	Others []string
 	// Name overrides ProfileName. Kubernetes users name a profile in the pod template, before
 	// the pod (and its generated name) exists, so the daemon may choose a name that is stable
 	// across a workload's pods, such as one derived from the owner. It must pass checkName.
@@ -393,10 +398,10 @@ func (r *renderer) render() error {
 		if len(r.opts.Attach) > 0 {
 			return errors.New("attach: AttachAll and Attach exclude each other")
 		}
-		// The programs another profile attaches to are left out of this one's attachment, not
-		// left to the kernel's choice between the two: with the runtime's programs left out,
-		// this pattern beats a longer exact path beside them (an entry for /usr/bin/x, or the
-		// exempt apparmor_parser, lost to it in the VM where crun is /usr/bin/crun).
+		// The programs Ward's other profiles attach to (entries, ward-exempt) are left out of
+		// this one's attachment too, not left to the kernel's ranking of the two: an entry for
+		// /usr/bin/x and the exempt apparmor_parser lost to this pattern in the VM, where crun
+		// is /usr/bin/crun, before its tails had markers (attachAllExcept).
 		except := slices.Concat(r.opts.AttachExcept, r.opts.Exempt)
 		for _, members := range r.planEntries() {
 			except = append(except, members...)
@@ -572,6 +577,10 @@ func (r *renderer) planEntries() [][]string {
 					"the rules limited to it apply only when it is started from inside the host profile", s)
 				continue
 			}
+			if slices.Contains(r.opts.Others, s) {
+				r.warnSource(s, "fromSource %s has an AppArmor profile of its own, named by its path: the kernel gives it that profile when a process outside Ward's profiles starts it, "+
+					"so the rules limited to it apply only when it is started from inside the host profile (BPF-LSM applies them either way)", s)
+			}
 			r.entryAttach[i] = append(r.entryAttach[i], s)
 		}
 	}
@@ -600,7 +609,17 @@ func RenderExempt(paths []string) (Profile, error) {
 	return Profile{Name: ExemptProfile, Text: []byte(strings.Join(r.lines, "\n") + "\n"), Lines: r.origins}, nil
 }
 
-// attachment joins executables into one attachment pattern.
+// attachment joins executables into one attachment pattern, which takes them from another
+// profile's attachment: Ward attaches a profile to a program only where a policy or the
+// configuration names it (a fromSource program's entry, Ward's own executables, Options.Attach).
+// The kernel (6.1 find_attach) ranks attachments by the length of their left match and attaches
+// neither of two equally long ones, so against another profile attached to the same exact path
+// the program ran unconfined. The pattern ends in one more alternative, a NUL, which no path the
+// kernel matches can reach but which makes the parser's DFA end every listed path in the state
+// that NUL reaches from "/", numbered before the path's own states: the kernel takes the move
+// back to it for a loop it cannot place and its count wraps to the largest there is, so this
+// attachment wins over any that does not wrap too (attachAllExcept says more;
+// TestAttachmentRanks).
 func attachment(paths []string) (string, error) {
 	var alts []string
 	for _, p := range paths {
@@ -613,10 +632,7 @@ func attachment(paths []string) (string, error) {
 		alts = append(alts, escapeLiteral(p[1:]))
 	}
 	slices.Sort(alts)
-	if len(alts) == 1 {
-		return quote("/" + alts[0]), nil
-	}
-	return quote("/{" + strings.Join(alts, ",") + "}"), nil
+	return quote("/{" + strings.Join(alts, ",") + `,\x00}`), nil
 }
 
 // warnUnsupported reports what AppArmor does not enforce as written, from the backend-neutral

@@ -280,13 +280,16 @@ func renderCases() []renderCase {
 		{name: "retired_container", w: web, opts: Options{Held: []string{ProfileName(web) + "//usr/bin/gone"}},
 			policies: []policy.Policy{containerPolicy("shop", "retire", file(policy.MatchPath, "/etc/shadow", block, from("/usr/bin/cat")))}},
 		{name: "attach_all_sources", w: host,
-			opts: Options{AttachAll: true, AttachExcept: []string{"/usr/bin/runc"}, Exempt: []string{"/usr/local/bin/ward"}},
+			// curl has a profile of its own, named by its path: a warning on its rule.
+			opts: Options{AttachAll: true, AttachExcept: []string{"/usr/bin/runc"}, Exempt: []string{"/usr/local/bin/ward"},
+				Others: []string{"/usr/bin/curl", "nvidia_modprobe"}},
 			policies: []policy.Policy{hostPolicy("sources",
 				file(policy.MatchPath, "/etc/shadow", block, from("/usr/bin/cat"), from("/usr/bin/head")),
 				netw("raw", block, from("/usr/bin/curl")),
 				file(policy.MatchPath, "/etc/hosts", block, from("/usr/bin/runc")),
 				file(policy.MatchPath, "/etc/passwd", block, from("/usr/local/bin/ward")),
-			)}, warnings: []string{"fromSource /usr/bin/runc is a program the host profile leaves unconfined",
+			)}, warnings: []string{"fromSource /usr/bin/curl has an AppArmor profile of its own, named by its path",
+				"fromSource /usr/bin/runc is a program the host profile leaves unconfined",
 				"fromSource /usr/local/bin/ward is a program the host profile leaves unconfined"}},
 	}
 }

@@ -364,7 +364,8 @@ func guestParser(t *testing.T) string {
 // kernel ranks attachments by their left match, and that pattern's count once wrapped below
 // zero for every path leaving it deep in /usr (attachAllExcept): the host profile won there
 // over an exact path, and against another pattern neither attached and the program ran
-// unconfined.
+// unconfined. A host fromSource program that the other profile attaches to by the same exact
+// path is taken by its entry profile: the two attachments once tied, and it ran unconfined.
 func TestOtherProfileBesideRuntime(t *testing.T) {
 	vmguest.RequireProfile(t, "apparmor")
 	ctx := context.Background()
@@ -379,12 +380,13 @@ func TestOtherProfileBesideRuntime(t *testing.T) {
 	const runtime = "/usr/bin/ward-test-runtime"
 	const beside, apart = "/usr/sbin/ward-test-distro/cat", "/opt/ward-test-distro/cat"
 	const exact, plain = "/usr/bin/ward-test-exact/cat", "/usr/bin/ward-test-plain/cat"
-	for _, p := range []string{beside, apart, exact, plain} {
+	const claimed = "/usr/sbin/ward-test-claimed/cat"
+	for _, p := range []string{beside, apart, exact, plain, claimed} {
 		copyProgram(t, cat, p)
 		t.Cleanup(func() { os.RemoveAll(filepath.Dir(p)) })
 	}
 	loader := NewLoader(t.TempDir(), nil)
-	const other, exactName = "wardtest-distro", "wardtest-exact"
+	const other, exactName, claimedName = "wardtest-distro", "wardtest-exact", "wardtest-claimed"
 	distro := Profile{Name: other, Text: []byte(fmt.Sprintf(HeaderPrefix+`%s
 abi <%s>,
 profile %s /{usr/sbin,opt}/ward-test-distro/cat {
@@ -393,9 +395,17 @@ profile %s /{usr/sbin,opt}/ward-test-distro/cat {
 profile %s %s {
   /** rm,
 }
-`, other, ABI, other, exactName, exact))}
+profile %s %s {
+  /** rm,
+}
+`, other, ABI, other, exactName, exact, claimedName, claimed))}
 	exempt := exemptParser(t)
-	hostProf, _, err := Render(&rules.Set{Workload: host}, Options{Host: ReadHost(DefaultDir), AttachAll: true,
+	secret := filepath.Join(t.TempDir(), "secret")
+	if err := os.WriteFile(secret, []byte("secret\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	set := compileSet(t, renderCase{w: host, policies: []policy.Policy{hostPolicy("claim", file(policy.MatchPath, secret, block, from(claimed)))}})
+	hostProf, _, err := Render(set, Options{Host: ReadHost(DefaultDir), AttachAll: true,
 		AttachExcept: []string{runtime}, Exempt: []string{guestParser(t)}})
 	if err != nil {
 		t.Fatal(err)
@@ -418,9 +428,13 @@ profile %s %s {
 		l, _, _ := strings.Cut(strings.TrimSpace(strings.TrimRight(string(out), "\x00")), " (")
 		return l
 	}
-	for prog, want := range map[string]string{apart: other, beside: other, exact: exactName, plain: ProfileName(host)} {
+	for prog, want := range map[string]string{apart: other, beside: other, exact: exactName, plain: ProfileName(host),
+		claimed: EntryName(ProfileName(host), claimed)} {
 		if got := label(prog); got != want {
 			t.Errorf("%s: label %q, want %s", prog, got, want)
 		}
+	}
+	if out, err := exec.Command(claimed, secret).CombinedOutput(); err == nil {
+		t.Errorf("%s read %s, which its fromSource rule blocks: %s", claimed, secret, out)
 	}
 }

@@ -739,7 +739,7 @@ func TestRetiredProfilesUnloaded(t *testing.T) {
 		t.Errorf(".remove got %q, want the unused retired child ward-host//usr/bin/old only", got)
 	}
 	text, _ := os.ReadFile(filepath.Join(dir, "ward-host"))
-	for _, want := range []string{"\nprofile ward-host/usr/bin/gone flags=", "\n  profile usr/bin/old flags=", "\nprofile ward-host/usr/bin/cat /usr/bin/cat flags="} {
+	for _, want := range []string{"\nprofile ward-host/usr/bin/gone flags=", "\n  profile usr/bin/old flags=", "\nprofile ward-host/usr/bin/cat \"/{usr/bin/cat,\\x00}\" flags="} {
 		if !strings.Contains(string(text), want) {
 			t.Errorf("profile lacks %q:\n%s", want, text)
 		}

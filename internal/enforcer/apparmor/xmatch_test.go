@@ -178,10 +178,21 @@ func findAttach(profiles []attachedProfile, path string) (string, string) {
 	return winner, strings.Join(counts, ", ")
 }
 
-func TestAttachAllExceptRanksBelowOthers(t *testing.T) {
+// TestAttachmentRanks replays which profile the kernel gives a program among Ward's host
+// attachment, Ward's entry profiles and other profiles' attachments: the host attachment loses
+// to every other (attachAllExcept), an entry wins over an exact path (attachment).
+func TestAttachmentRanks(t *testing.T) {
 	excluded := []string{"/usr/bin/containerd", "/usr/bin/containerd-shim-runc-v2", "/usr/sbin/runc",
 		"/usr/bin/crun", "/usr/bin/kubelet", "/usr/bin/dockerd", "/usr/sbin/apparmor_parser", "/usr/local/bin/ward"}
 	host, err := attachAllExcept(excluded)
+	if err != nil {
+		t.Fatal(err)
+	}
+	entry, err := attachment([]string{"/usr/bin/cat", "/usr/bin/head"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	entryCupsd, err := attachment([]string{"/usr/sbin/cupsd"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -192,11 +203,15 @@ func TestAttachAllExceptRanksBelowOthers(t *testing.T) {
 		{"firefox", compileAttachment(t, "/usr/lib/firefox/firefox{,*[^s][^h]}")},
 		{"opt", compileAttachment(t, "/opt/app/**")},
 		{"local", compileAttachment(t, "/usr/local/bin/ward-tool")},
-		// An entry profile of a shared child, as Render writes it.
-		{"entry", compileAttachment(t, "/{usr/bin/cat,usr/bin/head}")},
-		// The two ties docs/apparmor.md and Limitations name: an exact path that is a left-out
-		// one and one byte more, or that a left-out one continues. The host profile's count is
-		// the whole path there too, and the kernel attaches neither.
+		// Entry profiles, as Render writes them: of a shared child, and of a program another
+		// profile attaches to by the same exact path (a tie, neither attached, without the
+		// attachment's NUL alternative).
+		{"entry", compileAttachment(t, entry)},
+		{"cupsd", compileAttachment(t, "/usr/sbin/cupsd")},
+		{"entry-cupsd", compileAttachment(t, entryCupsd)},
+		// The ties docs/apparmor.md and Limitations name: an exact path that is a left-out one
+		// and one byte more, or that a left-out one continues: the host profile's count is the
+		// whole path there too, and the kernel attaches neither.
 		{"runcx", compileAttachment(t, "/usr/sbin/runcx")},
 		{"docker", compileAttachment(t, "/usr/bin/docker")},
 		{"runcxy", compileAttachment(t, "/usr/sbin/runcxy")},
@@ -219,6 +234,7 @@ func TestAttachAllExceptRanksBelowOthers(t *testing.T) {
 		"/usr/sbin/runcx":                  "",
 		"/usr/bin/docker":                  "",
 		"/usr/sbin/runcxy":                 "runcxy",
+		"/usr/sbin/cupsd":                  "entry-cupsd",
 	} {
 		if got, counts := findAttach(profiles, path); got != want {
 			t.Errorf("%s attaches to %q, want %q (counts: %s)", path, got, want, counts)
