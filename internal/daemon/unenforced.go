@@ -96,7 +96,11 @@ func (d *Daemon) setWarnings(id string, ws []enforcer.Warning, changed map[strin
 			if p := w.PolicyKey(); p != "" {
 				changed[p] = true
 			}
-			args := []any{"backend", enforcer.AlertName(w.Backend), "policy", w.PolicyKey(), "rule", w.Rule, "what", w.What, "reason", w.Message}
+			args := []any{"backend", enforcer.AlertName(w.Backend), "policy", w.PolicyKey(), "rule", w.Rule}
+			if w.What != "" { // a backend's own warnings name the part in their reason
+				args = append(args, "what", w.What)
+			}
+			args = append(args, "reason", w.Message)
 			if w.Policy == "" {
 				args = append(args, "workload", id)
 			}
