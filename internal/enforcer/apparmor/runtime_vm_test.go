@@ -125,20 +125,11 @@ func TestHostSourceStartedOutsideProfile(t *testing.T) {
 	}
 	// The program sits beside the runtime's (the guest has crun in /usr/bin), whose exclusion
 	// from the host profile's attachment makes that pattern compete for paths under /usr/bin.
-	src, secret, secret2 := "/usr/bin/ward-test/cat", filepath.Join(dir, "secret"), filepath.Join(dir, "secret2")
+	src := "/usr/bin/ward-test/cat"
 	copyProgram(t, cat, src)
 	t.Cleanup(func() { os.RemoveAll(filepath.Dir(src)) })
-	for _, f := range []string{secret, secret2} {
-		if err := os.WriteFile(f, []byte("x\n"), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
 	// A second fromSource program that runs on, reading the files it is sent.
-	reader := filepath.Join(dir, "reader")
-	script := "#!/bin/sh\nwhile read -r f; do if { read -r l < \"$f\"; } 2>/dev/null; then echo read; else echo denied; fi; done\n"
-	if err := os.WriteFile(reader, []byte(script), 0o755); err != nil {
-		t.Fatal(err)
-	}
+	secret, secret2, reader := readerFixture(t, dir)
 	compile := func(pols ...policy.Policy) *rules.Set {
 		set, err := rules.Compile(pols, host, rules.Postures{})
 		if err != nil {
@@ -226,14 +217,7 @@ func TestHostSourceStartedOutsideProfile(t *testing.T) {
 	if err := b.Apply(ctx, []*rules.Set{set2}); err != nil {
 		t.Fatalf("%+v", err)
 	}
-	loaded := func() string {
-		b, err := os.ReadFile(DefaultSecurityFS + "/profiles")
-		if err != nil {
-			t.Fatal(err)
-		}
-		return string(b)
-	}
-	if l := loaded(); strings.Contains(l, entry+" ") || !strings.Contains(l, readerEntry+" ") || !strings.Contains(l, readerChild+" ") {
+	if l := kernelProfiles(t); strings.Contains(l, entry+" ") || !strings.Contains(l, readerEntry+" ") || !strings.Contains(l, readerChild+" ") {
 		t.Errorf("after the rules went, want %s unloaded (no process in it) and %s, %s retired (in use):\n%s", entry, readerEntry, readerChild, l)
 	}
 	for _, c := range readers {
@@ -259,9 +243,36 @@ func TestHostSourceStartedOutsideProfile(t *testing.T) {
 	if err := b.Apply(ctx, []*rules.Set{set2}); err != nil {
 		t.Fatalf("%+v", err)
 	}
-	if l := loaded(); strings.Contains(l, readerEntry+" ") || strings.Contains(l, readerChild+" ") {
+	if l := kernelProfiles(t); strings.Contains(l, readerEntry+" ") || strings.Contains(l, readerChild+" ") {
 		t.Errorf("retired %s, %s still loaded after their processes went:\n%s", readerEntry, readerChild, l)
 	}
+}
+
+// kernelProfiles is the kernel's list of loaded profiles, one "LABEL (MODE)" a line.
+func kernelProfiles(t *testing.T) string {
+	t.Helper()
+	b, err := os.ReadFile(DefaultSecurityFS + "/profiles")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+// readerFixture writes in dir two files and a script that runs on, reading each file it is sent
+// and answering "read" or "denied" (startReader).
+func readerFixture(t *testing.T, dir string) (secret, secret2, reader string) {
+	t.Helper()
+	secret, secret2, reader = filepath.Join(dir, "secret"), filepath.Join(dir, "secret2"), filepath.Join(dir, "reader")
+	for _, f := range []string{secret, secret2} {
+		if err := os.WriteFile(f, []byte("x\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	script := "#!/bin/sh\nwhile read -r f; do if { read -r l < \"$f\"; } 2>/dev/null; then echo read; else echo denied; fi; done\n"
+	if err := os.WriteFile(reader, []byte(script), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return secret, secret2, reader
 }
 
 // lineReader is a running program that answers each line sent to it with one line.
@@ -436,5 +447,77 @@ profile %s %s {
 	}
 	if out, err := exec.Command(claimed, secret).CombinedOutput(); err == nil {
 		t.Errorf("%s read %s, which its fromSource rule blocks: %s", claimed, secret, out)
+	}
+}
+
+// TestContainerRetiredChild shows for a container's profile what TestHostSourceStartedOutsideProfile
+// shows for the host's: a child an edit drops stays loaded, retired, for the process running in
+// it, with the rules its program has now, and goes with the first apply after that process.
+// A container's profile is entered as a runtime enters it (change_onexec, here aa-exec), and its
+// fromSource program through the profile's exec rule.
+func TestContainerRetiredChild(t *testing.T) {
+	vmguest.RequireProfile(t, "apparmor")
+	ctx := context.Background()
+	secret, secret2, reader := readerFixture(t, t.TempDir())
+	compile := func(pols ...policy.Policy) *rules.Set {
+		set, err := rules.Compile(pols, web, rules.Postures{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return set
+	}
+	b, err := New(ctx, Config{Dir: t.TempDir(), PodProfileGrace: time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { b.Close() })
+	if err := b.Apply(ctx, []*rules.Set{compile(containerPolicy("shop", "src", file(policy.MatchPath, secret, block, from(reader))))}); err != nil {
+		t.Fatalf("%+v", err)
+	}
+	t.Cleanup(func() {
+		if err := b.Apply(ctx, nil); err != nil {
+			t.Errorf("unload: %v", err)
+		}
+	})
+	name := ProfileName(web)
+	child := name + "//" + childName(reader)
+	r := startReader(t, "aa-exec", "-p", name, "--", "sh", "-c", "exec "+reader)
+	if got := r.label(); got != child {
+		t.Fatalf("reader: label %q, want %s", got, child)
+	}
+	if got := r.ask(secret); got != "denied" {
+		t.Errorf("reader in %s: %s %s, want denied", child, got, secret)
+	}
+
+	// The rule limited to the reader goes and a Block of secret2 for every program comes.
+	set2 := compile(containerPolicy("shop", "other", file(policy.MatchPath, secret2, block)))
+	if err := b.Apply(ctx, []*rules.Set{set2}); err != nil {
+		t.Fatalf("%+v", err)
+	}
+	if l := kernelProfiles(t); !strings.Contains(l, child+" ") {
+		t.Errorf("after the rule went, want %s retired (in use):\n%s", child, l)
+	}
+	if got := r.label(); got != child {
+		t.Errorf("reader after the rule went: label %q, want %s (retired)", got, child)
+	}
+	if got := r.ask(secret2); got != "denied" {
+		t.Errorf("reader in retired %s: %s %s, want denied by the new rule", child, got, secret2)
+	}
+	if got := r.ask(secret); got != "read" {
+		t.Errorf("reader in retired %s: %s %s, want read: its rule went", child, got, secret)
+	}
+	// A new start of the program runs in the container's profile itself.
+	fresh := startReader(t, "aa-exec", "-p", name, "--", "sh", "-c", "exec "+reader)
+	if got := fresh.label(); got != name {
+		t.Errorf("reader started after the rule went: label %q, want %s", got, name)
+	}
+	fresh.stop()
+
+	r.stop()
+	if err := b.Apply(ctx, []*rules.Set{set2}); err != nil {
+		t.Fatalf("%+v", err)
+	}
+	if l := kernelProfiles(t); strings.Contains(l, child+" ") {
+		t.Errorf("retired %s still loaded after its process went:\n%s", child, l)
 	}
 }
