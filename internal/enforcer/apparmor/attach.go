@@ -195,16 +195,29 @@ func (b *Backend) reportUnreached() {
 }
 
 // otherProfiles lists the top-level profiles of the kernel's profile list that are not Ward's,
-// sorted: a distribution's, an administrator's, a container runtime's default.
+// sorted: a distribution's, an administrator's. A container runtime's default profile is left
+// out: the runtime puts containers in it by name, and it attaches to no host program.
 func otherProfiles(labels []string) []string {
 	var out []string
 	for _, l := range labels {
-		if name, child := SplitLabel(l); child == "" && !strings.HasPrefix(name, "ward-") {
-			out = append(out, l)
+		name, child := SplitLabel(l)
+		if child != "" || strings.HasPrefix(name, "ward-") || runtimeDefaultProfile(name) {
+			continue
 		}
+		out = append(out, l)
 	}
 	slices.Sort(out)
 	return slices.Compact(out)
+}
+
+// runtimeDefaultProfile says whether name is a container runtime's default profile: containerd's,
+// Docker's, CRI-O's, or Podman's (containers/common names it with its version).
+func runtimeDefaultProfile(name string) bool {
+	switch name {
+	case "cri-containerd.apparmor.d", "docker-default", "crio-default":
+		return true
+	}
+	return strings.HasPrefix(name, "containers-default-")
 }
 
 // attachAllExcept is an attachment matching every path but the given ones. AppArmor has no

@@ -52,8 +52,9 @@ func TestUnconfined(t *testing.T) {
 
 func TestOtherProfiles(t *testing.T) {
 	labels := []string{"ward-exempt", "ward-host", "ward-host//usr/bin/cat", "ward-host/usr/bin/cat", "ward-default_web_nginx",
-		"nvidia_modprobe", "nvidia_modprobe//kmod", "/usr/sbin/cupsd", "lsb_release", "cri-containerd.apparmor.d", "lsb_release"}
-	want := []string{"/usr/sbin/cupsd", "cri-containerd.apparmor.d", "lsb_release", "nvidia_modprobe"}
+		"nvidia_modprobe", "nvidia_modprobe//kmod", "/usr/sbin/cupsd", "lsb_release", "cri-containerd.apparmor.d", "lsb_release",
+		"docker-default", "containers-default-0.57.4"}
+	want := []string{"/usr/sbin/cupsd", "lsb_release", "nvidia_modprobe"}
 	if got := otherProfiles(labels); !slices.Equal(got, want) {
 		t.Errorf("otherProfiles = %v, want %v", got, want)
 	}
