@@ -188,6 +188,30 @@ func TestAttachmentRanks(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// Wherever a path leaves the pattern's literal prefixes, the host attachment's count is the
+	// prefix it shares with a left-out path and the byte that parts from it: never wrapped.
+	hostDFA := compileAttachment(t, host)
+	for _, ex := range excluded {
+		for i := 1; i < len(ex); i++ {
+			prefix := ex[:i]
+			next := map[byte]bool{}
+			for _, other := range excluded {
+				if len(other) > i && strings.HasPrefix(other, prefix) {
+					next[other[i]] = true
+				}
+			}
+			for _, c := range []byte("Z#~") {
+				if next[c] {
+					continue
+				}
+				path := prefix + string(c) + "tool"
+				if _, count := hostDFA.leftmatch(path); count != uint32(i+1) {
+					t.Errorf("%s leaves the host attachment after %q: count %d, want %d", path, prefix+string(c), count, i+1)
+				}
+				break
+			}
+		}
+	}
 	entry, err := attachment([]string{"/usr/bin/cat", "/usr/bin/head"})
 	if err != nil {
 		t.Fatal(err)
