@@ -360,11 +360,7 @@ func (b *Backend) loadProfiles(ctx context.Context, sets []*rules.Set) []loaded 
 // render keeps, retired, when it would drop them, and the profiles that are not Ward's.
 func (b *Backend) renderProfile(set *rules.Set, held map[string][]string, others []string) (Profile, []enforcer.Warning, error) {
 	opts := b.optionsFor(set)
-	name := opts.Name
-	if name == "" {
-		name = ProfileName(set.Workload)
-	}
-	opts.Held, opts.Others = held[name], others
+	opts.Held, opts.Others = held[opts.profileName(set.Workload)], others
 	prof, warns, err := Render(set, opts)
 	if err != nil {
 		return Profile{}, nil, err
@@ -551,10 +547,7 @@ func (b *Backend) lockName(name string) func() { return b.names.Lock(name) }
 func (b *Backend) ApplyWorkload(ctx context.Context, set *rules.Set) error {
 	id := set.Workload.ID()
 	defer b.lockWorkload(id)()
-	name := ProfileName(set.Workload)
-	if opts := b.optionsFor(set); opts.Name != "" {
-		name = opts.Name
-	}
+	name := b.optionsFor(set).profileName(set.Workload)
 	unlock := b.lockName(name)
 	b.mu.Lock()
 	// Claim the name before loading: a workload that shares it and is removed meanwhile (under

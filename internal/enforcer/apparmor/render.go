@@ -232,6 +232,14 @@ type renderer struct {
 	retiredLabels   []string
 }
 
+// profileName is the name a workload's profile is rendered under: Name, else ProfileName.
+func (o Options) profileName(w workload.Workload) string {
+	if o.Name != "" {
+		return o.Name
+	}
+	return ProfileName(w)
+}
+
 // Render translates a workload's rule set into its AppArmor profile. Every profile it returns
 // compiles with apparmor_parser (the tests check each golden file with the real parser). Rules
 // AppArmor cannot enforce exactly come back as warnings, never as a silent allow. The error is
@@ -241,13 +249,12 @@ func Render(set *rules.Set, opts Options) (Profile, []enforcer.Warning, error) {
 	if set == nil {
 		return Profile{}, nil, errors.New("render profile: nil rule set")
 	}
-	r := &renderer{set: set, opts: opts, name: ProfileName(set.Workload), warned: map[string]bool{}}
 	if opts.Name != "" {
 		if err := checkName(opts.Name); err != nil {
 			return Profile{}, nil, fmt.Errorf("render profile: %w", err)
 		}
-		r.name = opts.Name
 	}
+	r := &renderer{set: set, opts: opts, name: opts.profileName(set.Workload), warned: map[string]bool{}}
 	if err := r.collectSources(); err != nil {
 		return Profile{}, nil, fmt.Errorf("render profile %s: %w", r.name, err)
 	}
