@@ -212,16 +212,15 @@ func TestAttachmentRanks(t *testing.T) {
 			}
 		}
 	}
-	entry, err := attachment([]string{"/usr/bin/cat", "/usr/bin/head"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	entryCupsd, err := attachment([]string{"/usr/sbin/cupsd"})
-	if err != nil {
-		t.Fatal(err)
+	entry := func(paths ...string) *xmatchDFA {
+		a, err := attachment(paths)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return compileAttachment(t, a)
 	}
 	profiles := []attachedProfile{
-		{"ward-host", compileAttachment(t, host)},
+		{"ward-host", hostDFA},
 		{"sbin", compileAttachment(t, "/usr/sbin/ward-test-distro/cat")},
 		{"man", compileAttachment(t, "/usr/bin/man")},
 		{"firefox", compileAttachment(t, "/usr/lib/firefox/firefox{,*[^s][^h]}")},
@@ -230,9 +229,9 @@ func TestAttachmentRanks(t *testing.T) {
 		// Entry profiles, as Render writes them: of a shared child, and of a program another
 		// profile attaches to by the same exact path (a tie, neither attached, without the
 		// attachment's NUL alternative).
-		{"entry", compileAttachment(t, entry)},
+		{"entry", entry("/usr/bin/cat", "/usr/bin/head")},
 		{"cupsd", compileAttachment(t, "/usr/sbin/cupsd")},
-		{"entry-cupsd", compileAttachment(t, entryCupsd)},
+		{"entry-cupsd", entry("/usr/sbin/cupsd")},
 		// The ties docs/apparmor.md and Limitations name: an exact path that is a left-out one
 		// and one byte more, or that a left-out one continues: the host profile's count is the
 		// whole path there too, and the kernel attaches neither.
@@ -240,7 +239,7 @@ func TestAttachmentRanks(t *testing.T) {
 		{"docker", compileAttachment(t, "/usr/bin/docker")},
 		{"runcxy", compileAttachment(t, "/usr/sbin/runcxy")},
 	}
-	for path, want := range map[string]string{
+	expectAttach(t, profiles, map[string]string{
 		"/usr/sbin/ward-test-distro/cat":   "sbin",
 		"/usr/bin/man":                     "man",
 		"/usr/lib/firefox/firefox":         "firefox",
@@ -259,9 +258,15 @@ func TestAttachmentRanks(t *testing.T) {
 		"/usr/bin/docker":                  "",
 		"/usr/sbin/runcxy":                 "runcxy",
 		"/usr/sbin/cupsd":                  "entry-cupsd",
-	} {
-		if got, counts := findAttach(profiles, path); got != want {
-			t.Errorf("%s attaches to %q, want %q (counts: %s)", path, got, want, counts)
+	})
+}
+
+// expectAttach checks, for each path, which of profiles findAttach gives it ("" for none).
+func expectAttach(t *testing.T, profiles []attachedProfile, want map[string]string) {
+	t.Helper()
+	for path, w := range want {
+		if got, counts := findAttach(profiles, path); got != w {
+			t.Errorf("%s attaches to %q, want %q (counts: %s)", path, got, w, counts)
 		}
 	}
 }
@@ -281,9 +286,7 @@ func TestLeftmatchReplaysKernel(t *testing.T) {
 	} {
 		other := attachedProfile{"other", compileAttachment(t, c.attachment)}
 		for _, order := range [][]attachedProfile{{exact, other}, {other, exact}} {
-			if got, counts := findAttach(order, "/usr/sbin/wardx/busybox"); got != c.want {
-				t.Errorf("%s against the exact path: %q attaches, the kernel chose %q (counts: %s)", c.attachment, got, c.want, counts)
-			}
+			expectAttach(t, order, map[string]string{"/usr/sbin/wardx/busybox": c.want})
 		}
 	}
 
@@ -300,13 +303,9 @@ func TestLeftmatchReplaysKernel(t *testing.T) {
 		{"distro", compileAttachment(t, "/{usr/sbin,opt}/ward-test-distro/cat")},
 		{"exact", compileAttachment(t, "/usr/bin/ward-test-exact/cat")},
 	}
-	for path, want := range map[string]string{
+	expectAttach(t, profiles, map[string]string{
 		"/usr/sbin/ward-test-distro/cat": "",
 		"/opt/ward-test-distro/cat":      "distro",
 		"/usr/bin/ward-test-exact/cat":   "ward-host",
-	} {
-		if got, counts := findAttach(profiles, path); got != want {
-			t.Errorf("unmarked host attachment: %s attaches to %q, the kernel chose %q (counts: %s)", path, got, want, counts)
-		}
-	}
+	})
 }
