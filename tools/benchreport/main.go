@@ -264,7 +264,15 @@ func render(runs []run, command, kernel, commit string) string {
 		"  rounds, after a settling pause and a warm-up round in the workload's cgroup (internal/testutil/vmbench\n" +
 		"  says why). A round of open+close is 5,000 opens, about 60 ms of guest time: the steady state. Rounds\n" +
 		"  of 500 (the pages up to a0f2524) measured the first opens after a pause, which cost more, the\n" +
-		"  baseline's most: their ratios were up to 0.02 lower, and they moved by up to 2.5 % between boots.\n")
+		"  baseline's most: their ratios were up to 0.02 lower, and they moved by up to 2.5 % between boots.\n" +
+		"- Attachments (BPF-LSM): each attached state (the floor's programs, Ward's without the access's\n" +
+		"  operation, Ward's with every variant's rules) is attached afresh 4 times in one boot and measured\n" +
+		"  after each; its figure is the fastest attachment's. The same programs on the same hooks did not\n" +
+		"  always cost the same: send+recv cost about 580 guest ns more per iteration (2.2 %) after about one\n" +
+		"  attachment in three, kept through every round until the programs were detached, with the same hook\n" +
+		"  runs, segments and interrupts; the pages up to a3fe1e6 measured one attachment, and two of eight\n" +
+		"  boots showed the slower. A note under the table names any state whose attachments differed by more\n" +
+		"  than 1 %.\n")
 	if len(runs) > 1 {
 		worst, where := 0.0, ""
 		for _, k := range first.order {

@@ -54,6 +54,10 @@ func BenchmarkReport(b *testing.B) {
 		own := be
 		b.Cleanup(func() { own.Close() }) // after benchWorkloads' cleanup, which uses it
 	}
+	cycles := 1 // the functional suite's run keeps its time
+	if os.Getenv("WARD_VM_BENCH") != "" {
+		cycles = attachCycles
+	}
 	cgdirs, labels, startFD, sets := benchWorkloads(b, be)
 	floor := floorPrograms(b)
 	ctx := context.Background()
@@ -63,8 +67,9 @@ func BenchmarkReport(b *testing.B) {
 	// with Ward's attached while no workload has rules of the
 	// operations the access's program decides (so that program is not attached), then, with
 	// every variant's rules applied, in every variant's cgroup: the ratios are of figures of
-	// one process, so that what differs between processes does not enter them.
-	measure := func(g vmbench.Group, cgroups []string) []float64 {
+	// one process, so that what differs between processes does not enter them. Each of the
+	// three attached states is made afresh `cycles` times, and measured each time.
+	measure := func(g vmbench.Group, cgroups []string) figures {
 		prog := groupProgram[g.Key]
 		var others []*rules.Set
 		for _, s := range sets {
@@ -78,23 +83,35 @@ func BenchmarkReport(b *testing.B) {
 		if err := be.detach(); err != nil {
 			b.Fatal(err)
 		}
-		job := vmbench.Job{Access: g.Access, Arg: g.Arg, N: vmbench.Iterations(g.N), Rounds: vmbench.Rounds,
-			Cgroups: append([]string{cgroups[0], vmbench.Pause, cgroups[0], vmbench.Pause, cgroups[0], vmbench.Pause}, cgroups...)}
-		pauses := 0
 		var floorLinks []link.Link
 		defer func() { closeLinks(floorLinks) }()
-		ns, err := vmbench.RunPaused(vmbench.Command(vmbench.HelperAt, job, startFD), job, func() error {
-			pauses++
-			switch pauses {
-			case 1:
+		closeFloor := func() error {
+			err := closeLinks(floorLinks)
+			floorLinks = nil
+			if err != nil {
+				return fmt.Errorf("detach the floor's programs: %w", err)
+			}
+			return nil
+		}
+		// What each Pause of the job does, in order: the state its measuring steps see.
+		var pauses []func() error
+		for range cycles {
+			pauses = append(pauses, func() error {
+				if err := closeFloor(); err != nil {
+					return err
+				}
 				var err error
 				floorLinks, err = attachAll(floor)
 				return err
-			case 2:
-				err := closeLinks(floorLinks)
-				floorLinks = nil
-				if err != nil {
-					return fmt.Errorf("detach the floor's programs: %w", err)
+			})
+		}
+		for range cycles {
+			pauses = append(pauses, func() error {
+				if err := closeFloor(); err != nil {
+					return err
+				}
+				if err := be.detach(); err != nil {
+					return err
 				}
 				if err := be.attach(); err != nil {
 					return err
@@ -103,19 +120,47 @@ func BenchmarkReport(b *testing.B) {
 					return fmt.Errorf("%s is attached while no workload has rules of its operations", prog)
 				}
 				return nil
+			})
+		}
+		for i := range cycles {
+			pauses = append(pauses, func() error {
+				if i == 0 {
+					if err := be.Apply(ctx, sets); err != nil {
+						return err
+					}
+				} else {
+					if err := be.detach(); err != nil {
+						return err
+					}
+					if err := be.attach(); err != nil {
+						return err
+					}
+				}
+				if be.links[prog] == nil {
+					return fmt.Errorf("%s is not attached with every variant's rules applied", prog)
+				}
+				return nil
+			})
+		}
+		steps := []string{cgroups[0]}
+		for i := range pauses {
+			steps = append(steps, vmbench.Pause)
+			if i < 2*cycles {
+				steps = append(steps, cgroups[0])
+			} else {
+				steps = append(steps, cgroups...)
 			}
-			if err := be.Apply(ctx, sets); err != nil {
-				return err
-			}
-			if be.links[prog] == nil {
-				return fmt.Errorf("%s is not attached with every variant's rules applied", prog)
-			}
-			return nil
+		}
+		job := vmbench.Job{Access: g.Access, Arg: g.Arg, N: vmbench.Iterations(g.N), Rounds: vmbench.Rounds, Cgroups: steps}
+		n := 0
+		ns, err := vmbench.RunPaused(vmbench.Command(vmbench.HelperAt, job, startFD), job, func() error {
+			n++
+			return pauses[n-1]()
 		})
 		if err != nil {
 			b.Fatal(err)
 		}
-		return ns
+		return splitCycles(ns, cycles, len(cgroups))
 	}
 	for b.Loop() {
 		for _, g := range vmbench.Groups() {
@@ -123,26 +168,67 @@ func BenchmarkReport(b *testing.B) {
 			for _, v := range g.Variants {
 				dirs = append(dirs, cgdirs[v])
 			}
-			ns := measure(g, dirs)
-			base := ns[0]
-			fmt.Println(vmbench.Row{Backend: "bpflsm", Access: g.Label, Variant: vmbench.Baseline, NS: base, Ratio: 1})
-			r := vmbench.Row{Backend: "bpflsm", Access: g.Label, Variant: vmbench.Floor, NS: ns[1], Ratio: ns[1] / base}
-			fmt.Println(r)
-			b.ReportMetric(r.Ratio, "ratio-"+g.Key+"-floor")
-			r = vmbench.Row{Backend: "bpflsm", Access: g.Label, Variant: vmbench.Unattached, NS: ns[2], Ratio: ns[2] / base}
-			fmt.Println(r)
-			b.ReportMetric(r.Ratio, "ratio-"+g.Key+"-unattached")
-			for i, ns := range ns[3:] {
+			f := measure(g, dirs)
+			report := func(variant, key string, attachments []float64) {
+				ns := slices.Min(attachments)
+				r := vmbench.Row{Backend: "bpflsm", Access: g.Label, Variant: variant, NS: ns, Ratio: ns / f.base}
+				fmt.Println(r)
+				if key != "" {
+					b.ReportMetric(r.Ratio, "ratio-"+g.Key+"-"+key)
+				}
+				if hi := slices.Max(attachments); hi > ns*1.01 {
+					fmt.Println(vmbench.Note{Backend: "bpflsm", Text: fmt.Sprintf(
+						"%s, %s: %d fresh attachments measured %.0f to %.0f guest ns (ratio %.3f to %.3f); the row is the fastest.",
+						g.Label, variant, len(attachments), ns, hi, ns/f.base, hi/f.base)})
+				}
+			}
+			report(vmbench.Baseline, "", []float64{f.base})
+			report(vmbench.Floor, "floor", f.floor)
+			report(vmbench.Unattached, "unattached", f.unattached)
+			for i, attachments := range f.variants {
 				label := labels[g.Variants[i]]
 				if i == 0 {
 					label = vmbench.NoRules
 				}
-				r := vmbench.Row{Backend: "bpflsm", Access: g.Label, Variant: label, NS: ns, Ratio: ns / base}
-				fmt.Println(r)
-				b.ReportMetric(r.Ratio, "ratio-"+g.Key+"-"+g.Variants[i])
+				report(label, g.Variants[i], attachments)
 			}
 		}
 	}
+}
+
+// attachCycles is how many times BenchmarkReport attaches each state afresh (the floor's
+// programs, Ward's without the access's, Ward's with every variant's rules) and measures it;
+// a state's figure is the fastest attachment's. Measured under the instruction-counting clock,
+// the same programs on the same hooks did not always cost the same: send+recv with Ward's
+// file programs attached cost about 26,150 guest ns per iteration after some attachments and
+// about 26,730 after others, one in three or so, and an attachment kept its figure through
+// every round and pause until it was detached (2026-12-07; two of eight boots' pages had
+// shown the slower one, 2.1 % apart). Which one an attachment gets is not Ward's choice (the
+// programs, maps and decisions are the same, and so are the hook runs counted by the
+// kernel's statistics, the segments and the interrupts), so the page reports the fastest
+// and, in a note, any state whose attachments differ by more than 1 %.
+const attachCycles = 4
+
+// figures are one access's measurements: the baseline, and each attached state's figure per
+// attachment.
+type figures struct {
+	base              float64
+	floor, unattached []float64
+	variants          [][]float64 // per variant, in the group's order
+}
+
+// splitCycles sorts the job's figures (the baseline, `cycles` floor steps, `cycles` steps
+// without the access's program, then `cycles` times one step per variant) by state.
+func splitCycles(ns []float64, cycles, nVariants int) figures {
+	f := figures{base: ns[0], floor: ns[1 : 1+cycles], unattached: ns[1+cycles : 1+2*cycles]}
+	ns = ns[1+2*cycles:]
+	f.variants = make([][]float64, nVariants)
+	for c := range cycles {
+		for v := range nVariants {
+			f.variants[v] = append(f.variants[v], ns[c*nVariants+v])
+		}
+	}
+	return f
 }
 
 // floorPrograms loads, for every hook Ward's programs attach to, a program that returns 0 at
