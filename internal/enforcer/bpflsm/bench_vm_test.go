@@ -203,10 +203,12 @@ func BenchmarkReport(b *testing.B) {
 // file programs attached cost about 26,150 guest ns per iteration after some attachments and
 // about 26,730 after others, one in three or so, and an attachment kept its figure through
 // every round and pause until it was detached (2026-12-07; two of eight boots' pages had
-// shown the slower one, 2.1 % apart). Which one an attachment gets is not Ward's choice (the
-// programs, maps and decisions are the same, and so are the hook runs counted by the
-// kernel's statistics, the segments and the interrupts), so the page reports the fastest
-// and, in a note, any state whose attachments differ by more than 1 %.
+// shown the slower one, 2.1 % apart). Which one an attachment gets is not Ward's choice: the
+// hook runs counted by the kernel's statistics, the segments and the interrupts are the same,
+// a pipe's write and read (the same file_permission runs) cost the same, and the step is
+// SLUB's slow paths in the TCP path's allocations (docs/bpflsm.md, the repeatability
+// bullet), left in one state or the other by the attachment's own allocations. So the page
+// reports the fastest and, in a note, any state whose attachments differ by more than 1 %.
 const attachCycles = 4
 
 // figures are one access's measurements: the baseline, and each attached state's figure per
