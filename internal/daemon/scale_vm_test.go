@@ -120,6 +120,23 @@ func heapLiveKiB() uint64 {
 	return m.HeapAlloc / 1024
 }
 
+// scaleTargets makes, empty, the directory of the files the edits block, and removes it at the
+// end. Its path is in the host profile's rules, which AppArmor's parser compiles on every edit,
+// so it is the same in every boot: a t.TempDir() name ends in a random number, of 10 digits in
+// about three boots in four and of 9 or fewer in the others, and the parser's work moved with
+// its length.
+func scaleTargets(t testing.TB) string {
+	dir := filepath.Join(os.TempDir(), "ward-scale-targets")
+	if err := os.RemoveAll(dir); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	return dir
+}
+
 // testScale loads 1,000 policies and 100 container workloads, prints the daemon's memory, then
 // changes one host policy file 50 times and prints the latency from the write to the first
 // denied open, as the kernel enforces it.
@@ -128,7 +145,7 @@ func testScale(t *testing.T, c restartCase) { measureScale(t, c, testScaleSize) 
 // measureScale runs the daemon with sz's policies and workloads and measures it.
 func measureScale(t testing.TB, c restartCase, sz scaleSize) scaleFigures {
 	scaleContainerPolicies, scaleHostPolicies, scaleWorkloads, scaleChanges := sz.containerPolicies, sz.hostPolicies, sz.workloads, sz.changes
-	root := t.TempDir()
+	root := scaleTargets(t)
 	policies, state := t.TempDir(), t.TempDir()
 	for i := 0; i < scaleContainerPolicies; i++ {
 		if err := os.WriteFile(filepath.Join(policies, fmt.Sprintf("ctr-%04d.yaml", i)), []byte(scaleContainerPolicy(i, scaleWorkloads)), 0o644); err != nil {
