@@ -93,6 +93,12 @@ func BenchmarkReport(b *testing.B) {
 			}
 			return nil
 		}
+		reattach := func() error {
+			if err := be.detach(); err != nil {
+				return err
+			}
+			return be.attach()
+		}
 		// What each Pause of the job does, in order: the state its measuring steps see.
 		var pauses []func() error
 		for range cycles {
@@ -110,10 +116,7 @@ func BenchmarkReport(b *testing.B) {
 				if err := closeFloor(); err != nil {
 					return err
 				}
-				if err := be.detach(); err != nil {
-					return err
-				}
-				if err := be.attach(); err != nil {
+				if err := reattach(); err != nil {
 					return err
 				}
 				if be.links[prog] != nil {
@@ -124,17 +127,12 @@ func BenchmarkReport(b *testing.B) {
 		}
 		for i := range cycles {
 			pauses = append(pauses, func() error {
+				apply := reattach
 				if i == 0 {
-					if err := be.Apply(ctx, sets); err != nil {
-						return err
-					}
-				} else {
-					if err := be.detach(); err != nil {
-						return err
-					}
-					if err := be.attach(); err != nil {
-						return err
-					}
+					apply = func() error { return be.Apply(ctx, sets) }
+				}
+				if err := apply(); err != nil {
+					return err
 				}
 				if be.links[prog] == nil {
 					return fmt.Errorf("%s is not attached with every variant's rules applied", prog)
@@ -207,7 +205,7 @@ func BenchmarkReport(b *testing.B) {
 // hook runs counted by the kernel's statistics, the segments and the interrupts are the same,
 // a pipe's write and read (the same file_permission runs) cost the same, and the step is
 // SLUB's slow paths in the TCP path's allocations (docs/bpflsm.md, the repeatability
-// bullet), left in one state or the other by the attachment's own allocations. So the page
+// bullet), which an attachment draws, presumably through its own allocations (not shown). So the page
 // reports the fastest and, in a note, any state whose attachments differ by more than 1 %.
 const attachCycles = 4
 
