@@ -51,6 +51,52 @@ func TestParseAndRender(t *testing.T) {
 	}
 }
 
+// TestGrowth: each row of many rules is compared with its access's one-rule row, per run, and
+// met only if no run grew by more than 1 %.
+func TestGrowth(t *testing.T) {
+	const rows = `ward-bench-row	bpflsm	open+close, first open	no Ward program	10000	1.0000
+ward-bench-row	bpflsm	open+close, first open	1 rule	10500	1.0500
+ward-bench-row	bpflsm	open+close, first open	10,000 rules	10550	1.0550
+ward-bench-row	bpflsm	open+close, first open	10,000 rules, the exact paths' names varied	13000	1.3000
+ward-bench-row	bpflsm	send+recv	100 rules	10300	1.0300
+ward-bench-row	apparmor	open+close, first open	no Ward program	10000	1.0000
+ward-bench-row	apparmor	open+close, first open	1 rule	11000	1.1000
+ward-bench-row	apparmor	open+close, first open	10,000 rules	11000	1.1000
+`
+	a, err := parse("run1", strings.NewReader(rows))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := parse("run2", strings.NewReader(strings.Replace(rows, "10550\t1.0550", "10700\t1.0700", 1)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	page := render([]run{a, b}, "make bench-vm", "linux-image-x", "abc subject")
+	for _, want := range []string{
+		"## Growth with the number of rules",
+		// Within 1 % in the first run, not in the second: not met.
+		"| BPF-LSM | open+close, first open | 10,000 rules | +0.48 % / +1.90 % | no |",
+		"| BPF-LSM | open+close, first open | 10,000 rules, the exact paths' names varied | +23.81 % / +23.81 % | no |",
+		"| AppArmor | open+close, first open | 10,000 rules | +0.00 % / +0.00 % | - |",
+		"0 of 2 BPF-LSM rows of many rules cost at most 1 % more than one rule.",
+	} {
+		if !strings.Contains(page, want) {
+			t.Errorf("page lacks %q:\n%s", want, page)
+		}
+	}
+	// An access without a one-rule row has nothing to grow from.
+	if strings.Contains(page, "| BPF-LSM | send+recv |") {
+		t.Errorf("send+recv, which has no one-rule row, is in the growth table:\n%s", page)
+	}
+	same, err := parse("run2", strings.NewReader(rows))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if page := render([]run{a, same}, "make bench-vm", "linux-image-x", "abc subject"); !strings.Contains(page, "| BPF-LSM | open+close, first open | 10,000 rules | +0.48 % / +0.48 % | yes |") {
+		t.Errorf("a growth of 0.48 %% in both runs is not met:\n%s", page)
+	}
+}
+
 func TestParseErrors(t *testing.T) {
 	for name, in := range map[string]string{
 		"nothing":   "ok\n",

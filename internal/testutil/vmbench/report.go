@@ -2,6 +2,7 @@ package vmbench
 
 import (
 	"fmt"
+	"math/rand/v2"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -69,10 +70,19 @@ func Variants() []Variant {
 	for i := 0; i < n9900; i++ {
 		fmt.Fprintf(&file10k, "    - path: /wt/bench/a/b/c/d/e/file%d\n", i)
 	}
-	file10k.WriteString("    matchDirectories:\n")
-	for i := 0; i < n100; i++ {
-		fmt.Fprintf(&file10k, "    - dir: /wt/bench/d%d/\n      recursive: true\n", i)
+	// The same rules, the exact paths' names varied as a file system's are: the names above
+	// differ only in their digits, which leaves most of BPF-LSM's names filter clear.
+	varied := "  file:\n    matchPaths:\n"
+	for _, name := range VariedNames(n9900) {
+		varied += "    - path: /wt/bench/a/b/c/d/e/" + name + "\n"
 	}
+	var dirs strings.Builder
+	dirs.WriteString("    matchDirectories:\n")
+	for i := 0; i < n100; i++ {
+		fmt.Fprintf(&dirs, "    - dir: /wt/bench/d%d/\n      recursive: true\n", i)
+	}
+	file10k.WriteString(dirs.String())
+	varied += dirs.String()
 	// A directory rule at every depth of the target's path, and one elsewhere named like the
 	// target's directory: BPF-LSM can then not tell from the names of the file and its
 	// ancestors that no rule applies, and resolves the path (docs/bpflsm.md, "Names before
@@ -103,6 +113,7 @@ func Variants() []Variant {
 		{"file rules only", "fileonly", "  file:\n    matchPaths:\n    - path: /wt/bench/other.txt\n"},
 		{"1 rule", "file1", "  file:\n    matchPaths:\n    - path: /wt/bench/a/b/c/d/e/other.txt\n"},
 		{files + " rules", "file10k", file10k.String()},
+		{files + " rules, the exact paths' names varied", "file10kvaried", varied},
 		{files + " rules + a directory rule on a mount point (a tmpfs)", "file10kmnt", mnt},
 		{files + " rules + a directory rule at every depth, one named like the file's directory", "file10kdeep", deep},
 		{"1 rule", "proc1", "  process:\n    matchPaths:\n    - path: /wt/bench/exec/other\n"},
@@ -110,6 +121,30 @@ func Variants() []Variant {
 		{thousands(n100) + " rules (Block raw, each from its own source)", "net100", net100.String()},
 		{"1 rule (Block net_raw)", "cap1", capRule},
 	}
+}
+
+// VariedNames are n distinct file names of 2 to 16 letters, digits, '-' and '_', most with one
+// of twenty common extensions, drawn from a fixed seed: what a rule set written from a real
+// file system's files names, where names differ in their length, first and last byte.
+func VariedNames(n int) []string {
+	const chars = "abcdefghijklmnopqrstuvwxyz0123456789-_"
+	exts := []string{"", ".conf", ".json", ".so", ".py", ".txt", ".key", ".pem", ".sh", ".yaml", ".log", ".db", ".h",
+		".c", ".go", ".js", ".xml", ".ini", ".crt", ".cfg"}
+	rng := rand.New(rand.NewPCG(16, 10000))
+	seen := map[string]bool{"f.txt": true, "g.txt": true, "other.txt": true}
+	names := make([]string, 0, n)
+	for len(names) < n {
+		b := make([]byte, 2+rng.IntN(15))
+		for i := range b {
+			b[i] = chars[rng.IntN(len(chars))]
+		}
+		name := string(b) + exts[rng.IntN(len(exts))]
+		if !seen[name] {
+			seen[name] = true
+			names = append(names, name)
+		}
+	}
+	return names
 }
 
 func thousands(n int) string {
@@ -122,7 +157,7 @@ func thousands(n int) string {
 
 // Groups are the report's accesses, in the report's order.
 func Groups() []Group {
-	open := []string{"caponly", "file1", "file10k", "file10kmnt", "file10kdeep"}
+	open := []string{"caponly", "file1", "file10k", "file10kvaried", "file10kmnt", "file10kdeep"}
 	// 5,000 opens a round, about 60 ms of guest time. Every close frees its file through RCU,
 	// and the RCU softirq frees them in batches: with 500 a round (6 ms), a round held about 30
 	// of its runs or about 60 (counted from /proc/softirqs), consecutive rounds alternated by

@@ -14,7 +14,7 @@ import (
 // every variant's policy parses and compiles to the rules it is named for.
 func TestVariantsCompile(t *testing.T) {
 	files := Iterations(9900) + Iterations(100)
-	want := map[string]int{"caponly": 1, "fileonly": 1, "file1": 1, "file10k": files, "file10kmnt": files + 1, "file10kdeep": files + 8,
+	want := map[string]int{"caponly": 1, "fileonly": 1, "file1": 1, "file10k": files, "file10kvaried": files, "file10kmnt": files + 1, "file10kdeep": files + 8,
 		"proc1": 1, "proc10k": Iterations(10000), "net100": Iterations(100), "cap1": 1}
 	names := map[string]bool{}
 	if files != 10000 && os.Getenv("WARD_TEST_BENCH_SCALE") == "" {
@@ -37,6 +37,26 @@ func TestVariantsCompile(t *testing.T) {
 			}
 		}
 	}
+}
+
+// TestVariedNames: the varied names differ in what BPF-LSM's names filter keys a name by (its
+// length, first and last byte) as a file system's do, or the variant would measure the
+// similar names' case again.
+func TestVariedNames(t *testing.T) {
+	names := VariedNames(9900)
+	keys := map[[3]int]bool{}
+	seen := map[string]bool{}
+	for _, n := range names {
+		if seen[n] || strings.Contains(n, "/") {
+			t.Fatalf("name %q repeated or not a file name", n)
+		}
+		seen[n] = true
+		keys[[3]int{len(n), int(n[0]), int(n[len(n)-1])}] = true
+	}
+	if len(keys) < 3000 {
+		t.Errorf("%d distinct (length, first, last byte) keys among %d names, want at least 3,000", len(keys), len(names))
+	}
+	t.Logf("%d distinct keys among %d names", len(keys), len(names))
 }
 
 func TestJobRoundTrip(t *testing.T) {
