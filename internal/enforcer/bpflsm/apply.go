@@ -423,9 +423,17 @@ func (b *Backend) write(wk uint64, gen uint32, tr *Translation) (*applied, error
 	if tr.Audited {
 		audited = 1
 	}
+	// A full filter (however it became so) names every name: then the directories' too, and
+	// its names have no keys to tell them apart.
+	nameKeys, dirNames := uint32(1), tr.DirNames
+	if tr.Names.Full() {
+		nameKeys = 0
+		dirNames.fill()
+	}
 	wv := wardWlVal{
 		Gen: gen, Flags: tr.Flags, Audited: audited, DirDepths: tr.DirDepths, ExactDepths: tr.ExactDepths,
-		Codes: tr.Codes, DirInodes: tr.DirInodeOps, NamesEpoch: tr.NamesEpoch, Names: tr.Names,
+		Codes: tr.Codes, DirInodes: tr.DirInodeOps, NamesEpoch: tr.NamesEpoch, NameKeys: nameKeys,
+		Names: tr.Names, DirNames: dirNames,
 	}
 	if err := b.objs.Workloads.Put(wk, &wv); err != nil {
 		b.deleteKeys(keys, globs)

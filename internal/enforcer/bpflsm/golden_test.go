@@ -31,19 +31,9 @@ func render(tr *Translation) string {
 		}
 		fmt.Fprintf(&b, "op %s flags=%#02x dirDepths=%#x exactDepths=%#x\n", opNames[o], f, tr.DirDepths[o], tr.ExactDepths[o])
 	}
-	switch {
-	case tr.Names.Full():
-		b.WriteString("names=all\n")
-	case tr.Names != NameFilter{}:
-		var bits []string
-		for i := range uint(nameBits) {
-			if tr.Names[i/64]&(1<<(i%64)) != 0 {
-				bits = append(bits, fmt.Sprint(i))
-			}
-		}
-		fmt.Fprintf(&b, "names=%s\n", strings.Join(bits, ","))
-	}
-	kinds := map[uint8]string{kindPath: "path", kindExecName: "execname", kindCode: "code", kindSrcAllow: "srcallow", kindInode: "inode", kindDirInode: "dirinode"}
+	writeFilter(&b, "names", &tr.Names)
+	writeFilter(&b, "dirnames", &tr.DirNames)
+	kinds := map[uint8]string{kindPath: "path", kindExecName: "execname", kindCode: "code", kindSrcAllow: "srcallow", kindInode: "inode", kindDirInode: "dirinode", kindName: "name"}
 	for _, k := range tr.SortedKeys() {
 		v := tr.Entries[k]
 		fmt.Fprintf(&b, "%s %s hash=%#016x src=%#016x exact=%#x direct=%#x recursive=%#x\n",
@@ -61,6 +51,22 @@ func render(tr *Translation) string {
 		fmt.Fprintf(&b, "warning: %s\n", w)
 	}
 	return b.String()
+}
+
+// writeFilter writes a names filter's set bits, "all" for a full one, nothing for an empty one.
+func writeFilter(b *strings.Builder, label string, f *NameFilter) {
+	switch {
+	case f.Full():
+		fmt.Fprintf(b, "%s=all\n", label)
+	case *f != NameFilter{}:
+		var bits []string
+		for i := range uint(nameBits) {
+			if f[i/64]&(1<<(i%64)) != 0 {
+				bits = append(bits, fmt.Sprint(i))
+			}
+		}
+		fmt.Fprintf(b, "%s=%s\n", label, strings.Join(bits, ","))
+	}
 }
 
 // TestGolden pins the map contents of every conformance case.

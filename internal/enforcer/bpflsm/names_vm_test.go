@@ -145,6 +145,77 @@ func TestFileNamesLengths(t *testing.T) {
 	}
 }
 
+// TestFileNameKeys: the names filter keys a name by its length, first and last byte, so
+// varied names share bits; where a file's name has its bit, the kernel looks its whole name up
+// (a KIND_NAME key, name_listed), and it tests the file's ancestors against the directory
+// rules' names only (wl_val.dnames). Neither changes a decision:
+//   - a file whose name shares its bit with an exact rule's name (the same length, first and
+//     last byte) is decided by its name, where a file of a rule's name elsewhere is resolved
+//     (its first open moves the by-name counter by one more);
+//   - so is a file below a directory named like an exact rule's file, in a workload with
+//     directory rules: an exact path's name says nothing about the directories above a file;
+//   - a file made under a longer name after the policy (so no inode key names it) and renamed
+//     onto a blocked path, whose dentry keeps the longer name's bytes past the new one's end,
+//     is denied by its name, as are the rules' own files and a file below the protected
+//     directory.
+func TestFileNameKeys(t *testing.T) {
+	vmguest.RequireGuest(t)
+	must(t, os.RemoveAll("/wt"))
+	copySelf(t, "/wt/bin/reader")
+	for _, p := range []string{"/wt/nk/sat", "/wt/nk/sbt", "/wt/nk/other/sat", "/wt/nk/kd/plain", "/wt/nk/prot/x", "/wt/nk/warm"} {
+		mkfile(t, p, 0)
+	}
+	cg, cgfd := testCgroup(t, "ward-name-keys")
+	b := newBackend(t)
+	spec := "  file:\n    matchPaths:\n    - path: /wt/nk/sat\n    - path: /wt/nk/sct\n    - path: /wt/nk/elsewhere/kd\n" +
+		"    matchDirectories:\n    - dir: /wt/nk/prot/\n      recursive: true\n"
+	set := hostPolicyInCgroup(t, "namekeys", spec, cg)
+	must(t, b.Apply(t.Context(), []*rules.Set{set}))
+	tr := b.byID[set.Workload.ID()].tr
+	if !tr.Names.Has("sbt") || !tr.Names.Has("kd") {
+		t.Fatal("sbt and kd do not have their bits in the names filter: the test would not reach the name keys")
+	}
+	if tr.DirNames.Has("kd") {
+		t.Fatal("kd has its bit among the directories' names: the test would not tell")
+	}
+	requireUnnamed(t, tr, "plain", "warm", "other", "nk", "wt")
+	for _, n := range []string{"kd", "nk", "wt"} {
+		if tr.DirNames.Has(n) {
+			t.Fatalf("the name %q has its bit among the directories' names: the test would not tell", n)
+		}
+	}
+	byName := func() uint64 { return byNameOpens(t, b) }
+	// decidedByName opens path and then a file of a rule's name, which is resolved, and
+	// returns how many more opens the first moved the by-name counter by.
+	decidedByName := func(path string) int64 {
+		t.Helper()
+		// The helper's own first opens are cached after one run.
+		helperRun(t, cgfd, "/wt/bin/reader", 0, "open:/wt/nk/warm")
+		c0 := byName()
+		if got := helperRun(t, cgfd, "/wt/bin/reader", 0, "open:"+path); got != "open:"+path+" ok" {
+			t.Errorf("open of %s: %q, want ok", path, got)
+		}
+		c1 := byName()
+		if got := helperRun(t, cgfd, "/wt/bin/reader", 0, "open:/wt/nk/other/sat"); got != "open:/wt/nk/other/sat ok" {
+			t.Errorf("open of /wt/nk/other/sat: %q, want ok", got)
+		}
+		return int64(c1-c0) - int64(byName()-c1)
+	}
+	if d := decidedByName("/wt/nk/sbt"); d != 1 {
+		t.Errorf("the first open of a file whose name shares its bit with a rule's moved the by-name counter by %d more than a rule's name's, want 1", d)
+	}
+	if d := decidedByName("/wt/nk/kd/plain"); d != 1 {
+		t.Errorf("the first open of a file below a directory named like an exact rule's file moved the by-name counter by %d more than a rule's name's, want 1", d)
+	}
+
+	long := "/wt/nk/s" + strings.Repeat("x", 29) + "t" // 31 bytes: in the dentry's inline buffer
+	mkfile(t, long, 0)
+	must(t, os.Rename(long, "/wt/nk/sct"))
+	for _, p := range []string{"/wt/nk/sct", "/wt/nk/sat", "/wt/nk/prot/x"} {
+		deniedWithEvent(t, b, cgfd, "blocked", "open:"+p, policy.OpFile, set, "namekeys")
+	}
+}
+
 // TestDirNamesFilter: in a workload with directory rules, a file is decided without its path
 // only when neither its name nor any ancestor's is one the rules name (wl_val.names), and that
 // changes no decision:

@@ -1,6 +1,7 @@
 package bpflsm
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"hash/fnv"
@@ -49,6 +50,7 @@ const (
 	kindSrcAllow = uint8(wardKeyKindKIND_SRCALLOW)
 	kindInode    = uint8(wardKeyKindKIND_INODE)
 	kindDirInode = uint8(wardKeyKindKIND_DIRINODE)
+	kindName     = uint8(wardKeyKindKIND_NAME)
 )
 
 // Bit shifts of each action's 12 modifier combinations in a rule value.
@@ -140,8 +142,13 @@ type Translation struct {
 	// file directory rule's directory (nameBit), or every bit where a name cannot tell that no
 	// rule applies (patterns, fromSource rules, allow-lists, a rule on /): file_open resolves
 	// the path of a file only if its name's bit, or an ancestor's, is set or an inode key names
-	// it (wl_val.names).
+	// it (wl_val.names). Each of those names has a KIND_NAME key (NameHash), which the kernel
+	// looks up where a file's name has its bit: varied names set most of the filter's bits.
 	Names NameFilter
+	// DirNames has the names of the directory rules' directories only (and of what is
+	// mounted on them), which a file's ancestors are tested against (wl_val.dnames): an
+	// exact path's name says nothing about the directories above a file.
+	DirNames NameFilter
 	// NamesEpoch is the kernel's count of renames of directories of watched names
 	// (ward_epoch[1]) read before the translation looked the rules' directories up: the
 	// kernel trusts Names for the ancestors of a file only while none was renamed since
@@ -294,7 +301,9 @@ func Translate(set *rules.Set, host Host) (*Translation, error) {
 	// decide the files no rule names.
 	if tr.flags[opFile]&(wfPatterns|wfSourceRules|wfAllowGlobal|wfAllowSources) != 0 {
 		tr.t.Names.fill()
+		tr.t.DirNames.fill()
 	}
+	tr.nameKeys()
 	return tr.t, nil
 }
 
@@ -347,6 +356,8 @@ type translator struct {
 	// mountTable reads the workload's mount table at the first directory rule on a mount
 	// point (mountedName) and returns that read for the rest of the translation.
 	mountTable func() ([]Mount, bool)
+	// names are the names added to t.Names, for their KIND_NAME keys (name).
+	names map[string]struct{}
 }
 
 func (tr *translator) add(k Key, exact, direct, recursive uint64) {
@@ -356,6 +367,30 @@ func (tr *translator) add(k Key, exact, direct, recursive uint64) {
 	v.Direct |= direct
 	v.Recursive |= recursive
 	tr.t.Entries[k] = v
+}
+
+// name records a name just added to the names filter, whose KIND_NAME key nameKeys adds: the
+// kernel's second test of a file's name whose bit is set (ward.c's name_listed). Only names
+// that fit a dentry's inline buffer are hashed there; a longer one is always resolved.
+func (tr *translator) name(name string) {
+	if len(name) == 0 || len(name) >= nameInline {
+		return
+	}
+	if tr.names == nil {
+		tr.names = map[string]struct{}{}
+	}
+	tr.names[name] = struct{}{}
+}
+
+// nameKeys adds the KIND_NAME keys of the filter's names, unless the filter is full: the
+// kernel then never looks them up (wl_val.name_keys).
+func (tr *translator) nameKeys() {
+	if tr.t.Names.Full() {
+		return
+	}
+	for n := range tr.names {
+		tr.add(Key{Op: opFile, Kind: kindName, Hash: NameHash(n)}, 0, 0, 0)
+	}
 }
 
 // rule adds one rule's entries, once per acting executable it is limited to (or once for all).
@@ -404,6 +439,7 @@ func (tr *translator) match(r *rules.Rule, op uint8, base Key, bit uint64) error
 			t.ExactDepths[op] |= depthBit(p)
 			if op == opFile {
 				t.Names.addPath(p)
+				tr.name(p[strings.LastIndex(p, "/")+1:])
 			}
 			if p != r.Value {
 				t.Aliases[p] = r.Value
@@ -426,6 +462,8 @@ func (tr *translator) match(r *rules.Rule, op uint8, base Key, bit uint64) error
 			t.DirDepths[op] |= depthBit(strings.TrimSuffix(p, "/") + "/")
 			if op == opFile {
 				t.Names.addDir(p)
+				t.DirNames.addDir(p)
+				tr.name(filepath.Base(strings.TrimSuffix(p, "/")))
 			}
 			if p != dir {
 				t.Aliases[strings.TrimSuffix(p, "/")+"/"] = r.Value
@@ -457,8 +495,11 @@ func (tr *translator) match(r *rules.Rule, op uint8, base Key, bit uint64) error
 				if op == opFile && host.MountRoot(dir) {
 					if name, ok := tr.mountedName(dir); ok {
 						t.Names.add(name)
+						t.DirNames.add(name)
+						tr.name(name)
 					} else {
 						t.Names.fill()
+						t.DirNames.fill()
 					}
 				}
 			}
@@ -833,6 +874,28 @@ func (f *NameFilter) Full() bool {
 		}
 	}
 	return true
+}
+
+// nameInline is the size of a dentry's inline name buffer on the kernels Ward runs on
+// (DNAME_INLINE_LEN, 32 on 64-bit 6.1): ward.c's name_listed hashes the names shorter than it.
+const nameInline = 32
+
+// nameMul is NameHash's multiplier (ward.c's NAME_MUL).
+const nameMul = 0x9E3779B97F4A7C15
+
+// NameHash is the hash of a KIND_NAME key: a name shorter than nameInline, read as four
+// little-endian words with zeros past its end, mixed with its length, as ward.c's
+// name_listed computes it from a dentry's inline name. Unlike nameBit it takes every byte,
+// so two names that differ anywhere differ here but for a 64-bit collision, which only makes
+// the kernel resolve a path it need not have.
+func NameHash(name string) uint64 {
+	var b [nameInline]byte
+	copy(b[:], name)
+	h := (uint64(len(name)) + 1) * nameMul
+	for i := 0; i < nameInline; i += 8 {
+		h = (h ^ binary.LittleEndian.Uint64(b[i:])) * nameMul
+	}
+	return h ^ h>>32
 }
 
 // nameBit is the bit of a file or directory name in NameFilter, as bpf/ward.c's unnamed

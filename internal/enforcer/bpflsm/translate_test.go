@@ -2,6 +2,7 @@ package bpflsm
 
 import (
 	"fmt"
+	"maps"
 	"math/bits"
 	"path/filepath"
 	"slices"
@@ -617,9 +618,36 @@ func TestTranslateDirInodes(t *testing.T) {
 	}
 }
 
+// nameKeys returns the hashes of a translation's KIND_NAME keys.
+func nameKeys(tr *Translation) map[uint64]bool {
+	keys := map[uint64]bool{}
+	for k := range tr.Entries {
+		if k.Kind == kindName {
+			keys[k.Hash] = true
+		}
+	}
+	return keys
+}
+
+// checkNameKeys fails unless tr's KIND_NAME keys are those of names, file rules' keys.
+func checkNameKeys(t *testing.T, step string, tr *Translation, names ...string) {
+	t.Helper()
+	want := map[uint64]bool{}
+	for _, n := range names {
+		want[NameHash(n)] = true
+		if k := (Key{Op: opFile, Kind: kindName, Hash: NameHash(n)}); tr.Entries[k] != (Value{}) {
+			t.Errorf("%s: the key of %q has bits %+v, want none", step, n, tr.Entries[k])
+		}
+	}
+	if got := nameKeys(tr); !maps.Equal(got, want) {
+		t.Errorf("%s: %d name keys, want %d (of %q)", step, len(got), len(want), names)
+	}
+}
+
 // TestFileNames: Names has the bits of the exact file rules' names and of the directory
 // rules' directories, and no other, where every file rule is an exact path or a directory for
-// any source and no allow-list applies; every bit otherwise.
+// any source and no allow-list applies; every bit otherwise. DirNames has the directories'
+// only, and each name in a filter that is not full has its KIND_NAME key.
 func TestFileNames(t *testing.T) {
 	policyWith := func(file, action string) string {
 		return "apiVersion: security.kubearmor.com/v1\nkind: KubeArmorHostPolicy\nmetadata: {name: names}\n" +
@@ -636,17 +664,21 @@ func TestFileNames(t *testing.T) {
 	var all NameFilter
 	all.fill()
 	exact := "    matchPaths:\n    - path: /etc/shadow\n    - path: /srv/a/key.pem\n"
+	long := "/srv/" + strings.Repeat("l", nameInline) // too long to be hashed by the kernel: no key
 	for _, c := range []struct {
 		name, file, action string
-		want               NameFilter
+		want, dirs         NameFilter
+		keys               []string
 	}{
-		{"exact paths only", exact, "Block", of("shadow", "key.pem")},
+		{"exact paths only", exact, "Block", of("shadow", "key.pem"), NameFilter{}, []string{"shadow", "key.pem"}},
 		{"directory rules", exact + "    matchDirectories:\n    - dir: /srv/b/\n    - dir: /srv/deep/er/\n      recursive: true\n",
-			"Block", of("shadow", "key.pem", "b", "er")},
-		{"a directory rule on /", exact + "    matchDirectories:\n    - dir: /\n      recursive: true\n", "Block", all},
-		{"a pattern", "    matchPatterns:\n    - pattern: /srv/*.key\n", "Block", all},
-		{"a fromSource rule", "    matchPaths:\n    - path: /etc/shadow\n      fromSource:\n      - path: /bin/cat\n", "Block", all},
-		{"an allow-list", exact, "Allow", all},
+			"Block", of("shadow", "key.pem", "b", "er"), of("b", "er"), []string{"shadow", "key.pem", "b", "er"}},
+		{"a name too long to hash", exact + "    - path: " + long + "\n", "Block", of("shadow", "key.pem", filepath.Base(long)), NameFilter{},
+			[]string{"shadow", "key.pem"}},
+		{"a directory rule on /", exact + "    matchDirectories:\n    - dir: /\n      recursive: true\n", "Block", all, all, nil},
+		{"a pattern", "    matchPatterns:\n    - pattern: /srv/*.key\n", "Block", all, all, nil},
+		{"a fromSource rule", "    matchPaths:\n    - path: /etc/shadow\n      fromSource:\n      - path: /bin/cat\n", "Block", all, all, nil},
+		{"an allow-list", exact, "Allow", all, all, nil},
 	} {
 		set := compile(t, policyWith(c.file, c.action), rules.DefaultPostures())
 		tr, err := Translate(set, nil)
@@ -656,6 +688,10 @@ func TestFileNames(t *testing.T) {
 		if tr.Names != c.want {
 			t.Errorf("%s: Names has %d bits, want %d (%v)", c.name, ones(tr.Names), ones(c.want), c.want)
 		}
+		if tr.DirNames != c.dirs {
+			t.Errorf("%s: DirNames has %d bits, want %d", c.name, ones(tr.DirNames), ones(c.dirs))
+		}
+		checkNameKeys(t, c.name, tr, c.keys...)
 	}
 	// A directory rule's directory that is a mount point: its inode key is the mounted root's,
 	// whose name is not the directory's.
@@ -670,13 +706,14 @@ func TestFileNames(t *testing.T) {
 		mounts map[string]bool
 		table  []Mount
 		want   NameFilter
+		dirs   []string // the directories' names; nil for a full filter
 	}{
-		{"a directory rule on a directory", nil, nil, of("shadow", "key.pem", "b")},
-		{"a directory rule on a mount point, no mount table", mp, nil, all},
-		{"a directory rule on a file system's root", mp, []Mount{rootFS, {Dev: 9, Root: "/", Point: "/srv/b"}}, of("shadow", "key.pem", "b", "/")},
-		{"a directory rule on a bind mount", mp, []Mount{rootFS, {Dev: 7, Root: "/var/lib/kube-api-access", Point: "/srv/b"}}, of("shadow", "key.pem", "b", "kube-api-access")},
-		{"a directory rule on a bind mount of the root mount's file system's root", mp, []Mount{rootFS, {Dev: 7, Root: "/", Point: "/srv/b"}}, all},
-		{"a directory rule on a mount point the table lacks", mp, []Mount{rootFS}, all},
+		{"a directory rule on a directory", nil, nil, of("shadow", "key.pem", "b"), []string{"b"}},
+		{"a directory rule on a mount point, no mount table", mp, nil, all, nil},
+		{"a directory rule on a file system's root", mp, []Mount{rootFS, {Dev: 9, Root: "/", Point: "/srv/b"}}, of("shadow", "key.pem", "b", "/"), []string{"b", "/"}},
+		{"a directory rule on a bind mount", mp, []Mount{rootFS, {Dev: 7, Root: "/var/lib/kube-api-access", Point: "/srv/b"}}, of("shadow", "key.pem", "b", "kube-api-access"), []string{"b", "kube-api-access"}},
+		{"a directory rule on a bind mount of the root mount's file system's root", mp, []Mount{rootFS, {Dev: 7, Root: "/", Point: "/srv/b"}}, all, nil},
+		{"a directory rule on a mount point the table lacks", mp, []Mount{rootFS}, all, nil},
 	} {
 		host := fakeHost{inodes: map[string]uint64{"/srv/b": 5}, mounts: c.mounts, table: c.table}
 		tr, err := Translate(compile(t, policyWith(dirs, "Block"), rules.DefaultPostures()), host)
@@ -686,6 +723,39 @@ func TestFileNames(t *testing.T) {
 		if tr.Names != c.want {
 			t.Errorf("%s: Names has %d bits, want %d", c.name, ones(tr.Names), ones(c.want))
 		}
+		wantDirs, keys := all, []string(nil)
+		if c.dirs != nil {
+			wantDirs, keys = of(c.dirs...), append([]string{"shadow", "key.pem"}, c.dirs...)
+		}
+		if tr.DirNames != wantDirs {
+			t.Errorf("%s: DirNames has %d bits, want %d", c.name, ones(tr.DirNames), ones(wantDirs))
+		}
+		checkNameKeys(t, c.name, tr, keys...)
+	}
+}
+
+// TestNameHash: the hash takes every byte of a name and its length, and nothing past its
+// end, as ward.c's name_listed reads a dentry's inline buffer in four words with the bytes past
+// the name's end zeroed; names alike in their length, first and last byte (which share a bit of
+// the names filter) differ.
+func TestNameHash(t *testing.T) {
+	seen := map[uint64]string{}
+	for _, n := range []string{"a", "b", "ab", "sat", "sbt", "sct", "key.pem", "key.pen", "12345678", "123456789",
+		strings.Repeat("x", 31), strings.Repeat("x", 30) + "y", "x" + strings.Repeat("\x00", 7), "x\x00"} {
+		h := NameHash(n)
+		if o, ok := seen[h]; ok {
+			t.Errorf("NameHash(%q) = NameHash(%q)", n, o)
+		}
+		seen[h] = n
+	}
+	// The kernel's words for "sat": little-endian, zero past the end, mixed with the length.
+	mul := uint64(nameMul)
+	h := uint64(3+1) * mul
+	for _, w := range []uint64{uint64('s') | uint64('a')<<8 | uint64('t')<<16, 0, 0, 0} {
+		h = (h ^ w) * mul
+	}
+	if got, want := NameHash("sat"), h^h>>32; got != want {
+		t.Errorf("NameHash(sat) = %#x, want %#x", got, want)
 	}
 }
 

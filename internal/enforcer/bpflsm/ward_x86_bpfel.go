@@ -149,6 +149,7 @@ const (
 	wardKeyKindKIND_SRCALLOW wardKeyKind = 4
 	wardKeyKindKIND_INODE    wardKeyKind = 5
 	wardKeyKindKIND_DIRINODE wardKeyKind = 6
+	wardKeyKindKIND_NAME     wardKeyKind = 7
 )
 
 type wardOp uint32
@@ -265,7 +266,10 @@ type wardWlVal struct {
 	ExactDepths [4]uint64
 	DirInodes   uint32
 	NamesEpoch  uint32
+	NameKeys    uint32
+	Pad         uint32
 	Names       [64]uint64
+	DirNames    [64]uint64
 }
 
 type wardWorkloadFlag uint32

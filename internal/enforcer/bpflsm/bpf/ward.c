@@ -77,6 +77,7 @@ enum key_kind {
 	KIND_SRCALLOW = 4, // hash 0; src names an allow-listed source
 	KIND_INODE = 5,    // hash is (dev << 32 | ino) of a rule's exact path
 	KIND_DIRINODE = 6, // hash is (dev << 32 | ino) of a directory rule's directory (direct, recursive bits)
+	KIND_NAME = 7,     // hash of a name with its bit in wl_val.names (name_listed; no bits)
 };
 
 // The hash of a KIND_CODE key: CODE(kind, number), the kind in the top byte.
@@ -135,6 +136,9 @@ enum action_shift {
 // wl_val.names is a filter of NAME_WORDS * 64 bits (nameBit in translate.go).
 #define NAME_WORDS 64
 
+// The multiplier of name_listed's hash (translate.go's nameMul).
+#define NAME_MUL 0x9E3779B97F4A7C15ULL
+
 // Network hooks (event.hook). socket_create decides new sockets; the others
 // decide every later use of a socket, so that a rule also covers sockets
 // created before it, inherited across exec, or received over a unix socket:
@@ -183,14 +187,22 @@ struct wl_val {
 	// holds those directories' names only while no directory of a name in
 	// any workload's filter was renamed, and no mount moved, since (unnamed).
 	__u32 names_epoch;
+	// 1 when every name with its bit in names has a KIND_NAME key of this
+	// generation (name_listed): never for a full filter.
+	__u32 name_keys;
+	__u32 pad;
 	// A filter of NAME_WORDS * 64 bits: a bit per (length, first byte, last
 	// byte) of the last component of every exact file path key and of every
 	// file directory rule's directory (nameBit in translate.go, tested by
-	// unnamed): a file whose name and whose ancestors' names have no bit
-	// here matches no path rule. Every bit where that does not hold: the
-	// workload has file patterns, fromSource rules, an allow-list or a rule
-	// on / (translate.go).
+	// unnamed): a file whose name has no bit here matches no path rule by
+	// its name. Every bit where that does not hold: the workload has file
+	// patterns, fromSource rules, an allow-list or a rule on / (translate.go).
 	__u64 names[NAME_WORDS];
+	// The same for the directory rules' directories only (and the names of
+	// what is mounted on them), which a file's ancestors are tested
+	// against: an exact path's name says nothing about the directories
+	// above a file. Full wherever names is.
+	__u64 dir_names[NAME_WORDS];
 };
 
 struct rule_key {
@@ -729,6 +741,13 @@ static __always_inline bool named(const struct wl_val *v, __u64 k)
 {
 	__u32 b = (k * 0x9E3779B97F4A7C15ULL) >> 52;
 	return v->names[(b >> 6) & (NAME_WORDS - 1)] & (1ULL << (b & 63));
+}
+
+// dir_named is named for an ancestor of a file, in the directories' filter.
+static __always_inline bool dir_named(const struct wl_val *v, __u64 k)
+{
+	__u32 b = (k * 0x9E3779B97F4A7C15ULL) >> 52;
+	return v->dir_names[(b >> 6) & (NAME_WORDS - 1)] & (1ULL << (b & 63));
 }
 
 struct walk {
@@ -1370,6 +1389,45 @@ static __always_inline __u64 name_key_read(struct dentry *d)
 	return ((__u64)(len & 0xff) << 16) | ((__u64)first << 8) | last;
 }
 
+// name_word is word i (bytes 8i to 8i+7) of a name of len bytes, the bytes
+// past its end zero: a dentry's inline buffer keeps a longer former name's
+// bytes and the terminating NUL there.
+static __always_inline __u64 name_word(__u64 w, __u32 len, __u32 i)
+{
+	if (len >= 8 * i + 8)
+		return w;
+	if (len <= 8 * i)
+		return 0;
+	return w & ((1ULL << ((len - 8 * i) * 8)) - 1);
+}
+
+// name_listed says whether the name of dentry d, whose bit is in workload
+// wl's names filter, may be a rule's name: it has a KIND_NAME key (its
+// hash, translate.go's NameHash), or it is too long to tell here (not in
+// the dentry's inline buffer). The filter keys a name by its length, first
+// and last byte, which a few hundred varied names spread over most of its
+// bits; this tells the rest from the whole name, for a hash lookup where a
+// file would otherwise have its path resolved.
+static __always_inline bool name_listed(const struct wl *wl, struct dentry *d)
+{
+	__u32 len = d->d_name.len;
+	if ((__u64)d->d_name.name != (__u64)&d->d_iname[0] || len == 0 || len >= sizeof(d->d_iname) || len > 31)
+		return true;
+	__u64 h = ((__u64)len + 1) * NAME_MUL;
+	h = (h ^ name_word(*(volatile __u64 *)&d->d_iname[0], len, 0)) * NAME_MUL;
+	h = (h ^ name_word(*(volatile __u64 *)&d->d_iname[8], len, 1)) * NAME_MUL;
+	h = (h ^ name_word(*(volatile __u64 *)&d->d_iname[16], len, 2)) * NAME_MUL;
+	h = (h ^ name_word(*(volatile __u64 *)&d->d_iname[24], len, 3)) * NAME_MUL;
+	struct rule_key key = {
+		.cgroup = wl->cgroup,
+		.hash = h ^ (h >> 32),
+		.gen = wl->gen,
+		.op = OP_FILE,
+		.kind = KIND_NAME,
+	};
+	return bpf_map_lookup_elem(&rules, &key) != NULL;
+}
+
 // NAME_WALK bounds the ancestors unnamed tests inside the file's filesystem,
 // MOUNT_WALK the steps above it (mount points and their ancestors); a file
 // deeper than that is resolved. Each level of the unrolled walk costs the
@@ -1412,7 +1470,7 @@ static long mount_step(__u64 i, struct mwalk *c)
 		d = p;
 	}
 	c->dentry = (__u64)d;
-	return named(c->v, name_key_read(d));
+	return dir_named(c->v, name_key_read(d));
 }
 
 // dir_clear says whether c, the entry of file's directory, holds a valid
@@ -1485,6 +1543,9 @@ static __noinline void dir_fill(struct file *file, __u64 cgroup, __u32 gen, stru
 // last components and directories' names, or every bit where a name cannot
 // tell (patterns, fromSource rules, allow-lists, under which a file no rule
 // names is decided by the posture and reported: translate.go's nameBit).
+// Where the file's own name has its bit, name_listed tells by the whole name
+// whether some rule has it; its ancestors are tested against
+// wl->v->dir_names, the directory rules' names only.
 // Most first opens of files outside the rules' directories are then decided
 // without bpf_d_path and the walk and lookups of their path, most of their
 // cost. The root of a mount (a bind-mounted file, a mount point) is named in
@@ -1529,6 +1590,8 @@ static __always_inline bool unnamed(const struct wl *wl, struct file *file, stru
 	// Where a name has its bit, dir_walk must look the dentry up: every
 	// other step is skipped (s->dsteps) when the walk completes.
 	__u64 hits = named(v, name_key(d));
+	if (hits && v->name_keys && !name_listed(wl, d))
+		hits = 0;
 	if (hits && !wl->dir_inodes)
 		return false;
 	if (wl->dir_depths) {
@@ -1574,7 +1637,7 @@ static __always_inline bool unnamed(const struct wl *wl, struct file *file, stru
 				p = d->d_parent;
 				if (p == d)
 					break;
-				hits |= (__u64)named(v, name_key(d)) << (i + 1);
+				hits |= (__u64)dir_named(v, name_key(d)) << (i + 1);
 			}
 			if (i == NAME_WALK)
 				return false;
@@ -1588,7 +1651,7 @@ static __always_inline bool unnamed(const struct wl *wl, struct file *file, stru
 		// no name of which has its bit (most first opens) tests nothing
 		// more.
 		if (hits) {
-			s->dsteps = hits | (named(v, name_key(d)) ? s->rootstep : 0);
+			s->dsteps = hits | (dir_named(v, name_key(d)) ? s->rootstep : 0);
 		} else if (fmnt != root_mnt) {
 			// A file in the task's root mount (not chrooted: the root of
 			// its namespace) has no mount above it. Another file's
@@ -1596,7 +1659,7 @@ static __always_inline bool unnamed(const struct wl *wl, struct file *file, stru
 			// inode key is this root's: its name "/" is then in the filter
 			// (translate.go's mountedName), which only a file outside the
 			// root mount's filesystem tests.
-			if (named(v, name_key(d))) {
+			if (dir_named(v, name_key(d))) {
 				s->dsteps = s->rootstep;
 				hits = 1;
 			} else {
