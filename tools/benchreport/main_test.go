@@ -1,6 +1,7 @@
 package main
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 )
@@ -18,16 +19,8 @@ ok
 `
 
 func TestParseAndRender(t *testing.T) {
-	a, err := parse("run1", strings.NewReader(run1))
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, err := parse("run2", strings.NewReader(strings.NewReplacer("10500\t1.0500", "10550\t1.0550", "11000\t1.1000", "11200\t1.1200").Replace(run1)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	page := render([]run{a, b}, "make bench-vm", "linux-image-x", "abc subject")
-	for _, want := range []string{
+	page := renderRuns(t, "linux-image-x", run1, strings.NewReplacer("10500\t1.0500", "10550\t1.0550", "11000\t1.1000", "11200\t1.1200").Replace(run1))
+	requireLines(t, page,
 		"## BPF-LSM\n", "## AppArmor\n", "## Side by side",
 		"|  | 1 rule | 10,500 | 1.050 | 1.055 | 0.47 % |",
 		"largest difference of any figure between them is 1.79 % (AppArmor, open+close, cached, 1 rule)",
@@ -41,11 +34,7 @@ func TestParseAndRender(t *testing.T) {
 		"- net100: refused\n",
 		"1 of 7 figures differ by more than 1 % between runs.",
 		"| AppArmor | open+close, cached | 1 rule | 11,000 / 11,200 | 1.79 % |",
-	} {
-		if !strings.Contains(page, want) {
-			t.Errorf("page lacks %q:\n%s", want, page)
-		}
-	}
+	)
 	if strings.Index(page, "## BPF-LSM") > strings.Index(page, "## AppArmor") {
 		t.Errorf("AppArmor's table before BPF-LSM's:\n%s", page)
 	}
@@ -63,36 +52,20 @@ ward-bench-row	apparmor	open+close, first open	no Ward program	10000	1.0000
 ward-bench-row	apparmor	open+close, first open	1 rule	11000	1.1000
 ward-bench-row	apparmor	open+close, first open	10,000 rules	11000	1.1000
 `
-	a, err := parse("run1", strings.NewReader(rows))
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, err := parse("run2", strings.NewReader(strings.Replace(rows, "10550\t1.0550", "10700\t1.0700", 1)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	page := render([]run{a, b}, "make bench-vm", "linux-image-x", "abc subject")
-	for _, want := range []string{
+	page := renderRuns(t, "linux-image-x", rows, strings.Replace(rows, "10550\t1.0550", "10700\t1.0700", 1))
+	requireLines(t, page,
 		"## Growth with the number of rules",
 		// Within 1 % in the first run, not in the second: not met.
 		"| BPF-LSM | open+close, first open | 10,000 rules | +0.48 % / +1.90 % | no |",
 		"| BPF-LSM | open+close, first open | 10,000 rules, the exact paths' names varied | +23.81 % / +23.81 % | no |",
 		"| AppArmor | open+close, first open | 10,000 rules | +0.00 % / +0.00 % | - |",
 		"0 of 2 BPF-LSM rows of many rules cost at most 1 % more than one rule.",
-	} {
-		if !strings.Contains(page, want) {
-			t.Errorf("page lacks %q:\n%s", want, page)
-		}
-	}
+	)
 	// An access without a one-rule row has nothing to grow from.
 	if strings.Contains(page, "| BPF-LSM | send+recv |") {
 		t.Errorf("send+recv, which has no one-rule row, is in the growth table:\n%s", page)
 	}
-	same, err := parse("run2", strings.NewReader(rows))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if page := render([]run{a, same}, "make bench-vm", "linux-image-x", "abc subject"); !strings.Contains(page, "| BPF-LSM | open+close, first open | 10,000 rules | +0.48 % / +0.48 % | yes |") {
+	if page := renderRuns(t, "linux-image-x", rows, rows); !strings.Contains(page, "| BPF-LSM | open+close, first open | 10,000 rules | +0.48 % / +0.48 % | yes |") {
 		t.Errorf("a growth of 0.48 %% in both runs is not met:\n%s", page)
 	}
 }
@@ -114,26 +87,14 @@ func TestDaemonFigures(t *testing.T) {
 	in := "=== RUN BenchmarkReport\n" +
 		"ward-bench-figure\tbpflsm\tpolicy edit to enforced, p50 of 50\t231.456\tms\n" +
 		"ward-bench-figure\tapparmor\tpolicy edit to enforced, p50 of 50\t1690.000\tms\n"
-	a, err := parse("run1", strings.NewReader(in))
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, err := parse("run2", strings.NewReader(strings.Replace(in, "231.456", "240.000", 1)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	page := render([]run{a, b}, "make bench-vm", "", "abc subject")
-	for _, want := range []string{
+	page := renderRuns(t, "", in, strings.Replace(in, "231.456", "240.000", 1))
+	requireLines(t, page,
 		"## The daemon\n",
 		"| figure | BPF-LSM | BPF-LSM, run 2 | AppArmor | AppArmor, run 2 |",
 		"| policy edit to enforced, p50 of 50 | 231.5 ms | 240.0 ms | 1690.0 ms | 1690.0 ms |",
 		"1 of 2 figures differ by more than 1 % between runs.",
 		"| BPF-LSM | the daemon | policy edit to enforced, p50 of 50 | 231.5 ms / 240.0 ms | 3.56 % |",
-	} {
-		if !strings.Contains(page, want) {
-			t.Errorf("page lacks %q:\n%s", want, page)
-		}
-	}
+	)
 	for name, in := range map[string]string{
 		"fields":    "ward-bench-figure\tbpflsm\tx\n",
 		"number":    "ward-bench-figure\tbpflsm\tx\ty\tms\n",
@@ -152,16 +113,8 @@ func TestMonitorFigures(t *testing.T) {
 		"ward-bench-figure\tmonitor\tpaced: CPU of the reader and decoder, per event\t26778.317\tns\n" +
 		"ward-bench-figure\tmonitor\tpaced: records lost\t0.000\trecords\n" +
 		"ward-bench-figure\tmonitor\tCPU of the monitor at 100,000 events/s\t2.991\tCPUs\n"
-	a, err := parse("run1", strings.NewReader(in))
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, err := parse("run2", strings.NewReader(strings.Replace(in, "26778.317", "27500.000", 1)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	page := render([]run{a, b}, "make bench-vm", "", "abc subject")
-	for _, want := range []string{
+	page := renderRuns(t, "", in, strings.Replace(in, "26778.317", "27500.000", 1))
+	requireLines(t, page,
 		"## The daemon\n",
 		"| figure | BPF-LSM | BPF-LSM, run 2 |\n",
 		"## The system monitor\n",
@@ -173,11 +126,7 @@ func TestMonitorFigures(t *testing.T) {
 		"largest difference of any figure between them is 2.62 % (the system monitor, paced: CPU of the reader and decoder, per event)",
 		"1 of 5 figures differ by more than 1 % between runs.",
 		"| - | the system monitor | paced: CPU of the reader and decoder, per event | 26,778 ns / 27,500 ns | 2.62 % |",
-	} {
-		if !strings.Contains(page, want) {
-			t.Errorf("page lacks %q:\n%s", want, page)
-		}
-	}
+	)
 	// The monitor is not a backend of the daemon's table.
 	daemon := page[strings.Index(page, "## The daemon"):strings.Index(page, "## The system monitor")]
 	if strings.Contains(daemon, "monitor") || strings.Contains(daemon, "open+close") {
@@ -190,5 +139,29 @@ func TestMonitorFigures(t *testing.T) {
 	}
 	if page := render([]run{c}, "make bench-vm", "", "abc"); strings.Contains(page, "## The daemon") || !strings.Contains(page, "## The system monitor") {
 		t.Errorf("monitor-only page:\n%s", page)
+	}
+}
+
+// renderRuns renders the page of the runs parsed from texts, each text one run.
+func renderRuns(t *testing.T, kernel string, texts ...string) string {
+	t.Helper()
+	var runs []run
+	for i, text := range texts {
+		r, err := parse(fmt.Sprintf("run%d", i+1), strings.NewReader(text))
+		if err != nil {
+			t.Fatal(err)
+		}
+		runs = append(runs, r)
+	}
+	return render(runs, "make bench-vm", kernel, "abc subject")
+}
+
+// requireLines fails the test for each of wants that page lacks.
+func requireLines(t *testing.T, page string, wants ...string) {
+	t.Helper()
+	for _, want := range wants {
+		if !strings.Contains(page, want) {
+			t.Errorf("page lacks %q:\n%s", want, page)
+		}
 	}
 }
