@@ -147,7 +147,7 @@ func TestFileNamesLengths(t *testing.T) {
 
 // TestFileNameKeys: the names filter keys a name by its length, first and last byte, so
 // varied names share bits; where a file's name has its bit, the kernel looks its whole name up
-// (a KIND_NAME key, own_named), and it tests the file's ancestors against the directory
+// (a KIND_NAME key, name_listed), and it tests the file's ancestors against the directory
 // rules' names only (wl_val.dnames). Neither changes a decision:
 //   - a file whose name shares its bit with an exact rule's name (the same length, first and
 //     last byte) is decided by its name, where a file of a rule's name elsewhere is resolved

@@ -370,7 +370,7 @@ func (tr *translator) add(k Key, exact, direct, recursive uint64) {
 }
 
 // name records a name just added to the names filter, whose KIND_NAME key nameKeys adds: the
-// kernel's second test of a file's name whose bit is set (ward.c's own_named). Only names
+// kernel's second test of a file's name whose bit is set (ward.c's name_listed). Only names
 // that fit a dentry's inline buffer are hashed there; a longer one is always resolved.
 func (tr *translator) name(name string) {
 	if len(name) == 0 || len(name) >= nameInline {
@@ -877,7 +877,7 @@ func (f *NameFilter) Full() bool {
 }
 
 // nameInline is the size of a dentry's inline name buffer on the kernels Ward runs on
-// (DNAME_INLINE_LEN, 32 on 64-bit 6.1): ward.c's own_named hashes the names shorter than it.
+// (DNAME_INLINE_LEN, 32 on 64-bit 6.1): ward.c's name_listed hashes the names shorter than it.
 const nameInline = 32
 
 // nameMul is NameHash's multiplier (ward.c's NAME_MUL).
@@ -885,7 +885,7 @@ const nameMul = 0x9E3779B97F4A7C15
 
 // NameHash is the hash of a KIND_NAME key: a name shorter than nameInline, read as four
 // little-endian words with zeros past its end, mixed with its length, as ward.c's
-// own_named computes it from a dentry's inline name. Unlike nameBit it takes every byte,
+// name_listed computes it from a dentry's inline name. Unlike nameBit it takes every byte,
 // so two names that differ anywhere differ here but for a 64-bit collision, which only makes
 // the kernel resolve a path it need not have.
 func NameHash(name string) uint64 {

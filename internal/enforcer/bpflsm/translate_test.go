@@ -735,7 +735,7 @@ func TestFileNames(t *testing.T) {
 }
 
 // TestNameHash: the hash takes every byte of a name and its length, and nothing past its
-// end, as ward.c's own_named reads a dentry's inline buffer in four words with the bytes past
+// end, as ward.c's name_listed reads a dentry's inline buffer in four words with the bytes past
 // the name's end zeroed; names alike in their length, first and last byte (which share a bit of
 // the names filter) differ.
 func TestNameHash(t *testing.T) {

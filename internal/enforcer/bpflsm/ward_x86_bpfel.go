@@ -212,10 +212,6 @@ type wardScratch struct {
 	Dkey     wardRuleKey
 	Nkey     uint64
 	Rootstep uint64
-	Name     [4]uint64
-	Nlen     uint32
-	Ninline  uint32
-	Lkey     wardRuleKey
 	Root     uint64
 	RootMnt  uint64
 	Ph       [64]uint64

@@ -77,7 +77,7 @@ enum key_kind {
 	KIND_SRCALLOW = 4, // hash 0; src names an allow-listed source
 	KIND_INODE = 5,    // hash is (dev << 32 | ino) of a rule's exact path
 	KIND_DIRINODE = 6, // hash is (dev << 32 | ino) of a directory rule's directory (direct, recursive bits)
-	KIND_NAME = 7,     // hash of a name with its bit in wl_val.names (own_named; no bits)
+	KIND_NAME = 7,     // hash of a name with its bit in wl_val.names (name_listed; no bits)
 };
 
 // The hash of a KIND_CODE key: CODE(kind, number), the kind in the top byte.
@@ -136,7 +136,7 @@ enum action_shift {
 // wl_val.names is a filter of NAME_WORDS * 64 bits (nameBit in translate.go).
 #define NAME_WORDS 64
 
-// The multiplier of own_named's hash (translate.go's nameMul).
+// The multiplier of name_listed's hash (translate.go's nameMul).
 #define NAME_MUL 0x9E3779B97F4A7C15ULL
 
 // Network hooks (event.hook). socket_create decides new sockets; the others
@@ -188,7 +188,7 @@ struct wl_val {
 	// any workload's filter was renamed, and no mount moved, since (unnamed).
 	__u32 names_epoch;
 	// 1 when every name with its bit in names has a KIND_NAME key of this
-	// generation (own_named): never for a full filter.
+	// generation (name_listed): never for a full filter.
 	__u32 name_keys;
 	__u32 pad;
 	// A filter of NAME_WORDS * 64 bits: a bit per (length, first byte, last
@@ -373,12 +373,6 @@ struct scratch {
 	// the root's step of dir_walk.
 	__u64 nkey;
 	__u64 rootstep;
-	// The file's name for own_named: its length, whether it is in the
-	// dentry's inline buffer and that buffer's words, and the key looked up.
-	__u64 name[4];
-	__u32 nlen;
-	__u32 ninline;
-	struct rule_key lkey;
 	// check_path's task root (struct dentry *, struct vfsmount *), for the
 	// directory entries unnamed and dir_fill test and write.
 	__u64 root;
@@ -1395,52 +1389,48 @@ static __always_inline __u64 name_key_read(struct dentry *d)
 	return ((__u64)(len & 0xff) << 16) | ((__u64)first << 8) | last;
 }
 
-// own_named says whether the file's own name may be a rule's: its name key k
-// has its bit in workload entry v's names filter, and, where every name with
-// its bit has a KIND_NAME key (v->name_keys), the whole name has one. The
-// name is in the scratch buffer (unnamed puts it there): s->nlen bytes in
-// the words s->name, as the dentry's inline buffer holds them, or not there
-// (!s->ninline, 32 bytes or more), which is not told apart. The key is the
-// hash of the whole name (translate.go's NameHash) with the bytes past its
-// end zeroed (a rename to a shorter name leaves the old one's there). The
-// filter keys a name by its length, first and last byte, which a few
-// hundred varied names spread over most of its bits; the key tells the rest,
-// one hash lookup where the file's path would be resolved.
-//
-// A global function, checked once, with its inputs and key in the scratch
-// buffer, whose answer unnamed makes a 0 or 1 the verifier knows: inline
-// there, the test took file_open from 185k to 275k instructions to verify,
-// paid at every load; so it takes 190k.
-__attribute__((noinline)) int own_named(const struct wl_val *v, __u64 k, __u64 cgroup, __u32 gen)
+// name_word is word i (bytes 8i to 8i+7) of a name of len bytes, the bytes
+// past its end zero: a dentry's inline buffer keeps a longer former name's
+// bytes and the terminating NUL there.
+static __always_inline __u64 name_word(__u64 w, __u32 len, __u32 i)
 {
-	__u32 zero = 0;
-	struct scratch *s = bpf_map_lookup_elem(&scratch, &zero);
-	if (!s || !v)
-		return 1;
-	__u32 b = (k * 0x9E3779B97F4A7C15ULL) >> 52;
-	if (!(v->names[(b >> 6) & (NAME_WORDS - 1)] & (1ULL << (b & 63))))
+	if (len >= 8 * i + 8)
+		return w;
+	if (len <= 8 * i)
 		return 0;
-	__u64 len = s->nlen;
-	if (!v->name_keys || !s->ninline || len == 0 || len >= 32)
-		return 1;
-	__u64 h = (len + 1) * NAME_MUL;
-#pragma unroll
-	for (int i = 0; i < 4; i++) {
-		__u64 m = s->name[i];
-		if (len <= 8 * i)
-			m = 0;
-		else if (len < 8 * i + 8)
-			m &= (1ULL << ((len - 8 * i) * 8)) - 1;
-		h = (h ^ m) * NAME_MUL;
-	}
-	s->lkey = (struct rule_key){
-		.cgroup = cgroup,
+	return w & ((1ULL << ((len - 8 * i) * 8)) - 1);
+}
+
+// name_listed says whether the name of dentry d, whose bit is in workload
+// wl's names filter, may be a rule's name: it has a KIND_NAME key (its
+// hash, translate.go's NameHash), or it is too long to tell here (not in
+// the dentry's inline buffer). The filter keys a name by its length, first
+// and last byte, which a few hundred varied names spread over most of its
+// bits; this tells the rest from the whole name, for a hash lookup where a
+// file would otherwise have its path resolved.
+//
+// Inline: it took file_open from 185k to 275k instructions to verify, paid
+// at every load. As a global function whose answer the verifier knows as 0
+// or 1, called for every name, it took 190k, but cost every first open
+// about 100 guest ns more, hit or not (docs/bpflsm.md, "Name keys").
+static __always_inline bool name_listed(const struct wl *wl, struct dentry *d)
+{
+	__u32 len = d->d_name.len;
+	if ((__u64)d->d_name.name != (__u64)&d->d_iname[0] || len == 0 || len >= sizeof(d->d_iname) || len > 31)
+		return true;
+	__u64 h = ((__u64)len + 1) * NAME_MUL;
+	h = (h ^ name_word(*(volatile __u64 *)&d->d_iname[0], len, 0)) * NAME_MUL;
+	h = (h ^ name_word(*(volatile __u64 *)&d->d_iname[8], len, 1)) * NAME_MUL;
+	h = (h ^ name_word(*(volatile __u64 *)&d->d_iname[16], len, 2)) * NAME_MUL;
+	h = (h ^ name_word(*(volatile __u64 *)&d->d_iname[24], len, 3)) * NAME_MUL;
+	struct rule_key key = {
+		.cgroup = wl->cgroup,
 		.hash = h ^ (h >> 32),
-		.gen = gen,
+		.gen = wl->gen,
 		.op = OP_FILE,
 		.kind = KIND_NAME,
 	};
-	return bpf_map_lookup_elem(&rules, &s->lkey) != NULL;
+	return bpf_map_lookup_elem(&rules, &key) != NULL;
 }
 
 // NAME_WALK bounds the ancestors unnamed tests inside the file's filesystem,
@@ -1558,7 +1548,7 @@ static __noinline void dir_fill(struct file *file, __u64 cgroup, __u32 gen, stru
 // last components and directories' names, or every bit where a name cannot
 // tell (patterns, fromSource rules, allow-lists, under which a file no rule
 // names is decided by the posture and reported: translate.go's nameBit).
-// Where the file's own name has its bit, own_named tells by the whole name
+// Where the file's own name has its bit, name_listed tells by the whole name
 // whether some rule has it; its ancestors are tested against
 // wl->v->dir_names, the directory rules' names only.
 // Most first opens of files outside the rules' directories are then decided
@@ -1604,17 +1594,9 @@ static __always_inline bool unnamed(const struct wl *wl, struct file *file, stru
 		return false;
 	// Where a name has its bit, dir_walk must look the dentry up: every
 	// other step is skipped (s->dsteps) when the walk completes.
-	// The name for own_named, in the scratch buffer: what is stored there
-	// leaves no state behind for the verifier to tell apart.
-	s->nlen = d->d_name.len;
-	s->ninline = (__u64)d->d_name.name == (__u64)&d->d_iname[0] && d->d_name.len < sizeof(d->d_iname);
-	s->name[0] = *(volatile __u64 *)&d->d_iname[0];
-	s->name[1] = *(volatile __u64 *)&d->d_iname[8];
-	s->name[2] = *(volatile __u64 *)&d->d_iname[16];
-	s->name[3] = *(volatile __u64 *)&d->d_iname[24];
-	// 0 or 1, as the verifier then knows it: from the unknown value the
-	// call returns, it would follow every later test of hits both ways.
-	__u64 hits = own_named(v, name_key(d), wl->cgroup, wl->gen) ? 1 : 0;
+	__u64 hits = named(v, name_key(d));
+	if (hits && v->name_keys && !name_listed(wl, d))
+		hits = 0;
 	if (hits && !wl->dir_inodes)
 		return false;
 	if (wl->dir_depths) {
