@@ -146,7 +146,7 @@ type Translation struct {
 	// looks up where a file's name has its bit: varied names set most of the filter's bits.
 	Names NameFilter
 	// DirNames has the names of the directory rules' directories only (and of what is
-	// mounted on them), which a file's ancestors are tested against (wl_val.dnames): an
+	// mounted on them), which a file's ancestors are tested against (wl_val.dir_names): an
 	// exact path's name says nothing about the directories above a file.
 	DirNames NameFilter
 	// NamesEpoch is the kernel's count of renames of directories of watched names
