@@ -119,6 +119,10 @@ func New(opts Options) (*Backend, error) {
 	if err != nil {
 		return nil, fmt.Errorf("load programs: %w", err)
 	}
+	if b.nameCounts.mem, err = b.objs.NameCounts.Memory(); err != nil {
+		b.closeKernel()
+		return nil, fmt.Errorf("map name_counts: %w", err)
+	}
 	b.linkMu.Lock()
 	err = b.attachFor(allOps)
 	b.linkMu.Unlock()

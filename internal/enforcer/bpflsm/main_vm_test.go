@@ -39,7 +39,7 @@ var (
 		"TestConformance", "TestBypasses", "TestWorkloadKeys", "TestUpdatesKeepBlocking",
 		"TestAuditedMode", "TestPTS", "TestWorkloadApplier", "TestNetworkExistingSockets",
 		"TestNewOnThisKernel", "TestAlertData", "TestChildCgroupKeepsWorkload", "TestProgramsFollowOperations", "TestContainerRootInodes",
-		"TestNamedCodes", "TestIdleProgramsDetachLater", "TestInodeCacheScope", "TestFileNamesFilter", "TestFileNamesLengths", "TestDirNamesFilter", "TestWatchedNamesShrink", "TestStackedRoot",
+		"TestNamedCodes", "TestIdleProgramsDetachLater", "TestInodeCacheScope", "TestFileNamesFilter", "TestFileNamesLengths", "TestFileNameKeys", "TestDirNamesFilter", "TestWatchedNamesShrink", "TestStackedRoot",
 		"TestDirPrefixByName", "TestDirNamesEntry", "TestDisconnectedHandle", "TestInodeCacheConcurrentFills", "TestPassingEntry", "TestMountReuse", "TestDirPathsEntry", "TestDirPathsRace", "TestMovedRoot",
 	}
 )

@@ -148,16 +148,19 @@ func TestFileNamesLengths(t *testing.T) {
 // TestFileNameKeys: the names filter keys a name by its length, first and last byte, so
 // varied names share bits; where a file's name has its bit, the kernel looks its whole name up
 // (a KIND_NAME key, name_listed), and it tests the file's ancestors against the directory
-// rules' names only (wl_val.dnames). Neither changes a decision:
+// rules' names only (wl_val.dir_names). Neither changes a decision:
 //   - a file whose name shares its bit with an exact rule's name (the same length, first and
 //     last byte) is decided by its name, where a file of a rule's name elsewhere is resolved
-//     (its first open moves the by-name counter by one more);
+//     (its first open moves the by-name counter by one more): by name_counts, the count of its
+//     hash's slot being 0, and again by the keys once another workload's rule has the name;
 //   - so is a file below a directory named like an exact rule's file, in a workload with
 //     directory rules: an exact path's name says nothing about the directories above a file;
 //   - a file made under a longer name after the policy (so no inode key names it) and renamed
 //     onto a blocked path, whose dentry keeps the longer name's bytes past the new one's end,
 //     is denied by its name, as are the rules' own files and a file below the protected
-//     directory.
+//     directory;
+//   - every name key is counted in name_counts while it is in rules, and once every workload
+//     is removed, every count is back to 0.
 func TestFileNameKeys(t *testing.T) {
 	vmguest.RequireGuest(t)
 	must(t, os.RemoveAll("/wt"))
@@ -213,6 +216,49 @@ func TestFileNameKeys(t *testing.T) {
 	must(t, os.Rename(long, "/wt/nk/sct"))
 	for _, p := range []string{"/wt/nk/sct", "/wt/nk/sat", "/wt/nk/prot/x"} {
 		deniedWithEvent(t, b, cgfd, "blocked", "open:"+p, policy.OpFile, set, "namekeys")
+	}
+
+	// Another workload's rule names sbt: its slot counts 1, and this workload's keys decide.
+	cg2, _ := testCgroup(t, "ward-name-keys-other")
+	other := hostPolicyInCgroup(t, "namekeys-other", "  file:\n    matchPaths:\n    - path: /wt/nk/sbt\n", cg2)
+	other.Workload.ContainerID = "name-keys-other"
+	must(t, b.Apply(t.Context(), []*rules.Set{set, other}))
+	counted := func(hash uint64) uint8 {
+		t.Helper()
+		n, err := b.nameCounts.count(hash)
+		must(t, err)
+		return n
+	}
+	keys := 0
+	for _, id := range []string{set.Workload.ID(), other.Workload.ID()} {
+		for k := range b.byID[id].tr.Entries {
+			if k.Kind == kindName {
+				keys++
+				if counted(k.Hash) == 0 {
+					t.Errorf("%s: name key %#x is in rules with a count of 0", id, k.Hash)
+				}
+			}
+		}
+	}
+	if keys < 4 || counted(NameHash("sbt")) != 1 {
+		t.Fatalf("%d name keys, sbt counted %d times: want at least 4 and once", keys, counted(NameHash("sbt")))
+	}
+	if d := decidedByName("/wt/nk/sbt"); d != 1 {
+		t.Errorf("the first open of a file whose name only another workload's rule has moved the by-name counter by %d more than a rule's name's, want 1", d)
+	}
+	deniedWithEvent(t, b, cgfd, "blocked", "open:/wt/nk/sat", policy.OpFile, set, "namekeys")
+
+	must(t, b.Apply(t.Context(), nil))
+	mem, err := b.objs.NameCounts.Memory()
+	must(t, err)
+	all := make([]byte, mem.Size())
+	if _, err := mem.ReadAt(all, 0); err != nil {
+		t.Fatal(err)
+	}
+	for i, n := range all {
+		if n != 0 {
+			t.Errorf("with no workload applied, name count %d is %d, want 0", i, n)
+		}
 	}
 }
 

@@ -152,6 +152,11 @@ const (
 	wardKeyKindKIND_NAME     wardKeyKind = 7
 )
 
+type wardNameCounts struct {
+	_     structs.HostLayout
+	Count [1048576]uint8
+}
+
 type wardOp uint32
 
 const (
@@ -293,6 +298,7 @@ const (
 	wardMapEvents              = "events"
 	wardMapGlobs               = "globs"
 	wardMapIcache              = "icache"
+	wardMapNameCounts          = "name_counts"
 	wardMapRules               = "rules"
 	wardMapScratch             = "scratch"
 	wardMapStats               = "stats"
@@ -417,6 +423,7 @@ type wardMapSpecs struct {
 	Events     *ebpf.MapSpec `ebpf:"events"`
 	Globs      *ebpf.MapSpec `ebpf:"globs"`
 	Icache     *ebpf.MapSpec `ebpf:"icache"`
+	NameCounts *ebpf.MapSpec `ebpf:"name_counts"`
 	Rules      *ebpf.MapSpec `ebpf:"rules"`
 	Scratch    *ebpf.MapSpec `ebpf:"scratch"`
 	Stats      *ebpf.MapSpec `ebpf:"stats"`
@@ -471,6 +478,7 @@ type wardMaps struct {
 	Events     *ebpf.Map `ebpf:"events"`
 	Globs      *ebpf.Map `ebpf:"globs"`
 	Icache     *ebpf.Map `ebpf:"icache"`
+	NameCounts *ebpf.Map `ebpf:"name_counts"`
 	Rules      *ebpf.Map `ebpf:"rules"`
 	Scratch    *ebpf.Map `ebpf:"scratch"`
 	Stats      *ebpf.Map `ebpf:"stats"`
@@ -485,6 +493,7 @@ func (m *wardMaps) Close() error {
 		m.Events,
 		m.Globs,
 		m.Icache,
+		m.NameCounts,
 		m.Rules,
 		m.Scratch,
 		m.Stats,
