@@ -369,6 +369,27 @@ func (tr *translator) add(k Key, exact, direct, recursive uint64) {
 	tr.t.Entries[k] = v
 }
 
+// fileName adds the name of an exact path's file to the names filter, dirName a directory
+// rule's directory's and mountName the name of what is mounted on one to it and to the
+// directories' filter: each also with its KIND_NAME key (name), so that the filters and the keys
+// name the same.
+func (tr *translator) fileName(p string) {
+	tr.t.Names.addPath(p)
+	tr.name(fileBase(p))
+}
+
+func (tr *translator) dirName(dir string) {
+	tr.t.Names.addDir(dir)
+	tr.t.DirNames.addDir(dir)
+	tr.name(dirBase(dir))
+}
+
+func (tr *translator) mountName(name string) {
+	tr.t.Names.add(name)
+	tr.t.DirNames.add(name)
+	tr.name(name)
+}
+
 // name records a name just added to the names filter, whose KIND_NAME key nameKeys adds: the
 // kernel's second test of a file's name whose bit is set (ward.c's name_listed). Only names
 // that fit a dentry's inline buffer are hashed there; a longer one is always resolved.
@@ -438,8 +459,7 @@ func (tr *translator) match(r *rules.Rule, op uint8, base Key, bit uint64) error
 			tr.add(k, bit, 0, 0)
 			t.ExactDepths[op] |= depthBit(p)
 			if op == opFile {
-				t.Names.addPath(p)
-				tr.name(p[strings.LastIndex(p, "/")+1:])
+				tr.fileName(p)
 			}
 			if p != r.Value {
 				t.Aliases[p] = r.Value
@@ -461,9 +481,7 @@ func (tr *translator) match(r *rules.Rule, op uint8, base Key, bit uint64) error
 			k.Kind, k.Hash = kindPath, Hash(strings.TrimSuffix(p, "/")+"/")
 			t.DirDepths[op] |= depthBit(strings.TrimSuffix(p, "/") + "/")
 			if op == opFile {
-				t.Names.addDir(p)
-				t.DirNames.addDir(p)
-				tr.name(filepath.Base(strings.TrimSuffix(p, "/")))
+				tr.dirName(p)
 			}
 			if p != dir {
 				t.Aliases[strings.TrimSuffix(p, "/")+"/"] = r.Value
@@ -494,9 +512,7 @@ func (tr *translator) match(r *rules.Rule, op uint8, base Key, bit uint64) error
 				// wherever else it is mounted: that name goes into the filter too.
 				if op == opFile && host.MountRoot(dir) {
 					if name, ok := tr.mountedName(dir); ok {
-						t.Names.add(name)
-						t.DirNames.add(name)
-						tr.name(name)
+						tr.mountName(name)
 					} else {
 						t.Names.fill()
 						t.DirNames.fill()
@@ -796,19 +812,23 @@ func (f *NameFilter) add(name string) {
 
 // addPath adds the name of an exact path's file: its last component.
 func (f *NameFilter) addPath(p string) {
-	f.add(p[strings.LastIndex(p, "/")+1:])
+	f.add(fileBase(p))
 }
 
 // addDir adds the name of a directory rule's directory (with or without its slash): a file
 // below it has that name among its ancestors', the directory itself as its own. The root has no
 // name to test: the filter is then full.
 func (f *NameFilter) addDir(dir string) {
-	if name := filepath.Base(strings.TrimSuffix(dir, "/")); name == "/" || name == "." {
+	if name := dirBase(dir); name == "/" || name == "." {
 		f.fill()
 	} else {
 		f.add(name)
 	}
 }
+
+// fileBase is the name of an exact path's file, dirBase of a directory rule's directory.
+func fileBase(p string) string  { return p[strings.LastIndex(p, "/")+1:] }
+func dirBase(dir string) string { return filepath.Base(strings.TrimSuffix(dir, "/")) }
 
 // Has says whether name's bit is set.
 func (f *NameFilter) Has(name string) bool {
@@ -883,16 +903,17 @@ const nameInline = 32
 // nameMul is NameHash's multiplier (ward.c's NAME_MUL).
 const nameMul = 0x9E3779B97F4A7C15
 
-// NameHash is the hash of a KIND_NAME key: a name shorter than nameInline, read as four
-// little-endian words with zeros past its end, mixed with its length, as ward.c's
-// name_listed computes it from a dentry's inline name. Unlike nameBit it takes every byte,
+// NameHash is the hash of a KIND_NAME key: a name shorter than nameInline, read as the
+// little-endian words that hold its bytes (one to four), with zeros past its end, mixed with
+// its length, as ward.c's name_listed computes it from a dentry's inline name (a word past the
+// name's end would only cost the kernel loads and multiplications). Unlike nameBit it takes every byte,
 // so two names that differ anywhere differ here but for a 64-bit collision, which only makes
 // the kernel resolve a path it need not have.
 func NameHash(name string) uint64 {
 	var b [nameInline]byte
 	copy(b[:], name)
 	h := (uint64(len(name)) + 1) * nameMul
-	for i := 0; i < nameInline; i += 8 {
+	for i := 0; i < len(name); i += 8 {
 		h = (h ^ binary.LittleEndian.Uint64(b[i:])) * nameMul
 	}
 	return h ^ h>>32

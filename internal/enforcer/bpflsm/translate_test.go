@@ -1,6 +1,7 @@
 package bpflsm
 
 import (
+	"encoding/binary"
 	"fmt"
 	"maps"
 	"math/bits"
@@ -748,14 +749,24 @@ func TestNameHash(t *testing.T) {
 		}
 		seen[h] = n
 	}
-	// The kernel's words for "sat": little-endian, zero past the end, mixed with the length.
+	// The kernel's words: little-endian, zero past the end, only those that hold the name's
+	// bytes, mixed with the length.
 	mul := uint64(nameMul)
-	h := uint64(3+1) * mul
-	for _, w := range []uint64{uint64('s') | uint64('a')<<8 | uint64('t')<<16, 0, 0, 0} {
-		h = (h ^ w) * mul
-	}
-	if got, want := NameHash("sat"), h^h>>32; got != want {
-		t.Errorf("NameHash(sat) = %#x, want %#x", got, want)
+	for _, c := range []struct {
+		name  string
+		words []uint64
+	}{
+		{"sat", []uint64{uint64('s') | uint64('a')<<8 | uint64('t')<<16}},
+		{"12345678", []uint64{binary.LittleEndian.Uint64([]byte("12345678"))}},
+		{"123456789", []uint64{binary.LittleEndian.Uint64([]byte("12345678")), '9'}},
+	} {
+		h := uint64(len(c.name)+1) * mul
+		for _, w := range c.words {
+			h = (h ^ w) * mul
+		}
+		if got, want := NameHash(c.name), h^h>>32; got != want {
+			t.Errorf("NameHash(%s) = %#x, want %#x", c.name, got, want)
+		}
 	}
 }
 

@@ -1446,9 +1446,14 @@ static __always_inline bool name_listed(const struct wl *wl, struct dentry *d)
 		return true;
 	__u64 h = ((__u64)len + 1) * NAME_MUL;
 	h = (h ^ name_word(*(volatile __u64 *)&d->d_iname[0], len, 0)) * NAME_MUL;
-	h = (h ^ name_word(*(volatile __u64 *)&d->d_iname[8], len, 1)) * NAME_MUL;
-	h = (h ^ name_word(*(volatile __u64 *)&d->d_iname[16], len, 2)) * NAME_MUL;
-	h = (h ^ name_word(*(volatile __u64 *)&d->d_iname[24], len, 3)) * NAME_MUL;
+	if (len > 8) {
+		h = (h ^ name_word(*(volatile __u64 *)&d->d_iname[8], len, 1)) * NAME_MUL;
+		if (len > 16) {
+			h = (h ^ name_word(*(volatile __u64 *)&d->d_iname[16], len, 2)) * NAME_MUL;
+			if (len > 24)
+				h = (h ^ name_word(*(volatile __u64 *)&d->d_iname[24], len, 3)) * NAME_MUL;
+		}
+	}
 	h ^= h >> 32;
 	__u32 zero = 0;
 	const struct name_counts *nc = bpf_map_lookup_elem(&name_counts, &zero);
