@@ -183,7 +183,9 @@ Each access is performed in a loop by a process of a workload (internal/testutil
   BPF-LSM's per-inode cache decides after the first open) or of g.txt in the same directory ("first
   open": a file with a second name, never cached, so every open resolves, hashes and looks up its path
   as the first open of any file does). Rules: one exact path in the target's directory; 9,900 exact
-  paths there (file0 to file9899: names alike) and 100 recursive directories elsewhere; the same
+  paths there (file0 to file9899: names alike) and 100 recursive directories elsewhere; every
+  exact path's file exists, as a real policy's do (vmbench.Setup makes them), so that BPF-LSM keys
+  their inodes too and tests the target's inode against those keys; the same
   with the 9,900 names varied as a file system's are (2 to 16 letters, digits, '-' and '_', most
   with one of twenty common extensions: vmbench.VariedNames), which set three in four bits of
   BPF-LSM's names filter, g.txt's and most of its ancestors' among them, so that its kernel tells
@@ -205,7 +207,7 @@ Each access is performed in a loop by a process of a workload (internal/testutil
   tests the file's own name too (docs/bpflsm.md, "A directory's path entry"): every measured
   first open of g.txt there.
 - execve: fork, execve and wait of a copy of the static busybox (runs ` + "`true`" + `); 1 or 10,000 process
-  rules on other binaries in the same directory.
+  rules on other binaries in the same directory, which exist.
 - send+recv: one byte written (write(2)) on a connected loopback TCP socket, read (read(2)) at the
   other end and sent back the same way: two segments per iteration, each carrying the acknowledgement
   of the previous one (no pure ACK, no delayed-ACK timer). The sendmsg and recvmsg hooks run twice

@@ -123,6 +123,23 @@ func Variants() []Variant {
 	}
 }
 
+// RulePaths are the exact paths of the variants' file and process rules (not their sources),
+// which Setup makes.
+func RulePaths() []string {
+	const item = "    - path: "
+	seen := map[string]bool{}
+	var paths []string
+	for _, v := range Variants() {
+		for _, line := range strings.Split(v.Spec, "\n") {
+			if p, ok := strings.CutPrefix(line, item); ok && !seen[p] {
+				seen[p] = true
+				paths = append(paths, p)
+			}
+		}
+	}
+	return paths
+}
+
 // VariedNames are n distinct file names of 2 to 16 letters, digits, '-' and '_', most with one
 // of twenty common extensions, drawn from a fixed seed: what a rule set written from a real
 // file system's files names, where names differ in their length, first and last byte.
@@ -217,6 +234,17 @@ func Setup(self string) error {
 	}
 	if err := os.Link(Uncached, "/wt/bench/g-link"); err != nil && !os.IsExist(err) {
 		return err
+	}
+	// The files and programs the rules name exist, as a real policy's do: BPF-LSM then keys
+	// their inodes too (a hard link or a rename keeps its rule), and tests the inode of a file
+	// it decides by names against those keys.
+	for _, p := range RulePaths() {
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			return err
+		}
+		if err := os.WriteFile(p, nil, 0o644); err != nil {
+			return err
+		}
 	}
 	if err := os.MkdirAll(filepath.Dir(ExecBin), 0o755); err != nil {
 		return err

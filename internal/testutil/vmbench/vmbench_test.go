@@ -42,6 +42,30 @@ func TestVariantsCompile(t *testing.T) {
 // TestVariedNames: the varied names differ in what BPF-LSM's names filter keys a name by (its
 // length, first and last byte) as a file system's do, or the variant would measure the
 // similar names' case again.
+// TestRulePaths: Setup makes the rules' files and programs, never the accessed files nor the
+// network rules' sources.
+func TestRulePaths(t *testing.T) {
+	paths := RulePaths()
+	got := map[string]bool{}
+	for _, p := range paths {
+		got[p] = true
+	}
+	for _, p := range []string{"/wt/bench/other.txt", "/wt/bench/a/b/c/d/e/other.txt", "/wt/bench/a/b/c/d/e/file0",
+		"/wt/bench/a/b/c/d/e/" + VariedNames(1)[0], "/wt/bench/exec/other", "/wt/bench/exec/prog0"} {
+		if !got[p] {
+			t.Errorf("%s is not among the rule paths", p)
+		}
+	}
+	for _, p := range []string{Cached, Uncached, ExecBin, "/wt/bench/src0"} {
+		if got[p] {
+			t.Errorf("%s is among the rule paths", p)
+		}
+	}
+	if len(paths) < 2*Iterations(9900) {
+		t.Errorf("%d rule paths, want at least %d", len(paths), 2*Iterations(9900))
+	}
+}
+
 func TestVariedNames(t *testing.T) {
 	names := VariedNames(9900)
 	keys := map[[3]int]bool{}
