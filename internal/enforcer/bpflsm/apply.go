@@ -403,16 +403,12 @@ func (b *Backend) write(wk uint64, gen uint32, tr *Translation) (*applied, error
 		v := tr.Entries[k]
 		mk := wardRuleKey{Cgroup: k.Workload, Hash: k.Hash, Src: k.Src, Gen: gen, Op: k.Op, Kind: k.Kind}
 		mv := wardRuleVal{Exact: v.Exact, Direct: v.Direct, Recursive: v.Recursive}
-		if mk.Kind == kindName {
-			if err := b.nameCounts.add(mk.Hash, true); err != nil {
-				b.deleteKeys(keys, nil)
-				return nil, err
-			}
+		if err := b.keyCounts.add(mk.Kind, mk.Hash, true); err != nil {
+			b.deleteKeys(keys, nil)
+			return nil, err
 		}
 		if err := b.objs.Rules.Put(&mk, &mv); err != nil {
-			if mk.Kind == kindName {
-				b.uncountName(mk.Hash)
-			}
+			b.uncount(&mk)
 			b.deleteKeys(keys, nil)
 			return nil, fmt.Errorf("write rule entry %d of %d: %w", len(keys)+1, len(tr.Entries), err)
 		}
@@ -458,9 +454,7 @@ func (b *Backend) deleteKeys(keys []wardRuleKey, globs []wardGlobKey) {
 			b.log.Warn("delete rule entry", "error", err)
 			continue
 		}
-		if keys[i].Kind == kindName {
-			b.uncountName(keys[i].Hash)
-		}
+		b.uncount(&keys[i])
 	}
 	for i := range globs {
 		if err := b.objs.Globs.Delete(&globs[i]); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
@@ -469,10 +463,10 @@ func (b *Backend) deleteKeys(keys []wardRuleKey, globs []wardGlobKey) {
 	}
 }
 
-// uncountName counts down a KIND_NAME key that is no longer in rules. A count that failed to
-// go down only costs the kernel lookups.
-func (b *Backend) uncountName(hash uint64) {
-	if err := b.nameCounts.add(hash, false); err != nil {
-		b.log.Warn("count a name key down", "error", err)
+// uncount counts down a key that is no longer in rules (keyCounts). A count that failed to go
+// down only costs the kernel lookups.
+func (b *Backend) uncount(k *wardRuleKey) {
+	if err := b.keyCounts.add(k.Kind, k.Hash, false); err != nil {
+		b.log.Warn("count a rule key down", "error", err)
 	}
 }

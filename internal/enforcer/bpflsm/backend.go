@@ -140,8 +140,8 @@ type Backend struct {
 
 	applyMu sync.Mutex             // serializes Apply calls
 	locks   enforcer.WorkloadLocks // serializes the operations on one workload ID
-	// nameCounts keeps name_counts, the kernel's counts of the KIND_NAME keys in rules.
-	nameCounts nameCounts
+	// keyCounts keeps key_counts, the kernel's counts of the name and inode keys in rules.
+	keyCounts keyCounts
 
 	mu      sync.Mutex          // guards everything below; held only briefly
 	applied map[uint64]*applied // by workload key, for events

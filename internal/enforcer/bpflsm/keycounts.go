@@ -6,22 +6,22 @@ import (
 	"sync"
 )
 
-// nameCountBits is ward.c's NAME_COUNT_BITS: name_counts has a count per value of a KIND_NAME
-// key hash's low nameCountBits bits.
-const nameCountBits = 20
+// keyCountBits is ward.c's KEY_COUNT_BITS: key_counts has 1 << keyCountBits counts.
+const keyCountBits = 20
 
-// nameCountMax is where a count stops: it then stays, above the number of keys it counts,
+// keyCountMax is where a count stops: it then stays, above the number of keys it counts,
 // which only costs the kernel a lookup it could have spared.
-const nameCountMax = 0xff
+const keyCountMax = 0xff
 
-// nameCounts keeps the kernel's name_counts: for each slot, at least as many as rules holds
-// KIND_NAME keys whose hash falls in it, across workloads and generations. A key's count goes up
-// before the key is written and down after it is deleted, so that a hook never finds a slot at
-// 0 while a key of it is in rules (name_listed then skips the lookup).
+// keyCounts keeps the kernel's key_counts: for each slot (keySlot), at least as many as rules
+// holds KIND_NAME and KIND_INODE keys of it, across workloads and generations. A key's count
+// goes up before the key is written and down after it is deleted, so that a hook never finds a
+// slot at 0 while a key of it is in rules (name_listed and unnamed then skip the lookup).
 //
 // mem is the map's memory, mapped: a count changes with a store of one byte, which no hook sees
-// half done. mu orders the read-modify-writes of concurrent applies.
-type nameCounts struct {
+// half done (Go copies two bytes as two stores). mu orders the read-modify-writes of concurrent
+// applies.
+type keyCounts struct {
 	mu  sync.Mutex
 	mem interface {
 		io.ReaderAt
@@ -29,22 +29,34 @@ type nameCounts struct {
 	}
 }
 
-// nameSlot is the offset of hash's count in name_counts.
-func nameSlot(hash uint64) int64 {
-	return int64(hash & (1<<nameCountBits - 1))
+// keySlot is the offset of a key's count in key_counts, as ward.c's key_slot computes it, and
+// whether keys of its kind are counted. A name's hash mixes every byte of it: its low bits. An
+// inode's is (dev << 32) ^ ino, numbers given out in sequence: mixed by a multiplication, whose
+// top bits depend on every bit of it.
+func keySlot(kind uint8, hash uint64) (int64, bool) {
+	switch kind {
+	case kindName:
+		return int64(hash & (1<<keyCountBits - 1)), true
+	case kindInode:
+		return int64(hash * nameMul >> (64 - keyCountBits)), true
+	}
+	return 0, false
 }
 
-// add counts a KIND_NAME key of hash up (up) or down.
-func (c *nameCounts) add(hash uint64, up bool) error {
+// add counts a key up (up) or down; keys of a kind not counted are left alone.
+func (c *keyCounts) add(kind uint8, hash uint64, up bool) error {
+	off, counted := keySlot(kind, hash)
+	if !counted {
+		return nil
+	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	var n [1]byte
-	off := nameSlot(hash)
 	if _, err := c.mem.ReadAt(n[:], off); err != nil {
-		return fmt.Errorf("read name count %d: %w", off, err)
+		return fmt.Errorf("read key count %d: %w", off, err)
 	}
 	switch {
-	case n[0] == nameCountMax:
+	case n[0] == keyCountMax:
 		return nil
 	case up:
 		n[0]++
@@ -52,20 +64,24 @@ func (c *nameCounts) add(hash uint64, up bool) error {
 		n[0]--
 	default:
 		// Never: every key deleted was counted when it was written.
-		return fmt.Errorf("name count %d is already 0", off)
+		return fmt.Errorf("key count %d is already 0", off)
 	}
 	if _, err := c.mem.WriteAt(n[:], off); err != nil {
-		return fmt.Errorf("write name count %d: %w", off, err)
+		return fmt.Errorf("write key count %d: %w", off, err)
 	}
 	return nil
 }
 
-// count is the count of hash's slot.
-func (c *nameCounts) count(hash uint64) (uint8, error) {
+// count is the count of a key's slot (0 for a kind not counted).
+func (c *keyCounts) count(kind uint8, hash uint64) (uint8, error) {
+	off, counted := keySlot(kind, hash)
+	if !counted {
+		return 0, nil
+	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	var n [1]byte
-	if _, err := c.mem.ReadAt(n[:], nameSlot(hash)); err != nil {
+	if _, err := c.mem.ReadAt(n[:], off); err != nil {
 		return 0, err
 	}
 	return n[0], nil

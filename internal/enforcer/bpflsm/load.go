@@ -119,9 +119,9 @@ func New(opts Options) (*Backend, error) {
 	if err != nil {
 		return nil, fmt.Errorf("load programs: %w", err)
 	}
-	if b.nameCounts.mem, err = b.objs.NameCounts.Memory(); err != nil {
+	if b.keyCounts.mem, err = b.objs.KeyCounts.Memory(); err != nil {
 		b.closeKernel()
-		return nil, fmt.Errorf("map name_counts: %w", err)
+		return nil, fmt.Errorf("map key_counts: %w", err)
 	}
 	b.linkMu.Lock()
 	err = b.attachFor(allOps)

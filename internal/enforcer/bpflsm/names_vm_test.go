@@ -151,7 +151,7 @@ func TestFileNamesLengths(t *testing.T) {
 // rules' names only (wl_val.dir_names). Neither changes a decision:
 //   - a file whose name shares its bit with an exact rule's name (the same length, first and
 //     last byte) is decided by its name, where a file of a rule's name elsewhere is resolved
-//     (its first open moves the by-name counter by one more): by name_counts, the count of its
+//     (its first open moves the by-name counter by one more): by key_counts, the count of its
 //     hash's slot being 0, and again by the keys once another workload's rule has the name;
 //   - so is a file below a directory named like an exact rule's file, in a workload with
 //     directory rules: an exact path's name says nothing about the directories above a file;
@@ -159,8 +159,8 @@ func TestFileNamesLengths(t *testing.T) {
 //     onto a blocked path, whose dentry keeps the longer name's bytes past the new one's end,
 //     is denied by its name, as are the rules' own files and a file below the protected
 //     directory;
-//   - every name key is counted in name_counts while it is in rules, and once every workload
-//     is removed, every count is back to 0.
+//   - every name and inode key is counted in key_counts while it is in rules, and once every
+//     workload is removed, every count is back to 0.
 func TestFileNameKeys(t *testing.T) {
 	vmguest.RequireGuest(t)
 	must(t, os.RemoveAll("/wt"))
@@ -223,25 +223,26 @@ func TestFileNameKeys(t *testing.T) {
 	other := hostPolicyInCgroup(t, "namekeys-other", "  file:\n    matchPaths:\n    - path: /wt/nk/sbt\n", cg2)
 	other.Workload.ContainerID = "name-keys-other"
 	must(t, b.Apply(t.Context(), []*rules.Set{set, other}))
-	counted := func(hash uint64) uint8 {
+	counted := func(kind uint8, hash uint64) uint8 {
 		t.Helper()
-		n, err := b.nameCounts.count(hash)
+		n, err := b.keyCounts.count(kind, hash)
 		must(t, err)
 		return n
 	}
-	keys := 0
+	keys := map[uint8]int{}
 	for _, id := range []string{set.Workload.ID(), other.Workload.ID()} {
 		for k := range b.byID[id].tr.Entries {
-			if k.Kind == kindName {
-				keys++
-				if counted(k.Hash) == 0 {
-					t.Errorf("%s: name key %#x is in rules with a count of 0", id, k.Hash)
+			if _, ok := keySlot(k.Kind, k.Hash); ok {
+				keys[k.Kind]++
+				if counted(k.Kind, k.Hash) == 0 {
+					t.Errorf("%s: key %#x of kind %d is in rules with a count of 0", id, k.Hash, k.Kind)
 				}
 			}
 		}
 	}
-	if keys < 4 || counted(NameHash("sbt")) != 1 {
-		t.Fatalf("%d name keys, sbt counted %d times: want at least 4 and once", keys, counted(NameHash("sbt")))
+	if keys[kindName] < 4 || keys[kindInode] < 2 || counted(kindName, NameHash("sbt")) != 1 {
+		t.Fatalf("%d name keys, %d inode keys, sbt counted %d times: want at least 4, 2 and once",
+			keys[kindName], keys[kindInode], counted(kindName, NameHash("sbt")))
 	}
 	if d := decidedByName("/wt/nk/sbt"); d != 1 {
 		t.Errorf("the first open of a file whose name only another workload's rule has moved the by-name counter by %d more than a rule's name's, want 1", d)
@@ -249,7 +250,7 @@ func TestFileNameKeys(t *testing.T) {
 	deniedWithEvent(t, b, cgfd, "blocked", "open:/wt/nk/sat", policy.OpFile, set, "namekeys")
 
 	must(t, b.Apply(t.Context(), nil))
-	mem, err := b.objs.NameCounts.Memory()
+	mem, err := b.objs.KeyCounts.Memory()
 	must(t, err)
 	all := make([]byte, mem.Size())
 	if _, err := mem.ReadAt(all, 0); err != nil {
@@ -257,7 +258,7 @@ func TestFileNameKeys(t *testing.T) {
 	}
 	for i, n := range all {
 		if n != 0 {
-			t.Errorf("with no workload applied, name count %d is %d, want 0", i, n)
+			t.Errorf("with no workload applied, key count %d is %d, want 0", i, n)
 		}
 	}
 }

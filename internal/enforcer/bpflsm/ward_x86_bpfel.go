@@ -140,6 +140,11 @@ type wardIcache struct {
 	Names   uint64
 }
 
+type wardKeyCounts struct {
+	_     structs.HostLayout
+	Count [1048576]uint8
+}
+
 type wardKeyKind uint32
 
 const (
@@ -151,11 +156,6 @@ const (
 	wardKeyKindKIND_DIRINODE wardKeyKind = 6
 	wardKeyKindKIND_NAME     wardKeyKind = 7
 )
-
-type wardNameCounts struct {
-	_     structs.HostLayout
-	Count [1048576]uint8
-}
 
 type wardOp uint32
 
@@ -298,7 +298,7 @@ const (
 	wardMapEvents              = "events"
 	wardMapGlobs               = "globs"
 	wardMapIcache              = "icache"
-	wardMapNameCounts          = "name_counts"
+	wardMapKeyCounts           = "key_counts"
 	wardMapRules               = "rules"
 	wardMapScratch             = "scratch"
 	wardMapStats               = "stats"
@@ -423,7 +423,7 @@ type wardMapSpecs struct {
 	Events     *ebpf.MapSpec `ebpf:"events"`
 	Globs      *ebpf.MapSpec `ebpf:"globs"`
 	Icache     *ebpf.MapSpec `ebpf:"icache"`
-	NameCounts *ebpf.MapSpec `ebpf:"name_counts"`
+	KeyCounts  *ebpf.MapSpec `ebpf:"key_counts"`
 	Rules      *ebpf.MapSpec `ebpf:"rules"`
 	Scratch    *ebpf.MapSpec `ebpf:"scratch"`
 	Stats      *ebpf.MapSpec `ebpf:"stats"`
@@ -478,7 +478,7 @@ type wardMaps struct {
 	Events     *ebpf.Map `ebpf:"events"`
 	Globs      *ebpf.Map `ebpf:"globs"`
 	Icache     *ebpf.Map `ebpf:"icache"`
-	NameCounts *ebpf.Map `ebpf:"name_counts"`
+	KeyCounts  *ebpf.Map `ebpf:"key_counts"`
 	Rules      *ebpf.Map `ebpf:"rules"`
 	Scratch    *ebpf.Map `ebpf:"scratch"`
 	Stats      *ebpf.Map `ebpf:"stats"`
@@ -493,7 +493,7 @@ func (m *wardMaps) Close() error {
 		m.Events,
 		m.Globs,
 		m.Icache,
-		m.NameCounts,
+		m.KeyCounts,
 		m.Rules,
 		m.Scratch,
 		m.Stats,
