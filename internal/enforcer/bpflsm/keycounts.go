@@ -29,10 +29,10 @@ type keyCounts struct {
 	}
 }
 
-// keySlot is the offset of a key's count in key_counts, as ward.c's key_slot computes it, and
-// whether keys of its kind are counted. A name's hash mixes every byte of it: its low bits. An
-// inode's is (dev << 32) ^ ino, numbers given out in sequence: mixed by a multiplication, whose
-// top bits depend on every bit of it.
+// keySlot is the offset of a key's count in key_counts, as ward.c's NAME_SLOT and INODE_SLOT
+// compute it, and whether keys of its kind are counted. A name's hash mixes every byte of it:
+// its low bits. An inode's is (dev << 32) ^ ino, numbers given out in sequence: mixed by a
+// multiplication, whose top bits depend on every bit of it.
 func keySlot(kind uint8, hash uint64) (int64, bool) {
 	switch kind {
 	case kindName:
