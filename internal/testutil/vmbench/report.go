@@ -124,20 +124,24 @@ func Variants() []Variant {
 }
 
 // RulePaths are the exact paths of the variants' file and process rules (not their sources),
-// which Setup makes.
-func RulePaths() []string {
-	const item = "    - path: "
+// which Setup makes: read from the compiled rules, as the backends read them.
+func RulePaths() ([]string, error) {
 	seen := map[string]bool{}
 	var paths []string
 	for _, v := range Variants() {
-		for _, line := range strings.Split(v.Spec, "\n") {
-			if p, ok := strings.CutPrefix(line, item); ok && !seen[p] {
-				seen[p] = true
-				paths = append(paths, p)
+		set, err := v.Set(workload.Workload{Kind: workload.KindContainer})
+		if err != nil {
+			return nil, fmt.Errorf("variant %s: %w", v.Name, err)
+		}
+		for _, r := range set.Rules {
+			exact := r.Match == policy.MatchPath && (r.Operation == policy.OpFile || r.Operation == policy.OpProcess)
+			if exact && !seen[r.Value] {
+				seen[r.Value] = true
+				paths = append(paths, r.Value)
 			}
 		}
 	}
-	return paths
+	return paths, nil
 }
 
 // VariedNames are n distinct file names of 2 to 16 letters, digits, '-' and '_', most with one
@@ -238,7 +242,11 @@ func Setup(self string) error {
 	// The files and programs the rules name exist, as a real policy's do: BPF-LSM then keys
 	// their inodes too (a hard link or a rename keeps its rule), and tests the inode of a file
 	// it decides by names against those keys.
-	for _, p := range RulePaths() {
+	paths, err := RulePaths()
+	if err != nil {
+		return err
+	}
+	for _, p := range paths {
 		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
 			return err
 		}

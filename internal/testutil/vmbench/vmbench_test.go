@@ -45,7 +45,10 @@ func TestVariantsCompile(t *testing.T) {
 // TestRulePaths: Setup makes the rules' files and programs, never the accessed files nor the
 // network rules' sources.
 func TestRulePaths(t *testing.T) {
-	paths := RulePaths()
+	paths, err := RulePaths()
+	if err != nil {
+		t.Fatal(err)
+	}
 	got := map[string]bool{}
 	for _, p := range paths {
 		got[p] = true
