@@ -51,22 +51,22 @@ func (c *keyCounts) add(kind uint8, hash uint64, up bool) error {
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	var n [1]byte
-	if _, err := c.mem.ReadAt(n[:], off); err != nil {
-		return fmt.Errorf("read key count %d: %w", off, err)
+	n, err := c.read(off)
+	if err != nil {
+		return err
 	}
 	switch {
-	case n[0] == keyCountMax:
+	case n == keyCountMax:
 		return nil
 	case up:
-		n[0]++
-	case n[0] > 0:
-		n[0]--
+		n++
+	case n > 0:
+		n--
 	default:
 		// Never: every key deleted was counted when it was written.
 		return fmt.Errorf("key count %d is already 0", off)
 	}
-	if _, err := c.mem.WriteAt(n[:], off); err != nil {
+	if _, err := c.mem.WriteAt([]byte{n}, off); err != nil {
 		return fmt.Errorf("write key count %d: %w", off, err)
 	}
 	return nil
@@ -80,9 +80,14 @@ func (c *keyCounts) count(kind uint8, hash uint64) (uint8, error) {
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	return c.read(off)
+}
+
+// read is the count at off; mu is held.
+func (c *keyCounts) read(off int64) (uint8, error) {
 	var n [1]byte
 	if _, err := c.mem.ReadAt(n[:], off); err != nil {
-		return 0, err
+		return 0, fmt.Errorf("read key count %d: %w", off, err)
 	}
 	return n[0], nil
 }

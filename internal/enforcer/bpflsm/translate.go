@@ -906,9 +906,9 @@ const nameMul = 0x9E3779B97F4A7C15
 // NameHash is the hash of a KIND_NAME key: a name shorter than nameInline, read as the
 // little-endian words that hold its bytes (one to four), with zeros past its end, mixed with
 // its length, as ward.c's name_listed computes it from a dentry's inline name (a word past the
-// name's end would only cost the kernel loads and multiplications). Unlike nameBit it takes every byte,
-// so two names that differ anywhere differ here but for a 64-bit collision, which only makes
-// the kernel resolve a path it need not have.
+// name's end would only cost the kernel loads and multiplications). Unlike nameBit it takes
+// every byte, so two names that differ anywhere differ here but for a 64-bit collision, which
+// only makes the kernel resolve a path it need not have.
 func NameHash(name string) uint64 {
 	var b [nameInline]byte
 	copy(b[:], name)
