@@ -61,11 +61,13 @@ func (b *Backend) Apply(ctx context.Context, sets []*rules.Set) error {
 	}
 	b.applyMu.Lock()
 	defer b.applyMu.Unlock()
+	var old retirement
+	defer b.deleteRetired(&old)
 	for _, o := range all {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		if err := b.applyOne(o.id, o.tr, o.warns); err != nil {
+		if err := b.applyOne(o.id, o.tr, o.warns, &old); err != nil {
 			return err
 		}
 	}
@@ -78,7 +80,7 @@ func (b *Backend) Apply(ctx context.Context, sets []*rules.Set) error {
 	}
 	b.mu.Unlock()
 	for _, id := range gone {
-		if err := b.removeOne(id); err != nil {
+		if err := b.removeOne(id, &old); err != nil {
 			return err
 		}
 	}
@@ -169,7 +171,10 @@ func (b *Backend) ApplyWorkload(ctx context.Context, set *rules.Set) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	if err := b.applyOne(set.Workload.ID(), tr, warns); err != nil {
+	var old retirement
+	err = b.applyOne(set.Workload.ID(), tr, warns, &old)
+	b.deleteRetired(&old)
+	if err != nil {
 		return err
 	}
 	done()
@@ -186,7 +191,10 @@ func (b *Backend) RemoveWorkload(ctx context.Context, id string) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	if err := b.removeOne(id); err != nil {
+	var old retirement
+	err := b.removeOne(id, &old)
+	b.deleteRetired(&old)
+	if err != nil {
 		return err
 	}
 	if err := b.shrinkWatched(); err != nil {
@@ -269,10 +277,11 @@ func (b *Backend) watch(names NameFilter) error {
 }
 
 // applyOne writes a new generation of the workload's entries, switches its
-// workload entry to it in one map update and deletes the old generation. A
+// workload entry to it in one map update and adds the old generation's keys
+// to old, for the caller to delete after a grace period (deleteRetired). A
 // workload whose key changed (a container in a new cgroup) gets the new key
 // before the old one is removed.
-func (b *Backend) applyOne(id string, tr *Translation, warns []enforcer.Warning) error {
+func (b *Backend) applyOne(id string, tr *Translation, warns []enforcer.Warning, old *retirement) error {
 	defer b.locks.Lock(id)()
 	wk := tr.Workload
 	b.mu.Lock()
@@ -281,7 +290,7 @@ func (b *Backend) applyOne(id string, tr *Translation, warns []enforcer.Warning)
 		return fmt.Errorf("workload %s: workload key %d is %s's", id, wk, owner)
 	}
 	b.owner[wk] = id
-	old := b.byID[id]
+	prev := b.byID[id]
 	// Generations are never reused, not even by a workload removed and
 	// added again, so per-inode cache entries of an old state never match.
 	b.gen++
@@ -291,7 +300,7 @@ func (b *Backend) applyOne(id string, tr *Translation, warns []enforcer.Warning)
 	a, err := b.write(wk, gen, tr)
 	if err != nil {
 		b.mu.Lock()
-		if old == nil || old.key != wk {
+		if prev == nil || prev.key != wk {
 			delete(b.owner, wk)
 		}
 		b.mu.Unlock()
@@ -300,18 +309,18 @@ func (b *Backend) applyOne(id string, tr *Translation, warns []enforcer.Warning)
 	a.id = id
 	a.key = wk
 	var errs []error
-	if old != nil {
-		if old.key != wk {
-			if err := b.objs.Workloads.Delete(old.key); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
-				errs = append(errs, fmt.Errorf("workload %s: remove old key %d: %w", id, old.key, err))
+	if prev != nil {
+		if prev.key != wk {
+			if err := b.objs.Workloads.Delete(prev.key); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
+				errs = append(errs, fmt.Errorf("workload %s: remove old key %d: %w", id, prev.key, err))
 			}
 		}
-		b.deleteKeys(old.keys, old.globs)
+		old.add(prev)
 	}
 	b.mu.Lock()
-	if old != nil && old.key != wk {
-		delete(b.applied, old.key)
-		delete(b.owner, old.key)
+	if prev != nil && prev.key != wk {
+		delete(b.applied, prev.key)
+		delete(b.owner, prev.key)
 	}
 	b.applied[wk] = a
 	b.byID[id] = a
@@ -321,9 +330,9 @@ func (b *Backend) applyOne(id string, tr *Translation, warns []enforcer.Warning)
 	return errors.Join(append(errs, err)...)
 }
 
-// removeOne deletes the workload entry first (the hooks stop using the
-// workload), then its rule entries.
-func (b *Backend) removeOne(id string) error {
+// removeOne deletes the workload entry (the hooks stop using the workload) and
+// adds its keys to old, for the caller to delete after a grace period.
+func (b *Backend) removeOne(id string, old *retirement) error {
 	defer b.locks.Lock(id)()
 	b.mu.Lock()
 	a := b.byID[id]
@@ -334,7 +343,7 @@ func (b *Backend) removeOne(id string) error {
 	if err := b.objs.Workloads.Delete(a.key); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
 		return fmt.Errorf("workload %s: remove: %w", id, err)
 	}
-	b.deleteKeys(a.keys, a.globs)
+	old.add(a)
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	delete(b.applied, a.key)

@@ -142,6 +142,8 @@ type Backend struct {
 	locks   enforcer.WorkloadLocks // serializes the operations on one workload ID
 	// keyCounts keeps key_counts, the kernel's counts of the name and inode keys in rules.
 	keyCounts keyCounts
+	// grace waits for the running programs before old generations' keys are deleted.
+	grace *graceWaiter
 
 	mu      sync.Mutex          // guards everything below; held only briefly
 	applied map[uint64]*applied // by workload key, for events
@@ -218,5 +220,10 @@ func (b *Backend) Close() error {
 }
 
 func (b *Backend) closeKernel() error {
-	return errors.Join(b.detach(), b.objs.Close())
+	err := errors.Join(b.detach(), b.objs.Close())
+	if b.grace != nil {
+		err = errors.Join(err, b.grace.close())
+		b.grace = nil
+	}
+	return err
 }

@@ -123,6 +123,10 @@ func New(opts Options) (*Backend, error) {
 		b.closeKernel()
 		return nil, fmt.Errorf("map key_counts: %w", err)
 	}
+	if b.grace, err = newGraceWaiter(); err != nil {
+		b.closeKernel()
+		return nil, err
+	}
 	b.linkMu.Lock()
 	err = b.attachFor(allOps)
 	b.linkMu.Unlock()

@@ -175,6 +175,55 @@ func TestUpdatesKeepBlocking(t *testing.T) {
 	}
 }
 
+// TestSmallUpdatesKeepBlocking: a workload applied again and again with its Block rule in
+// every version, while new processes of it open the blocked file, one open each: no open
+// succeeds. A first open reads the workload's generation once and then looks its keys up;
+// while the old generation's keys were deleted right after the switch, an open that read it
+// just before found its keys gone and opened the file (2 and 3 of 60 opens in two runs); they
+// are now deleted after a grace period (graceWaiter).
+func TestSmallUpdatesKeepBlocking(t *testing.T) {
+	vmguest.RequireGuest(t)
+	must(t, os.RemoveAll("/wt"))
+	copySelf(t, "/wt/bin/reader")
+	mkfile(t, "/wt/su/blocked", 0)
+	cg, cgfd := testCgroup(t, "ward-small-updates")
+	b := newBackend(t)
+	sets := []*rules.Set{
+		inCgroup(blockSet(t, "guard", "/wt/su/blocked"), cg),
+		inCgroup(blockSet(t, "guard", "/wt/su/blocked", "/wt/su/other"), cg),
+	}
+	must(t, b.Apply(t.Context(), sets[:1]))
+	defer b.Apply(context.Background(), nil)
+	waits := b.grace.waits
+
+	// Applies until the opens are done.
+	const opens = 60
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for i := range opens {
+			if got := helperRun(t, cgfd, "/wt/bin/reader", 0, "open:/wt/su/blocked"); got != "open:/wt/su/blocked errno 1" {
+				t.Errorf("open %d during updates: %q", i, got)
+			}
+		}
+	}()
+	applies := 0
+	for running := true; running; applies++ {
+		select {
+		case <-done:
+			running = false
+		default:
+		}
+		if err := b.Apply(t.Context(), sets[(applies+1)%2:][:1]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	t.Logf("%d opens during %d applies, %d grace periods", opens, applies, b.grace.waits-waits)
+	if applies < opens || b.grace.waits-waits < uint64(applies) {
+		t.Errorf("%d applies, %d grace periods: fewer applies than opens, or an apply without a wait", applies, b.grace.waits-waits)
+	}
+}
+
 // TestAuditedMode: a workload in audited mode is not denied; the event has
 // errno 0 and Decide names it "Audit (Block)".
 func TestAuditedMode(t *testing.T) {
