@@ -31,7 +31,18 @@ func ctrSet(t *testing.T, id string, cg uint64, paths ...string) *rules.Set {
 // two ways of reaching the same sets.
 func kernelState(t *testing.T, b *Backend) []string {
 	t.Helper()
-	out := mapEntries(t, b.objs.Workloads, "workload", func(_ *uint64, v *wardWlVal) { v.Gen = 0 })
+	// A workload's entry is wherever workloads names it: the entry's content is the state.
+	var out []string
+	var key uint64
+	var e uint32
+	it := b.objs.Workloads.Iterate()
+	for it.Next(&key, &e) {
+		var v wardWlVal
+		must(t, b.objs.WlEntries.Lookup(e, &v))
+		v.Gen = 0
+		out = append(out, fmt.Sprintf("workload %d %+v", key, v))
+	}
+	must(t, it.Err())
 	out = append(out, mapEntries(t, b.objs.Rules, "rule", func(k *wardRuleKey, _ *wardRuleVal) { k.Gen = 0 })...)
 	out = append(out, mapEntries(t, b.objs.Globs, "glob", func(k *wardGlobKey, _ *wardGlobVal) { k.Gen = 0 })...)
 	var cfg wardConfig
@@ -124,8 +135,8 @@ func TestWorkloadApplier(t *testing.T) {
 	must(t, b.ApplyWorkload(ctx, ctrSet(t, "a", cgC, "/wt/c1")))
 	expect("a moved", fdC, map[string]string{"c1": denied})
 	expect("a moved", fdA, map[string]string{"a2": ok, "c1": ok})
-	var wv wardWlVal
-	if err := b.objs.Workloads.Lookup(cgA, &wv); err == nil {
+	var e uint32
+	if err := b.objs.Workloads.Lookup(cgA, &e); err == nil {
 		t.Error("a's old cgroup is still registered")
 	}
 

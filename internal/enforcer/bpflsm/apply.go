@@ -310,10 +310,16 @@ func (b *Backend) applyOne(id string, tr *Translation, warns []enforcer.Warning,
 	a.key = wk
 	var errs []error
 	if prev != nil {
+		named := false
 		if prev.key != wk {
+			b.entries.unname(prev.key)
 			if err := b.objs.Workloads.Delete(prev.key); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
 				errs = append(errs, fmt.Errorf("workload %s: remove old key %d: %w", id, prev.key, err))
+				named = true // still in workloads
 			}
+		}
+		if !named {
+			b.entries.release(prev.entry)
 		}
 		old.add(prev)
 	}
@@ -340,9 +346,12 @@ func (b *Backend) removeOne(id string, old *retirement) error {
 	if a == nil {
 		return nil
 	}
+	b.entries.unname(a.key)
 	if err := b.objs.Workloads.Delete(a.key); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
+		b.entries.name(a.key, a.entry) // still in workloads
 		return fmt.Errorf("workload %s: remove: %w", id, err)
 	}
+	b.entries.release(a.entry)
 	old.add(a)
 	b.mu.Lock()
 	defer b.mu.Unlock()
@@ -449,11 +458,18 @@ func (b *Backend) write(wk uint64, gen uint32, tr *Translation) (*applied, error
 		Codes: tr.Codes, DirInodes: tr.DirInodeOps, NamesEpoch: tr.NamesEpoch, NameKeys: nameKeys,
 		Names: tr.Names, DirNames: dirNames,
 	}
-	if err := b.objs.Workloads.Put(wk, &wv); err != nil {
+	e, err := b.entries.write(&wv)
+	if err != nil {
+		b.deleteKeys(keys, globs)
+		return nil, err
+	}
+	if err := b.objs.Workloads.Put(wk, e); err != nil {
+		b.entries.unwritten(e)
 		b.deleteKeys(keys, globs)
 		return nil, fmt.Errorf("switch generation: %w", err)
 	}
-	return &applied{keys: keys, globs: globs, tr: tr}, nil
+	b.entries.name(wk, e)
+	return &applied{keys: keys, globs: globs, tr: tr, entry: e}, nil
 }
 
 func (b *Backend) deleteKeys(keys []wardRuleKey, globs []wardGlobKey) {

@@ -144,6 +144,10 @@ type Backend struct {
 	keyCounts keyCounts
 	// grace waits for the running programs before old generations' keys are deleted.
 	grace *graceWaiter
+	// entries keeps wl_entries and wl_slots, where the workload entries are; unmapEntries
+	// unmaps the slots' memory.
+	entries      *workloadEntries
+	unmapEntries func() error
 
 	mu      sync.Mutex          // guards everything below; held only briefly
 	applied map[uint64]*applied // by workload key, for events
@@ -166,6 +170,7 @@ type Backend struct {
 // applied is what is loaded for one workload.
 type applied struct {
 	key   uint64
+	entry uint32 // its wl_entries entry
 	keys  []wardRuleKey
 	globs []wardGlobKey
 	tr    *Translation
@@ -221,6 +226,10 @@ func (b *Backend) Close() error {
 
 func (b *Backend) closeKernel() error {
 	err := errors.Join(b.detach(), b.objs.Close())
+	if b.unmapEntries != nil {
+		err = errors.Join(err, b.unmapEntries())
+		b.unmapEntries = nil
+	}
 	if b.grace != nil {
 		err = errors.Join(err, b.grace.close())
 		b.grace = nil

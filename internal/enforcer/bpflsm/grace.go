@@ -12,7 +12,7 @@ import (
 // program reads a workload entry once and then looks its generation's keys up, so the keys a
 // new generation replaced may be deleted only after every program that could have read the old
 // entry has returned. Without the wait, a first open that read the old generation just before
-// the switch found its keys deleted under it and opened a blocked file (TestUpdatesKeepBlocking).
+// the switch found its keys deleted under it and opened a blocked file (TestSmallUpdatesKeepBlocking).
 //
 // The kernel waits for a grace period after every update of a map of maps, so that user space
 // knows no running program uses what the update replaced (maybe_wait_bpf_programs in
@@ -48,6 +48,13 @@ func (g *graceWaiter) wait() error {
 	}
 	g.waits++
 	return nil
+}
+
+// count is the number of grace periods waited for; it waits for one under way.
+func (g *graceWaiter) count() uint64 {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.waits
 }
 
 func (g *graceWaiter) close() error {

@@ -127,6 +127,10 @@ func New(opts Options) (*Backend, error) {
 		b.closeKernel()
 		return nil, err
 	}
+	if b.entries, b.unmapEntries, err = mapWorkloadEntries(b.objs.WlSlots, b.objs.WlEntries, b.grace); err != nil {
+		b.closeKernel()
+		return nil, err
+	}
 	b.linkMu.Lock()
 	err = b.attachFor(allOps)
 	b.linkMu.Unlock()

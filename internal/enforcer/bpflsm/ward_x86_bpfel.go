@@ -234,6 +234,13 @@ type wardScratch struct {
 	Psdirect uint64
 }
 
+type wardSlotLayout uint32
+
+const (
+	wardSlotLayoutSLOT_ENTRY_MASK wardSlotLayout = 16383
+	wardSlotLayoutSLOT_TAG_SHIFT  wardSlotLayout = 46
+)
+
 type wardSocketHook uint32
 
 const (
@@ -260,6 +267,11 @@ const (
 	wardVerdictV_AUDIT wardVerdict = 1
 	wardVerdictV_BLOCK wardVerdict = 2
 )
+
+type wardWlSlots struct {
+	_    structs.HostLayout
+	Slot [16384]uint64
+}
 
 type wardWlVal struct {
 	_           structs.HostLayout
@@ -304,6 +316,8 @@ const (
 	wardMapStats               = "stats"
 	wardMapWardConfig          = "ward_config"
 	wardMapWardEpoch           = "ward_epoch"
+	wardMapWlEntries           = "wl_entries"
+	wardMapWlSlots             = "wl_slots"
 	wardMapWorkloads           = "workloads"
 	wardProgWardCapable        = "ward_capable"
 	wardProgWardFileOpen       = "ward_file_open"
@@ -340,6 +354,7 @@ const (
 	wardVarUnusedOp            = "unused_op"
 	wardVarUnusedRuleKey       = "unused_rule_key"
 	wardVarUnusedRuleVal       = "unused_rule_val"
+	wardVarUnusedSlotLayout    = "unused_slot_layout"
 	wardVarUnusedSocketHook    = "unused_socket_hook"
 	wardVarUnusedSrcInodeTag   = "unused_src_inode_tag"
 	wardVarUnusedVerdict       = "unused_verdict"
@@ -429,6 +444,8 @@ type wardMapSpecs struct {
 	Stats      *ebpf.MapSpec `ebpf:"stats"`
 	WardConfig *ebpf.MapSpec `ebpf:"ward_config"`
 	WardEpoch  *ebpf.MapSpec `ebpf:"ward_epoch"`
+	WlEntries  *ebpf.MapSpec `ebpf:"wl_entries"`
+	WlSlots    *ebpf.MapSpec `ebpf:"wl_slots"`
 	Workloads  *ebpf.MapSpec `ebpf:"workloads"`
 }
 
@@ -447,6 +464,7 @@ type wardVariableSpecs struct {
 	UnusedOp           *ebpf.VariableSpec `ebpf:"unused_op"`
 	UnusedRuleKey      *ebpf.VariableSpec `ebpf:"unused_rule_key"`
 	UnusedRuleVal      *ebpf.VariableSpec `ebpf:"unused_rule_val"`
+	UnusedSlotLayout   *ebpf.VariableSpec `ebpf:"unused_slot_layout"`
 	UnusedSocketHook   *ebpf.VariableSpec `ebpf:"unused_socket_hook"`
 	UnusedSrcInodeTag  *ebpf.VariableSpec `ebpf:"unused_src_inode_tag"`
 	UnusedVerdict      *ebpf.VariableSpec `ebpf:"unused_verdict"`
@@ -484,6 +502,8 @@ type wardMaps struct {
 	Stats      *ebpf.Map `ebpf:"stats"`
 	WardConfig *ebpf.Map `ebpf:"ward_config"`
 	WardEpoch  *ebpf.Map `ebpf:"ward_epoch"`
+	WlEntries  *ebpf.Map `ebpf:"wl_entries"`
+	WlSlots    *ebpf.Map `ebpf:"wl_slots"`
 	Workloads  *ebpf.Map `ebpf:"workloads"`
 }
 
@@ -499,6 +519,8 @@ func (m *wardMaps) Close() error {
 		m.Stats,
 		m.WardConfig,
 		m.WardEpoch,
+		m.WlEntries,
+		m.WlSlots,
 		m.Workloads,
 	)
 }
@@ -518,6 +540,7 @@ type wardVariables struct {
 	UnusedOp           *ebpf.Variable `ebpf:"unused_op"`
 	UnusedRuleKey      *ebpf.Variable `ebpf:"unused_rule_key"`
 	UnusedRuleVal      *ebpf.Variable `ebpf:"unused_rule_val"`
+	UnusedSlotLayout   *ebpf.Variable `ebpf:"unused_slot_layout"`
 	UnusedSocketHook   *ebpf.Variable `ebpf:"unused_socket_hook"`
 	UnusedSrcInodeTag  *ebpf.Variable `ebpf:"unused_src_inode_tag"`
 	UnusedVerdict      *ebpf.Variable `ebpf:"unused_verdict"`
