@@ -8,24 +8,25 @@ import (
 
 // fakeEntries drives workloadEntries as applyOne and removeOne do, over memory of its own,
 // with wl_entries and workloads as a slice and a map. It fails the test when an entry is
-// written while the map or a slot names it, or before a grace period that began after the
-// last name of it went (seen is updated after every change).
+// written while the map names it, or before a grace period that began after the map last named
+// it, and when a slot names an entry other than the one the map names for the slot's key (so a
+// slot never names an entry the map does not).
 type fakeEntries struct {
 	t       *testing.T
 	e       *workloadEntries
 	entries []wardWlVal
 	hash    map[uint64]uint32
+	named   map[uint32]bool // the entries hash names
 	waits   uint64
-	seen    map[uint32]uint64 // entry -> waits when it was last seen named
+	seen    map[uint32]uint64 // entry -> waits when the map last named it
 }
 
 func newFakeEntries(t *testing.T) *fakeEntries {
-	f := &fakeEntries{t: t, entries: make([]wardWlVal, wlEntries), hash: map[uint64]uint32{}, seen: map[uint32]uint64{}}
+	f := &fakeEntries{t: t, entries: make([]wardWlVal, wlEntries), hash: map[uint64]uint32{},
+		named: map[uint32]bool{}, seen: map[uint32]uint64{}}
 	f.e = newWorkloadEntries(make([]uint64, 1<<wlSlotBits), func(i uint32, v *wardWlVal) error {
-		for _, n := range f.names() {
-			if n == i {
-				t.Errorf("entry %d written while named", i)
-			}
+		if f.named[i] {
+			t.Errorf("entry %d written while named", i)
 		}
 		if w, ok := f.seen[i]; ok && f.waits == w {
 			t.Errorf("entry %d written with no grace period since it was named", i)
@@ -36,23 +37,18 @@ func newFakeEntries(t *testing.T) *fakeEntries {
 	return f
 }
 
-// names lists the entries the map and the slots name.
-func (f *fakeEntries) names() []uint32 {
-	var n []uint32
-	for _, i := range f.hash {
-		n = append(n, i)
+// checkSlot fails the test if key's slot names an entry the map does not name for the slot's
+// own key.
+func (f *fakeEntries) checkSlot(key uint64) {
+	f.t.Helper()
+	idx := key & (1<<wlSlotBits - 1)
+	w := f.e.slots[idx]
+	if w == 0 {
+		return
 	}
-	for _, w := range f.e.slots {
-		if e := w & slotEntryMask; e != 0 {
-			n = append(n, uint32(e-1))
-		}
-	}
-	return n
-}
-
-func (f *fakeEntries) check() {
-	for _, i := range f.names() {
-		f.seen[i] = f.waits
+	owner := w>>slotTagShift<<wlSlotBits | idx
+	if i, ok := f.hash[owner]; !ok || uint64(i)+1 != w&slotEntryMask {
+		f.t.Errorf("slot %d names entry %d for key %d, which the map names as %d (%v)", idx, w&slotEntryMask-1, owner, i, ok)
 	}
 }
 
@@ -64,11 +60,14 @@ func (f *fakeEntries) apply(key uint64, gen uint32) {
 		f.t.Fatal(err)
 	}
 	f.hash[key] = i
+	f.named[i] = true
 	f.e.name(key, i)
 	if had {
+		delete(f.named, prev)
+		f.seen[prev] = f.waits
 		f.e.release(prev)
 	}
-	f.check()
+	f.checkSlot(key)
 }
 
 func (f *fakeEntries) remove(key uint64) {
@@ -76,8 +75,10 @@ func (f *fakeEntries) remove(key uint64) {
 	f.e.unname(key)
 	i := f.hash[key]
 	delete(f.hash, key)
+	delete(f.named, i)
+	f.seen[i] = f.waits
 	f.e.release(i)
-	f.check()
+	f.checkSlot(key)
 }
 
 // slot reads the slots as ward.c's slot_entry does for a task in cgroup cg: the generation of
