@@ -780,8 +780,9 @@ static __always_inline bool icache_same(const struct icache *c, __u32 seq)
 // find_ancestor finds the nearest registered ancestor of the current task's
 // cgroup (cgroup v2), so that a process a container moved into a cgroup it
 // made below its own keeps the container's rules. It sets *cg to that
-// ancestor's id and returns its entry's index + 1 (hash_entry). A task in no container's subtree costs one lookup per level
-// above its cgroup, up to CG_WALK; the root (level 0) is never a workload.
+// ancestor's id and returns its entry's index + 1 (hash_entry). A task in no
+// container's subtree costs one lookup per level above its cgroup, up to
+// CG_WALK; the root (level 0) is never a workload.
 static __always_inline __u32 find_ancestor(__u64 *cg)
 {
 	struct task_struct *t = bpf_get_current_task_btf();
