@@ -310,16 +310,12 @@ func (b *Backend) applyOne(id string, tr *Translation, warns []enforcer.Warning,
 	a.key = wk
 	var errs []error
 	if prev != nil {
-		named := false
 		if prev.key != wk {
-			b.entries.unname(prev.key)
-			if err := b.objs.Workloads.Delete(prev.key); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
+			if err := b.unregister(prev); err != nil {
 				errs = append(errs, fmt.Errorf("workload %s: remove old key %d: %w", id, prev.key, err))
-				named = true // still in workloads
 			}
-		}
-		if !named {
-			b.entries.release(prev.entry)
+		} else {
+			b.entries.release(prev.entry) // workloads and the slot name the new entry
 		}
 		old.add(prev)
 	}
@@ -346,12 +342,9 @@ func (b *Backend) removeOne(id string, old *retirement) error {
 	if a == nil {
 		return nil
 	}
-	b.entries.unname(a.key)
-	if err := b.objs.Workloads.Delete(a.key); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
-		b.entries.name(a.key, a.entry) // still in workloads
+	if err := b.unregister(a); err != nil {
 		return fmt.Errorf("workload %s: remove: %w", id, err)
 	}
-	b.entries.release(a.entry)
 	old.add(a)
 	b.mu.Lock()
 	defer b.mu.Unlock()
@@ -360,6 +353,18 @@ func (b *Backend) removeOne(id string, old *retirement) error {
 	delete(b.owner, a.key)
 	b.DropWarnings(id)
 	return b.writeConfig()
+}
+
+// unregister takes a's key out of its slot and out of workloads, and frees its entry; if the
+// key stays in workloads, so do its slot and entry.
+func (b *Backend) unregister(a *applied) error {
+	b.entries.unname(a.key)
+	if err := b.objs.Workloads.Delete(a.key); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
+		b.entries.name(a.key, a.entry)
+		return err
+	}
+	b.entries.release(a.entry)
+	return nil
 }
 
 // writeConfig writes ward_config (configOf): whether a container is registered, the
