@@ -1,7 +1,6 @@
 package bpflsm
 
 import (
-	"errors"
 	"fmt"
 	"sync"
 	"sync/atomic"
@@ -149,6 +148,11 @@ func (e *workloadEntries) load(idx uint64) uint64 {
 }
 
 // mapWorkloadEntries keeps wl_entries and maps wl_slots' memory; the function it returns unmaps it.
+// The mapping is made here rather than with the map's Memory (as key_counts is): a slot must
+// change with one 8-byte store. Memory.WriteAt copies, and the runtime's copy of 8 aligned bytes
+// is one store today (memmove_amd64.s keeps it so for pointers), but that is the runtime's
+// choice, not WriteAt's promise; a pointer into a Memory needs cilium/ebpf's experimental build
+// tag. sync/atomic on a mapping of its own says what it needs.
 func mapWorkloadEntries(slots, entries *ebpf.Map, g *graceWaiter) (*workloadEntries, func() error, error) {
 	size := int(slots.ValueSize())
 	if size != 8<<wlSlotBits {
@@ -163,5 +167,5 @@ func mapWorkloadEntries(slots, entries *ebpf.Map, g *graceWaiter) (*workloadEntr
 	}
 	e := newWorkloadEntries(unsafe.Slice((*uint64)(unsafe.Pointer(&b[0])), size/8),
 		func(i uint32, v *wardWlVal) error { return entries.Put(i, v) }, g.count, g.wait)
-	return e, func() error { return errors.Join(unix.Munmap(b)) }, nil
+	return e, func() error { return unix.Munmap(b) }, nil
 }
