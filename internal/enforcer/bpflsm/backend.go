@@ -115,6 +115,8 @@ type Backend struct {
 	// owns them.
 	progs map[string]*ebpf.Program
 	maps  map[string]*ebpf.Map
+	// countsAt is where the counters are in a scratch buffer (countersOffset).
+	countsAt int
 	// linkMu guards the attachments: links, the attached programs by name; ops, the operations
 	// (opBits) some workload had rules of at the last writeConfig; idle, since when each attached
 	// program that no operation in ops needs has been so; detachTimer, armed while idle is not

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/cilium/ebpf/btf"
 	"golang.org/x/sys/unix"
 
 	"github.com/wardsec/ward/internal/enforcer"
@@ -124,5 +125,25 @@ func TestProgOpsCoversEveryProgram(t *testing.T) {
 	}
 	if got := usedOps(uint32(wfRules)<<8 | uint32(wfRules)<<24); got != opBits(opProcess, opCapabilities) {
 		t.Errorf("usedOps(process and capability rules) = %b, want %b", got, opBits(opProcess, opCapabilities))
+	}
+}
+
+// TestCountersOffset: Stats finds the counters in the scratch buffer by the object's BTF, and
+// refuses an object whose scratch value has none rather than read other bytes as counters.
+func TestCountersOffset(t *testing.T) {
+	spec, err := loadWard()
+	if err != nil {
+		t.Fatal(err)
+	}
+	at, err := countersOffset(spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if size := int(spec.Maps["scratch"].ValueSize); at <= 0 || at%8 != 0 || at+8*counters > size {
+		t.Errorf("counters at byte %d of a %d-byte scratch value", at, size)
+	}
+	spec.Maps["scratch"].Value = &btf.Int{Name: "u64", Size: 8}
+	if _, err := countersOffset(spec); err == nil {
+		t.Error("countersOffset found counters in a scratch value without them")
 	}
 }

@@ -72,6 +72,10 @@ func New(opts Options) (*Backend, error) {
 	if err != nil {
 		return nil, fmt.Errorf("load spec: %w", err)
 	}
+	countsAt, err := countersOffset(spec)
+	if err != nil {
+		return nil, err
+	}
 	if opts.MaxRules != 0 {
 		spec.Maps["rules"].MaxEntries = opts.MaxRules
 		spec.Maps["globs"].MaxEntries = opts.MaxRules
@@ -97,6 +101,7 @@ func New(opts Options) (*Backend, error) {
 		detachAfter: detachAfter,
 
 		predecessors: predecessors,
+		countsAt:     countsAt,
 	}
 	// Kernels before 5.11 charge BPF memory to RLIMIT_MEMLOCK; later ones ignore it. Removing
 	// the limit also keeps cilium/ebpf from blaming it when a kernel refuses LSM programs.

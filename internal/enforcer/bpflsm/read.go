@@ -8,6 +8,8 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/btf"
 	"github.com/cilium/ebpf/ringbuf"
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -31,16 +33,41 @@ type Stats struct {
 	DirPaths uint64
 }
 
-// Stats reads the kernel's counters, summed over CPUs.
+// counters is how many counters ward.c keeps (COUNTERS), in Stats' order.
+const counters = 5
+
+// countersOffset returns the byte offset of the counters (counts) in the scratch map's value,
+// from the object's BTF.
+func countersOffset(spec *ebpf.CollectionSpec) (int, error) {
+	m := spec.Maps["scratch"]
+	if m == nil {
+		return 0, errors.New("the object has no scratch map")
+	}
+	st, ok := m.Value.(*btf.Struct)
+	if ok {
+		for _, f := range st.Members {
+			if a, isArray := f.Type.(*btf.Array); isArray && f.Name == "counts" && a.Nelems == counters && f.Offset%64 == 0 {
+				return int(f.Offset.Bytes()), nil
+			}
+		}
+	}
+	return 0, fmt.Errorf("the scratch map's value has no counts array of %d 64-bit counters", counters)
+}
+
+// Stats reads the kernel's counters, summed over CPUs. They are kept in each CPU's scratch
+// buffer (ward.c, count), so a read copies every CPU's buffer, about 13 KiB each.
 func (b *Backend) Stats() (Stats, error) {
 	var st Stats
-	for i, dst := range []*uint64{&st.DroppedEvents, &st.Unresolved, &st.ByName, &st.DirNames, &st.DirPaths} {
-		var per []uint64
-		if err := b.objs.Stats.Lookup(uint32(i), &per); err != nil {
-			return st, fmt.Errorf("read stats: %w", err)
-		}
-		for _, v := range per {
-			*dst += v
+	raw, err := b.objs.Scratch.LookupBytes(uint32(0))
+	if err != nil {
+		return st, fmt.Errorf("read stats: %w", err)
+	}
+	// The kernel copies each CPU's value at a multiple of 8 bytes.
+	stride := (int(b.objs.Scratch.ValueSize()) + 7) &^ 7
+	dst := [counters]*uint64{&st.DroppedEvents, &st.Unresolved, &st.ByName, &st.DirNames, &st.DirPaths}
+	for cpu := 0; cpu+stride <= len(raw); cpu += stride {
+		for i, d := range dst {
+			*d += binary.LittleEndian.Uint64(raw[cpu+b.countsAt+8*i:])
 		}
 	}
 	return st, nil

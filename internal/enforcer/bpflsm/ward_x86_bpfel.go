@@ -232,6 +232,7 @@ type wardScratch struct {
 	Psbits   uint64
 	Pdirect  uint64
 	Psdirect uint64
+	Counts   [5]uint64
 }
 
 type wardSlotLayout uint32
@@ -313,7 +314,6 @@ const (
 	wardMapKeyCounts           = "key_counts"
 	wardMapRules               = "rules"
 	wardMapScratch             = "scratch"
-	wardMapStats               = "stats"
 	wardMapWardConfig          = "ward_config"
 	wardMapWardEpoch           = "ward_epoch"
 	wardMapWlEntries           = "wl_entries"
@@ -441,7 +441,6 @@ type wardMapSpecs struct {
 	KeyCounts  *ebpf.MapSpec `ebpf:"key_counts"`
 	Rules      *ebpf.MapSpec `ebpf:"rules"`
 	Scratch    *ebpf.MapSpec `ebpf:"scratch"`
-	Stats      *ebpf.MapSpec `ebpf:"stats"`
 	WardConfig *ebpf.MapSpec `ebpf:"ward_config"`
 	WardEpoch  *ebpf.MapSpec `ebpf:"ward_epoch"`
 	WlEntries  *ebpf.MapSpec `ebpf:"wl_entries"`
@@ -499,7 +498,6 @@ type wardMaps struct {
 	KeyCounts  *ebpf.Map `ebpf:"key_counts"`
 	Rules      *ebpf.Map `ebpf:"rules"`
 	Scratch    *ebpf.Map `ebpf:"scratch"`
-	Stats      *ebpf.Map `ebpf:"stats"`
 	WardConfig *ebpf.Map `ebpf:"ward_config"`
 	WardEpoch  *ebpf.Map `ebpf:"ward_epoch"`
 	WlEntries  *ebpf.Map `ebpf:"wl_entries"`
@@ -516,7 +514,6 @@ func (m *wardMaps) Close() error {
 		m.KeyCounts,
 		m.Rules,
 		m.Scratch,
-		m.Stats,
 		m.WardConfig,
 		m.WardEpoch,
 		m.WlEntries,
