@@ -14,6 +14,7 @@ import (
 const (
 	wlEntries     = 8192
 	wlSlotBits    = 14
+	slotsSize     = 8<<wlSlotBits + 8 // the slots, then registered
 	slotEntryMask = uint64(wardSlotLayoutSLOT_ENTRY_MASK)
 	slotTagShift  = uint(wardSlotLayoutSLOT_TAG_SHIFT)
 )
@@ -30,6 +31,9 @@ const (
 type workloadEntries struct {
 	mu    sync.Mutex
 	slots []uint64
+	// registered is wl_slots.registered: bumped after every name, so that the kernel's
+	// outsiders words (cgroups it found in no workload) written before no longer hold.
+	registered *uint64
 	// put writes an entry; waits is the number of grace periods waited for, wait waits for
 	// another.
 	put   func(i uint32, v *wardWlVal) error
@@ -45,8 +49,9 @@ type freeEntry struct {
 	need uint64 // the grace periods waited for once one began after the last name of it went
 }
 
-func newWorkloadEntries(slots []uint64, put func(uint32, *wardWlVal) error, waits func() uint64, wait func() error) *workloadEntries {
-	e := &workloadEntries{slots: slots, put: put, waits: waits, wait: wait, users: map[uint64]map[uint64]uint32{}}
+// newWorkloadEntries keeps the entries with wl_slots' memory mem: the slots, then registered.
+func newWorkloadEntries(mem []uint64, put func(uint32, *wardWlVal) error, waits func() uint64, wait func() error) *workloadEntries {
+	e := &workloadEntries{slots: mem[:1<<wlSlotBits], registered: &mem[1<<wlSlotBits], put: put, waits: waits, wait: wait, users: map[uint64]map[uint64]uint32{}}
 	for i := range uint32(wlEntries) {
 		e.free = append(e.free, freeEntry{i: i}) // never named: free at once
 	}
@@ -86,8 +91,10 @@ func (e *workloadEntries) write(v *wardWlVal) (uint32, error) {
 }
 
 // name makes key's slot name entry i, which workloads names for key: called after that map
-// update, so a slot never names an entry the map has not had.
+// update, so a slot never names an entry the map has not had. The key may be new in the map:
+// registered goes up after it, whether the key has a slot or not.
 func (e *workloadEntries) name(key uint64, i uint32) {
+	defer atomic.AddUint64(e.registered, 1)
 	idx, ok := slotIndex(key)
 	if !ok {
 		return
@@ -155,8 +162,8 @@ func (e *workloadEntries) load(idx uint64) uint64 {
 // tag. sync/atomic on a mapping of its own says what it needs.
 func mapWorkloadEntries(slots, entries *ebpf.Map, g *graceWaiter) (*workloadEntries, func() error, error) {
 	size := int(slots.ValueSize())
-	if size != 8<<wlSlotBits {
-		return nil, nil, fmt.Errorf("map wl_slots: value of %d bytes, want %d", size, 8<<wlSlotBits)
+	if size != slotsSize {
+		return nil, nil, fmt.Errorf("map wl_slots: value of %d bytes, want %d", size, slotsSize)
 	}
 	if entries.MaxEntries() != wlEntries {
 		return nil, nil, fmt.Errorf("wl_entries: %d entries, want %d", entries.MaxEntries(), wlEntries)

@@ -3,6 +3,7 @@ package bpflsm
 import (
 	"fmt"
 	"strings"
+	"sync/atomic"
 	"testing"
 )
 
@@ -24,7 +25,7 @@ type fakeEntries struct {
 func newFakeEntries(t *testing.T) *fakeEntries {
 	f := &fakeEntries{t: t, entries: make([]wardWlVal, wlEntries), hash: map[uint64]uint32{},
 		named: map[uint32]bool{}, seen: map[uint32]uint64{}}
-	f.e = newWorkloadEntries(make([]uint64, 1<<wlSlotBits), func(i uint32, v *wardWlVal) error {
+	f.e = newWorkloadEntries(make([]uint64, slotsSize/8), func(i uint32, v *wardWlVal) error {
 		if f.named[i] {
 			t.Errorf("entry %d written while named", i)
 		}
@@ -190,8 +191,11 @@ func TestWorkloadEntriesMaps(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if m := spec.Maps["wl_slots"]; m == nil || m.ValueSize != 8<<wlSlotBits || m.MaxEntries != 1 {
-		t.Errorf("wl_slots: %+v, want 1 value of %d bytes", m, 8<<wlSlotBits)
+	if m := spec.Maps["wl_slots"]; m == nil || m.ValueSize != slotsSize || m.MaxEntries != 1 {
+		t.Errorf("wl_slots: %+v, want 1 value of %d bytes", m, slotsSize)
+	}
+	if m := spec.Maps["outsiders"]; m == nil || m.ValueSize != 8 || m.MaxEntries != 1<<wlSlotBits {
+		t.Errorf("outsiders: %+v, want %d values of 8 bytes", m, 1<<wlSlotBits)
 	}
 	if m := spec.Maps["wl_entries"]; m == nil || m.MaxEntries != wlEntries {
 		t.Errorf("wl_entries: %+v, want %d entries", m, wlEntries)
@@ -201,5 +205,29 @@ func TestWorkloadEntriesMaps(t *testing.T) {
 	}
 	if wlEntries > slotEntryMask {
 		t.Errorf("%d entries do not fit a slot's %#x", wlEntries, slotEntryMask)
+	}
+}
+
+// TestWorkloadEntriesRegistered: every key named goes up registered after its slot was stored
+// (the kernel's outsiders words read it before they search), a key without a slot too; a
+// removal leaves it, since no cgroup found in no workload can be in one after it.
+func TestWorkloadEntriesRegistered(t *testing.T) {
+	f := newFakeEntries(t)
+	steps := []struct {
+		step string
+		do   func()
+		want uint64
+	}{
+		{"a new key", func() { f.apply(4242, 7) }, 1},
+		{"a new generation of it", func() { f.apply(4242, 8) }, 2},
+		{"a key of 33 bits", func() { f.apply(1<<32|4242, 9) }, 3},
+		{"a removal", func() { f.remove(4242) }, 3},
+		{"the host", func() { f.apply(HostKey, 10) }, 4},
+	}
+	for _, s := range steps {
+		s.do()
+		if got := atomic.LoadUint64(f.e.registered); got != s.want {
+			t.Errorf("%s: registered %d, want %d", s.step, got, s.want)
+		}
 	}
 }

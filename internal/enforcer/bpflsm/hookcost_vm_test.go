@@ -3,7 +3,9 @@
 package bpflsm
 
 import (
+	"context"
 	"fmt"
+	"slices"
 	"testing"
 
 	"github.com/cilium/ebpf"
@@ -11,6 +13,7 @@ import (
 
 	"github.com/wardsec/ward/internal/testutil/vmbench"
 	"github.com/wardsec/ward/internal/testutil/vmguest"
+	"github.com/wardsec/ward/internal/workload"
 )
 
 // BenchmarkHookCost explains BenchmarkReport's figures: for every access and variant of the
@@ -26,7 +29,7 @@ func BenchmarkHookCost(b *testing.B) {
 		b.Fatalf("%+v", err)
 	}
 	b.Cleanup(func() { be.Close() }) // after benchWorkloads' cleanup, which uses it
-	cgdirs, _, _, _ := benchWorkloads(b, be)
+	cgdirs, _, _, sets := benchWorkloads(b, be)
 	stats, err := ebpf.EnableStats(unix.BPF_STATS_RUN_TIME)
 	if err != nil {
 		b.Fatal(err)
@@ -44,30 +47,60 @@ func BenchmarkHookCost(b *testing.B) {
 		}
 		return s
 	}
+	measure := func(g vmbench.Group, v, cgdir string) {
+		job := vmbench.Job{Access: g.Access, Arg: g.Arg, N: vmbench.Iterations(g.N), Rounds: vmbench.Rounds, Cgroups: []string{cgdir}}
+		before := snap()
+		ns, err := vmbench.Run(vmbench.Command(vmbench.HelperAt, job, -1), job)
+		if err != nil {
+			b.Fatal(err)
+		}
+		after := snap()
+		accesses := float64(job.N * (job.Rounds + 1))
+		line := fmt.Sprintf("hookcost\t%s\t%s\t%.0f ns/access:", g.Key, v, ns[0])
+		total := 0.0
+		for i := range progs {
+			runs := after[i].RunCount - before[i].RunCount
+			if runs == 0 {
+				continue
+			}
+			rt := float64(after[i].Runtime - before[i].Runtime)
+			total += rt / accesses
+			line += fmt.Sprintf(" %s %.2f/access %.0f ns/run;", names[i], float64(runs)/accesses, rt/float64(runs))
+		}
+		fmt.Printf("%s programs %.0f ns/access\n", line, total)
+	}
 	for b.Loop() {
 		for _, g := range vmbench.Groups() {
 			for _, v := range g.Variants {
-				job := vmbench.Job{Access: g.Access, Arg: g.Arg, N: vmbench.Iterations(g.N), Rounds: vmbench.Rounds, Cgroups: []string{cgdirs[v]}}
-				before := snap()
-				ns, err := vmbench.Run(vmbench.Command(vmbench.HelperAt, job, -1), job)
-				if err != nil {
-					b.Fatal(err)
-				}
-				after := snap()
-				accesses := float64(job.N * (job.Rounds + 1))
-				line := fmt.Sprintf("hookcost\t%s\t%s\t%.0f ns/access:", g.Key, v, ns[0])
-				total := 0.0
-				for i := range progs {
-					runs := after[i].RunCount - before[i].RunCount
-					if runs == 0 {
-						continue
-					}
-					rt := float64(after[i].Runtime - before[i].Runtime)
-					total += rt / accesses
-					line += fmt.Sprintf(" %s %.2f/access %.0f ns/run;", names[i], float64(runs)/accesses, rt/float64(runs))
-				}
-				fmt.Printf("%s programs %.0f ns/access\n", line, total)
+				measure(g, v, cgdirs[v])
 			}
 		}
+		// A host task outside every workload, in a cgroup two levels below the root (as a
+		// system service's or a user session's), while the host has the 1-rule variant's
+		// rules and the containers theirs: its hooks look its cgroup and its ancestor up,
+		// find no workload, and take the host's (outsiders).
+		outsider := testCgroupPath(b, "ward-bench-outside", "ward-bench-outside/service")
+		hostSet := *sets[slices.IndexFunc(vmbench.Variants(), func(v vmbench.Variant) bool { return v.Name == "file1" })]
+		hostSet.Workload = workload.Host("ward-bench", nil)
+		if err := be.Apply(context.Background(), append(slices.Clip(sets), &hostSet)); err != nil {
+			b.Fatal(err)
+		}
+		for _, g := range vmbench.Groups() {
+			if g.Access == vmbench.Open {
+				measure(g, "host-outsider", outsider)
+			}
+		}
+		if err := be.Apply(context.Background(), sets); err != nil {
+			b.Fatal(err)
+		}
 	}
+}
+
+// testCgroupPath makes the cgroups of dirs (each below the root of cgroup2, parents first)
+// and returns the last one's path.
+func testCgroupPath(b *testing.B, dirs ...string) string {
+	for _, d := range dirs {
+		testCgroup(b, d)
+	}
+	return "/sys/fs/cgroup/" + dirs[len(dirs)-1]
 }

@@ -36,7 +36,7 @@ var (
 	shared      *Backend
 	sharedErr   error
 	sharedTests = []string{
-		"TestConformance", "TestBypasses", "TestWorkloadSlots", "TestSmallUpdatesKeepBlocking", "TestWorkloadKeys", "TestUpdatesKeepBlocking",
+		"TestConformance", "TestBypasses", "TestWorkloadSlots", "TestOutsiders", "TestSmallUpdatesKeepBlocking", "TestWorkloadKeys", "TestUpdatesKeepBlocking",
 		"TestAuditedMode", "TestPTS", "TestWorkloadApplier", "TestNetworkExistingSockets",
 		"TestNewOnThisKernel", "TestAlertData", "TestChildCgroupKeepsWorkload", "TestProgramsFollowOperations", "TestContainerRootInodes",
 		"TestNamedCodes", "TestIdleProgramsDetachLater", "TestInodeCacheScope", "TestFileNamesFilter", "TestFileNamesLengths", "TestFileNameKeys", "TestDirNamesFilter", "TestWatchedNamesShrink", "TestStackedRoot",

@@ -3,6 +3,7 @@
 package bpflsm
 
 import (
+	"fmt"
 	"os"
 	"sync/atomic"
 	"testing"
@@ -100,5 +101,75 @@ func TestWorkloadSlots(t *testing.T) {
 			}
 			opens("nothing applied", "/wt/ws/blocked", true)
 		})
+	}
+}
+
+// outsiderValidShift is the valid bit of an outsiders word (ward.c), below the tag.
+const outsiderValidShift = uint(wardSlotLayoutOUTSIDER_VALID_SHIFT)
+
+// TestOutsiders: on a node with containers, a task in a cgroup of no workload is decided by the
+// host's rules, and its cgroup's outsiders word then sends its hooks to the host's entry without
+// the search; a workload registered afterwards for that cgroup, or for an ancestor of it, takes
+// its tasks at once: the word no longer holds (with it, the host's rule would still deny). The
+// cgroup's own workload is tested with its slot emptied, as where two workloads share it.
+func TestOutsiders(t *testing.T) {
+	vmguest.RequireGuest(t)
+	must(t, os.RemoveAll("/wt"))
+	copySelf(t, "/wt/bin/reader")
+	mkfile(t, "/wt/out/host-blocked", 0)
+	mkfile(t, "/wt/out/wl-blocked", 0)
+	b := newBackend(t)
+	other, _ := testCgroup(t, "ward-out-other")
+	parent, _ := testCgroup(t, "ward-out")
+	child, childfd := testCgroup(t, "ward-out/child")
+	if child>>32 != 0 {
+		t.Fatalf("cgroup id %#x has more than 32 bits: no outsiders word to test", child)
+	}
+	hostSet := hostPolicyInCgroup(t, "out-host", "  file:\n    matchPaths:\n    - path: /wt/out/host-blocked\n", 0)
+	hostSet.Workload = host
+	workloadSet := func(cg uint64) *rules.Set {
+		s := hostPolicyInCgroup(t, "out-wl", "  file:\n    matchPaths:\n    - path: /wt/out/wl-blocked\n", cg)
+		s.Workload.ContainerID = fmt.Sprintf("out-%d", cg)
+		return s
+	}
+	elsewhere := workloadSet(other) // a container: the hooks look tasks' cgroups up
+	opens := func(step, path string, ok bool) {
+		t.Helper()
+		for range 2 {
+			got := helperRun(t, childfd, "/wt/bin/reader", 0, "open:"+path)
+			if w := map[bool]string{true: " ok", false: " errno 1"}[ok]; got != "open:"+path+w {
+				t.Errorf("%s: %q, want %q", step, got, "open:"+path+w)
+			}
+		}
+	}
+	idx := uint32(child & (1<<wlSlotBits - 1))
+	outsider := func(step string) {
+		t.Helper()
+		must(t, b.Apply(t.Context(), []*rules.Set{hostSet, elsewhere}))
+		deniedWithEvent(t, b, childfd, step, "open:/wt/out/host-blocked", policy.OpFile, hostSet, "out-host")
+		opens(step, "/wt/out/wl-blocked", true)
+		var word uint64
+		must(t, b.objs.Outsiders.Lookup(idx, &word))
+		epoch := atomic.LoadUint64(b.entries.registered) & (1<<outsiderValidShift - 1)
+		if want := child>>wlSlotBits<<slotTagShift | 1<<outsiderValidShift | epoch; word != want {
+			t.Errorf("%s: outsiders word %#x, want %#x", step, word, want)
+		}
+	}
+	for _, c := range []struct {
+		name string
+		cg   uint64
+	}{{"the cgroup's own workload", child}, {"its parent's workload", parent}} {
+		outsider("an outsider, before " + c.name)
+		set := workloadSet(c.cg)
+		must(t, b.Apply(t.Context(), []*rules.Set{hostSet, elsewhere, set}))
+		// The cgroup's own slot would name its entry before the word is read: emptied,
+		// as a slot two workloads share is, the hash map must find it.
+		word := b.entries.load(uint64(idx))
+		if c.cg == child {
+			atomic.StoreUint64(&b.entries.slots[idx], 0)
+		}
+		deniedWithEvent(t, b, childfd, c.name, "open:/wt/out/wl-blocked", policy.OpFile, set, "out-wl")
+		opens(c.name, "/wt/out/host-blocked", true)
+		atomic.StoreUint64(&b.entries.slots[idx], word)
 	}
 }

@@ -238,8 +238,9 @@ type wardScratch struct {
 type wardSlotLayout uint32
 
 const (
-	wardSlotLayoutSLOT_ENTRY_MASK wardSlotLayout = 16383
-	wardSlotLayoutSLOT_TAG_SHIFT  wardSlotLayout = 46
+	wardSlotLayoutSLOT_ENTRY_MASK      wardSlotLayout = 16383
+	wardSlotLayoutSLOT_TAG_SHIFT       wardSlotLayout = 46
+	wardSlotLayoutOUTSIDER_VALID_SHIFT wardSlotLayout = 45
 )
 
 type wardSocketHook uint32
@@ -270,8 +271,9 @@ const (
 )
 
 type wardWlSlots struct {
-	_    structs.HostLayout
-	Slot [16384]uint64
+	_          structs.HostLayout
+	Slot       [16384]uint64
+	Registered uint64
 }
 
 type wardWlVal struct {
@@ -312,6 +314,7 @@ const (
 	wardMapGlobs               = "globs"
 	wardMapIcache              = "icache"
 	wardMapKeyCounts           = "key_counts"
+	wardMapOutsiders           = "outsiders"
 	wardMapRules               = "rules"
 	wardMapScratch             = "scratch"
 	wardMapWardConfig          = "ward_config"
@@ -439,6 +442,7 @@ type wardMapSpecs struct {
 	Globs      *ebpf.MapSpec `ebpf:"globs"`
 	Icache     *ebpf.MapSpec `ebpf:"icache"`
 	KeyCounts  *ebpf.MapSpec `ebpf:"key_counts"`
+	Outsiders  *ebpf.MapSpec `ebpf:"outsiders"`
 	Rules      *ebpf.MapSpec `ebpf:"rules"`
 	Scratch    *ebpf.MapSpec `ebpf:"scratch"`
 	WardConfig *ebpf.MapSpec `ebpf:"ward_config"`
@@ -496,6 +500,7 @@ type wardMaps struct {
 	Globs      *ebpf.Map `ebpf:"globs"`
 	Icache     *ebpf.Map `ebpf:"icache"`
 	KeyCounts  *ebpf.Map `ebpf:"key_counts"`
+	Outsiders  *ebpf.Map `ebpf:"outsiders"`
 	Rules      *ebpf.Map `ebpf:"rules"`
 	Scratch    *ebpf.Map `ebpf:"scratch"`
 	WardConfig *ebpf.Map `ebpf:"ward_config"`
@@ -512,6 +517,7 @@ func (m *wardMaps) Close() error {
 		m.Globs,
 		m.Icache,
 		m.KeyCounts,
+		m.Outsiders,
 		m.Rules,
 		m.Scratch,
 		m.WardConfig,

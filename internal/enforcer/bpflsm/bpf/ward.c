@@ -280,6 +280,9 @@ const struct wl_val *unused_wl_val __attribute__((unused));
 enum slot_layout {
 	SLOT_ENTRY_MASK = 0x3fff,
 	SLOT_TAG_SHIFT = 46,
+	// An outsiders word: the id's tag from SLOT_TAG_SHIFT, this bit, and
+	// wl_slots.registered's low bits below it.
+	OUTSIDER_VALID_SHIFT = 45,
 };
 
 const enum slot_layout *unused_slot_layout __attribute__((unused));
@@ -300,6 +303,10 @@ struct {
 
 struct wl_slots {
 	__u64 slot[WL_SLOTS];
+	// How many times user space added a key to workloads (or named a slot):
+	// bumped after each, after the map update, so that every outsiders word
+	// written before no longer holds.
+	__u64 registered;
 };
 
 struct {
@@ -309,6 +316,25 @@ struct {
 	__type(key, __u32);
 	__type(value, struct wl_slots);
 } wl_slots SEC(".maps");
+
+// outsiders keeps, per slot, the last cgroup id of that slot in which
+// find_entry found no workload, neither the cgroup's own nor an ancestor's:
+// the cgroups of the host's own tasks (system services, user sessions) on a
+// node with containers. Their next hook run goes to the host's entry at once,
+// without the hash miss and one helper call and hash lookup per ancestor
+// (hundreds of guest ns). A word is the id's tag as in a slot, a valid bit,
+// and wl_slots.registered as read before that search: a key added to
+// workloads since (a new workload, perhaps the cgroup's or an ancestor's)
+// makes every word stale. Written by the kernel alone, one 8-byte store; two
+// CPUs writing one slot leave either word, each of them true when written.
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, WL_SLOTS);
+	__type(key, __u32);
+	__type(value, __u64);
+} outsiders SEC(".maps");
+
+#define OUTSIDER_EPOCH_MASK ((1ULL << OUTSIDER_VALID_SHIFT) - 1)
 
 // slot_entry is the index + 1 of the entry that cgroup id cg's slot names,
 // 0 for none. An id wider than 32 bits has a tag past the slot's 18 bits:
@@ -806,7 +832,8 @@ static __always_inline __u32 find_ancestor(__u64 *cg)
 // none) and sets *key to the workload's key, where the slot of cgroup id cg
 // (the task's, or 0 without containers) did not name it: the workload of the
 // task's cgroup by the hash map (while containers), else of its nearest
-// registered ancestor, else the host's (if host). A global function, verified
+// registered ancestor, else the host's (if host); a cgroup that outsiders
+// says has neither goes to the host's at once. A global function, verified
 // once: the verifier then explores the hook's rest once for all the ways to
 // the entry, where each (slot, hash, ancestor, host) would otherwise take it
 // through the rest again with the states of its own (file_open: 363k
@@ -817,10 +844,27 @@ __noinline int find_entry(__u32 containers, __u32 host, __u64 cg, __u64 *key)
 		return 0;
 	__u32 e = 0;
 	if (containers) {
+		// An id wider than 32 bits is looked up every time, as for slots.
+		__u32 zero = 0, idx = cg & (WL_SLOTS - 1);
+		const struct wl_slots *ws = bpf_map_lookup_elem(&wl_slots, &zero);
+		__u64 *out = cg >> 32 ? NULL : bpf_map_lookup_elem(&outsiders, &idx);
+		__u64 mark = 0;
+		if (ws && out) {
+			// Read before the search: a key added after this read makes
+			// the word written below stale.
+			mark = cg >> WL_SLOT_BITS << SLOT_TAG_SHIFT | 1ULL << OUTSIDER_VALID_SHIFT |
+			       (*(volatile const __u64 *)&ws->registered & OUTSIDER_EPOCH_MASK);
+			barrier();
+			if (*(volatile __u64 *)out == mark)
+				goto outside;
+		}
 		e = hash_entry(cg);
 		if (!e)
 			e = find_ancestor(&cg);
+		if (!e && ws && out)
+			*(volatile __u64 *)out = mark;
 	}
+outside:
 	if (!e && host) {
 		cg = 0;
 		e = slot_entry(0);
