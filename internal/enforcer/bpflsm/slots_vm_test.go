@@ -57,15 +57,7 @@ func TestWorkloadSlots(t *testing.T) {
 				t.Fatalf("entry %d: flags %#x, want file rules", e, wv.Flags)
 			}
 
-			opens := func(step, path string, ok bool) {
-				t.Helper()
-				for range 2 { // the second open is the per-inode cache's
-					got := helperRun(t, cgfd, "/wt/bin/reader", 0, "open:"+path)
-					if w := map[bool]string{true: " ok", false: " errno 1"}[ok]; got != "open:"+path+w {
-						t.Errorf("%s: %q, want %q", step, got, "open:"+path+w)
-					}
-				}
-			}
+			opens := func(step, path string, ok bool) { t.Helper(); opensTwice(t, cgfd, step, path, ok) }
 			deniedWithEvent(t, b, cgfd, "slot in use", "open:/wt/ws/blocked", policy.OpFile, set, "slots")
 			opens("slot in use", "/wt/ws/free", true)
 
@@ -133,15 +125,7 @@ func TestOutsiders(t *testing.T) {
 		return s
 	}
 	elsewhere := workloadSet(other) // a container: the hooks look tasks' cgroups up
-	opens := func(step, path string, ok bool) {
-		t.Helper()
-		for range 2 {
-			got := helperRun(t, childfd, "/wt/bin/reader", 0, "open:"+path)
-			if w := map[bool]string{true: " ok", false: " errno 1"}[ok]; got != "open:"+path+w {
-				t.Errorf("%s: %q, want %q", step, got, "open:"+path+w)
-			}
-		}
-	}
+	opens := func(step, path string, ok bool) { t.Helper(); opensTwice(t, childfd, step, path, ok) }
 	idx := uint32(child & (1<<wlSlotBits - 1))
 	outsider := func(step string) {
 		t.Helper()
@@ -171,5 +155,17 @@ func TestOutsiders(t *testing.T) {
 		deniedWithEvent(t, b, childfd, c.name, "open:/wt/out/wl-blocked", policy.OpFile, set, "out-wl")
 		opens(c.name, "/wt/out/host-blocked", true)
 		atomic.StoreUint64(&b.entries.slots[idx], word)
+	}
+}
+
+// opensTwice opens path twice in a new process of cgroup cgfd each time (the second open is the
+// per-inode cache's) and fails the test unless each succeeds (ok) or fails with EPERM.
+func opensTwice(t *testing.T, cgfd int, step, path string, ok bool) {
+	t.Helper()
+	want := "open:" + path + map[bool]string{true: " ok", false: " errno 1"}[ok]
+	for range 2 {
+		if got := helperRun(t, cgfd, "/wt/bin/reader", 0, "open:"+path); got != want {
+			t.Errorf("%s: %q, want %q", step, got, want)
+		}
 	}
 }
