@@ -446,7 +446,6 @@ struct {
 	__uint(max_entries, 1 << 23);
 } events SEC(".maps");
 
-
 // PREFIXES bounds the directory prefixes of a path walk_chunk records for
 // prefix_step: a path deeper than that is hashed again for its lookups
 // (deep_step).
