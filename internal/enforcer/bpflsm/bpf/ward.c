@@ -827,6 +827,20 @@ static __always_inline __u32 find_ancestor(__u64 *cg)
 	return 0;
 }
 
+// search_entry returns the index + 1 of the entry of the workload of cgroup
+// *cg, by the hash map, else of its nearest registered ancestor (whose id it
+// puts in *cg); 0 for none. A global function of its own: the verifier walks
+// find_ancestor's loop once, not once for each state find_entry reaches it in.
+__noinline int search_entry(__u64 *cg)
+{
+	if (!cg)
+		return 0;
+	__u32 e = hash_entry(*cg);
+	if (!e)
+		e = find_ancestor(cg);
+	return e;
+}
+
 // find_entry returns the index + 1 of the current task's workload entry (0 for
 // none) and sets *key to the workload's key, where the slot of cgroup id cg
 // (the task's, or 0 without containers) did not name it: the workload of the
@@ -857,9 +871,7 @@ __noinline int find_entry(__u32 containers, __u32 host, __u64 cg, __u64 *key)
 			if (*(volatile __u64 *)out == mark)
 				goto outside;
 		}
-		e = hash_entry(cg);
-		if (!e)
-			e = find_ancestor(&cg);
+		e = search_entry(&cg);
 		if (!e && ws && out)
 			*(volatile __u64 *)out = mark;
 	}
