@@ -57,6 +57,12 @@ const Floor = "floor: a program that returns at once on each of Ward's hooks"
 // Baseline is the report's label of the access with no Ward program and no profile.
 const Baseline = "no Ward program"
 
+// OneOfEach is the report's label of one exact path and one directory rule: the kinds of file
+// rules the 10,000-rule variants have, one of each. Growth from it to those is growth with the
+// number of rules alone; from "1 rule" (an exact path only), it is also the cost of the
+// directory rules' kind.
+const OneOfEach = "1 rule + 1 directory rule"
+
 // Variants are the workloads every backend is measured with. A workload "without rules of an
 // operation" has rules of another, so that it is registered and found: what is measured is the
 // outer check that must return at once.
@@ -112,6 +118,8 @@ func Variants() []Variant {
 		{"capability rules only", "caponly", capRule},
 		{"file rules only", "fileonly", "  file:\n    matchPaths:\n    - path: /wt/bench/other.txt\n"},
 		{"1 rule", "file1", "  file:\n    matchPaths:\n    - path: /wt/bench/a/b/c/d/e/other.txt\n"},
+		{OneOfEach, "file1dir", "  file:\n    matchPaths:\n    - path: /wt/bench/a/b/c/d/e/other.txt\n" +
+			"    matchDirectories:\n    - dir: /wt/bench/d0/\n      recursive: true\n"},
 		{files + " rules", "file10k", file10k.String()},
 		{files + " rules, the exact paths' names varied", "file10kvaried", varied},
 		{files + " rules + a directory rule on a mount point (a tmpfs)", "file10kmnt", mnt},
@@ -178,7 +186,7 @@ func thousands(n int) string {
 
 // Groups are the report's accesses, in the report's order.
 func Groups() []Group {
-	open := []string{"caponly", "file1", "file10k", "file10kvaried", "file10kmnt", "file10kdeep"}
+	open := []string{"caponly", "file1", "file1dir", "file10k", "file10kvaried", "file10kmnt", "file10kdeep"}
 	// 5,000 opens a round, about 60 ms of guest time. Every close frees its file through RCU,
 	// and the RCU softirq frees them in batches: with 500 a round (6 ms), a round held about 30
 	// of its runs or about 60 (counted from /proc/softirqs), consecutive rounds alternated by

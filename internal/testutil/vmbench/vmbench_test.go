@@ -14,7 +14,7 @@ import (
 // every variant's policy parses and compiles to the rules it is named for.
 func TestVariantsCompile(t *testing.T) {
 	files := Iterations(9900) + Iterations(100)
-	want := map[string]int{"caponly": 1, "fileonly": 1, "file1": 1, "file10k": files, "file10kvaried": files, "file10kmnt": files + 1, "file10kdeep": files + 8,
+	want := map[string]int{"caponly": 1, "fileonly": 1, "file1": 1, "file1dir": 2, "file10k": files, "file10kvaried": files, "file10kmnt": files + 1, "file10kdeep": files + 8,
 		"proc1": 1, "proc10k": Iterations(10000), "net100": Iterations(100), "cap1": 1}
 	names := map[string]bool{}
 	if files != 10000 && os.Getenv("WARD_TEST_BENCH_SCALE") == "" {
