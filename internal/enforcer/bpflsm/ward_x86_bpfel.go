@@ -215,6 +215,8 @@ type wardScratch struct {
 	Dsbits   uint64
 	Dsteps   uint64
 	Dkey     wardRuleKey
+	Exe      uint64
+	Mnt      uint64
 	Nkey     uint64
 	Rootstep uint64
 	Root     uint64

@@ -504,6 +504,8 @@ struct scratch {
 	// names walk of unnamed showed that no rule's directory can be there).
 	__u64 dsteps;
 	struct rule_key dkey; // the key dir_step looks up, off the stack
+	__u64 exe;            // exe_hash's result
+	__u64 mnt;            // mounts_clear's start (struct mount *, as a number)
 	// unnamed's state, off check_path's full frame: the dnames key to
 	// write on the file's directory when the walk allows it (0: none), and
 	// the root's step of dir_walk.
@@ -514,8 +516,9 @@ struct scratch {
 	__u64 root;
 	__u64 root_mnt;
 	// The directory prefixes walk_chunk met: the hash of the path up to and
-	// with its k-th '/' and that '/''s offset in path; how many it met, and
-	// the offset of the path's end.
+	// with its k-th '/' and that '/''s offset in path; how many it met (or
+	// walk_byte, or deep_step: walk_slash says why here), and the offset of
+	// the path's end.
 	__u64 ph[PREFIXES];
 	__u32 poff[PREFIXES];
 	__u32 depth;
@@ -980,7 +983,6 @@ struct walk {
 	__u64 dir_depths;
 	// The workload's entry, for its names filter (prefix_step).
 	const struct wl_val *v;
-	__u32 depth; // '/' seen so far
 	__u32 done;
 	__u32 mode; // MODE_*: what kind of check this is
 	__u8 op;
@@ -1032,10 +1034,20 @@ static __always_inline void lookup_dir(struct walk *w)
 
 // walk_slash ends a path prefix at a '/' (w->h includes it): directory rules
 // are looked up only at depths where some exist.
+//
+// The count of '/' is kept in the scratch buffer (s->depth), whose values the
+// verifier does not track, as walk_chunk's is. On the walk's stack it was a
+// known number, one more at every step, and a branch on it made it precise:
+// from 6.7 on, the verifier checks a bpf_loop callback again until its states
+// repeat, which such a count never does, and on 6.12 every file hook was
+// refused ("The sequence of 8193 jumps is too complex"). deep_step's count
+// is kept there for the same reason.
 static __always_inline void walk_slash(struct walk *w)
 {
-	w->depth++;
-	if (w->dir_depths & depth_bit(w->depth))
+	struct scratch *s = w->s;
+	__u32 d = s->depth + 1;
+	s->depth = d;
+	if (w->dir_depths & depth_bit(d))
 		lookup_dir(w);
 	else
 		w->last_direct = w->last_sdirect = 0;
@@ -1144,8 +1156,7 @@ struct pctx {
 	struct scratch *s;
 	const struct wl_val *v;
 	__u64 dir_depths;
-	__u64 h;     // deep_step's hash of the path so far
-	__u32 depth; // and the '/' it met
+	__u64 h; // deep_step's hash of the path so far
 };
 
 // prefix_step looks up directory prefix i of walk_chunk's (depth i + 1)
@@ -1186,10 +1197,11 @@ static long deep_step(__u64 i, struct pctx *c)
 	c->h = (c->h ^ ch) * FNV_PRIME;
 	if (ch != '/')
 		return 0;
-	c->depth++;
+	__u32 d = s->depth + 1;
+	s->depth = d;
 	s->pdirect = 0;
 	s->psdirect = 0;
-	if (c->dir_depths & depth_bit(c->depth))
+	if (c->dir_depths & depth_bit(d))
 		prefix_lookup(s, c->h);
 	return 0;
 }
@@ -1215,8 +1227,8 @@ __attribute__((noinline)) int prefixes(const struct wl_val *v)
 	__u32 depth = s->depth;
 	struct pctx c = {.s = s, .v = v, .dir_depths = v->dir_depths[s->pkey.op & 3], .h = FNV_OFFSET};
 	if (depth > PREFIXES) {
+		s->depth = 0;
 		bpf_loop(PATH_MAX, deep_step, &c, 0);
-		s->depth = c.depth;
 		return 0;
 	}
 	bpf_loop(depth, prefix_step, &c, 0);
@@ -1378,10 +1390,23 @@ static __always_inline bool has_tty(struct task_struct *t)
 	return t->signal->tty != NULL;
 }
 
-// source_hash hashes the current executable's path into s->src; 0 when it
-// cannot be resolved.
-static __always_inline __u64 source_hash(struct scratch *s)
+// exe_hash puts into s->exe the hash of the current executable's path (its
+// text in s->src), 0 when it cannot be resolved.
+//
+// A global function, as the other bpf_loop walks that run before the rest
+// of a file hook (mounts_clear): from 6.7 on the verifier checks a loop's
+// callback again until its states repeat, and goes on from each of the
+// loop's ways out, a constant hash where the loop ran no step and an unknown
+// one where it ran; inline, each took file_open's rest through once more,
+// past the limit of processed instructions on 6.12. The caller reads the
+// hash back from the scratch buffer: one state, whatever the loop did.
+__noinline int exe_hash(void)
 {
+	__u32 zero = 0;
+	struct scratch *s = bpf_map_lookup_elem(&scratch, &zero);
+	if (!s)
+		return 0;
+	s->exe = 0;
 	struct task_struct *t = bpf_get_current_task_btf();
 	struct mm_struct *mm = t->mm;
 	if (!mm)
@@ -1394,7 +1419,16 @@ static __always_inline __u64 source_hash(struct scratch *s)
 		return 0;
 	struct hash_ctx c = {.s = s, .h = FNV_OFFSET};
 	bpf_loop(PATH_MAX, hash_char, &c, 0);
-	return c.h;
+	s->exe = c.h;
+	return 0;
+}
+
+// source_hash is the hash of the current executable's path (exe_hash); 0
+// when it cannot be resolved.
+static __always_inline __u64 source_hash(struct scratch *s)
+{
+	exe_hash();
+	return s->exe;
 }
 
 // source_inode identifies the current executable by its inode, for hooks in
@@ -1701,6 +1735,24 @@ static long mount_step(__u64 i, struct mwalk *c)
 	return dir_named(c->v, name_key_read(d));
 }
 
+// mounts_clear says whether no name above the filesystem of mount s->mnt
+// (struct mount *) has its bit in v's directories' filter (mount_step), up to
+// the top of the mount tree: 0 where one has, or the walk ended early. A
+// global function, as exe_hash is and for its reason: inline, the loop's ways
+// out (not walked, stopped at a name, at the top) each took file_open's rest
+// through once more on 6.12. A global function takes no kernel pointer: the
+// mount comes through the scratch buffer, as a number.
+__noinline int mounts_clear(const struct wl_val *v)
+{
+	__u32 zero = 0;
+	struct scratch *s = bpf_map_lookup_elem(&scratch, &zero);
+	if (!v || !s)
+		return 0;
+	struct mwalk c = {.v = v, .mnt = s->mnt};
+	bpf_loop(MOUNT_WALK, mount_step, &c, 0);
+	return c.clear;
+}
+
 // dir_clear says whether c, the entry of file's directory, holds a valid
 // path entry (dpaths) for the workload's generation gen, an open through
 // mount mnt and what check_path read before anything else (the epoch, the
@@ -1891,18 +1943,11 @@ static __always_inline bool unnamed(const struct wl *wl, struct file *file, stru
 			if (dir_named(v, name_key(d))) {
 				s->dsteps = s->rootstep;
 				hits = 1;
-			} else {
-				struct mwalk c = {
-					.v = v,
-					.mnt = (__u64)container_of(fmnt, struct mount, mnt),
-				};
-				bpf_loop(MOUNT_WALK, mount_step, &c, 0);
+			} else if ((s->mnt = (__u64)container_of(fmnt, struct mount, mnt), !mounts_clear(v))) {
 				// Named above the file's filesystem, where dir_walk
 				// does not go: no step of it to look up.
-				if (!c.clear) {
-					s->dsteps = 0;
-					hits = 1;
-				}
+				s->dsteps = 0;
+				hits = 1;
 			}
 		}
 		// Read again, so that a rename during the walk is seen; with the
@@ -2194,18 +2239,17 @@ resolved:
 	}
 
 	s->fmask = ~0ULL;
+	s->depth = 0;
 	if (!w->dfa && w->op != OP_PROCESS) {
 		// The fast walk's directory lookups (prefixes) keep their state
 		// in the scratch buffer.
 		s->pkey = (struct rule_key){.cgroup = w->cgroup, .gen = w->gen, .op = w->op, .kind = KIND_PATH};
 		s->psrc = w->src;
 		s->pbits = s->psbits = s->pdirect = s->psdirect = 0;
-		s->depth = 0;
 		s->pend = 0;
 		s->pstart = w->start;
 		bpf_loop(PATH_MAX / 8, walk_chunk, w, 0);
 		prefixes(w->v);
-		w->depth = s->depth;
 		w->bits |= s->pbits;
 		w->sbits |= s->psbits;
 		w->last_direct = s->pdirect;
@@ -2224,8 +2268,9 @@ resolved:
 	// Branch-free: the file's name (s->fmask) narrows the depths where its
 	// path is looked up.
 	__u64 fmask = s->fmask;
-	bool exact = (wl->exact_depths & fmask) & depth_bit(w->depth);
-	bool self = (wl->dir_depths & fmask) & depth_bit(w->depth + 1);
+	__u32 depth = s->depth;
+	bool exact = (wl->exact_depths & fmask) & depth_bit(depth);
+	bool self = (wl->dir_depths & fmask) & depth_bit(depth + 1);
 	struct rule_val *v;
 	// The path itself.
 	if (exact) {
