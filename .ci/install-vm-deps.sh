@@ -13,10 +13,11 @@
 #   bpftool          vmlinux.h from BTF (make update-vmlinux-h)
 #   bsdextrautils    column, for the timing table
 #   e2fsprogs        mke2fs, copied into the guest (file-handle tests on ext4)
+#   xz-utils         xz, which unpacks the 6.12 kernel's modules (*.ko.xz) for the initramfs
 # The kernel itself is not installed: vmrun fetches it with apt-get download
 # into .cache/vm.
 set -eu
-pkgs="qemu-system-x86 busybox-static cpio apparmor runc crun clang-14 llvm-14 libbpf-dev bpftool bsdextrautils e2fsprogs"
+pkgs="qemu-system-x86 busybox-static cpio apparmor runc crun clang-14 llvm-14 libbpf-dev bpftool bsdextrautils e2fsprogs xz-utils"
 
 missing=""
 for p in $pkgs; do

@@ -92,11 +92,11 @@ func buildInitramfs(cacheDir string, k kernel, p bootProfile) (string, error) {
 	}
 	var loadList strings.Builder
 	for _, m := range mods {
-		data, err := os.ReadFile(m)
+		data, err := readModule(m)
 		if err != nil {
 			return "", err
 		}
-		rel, _ := filepath.Rel(k.ModulesDir(), m)
+		rel, _ := filepath.Rel(k.ModulesDir(), strings.TrimSuffix(m, ".xz"))
 		a.File(filepath.Join("lib/modules", rel), 0o644, data)
 		fmt.Fprintln(&loadList, rel)
 	}

@@ -14,9 +14,38 @@ import (
 	"strings"
 )
 
-// kernelPackagePattern matches Debian bookworm's 6.1 kernel images. Only that
-// line is served to these machines, under several ABI numbers.
-var kernelPackagePattern = regexp.MustCompile(`^linux-image-6\.1\.0-(\d+)-amd64$`)
+// kernelLines are the Debian kernel lines the harness boots, by name, each the pattern of its
+// packages' names with the number that orders them. Bookworm serves its own 6.1 (the default:
+// the kernel these machines run) and 6.12, trixie's, whose BPF verifier checks loop callbacks
+// as loops (docs/vm-harness.md, "Kernels").
+var kernelLines = map[string]*regexp.Regexp{
+	"6.1":  regexp.MustCompile(`^linux-image-6\.1\.0-(\d+)-amd64$`),
+	"6.12": regexp.MustCompile(`^linux-image-6\.12\.(\d+)\+deb12-amd64$`),
+}
+
+// defaultKernelLine is the line booted when no kernel is named.
+const defaultKernelLine = "6.1"
+
+// kernelLineOf returns the line whose pattern pkg matches, and the number that orders it.
+func kernelLineOf(pkg string) (line string, n int, ok bool) {
+	for name, re := range kernelLines {
+		if m := re.FindStringSubmatch(pkg); m != nil {
+			n, _ := strconv.Atoi(m[1])
+			return name, n, true
+		}
+	}
+	return "", 0, false
+}
+
+// kernelLineNames lists the lines, for messages.
+func kernelLineNames() string {
+	names := make([]string, 0, len(kernelLines))
+	for name, re := range kernelLines {
+		names = append(names, fmt.Sprintf("%s (%s)", name, re))
+	}
+	sort.Strings(names)
+	return strings.Join(names, ", ")
+}
 
 // kernel is an unpacked Debian kernel package in the cache.
 type kernel struct {
@@ -30,30 +59,37 @@ func (k kernel) Image() string { return filepath.Join(k.Dir, "boot", "vmlinuz-"+
 
 func (k kernel) ModulesDir() string { return filepath.Join(k.Dir, "lib", "modules", k.Release) }
 
-// newestKernelPackage asks apt which kernel packages it serves and picks the
-// highest ABI number, so the harness follows Debian's security updates
+// newestKernelPackage asks apt which packages of a kernel line it serves and
+// picks the highest number, so the harness follows Debian's security updates
 // without a pinned name going stale.
-func newestKernelPackage() (string, error) {
-	out, err := exec.Command("apt-cache", "search", "--names-only", `^linux-image-6\.1\.0-[0-9]+-amd64$`).Output()
+func newestKernelPackage(line string) (string, error) {
+	re := kernelLines[line]
+	out, err := exec.Command("apt-cache", "search", "--names-only", "^linux-image-").Output()
 	if err != nil {
 		return "", fmt.Errorf("apt-cache search: %w", err)
 	}
-	best, bestABI := "", -1
-	for _, line := range strings.Split(string(out), "\n") {
-		name, _, _ := strings.Cut(line, " ")
-		m := kernelPackagePattern.FindStringSubmatch(name)
+	best := newestMatching(strings.Split(string(out), "\n"), re)
+	if best == "" {
+		return "", fmt.Errorf("apt-cache serves no package of kernel line %s (%s)", line, re)
+	}
+	return best, nil
+}
+
+// newestMatching returns the name (the first word of a line) that re matches with the highest
+// number, "" for none.
+func newestMatching(lines []string, re *regexp.Regexp) string {
+	best, bestN := "", -1
+	for _, line := range lines {
+		name, _, _ := strings.Cut(strings.TrimSpace(line), " ")
+		m := re.FindStringSubmatch(name)
 		if m == nil {
 			continue
 		}
-		abi, _ := strconv.Atoi(m[1])
-		if abi > bestABI {
-			best, bestABI = name, abi
+		if n, _ := strconv.Atoi(m[1]); n > bestN {
+			best, bestN = name, n
 		}
 	}
-	if best == "" {
-		return "", errors.New("apt-cache serves no linux-image-6.1.0-*-amd64 package")
-	}
-	return best, nil
+	return best
 }
 
 // candidateVersion returns the version apt would download for pkg.
@@ -75,23 +111,30 @@ func candidateVersion(pkg string) (string, error) {
 }
 
 // ensureKernel returns an unpacked kernel, downloading it into cacheDir on
-// first use. pkg may be empty to pick the newest served package. When apt
-// cannot answer (no network), the newest kernel already in the cache is used.
+// first use. pkg is a package name, or a kernel line's name (kernelLines) or
+// empty (the default line) to pick the newest served package of that line.
+// When apt cannot answer (no network), the line's newest kernel already in
+// the cache is used.
 func ensureKernel(cacheDir, pkg string, logf func(string, ...any)) (kernel, error) {
-	explicit := pkg != ""
-	if !explicit {
+	if pkg == "" {
+		pkg = defaultKernelLine
+	}
+	explicit := true
+	if _, isLine := kernelLines[pkg]; isLine {
+		line := pkg
+		explicit = false
 		var err error
-		pkg, err = newestKernelPackage()
+		pkg, err = newestKernelPackage(line)
 		if err != nil {
-			if k, cerr := newestCachedKernel(cacheDir); cerr == nil {
+			if k, cerr := newestCachedKernel(cacheDir, line); cerr == nil {
 				logf("using cached %s: %v", k.Package, err)
 				return k, nil
 			}
 			return kernel{}, err
 		}
 	}
-	if !kernelPackagePattern.MatchString(pkg) {
-		return kernel{}, fmt.Errorf("kernel package %q: want linux-image-6.1.0-NN-amd64", pkg)
+	if _, _, ok := kernelLineOf(pkg); !ok {
+		return kernel{}, fmt.Errorf("kernel %q: want a kernel line (%s) or a package of one", pkg, kernelLineNames())
 	}
 	if explicit {
 		// A named package that is already unpacked needs no apt round trip:
@@ -193,21 +236,16 @@ func cachedKernel(cacheDir, pkg string) (kernel, error) {
 	return kernel{}, fmt.Errorf("no cached kernel %s in %s", pkg, cacheDir)
 }
 
-func newestCachedKernel(cacheDir string) (kernel, error) {
+func newestCachedKernel(cacheDir, line string) (kernel, error) {
 	dirs, _ := filepath.Glob(filepath.Join(cacheDir, "kernel", "linux-image-*"))
-	best, bestABI := "", -1
+	names := make([]string, 0, len(dirs))
 	for _, d := range dirs {
 		name, _, _ := strings.Cut(filepath.Base(d), "_")
-		m := kernelPackagePattern.FindStringSubmatch(name)
-		if m == nil {
-			continue
-		}
-		if abi, _ := strconv.Atoi(m[1]); abi > bestABI {
-			best, bestABI = name, abi
-		}
+		names = append(names, name)
 	}
+	best := newestMatching(names, kernelLines[line])
 	if best == "" {
-		return kernel{}, fmt.Errorf("no cached kernel in %s", cacheDir)
+		return kernel{}, fmt.Errorf("no cached kernel of line %s in %s", line, cacheDir)
 	}
 	return cachedKernel(cacheDir, best)
 }
@@ -221,16 +259,25 @@ func moduleClosure(modulesDir string, names []string) ([]string, error) {
 		if err != nil {
 			return err
 		}
-		if !d.IsDir() && strings.HasSuffix(p, ".ko") {
-			byName[normaliseModule(strings.TrimSuffix(d.Name(), ".ko"))] = p
+		if name, ok := moduleName(d.Name()); ok && !d.IsDir() {
+			byName[name] = p
 		}
 		return nil
 	})
 	if err != nil {
 		return nil, fmt.Errorf("list modules: %w", err)
 	}
+	// A module built into the kernel (modules.builtin: 6.12 builds virtio_pci in)
+	// needs no file and no loading.
+	builtin, err := os.ReadFile(filepath.Join(modulesDir, "modules.builtin"))
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		return nil, fmt.Errorf("list built-in modules: %w", err)
+	}
 	var order []string
 	state := map[string]int{} // 1 visiting, 2 done
+	for _, line := range strings.Fields(string(builtin)) {
+		state[normaliseModule(strings.TrimSuffix(filepath.Base(line), ".ko"))] = 2
+	}
 	var visit func(string) error
 	visit = func(name string) error {
 		name = normaliseModule(name)
@@ -268,21 +315,49 @@ func moduleClosure(modulesDir string, names []string) ([]string, error) {
 
 func normaliseModule(name string) string { return strings.ReplaceAll(name, "-", "_") }
 
-func moduleDepends(file string) ([]string, error) {
-	f, err := elf.Open(file)
+// moduleName is the module a file of the modules tree holds: NAME.ko, or NAME.ko.xz as
+// Debian's 6.12 kernels ship them.
+func moduleName(file string) (string, bool) {
+	base, ok := strings.CutSuffix(strings.TrimSuffix(file, ".xz"), ".ko")
+	return normaliseModule(base), ok
+}
+
+// readModule returns a module file's ELF image, decompressed where it is xz-compressed: the
+// guest's busybox insmod hands the bytes to init_module, which takes an uncompressed image.
+func readModule(file string) ([]byte, error) {
+	if !strings.HasSuffix(file, ".xz") {
+		return os.ReadFile(file)
+	}
+	out, err := exec.Command("xz", "-dc", file).Output()
 	if err != nil {
-		return nil, fmt.Errorf("read module: %w", err)
+		var ee *exec.ExitError
+		if errors.As(err, &ee) {
+			err = fmt.Errorf("%w: %s", err, bytes.TrimSpace(ee.Stderr))
+		}
+		return nil, fmt.Errorf("decompress %s (xz-utils): %w", file, err)
+	}
+	return out, nil
+}
+
+func moduleDepends(file string) ([]string, error) {
+	data, err := readModule(file)
+	if err != nil {
+		return nil, err
+	}
+	f, err := elf.NewFile(bytes.NewReader(data))
+	if err != nil {
+		return nil, fmt.Errorf("read module %s: %w", file, err)
 	}
 	defer f.Close()
 	sec := f.Section(".modinfo")
 	if sec == nil {
 		return nil, fmt.Errorf("module %s: no .modinfo section", file)
 	}
-	data, err := sec.Data()
+	info, err := sec.Data()
 	if err != nil {
 		return nil, fmt.Errorf("module %s: %w", file, err)
 	}
-	for _, kv := range bytes.Split(data, []byte{0}) {
+	for _, kv := range bytes.Split(info, []byte{0}) {
 		if v, ok := bytes.CutPrefix(kv, []byte("depends=")); ok {
 			if len(v) == 0 {
 				return nil, nil

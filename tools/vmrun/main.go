@@ -38,7 +38,7 @@ func run(args []string) int {
 	var cfg config
 	fs.StringVar(&cfg.Profile, "profile", envOr("WARD_VM_BOOT_PROFILE", "apparmor"), "boot profile (kernel command line and LSMs)")
 	fs.StringVar(&cfg.CacheDir, "cache", os.Getenv("WARD_VM_CACHE"), "cache directory for the kernel and initramfs (default: <module root>/.cache/vm)")
-	fs.StringVar(&cfg.KernelPackage, "kernel", os.Getenv("WARD_VM_KERNEL"), "Debian kernel package (default: the newest linux-image-6.1.0-NN-amd64 apt serves)")
+	fs.StringVar(&cfg.KernelPackage, "kernel", os.Getenv("WARD_VM_KERNEL"), "Debian kernel package, or a kernel line (6.1, 6.12) for its newest package apt serves (default: 6.1)")
 	fs.DurationVar(&cfg.Timeout, "timeout", 0, "kill the VM when the command has run this long (default: the test's -test.timeout plus 1m, else 15m; env WARD_VM_TIMEOUT)")
 	fs.DurationVar(&cfg.BootTimeout, "boot-timeout", 0, "kill the VM when the guest has not started the command this long after boot (default 5m; env WARD_VM_BOOT_TIMEOUT)")
 	fs.BoolVar(&cfg.Verbose, "v", os.Getenv("WARD_VM_VERBOSE") != "", "stream the guest console to stderr")
@@ -169,7 +169,11 @@ func appendTimings(path string, cfg config, res result) error {
 	}
 	// One line per VM, tab-separated key=value fields after the name;
 	// scripts/vm/test-vm.sh summarises them.
-	_, err = fmt.Fprintf(f, "%s\tprofile=%s\tprepare=%.1fs\tboot=%s\ttotal=%.1fs\texit=%d\tstarted_unix=%s\n",
-		res.Name, cfg.Profile, res.Timings.Prepare.Seconds(), boot, res.Timings.Total.Seconds(), res.ExitCode, startedAt)
+	kernel := strings.TrimPrefix(cfg.KernelPackage, "linux-image-")
+	if kernel == "" {
+		kernel = defaultKernelLine
+	}
+	_, err = fmt.Fprintf(f, "%s\tprofile=%s\tkernel=%s\tprepare=%.1fs\tboot=%s\ttotal=%.1fs\texit=%d\tstarted_unix=%s\n",
+		res.Name, cfg.Profile, kernel, res.Timings.Prepare.Seconds(), boot, res.Timings.Total.Seconds(), res.ExitCode, startedAt)
 	return err
 }
