@@ -5,8 +5,14 @@
 # VM tests carry the selinux tag too run again in a VM booted with the selinux
 # profile. Two VMs run at a time, each on one host thread.
 #
+# The BPF-LSM package runs a second time on the newest 6.12 kernel (trixie's
+# line, served to bookworm too), whose verifier checks loop callbacks as loops:
+# the programs that load on 6.1 must load and enforce there too
+# (docs/vm-harness.md, "Kernels").
+#
 # Environment: VM_TESTFLAGS (extra go test flags, e.g. -run), WARD_VM_KERNEL
-# (a Debian kernel package instead of the newest), WARD_VM_BOOT_PROFILE (the
+# (a Debian kernel package or line instead of the newest 6.1), VM_NEWER_KERNEL
+# (the second kernel, default 6.12; empty: none), WARD_VM_BOOT_PROFILE (the
 # profile of the non-SELinux VMs), VM_LANES (VMs at a time, default 2).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
@@ -22,6 +28,10 @@ suite_start=$(now)
 # below neither ask apt nor race to unpack the same package.
 WARD_VM_KERNEL=$(bin/vmrun -prepare)
 export WARD_VM_KERNEL
+newer_kernel=""
+if [ -n "${VM_NEWER_KERNEL-6.12}" ]; then
+	newer_kernel=$(bin/vmrun -prepare -kernel "${VM_NEWER_KERNEL-6.12}")
+fi
 cache=${WARD_VM_CACHE:-$root/.cache/vm}
 export WARD_VM_TIMINGS=$cache/timings.txt
 log=$cache/test-vm.log
@@ -52,33 +62,36 @@ logdir=$cache/test-vm.logs
 rm -rf "$logdir"
 mkdir -p "$logdir"
 
-# Jobs: "profile tags package". The longest first, so the two lanes end close together;
+# Jobs: "kernel profile tags package". The longest first, so the two lanes end close together;
 # this is only an order, every package found above runs.
 main_profile=${WARD_VM_BOOT_PROFILE:-apparmor}
 jobs=()
-for p in "${selinux_pkgs[@]}"; do jobs+=("selinux vm,selinux $p"); done
+for p in "${selinux_pkgs[@]}"; do jobs+=("$WARD_VM_KERNEL selinux vm,selinux $p"); done
 heavy=(./internal/enforcer/bpflsm ./internal/daemon ./internal/enforcer/apparmor)
 for h in "${heavy[@]}"; do
-	for p in "${pkgs[@]}"; do [ "$p" != "$h" ] || jobs+=("$main_profile vm $p"); done
+	for p in "${pkgs[@]}"; do [ "$p" != "$h" ] || jobs+=("$WARD_VM_KERNEL $main_profile vm $p"); done
+	if [ "$h" = ./internal/enforcer/bpflsm ] && [ -n "$newer_kernel" ]; then
+		jobs+=("$newer_kernel $main_profile vm $h")
+	fi
 done
 for p in "${pkgs[@]}"; do
-	case " ${heavy[*]} " in *" $p "*) ;; *) jobs+=("$main_profile vm $p") ;; esac
+	case " ${heavy[*]} " in *" $p "*) ;; *) jobs+=("$WARD_VM_KERNEL $main_profile vm $p") ;; esac
 done
 
 # The in-VM benchmarks (BenchmarkReport, make bench-vm) run once too, after each package's
 # tests in the same VM, with 1 % of their iterations: they keep working, and their figures,
 # taken without bench mode, are thrown away.
-run_job() { # index profile tags package
-	local i=$1 profile=$2 tags=$3 pkg=$4 out rc start
-	out=$logdir/$(printf '%02d' "$i")-$(echo "$profile-$pkg" | tr -c 'a-zA-Z0-9\n' '-').log
+run_job() { # index kernel profile tags package
+	local i=$1 kernel=$2 profile=$3 tags=$4 pkg=$5 out rc start
+	out=$logdir/$(printf '%02d' "$i")-$(echo "$profile-$pkg-$kernel" | tr -c 'a-zA-Z0-9\n' '-').log
 	start=$(now)
 	rc=0
 	# shellcheck disable=SC2086 # VM_TESTFLAGS is a list of flags
-	WARD_VM_BOOT_PROFILE=$profile WARD_TEST_BENCH_SCALE=${WARD_TEST_BENCH_SCALE:-0.01} \
+	WARD_VM_KERNEL=$kernel WARD_VM_BOOT_PROFILE=$profile WARD_TEST_BENCH_SCALE=${WARD_TEST_BENCH_SCALE:-0.01} \
 		"$GO" test -count=1 -v -timeout 30m -tags "${tags//,/ }" -exec "$root/bin/vmrun" \
 		-bench '^BenchmarkReport$' -benchtime 1x ${VM_TESTFLAGS:-} "$pkg" >"$out" 2>&1 || rc=$?
-	awk -v s="$start" -v e="$(now)" -v p="$pkg" -v f="$profile" -v r="$rc" \
-		'BEGIN { printf "test-vm: %-32s profile=%-8s exit=%d  %.0fs\n", p, f, r, e - s }'
+	awk -v s="$start" -v e="$(now)" -v p="$pkg" -v f="$profile" -v k="${kernel#linux-image-}" -v r="$rc" \
+		'BEGIN { printf "test-vm: %-32s profile=%-8s kernel=%-20s exit=%d  %.0fs\n", p, f, k, r, e - s }'
 	return "$rc"
 }
 running=0
@@ -87,7 +100,7 @@ for i in "${!jobs[@]}"; do
 		wait -n || status=1
 		running=$((running - 1))
 	fi
-	# shellcheck disable=SC2086 # a job is three words
+	# shellcheck disable=SC2086 # a job is four words
 	run_job "$i" ${jobs[$i]} &
 	running=$((running + 1))
 done
@@ -103,7 +116,7 @@ env -u WARD_VM_TCG_SINGLE "$GO" test -count=1 -tags vmhost ./internal/vmtest || 
 suite_end=$(now)
 
 echo
-echo "== VM timings (one line per VM; $WARD_VM_KERNEL, profile ${WARD_VM_BOOT_PROFILE:-apparmor}) =="
+echo "== VM timings (one line per VM; $WARD_VM_KERNEL${newer_kernel:+, BPF-LSM on $newer_kernel too}, profile ${WARD_VM_BOOT_PROFILE:-apparmor}) =="
 column -t -s $'\t' "$WARD_VM_TIMINGS" || cat "$WARD_VM_TIMINGS"
 first=$(awk -F'started_unix=' 'NF > 1 && $2 != "-" { print $2 }' "$WARD_VM_TIMINGS" | sort -n | head -n1)
 awk -v s="$suite_start" -v f="${first:-}" -v g="$guest_end" -v e="$suite_end" 'BEGIN {
