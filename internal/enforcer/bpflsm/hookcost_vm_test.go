@@ -69,19 +69,19 @@ func BenchmarkHookCost(b *testing.B) {
 		}
 		fmt.Printf("%s programs %.0f ns/access\n", line, total)
 	}
+	// A host task outside every workload, in a cgroup two levels below the root (as a system
+	// service's or a user session's), while the host has the 1-rule variant's rules and the
+	// containers theirs: its hooks look its cgroup and its ancestor up, find no workload, and
+	// take the host's (outsiders).
+	outsider := testCgroupPath(b, "ward-bench-outside", "ward-bench-outside/service")
+	hostSet := *sets[slices.IndexFunc(vmbench.Variants(), func(v vmbench.Variant) bool { return v.Name == "file1" })]
+	hostSet.Workload = workload.Host("ward-bench", nil)
 	for b.Loop() {
 		for _, g := range vmbench.Groups() {
 			for _, v := range g.Variants {
 				measure(g, v, cgdirs[v])
 			}
 		}
-		// A host task outside every workload, in a cgroup two levels below the root (as a
-		// system service's or a user session's), while the host has the 1-rule variant's
-		// rules and the containers theirs: its hooks look its cgroup and its ancestor up,
-		// find no workload, and take the host's (outsiders).
-		outsider := testCgroupPath(b, "ward-bench-outside", "ward-bench-outside/service")
-		hostSet := *sets[slices.IndexFunc(vmbench.Variants(), func(v vmbench.Variant) bool { return v.Name == "file1" })]
-		hostSet.Workload = workload.Host("ward-bench", nil)
 		if err := be.Apply(context.Background(), append(slices.Clip(sets), &hostSet)); err != nil {
 			b.Fatal(err)
 		}
