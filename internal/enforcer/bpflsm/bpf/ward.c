@@ -1943,11 +1943,14 @@ static __always_inline bool unnamed(const struct wl *wl, struct file *file, stru
 			if (dir_named(v, name_key(d))) {
 				s->dsteps = s->rootstep;
 				hits = 1;
-			} else if ((s->mnt = (__u64)container_of(fmnt, struct mount, mnt), !mounts_clear(v))) {
-				// Named above the file's filesystem, where dir_walk
-				// does not go: no step of it to look up.
-				s->dsteps = 0;
-				hits = 1;
+			} else {
+				s->mnt = (__u64)container_of(fmnt, struct mount, mnt);
+				if (!mounts_clear(v)) {
+					// Named above the file's filesystem, where dir_walk
+					// does not go: no step of it to look up.
+					s->dsteps = 0;
+					hits = 1;
+				}
 			}
 		}
 		// Read again, so that a rename during the walk is seen; with the
