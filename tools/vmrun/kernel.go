@@ -26,15 +26,14 @@ var kernelLines = map[string]*regexp.Regexp{
 // defaultKernelLine is the line booted when no kernel is named.
 const defaultKernelLine = "6.1"
 
-// kernelLineOf returns the line whose pattern pkg matches, and the number that orders it.
-func kernelLineOf(pkg string) (line string, n int, ok bool) {
+// kernelLineOf returns the line whose pattern pkg matches, "" for none.
+func kernelLineOf(pkg string) string {
 	for name, re := range kernelLines {
-		if m := re.FindStringSubmatch(pkg); m != nil {
-			n, _ := strconv.Atoi(m[1])
-			return name, n, true
+		if re.MatchString(pkg) {
+			return name
 		}
 	}
-	return "", 0, false
+	return ""
 }
 
 // kernelLineNames lists the lines, for messages.
@@ -133,7 +132,7 @@ func ensureKernel(cacheDir, pkg string, logf func(string, ...any)) (kernel, erro
 			return kernel{}, err
 		}
 	}
-	if _, _, ok := kernelLineOf(pkg); !ok {
+	if kernelLineOf(pkg) == "" {
 		return kernel{}, fmt.Errorf("kernel %q: want a kernel line (%s) or a package of one", pkg, kernelLineNames())
 	}
 	if explicit {
