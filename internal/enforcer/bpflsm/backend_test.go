@@ -1,6 +1,7 @@
 package bpflsm
 
 import (
+	"context"
 	"errors"
 	"os"
 	"path/filepath"
@@ -57,16 +58,16 @@ func TestPinDirRefusals(t *testing.T) {
 	if err := os.WriteFile(keep, nil, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if err := Uninstall(dir); err == nil || !strings.Contains(err.Error(), "not on a BPF filesystem") {
+	if err := Uninstall(context.Background(), dir); err == nil || !strings.Contains(err.Error(), "not on a BPF filesystem") {
 		t.Errorf("Uninstall(%s): %v, want a refusal", dir, err)
 	}
 	if _, err := os.Stat(keep); err != nil {
 		t.Errorf("Uninstall removed files: %v", err)
 	}
-	if err := Uninstall("relative/dir"); err == nil || !strings.Contains(err.Error(), "not an absolute path") {
+	if err := Uninstall(context.Background(), "relative/dir"); err == nil || !strings.Contains(err.Error(), "not an absolute path") {
 		t.Errorf("Uninstall of a relative path: %v", err)
 	}
-	if err := Uninstall(filepath.Join(dir, "missing")); err != nil {
+	if err := Uninstall(context.Background(), filepath.Join(dir, "missing")); err != nil {
 		t.Errorf("Uninstall of a missing directory: %v", err)
 	}
 	sub := filepath.Join(dir, "ward")

@@ -1,16 +1,20 @@
 package bpflsm
 
 import (
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"sort"
 	"strings"
 	"time"
 
+	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/link"
 	"golang.org/x/sys/unix"
 )
 
@@ -138,12 +142,20 @@ func (b *Backend) retire() error {
 	return errors.Join(errs...)
 }
 
+// detachWait bounds how long Uninstall waits for the programs of the links it unpinned to
+// detach. Unloaded, 6.12 detaches about 250 ms after the pins go; a guest under load in CI
+// took more than 5 s.
+const detachWait = 30 * time.Second
+
 // Uninstall removes every pin under pinDir and pinDir itself, so that the
-// programs of every Backend that pinned there detach (once no process holds
-// their links open: a Backend still running in some process keeps its own
-// attached until it is closed). It loads no programs. A missing pinDir is not
-// an error.
-func Uninstall(pinDir string) error {
+// programs of every Backend that pinned there detach, and returns once they
+// have: the kernel releases a link whose last pin went from a work item (from
+// 6.12 on, also when no RCU callback was involved), so the pins' removal alone
+// does not mean an access is decided without Ward yet. A program some process
+// still holds (a Backend still running keeps its own links attached until it is
+// closed) is an error after detachWait, or when ctx ends. It loads no programs.
+// A missing pinDir is not an error.
+func Uninstall(ctx context.Context, pinDir string) error {
 	if !filepath.IsAbs(pinDir) {
 		return fmt.Errorf("pin directory %q is not an absolute path", pinDir)
 	}
@@ -153,8 +165,70 @@ func Uninstall(pinDir string) error {
 	if err := checkBPFFS(pinDir); err != nil {
 		return err
 	}
+	progs, readErr := pinnedPrograms(pinDir)
 	if err := os.RemoveAll(pinDir); err != nil {
 		return fmt.Errorf("uninstall: %w", err)
 	}
-	return nil
+	ctx, cancel := context.WithTimeout(ctx, detachWait)
+	defer cancel()
+	return errors.Join(readErr, awaitUnloaded(ctx, progs))
+}
+
+// pinnedPrograms returns the IDs of the programs that the links pinned under dir run. A pin
+// it cannot read is an error, after the others are listed: Uninstall still removes it, but
+// cannot wait for its program.
+func pinnedPrograms(dir string) ([]ebpf.ProgramID, error) {
+	var ids []ebpf.ProgramID
+	var errs []error
+	walkErr := filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() || !strings.HasPrefix(d.Name(), "link_") {
+			return err
+		}
+		l, err := link.LoadPinnedLink(path, nil)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("pinned link %s: %w", path, err))
+			return nil
+		}
+		defer l.Close()
+		info, err := l.Info()
+		if err != nil {
+			errs = append(errs, fmt.Errorf("pinned link %s: %w", path, err))
+			return nil
+		}
+		ids = append(ids, info.Program)
+		return nil
+	})
+	return ids, errors.Join(append(errs, walkErr)...)
+}
+
+// awaitUnloaded returns once no program in ids is loaded. The kernel detaches a link's
+// program before it drops its reference to the program, and a program's ID goes with its
+// last reference, so an ID that is gone is a program that no longer runs. (A link's own ID
+// goes before the detach, so the list of links cannot tell.)
+func awaitUnloaded(ctx context.Context, ids []ebpf.ProgramID) error {
+	start := time.Now()
+	for {
+		var left []ebpf.ProgramID
+		for _, id := range ids {
+			p, err := ebpf.NewProgramFromID(id)
+			switch {
+			case errors.Is(err, os.ErrNotExist):
+				continue
+			case err != nil:
+				return fmt.Errorf("uninstall: program %d: %w", id, err)
+			}
+			p.Close()
+			left = append(left, id)
+		}
+		if len(left) == 0 {
+			return nil
+		}
+		ids = left
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("uninstall: pins removed, but %d programs (IDs %v) still loaded %v later: a process holds them (a Ward daemon still running?)",
+				len(ids), ids, time.Since(start).Round(time.Millisecond))
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
 }

@@ -18,13 +18,13 @@ type Uninstaller struct {
 var _ enforcer.Uninstaller = Uninstaller{}
 
 // Uninstall implements enforcer.Uninstaller.
-func (u Uninstaller) Uninstall(_ context.Context, did func(string)) error {
+func (u Uninstaller) Uninstall(ctx context.Context, did func(string)) error {
 	if _, err := os.Lstat(u.PinDir); errors.Is(err, os.ErrNotExist) {
 		return nil
 	} else if err != nil {
 		return fmt.Errorf("bpf-lsm: %w", err)
 	}
-	if err := Uninstall(u.PinDir); err != nil {
+	if err := Uninstall(ctx, u.PinDir); err != nil {
 		return fmt.Errorf("bpf-lsm: %w", err)
 	}
 	enforcer.Did(did, fmt.Sprintf("removed BPF-LSM pins %s (programs detached)", u.PinDir))
