@@ -14,9 +14,10 @@ import (
 
 // This file replays, on the DFAs the real apparmor_parser compiles, the kernel's choice among
 // profile attachments for a program an unconfined process executes (security/apparmor: domain.c
-// find_attach, match.c leftmatch_fb, as in Debian's 6.1 kernel). The kernel's choice is shown
-// in the VM (TestOtherProfileBesideRuntime); replaying it here shows it for every path a test
-// names, without a kernel.
+// find_attach, match.c leftmatch_fb, as in Debian's 6.1 and 6.12 kernels, which count
+// differently: kernelLeftmatch). The kernel's choice is shown in the VM
+// (TestOtherProfileBesideRuntime); replaying it here shows it for every path a test names,
+// without a kernel.
 
 // xmatchDFA is a compiled attachment: the flex-style tables of a profile's xmatch DFA.
 type xmatchDFA struct {
@@ -108,11 +109,27 @@ func (d *xmatchDFA) step(state uint32, c byte) uint32 {
 	return d.def[state]
 }
 
+// kernelLeftmatch names the two versions of the kernel's leftmatch_fb that Ward meets.
+type kernelLeftmatch int
+
+const (
+	// leftmatch61 is Debian's 6.1 (6.1.192): a move to a state numbered no higher than the one
+	// before is a loop even when that state is not among the last 32, and then the count loses
+	// more than it counted and, unsigned, wraps to its largest.
+	leftmatch61 kernelLeftmatch = iota
+	// leftmatch612 is Debian's 6.12 (6.12.118): such a move is a loop only when the state is
+	// among the last ones (not counting the start state), so the count of a path that loops
+	// nowhere is its length.
+	leftmatch612
+)
+
+func (k kernelLeftmatch) String() string { return [...]string{"6.1", "6.12"}[k] }
+
 // leftmatch is the kernel's leftmatch_fb: the state name ends in, and the count the kernel
 // ranks the attachment by. The count stops where the DFA moves to a state numbered no higher
-// than the one before (a loop, to the kernel), less the distance back to that state in the last
-// 32; a state not among them subtracts more than was counted, and the unsigned count wraps.
-func (d *xmatchDFA) leftmatch(name string) (state, count uint32) {
+// than the one before and found among the last 32 (a loop, to the kernel), less the distance
+// back to it; on 6.1 a state not among them is a loop too (above).
+func (d *xmatchDFA) leftmatch(name string, k kernelLeftmatch) (state, count uint32) {
 	const size = 32
 	var history [size]uint32
 	var pos, length uint32
@@ -121,20 +138,31 @@ func (d *xmatchDFA) leftmatch(name string) (state, count uint32) {
 		history[pos] = state
 		state = d.step(state, name[i])
 		if history[pos] >= state {
-			adjust, p := uint32(0), pos
+			adjust, p, found := uint32(0), pos, false
 			for ; adjust <= length; adjust++ {
+				if k == leftmatch612 && adjust == length {
+					break // 6.12 looks at len entries back from pos, 6.1 at len+1
+				}
 				if history[p] == state {
+					found = true
 					break
 				}
 				p = (p + size - 1) % size
 			}
-			for _, c := range []byte(name[i+1:]) {
-				state = d.step(state, c)
+			if found || k == leftmatch61 {
+				for _, c := range []byte(name[i+1:]) {
+					state = d.step(state, c)
+				}
+				count -= adjust
+				break
 			}
-			count -= adjust
-			break
 		}
-		pos, length = (pos+1)%size, (length+1)%size
+		pos = (pos + 1) % size
+		if k == leftmatch61 {
+			length = (length + 1) % size
+		} else {
+			length = min(length+1, size)
+		}
 		count++
 	}
 	if state == 0 {
@@ -151,13 +179,13 @@ type attachedProfile struct {
 // findAttach is the kernel's find_attach for profiles with attachments and without xattrs: the
 // profile whose attachment matches with the largest count, none on a tie. It also returns
 // every match's count, for the failure message.
-func findAttach(profiles []attachedProfile, path string) (string, string) {
+func findAttach(profiles []attachedProfile, path string, k kernelLeftmatch) (string, string) {
 	var winner string
 	var best uint32
 	conflict := false
 	var counts []string
 	for _, p := range profiles {
-		state, count := p.dfa.leftmatch(path)
+		state, count := p.dfa.leftmatch(path, k)
 		if p.dfa.accept[state]&1 == 0 { // MAY_EXEC
 			continue
 		}
@@ -205,8 +233,10 @@ func TestAttachmentRanks(t *testing.T) {
 					continue
 				}
 				path := prefix + string(c) + "tool"
-				if _, count := hostDFA.leftmatch(path); count != uint32(i+1) {
-					t.Errorf("%s leaves the host attachment after %q: count %d, want %d", path, prefix+string(c), count, i+1)
+				for _, k := range []kernelLeftmatch{leftmatch61, leftmatch612} {
+					if _, count := hostDFA.leftmatch(path, k); count != uint32(i+1) {
+						t.Errorf("%s: %s leaves the host attachment after %q: count %d, want %d", k, path, prefix+string(c), count, i+1)
+					}
 				}
 				break
 			}
@@ -239,7 +269,7 @@ func TestAttachmentRanks(t *testing.T) {
 		{"docker", compileAttachment(t, "/usr/bin/docker")},
 		{"runcxy", compileAttachment(t, "/usr/sbin/runcxy")},
 	}
-	expectAttach(t, profiles, map[string]string{
+	want := map[string]string{
 		"/usr/sbin/ward-test-distro/cat":   "sbin",
 		"/usr/bin/man":                     "man",
 		"/usr/lib/firefox/firefox":         "firefox",
@@ -258,15 +288,22 @@ func TestAttachmentRanks(t *testing.T) {
 		"/usr/bin/docker":                  "",
 		"/usr/sbin/runcxy":                 "runcxy",
 		"/usr/sbin/cupsd":                  "entry-cupsd",
-	})
+	}
+	expectAttach(t, profiles, want, leftmatch61)
+	// 6.12 counts a path on which the DFA loops nowhere by its length, with or without the
+	// entry's NUL alternative: the entry and another profile's exact attachment of the same path
+	// tie, and the kernel attaches neither (so did TestOtherProfileBesideRuntime on 6.12).
+	// Every other path ranks as on 6.1.
+	want["/usr/sbin/cupsd"] = ""
+	expectAttach(t, profiles, want, leftmatch612)
 }
 
 // expectAttach checks, for each path, which of profiles findAttach gives it ("" for none).
-func expectAttach(t *testing.T, profiles []attachedProfile, want map[string]string) {
+func expectAttach(t *testing.T, profiles []attachedProfile, want map[string]string, k kernelLeftmatch) {
 	t.Helper()
 	for path, w := range want {
-		if got, counts := findAttach(profiles, path); got != w {
-			t.Errorf("%s attaches to %q, want %q (counts: %s)", path, got, w, counts)
+		if got, counts := findAttach(profiles, path, k); got != w {
+			t.Errorf("%s: %s attaches to %q, want %q (counts: %s)", k, path, got, w, counts)
 		}
 	}
 }
@@ -286,7 +323,7 @@ func TestLeftmatchReplaysKernel(t *testing.T) {
 	} {
 		other := attachedProfile{"other", compileAttachment(t, c.attachment)}
 		for _, order := range [][]attachedProfile{{exact, other}, {other, exact}} {
-			expectAttach(t, order, map[string]string{"/usr/sbin/wardx/busybox": c.want})
+			expectAttach(t, order, map[string]string{"/usr/sbin/wardx/busybox": c.want}, leftmatch61)
 		}
 	}
 
@@ -307,5 +344,5 @@ func TestLeftmatchReplaysKernel(t *testing.T) {
 		"/usr/sbin/ward-test-distro/cat": "",
 		"/opt/ward-test-distro/cat":      "distro",
 		"/usr/bin/ward-test-exact/cat":   "ward-host",
-	})
+	}, leftmatch61)
 }
