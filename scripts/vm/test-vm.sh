@@ -5,9 +5,10 @@
 # VM tests carry the selinux tag too run again in a VM booted with the selinux
 # profile. Two VMs run at a time, each on one host thread.
 #
-# The BPF-LSM package runs a second time on the newest 6.12 kernel (trixie's
-# line, served to bookworm too), whose verifier checks loop callbacks as loops:
-# the programs that load on 6.1 must load and enforce there too
+# The BPF-LSM and AppArmor packages run a second time on the newest 6.12 kernel
+# (trixie's line, served to bookworm too), whose verifier checks loop callbacks
+# as loops and whose AppArmor ranks attachments without 6.1's wraparound: the
+# programs and profiles that work on 6.1 must load and enforce there too
 # (docs/vm-harness.md, "Kernels").
 #
 # Environment: VM_TESTFLAGS (extra go test flags, e.g. -run), WARD_VM_KERNEL
@@ -68,9 +69,10 @@ main_profile=${WARD_VM_BOOT_PROFILE:-apparmor}
 jobs=()
 for p in "${selinux_pkgs[@]}"; do jobs+=("$WARD_VM_KERNEL selinux vm,selinux $p"); done
 heavy=(./internal/enforcer/bpflsm ./internal/daemon ./internal/enforcer/apparmor)
+on_newer=" ./internal/enforcer/bpflsm ./internal/enforcer/apparmor "
 for h in "${heavy[@]}"; do
 	for p in "${pkgs[@]}"; do [ "$p" != "$h" ] || jobs+=("$WARD_VM_KERNEL $main_profile vm $p"); done
-	if [ "$h" = ./internal/enforcer/bpflsm ] && [ -n "$newer_kernel" ]; then
+	if [[ "$on_newer" == *" $h "* ]] && [ -n "$newer_kernel" ]; then
 		jobs+=("$newer_kernel $main_profile vm $h")
 	fi
 done
@@ -116,7 +118,7 @@ env -u WARD_VM_TCG_SINGLE "$GO" test -count=1 -tags vmhost ./internal/vmtest || 
 suite_end=$(now)
 
 echo
-echo "== VM timings (one line per VM; $WARD_VM_KERNEL${newer_kernel:+, BPF-LSM on $newer_kernel too}, profile ${WARD_VM_BOOT_PROFILE:-apparmor}) =="
+echo "== VM timings (one line per VM; $WARD_VM_KERNEL${newer_kernel:+, BPF-LSM and AppArmor on $newer_kernel too}, profile ${WARD_VM_BOOT_PROFILE:-apparmor}) =="
 column -t -s $'\t' "$WARD_VM_TIMINGS" || cat "$WARD_VM_TIMINGS"
 first=$(awk -F'started_unix=' 'NF > 1 && $2 != "-" { print $2 }' "$WARD_VM_TIMINGS" | sort -n | head -n1)
 awk -v s="$suite_start" -v f="${first:-}" -v g="$guest_end" -v e="$suite_end" 'BEGIN {

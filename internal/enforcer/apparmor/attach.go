@@ -169,12 +169,10 @@ func Unconfined(procRoot string, self int) (total int, byName []NameCount, err e
 // unconfined (its children do enter the profile); and an exec enters one profile, so the
 // programs another profile attaches to follow that one.
 func (b *Backend) reportUnreached() {
-	if labels, err := loadedLabels(filepath.Join(b.securityFS, "profiles")); err == nil {
-		if others := otherProfiles(labels); len(others) > 0 {
-			b.log.Warn("other AppArmor profiles are loaded: the programs they confine follow them, and host policies do not reach those programs",
-				"count", len(others), "profiles", strings.Join(others[:min(len(others), 10)], ", "),
-				"fix", "use BPF-LSM (--lsm bpf), which applies host policies to every process, or add the host policies' rules to those profiles")
-		}
+	if _, others := b.loadedProfiles(); len(others) > 0 {
+		b.log.Warn("other AppArmor profiles are loaded: the programs they confine follow them, and host policies do not reach those programs",
+			"count", len(others), "profiles", strings.Join(others[:min(len(others), 10)], ", "),
+			"fix", "use BPF-LSM (--lsm bpf), which applies host policies to every process, or add the host policies' rules to those profiles")
 	}
 	total, byName, err := Unconfined(b.procRoot, os.Getpid())
 	if err != nil {

@@ -111,6 +111,9 @@ type Backend struct {
 	// sharedChildren is each profile's Profile.Shared: the child profiles more than one fromSource
 	// executable runs in: record tells their records apart by the process's executable.
 	sharedChildren map[string]map[string][]string
+	// pathEntries maps the label of each entry profile named by its path (PathEntries) in a
+	// loaded text of Ward's to that text's profile: the label alone does not say it is Ward's.
+	pathEntries map[string]string
 	// loading holds the set of a profile whose load has started and is not in byName yet, and
 	// replaced the set a profile held before its last load. The kernel takes a profile before
 	// apparmor_parser returns, and records of the old one can still be read after byName
@@ -201,8 +204,8 @@ func New(ctx context.Context, cfg Config) (*Backend, error) {
 		opts:   Options{Host: host}, hostOpts: hostOpts, securityFS: cfg.SecurityFS, procRoot: cfg.ProcRoot,
 		log:    cfg.Logger,
 		byName: map[string]*rules.Set{}, byWorkload: map[string]string{}, text: map[string][]byte{},
-		sharedChildren: map[string]map[string][]string{},
-		loading:        map[string]*rules.Set{}, replaced: map[string]*rules.Set{},
+		sharedChildren: map[string]map[string][]string{}, pathEntries: map[string]string{},
+		loading: map[string]*rules.Set{}, replaced: map[string]*rules.Set{},
 		podGrace: cfg.PodProfileGrace, unloads: map[string]*time.Timer{},
 	}
 	b.seedText(cfg.Dir, cfg.SecurityFS)
@@ -231,6 +234,7 @@ func (b *Backend) seedText(dir, securityFS string) {
 		text, err := os.ReadFile(filepath.Join(dir, name))
 		if err == nil && bytes.HasPrefix(text, []byte(HeaderPrefix+name+"\n")) {
 			b.text[name] = text
+			b.ownPathEntries(name, text)
 		}
 	}
 	if len(b.text) > 0 {
@@ -286,6 +290,7 @@ func (b *Backend) Apply(ctx context.Context, sets []*rules.Set) error {
 	b.mu.Lock()
 	for _, name := range removed {
 		delete(b.text, name)
+		b.ownPathEntries(name)
 		delete(b.sharedChildren, name)
 		delete(b.replaced, name)
 	}
@@ -425,12 +430,20 @@ func (b *Backend) loadedProfiles() (held map[string][]string, others []string) {
 		return nil, nil
 	}
 	held = map[string][]string{}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	var notWard []string
 	for _, label := range labels {
+		if owner, ok := b.pathEntries[label]; ok {
+			held[owner] = append(held[owner], label)
+			continue
+		}
+		notWard = append(notWard, label)
 		if name, child := SplitLabel(label); child != "" && strings.HasPrefix(name, "ward-") {
 			held[name] = append(held[name], label)
 		}
 	}
-	return held, otherProfiles(labels)
+	return held, otherProfiles(notWard)
 }
 
 // unloadRetired unloads the retired profiles (Profile.Retired) that no process runs in. No exec
@@ -485,6 +498,24 @@ func (b *Backend) unloadEntries(profiles []string) error {
 			}
 		}
 	}
+	// Entries named by their paths: unloading the file unloaded those it held.
+	labels, err := loadedLabels(filepath.Join(b.securityFS, "profiles"))
+	if err != nil {
+		return errors.Join(append(errs, fmt.Errorf("unload entry profiles: %w", err))...)
+	}
+	b.mu.Lock()
+	var owned []string
+	for _, label := range labels {
+		if owner, ok := b.pathEntries[label]; ok && slices.Contains(profiles, owner) {
+			owned = append(owned, label)
+		}
+	}
+	b.mu.Unlock()
+	for _, label := range owned {
+		if err := b.unload(label); err != nil {
+			errs = append(errs, err)
+		}
+	}
 	return errors.Join(errs...)
 }
 
@@ -514,6 +545,9 @@ func (b *Backend) loadText(ctx context.Context, prof Profile) error {
 	// one back.
 	old := b.sharedChildren[prof.Name]
 	b.sharedChildren[prof.Name] = prof.Shared
+	if !same {
+		b.ownPathEntries(prof.Name, b.text[prof.Name], prof.Text)
+	}
 	b.mu.Unlock()
 	if same {
 		return nil
@@ -521,13 +555,32 @@ func (b *Backend) loadText(ctx context.Context, prof Profile) error {
 	if err := b.loader.Load(ctx, prof); err != nil {
 		b.mu.Lock()
 		b.sharedChildren[prof.Name] = old
+		b.ownPathEntries(prof.Name, b.text[prof.Name])
 		b.mu.Unlock()
 		return err
 	}
 	b.mu.Lock()
 	b.text[prof.Name] = prof.Text
+	b.ownPathEntries(prof.Name, prof.Text)
 	b.mu.Unlock()
 	return nil
+}
+
+// ownPathEntries records the entries named by their paths in texts (PathEntries) as profile
+// name's, in place of those it had (b.mu held). Before a load it is given the old text and the
+// new: the kernel takes the new entries before apparmor_parser returns, and keeps the old ones
+// until a later render has retired them.
+func (b *Backend) ownPathEntries(name string, texts ...[]byte) {
+	for label, owner := range b.pathEntries {
+		if owner == name {
+			delete(b.pathEntries, label)
+		}
+	}
+	for _, text := range texts {
+		for _, label := range PathEntries(text) {
+			b.pathEntries[label] = name
+		}
+	}
 }
 
 // lockWorkload serialises the calls for one workload and keeps out a concurrent Apply.
@@ -712,6 +765,7 @@ func (b *Backend) removeProfile(ctx context.Context, name string) error {
 	b.mu.Lock()
 	delete(b.byName, name)
 	delete(b.text, name)
+	b.ownPathEntries(name)
 	delete(b.sharedChildren, name)
 	delete(b.replaced, name)
 	b.mu.Unlock()
@@ -742,8 +796,12 @@ func (b *Backend) record(line string) (ev enforcer.Event, ok bool) {
 	if rec.Apparmor != "DENIED" && rec.Apparmor != "AUDIT" && rec.Apparmor != "ALLOWED" {
 		return ev, false
 	}
-	name, child := SplitLabel(rec.Profile)
 	b.mu.Lock()
+	if owner, ok := b.pathEntries[rec.Profile]; ok {
+		// An entry named by its path: attributed as its entry (EntryName) would be.
+		rec.Profile = EntryName(owner, rec.Profile)
+	}
+	name, child := SplitLabel(rec.Profile)
 	loaded, loading, replaced := b.byName[name], b.loading[name], b.replaced[name]
 	sharers := b.sharedChildren[name][child]
 	b.mu.Unlock()

@@ -72,7 +72,8 @@ type Options struct {
 	// entry profile (entries).
 	Exempt []string
 	// Held lists the child and entry profiles of this profile that the kernel holds now, by
-	// label (NAME//CHILD, NAME/CHILD, as SplitLabel reads them). Those the new text would lack
+	// label (NAME//CHILD, NAME/CHILD, as SplitLabel reads them; /PATH for an entry named by its
+	// path, PathEntries, which the caller knows as its own). Those the new text would lack
 	// are rendered retired (retired): the kernel keeps a child that a replaced profile no longer
 	// holds, with its old rules, for the processes in it, and an unloaded profile's processes
 	// become unconfined.
@@ -106,9 +107,10 @@ type Profile struct {
 	// Shared maps a child profile that more than one source runs in (named after the first) to
 	// those sources: a record from it names the child, not which of them acted.
 	Shared map[string][]string
-	// Entries are the entry profiles in the same file, each a top-level twin of a child attached
-	// to its sources' paths (EntryName), rendered with AttachAll. Loading the file does not
-	// unload an entry it no longer holds: a later render writes that one retired (Held).
+	// Entries are the entry profiles in the same file, each a top-level twin of a child: named by
+	// its source's path (PathEntries), or attached to its sources' paths (EntryName), rendered
+	// with AttachAll. Loading the file does not unload an entry it no longer holds: a later
+	// render writes that one retired (Held).
 	Entries []string
 	// Retired are the labels of the profiles rendered retired (Options.Held): no exec enters them;
 	// the loader unloads each once no process runs in it.
@@ -458,16 +460,21 @@ func (r *renderer) render() error {
 	if err := r.entries(); err != nil {
 		return err
 	}
-	for _, child := range r.retired(false) {
-		if err := r.renderRetired(r.name+"/"+child, r.name+"/"+child, child, ""); err != nil {
+	for _, e := range r.retired(false) {
+		label := r.name + "/" + e
+		if strings.HasPrefix(e, "/") {
+			label = e // named by its path: it keeps that name, the program's rules, and its execs
+		}
+		if err := r.renderRetired(label, label, childName(e), ""); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
-// retired lists the children, or the entries, by child name, that the kernel holds for this
-// profile (Options.Held) and the new text lacks; entries are known once rendered. When a
+// retired lists the children, or the entries, by child name (an entry named by its path by that
+// path), that the kernel holds for this profile (Options.Held) and the new text lacks; entries
+// are known once rendered. When a
 // profile is replaced, the kernel keeps the children the new text lacks, with their old rules,
 // for the processes that run in them; and when a profile is unloaded, its processes become
 // unconfined. So neither is dropped while in use: each stays, retired (renderRetired), until no
@@ -482,6 +489,14 @@ func (r *renderer) retired(children bool) []string {
 	}
 	var out []string
 	for _, label := range r.opts.Held {
+		if strings.HasPrefix(label, "/") {
+			// An entry named by its path (PathEntries) that the new text lacks: listed by its label.
+			if !children && !current[label] && pathNamed(label) {
+				current[label] = true
+				out = append(out, label)
+			}
+			continue
+		}
 		name, child := SplitLabel(label)
 		// An old Ward's child named by its path ("NAME///usr/bin/curl") is left as it is, and
 		// so are the kernel's own null- profiles (a complain-mode exec without a profile).
@@ -499,13 +514,18 @@ func (r *renderer) retired(children bool) []string {
 // renderRetired renders a retired child or entry profile (retired), named name in the text and
 // label in the kernel: without an attachment and the target of no exec rule, so no process
 // enters it, and with the rules that fromSource executable "/"+child has now, so the processes
-// that still run in it get them.
+// that still run in it get them. An entry named by its path still takes that program's execs
+// from outside Ward's profiles until it is unloaded, with those same rules.
 func (r *renderer) renderRetired(label, name, child, indent string) error {
 	s := "/" + child
 	c := &ctx{source: s, label: label, indent: indent + "  "}
 	o := Origin{Kind: OriginHeader, RuleID: -1, Source: s}
 	r.emit(o, "", "")
-	r.emit(o, indent, "# Retired: no exec enters this profile now. It has the rules of fromSource %s, for the processes still in it, until none is.", s)
+	if name == s {
+		r.emit(o, indent, "# Retired entry named by its path: it still takes the execs of %s from outside Ward's profiles, with the rules that program has now, until no process runs in it.", s)
+	} else {
+		r.emit(o, indent, "# Retired: no exec enters this profile now. It has the rules of fromSource %s, for the processes still in it, until none is.", s)
+	}
 	r.emit(o, indent, "profile %s flags=(attach_disconnected) {", quote(name))
 	if err := r.body(c); err != nil {
 		return err
@@ -537,12 +557,16 @@ func SplitLabel(label string) (profile, child string) {
 }
 
 // entries renders, for a profile attached to every program (the host's), each child profile again
-// as a top-level profile attached to its sources' paths. A child is entered only by its parent's
-// exec rule, so a fromSource program that a process outside Ward's profiles starts (systemd
-// starting a service, a shell older than the profile) would enter the workload's profile by its
-// attachment instead, without the rules limited to it. The workload's attachment leaves the
-// sources out (render), so the entry is the only profile an unconfined exec of one can enter,
-// whatever the kernel's ranking of the two attachments (attachAllExcept). Its body is
+// as a top-level profile for its sources. A child is entered only by its parent's exec rule, so a
+// fromSource program that a process outside Ward's profiles starts (systemd starting a service, a
+// shell older than the profile) would enter the workload's profile by its attachment instead,
+// without the rules limited to it. The workload's attachment leaves the sources out (render), so
+// the entry is the only one of Ward's profiles an unconfined exec of one can enter. Each source
+// whose path can name a profile (pathNamed) gets an entry named by that path, without an
+// attachment: the kernel gives an exec such a profile before it looks at any attachment
+// (find_attach), so it wins over another profile attached to the same path too, which an
+// attachment of Ward's cannot do on every kernel (docs/apparmor.md, "Other profiles'
+// programs"). The other sources share one entry attached to their paths (EntryName). Its body is
 // the child's, exec rules and all, so a program it starts goes where the child's would. Sources
 // the node's container runtime or Ward itself run as (AttachExcept, Exempt) get none: those must
 // stay unconfined when started from outside.
@@ -552,11 +576,32 @@ func (r *renderer) entries() error {
 		if len(attach) == 0 {
 			continue
 		}
+		s := members[0]
+		var attached []string
+		for _, p := range attach {
+			if !pathNamed(p) || slices.Contains(r.opts.Others, p) {
+				attached = append(attached, p) // another profile has the name: planEntries warns
+				continue
+			}
+			c := &ctx{source: s, label: p, indent: "  "}
+			o := Origin{Kind: OriginHeader, RuleID: -1, Source: s}
+			r.emit(o, "", "")
+			r.emit(o, "", "# Entry profile for fromSource %s, named by its path: the rules of child profile %s//%s, for a start by a process outside Ward's profiles.", p, r.name, childName(s))
+			r.emit(o, "", "profile %s flags=(attach_disconnected) {", quote(p))
+			if err := r.body(c); err != nil {
+				return err
+			}
+			r.emit(o, "", "}")
+			r.entryNames = append(r.entryNames, p)
+		}
+		if len(attached) == 0 {
+			continue
+		}
+		attach = attached
 		a, err := attachment(attach)
 		if err != nil {
 			return err
 		}
-		s := members[0]
 		name := EntryName(r.name, s)
 		c := &ctx{source: s, label: name, indent: "  "}
 		o := Origin{Kind: OriginHeader, RuleID: -1, Source: s}
@@ -570,6 +615,40 @@ func (r *renderer) entries() error {
 		r.entryNames = append(r.entryNames, name)
 	}
 	return nil
+}
+
+// pathNamed says whether an entry profile can be named by fromSource executable p: a path of
+// letters, digits and "/._+-" only. The parser takes a profile name with a pattern character for
+// an attachment, and the kernel then ranks it as one; quoting and escapes are left out too.
+func pathNamed(p string) bool {
+	if !strings.HasPrefix(p, "/") {
+		return false
+	}
+	for i := 0; i < len(p); i++ {
+		c := p[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || strings.IndexByte("/._+-", c) >= 0) {
+			return false
+		}
+	}
+	return true
+}
+
+// PathEntries lists the entry profiles named by their paths (entries) among the top-level
+// profiles of a text of Ward's: lines "profile /PATH flags=...", not indented. They are Ward's
+// although their labels do not say so; the Backend knows them from the texts it loaded.
+func PathEntries(text []byte) []string {
+	var out []string
+	for line := range strings.Lines(string(text)) {
+		rest, ok := strings.CutPrefix(line, "profile /")
+		if !ok {
+			continue
+		}
+		name, _, _ := strings.Cut(rest, " ")
+		if p := "/" + name; pathNamed(p) {
+			out = append(out, p)
+		}
+	}
+	return out
 }
 
 // planEntries lists, for each child, the sources its entry profile attaches to (entries), and

@@ -268,10 +268,13 @@ func renderCases() []renderCase {
 		// paths, with the child's rules: cat and head share one, curl has its own. runc (the
 		// runtime, left out of the attachment) and Ward's own binary get none, and a warning.
 		// Children and entries the kernel holds that the new text lacks stay, retired: no
-		// attachment, no exec enters them, the rules their executable has now. The current ones,
-		// an old Ward's child named by its path and another profile's are left out.
+		// attachment, no exec enters them (but an entry named by its path keeps its execs), the
+		// rules their executable has now. The current ones (the entry of /usr/bin/cat is named by
+		// its path now, so its attached form retires), an old Ward's child named by its path and
+		// another profile's are left out.
 		{name: "retired", w: host, opts: Options{AttachAll: true, Held: []string{"ward-host//usr/bin/cat", "ward-host//usr/bin/old",
-			"ward-host/usr/bin/cat", "ward-host/usr/bin/gone", "ward-host///usr/bin/legacy", "ward-other//usr/bin/x", "ward-host", "ward-host//null-1"}},
+			"ward-host/usr/bin/cat", "ward-host/usr/bin/gone", "ward-host///usr/bin/legacy", "ward-other//usr/bin/x", "ward-host", "ward-host//null-1",
+			"/usr/bin/cat", "/usr/bin/went"}},
 			policies: []policy.Policy{hostPolicy("retire",
 				file(policy.MatchPath, "/etc/shadow", block, from("/usr/bin/cat")),
 				file(policy.MatchPath, "/etc/passwd", block),

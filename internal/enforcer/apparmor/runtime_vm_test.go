@@ -108,9 +108,9 @@ profile wardtest-runtime-default flags=(attach_disconnected) {
 
 // TestHostSourceStartedOutsideProfile checks a fromSource program that a process outside Ward's
 // profiles starts (systemd starting a service, a shell that predates Ward): it enters its child's
-// entry profile by that profile's attachment (more specific than the host profile's "/**"), so
-// the rule limited to it denies, and the denial's event names it and its policy. An apply that
-// drops the rule unloads the entry, and the program reads the file again. What stays open is a
+// entry profile, named by its path (the kernel gives an exec such a profile before any
+// attachment), so the rule limited to it denies, and the denial's event names it and its policy.
+// An apply that drops the rule unloads the entry, and the program reads the file again. What stays open is a
 // start in the profile itself (change_onexec, as a runtime starts a container's entrypoint):
 // it is named by Limitations, and when this test fails because the rule applies there, the
 // limitation is gone: remove it.
@@ -153,7 +153,7 @@ func TestHostSourceStartedOutsideProfile(t *testing.T) {
 		}
 	})
 	const hostName = "ward-host"
-	entry := EntryName(hostName, src)
+	entry := src // named by its path (entries)
 	run := func(args ...string) (string, error) {
 		out, err := exec.Command(args[0], args[1:]...).CombinedOutput()
 		return strings.TrimRight(strings.TrimSpace(string(out)), "\x00"), err
@@ -177,7 +177,12 @@ func TestHostSourceStartedOutsideProfile(t *testing.T) {
 		t.Errorf("no event for %s read by %s started unconfined; events: %+v", secret, src, evs)
 	} else {
 		ev := evs[len(evs)-1]
-		_, v := Attribute(set, mustRecord(t, ev.Detail))
+		rec := mustRecord(t, ev.Detail)
+		if rec.Profile != src {
+			t.Errorf("record's profile %q, want the entry named by its path %s", rec.Profile, src)
+		}
+		rec.Profile = EntryName(hostName, src) // as the Backend reads its own entry's label
+		_, v := Attribute(set, rec)
 		if ev.Errno != int(syscall.EACCES) || ev.Workload != set.Workload.ID() || ev.Access.Source != src || v.Action != block || v.Policy != "src" {
 			t.Errorf("event %s errno %d source %q, attributed to %s %s, want the host's EACCES by %s, a Block of policy src: %s",
 				ev.Workload, ev.Errno, ev.Access.Source, v.Action, v.Policy, src, ev.Detail)
@@ -196,7 +201,7 @@ func TestHostSourceStartedOutsideProfile(t *testing.T) {
 	// profile (its child).
 	fromOutside := startReader(t, reader)
 	fromInside := startReader(t, "aa-exec", "-p", hostName, "--", "sh", "-c", "exec "+reader)
-	readerEntry, readerChild := EntryName(hostName, reader), hostName+"//"+childName(reader)
+	readerEntry, readerChild := reader, hostName+"//"+childName(reader)
 	readers := []struct {
 		r     *lineReader
 		label string
@@ -212,7 +217,9 @@ func TestHostSourceStartedOutsideProfile(t *testing.T) {
 
 	// Without the rules, a new apply retires the children and entries: the processes in them
 	// keep their labels and get the rules their programs have now (a new Block of secret2 for
-	// every program, and no more Block of secret). New starts go to the host profile.
+	// every program, and no more Block of secret). New starts of src go to the host profile (its
+	// entry, unused, is unloaded); the reader's retired entry, named by its path, would still take
+	// a new start of it, with the same rules.
 	set2 := compile(hostPolicy("other", file(policy.MatchPath, secret2, block)))
 	if err := b.Apply(ctx, []*rules.Set{set2}); err != nil {
 		t.Fatalf("%+v", err)
@@ -376,7 +383,9 @@ func guestParser(t *testing.T) string {
 // zero for every path leaving it deep in /usr (attachAllExcept): the host profile won there
 // over an exact path, and against another pattern neither attached and the program ran
 // unconfined. A host fromSource program that the other profile attaches to by the same exact
-// path is taken by its entry profile: the two attachments once tied, and it ran unconfined.
+// path is taken by its entry profile, named by its path: as an attachment, the entry tied with
+// the other one (on 6.1 without its NUL alternative, on 6.12 even with it), and the program ran
+// unconfined.
 func TestOtherProfileBesideRuntime(t *testing.T) {
 	vmguest.RequireProfile(t, "apparmor")
 	ctx := context.Background()
@@ -434,7 +443,7 @@ func TestOtherProfileBesideRuntime(t *testing.T) {
 		return l
 	}
 	for prog, want := range map[string]string{apart: other, beside: other, exact: exactName, plain: ProfileName(host),
-		claimed: EntryName(ProfileName(host), claimed)} {
+		claimed: claimed} {
 		if got := label(prog); got != want {
 			t.Errorf("%s: label %q, want %s", prog, got, want)
 		}

@@ -638,8 +638,9 @@ func TestRecordSharedChild(t *testing.T) {
 	if err := b.ApplyWorkload(context.Background(), apart); err == nil {
 		t.Fatal("ApplyWorkload: the runner refuses ward-host, want an error")
 	}
-	// The child's entry profile (attached to the sources' paths) is told apart the same way.
-	for _, label := range []string{"ward-host//" + childName(other), EntryName("ward-host", other)} {
+	// The child's entry profiles are told apart the same way: attached to the sources' paths
+	// (EntryName), or named by the first source's path.
+	for _, label := range []string{"ward-host//" + childName(other), EntryName("ward-host", other), other} {
 		record := func(pid int) string {
 			return fmt.Sprintf(`audit: type=1400 audit(1764343200.123:1): apparmor="DENIED" operation="open" class="file" profile="%s" name="/secret" pid=%d comm="x" requested_mask="r" denied_mask="r" fsuid=0 ouid=0`,
 				label, pid)
@@ -653,6 +654,29 @@ func TestRecordSharedChild(t *testing.T) {
 		if !ok || ev.Access.Source != other || !strings.Contains(ev.Detail, `ward_source="one of `+other+" "+self) {
 			t.Errorf("%s: record of a process gone: source %q, detail %q (kept %v), want the child's first source and the candidates", label, ev.Access.Source, ev.Detail, ok)
 		}
+	}
+	// A profile named by a path that is not Ward's is no event of Ward's. (The test binary, the
+	// other source, is one of Ward's exempt executables: it has no entry.)
+	line := `audit: type=1400 audit(1764343200.123:1): apparmor="DENIED" operation="open" class="file" profile="/usr/bin/man" name="/secret" pid=1 comm="x" requested_mask="r" denied_mask="r" fsuid=0 ouid=0`
+	if ev, ok := b.record(line); ok {
+		t.Errorf("record of another profile named by its path kept: %+v", ev)
+	}
+}
+
+// An entry profile is named by its source's path where the parser reads that name literally, and
+// Ward finds those names in its own texts again (the kernel's labels do not say they are Ward's).
+func TestPathEntries(t *testing.T) {
+	for p, want := range map[string]bool{"/usr/bin/cat": true, "/opt/app-1.2/bin/x_y+z": true, "usr/bin/cat": false,
+		"/usr/bin/a b": false, "/usr/bin/a*": false, "/usr/bin/{a,b}": false, "/usr/bin/a[1]": false, "/usr/bin/a?": false,
+		"/usr/bin/@{x}": false, "/usr/bin/a^": false, "/usr/bin/a\\b": false, "/usr/bin/a:b": false} {
+		if got := pathNamed(p); got != want {
+			t.Errorf("pathNamed(%q) = %v, want %v", p, got, want)
+		}
+	}
+	text := "# Ward\nprofile ward-host \"/{...}\" {\n  profile /usr/bin/child {\n  }\n}\nprofile /usr/bin/cat flags=(attach_disconnected) {\n}\n" +
+		"profile ward-host/usr/bin/x \"/{usr/bin/x,\\x00}\" flags=(attach_disconnected) {\n}\nprofile /usr/bin/went flags=(attach_disconnected) {\n}\n"
+	if got := PathEntries([]byte(text)); !slices.Equal(got, []string{"/usr/bin/cat", "/usr/bin/went"}) {
+		t.Errorf("PathEntries: %q, want the two top-level profiles named by paths", got)
 	}
 }
 
@@ -713,7 +737,7 @@ func TestRetiredProfilesUnloaded(t *testing.T) {
 		}
 		os.Remove(filepath.Join(sfs, ".remove"))
 	}
-	holds("ward-host (enforce)\nward-host//usr/bin/cat (enforce)\nward-host/usr/bin/cat (enforce)\nward-host/usr/bin/gone (enforce)\n" +
+	holds("ward-host (enforce)\nward-host//usr/bin/cat (enforce)\nward-host/usr/bin/gone (enforce)\n" +
 		"ward-host//usr/bin/old (enforce)\nward-host//null-1 (complain)\nward-exempt (unconfined)\nward-ns_pod_c (enforce)\n/usr/bin/man (enforce)\n")
 	// A process still runs in the entry of /usr/bin/gone.
 	attr := filepath.Join(procs, "123", "attr", "apparmor")
@@ -739,13 +763,13 @@ func TestRetiredProfilesUnloaded(t *testing.T) {
 		t.Errorf(".remove got %q, want the unused retired child ward-host//usr/bin/old only", got)
 	}
 	text, _ := os.ReadFile(filepath.Join(dir, "ward-host"))
-	for _, want := range []string{"\nprofile ward-host/usr/bin/gone flags=", "\n  profile usr/bin/old flags=", "\nprofile ward-host/usr/bin/cat \"/{usr/bin/cat,\\x00}\" flags="} {
+	for _, want := range []string{"\nprofile ward-host/usr/bin/gone flags=", "\n  profile usr/bin/old flags=", "\nprofile /usr/bin/cat flags="} {
 		if !strings.Contains(string(text), want) {
 			t.Errorf("profile lacks %q:\n%s", want, text)
 		}
 	}
 	// The process is gone: the next load of the host's profile unloads its entry.
-	holds("ward-host (enforce)\nward-host//usr/bin/cat (enforce)\nward-host/usr/bin/cat (enforce)\nward-host/usr/bin/gone (enforce)\nward-host//usr/bin/old (enforce)\n")
+	holds("ward-host (enforce)\nward-host//usr/bin/cat (enforce)\n/usr/bin/cat (enforce)\nward-host/usr/bin/gone (enforce)\nward-host//usr/bin/old (enforce)\n")
 	if err := os.RemoveAll(filepath.Join(procs, "123")); err != nil {
 		t.Fatal(err)
 	}
@@ -755,13 +779,17 @@ func TestRetiredProfilesUnloaded(t *testing.T) {
 	if got := removed(); got != "ward-host/usr/bin/gone" {
 		t.Errorf(".remove got %q once the process went, want ward-host/usr/bin/gone", got)
 	}
-	// Removing the host's profile unloads an entry its file does not hold.
-	holds("ward-host (enforce)\nward-host/usr/bin/left (enforce)\n")
+	if text, _ := os.ReadFile(filepath.Join(dir, "ward-host")); !strings.Contains(string(text), "\nprofile /usr/bin/cat flags=") {
+		t.Errorf("the entry named by its path went while the kernel holds it as Ward's:\n%s", text)
+	}
+	// Removing the host's profile unloads an entry its file does not hold, and an entry named by
+	// its path after it (the list ends with the last written), but not another profile so named.
+	holds("ward-host (enforce)\nward-host/usr/bin/left (enforce)\n/usr/bin/man (enforce)\n/usr/bin/cat (enforce)\n")
 	if err := b.RemoveWorkload(context.Background(), set.Workload.ID()); err != nil {
 		t.Fatal(err)
 	}
-	if got := removed(); got != "ward-host/usr/bin/left" {
-		t.Errorf(".remove got %q after the host's removal, want ward-host/usr/bin/left", got)
+	if got := removed(); got != "/usr/bin/cat" {
+		t.Errorf(".remove got %q after the host's removal, want /usr/bin/cat", got)
 	}
 }
 

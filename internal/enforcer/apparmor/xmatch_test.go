@@ -256,9 +256,9 @@ func TestAttachmentRanks(t *testing.T) {
 		{"firefox", compileAttachment(t, "/usr/lib/firefox/firefox{,*[^s][^h]}")},
 		{"opt", compileAttachment(t, "/opt/app/**")},
 		{"local", compileAttachment(t, "/usr/local/bin/ward-tool")},
-		// Entry profiles, as Render writes them: of a shared child, and of a program another
-		// profile attaches to by the same exact path (a tie, neither attached, without the
-		// attachment's NUL alternative).
+		// Entry profiles in their attached form (Render's for paths that cannot name a profile):
+		// of a shared child, and of a program another profile attaches to by the same exact
+		// path (a tie, neither attached, without the attachment's NUL alternative).
 		{"entry", entry("/usr/bin/cat", "/usr/bin/head")},
 		{"cupsd", compileAttachment(t, "/usr/sbin/cupsd")},
 		{"entry-cupsd", entry("/usr/sbin/cupsd")},
@@ -292,8 +292,9 @@ func TestAttachmentRanks(t *testing.T) {
 	expectAttach(t, profiles, want, leftmatch61)
 	// 6.12 counts a path on which the DFA loops nowhere by its length, with or without the
 	// entry's NUL alternative: the entry and another profile's exact attachment of the same path
-	// tie, and the kernel attaches neither (so did TestOtherProfileBesideRuntime on 6.12).
-	// Every other path ranks as on 6.1.
+	// tie, and the kernel attaches neither (so did TestOtherProfileBesideRuntime on 6.12 before
+	// entries were named by their paths, which the kernel takes before any attachment). Every
+	// other path ranks as on 6.1.
 	want["/usr/sbin/cupsd"] = ""
 	expectAttach(t, profiles, want, leftmatch612)
 }
