@@ -820,3 +820,41 @@ func TestRetiredUnloadFailureKeepsLoad(t *testing.T) {
 		t.Error("the host's new set is not the one in force")
 	}
 }
+
+// A restarted Backend knows the entries named by their paths that the kernel holds from the host
+// profile's file on disk: it keeps them as Ward's (not another profile's, which would make it fall
+// back to an attached entry and warn), and attributes their records.
+func TestPathEntriesAfterRestart(t *testing.T) {
+	sfs, dir := t.TempDir(), t.TempDir()
+	old := HeaderPrefix + "ward-host\nprofile ward-host /** {\n}\nprofile /usr/bin/cat flags=(attach_disconnected) {\n}\n"
+	if err := os.WriteFile(filepath.Join(dir, "ward-host"), []byte(old), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(sfs, "profiles"), []byte("ward-host (enforce)\n/usr/bin/cat (enforce)\n/usr/bin/man (enforce)\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	b, err := New(context.Background(), Config{Dir: dir, Runner: &gateRunner{}, Host: &fixtureHost, SecurityFS: sfs, ProcRoot: t.TempDir(),
+		Records: func(ctx context.Context, _ func(string)) error { <-ctx.Done(); return nil }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	held, others := b.loadedProfiles()
+	if !slices.Equal(held["ward-host"], []string{"/usr/bin/cat"}) || !slices.Equal(others, []string{"/usr/bin/man"}) {
+		t.Errorf("after a restart: held %v, others %v; want /usr/bin/cat Ward's and /usr/bin/man another's", held, others)
+	}
+	set := compileFor(t, hostPolicy("cat", file(policy.MatchPath, "/secret", block, from("/usr/bin/cat"))), true)
+	if err := b.Apply(context.Background(), []*rules.Set{set}); err != nil {
+		t.Fatal(err)
+	}
+	if text, _ := os.ReadFile(filepath.Join(dir, "ward-host")); !strings.Contains(string(text), "\nprofile /usr/bin/cat flags=") || strings.Contains(string(text), "ward-host/usr/bin/cat") {
+		t.Errorf("the entry is not named by its path after a restart:\n%s", text)
+	}
+	for _, w := range b.WorkloadWarnings(set.Workload.ID()) {
+		t.Errorf("warning: %+v", w)
+	}
+	line := `audit: type=1400 audit(1764343200.123:1): apparmor="DENIED" operation="open" class="file" profile="/usr/bin/cat" name="/secret" pid=1 comm="cat" requested_mask="r" denied_mask="r" fsuid=0 ouid=0`
+	if ev, ok := b.record(line); !ok || ev.Access.Source != "/usr/bin/cat" || ev.Workload != set.Workload.ID() {
+		t.Errorf("record of the entry: %+v (kept %v), want the host's, source /usr/bin/cat", ev, ok)
+	}
+}
