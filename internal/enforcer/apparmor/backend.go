@@ -89,6 +89,8 @@ type Backend struct {
 	// retired profiles and entries that no file holds (unloadRetired, unloadEntries).
 	securityFS string
 	procRoot   string
+	// hostRoot is where the host's files are read (symlinked): hostRoot, or a test's directory.
+	hostRoot string
 	// unreached reports, once, the host processes that predate the host profile.
 	unreached sync.Once
 	log       *slog.Logger
@@ -201,7 +203,7 @@ func New(ctx context.Context, cfg Config) (*Backend, error) {
 	b := &Backend{
 		exempt: exempt,
 		loader: NewLoader(cfg.Dir, cfg.Runner),
-		opts:   Options{Host: host}, hostOpts: hostOpts, securityFS: cfg.SecurityFS, procRoot: cfg.ProcRoot,
+		opts:   Options{Host: host}, hostOpts: hostOpts, securityFS: cfg.SecurityFS, procRoot: cfg.ProcRoot, hostRoot: hostRoot,
 		log:    cfg.Logger,
 		byName: map[string]*rules.Set{}, byWorkload: map[string]string{}, text: map[string][]byte{},
 		sharedChildren: map[string]map[string][]string{}, pathEntries: map[string]string{},
@@ -373,7 +375,8 @@ func (b *Backend) renderProfile(set *rules.Set, held map[string][]string, others
 	if opts.Name == "" && set.Workload.Kind == workload.KindContainer && set.Workload.Pod != "" {
 		warns = append(warns, unattached(set)...)
 	}
-	return prof, append(warns, hardLinked(set)...), nil
+	warns = append(warns, hardLinked(set)...)
+	return prof, append(warns, symlinked(set, b.hostRoot)...), nil
 }
 
 // loadProfile renders a workload's profile and loads it unless the kernel already holds the same

@@ -2,15 +2,14 @@ package bpflsm
 
 import (
 	"errors"
-	"fmt"
 	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
 
 	"golang.org/x/sys/unix"
 
+	"github.com/wardsec/ward/internal/enforcer"
 	"github.com/wardsec/ward/internal/workload"
 )
 
@@ -118,50 +117,8 @@ func (x *nsIndex) find(ns uint32) (int, bool) {
 // the task's, and symlinks resolve as they do for it, an absolute target from its root.
 type rootHost struct{ root string }
 
-// maxSymlinks is the kernel's bound on the links one path resolution follows (MAXSYMLINKS).
-const maxSymlinks = 40
-
-// EvalSymlinks implements Host. It resolves one component at a time, so that the part below
-// root that it hands to the kernel never holds a symlink: the kernel would resolve an absolute
-// one from Ward's root.
-func (h rootHost) EvalSymlinks(p string) (string, error) {
-	if !filepath.IsAbs(p) {
-		return "", fmt.Errorf("%s: not an absolute path", p)
-	}
-	done, rest, links := "/", strings.Split(p, "/"), 0
-	for len(rest) > 0 {
-		c := rest[0]
-		rest = rest[1:]
-		switch c {
-		case "", ".":
-			continue
-		case "..":
-			done = filepath.Dir(done)
-			continue
-		}
-		next := filepath.Join(done, c)
-		fi, err := os.Lstat(h.root + next)
-		if err != nil {
-			return "", err
-		}
-		if fi.Mode()&os.ModeSymlink == 0 {
-			done = next
-			continue
-		}
-		if links++; links > maxSymlinks {
-			return "", &os.PathError{Op: "resolve", Path: p, Err: unix.ELOOP}
-		}
-		target, err := os.Readlink(h.root + next)
-		if err != nil {
-			return "", err
-		}
-		if filepath.IsAbs(target) {
-			done = "/"
-		}
-		rest = append(strings.Split(target, "/"), rest...)
-	}
-	return done, nil
-}
+// EvalSymlinks implements Host (enforcer.EvalSymlinksIn).
+func (h rootHost) EvalSymlinks(p string) (string, error) { return enforcer.EvalSymlinksIn(h.root, p) }
 
 // Inode implements Host.
 func (h rootHost) Inode(p string) (uint32, uint64, bool) {
