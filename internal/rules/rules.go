@@ -68,6 +68,9 @@ type Set struct {
 	Devices  []Device `json:"devices,omitempty"`
 	// AppArmor holds each covering policy's raw spec.apparmor text, for the AppArmor backend.
 	AppArmor []RawAppArmor `json:"apparmor,omitempty"`
+	// Aliases maps each other name of a rule's path or fromSource executable to the name the
+	// rule wrote (WithAliases); nil in a set compiled from policies.
+	Aliases map[string]string `json:"aliases,omitempty"`
 
 	allow [numOps]bool
 	index [numOps]opIndex

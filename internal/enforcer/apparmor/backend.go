@@ -277,7 +277,7 @@ func (b *Backend) Apply(ctx context.Context, sets []*rules.Set) error {
 			continue
 		}
 		keep = append(keep, r.name)
-		byName[r.name], byWorkload[id], warnings[id] = s, r.name, r.warns
+		byName[r.name], byWorkload[id], warnings[id] = r.set, r.name, r.warns
 	}
 	if b.hostOpts.AttachAll {
 		keep = append(keep, ExemptProfile)
@@ -315,6 +315,7 @@ func (b *Backend) Apply(ctx context.Context, sets []*rules.Set) error {
 // the workload's previous profile in force.
 type loaded struct {
 	name  string
+	set   *rules.Set // the set rendered (renderProfile), for attribution
 	warns []enforcer.Warning
 	err   error
 }
@@ -328,11 +329,12 @@ type loaded struct {
 func (b *Backend) loadProfiles(ctx context.Context, sets []*rules.Set) []loaded {
 	res := make([]loaded, len(sets))
 	profs := make([]Profile, len(sets))
+	rendered := make([]*rules.Set, len(sets))
 	var names []string
 	byName := map[string][]int{}
 	held, others := b.loadedProfiles()
 	for i, s := range sets {
-		profs[i], res[i].warns, res[i].err = b.renderProfile(s, held, others)
+		profs[i], rendered[i], res[i].warns, res[i].err = b.renderProfile(s, held, others)
 		if res[i].err != nil {
 			continue
 		}
@@ -350,11 +352,11 @@ func (b *Backend) loadProfiles(ctx context.Context, sets []*rules.Set) []loaded 
 		go func() {
 			defer func() { <-slots; wg.Done() }()
 			for _, i := range byName[n] {
-				if err := b.loadRendered(ctx, sets[i], profs[i]); err != nil {
+				if err := b.loadRendered(ctx, rendered[i], profs[i]); err != nil {
 					res[i] = loaded{err: err}
 					continue
 				}
-				res[i].name = n
+				res[i].name, res[i].set = n, rendered[i]
 			}
 		}()
 	}
@@ -362,35 +364,44 @@ func (b *Backend) loadProfiles(ctx context.Context, sets []*rules.Set) []loaded 
 	return res
 }
 
-// renderProfile renders a workload's profile, with the warnings about what it does not enforce.
-// held and others are loadedProfiles': the children and entries the kernel holds, which the
-// render keeps, retired, when it would drop them, and the profiles that are not Ward's.
-func (b *Backend) renderProfile(set *rules.Set, held map[string][]string, others []string) (Profile, []enforcer.Warning, error) {
+// renderProfile renders a workload's profile, with the warnings about what it does not enforce,
+// and returns the set it rendered, which attributes the profile's records: the host's with the
+// paths its symlinks lead to (hostAlias), any other as given. held and others are
+// loadedProfiles': the children and entries the kernel holds, which the render keeps, retired,
+// when it would drop them, and the profiles that are not Ward's.
+func (b *Backend) renderProfile(set *rules.Set, held map[string][]string, others []string) (Profile, *rules.Set, []enforcer.Warning, error) {
 	opts := b.optionsFor(set)
 	opts.Held, opts.Others = held[opts.profileName(set.Workload)], others
-	prof, warns, err := Render(set, opts)
+	rendered := set
+	if set.Workload.Kind == workload.KindHost {
+		var err error
+		if rendered, err = set.WithAliases(hostAlias(b.hostRoot)); err != nil {
+			return Profile{}, nil, nil, err
+		}
+	}
+	prof, warns, err := Render(rendered, opts)
 	if err != nil {
-		return Profile{}, nil, err
+		return Profile{}, nil, nil, err
 	}
 	if opts.Name == "" && set.Workload.Kind == workload.KindContainer && set.Workload.Pod != "" {
 		warns = append(warns, unattached(set)...)
 	}
-	warns = append(warns, hardLinked(set)...)
-	return prof, append(warns, symlinked(set, b.hostRoot)...), nil
+	return prof, rendered, append(warns, hardLinked(set)...), nil
 }
 
 // loadProfile renders a workload's profile and loads it unless the kernel already holds the same
-// text. On error the workload's previous profile stays in force.
-func (b *Backend) loadProfile(ctx context.Context, set *rules.Set) (string, []enforcer.Warning, error) {
+// text, and returns the set it rendered (renderProfile). On error the workload's previous profile
+// stays in force.
+func (b *Backend) loadProfile(ctx context.Context, set *rules.Set) (string, *rules.Set, []enforcer.Warning, error) {
 	held, others := b.loadedProfiles()
-	prof, warns, err := b.renderProfile(set, held, others)
+	prof, rendered, warns, err := b.renderProfile(set, held, others)
 	if err != nil {
-		return "", nil, err
+		return "", nil, nil, err
 	}
-	if err := b.loadRendered(ctx, set, prof); err != nil {
-		return "", nil, err
+	if err := b.loadRendered(ctx, rendered, prof); err != nil {
+		return "", nil, nil, err
 	}
-	return prof.Name, warns, nil
+	return prof.Name, rendered, warns, nil
 }
 
 // loadRendered loads set's rendered profile unless the kernel already holds the same text.
@@ -611,7 +622,7 @@ func (b *Backend) ApplyWorkload(ctx context.Context, set *rules.Set) error {
 	old, hadOld := b.byWorkload[id]
 	b.byWorkload[id] = name
 	b.mu.Unlock()
-	_, warns, err := b.loadProfile(ctx, set)
+	_, rendered, warns, err := b.loadProfile(ctx, set)
 	b.mu.Lock()
 	if err != nil {
 		if hadOld {
@@ -620,10 +631,10 @@ func (b *Backend) ApplyWorkload(ctx context.Context, set *rules.Set) error {
 			delete(b.byWorkload, id)
 		}
 	} else {
-		if old := b.byName[name]; old != nil && old != set {
+		if old := b.byName[name]; old != nil && old != rendered {
 			b.replaced[name] = old
 		}
-		b.byName[name] = set
+		b.byName[name] = rendered
 		delete(b.loading, name)
 		b.SetWarnings(id, warns)
 	}
@@ -829,6 +840,10 @@ func (b *Backend) record(line string) (ev enforcer.Event, ok bool) {
 			ev.Detail += fmt.Sprintf(` ward_source="one of %s: %s"`, strings.Join(sharers, " "), why)
 		}
 	}
+	// The host's rules named through a symlink were also written where it leads (hostAlias):
+	// the access is named as the rules name it, so that the daemon's set decides it alike. Detail
+	// keeps the kernel's path.
+	ev.Access = set.Unalias(ev.Access)
 	if a.Source == "" {
 		// The alert's Source and ProcessName: the record names only a child profile's program.
 		ev.Exe = enforcer.Executable(uint32(rec.PID))

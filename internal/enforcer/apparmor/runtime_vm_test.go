@@ -172,7 +172,11 @@ func TestHostSourceStartedOutsideProfile(t *testing.T) {
 	if out, err := run(src, secret); err == nil || !strings.Contains(out, "ermission denied") {
 		t.Errorf("%s started unconfined: read %s: %v %q, want permission denied (the rule limited to it)", src, secret, err, out)
 	}
-	evs, ok := awaitEvent(b, 10*time.Second, func(ev enforcer.Event) bool { return ev.Access.Path == secret })
+	// The entry's record (the child's, from the start inside the host profile above, may come
+	// first).
+	evs, ok := awaitEvent(b, 10*time.Second, func(ev enforcer.Event) bool {
+		return ev.Access.Path == secret && strings.Contains(ev.Detail, `profile="`+src+`"`)
+	})
 	if !ok {
 		t.Errorf("no event for %s read by %s started unconfined; events: %+v", secret, src, evs)
 	} else {
@@ -522,5 +526,95 @@ func TestContainerRetiredChild(t *testing.T) {
 	}
 	if l := kernelProfiles(t); strings.Contains(l, child+" ") {
 		t.Errorf("retired %s still loaded after its process went:\n%s", child, l)
+	}
+}
+
+// TestHostRulesThroughSymlink: host rules that name a file, and a fromSource program, through a
+// symlinked directory (as /bin/cat names /usr/bin/cat on a merged /usr) are enforced where the
+// link leads, which is the path AppArmor matches: the program's read of the file its rule blocks
+// is denied whether it is started by either name, from outside Ward's profiles or by a process
+// in the host profile, and so is a read of the blocked file by either name; the denials' events
+// name the rules. Before the aliases, every one of these reads succeeded.
+func TestHostRulesThroughSymlink(t *testing.T) {
+	vmguest.RequireProfile(t, "apparmor")
+	vmguest.UnlimitKmsg(t)
+	ctx := context.Background()
+	cat, err := exec.LookPath("cat")
+	if err != nil {
+		t.Fatal(err)
+	}
+	const real, link = "/opt/ward-test-real", "/opt/ward-test-link"
+	copyProgram(t, cat, real+"/cat")
+	t.Cleanup(func() { os.RemoveAll(real); os.Remove(link) })
+	if err := os.WriteFile(real+"/file", []byte("x\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(filepath.Base(real), link); err != nil {
+		t.Fatal(err)
+	}
+	secret := filepath.Join(t.TempDir(), "secret")
+	if err := os.WriteFile(secret, []byte("s\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	set, err := rules.Compile([]policy.Policy{hostPolicy("sym",
+		file(policy.MatchPath, secret, block, from(link+"/cat")),
+		file(policy.MatchPath, link+"/file", block))}, host, rules.Postures{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := New(ctx, Config{Dir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { b.Close() })
+	if err := b.Apply(ctx, []*rules.Set{set}); err != nil {
+		t.Fatalf("%+v", err)
+	}
+	t.Cleanup(func() {
+		if err := b.Apply(ctx, nil); err != nil {
+			t.Errorf("unload: %v", err)
+		}
+	})
+	for len(b.Events()) > 0 {
+		<-b.Events()
+	}
+	inHost := func(cmd string) []string { return []string{"aa-exec", "-p", "ward-host", "--", "sh", "-c", cmd} }
+	for _, c := range [][]string{
+		{link + "/cat", secret}, {real + "/cat", secret},
+		inHost(link + "/cat " + secret), inHost(real + "/cat " + secret),
+		inHost("cat " + link + "/file"), inHost("cat " + real + "/file"),
+	} {
+		if out, err := exec.Command(c[0], c[1:]...).CombinedOutput(); err == nil || !strings.Contains(string(out), "ermission denied") {
+			t.Errorf("%v: %v %q, want permission denied", c, err, out)
+		}
+	}
+	// The events name the accesses as the rules do, so that the daemon's set decides them: the
+	// file by the rule's path, the program's read by its fromSource name. Detail keeps the
+	// kernel's path.
+	cases := []struct{ path, source, rule, kernelPath string }{
+		{link + "/file", "", "spec.file.matchPaths[1]", real + "/file"},
+		{secret, link + "/cat", "spec.file.matchPaths[0]", secret},
+	}
+	found := map[int]enforcer.Event{}
+	evs, _ := awaitEvent(b, 10*time.Second, func(ev enforcer.Event) bool {
+		for i, c := range cases {
+			if _, ok := found[i]; !ok && ev.Access.Path == c.path && ev.Access.Source == c.source {
+				found[i] = ev
+			}
+		}
+		return len(found) == len(cases)
+	})
+	for i, c := range cases {
+		ev, ok := found[i]
+		if !ok {
+			t.Errorf("no event for %s by %q; events: %+v", c.path, c.source, evs)
+			continue
+		}
+		v := set.Decide(ev.Access)
+		if ev.Errno != int(syscall.EACCES) || ev.Workload != set.Workload.ID() || v.Action != block || v.Policy != "sym" || v.Rule != c.rule ||
+			!strings.Contains(ev.Detail, `name="`+c.kernelPath+`"`) {
+			t.Errorf("event for %s: %s errno %d, decided %s %s %s, want the host's EACCES, a Block of policy sym %s, the record naming %s: %s",
+				c.path, ev.Workload, ev.Errno, v.Action, v.Policy, v.Rule, c.rule, c.kernelPath, ev.Detail)
+		}
 	}
 }
