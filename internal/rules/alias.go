@@ -65,7 +65,7 @@ func (s *Set) Unalias(a Access) Access {
 		return a
 	}
 	b := a
-	b.Path = s.unaliasPath(a.Path)
+	b.Path = UnaliasPath(s.Aliases, a.Path)
 	if p, ok := s.Aliases[a.Source]; ok {
 		b.Source = p
 	}
@@ -78,14 +78,15 @@ func (s *Set) Unalias(a Access) Access {
 	return b
 }
 
-// unaliasPath is the path an alias stands for: an exact alias, or the longest aliased directory
-// the path lies in.
-func (s *Set) unaliasPath(p string) string {
-	if orig, ok := s.Aliases[p]; ok {
+// UnaliasPath is the path that p, a path the kernel reported, stands for in aliases (alias ->
+// the name a rule wrote; a directory's ends in "/"): an exact alias, or below the longest
+// aliased directory it lies in, or p itself.
+func UnaliasPath(aliases map[string]string, p string) string {
+	if orig, ok := aliases[p]; ok {
 		return orig
 	}
 	best := ""
-	for alias := range s.Aliases {
+	for alias := range aliases {
 		if strings.HasSuffix(alias, "/") && strings.HasPrefix(p, alias) && len(alias) > len(best) {
 			best = alias
 		}
@@ -93,5 +94,5 @@ func (s *Set) unaliasPath(p string) string {
 	if best == "" {
 		return p
 	}
-	return s.Aliases[best] + strings.TrimPrefix(p, best)
+	return aliases[best] + p[len(best):]
 }

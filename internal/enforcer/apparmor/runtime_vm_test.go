@@ -139,19 +139,7 @@ func TestHostSourceStartedOutsideProfile(t *testing.T) {
 	}
 	set := compile(hostPolicy("src", file(policy.MatchPath, secret, block, from(src)), file(policy.MatchPath, secret, block, from(reader))))
 	// The default host attachment: every program an unconfined process starts enters a profile.
-	b, err := New(ctx, Config{Dir: t.TempDir()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { b.Close() })
-	if err := b.Apply(ctx, []*rules.Set{set}); err != nil {
-		t.Fatalf("%+v", err)
-	}
-	t.Cleanup(func() {
-		if err := b.Apply(ctx, nil); err != nil {
-			t.Errorf("unload: %v", err)
-		}
-	})
+	b := appliedBackend(t, set)
 	const hostName = "ward-host"
 	entry := src // named by its path (entries)
 	run := func(args ...string) (string, error) {
@@ -257,6 +245,27 @@ func TestHostSourceStartedOutsideProfile(t *testing.T) {
 	if l := kernelProfiles(t); strings.Contains(l, readerEntry+" ") || strings.Contains(l, readerChild+" ") {
 		t.Errorf("retired %s, %s still loaded after their processes went:\n%s", readerEntry, readerChild, l)
 	}
+}
+
+// appliedBackend is a Backend with the default host attachment and set applied, unloaded and
+// closed when the test ends.
+func appliedBackend(t *testing.T, set *rules.Set) *Backend {
+	t.Helper()
+	ctx := context.Background()
+	b, err := New(ctx, Config{Dir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { b.Close() })
+	if err := b.Apply(ctx, []*rules.Set{set}); err != nil {
+		t.Fatalf("%+v", err)
+	}
+	t.Cleanup(func() {
+		if err := b.Apply(ctx, nil); err != nil {
+			t.Errorf("unload: %v", err)
+		}
+	})
+	return b
 }
 
 // kernelProfiles is the kernel's list of loaded profiles, one "LABEL (MODE)" a line.
@@ -538,7 +547,6 @@ func TestContainerRetiredChild(t *testing.T) {
 func TestHostRulesThroughSymlink(t *testing.T) {
 	vmguest.RequireProfile(t, "apparmor")
 	vmguest.UnlimitKmsg(t)
-	ctx := context.Background()
 	cat, err := exec.LookPath("cat")
 	if err != nil {
 		t.Fatal(err)
@@ -562,19 +570,7 @@ func TestHostRulesThroughSymlink(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	b, err := New(ctx, Config{Dir: t.TempDir()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { b.Close() })
-	if err := b.Apply(ctx, []*rules.Set{set}); err != nil {
-		t.Fatalf("%+v", err)
-	}
-	t.Cleanup(func() {
-		if err := b.Apply(ctx, nil); err != nil {
-			t.Errorf("unload: %v", err)
-		}
-	})
+	b := appliedBackend(t, set)
 	for len(b.Events()) > 0 {
 		<-b.Events()
 	}

@@ -934,21 +934,7 @@ func nameBit(name string) uint {
 
 // Alias returns the path as the rules name it for a path the kernel saw:
 // the same path, or, below a rule's symlink target, the symlink's path.
-func (t *Translation) Alias(p string) string {
-	if a, ok := t.Aliases[p]; ok {
-		return a
-	}
-	best := ""
-	for target := range t.Aliases {
-		if strings.HasSuffix(target, "/") && strings.HasPrefix(p, target) && len(target) > len(best) {
-			best = target
-		}
-	}
-	if best != "" {
-		return t.Aliases[best] + p[len(best):]
-	}
-	return p
-}
+func (t *Translation) Alias(p string) string { return rules.UnaliasPath(t.Aliases, p) }
 
 // SortedKeys returns the entries' keys in a stable order, for golden output.
 func (t *Translation) SortedKeys() []Key {
