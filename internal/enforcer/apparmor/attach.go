@@ -35,10 +35,6 @@ func exemptExecutables() []string {
 	return slices.Compact(out)
 }
 
-// hostRoot is the host's root directory as Ward sees it: the root of pid 1, which is the host's
-// init both on the host and in a pod with hostPID (deploy/daemonset.yaml).
-const hostRoot = "/proc/1/root"
-
 // runtimeNames are the programs of container runtimes and the kubelet. The host profile's
 // attachment leaves them out, so that they run unconfined: a container's processes start from
 // them, and must enter the container's own profile (or none), never the host's. Truly

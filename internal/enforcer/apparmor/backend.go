@@ -89,7 +89,8 @@ type Backend struct {
 	// retired profiles and entries that no file holds (unloadRetired, unloadEntries).
 	securityFS string
 	procRoot   string
-	// hostRoot is where the host's files are read (symlinked): hostRoot, or a test's directory.
+	// hostRoot is where the host's files are read (hostAlias): enforcer.HostRoot, or a test's
+	// directory.
 	hostRoot string
 	// unreached reports, once, the host processes that predate the host profile.
 	unreached sync.Once
@@ -181,7 +182,7 @@ func New(ctx context.Context, cfg Config) (*Backend, error) {
 	switch cfg.HostAttach {
 	case "", HostAttachAll:
 		hostOpts.AttachAll = true
-		hostOpts.AttachExcept = runtimeExecutables(hostRoot)
+		hostOpts.AttachExcept = runtimeExecutables(enforcer.HostRoot())
 	case HostAttachNone:
 	default:
 		return nil, fmt.Errorf("apparmor: host attach %q: want %q or %q", cfg.HostAttach, HostAttachAll, HostAttachNone)
@@ -203,7 +204,7 @@ func New(ctx context.Context, cfg Config) (*Backend, error) {
 	b := &Backend{
 		exempt: exempt,
 		loader: NewLoader(cfg.Dir, cfg.Runner),
-		opts:   Options{Host: host}, hostOpts: hostOpts, securityFS: cfg.SecurityFS, procRoot: cfg.ProcRoot, hostRoot: hostRoot,
+		opts:   Options{Host: host}, hostOpts: hostOpts, securityFS: cfg.SecurityFS, procRoot: cfg.ProcRoot, hostRoot: enforcer.HostRoot(),
 		log:    cfg.Logger,
 		byName: map[string]*rules.Set{}, byWorkload: map[string]string{}, text: map[string][]byte{},
 		sharedChildren: map[string]map[string][]string{}, pathEntries: map[string]string{},

@@ -83,7 +83,7 @@ func TestBackendApplyAndEvents(t *testing.T) {
 	}
 	// The attachment is every program but the container runtime this machine has and Ward's own
 	// executables (this test and apparmor_parser), which the exempt profile attaches to.
-	attach, err := attachAllExcept(append(runtimeExecutables(hostRoot), exemptExecutables()...))
+	attach, err := attachAllExcept(append(runtimeExecutables(enforcer.HostRoot()), exemptExecutables()...))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -14,8 +14,8 @@ import (
 // /bin is a link to usr/bin (every merged-/usr Debian and Ubuntu). AppArmor matches the path the
 // kernel resolved, so a rule or a fromSource executable named only by the other path would apply
 // to nothing, silently (shown in the VM before this: a Block and a fromSource rule named through
-// a symlinked directory let the reads through). The host's files are read as root sees them
-// (root: the host's root, /proc/1/root, when Ward runs in a pod), at every apply, so a link
+// a symlinked directory let the reads through). The host's files are read below root
+// (enforcer.HostRoot: pid 1's root when Ward runs in a pod), at every apply, so a link
 // created or changed later is followed at the next one, as BPF-LSM does. Container workloads
 // get no alias: their paths are inside the container's root, which may not exist yet when their
 // profile is loaded.

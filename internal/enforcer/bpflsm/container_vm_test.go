@@ -71,8 +71,8 @@ func (s *nsShell) send(line string) {
 // mountNS returns the shell's mount namespace, failing the test when it is Ward's.
 func (s *nsShell) mountNS() uint32 {
 	s.t.Helper()
-	mntns, ok := mountNS(strconv.Itoa(s.cmd.Process.Pid))
-	if own, _ := mountNS("self"); !ok || mntns == own {
+	mntns, ok := enforcer.MountNS(strconv.Itoa(s.cmd.Process.Pid))
+	if own, _ := enforcer.MountNS("self"); !ok || mntns == own {
 		s.t.Fatalf("the shell's mount namespace %d is not its own (Ward's %d)", mntns, own)
 	}
 	return mntns

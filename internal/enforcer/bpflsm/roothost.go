@@ -7,8 +7,6 @@ import (
 	"strings"
 	"sync"
 
-	"golang.org/x/sys/unix"
-
 	"github.com/wardsec/ward/internal/enforcer"
 	"github.com/wardsec/ward/internal/workload"
 )
@@ -32,17 +30,16 @@ type WorkloadHost interface {
 // hostPID sees); noHost when no task of it is found, so that its rules match by path only
 // rather than by the inodes of Ward's files.
 func (OSHost) For(w *workload.Workload) Host {
-	ns := processNamespaces()
-	if !ns.ok {
+	own, _, ok := enforcer.ProcessNamespaces()
+	if !ok {
 		return OSHost{}
 	}
 	if w.Kind != workload.KindContainer {
-		if ns.init != 0 && ns.init != ns.own {
-			return rootHost{root: "/proc/1/root"}
+		if root := enforcer.HostRoot(); root != "/" {
+			return rootHost{root: root}
 		}
 		return OSHost{}
 	}
-	own := ns.own
 	if w.MntNS == 0 || w.MntNS == own {
 		return OSHost{}
 	}
@@ -50,28 +47,6 @@ func (OSHost) For(w *workload.Workload) Host {
 		return rootHost{root: "/proc/" + strconv.Itoa(pid) + "/root"}
 	}
 	return noHost{}
-}
-
-// processNamespaces reads Ward's own mount namespace and pid 1's once: neither changes while
-// Ward runs, and For is asked at every apply of every workload. init is 0 when pid 1 is not
-// readable.
-var processNamespaces = sync.OnceValue(func() (ns struct {
-	own, init uint32
-	ok        bool
-}) {
-	ns.own, ns.ok = mountNS("self")
-	ns.init, _ = mountNS("1")
-	return ns
-})
-
-// mountNS returns the mount namespace (the inode of /proc/<pid>/ns/mnt, as
-// workload.ReadKernelIdentity reads it) of a process.
-func mountNS(pid string) (uint32, bool) {
-	var st unix.Stat_t
-	if err := unix.Stat("/proc/"+pid+"/ns/mnt", &st); err != nil {
-		return 0, false
-	}
-	return uint32(st.Ino), true
 }
 
 // mountNSTasks remembers one task per mount namespace: a full Apply asks for every container,
@@ -89,7 +64,7 @@ func (x *nsIndex) find(ns uint32) (int, bool) {
 	x.mu.Lock()
 	defer x.mu.Unlock()
 	if pid, ok := x.pids[ns]; ok {
-		if got, ok := mountNS(strconv.Itoa(pid)); ok && got == ns {
+		if got, ok := enforcer.MountNS(strconv.Itoa(pid)); ok && got == ns {
 			return pid, true
 		}
 	}
@@ -103,7 +78,7 @@ func (x *nsIndex) find(ns uint32) (int, bool) {
 		if err != nil {
 			continue
 		}
-		if got, ok := mountNS(e.Name()); ok {
+		if got, ok := enforcer.MountNS(e.Name()); ok {
 			if _, seen := x.pids[got]; !seen {
 				x.pids[got] = pid
 			}
