@@ -1,6 +1,7 @@
 package rules
 
 import (
+	"slices"
 	"strings"
 
 	"github.com/wardsec/ward/internal/policy"
@@ -17,14 +18,16 @@ import (
 func (s *Set) WithAliases(alias func(path string) (string, bool)) (*Set, error) {
 	out := *s
 	out.Aliases = map[string]string{}
-	out.Rules = make([]Rule, len(s.Rules), len(s.Rules)+4)
-	copy(out.Rules, s.Rules)
+	out.Rules = slices.Clone(s.Rules)
 	changed := false
 	for i := range out.Rules {
 		r := &out.Rules[i]
 		var extra []policy.FromSource
 		for _, fs := range r.FromSource {
-			if a, ok := alias(fs.Path); fs.Path != "" && ok && a != fs.Path {
+			if fs.Path == "" {
+				continue
+			}
+			if a, ok := alias(fs.Path); ok && a != fs.Path {
 				extra = append(extra, policy.FromSource{Path: a})
 				out.Aliases[a] = fs.Path
 			}

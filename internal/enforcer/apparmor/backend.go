@@ -236,8 +236,7 @@ func (b *Backend) seedText(dir, securityFS string) {
 		// Load's own test of a profile's text: Ward's header, naming this profile.
 		text, err := os.ReadFile(filepath.Join(dir, name))
 		if err == nil && bytes.HasPrefix(text, []byte(HeaderPrefix+name+"\n")) {
-			b.text[name] = text
-			b.ownPathEntries(name, text)
+			b.setText(name, text)
 		}
 	}
 	if len(b.text) > 0 {
@@ -292,8 +291,7 @@ func (b *Backend) Apply(ctx context.Context, sets []*rules.Set) error {
 	}
 	b.mu.Lock()
 	for _, name := range removed {
-		delete(b.text, name)
-		b.ownPathEntries(name)
+		b.setText(name, nil)
 		delete(b.sharedChildren, name)
 		delete(b.replaced, name)
 	}
@@ -501,32 +499,26 @@ func (b *Backend) unloadEntries(profiles []string) error {
 	if len(profiles) == 0 {
 		return nil
 	}
-	loaded, err := loadedWardProfiles(filepath.Join(b.securityFS, "profiles"))
+	labels, err := loadedLabels(filepath.Join(b.securityFS, "profiles"))
 	if err != nil {
 		return fmt.Errorf("unload entry profiles: %w", err)
 	}
-	var errs []error
-	for _, label := range loaded {
-		if name, child := SplitLabel(label); child != "" && slices.Contains(profiles, name) {
-			if err := b.unload(label); err != nil {
-				errs = append(errs, err)
-			}
-		}
-	}
-	// Entries named by their paths: unloading the file unloaded those it held.
-	labels, err := loadedLabels(filepath.Join(b.securityFS, "profiles"))
-	if err != nil {
-		return errors.Join(append(errs, fmt.Errorf("unload entry profiles: %w", err))...)
-	}
+	var entries []string
 	b.mu.Lock()
-	var owned []string
 	for _, label := range labels {
-		if owner, ok := b.pathEntries[label]; ok && slices.Contains(profiles, owner) {
-			owned = append(owned, label)
+		// An entry named by its path (PathEntries), or one of Ward's named NAME/CHILD.
+		owner, ok := b.pathEntries[label]
+		if !ok && isWardProfile(label) {
+			owner, _ = SplitLabel(label)
+			ok = owner != label
+		}
+		if ok && slices.Contains(profiles, owner) {
+			entries = append(entries, label)
 		}
 	}
 	b.mu.Unlock()
-	for _, label := range owned {
+	var errs []error
+	for _, label := range entries {
 		if err := b.unload(label); err != nil {
 			errs = append(errs, err)
 		}
@@ -575,10 +567,20 @@ func (b *Backend) loadText(ctx context.Context, prof Profile) error {
 		return err
 	}
 	b.mu.Lock()
-	b.text[prof.Name] = prof.Text
-	b.ownPathEntries(prof.Name, prof.Text)
+	b.setText(prof.Name, prof.Text)
 	b.mu.Unlock()
 	return nil
+}
+
+// setText records text as what the kernel holds of profile name, nil for nothing, and the
+// entries named by their paths in it (b.mu held).
+func (b *Backend) setText(name string, text []byte) {
+	if text == nil {
+		delete(b.text, name)
+	} else {
+		b.text[name] = text
+	}
+	b.ownPathEntries(name, text)
 }
 
 // ownPathEntries records the entries named by their paths in texts (PathEntries) as profile
@@ -779,8 +781,7 @@ func (b *Backend) removeProfile(ctx context.Context, name string) error {
 	entriesErr := b.unloadEntries([]string{name})
 	b.mu.Lock()
 	delete(b.byName, name)
-	delete(b.text, name)
-	b.ownPathEntries(name)
+	b.setText(name, nil)
 	delete(b.sharedChildren, name)
 	delete(b.replaced, name)
 	b.mu.Unlock()

@@ -105,9 +105,16 @@ func loadedWardProfiles(path string) ([]string, error) {
 	}
 	var out []string
 	for _, name := range labels {
-		if top, _ := SplitLabel(name); strings.HasPrefix(name, "ward-") && !strings.Contains(name, "//") && checkName(top) == nil {
+		if isWardProfile(name) {
 			out = append(out, name)
 		}
 	}
 	return out, nil
+}
+
+// isWardProfile says whether a label is one of Ward's top-level profiles by its name: a
+// workload's profile or an entry named NAME/CHILD (EntryName), not a child (NAME//CHILD).
+func isWardProfile(label string) bool {
+	top, _ := SplitLabel(label)
+	return strings.HasPrefix(label, "ward-") && !strings.Contains(label, "//") && checkName(top) == nil
 }

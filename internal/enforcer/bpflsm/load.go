@@ -272,7 +272,7 @@ func (b *Backend) attachFor(ops uint32) error {
 			return fmt.Errorf("attach %s: %w", n, err)
 		}
 		if b.instance != "" {
-			if err := l.Pin(filepath.Join(b.instance, "link_"+n)); err != nil {
+			if err := l.Pin(filepath.Join(b.instance, linkPin+n)); err != nil {
 				return errors.Join(fmt.Errorf("pin link %s: %w", n, err), l.Close())
 			}
 		}

@@ -106,13 +106,16 @@ func preparePinDir(pinDir string) ([]string, error) {
 	return old, nil
 }
 
+// linkPin begins the name of a link's pin in an instance directory (a map's is "map_").
+const linkPin = "link_"
+
 // pin pins every link and map of b in dir, which it creates.
 func (b *Backend) pin(dir string) error {
 	if err := os.Mkdir(dir, 0o700); err != nil {
 		return fmt.Errorf("create instance directory: %w", err)
 	}
 	for name, l := range b.links {
-		if err := l.Pin(filepath.Join(dir, "link_"+name)); err != nil {
+		if err := l.Pin(filepath.Join(dir, linkPin+name)); err != nil {
 			return fmt.Errorf("pin link %s: %w", name, err)
 		}
 	}
@@ -181,7 +184,7 @@ func pinnedPrograms(dir string) ([]ebpf.ProgramID, error) {
 	var ids []ebpf.ProgramID
 	var errs []error
 	walkErr := filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
-		if err != nil || d.IsDir() || !strings.HasPrefix(d.Name(), "link_") {
+		if err != nil || d.IsDir() || !strings.HasPrefix(d.Name(), linkPin) {
 			return err
 		}
 		l, err := link.LoadPinnedLink(path, nil)
